@@ -1,0 +1,196 @@
+/**
+ * The .mdl abstract syntax tree. Every node carries its source span so that each later phase
+ * can point a diagnostic at the exact expression it is about.
+ */
+import type { Span } from "./diagnostics.ts";
+
+export interface Node {
+  span: Span;
+}
+
+// ---------------------------------------------------------------- expressions
+
+export type Expr = NumberLit | StringLit | BoolLit | Ident | Binary | Unary | Ternary | Call | ListExpr | ShapeExpr;
+
+export interface NumberLit extends Node {
+  kind: "number";
+  value: number;
+  /** true when written without a decimal point or exponent */
+  isInt: boolean;
+  text: string;
+}
+export interface StringLit extends Node {
+  kind: "string";
+  value: string;
+}
+export interface BoolLit extends Node {
+  kind: "bool";
+  value: boolean;
+}
+export interface Ident extends Node {
+  kind: "ident";
+  name: string;
+}
+export type BinaryOp = "+" | "-" | "*" | "/" | "%" | "==" | "!=" | "<" | "<=" | ">" | ">=" | "&&" | "||";
+export interface Binary extends Node {
+  kind: "binary";
+  op: BinaryOp;
+  left: Expr;
+  right: Expr;
+}
+export interface Unary extends Node {
+  kind: "unary";
+  op: "-" | "!";
+  operand: Expr;
+}
+export interface Ternary extends Node {
+  kind: "ternary";
+  cond: Expr;
+  then: Expr;
+  else: Expr;
+}
+export interface Arg extends Node {
+  /** set for named arguments (`eps: 1e-6`) */
+  name?: string;
+  nameSpan?: Span;
+  value: Expr;
+}
+export interface LabelSegment extends Node {
+  /** a fixed path segment (`to_out`, `0`) or an index expression (`[i]`) */
+  name?: string;
+  index?: Expr;
+}
+export interface Label extends Node {
+  segments: LabelSegment[];
+}
+export interface Call extends Node {
+  kind: "call";
+  callee: string;
+  calleeSpan: Span;
+  args: Arg[];
+  /** `linear(x, width) as to_q`: names the call's parameters in the state dict */
+  label?: Label;
+}
+export interface ListExpr extends Node {
+  kind: "list";
+  items: Expr[];
+}
+/** A tensor type in a signature: `[B, N, width]`, optionally `int32[B, T]`. */
+export interface ShapeExpr extends Node {
+  kind: "shape";
+  dtype: "float32" | "int32";
+  dims: Expr[];
+}
+
+// ---------------------------------------------------------------- statements
+
+export type Stmt = Assign | ForStmt | IfStmt | ReturnStmt;
+
+export interface Assign extends Node {
+  kind: "assign";
+  targets: Ident[];
+  value: Expr;
+}
+export interface ForStmt extends Node {
+  kind: "for";
+  variable: Ident;
+  from: Expr;
+  to: Expr;
+  body: Stmt[];
+}
+export interface IfStmt extends Node {
+  kind: "if";
+  cond: Expr;
+  then: Stmt[];
+  else?: Stmt[];
+}
+export interface ReturnStmt extends Node {
+  kind: "return";
+  values: Expr[];
+}
+
+// ---------------------------------------------------------------- declarations
+
+export type ScalarType = "int" | "float" | "bool";
+
+export interface ParamDecl extends Node {
+  name: string;
+  nameSpan: Span;
+  type?: ScalarType;
+  default?: Expr;
+  doc?: string;
+}
+export interface LetDecl extends Node {
+  name: string;
+  nameSpan: Span;
+  value: Expr;
+}
+export interface RequireDecl extends Node {
+  cond: Expr;
+  message?: string;
+}
+export interface TensorParam extends Node {
+  name: string;
+  nameSpan: Span;
+  shape: ShapeExpr;
+}
+export interface Forward extends Node {
+  inputs: TensorParam[];
+  outputs: ShapeExpr[];
+  body: Stmt[];
+}
+export interface BlockDecl extends Node {
+  kind: "block";
+  name: string;
+  nameSpan: Span;
+  doc?: string;
+  params: ParamDecl[];
+  lets: LetDecl[];
+  requires: RequireDecl[];
+  forward?: Forward;
+  file: string;
+}
+export interface Setting extends Node {
+  key: string;
+  keySpan: Span;
+  value: Expr;
+}
+export interface Section extends Node {
+  name: string;
+  nameSpan: Span;
+  settings: Setting[];
+}
+export interface Override extends Node {
+  name: string;
+  nameSpan: Span;
+  value: Expr;
+}
+export interface VariantDecl extends Node {
+  name: string;
+  nameSpan: Span;
+  doc?: string;
+  overrides: Override[];
+}
+export interface SpecDecl extends Node {
+  kind: "spec";
+  name: string;
+  nameSpan: Span;
+  title?: string;
+  params: ParamDecl[];
+  lets: LetDecl[];
+  requires: RequireDecl[];
+  sections: Section[];
+  network?: Call;
+  variants: VariantDecl[];
+  file: string;
+}
+export interface ImportDecl extends Node {
+  kind: "import";
+  path: string;
+}
+export interface SourceFile {
+  path: string;
+  imports: ImportDecl[];
+  blocks: BlockDecl[];
+  specs: SpecDecl[];
+}

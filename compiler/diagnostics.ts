@@ -1,0 +1,153 @@
+/**
+ * One diagnostic type for every phase (lexing, parsing, imports, checking, generation):
+ * a stable code, a one-line message and a source span. Formatting with an excerpt and a caret
+ * is kept apart from producing, so phases stay pure.
+ */
+
+export interface Position {
+  /** 0-based character offset */
+  offset: number;
+  /** 1-based line */
+  line: number;
+  /** 1-based column */
+  column: number;
+}
+
+export interface Span {
+  file: string;
+  start: Position;
+  /** exclusive end */
+  end: Position;
+}
+
+export type Severity = "error" | "warning";
+
+export interface Diagnostic {
+  code: DiagnosticCode;
+  severity: Severity;
+  message: string;
+  span: Span;
+  /** optional second line: what to do about it */
+  hint?: string;
+}
+
+/**
+ * Stable diagnostic codes. Never renumber: tests, docs and users' scripts refer to them.
+ * SDC1xx input/lexing, SDC2xx syntax, SDC3xx names and imports, SDC4xx types and arguments,
+ * SDC5xx shapes, SDC6xx constraints and sizes, SDC7xx spec sections, SDC9xx internal.
+ */
+export const CODES = {
+  SDC100: "input is not valid UTF-8 text",
+  SDC101: "input is empty",
+  SDC102: "input too large",
+  SDC103: "unexpected character",
+  SDC104: "unterminated comment",
+  SDC105: "unterminated string",
+  SDC106: "number out of range",
+  SDC200: "syntax error",
+  SDC201: "nesting too deep",
+  SDC202: "unterminated block",
+  SDC300: "unknown identifier",
+  SDC301: "duplicate name",
+  SDC302: "import not found",
+  SDC303: "cyclic import",
+  SDC304: "unknown block or primitive",
+  SDC305: "no spec in file",
+  SDC306: "unknown variant",
+  SDC307: "duplicate parameter name in the state dict",
+  SDC308: "unknown parameter",
+  SDC400: "wrong number of arguments",
+  SDC401: "wrong argument type",
+  SDC402: "missing argument",
+  SDC403: "unknown argument",
+  SDC404: "wrong number of results",
+  SDC405: "call needs a name",
+  SDC406: "bad name",
+  SDC407: "invalid value",
+  SDC500: "shape mismatch",
+  SDC501: "rank mismatch",
+  SDC502: "not divisible",
+  SDC503: "return shape mismatch",
+  SDC504: "dimension is not a block parameter",
+  SDC600: "constraint failed",
+  SDC601: "integer overflow",
+  SDC602: "model too large",
+  SDC603: "division by zero",
+  SDC604: "recursion",
+  SDC700: "unknown setting",
+  SDC701: "missing setting",
+  SDC702: "bad setting value",
+  SDC703: "interface mismatch",
+  SDC900: "internal error",
+} as const;
+export type DiagnosticCode = keyof typeof CODES;
+
+export function diag(code: DiagnosticCode, span: Span, message: string, hint?: string): Diagnostic {
+  return { code, severity: "error", message, span, hint };
+}
+
+/** Thrown inside a phase to abandon the current node; caught by the phase, which records it. */
+export class DiagnosticError extends Error {
+  constructor(readonly diagnostic: Diagnostic) {
+    super(diagnostic.message);
+    this.name = "DiagnosticError";
+  }
+}
+
+export function fail(code: DiagnosticCode, span: Span, message: string, hint?: string): never {
+  throw new DiagnosticError(diag(code, span, message, hint));
+}
+
+export function positionAt(text: string, offset: number): Position {
+  let line = 1;
+  let lineStart = 0;
+  const end = Math.min(offset, text.length);
+  for (let i = 0; i < end; i++) {
+    if (text.charCodeAt(i) === 10) {
+      line++;
+      lineStart = i + 1;
+    }
+  }
+  return { offset, line, column: offset - lineStart + 1 };
+}
+
+export function spanOf(file: string, text: string, start: number, end: number): Span {
+  return { file, start: positionAt(text, start), end: positionAt(text, end) };
+}
+
+export function joinSpans(a: Span, b: Span): Span {
+  return { file: a.file, start: a.start.offset <= b.start.offset ? a.start : b.start, end: a.end.offset >= b.end.offset ? a.end : b.end };
+}
+
+/**
+ * Render a diagnostic like a compiler does:
+ *   specs/sd3.mdl:12:5: error SDC500: shape mismatch ...
+ *      12 |     h = a + b
+ *         |         ^^^^^
+ */
+export function formatDiagnostic(d: Diagnostic, sources: ReadonlyMap<string, string> | ((file: string) => string | undefined), opts: { color?: boolean } = {}): string {
+  const get = typeof sources === "function" ? sources : (f: string) => sources.get(f);
+  const red = opts.color ? (s: string) => `\x1b[31;1m${s}\x1b[0m` : (s: string) => s;
+  const bold = opts.color ? (s: string) => `\x1b[1m${s}\x1b[0m` : (s: string) => s;
+  const { file, start, end } = d.span;
+  const head = `${bold(`${file}:${start.line}:${start.column}`)}: ${red(d.severity)} ${d.code}: ${d.message}`;
+  const text = get(file);
+  const lines = [head];
+  if (text !== undefined) {
+    const all = text.split("\n");
+    const src = (all[start.line - 1] ?? "").replace(/\r$/, "");
+    const shown = src.length > 200 ? src.slice(0, 200) + "…" : src;
+    const gutter = String(start.line).length;
+    const caretEnd = end.line === start.line ? Math.max(end.column, start.column + 1) : src.length + 1;
+    const width = Math.max(1, Math.min(caretEnd, shown.length + 1) - start.column);
+    lines.push(`${" ".repeat(gutter + 1)}|`);
+    lines.push(`${start.line} | ${shown}`);
+    lines.push(`${" ".repeat(gutter + 1)}| ${" ".repeat(Math.max(0, start.column - 1))}${red("^".repeat(width))}`);
+  }
+  if (d.hint) lines.push(`  = help: ${d.hint}`);
+  return lines.join("\n");
+}
+
+export function hasErrors(ds: readonly Diagnostic[]): boolean {
+  return ds.some((d) => d.severity === "error");
+}

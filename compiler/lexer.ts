@@ -1,0 +1,187 @@
+/**
+ * Phase 1: bytes -> text -> tokens. Chevrotain lexer for .mdl files, plus the guards that
+ * refuse input no parser should see (non-UTF-8, binary, too large, absurdly nested).
+ */
+import { createToken, Lexer, type IToken, type TokenType } from "chevrotain";
+import { diag, type Diagnostic, type Span } from "./diagnostics.ts";
+
+/** Largest spec file accepted (a real spec is a few KB). */
+export const MAX_SOURCE_BYTES = 1 << 20;
+/** Deepest bracket nesting accepted (the parser is recursive; this keeps it far from the stack limit). */
+export const MAX_NESTING = 200;
+
+export const WhiteSpace = createToken({ name: "WhiteSpace", pattern: /[ \t\r\n\uFEFF]+/, group: Lexer.SKIPPED });
+export const LineComment = createToken({ name: "LineComment", pattern: /\/\/[^\n]*/, group: Lexer.SKIPPED });
+export const BlockComment = createToken({ name: "BlockComment", pattern: /\/\*[\s\S]*?\*\//, group: Lexer.SKIPPED });
+export const UnterminatedComment = createToken({ name: "UnterminatedComment", pattern: /\/\*[\s\S]*/ });
+export const StringLit = createToken({ name: "StringLit", pattern: /"(?:[^"\\\n]|\\.)*"/ });
+export const UnterminatedString = createToken({ name: "UnterminatedString", pattern: /"(?:[^"\\\n]|\\.)*/ });
+export const FloatLit = createToken({ name: "FloatLit", pattern: /\d+\.\d+(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+/ });
+export const IntLit = createToken({ name: "IntLit", pattern: /\d+/ });
+export const Ident = createToken({ name: "Ident", pattern: /[A-Za-z_][A-Za-z0-9_]*/ });
+
+const kw = (name: string, word: string) => createToken({ name, pattern: new RegExp(`${word}\\b`), longer_alt: Ident });
+export const Import = kw("Import", "import");
+export const Spec = kw("Spec", "spec");
+export const Block = kw("Block", "block");
+export const Param = kw("Param", "param");
+export const Let = kw("Let", "let");
+export const Require = kw("Require", "require");
+export const Forward = kw("Forward", "forward");
+export const Return = kw("Return", "return");
+export const For = kw("For", "for");
+export const In = kw("In", "in");
+export const If = kw("If", "if");
+export const Else = kw("Else", "else");
+export const As = kw("As", "as");
+export const True = kw("True", "true");
+export const False = kw("False", "false");
+export const Variant = kw("Variant", "variant");
+export const Network = kw("Network", "network");
+
+export const Arrow = createToken({ name: "Arrow", pattern: /->/ });
+export const DotDot = createToken({ name: "DotDot", pattern: /\.\./ });
+export const Dot = createToken({ name: "Dot", pattern: /\./ });
+export const EqEq = createToken({ name: "EqEq", pattern: /==/ });
+export const NotEq = createToken({ name: "NotEq", pattern: /!=/ });
+export const LtEq = createToken({ name: "LtEq", pattern: /<=/ });
+export const GtEq = createToken({ name: "GtEq", pattern: />=/ });
+export const Lt = createToken({ name: "Lt", pattern: /</ });
+export const Gt = createToken({ name: "Gt", pattern: />/ });
+export const AndAnd = createToken({ name: "AndAnd", pattern: /&&/ });
+export const OrOr = createToken({ name: "OrOr", pattern: /\|\|/ });
+export const Bang = createToken({ name: "Bang", pattern: /!/ });
+export const Eq = createToken({ name: "Eq", pattern: /=/ });
+export const Plus = createToken({ name: "Plus", pattern: /\+/ });
+export const Minus = createToken({ name: "Minus", pattern: /-/ });
+export const Star = createToken({ name: "Star", pattern: /\*/ });
+export const Slash = createToken({ name: "Slash", pattern: /\// });
+export const Percent = createToken({ name: "Percent", pattern: /%/ });
+export const Question = createToken({ name: "Question", pattern: /\?/ });
+export const Colon = createToken({ name: "Colon", pattern: /:/ });
+export const Comma = createToken({ name: "Comma", pattern: /,/ });
+export const Semi = createToken({ name: "Semi", pattern: /;/ });
+export const LParen = createToken({ name: "LParen", pattern: /\(/ });
+export const RParen = createToken({ name: "RParen", pattern: /\)/ });
+export const LBracket = createToken({ name: "LBracket", pattern: /\[/ });
+export const RBracket = createToken({ name: "RBracket", pattern: /]/ });
+export const LCurly = createToken({ name: "LCurly", pattern: /{/ });
+export const RCurly = createToken({ name: "RCurly", pattern: /}/ });
+
+export const allTokens: TokenType[] = [
+  WhiteSpace, LineComment, BlockComment, UnterminatedComment, Arrow, DotDot, Dot,
+  StringLit, UnterminatedString, FloatLit, IntLit,
+  Import, Spec, Block, Param, Let, Require, Forward, Return, For, In, If, Else, As, True, False, Variant, Network,
+  Ident,
+  EqEq, NotEq, LtEq, GtEq, Lt, Gt, AndAnd, OrOr, Bang, Eq, Plus, Minus, Star, Slash, Percent, Question, Colon, Comma, Semi,
+  LParen, RParen, LBracket, RBracket, LCurly, RCurly,
+];
+
+export const mdlLexer = new Lexer(allTokens, { positionTracking: "full", ensureOptimizations: false, skipValidations: true });
+
+export function tokenSpan(file: string, t: IToken, end: IToken = t): Span {
+  return {
+    file,
+    start: { offset: t.startOffset, line: t.startLine ?? 1, column: t.startColumn ?? 1 },
+    end: { offset: (end.endOffset ?? end.startOffset) + 1, line: end.endLine ?? end.startLine ?? 1, column: (end.endColumn ?? end.startColumn ?? 1) + 1 },
+  };
+}
+
+function pointSpan(file: string, text: string, offset: number): Span {
+  let line = 1;
+  let col = 1;
+  for (let i = 0; i < offset && i < text.length; i++) {
+    if (text.charCodeAt(i) === 10) {
+      line++;
+      col = 1;
+    } else col++;
+  }
+  return { file, start: { offset, line, column: col }, end: { offset: offset + 1, line, column: col + 1 } };
+}
+
+/**
+ * Decode a file's bytes as UTF-8 and refuse what is not a spec: binary (NUL bytes), invalid
+ * UTF-8, empty, or larger than MAX_SOURCE_BYTES. Pure.
+ */
+export function decodeSource(file: string, bytes: Uint8Array): { text?: string; diagnostics: Diagnostic[] } {
+  const at0: Span = { file, start: { offset: 0, line: 1, column: 1 }, end: { offset: 1, line: 1, column: 2 } };
+  if (bytes.byteLength > MAX_SOURCE_BYTES) {
+    const mb = (n: number) => (n / (1 << 20)).toFixed(1);
+    return { diagnostics: [diag("SDC102", at0, `input too large: ${file} is ${mb(bytes.byteLength)} MiB; a spec may be at most ${mb(MAX_SOURCE_BYTES)} MiB`)] };
+  }
+  const nul = bytes.indexOf(0);
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    // find the first bad byte for the position
+    let ok = 0;
+    for (let i = 1; i <= bytes.length; i++) {
+      try {
+        new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(0, i));
+        ok = i;
+      } catch {
+        if (i - ok > 4) break;
+      }
+    }
+    const partial = new TextDecoder().decode(bytes.subarray(0, ok));
+    return { diagnostics: [diag("SDC100", pointSpan(file, partial, ok), `input is not valid UTF-8 text (byte 0x${bytes[ok]?.toString(16).padStart(2, "0")} at offset ${ok}); is this a binary file?`)] };
+  }
+  if (nul >= 0) return { diagnostics: [diag("SDC100", pointSpan(file, text, text.indexOf("\0")), `input contains a NUL byte at offset ${nul}: this looks like a binary file, not a .mdl spec`)] };
+  if (text.trim() === "") return { diagnostics: [diag("SDC101", at0, `input is empty: ${file} contains no declarations`, "a spec file declares `spec NAME { ... }` and/or `block NAME(...) { ... }`")] };
+  return { text, diagnostics: [] };
+}
+
+export interface LexResult {
+  tokens: IToken[];
+  diagnostics: Diagnostic[];
+}
+
+/** Tokenise; unknown characters, unterminated comments/strings and absurd nesting are diagnostics. */
+export function lex(file: string, text: string): LexResult {
+  const r = mdlLexer.tokenize(text);
+  const diagnostics: Diagnostic[] = [];
+  for (const e of r.errors) {
+    const span: Span = {
+      file,
+      start: { offset: e.offset, line: e.line ?? 1, column: e.column ?? 1 },
+      end: { offset: e.offset + e.length, line: e.line ?? 1, column: (e.column ?? 1) + Math.max(1, Math.min(e.length, 1)) },
+    };
+    const ch = text.slice(e.offset, e.offset + 1);
+    diagnostics.push(diag("SDC103", span, `unexpected character ${JSON.stringify(ch)}`));
+    if (diagnostics.length >= 20) break;
+  }
+  const tokens: IToken[] = [];
+  let depth = 0;
+  const open: IToken[] = [];
+  for (const t of r.tokens) {
+    if (t.tokenType === UnterminatedComment) {
+      diagnostics.push(diag("SDC104", tokenSpan(file, t, t), "unterminated comment: `/*` has no closing `*/`"));
+      diagnostics[diagnostics.length - 1].span.end = { ...diagnostics[diagnostics.length - 1].span.start, offset: t.startOffset + 2, column: (t.startColumn ?? 1) + 2 };
+      continue;
+    }
+    if (t.tokenType === UnterminatedString) {
+      diagnostics.push(diag("SDC105", tokenSpan(file, t), "unterminated string: missing closing `\"` on this line"));
+      continue;
+    }
+    if (t.tokenType === LParen || t.tokenType === LBracket || t.tokenType === LCurly) {
+      depth++;
+      open.push(t);
+      if (depth === MAX_NESTING + 1) {
+        diagnostics.push(diag("SDC201", tokenSpan(file, t), `nesting too deep: more than ${MAX_NESTING} levels of brackets`));
+        return { tokens: [], diagnostics };
+      }
+    } else if (t.tokenType === RParen || t.tokenType === RBracket || t.tokenType === RCurly) {
+      depth = Math.max(0, depth - 1);
+      open.pop();
+    }
+    tokens.push(t);
+  }
+  if (!diagnostics.length && open.length) {
+    const t = open[open.length - 1];
+    const what = t.tokenType === LCurly ? "block" : t.tokenType === LParen ? "parenthesis" : "bracket";
+    const close = t.tokenType === LCurly ? "}" : t.tokenType === LParen ? ")" : "]";
+    diagnostics.push(diag("SDC202", tokenSpan(file, t), `unterminated ${what}: \`${t.image}\` is never closed`, `add the matching \`${close}\``));
+  }
+  return { tokens, diagnostics };
+}

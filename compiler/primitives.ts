@@ -1,0 +1,358 @@
+/**
+ * The primitive operations a .mdl network is composed from: their signatures, shape rules and
+ * parameter tensors. One table drives the checker (shapes, parameter counts), the generated code
+ * (which runtime function or layer class to call) and the docs.
+ */
+import { type Dim, dimEq, dimOp, dimToString, isSym, shapeToString, type Value } from "./values.ts";
+
+export type ArgType = "tensor" | "int" | "float" | "bool" | "ints" | "string";
+
+export interface PrimArg {
+  name: string;
+  type: ArgType;
+  /** undefined = required */
+  default?: Value;
+  doc: string;
+}
+
+export type Init = "torch_linear" | "zeros" | "ones" | "normal_0.02" | "fixed";
+
+export interface WeightSpec {
+  /** state-dict name relative to the call's label; null = the label itself */
+  suffix: string | null;
+  shape: Dim[];
+  init: Init;
+  /** buffers (fixed position tables) are saved with the weights but not trained or counted */
+  buffer: boolean;
+}
+
+export type Args = Record<string, Value>;
+
+/** What a shape rule may ask of the checker. */
+export interface PrimContext {
+  symbolic: boolean;
+  /** report a problem with argument `arg` (points at that argument's source) */
+  fail(arg: string, code: "SDC500" | "SDC501" | "SDC502" | "SDC401" | "SDC407", message: string): never;
+  /** check two dims are equal (only when both are known); message names what is compared */
+  expectEq(arg: string, a: Dim, b: Dim, what: string): void;
+  /** exact division a / b, checked when both are known */
+  div(arg: string, a: Dim, b: Dim, what: string): Dim;
+}
+
+export interface Primitive {
+  name: string;
+  doc: string;
+  args: PrimArg[];
+  /** all positional arguments are tensors collected into `xs` (concat) */
+  variadic?: boolean;
+  infer(a: Args, c: PrimContext): Value;
+  /** parameter tensors this call creates; none = stateless */
+  weights?(a: Args, c: PrimContext): WeightSpec[];
+  /** runtime name: a layer class when weights() can be non-empty, else a function in `F` */
+  runtime: string;
+}
+
+const int = (v: number): Value => ({ t: "int", v });
+const flt = (v: number): Value => ({ t: "float", v });
+const bool = (v: boolean): Value => ({ t: "bool", v });
+const str = (v: string): Value => ({ t: "string", v });
+
+function tensor(a: Args, name: string): { dtype: "float32" | "int32"; shape: Dim[] } {
+  const v = a[name];
+  if (v?.t !== "tensor") throw new Error(`internal: ${name} is not a tensor`);
+  return v;
+}
+function num(a: Args, name: string): Dim {
+  const v = a[name];
+  if (v?.t === "int" || v?.t === "float") return v.v;
+  throw new Error(`internal: ${name} is not a number`);
+}
+function flag(a: Args, name: string): boolean | undefined {
+  const v = a[name];
+  return v?.t === "bool" && typeof v.v === "boolean" ? v.v : undefined;
+}
+function last(shape: Dim[]): Dim {
+  return shape[shape.length - 1];
+}
+function normAxis(axis: Dim, rank: number, c: PrimContext, arg = "axis"): number {
+  if (typeof axis !== "number") c.fail(arg, "SDC401", "axis must be a constant integer");
+  const ax = axis < 0 ? axis + rank : axis;
+  if (ax < 0 || ax >= rank) c.fail(arg, "SDC407", `axis ${axis} is out of range for a rank-${rank} tensor`);
+  return ax;
+}
+function minRank(c: PrimContext, arg: string, shape: Dim[], r: number, what: string) {
+  if (shape.length < r) c.fail(arg, "SDC501", `${what} needs a tensor of rank >= ${r}, got rank ${shape.length} ${shapeToString(shape)}`);
+}
+function rank(c: PrimContext, arg: string, shape: Dim[], r: number, what: string) {
+  if (shape.length !== r) c.fail(arg, "SDC501", `${what} needs a rank-${r} tensor, got rank ${shape.length} ${shapeToString(shape)}`);
+}
+function floatTensor(shape: Dim[]): Value {
+  return { t: "tensor", dtype: "float32", shape };
+}
+function positive(c: PrimContext, arg: string, d: Dim, what: string) {
+  if (typeof d === "number" && (!Number.isInteger(d) || d <= 0)) c.fail(arg, "SDC407", `${what} must be a positive integer, got ${d}`);
+}
+
+const X: PrimArg = { name: "x", type: "tensor", doc: "input tensor" };
+
+export const PRIMITIVES: Record<string, Primitive> = {
+  linear: {
+    name: "linear",
+    doc: "y = x W^T + b over the last axis; W is [out, in] as in PyTorch",
+    args: [X, { name: "out", type: "int", doc: "output features" }, { name: "bias", type: "bool", default: bool(true), doc: "add a bias" }, { name: "init", type: "string", default: str("torch"), doc: 'weight init: "torch" (PyTorch default) or "zeros"' }],
+    runtime: "Linear",
+    infer(a, c) {
+      const x = tensor(a, "x");
+      minRank(c, "x", x.shape, 1, "linear");
+      positive(c, "out", num(a, "out"), "out");
+      return floatTensor([...x.shape.slice(0, -1), num(a, "out")]);
+    },
+    weights(a, c) {
+      const init = a.init?.t === "string" ? a.init.v : "torch";
+      if (init !== "torch" && init !== "zeros") c.fail("init", "SDC407", `init must be "torch" or "zeros", got ${JSON.stringify(init)}`);
+      const inF = last(tensor(a, "x").shape);
+      const w: WeightSpec[] = [{ suffix: "weight", shape: [num(a, "out"), inF], init: init === "zeros" ? "zeros" : "torch_linear", buffer: false }];
+      if (flag(a, "bias") !== false) w.push({ suffix: "bias", shape: [num(a, "out")], init: init === "zeros" ? "zeros" : "torch_linear", buffer: false });
+      return w;
+    },
+  },
+  layer_norm: {
+    name: "layer_norm",
+    doc: "LayerNorm over the last axis; affine adds weight and bias",
+    args: [X, { name: "eps", type: "float", default: flt(1e-5), doc: "epsilon" }, { name: "affine", type: "bool", default: bool(true), doc: "learn weight and bias" }],
+    runtime: "LayerNorm",
+    infer: (a) => floatTensor(tensor(a, "x").shape),
+    weights(a) {
+      if (flag(a, "affine") === false) return [];
+      const d = last(tensor(a, "x").shape);
+      return [
+        { suffix: "weight", shape: [d], init: "ones", buffer: false },
+        { suffix: "bias", shape: [d], init: "zeros", buffer: false },
+      ];
+    },
+  },
+  rms_norm: {
+    name: "rms_norm",
+    doc: "RMSNorm over the last axis, per head when heads > 1 (q/k norm)",
+    args: [X, { name: "eps", type: "float", default: flt(1e-6), doc: "epsilon" }, { name: "heads", type: "int", default: int(1), doc: "normalise each of `heads` equal slices" }, { name: "affine", type: "bool", default: bool(true), doc: "learn a weight" }],
+    runtime: "RmsNorm",
+    infer(a, c) {
+      const x = tensor(a, "x");
+      c.div("heads", last(x.shape), num(a, "heads"), "the last dimension must split into heads");
+      return floatTensor(x.shape);
+    },
+    weights(a, c) {
+      if (flag(a, "affine") === false) return [];
+      return [{ suffix: "weight", shape: [c.div("heads", last(tensor(a, "x").shape), num(a, "heads"), "the last dimension must split into heads")], init: "ones", buffer: false }];
+    },
+  },
+  silu: { name: "silu", doc: "x * sigmoid(x)", args: [X], runtime: "silu", infer: (a) => floatTensor(tensor(a, "x").shape) },
+  relu: { name: "relu", doc: "max(x, 0)", args: [X], runtime: "relu", infer: (a) => floatTensor(tensor(a, "x").shape) },
+  sigmoid: { name: "sigmoid", doc: "1 / (1 + exp(-x))", args: [X], runtime: "sigmoid", infer: (a) => floatTensor(tensor(a, "x").shape) },
+  tanh: { name: "tanh", doc: "tanh(x)", args: [X], runtime: "tanh", infer: (a) => floatTensor(tensor(a, "x").shape) },
+  gelu: {
+    name: "gelu",
+    doc: "GELU; approximate: true is the tanh approximation",
+    args: [X, { name: "approximate", type: "bool", default: bool(false), doc: "tanh approximation" }],
+    runtime: "gelu",
+    infer: (a) => floatTensor(tensor(a, "x").shape),
+  },
+  chunk: {
+    name: "chunk",
+    doc: "split into n equal parts along an axis (a tuple)",
+    args: [X, { name: "n", type: "int", doc: "number of parts" }, { name: "axis", type: "int", default: int(-1), doc: "axis" }],
+    runtime: "chunk",
+    infer(a, c) {
+      const x = tensor(a, "x");
+      const n = num(a, "n");
+      if (typeof n !== "number") c.fail("n", "SDC401", "chunk count must be a constant");
+      positive(c, "n", n, "n");
+      const ax = normAxis(num(a, "axis"), x.shape.length, c);
+      const part = c.div("n", x.shape[ax], n, `chunk: axis ${ax} must split into ${n} equal parts`);
+      return { t: "tuple", items: Array.from({ length: n }, () => floatTensor(x.shape.map((d, i) => (i === ax ? part : d)))) };
+    },
+  },
+  split: {
+    name: "split",
+    doc: "split along an axis into parts of the given sizes (a tuple)",
+    args: [X, { name: "sizes", type: "ints", doc: "part sizes" }, { name: "axis", type: "int", default: int(-1), doc: "axis" }],
+    runtime: "split",
+    infer(a, c) {
+      const x = tensor(a, "x");
+      const sizes = (a.sizes as { items: Value[] }).items.map((v) => (v as { v: Dim }).v);
+      const ax = normAxis(num(a, "axis"), x.shape.length, c);
+      const total = sizes.reduce((p: Dim, q) => dimOp("+", p, q), 0);
+      c.expectEq("sizes", total, x.shape[ax], `split: the sizes must add up to axis ${ax}`);
+      return { t: "tuple", items: sizes.map((s) => floatTensor(x.shape.map((d, i) => (i === ax ? s : d)))) };
+    },
+  },
+  concat: {
+    name: "concat",
+    doc: "concatenate tensors along an axis",
+    args: [{ name: "axis", type: "int", default: int(-1), doc: "axis" }],
+    variadic: true,
+    runtime: "concat",
+    infer(a, c) {
+      const xs = (a.xs as { items: Value[] }).items as { t: "tensor"; shape: Dim[]; dtype: "float32" | "int32" }[];
+      if (xs.length < 1) c.fail("xs", "SDC400", "concat needs at least one tensor");
+      const r = xs[0].shape.length;
+      const ax = normAxis(num(a, "axis"), r, c);
+      let total: Dim = 0;
+      xs.forEach((x, k) => {
+        if (x.shape.length !== r) c.fail(`xs.${k}`, "SDC501", `concat: tensor ${k + 1} has rank ${x.shape.length}, the first has rank ${r}`);
+        x.shape.forEach((d, i) => {
+          if (i !== ax) c.expectEq(`xs.${k}`, d, xs[0].shape[i], `concat: tensor ${k + 1} must match the first on axis ${i}`);
+        });
+        total = dimOp("+", total, x.shape[ax]);
+      });
+      return { t: "tensor", dtype: xs[0].dtype, shape: xs[0].shape.map((d, i) => (i === ax ? total : d)) };
+    },
+  },
+  unsqueeze: {
+    name: "unsqueeze",
+    doc: "insert an axis of size 1",
+    args: [X, { name: "axis", type: "int", doc: "position of the new axis" }],
+    runtime: "unsqueeze",
+    infer(a, c) {
+      const x = tensor(a, "x");
+      const ax = normAxis(num(a, "axis"), x.shape.length + 1, c);
+      const s = [...x.shape];
+      s.splice(ax, 0, 1);
+      return { t: "tensor", dtype: x.dtype, shape: s };
+    },
+  },
+  mean: {
+    name: "mean",
+    doc: "mean over an axis (removed)",
+    args: [X, { name: "axis", type: "int", doc: "axis" }],
+    runtime: "mean",
+    infer(a, c) {
+      const x = tensor(a, "x");
+      const ax = normAxis(num(a, "axis"), x.shape.length, c);
+      return floatTensor(x.shape.filter((_, i) => i !== ax));
+    },
+  },
+  attention: {
+    name: "attention",
+    doc: "multi-head scaled dot-product attention; q [B, S, D], k and v [B, S', D], D split into heads",
+    args: [{ name: "q", type: "tensor", doc: "queries" }, { name: "k", type: "tensor", doc: "keys" }, { name: "v", type: "tensor", doc: "values" }, { name: "heads", type: "int", doc: "number of heads" }],
+    runtime: "attention",
+    infer(a, c) {
+      const q = tensor(a, "q");
+      const k = tensor(a, "k");
+      const v = tensor(a, "v");
+      rank(c, "q", q.shape, 3, "attention");
+      rank(c, "k", k.shape, 3, "attention");
+      rank(c, "v", v.shape, 3, "attention");
+      c.expectEq("k", k.shape[0], q.shape[0], "attention: batch of k must match q");
+      c.expectEq("k", k.shape[2], q.shape[2], "attention: width of k must match q");
+      c.expectEq("v", v.shape[1], k.shape[1], "attention: sequence length of v must match k");
+      c.expectEq("v", v.shape[0], q.shape[0], "attention: batch of v must match q");
+      positive(c, "heads", num(a, "heads"), "heads");
+      c.div("heads", q.shape[2], num(a, "heads"), "attention: heads must divide the width");
+      return floatTensor([q.shape[0], q.shape[1], v.shape[2]]);
+    },
+  },
+  patch_conv: {
+    name: "patch_conv",
+    doc: "patch embedding: a conv with kernel = stride = patch on [B, H, W, C], flattened to [B, (H/p)*(W/p), out]; weight [out, C, p, p] as PyTorch",
+    args: [X, { name: "out", type: "int", doc: "output width" }, { name: "patch", type: "int", doc: "patch size" }],
+    runtime: "PatchConv",
+    infer(a, c) {
+      const x = tensor(a, "x");
+      rank(c, "x", x.shape, 4, "patch_conv");
+      const p = num(a, "patch");
+      positive(c, "patch", p, "patch");
+      const gh = c.div("patch", x.shape[1], p, "patch_conv: the patch must divide the image height");
+      const gw = c.div("patch", x.shape[2], p, "patch_conv: the patch must divide the image width");
+      return floatTensor([x.shape[0], dimOp("*", gh, gw), num(a, "out")]);
+    },
+    weights(a) {
+      const x = tensor(a, "x");
+      const p = num(a, "patch");
+      return [
+        { suffix: "weight", shape: [num(a, "out"), x.shape[3], p, p], init: "torch_linear", buffer: false },
+        { suffix: "bias", shape: [num(a, "out")], init: "torch_linear", buffer: false },
+      ];
+    },
+  },
+  unpatchify: {
+    name: "unpatchify",
+    doc: "[B, gh*gw, p*p*C] -> [B, gh*p, gw*p, C] (patch-major, channels last within a patch, as the reference)",
+    args: [X, { name: "gh", type: "int", doc: "patch rows" }, { name: "gw", type: "int", doc: "patch columns" }, { name: "patch", type: "int", doc: "patch size" }, { name: "channels", type: "int", doc: "image channels" }],
+    runtime: "unpatchify",
+    infer(a, c) {
+      const x = tensor(a, "x");
+      rank(c, "x", x.shape, 3, "unpatchify");
+      const [gh, gw, p, ch] = [num(a, "gh"), num(a, "gw"), num(a, "patch"), num(a, "channels")];
+      c.expectEq("x", x.shape[1], dimOp("*", gh, gw), "unpatchify: the token count must be gh * gw");
+      c.expectEq("x", x.shape[2], dimOp("*", dimOp("*", p, p), ch), "unpatchify: the width must be patch * patch * channels");
+      return floatTensor([x.shape[0], dimOp("*", gh, p), dimOp("*", gw, p), ch]);
+    },
+  },
+  sincos_2d: {
+    name: "sincos_2d",
+    doc: "fixed 2-D sin-cos position embedding computed on a max_grid x max_grid grid and centre-cropped to gh x gw: [1, gh*gw, width]",
+    args: [{ name: "gh", type: "int", doc: "rows" }, { name: "gw", type: "int", doc: "columns" }, { name: "width", type: "int", doc: "embedding width (multiple of 4)" }, { name: "max_grid", type: "int", doc: "grid the table is computed on" }, { name: "base", type: "int", default: int(0), doc: "base grid size for scaling (0 = gh)" }],
+    runtime: "SinCos2d",
+    infer(a, c) {
+      const [gh, gw, w, m] = [num(a, "gh"), num(a, "gw"), num(a, "width"), num(a, "max_grid")];
+      c.div("width", w, 4, "sincos_2d: width must be a multiple of 4");
+      if (typeof gh === "number" && typeof m === "number" && gh > m) c.fail("max_grid", "SDC407", `sincos_2d: the patch grid (${gh} rows) is larger than max_grid ${m}`);
+      if (typeof gw === "number" && typeof m === "number" && gw > m) c.fail("max_grid", "SDC407", `sincos_2d: the patch grid (${gw} columns) is larger than max_grid ${m}`);
+      return floatTensor([1, dimOp("*", gh, gw), w]);
+    },
+    weights(a) {
+      const m = num(a, "max_grid");
+      return [{ suffix: null, shape: [1, dimOp("*", m, m), num(a, "width")], init: "fixed", buffer: true }];
+    },
+  },
+  timestep_embedding: {
+    name: "timestep_embedding",
+    doc: "sinusoidal embedding of t [B] -> [B, dim]; flip: cos half first (as the reference)",
+    args: [{ name: "t", type: "tensor", doc: "timesteps [B]" }, { name: "dim", type: "int", doc: "channels (even)" }, { name: "flip", type: "bool", default: bool(true), doc: "cos first" }, { name: "max_period", type: "float", default: flt(10000), doc: "longest period" }, { name: "scale", type: "float", default: flt(1), doc: "multiply t first" }],
+    runtime: "timestepEmbedding",
+    infer(a, c) {
+      const t = tensor(a, "t");
+      rank(c, "t", t.shape, 1, "timestep_embedding");
+      c.div("dim", num(a, "dim"), 2, "timestep_embedding: dim must be even");
+      return floatTensor([t.shape[0], num(a, "dim")]);
+    },
+  },
+  embedding: {
+    name: "embedding",
+    doc: "token embedding: int32 ids -> [..., width]",
+    args: [{ name: "ids", type: "tensor", doc: "token ids (int32)" }, { name: "vocab", type: "int", doc: "vocabulary size" }, { name: "width", type: "int", doc: "embedding width" }],
+    runtime: "Embedding",
+    infer(a, c) {
+      const ids = tensor(a, "ids");
+      if (ids.dtype !== "int32") c.fail("ids", "SDC401", `embedding: ids must be int32, got float32 ${shapeToString(ids.shape)}`);
+      positive(c, "vocab", num(a, "vocab"), "vocab");
+      return floatTensor([...ids.shape, num(a, "width")]);
+    },
+    weights: (a) => [{ suffix: "weight", shape: [num(a, "vocab"), num(a, "width")], init: "normal_0.02", buffer: false }],
+  },
+  parameter: {
+    name: "parameter",
+    doc: "a learned tensor of the given shape (e.g. learned positions), N(0, 0.02) init",
+    args: [{ name: "shape", type: "ints", doc: "shape" }],
+    runtime: "Parameter",
+    infer: (a) => floatTensor((a.shape as { items: Value[] }).items.map((v) => (v as { v: Dim }).v)),
+    weights: (a) => [{ suffix: null, shape: (a.shape as { items: Value[] }).items.map((v) => (v as { v: Dim }).v), init: "normal_0.02", buffer: false }],
+  },
+};
+
+/** Broadcast two shapes numpy-style; returns null and a reason when they cannot be. */
+export function broadcastShapes(a: Dim[], b: Dim[], symbolic: boolean): { shape: Dim[] } | { error: string } {
+  const n = Math.max(a.length, b.length);
+  const out: Dim[] = [];
+  for (let i = 0; i < n; i++) {
+    const da = i < n - a.length ? 1 : a[i - (n - a.length)];
+    const db = i < n - b.length ? 1 : b[i - (n - b.length)];
+    if (dimEq(da, db) || db === 1) out.push(da);
+    else if (da === 1) out.push(db);
+    else if (symbolic && (isSym(da) || isSym(db))) out.push(isSym(da) ? db : da);
+    else return { error: `cannot broadcast ${shapeToString(a)} with ${shapeToString(b)}: axis ${i} is ${dimToString(da)} vs ${dimToString(db)}` };
+  }
+  return { shape: out };
+}

@@ -1,0 +1,103 @@
+/**
+ * Phase 3: a program is the entry file plus everything it imports. The file system is reached
+ * only through a `SourceHost` the caller passes in (the CLI reads files; tests pass a map), so
+ * this phase stays pure.
+ */
+import type * as A from "./ast.ts";
+import { diag, type Diagnostic } from "./diagnostics.ts";
+import { decodeSource, lex } from "./lexer.ts";
+import { parseTokens } from "./parser.ts";
+
+export interface SourceHost {
+  /** Bytes of a file, or undefined if it does not exist. */
+  read(path: string): Uint8Array | undefined;
+  /** Resolve `spec` imported from the file `from` to a path the host can read. */
+  resolve(from: string, spec: string): string;
+}
+
+export interface Program {
+  entry: string;
+  files: Map<string, A.SourceFile>;
+  /** decoded text of every file read, for diagnostics */
+  sources: Map<string, string>;
+  blocks: Map<string, A.BlockDecl>;
+  diagnostics: Diagnostic[];
+}
+
+/** Parse one file from text. */
+export function parseSource(file: string, text: string): { ast?: A.SourceFile; diagnostics: Diagnostic[] } {
+  const l = lex(file, text);
+  if (l.diagnostics.length) return { diagnostics: l.diagnostics };
+  return parseTokens(file, l.tokens);
+}
+
+/** Load the entry file and its imports (depth first), detecting missing and cyclic imports. */
+export function loadProgram(entry: string, host: SourceHost): Program {
+  const prog: Program = { entry, files: new Map(), sources: new Map(), blocks: new Map(), diagnostics: [] };
+  const visiting: string[] = [];
+  const visit = (path: string, from?: A.ImportDecl): void => {
+    if (prog.files.has(path)) return;
+    const cycleAt = visiting.indexOf(path);
+    if (cycleAt >= 0) {
+      prog.diagnostics.push(diag("SDC303", from!.span, `cyclic import: ${[...visiting.slice(cycleAt), path].join(" -> ")}`));
+      return;
+    }
+    const bytes = host.read(path);
+    if (bytes === undefined) {
+      if (from) prog.diagnostics.push(diag("SDC302", from.span, `import not found: ${JSON.stringify(from.path)} (looked for ${path})`));
+      else prog.diagnostics.push(diag("SDC302", { file: path, start: { offset: 0, line: 1, column: 1 }, end: { offset: 0, line: 1, column: 1 } }, `file not found: ${path}`));
+      return;
+    }
+    const dec = decodeSource(path, bytes);
+    if (!dec.text) {
+      prog.diagnostics.push(...dec.diagnostics);
+      return;
+    }
+    prog.sources.set(path, dec.text);
+    const r = parseSource(path, dec.text);
+    prog.diagnostics.push(...r.diagnostics);
+    if (!r.ast) return;
+    visiting.push(path);
+    for (const imp of r.ast.imports) visit(host.resolve(path, imp.path), imp);
+    visiting.pop();
+    prog.files.set(path, r.ast);
+    for (const b of r.ast.blocks) {
+      const prev = prog.blocks.get(b.name);
+      if (prev) prog.diagnostics.push(diag("SDC301", b.nameSpan, `block '${b.name}' is already defined at ${prev.nameSpan.file}:${prev.nameSpan.start.line}`));
+      else prog.blocks.set(b.name, b);
+    }
+  };
+  visit(entry);
+  const main = prog.files.get(entry);
+  if (main && !prog.diagnostics.length && main.specs.length === 0 && main.blocks.length === 0) {
+    prog.diagnostics.push(diag("SDC305", { file: entry, start: { offset: 0, line: 1, column: 1 }, end: { offset: 1, line: 1, column: 2 } }, "no spec or block in file"));
+  }
+  return prog;
+}
+
+/** An in-memory host for tests and tools: paths are keys; imports resolve relative to the importer. */
+export function memoryHost(files: Record<string, string | Uint8Array>): SourceHost {
+  return {
+    read: (p) => {
+      const f = files[p];
+      return f === undefined ? undefined : typeof f === "string" ? new TextEncoder().encode(f) : f;
+    },
+    resolve: (from, spec) => normalizePath(dirname(from) + "/" + spec),
+  };
+}
+
+export function dirname(p: string): string {
+  const i = p.lastIndexOf("/");
+  return i < 0 ? "." : p.slice(0, i) || "/";
+}
+
+export function normalizePath(p: string): string {
+  const abs = p.startsWith("/");
+  const out: string[] = [];
+  for (const seg of p.split("/")) {
+    if (seg === "" || seg === ".") continue;
+    if (seg === ".." && out.length && out[out.length - 1] !== "..") out.pop();
+    else out.push(seg);
+  }
+  return (abs ? "/" : "") + out.join("/");
+}
