@@ -235,6 +235,11 @@ export class Checker {
     return this.callBlock(call, block, inputs, this.evalNamedArgs(call, scope), scope, path, root);
   }
 
+  /** Evaluate a constant expression (spec parameters, settings) against known values. */
+  evalConst(e: A.Expr, consts: Map<string, Value>, symbolsOk = false): Value {
+    return this.evalExpr(e, { symbolic: false, consts, vars: new Map(), dims: new Map(), path: "", loops: [], guards: [], callStack: [], symbolsOk });
+  }
+
   // ------------------------------------------------------------ statements
 
   private execStmts(stmts: A.Stmt[], scope: Scope): void {

@@ -631,3 +631,19 @@ function tokenWord(name: string): string {
   };
   return words[name] ?? name;
 }
+
+/** Parse a lone expression (for `--set name=value` on the command line). */
+export function parseExpression(file: string, text: string): { expr?: A.Expr; diagnostics: Diagnostic[] } {
+  const l = T.lex(file, text);
+  if (l.diagnostics.length) return { diagnostics: l.diagnostics };
+  parserInstance ??= new MdlParser();
+  const p = parserInstance;
+  p.file = file;
+  p.input = l.tokens;
+  const expr = p.expr();
+  if (p.errors.length) {
+    const t = p.errors[0].token;
+    return { diagnostics: [diag("SDC200", T.tokenSpan(file, t.tokenType.name === "EOF" && l.tokens.length ? l.tokens[l.tokens.length - 1] : t), `bad value: unexpected ${describeToken(t)}`)] };
+  }
+  return { expr, diagnostics: [] };
+}

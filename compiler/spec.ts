@@ -1,0 +1,473 @@
+/**
+ * Phase 5: a spec (with a variant and --set overrides) -> IR. Evaluates the spec's parameters,
+ * its sections (data, text, flow, train), elaborates the text encoder and the network
+ * concretely, and checks that they fit together.
+ */
+import type * as A from "./ast.ts";
+import { Abort, Checker, exprText, type ModuleNode, suggest } from "./check.ts";
+import { type Diagnostic, DiagnosticError, diag, fail, type Span } from "./diagnostics.ts";
+import type { DataIR, Density, FlowIR, IR, OptimizerIR, TextIR, TrainIR } from "./ir.ts";
+import { IR_VERSION } from "./ir.ts";
+import type { Program } from "./program.ts";
+import { dimToString, shapeToString, typeName, type Value, valueToString } from "./values.ts";
+
+export interface SpecOptions {
+  variant?: string;
+  /** `--set name=value`: parsed expressions by parameter name or `section.key` */
+  sets?: { name: string; value: A.Expr }[];
+}
+
+export interface SpecResult {
+  ir?: IR;
+  diagnostics: Diagnostic[];
+  checker: Checker;
+}
+
+/** Prompt words of the embedded MNIST data: numerals and English number words. */
+export const DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
+export const DIGIT_PROMPT_WORDS = [...Array.from({ length: 10 }, (_, i) => String(i)), ...DIGIT_WORDS];
+
+type SettingKind = "int" | "float" | "bool" | "string" | "enum" | "raw";
+interface SettingSpec {
+  kind: SettingKind;
+  values?: string[];
+  min?: number;
+  max?: number;
+  doc: string;
+}
+
+export const SECTIONS: Record<string, Record<string, SettingSpec>> = {
+  data: {
+    source: { kind: "enum", values: ["mnist", "folder"], doc: "embedded MNIST, or a folder of PNGs with captions.jsonl" },
+    path: { kind: "string", doc: "folder source: its directory" },
+    image: { kind: "raw", doc: "[height, width, channels]" },
+    prompts: { kind: "enum", values: ["digits", "captions"], doc: "MNIST labels as numerals or words, or the folder's captions" },
+  },
+  text: {
+    encoder: { kind: "raw", doc: "a block call (learned, trained jointly) or sd3_pretrained(clip_l:, clip_g:, t5:)" },
+    tokens: { kind: "int", min: 1, max: 4096, doc: "tokens per prompt" },
+    vocab: { kind: "int", min: 3, max: 1 << 20, doc: "tokenizer vocabulary size (learned encoder)" },
+    width: { kind: "int", min: 1, doc: "context width (pretrained encoders)" },
+    pooled: { kind: "int", min: 1, doc: "pooled width (pretrained encoders)" },
+  },
+  flow: {
+    path: { kind: "enum", values: ["linear"], doc: "interpolation between data and noise" },
+    noise_at: { kind: "int", min: 0, max: 1, doc: "which end of t is noise: 0 (reference: t=1 data) or 1 (SD3 paper)" },
+    predict: { kind: "enum", values: ["velocity"], doc: "network target" },
+    density: { kind: "raw", doc: "training t density: uniform, uniform_clipped(eps), logit_normal(m, s), mode(s), cosmap" },
+    loss: { kind: "enum", values: ["mse"], doc: "loss" },
+    weighting: { kind: "enum", values: ["none", "x0", "eps", "snr_clip"], doc: "loss weighting" },
+    cfg_drop: { kind: "float", min: 0, max: 1, doc: "probability of training with the empty prompt" },
+    sampler: { kind: "enum", values: ["euler", "heun"], doc: "ODE sampler" },
+    steps: { kind: "int", min: 1, max: 100000, doc: "sampling steps" },
+    shift: { kind: "float", min: 1e-6, max: 1e6, doc: "timestep shift (1 = none)" },
+    guidance: { kind: "float", min: 0, max: 1000, doc: "classifier-free guidance scale for samples" },
+  },
+  train: {
+    optimizer: { kind: "raw", doc: "adam(lr: ...) or adamw(lr: ..., weight_decay: ...)" },
+    clip: { kind: "float", min: 0, doc: "global gradient-norm clip (0 = off)" },
+    batch: { kind: "int", min: 1, max: 1 << 16, doc: "batch size" },
+    steps: { kind: "int", min: 1, max: 1e9, doc: "training steps" },
+    ema: { kind: "float", min: 0, max: 0.999999, doc: "EMA decay (0 = off)" },
+    sample_every: { kind: "int", min: 0, doc: "steps between sample grids (0 = only at the end)" },
+    checkpoint_every: { kind: "int", min: 0, doc: "steps between checkpoints (0 = only at the end)" },
+    log_every: { kind: "int", min: 1, doc: "steps between metric lines" },
+    samples: { kind: "int", min: 1, max: 1024, doc: "images per sample grid" },
+    seed: { kind: "int", min: 0, doc: "random seed" },
+    warmup: { kind: "int", min: 0, doc: "learning-rate warmup steps" },
+  },
+};
+
+const DEFAULT_FLOW: FlowIR = { noiseAt: 0, path: "linear", predict: "velocity", density: { kind: "uniform_clipped", eps: 1e-3 }, loss: "mse", weighting: "none", cfgDrop: 0.2, sampler: "euler", steps: 50, shift: 1, guidance: 4 };
+const DEFAULT_TRAIN: TrainIR = { optimizer: { kind: "adam", lr: 2e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 }, clip: 1, batch: 64, steps: 20000, ema: 0, sampleEvery: 1000, checkpointEvery: 1000, logEvery: 10, samples: 64, seed: 0, warmup: 0 };
+
+export function findSpec(prog: Program, name?: string): A.SpecDecl | Diagnostic {
+  const main = prog.files.get(prog.entry);
+  const specs = main?.specs ?? [];
+  const at: Span = { file: prog.entry, start: { offset: 0, line: 1, column: 1 }, end: { offset: 1, line: 1, column: 2 } };
+  if (!specs.length) return diag("SDC305", at, `no \`spec\` in ${prog.entry}: declare \`spec NAME { network: ... }\``);
+  if (name) return specs.find((s) => s.name === name) ?? diag("SDC305", at, `no spec '${name}' in ${prog.entry}${suggest(name, specs.map((s) => s.name))}`);
+  return specs[0];
+}
+
+export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions = {}): SpecResult {
+  const checker = new Checker(prog.blocks);
+  const diagnostics = checker.diagnostics;
+  const attempt = <T>(f: () => T): T | undefined => {
+    try {
+      return f();
+    } catch (e) {
+      if (e instanceof Abort) return undefined;
+      checker.collect(e);
+      return undefined;
+    }
+  };
+
+  // ---- parameters, variant, --set
+  const values = new Map<string, Value>();
+  const overrides: Record<string, number | boolean | string> = {};
+  const paramDecl = new Map(spec.params.map((p) => [p.name, p]));
+  const seen = new Set<string>();
+  for (const p of [...spec.params, ...spec.lets.map((l) => ({ name: l.name, nameSpan: l.nameSpan }))]) {
+    if (seen.has(p.name)) diagnostics.push(diag("SDC301", p.nameSpan, `'${p.name}' is defined twice in spec ${spec.name}`));
+    seen.add(p.name);
+  }
+  const overrideExpr = new Map<string, A.Expr>();
+  let variant: A.VariantDecl | undefined;
+  if (opts.variant) {
+    variant = spec.variants.find((v) => v.name === opts.variant);
+    if (!variant) {
+      const names = spec.variants.map((v) => v.name);
+      diagnostics.push(diag("SDC306", spec.nameSpan, `spec ${spec.name} has no variant '${opts.variant}'${suggest(opts.variant, names)}; variants: ${names.join(", ") || "(none)"}`));
+      return { diagnostics, checker };
+    }
+    for (const o of variant.overrides) {
+      if (!paramDecl.has(o.name)) diagnostics.push(diag("SDC308", o.nameSpan, `variant ${variant.name} sets '${o.name}', which is not a \`param\` of spec ${spec.name}${suggest(o.name, paramDecl.keys())}`));
+      else overrideExpr.set(o.name, o.value);
+    }
+  }
+  const settingSets = new Map<string, A.Expr>();
+  for (const s of opts.sets ?? []) {
+    if (s.name.includes(".")) {
+      const [sec, key] = s.name.split(".", 2);
+      if (!SECTIONS[sec] || !SECTIONS[sec][key]) diagnostics.push(diag("SDC700", s.value.span, `--set ${s.name}: no setting '${key}' in section '${sec}'${suggest(s.name, Object.entries(SECTIONS).flatMap(([n, ks]) => Object.keys(ks).map((k) => `${n}.${k}`)))}`));
+      else settingSets.set(s.name, s.value);
+    } else if (!paramDecl.has(s.name)) diagnostics.push(diag("SDC308", s.value.span, `--set ${s.name}: spec ${spec.name} has no parameter '${s.name}'${suggest(s.name, paramDecl.keys())}; parameters: ${[...paramDecl.keys()].join(", ")}`));
+    else overrideExpr.set(s.name, s.value);
+  }
+  for (const p of spec.params) {
+    attempt(() => {
+      const o = overrideExpr.get(p.name);
+      const expr = o ?? p.default;
+      if (!expr) fail("SDC402", p.span, `spec parameter '${p.name}' needs a value: \`param ${p.name} = ...\``);
+      let v = checker.evalConst(expr, values);
+      const want = p.type ?? (p.default ? checker.evalConst(p.default, values).t : v.t);
+      if (want === "float" && v.t === "int") v = { t: "float", v: v.v };
+      if (v.t !== want) fail("SDC401", expr.span, `parameter '${p.name}' is ${want}, got ${typeName(v)} ${valueToString(v)}`);
+      values.set(p.name, v);
+      if (o) overrides[p.name] = plain(v);
+    });
+  }
+  for (const l of spec.lets) attempt(() => values.set(l.name, checker.evalConst(l.value, values)));
+  for (const r of spec.requires) {
+    attempt(() => {
+      const c = checker.evalConst(r.cond, values);
+      if (c.t !== "bool") fail("SDC401", r.cond.span, "`require` needs a bool condition");
+      if (c.v === false) fail("SDC600", r.span, `constraint failed: ${r.message ?? exprText(r.cond)} (${exprText(r.cond)})`);
+    });
+  }
+  if (diagnostics.length) return { diagnostics, checker };
+
+  // ---- sections
+  const sections = new Map<string, Map<string, A.Setting>>();
+  for (const s of spec.sections) {
+    if (!SECTIONS[s.name]) {
+      diagnostics.push(diag("SDC700", s.nameSpan, `unknown section '${s.name}'${suggest(s.name, Object.keys(SECTIONS))}; sections: ${Object.keys(SECTIONS).join(", ")}`));
+      continue;
+    }
+    if (sections.has(s.name)) diagnostics.push(diag("SDC301", s.nameSpan, `section '${s.name}' appears twice`));
+    const m = new Map<string, A.Setting>();
+    for (const st of s.settings) {
+      if (!SECTIONS[s.name][st.key]) diagnostics.push(diag("SDC700", st.keySpan, `unknown setting '${st.key}' in ${s.name}${suggest(st.key, Object.keys(SECTIONS[s.name]))}; settings: ${Object.keys(SECTIONS[s.name]).join(", ")}`));
+      else if (m.has(st.key)) diagnostics.push(diag("SDC301", st.keySpan, `setting '${st.key}' appears twice in ${s.name}`));
+      else m.set(st.key, st);
+    }
+    sections.set(s.name, m);
+  }
+  const get = (sec: string, key: string): A.Expr | undefined => settingSets.get(`${sec}.${key}`) ?? sections.get(sec)?.get(key)?.value;
+  const scalar = (sec: string, key: string): Value | undefined => {
+    const e = get(sec, key);
+    if (!e) return undefined;
+    const spec = SECTIONS[sec][key];
+    const v = checker.evalConst(e, values, spec.kind === "enum");
+    const bad = (what: string) => fail("SDC702", e.span, `${sec}.${key} must be ${what}, got ${typeName(v)} ${valueToString(v)}`);
+    switch (spec.kind) {
+      case "int":
+        if (v.t !== "int" || typeof v.v !== "number") bad("an integer");
+        break;
+      case "float":
+        if ((v.t !== "int" && v.t !== "float") || typeof v.v !== "number") bad("a number");
+        break;
+      case "bool":
+        if (v.t !== "bool") bad("true or false");
+        break;
+      case "string":
+        if (v.t !== "string") bad("a string");
+        break;
+      case "enum":
+        if ((v.t !== "symbol" && v.t !== "string") || !spec.values!.includes(v.v)) bad(`one of ${spec.values!.join(", ")}`);
+        break;
+    }
+    if ((spec.min !== undefined || spec.max !== undefined) && typeof (v as { v: unknown }).v === "number") {
+      const n = (v as { v: number }).v;
+      if ((spec.min !== undefined && n < spec.min) || (spec.max !== undefined && n > spec.max)) fail("SDC702", e.span, `${sec}.${key} = ${n} is out of range [${spec.min ?? "-inf"}, ${spec.max ?? "inf"}]`);
+    }
+    return v;
+  };
+  const num = (sec: string, key: string, dflt: number) => attempt(() => (scalar(sec, key) as { v: number } | undefined)?.v) ?? dflt;
+  const word = (sec: string, key: string, dflt: string) => attempt(() => (scalar(sec, key) as { v: string } | undefined)?.v) ?? dflt;
+
+  // data
+  const data: DataIR = { source: word("data", "source", "mnist") as DataIR["source"], path: null, height: 32, width: 32, channels: 1, prompts: "digits" };
+  attempt(() => {
+    const p = scalar("data", "path");
+    if (p) data.path = (p as { v: string }).v;
+    if (data.source === "folder" && !data.path) fail("SDC701", spec.nameSpan, "data.source folder needs data.path: the directory with the PNGs and captions.jsonl");
+    data.prompts = word("data", "prompts", data.source === "mnist" ? "digits" : "captions") as DataIR["prompts"];
+    if (data.source === "mnist" && data.prompts !== "digits") fail("SDC702", get("data", "prompts")!.span, "MNIST prompts are `digits`");
+    const img = get("data", "image");
+    if (img) {
+      const v = checker.evalConst(img, values);
+      if (v.t !== "list" || v.items.length !== 3 || !v.items.every((x) => x.t === "int" && typeof x.v === "number" && x.v > 0)) fail("SDC702", img.span, `data.image must be [height, width, channels] with positive integers, got ${valueToString(v)}`);
+      [data.height, data.width, data.channels] = v.items.map((x) => (x as { v: number }).v);
+      if (data.channels !== 1 && data.channels !== 3) fail("SDC702", img.span, `data.image: channels must be 1 or 3, got ${data.channels}`);
+      if (data.height > 4096 || data.width > 4096) fail("SDC602", img.span, `data.image ${data.height}x${data.width} is larger than 4096x4096`);
+    }
+  });
+
+  // flow
+  const flow: FlowIR = { ...DEFAULT_FLOW };
+  flow.noiseAt = num("flow", "noise_at", flow.noiseAt) as 0 | 1;
+  flow.path = word("flow", "path", flow.path) as "linear";
+  flow.predict = word("flow", "predict", flow.predict) as "velocity";
+  flow.loss = word("flow", "loss", flow.loss) as "mse";
+  flow.weighting = word("flow", "weighting", flow.weighting) as FlowIR["weighting"];
+  flow.cfgDrop = num("flow", "cfg_drop", flow.cfgDrop);
+  flow.sampler = word("flow", "sampler", flow.sampler) as FlowIR["sampler"];
+  flow.steps = num("flow", "steps", flow.steps);
+  flow.shift = num("flow", "shift", flow.shift);
+  flow.guidance = num("flow", "guidance", flow.guidance);
+  attempt(() => {
+    const d = get("flow", "density");
+    if (d) flow.density = density(checker, d, values);
+  });
+
+  // train
+  const train: TrainIR = { ...DEFAULT_TRAIN, optimizer: { ...DEFAULT_TRAIN.optimizer } };
+  train.clip = num("train", "clip", train.clip);
+  train.batch = num("train", "batch", train.batch);
+  train.steps = num("train", "steps", train.steps);
+  train.ema = num("train", "ema", train.ema);
+  train.sampleEvery = num("train", "sample_every", train.sampleEvery);
+  train.checkpointEvery = num("train", "checkpoint_every", train.checkpointEvery);
+  train.logEvery = num("train", "log_every", train.logEvery);
+  train.samples = num("train", "samples", train.samples);
+  train.seed = num("train", "seed", train.seed);
+  train.warmup = num("train", "warmup", train.warmup);
+  attempt(() => {
+    const o = get("train", "optimizer");
+    if (o) train.optimizer = optimizer(checker, o, values);
+  });
+
+  // text
+  let text: TextIR | undefined;
+  const modules: ModuleNode[] = [];
+  let textOut: [Value, Value] | undefined;
+  attempt(() => {
+    const enc = get("text", "encoder");
+    const textSpan = spec.sections.find((s) => s.name === "text")?.nameSpan ?? spec.nameSpan;
+    if (!enc) fail("SDC701", textSpan, "spec needs `text { encoder: ... }`: a learned encoder block, e.g. `encoder: text_encoder(vocab: 32, tokens: 8, width: 256, depth: 2, heads: 4)`, or `sd3_pretrained(...)`");
+    if (enc.kind !== "call") fail("SDC702", enc.span, "text.encoder must be a call: a block, or sd3_pretrained(...)");
+    const tokens = num("text", "tokens", 8);
+    if (enc.callee === "external") {
+      const a = namedArgs(checker, enc, values, { tokens: "int", width: "int", pooled: "int" });
+      for (const k of ["tokens", "width", "pooled"]) if (!(a[k] as number > 0)) fail("SDC402", enc.span, `external(...) needs a positive '${k}'`);
+      text = { kind: "external", tokens: a.tokens as number, width: a.width as number, pooled: a.pooled as number };
+      textOut = [
+        { t: "tensor", dtype: "float32", shape: [{ op: "var", name: "B" }, text.tokens, text.width] },
+        { t: "tensor", dtype: "float32", shape: [{ op: "var", name: "B" }, text.pooled] },
+      ];
+      return;
+    }
+    if (enc.callee === "sd3_pretrained") {
+      const a = namedArgs(checker, enc, values, { clip_l: "string", clip_g: "string", t5: "string", t5_tokens: "int" });
+      const t5Tokens = (a.t5_tokens as number | undefined) ?? 128;
+      const width = num("text", "width", 2048);
+      const pooled = num("text", "pooled", 2048);
+      text = { kind: "sd3_pretrained", clipL: (a.clip_l as string) ?? null, clipG: (a.clip_g as string) ?? null, t5: (a.t5 as string) ?? null, t5Tokens, tokens: 77 + t5Tokens, width, pooled };
+      textOut = [
+        { t: "tensor", dtype: "float32", shape: [{ op: "var", name: "B" }, text.tokens, width] },
+        { t: "tensor", dtype: "float32", shape: [{ op: "var", name: "B" }, pooled] },
+      ];
+      return;
+    }
+    const block = prog.blocks.get(enc.callee);
+    if (!block) fail("SDC304", enc.calleeSpan, `unknown text encoder '${enc.callee}'${suggest(enc.callee, [...prog.blocks.keys(), "sd3_pretrained"])}`);
+    const vocab = num("text", "vocab", 32);
+    const words = data.prompts === "digits" ? DIGIT_PROMPT_WORDS : [];
+    if (vocab < words.length + 2) fail("SDC702", get("text", "vocab")?.span ?? enc.span, `text.vocab = ${vocab} is too small for the ${words.length} prompt words plus the padding and unknown tokens (need >= ${words.length + 2})`);
+    const root: ModuleNode = { path: "text_encoder", kind: block.name, params: 0, children: [] };
+    const ids: Value = { t: "tensor", dtype: "int32", shape: [{ op: "var", name: "B" }, tokens] };
+    const consts = values;
+    const callNoLabel: A.Call = { ...enc, label: undefined };
+    const out = checker.elaborate(callNoLabel, [ids], consts, "text_encoder", root);
+    if (out.t !== "tuple" || out.items.length !== 2 || out.items.some((x) => x.t !== "tensor")) {
+      fail("SDC703", enc.span, `text encoder ${block.name} must return (tokens [B, T, D], pooled [B, P]), got ${typeName(out)}`);
+    }
+    const [seq, pooled] = out.items as Extract<Value, { t: "tensor" }>[];
+    if (seq.shape.length !== 3 || pooled.shape.length !== 2) fail("SDC703", enc.span, `text encoder ${block.name} must return (tokens [B, T, D], pooled [B, P]), got (${shapeToString(seq.shape)}, ${shapeToString(pooled.shape)})`);
+    root.params = checker.params.filter((p) => !p.buffer && p.name.startsWith("text_encoder.")).reduce((s, p) => s + p.count, 0);
+    modules.push(root);
+    text = { kind: "learned", block: block.name, args: callArgs(checker, enc, values), tokens, vocab, width: seq.shape[2] as number, pooled: pooled.shape[1] as number, words };
+    textOut = [seq, pooled];
+  });
+  if (!text || !textOut) return { diagnostics, checker };
+
+  // network
+  const net = spec.network;
+  if (!net) {
+    diagnostics.push(diag("SDC701", spec.nameSpan, `spec ${spec.name} needs \`network: BLOCK(...)\``));
+    return { diagnostics, checker };
+  }
+  const block = prog.blocks.get(net.callee);
+  if (!block) {
+    diagnostics.push(diag("SDC304", net.calleeSpan, `unknown block '${net.callee}'${suggest(net.callee, prog.blocks.keys())}`));
+    return { diagnostics, checker };
+  }
+  const B = { op: "var" as const, name: "B" };
+  const inputs: Value[] = [
+    { t: "tensor", dtype: "float32", shape: [B, data.height, data.width, data.channels] },
+    { t: "tensor", dtype: "float32", shape: [B] },
+    textOut[0],
+    textOut[1],
+  ];
+  const fwd = block.forward;
+  if (fwd && fwd.inputs.length !== 4) {
+    diagnostics.push(diag("SDC703", net.span, `network ${block.name} must take 4 tensors (x [B, H, W, C], t [B], context [B, T, D], pooled [B, P]); its forward takes ${fwd.inputs.length}`));
+    return { diagnostics, checker };
+  }
+  const root: ModuleNode = { path: "", kind: block.name, params: 0, children: [] };
+  const before = checker.params.length;
+  let out: Value | undefined;
+  try {
+    out = checker.elaborate({ ...net, label: undefined }, inputs, values, "", root);
+  } catch (e) {
+    if (!(e instanceof Abort)) {
+      // point interface mismatches at the network line, with what the data and text give
+      if (e instanceof DiagnosticError && e.diagnostic.span.start.offset === net.span.start.offset && e.diagnostic.code === "SDC500") {
+        const d = e.diagnostic;
+        diagnostics.push({ ...d, code: "SDC703", hint: `the network receives x ${shapeToString(inputs[0].t === "tensor" ? inputs[0].shape : [])} from data.image, context ${valueToString(textOut[0])} and pooled ${valueToString(textOut[1])} from the text encoder` });
+      } else checker.collect(e);
+    }
+  }
+  const netParams = checker.params.slice(before).filter((p) => !p.buffer).reduce((s, p) => s + p.count, 0);
+  root.params = netParams;
+  modules.unshift(root);
+  if (out && (out.t !== "tensor" || !sameShape(out, inputs[0]))) {
+    diagnostics.push(diag("SDC703", net.span, `network ${block.name} must return the image shape ${valueToString(inputs[0])} (a velocity), but returns ${valueToString(out)}`));
+  }
+  if (diagnostics.length) return { diagnostics, checker };
+
+  // network params in reference order first, then the text encoder's
+  const parameters = [...checker.params.filter((p) => !p.name.startsWith("text_encoder.")), ...checker.params.filter((p) => p.name.startsWith("text_encoder."))];
+  const textParams = parameters.filter((p) => p.name.startsWith("text_encoder.") && !p.buffer).reduce((s, p) => s + p.count, 0);
+  const ir: IR = {
+    sdc: IR_VERSION,
+    spec: { name: spec.name + (variant ? `-${variant.name}` : ""), title: spec.title ?? spec.name, file: spec.file, variant: variant?.name ?? null, params: Object.fromEntries([...values].map(([k, v]) => [k, plain(v)])), overrides },
+    data,
+    text,
+    network: {
+      block: block.name,
+      args: callArgs(checker, net, values),
+      inputs: fwd!.inputs.map((inp, i) => ({ name: inp.name, dtype: inp.shape.dtype, shape: (inputs[i] as Extract<Value, { t: "tensor" }>).shape.map((d) => (typeof d === "number" ? d : dimToString(d))) })),
+      output: { name: "velocity", dtype: "float32", shape: (inputs[0] as Extract<Value, { t: "tensor" }>).shape.map((d) => (typeof d === "number" ? d : dimToString(d))) },
+    },
+    flow,
+    train,
+    parameters,
+    modules,
+    stats: { params: netParams + textParams, networkParams: netParams, textParams, buffers: parameters.filter((p) => p.buffer).reduce((s, p) => s + p.count, 0), maxActivation: checker.maxActivation },
+  };
+  return { ir, diagnostics, checker };
+}
+
+function sameShape(a: Value, b: Value): boolean {
+  return a.t === "tensor" && b.t === "tensor" && a.shape.length === b.shape.length && a.shape.every((d, i) => dimToString(d) === dimToString(b.shape[i]));
+}
+
+function plain(v: Value): number | boolean | string {
+  if (v.t === "int" || v.t === "float" || v.t === "bool") return typeof v.v === "object" ? dimToString(v.v) : v.v;
+  if (v.t === "string" || v.t === "symbol") return v.v;
+  return valueToString(v);
+}
+
+/** Named constant arguments of a call in a section (all must be named). */
+function callArgs(checker: Checker, call: A.Call, values: Map<string, Value>): Record<string, number | boolean> {
+  const out: Record<string, number | boolean> = {};
+  for (const a of call.args) {
+    if (!a.name) fail("SDC401", a.span, `arguments of ${call.callee} here must be named, e.g. \`${call.callee}(width: 256)\``);
+    const v = checker.evalConst(a.value, values);
+    if ((v.t !== "int" && v.t !== "float" && v.t !== "bool") || typeof v.v === "object") fail("SDC401", a.value.span, `argument '${a.name}' must be a number or bool, got ${typeName(v)}`);
+    out[a.name] = v.v as number | boolean;
+  }
+  return out;
+}
+
+function namedArgs(checker: Checker, call: A.Call, values: Map<string, Value>, kinds: Record<string, "string" | "int" | "float">): Record<string, string | number> {
+  const out: Record<string, string | number> = {};
+  for (const a of call.args) {
+    if (!a.name) fail("SDC401", a.span, `arguments of ${call.callee} must be named`);
+    const kind = kinds[a.name];
+    if (!kind) fail("SDC403", a.nameSpan!, `${call.callee} has no argument '${a.name}'${suggest(a.name, Object.keys(kinds))}`);
+    const v = checker.evalConst(a.value, values);
+    if (kind === "string" ? v.t !== "string" : v.t !== "int" && v.t !== "float") fail("SDC401", a.value.span, `${call.callee}: '${a.name}' must be a ${kind}, got ${typeName(v)}`);
+    out[a.name] = (v as { v: string | number }).v;
+  }
+  return out;
+}
+
+function positionalNums(checker: Checker, call: A.Call, values: Map<string, Value>, names: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  call.args.forEach((a, i) => {
+    const name = a.name ?? names[i];
+    if (!name || !names.includes(name)) fail("SDC400", a.span, `${call.callee} takes ${names.length ? names.join(", ") : "no arguments"}`);
+    const v = checker.evalConst(a.value, values);
+    if ((v.t !== "int" && v.t !== "float") || typeof v.v !== "number") fail("SDC401", a.value.span, `${call.callee}: '${name}' must be a number, got ${typeName(v)}`);
+    out[name] = v.v;
+  });
+  for (const n of names) if (out[n] === undefined) fail("SDC402", call.span, `${call.callee}: missing '${n}'`);
+  return out;
+}
+
+function density(checker: Checker, e: A.Expr, values: Map<string, Value>): Density {
+  const kinds = ["uniform", "uniform_clipped", "logit_normal", "mode", "cosmap"];
+  const name = e.kind === "ident" ? e.name : e.kind === "call" ? e.callee : undefined;
+  if (!name || !kinds.includes(name)) fail("SDC702", e.span, `flow.density must be one of uniform, uniform_clipped(eps), logit_normal(m, s), mode(s), cosmap; got ${exprText(e)}`);
+  const call: A.Call = e.kind === "call" ? e : { kind: "call", callee: name, calleeSpan: e.span, args: [], span: e.span };
+  switch (name) {
+    case "uniform":
+    case "cosmap":
+      positionalNums(checker, call, values, []);
+      return { kind: name };
+    case "uniform_clipped": {
+      const a = positionalNums(checker, call, values, ["eps"]);
+      if (a.eps < 0 || a.eps >= 0.5) fail("SDC702", call.span, `uniform_clipped: eps must be in [0, 0.5), got ${a.eps}`);
+      return { kind: "uniform_clipped", eps: a.eps };
+    }
+    case "logit_normal": {
+      const a = positionalNums(checker, call, values, ["m", "s"]);
+      if (a.s <= 0) fail("SDC702", call.span, `logit_normal: s must be positive, got ${a.s}`);
+      return { kind: "logit_normal", m: a.m, s: a.s };
+    }
+    default: {
+      const a = positionalNums(checker, call, values, ["s"]);
+      if (a.s < -1 || a.s > 2 / (Math.PI - 2)) fail("SDC702", call.span, `mode: s must be in [-1, ${(2 / (Math.PI - 2)).toFixed(3)}] for the density to be valid, got ${a.s}`);
+      return { kind: "mode", s: a.s };
+    }
+  }
+}
+
+function optimizer(checker: Checker, e: A.Expr, values: Map<string, Value>): OptimizerIR {
+  if (e.kind !== "call" || (e.callee !== "adam" && e.callee !== "adamw")) fail("SDC702", e.span, `train.optimizer must be adam(lr: ...) or adamw(lr: ..., weight_decay: ...), got ${exprText(e)}`);
+  const o: OptimizerIR = { kind: e.callee, lr: 2e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: e.callee === "adamw" ? 0.01 : 0 };
+  const keys: Record<string, keyof OptimizerIR> = { lr: "lr", beta1: "beta1", beta2: "beta2", eps: "eps", weight_decay: "weightDecay" };
+  for (const a of e.args) {
+    if (!a.name || !keys[a.name]) fail("SDC403", a.nameSpan ?? a.span, `${e.callee} takes named arguments ${Object.keys(keys).join(", ")}${a.name ? suggest(a.name, Object.keys(keys)) : ""}`);
+    const v = checker.evalConst(a.value, values);
+    if ((v.t !== "int" && v.t !== "float") || typeof v.v !== "number" || v.v < 0) fail("SDC702", a.value.span, `${e.callee}: ${a.name} must be a non-negative number, got ${valueToString(v)}`);
+    (o as unknown as Record<string, number>)[keys[a.name]] = v.v;
+  }
+  if (o.lr <= 0 || o.lr > 10) fail("SDC702", e.span, `learning rate ${o.lr} is out of range (0, 10]`);
+  if (o.beta1 >= 1 || o.beta2 >= 1) fail("SDC702", e.span, "betas must be below 1");
+  return o;
+}
