@@ -32,6 +32,11 @@ export function dimOp(op: "+" | "-" | "*" | "/" | "%", a: Dim, b: Dim): Dim {
     }
   }
   if (op === "*" && (a === 1 || b === 1)) return a === 1 ? b : a;
+  // (k * x) / k and (x * k) / k -> x
+  if (op === "/" && typeof b === "number" && typeof a === "object" && a.op === "*") {
+    if (a.a === b) return a.b;
+    if (a.b === b) return a.a;
+  }
   if (op === "+" && (a === 0 || b === 0)) return a === 0 ? b : a;
   if ((op === "-" || op === "/") && b === (op === "-" ? 0 : 1)) return a;
   return { op, a, b };

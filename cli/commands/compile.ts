@@ -1,0 +1,75 @@
+/** `sdc compile SPEC`: check a spec and write its generated TypeScript package. */
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { basename, join } from "node:path";
+import { compile, type CompileResult, formatAll, summaryTable } from "../../compiler/index.ts";
+import { findSpec } from "../../compiler/spec.ts";
+import { loadProgram } from "../../compiler/program.ts";
+import { writeDirAtomic } from "../../runtime/io/atomic.ts";
+import { EXIT, UsageError } from "../errors.ts";
+import { fsHost } from "../host.ts";
+
+export interface CompileCliOptions {
+  variant?: string;
+  allVariants?: boolean;
+  set?: string[];
+  outDir: string;
+  json?: boolean;
+  check?: boolean;
+  quiet?: boolean;
+}
+
+export interface CompiledOutput {
+  result: CompileResult;
+  dir?: string;
+}
+
+/** Compile (spec, variant) and return the result with the folder it belongs in. Pure but for reading specs. */
+export function compileSpecFile(specPath: string, opts: { variant?: string; set?: string[]; outDir: string }): CompiledOutput {
+  const name = basename(specPath).replace(/\.mdl$/, "") + (opts.variant ? `-${opts.variant}` : "");
+  const result = compile(specPath, fsHost, { variant: opts.variant, sets: opts.set, specPath, name });
+  return { result, dir: result.ir ? join(opts.outDir, name) : undefined };
+}
+
+export function runCompile(specPath: string, opts: CompileCliOptions, out = process.stdout, err = process.stderr): number {
+  if (!specPath.endsWith(".mdl")) throw new UsageError(`expected a .mdl spec file, got '${specPath}'`);
+  if (!existsSync(specPath)) throw new UsageError(`spec file not found: ${specPath}`);
+  let variants: (string | undefined)[] = [opts.variant];
+  if (opts.allVariants) {
+    const prog = loadProgram(specPath, fsHost);
+    const spec = findSpec(prog);
+    variants = [undefined, ...("code" in spec ? [] : spec.variants.map((v) => v.name))];
+  }
+  let status: number = EXIT.ok;
+  const jsonOut: unknown[] = [];
+  for (const variant of variants) {
+    const t0 = performance.now();
+    const { result, dir } = compileSpecFile(specPath, { variant, set: opts.set, outDir: opts.outDir });
+    const ms = performance.now() - t0;
+    if (result.diagnostics.length) err.write(formatAll(result.diagnostics, result.program.sources, err.isTTY ?? false) + "\n");
+    if (!result.ir || !result.files || !dir) {
+      const n = result.diagnostics.length;
+      err.write(`\n${n} error${n === 1 ? "" : "s"} in ${specPath}${variant ? ` (variant ${variant})` : ""}; nothing written\n`);
+      status = EXIT.spec;
+      if (opts.json) jsonOut.push({ spec: specPath, variant: variant ?? null, ok: false, diagnostics: result.diagnostics });
+      continue;
+    }
+    if (opts.check) {
+      const stale = result.files.filter(([p, c]) => !existsSync(join(dir, p)) || readFileSync(join(dir, p), "utf8") !== c).map(([p]) => p);
+      const extra = existsSync(dir) ? readdirSync(dir).filter((f) => !result.files!.some(([p]) => p === f)) : [];
+      if (stale.length || extra.length) {
+        err.write(`${dir} is out of date: ${[...stale, ...extra.map((e) => `${e} (not generated)`)].join(", ")}; run: npx sdc compile ${specPath}${variant ? ` --variant ${variant}` : ""}\n`);
+        status = EXIT.spec;
+      } else if (!opts.quiet) out.write(`${dir} is up to date\n`);
+      continue;
+    }
+    writeDirAtomic(dir, Object.fromEntries(result.files));
+    if (opts.json) {
+      const ir = result.ir;
+      jsonOut.push({ spec: specPath, variant: variant ?? null, ok: true, out: dir, compileMs: Math.round(ms), stats: ir.stats, modules: ir.modules, parameters: ir.parameters.map((p) => ({ name: p.name, shape: p.shape, count: p.count, buffer: p.buffer })) });
+    } else if (!opts.quiet) {
+      out.write(`${result.ir.spec.name}: ${result.ir.spec.title}\n\n${summaryTable(result.ir)}\n\nwrote ${dir}/ (${result.files.map(([p]) => p).join(", ")}) in ${ms.toFixed(0)} ms\n\n`);
+    }
+  }
+  if (opts.json) out.write(JSON.stringify(jsonOut.length === 1 ? jsonOut[0] : jsonOut, null, 2) + "\n");
+  return status;
+}

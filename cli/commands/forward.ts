@@ -1,0 +1,89 @@
+/**
+ * `sdc forward DIR --weights W --inputs I --out O`: run the network once on given weights and
+ * inputs (channels first, named as the reference fixtures: x, timestep, text_embeddings,
+ * pooled_text_embeddings) and write `output`. When the inputs file also holds `output`, report
+ * the max abs difference.
+ */
+import { readFileSync, existsSync } from "node:fs";
+import * as tf from "@tensorflow/tfjs";
+import { readSafetensors } from "../../runtime/io/safetensors.ts";
+import { writeFileAtomic } from "../../runtime/io/atomic.ts";
+import { writeSafetensors } from "../../runtime/io/safetensors.ts";
+import { ParamStore } from "../../runtime/nn/params.ts";
+import { InputError, UsageError } from "../errors.ts";
+import { loadCompiled } from "../generated.ts";
+
+export interface ForwardOptions {
+  weights: string;
+  inputs: string;
+  out?: string;
+}
+
+export interface ForwardReport {
+  maxAbsError?: number;
+  bufferMaxAbsError?: number;
+  shape: number[];
+}
+
+function readFile(path: string, what: string) {
+  if (!existsSync(path)) throw new UsageError(`${what} not found: ${path}`);
+  return readSafetensors(readFileSync(path), path);
+}
+
+export async function runForward(dir: string, opts: ForwardOptions, log: (s: string) => void = (s) => process.stdout.write(s + "\n")): Promise<ForwardReport> {
+  const loaded = await loadCompiled(dir);
+  const weights = readFile(opts.weights, "weights file");
+  const inputs = readFile(opts.inputs, "inputs file");
+  const need = (name: string, rank: number) => {
+    const t = inputs.tensors.get(name);
+    if (!t) throw new InputError(`${opts.inputs}: missing tensor '${name}' (expected x [B, C, H, W], timestep [B], text_embeddings [B, T, D], pooled_text_embeddings [B, P])`);
+    if (t.shape.length !== rank) throw new InputError(`${opts.inputs}: '${name}' must have rank ${rank}, got [${t.shape}]`);
+    return t;
+  };
+  const x = need("x", 4);
+  const ts = need("timestep", 1);
+  const ctx = need("text_embeddings", 3);
+  const pooled = need("pooled_text_embeddings", 2);
+  const store = new ParamStore(0);
+  const net = loaded.spec.createNetwork(store);
+  const bufferNames = new Set(loaded.ir.parameters.filter((p) => p.buffer).map((p) => p.name));
+  const { unknown } = store.load(weights.tensors, { what: opts.weights });
+  const reallyUnknown = unknown.filter((n) => !bufferNames.has(n));
+  const missing = [...store.vars.keys()].filter((n) => !weights.tensors.has(n));
+  if (missing.length || reallyUnknown.length) {
+    throw new InputError(`${opts.weights} does not match ${dir}: ${missing.length ? `missing ${missing.slice(0, 3).join(", ")}${missing.length > 3 ? ` and ${missing.length - 3} more` : ""}` : ""}${missing.length && reallyUnknown.length ? "; " : ""}${reallyUnknown.length ? `unexpected ${reallyUnknown.slice(0, 3).join(", ")}` : ""}`);
+  }
+  const [b, c, h, w] = x.shape;
+  const out = tf.tidy(() => {
+    const xs = tf.transpose(tf.tensor4d(x.data as Float32Array, [b, c, h, w]), [0, 2, 3, 1]) as tf.Tensor4D; // [B, H, W, C]
+    const y = net.forward(xs, tf.tensor1d(ts.data as Float32Array), tf.tensor3d(ctx.data as Float32Array, ctx.shape as [number, number, number]), tf.tensor2d(pooled.data as Float32Array, pooled.shape as [number, number]));
+    return tf.transpose(y, [0, 3, 1, 2]); // [B, C, H, W]
+  });
+  const data = (await out.data()) as Float32Array;
+  const shape = [...out.shape];
+  out.dispose();
+  const report: ForwardReport = { shape };
+  // the fixed position table must equal the reference's buffer
+  for (const name of bufferNames) {
+    const mine = store.buffers.get(name);
+    const theirs = weights.tensors.get(name);
+    if (mine && theirs) {
+      const m = (await mine.data()) as Float32Array;
+      let e = 0;
+      for (let i = 0; i < m.length; i++) e = Math.max(e, Math.abs(m[i] - (theirs.data[i] as number)));
+      report.bufferMaxAbsError = Math.max(report.bufferMaxAbsError ?? 0, e);
+    }
+  }
+  const ref = inputs.tensors.get("output");
+  if (ref) {
+    let e = 0;
+    for (let i = 0; i < data.length; i++) e = Math.max(e, Math.abs(data[i] - (ref.data[i] as number)));
+    report.maxAbsError = e;
+  }
+  if (opts.out) writeFileAtomic(opts.out, writeSafetensors({ output: { shape, data } }));
+  log(`forward ${dir}: output [${shape.join(", ")}]${opts.out ? ` -> ${opts.out}` : ""}`);
+  if (report.maxAbsError !== undefined) log(`max abs error vs. ${opts.inputs}:output = ${report.maxAbsError.toExponential(3)}`);
+  if (report.bufferMaxAbsError !== undefined) log(`position table max abs error vs. ${opts.weights} = ${report.bufferMaxAbsError.toExponential(3)}`);
+  store.dispose();
+  return report;
+}

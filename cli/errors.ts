@@ -1,0 +1,44 @@
+/**
+ * Exit codes and the errors the CLI prints without a stack trace.
+ *   0 ok, 1 spec or input error (a diagnostic, bad data, bad checkpoint), 2 usage error,
+ *   3 training stopped (non-finite loss), 130 interrupted, 70 internal error (a bug: stack shown).
+ */
+export const EXIT = { ok: 0, spec: 1, usage: 2, stopped: 3, interrupted: 130, internal: 70 } as const;
+
+/** A mistake in the command line: says what and how to fix it; exit 2. */
+export class UsageError extends Error {
+  readonly exitCode = EXIT.usage;
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** A problem with the user's files or data (not a bug): exit 1. */
+export class InputError extends Error {
+  readonly exitCode: number = EXIT.spec;
+  constructor(message: string) {
+    super(message);
+    this.name = "InputError";
+  }
+}
+
+/** Error classes from the runtime that describe user input, printed as plain messages. */
+export const USER_ERROR_NAMES = new Set([
+  "UsageError", "InputError", "DataError", "SafetensorsError", "ParamError", "ArgumentError", "BackendError", "CheckpointError",
+  "TokenizerError", "TextEncoderError", "HfFolderError", "ImageError", "AtomicWriteError", "ShapeError", "TrainingStopped",
+]);
+
+export function parseIntArg(name: string, v: string, min = 0): number {
+  if (!/^-?\d+$/.test(v.trim())) throw new UsageError(`${name} must be an integer, got '${v}'`);
+  const n = Number(v);
+  if (n < min) throw new UsageError(`${name} must be at least ${min}, got ${n}`);
+  return n;
+}
+
+export function parseFloatArg(name: string, v: string, min = -Infinity): number {
+  const n = Number(v);
+  if (v.trim() === "" || !Number.isFinite(n)) throw new UsageError(`${name} must be a number, got '${v}'`);
+  if (n < min) throw new UsageError(`${name} must be at least ${min}, got ${n}`);
+  return n;
+}

@@ -1,0 +1,38 @@
+/** Loading a compiled spec folder (generated/<name>): its ir.json, checked, and its code. */
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { irHash } from "../compiler/codegen/files.ts";
+import { validateIr, type IR } from "../compiler/index.ts";
+import type { CompiledSpec } from "../runtime/model.ts";
+import { InputError } from "./errors.ts";
+
+export interface LoadedSpec {
+  dir: string;
+  ir: IR;
+  irText: string;
+  spec: CompiledSpec;
+}
+
+export async function loadCompiled(dir: string): Promise<LoadedSpec> {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    const hint = dir.endsWith(".mdl") ? ` (that is a spec; compile it first: npx sdc compile ${dir})` : "; compile a spec first, e.g. npx sdc compile specs/sd3.mdl";
+    throw new InputError(`not a generated folder: ${dir}${hint}`);
+  }
+  const irPath = join(dir, "ir.json");
+  const indexPath = join(dir, "index.ts");
+  for (const f of [irPath, indexPath]) if (!existsSync(f)) throw new InputError(`${dir} is not a compiled spec: ${f} is missing (recompile with npx sdc compile SPEC)`);
+  const irText = readFileSync(irPath, "utf8");
+  let ir: IR;
+  try {
+    ir = JSON.parse(irText);
+  } catch (e) {
+    throw new InputError(`${irPath} is not valid JSON: ${(e as Error).message}`);
+  }
+  const errors = validateIr(ir);
+  if (errors.length) throw new InputError(`${irPath} does not match the IR schema: ${errors.slice(0, 3).join("; ")}`);
+  const mod = (await import(pathToFileURL(resolve(indexPath)).href)) as { spec?: CompiledSpec };
+  if (!mod.spec) throw new InputError(`${indexPath} does not export \`spec\`; recompile it`);
+  if (mod.spec.irHash !== irHash(irText)) throw new InputError(`${irPath} does not match the code in ${dir} (edited by hand or stale); recompile the spec`);
+  return { dir, ir, irText, spec: mod.spec };
+}

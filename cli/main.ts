@@ -1,0 +1,153 @@
+/**
+ * The sdc command line. Only this layer touches the file system and the process; compiler
+ * phases are pure and the runtime takes data in and gives data out.
+ */
+import { Command, CommanderError, Option } from "commander";
+import { EXIT, USER_ERROR_NAMES, UsageError, parseFloatArg, parseIntArg } from "./errors.ts";
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+function build(onResult: (code: number) => void): Command {
+  const program = new Command();
+  program
+    .name("sdc")
+    .description("sdc: a declarative model-spec compiler for diffusion transformers (SD3 MMDiT, rectified flow) that emits typed TensorFlow.js code")
+    .version("0.1.0")
+    .exitOverride()
+    .showHelpAfterError("(run with --help for usage)");
+
+  program
+    .command("compile")
+    .description("check a .mdl spec (shapes, parameter counts, constraints) and generate its typed TensorFlow.js package")
+    .argument("<spec>", "the .mdl file, e.g. specs/sd3.mdl")
+    .option("--variant <name>", "compile a named variant of the spec")
+    .option("--all-variants", "compile the spec and every variant")
+    .option("--set <name=value>", "override a spec parameter or a setting (e.g. depth=4, train.batch=32); repeatable", collect)
+    .option("--out-dir <dir>", "where generated folders go", "generated")
+    .option("--json", "print the summary as JSON")
+    .option("--check", "do not write; fail if the generated folder is out of date")
+    .option("-q, --quiet", "print only errors")
+    .action(async (spec: string, o) => {
+      const { runCompile } = await import("./commands/compile.ts");
+      onResult(runCompile(spec, { variant: o.variant, allVariants: o.allVariants, set: o.set, outDir: o.outDir, json: o.json, check: o.check, quiet: o.quiet }));
+    });
+
+  program
+    .command("forward")
+    .description("run a compiled network once on given weights and inputs (safetensors, channels first) and write its output")
+    .argument("<generated>", "a compiled spec folder, e.g. generated/sd3")
+    .requiredOption("--weights <file>", "state dict (.safetensors) with the reference's parameter names")
+    .requiredOption("--inputs <file>", "x [B,C,H,W], timestep [B], text_embeddings [B,T,D], pooled_text_embeddings [B,P]")
+    .option("--out <file>", "write `output` [B,C,H,W] here")
+    .addOption(new Option("--backend <name>", "tensor backend").choices(["auto", "tensorflow", "webgpu", "wasm", "cpu"]).default("cpu"))
+    .action(async (dir: string, o) => {
+      const { initBackend } = await import("../runtime/backend.ts");
+      await initBackend(o.backend, { log: (m) => process.stderr.write(m + "\n") });
+      const { runForward } = await import("./commands/forward.ts");
+      await runForward(dir, { weights: o.weights, inputs: o.inputs, out: o.out });
+      onResult(EXIT.ok);
+    });
+
+  program
+    .command("train")
+    .description("train a compiled spec with rectified flow (MNIST with text prompts by default), writing sample grids and checkpoints")
+    .argument("<generated>", "a compiled spec folder, e.g. generated/sd3")
+    .option("--steps <n>", "training steps (default: the spec's)")
+    .option("--batch-size <n>", "batch size (default: the spec's)")
+    .option("--lr <x>", "learning rate (default: the spec's)")
+    .option("--seed <n>", "random seed (default: the spec's)")
+    .addOption(new Option("--backend <name>", "tensor backend: auto picks tensorflow, webgpu, wasm, cpu in that order").choices(["auto", "tensorflow", "webgpu", "wasm", "cpu"]).default("auto"))
+    .option("--out <dir>", "output folder (default: output/<name>)")
+    .option("--resume <dir>", "continue from a checkpoint folder (or a run folder: its latest checkpoint)")
+    .option("--sample-every <n>", "steps between sample grids (default: the spec's)")
+    .option("--checkpoint-every <n>", "steps between checkpoints (default: the spec's)")
+    .option("--samples <n>", "images per sample grid (default: the spec's)")
+    .option("--sample-steps <n>", "sampler steps for grids (default: the spec's)")
+    .option("--no-progress", "no progress bar")
+    .action(async (dir: string, o) => {
+      const { runTrain } = await import("./commands/train.ts");
+      onResult(
+        await runTrain(dir, {
+          steps: o.steps !== undefined ? parseIntArg("--steps", o.steps, 1) : undefined,
+          batch: o.batchSize !== undefined ? parseIntArg("--batch-size", o.batchSize, 1) : undefined,
+          lr: o.lr !== undefined ? parseFloatArg("--lr", o.lr, 0) : undefined,
+          seed: o.seed !== undefined ? parseIntArg("--seed", o.seed, 0) : undefined,
+          backend: o.backend,
+          out: o.out,
+          resume: o.resume,
+          sampleEvery: o.sampleEvery !== undefined ? parseIntArg("--sample-every", o.sampleEvery, 0) : undefined,
+          checkpointEvery: o.checkpointEvery !== undefined ? parseIntArg("--checkpoint-every", o.checkpointEvery, 0) : undefined,
+          samples: o.samples !== undefined ? parseIntArg("--samples", o.samples, 1) : undefined,
+          sampleSteps: o.sampleSteps !== undefined ? parseIntArg("--sample-steps", o.sampleSteps, 1) : undefined,
+          progress: o.progress,
+        }),
+      );
+    });
+
+  program
+    .command("sample")
+    .description("generate images from a checkpoint for the prompts you give")
+    .argument("<generated>", "a compiled spec folder, e.g. generated/sd3")
+    .requiredOption("--checkpoint <dir>", "a checkpoint folder (or a run folder: its latest checkpoint)")
+    .option("--prompt <text>", "a prompt; repeatable", collect)
+    .option("--n <count>", "images per prompt", "1")
+    .option("--cfg <scale>", "classifier-free guidance scale (default: the spec's)")
+    .option("--steps <n>", "sampler steps (default: the spec's)")
+    .addOption(new Option("--sampler <name>", "ODE sampler (default: the spec's)").choices(["euler", "heun"]))
+    .option("--seed <n>", "noise seed", "0")
+    .option("--out <file>", "PNG grid to write", "samples.png")
+    .addOption(new Option("--backend <name>", "tensor backend").choices(["auto", "tensorflow", "webgpu", "wasm", "cpu"]).default("auto"))
+    .option("--no-ema", "use the raw weights even if the checkpoint has EMA weights")
+    .action(async (dir: string, o) => {
+      const { runSample } = await import("./commands/sample.ts");
+      onResult(
+        await runSample(dir, {
+          checkpoint: o.checkpoint,
+          prompts: o.prompt ?? [],
+          n: parseIntArg("--n", o.n, 1),
+          cfg: o.cfg !== undefined ? parseFloatArg("--cfg", o.cfg, 0) : undefined,
+          steps: o.steps !== undefined ? parseIntArg("--steps", o.steps, 1) : undefined,
+          sampler: o.sampler,
+          seed: parseIntArg("--seed", o.seed, 0),
+          out: o.out,
+          backend: o.backend,
+          ema: o.ema,
+        }),
+      );
+    });
+
+  return program;
+}
+
+/** Run the CLI; returns the exit code. Never lets a user mistake surface as a stack trace. */
+export async function main(argv: string[]): Promise<number> {
+  let code: number = EXIT.ok;
+  const program = build((c) => (code = c));
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return code;
+  } catch (e) {
+    return handleError(e);
+  } finally {
+    try {
+      const { shutdownBackend } = await import("../runtime/backend.ts");
+      await shutdownBackend();
+    } catch {
+      // the backend module may never have been loaded
+    }
+  }
+}
+
+export function handleError(e: unknown): number {
+  if (e instanceof CommanderError) {
+    if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return EXIT.ok;
+    return EXIT.usage;
+  }
+  const err = e as { name?: string; message?: string; exitCode?: number; stack?: string };
+  if (err && typeof err.name === "string" && USER_ERROR_NAMES.has(err.name)) {
+    process.stderr.write(`error: ${err.message}\n`);
+    return err.exitCode ?? (e instanceof UsageError ? EXIT.usage : EXIT.spec);
+  }
+  process.stderr.write(`internal error (a bug in sdc; please report it with this trace):\n${err?.stack ?? String(e)}\n`);
+  return EXIT.internal;
+}

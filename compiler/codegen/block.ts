@@ -1,0 +1,405 @@
+/**
+ * One pure transform per block: a checked block (its symbolic analysis) -> the structures of a
+ * TypeScript args interface and a class with typed constructor arguments and a typed `forward`.
+ * Declarations are ts-morph structures; statement bodies are written with its code writer.
+ */
+import type { ClassDeclarationStructure, CodeBlockWriter, InterfaceDeclarationStructure, OptionalKind, PropertyDeclarationStructure } from "ts-morph";
+import { StructureKind } from "ts-morph";
+import type * as A from "../ast.ts";
+import { type BlockAnalysis, exprText, type ModuleDecl } from "../check.ts";
+import { PRIMITIVES } from "../primitives.ts";
+import { type Dim, dimToString, shapeToString, type Value } from "../values.ts";
+
+const RESERVED = new Set("break case catch class const continue debugger default delete do else enum export extends false finally for function if import in instanceof new null return super switch this throw true try typeof var void while with let static yield await implements interface package private protected public any boolean number string symbol of tf F".split(" "));
+
+export function tsName(name: string): string {
+  return RESERVED.has(name) ? `${name}_` : name;
+}
+
+export function className(block: string): string {
+  return block
+    .split(/_+/)
+    .filter(Boolean)
+    .map((s) => s[0].toUpperCase() + s.slice(1))
+    .join("");
+}
+
+export function tensorType(v: Value | undefined): string {
+  if (!v || v.t !== "tensor") return "tf.Tensor";
+  const r = v.shape.length;
+  return r >= 1 && r <= 6 ? `tf.Tensor${r}D` : "tf.Tensor";
+}
+
+function valueType(v: Value | undefined): string {
+  if (v?.t === "tuple") return `[${v.items.map(tensorType).join(", ")}]`;
+  return tensorType(v);
+}
+
+function shapeComment(v: Value | undefined): string {
+  if (!v) return "";
+  if (v.t === "tensor") return shapeToString(v.shape);
+  if (v.t === "tuple") return v.items.map(shapeComment).join(", ");
+  return "";
+}
+
+function paramTsType(p: A.ParamDecl): string {
+  return p.type === "bool" ? "boolean" : "number";
+}
+
+interface Ctx {
+  a: BlockAnalysis;
+  /** names visible as plain TS locals: params, lets, loop variables, dim variables */
+  locals: Set<string>;
+  /** in the constructor (no tensors, no dims) */
+  ctor: boolean;
+}
+
+/** TS expression for a .mdl expression. */
+function ts(e: A.Expr, c: Ctx, parentPrec = 0): string {
+  const ty = c.a.types.get(e);
+  switch (e.kind) {
+    case "number":
+      return e.text;
+    case "string":
+      return JSON.stringify(e.value);
+    case "bool":
+      return String(e.value);
+    case "ident":
+      return tsName(e.name);
+    case "unary": {
+      const inner = ts(e.operand, c, 9);
+      if (e.op === "-" && ty?.t === "tensor") return `tf.neg(${inner})`;
+      return `${e.op}${inner}`;
+    }
+    case "binary": {
+      const lt = c.a.types.get(e.left);
+      const rt = c.a.types.get(e.right);
+      const tensor = lt?.t === "tensor" || rt?.t === "tensor";
+      if (tensor) {
+        const fn = { "+": "add", "-": "sub", "*": "mul", "/": "div" }[e.op as "+"];
+        return `F.${fn}(${ts(e.left, c)}, ${ts(e.right, c)})`;
+      }
+      if (e.op === "/" && lt?.t === "int" && rt?.t === "int") return `F.idiv(${ts(e.left, c)}, ${ts(e.right, c)})`;
+      const op = e.op === "==" ? "===" : e.op === "!=" ? "!==" : e.op;
+      const prec = { "||": 1, "&&": 2, "==": 3, "!=": 3, "<": 4, "<=": 4, ">": 4, ">=": 4, "+": 5, "-": 5, "*": 6, "/": 6, "%": 6 }[e.op];
+      const s = `${ts(e.left, c, prec)} ${op} ${ts(e.right, c, prec + 1)}`;
+      return prec < parentPrec ? `(${s})` : s;
+    }
+    case "ternary": {
+      const s = `${ts(e.cond, c, 1)} ? ${ts(e.then, c, 1)} : ${ts(e.else, c, 1)}`;
+      return parentPrec > 0 ? `(${s})` : s;
+    }
+    case "list":
+      return `[${e.items.map((x) => ts(x, c)).join(", ")}]`;
+    case "shape":
+      return "undefined";
+    case "call":
+      return callTs(e, c);
+  }
+}
+
+function moduleRef(m: ModuleDecl): string {
+  const base = `this.${m.field}${m.loop ? `[${tsName(m.loop.variable.name)}]` : ""}`;
+  const guarded = m.guards.length > 0 || (m.loop && m.guards.length > 0);
+  return guarded ? `need(${base}, ${JSON.stringify(m.path)})` : base;
+}
+
+function callTs(call: A.Call, c: Ctx): string {
+  const m = c.a.moduleOf.get(call);
+  const prim = PRIMITIVES[call.callee];
+  const positional = call.args.filter((a) => !a.name);
+  const named = new Map(call.args.filter((a) => a.name).map((a) => [a.name!, a]));
+  if (m?.block) return `${moduleRef(m)}.forward(${positional.map((a) => ts(a.value, c)).join(", ")})`;
+  if (!prim) return "undefined";
+  if (prim.variadic) {
+    const axis = named.get("axis");
+    return `F.${prim.runtime}([${positional.map((a) => ts(a.value, c)).join(", ")}]${axis ? `, ${ts(axis.value, c)}` : ""})`;
+  }
+  // argument expressions by primitive argument name (given or default)
+  const argTs = (name: string): string | undefined => {
+    const i = prim.args.findIndex((s) => s.name === name);
+    const given = named.get(name) ?? (i < positional.length ? positional[i] : undefined);
+    if (given) return ts(given.value, c);
+    const d = prim.args[i]?.default;
+    if (!d) return undefined;
+    return d.t === "string" ? JSON.stringify(d.v) : String(d.v);
+  };
+  if (m) {
+    // a layer with parameters: tensors (and forward-time sizes) go to apply()
+    const applyArgs: Record<string, string[]> = {
+      linear: ["x"], layer_norm: ["x"], rms_norm: ["x"], patch_conv: ["x"], embedding: ["ids"], parameter: [], sincos_2d: ["gh", "gw"],
+    };
+    return `${moduleRef(m)}.apply(${(applyArgs[prim.name] ?? []).map((n) => argTs(n)!).join(", ")})`;
+  }
+  const fnArgs: Record<string, [string, string[]]> = {
+    layer_norm: ["layerNorm", ["x", "eps"]],
+    rms_norm: ["rmsNorm", ["x", "eps", "heads"]],
+  };
+  const [fn, names] = fnArgs[prim.name] ?? [prim.runtime, prim.args.map((s) => s.name)];
+  const list = names.map((n) => argTs(n));
+  while (list.length && list[list.length - 1] === undefined) list.pop();
+  return `F.${fn}(${list.join(", ")})`;
+}
+
+/** TS for a symbolic dimension (constructor sizes such as a linear's input width). */
+function dimTs(d: Dim): string {
+  if (typeof d === "number") return String(d);
+  if (d.op === "var") return tsName(d.name);
+  const inner = (x: Dim) => (typeof x === "object" && x.op !== "var" ? `(${dimTs(x)})` : dimTs(x));
+  if (d.op === "/") return `F.idiv(${dimTs(d.a)}, ${dimTs(d.b)})`;
+  return `${inner(d.a)} ${d.op} ${inner(d.b)}`;
+}
+
+function ctorArgsTs(m: ModuleDecl, c: Ctx): string {
+  const call = m.call;
+  if (m.block) {
+    const fields = call.args.filter((a) => a.name).map((a) => `${a.name}: ${ts(a.value, c)}`);
+    return `{ ${fields.join(", ")} }`;
+  }
+  const prim = m.prim!;
+  const positional = call.args.filter((a) => !a.name);
+  const named = new Map(call.args.filter((a) => a.name).map((a) => [a.name!, a]));
+  const arg = (name: string): string | undefined => {
+    const i = prim.args.findIndex((s) => s.name === name);
+    const given = named.get(name) ?? (i >= 0 && i < positional.length ? positional[i] : undefined);
+    return given ? ts(given.value, c) : undefined;
+  };
+  const tensorShape = (name: string): Dim[] => {
+    const v = m.args[name];
+    return v?.t === "tensor" ? v.shape : [];
+  };
+  const lastDim = (name: string) => dimTs(tensorShape(name)[tensorShape(name).length - 1]);
+  const obj = (o: Record<string, string | undefined>) =>
+    `{ ${Object.entries(o)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join(", ")} }`;
+  switch (prim.name) {
+    case "linear":
+      return obj({ inFeatures: lastDim("x"), outFeatures: arg("out"), bias: arg("bias"), init: arg("init") });
+    case "layer_norm":
+      return obj({ dim: lastDim("x"), eps: arg("eps"), affine: arg("affine") });
+    case "rms_norm":
+      return obj({ dim: lastDim("x"), eps: arg("eps"), heads: arg("heads"), affine: arg("affine") });
+    case "patch_conv":
+      return obj({ channels: lastDim("x"), outFeatures: arg("out"), patch: arg("patch") });
+    case "sincos_2d":
+      return obj({ width: arg("width"), maxGrid: arg("max_grid"), base: arg("base") });
+    case "embedding":
+      return obj({ vocab: arg("vocab"), width: arg("width") });
+    case "parameter":
+      return obj({ shape: arg("shape") });
+    default:
+      return "{}";
+  }
+}
+
+function moduleClass(m: ModuleDecl): string {
+  return m.block ? className(m.block.name) : m.prim!.runtime;
+}
+
+function guardTs(m: ModuleDecl, c: Ctx): string {
+  return m.guards.map((g) => (g.negate ? `!(${ts(g.cond, c)})` : ts(g.cond, c, 3))).join(" && ");
+}
+
+/** Names of dim variables the forward body refers to. */
+function usedDimVars(a: BlockAnalysis): string[] {
+  const used = new Set<string>();
+  const walkE = (e: A.Expr) => {
+    if (e.kind === "ident" && a.dimVars.has(e.name)) used.add(e.name);
+    else if (e.kind === "binary") [e.left, e.right].forEach(walkE);
+    else if (e.kind === "unary") walkE(e.operand);
+    else if (e.kind === "ternary") [e.cond, e.then, e.else].forEach(walkE);
+    else if (e.kind === "call") {
+      e.args.forEach((x) => walkE(x.value));
+      e.label?.segments.forEach((s) => s.index && walkE(s.index));
+    } else if (e.kind === "list") e.items.forEach(walkE);
+  };
+  const walkS = (s: A.Stmt) => {
+    if (s.kind === "assign") walkE(s.value);
+    else if (s.kind === "return") s.values.forEach(walkE);
+    else if (s.kind === "if") {
+      walkE(s.cond);
+      s.then.forEach(walkS);
+      s.else?.forEach(walkS);
+    } else {
+      walkE(s.from);
+      walkE(s.to);
+      s.body.forEach(walkS);
+    }
+  };
+  a.block.forward?.body.forEach(walkS);
+  return [...used];
+}
+
+export interface BlockStructures {
+  args: InterfaceDeclarationStructure;
+  cls: ClassDeclarationStructure;
+}
+
+/** The transform: block analysis -> interface + class structures. */
+export function generateBlock(a: BlockAnalysis): BlockStructures {
+  const b = a.block;
+  const fwd = b.forward!;
+  const name = className(b.name);
+  const argsName = `${name}Args`;
+  const params = b.params;
+  const locals = new Set([...params.map((p) => p.name), ...b.lets.map((l) => l.name)]);
+  const ctorCtx: Ctx = { a, locals, ctor: true };
+  const fwdCtx: Ctx = { a, locals: new Set([...locals, ...a.dimVars.keys()]), ctor: false };
+
+  const args: InterfaceDeclarationStructure = {
+    kind: StructureKind.Interface,
+    name: argsName,
+    isExported: true,
+    docs: [`Constructor arguments of {@link ${name}} (block \`${b.name}\`, ${b.file}:${b.span.start.line}).`],
+    properties: params.map((p) => ({
+      name: p.name,
+      type: paramTsType(p),
+      hasQuestionToken: !!p.default,
+      isReadonly: true,
+      docs: [`${p.type ?? "int"}${p.default ? `; default ${exprText(p.default)}` : ""}`],
+    })),
+  };
+
+  const resolvedType = `{ ${[...params.map((p) => `${tsName(p.name)}: ${paramTsType(p)}`), ...b.lets.map((l) => `${tsName(l.name)}: number`)].join("; ")} }`;
+  const properties: OptionalKind<PropertyDeclarationStructure>[] = [
+    { name: "p", type: `Readonly<${resolvedType}>`, isReadonly: true, docs: ["Parameters with defaults applied, and derived values."] },
+  ];
+  for (const m of a.modules) {
+    const cls = moduleClass(m);
+    const nullable = m.guards.length > 0;
+    const elem = nullable ? `${cls} | null` : cls;
+    properties.push({
+      name: m.field,
+      type: m.loop ? `ReadonlyArray<${elem}>` : elem,
+      isReadonly: true,
+      docs: [`\`${m.path}${m.loop ? `.{${m.loop.variable.name}}` : ""}\`: ${m.block ? `block ${m.block.name}` : m.prim!.name}${m.guards.length ? ` (only when ${m.guards.map((g) => (g.negate ? `!(${exprText(g.cond)})` : exprText(g.cond))).join(" && ")})` : ""}`],
+    });
+  }
+
+  const destructure = (w: CodeBlockWriter) => {
+    const names = [...params.map((p) => p.name), ...b.lets.map((l) => l.name)].map(tsName);
+    if (names.length) w.writeLine(`const { ${names.join(", ")} } = this.p;`);
+  };
+
+  const ctorBody = (w: CodeBlockWriter) => {
+    for (const p of params) {
+      const def = p.default ? ` ?? ${ts(p.default, ctorCtx)}` : "";
+      w.writeLine(`const ${tsName(p.name)} = args.${p.name}${def};`);
+    }
+    for (const l of b.lets) w.writeLine(`const ${tsName(l.name)} = ${ts(l.value, ctorCtx)};`);
+    for (const r of b.requires) w.writeLine(`check(${ts(r.cond, ctorCtx)}, ${JSON.stringify(b.name)}, ${JSON.stringify(r.message ?? exprText(r.cond))});`);
+    w.writeLine(`this.p = { ${[...params.map((p) => tsName(p.name)), ...b.lets.map((l) => tsName(l.name))].join(", ")} };`);
+    for (const m of a.modules) {
+      const cls = moduleClass(m);
+      if (m.loop) {
+        const iv = tsName(m.loop.variable.name);
+        const pathExpr = `joinName(path, \`${m.path}.\${${iv}}\`)`;
+        const make = `new ${cls}(store, ${pathExpr}, ${ctorArgsTs(m, ctorCtx)})`;
+        const body = m.guards.length ? `${guardTs(m, ctorCtx)} ? ${make} : null` : make;
+        const from = ts(m.loop.from, ctorCtx);
+        const to = ts(m.loop.to, ctorCtx, 5);
+        w.writeLine(`this.${m.field} = Array.from({ length: ${from === "0" ? to : `${to} - (${from})`} }, (_, k) => {`);
+        w.indent(() => {
+          w.writeLine(`const ${iv} = ${from === "0" ? "k" : `${from} + k`};`);
+          w.writeLine(`return ${body};`);
+        });
+        w.writeLine("});");
+      } else {
+        const make = `new ${cls}(store, joinName(path, ${JSON.stringify(m.path)}), ${ctorArgsTs(m, ctorCtx)})`;
+        w.writeLine(`this.${m.field} = ${m.guards.length ? `${guardTs(m, ctorCtx)} ? ${make} : null` : make};`);
+      }
+    }
+  };
+
+  // hoisted locals: every assigned name that is not an input
+  const inputs = new Set(fwd.inputs.map((i) => i.name));
+  const hoisted = new Map<string, string>();
+  for (const [stmt, vals] of a.assigns) {
+    stmt.targets.forEach((t, i) => {
+      if (inputs.has(t.name)) return;
+      const ty = tensorType(vals[i]);
+      const prev = hoisted.get(t.name);
+      hoisted.set(t.name, prev && prev !== ty ? "tf.Tensor" : ty);
+    });
+  }
+
+  const writeStmts = (w: CodeBlockWriter, stmts: A.Stmt[]) => {
+    for (const s of stmts) {
+      switch (s.kind) {
+        case "assign": {
+          const vals = a.assigns.get(s) ?? [];
+          const comment = vals.map(shapeComment).join(", ");
+          if (s.targets.length === 1) {
+            const t = s.targets[0].name;
+            const ty = inputs.has(t) ? tensorType(a.inputs[fwd.inputs.findIndex((x) => x.name === t)]) : hoisted.get(t)!;
+            w.writeLine(`${tsName(t)} = ${ts(s.value, fwdCtx)} as ${ty}; // ${comment}`);
+          } else {
+            const types = s.targets.map((t, i) => (inputs.has(t.name) ? tensorType(a.inputs[fwd.inputs.findIndex((x) => x.name === t.name)]) : tensorType(vals[i])));
+            w.writeLine(`[${s.targets.map((t) => tsName(t.name)).join(", ")}] = ${ts(s.value, fwdCtx)} as [${types.join(", ")}]; // ${comment}`);
+          }
+          break;
+        }
+        case "if":
+          w.write(`if (${ts(s.cond, fwdCtx)}) `).inlineBlock(() => writeStmts(w, s.then));
+          if (s.else) w.write(" else ").inlineBlock(() => writeStmts(w, s.else!));
+          w.newLine();
+          break;
+        case "for": {
+          const iv = tsName(s.variable.name);
+          w.write(`for (let ${iv} = ${ts(s.from, fwdCtx)}; ${iv} < ${ts(s.to, fwdCtx, 5)}; ${iv}++) `).inlineBlock(() => writeStmts(w, s.body));
+          w.newLine();
+          break;
+        }
+        case "return": {
+          const outs = a.outputs;
+          if (s.values.length === 1) w.writeLine(`return ${ts(s.values[0], fwdCtx)} as ${tensorType(outs[0])}; // ${shapeComment(outs[0])}`);
+          else w.writeLine(`return [${s.values.map((v, i) => `${ts(v, fwdCtx)} as ${tensorType(outs[i])}`).join(", ")}]; // ${outs.map(shapeComment).join(", ")}`);
+          break;
+        }
+      }
+    }
+  };
+
+  const fwdBody = (w: CodeBlockWriter) => {
+    destructure(w);
+    for (const d of usedDimVars(a)) {
+      const at = a.dimVars.get(d)!;
+      w.writeLine(`const ${tsName(d)} = ${tsName(fwd.inputs[at.input].name)}.shape[${at.axis}];`);
+    }
+    for (const [n, ty] of hoisted) w.writeLine(`let ${tsName(n)}!: ${ty};`);
+    writeStmts(w, fwd.body);
+  };
+
+  const outType = a.outputs.length === 1 ? tensorType(a.outputs[0]) : `[${a.outputs.map(tensorType).join(", ")}]`;
+  const cls: ClassDeclarationStructure = {
+    kind: StructureKind.Class,
+    name,
+    isExported: true,
+    docs: [`Block \`${b.name}\` (${b.file}:${b.span.start.line}).`],
+    properties,
+    ctors: [
+      {
+        parameters: [
+          { name: "store", type: "ParamStore" },
+          { name: "path", type: "string", docs: [] },
+          { name: "args", type: argsName },
+        ],
+        docs: ["@param store where parameters are created, by state-dict name\n@param path this module's state-dict prefix (\"\" at the root)"],
+        statements: ctorBody,
+      },
+    ],
+    methods: [
+      {
+        name: "forward",
+        parameters: fwd.inputs.map((inp, i) => ({ name: tsName(inp.name), type: `${tensorType(a.inputs[i])} /* ${shapeComment(a.inputs[i])} */` })),
+        returnType: `${outType} /* ${a.outputs.map(shapeComment).join(", ")} */`,
+        statements: fwdBody,
+      },
+    ],
+  };
+  void valueType;
+  void dimToString;
+  return { args, cls };
+}

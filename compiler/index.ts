@@ -1,0 +1,158 @@
+/**
+ * The compiler, one step per phase:
+ *   bytes --decodeSource/lex--> tokens --parse--> AST --loadProgram--> program (imports)
+ *   --evaluateSpec--> IR (concrete shapes, exact parameters) --analyzeBlock--> typed blocks
+ *   --validateIr (ajv)--> --generateFiles--> [path, contents][]
+ * Every phase is pure; the host (file reads) is passed in and the CLI writes the files.
+ */
+import AjvModule from "ajv";
+import schema from "./ir.schema.json" with { type: "json" };
+import type * as A from "./ast.ts";
+import { Checker, fmtCount } from "./check.ts";
+import { generateFiles, type GeneratedFile, reachableBlocks } from "./codegen/files.ts";
+import { type Diagnostic, diag, formatDiagnostic, hasErrors } from "./diagnostics.ts";
+import type { IR } from "./ir.ts";
+import { parseExpression } from "./parser.ts";
+import { loadProgram, type Program, type SourceHost } from "./program.ts";
+import { evaluateSpec, findSpec } from "./spec.ts";
+
+export { formatDiagnostic, type Diagnostic } from "./diagnostics.ts";
+export type { IR } from "./ir.ts";
+export { loadProgram, memoryHost, type SourceHost } from "./program.ts";
+
+export interface CompileOptions {
+  /** spec name inside the file (default: the first) */
+  spec?: string;
+  variant?: string;
+  /** `name=value` overrides from the command line */
+  sets?: string[];
+  /** how the spec is named in generated headers (default: the entry path) */
+  specPath?: string;
+  /** the compiled package's name, used for its folder (default: spec name, plus -variant) */
+  name?: string;
+}
+
+export interface CompileResult {
+  program: Program;
+  ir?: IR;
+  files?: GeneratedFile[];
+  /** output folder name: spec name plus variant (sd3, sd3-small) */
+  name?: string;
+  diagnostics: Diagnostic[];
+}
+
+const Ajv = (AjvModule as unknown as { default?: typeof AjvModule }).default ?? AjvModule;
+let validator: ReturnType<InstanceType<typeof Ajv>["compile"]> | undefined;
+
+/** Validate an IR against compiler/ir.schema.json; returns error lines (empty = valid). */
+export function validateIr(ir: unknown): string[] {
+  validator ??= new Ajv({ allErrors: true, strict: false }).compile(schema);
+  if (validator(ir)) return [];
+  return (validator.errors ?? []).map((e) => `${e.instancePath || "/"} ${e.message ?? "is invalid"}`);
+}
+
+export function parseSets(sets: string[]): { sets: { name: string; value: A.Expr }[]; diagnostics: Diagnostic[] } {
+  const out: { name: string; value: A.Expr }[] = [];
+  const diagnostics: Diagnostic[] = [];
+  for (const s of sets) {
+    const m = /^\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)\s*=(.*)$/.exec(s);
+    const file = `--set ${s}`;
+    if (!m) {
+      diagnostics.push(diag("SDC200", { file, start: { offset: 0, line: 1, column: 1 }, end: { offset: s.length, line: 1, column: s.length + 1 } }, `--set expects name=value, got '${s}'`));
+      continue;
+    }
+    const r = parseExpression(file, m[2]);
+    if (r.expr) out.push({ name: m[1], value: r.expr });
+    diagnostics.push(...r.diagnostics);
+  }
+  return { sets: out, diagnostics };
+}
+
+/** Compile one spec (and variant) from an entry file. */
+export function compile(entry: string, host: SourceHost, opts: CompileOptions = {}): CompileResult {
+  const program = loadProgram(entry, host);
+  const result: CompileResult = { program, diagnostics: [...program.diagnostics] };
+  if (hasErrors(result.diagnostics)) return result;
+  const spec = findSpec(program, opts.spec);
+  if ("code" in spec) {
+    result.diagnostics.push(spec);
+    return result;
+  }
+  const sets = parseSets(opts.sets ?? []);
+  if (sets.diagnostics.length) {
+    result.diagnostics.push(...sets.diagnostics);
+    return result;
+  }
+  // check every block on its own first (symbolic): errors in unused branches are found too
+  const checker = new Checker(program.blocks);
+  const analyses = new Map([...program.blocks].map(([name, b]) => [name, checker.analyzeBlock(b)]));
+  const evaluated = evaluateSpec(program, spec, { variant: opts.variant, sets: sets.sets });
+  result.diagnostics.push(...dedupe([...checker.diagnostics, ...evaluated.diagnostics]));
+  if (hasErrors(result.diagnostics) || !evaluated.ir) return result;
+  const ir = evaluated.ir;
+  if (opts.name) ir.spec.name = opts.name;
+  const schemaErrors = validateIr(ir);
+  if (schemaErrors.length) {
+    result.diagnostics.push(diag("SDC900", spec.nameSpan, `internal error: the IR does not match its schema: ${schemaErrors.slice(0, 5).join("; ")}`));
+    return result;
+  }
+  result.ir = ir;
+  result.name = ir.spec.name;
+  const roots = [ir.network.block, ...(ir.text.kind === "learned" ? [ir.text.block] : [])];
+  result.files = generateFiles({ ir, blocks: reachableBlocks(roots, analyses), name: ir.spec.name, specPath: opts.specPath ?? entry });
+  return result;
+}
+
+function dedupe(ds: Diagnostic[]): Diagnostic[] {
+  const seen = new Set<string>();
+  return ds.filter((d) => {
+    const k = `${d.code}|${d.span.file}|${d.span.start.offset}|${d.message}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+/** The parameter summary `sdc compile` prints, like a model summary. */
+export function summaryTable(ir: IR, opts: { depth?: number } = {}): string {
+  const depth = opts.depth ?? 1;
+  const rows: [string, string, string, string][] = [];
+  const walk = (m: IR["modules"][number], level: number) => {
+    const shapes = ir.parameters.filter((p) => p.name.startsWith(m.path + ".") && p.name.split(".").length === m.path.split(".").length + 1 && !p.buffer);
+    rows.push([`${"  ".repeat(level)}${m.path || "(network)"}`, m.kind, m.params.toLocaleString("en-US"), shapes.length === 2 ? shapes.map((s) => `[${s.shape.join("x")}]`).join(" ") : ""]);
+    if (level < depth) {
+      // collapse runs of identical repeated blocks (transformer_blocks.0..10)
+      const kids = m.children;
+      for (let i = 0; i < kids.length; i++) {
+        const k = kids[i];
+        const base = k.path.replace(/\.\d+$/, "");
+        let j = i;
+        while (j + 1 < kids.length && kids[j + 1].path.replace(/\.\d+$/, "") === base && base !== k.path && kids[j + 1].params === k.params && kids[j + 1].kind === k.kind) j++;
+        if (j > i) {
+          const first = k.path.slice(base.length + 1);
+          const last = kids[j].path.slice(base.length + 1);
+          rows.push([`${"  ".repeat(level + 1)}${base}.${first}..${last}`, `${k.kind} x${j - i + 1}`, (k.params * (j - i + 1)).toLocaleString("en-US"), `${k.params.toLocaleString("en-US")} each`]);
+          i = j;
+        } else walk(k, level + 1);
+      }
+    }
+  };
+  for (const m of ir.modules) walk(m, 0);
+  const head: [string, string, string, string] = ["module", "kind", "params", ""];
+  const w = [0, 1, 2, 3].map((c) => Math.max(head[c].length, ...rows.map((r) => r[c].length)));
+  const line = (r: string[]) => `${r[0].padEnd(w[0])}  ${r[1].padEnd(w[1])}  ${r[2].padStart(w[2])}  ${r[3]}`.trimEnd();
+  const sep = "-".repeat(w[0] + w[1] + w[2] + w[3] + 6);
+  const s = ir.stats;
+  return [
+    line(head),
+    sep,
+    ...rows.map(line),
+    sep,
+    `total parameters: ${s.params.toLocaleString("en-US")} (${fmtCount(s.params)}): network ${s.networkParams.toLocaleString("en-US")}, text encoder ${s.textParams.toLocaleString("en-US")}; fixed buffers ${s.buffers.toLocaleString("en-US")}`,
+    `largest activation: ${s.maxActivation.toLocaleString("en-US")} values per sample; parameters at fp32: ${(s.params * 4 / 2 ** 20).toFixed(1)} MiB`,
+  ].join("\n");
+}
+
+export function formatAll(ds: Diagnostic[], sources: ReadonlyMap<string, string>, color = false): string {
+  return ds.map((d) => formatDiagnostic(d, sources, { color })).join("\n\n");
+}

@@ -1,0 +1,33 @@
+/**
+ * What a compiled spec (generated/<name>/index.ts) gives the runtime: the typed configuration
+ * from the IR and factories for the network and the learned text encoder.
+ */
+import type * as tf from "@tensorflow/tfjs";
+import type { DataIR, FlowIR, IR, TextIR, TrainIR } from "../compiler/ir.ts";
+import type { ParamStore } from "./nn/params.ts";
+
+export interface NetworkModule {
+  /** velocity for noisy images x [B, H, W, C] at network times t [B], context [B, T, D], pooled [B, P] */
+  forward(x: tf.Tensor4D, t: tf.Tensor1D, context: tf.Tensor3D, pooled: tf.Tensor2D): tf.Tensor4D;
+}
+
+export interface TextEncoderModule {
+  /** token ids [B, T] -> (context [B, T, D], pooled [B, P]) */
+  forward(ids: tf.Tensor2D): [tf.Tensor3D, tf.Tensor2D];
+}
+
+export interface CompiledSpec {
+  name: string;
+  /** sha-256 of the ir.json this code was generated with */
+  irHash: string;
+  data: DataIR;
+  text: TextIR;
+  flow: FlowIR;
+  train: TrainIR;
+  /** parameter count the compiler proved (network + text encoder) */
+  params: number;
+  createNetwork(store: ParamStore): NetworkModule;
+  createTextEncoder?(store: ParamStore): TextEncoderModule;
+}
+
+export type { IR };

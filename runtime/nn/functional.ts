@@ -1,0 +1,159 @@
+/**
+ * Stateless primitives the generated code calls (`F.silu(x)`, `F.attention(q, k, v, heads)`).
+ * Each is the tfjs equivalent of the reference's PyTorch op, channels-last.
+ */
+import * as tf from "@tensorflow/tfjs";
+
+export class ShapeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ShapeError";
+  }
+}
+
+type T = tf.Tensor;
+type N = number | tf.Tensor;
+
+export const add = (a: N, b: N): T => tf.add(a, b);
+export const sub = (a: N, b: N): T => tf.sub(a, b);
+export const mul = (a: N, b: N): T => tf.mul(a, b);
+export const div = (a: N, b: N): T => tf.div(a, b);
+
+/** Exact integer division, as the compiler checked it statically. */
+export function idiv(a: number, b: number): number {
+  if (b === 0 || a % b !== 0) throw new ShapeError(`${a} / ${b} is not an exact integer division`);
+  return a / b;
+}
+
+export const silu = (x: T): T => tf.mul(x, tf.sigmoid(x));
+export const relu = (x: T): T => tf.relu(x);
+export const sigmoid = (x: T): T => tf.sigmoid(x);
+export const tanh = (x: T): T => tf.tanh(x);
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+/** GELU; approximate = tanh form (PyTorch approximate="tanh"). */
+export function gelu(x: T, approximate = false): T {
+  return tf.tidy(() => {
+    if (approximate) {
+      const inner = tf.mul(SQRT_2_OVER_PI, tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
+      return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
+    }
+    return tf.mul(tf.mul(0.5, x), tf.add(1, tf.erf(tf.div(x, Math.SQRT2))));
+  });
+}
+
+/** LayerNorm over the last axis without affine parameters. */
+export function layerNorm(x: T, eps = 1e-5): T {
+  return tf.tidy(() => {
+    const { mean, variance } = tf.moments(x, -1, true);
+    return tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
+  });
+}
+
+/** RMSNorm over the last axis (per head slice when heads > 1), without weight. */
+export function rmsNorm(x: T, eps = 1e-6, heads = 1): T {
+  return tf.tidy(() => {
+    const shape = x.shape;
+    const d = shape[shape.length - 1];
+    const xs = heads > 1 ? tf.reshape(x, [...shape.slice(0, -1), heads, d / heads]) : x;
+    const y = tf.mul(xs, tf.rsqrt(tf.add(tf.mean(tf.square(xs), -1, true), eps)));
+    return heads > 1 ? tf.reshape(y, shape) : y;
+  });
+}
+
+function axisOf(x: T, axis: number): number {
+  return axis < 0 ? axis + x.rank : axis;
+}
+
+export function chunk(x: T, n: number, axis = -1): T[] {
+  return tf.split(x, n, axisOf(x, axis));
+}
+
+export function split(x: T, sizes: number[], axis = -1): T[] {
+  return tf.split(x, sizes, axisOf(x, axis));
+}
+
+export function concat(xs: T[], axis = -1): T {
+  return tf.concat(xs, axisOf(xs[0], axis));
+}
+
+export function unsqueeze(x: T, axis: number): T {
+  return tf.expandDims(x, axis < 0 ? axis + x.rank + 1 : axis);
+}
+
+export function mean(x: T, axis: number): T {
+  return tf.mean(x, axisOf(x, axis));
+}
+
+/**
+ * Multi-head scaled dot-product attention. q [B, S, D], k/v [B, S', D]; D = heads * d.
+ */
+export function attention(q: T, k: T, v: T, heads: number): T {
+  return tf.tidy(() => {
+    const [b, s, dm] = q.shape;
+    const sk = k.shape[1];
+    const d = dm / heads;
+    const split = (x: T, len: number) => tf.transpose(tf.reshape(x, [b, len, heads, d]), [0, 2, 1, 3]); // [B, H, S, d]
+    const qh = split(q, s);
+    const kh = split(k, sk);
+    const vh = split(v, sk);
+    const scores = tf.mul(tf.matMul(qh, kh, false, true), 1 / Math.sqrt(d)); // [B, H, S, S']
+    const o = tf.matMul(tf.softmax(scores, -1), vh); // [B, H, S, d]
+    return tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [b, s, dm]); // [B, S, D]
+  });
+}
+
+/** Sinusoidal timestep embedding [B] -> [B, dim]; flip puts cos first (diffusers flip_sin_to_cos). */
+export function timestepEmbedding(t: T, dim: number, flip = true, maxPeriod = 10000, scale = 1): T {
+  return tf.tidy(() => {
+    const half = dim / 2;
+    const freqs = new Float32Array(half);
+    for (let i = 0; i < half; i++) freqs[i] = Math.exp((-Math.log(maxPeriod) * i) / half);
+    const args = tf.mul(tf.mul(tf.expandDims(tf.cast(t, "float32"), 1), tf.tensor2d(freqs, [1, half])), scale); // [B, half]
+    const sin = tf.sin(args);
+    const cos = tf.cos(args);
+    return flip ? tf.concat([cos, sin], 1) : tf.concat([sin, cos], 1);
+  });
+}
+
+/** [B, gh*gw, p*p*C] -> [B, gh*p, gw*p, C] (PyTorch einsum "nhwpqc->nchpwq", channels last). */
+export function unpatchify(x: T, gh: number, gw: number, patch: number, channels: number): T {
+  return tf.tidy(() => {
+    const b = x.shape[0];
+    const y = tf.reshape(x, [b, gh, gw, patch, patch, channels]);
+    return tf.reshape(tf.transpose(y, [0, 1, 3, 2, 4, 5]), [b, gh * patch, gw * patch, channels]);
+  });
+}
+
+/** [B, H, W, C] -> [B, (H/p)*(W/p), C*p*p] with features ordered (c, i, j), as a conv weight [D, C, p, p] flattens. */
+export function patchify(x: T, patch: number): T {
+  return tf.tidy(() => {
+    const [b, h, w, c] = x.shape;
+    const gh = h / patch;
+    const gw = w / patch;
+    const y = tf.reshape(x, [b, gh, patch, gw, patch, c]);
+    return tf.reshape(tf.transpose(y, [0, 1, 3, 5, 2, 4]), [b, gh * gw, c * patch * patch]);
+  });
+}
+
+/** The fixed 2-D sin-cos table of diffusers' get_2d_sincos_pos_embed: [grid*grid, width], row-major. */
+export function sincos2dTable(width: number, grid: number, base: number): Float32Array {
+  const out = new Float32Array(grid * grid * width);
+  const half = width / 2;
+  const quarter = half / 2;
+  const omega = Array.from({ length: quarter }, (_, i) => 1 / 10000 ** (i / quarter));
+  for (let i = 0; i < grid; i++) {
+    for (let j = 0; j < grid; j++) {
+      const row = (i * grid + j) * width;
+      const posW = j / (grid / base); // grid[0]: the w coordinate feeds the first half
+      const posH = i / (grid / base);
+      for (let k = 0; k < quarter; k++) {
+        out[row + k] = Math.sin(posW * omega[k]);
+        out[row + quarter + k] = Math.cos(posW * omega[k]);
+        out[row + half + k] = Math.sin(posH * omega[k]);
+        out[row + half + quarter + k] = Math.cos(posH * omega[k]);
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,224 @@
+/**
+ * Primitive layers with parameters. Weights use PyTorch layouts (Linear [out, in], patch conv
+ * [out, C, p, p]) and state-dict names, so they load from and save to the reference's format.
+ * Arguments are validated with messages that name the argument and its value.
+ */
+import * as tf from "@tensorflow/tfjs";
+import * as F from "./functional.ts";
+import { joinName, type ParamStore } from "./params.ts";
+
+export class ArgumentError extends Error {
+  constructor(layer: string, arg: string, value: unknown, want: string) {
+    super(`${layer}: argument '${arg}' must be ${want}, got ${JSON.stringify(value)}`);
+    this.name = "ArgumentError";
+  }
+}
+
+function positiveInt(layer: string, arg: string, v: number) {
+  if (!Number.isInteger(v) || v <= 0) throw new ArgumentError(layer, arg, v, "a positive integer");
+}
+
+export interface LinearArgs {
+  inFeatures: number;
+  outFeatures: number;
+  /** default true */
+  bias?: boolean;
+  /** "torch" (default: U(-1/sqrt(in), 1/sqrt(in))) or "zeros" */
+  init?: string;
+}
+
+export class Linear {
+  readonly weight: tf.Variable; // [out, in]
+  readonly bias: tf.Variable | null; // [out]
+  constructor(store: ParamStore, path: string, readonly args: LinearArgs) {
+    positiveInt("Linear", "inFeatures", args.inFeatures);
+    positiveInt("Linear", "outFeatures", args.outFeatures);
+    const init = args.init === "zeros" ? "zeros" : "torch_linear";
+    this.weight = store.param(joinName(path, "weight"), [args.outFeatures, args.inFeatures], init, args.inFeatures);
+    this.bias = args.bias === false ? null : store.param(joinName(path, "bias"), [args.outFeatures], init, args.inFeatures);
+  }
+  apply(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      const shape = x.shape;
+      const x2 = tf.reshape(x, [-1, shape[shape.length - 1]]);
+      let y = tf.matMul(x2, this.weight, false, true);
+      if (this.bias) y = tf.add(y, this.bias);
+      return tf.reshape(y, [...shape.slice(0, -1), this.args.outFeatures]);
+    });
+  }
+}
+
+export interface LayerNormArgs {
+  dim: number;
+  /** default 1e-5 */
+  eps?: number;
+  /** default true */
+  affine?: boolean;
+}
+
+export class LayerNorm {
+  readonly weight: tf.Variable | null = null;
+  readonly bias: tf.Variable | null = null;
+  constructor(store: ParamStore, path: string, readonly args: LayerNormArgs) {
+    positiveInt("LayerNorm", "dim", args.dim);
+    if (args.affine !== false) {
+      this.weight = store.param(joinName(path, "weight"), [args.dim], "ones");
+      this.bias = store.param(joinName(path, "bias"), [args.dim], "zeros");
+    }
+  }
+  apply(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      const y = F.layerNorm(x, this.args.eps ?? 1e-5);
+      return this.weight ? tf.add(tf.mul(y, this.weight), this.bias!) : y;
+    });
+  }
+}
+
+export interface RmsNormArgs {
+  dim: number;
+  /** default 1e-6 */
+  eps?: number;
+  /** default 1: normalise each of `heads` slices of the last axis */
+  heads?: number;
+  affine?: boolean;
+}
+
+export class RmsNorm {
+  readonly weight: tf.Variable | null = null; // [dim / heads]
+  constructor(store: ParamStore, path: string, readonly args: RmsNormArgs) {
+    positiveInt("RmsNorm", "dim", args.dim);
+    const heads = args.heads ?? 1;
+    if (args.dim % heads) throw new ArgumentError("RmsNorm", "heads", heads, `a divisor of dim ${args.dim}`);
+    if (args.affine !== false) this.weight = store.param(joinName(path, "weight"), [args.dim / heads], "ones");
+  }
+  apply(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      const heads = this.args.heads ?? 1;
+      const y = F.rmsNorm(x, this.args.eps ?? 1e-6, heads);
+      if (!this.weight) return y;
+      if (heads === 1) return tf.mul(y, this.weight);
+      const shape = y.shape;
+      return tf.reshape(tf.mul(tf.reshape(y, [...shape.slice(0, -1), heads, this.args.dim / heads]), this.weight), shape);
+    });
+  }
+}
+
+export interface PatchConvArgs {
+  channels: number;
+  outFeatures: number;
+  patch: number;
+}
+
+/** A conv with kernel = stride = patch on [B, H, W, C], flattened to tokens [B, N, out]. */
+export class PatchConv {
+  readonly weight: tf.Variable; // [out, C, p, p]
+  readonly bias: tf.Variable; // [out]
+  constructor(store: ParamStore, path: string, readonly args: PatchConvArgs) {
+    positiveInt("PatchConv", "channels", args.channels);
+    positiveInt("PatchConv", "outFeatures", args.outFeatures);
+    positiveInt("PatchConv", "patch", args.patch);
+    const fanIn = args.channels * args.patch * args.patch;
+    this.weight = store.param(joinName(path, "weight"), [args.outFeatures, args.channels, args.patch, args.patch], "torch_linear", fanIn);
+    this.bias = store.param(joinName(path, "bias"), [args.outFeatures], "torch_linear", fanIn);
+  }
+  apply(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      const p = this.args.patch;
+      const patches = F.patchify(x, p); // [B, N, C*p*p]
+      const [b, n, k] = patches.shape;
+      const w = tf.reshape(this.weight, [this.args.outFeatures, k]);
+      const y = tf.add(tf.matMul(tf.reshape(patches, [b * n, k]), w, false, true), this.bias);
+      return tf.reshape(y, [b, n, this.args.outFeatures]); // [B, N, out]
+    });
+  }
+}
+
+export interface SinCos2dArgs {
+  width: number;
+  maxGrid: number;
+  /** base grid size for position scaling; 0 = the requested grid */
+  base?: number;
+}
+
+/**
+ * Fixed 2-D sin-cos positions on a maxGrid table (a buffer named by the call's label),
+ * centre-cropped on use. With base = 0 the table's scale follows the first grid it is used
+ * with (diffusers: base_size = sample_size // patch), so the buffer is built on first use.
+ */
+export class SinCos2d {
+  private cache = new Map<string, tf.Tensor>();
+  private built?: tf.Tensor; // [1, maxGrid*maxGrid, width]
+  constructor(
+    private readonly store: ParamStore,
+    private readonly path: string,
+    readonly args: SinCos2dArgs,
+  ) {
+    positiveInt("SinCos2d", "width", args.width);
+    positiveInt("SinCos2d", "maxGrid", args.maxGrid);
+    if (args.width % 4) throw new ArgumentError("SinCos2d", "width", args.width, "a multiple of 4");
+    if (args.base) this.tableFor(args.base);
+  }
+
+  private tableFor(gh: number): tf.Tensor {
+    if (!this.built) {
+      const m = this.args.maxGrid;
+      const base = this.args.base || gh;
+      this.built = this.store.buffer(this.path, tf.tensor3d(F.sincos2dTable(this.args.width, m, base), [1, m * m, this.args.width]));
+    }
+    return this.built;
+  }
+
+  /** Build the buffer now (so it is saved with the weights) for a grid of gh rows. */
+  init(gh: number): void {
+    this.tableFor(gh);
+  }
+
+  apply(gh: number, gw: number): tf.Tensor {
+    const key = `${gh}x${gw}`;
+    const hit = this.cache.get(key);
+    if (hit) return hit;
+    const m = this.args.maxGrid;
+    if (gh > m || gw > m) throw new ArgumentError("SinCos2d", "grid", `${gh}x${gw}`, `at most maxGrid ${m}`);
+    const table = this.tableFor(gh);
+    const out = tf.tidy(() => {
+      const top = Math.floor((m - gh) / 2);
+      const left = Math.floor((m - gw) / 2);
+      const grid = tf.reshape(table, [m, m, this.args.width]);
+      return tf.reshape(tf.slice(grid, [top, left, 0], [gh, gw, this.args.width]), [1, gh * gw, this.args.width]);
+    });
+    this.cache.set(key, tf.keep(out));
+    return out;
+  }
+}
+
+export interface EmbeddingArgs {
+  vocab: number;
+  width: number;
+}
+
+export class Embedding {
+  readonly weight: tf.Variable; // [vocab, width]
+  constructor(store: ParamStore, path: string, readonly args: EmbeddingArgs) {
+    positiveInt("Embedding", "vocab", args.vocab);
+    positiveInt("Embedding", "width", args.width);
+    this.weight = store.param(joinName(path, "weight"), [args.vocab, args.width], "normal_0.02");
+  }
+  apply(ids: tf.Tensor): tf.Tensor {
+    return tf.gather(this.weight, tf.cast(ids, "int32"));
+  }
+}
+
+export interface ParameterArgs {
+  shape: number[];
+}
+
+export class Parameter {
+  readonly value: tf.Variable;
+  constructor(store: ParamStore, path: string, readonly args: ParameterArgs) {
+    args.shape.forEach((d, i) => positiveInt("Parameter", `shape[${i}]`, d));
+    this.value = store.param(path, args.shape, "normal_0.02");
+  }
+  apply(): tf.Tensor {
+    return this.value;
+  }
+}
