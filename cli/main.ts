@@ -122,6 +122,9 @@ function build(onResult: (code: number) => void): Command {
 /** Run the CLI; returns the exit code. Never lets a user mistake surface as a stack trace. */
 export async function main(argv: string[]): Promise<number> {
   let code: number = EXIT.ok;
+  // production mode: no debug checks, and no "install tfjs-node" banner from the cpu backend
+  const tf = await import("@tensorflow/tfjs");
+  tf.env().set("PROD", true);
   const program = build((c) => (code = c));
   try {
     await program.parseAsync(argv, { from: "user" });

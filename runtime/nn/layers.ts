@@ -203,8 +203,16 @@ export class Embedding {
     positiveInt("Embedding", "width", args.width);
     this.weight = store.param(joinName(path, "weight"), [args.vocab, args.width], "normal_0.02");
   }
+  /**
+   * Small vocabularies use one-hot x weight, whose gradient is a matmul on every backend
+   * (gather's gradient needs UnsortedSegmentSum, which the wasm backend lacks).
+   */
   apply(ids: tf.Tensor): tf.Tensor {
-    return tf.gather(this.weight, tf.cast(ids, "int32"));
+    return tf.tidy(() => {
+      const flat = tf.reshape(tf.cast(ids, "int32"), [-1]);
+      const rows = this.args.vocab <= 4096 ? tf.matMul(tf.oneHot(flat, this.args.vocab, 1, 0, "float32"), this.weight) : tf.gather(this.weight, flat);
+      return tf.reshape(rows, [...ids.shape, this.args.width]);
+    });
   }
 }
 

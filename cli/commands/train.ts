@@ -1,0 +1,251 @@
+/**
+ * `sdc train DIR`: the training loop with its files: metrics.jsonl, samples/step-N.png (+ .txt
+ * prompts), checkpoints/step-N/ (atomic) and checkpoints/latest. Ctrl-C writes a checkpoint and
+ * exits 130; a non-finite loss stops with exit 3 and keeps the last good checkpoint.
+ */
+import { appendFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import { irHash } from "../../compiler/codegen/files.ts";
+import { initBackend } from "../../runtime/backend.ts";
+import { BatchSampler, type ImageTextDataset } from "../../runtime/data/dataset.ts";
+import { loadImageFolder } from "../../runtime/data/folder.ts";
+import { digitPrompt, loadMnist } from "../../runtime/data/mnist.ts";
+import { encodeGridPng, promptsGridText } from "../../runtime/image/png.ts";
+import { removeStaleTemps, writeFileAtomic } from "../../runtime/io/atomic.ts";
+import { CheckpointError, type HostTensors, readCheckpoint, resolveCheckpoint, saveCheckpoint, writeLatest } from "../../runtime/train/checkpoint.ts";
+import { buildModel, drawBatch, FlowTrainer, makeValidationSet, type ModelBundle, sampleImages, TrainingStopped, validationLoss } from "../../runtime/train/trainer.ts";
+import { Rng } from "../../runtime/util/rng.ts";
+import { WordTokenizer } from "../../runtime/text/words.ts";
+import { EXIT, InputError } from "../errors.ts";
+import { loadCompiled } from "../generated.ts";
+import { Progress } from "../progress.ts";
+
+export interface TrainCliOptions {
+  steps?: number;
+  batch?: number;
+  lr?: number;
+  seed?: number;
+  backend: "auto" | "tensorflow" | "webgpu" | "wasm" | "cpu";
+  out?: string;
+  resume?: string;
+  sampleEvery?: number;
+  checkpointEvery?: number;
+  samples?: number;
+  sampleSteps?: number;
+  progress?: boolean;
+  /** for tests: stop after this many steps as if interrupted */
+  interruptAfter?: number;
+  log?: (s: string) => void;
+}
+
+export interface TrainSummary {
+  steps: number;
+  lastLoss: number;
+  valLoss: number | null;
+  seconds: number;
+  stepsPerSecond: number;
+  out: string;
+}
+
+const pad = (n: number) => String(n).padStart(6, "0");
+
+export function loadDataset(ir: ModelBundle["ir"], split: "train" | "test"): ImageTextDataset {
+  const d = ir.data;
+  if (d.source === "mnist") {
+    const ds = loadMnist({ split, size: d.height });
+    if (d.width !== d.height) throw new InputError(`MNIST images are square; the spec asks for ${d.height}x${d.width}`);
+    if (d.channels === 1) return ds;
+    // a 3-channel spec on MNIST: replicate the gray channel
+    const per = d.height * d.width;
+    const tmp = new Float32Array(per);
+    return {
+      name: `${ds.name} (3 channels)`, size: ds.size, height: ds.height, width: ds.width, channels: 3,
+      image(i, out, off) {
+        ds.image(i, tmp, 0);
+        for (let p = 0; p < per; p++) out[off + 3 * p] = out[off + 3 * p + 1] = out[off + 3 * p + 2] = tmp[p];
+      },
+      caption: (i, rng) => ds.caption(i, rng),
+      label: (i) => ds.label(i),
+    };
+  }
+  if (!d.path) throw new InputError("data.source folder needs data.path");
+  if (d.height !== d.width) throw new InputError(`the folder source resizes to square images; the spec asks for ${d.height}x${d.width}`);
+  return loadImageFolder(d.path, { size: d.height, channels: d.channels as 1 | 3 });
+}
+
+async function hostMap(vars: Iterable<[string, tf.Tensor]>, filter: (n: string) => boolean): Promise<HostTensors> {
+  const out: HostTensors = new Map();
+  for (const [n, v] of vars) if (filter(n)) out.set(n, { shape: [...v.shape], data: (await v.data()) as Float32Array });
+  return out;
+}
+
+function toTensors(h: HostTensors): Map<string, tf.Tensor> {
+  return new Map([...h].map(([k, v]) => [k, tf.tensor(v.data, v.shape)]));
+}
+
+export async function runTrain(dir: string, o: TrainCliOptions): Promise<number> {
+  const log = o.log ?? ((s: string) => process.stderr.write(s + "\n"));
+  const loaded = await loadCompiled(dir);
+  const { ir, spec } = loaded;
+  const hash = irHash(loaded.irText);
+  const tcfg = ir.train;
+  const steps = o.steps ?? tcfg.steps;
+  const batch = o.batch ?? tcfg.batch;
+  const seed = o.seed ?? tcfg.seed;
+  const sampleEvery = o.sampleEvery ?? tcfg.sampleEvery;
+  const checkpointEvery = o.checkpointEvery ?? tcfg.checkpointEvery;
+  const nSamples = o.samples ?? tcfg.samples;
+  const out = o.out ?? join("output", ir.spec.name);
+
+  // resume: read and verify first, before any work
+  let resumed: ReturnType<typeof readCheckpoint> | undefined;
+  let resumeDir: string | undefined;
+  if (o.resume) {
+    resumeDir = resolveCheckpoint(o.resume);
+    resumed = readCheckpoint(resumeDir);
+    if (resumed.state.irHash !== hash) {
+      throw new CheckpointError(`checkpoint ${resumeDir} is from another spec (${resumed.state.spec}, IR ${resumed.state.irHash.slice(0, 12)}) than ${dir} (${ir.spec.name}, IR ${hash.slice(0, 12)})`);
+    }
+    if (resumed.state.step >= steps) throw new InputError(`checkpoint ${resumeDir} is already at step ${resumed.state.step}; ask for more --steps (now ${steps})`);
+  }
+
+  const backend = await initBackend(o.backend, { log });
+  log(`backend: ${backend.name} (${backend.detail})`);
+  const train = loadDataset(ir, "train");
+  const test = ir.data.source === "mnist" ? loadDataset(ir, "test") : train;
+  const words = resumed?.state.words ?? (ir.data.prompts === "digits" ? undefined : WordTokenizer.fromCaptions(Array.from({ length: train.size }, (_, i) => train.caption(i, new Rng(i))), ir.text.kind === "learned" ? ir.text.vocab : 32, ir.text.kind === "learned" ? ir.text.tokens : 8).words.slice());
+  const m = buildModel(spec, ir, seed, words);
+  const nParams = m.store.numParams;
+  if (nParams !== ir.stats.params) throw new InputError(`built ${nParams} parameters but the compiler proved ${ir.stats.params}; recompile ${dir}`);
+  log(`${ir.spec.name}: ${nParams.toLocaleString("en-US")} parameters (network ${ir.stats.networkParams.toLocaleString("en-US")}, text encoder ${ir.stats.textParams.toLocaleString("en-US")}); ${train.name}: ${train.size} images ${ir.data.height}x${ir.data.width}x${ir.data.channels}`);
+  const opt = ir.train.optimizer;
+  const trainer = new FlowTrainer(m, { lr: o.lr ?? opt.lr, clip: tcfg.clip, ema: tcfg.ema, kind: opt.kind, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weightDecay, warmup: tcfg.warmup });
+
+  let step = 0;
+  let rng = new Rng(seed);
+  let sampler = new BatchSampler(train, batch, new Rng(seed + 1));
+  let elapsedBefore = 0;
+  if (resumed) {
+    m.store.load(new Map([...resumed.network, ...resumed.text]), { strict: false, what: `checkpoint ${resumeDir}` });
+    const missing = [...m.store.vars.keys()].filter((k) => !resumed!.network.has(k) && !resumed!.text.has(k));
+    if (missing.length) throw new CheckpointError(`checkpoint ${resumeDir} lacks ${missing.length} parameters (${missing.slice(0, 3).join(", ")})`);
+    const os = toTensors(resumed.optimizer);
+    trainer.optim.loadState(os, resumed.state.optimizerSteps);
+    tf.dispose([...os.values()]);
+    if (trainer.ema && resumed.ema) {
+      const es = toTensors(resumed.ema);
+      trainer.ema.load(es, resumed.state.emaUpdates);
+      tf.dispose([...es.values()]);
+    }
+    step = resumed.state.step;
+    rng = Rng.fromState(resumed.state.rng);
+    if (resumed.state.sampler) {
+      if (resumed.state.sampler.batchSize !== batch) throw new InputError(`checkpoint was trained at batch ${resumed.state.sampler.batchSize}; resume with --batch-size ${resumed.state.sampler.batchSize}`);
+      sampler = BatchSampler.restore(train, resumed.state.sampler);
+    }
+    elapsedBefore = resumed.state.elapsedSeconds;
+    log(`resumed from ${resumeDir} at step ${step}`);
+  }
+
+  mkdirSync(join(out, "samples"), { recursive: true });
+  mkdirSync(join(out, "checkpoints"), { recursive: true });
+  removeStaleTemps(join(out, "checkpoints"));
+  const metrics = join(out, "metrics.jsonl");
+  if (!resumed) writeFileSync(metrics, "");
+  writeFileAtomic(join(out, "ir.json"), loaded.irText);
+
+  const dims: [number, number, number] = [ir.data.height, ir.data.width, ir.data.channels];
+  const val = makeValidationSet(test, Math.min(32, test.size), 8);
+  // fixed prompts and noise for every grid, so grids are comparable across steps
+  const gridRng = new Rng(seed + 7);
+  const gridPrompts = Array.from({ length: nSamples }, () => (ir.data.prompts === "digits" ? digitPrompt(gridRng.int(10), gridRng) : train.caption(gridRng.int(train.size), gridRng)));
+  const gridNoise = gridRng.normals(nSamples * dims[0] * dims[1] * dims[2]);
+
+  let lastLoss = NaN;
+  let lastGood: string | null = resumeDir ?? null;
+  let stop: "interrupt" | null = null;
+  const onSigint = () => {
+    if (stop) process.exit(EXIT.interrupted);
+    stop = "interrupt";
+    log("\ninterrupted: finishing this step and writing a checkpoint (Ctrl-C again to quit at once)");
+  };
+  process.on("SIGINT", onSigint);
+
+  const checkpoint = async () => {
+    const name = `step-${pad(step)}`;
+    const vars = [...m.store.vars.entries(), ...m.store.buffers.entries()];
+    const emaState = trainer.ema?.tensors();
+    const ema = emaState ? await hostMap(emaState.entries(), () => true) : null;
+    if (emaState) tf.dispose([...emaState.values()]);
+    const optState = trainer.optim.stateTensors();
+    const optimizer = await hostMap(optState.entries(), () => true);
+    tf.dispose([...optState.values()]);
+    saveCheckpoint(join(out, "checkpoints", name), {
+      network: await hostMap(vars, (n) => !n.startsWith("text_encoder.")),
+      text: await hostMap(vars, (n) => n.startsWith("text_encoder.")),
+      ema,
+      optimizer,
+      state: { format: "sdc-checkpoint", version: 1, spec: ir.spec.name, irHash: hash, step, seed, rng: rng.state(), sampler: sampler.state(), words: [...m.tokenizer.words], optimizerSteps: trainer.optim.stepCount, emaUpdates: trainer.ema?.updates ?? 0, lastLoss: Number.isFinite(lastLoss) ? lastLoss : null, elapsedSeconds: elapsedBefore + (performance.now() - t0) / 1000 },
+      irText: loaded.irText,
+    });
+    writeLatest(join(out, "checkpoints"), name);
+    lastGood = join(out, "checkpoints", name);
+  };
+
+  const samples = async () => {
+    if (trainer.ema) trainer.ema.swap();
+    const vl = validationLoss(m, val, dims, batch);
+    const z = tf.tensor4d(gridNoise, [nSamples, ...dims]);
+    const imgs = sampleImages(m, z, gridPrompts, { steps: o.sampleSteps });
+    const data = (await imgs.data()) as Float32Array;
+    tf.dispose([z, imgs]);
+    if (trainer.ema) trainer.ema.swap();
+    const nrow = Math.ceil(Math.sqrt(nSamples));
+    writeFileAtomic(join(out, "samples", `step-${pad(step)}.png`), encodeGridPng(data, nSamples, ...dims, { nrow }));
+    writeFileAtomic(join(out, "samples", `step-${pad(step)}.txt`), promptsGridText(gridPrompts, nrow));
+    appendFileSync(metrics, JSON.stringify({ step, val_loss: vl }) + "\n");
+    return vl;
+  };
+
+  const t0 = performance.now();
+  const progress = new Progress(steps, step, o.progress !== false && process.stderr.isTTY === true, log);
+  let valLoss: number | null = null;
+  let tensorsAtFirstStep = -1;
+  try {
+    while (step < steps) {
+      const b = drawBatch(sampler, rng, m.flow);
+      const r = trainer.step(b, [b.prompts.length, ...dims]);
+      if (!Number.isFinite(r.loss)) {
+        throw new TrainingStopped(`the loss became ${r.loss} at step ${step + 1}; stopping. The last good checkpoint is ${lastGood ?? "(none yet)"}; try a lower --lr or check the data`);
+      }
+      step++;
+      lastLoss = r.loss;
+      if (tensorsAtFirstStep < 0) tensorsAtFirstStep = tf.memory().numTensors;
+      const sps = progress.update(step, r.loss);
+      if (step % tcfg.logEvery === 0 || step === steps) {
+        appendFileSync(metrics, JSON.stringify({ step, loss: r.loss, grad_norm: r.gradNorm, lr: trainer.optim.lr, steps_per_s: sps, tensors: tf.memory().numTensors }) + "\n");
+      }
+      if (o.interruptAfter !== undefined && step >= o.interruptAfter) stop = "interrupt";
+      const last = step === steps || stop !== null;
+      if ((sampleEvery > 0 && step % sampleEvery === 0) || (last && stop === null)) {
+        valLoss = await samples();
+        progress.note(`step ${step}: val_loss ${valLoss.toFixed(4)}, samples/step-${pad(step)}.png`);
+      }
+      if ((checkpointEvery > 0 && step % checkpointEvery === 0) || last) await checkpoint();
+      if (stop) break;
+    }
+  } finally {
+    process.off("SIGINT", onSigint);
+    progress.done();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const summary: TrainSummary = { steps: step, lastLoss, valLoss, seconds, stepsPerSecond: (step - (resumed?.state.step ?? 0)) / seconds, out };
+  writeFileSync(join(out, "summary.json"), JSON.stringify({ ...summary, backend: backend.name, params: nParams, batch, tensors: tf.memory().numTensors, tensorsAtFirstStep }, null, 2) + "\n");
+  log(`${stop ? "stopped" : "done"} at step ${step}: loss ${lastLoss.toFixed(4)}${valLoss !== null ? `, val_loss ${valLoss.toFixed(4)}` : ""}, ${summary.stepsPerSecond.toFixed(2)} steps/s; checkpoint ${lastGood}`);
+  trainer.dispose();
+  m.store.dispose();
+  return stop ? EXIT.interrupted : EXIT.ok;
+}
+
+export { existsSync };

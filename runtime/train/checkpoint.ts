@@ -1,0 +1,128 @@
+/**
+ * Checkpoints: a folder written atomically (temporary folder, then rename) holding
+ *   model.safetensors         the network, with the reference's state-dict names (loads into its PyTorch model)
+ *   text_encoder.safetensors  the learned text encoder, if any
+ *   ema.safetensors           EMA weights (network + text encoder), if EMA is on
+ *   optimizer.safetensors     Adam moments (exp_avg.<name>, exp_avg_sq.<name>)
+ *   state.json                step, RNG and data-order state, tokenizer words, checksums
+ *   ir.json                   the compiled spec, to rebuild the model
+ * Reading verifies every file's checksum, so a truncated or corrupt checkpoint is refused.
+ */
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { readSafetensors, type SafeTensor, writeSafetensors } from "../io/safetensors.ts";
+import { writeDirAtomic, writeFileAtomic } from "../io/atomic.ts";
+import type { BatchSamplerState } from "../data/dataset.ts";
+
+export class CheckpointError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "CheckpointError";
+  }
+}
+
+export interface CheckpointState {
+  format: "sdc-checkpoint";
+  version: 1;
+  spec: string;
+  irHash: string;
+  step: number;
+  seed: number;
+  rng: number[];
+  sampler: BatchSamplerState | null;
+  words: string[];
+  optimizerSteps: number;
+  emaUpdates: number;
+  lastLoss: number | null;
+  elapsedSeconds: number;
+  /** sha-256 of each file in the folder */
+  files: Record<string, string>;
+}
+
+export type HostTensors = Map<string, { shape: number[]; data: Float32Array }>;
+
+export interface CheckpointContents {
+  network: HostTensors;
+  text: HostTensors;
+  ema: HostTensors | null;
+  optimizer: HostTensors;
+  state: Omit<CheckpointState, "files">;
+  irText: string;
+}
+
+const sha = (b: Uint8Array | string) => createHash("sha256").update(b).digest("hex");
+
+/** Write a checkpoint folder atomically and point `<parent>/latest` at it. */
+export function saveCheckpoint(dir: string, c: CheckpointContents): void {
+  const meta = { format: "sdc", spec: c.state.spec, irHash: c.state.irHash, step: String(c.state.step) };
+  const files: Record<string, Uint8Array | string> = {
+    "model.safetensors": writeSafetensors(c.network, meta),
+    "optimizer.safetensors": writeSafetensors(c.optimizer, { ...meta, optimizerSteps: String(c.state.optimizerSteps) }),
+    "ir.json": c.irText,
+  };
+  if (c.text.size) files["text_encoder.safetensors"] = writeSafetensors(c.text, meta);
+  if (c.ema) files["ema.safetensors"] = writeSafetensors(c.ema, meta);
+  const sums = Object.fromEntries(Object.entries(files).map(([k, v]) => [k, sha(v)]));
+  const state: CheckpointState = { ...c.state, files: sums };
+  files["state.json"] = JSON.stringify(state, null, 2) + "\n";
+  writeDirAtomic(dir, files);
+}
+
+export function writeLatest(checkpointsDir: string, name: string): void {
+  writeFileAtomic(join(checkpointsDir, "latest"), name + "\n");
+}
+
+/** A checkpoint folder, or a run folder / checkpoints folder whose `latest` names one. */
+export function resolveCheckpoint(path: string): string {
+  if (!existsSync(path)) throw new CheckpointError(`checkpoint not found: ${path}`);
+  if (!statSync(path).isDirectory()) throw new CheckpointError(`${path} is not a checkpoint folder`);
+  if (existsSync(join(path, "state.json"))) return path;
+  for (const base of [path, join(path, "checkpoints")]) {
+    const latest = join(base, "latest");
+    if (existsSync(latest)) {
+      const name = readFileSync(latest, "utf8").trim();
+      const dir = join(base, name);
+      if (!existsSync(join(dir, "state.json"))) throw new CheckpointError(`${latest} names ${name}, which is not a complete checkpoint`);
+      return dir;
+    }
+  }
+  throw new CheckpointError(`${path} is not a checkpoint: no state.json (nor a checkpoints/latest pointing to one)`);
+}
+
+function toHost(tensors: Map<string, SafeTensor>): HostTensors {
+  const out: HostTensors = new Map();
+  for (const [k, t] of tensors) out.set(k, { shape: t.shape, data: t.data instanceof Float32Array ? t.data : Float32Array.from(t.data as ArrayLike<number>) });
+  return out;
+}
+
+/** Read and verify a checkpoint folder. */
+export function readCheckpoint(dir: string): CheckpointContents {
+  const statePath = join(dir, "state.json");
+  if (!existsSync(statePath)) throw new CheckpointError(`${dir} is not a checkpoint: state.json is missing`);
+  let state: CheckpointState;
+  try {
+    state = JSON.parse(readFileSync(statePath, "utf8"));
+  } catch {
+    throw new CheckpointError(`${statePath} is corrupt (not valid JSON)`);
+  }
+  if (state?.format !== "sdc-checkpoint" || state.version !== 1 || typeof state.files !== "object") throw new CheckpointError(`${statePath} is not an sdc checkpoint (format ${JSON.stringify(state?.format)})`);
+  const read = (name: string): Uint8Array => {
+    const p = join(dir, name);
+    if (!existsSync(p)) throw new CheckpointError(`checkpoint ${dir} is incomplete: ${name} is missing`);
+    const b = readFileSync(p);
+    if (sha(b) !== state.files[name]) throw new CheckpointError(`checkpoint ${dir} is corrupt: ${name} does not match its checksum (truncated or modified)`);
+    return b;
+  };
+  for (const name of Object.keys(state.files)) read(name);
+  const st = (name: string) => toHost(readSafetensors(read(name), join(dir, name)).tensors);
+  const { files: _files, ...rest } = state;
+  return {
+    network: st("model.safetensors"),
+    text: state.files["text_encoder.safetensors"] ? st("text_encoder.safetensors") : new Map(),
+    ema: state.files["ema.safetensors"] ? st("ema.safetensors") : null,
+    optimizer: st("optimizer.safetensors"),
+    state: rest,
+    irText: new TextDecoder().decode(read("ir.json")),
+  };
+}

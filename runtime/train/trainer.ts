@@ -1,0 +1,206 @@
+/**
+ * Rectified-flow training of a compiled spec. The surface is small, as in minRF:
+ *   loss(x, prompts)                   one training loss on a batch
+ *   sample(z, prompts, {steps, cfg})   images from noise
+ * plus the loop (`train`) with gradient clipping, EMA, validation loss at fixed timesteps and
+ * noise, sample grids, atomic checkpoints and exact resume.
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { IR } from "../../compiler/ir.ts";
+import type { BatchSampler, ImageTextDataset } from "../data/dataset.ts";
+import { guidedVelocity, sampleFlow } from "../flow/sampler.ts";
+import { type FlowConfig, lossWeight, sampleSigmas, trainingPair } from "../flow/schedule.ts";
+import type { CompiledSpec, NetworkModule, TextEncoderModule } from "../model.ts";
+import { ParamStore } from "../nn/params.ts";
+import { WordTokenizer } from "../text/words.ts";
+import { Rng } from "../util/rng.ts";
+import { Adam, clipByGlobalNorm, Ema } from "./optim.ts";
+
+export class TrainingStopped extends Error {
+  readonly exitCode = 3;
+  constructor(message: string) {
+    super(message);
+    this.name = "TrainingStopped";
+  }
+}
+
+export interface ModelBundle {
+  store: ParamStore;
+  network: NetworkModule;
+  text: TextEncoderModule;
+  tokenizer: WordTokenizer;
+  flow: FlowConfig;
+  ir: IR;
+}
+
+/** Build the network and the learned text encoder of a compiled spec, parameters seeded. */
+export function buildModel(spec: CompiledSpec, ir: IR, seed: number, words?: string[]): ModelBundle {
+  if (ir.text.kind !== "learned" || !spec.createTextEncoder) {
+    throw new TrainingStopped(
+      ir.text.kind === "external"
+        ? `${ir.spec.name} takes external text embeddings (text.encoder: external(...)); it can run \`sdc forward\` but cannot be trained from prompts`
+        : `${ir.spec.name} uses pretrained CLIP/T5 encoders (sd3_pretrained); training it needs the local encoder folders: ${[ir.text.clipL, ir.text.clipG, ir.text.t5].filter(Boolean).join(", ")} (each with config.json, model.safetensors and tokenizer.json)`,
+    );
+  }
+  const store = new ParamStore(seed);
+  const network = spec.createNetwork(store);
+  const text = spec.createTextEncoder(store);
+  const tokenizer = new WordTokenizer(words ?? ir.text.words, ir.text.vocab, ir.text.tokens);
+  return { store, network, text, tokenizer, flow: { ...ir.flow }, ir };
+}
+
+/** Context and pooled text for prompts: [B, T, D], [B, P]. */
+export function encodePrompts(m: ModelBundle, prompts: readonly string[]): [tf.Tensor3D, tf.Tensor2D] {
+  return tf.tidy(() => m.text.forward(tf.tensor2d(m.tokenizer.encodeBatch(prompts), [prompts.length, m.tokenizer.length], "int32")));
+}
+
+export interface FlowBatch {
+  x0: Float32Array; // [B, H, W, C]
+  eps: Float32Array; // [B, H, W, C]
+  sigma: Float32Array; // [B]
+  prompts: string[];
+}
+
+/** The training loss on one batch: weighted MSE between predicted and target velocity. */
+export function flowLoss(m: ModelBundle, b: FlowBatch, shape: [number, number, number, number]): tf.Scalar {
+  return tf.tidy(() => {
+    const x0 = tf.tensor4d(b.x0, shape);
+    const eps = tf.tensor4d(b.eps, shape);
+    const { xt, t, target } = trainingPair(m.flow, x0, eps, b.sigma);
+    const [ctx, pooled] = encodePrompts(m, b.prompts);
+    const v = m.network.forward(xt as tf.Tensor4D, t, ctx, pooled); // [B, H, W, C]
+    const perSample = tf.mean(tf.square(tf.sub(v, target)), [1, 2, 3]); // [B]
+    const w = lossWeight(m.flow, b.sigma);
+    return tf.mean(tf.mul(perSample, tf.tensor1d(w))) as tf.Scalar;
+  });
+}
+
+export interface SampleOpts {
+  steps?: number;
+  cfg?: number;
+  sampler?: "euler" | "heun";
+}
+
+/** Images from noise z [B, H, W, C] for prompts, with classifier-free guidance. */
+export function sampleImages(m: ModelBundle, z: tf.Tensor4D, prompts: readonly string[], opts: SampleOpts = {}): tf.Tensor4D {
+  const scale = opts.cfg ?? m.flow.guidance;
+  const b = prompts.length;
+  const [ctxC, pooledC] = encodePrompts(m, prompts);
+  const [ctxU, pooledU] = encodePrompts(m, new Array(b).fill(""));
+  const both = scale !== 1 && scale !== 0;
+  const ctx = both ? tf.concat([ctxC, ctxU], 0) : scale === 0 ? ctxU : ctxC;
+  const pooled = both ? tf.concat([pooledC, pooledU], 0) : scale === 0 ? pooledU : pooledC;
+  const velocity = (x: tf.Tensor, t: tf.Tensor1D): tf.Tensor => {
+    if (!both) return m.network.forward(x as tf.Tensor4D, t, ctx as tf.Tensor3D, pooled as tf.Tensor2D);
+    const v = m.network.forward(tf.concat([x, x], 0) as tf.Tensor4D, tf.concat([t, t], 0), ctx as tf.Tensor3D, pooled as tf.Tensor2D);
+    const [vc, vu] = tf.split(v, 2, 0);
+    return guidedVelocity(vc, vu, scale);
+  };
+  const out = sampleFlow(velocity, z, m.flow, { steps: opts.steps, sampler: opts.sampler }) as tf.Tensor4D;
+  tf.dispose([ctxC, pooledC, ctxU, pooledU, ctx, pooled]);
+  return out;
+}
+
+/** A fixed validation set: test images at K equidistant noise levels with fixed noise. */
+export interface ValidationSet {
+  x0: Float32Array;
+  eps: Float32Array;
+  sigma: Float32Array;
+  prompts: string[];
+  n: number;
+}
+
+export function makeValidationSet(ds: ImageTextDataset, count: number, levels = 8, seed = 1234): ValidationSet {
+  const rng = new Rng(seed);
+  const per = ds.height * ds.width * ds.channels;
+  const n = count * levels;
+  const x0 = new Float32Array(n * per);
+  const img = new Float32Array(per);
+  const prompts: string[] = [];
+  const sigma = new Float32Array(n);
+  const idx = Array.from({ length: count }, (_, i) => Math.floor((i * ds.size) / count));
+  for (let k = 0; k < levels; k++) {
+    for (let i = 0; i < count; i++) {
+      ds.image(idx[i], img, 0);
+      x0.set(img, (k * count + i) * per);
+      prompts.push(ds.caption(idx[i], rng));
+      sigma[k * count + i] = (k + 0.5) / levels;
+    }
+  }
+  return { x0, eps: rng.normals(n * per), sigma, prompts, n };
+}
+
+/** Mean flow loss over the validation set (no dropout, batches of `batch`). */
+export function validationLoss(m: ModelBundle, v: ValidationSet, dims: [number, number, number], batch = 64): number {
+  const per = dims[0] * dims[1] * dims[2];
+  let total = 0;
+  for (let s = 0; s < v.n; s += batch) {
+    const e = Math.min(v.n, s + batch);
+    const b: FlowBatch = { x0: v.x0.subarray(s * per, e * per), eps: v.eps.subarray(s * per, e * per), sigma: v.sigma.subarray(s, e), prompts: v.prompts.slice(s, e) };
+    const l = flowLoss(m, b, [e - s, ...dims]);
+    total += l.dataSync()[0] * (e - s);
+    l.dispose();
+  }
+  return total / v.n;
+}
+
+export interface StepResult {
+  loss: number;
+  gradNorm: number;
+}
+
+/** Optimizer, clipping and EMA around the model: one `step` per batch. */
+export class FlowTrainer {
+  readonly optim: Adam;
+  readonly ema: Ema | null;
+  private readonly vars: [string, tf.Variable][];
+
+  constructor(
+    readonly m: ModelBundle,
+    readonly opts: { lr: number; clip: number; ema: number; kind: "adam" | "adamw"; beta1: number; beta2: number; eps: number; weightDecay: number; warmup: number },
+  ) {
+    this.vars = [...m.store.vars.entries()];
+    this.optim = new Adam(this.vars, { lr: opts.lr, beta1: opts.beta1, beta2: opts.beta2, eps: opts.eps, weightDecay: opts.weightDecay, decoupled: opts.kind === "adamw" });
+    this.ema = opts.ema > 0 ? new Ema(this.vars, opts.ema) : null;
+  }
+
+  step(b: FlowBatch, shape: [number, number, number, number]): StepResult {
+    const { value, grads } = tf.variableGrads(() => flowLoss(this.m, b, shape), this.vars.map(([, v]) => v));
+    const loss = value.dataSync()[0];
+    value.dispose();
+    if (!Number.isFinite(loss)) {
+      tf.dispose(Object.values(grads));
+      return { loss, gradNorm: NaN };
+    }
+    // variableGrads keys gradients by the variables' tfjs names; map back to state-dict names
+    const named = new Map<string, tf.Tensor>(this.vars.map(([n, v]) => [n, grads[v.name]]));
+    let gradNorm = NaN;
+    let use = named;
+    if (this.opts.clip > 0) {
+      const c = clipByGlobalNorm(named, this.opts.clip);
+      gradNorm = c.norm;
+      use = c.grads;
+      tf.dispose([...named.values()]);
+    }
+    if (this.opts.warmup > 0) this.optim.lr = this.opts.lr * Math.min(1, (this.optim.stepCount + 1) / this.opts.warmup);
+    if (Number.isFinite(gradNorm) || this.opts.clip === 0) this.optim.step(use);
+    tf.dispose([...use.values()]);
+    this.ema?.update();
+    return { loss, gradNorm };
+  }
+
+  dispose(): void {
+    this.optim.dispose();
+    this.ema?.dispose();
+  }
+}
+
+/** Everything random in a training batch, drawn on the CPU from one seeded stream. */
+export function drawBatch(sampler: BatchSampler, rng: Rng, flow: FlowConfig): FlowBatch {
+  const b = sampler.next();
+  const n = b.prompts.length;
+  const sigma = sampleSigmas(flow.density, n, rng);
+  const eps = rng.normals(b.images.length);
+  const prompts = b.prompts.map((p) => (rng.uniform() < flow.cfgDrop ? "" : p));
+  return { x0: b.images, eps, sigma, prompts };
+}
