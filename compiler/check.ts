@@ -517,7 +517,7 @@ export class Checker {
       const span = given?.arg.value.span ?? p.span;
       if (want === "float" && v.t === "int") v = { t: "float", v: v.v };
       if (v.t !== want) fail("SDC401", span, `parameter '${p.name}' of ${block.name} is ${want}, got ${typeName(v)} ${valueToString(v)}`);
-      if (want === "int" && typeof v.v === "number" && !Number.isInteger(v.v)) fail("SDC401", span, `parameter '${p.name}' must be an integer, got ${v.v}`);
+      if (want === "int" && v.t === "int" && typeof v.v === "number" && !Number.isInteger(v.v)) fail("SDC401", span, `parameter '${p.name}' must be an integer, got ${valueToString(v)}`);
       consts.set(p.name, v);
     }
     for (const l of block.lets) consts.set(l.name, this.evalExpr(l.value, inner));

@@ -62,6 +62,7 @@ export interface DataIR {
 }
 
 export type TextIR =
+  | { kind: "none" }
   | {
       kind: "learned";
       block: string;
@@ -110,6 +111,8 @@ export interface IR {
     /** what the variant and --set changed */
     overrides: Record<string, number | boolean | string>;
   };
+  /** diffusion (velocity network + text) or classifier (images -> class logits, e.g. the eval judge) */
+  task: { kind: "diffusion" | "classifier"; classes: number };
   data: DataIR;
   text: TextIR;
   network: { block: string; args: Record<string, number | boolean>; inputs: TensorSig[]; output: TensorSig };

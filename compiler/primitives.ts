@@ -32,7 +32,7 @@ export type Args = Record<string, Value>;
 export interface PrimContext {
   symbolic: boolean;
   /** report a problem with argument `arg` (points at that argument's source) */
-  fail(arg: string, code: "SDC500" | "SDC501" | "SDC502" | "SDC401" | "SDC407", message: string): never;
+  fail(arg: string, code: "SDC400" | "SDC500" | "SDC501" | "SDC502" | "SDC401" | "SDC407", message: string): never;
   /** check two dims are equal (only when both are known); message names what is compared */
   expectEq(arg: string, a: Dim, b: Dim, what: string): void;
   /** exact division a / b, checked when both are known */
@@ -169,7 +169,7 @@ export const PRIMITIVES: Record<string, Primitive> = {
       positive(c, "n", n, "n");
       const ax = normAxis(num(a, "axis"), x.shape.length, c);
       const part = c.div("n", x.shape[ax], n, `chunk: axis ${ax} must split into ${n} equal parts`);
-      return { t: "tuple", items: Array.from({ length: n }, () => floatTensor(x.shape.map((d, i) => (i === ax ? part : d)))) };
+      return { t: "tuple", items: Array.from({ length: n as number }, () => floatTensor(x.shape.map((d, i) => (i === ax ? part : d)))) };
     },
   },
   split: {
@@ -274,6 +274,68 @@ export const PRIMITIVES: Record<string, Primitive> = {
         { suffix: "weight", shape: [num(a, "out"), x.shape[3], p, p], init: "torch_linear", buffer: false },
         { suffix: "bias", shape: [num(a, "out")], init: "torch_linear", buffer: false },
       ];
+    },
+  },
+  conv2d: {
+    name: "conv2d",
+    doc: "2-D convolution on [B, H, W, C] with a square kernel, symmetric zero padding and a stride; weight [out, C, k, k] as PyTorch",
+    args: [X, { name: "out", type: "int", doc: "output channels" }, { name: "kernel", type: "int", doc: "kernel size" }, { name: "stride", type: "int", default: int(1), doc: "stride" }, { name: "padding", type: "int", default: int(0), doc: "zero padding on each side" }],
+    runtime: "Conv2d",
+    infer(a, c) {
+      const x = tensor(a, "x");
+      rank(c, "x", x.shape, 4, "conv2d");
+      const [k, s, p] = [num(a, "kernel"), num(a, "stride"), num(a, "padding")];
+      positive(c, "kernel", k, "kernel");
+      positive(c, "stride", s, "stride");
+      positive(c, "out", num(a, "out"), "out");
+      const side = (d: Dim, what: string) => dimOp("+", c.div("stride", dimOp("-", dimOp("+", d, dimOp("*", 2, p)), k), s, `conv2d: (${what} + 2 * padding - kernel) must be divisible by the stride`), 1);
+      const h = side(x.shape[1], "height");
+      const w = side(x.shape[2], "width");
+      if ((typeof h === "number" && h <= 0) || (typeof w === "number" && w <= 0)) c.fail("kernel", "SDC407", `conv2d: the kernel ${dimToString(k)} is larger than the padded input ${shapeToString(x.shape)}`);
+      return floatTensor([x.shape[0], h, w, num(a, "out")]);
+    },
+    weights(a) {
+      const x = tensor(a, "x");
+      const k = num(a, "kernel");
+      return [
+        { suffix: "weight", shape: [num(a, "out"), x.shape[3], k, k], init: "torch_linear", buffer: false },
+        { suffix: "bias", shape: [num(a, "out")], init: "torch_linear", buffer: false },
+      ];
+    },
+  },
+  avg_pool: {
+    name: "avg_pool",
+    doc: "average pooling on [B, H, W, C] with window = stride = size",
+    args: [X, { name: "size", type: "int", doc: "window and stride" }],
+    runtime: "avgPool",
+    infer(a, c) {
+      const x = tensor(a, "x");
+      rank(c, "x", x.shape, 4, "avg_pool");
+      const sz = num(a, "size");
+      return floatTensor([x.shape[0], c.div("size", x.shape[1], sz, "avg_pool: size must divide the height"), c.div("size", x.shape[2], sz, "avg_pool: size must divide the width"), x.shape[3]]);
+    },
+  },
+  max_pool: {
+    name: "max_pool",
+    doc: "max pooling on [B, H, W, C] with window = stride = size",
+    args: [X, { name: "size", type: "int", doc: "window and stride" }],
+    runtime: "maxPool",
+    infer(a, c) {
+      const x = tensor(a, "x");
+      rank(c, "x", x.shape, 4, "max_pool");
+      const sz = num(a, "size");
+      return floatTensor([x.shape[0], c.div("size", x.shape[1], sz, "max_pool: size must divide the height"), c.div("size", x.shape[2], sz, "max_pool: size must divide the width"), x.shape[3]]);
+    },
+  },
+  flatten: {
+    name: "flatten",
+    doc: "[B, ...] -> [B, product of the rest]",
+    args: [X],
+    runtime: "flatten",
+    infer(a, c) {
+      const x = tensor(a, "x");
+      minRank(c, "x", x.shape, 2, "flatten");
+      return floatTensor([x.shape[0], x.shape.slice(1).reduce((p: Dim, q) => dimOp("*", p, q), 1)]);
     },
   },
   unpatchify: {

@@ -37,6 +37,10 @@ interface SettingSpec {
 }
 
 export const SECTIONS: Record<string, Record<string, SettingSpec>> = {
+  task: {
+    kind: { kind: "enum", values: ["diffusion", "classifier"], doc: "a diffusion model (default) or an image classifier" },
+    classes: { kind: "int", min: 2, max: 100000, doc: "classifier: number of classes" },
+  },
   data: {
     source: { kind: "enum", values: ["mnist", "folder"], doc: "embedded MNIST, or a folder of PNGs with captions.jsonl" },
     path: { kind: "string", doc: "folder source: its directory" },
@@ -259,11 +263,21 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
     if (o) train.optimizer = optimizer(checker, o, values);
   });
 
+  // task
+  const taskKind = word("task", "kind", "diffusion") as "diffusion" | "classifier";
+  const classes = taskKind === "classifier" ? num("task", "classes", 10) : 0;
+
   // text
   let text: TextIR | undefined;
   const modules: ModuleNode[] = [];
   let textOut: [Value, Value] | undefined;
-  attempt(() => {
+  if (taskKind === "classifier") {
+    text = { kind: "none" };
+    textOut = [
+      { t: "tensor", dtype: "float32", shape: [] },
+      { t: "tensor", dtype: "float32", shape: [] },
+    ];
+  } else attempt(() => {
     const enc = get("text", "encoder");
     const textSpan = spec.sections.find((s) => s.name === "text")?.nameSpan ?? spec.nameSpan;
     if (!enc) fail("SDC701", textSpan, "spec needs `text { encoder: ... }`: a learned encoder block, e.g. `encoder: text_encoder(vocab: 32, tokens: 8, width: 256, depth: 2, heads: 4)`, or `sd3_pretrained(...)`");
@@ -325,15 +339,12 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
     return { diagnostics, checker };
   }
   const B = { op: "var" as const, name: "B" };
-  const inputs: Value[] = [
-    { t: "tensor", dtype: "float32", shape: [B, data.height, data.width, data.channels] },
-    { t: "tensor", dtype: "float32", shape: [B] },
-    textOut[0],
-    textOut[1],
-  ];
+  const image: Value = { t: "tensor", dtype: "float32", shape: [B, data.height, data.width, data.channels] };
+  const inputs: Value[] = taskKind === "classifier" ? [image] : [image, { t: "tensor", dtype: "float32", shape: [B] }, textOut[0], textOut[1]];
   const fwd = block.forward;
-  if (fwd && fwd.inputs.length !== 4) {
-    diagnostics.push(diag("SDC703", net.span, `network ${block.name} must take 4 tensors (x [B, H, W, C], t [B], context [B, T, D], pooled [B, P]); its forward takes ${fwd.inputs.length}`));
+  if (fwd && fwd.inputs.length !== inputs.length) {
+    const want = taskKind === "classifier" ? "1 tensor (x [B, H, W, C])" : "4 tensors (x [B, H, W, C], t [B], context [B, T, D], pooled [B, P])";
+    diagnostics.push(diag("SDC703", net.span, `network ${block.name} must take ${want}; its forward takes ${fwd.inputs.length}`));
     return { diagnostics, checker };
   }
   const root: ModuleNode = { path: "", kind: block.name, params: 0, children: [] };
@@ -353,8 +364,9 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
   const netParams = checker.params.slice(before).filter((p) => !p.buffer).reduce((s, p) => s + p.count, 0);
   root.params = netParams;
   modules.unshift(root);
-  if (out && (out.t !== "tensor" || !sameShape(out, inputs[0]))) {
-    diagnostics.push(diag("SDC703", net.span, `network ${block.name} must return the image shape ${valueToString(inputs[0])} (a velocity), but returns ${valueToString(out)}`));
+  const wantOut: Value = taskKind === "classifier" ? { t: "tensor", dtype: "float32", shape: [B, classes] } : inputs[0];
+  if (out && (out.t !== "tensor" || !sameShape(out, wantOut))) {
+    diagnostics.push(diag("SDC703", net.span, `network ${block.name} must return ${taskKind === "classifier" ? `class logits ${valueToString(wantOut)}` : `the image shape ${valueToString(wantOut)} (a velocity)`}, but returns ${valueToString(out)}`));
   }
   if (diagnostics.length) return { diagnostics, checker };
 
@@ -364,13 +376,14 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
   const ir: IR = {
     sdc: IR_VERSION,
     spec: { name: spec.name + (variant ? `-${variant.name}` : ""), title: spec.title ?? spec.name, file: spec.file, variant: variant?.name ?? null, params: Object.fromEntries([...values].map(([k, v]) => [k, plain(v)])), overrides },
+    task: { kind: taskKind, classes },
     data,
     text,
     network: {
       block: block.name,
       args: callArgs(checker, net, values),
       inputs: fwd!.inputs.map((inp, i) => ({ name: inp.name, dtype: inp.shape.dtype, shape: (inputs[i] as Extract<Value, { t: "tensor" }>).shape.map((d) => (typeof d === "number" ? d : dimToString(d))) })),
-      output: { name: "velocity", dtype: "float32", shape: (inputs[0] as Extract<Value, { t: "tensor" }>).shape.map((d) => (typeof d === "number" ? d : dimToString(d))) },
+      output: { name: taskKind === "classifier" ? "logits" : "velocity", dtype: "float32", shape: (wantOut as Extract<Value, { t: "tensor" }>).shape.map((d) => (typeof d === "number" ? d : dimToString(d))) },
     },
     flow,
     train,

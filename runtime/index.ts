@@ -6,10 +6,10 @@ import * as tf from "@tensorflow/tfjs";
 import * as F from "./nn/functional.ts";
 
 export { tf, F };
-export { Linear, LayerNorm, RmsNorm, PatchConv, SinCos2d, Embedding, Parameter, ArgumentError } from "./nn/layers.ts";
-export type { LinearArgs, LayerNormArgs, RmsNormArgs, PatchConvArgs, SinCos2dArgs, EmbeddingArgs, ParameterArgs } from "./nn/layers.ts";
+export { Linear, LayerNorm, RmsNorm, PatchConv, Conv2d, SinCos2d, Embedding, Parameter, ArgumentError } from "./nn/layers.ts";
+export type { LinearArgs, LayerNormArgs, RmsNormArgs, PatchConvArgs, Conv2dArgs, SinCos2dArgs, EmbeddingArgs, ParameterArgs } from "./nn/layers.ts";
 export { ParamStore, ParamError, joinName } from "./nn/params.ts";
-export type { CompiledSpec, NetworkModule, TextEncoderModule } from "./model.ts";
+export type { CompiledSpec, DiffusionSpec, ClassifierSpec, NetworkModule, TextEncoderModule, ClassifierModule } from "./model.ts";
 
 /** A module that exists only for some constructor arguments (e.g. a pre-only block's context MLP). */
 export function need<T>(m: T | null | undefined, name: string): T {

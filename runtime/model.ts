@@ -16,7 +16,12 @@ export interface TextEncoderModule {
   forward(ids: tf.Tensor2D): [tf.Tensor3D, tf.Tensor2D];
 }
 
-export interface CompiledSpec {
+export interface ClassifierModule {
+  /** class logits for images x [B, H, W, C] */
+  forward(x: tf.Tensor4D): tf.Tensor2D;
+}
+
+interface SpecBase {
   name: string;
   /** sha-256 of the ir.json this code was generated with */
   irHash: string;
@@ -26,8 +31,20 @@ export interface CompiledSpec {
   train: TrainIR;
   /** parameter count the compiler proved (network + text encoder) */
   params: number;
+}
+
+export interface DiffusionSpec extends SpecBase {
+  task: "diffusion";
   createNetwork(store: ParamStore): NetworkModule;
   createTextEncoder?(store: ParamStore): TextEncoderModule;
 }
+
+export interface ClassifierSpec extends SpecBase {
+  task: "classifier";
+  classes: number;
+  createNetwork(store: ParamStore): ClassifierModule;
+}
+
+export type CompiledSpec = DiffusionSpec | ClassifierSpec;
 
 export type { IR };

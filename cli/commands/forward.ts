@@ -45,6 +45,7 @@ export async function runForward(dir: string, opts: ForwardOptions, log: (s: str
   const ctx = need("text_embeddings", 3);
   const pooled = need("pooled_text_embeddings", 2);
   const store = new ParamStore(0);
+  if (loaded.spec.task !== "diffusion") throw new InputError(`${dir} is a classifier; sdc forward runs diffusion networks`);
   const net = loaded.spec.createNetwork(store);
   const bufferNames = new Set(loaded.ir.parameters.filter((p) => p.buffer).map((p) => p.name));
   const { unknown } = store.load(weights.tensors, { what: opts.weights });

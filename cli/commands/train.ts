@@ -186,7 +186,7 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
       text: await hostMap(vars, (n) => n.startsWith("text_encoder.")),
       ema,
       optimizer,
-      state: { format: "sdc-checkpoint", version: 1, spec: ir.spec.name, irHash: hash, step, seed, rng: rng.state(), sampler: sampler.state(), words: [...m.tokenizer.words], optimizerSteps: trainer.optim.stepCount, emaUpdates: trainer.ema?.updates ?? 0, lastLoss: Number.isFinite(lastLoss) ? lastLoss : null, elapsedSeconds: elapsedBefore + (performance.now() - t0) / 1000 },
+      state: { format: "sdc-checkpoint", version: 1, spec: ir.spec.name, irHash: hash, step, seed, rng: rng.state(), sampler: sampler.state(), words: [...m.text.words], optimizerSteps: trainer.optim.stepCount, emaUpdates: trainer.ema?.updates ?? 0, lastLoss: Number.isFinite(lastLoss) ? lastLoss : null, elapsedSeconds: elapsedBefore + (performance.now() - t0) / 1000 },
       irText: loaded.irText,
     });
     writeLatest(join(out, "checkpoints"), name);

@@ -109,7 +109,11 @@ function callTs(call: A.Call, c: Ctx): string {
   const prim = PRIMITIVES[call.callee];
   const positional = call.args.filter((a) => !a.name);
   const named = new Map(call.args.filter((a) => a.name).map((a) => [a.name!, a]));
-  if (m?.block) return `${moduleRef(m)}.forward(${positional.map((a) => ts(a.value, c)).join(", ")})`;
+  if (m?.block) {
+    // results of primitives are plain tf.Tensor: cast to the rank the checker proved
+    const arg = (a: A.Arg) => (a.value.kind === "ident" ? ts(a.value, c) : `${ts(a.value, c)} as ${tensorType(c.a.types.get(a.value))}`);
+    return `${moduleRef(m)}.forward(${positional.map(arg).join(", ")})`;
+  }
   if (!prim) return "undefined";
   if (prim.variadic) {
     const axis = named.get("axis");
@@ -122,12 +126,12 @@ function callTs(call: A.Call, c: Ctx): string {
     if (given) return ts(given.value, c);
     const d = prim.args[i]?.default;
     if (!d) return undefined;
-    return d.t === "string" ? JSON.stringify(d.v) : String(d.v);
+    return d.t === "string" ? JSON.stringify(d.v) : valueToTs(d);
   };
   if (m) {
     // a layer with parameters: tensors (and forward-time sizes) go to apply()
     const applyArgs: Record<string, string[]> = {
-      linear: ["x"], layer_norm: ["x"], rms_norm: ["x"], patch_conv: ["x"], embedding: ["ids"], parameter: [], sincos_2d: ["gh", "gw"],
+      linear: ["x"], layer_norm: ["x"], rms_norm: ["x"], patch_conv: ["x"], conv2d: ["x"], embedding: ["ids"], parameter: [], sincos_2d: ["gh", "gw"],
     };
     return `${moduleRef(m)}.apply(${(applyArgs[prim.name] ?? []).map((n) => argTs(n)!).join(", ")})`;
   }
@@ -139,6 +143,10 @@ function callTs(call: A.Call, c: Ctx): string {
   const list = names.map((n) => argTs(n));
   while (list.length && list[list.length - 1] === undefined) list.pop();
   return `F.${fn}(${list.join(", ")})`;
+}
+
+function valueToTs(v: Value): string {
+  return v.t === "int" || v.t === "float" || v.t === "bool" ? (typeof v.v === "object" ? dimTs(v.v) : String(v.v)) : "undefined";
 }
 
 /** TS for a symbolic dimension (constructor sizes such as a linear's input width). */
@@ -187,6 +195,8 @@ function ctorArgsTs(m: ModuleDecl, c: Ctx): string {
       return obj({ width: arg("width"), maxGrid: arg("max_grid"), base: arg("base") });
     case "embedding":
       return obj({ vocab: arg("vocab"), width: arg("width") });
+    case "conv2d":
+      return obj({ channels: lastDim("x"), outFeatures: arg("out"), kernel: arg("kernel"), stride: arg("stride"), padding: arg("padding") });
     case "parameter":
       return obj({ shape: arg("shape") });
     default:
@@ -383,7 +393,7 @@ export function generateBlock(a: BlockAnalysis): BlockStructures {
       {
         parameters: [
           { name: "store", type: "ParamStore" },
-          { name: "path", type: "string", docs: [] },
+          { name: "path", type: "string" },
           { name: "args", type: argsName },
         ],
         docs: ["@param store where parameters are created, by state-dict name\n@param path this module's state-dict prefix (\"\" at the root)"],

@@ -51,7 +51,7 @@ export function irHash(json: string): string {
 
 function generateModel(ctx: GenContext): GeneratedFile {
   const f = newSourceFile("model.ts");
-  f.addImportDeclaration({ moduleSpecifier: "sdc/runtime", namedImports: ["tf", "F", "ParamStore", "joinName", "need", "check", "Linear", "LayerNorm", "RmsNorm", "PatchConv", "SinCos2d", "Embedding", "Parameter"].map((n) => (n === "ParamStore" ? { name: n, isTypeOnly: true } : n)) });
+  f.addImportDeclaration({ moduleSpecifier: "sdc/runtime", namedImports: ["tf", "F", "ParamStore", "joinName", "need", "check", "Linear", "LayerNorm", "RmsNorm", "PatchConv", "Conv2d", "SinCos2d", "Embedding", "Parameter"].map((n) => (n === "ParamStore" ? { name: n, isTypeOnly: true } : n)) });
   for (const a of ctx.blocks) {
     const { args, cls } = generateBlock(a);
     f.addInterface(args);
@@ -74,7 +74,10 @@ function generateIndex(ctx: GenContext, hash: string): GeneratedFile {
   const f = newSourceFile("index.ts");
   const net = className(ir.network.block);
   const text = ir.text.kind === "learned" ? className(ir.text.block) : undefined;
-  f.addImportDeclaration({ moduleSpecifier: "sdc/runtime", namedImports: [{ name: "CompiledSpec", isTypeOnly: true }, { name: "NetworkModule", isTypeOnly: true }, { name: "TextEncoderModule", isTypeOnly: true }, { name: "ParamStore", isTypeOnly: true }] });
+  const classifier = ir.task.kind === "classifier";
+  const specType = classifier ? "ClassifierSpec" : "DiffusionSpec";
+  const netType = classifier ? "ClassifierModule" : "NetworkModule";
+  f.addImportDeclaration({ moduleSpecifier: "sdc/runtime", namedImports: [specType, netType, ...(text ? ["TextEncoderModule"] : []), "ParamStore"].map((name) => ({ name, isTypeOnly: true })) });
   f.addImportDeclaration({ moduleSpecifier: "./model.ts", namedImports: [...new Set([net, ...(text ? [text] : [])])].sort() });
   f.addExportDeclaration({ moduleSpecifier: "./model.ts" });
   f.addFunction({
@@ -82,7 +85,7 @@ function generateIndex(ctx: GenContext, hash: string): GeneratedFile {
     isExported: true,
     docs: [`The network \`${ir.network.block}\` with the spec's arguments; parameters are created in \`store\` by state-dict name.\n${ir.network.inputs.map((i) => `@param ${i.name} [${i.shape.join(", ")}]`).join("\n")}`],
     parameters: [{ name: "store", type: "ParamStore" }],
-    returnType: `${net} & NetworkModule`,
+    returnType: `${net} & ${netType}`,
     statements: [`return new ${net}(store, "", ${literal(ir.network.args)});`],
   });
   if (text && ir.text.kind === "learned") {
@@ -102,9 +105,11 @@ function generateIndex(ctx: GenContext, hash: string): GeneratedFile {
     declarations: [
       {
         name: "spec",
-        type: "CompiledSpec",
+        type: specType,
         initializer: (w) => {
           w.block(() => {
+            w.writeLine(`task: ${literal(ir.task.kind)},`);
+            if (classifier) w.writeLine(`classes: ${ir.task.classes},`);
             w.writeLine(`name: ${literal(ir.spec.name)},`);
             w.writeLine(`irHash: ${literal(hash)},`);
             w.writeLine(`data: ${literal(ir.data)},`);

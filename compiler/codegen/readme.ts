@@ -65,7 +65,9 @@ export function renderModelCard(ir: IR, header: string): string {
   const textLine =
     t.kind === "learned"
       ? `learned \`${t.block}\` over ${t.vocab} word tokens, ${t.tokens} tokens -> context ${t.tokens} x ${t.width}, pooled ${t.pooled}`
-      : t.kind === "external"
+      : t.kind === "none"
+        ? "none (classifier)"
+        : t.kind === "external"
         ? `external embeddings: context ${t.tokens} x ${t.width}, pooled ${t.pooled}`
         : `frozen CLIP-L + CLIP-G + T5 (${t.tokens} tokens x ${t.width}, pooled ${t.pooled})`;
   const modules: { path: string; kind: string; params: number }[] = [];

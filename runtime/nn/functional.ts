@@ -90,8 +90,8 @@ export function mean(x: T, axis: number): T {
  */
 export function attention(q: T, k: T, v: T, heads: number): T {
   return tf.tidy(() => {
-    const [b, s, dm] = q.shape;
-    const sk = k.shape[1];
+    const [b, s, dm] = q.shape as number[];
+    const sk = k.shape[1] as number;
     const d = dm / heads;
     const split = (x: T, len: number) => tf.transpose(tf.reshape(x, [b, len, heads, d]), [0, 2, 1, 3]); // [B, H, S, d]
     const qh = split(q, s);
@@ -156,4 +156,16 @@ export function sincos2dTable(width: number, grid: number, base: number): Float3
     }
   }
   return out;
+}
+
+export function avgPool(x: T, size: number): T {
+  return tf.avgPool(x as tf.Tensor4D, size, size, "valid");
+}
+
+export function maxPool(x: T, size: number): T {
+  return tf.maxPool(x as tf.Tensor4D, size, size, "valid");
+}
+
+export function flatten(x: T): T {
+  return tf.reshape(x, [x.shape[0], -1]);
 }

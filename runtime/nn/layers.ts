@@ -230,3 +230,36 @@ export class Parameter {
     return this.value;
   }
 }
+
+export interface Conv2dArgs {
+  channels: number;
+  outFeatures: number;
+  kernel: number;
+  /** default 1 */
+  stride?: number;
+  /** zero padding on each side; default 0 */
+  padding?: number;
+}
+
+/** 2-D convolution on [B, H, W, C]; weight [out, C, k, k] as PyTorch. */
+export class Conv2d {
+  readonly weight: tf.Variable; // [out, C, k, k]
+  readonly bias: tf.Variable; // [out]
+  constructor(store: ParamStore, path: string, readonly args: Conv2dArgs) {
+    positiveInt("Conv2d", "channels", args.channels);
+    positiveInt("Conv2d", "outFeatures", args.outFeatures);
+    positiveInt("Conv2d", "kernel", args.kernel);
+    const fanIn = args.channels * args.kernel * args.kernel;
+    this.weight = store.param(joinName(path, "weight"), [args.outFeatures, args.channels, args.kernel, args.kernel], "torch_linear", fanIn);
+    this.bias = store.param(joinName(path, "bias"), [args.outFeatures], "torch_linear", fanIn);
+  }
+  apply(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      const p = this.args.padding ?? 0;
+      const s = this.args.stride ?? 1;
+      const filter = tf.transpose(this.weight, [2, 3, 1, 0]) as tf.Tensor4D; // [k, k, C, out]
+      const pad: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [p, p], [p, p], [0, 0]];
+      return tf.add(tf.conv2d(x as tf.Tensor4D, filter, s, p ? pad : "valid"), this.bias);
+    });
+  }
+}

@@ -24,34 +24,55 @@ export class TrainingStopped extends Error {
   }
 }
 
+/** Prompts -> (context [B, T, D], pooled [B, P]): the learned encoder, or frozen pretrained ones. */
+export interface PromptEncoder {
+  encode(prompts: readonly string[]): [tf.Tensor3D, tf.Tensor2D];
+  /** the tokenizer vocabulary to store in checkpoints (learned encoder), else [] */
+  readonly words: readonly string[];
+}
+
+/** The learned encoder: word tokenizer + the spec's text encoder block, trained jointly. */
+export class LearnedPromptEncoder implements PromptEncoder {
+  constructor(
+    readonly module: TextEncoderModule,
+    readonly tokenizer: WordTokenizer,
+  ) {}
+  get words(): readonly string[] {
+    return this.tokenizer.words;
+  }
+  encode(prompts: readonly string[]): [tf.Tensor3D, tf.Tensor2D] {
+    return tf.tidy(() => this.module.forward(tf.tensor2d(this.tokenizer.encodeBatch(prompts), [prompts.length, this.tokenizer.length], "int32")));
+  }
+}
+
 export interface ModelBundle {
+  /** trainable parameters (network + learned text encoder), by state-dict name */
   store: ParamStore;
   network: NetworkModule;
-  text: TextEncoderModule;
-  tokenizer: WordTokenizer;
+  text: PromptEncoder;
   flow: FlowConfig;
   ir: IR;
 }
 
 /** Build the network and the learned text encoder of a compiled spec, parameters seeded. */
 export function buildModel(spec: CompiledSpec, ir: IR, seed: number, words?: string[]): ModelBundle {
+  if (spec.task !== "diffusion") throw new TrainingStopped(`${ir.spec.name} is a classifier spec; train it with \`sdc train-judge\``);
   if (ir.text.kind !== "learned" || !spec.createTextEncoder) {
     throw new TrainingStopped(
-      ir.text.kind === "external"
+      ir.text.kind !== "sd3_pretrained"
         ? `${ir.spec.name} takes external text embeddings (text.encoder: external(...)); it can run \`sdc forward\` but cannot be trained from prompts`
         : `${ir.spec.name} uses pretrained CLIP/T5 encoders (sd3_pretrained); training it needs the local encoder folders: ${[ir.text.clipL, ir.text.clipG, ir.text.t5].filter(Boolean).join(", ")} (each with config.json, model.safetensors and tokenizer.json)`,
     );
   }
   const store = new ParamStore(seed);
   const network = spec.createNetwork(store);
-  const text = spec.createTextEncoder(store);
-  const tokenizer = new WordTokenizer(words ?? ir.text.words, ir.text.vocab, ir.text.tokens);
-  return { store, network, text, tokenizer, flow: { ...ir.flow }, ir };
+  const text = new LearnedPromptEncoder(spec.createTextEncoder(store), new WordTokenizer(words ?? ir.text.words, ir.text.vocab, ir.text.tokens));
+  return { store, network, text, flow: { ...ir.flow }, ir };
 }
 
 /** Context and pooled text for prompts: [B, T, D], [B, P]. */
 export function encodePrompts(m: ModelBundle, prompts: readonly string[]): [tf.Tensor3D, tf.Tensor2D] {
-  return tf.tidy(() => m.text.forward(tf.tensor2d(m.tokenizer.encodeBatch(prompts), [prompts.length, m.tokenizer.length], "int32")));
+  return m.text.encode(prompts);
 }
 
 export interface FlowBatch {
