@@ -102,6 +102,7 @@ export class Checker {
 
   /** Record a diagnostic from a thrown DiagnosticError; rethrow anything else. */
   collect(e: unknown): void {
+    if (e instanceof Cascade) return;
     if (e instanceof DiagnosticError) {
       const d = e.diagnostic;
       if (!this.diagnostics.some((x) => x.code === d.code && x.span.start.offset === d.span.start.offset && x.span.file === d.span.file && x.message === d.message)) this.diagnostics.push(d);
@@ -249,7 +250,7 @@ export class Checker {
       } catch (e) {
         this.collect(e);
         // keep going: bind the targets to an unknown so later lines don't cascade
-        if (s.kind === "assign") for (const t of s.targets) scope.vars.set(t.name, { t: "tensor", dtype: "float32", shape: [symVar("?")] });
+        if (s.kind === "assign") for (const t of s.targets) scope.vars.set(t.name, UNKNOWN);
         if (!scope.symbolic) throw new Abort();
       }
     }
@@ -361,6 +362,8 @@ export class Checker {
         return { t: "bool", v: e.value };
       case "ident": {
         const v = scope.vars.get(e.name) ?? scope.consts.get(e.name);
+        // a name whose statement already failed: skip this statement quietly instead of a second, bogus error
+        if (v === UNKNOWN) throw new Cascade();
         if (v) return v;
         const d = scope.dims.get(e.name);
         if (d !== undefined) {
@@ -591,6 +594,8 @@ export class Checker {
   }
 
   private symbolicBlockCall(call: A.Call, block: A.BlockDecl, positional: { value: Value; arg: A.Arg }[], named: Map<string, { value: Value; arg: A.Arg }>, scope: Scope, path: string): Value {
+    // a block that calls itself can never be built (its constructor would not end), used or not
+    if (scope.callStack.includes(block.name)) fail("SDC604", call.calleeSpan, `block ${block.name} calls itself (${[...scope.callStack, block.name].join(" -> ")})`);
     const consts = this.bindParams(call, block, named, true);
     const fwd = block.forward;
     if (!fwd) fail("SDC701", call.calleeSpan, `block ${block.name} has no forward(...)`);
@@ -797,6 +802,12 @@ export class Checker {
 /** Thrown to stop elaborating after the first error inside a concrete block body. */
 export class Abort extends Error {}
 
+/** Thrown (and dropped by `collect`) when a statement uses a name whose own statement failed. */
+class Cascade extends Error {}
+
+/** What a name is bound to after its statement failed (symbolic mode keeps going). */
+const UNKNOWN: Value = { t: "tensor", dtype: "float32", shape: [symVar("?")] };
+
 export function joinPath(a: string, b: string): string {
   return a && b ? `${a}.${b}` : a || b;
 }
@@ -884,12 +895,17 @@ export function suggest(name: string, candidates: Iterable<string>): string {
   return best !== undefined && bestD <= Math.max(1, Math.floor(name.length / 3)) ? ` (did you mean '${best}'?)` : "";
 }
 
+/** Edit distance counting insertions, deletions, substitutions and adjacent transpositions (OSA). */
 function editDistance(a: string, b: string): number {
   if (Math.abs(a.length - b.length) > 3) return 99;
   const dp = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)]);
   for (let j = 1; j <= b.length; j++) dp[0][j] = j;
   for (let i = 1; i <= a.length; i++)
-    for (let j = 1; j <= b.length; j++) dp[i][j] = Math.min(dp[i - 1][j] + 1, dp[i][j - 1] + 1, dp[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++) {
+      dp[i][j] = Math.min(dp[i - 1][j] + 1, dp[i][j - 1] + 1, dp[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      // a swap of two neighbours (widht -> width) is one typo, not two
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) dp[i][j] = Math.min(dp[i][j], dp[i - 2][j - 2] + 1);
+    }
   return dp[a.length][b.length];
 }
 

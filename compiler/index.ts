@@ -103,14 +103,15 @@ export function compile(entry: string, host: SourceHost, opts: CompileOptions = 
   return result;
 }
 
+/**
+ * One diagnostic per code and source range. The symbolic check and the concrete elaboration often
+ * find the same mistake (`[B, P]` vs `[B, 20]`); the later, concrete one says more, so it replaces
+ * the earlier in the earlier's place.
+ */
 function dedupe(ds: Diagnostic[]): Diagnostic[] {
-  const seen = new Set<string>();
-  return ds.filter((d) => {
-    const k = `${d.code}|${d.span.file}|${d.span.start.offset}|${d.message}`;
-    if (seen.has(k)) return false;
-    seen.add(k);
-    return true;
-  });
+  const byKey = new Map<string, Diagnostic>();
+  for (const d of ds) byKey.set(`${d.code}|${d.span.file}|${d.span.start.offset}|${d.span.end.offset}`, d);
+  return [...byKey.values()];
 }
 
 /** The parameter summary `sdc compile` prints, like a model summary. */

@@ -14,7 +14,7 @@
  */
 import { EmbeddedActionsParser, type IToken } from "chevrotain";
 import * as A from "./ast.ts";
-import { diag, joinSpans, type Diagnostic, type Span } from "./diagnostics.ts";
+import { diag, joinSpans, type Diagnostic, type DiagnosticCode, type Span } from "./diagnostics.ts";
 import * as T from "./lexer.ts";
 
 function unquote(image: string): string {
@@ -27,6 +27,11 @@ class MdlParser extends EmbeddedActionsParser {
   constructor() {
     super(T.allTokens, { recoveryEnabled: false, maxLookahead: 3, skipValidations: true });
     this.performSelfAnalysis();
+  }
+
+  /** The next token (after an exception: where parsing stopped). */
+  current(): IToken | undefined {
+    return this.LA(1);
   }
 
   private sp(a: IToken, b: IToken = a): Span {
@@ -353,7 +358,7 @@ class MdlParser extends EmbeddedActionsParser {
       const a = this.SUBRULE(this.expr);
       this.CONSUME(T.Colon);
       const b = this.SUBRULE2(this.expr);
-      result = this.ACTION(() => ({ kind: "ternary", cond, then: a, else: b, span: joinSpans(cond.span, b.span) }) as A.Ternary);
+      result = this.ACTION(() => deep({ kind: "ternary", cond, then: a, else: b, span: joinSpans(cond.span, b.span) } as A.Ternary, b.span, [cond, a, b]));
     });
     return result;
   });
@@ -421,7 +426,7 @@ class MdlParser extends EmbeddedActionsParser {
         ALT: () => {
           const op = this.OR2([{ ALT: () => this.CONSUME(T.Minus) }, { ALT: () => this.CONSUME(T.Bang) }]);
           const operand = this.SUBRULE(this.unary);
-          return this.ACTION(() => ({ kind: "unary", op: op.image as "-" | "!", operand, span: joinSpans(this.sp(op), operand.span) }) as A.Unary);
+          return this.ACTION(() => deep({ kind: "unary", op: op.image as "-" | "!", operand, span: joinSpans(this.sp(op), operand.span) } as A.Unary, this.sp(op), [operand]));
         },
       },
       { ALT: () => this.SUBRULE(this.primary) },
@@ -466,7 +471,7 @@ class MdlParser extends EmbeddedActionsParser {
           const items: A.Expr[] = [];
           this.MANY_SEP({ SEP: T.Comma, DEF: () => { const e = this.SUBRULE2(this.expr); this.ACTION(() => items.push(e)); } });
           const rb = this.CONSUME(T.RBracket);
-          return this.ACTION(() => ({ kind: "list", items, span: this.sp(lb, rb) }) as A.ListExpr);
+          return this.ACTION(() => deep({ kind: "list", items, span: this.sp(lb, rb) } as A.ListExpr, this.sp(lb), items));
         },
       },
     ]),
@@ -492,7 +497,7 @@ class MdlParser extends EmbeddedActionsParser {
         label = this.SUBRULE(this.label);
       });
       result = this.ACTION(
-        () => ({ kind: "call", callee: name.image, calleeSpan: this.sp(name), args, label, span: label ? joinSpans(this.sp(name), label.span) : this.sp(name, rp) }) as A.Call,
+        () => deep({ kind: "call", callee: name.image, calleeSpan: this.sp(name), args, label, span: label ? joinSpans(this.sp(name), label.span) : this.sp(name, rp) } as A.Call, this.sp(name), args.map((a) => a.value)),
       );
     });
     return result;
@@ -553,7 +558,24 @@ class MdlParser extends EmbeddedActionsParser {
 }
 
 function bin(op: A.BinaryOp, left: A.Expr, right: A.Expr): A.Binary {
-  return { kind: "binary", op, left, right, span: joinSpans(left.span, right.span) };
+  return deep({ kind: "binary", op, left, right, span: joinSpans(left.span, right.span) }, right.span, [left, right]);
+}
+
+/**
+ * Deepest expression tree accepted. Later phases (checker, code generator) walk expressions
+ * recursively, and a long chain such as `1 + 1 + ... + 1` builds a deep tree without any brackets.
+ */
+export const MAX_EXPR_DEPTH = 200;
+const exprDepth = new WeakMap<A.Expr, number>();
+
+/** Record an expression's depth; refuse (SDC201, at `at`) one nested deeper than MAX_EXPR_DEPTH. */
+function deep<E extends A.Expr>(e: E, at: Span, kids: A.Expr[]): E {
+  let d = 0;
+  for (const k of kids) d = Math.max(d, exprDepth.get(k) ?? 1);
+  d += 1;
+  if (d > MAX_EXPR_DEPTH) throw Object.assign(new Error(`expression nested too deeply: more than ${MAX_EXPR_DEPTH} levels of operators, calls or brackets`), { span: at, isMdl: true, code: "SDC201" });
+  exprDepth.set(e, d);
+  return e;
 }
 
 let parserInstance: MdlParser | undefined;
@@ -578,16 +600,7 @@ export function parseTokens(file: string, tokens: IToken[]): ParseResult {
   try {
     ast = p.sourceFile();
   } catch (e) {
-    const err = e as { isMdl?: boolean; token?: IToken; span?: Span; message: string };
-    if (err.isMdl) {
-      const span = err.span ?? T.tokenSpan(file, err.token!);
-      return { diagnostics: [diag("SDC200", span, err.message)] };
-    }
-    if (e instanceof RangeError) {
-      const t = tokens[0];
-      return { diagnostics: [diag("SDC201", t ? T.tokenSpan(file, t) : { file, start: { offset: 0, line: 1, column: 1 }, end: { offset: 1, line: 1, column: 2 } }, "nesting too deep for the parser")] };
-    }
-    throw e;
+    return { diagnostics: [thrownDiagnostic(e, p, file, tokens)] };
   }
   const diagnostics: Diagnostic[] = [];
   for (const e of p.errors) {
@@ -632,6 +645,19 @@ function tokenWord(name: string): string {
   return words[name] ?? name;
 }
 
+/** The diagnostic for an exception out of a rule: our own errors, or the stack running out. Rethrows bugs. */
+function thrownDiagnostic(e: unknown, p: MdlParser, file: string, tokens: IToken[]): Diagnostic {
+  const err = e as { isMdl?: boolean; token?: IToken; span?: Span; message: string; code?: DiagnosticCode };
+  if (err.isMdl) return diag(err.code ?? "SDC200", err.span ?? T.tokenSpan(file, err.token!), err.message);
+  if (e instanceof RangeError) {
+    // point at where the parser was when the stack ran out: inside the deep nesting
+    const t = p.current();
+    const at = t && t.tokenType.name !== "EOF" ? t : tokens[tokens.length - 1];
+    return diag("SDC201", at ? T.tokenSpan(file, at) : { file, start: { offset: 0, line: 1, column: 1 }, end: { offset: 1, line: 1, column: 2 } }, "nesting too deep for the parser");
+  }
+  throw e;
+}
+
 /** Parse a lone expression (for `--set name=value` on the command line). */
 export function parseExpression(file: string, text: string): { expr?: A.Expr; diagnostics: Diagnostic[] } {
   const l = T.lex(file, text);
@@ -640,7 +666,12 @@ export function parseExpression(file: string, text: string): { expr?: A.Expr; di
   const p = parserInstance;
   p.file = file;
   p.input = l.tokens;
-  const expr = p.expr();
+  let expr: A.Expr;
+  try {
+    expr = p.expr();
+  } catch (e) {
+    return { diagnostics: [thrownDiagnostic(e, p, file, l.tokens)] };
+  }
   if (p.errors.length) {
     const t = p.errors[0].token;
     return { diagnostics: [diag("SDC200", T.tokenSpan(file, t.tokenType.name === "EOF" && l.tokens.length ? l.tokens[l.tokens.length - 1] : t), `bad value: unexpected ${describeToken(t)}`)] };
