@@ -116,6 +116,121 @@ function build(onResult: (code: number) => void): Command {
       );
     });
 
+  program
+    .command("train-judge")
+    .description("train the eval judge (an MNIST CNN classifier compiled from specs/judge.mdl) and write weights/judge.safetensors + .json with its test accuracy")
+    .option("--generated <dir>", "the compiled judge spec", "generated/judge")
+    .option("--epochs <n>", "epochs over the 60k MNIST training images", "3")
+    .option("--batch-size <n>", "batch size (default: the spec's, 128)")
+    .option("--lr <x>", "peak Adam learning rate, cosine-decayed (default: the spec's)")
+    .option("--seed <n>", "seed for initialisation, data order and shifts (default: the spec's)")
+    .option("--shift <px>", "random translations of up to this many pixels (0 = none)", "1")
+    .option("--min-accuracy <x>", "exit 1 if the test accuracy is below this fraction", "0")
+    .option("--out <file>", "weights to write (a .json report goes beside it)", "weights/judge.safetensors")
+    .addOption(new Option("--backend <name>", "tensor backend").choices(["auto", "tensorflow", "webgpu", "wasm", "cpu"]).default("wasm"))
+    .action(async (o) => {
+      const { runTrainJudgeCli } = await import("./commands/judge.ts");
+      onResult(
+        await runTrainJudgeCli(
+          {
+            generated: o.generated,
+            epochs: parseIntArg("--epochs", o.epochs, 1),
+            batch: o.batchSize !== undefined ? parseIntArg("--batch-size", o.batchSize, 1) : undefined,
+            lr: o.lr !== undefined ? parseFloatArg("--lr", o.lr, 0) : undefined,
+            seed: o.seed !== undefined ? parseIntArg("--seed", o.seed, 0) : undefined,
+            shift: parseIntArg("--shift", o.shift, 0),
+            out: o.out,
+            backend: o.backend,
+          },
+          parseFloatArg("--min-accuracy", o.minAccuracy, 0),
+        ),
+      );
+    });
+
+  program
+    .command("eval")
+    .description("measure a trained model: prompt accuracy (judged by the MNIST classifier), judge-feature Fréchet distance (not Inception FID), validation loss, sampler time, per CFG scale")
+    .argument("<run>", "a run folder (its checkpoints/latest) or a checkpoint folder")
+    .option("--generated <dir>", "the compiled spec folder (default: generated/<spec name from the checkpoint's ir.json>)")
+    .option("--per-digit <n>", "generated images per digit, half prompted \"7\", half \"seven\"", "10")
+    .option("--cfg <list>", "comma-separated CFG scales", "1,2,4")
+    .option("--steps <n>", "sampler steps (default: the spec's)")
+    .addOption(new Option("--sampler <name>", "ODE sampler (default: the spec's)").choices(["euler", "heun"]))
+    .option("--seed <n>", "noise seed", "0")
+    .option("--reference <n>", "MNIST test images for the reference features (default: all 10000)")
+    .option("--judge <dir>", "the compiled judge spec", "generated/judge")
+    .option("--judge-weights <file>", "the judge's weights (sdc train-judge)", "weights/judge.safetensors")
+    .addOption(new Option("--weights <which>", "EMA or raw weights; auto: EMA once the initial weights are < 5% of it").choices(["auto", "ema", "raw"]).default("auto"))
+    .option("--json", "print the report as JSON instead of a table")
+    .option("--out <file>", "also write the JSON report here")
+    .addOption(new Option("--backend <name>", "tensor backend").choices(["auto", "tensorflow", "webgpu", "wasm", "cpu"]).default("auto"))
+    .action(async (run: string, o) => {
+      const { runEval, parseCfgList } = await import("./commands/eval.ts");
+      onResult(
+        await runEval(run, {
+          generated: o.generated,
+          perDigit: parseIntArg("--per-digit", o.perDigit, 1),
+          cfg: parseCfgList(o.cfg),
+          steps: o.steps !== undefined ? parseIntArg("--steps", o.steps, 1) : undefined,
+          sampler: o.sampler,
+          seed: parseIntArg("--seed", o.seed, 0),
+          referenceCount: o.reference !== undefined ? parseIntArg("--reference", o.reference, 2) : undefined,
+          judge: o.judge,
+          judgeWeights: o.judgeWeights,
+          weights: o.weights,
+          json: o.json,
+          out: o.out,
+          backend: o.backend,
+        }),
+      );
+    });
+
+  program
+    .command("ablate")
+    .description("run ablation units (spec + variant + overrides + seed: compile, train, eval, each in its own folder; finished units are skipped) and write results.{md,csv,json} and a plot")
+    .argument("<spec>", "the .mdl file, e.g. specs/sd3.mdl")
+    .option("--variants <list>", "comma-separated variants, one unit each (\"base\" = the spec without a variant)")
+    .option("--base <variant>", "the variant the sweeps apply to (default: the spec itself)")
+    .option("--sweep <name=v1,v2>", "sweep a parameter; repeat for a cartesian product (e.g. --sweep depth=2,4 --sweep head_dim=16,32)", collect)
+    .option("--set <name=value>", "a fixed override for every unit; repeatable", collect)
+    .option("--steps <n>", "training steps per unit", "200")
+    .option("--batch-size <n>", "batch size for every unit", "32")
+    .option("--seed <n>", "training seed for every unit", "0")
+    .option("--out <dir>", "results folder (default: ablations/<spec name>)")
+    .option("--per-digit <n>", "eval: generated images per digit", "10")
+    .option("--cfg <list>", "eval: comma-separated CFG scales", "1,4")
+    .option("--sample-steps <n>", "eval: sampler steps (default: the spec's)")
+    .option("--reference <n>", "eval: MNIST test images for the reference features (default: all 10000)")
+    .option("--checkpoint-every <n>", "steps between checkpoints (an interrupted unit resumes from the last)", "50")
+    .option("--judge <dir>", "the compiled judge spec", "generated/judge")
+    .option("--judge-weights <file>", "the judge's weights", "weights/judge.safetensors")
+    .addOption(new Option("--backend <name>", "tensor backend").choices(["auto", "tensorflow", "webgpu", "wasm", "cpu"]).default("auto"))
+    .action(async (spec: string, o) => {
+      const { runAblateCli } = await import("./commands/ablate.ts");
+      const { parseCfgList } = await import("./commands/eval.ts");
+      const { parseSweep } = await import("../runtime/eval/sweep.ts");
+      onResult(
+        await runAblateCli(spec, {
+          variants: o.variants !== undefined ? String(o.variants).split(",").map((v: string) => v.trim()).filter(Boolean) : undefined,
+          base: o.base,
+          sweeps: (o.sweep ?? []).map(parseSweep),
+          set: o.set,
+          steps: parseIntArg("--steps", o.steps, 1),
+          batch: parseIntArg("--batch-size", o.batchSize, 1),
+          seed: parseIntArg("--seed", o.seed, 0),
+          out: o.out,
+          perDigit: parseIntArg("--per-digit", o.perDigit, 1),
+          cfg: parseCfgList(o.cfg),
+          sampleSteps: o.sampleSteps !== undefined ? parseIntArg("--sample-steps", o.sampleSteps, 1) : undefined,
+          reference: o.reference !== undefined ? parseIntArg("--reference", o.reference, 2) : undefined,
+          checkpointEvery: parseIntArg("--checkpoint-every", o.checkpointEvery, 0),
+          judge: o.judge,
+          judgeWeights: o.judgeWeights,
+          backend: o.backend,
+        }),
+      );
+    });
+
   return program;
 }
 

@@ -1,0 +1,220 @@
+/**
+ * `sdc ablate SPEC --variants a,b | --base v --sweep k=v1,v2 ...`: run each unit (spec + variant +
+ * overrides + seed) as a self-contained job in OUT/<unit-id>/:
+ *   inputs.json        the unit's inputs (UnitInputs): everything that determines its result
+ *   generated/<name>/  the compiled spec (compileSpecFile)
+ *   run/               the training run (runTrain: checkpoints, metrics.jsonl, summary.json)
+ *   eval.json          the eval report (evaluateRun)
+ *   unit.json          the result (UnitResult), written last and atomically: its presence means done
+ * A unit with unit.json is skipped; an interrupted one resumes from run/checkpoints/latest.
+ * Then OUT/results.{md,csv,json} and OUT/plot.{svg,png} (Vega-Lite rendered without a browser).
+ */
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
+import { formatAll } from "../../compiler/index.ts";
+import { writeDirAtomic, writeFileAtomic } from "../../runtime/io/atomic.ts";
+import { readCheckpoint, resolveCheckpoint } from "../../runtime/train/checkpoint.ts";
+import { type PlannedUnit, parseSet, planUnits, resultsCsv, resultsMarkdown, resultsPlotSpec, type Sweep, type UnitInputs, type UnitResult } from "../../runtime/eval/sweep.ts";
+import type { BackendName } from "../../runtime/backend.ts";
+import { EXIT, InputError, UsageError } from "../errors.ts";
+import { compileSpecFile } from "./compile.ts";
+
+export interface AblateOptions {
+  variants?: string[];
+  base?: string;
+  sweeps: Sweep[];
+  set?: string[];
+  steps: number;
+  batch: number;
+  seed: number;
+  out?: string;
+  backend: BackendName;
+  perDigit: number;
+  cfg: number[];
+  sampleSteps?: number;
+  /** MNIST test images for the reference features (default: all) */
+  reference?: number;
+  /** CFG scale whose prompt accuracy is plotted (default: the largest) */
+  plotCfg?: number;
+  checkpointEvery?: number;
+  judge?: string;
+  judgeWeights?: string;
+  log?: (s: string) => void;
+  stdout?: (s: string) => void;
+}
+
+export type UnitRunner = (unit: PlannedUnit, dir: string, ctx: { log: (s: string) => void; checkpointEvery: number; judge?: string; judgeWeights?: string }) => Promise<UnitResult>;
+
+/** sha-256 of the spec file and of the .mdl files it imports (one level, as `import "lib/x.mdl"`). */
+export function specHash(specPath: string): string {
+  const h = createHash("sha256");
+  const text = readFileSync(specPath, "utf8");
+  h.update(text);
+  const dir = specPath.includes("/") ? specPath.slice(0, specPath.lastIndexOf("/")) : ".";
+  for (const m of text.matchAll(/^\s*import\s+"([^"]+)"/gm)) {
+    const p = join(dir, m[1]);
+    if (existsSync(p)) h.update(readFileSync(p));
+  }
+  return h.digest("hex");
+}
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+/** One unit, start to finish (or from where it was interrupted): compile, train, evaluate. */
+export const runUnit: UnitRunner = async (unit, dir, ctx) => {
+  const { runTrain } = await import("./train.ts");
+  const { evaluateRun } = await import("./eval.ts");
+  const t0 = performance.now();
+  const inp = unit.inputs;
+  mkdirSync(dir, { recursive: true });
+  writeFileAtomic(join(dir, "inputs.json"), JSON.stringify(inp, null, 2) + "\n");
+
+  // compile
+  const { result, dir: genDir } = compileSpecFile(inp.spec, { variant: inp.variant ?? undefined, set: inp.set, outDir: join(dir, "generated") });
+  if (!result.ir || !result.files || !genDir) {
+    throw new InputError(`unit ${unit.id}: the spec does not compile:\n${formatAll(result.diagnostics, result.program.sources, false)}`);
+  }
+  writeDirAtomic(genDir, Object.fromEntries(result.files));
+
+  // train (resume when interrupted; skip when the run already reached its steps)
+  const run = join(dir, "run");
+  let resume: string | undefined;
+  let trainedStep = 0;
+  if (existsSync(join(run, "checkpoints", "latest"))) {
+    try {
+      resume = resolveCheckpoint(run);
+      trainedStep = readCheckpoint(resume).state.step;
+    } catch {
+      resume = undefined; // a broken checkpoint: restart the unit's training
+    }
+  }
+  if (trainedStep < inp.steps) {
+    if (!resume && existsSync(run)) rmSync(run, { recursive: true, force: true });
+    if (resume) ctx.log(`unit ${unit.id}: resuming from ${resume} (step ${trainedStep})`);
+    const code = await runTrain(genDir, {
+      steps: inp.steps, batch: inp.batch, seed: inp.seed, backend: inp.backend as BackendName, out: run, resume,
+      sampleEvery: 0, checkpointEvery: ctx.checkpointEvery, samples: 16, sampleSteps: inp.eval.sampleSteps ?? undefined, progress: false, log: ctx.log,
+    });
+    if (code !== EXIT.ok) throw new InputError(`unit ${unit.id}: training stopped with exit code ${code}`);
+  }
+  let summary: { lastLoss: number; stepsPerSecond: number; seconds: number };
+  if (existsSync(join(run, "summary.json"))) summary = JSON.parse(readFileSync(join(run, "summary.json"), "utf8"));
+  else {
+    // stopped between the last checkpoint and the summary: the checkpoint has what is needed
+    const st = readCheckpoint(resolveCheckpoint(run)).state;
+    summary = { lastLoss: st.lastLoss ?? NaN, stepsPerSecond: st.step / st.elapsedSeconds, seconds: st.elapsedSeconds };
+  }
+  const metrics = readFileSync(join(run, "metrics.jsonl"), "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as { step: number; loss?: number });
+  const lastLoss = [...metrics].reverse().find((m) => m.loss !== undefined)?.loss ?? summary.lastLoss;
+
+  // evaluate
+  const ev = await evaluateRun(run, { generated: genDir, judge: ctx.judge, judgeWeights: ctx.judgeWeights, perDigit: inp.eval.perDigit, cfg: inp.eval.cfg, steps: inp.eval.sampleSteps ?? undefined, seed: inp.eval.seed, referenceCount: inp.eval.reference ?? undefined, backend: inp.backend as BackendName, out: join(dir, "eval.json"), log: ctx.log });
+  return {
+    id: unit.id, inputs: inp, name: result.ir.spec.name, params: result.ir.stats.params, networkParams: result.ir.stats.networkParams,
+    stepSeconds: 1 / summary.stepsPerSecond, trainSeconds: summary.seconds, finalTrainLoss: lastLoss, valLoss: ev.valLoss,
+    cfg: ev.cfg.map((c) => ({ cfg: c.cfg, accuracy: c.accuracy, frechet: c.frechet, sampleSeconds: c.sampleSeconds })),
+    wallSeconds: (performance.now() - t0) / 1000,
+  };
+};
+
+export interface AblationSummary {
+  out: string;
+  ran: string[];
+  skipped: string[];
+  results: UnitResult[];
+  plot: { svg: string | null; png: string | null; note?: string };
+}
+
+/** Plan, run what is not done, and write the results. `runner` is injectable for tests. */
+export async function runAblation(specPath: string, o: AblateOptions, runner: UnitRunner = runUnit): Promise<AblationSummary> {
+  const log = o.log ?? ((s: string) => process.stderr.write(s + "\n"));
+  if (!specPath.endsWith(".mdl")) throw new UsageError(`expected a .mdl spec file, got '${specPath}'`);
+  if (!existsSync(specPath)) throw new UsageError(`spec file not found: ${specPath}`);
+  if (o.variants?.length && o.base) throw new UsageError("give either --variants (one unit per variant) or --base (the variant the sweeps apply to), not both; sweeps apply to every --variants entry too");
+  if (!o.variants?.length && !o.sweeps.length) throw new UsageError("nothing to ablate: give --variants a,b and/or --sweep name=v1,v2");
+  const variants = o.variants?.length ? o.variants.map((v) => (v === "base" ? null : v)) : [o.base ?? null];
+  const units = planUnits({
+    spec: specPath, specHash: specHash(specPath), variants, fixed: (o.set ?? []).map(parseSet), sweeps: o.sweeps,
+    seed: o.seed, steps: o.steps, batch: o.batch, backend: o.backend,
+    eval: { perDigit: o.perDigit, cfg: o.cfg, sampleSteps: o.sampleSteps ?? null, seed: 0, reference: o.reference ?? null },
+  });
+  const out = o.out ?? join("ablations", basename(specPath).replace(/\.mdl$/, ""));
+  mkdirSync(out, { recursive: true });
+  log(`${units.length} unit${units.length === 1 ? "" : "s"} in ${out}: ${units.map((u) => u.id).join(", ")}`);
+
+  const results: UnitResult[] = [];
+  const ran: string[] = [];
+  const skipped: string[] = [];
+  for (const [i, unit] of units.entries()) {
+    const dir = join(out, unit.id);
+    const done = join(dir, "unit.json");
+    if (existsSync(done)) {
+      const r = JSON.parse(readFileSync(done, "utf8")) as UnitResult;
+      if (!same(r.inputs, unit.inputs)) throw new InputError(`${done} was made with other inputs (${diffInputs(r.inputs, unit.inputs)}); use another --out, or delete ${dir} to redo it`);
+      log(`[${i + 1}/${units.length}] ${unit.id}: done before, skipped`);
+      results.push(r);
+      skipped.push(unit.id);
+      continue;
+    }
+    const prev = join(dir, "inputs.json");
+    if (existsSync(prev) && !same(JSON.parse(readFileSync(prev, "utf8")), unit.inputs)) {
+      log(`[${i + 1}/${units.length}] ${unit.id}: an unfinished run with other inputs is there; starting it over`);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    log(`[${i + 1}/${units.length}] ${unit.id}: running`);
+    const r = await runner(unit, dir, { log: (s) => log(`  ${s}`), checkpointEvery: o.checkpointEvery ?? 50, judge: o.judge, judgeWeights: o.judgeWeights });
+    writeFileAtomic(done, JSON.stringify(r, null, 2) + "\n");
+    results.push(r);
+    ran.push(unit.id);
+  }
+
+  writeFileAtomic(join(out, "results.md"), `# Ablation: ${specPath}\n\n${resultsMarkdown(results)}\nFD: judge-feature Fréchet distance (not Inception FID). acc: prompt accuracy judged by the MNIST classifier.\n`);
+  writeFileAtomic(join(out, "results.csv"), resultsCsv(results));
+  writeFileAtomic(join(out, "results.json"), JSON.stringify(results, null, 2) + "\n");
+  const plotCfg = o.plotCfg ?? Math.max(...o.cfg);
+  const plot = await writePlot(join(out, "plot"), resultsPlotSpec(results, plotCfg, `${basename(specPath)}: ${o.steps} steps, batch ${o.batch}`), log);
+  return { out, ran, skipped, results, plot };
+}
+
+function diffInputs(a: UnitInputs, b: UnitInputs): string {
+  const keys = Object.keys({ ...a, ...b }) as (keyof UnitInputs)[];
+  return keys.filter((k) => !same(a[k], b[k])).map((k) => `${k}: ${JSON.stringify(a[k])} then, ${JSON.stringify(b[k])} now`).join("; ");
+}
+
+/** Vega-Lite -> Vega -> SVG (vega's headless renderer), then PNG with @resvg/resvg-js; SVG only if resvg cannot load. */
+export async function writePlot(base: string, vlSpec: Record<string, unknown>, log: (s: string) => void): Promise<AblationSummary["plot"]> {
+  writeFileAtomic(base + ".vl.json", JSON.stringify(vlSpec, null, 2) + "\n");
+  let svg: string;
+  try {
+    const vl = await import("vega-lite");
+    const vega = await import("vega");
+    const compiled = vl.compile(vlSpec as never).spec;
+    const view = new vega.View(vega.parse(compiled), { renderer: "none" });
+    svg = await view.toSVG();
+    view.finalize();
+  } catch (e) {
+    const note = `plot not drawn (vega/vega-lite unavailable: ${(e as Error).message}); the Vega-Lite spec is in ${base}.vl.json`;
+    log(note);
+    return { svg: null, png: null, note };
+  }
+  writeFileAtomic(base + ".svg", svg);
+  try {
+    const { Resvg } = await import("@resvg/resvg-js");
+    const png = new Resvg(svg, { background: "white", fitTo: { mode: "zoom", value: 2 }, font: { loadSystemFonts: true } }).render().asPng();
+    writeFileSync(base + ".png", png);
+    return { svg: base + ".svg", png: base + ".png" };
+  } catch (e) {
+    const note = `wrote ${base}.svg only: @resvg/resvg-js failed (${(e as Error).message})`;
+    log(note);
+    return { svg: base + ".svg", png: null, note };
+  }
+}
+
+export async function runAblateCli(specPath: string, o: AblateOptions): Promise<number> {
+  const out = o.stdout ?? ((s: string) => process.stdout.write(s));
+  const t0 = performance.now();
+  const s = await runAblation(specPath, o);
+  out(`${resultsMarkdown(s.results)}\nran ${s.ran.length}, skipped ${s.skipped.length} (done before); ${((performance.now() - t0) / 1000).toFixed(0)} s; results in ${s.out}/results.{md,csv,json}${s.plot.svg ? `, plot ${s.plot.png ?? s.plot.svg}` : ""}\n`);
+  return EXIT.ok;
+}

@@ -1,0 +1,186 @@
+/**
+ * Measured quality of a trained text-to-digit flow model, judged by the MNIST classifier of
+ * specs/judge.mdl:
+ *   - prompt accuracy: for N images per digit (half prompted with the numeral "7", half with the
+ *     word "seven"), how often the judge's argmax is the requested digit, per digit and overall;
+ *   - judge-feature Fréchet distance: the FID formula on the judge's penultimate features of the
+ *     generated images vs MNIST test images. NOT Inception FID: numbers are only comparable with
+ *     the same judge weights and the same number of generated images;
+ *   - the flow model's validation loss at fixed timesteps and noise on MNIST test images (the same
+ *     set `sdc train` logs as val_loss);
+ *   - the sampler's steps and wall time.
+ * Everything random comes from `seed`: the same model, judge and seed give the same numbers
+ * (wall times aside). The same noise is used at every CFG scale, so scales are compared paired.
+ * Pure runtime: no file access.
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { ImageTextDataset } from "../data/dataset.ts";
+import { DIGIT_WORDS } from "../data/mnist.ts";
+import { type ModelBundle, makeValidationSet, sampleImages, validationLoss } from "../train/trainer.ts";
+import { Rng } from "../util/rng.ts";
+import { featureStats, type FeatureStats, frechetDistance } from "./frechet.ts";
+import { type Judge, judgeImages } from "./judge.ts";
+import { promptAccuracy } from "./metrics.ts";
+
+export interface EvalOptions {
+  /** generated images per digit (default 10); the first half use the numeral, the rest the word */
+  perDigit?: number;
+  /** CFG scales (default [1, 2, 4]) */
+  cfg?: number[];
+  /** sampler steps (default: the spec's) */
+  steps?: number;
+  sampler?: "euler" | "heun";
+  /** noise seed (default 0) */
+  seed?: number;
+  /** images per sampler call (default 50) */
+  batch?: number;
+  /** MNIST test images for the reference features (default: all) */
+  referenceCount?: number;
+  /** validation set: images x noise levels (default 32 x 8, as `sdc train`'s val_loss) */
+  valCount?: number;
+  valLevels?: number;
+  log?: (s: string) => void;
+}
+
+export interface CfgResult {
+  cfg: number;
+  images: number;
+  /** fraction of images the judge classifies as the requested digit */
+  accuracy: number;
+  /** accuracy per requested digit 0..9 */
+  perDigit: number[];
+  /** accuracy of the numeral-prompted and the word-prompted halves */
+  byPromptForm: { numeral: number; word: number };
+  /** judge-feature Fréchet distance to MNIST test images (not Inception FID) */
+  frechet: number;
+  /** wall time of sampling these images (not repeatable) */
+  sampleSeconds: number;
+}
+
+export interface EvalResult {
+  seed: number;
+  perDigit: number;
+  sampler: { name: string; steps: number };
+  /** flow validation loss at fixed timesteps and noise on MNIST test */
+  valLoss: number;
+  valSet: { images: number; levels: number };
+  reference: { images: number; featureDim: number; frechetKind: "judge-feature" };
+  /** FD of as many real MNIST test images as were generated (per scale) to the reference: the floor at this sample size */
+  referenceSplitFrechet: number;
+  cfg: CfgResult[];
+}
+
+/** The prompts of an eval: digit d repeated perDigit times, first ceil(perDigit/2) as numerals. */
+export function evalPrompts(perDigit: number): { prompts: string[]; digits: Int32Array; word: Uint8Array } {
+  if (!Number.isInteger(perDigit) || perDigit < 1) throw new RangeError(`perDigit must be a positive integer, got ${perDigit}`);
+  const prompts: string[] = [];
+  const digits = new Int32Array(10 * perDigit);
+  const word = new Uint8Array(10 * perDigit);
+  const numerals = Math.ceil(perDigit / 2);
+  for (let d = 0; d < 10; d++) {
+    for (let i = 0; i < perDigit; i++) {
+      const k = d * perDigit + i;
+      digits[k] = d;
+      word[k] = i < numerals ? 0 : 1;
+      prompts.push(i < numerals ? String(d) : DIGIT_WORDS[d]);
+    }
+  }
+  return { prompts, digits, word };
+}
+
+/** Reference statistics of the judge's features on n images of a dataset (default all). */
+export async function referenceFeatures(judge: Judge, ds: ImageTextDataset, n = ds.size): Promise<{ stats: FeatureStats; features: Float32Array; n: number; d: number }> {
+  const m = Math.min(n, ds.size);
+  const per = ds.height * ds.width * ds.channels;
+  const imgs = new Float32Array(m * per);
+  for (let i = 0; i < m; i++) ds.image(i, imgs, i * per);
+  const out = await judgeImages(judge, imgs, m);
+  return { stats: featureStats(out.features, m, out.featureDim), features: out.features, n: m, d: out.featureDim };
+}
+
+export async function evaluateModel(m: ModelBundle, judge: Judge, test: ImageTextDataset, o: EvalOptions = {}): Promise<EvalResult> {
+  const log = o.log ?? (() => {});
+  const perDigit = o.perDigit ?? 10;
+  const scales = o.cfg ?? [1, 2, 4];
+  const seed = o.seed ?? 0;
+  const batch = o.batch ?? 50;
+  const dims: [number, number, number] = [m.ir.data.height, m.ir.data.width, m.ir.data.channels];
+  if (dims.join() !== judge.dims.join()) throw new RangeError(`the model makes ${dims.join("x")} images but the judge takes ${judge.dims.join("x")}`);
+  if (!scales.length || scales.some((s) => !Number.isFinite(s) || s < 0)) throw new RangeError(`cfg scales must be numbers >= 0, got ${scales.join(",")}`);
+  const steps = o.steps ?? m.flow.steps;
+  const sampler = o.sampler ?? m.flow.sampler;
+
+  // flow validation loss (fixed images, timesteps and noise)
+  const val = makeValidationSet(test, Math.min(o.valCount ?? 32, test.size), o.valLevels ?? 8);
+  const valLoss = await validationLoss(m, val, dims, 64);
+  log(`validation loss ${valLoss.toFixed(4)} (${val.n} examples)`);
+
+  // reference features; the split FD is the noise floor at this many images
+  const ref = await referenceFeatures(judge, test, o.referenceCount);
+  const nGen = 10 * perDigit;
+  // the floor: FD of as many real test images as generated ones (evenly spaced) to the reference
+  let referenceSplitFrechet = NaN;
+  const k = Math.min(nGen, ref.n);
+  if (k >= 2) {
+    const sub = new Float32Array(k * ref.d);
+    for (let i = 0; i < k; i++) {
+      const src = Math.floor((i * ref.n) / k);
+      sub.set(ref.features.subarray(src * ref.d, (src + 1) * ref.d), i * ref.d);
+    }
+    referenceSplitFrechet = frechetDistance(featureStats(sub, k, ref.d), ref.stats);
+  }
+
+  const { prompts, digits, word } = evalPrompts(perDigit);
+  const per = dims[0] * dims[1] * dims[2];
+  const noise = new Rng(seed).normals(nGen * per);
+  const results: CfgResult[] = [];
+  for (const cfg of scales) {
+    const images = new Float32Array(nGen * per);
+    const t0 = performance.now();
+    for (let s = 0; s < nGen; s += batch) {
+      const e = Math.min(nGen, s + batch);
+      const z = tf.tensor4d(noise.subarray(s * per, e * per), [e - s, ...dims]);
+      const x = sampleImages(m, z, prompts.slice(s, e), { cfg, steps, sampler });
+      const clipped = tf.clipByValue(x, -1, 1);
+      images.set((await clipped.data()) as Float32Array, s * per);
+      tf.dispose([z, x, clipped]);
+    }
+    const sampleSeconds = (performance.now() - t0) / 1000;
+    const j = await judgeImages(judge, images, nGen);
+    const acc = promptAccuracy(digits, j.predicted, 10);
+    const form = (w: number) => {
+      let n = 0;
+      let ok = 0;
+      for (let i = 0; i < nGen; i++) if (word[i] === w) {
+        n++;
+        if (j.predicted[i] === digits[i]) ok++;
+      }
+      return n ? ok / n : NaN;
+    };
+    const frechet = nGen >= 2 ? frechetDistance(featureStats(j.features, nGen, j.featureDim), ref.stats) : NaN;
+    results.push({ cfg, images: nGen, accuracy: acc.overall, perDigit: acc.perClass, byPromptForm: { numeral: form(0), word: form(1) }, frechet, sampleSeconds });
+    log(`cfg ${cfg}: prompt accuracy ${(acc.overall * 100).toFixed(1)}%, judge-feature FD ${frechet.toFixed(2)}, ${sampleSeconds.toFixed(1)} s`);
+  }
+  return {
+    seed, perDigit, sampler: { name: sampler, steps }, valLoss, valSet: { images: val.n / (o.valLevels ?? 8), levels: o.valLevels ?? 8 },
+    reference: { images: ref.n, featureDim: ref.d, frechetKind: "judge-feature" }, referenceSplitFrechet, cfg: results,
+  };
+}
+
+/** The eval as a plain-text table. */
+export function formatEval(r: EvalResult, title = ""): string {
+  const pct = (x: number) => (Number.isFinite(x) ? (x * 100).toFixed(1) : "-");
+  const lines: string[] = [];
+  if (title) lines.push(title);
+  lines.push(`sampler ${r.sampler.name}, ${r.sampler.steps} steps; ${r.perDigit} images per digit (half "7", half "seven"); seed ${r.seed}`);
+  lines.push(`validation loss (fixed timesteps and noise, ${r.valSet.images} MNIST test images x ${r.valSet.levels} levels): ${r.valLoss.toFixed(4)}`);
+  lines.push(`FD below is a judge-feature Fréchet distance (the FID formula on the judge's ${r.reference.featureDim}-d penultimate features vs ${r.reference.images} MNIST test images), NOT Inception FID; MNIST-vs-MNIST at ${r.cfg[0]?.images ?? 0} images: ${Number.isFinite(r.referenceSplitFrechet) ? r.referenceSplitFrechet.toFixed(2) : "-"}`);
+  lines.push("");
+  const head = ["cfg", "acc %", "numeral %", "word %", "FD", ...Array.from({ length: 10 }, (_, d) => `${d}`), "sample s"];
+  const rows = r.cfg.map((c) => [String(c.cfg), pct(c.accuracy), pct(c.byPromptForm.numeral), pct(c.byPromptForm.word), c.frechet.toFixed(2), ...c.perDigit.map(pct), c.sampleSeconds.toFixed(1)]);
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  const fmt = (row: string[]) => row.map((x, i) => x.padStart(w[i])).join("  ");
+  lines.push(fmt(head), w.map((n) => "-".repeat(n)).join("  "), ...rows.map(fmt));
+  lines.push("(columns 0..9: accuracy % per requested digit)");
+  return lines.join("\n");
+}

@@ -1,0 +1,180 @@
+/**
+ * Ablation plans, pure: parse `--sweep name=v1,v2`, expand variants x sweeps into units (the
+ * cartesian product), name them, and render results as markdown, CSV and a Vega-Lite plot spec.
+ */
+
+export class SweepError extends Error {
+  readonly exitCode = 2;
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+export interface Sweep {
+  name: string;
+  values: string[];
+}
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_.]*$/;
+const VALUE = /^[A-Za-z0-9_.+-]+$/;
+
+/** "depth=2,4" -> { name: "depth", values: ["2", "4"] }. */
+export function parseSweep(s: string): Sweep {
+  const eq = s.indexOf("=");
+  if (eq < 0) throw new SweepError(`--sweep '${s}' must look like name=v1,v2 (e.g. depth=2,4)`);
+  const name = s.slice(0, eq).trim();
+  if (!NAME.test(name)) throw new SweepError(`--sweep '${s}': '${name}' is not a parameter name (letters, digits, _ and ., e.g. depth or train.batch)`);
+  const raw = s.slice(eq + 1);
+  const values = raw.split(",").map((v) => v.trim());
+  if (raw.trim() === "" || values.some((v) => v === "")) throw new SweepError(`--sweep '${s}' needs one or more comma-separated values after '=', e.g. ${name}=2,4`);
+  for (const v of values) if (!VALUE.test(v)) throw new SweepError(`--sweep '${s}': value '${v}' may only hold letters, digits and _ . + -`);
+  const seen = new Set<string>();
+  for (const v of values) {
+    if (seen.has(v)) throw new SweepError(`--sweep '${s}' lists ${v} twice`);
+    seen.add(v);
+  }
+  return { name, values };
+}
+
+/** Parse a --set override "name=value" (one value). */
+export function parseSet(s: string): [string, string] {
+  const sw = parseSweep(s);
+  if (sw.values.length !== 1) throw new SweepError(`--set '${s}' takes one value; use --sweep for several`);
+  return [sw.name, sw.values[0]];
+}
+
+/** The cartesian product of sweeps, first sweep varying slowest: [[["depth","2"],["head_dim","16"]], ...]. */
+export function expandSweeps(sweeps: Sweep[]): [string, string][][] {
+  const names = new Set<string>();
+  for (const s of sweeps) {
+    if (names.has(s.name)) throw new SweepError(`--sweep ${s.name} is given twice; list all its values in one --sweep ${s.name}=a,b`);
+    names.add(s.name);
+  }
+  let out: [string, string][][] = [[]];
+  for (const s of sweeps) out = out.flatMap((combo) => s.values.map((v) => [...combo, [s.name, v] as [string, string]]));
+  return out;
+}
+
+export interface UnitInputs {
+  /** path of the .mdl file, as given */
+  spec: string;
+  /** sha-256 of the spec file and the files it imports, so a changed spec is not mistaken for a finished unit */
+  specHash: string;
+  variant: string | null;
+  /** --set overrides, in order (fixed ones first, then the sweep's) */
+  set: string[];
+  seed: number;
+  steps: number;
+  batch: number;
+  backend: string;
+  eval: { perDigit: number; cfg: number[]; sampleSteps: number | null; seed: number; reference: number | null };
+}
+
+/** Unit folder name: the variant (or "base") then each override, e.g. "tiny+depth=2+head_dim=16". */
+export function unitId(variant: string | null, set: string[]): string {
+  return [variant ?? "base", ...set].join("+").replace(/[^A-Za-z0-9_.=+-]/g, "_");
+}
+
+export interface PlanOptions {
+  spec: string;
+  specHash: string;
+  variants: (string | null)[];
+  fixed: [string, string][];
+  sweeps: Sweep[];
+  seed: number;
+  steps: number;
+  batch: number;
+  backend: string;
+  eval: UnitInputs["eval"];
+}
+
+export interface PlannedUnit {
+  id: string;
+  inputs: UnitInputs;
+}
+
+/** Units: every variant x every sweep combination, with the fixed overrides. */
+export function planUnits(o: PlanOptions): PlannedUnit[] {
+  if (!o.variants.length) throw new SweepError("no variants to run");
+  const fixedNames = new Set(o.fixed.map(([k]) => k));
+  for (const s of o.sweeps) if (fixedNames.has(s.name)) throw new SweepError(`${s.name} is both --set and --sweep`);
+  const combos = expandSweeps(o.sweeps);
+  const units: PlannedUnit[] = [];
+  const ids = new Set<string>();
+  for (const variant of o.variants) {
+    for (const combo of combos) {
+      const set = [...o.fixed, ...combo].map(([k, v]) => `${k}=${v}`);
+      const id = unitId(variant, set);
+      if (ids.has(id)) throw new SweepError(`two units would share the folder ${id}; is a variant listed twice?`);
+      ids.add(id);
+      units.push({ id, inputs: { spec: o.spec, specHash: o.specHash, variant, set, seed: o.seed, steps: o.steps, batch: o.batch, backend: o.backend, eval: o.eval } });
+    }
+  }
+  return units;
+}
+
+/** What a finished unit reports (unit.json). */
+export interface UnitResult {
+  id: string;
+  inputs: UnitInputs;
+  /** the compiled spec's name and parameter counts */
+  name: string;
+  params: number;
+  networkParams: number;
+  /** mean seconds per training step (this unit's backend and machine) */
+  stepSeconds: number;
+  trainSeconds: number;
+  finalTrainLoss: number;
+  valLoss: number;
+  /** per CFG scale: prompt accuracy and judge-feature Fréchet distance */
+  cfg: { cfg: number; accuracy: number; frechet: number; sampleSeconds: number }[];
+  wallSeconds: number;
+}
+
+const num = (x: number, d: number) => (Number.isFinite(x) ? x.toFixed(d) : "");
+
+function columns(results: UnitResult[]): { head: string[]; rows: string[][] } {
+  const scales = [...new Set(results.flatMap((r) => r.cfg.map((c) => c.cfg)))].sort((a, b) => a - b);
+  const head = ["unit", "variant", "overrides", "params", "step_s", "final_loss", "val_loss", ...scales.flatMap((s) => [`acc_cfg${s}`, `fd_cfg${s}`])];
+  const rows = results.map((r) => [
+    r.id, r.inputs.variant ?? "", r.inputs.set.join(" "), String(r.params), num(r.stepSeconds, 3), num(r.finalTrainLoss, 4), num(r.valLoss, 4),
+    ...scales.flatMap((s) => {
+      const c = r.cfg.find((x) => x.cfg === s);
+      return c ? [num(c.accuracy, 3), num(c.frechet, 2)] : ["", ""];
+    }),
+  ]);
+  return { head, rows };
+}
+
+export function resultsMarkdown(results: UnitResult[]): string {
+  const { head, rows } = columns(results);
+  const esc = (s: string) => s.replace(/\|/g, "\\|");
+  return [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.map(esc).join(" | ")} |`)].join("\n") + "\n";
+}
+
+export function resultsCsv(results: UnitResult[]): string {
+  const { head, rows } = columns(results);
+  const q = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
+  return [head, ...rows].map((r) => r.map(q).join(",")).join("\n") + "\n";
+}
+
+/** Vega-Lite: validation loss and prompt accuracy (at `cfg`) against parameter count, one point per unit. */
+export function resultsPlotSpec(results: UnitResult[], cfg: number, title: string): Record<string, unknown> {
+  const values = results.map((r) => ({ unit: r.id, params: r.params, val_loss: r.valLoss, accuracy: r.cfg.find((c) => c.cfg === cfg)?.accuracy ?? null }));
+  const panel = (field: string, label: string) => ({
+    width: 280,
+    height: 220,
+    layer: [
+      { mark: { type: "point", filled: true, size: 70 }, encoding: { x: { field: "params", type: "quantitative", title: "parameters", scale: { zero: false } }, y: { field, type: "quantitative", title: label, scale: { zero: false } }, color: { field: "unit", type: "nominal", title: "unit" } } },
+      { mark: { type: "text", dy: -10, fontSize: 9 }, encoding: { x: { field: "params", type: "quantitative" }, y: { field, type: "quantitative" }, text: { field: "unit" } } },
+    ],
+  });
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v5.json",
+    title,
+    background: "white",
+    data: { values },
+    hconcat: [panel("val_loss", "validation loss"), panel("accuracy", `prompt accuracy (cfg ${cfg})`)],
+  };
+}

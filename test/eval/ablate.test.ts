@@ -1,0 +1,78 @@
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { runAblation, type UnitRunner } from "../../cli/commands/ablate.ts";
+import { parseSweep, type UnitResult } from "../../runtime/eval/sweep.ts";
+
+// under the repository (ignored output/), because compiled units import "sdc/runtime"
+const root = join("output", `test-ablate-${process.pid}`);
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const fake = (calls: string[], failOn?: string): UnitRunner => async (unit, dir) => {
+  calls.push(unit.id);
+  mkdirSync(dir, { recursive: true });
+  if (unit.id === failOn) throw new Error(`interrupted in ${unit.id}`);
+  const depth = Number(unit.inputs.set.find((s) => s.startsWith("depth="))!.split("=")[1]);
+  const hd = Number(unit.inputs.set.find((s) => s.startsWith("head_dim="))!.split("=")[1]);
+  return { id: unit.id, inputs: unit.inputs, name: "x", params: depth * hd * 1000, networkParams: 0, stepSeconds: 0.1, trainSeconds: 1, finalTrainLoss: 1 / depth, valLoss: 1 / hd, cfg: [{ cfg: 4, accuracy: depth / 10, frechet: hd, sampleSeconds: 0.1 }], wallSeconds: 1 } satisfies UnitResult;
+};
+
+describe("sdc ablate", () => {
+  const opts = (out: string) => ({ base: "tiny", sweeps: [parseSweep("depth=2,4"), parseSweep("head_dim=16,32")], steps: 2, batch: 4, seed: 0, out, backend: "cpu" as const, perDigit: 1, cfg: [4], log: () => {} });
+
+  it("runs the cartesian product, and a rerun after an interruption redoes only unfinished units", async () => {
+    const out = join(root, "fake");
+    const calls: string[] = [];
+    await expect(runAblation("specs/sd3.mdl", opts(out), fake(calls, "tiny+depth=4+head_dim=16"))).rejects.toThrow(/interrupted/);
+    expect(calls).toEqual(["tiny+depth=2+head_dim=16", "tiny+depth=2+head_dim=32", "tiny+depth=4+head_dim=16"]);
+    const first = join(out, "tiny+depth=2+head_dim=16", "unit.json");
+    const mtime = statSync(first).mtimeMs;
+    expect(existsSync(join(out, "tiny+depth=4+head_dim=16", "unit.json"))).toBe(false);
+
+    const again: string[] = [];
+    const s = await runAblation("specs/sd3.mdl", opts(out), fake(again));
+    expect(again).toEqual(["tiny+depth=4+head_dim=16", "tiny+depth=4+head_dim=32"]);
+    expect(s.skipped).toEqual(["tiny+depth=2+head_dim=16", "tiny+depth=2+head_dim=32"]);
+    expect(statSync(first).mtimeMs).toBe(mtime);
+    expect(s.results.map((r) => r.params)).toEqual([32000, 64000, 64000, 128000]);
+
+    const third: string[] = [];
+    await runAblation("specs/sd3.mdl", opts(out), fake(third));
+    expect(third).toEqual([]);
+    const csv = readFileSync(join(out, "results.csv"), "utf8").trim().split("\n");
+    expect(csv).toHaveLength(5);
+    expect(readFileSync(join(out, "results.md"), "utf8")).toContain("| tiny+depth=4+head_dim=32 | tiny | depth=4 head_dim=32 | 128000 |");
+    expect(JSON.parse(readFileSync(join(out, "results.json"), "utf8"))).toHaveLength(4);
+    expect(readFileSync(join(out, "plot.svg"), "utf8")).toContain("<svg");
+    expect(s.plot.svg).toBe(join(out, "plot.svg"));
+
+    // a finished unit made with other inputs is not silently reused
+    await expect(runAblation("specs/sd3.mdl", { ...opts(out), steps: 3 }, fake([]))).rejects.toThrow(/other inputs \(steps: 2 then, 3 now\)/);
+  });
+
+  it("refuses unclear requests", async () => {
+    await expect(runAblation("specs/sd3.mdl", { ...opts(join(root, "x")), variants: ["tiny"] }, fake([]))).rejects.toThrow(/either --variants/);
+    await expect(runAblation("specs/sd3.mdl", { ...opts(join(root, "x")), sweeps: [] , base: undefined }, fake([]))).rejects.toThrow(/nothing to ablate/);
+    await expect(runAblation("specs/nope.mdl", opts(join(root, "x")), fake([]))).rejects.toThrow(/not found/);
+  });
+});
+
+describe("sdc ablate, real units", () => {
+  it("compiles, trains and evaluates a tiny unit into its folder; a rerun skips it", async () => {
+    const out = join(root, "real");
+    const o = { variants: ["tiny"], sweeps: [], set: ["depth=1"], steps: 2, batch: 4, seed: 0, out, backend: "wasm" as const, perDigit: 1, cfg: [1], sampleSteps: 2, reference: 200, checkpointEvery: 1, log: () => {} };
+    const s = await runAblation("specs/sd3.mdl", o);
+    expect(s.ran).toEqual(["tiny+depth=1"]);
+    const dir = join(out, "tiny+depth=1");
+    for (const f of ["inputs.json", "generated/sd3-tiny/ir.json", "run/checkpoints/latest", "eval.json", "unit.json"]) expect(existsSync(join(dir, f)), f).toBe(true);
+    const u = JSON.parse(readFileSync(join(dir, "unit.json"), "utf8")) as UnitResult;
+    expect(u.params).toBeGreaterThan(0);
+    expect(u.inputs.set).toEqual(["depth=1"]);
+    expect(Number.isFinite(u.valLoss) && Number.isFinite(u.finalTrainLoss) && u.stepSeconds > 0).toBe(true);
+    expect(u.cfg[0].cfg).toBe(1);
+    const mtime = statSync(join(dir, "unit.json")).mtimeMs;
+    const again = await runAblation("specs/sd3.mdl", o);
+    expect(again.ran).toEqual([]);
+    expect(statSync(join(dir, "unit.json")).mtimeMs).toBe(mtime);
+  });
+});

@@ -1,0 +1,49 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { evaluateRun, runEval } from "../../cli/commands/eval.ts";
+import { runTrain } from "../../cli/commands/train.ts";
+import { shutdownBackend } from "../../runtime/backend.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "sdc-eval-"));
+afterAll(async () => {
+  rmSync(dir, { recursive: true, force: true });
+  await shutdownBackend();
+});
+
+const strip = (r: Awaited<ReturnType<typeof evaluateRun>>) => ({ ...r, cfg: r.cfg.map(({ sampleSeconds: _s, ...c }) => c) });
+
+describe("sdc eval", () => {
+  it("is seeded and repeatable on a tiny checkpoint", async () => {
+    const run = join(dir, "run");
+    const code = await runTrain("generated/sd3-tiny", { steps: 3, batch: 8, seed: 0, backend: "wasm", out: run, sampleEvery: 0, checkpointEvery: 0, samples: 4, sampleSteps: 2, progress: false, log: () => {} });
+    expect(code).toBe(0);
+    const o = { perDigit: 2, cfg: [1, 3], steps: 3, seed: 5, referenceCount: 400, backend: "wasm" as const, log: () => {} };
+    const a = await evaluateRun(run, o);
+    const b = await evaluateRun(run, o);
+    expect(strip(b)).toEqual(strip(a));
+    expect(a.spec).toBe("sd3-tiny");
+    expect(a.step).toBe(3);
+    expect(a.cfg.map((c) => c.cfg)).toEqual([1, 3]);
+    expect(a.cfg[0].images).toBe(20);
+    expect(a.cfg[0].perDigit).toHaveLength(10);
+    expect(a.sampler).toEqual({ name: "euler", steps: 3 });
+    expect(Number.isFinite(a.valLoss) && a.valLoss > 0).toBe(true);
+    for (const c of a.cfg) {
+      expect(c.accuracy).toBeGreaterThanOrEqual(0);
+      expect(c.accuracy).toBeLessThanOrEqual(1);
+      expect(c.frechet).toBeGreaterThan(0);
+    }
+    expect(a.reference).toEqual({ images: 400, featureDim: 128, frechetKind: "judge-feature" });
+    // another noise seed gives other images; the validation loss does not depend on it
+    const c = await evaluateRun(run, { ...o, seed: 6 });
+    expect(c.cfg[0].frechet).not.toBe(a.cfg[0].frechet);
+    expect(c.valLoss).toBe(a.valLoss);
+
+    let text = "";
+    expect(await runEval(run, { ...o, stdout: (s) => (text += s) })).toBe(0);
+    expect(text).toContain("NOT Inception FID");
+    expect(text).toMatch(/acc %/);
+  });
+});

@@ -1,0 +1,81 @@
+import { describe, expect, it } from "vitest";
+import { parseCfgList } from "../../cli/commands/eval.ts";
+import { expandSweeps, parseSet, parseSweep, planUnits, resultsCsv, resultsMarkdown, resultsPlotSpec, SweepError, unitId, type UnitResult } from "../../runtime/eval/sweep.ts";
+
+const plan = (over: Partial<Parameters<typeof planUnits>[0]> = {}) =>
+  planUnits({ spec: "specs/sd3.mdl", specHash: "h", variants: ["tiny"], fixed: [], sweeps: [], seed: 0, steps: 2, batch: 4, backend: "cpu", eval: { perDigit: 1, cfg: [1], sampleSteps: 2, seed: 0, reference: null }, ...over });
+
+describe("sweeps", () => {
+  it("parses name=v1,v2", () => {
+    expect(parseSweep("depth=2,4")).toEqual({ name: "depth", values: ["2", "4"] });
+    expect(parseSweep(" head_dim = 16 , 32 ")).toEqual({ name: "head_dim", values: ["16", "32"] });
+    expect(parseSweep("train.batch=8")).toEqual({ name: "train.batch", values: ["8"] });
+    expect(parseSweep("lr=1e-3,2e-4")).toEqual({ name: "lr", values: ["1e-3", "2e-4"] });
+    expect(parseSet("depth=3")).toEqual(["depth", "3"]);
+  });
+
+  it("rejects bad input with a usage error that says what is wrong", () => {
+    const bad: [string, RegExp][] = [
+      ["depth", /name=v1,v2/],
+      ["=2,4", /not a parameter name/],
+      ["2x=2", /not a parameter name/],
+      ["depth=", /one or more comma-separated values/],
+      ["depth=2,,4", /one or more comma-separated values/],
+      ["depth=2,2", /lists 2 twice/],
+      ["depth=2;rm", /may only hold/],
+    ];
+    for (const [s, re] of bad) {
+      const e = (() => { try { parseSweep(s); } catch (err) { return err; } })() as SweepError;
+      expect(e, s).toBeInstanceOf(SweepError);
+      expect(e.message, s).toMatch(re);
+      expect(e.name).toBe("UsageError");
+    }
+    expect(() => parseSet("depth=2,4")).toThrow(/takes one value/);
+    expect(() => expandSweeps([parseSweep("depth=2"), parseSweep("depth=4")])).toThrow(/given twice/);
+  });
+
+  it("expands the cartesian product, first sweep slowest", () => {
+    const p = expandSweeps([parseSweep("depth=2,4"), parseSweep("head_dim=16,32"), parseSweep("mlp_ratio=2")]);
+    expect(p.map((c) => c.map(([k, v]) => `${k}=${v}`).join(" "))).toEqual([
+      "depth=2 head_dim=16 mlp_ratio=2",
+      "depth=2 head_dim=32 mlp_ratio=2",
+      "depth=4 head_dim=16 mlp_ratio=2",
+      "depth=4 head_dim=32 mlp_ratio=2",
+    ]);
+    expect(expandSweeps([])).toEqual([[]]);
+  });
+
+  it("plans units: variants x sweeps with fixed overrides, unique folder ids", () => {
+    const u = plan({ variants: ["tiny", "tiny_wide"], fixed: [["text_depth", "1"]], sweeps: [parseSweep("depth=2,4")] });
+    expect(u.map((x) => x.id)).toEqual(["tiny+text_depth=1+depth=2", "tiny+text_depth=1+depth=4", "tiny_wide+text_depth=1+depth=2", "tiny_wide+text_depth=1+depth=4"]);
+    expect(u[1].inputs.set).toEqual(["text_depth=1", "depth=4"]);
+    expect(u[3].inputs.variant).toBe("tiny_wide");
+    expect(unitId(null, [])).toBe("base");
+    expect(() => plan({ variants: ["tiny", "tiny"] })).toThrow(/share the folder/);
+    expect(() => plan({ fixed: [["depth", "2"]], sweeps: [parseSweep("depth=2,4")] })).toThrow(/both --set and --sweep/);
+  });
+
+  it("parses CFG lists", () => {
+    expect(parseCfgList("1,2,4")).toEqual([1, 2, 4]);
+    expect(parseCfgList("1.5")).toEqual([1.5]);
+    expect(() => parseCfgList("1,,2")).toThrow(/comma-separated/);
+    expect(() => parseCfgList("1,x")).toThrow(/'x' is not a number/);
+    expect(() => parseCfgList("-1")).toThrow(/>= 0/);
+  });
+
+  it("renders results as markdown, CSV and a Vega-Lite spec", () => {
+    const r = (id: string, params: number, acc: number): UnitResult => ({
+      id, inputs: plan()[0].inputs, name: "sd3-tiny", params, networkParams: params - 10, stepSeconds: 0.5, trainSeconds: 1, finalTrainLoss: 1.23456, valLoss: 1.5,
+      cfg: [{ cfg: 1, accuracy: acc, frechet: 12.345, sampleSeconds: 1 }], wallSeconds: 2,
+    });
+    const rs = [r("tiny", 100, 0.5), r("tiny_wide", 200, 0.75)];
+    const md = resultsMarkdown(rs);
+    expect(md.split("\n")[0]).toBe("| unit | variant | overrides | params | step_s | final_loss | val_loss | acc_cfg1 | fd_cfg1 |");
+    expect(md).toContain("| tiny_wide | tiny |  | 200 | 0.500 | 1.2346 | 1.5000 | 0.750 | 12.35 |");
+    const csv = resultsCsv(rs).trim().split("\n");
+    expect(csv).toHaveLength(3);
+    expect(csv[1]).toBe("tiny,tiny,,100,0.500,1.2346,1.5000,0.500,12.35");
+    const vl = resultsPlotSpec(rs, 1, "t") as { data: { values: { accuracy: number }[] } };
+    expect(vl.data.values.map((v) => v.accuracy)).toEqual([0.5, 0.75]);
+  });
+});
