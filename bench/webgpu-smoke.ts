@@ -46,7 +46,7 @@ function parseArgs(argv: string[]): Args {
 
 const fmt = (x: number, d = 2) => x.toFixed(d);
 
-function check(): string {
+async function check(): Promise<string> {
   // 3x5 @ 5x4, integers so float32 is exact.
   const A = Array.from({ length: 15 }, (_, i) => (i % 7) - 3);
   const B = Array.from({ length: 20 }, (_, i) => (i % 5) - 2);
@@ -56,19 +56,25 @@ function check(): string {
     for (let k = 0; k < 5; k++) s += A[r * 5 + k]! * B[k * 4 + c]!;
     ref.push(s);
   }
-  const got = tf.tidy(() => tf.matMul(tf.tensor2d(A, [3, 5]), tf.tensor2d(B, [5, 4])).dataSync());
+  const gt = tf.tidy(() => tf.matMul(tf.tensor2d(A, [3, 5]), tf.tensor2d(B, [5, 4])));
+  const got = await gt.data(); // async reads only: WebGPU in Node has no synchronous readback
+  gt.dispose();
   const bad = ref.findIndex((v, i) => Math.abs(v - got[i]!) > 1e-4);
   if (bad >= 0) throw new Error(`matmul check FAILED at ${bad}: got ${got[bad]}, want ${ref[bad]}`);
-  const e = tf.tidy(() => tf.add(tf.mul(tf.tensor1d([1, 2, 3]), 2), 1).dataSync());
+  const et = tf.tidy(() => tf.add(tf.mul(tf.tensor1d([1, 2, 3]), 2), 1));
+  const e = await et.data();
+  et.dispose();
   if (e[0] !== 3 || e[1] !== 5 || e[2] !== 7) throw new Error(`elementwise check FAILED: ${Array.from(e)}`);
   return "ok";
 }
 
-function matmulBench(n: number, iters: number): { ms: number; tflops: number } {
+async function matmulBench(n: number, iters: number): Promise<{ ms: number; tflops: number }> {
   const a = tf.randomUniform([n, n], -1, 1, "float32");
   const b = tf.randomUniform([n, n], -1, 1, "float32");
   // Warm-up (shader compile / XNNPACK pack), synced.
-  tf.tidy(() => tf.matMul(a, b).sum().dataSync());
+  const w = tf.tidy(() => tf.matMul(a, b).sum());
+  await w.data();
+  w.dispose();
   const t0 = performance.now();
   let last: tf.Tensor | null = null;
   for (let i = 0; i < iters; i++) {
@@ -76,7 +82,9 @@ function matmulBench(n: number, iters: number): { ms: number; tflops: number } {
     last = tf.matMul(a, b);
   }
   // Read back one element only: syncs the queue without timing a 64 MiB download.
-  tf.tidy(() => last!.slice([0, 0], [1, 1]).dataSync());
+  const one = last!.slice([0, 0], [1, 1]);
+  await one.data();
+  one.dispose();
   const ms = (performance.now() - t0) / iters;
   last?.dispose();
   a.dispose();
@@ -84,9 +92,9 @@ function matmulBench(n: number, iters: number): { ms: number; tflops: number } {
   return { ms, tflops: (2 * n ** 3) / (ms * 1e-3) / 1e12 };
 }
 
-function elementwiseBench(ops: number): number {
+async function elementwiseBench(ops: number): Promise<number> {
   const x = tf.randomUniform([256], -1, 1);
-  const run = (count: number) => {
+  const run = async (count: number) => {
     let y = x.clone();
     for (let i = 0; i < count; i += 2) {
       const m = tf.mul(y, 0.5);
@@ -95,12 +103,12 @@ function elementwiseBench(ops: number): number {
       y.dispose();
       y = z;
     }
-    y.dataSync();
+    await y.data();
     y.dispose();
   };
-  run(50); // warm-up
+  await run(50); // warm-up
   const t0 = performance.now();
-  run(ops);
+  await run(ops);
   const us = ((performance.now() - t0) * 1000) / ops;
   x.dispose();
   return us;
@@ -121,10 +129,10 @@ async function runOne(name: BackendName, n: number, args: Args): Promise<number>
     // tfjs-webgpu runs ops on small CPU-resident tensors on the CPU by default; measure the GPU.
     if (name === "webgpu") tf.env().set("WEBGPU_CPU_FORWARD", false);
     console.log(`${name}: ${init.detail}`);
-    console.log(`${name}: correctness ${check()}`);
-    const mm = matmulBench(n, name === "webgpu" ? args.iters : Math.max(1, Math.min(args.iters, 2)));
+    console.log(`${name}: correctness ${await check()}`);
+    const mm = await matmulBench(n, name === "webgpu" ? args.iters : Math.max(1, Math.min(args.iters, 2)));
     console.log(`${name}: matmul ${n}x${n} fp32: ${fmt(mm.ms)} ms/call, ${fmt(mm.tflops, 3)} TFLOP/s`);
-    const us = elementwiseBench(args.ops);
+    const us = await elementwiseBench(args.ops);
     console.log(`${name}: elementwise [256] latency: ${fmt(us)} us/op over ${args.ops} ops (synced at end)`);
     return 0;
   } catch (e) {

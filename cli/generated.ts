@@ -1,9 +1,9 @@
 /** Loading a compiled spec folder (generated/<name>): its ir.json, checked, and its code. */
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { irHash } from "../compiler/codegen/files.ts";
-import { validateIr, type IR } from "../compiler/index.ts";
+import { irHash, validateIr } from "../compiler/ir-check.ts";
+import type { IR } from "../compiler/ir.ts";
 import type { CompiledSpec } from "../runtime/model.ts";
 import { InputError } from "./errors.ts";
 
@@ -15,12 +15,15 @@ export interface LoadedSpec {
 }
 
 export async function loadCompiled(dir: string): Promise<LoadedSpec> {
+  // inside the GPU pack, generated folders are bundled to index.mjs under SDC_GENERATED_DIR
+  const packed = process.env.SDC_GENERATED_DIR ? join(process.env.SDC_GENERATED_DIR, basename(dir)) : undefined;
+  if (packed && existsSync(packed) && !existsSync(join(dir, "index.mjs"))) dir = packed;
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     const hint = dir.endsWith(".mdl") ? ` (that is a spec; compile it first: npx sdc compile ${dir})` : "; compile a spec first, e.g. npx sdc compile specs/sd3.mdl";
     throw new InputError(`not a generated folder: ${dir}${hint}`);
   }
   const irPath = join(dir, "ir.json");
-  const indexPath = join(dir, "index.ts");
+  const indexPath = existsSync(join(dir, "index.ts")) || !existsSync(join(dir, "index.mjs")) ? join(dir, "index.ts") : join(dir, "index.mjs");
   for (const f of [irPath, indexPath]) if (!existsSync(f)) throw new InputError(`${dir} is not a compiled spec: ${f} is missing (recompile with npx sdc compile SPEC)`);
   const irText = readFileSync(irPath, "utf8");
   let ir: IR;

@@ -64,6 +64,7 @@ function build(onResult: (code: number) => void): Command {
     .option("--samples <n>", "images per sample grid (default: the spec's)")
     .option("--sample-steps <n>", "sampler steps for grids (default: the spec's)")
     .option("--no-progress", "no progress bar")
+    .option("--text-encoders <list>", "sd3_pretrained specs: local encoder folders clip_l=DIR,clip_g=DIR,t5=DIR (t5=none: no T5; cache=DIR|off: embedding cache); see docs/text-encoders.md")
     .action(async (dir: string, o) => {
       const { runTrain } = await import("./commands/train.ts");
       onResult(
@@ -80,6 +81,7 @@ function build(onResult: (code: number) => void): Command {
           samples: o.samples !== undefined ? parseIntArg("--samples", o.samples, 1) : undefined,
           sampleSteps: o.sampleSteps !== undefined ? parseIntArg("--sample-steps", o.sampleSteps, 1) : undefined,
           progress: o.progress,
+          textEncoders: o.textEncoders,
         }),
       );
     });
@@ -237,9 +239,6 @@ function build(onResult: (code: number) => void): Command {
 /** Run the CLI; returns the exit code. Never lets a user mistake surface as a stack trace. */
 export async function main(argv: string[]): Promise<number> {
   let code: number = EXIT.ok;
-  // production mode: no debug checks, and no "install tfjs-node" banner from the cpu backend
-  const tf = await import("@tensorflow/tfjs");
-  tf.env().set("PROD", true);
   const program = build((c) => (code = c));
   try {
     await program.parseAsync(argv, { from: "user" });

@@ -5,8 +5,6 @@
  *   --validateIr (ajv)--> --generateFiles--> [path, contents][]
  * Every phase is pure; the host (file reads) is passed in and the CLI writes the files.
  */
-import AjvModule from "ajv";
-import schema from "./ir.schema.json" with { type: "json" };
 import type * as A from "./ast.ts";
 import { Checker, fmtCount } from "./check.ts";
 import { generateFiles, type GeneratedFile, reachableBlocks } from "./codegen/files.ts";
@@ -15,6 +13,7 @@ import type { IR } from "./ir.ts";
 import { parseExpression } from "./parser.ts";
 import { loadProgram, type Program, type SourceHost } from "./program.ts";
 import { evaluateSpec, findSpec } from "./spec.ts";
+import { validateIr } from "./ir-check.ts";
 
 export { formatDiagnostic, type Diagnostic } from "./diagnostics.ts";
 export type { IR } from "./ir.ts";
@@ -41,15 +40,7 @@ export interface CompileResult {
   diagnostics: Diagnostic[];
 }
 
-const Ajv = (AjvModule as unknown as { default?: typeof AjvModule }).default ?? AjvModule;
-let validator: ReturnType<InstanceType<typeof Ajv>["compile"]> | undefined;
-
-/** Validate an IR against compiler/ir.schema.json; returns error lines (empty = valid). */
-export function validateIr(ir: unknown): string[] {
-  validator ??= new Ajv({ allErrors: true, strict: false }).compile(schema);
-  if (validator(ir)) return [];
-  return (validator.errors ?? []).map((e) => `${e.instancePath || "/"} ${e.message ?? "is invalid"}`);
-}
+export { irHash, validateIr } from "./ir-check.ts";
 
 export function parseSets(sets: string[]): { sets: { name: string; value: A.Expr }[]; diagnostics: Diagnostic[] } {
   const out: { name: string; value: A.Expr }[] = [];

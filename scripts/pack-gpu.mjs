@@ -2,7 +2,7 @@
 // Build pack/sdc-gpu/: everything needed to run sdc on a bare Linux x86-64 GPU host that has an
 // NVIDIA driver but no Node.js and no network. See docs/gpu.md.
 //
-//   npm run pack:gpu                         # entries: sdc=cli/main.ts bench=bench/webgpu-smoke.ts
+//   npm run pack:gpu                         # entries: sdc=cli/entry.ts bench=bench/webgpu-smoke.ts step=bench/step.ts
 //   node scripts/pack-gpu.mjs [name=]entry.ts ...   # other entry points (name defaults to the file's basename)
 //
 // Plain JS ESM so it runs without tsx. Needs: the `xz` CLI; `apt-get` only when .gl/ lacks the debs.
@@ -73,9 +73,9 @@ try {
   die(`esbuild is not installed (${e.message})`);
 }
 
-// Entry points: [name=]path; defaults sdc=cli/main.ts, bench=bench/webgpu-smoke.ts.
+// Entry points: [name=]path; defaults sdc=cli/entry.ts, bench=bench/webgpu-smoke.ts, step=bench/step.ts.
 const args = process.argv.slice(2);
-const entrySpecs = args.length ? args : ["sdc=cli/main.ts", "bench=bench/webgpu-smoke.ts"];
+const entrySpecs = args.length ? args : ["sdc=cli/entry.ts", "bench=bench/webgpu-smoke.ts", "step=bench/step.ts"];
 const entries = {};
 for (const spec of entrySpecs) {
   const eq = spec.indexOf("=");
@@ -156,7 +156,7 @@ const components = []; // [label, path relative to OUT]
     chunkNames: "chunks/[name]-[hash]",
     outExtension: { ".js": ".mjs" },
     // webgpu: loaded at run time from the unpacked copy (SDC_WEBGPU_MODULE); tfjs-node*: optional, user-installed.
-    external: ["webgpu", "@tensorflow/tfjs-node", "@tensorflow/tfjs-node-gpu"],
+    external: ["webgpu", "@tensorflow/tfjs-node", "@tensorflow/tfjs-node-gpu", "@resvg/resvg-js", "vega", "vega-lite"], // plots (sdc ablate) are not part of the GPU pack
     alias,
     minifyWhitespace: true,
     minifySyntax: true,
@@ -381,7 +381,7 @@ case "\${1:-}" in
   node) shift; exec "$NODE" "$@" ;;
 esac
 if [ ! -f "$HERE/sdc.mjs" ]; then
-  say "this pack has no sdc.mjs (cli/main.ts did not exist when it was built); try: run.sh bench"
+  say "this pack has no sdc.mjs (cli/entry.ts did not exist when it was built); try: run.sh bench"
   exit 1
 fi
 exec "$NODE" "$HERE/sdc.mjs" "$@"

@@ -30,7 +30,13 @@ export function compileSpecFile(specPath: string, opts: { variant?: string; set?
   return { result, dir: result.ir ? join(opts.outDir, name) : undefined };
 }
 
-export function runCompile(specPath: string, opts: CompileCliOptions, out = process.stdout, err = process.stderr): number {
+/** Where runCompile writes: process.stdout/stderr, or a test's collector. */
+export interface OutStream {
+  write(s: string): unknown;
+  isTTY?: boolean;
+}
+
+export function runCompile(specPath: string, opts: CompileCliOptions, out: OutStream = process.stdout, err: OutStream = process.stderr): number {
   if (!specPath.endsWith(".mdl")) throw new UsageError(`expected a .mdl spec file, got '${specPath}'`);
   if (!existsSync(specPath)) throw new UsageError(`spec file not found: ${specPath}`);
   let variants: (string | undefined)[] = [opts.variant];

@@ -1,6 +1,6 @@
 /** `sdc sample DIR --checkpoint C --prompt "seven" --prompt 2`: images for typed prompts. */
 import * as tf from "@tensorflow/tfjs";
-import { irHash } from "../../compiler/codegen/files.ts";
+import { irHash } from "../../compiler/ir-check.ts";
 import { initBackend } from "../../runtime/backend.ts";
 import { encodeGridPng, promptsGridText } from "../../runtime/image/png.ts";
 import { writeFileAtomic } from "../../runtime/io/atomic.ts";

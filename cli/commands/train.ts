@@ -6,7 +6,7 @@
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { irHash } from "../../compiler/codegen/files.ts";
+import { irHash } from "../../compiler/ir-check.ts";
 import { initBackend } from "../../runtime/backend.ts";
 import { BatchSampler, type ImageTextDataset } from "../../runtime/data/dataset.ts";
 import { loadImageFolder } from "../../runtime/data/folder.ts";
@@ -17,7 +17,8 @@ import { CheckpointError, type HostTensors, readCheckpoint, resolveCheckpoint, s
 import { buildModel, drawBatch, FlowTrainer, makeValidationSet, type ModelBundle, sampleImages, TrainingStopped, validationLoss } from "../../runtime/train/trainer.ts";
 import { Rng } from "../../runtime/util/rng.ts";
 import { WordTokenizer } from "../../runtime/text/words.ts";
-import { EXIT, InputError } from "../errors.ts";
+import { type PretrainedTextOptions, PretrainedPromptEncoder, textEncoderOverrides } from "../../runtime/text/pretrained/prompt-encoder.ts";
+import { EXIT, InputError, UsageError } from "../errors.ts";
 import { loadCompiled } from "../generated.ts";
 import { Progress } from "../progress.ts";
 
@@ -34,6 +35,8 @@ export interface TrainCliOptions {
   samples?: number;
   sampleSteps?: number;
   progress?: boolean;
+  /** sd3_pretrained specs: `clip_l=DIR,clip_g=DIR,t5=DIR[,cache=DIR|off]` (overrides the spec's folders and SDC_CLIP_L/SDC_CLIP_G/SDC_T5) */
+  textEncoders?: string;
   /** for tests: stop after this many steps as if interrupted */
   interruptAfter?: number;
   log?: (s: string) => void;
@@ -49,6 +52,19 @@ export interface TrainSummary {
 }
 
 const pad = (n: number) => String(n).padStart(6, "0");
+
+/** Folder overrides for sd3_pretrained specs: SDC_CLIP_L/SDC_CLIP_G/SDC_T5/SDC_CACHE_DIR, then --text-encoders. */
+function pretrainedTextOptions(ir: ModelBundle["ir"], arg: string | undefined, log: (s: string) => void): PretrainedTextOptions | undefined {
+  if (ir.text.kind !== "sd3_pretrained") {
+    if (arg !== undefined) throw new UsageError(`--text-encoders is for specs with \`encoder: sd3_pretrained(...)\`; ${ir.spec.name}'s text encoder is ${ir.text.kind}`);
+    return undefined;
+  }
+  try {
+    return { ...textEncoderOverrides(arg, process.env), log };
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
 
 export function loadDataset(ir: ModelBundle["ir"], split: "train" | "test"): ImageTextDataset {
   const d = ir.data;
@@ -115,7 +131,8 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
   const train = loadDataset(ir, "train");
   const test = ir.data.source === "mnist" ? loadDataset(ir, "test") : train;
   const words = resumed?.state.words ?? (ir.data.prompts === "digits" ? undefined : WordTokenizer.fromCaptions(Array.from({ length: train.size }, (_, i) => train.caption(i, new Rng(i))), ir.text.kind === "learned" ? ir.text.vocab : 32, ir.text.kind === "learned" ? ir.text.tokens : 8).words.slice());
-  const m = buildModel(spec, ir, seed, words);
+  const m = buildModel(spec, ir, seed, words, pretrainedTextOptions(ir, o.textEncoders, log));
+  if (m.text instanceof PretrainedPromptEncoder) log(m.text.describe());
   const nParams = m.store.numParams;
   if (nParams !== ir.stats.params) throw new InputError(`built ${nParams} parameters but the compiler proved ${ir.stats.params}; recompile ${dir}`);
   log(`${ir.spec.name}: ${nParams.toLocaleString("en-US")} parameters (network ${ir.stats.networkParams.toLocaleString("en-US")}, text encoder ${ir.stats.textParams.toLocaleString("en-US")}); ${train.name}: ${train.size} images ${ir.data.height}x${ir.data.width}x${ir.data.channels}`);
@@ -195,7 +212,7 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
 
   const samples = async () => {
     if (trainer.ema) trainer.ema.swap();
-    const vl = validationLoss(m, val, dims, batch);
+    const vl = await validationLoss(m, val, dims, batch);
     const z = tf.tensor4d(gridNoise, [nSamples, ...dims]);
     const imgs = sampleImages(m, z, gridPrompts, { steps: o.sampleSteps });
     const data = (await imgs.data()) as Float32Array;
@@ -215,7 +232,7 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
   try {
     while (step < steps) {
       const b = drawBatch(sampler, rng, m.flow);
-      const r = trainer.step(b, [b.prompts.length, ...dims]);
+      const r = await trainer.step(b, [b.prompts.length, ...dims]);
       if (!Number.isFinite(r.loss)) {
         throw new TrainingStopped(`the loss became ${r.loss} at step ${step + 1}; stopping. The last good checkpoint is ${lastGood ?? "(none yet)"}; try a lower --lr or check the data`);
       }
@@ -241,8 +258,12 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
   }
   const seconds = (performance.now() - t0) / 1000;
   const summary: TrainSummary = { steps: step, lastLoss, valLoss, seconds, stepsPerSecond: (step - (resumed?.state.step ?? 0)) / seconds, out };
-  writeFileSync(join(out, "summary.json"), JSON.stringify({ ...summary, backend: backend.name, params: nParams, batch, tensors: tf.memory().numTensors, tensorsAtFirstStep }, null, 2) + "\n");
+  writeFileSync(join(out, "summary.json"), JSON.stringify({ ...summary, backend: backend.name, params: nParams, batch, tensors: tf.memory().numTensors, tensorsAtFirstStep, ...(m.text instanceof PretrainedPromptEncoder ? { textEmbeddings: m.text.stats } : {}) }, null, 2) + "\n");
   log(`${stop ? "stopped" : "done"} at step ${step}: loss ${lastLoss.toFixed(4)}${valLoss !== null ? `, val_loss ${valLoss.toFixed(4)}` : ""}, ${summary.stepsPerSecond.toFixed(2)} steps/s; checkpoint ${lastGood}`);
+  if (m.text instanceof PretrainedPromptEncoder) {
+    log(m.text.summary());
+    m.text.dispose();
+  }
   trainer.dispose();
   m.store.dispose();
   return stop ? EXIT.interrupted : EXIT.ok;

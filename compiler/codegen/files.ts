@@ -2,13 +2,13 @@
  * Phase 6: code generation. Pure `generateFile(ctx, kind) -> [path, contents]` functions; the
  * CLI writes them. Output is deterministic: recompiling gives byte-identical files.
  */
-import { createHash } from "node:crypto";
 import { IndentationText, NewLineKind, Project, QuoteKind, StructureKind } from "ts-morph";
 import type * as A from "../ast.ts";
 import type { BlockAnalysis } from "../check.ts";
 import type { IR } from "../ir.ts";
 import { className, generateBlock } from "./block.ts";
 import { renderModelCard } from "./readme.ts";
+import { irHash } from "../ir-check.ts";
 
 export interface GenContext {
   ir: IR;
@@ -45,9 +45,7 @@ export function irJson(ir: IR): string {
   return stableJson(ir);
 }
 
-export function irHash(json: string): string {
-  return createHash("sha256").update(json).digest("hex");
-}
+export { irHash } from "../ir-check.ts";
 
 function generateModel(ctx: GenContext): GeneratedFile {
   const f = newSourceFile("model.ts");

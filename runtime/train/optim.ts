@@ -18,7 +18,7 @@ export interface AdamOptions {
 }
 
 /** Most tensors summed by one tf.addN (a large addN made an invalid WebGPU pipeline). */
-const ADDN_CHUNK = 16;
+const ADDN_CHUNK = 4; // WebGPU AddN binds inputs + output as storage buffers: 8 per stage by default
 
 function toMap(vars: NamedVars, who: string): Map<string, tf.Variable> {
   const m = new Map<string, tf.Variable>();
@@ -219,6 +219,21 @@ export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number)
  * Exponential moving average of the weights: shadow = decay * shadow + (1 - decay) * param,
  * starting from a copy of the params. Use `swap` (twice) or `copyTo` to sample with the averages.
  */
+/**
+ * clip_grad_norm_ without reading the norm back: the scale min(1, maxNorm / (norm + 1e-6)) is
+ * applied on the device, so a GPU step never waits for the host. Returns new gradient tensors
+ * (the caller disposes inputs and outputs) and the norm as a scalar tensor (read it later).
+ */
+export function clipByGlobalNormOnDevice(grads: Map<string, tf.Tensor>, maxNorm: number): { grads: Map<string, tf.Tensor>; norm: tf.Scalar } {
+  if (!Number.isFinite(maxNorm) || maxNorm <= 0) throw new RangeError(`clipByGlobalNormOnDevice: maxNorm must be a finite number > 0, got ${maxNorm}`);
+  const norm = tf.tidy(() => chunkedSum([...grads.values()].map((g) => tf.sum(tf.square(tf.cast(g, "float32"))))).sqrt()) as tf.Scalar;
+  const coef = tf.tidy(() => tf.minimum(1, tf.div(maxNorm, tf.add(norm, 1e-6))));
+  const out = new Map<string, tf.Tensor>();
+  for (const [name, g] of grads) out.set(name, tf.mul(g, coef));
+  coef.dispose();
+  return { grads: out, norm };
+}
+
 export class Ema {
   readonly decay: number;
   /** Number of `update` calls. */

@@ -12,9 +12,10 @@ import { guidedVelocity, sampleFlow } from "../flow/sampler.ts";
 import { type FlowConfig, lossWeight, sampleSigmas, trainingPair } from "../flow/schedule.ts";
 import type { CompiledSpec, NetworkModule, TextEncoderModule } from "../model.ts";
 import { ParamStore } from "../nn/params.ts";
+import { type PretrainedTextOptions, PretrainedPromptEncoder } from "../text/pretrained/prompt-encoder.ts";
 import { WordTokenizer } from "../text/words.ts";
 import { Rng } from "../util/rng.ts";
-import { Adam, clipByGlobalNorm, Ema } from "./optim.ts";
+import { FlatAdam, type FlatEma } from "./flat-optim.ts";
 
 export class TrainingStopped extends Error {
   readonly exitCode = 3;
@@ -54,15 +55,21 @@ export interface ModelBundle {
   ir: IR;
 }
 
-/** Build the network and the learned text encoder of a compiled spec, parameters seeded. */
-export function buildModel(spec: CompiledSpec, ir: IR, seed: number, words?: string[]): ModelBundle {
+/**
+ * Build the network and the text encoder of a compiled spec, parameters seeded: the learned
+ * encoder (trained jointly), or for `sd3_pretrained` the frozen CLIP-L + CLIP-G + T5 from local
+ * folders (`textEncoders` overrides the spec's folders and the embedding cache; the store then
+ * holds only the network's parameters).
+ */
+export function buildModel(spec: CompiledSpec, ir: IR, seed: number, words?: string[], textEncoders?: PretrainedTextOptions): ModelBundle {
   if (spec.task !== "diffusion") throw new TrainingStopped(`${ir.spec.name} is a classifier spec; train it with \`sdc train-judge\``);
+  if (ir.text.kind === "sd3_pretrained") {
+    const text = new PretrainedPromptEncoder(ir.spec.name, ir.text, textEncoders);
+    const store = new ParamStore(seed);
+    return { store, network: spec.createNetwork(store), text, flow: { ...ir.flow }, ir };
+  }
   if (ir.text.kind !== "learned" || !spec.createTextEncoder) {
-    throw new TrainingStopped(
-      ir.text.kind !== "sd3_pretrained"
-        ? `${ir.spec.name} takes external text embeddings (text.encoder: external(...)); it can run \`sdc forward\` but cannot be trained from prompts`
-        : `${ir.spec.name} uses pretrained CLIP/T5 encoders (sd3_pretrained); training it needs the local encoder folders: ${[ir.text.clipL, ir.text.clipG, ir.text.t5].filter(Boolean).join(", ")} (each with config.json, model.safetensors and tokenizer.json)`,
-    );
+    throw new TrainingStopped(`${ir.spec.name} takes external text embeddings (text.encoder: external(...)); it can run \`sdc forward\` but cannot be trained from prompts`);
   }
   const store = new ParamStore(seed);
   const network = spec.createNetwork(store);
@@ -152,14 +159,14 @@ export function makeValidationSet(ds: ImageTextDataset, count: number, levels = 
 }
 
 /** Mean flow loss over the validation set (no dropout, batches of `batch`). */
-export function validationLoss(m: ModelBundle, v: ValidationSet, dims: [number, number, number], batch = 64): number {
+export async function validationLoss(m: ModelBundle, v: ValidationSet, dims: [number, number, number], batch = 64): Promise<number> {
   const per = dims[0] * dims[1] * dims[2];
   let total = 0;
   for (let s = 0; s < v.n; s += batch) {
     const e = Math.min(v.n, s + batch);
     const b: FlowBatch = { x0: v.x0.subarray(s * per, e * per), eps: v.eps.subarray(s * per, e * per), sigma: v.sigma.subarray(s, e), prompts: v.prompts.slice(s, e) };
     const l = flowLoss(m, b, [e - s, ...dims]);
-    total += l.dataSync()[0] * (e - s);
+    total += (await l.data())[0] * (e - s);
     l.dispose();
   }
   return total / v.n;
@@ -172,8 +179,9 @@ export interface StepResult {
 
 /** Optimizer, clipping and EMA around the model: one `step` per batch. */
 export class FlowTrainer {
-  readonly optim: Adam;
-  readonly ema: Ema | null;
+  /** clipping, Adam and EMA over one flat buffer (runtime/train/flat-optim.ts) */
+  readonly optim: FlatAdam;
+  readonly ema: FlatEma | null;
   private readonly vars: [string, tf.Variable][];
 
   constructor(
@@ -181,33 +189,25 @@ export class FlowTrainer {
     readonly opts: { lr: number; clip: number; ema: number; kind: "adam" | "adamw"; beta1: number; beta2: number; eps: number; weightDecay: number; warmup: number },
   ) {
     this.vars = [...m.store.vars.entries()];
-    this.optim = new Adam(this.vars, { lr: opts.lr, beta1: opts.beta1, beta2: opts.beta2, eps: opts.eps, weightDecay: opts.weightDecay, decoupled: opts.kind === "adamw" });
-    this.ema = opts.ema > 0 ? new Ema(this.vars, opts.ema) : null;
+    this.optim = new FlatAdam(this.vars, { lr: opts.lr, beta1: opts.beta1, beta2: opts.beta2, eps: opts.eps, weightDecay: opts.weightDecay, decoupled: opts.kind === "adamw", clip: opts.clip, ema: opts.ema });
+    this.ema = this.optim.ema;
   }
 
-  step(b: FlowBatch, shape: [number, number, number, number]): StepResult {
+  /**
+   * One optimisation step. Everything stays on the device (clipping included); the loss and the
+   * gradient norm are read back once, asynchronously, at the end (no sync read: WebGPU has none).
+   * A non-finite loss is returned as such: the caller stops the run.
+   */
+  async step(b: FlowBatch, shape: [number, number, number, number]): Promise<StepResult> {
     const { value, grads } = tf.variableGrads(() => flowLoss(this.m, b, shape), this.vars.map(([, v]) => v));
-    const loss = value.dataSync()[0];
-    value.dispose();
-    if (!Number.isFinite(loss)) {
-      tf.dispose(Object.values(grads));
-      return { loss, gradNorm: NaN };
-    }
     // variableGrads keys gradients by the variables' tfjs names; map back to state-dict names
     const named = new Map<string, tf.Tensor>(this.vars.map(([n, v]) => [n, grads[v.name]]));
-    let gradNorm = NaN;
-    let use = named;
-    if (this.opts.clip > 0) {
-      const c = clipByGlobalNorm(named, this.opts.clip);
-      gradNorm = c.norm;
-      use = c.grads;
-      tf.dispose([...named.values()]);
-    }
     if (this.opts.warmup > 0) this.optim.lr = this.opts.lr * Math.min(1, (this.optim.stepCount + 1) / this.opts.warmup);
-    if (Number.isFinite(gradNorm) || this.opts.clip === 0) this.optim.step(use);
-    tf.dispose([...use.values()]);
-    this.ema?.update();
-    return { loss, gradNorm };
+    const norm = this.optim.step(named);
+    tf.dispose([...named.values()]);
+    const [loss, gradNorm] = await Promise.all([value.data(), norm.data()]);
+    tf.dispose([value, norm]);
+    return { loss: loss[0], gradNorm: gradNorm[0] };
   }
 
   dispose(): void {

@@ -46,7 +46,7 @@ describe("training the tiny spec", () => {
     m.store.dispose();
   });
 
-  it("lowers the loss within a few dozen steps (fixed seed) without leaking tensors", () => {
+  it("lowers the loss within a few dozen steps (fixed seed) without leaking tensors", async () => {
     const { m, t } = trainer(0, 2e-3);
     const rng = new Rng(0);
     const sampler = new BatchSampler(mnist, 16, new Rng(1));
@@ -54,7 +54,7 @@ describe("training the tiny spec", () => {
     let tensorsAfterFirst = 0;
     for (let i = 0; i < 40; i++) {
       const b = drawBatch(sampler, rng, m.flow);
-      losses.push(t.step(b, [16, 32, 32, 1]).loss);
+      losses.push((await t.step(b, [16, 32, 32, 1])).loss);
       if (i === 1) tensorsAfterFirst = tf.memory().numTensors;
     }
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;

@@ -6,3 +6,4 @@ export * from "./t5-encoder.ts";
 export * from "./hf-folder.ts";
 export * from "./sd3-conditioning.ts";
 export * from "./embed-cache.ts";
+export * from "./prompt-encoder.ts";
