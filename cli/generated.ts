@@ -1,6 +1,7 @@
 /** Loading a compiled spec folder (generated/<name>): its ir.json, checked, and its code. */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
+import { register } from "node:module";
 import { pathToFileURL } from "node:url";
 import { irHash, validateIr } from "../compiler/ir-check.ts";
 import type { IR } from "../compiler/ir.ts";
@@ -14,7 +15,17 @@ export interface LoadedSpec {
   spec: CompiledSpec;
 }
 
+let hookRegistered = false;
+/** Map `sdc/runtime` to this package for generated code (a no-op inside bundles, which alias it). */
+function registerRuntimeResolver(): void {
+  if (hookRegistered) return;
+  hookRegistered = true;
+  const hook = new URL("../bin/resolve-hook.mjs", import.meta.url);
+  if (hook.protocol === "file:" && existsSync(hook)) register(hook.href);
+}
+
 export async function loadCompiled(dir: string): Promise<LoadedSpec> {
+  registerRuntimeResolver();
   // inside the GPU pack, generated folders are bundled to index.mjs under SDC_GENERATED_DIR
   const packed = process.env.SDC_GENERATED_DIR ? join(process.env.SDC_GENERATED_DIR, basename(dir)) : undefined;
   if (packed && existsSync(packed) && !existsSync(join(dir, "index.mjs"))) dir = packed;

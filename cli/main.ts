@@ -246,11 +246,10 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     return handleError(e);
   } finally {
-    try {
+    // only commands that started a tensor backend load tfjs; `sdc compile` never does
+    if ((globalThis as { [k: symbol]: unknown })[Symbol.for("sdc.backend")]) {
       const { shutdownBackend } = await import("../runtime/backend.ts");
       await shutdownBackend();
-    } catch {
-      // the backend module may never have been loaded
     }
   }
 }

@@ -329,6 +329,7 @@ async function initOne(name: Exclude<BackendName, "auto">, threads: number | und
 export async function initBackend(name: BackendName, opts: BackendOptions = {}): Promise<BackendInit> {
   // production mode: no debug checks, and no "install tfjs-node" banner from the cpu backend
   tf.env().set("PROD", true);
+  (globalThis as { [k: symbol]: unknown })[Symbol.for("sdc.backend")] = true;
   const log = opts.log ?? ((m: string) => process.stderr.write(`[sdc] ${m}\n`));
   if (!(BACKEND_NAMES as readonly string[]).includes(name)) {
     throw new BackendError(`unknown backend '${String(name)}'; valid names: ${BACKEND_NAMES.join(", ")}`);

@@ -65,7 +65,8 @@ export function runCompile(specPath: string, opts: CompileCliOptions, out: OutSt
       if (stale.length || extra.length) {
         err.write(`${dir} is out of date: ${[...stale, ...extra.map((e) => `${e} (not generated)`)].join(", ")}; run: npx sdc compile ${specPath}${variant ? ` --variant ${variant}` : ""}\n`);
         status = EXIT.spec;
-      } else if (!opts.quiet) out.write(`${dir} is up to date\n`);
+      } else if (!opts.quiet && !opts.json) out.write(`${dir} is up to date\n`);
+      if (opts.json) jsonOut.push({ spec: specPath, variant: variant ?? null, ok: status === EXIT.ok, upToDate: !(stale.length || extra.length), out: dir });
       continue;
     }
     writeDirAtomic(dir, Object.fromEntries(result.files));

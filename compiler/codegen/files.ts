@@ -133,7 +133,13 @@ function generateIndex(ctx: GenContext, hash: string): GeneratedFile {
 export function generateFiles(ctx: GenContext): GeneratedFile[] {
   const ir = irJson(ctx.ir);
   const hash = irHash(ir);
-  return [generateModel(ctx), generateIndex(ctx, hash), ["ir.json", ir], ["README.md", renderModelCard(ctx.ir, header(ctx))]];
+  return [generateModel(ctx), generateIndex(ctx, hash), ["ir.json", ir], ["README.md", renderModelCard(ctx.ir, header(ctx))], ["package.json", packageJson(ctx)]];
+}
+
+/** The folder is an ES-module package of its own, so it loads the same wherever it is written. */
+function packageJson(ctx: GenContext): string {
+  const name = `sdc-model-${ctx.name.toLowerCase().replace(/[^a-z0-9-]/g, "-")}`;
+  return stableJson({ name, private: true, type: "module", description: `${header(ctx).split("\n")[0].replace(/^\/\/ /, "")}`, main: "index.ts", peerDependencies: { sdc: "*" } });
 }
 
 /** Blocks reachable from the given roots, callees before callers. */

@@ -88,7 +88,9 @@ export class ParamStore {
       if (t.shape.length !== v.shape.length || t.shape.some((d, i) => d !== v.shape[i])) {
         throw new ParamError(`${what}: '${name}' has shape [${t.shape}] but the model expects [${v.shape}]`);
       }
-      v.assign(tf.tensor(Float32Array.from(t.data as ArrayLike<number>), v.shape, "float32"));
+      const value = tf.tensor(Float32Array.from(t.data as ArrayLike<number>), v.shape, "float32");
+      v.assign(value);
+      value.dispose();
       loaded++;
     }
     for (const name of tensors.keys()) {

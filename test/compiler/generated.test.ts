@@ -23,7 +23,7 @@ describe("committed generated packages are up to date", () => {
     expect(result.diagnostics).toEqual([]);
     expect(outDir).toBe(dir);
     const files = result.files!;
-    expect(files.map(([p]) => p).sort()).toEqual(["README.md", "index.ts", "ir.json", "model.ts"]);
+    expect(files.map(([p]) => p).sort()).toEqual(["README.md", "index.ts", "ir.json", "model.ts", "package.json"]);
     const stale = files.filter(([p, c]) => !existsSync(join(dir, p)) || readFileSync(join(dir, p), "utf8") !== c).map(([p]) => join(dir, p));
     const extra = readdirSync(dir).filter((f) => !files.some(([p]) => p === f)).map((f) => `${join(dir, f)} (not generated)`);
     expect([...stale, ...extra], `stale generated files; run: node bin/sdc.mjs compile ${specPath}${variant ? ` --variant ${variant}` : ""}`).toEqual([]);
@@ -106,7 +106,7 @@ describe("a package compiled outside the repository runs", () => {
     const sink = { write: (s: string) => ((text += s), true), isTTY: false } as unknown as NodeJS.WriteStream;
     expect(runCompile("test/specs/mmdit-tiny-a.mdl", { outDir: tmp, quiet: true }, sink, sink), text).toBe(0);
     const pkg = join(tmp, "mmdit-tiny-a");
-    expect(readdirSync(pkg).sort()).toEqual(["README.md", "index.ts", "ir.json", "model.ts"]);
+    expect(readdirSync(pkg).sort()).toEqual(["README.md", "index.ts", "ir.json", "model.ts", "package.json"]);
     const fx = join(ROOT, "test/fixtures/mmdit-fixtures");
     // run from the temp dir, so nothing resolves through the repository's working directory
     const r = spawnSync(process.execPath, [join(ROOT, "bin/sdc.mjs"), "forward", pkg, "--weights", join(fx, "mmdit-tiny-a.weights.safetensors"), "--inputs", join(fx, "mmdit-tiny-a.io.safetensors"), "--out", join(tmp, "out.safetensors")], { cwd: tmp, encoding: "utf8", timeout: 120_000 });
