@@ -26,11 +26,11 @@ export function createTextEncoder(store: ParamStore): TextEncoder & TextEncoderM
 export const spec: DiffusionSpec = {
     task: "diffusion",
     name: "sd3-tiny",
-    irHash: "52bfd6c200311255a8c3b71dd966cb27c6565b5a0131ba5734e672f8378b233f",
+    irHash: "eac758f43ab67354ee8bfbc4e9ec8a31a143045eca71d767b61e40910ccce71a",
     data: {"source":"mnist","path":null,"height":32,"width":32,"channels":1,"prompts":"digits"},
     text: {"kind":"learned","block":"text_encoder","args":{"vocab":32,"tokens":8,"width":64,"depth":1,"heads":4},"tokens":8,"vocab":32,"width":64,"pooled":64,"words":["0","1","2","3","4","5","6","7","8","9","zero","one","two","three","four","five","six","seven","eight","nine"]},
     flow: {"noiseAt":0,"path":"linear","predict":"velocity","density":{"kind":"logit_normal","m":0,"s":1},"loss":"mse","weighting":"none","cfgDrop":0.2,"sampler":"euler","steps":50,"shift":1,"guidance":4},
-    train: {"optimizer":{"kind":"adam","lr":0.0002,"beta1":0.9,"beta2":0.999,"eps":1e-8,"weightDecay":0},"clip":1,"batch":64,"steps":20000,"ema":0.999,"sampleEvery":1000,"checkpointEvery":1000,"logEvery":10,"samples":64,"seed":0,"warmup":0},
+    train: {"optimizer":{"kind":"adam","lr":0.001,"beta1":0.9,"beta2":0.999,"eps":1e-8,"weightDecay":0},"clip":1,"batch":64,"steps":20000,"ema":0.999,"sampleEvery":1000,"checkpointEvery":1000,"logEvery":10,"samples":64,"seed":0,"warmup":0},
     params: 347264,
     createNetwork,
     createTextEncoder,

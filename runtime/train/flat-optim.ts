@@ -20,6 +20,11 @@ export interface FlatAdamOptions {
   clip?: number;
   /** EMA decay; 0 = off */
   ema?: number;
+  /**
+   * EMA warmup (default true): the decay used at update n is min(ema, (1 + n) / (10 + n)), so the
+   * average follows the weights early in training instead of staying near the initialisation.
+   */
+  emaWarmup?: boolean;
 }
 
 function flatten(ts: tf.Tensor[]): tf.Tensor1D {
@@ -48,7 +53,7 @@ export class FlatAdam {
     const total = this.sizes.reduce((a, b) => a + b, 0);
     this.m = tf.variable(tf.zeros([total]), false);
     this.v = tf.variable(tf.zeros([total]), false);
-    this.ema = opts.ema && opts.ema > 0 ? new FlatEma(this, opts.ema) : null;
+    this.ema = opts.ema && opts.ema > 0 ? new FlatEma(this, opts.ema, opts.emaWarmup !== false) : null;
   }
 
   /** The parameters as one flat vector (a new tensor). */
@@ -157,13 +162,19 @@ export class FlatEma {
   constructor(
     private readonly opt: FlatAdam,
     readonly decay: number,
+    readonly warmup = true,
   ) {
     this.shadow = tf.variable(opt.flatParams(), false);
   }
 
+  /** The decay applied at the next update. */
+  currentDecay(): number {
+    return this.warmup ? Math.min(this.decay, (1 + this.updates) / (10 + this.updates)) : this.decay;
+  }
+
   /** @internal called by FlatAdam.step with the new flat parameters */
   update(p: tf.Tensor): void {
-    const d = this.decay;
+    const d = this.currentDecay();
     this.shadow.assign(tf.tidy(() => tf.add(tf.mul(this.shadow, d), tf.mul(p, 1 - d))));
     this.updates++;
   }

@@ -27,7 +27,7 @@ describe("FlatAdam", () => {
     const flat = makeVars(1);
     const adam = new Adam(ref, { lr: 0.05, weightDecay: wd as number, decoupled: decoupled as boolean });
     const ema = new Ema(ref, 0.9);
-    const fa = new FlatAdam(flat, { lr: 0.05, weightDecay: wd as number, decoupled: decoupled as boolean, clip: 1, ema: 0.9 });
+    const fa = new FlatAdam(flat, { lr: 0.05, weightDecay: wd as number, decoupled: decoupled as boolean, clip: 1, ema: 0.9, emaWarmup: false });
     const before = tf.memory().numTensors;
     const r = new Rng(7);
     for (let s = 0; s < 4; s++) {
@@ -56,6 +56,19 @@ describe("FlatAdam", () => {
     fb.loadState(st, fa.stepCount);
     expect(fb.stateTensors().get("exp_avg.b")!.dataSync()[0]).toBeCloseTo(st.get("exp_avg.b")!.dataSync()[0], 6);
     tf.dispose([...et.values(), ...ft.values(), ...st.values(), ...ref2.values()]);
+  });
+
+  it("warms the EMA up: decay min(ema, (1 + n) / (10 + n))", () => {
+    const vars: [string, tf.Variable][] = [["w", tf.variable(tf.zeros([1]))]];
+    const fa = new FlatAdam(vars, { lr: 1, ema: 0.999 });
+    expect(fa.ema!.currentDecay()).toBeCloseTo(0.1, 10);
+    const g = new Map([["w", tf.ones([1])]]);
+    fa.step(g).dispose(); // Adam's first step moves w by -lr: w = -1
+    // shadow = 0.1 * 0 + 0.9 * (-1)
+    expect(fa.ema!.tensors().get("w")!.dataSync()[0]).toBeCloseTo(-0.9, 5);
+    expect(fa.ema!.currentDecay()).toBeCloseTo(2 / 11, 10);
+    for (let i = 0; i < 10000; i++) fa.ema!.updates++;
+    expect(fa.ema!.currentDecay()).toBe(0.999);
   });
 
   it("swaps parameters and EMA weights exactly", () => {
