@@ -256,6 +256,9 @@ const components = []; // [label, path relative to OUT]
   writeFileSync(join(OUT, "run.sh"), runSh);
   chmodSync(join(OUT, "run.sh"), 0o755);
   components.push(["run.sh", "run.sh"]);
+  // the prepared device check (fixtures on webgpu, step times, a short training run)
+  copyFileSync(join(ROOT, "scripts", "gpu-check.sh"), join(OUT, "gpu-check.sh"));
+  chmodSync(join(OUT, "gpu-check.sh"), 0o755);
 }
 
 // ------------------------------------------------------------------ sizes
