@@ -95,6 +95,22 @@ function positive(c: PrimContext, arg: string, d: Dim, what: string) {
 
 const X: PrimArg = { name: "x", type: "tensor", doc: "input tensor" };
 
+/** Pooling on [B, H, W, C] with window = stride = size. */
+function pool(name: string, what: string, runtime: string): Primitive {
+  return {
+    name,
+    doc: `${what} pooling on [B, H, W, C] with window = stride = size`,
+    args: [X, { name: "size", type: "int", doc: "window and stride" }],
+    runtime,
+    infer(a, c) {
+      const x = tensor(a, "x");
+      rank(c, "x", x.shape, 4, name);
+      const sz = num(a, "size");
+      return floatTensor([x.shape[0], c.div("size", x.shape[1], sz, `${name}: size must divide the height`), c.div("size", x.shape[2], sz, `${name}: size must divide the width`), x.shape[3]]);
+    },
+  };
+}
+
 export const PRIMITIVES: Record<string, Primitive> = {
   linear: {
     name: "linear",
@@ -303,30 +319,8 @@ export const PRIMITIVES: Record<string, Primitive> = {
       ];
     },
   },
-  avg_pool: {
-    name: "avg_pool",
-    doc: "average pooling on [B, H, W, C] with window = stride = size",
-    args: [X, { name: "size", type: "int", doc: "window and stride" }],
-    runtime: "avgPool",
-    infer(a, c) {
-      const x = tensor(a, "x");
-      rank(c, "x", x.shape, 4, "avg_pool");
-      const sz = num(a, "size");
-      return floatTensor([x.shape[0], c.div("size", x.shape[1], sz, "avg_pool: size must divide the height"), c.div("size", x.shape[2], sz, "avg_pool: size must divide the width"), x.shape[3]]);
-    },
-  },
-  max_pool: {
-    name: "max_pool",
-    doc: "max pooling on [B, H, W, C] with window = stride = size",
-    args: [X, { name: "size", type: "int", doc: "window and stride" }],
-    runtime: "maxPool",
-    infer(a, c) {
-      const x = tensor(a, "x");
-      rank(c, "x", x.shape, 4, "max_pool");
-      const sz = num(a, "size");
-      return floatTensor([x.shape[0], c.div("size", x.shape[1], sz, "max_pool: size must divide the height"), c.div("size", x.shape[2], sz, "max_pool: size must divide the width"), x.shape[3]]);
-    },
-  },
+  avg_pool: pool("avg_pool", "average", "avgPool"),
+  max_pool: pool("max_pool", "max", "maxPool"),
   flatten: {
     name: "flatten",
     doc: "[B, ...] -> [B, product of the rest]",
