@@ -29,10 +29,16 @@ const { values } = parseArgs({
     backend: { type: "string", default: "wasm" },
     profile: { type: "boolean", default: false },
     json: { type: "boolean", default: false },
+    /** tfjs environment flags, e.g. --tf-flag WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=128 (repeatable) */
+    "tf-flag": { type: "string", multiple: true, default: [] },
   },
 });
 
 const init = await initBackend(values.backend as "wasm", { log: (m) => console.error(m) });
+for (const f of values["tf-flag"] ?? []) {
+  const [k, v] = f.split("=");
+  tf.env().set(k, v === "true" ? true : v === "false" ? false : Number(v));
+}
 const loaded = await loadCompiled(values.generated!);
 if (loaded.spec.task !== "diffusion") throw new Error("bench/step needs a diffusion spec");
 const ir = loaded.ir;
@@ -100,6 +106,8 @@ const result = {
   generated: values.generated,
   params: store.numParams,
   backend: `${init.name} (${init.detail})`,
+  flags: values["tf-flag"],
+  dawnToggles: process.env.SDC_DAWN_TOGGLES ?? null,
   host: `${cpus().length} x ${cpus()[0]?.model ?? "?"}`,
   batch,
   contextTokens: tokens,

@@ -257,8 +257,10 @@ const components = []; // [label, path relative to OUT]
   chmodSync(join(OUT, "run.sh"), 0o755);
   components.push(["run.sh", "run.sh"]);
   // the prepared device check (fixtures on webgpu, step times, a short training run)
-  copyFileSync(join(ROOT, "scripts", "gpu-check.sh"), join(OUT, "gpu-check.sh"));
-  chmodSync(join(OUT, "gpu-check.sh"), 0o755);
+  for (const f of ["gpu-check.sh", "gpu-tune.sh"]) {
+    copyFileSync(join(ROOT, "scripts", f), join(OUT, f));
+    chmodSync(join(OUT, f), 0o755);
+  }
 }
 
 // ------------------------------------------------------------------ sizes
