@@ -124,6 +124,7 @@ describe("the CLI on bad input", () => {
     [["train", GEN, "--backend", "tpu"], 2, /Allowed choices are auto, tensorflow, webgpu, wasm, cpu/],
     [["train", "specs/sd3.mdl"], 1, /not a generated folder: specs\/sd3.mdl \(that is a spec; compile it first/],
     [["train", GEN, "--steps", "2", "--backend", "cpu", "--resume", "test/fixtures"], 1, /is not a checkpoint/],
+    [["train", "generated/sd3", "--backend", "cpu", "--resume", join(tmp, "straight", "checkpoints", "step-000006")], 1, /is from another spec \(sd3-tiny/],
   ])("sdc %j exits %i with a clear message", (args, code, msg) => {
     const r = sdc(args as string[]);
     expect(r.status).toBe(code);
