@@ -68,6 +68,8 @@ export interface EvalResult {
   /** FD of as many real MNIST test images as were generated (per scale) to the reference: the floor at this sample size */
   referenceSplitFrechet: number;
   cfg: CfgResult[];
+  /** problems noticed while evaluating, e.g. a model whose images do not depend on the prompt */
+  warnings: string[];
 }
 
 /** The prompts of an eval: digit d repeated perDigit times, first ceil(perDigit/2) as numerals. */
@@ -134,6 +136,8 @@ export async function evaluateModel(m: ModelBundle, judge: Judge, test: ImageTex
   const per = dims[0] * dims[1] * dims[2];
   const noise = new Rng(seed).normals(nGen * per);
   const results: CfgResult[] = [];
+  const warnings: string[] = [];
+  let first: { cfg: number; images: Float32Array } | null = null;
   for (const cfg of scales) {
     const images = new Float32Array(nGen * per);
     const t0 = performance.now();
@@ -146,6 +150,12 @@ export async function evaluateModel(m: ModelBundle, judge: Judge, test: ImageTex
       tf.dispose([z, x, clipped]);
     }
     const sampleSeconds = (performance.now() - t0) / 1000;
+    if (!first) first = { cfg, images };
+    else if (cfg !== first.cfg && images.every((v, i) => v === first!.images[i])) {
+      const w = `cfg ${cfg} gives exactly the images of cfg ${first.cfg}: the conditional and unconditional velocities are identical, so the model ignores its prompt (text encoder output does not depend on the tokens?)`;
+      if (!warnings.includes(w)) warnings.push(w);
+      log(`warning: ${w}`);
+    }
     const j = await judgeImages(judge, images, nGen);
     const acc = promptAccuracy(digits, j.predicted, 10);
     const form = (w: number) => {
@@ -163,7 +173,7 @@ export async function evaluateModel(m: ModelBundle, judge: Judge, test: ImageTex
   }
   return {
     seed, perDigit, sampler: { name: sampler, steps }, valLoss, valSet: { images: val.n / (o.valLevels ?? 8), levels: o.valLevels ?? 8 },
-    reference: { images: ref.n, featureDim: ref.d, frechetKind: "judge-feature" }, referenceSplitFrechet, cfg: results,
+    reference: { images: ref.n, featureDim: ref.d, frechetKind: "judge-feature" }, referenceSplitFrechet, cfg: results, warnings,
   };
 }
 
@@ -182,5 +192,6 @@ export function formatEval(r: EvalResult, title = ""): string {
   const fmt = (row: string[]) => row.map((x, i) => x.padStart(w[i])).join("  ");
   lines.push(fmt(head), w.map((n) => "-".repeat(n)).join("  "), ...rows.map(fmt));
   lines.push("(columns 0..9: accuracy % per requested digit)");
+  for (const w of r.warnings) lines.push(`warning: ${w}`);
   return lines.join("\n");
 }
