@@ -205,12 +205,13 @@ export class Embedding {
   }
   /**
    * Small vocabularies use one-hot x weight, whose gradient is a matmul on every backend
-   * (gather's gradient needs UnsortedSegmentSum, which the wasm backend lacks).
+   * (gather's gradient needs UnsortedSegmentSum, which the wasm backend lacks). The one-hot is
+   * made as int32 and cast: wasm's OneHot ignores a float32 dtype and writes int bit patterns.
    */
   apply(ids: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       const flat = tf.reshape(tf.cast(ids, "int32"), [-1]);
-      const rows = this.args.vocab <= 4096 ? tf.matMul(tf.oneHot(flat, this.args.vocab, 1, 0, "float32"), this.weight) : tf.gather(this.weight, flat);
+      const rows = this.args.vocab <= 4096 ? tf.matMul(tf.cast(tf.oneHot(flat, this.args.vocab), "float32"), this.weight) : tf.gather(this.weight, flat);
       return tf.reshape(rows, [...ids.shape, this.args.width]);
     });
   }

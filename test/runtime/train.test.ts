@@ -74,6 +74,23 @@ describe("training the tiny spec", () => {
   });
 });
 
+describe("text conditioning", () => {
+  it("gives different contexts for different prompts on the default CPU backend (wasm)", () => {
+    const { m, t } = trainer(0, 1e-3);
+    const [ctx, pooled] = m.text.encode(["7", "seven", "", "xylophone"]);
+    const rows = (x: tf.Tensor) => tf.unstack(x).map((r) => Array.from(r.dataSync()));
+    const c = rows(ctx);
+    const p = rows(pooled);
+    const dist = (a: number[], b: number[]) => Math.sqrt(a.reduce((s, x, i) => s + (x - b[i]) ** 2, 0));
+    expect(dist(c[0], c[2])).toBeGreaterThan(1e-2); // "7" vs the empty (unconditional) prompt
+    expect(dist(p[0], p[1])).toBeGreaterThan(1e-3); // numeral vs word
+    expect(dist(c[3], c[2])).toBeGreaterThan(1e-2); // an unknown word is not the empty prompt
+    tf.dispose([ctx, pooled]);
+    t.dispose();
+    m.store.dispose();
+  });
+});
+
 describe("checkpoints", () => {
   const common = { batch: 4, backend: "wasm" as const, samples: 4, sampleSteps: 2, sampleEvery: 0, progress: false, log: () => {} };
 
