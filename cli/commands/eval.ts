@@ -29,7 +29,7 @@ export interface EvalCliOptions {
   seed?: number;
   referenceCount?: number;
   backend?: BackendName;
-  /** which weights: EMA, raw, or auto (default): EMA once the initial weights weigh < 5% in it (decay^updates < 0.05) */
+  /** which weights: EMA, raw, or auto (default): EMA once the initial weights weigh < 5% in it (see emaInitialShare) */
   weights?: "auto" | "ema" | "raw";
   json?: boolean;
   out?: string;
@@ -85,8 +85,9 @@ export async function evaluateRun(run: string, o: EvalCliOptions = {}): Promise<
   const which = o.weights ?? "auto";
   if (which === "ema" && !ck.ema) throw new InputError(`checkpoint ${ckDir} has no EMA weights (train.ema is 0); use --weights raw`);
   const decay = loaded.ir.train.ema;
-  const useEma = ck.ema !== null && (which === "ema" || (which === "auto" && decay > 0 && Math.pow(decay, ck.state.emaUpdates) < 0.05));
-  if (which === "auto" && ck.ema && !useEma) log(`using the raw weights: after ${ck.state.emaUpdates} updates the EMA (decay ${decay}) still holds ${(Math.pow(decay, ck.state.emaUpdates) * 100).toFixed(0)}% of the initial weights`);
+  const initShare = emaInitialShare(decay, ck.state.emaUpdates);
+  const useEma = ck.ema !== null && (which === "ema" || (which === "auto" && decay > 0 && initShare < 0.05));
+  if (which === "auto" && ck.ema && !useEma) log(`using the raw weights: after ${ck.state.emaUpdates} updates the EMA (decay ${decay}) still holds ${(initShare * 100).toFixed(0)}% of the initial weights`);
   m.store.load(useEma ? ck.ema! : new Map([...ck.network, ...ck.text]), { what: `checkpoint ${ckDir}` });
   const test = loadDataset(loaded.ir, "test");
   try {
@@ -114,4 +115,11 @@ export async function runEval(run: string, o: EvalCliOptions): Promise<number> {
     out(formatEval(r, `${r.spec} at step ${r.step} (${r.params.toLocaleString("en-US")} parameters, ${r.weights} weights) from ${r.checkpoint}; ${j}; backend ${r.backend}`) + "\n");
   }
   return EXIT.ok;
+}
+
+/** How much of the initial weights an EMA still holds after n updates (with the trainer's warmup: decay_k = min(decay, (1 + k) / (10 + k))). */
+export function emaInitialShare(decay: number, updates: number): number {
+  let w = 1;
+  for (let k = 0; k < updates && w > 1e-12; k++) w *= Math.min(decay, (1 + k) / (10 + k));
+  return w;
 }
