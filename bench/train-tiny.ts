@@ -1,7 +1,8 @@
 /**
  * bench/train-tiny: train the tiny variant of specs/sd3.mdl on the CPU (wasm backend) and record
  * steps, wall time, steps/s, validation loss and the final sample grid.
- *   npx tsx bench/train-tiny.ts [--steps 1500] [--batch 64] [--backend wasm] [--out output/bench-train-tiny]
+ *   npx tsx bench/train-tiny.ts [--steps 1500] [--batch 64] [--backend wasm] [--out output/bench-train-tiny] [--resume]
+ * With --resume it continues the run in --out from its latest checkpoint up to --steps.
  * Writes bench/results/train-tiny.json and docs/images/train-tiny.png (+ .txt prompts).
  */
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -10,12 +11,13 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { runTrain } from "../cli/commands/train.ts";
 
-const { values } = parseArgs({ options: { steps: { type: "string", default: "1500" }, batch: { type: "string", default: "64" }, backend: { type: "string", default: "wasm" }, out: { type: "string", default: "output/bench-train-tiny" }, "sample-every": { type: "string", default: "500" } } });
+const { values } = parseArgs({ options: { steps: { type: "string", default: "1500" }, batch: { type: "string", default: "64" }, backend: { type: "string", default: "wasm" }, out: { type: "string", default: "output/bench-train-tiny" }, "sample-every": { type: "string", default: "500" }, resume: { type: "boolean", default: false } } });
 const steps = Number(values.steps);
 const batch = Number(values.batch);
 const out = values.out!;
+const previous = values.resume ? JSON.parse(readFileSync("bench/results/train-tiny.json", "utf8")) : null;
 const t0 = performance.now();
-const code = await runTrain("generated/sd3-tiny", { steps, batch, backend: values.backend as "wasm", out, sampleEvery: Number(values["sample-every"]), checkpointEvery: 500, samples: 64, progress: false });
+const code = await runTrain("generated/sd3-tiny", { steps, batch, backend: values.backend as "wasm", out, sampleEvery: Number(values["sample-every"]), checkpointEvery: 500, samples: 64, progress: false, resume: values.resume ? out : undefined });
 const wall = (performance.now() - t0) / 1000;
 const summary = JSON.parse(readFileSync(join(out, "summary.json"), "utf8"));
 const metrics = readFileSync(join(out, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
@@ -28,8 +30,9 @@ const result = {
   cpu: `${cpus().length} x ${cpus()[0]?.model ?? "?"}`,
   steps: summary.steps,
   batch,
-  wallSeconds: Math.round(wall),
-  trainSeconds: Math.round(summary.seconds),
+  wallSeconds: Math.round(wall) + (previous?.wallSeconds ?? 0),
+  trainSeconds: Math.round(summary.seconds) + (previous?.trainSeconds ?? 0),
+  ...(previous ? { resumedAt: previous.steps } : {}),
   stepsPerSecond: Number(summary.stepsPerSecond.toFixed(3)),
   finalLoss: Number(summary.lastLoss.toFixed(4)),
   valLoss: val.map((m) => ({ step: m.step, val_loss: Number(m.val_loss.toFixed(4)) })),

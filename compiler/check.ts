@@ -367,7 +367,6 @@ export class Checker {
         if (v) return v;
         const d = scope.dims.get(e.name);
         if (d !== undefined) {
-          if (scope.analysis && isSym(d) && d.op === "var") scope.analysis.dimVars.get(e.name);
           return { t: "int", v: d };
         }
         if (scope.symbolsOk) return { t: "symbol", v: e.name };
@@ -550,12 +549,7 @@ export class Checker {
       this.bindShape(`argument '${inp.name}' of ${block.name}`, inp.shape, actual, scope, span);
       scope.vars.set(inp.name, actual);
     });
-    try {
-      this.execStmts(fwd.body, scope);
-    } catch (e) {
-      if (e instanceof Abort) throw e;
-      throw e;
-    }
+    this.execStmts(fwd.body, scope);
     const ret = scope.returned;
     if (!ret) fail("SDC404", fwd.span, `block ${block.name}: forward must end with \`return\``);
     if (ret.length !== fwd.outputs.length) {

@@ -8,7 +8,7 @@ import { StructureKind } from "ts-morph";
 import type * as A from "../ast.ts";
 import { type BlockAnalysis, exprText, type ModuleDecl } from "../check.ts";
 import { PRIMITIVES } from "../primitives.ts";
-import { type Dim, dimToString, shapeToString, type Value } from "../values.ts";
+import { type Dim, shapeToString, type Value } from "../values.ts";
 
 const RESERVED = new Set("break case catch class const continue debugger default delete do else enum export extends false finally for function if import in instanceof new null return super switch this throw true try typeof var void while with let static yield await implements interface package private protected public any boolean number string symbol of tf F".split(" "));
 
@@ -28,11 +28,6 @@ export function tensorType(v: Value | undefined): string {
   if (!v || v.t !== "tensor") return "tf.Tensor";
   const r = v.shape.length;
   return r >= 1 && r <= 6 ? `tf.Tensor${r}D` : "tf.Tensor";
-}
-
-function valueType(v: Value | undefined): string {
-  if (v?.t === "tuple") return `[${v.items.map(tensorType).join(", ")}]`;
-  return tensorType(v);
 }
 
 function shapeComment(v: Value | undefined): string {
@@ -409,7 +404,5 @@ export function generateBlock(a: BlockAnalysis): BlockStructures {
       },
     ],
   };
-  void valueType;
-  void dimToString;
   return { args, cls };
 }

@@ -3,7 +3,6 @@
  * CLI writes them. Output is deterministic: recompiling gives byte-identical files.
  */
 import { IndentationText, NewLineKind, Project, QuoteKind, StructureKind } from "ts-morph";
-import type * as A from "../ast.ts";
 import type { BlockAnalysis } from "../check.ts";
 import type { IR } from "../ir.ts";
 import { className, generateBlock } from "./block.ts";
@@ -125,7 +124,6 @@ function generateIndex(ctx: GenContext, hash: string): GeneratedFile {
       },
     ],
   });
-  void StructureKind;
   return ["index.ts", finish(ctx, f.getFullText())];
 }
 
@@ -158,4 +156,3 @@ export function reachableBlocks(roots: string[], analyses: Map<string, BlockAnal
   return out;
 }
 
-export type { A };
