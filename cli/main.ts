@@ -100,6 +100,7 @@ function build(onResult: (code: number) => void): Command {
     .option("--out <file>", "PNG grid to write", "samples.png")
     .addOption(new Option("--backend <name>", "tensor backend").choices(["auto", "tensorflow", "webgpu", "wasm", "cpu"]).default("auto"))
     .option("--no-ema", "use the raw weights even if the checkpoint has EMA weights")
+    .option("--text-encoders <list>", "sd3_pretrained specs: local encoder folders clip_l=DIR,clip_g=DIR,t5=DIR (as for train)")
     .action(async (dir: string, o) => {
       const { runSample } = await import("./commands/sample.ts");
       onResult(
@@ -114,6 +115,7 @@ function build(onResult: (code: number) => void): Command {
           out: o.out,
           backend: o.backend,
           ema: o.ema,
+          textEncoders: o.textEncoders,
         }),
       );
     });

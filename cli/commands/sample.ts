@@ -9,6 +9,7 @@ import { buildModel, sampleImages } from "../../runtime/train/trainer.ts";
 import { Rng } from "../../runtime/util/rng.ts";
 import { EXIT, UsageError } from "../errors.ts";
 import { loadCompiled } from "../generated.ts";
+import { pretrainedTextOptions } from "./train.ts";
 
 export interface SampleCliOptions {
   checkpoint: string;
@@ -21,6 +22,8 @@ export interface SampleCliOptions {
   out: string;
   backend: "auto" | "tensorflow" | "webgpu" | "wasm" | "cpu";
   ema?: boolean;
+  /** sd3_pretrained specs: clip_l=DIR,clip_g=DIR,t5=DIR (as `sdc train --text-encoders`) */
+  textEncoders?: string;
   log?: (s: string) => void;
 }
 
@@ -34,7 +37,7 @@ export async function runSample(dir: string, o: SampleCliOptions): Promise<numbe
   if (ck.state.irHash !== irHash(loaded.irText)) throw new CheckpointError(`checkpoint ${ckDir} is from another spec (${ck.state.spec}) than ${dir} (${loaded.ir.spec.name})`);
   const b = await initBackend(o.backend, { log });
   log(`backend: ${b.name}`);
-  const m = buildModel(loaded.spec, loaded.ir, 0, ck.state.words);
+  const m = buildModel(loaded.spec, loaded.ir, 0, ck.state.words, pretrainedTextOptions(loaded.ir, o.textEncoders, log));
   const weights = o.ema !== false && ck.ema ? ck.ema : new Map([...ck.network, ...ck.text]);
   m.store.load(weights, { what: `checkpoint ${ckDir}` });
   const prompts = o.prompts.flatMap((p) => new Array(o.n).fill(p));

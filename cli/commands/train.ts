@@ -54,7 +54,7 @@ export interface TrainSummary {
 const pad = (n: number) => String(n).padStart(6, "0");
 
 /** Folder overrides for sd3_pretrained specs: SDC_CLIP_L/SDC_CLIP_G/SDC_T5/SDC_CACHE_DIR, then --text-encoders. */
-function pretrainedTextOptions(ir: ModelBundle["ir"], arg: string | undefined, log: (s: string) => void): PretrainedTextOptions | undefined {
+export function pretrainedTextOptions(ir: ModelBundle["ir"], arg: string | undefined, log: (s: string) => void): PretrainedTextOptions | undefined {
   if (ir.text.kind !== "sd3_pretrained") {
     if (arg !== undefined) throw new UsageError(`--text-encoders is for specs with \`encoder: sd3_pretrained(...)\`; ${ir.spec.name}'s text encoder is ${ir.text.kind}`);
     return undefined;
