@@ -257,7 +257,7 @@ const components = []; // [label, path relative to OUT]
   chmodSync(join(OUT, "run.sh"), 0o755);
   components.push(["run.sh", "run.sh"]);
   // the prepared device check (fixtures on webgpu, step times, a short training run)
-  for (const f of ["gpu-check.sh", "gpu-tune.sh"]) {
+  for (const f of ["gpu-check.sh", "gpu-tune.sh", "gpu-train.sh"]) {
     copyFileSync(join(ROOT, "scripts", f), join(OUT, f));
     chmodSync(join(OUT, f), 0o755);
   }
