@@ -3,6 +3,8 @@
  * Each is the tfjs equivalent of the reference's PyTorch op, channels-last.
  */
 import * as tf from "@tensorflow/tfjs";
+import { GraphError } from "../graph/graph.ts";
+import { isSym, T as G } from "../graph/trace.ts";
 
 export class ShapeError extends Error {
   constructor(message: string) {
@@ -14,10 +16,16 @@ export class ShapeError extends Error {
 type T = tf.Tensor;
 type N = number | tf.Tensor;
 
-export const add = (a: N, b: N): T => tf.add(a, b);
-export const sub = (a: N, b: N): T => tf.sub(a, b);
-export const mul = (a: N, b: N): T => tf.mul(a, b);
-export const div = (a: N, b: N): T => tf.div(a, b);
+// A symbolic tensor (runtime/graph/trace.ts) routes each primitive to the graph builder.
+const sym = (...xs: unknown[]): boolean => xs.some(isSym);
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type Any = any;
+const unsupported = (what: string) => new GraphError(`the static training engine has no ${what} yet; train this spec with --engine tfjs`);
+
+export const add = (a: N, b: N): T => (sym(a, b) ? (G.add(a, b) as Any) : tf.add(a, b));
+export const sub = (a: N, b: N): T => (sym(a, b) ? (G.sub(a, b) as Any) : tf.sub(a, b));
+export const mul = (a: N, b: N): T => (sym(a, b) ? (G.mul(a, b) as Any) : tf.mul(a, b));
+export const div = (a: N, b: N): T => (sym(a, b) ? (G.div(a, b) as Any) : tf.div(a, b));
 
 /** Exact integer division, as the compiler checked it statically. */
 export function idiv(a: number, b: number): number {
@@ -25,14 +33,15 @@ export function idiv(a: number, b: number): number {
   return a / b;
 }
 
-export const silu = (x: T): T => tf.mul(x, tf.sigmoid(x));
-export const relu = (x: T): T => tf.relu(x);
-export const sigmoid = (x: T): T => tf.sigmoid(x);
-export const tanh = (x: T): T => tf.tanh(x);
+export const silu = (x: T): T => (sym(x) ? (G.silu(x as Any) as Any) : tf.mul(x, tf.sigmoid(x)));
+export const relu = (x: T): T => (sym(x) ? (G.relu(x as Any) as Any) : tf.relu(x));
+export const sigmoid = (x: T): T => (sym(x) ? (G.sigmoid(x as Any) as Any) : tf.sigmoid(x));
+export const tanh = (x: T): T => (sym(x) ? (G.tanh(x as Any) as Any) : tf.tanh(x));
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 /** GELU; approximate = tanh form (PyTorch approximate="tanh"). */
 export function gelu(x: T, approximate = false): T {
+  if (sym(x)) return G.gelu(x as Any, approximate) as Any;
   return tf.tidy(() => {
     if (approximate) {
       const inner = tf.mul(SQRT_2_OVER_PI, tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
@@ -44,6 +53,7 @@ export function gelu(x: T, approximate = false): T {
 
 /** LayerNorm over the last axis without affine parameters. */
 export function layerNorm(x: T, eps = 1e-5): T {
+  if (sym(x)) return G.layerNorm(x as Any, eps) as Any;
   return tf.tidy(() => {
     const { mean, variance } = tf.moments(x, -1, true);
     return tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
@@ -52,6 +62,7 @@ export function layerNorm(x: T, eps = 1e-5): T {
 
 /** RMSNorm over the last axis (per head slice when heads > 1), without weight. */
 export function rmsNorm(x: T, eps = 1e-6, heads = 1): T {
+  if (sym(x)) throw unsupported("rms_norm");
   return tf.tidy(() => {
     const shape = x.shape;
     const d = shape[shape.length - 1];
@@ -66,22 +77,27 @@ function axisOf(x: T, axis: number): number {
 }
 
 export function chunk(x: T, n: number, axis = -1): T[] {
+  if (sym(x)) return G.chunk(x as Any, n, axis) as Any;
   return tf.split(x, n, axisOf(x, axis));
 }
 
 export function split(x: T, sizes: number[], axis = -1): T[] {
+  if (sym(x)) return G.split(x as Any, sizes, axis) as Any;
   return tf.split(x, sizes, axisOf(x, axis));
 }
 
 export function concat(xs: T[], axis = -1): T {
+  if (sym(...xs)) return G.concat(xs as Any, axis) as Any;
   return tf.concat(xs, axisOf(xs[0], axis));
 }
 
 export function unsqueeze(x: T, axis: number): T {
+  if (sym(x)) return G.unsqueeze(x as Any, axis) as Any;
   return tf.expandDims(x, axis < 0 ? axis + x.rank + 1 : axis);
 }
 
 export function mean(x: T, axis: number): T {
+  if (sym(x)) return G.mean(x as Any, axis) as Any;
   return tf.mean(x, axisOf(x, axis));
 }
 
@@ -89,6 +105,7 @@ export function mean(x: T, axis: number): T {
  * Multi-head scaled dot-product attention. q [B, S, D], k/v [B, S', D]; D = heads * d.
  */
 export function attention(q: T, k: T, v: T, heads: number): T {
+  if (sym(q, k, v)) return G.attention(q as Any, k as Any, v as Any, heads) as Any;
   return tf.tidy(() => {
     const [b, s, dm] = q.shape as number[];
     const sk = k.shape[1] as number;
@@ -105,6 +122,7 @@ export function attention(q: T, k: T, v: T, heads: number): T {
 
 /** Sinusoidal timestep embedding [B] -> [B, dim]; flip puts cos first (diffusers flip_sin_to_cos). */
 export function timestepEmbedding(t: T, dim: number, flip = true, maxPeriod = 10000, scale = 1): T {
+  if (sym(t)) return G.timestepEmbedding(t as Any, dim, flip, maxPeriod, scale) as Any;
   return tf.tidy(() => {
     const half = dim / 2;
     const freqs = new Float32Array(half);
@@ -118,6 +136,7 @@ export function timestepEmbedding(t: T, dim: number, flip = true, maxPeriod = 10
 
 /** [B, gh*gw, p*p*C] -> [B, gh*p, gw*p, C] (PyTorch einsum "nhwpqc->nchpwq", channels last). */
 export function unpatchify(x: T, gh: number, gw: number, patch: number, channels: number): T {
+  if (sym(x)) return G.unpatchify(x as Any, gh, gw, patch, channels) as Any;
   return tf.tidy(() => {
     const b = x.shape[0];
     const y = tf.reshape(x, [b, gh, gw, patch, patch, channels]);
@@ -127,6 +146,7 @@ export function unpatchify(x: T, gh: number, gw: number, patch: number, channels
 
 /** [B, H, W, C] -> [B, (H/p)*(W/p), C*p*p] with features ordered (c, i, j), as a conv weight [D, C, p, p] flattens. */
 export function patchify(x: T, patch: number): T {
+  if (sym(x)) return G.patchify(x as Any, patch) as Any;
   return tf.tidy(() => {
     const [b, h, w, c] = x.shape;
     const gh = h / patch;
@@ -159,13 +179,16 @@ export function sincos2dTable(width: number, grid: number, base: number): Float3
 }
 
 export function avgPool(x: T, size: number): T {
+  if (sym(x)) throw unsupported("avg_pool");
   return tf.avgPool(x as tf.Tensor4D, size, size, "valid");
 }
 
 export function maxPool(x: T, size: number): T {
+  if (sym(x)) throw unsupported("max_pool");
   return tf.maxPool(x as tf.Tensor4D, size, size, "valid");
 }
 
 export function flatten(x: T): T {
+  if (sym(x)) return G.flatten(x as Any) as Any;
   return tf.reshape(x, [x.shape[0], -1]);
 }

@@ -6,6 +6,11 @@
 import * as tf from "@tensorflow/tfjs";
 import * as F from "./functional.ts";
 import { joinName, type ParamStore } from "./params.ts";
+import { GraphError } from "../graph/graph.ts";
+import { activeTrace, isSym, T as G } from "../graph/trace.ts";
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type Any = any;
 
 export class ArgumentError extends Error {
   constructor(layer: string, arg: string, value: unknown, want: string) {
@@ -38,6 +43,7 @@ export class Linear {
     this.bias = args.bias === false ? null : store.param(joinName(path, "bias"), [args.outFeatures], init, args.inFeatures);
   }
   apply(x: tf.Tensor): tf.Tensor {
+    if (isSym(x)) return G.linear(x, this.weight, this.bias) as Any;
     return tf.tidy(() => {
       const shape = x.shape;
       const x2 = tf.reshape(x, [-1, shape[shape.length - 1]]);
@@ -67,6 +73,10 @@ export class LayerNorm {
     }
   }
   apply(x: tf.Tensor): tf.Tensor {
+    if (isSym(x)) {
+      const y = G.layerNorm(x, this.args.eps ?? 1e-5);
+      return (this.weight ? G.add(G.mul(y, G.param(this.weight)), G.param(this.bias!)) : y) as Any;
+    }
     return tf.tidy(() => {
       const y = F.layerNorm(x, this.args.eps ?? 1e-5);
       return this.weight ? tf.add(tf.mul(y, this.weight), this.bias!) : y;
@@ -122,6 +132,11 @@ export class PatchConv {
     this.bias = store.param(joinName(path, "bias"), [args.outFeatures], "torch_linear", fanIn);
   }
   apply(x: tf.Tensor): tf.Tensor {
+    if (isSym(x)) {
+      const patches = G.patchify(x, this.args.patch); // [B, N, C*p*p]
+      const w = x.graph.reshape(G.param(this.weight), [this.args.outFeatures, patches.shape[2]]);
+      return x.graph.linear(patches, w, G.param(this.bias)) as Any; // [B, N, out]
+    }
     return tf.tidy(() => {
       const p = this.args.patch;
       const patches = F.patchify(x, p); // [B, N, C*p*p]
@@ -174,6 +189,19 @@ export class SinCos2d {
   }
 
   apply(gh: number, gw: number): tf.Tensor {
+    if (activeTrace()) {
+      // the same centre crop of the table, computed on the host as a constant of the step
+      const m = this.args.maxGrid;
+      const width = this.args.width;
+      if (gh > m || gw > m) throw new ArgumentError("SinCos2d", "grid", `${gh}x${gw}`, `at most maxGrid ${m}`);
+      this.tableFor(gh); // the buffer exists (and is checkpointed) as in eager use
+      const table = F.sincos2dTable(width, m, this.args.base || gh);
+      const top = Math.floor((m - gh) / 2);
+      const left = Math.floor((m - gw) / 2);
+      const out = new Float32Array(gh * gw * width);
+      for (let i = 0; i < gh; i++) out.set(table.subarray(((top + i) * m + left) * width, ((top + i) * m + left + gw) * width), i * gw * width);
+      return G.constant(out, [1, gh * gw, width]) as Any;
+    }
     const key = `${gh}x${gw}`;
     const hit = this.cache.get(key);
     if (hit) return hit;
@@ -209,6 +237,7 @@ export class Embedding {
    * made as int32 and cast: wasm's OneHot ignores a float32 dtype and writes int bit patterns.
    */
   apply(ids: tf.Tensor): tf.Tensor {
+    if (isSym(ids)) return G.embedding(ids, this.weight, this.args.vocab, this.args.width) as Any;
     return tf.tidy(() => {
       const flat = tf.reshape(tf.cast(ids, "int32"), [-1]);
       const rows = this.args.vocab <= 4096 ? tf.matMul(tf.cast(tf.oneHot(flat, this.args.vocab), "float32"), this.weight) : tf.gather(this.weight, flat);
@@ -228,6 +257,7 @@ export class Parameter {
     this.value = store.param(path, args.shape, "normal_0.02");
   }
   apply(): tf.Tensor {
+    if (activeTrace()) return G.param(this.value) as Any;
     return this.value;
   }
 }
@@ -255,6 +285,7 @@ export class Conv2d {
     this.bias = store.param(joinName(path, "bias"), [args.outFeatures], "torch_linear", fanIn);
   }
   apply(x: tf.Tensor): tf.Tensor {
+    if (isSym(x)) throw new GraphError("the static training engine has no conv2d yet; train this spec with --engine tfjs");
     return tf.tidy(() => {
       const p = this.args.padding ?? 0;
       const s = this.args.stride ?? 1;

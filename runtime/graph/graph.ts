@@ -1,0 +1,307 @@
+/**
+ * A static tensor graph: the whole training step (forward, loss, backward) of a compiled network
+ * at one fixed batch size, built once by tracing the generated model with symbolic tensors
+ * (see trace.ts), then differentiated (autodiff.ts), fused (fuse.ts) and executed as a fixed
+ * list of kernels (cpu.ts: a reference interpreter; webgpu.ts: WGSL kernels recorded once).
+ *
+ * Every node is float32, row-major and contiguous; a `view` shares its source's storage.
+ */
+
+export type Shape = readonly number[];
+
+/** An elementwise expression over a node's inputs (`in`) and constants (`c`). */
+export type Expr = { op: EwOp; args: Expr[] } | { in: number } | { c: number };
+
+/** Elementwise operators, each with a WGSL and a JS form (ops.ts). */
+export type EwOp =
+  | "id"
+  | "add"
+  | "sub"
+  | "mul"
+  | "div"
+  | "neg"
+  | "square"
+  | "sqrt"
+  | "rsqrt"
+  | "exp"
+  | "sin"
+  | "cos"
+  | "sigmoid"
+  | "tanh"
+  | "relu"
+  | "silu"
+  | "gelu_tanh"
+  | "gelu_erf"
+  /** d/dx f(x) * dy, as (x, dy) */
+  | "silu_grad"
+  | "gelu_tanh_grad"
+  | "gelu_erf_grad"
+  | "sigmoid_grad"
+  | "tanh_grad"
+  | "relu_grad";
+
+/** Batched strided matrix product: C[b1, b2, m, n] = alpha * sum_k A[b1, b2, m, k] * B[b1, b2, k, n] (+ bias[n]). */
+export interface GemmLayout {
+  /** strides (in elements) of A over (b1, b2, m, k) */
+  a: [number, number, number, number];
+  /** strides of B over (b1, b2, k, n) */
+  b: [number, number, number, number];
+  /** strides of C (this node's storage) over (b1, b2, m, n) */
+  c: [number, number, number, number];
+  batch: [number, number];
+  m: number;
+  n: number;
+  k: number;
+  alpha: number;
+}
+
+export type Op =
+  | { kind: "input"; name: string }
+  | { kind: "param"; name: string }
+  | { kind: "const"; data: Float32Array }
+  | { kind: "view"; src: number }
+  | { kind: "ew"; inputs: number[]; expr: Expr }
+  | { kind: "gemm"; a: number; b: number; bias: number | null; layout: GemmLayout }
+  /** sum of src over the axes where this node's shape (right-aligned) has size 1 or is missing */
+  | { kind: "sum_to"; src: number; scale: number }
+  | { kind: "layer_norm"; src: number; eps: number }
+  | { kind: "layer_norm_grad"; x: number; dy: number; eps: number }
+  | { kind: "softmax"; src: number }
+  | { kind: "softmax_grad"; y: number; dy: number }
+  | { kind: "slice"; src: number; axis: number; start: number }
+  /** the inverse of slice: src placed at `start` along `axis`, zeros elsewhere */
+  | { kind: "pad"; src: number; axis: number; start: number }
+  | { kind: "permute"; src: number; perm: number[] }
+  | { kind: "concat"; inputs: number[]; axis: number };
+
+export interface Node {
+  readonly id: number;
+  readonly shape: Shape;
+  readonly op: Op;
+  /** which part of the step made it (for profiles and dumps) */
+  readonly tag: string;
+}
+
+export class GraphError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "GraphError";
+  }
+}
+
+export const sizeOf = (s: Shape): number => s.reduce((a, b) => a * b, 1);
+export const sameShape = (a: Shape, b: Shape): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
+
+/** Row-major strides. */
+export function stridesOf(s: Shape): number[] {
+  const st = new Array<number>(s.length).fill(1);
+  for (let i = s.length - 2; i >= 0; i--) st[i] = st[i + 1] * s[i + 1];
+  return st;
+}
+
+/** Numpy broadcasting of two shapes. */
+export function broadcastShapes(a: Shape, b: Shape): number[] {
+  const n = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const da = a[a.length - n + i] ?? 1;
+    const db = b[b.length - n + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) throw new GraphError(`cannot broadcast [${a}] with [${b}]`);
+    out.push(Math.max(da, db));
+  }
+  return out;
+}
+
+/** Strides that read an input of shape `inp` broadcast to `out` (0 on broadcast axes). */
+export function broadcastStrides(inp: Shape, out: Shape): number[] {
+  const st = stridesOf(inp);
+  return out.map((d, i) => {
+    const j = i - (out.length - inp.length);
+    if (j < 0) return 0;
+    if (inp[j] === d) return st[j];
+    if (inp[j] === 1) return 0;
+    throw new GraphError(`cannot broadcast [${inp}] to [${out}]`);
+  });
+}
+
+/** A symbolic tensor: what the generated model code sees while it is traced. */
+export class Sym {
+  readonly dtype = "float32";
+  constructor(
+    readonly graph: Graph,
+    readonly id: number,
+    readonly shape: number[],
+  ) {}
+  get rank(): number {
+    return this.shape.length;
+  }
+  get size(): number {
+    return sizeOf(this.shape);
+  }
+}
+
+export const isSym = (x: unknown): x is Sym => x instanceof Sym;
+
+export class Graph {
+  readonly nodes: Node[] = [];
+  /** current tag for new nodes */
+  tag = "forward";
+
+  node(id: number): Node {
+    const n = this.nodes[id];
+    if (!n) throw new GraphError(`no node ${id}`);
+    return n;
+  }
+
+  add(shape: Shape, op: Op): Sym {
+    for (const d of shape) if (!Number.isInteger(d) || d < 1) throw new GraphError(`bad shape [${shape}] for ${op.kind}`);
+    const id = this.nodes.length;
+    this.nodes.push({ id, shape: [...shape], op, tag: this.tag });
+    return new Sym(this, id, [...shape]);
+  }
+
+  sym(id: number): Sym {
+    return new Sym(this, id, [...this.node(id).shape]);
+  }
+
+  input(name: string, shape: Shape): Sym {
+    return this.add(shape, { kind: "input", name });
+  }
+  param(name: string, shape: Shape): Sym {
+    return this.add(shape, { kind: "param", name });
+  }
+  constant(data: Float32Array, shape: Shape): Sym {
+    if (data.length !== sizeOf(shape)) throw new GraphError(`constant of ${data.length} values for shape [${shape}]`);
+    return this.add(shape, { kind: "const", data });
+  }
+
+  reshape(x: Sym, shape: Shape): Sym {
+    const s = [...shape];
+    const neg = s.indexOf(-1);
+    if (neg >= 0) s[neg] = x.size / sizeOf(s.filter((d) => d !== -1));
+    if (sizeOf(s) !== x.size) throw new GraphError(`cannot reshape [${x.shape}] to [${shape}]`);
+    if (sameShape(s, x.shape)) return x;
+    const src = this.node(x.id).op.kind === "view" ? (this.node(x.id).op as { src: number }).src : x.id;
+    return this.add(s, { kind: "view", src });
+  }
+
+  /** One elementwise operator over nodes and numbers, broadcast (numpy rules). */
+  ew(op: EwOp, args: (Sym | number)[], outShape?: Shape): Sym {
+    const inputs: number[] = [];
+    const exprArgs: Expr[] = args.map((a) => {
+      if (typeof a === "number") return { c: a };
+      let i = inputs.indexOf(a.id);
+      if (i < 0) i = inputs.push(a.id) - 1;
+      return { in: i };
+    });
+    let shape: number[] = outShape ? [...outShape] : [];
+    for (const a of args) if (typeof a !== "number") shape = broadcastShapes(shape, a.shape);
+    if (outShape && !sameShape(shape, outShape)) throw new GraphError(`ew ${op}: inputs broadcast to [${shape}], not [${outShape}]`);
+    if (inputs.length === 0) throw new GraphError(`ew ${op} has no tensor input`);
+    return this.add(shape, { kind: "ew", inputs, expr: { op, args: exprArgs } });
+  }
+
+  /** Sum `x` down to `shape` (the inverse of broadcasting); identity when the shapes agree. */
+  sumTo(x: Sym, shape: Shape, scale = 1): Sym {
+    if (sameShape(x.shape, shape) && scale === 1) return x;
+    if (sizeOf(shape) === x.size && scale === 1) return this.reshape(x, shape);
+    broadcastStrides(shape, x.shape); // validates
+    return this.add(shape, { kind: "sum_to", src: x.id, scale });
+  }
+
+  /** x [..., K] times W [N, K] transposed, plus bias [N]: the Linear layer. */
+  linear(x: Sym, w: Sym, bias: Sym | null): Sym {
+    const k = x.shape[x.rank - 1];
+    const [n, kw] = w.shape;
+    if (kw !== k || w.rank !== 2) throw new GraphError(`linear: input [${x.shape}] does not match weight [${w.shape}]`);
+    if (bias && (bias.rank !== 1 || bias.shape[0] !== n)) throw new GraphError(`linear: bias [${bias.shape}] does not match weight [${w.shape}]`);
+    const m = x.size / k;
+    const layout: GemmLayout = { batch: [1, 1], m, n, k, alpha: 1, a: [0, 0, k, 1], b: [0, 0, 1, k], c: [0, 0, n, 1] };
+    return this.add([...x.shape.slice(0, -1), n], { kind: "gemm", a: x.id, b: w.id, bias: bias?.id ?? null, layout });
+  }
+
+  gemm(a: Sym, b: Sym, shape: Shape, layout: GemmLayout): Sym {
+    return this.add(shape, { kind: "gemm", a: a.id, b: b.id, bias: null, layout });
+  }
+
+  layerNorm(x: Sym, eps: number): Sym {
+    return this.add(x.shape, { kind: "layer_norm", src: x.id, eps });
+  }
+
+  softmax(x: Sym): Sym {
+    return this.add(x.shape, { kind: "softmax", src: x.id });
+  }
+
+  slice(x: Sym, axis: number, start: number, len: number): Sym {
+    const ax = axis < 0 ? axis + x.rank : axis;
+    if (start < 0 || start + len > x.shape[ax]) throw new GraphError(`slice [${start}, ${start + len}) out of axis ${ax} of [${x.shape}]`);
+    if (start === 0 && len === x.shape[ax]) return x;
+    const shape = [...x.shape];
+    shape[ax] = len;
+    return this.add(shape, { kind: "slice", src: x.id, axis: ax, start });
+  }
+
+  pad(x: Sym, axis: number, start: number, total: number): Sym {
+    const shape = [...x.shape];
+    shape[axis] = total;
+    return this.add(shape, { kind: "pad", src: x.id, axis, start });
+  }
+
+  permute(x: Sym, perm: number[]): Sym {
+    if (perm.every((p, i) => p === i)) return x;
+    return this.add(
+      perm.map((p) => x.shape[p]),
+      { kind: "permute", src: x.id, perm },
+    );
+  }
+
+  concat(xs: Sym[], axis: number): Sym {
+    const ax = axis < 0 ? axis + xs[0].rank : axis;
+    if (xs.length === 1) return xs[0];
+    const shape = [...xs[0].shape];
+    shape[ax] = xs.reduce((s, x) => {
+      if (x.rank !== xs[0].rank || x.shape.some((d, i) => i !== ax && d !== xs[0].shape[i])) throw new GraphError(`concat: [${x.shape}] does not match [${xs[0].shape}] off axis ${ax}`);
+      return s + x.shape[ax];
+    }, 0);
+    return this.add(shape, { kind: "concat", inputs: xs.map((x) => x.id), axis: ax });
+  }
+
+  /** Node ids that read node `id` (computed on demand). */
+  consumers(): number[][] {
+    const out: number[][] = this.nodes.map(() => []);
+    for (const n of this.nodes) for (const i of inputsOf(n.op)) out[i].push(n.id);
+    return out;
+  }
+}
+
+/** The node ids an op reads. */
+export function inputsOf(op: Op): number[] {
+  switch (op.kind) {
+    case "input":
+    case "param":
+    case "const":
+      return [];
+    case "view":
+    case "sum_to":
+    case "layer_norm":
+    case "softmax":
+    case "slice":
+    case "pad":
+    case "permute":
+      return [op.src];
+    case "ew":
+    case "concat":
+      return op.inputs;
+    case "gemm":
+      return op.bias === null ? [op.a, op.b] : [op.a, op.b, op.bias];
+    case "layer_norm_grad":
+      return [op.x, op.dy];
+    case "softmax_grad":
+      return [op.y, op.dy];
+  }
+}
+
+/** Count the nodes that become kernels (views, inputs, params and constants are free). */
+export function kernelCount(g: Graph, live?: Set<number>): number {
+  return g.nodes.filter((n) => (!live || live.has(n.id)) && !["view", "input", "param", "const"].includes(n.op.kind)).length;
+}

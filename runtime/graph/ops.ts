@@ -1,0 +1,148 @@
+/**
+ * The elementwise operators of graph.ts in their two forms: a JS function (cpu.ts) and a WGSL
+ * expression (webgpu.ts). Both use the same formulas, so the two executors agree to rounding.
+ */
+import type { EwOp, Expr } from "./graph.ts";
+
+const C = Math.sqrt(2 / Math.PI);
+const K = 0.044715;
+
+/** erf (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7). */
+function erf(x: number): number {
+  const s = Math.sign(x);
+  const a = Math.abs(x);
+  const t = 1 / (1 + 0.3275911 * a);
+  const y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-a * a);
+  return s * y;
+}
+const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
+
+export interface EwDef {
+  arity: number;
+  js: (...a: number[]) => number;
+  wgsl: (...a: string[]) => string;
+}
+
+export const EW: Record<EwOp, EwDef> = {
+  id: { arity: 1, js: (a) => a, wgsl: (a) => a },
+  add: { arity: 2, js: (a, b) => a + b, wgsl: (a, b) => `(${a} + ${b})` },
+  sub: { arity: 2, js: (a, b) => a - b, wgsl: (a, b) => `(${a} - ${b})` },
+  mul: { arity: 2, js: (a, b) => a * b, wgsl: (a, b) => `(${a} * ${b})` },
+  div: { arity: 2, js: (a, b) => a / b, wgsl: (a, b) => `(${a} / ${b})` },
+  neg: { arity: 1, js: (a) => -a, wgsl: (a) => `(-${a})` },
+  square: { arity: 1, js: (a) => a * a, wgsl: (a) => `sq(${a})` },
+  sqrt: { arity: 1, js: Math.sqrt, wgsl: (a) => `sqrt(${a})` },
+  rsqrt: { arity: 1, js: (a) => 1 / Math.sqrt(a), wgsl: (a) => `inverseSqrt(${a})` },
+  exp: { arity: 1, js: Math.exp, wgsl: (a) => `exp(${a})` },
+  sin: { arity: 1, js: Math.sin, wgsl: (a) => `sin(${a})` },
+  cos: { arity: 1, js: Math.cos, wgsl: (a) => `cos(${a})` },
+  sigmoid: { arity: 1, js: sigmoid, wgsl: (a) => `sigm(${a})` },
+  tanh: { arity: 1, js: Math.tanh, wgsl: (a) => `tanh_(${a})` },
+  relu: { arity: 1, js: (a) => Math.max(a, 0), wgsl: (a) => `max(${a}, 0.0)` },
+  silu: { arity: 1, js: (a) => a * sigmoid(a), wgsl: (a) => `silu(${a})` },
+  gelu_tanh: { arity: 1, js: (x) => 0.5 * x * (1 + Math.tanh(C * (x + K * x * x * x))), wgsl: (a) => `gelu_t(${a})` },
+  gelu_erf: { arity: 1, js: (x) => 0.5 * x * (1 + erf(x / Math.SQRT2)), wgsl: (a) => `gelu_e(${a})` },
+  silu_grad: {
+    arity: 2,
+    js: (x, dy) => {
+      const s = sigmoid(x);
+      return dy * s * (1 + x * (1 - s));
+    },
+    wgsl: (a, b) => `silu_g(${a}, ${b})`,
+  },
+  gelu_tanh_grad: {
+    arity: 2,
+    js: (x, dy) => {
+      const t = Math.tanh(C * (x + K * x * x * x));
+      return dy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * C * (1 + 3 * K * x * x));
+    },
+    wgsl: (a, b) => `gelu_t_g(${a}, ${b})`,
+  },
+  gelu_erf_grad: {
+    arity: 2,
+    js: (x, dy) => dy * (0.5 * (1 + erf(x / Math.SQRT2)) + (x * Math.exp(-0.5 * x * x)) / Math.sqrt(2 * Math.PI)),
+    wgsl: (a, b) => `gelu_e_g(${a}, ${b})`,
+  },
+  sigmoid_grad: {
+    arity: 2,
+    js: (x, dy) => {
+      const s = sigmoid(x);
+      return dy * s * (1 - s);
+    },
+    wgsl: (a, b) => `(${b} * sigm(${a}) * (1.0 - sigm(${a})))`,
+  },
+  tanh_grad: {
+    arity: 2,
+    js: (x, dy) => {
+      const t = Math.tanh(x);
+      return dy * (1 - t * t);
+    },
+    wgsl: (a, b) => `(${b} * (1.0 - sq(tanh_(${a}))))`,
+  },
+  relu_grad: { arity: 2, js: (x, dy) => (x > 0 ? dy : 0), wgsl: (a, b) => `select(0.0, ${b}, ${a} > 0.0)` },
+};
+
+/** WGSL helper functions the expressions above use (prepended to every elementwise shader). */
+export const WGSL_EW_PRELUDE = /* wgsl */ `
+fn sq(x: f32) -> f32 { return x * x; }
+fn sigm(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
+fn tanh_(x: f32) -> f32 { let e = exp(2.0 * clamp(x, -15.0, 15.0)); return (e - 1.0) / (e + 1.0); }
+fn silu(x: f32) -> f32 { return x * sigm(x); }
+fn silu_g(x: f32, dy: f32) -> f32 { let s = sigm(x); return dy * s * (1.0 + x * (1.0 - s)); }
+const GC: f32 = ${C};
+const GK: f32 = ${K};
+fn gelu_t(x: f32) -> f32 { return 0.5 * x * (1.0 + tanh_(GC * (x + GK * x * x * x))); }
+fn gelu_t_g(x: f32, dy: f32) -> f32 {
+  let t = tanh_(GC * (x + GK * x * x * x));
+  return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * GC * (1.0 + 3.0 * GK * x * x));
+}
+fn erf_(x: f32) -> f32 {
+  let a = abs(x);
+  let t = 1.0 / (1.0 + 0.3275911 * a);
+  let y = 1.0 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-a * a);
+  return sign(x) * y;
+}
+fn gelu_e(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_(x * 0.7071067811865476)); }
+fn gelu_e_g(x: f32, dy: f32) -> f32 { return dy * (0.5 * (1.0 + erf_(x * 0.7071067811865476)) + x * exp(-0.5 * x * x) * 0.3989422804014327); }
+`;
+
+/** Evaluate an expression with input values `v` (cpu.ts). */
+export function evalExpr(e: Expr, v: ArrayLike<number>): number {
+  if ("c" in e) return e.c;
+  if ("in" in e) return v[e.in];
+  const def = EW[e.op];
+  if (def.arity === 1) return def.js(evalExpr(e.args[0], v));
+  return def.js(evalExpr(e.args[0], v), evalExpr(e.args[1], v));
+}
+
+/** Compile an expression to a JS function of the input values (cpu.ts, hot loop). */
+export function compileExpr(e: Expr): (v: ArrayLike<number>) => number {
+  if ("c" in e) {
+    const c = e.c;
+    return () => c;
+  }
+  if ("in" in e) {
+    const i = e.in;
+    return (v) => v[i];
+  }
+  const f = EW[e.op].js;
+  const a = compileExpr(e.args[0]);
+  if (EW[e.op].arity === 1) return (v) => f(a(v));
+  const b = compileExpr(e.args[1]);
+  return (v) => f(a(v), b(v));
+}
+
+/** A WGSL float literal. */
+export function wgslFloat(x: number): string {
+  if (!Number.isFinite(x)) throw new RangeError(`non-finite constant ${x} in a kernel`);
+  const s = Math.fround(x).toString();
+  return /[.eE]/.test(s) ? (s.includes("e") && !s.includes(".") ? s.replace("e", ".0e") : s) : `${s}.0`;
+}
+
+/** Expression to WGSL, inputs named by `name(i)`. */
+export function exprToWgsl(e: Expr, name: (i: number) => string): string {
+  if ("c" in e) return `f32(${wgslFloat(e.c)})`;
+  if ("in" in e) return name(e.in);
+  const def = EW[e.op];
+  return def.wgsl(...e.args.map((a) => exprToWgsl(a, name)));
+}

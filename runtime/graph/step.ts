@@ -1,0 +1,134 @@
+/**
+ * The training step of a diffusion spec as one static graph: trace the network (and the learned
+ * text encoder, trained jointly) at a fixed batch size, append the flow-matching loss and its
+ * gradient. The host prepares the inputs (xt, t, target, loss weights, token one-hots) from the
+ * same FlowBatch the tfjs trainer uses, so both engines train on identical numbers.
+ */
+import type * as tf from "@tensorflow/tfjs";
+import type { ParamStore } from "../nn/params.ts";
+import { lossWeight, networkTime, type FlowConfig } from "../flow/schedule.ts";
+import type { FlowBatch, ModelBundle } from "../train/trainer.ts";
+import { LearnedPromptEncoder } from "../train/trainer.ts";
+import { differentiate } from "./autodiff.ts";
+import { Graph, GraphError, type Sym, isSym } from "./graph.ts";
+import { type OneHotInput, TraceContext, withTrace } from "./trace.ts";
+
+export interface StepGraph {
+  graph: Graph;
+  loss: Sym;
+  /** gradient node per parameter, in the store's order */
+  grads: Map<string, Sym>;
+  /** parameter names and shapes in the store's order */
+  params: { name: string; shape: number[] }[];
+  oneHots: OneHotInput[];
+  batch: number;
+  dims: [number, number, number];
+  /** "learned": token ids are an input; "external": context and pooled are inputs */
+  text: "learned" | "external";
+  contextShape: [number, number] | null;
+  pooledWidth: number | null;
+}
+
+/** Names of the store's variables, for the trace. */
+function paramTable(store: ParamStore): Map<object, { name: string; shape: number[] }> {
+  const t = new Map<object, { name: string; shape: number[] }>();
+  for (const [name, v] of store.vars) t.set(v, { name, shape: [...v.shape] });
+  return t;
+}
+
+/**
+ * Build the step graph. `context` gives [tokens, width] and the pooled width when the text is
+ * external (frozen encoders: the caller feeds their features); a learned encoder is traced.
+ */
+export function buildStepGraph(m: Pick<ModelBundle, "store" | "network" | "text">, batch: number, dims: [number, number, number], context?: { tokens: number; width: number; pooled: number }): StepGraph {
+  const g = new Graph();
+  const tc = new TraceContext(g, paramTable(m.store));
+  const [h, w, c] = dims;
+  const out = withTrace(tc, () => {
+    const xt = g.input("xt", [batch, h, w, c]);
+    const t = g.input("t", [batch]);
+    const target = g.input("target", [batch, h, w, c]);
+    const weight = g.input("weight", [batch]);
+    let ctx: Sym;
+    let pooled: Sym;
+    let text: StepGraph["text"];
+    if (m.text instanceof LearnedPromptEncoder) {
+      const ids = g.input("ids", [batch, m.text.tokenizer.length]);
+      const r = m.text.module.forward(ids as unknown as tf.Tensor2D) as unknown as Sym[];
+      [ctx, pooled] = r;
+      text = "learned";
+    } else {
+      if (!context) throw new GraphError("the text encoder is frozen: give the context shape");
+      ctx = g.input("context", [batch, context.tokens, context.width]);
+      pooled = g.input("pooled", [batch, context.pooled]);
+      text = "external";
+    }
+    const v = m.network.forward(xt as unknown as tf.Tensor4D, t as unknown as tf.Tensor1D, ctx as unknown as tf.Tensor3D, pooled as unknown as tf.Tensor2D) as unknown as Sym; // [B, H, W, C]
+    if (!isSym(v)) throw new GraphError("the network did not return a traced tensor");
+    g.tag = "loss";
+    const diff = g.ew("sub", [v, target]);
+    const sq = g.ew("square", [diff]);
+    const weighted = g.ew("mul", [sq, g.reshape(weight, [batch, 1, 1, 1])]);
+    const loss = g.sumTo(weighted, [1]);
+    return { loss, text, ctx };
+  });
+  const { grads } = differentiate(g, out.loss);
+  const params = [...m.store.vars].map(([name, v]) => ({ name, shape: [...v.shape] }));
+  return {
+    graph: g,
+    loss: out.loss,
+    grads,
+    params,
+    oneHots: tc.oneHots,
+    batch,
+    dims,
+    text: out.text,
+    contextShape: context ? [context.tokens, context.width] : null,
+    pooledWidth: context ? context.pooled : null,
+  };
+}
+
+/**
+ * The host-side inputs of one step from a FlowBatch: the same arithmetic as flowLoss
+ * (xt = (1 - sigma) x0 + sigma eps, target, network time, loss weights / (B * pixels)).
+ */
+export function stepFeeds(sg: StepGraph, flow: FlowConfig, b: FlowBatch, text: { ids?: Int32Array | number[]; context?: Float32Array; pooled?: Float32Array }): Map<string, Float32Array> {
+  const n = sg.batch;
+  const per = sg.dims[0] * sg.dims[1] * sg.dims[2];
+  if (b.sigma.length !== n || b.x0.length !== n * per || b.eps.length !== n * per) throw new GraphError(`the batch does not match the step graph (batch ${n}, ${per} values per image)`);
+  const xt = new Float32Array(n * per);
+  const target = new Float32Array(n * per);
+  for (let i = 0; i < n; i++) {
+    const s = b.sigma[i];
+    for (let j = i * per; j < (i + 1) * per; j++) {
+      xt[j] = (1 - s) * b.x0[j] + s * b.eps[j];
+      target[j] = flow.noiseAt === 1 ? b.eps[j] - b.x0[j] : b.x0[j] - b.eps[j];
+    }
+  }
+  const wts = lossWeight(flow, b.sigma).map((x) => x / (n * per));
+  const feeds = new Map<string, Float32Array>([
+    ["xt", xt],
+    ["t", networkTime(flow, b.sigma)],
+    ["target", target],
+    ["weight", wts],
+  ]);
+  if (sg.text === "learned") {
+    if (!text.ids) throw new GraphError("the step needs token ids");
+    feeds.set("ids", Float32Array.from(text.ids));
+    for (const oh of sg.oneHots) {
+      const ids = text.ids;
+      const rows = new Float32Array(ids.length * oh.vocab);
+      for (let i = 0; i < ids.length; i++) {
+        const id = ids[i];
+        if (!(id >= 0 && id < oh.vocab)) throw new GraphError(`token id ${id} outside the vocabulary (${oh.vocab})`);
+        rows[i * oh.vocab + id] = 1;
+      }
+      feeds.set(oh.name, rows);
+    }
+  } else {
+    if (!text.context || !text.pooled) throw new GraphError("the step needs context and pooled text features");
+    feeds.set("context", text.context);
+    feeds.set("pooled", text.pooled);
+  }
+  return feeds;
+}

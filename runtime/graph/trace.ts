@@ -1,0 +1,196 @@
+/**
+ * Tracing: the generated model code runs unchanged on symbolic tensors (`Sym`). The runtime's
+ * primitives (nn/functional.ts, nn/layers.ts) check `isSym` and come here, where each call
+ * appends graph nodes instead of computing. Parameters are looked up by their tf.Variable in
+ * the active trace's name table (the ParamStore's state-dict names).
+ */
+import { type Graph, GraphError, type Sym, isSym, stridesOf } from "./graph.ts";
+
+/** Anything with a tfjs-Variable-like identity; the trace maps it to a state-dict name. */
+type VarLike = object;
+
+export interface OneHotInput {
+  /** the graph input that receives the one-hot rows [B*T, vocab] */
+  name: string;
+  /** the integer input it is computed from (fed by the caller) */
+  from: string;
+  vocab: number;
+}
+
+export class TraceContext {
+  private readonly cache = new Map<VarLike, Sym>();
+  readonly oneHots: OneHotInput[] = [];
+  constructor(
+    readonly graph: Graph,
+    private readonly names: Map<VarLike, { name: string; shape: readonly number[] }>,
+  ) {}
+
+  param(v: VarLike): Sym {
+    const hit = this.cache.get(v);
+    if (hit) return hit;
+    const p = this.names.get(v);
+    if (!p) throw new GraphError("a layer used a tensor that is not a parameter of the traced model");
+    const s = this.graph.param(p.name, p.shape);
+    this.cache.set(v, s);
+    return s;
+  }
+}
+
+let active: TraceContext | null = null;
+
+/** The trace in progress, if any (layers without tensor arguments ask this). */
+export function activeTrace(): TraceContext | null {
+  return active;
+}
+
+/** Run `fn` with `ctx` as the active trace. */
+export function withTrace<R>(ctx: TraceContext, fn: () => R): R {
+  const prev = active;
+  active = ctx;
+  try {
+    return fn();
+  } finally {
+    active = prev;
+  }
+}
+
+function ctx(): TraceContext {
+  if (!active) throw new GraphError("a symbolic tensor was used outside a trace");
+  return active;
+}
+
+type Arg = Sym | number;
+const graphOf = (...xs: unknown[]): Graph => {
+  for (const x of xs) if (isSym(x)) return x.graph;
+  throw new GraphError("no symbolic tensor among the arguments");
+};
+const checkArgs = (xs: unknown[]): Arg[] =>
+  xs.map((x) => {
+    if (typeof x === "number" || isSym(x)) return x;
+    throw new GraphError("a concrete tensor met a symbolic one: every input of a traced model must be symbolic");
+  });
+
+/** The traced forms of nn/functional.ts (same names and arguments). */
+export const T = {
+  add: (a: unknown, b: unknown): Sym => graphOf(a, b).ew("add", checkArgs([a, b])),
+  sub: (a: unknown, b: unknown): Sym => graphOf(a, b).ew("sub", checkArgs([a, b])),
+  mul: (a: unknown, b: unknown): Sym => graphOf(a, b).ew("mul", checkArgs([a, b])),
+  div: (a: unknown, b: unknown): Sym => graphOf(a, b).ew("div", checkArgs([a, b])),
+  silu: (x: Sym): Sym => x.graph.ew("silu", [x]),
+  relu: (x: Sym): Sym => x.graph.ew("relu", [x]),
+  sigmoid: (x: Sym): Sym => x.graph.ew("sigmoid", [x]),
+  tanh: (x: Sym): Sym => x.graph.ew("tanh", [x]),
+  gelu: (x: Sym, approximate: boolean): Sym => x.graph.ew(approximate ? "gelu_tanh" : "gelu_erf", [x]),
+  layerNorm: (x: Sym, eps: number): Sym => x.graph.layerNorm(x, eps),
+
+  split(x: Sym, sizes: number[], axis: number): Sym[] {
+    const ax = axis < 0 ? axis + x.rank : axis;
+    let at = 0;
+    return sizes.map((s) => {
+      const out = x.graph.slice(x, ax, at, s);
+      at += s;
+      return out;
+    });
+  },
+  chunk(x: Sym, n: number, axis: number): Sym[] {
+    const ax = axis < 0 ? axis + x.rank : axis;
+    if (x.shape[ax] % n) throw new GraphError(`chunk: axis ${ax} of [${x.shape}] does not split into ${n}`);
+    return T.split(x, new Array<number>(n).fill(x.shape[ax] / n), ax);
+  },
+  concat: (xs: Sym[], axis: number): Sym => xs[0].graph.concat(xs, axis),
+  unsqueeze(x: Sym, axis: number): Sym {
+    const ax = axis < 0 ? axis + x.rank + 1 : axis;
+    return x.graph.reshape(x, [...x.shape.slice(0, ax), 1, ...x.shape.slice(ax)]);
+  },
+  mean(x: Sym, axis: number): Sym {
+    const ax = axis < 0 ? axis + x.rank : axis;
+    const keep = x.shape.map((d, i) => (i === ax ? 1 : d));
+    const s = x.graph.sumTo(x, keep, 1 / x.shape[ax]);
+    return x.graph.reshape(
+      s,
+      x.shape.filter((_, i) => i !== ax),
+    );
+  },
+  flatten: (x: Sym): Sym => x.graph.reshape(x, [x.shape[0], -1]),
+
+  /** softmax(q k^T / sqrt(d)) v per head, heads read in place from [B, S, H*d] (no transposes). */
+  attention(q: Sym, k: Sym, v: Sym, heads: number): Sym {
+    const g = q.graph;
+    const [b, s, dm] = q.shape;
+    const sk = k.shape[1];
+    const d = dm / heads;
+    const scores = g.gemm(q, k, [b, heads, s, sk], {
+      batch: [b, heads],
+      m: s,
+      n: sk,
+      k: d,
+      alpha: 1 / Math.sqrt(d),
+      a: [s * dm, d, dm, 1],
+      b: [sk * dm, d, 1, dm],
+      c: [heads * s * sk, s * sk, sk, 1],
+    }); // [B, H, S, S']
+    const p = g.softmax(scores);
+    return g.gemm(p, v, [b, s, dm], {
+      batch: [b, heads],
+      m: s,
+      n: d,
+      k: sk,
+      alpha: 1,
+      a: [heads * s * sk, s * sk, sk, 1],
+      b: [sk * dm, d, dm, 1],
+      c: [s * dm, d, dm, 1],
+    }); // [B, S, H*d]
+  },
+
+  timestepEmbedding(t: Sym, dim: number, flip: boolean, maxPeriod: number, scale: number): Sym {
+    const g = t.graph;
+    const half = dim / 2;
+    const freqs = new Float32Array(half);
+    for (let i = 0; i < half; i++) freqs[i] = Math.exp((-Math.log(maxPeriod) * i) / half) * scale;
+    const args = g.ew("mul", [g.reshape(t, [t.shape[0], 1]), g.constant(freqs, [1, half])]); // [B, half]
+    const sin = g.ew("sin", [args]);
+    const cos = g.ew("cos", [args]);
+    return g.concat(flip ? [cos, sin] : [sin, cos], 1);
+  },
+
+  unpatchify(x: Sym, gh: number, gw: number, patch: number, channels: number): Sym {
+    const g = x.graph;
+    const b = x.shape[0];
+    const y = g.permute(g.reshape(x, [b, gh, gw, patch, patch, channels]), [0, 1, 3, 2, 4, 5]);
+    return g.reshape(y, [b, gh * patch, gw * patch, channels]);
+  },
+  patchify(x: Sym, patch: number): Sym {
+    const g = x.graph;
+    const [b, h, w, c] = x.shape;
+    const y = g.permute(g.reshape(x, [b, h / patch, patch, w / patch, patch, c]), [0, 1, 3, 5, 2, 4]);
+    return g.reshape(y, [b, (h / patch) * (w / patch), c * patch * patch]);
+  },
+
+  /** x [..., K] W^T + b for a Linear layer's variables. */
+  linear(x: Sym, weight: VarLike, bias: VarLike | null): Sym {
+    const c = ctx();
+    return x.graph.linear(x, c.param(weight), bias ? c.param(bias) : null);
+  },
+  /** A parameter (or a constant table) as a node. */
+  param: (v: VarLike): Sym => ctx().param(v),
+  constant: (data: Float32Array, shape: number[]): Sym => ctx().graph.constant(data, shape),
+
+  /** Token embedding as one-hot rows times the table (the one-hot is made on the host). */
+  embedding(ids: Sym, weight: VarLike, vocab: number, width: number): Sym {
+    const c = ctx();
+    const node = c.graph.node(ids.id);
+    if (node.op.kind !== "input") throw new GraphError("embedding: token ids must be an input of the traced step");
+    const rows = ids.size;
+    const name = `${node.op.name}.onehot`;
+    let oh = c.graph.nodes.find((n) => n.op.kind === "input" && n.op.name === name);
+    if (!oh) {
+      c.oneHots.push({ name, from: node.op.name, vocab });
+      oh = c.graph.node(c.graph.input(name, [rows, vocab]).id);
+    }
+    const w = c.param(weight); // [vocab, width]
+    const y = c.graph.gemm(c.graph.sym(oh.id), w, [rows, width], { batch: [1, 1], m: rows, n: width, k: vocab, alpha: 1, a: [0, 0, vocab, 1], b: [0, 0, width, 1], c: [0, 0, width, 1] });
+    return c.graph.reshape(y, [...ids.shape, width]);
+  },
+};
+
+export { isSym, stridesOf };
