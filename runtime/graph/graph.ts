@@ -305,3 +305,16 @@ export function inputsOf(op: Op): number[] {
 export function kernelCount(g: Graph, live?: Set<number>): number {
   return g.nodes.filter((n) => (!live || live.has(n.id)) && !["view", "input", "param", "const"].includes(n.op.kind)).length;
 }
+
+/** Nodes that the given outputs depend on. */
+export function liveNodes(g: Graph, outputs: number[]): Set<number> {
+  const live = new Set<number>();
+  const stack = [...outputs];
+  while (stack.length) {
+    const id = stack.pop()!;
+    if (live.has(id)) continue;
+    live.add(id);
+    stack.push(...inputsOf(g.node(id).op));
+  }
+  return live;
+}

@@ -1,0 +1,121 @@
+/**
+ * bench/graph-check: the WebGPU executor of the static training step against the CPU reference
+ * interpreter, kernel by kernel, on a small spec: every node's value after one step, the loss,
+ * the gradients and the parameters after the clipped Adam update. Prints one JSON line; exit 1
+ * when a tolerance is exceeded. Runs wherever a WebGPU adapter exists (a GPU, or Mesa's
+ * lavapipe on a CPU: scripts/lavapipe.sh).
+ *
+ *   SDC_WEBGPU_ALLOW_SOFTWARE=1 npx tsx bench/graph-check.ts --generated generated/sd3-tiny --batch 2
+ */
+import { parseArgs } from "node:util";
+import * as tf from "@tensorflow/tfjs";
+import { loadCompiled } from "../cli/generated.ts";
+import { initBackend, shutdownBackend } from "../runtime/backend.ts";
+import { evaluate } from "../runtime/graph/cpu.ts";
+import { kernelCount, sizeOf } from "../runtime/graph/graph.ts";
+import { buildStepGraph, stepFeeds } from "../runtime/graph/step.ts";
+import { fuse } from "../runtime/graph/fuse.ts";
+import { WebGpuStep } from "../runtime/graph/webgpu.ts";
+import { buildModel, LearnedPromptEncoder, type FlowBatch } from "../runtime/train/trainer.ts";
+import { Rng } from "../runtime/util/rng.ts";
+
+const { values } = parseArgs({
+  options: {
+    generated: { type: "string", default: "generated/sd3-tiny" },
+    batch: { type: "string", default: "2" },
+    "context-tokens": { type: "string", default: "8" },
+    "no-fuse": { type: "boolean", default: false },
+  },
+});
+const init = await initBackend("webgpu", { log: (m) => console.error(m) });
+const device = (tf.backend() as unknown as { device: unknown }).device;
+const loaded = await loadCompiled(values.generated!);
+const ir = loaded.ir;
+const B = Number(values.batch);
+const dims: [number, number, number] = [ir.data.height, ir.data.width, ir.data.channels];
+const per = sizeOf(dims);
+const m = buildModel(loaded.spec, ir, 7);
+const learned = m.text instanceof LearnedPromptEncoder;
+const ctxIn = ir.network.inputs[2];
+const ctx = learned ? undefined : { tokens: Number(values["context-tokens"]), width: Number(ctxIn.shape[2]), pooled: Number(ir.network.inputs[3].shape[1]) };
+const sg = buildStepGraph(m, B, dims, ctx);
+const unfused = kernelCount(sg.graph);
+if (!values["no-fuse"]) fuse(sg);
+const rng = new Rng(11);
+const b: FlowBatch = {
+  x0: new Float32Array(B * per).map(() => rng.uniform() * 2 - 1),
+  eps: rng.normals(B * per),
+  sigma: Float32Array.from({ length: B }, () => 0.05 + 0.9 * rng.uniform()),
+  prompts: Array.from({ length: B }, (_, i) => ["7", "seven", "", "3"][i % 4]),
+};
+const text = learned ? { ids: (m.text as LearnedPromptEncoder).tokenizer.encodeBatch(b.prompts) } : { context: rng.normals(B * ctx!.tokens * ctx!.width), pooled: rng.normals(B * ctx!.pooled) };
+const feeds = stepFeeds(sg, m.flow, b, text);
+const params = new Map<string, Float32Array>();
+for (const [name, v] of m.store.vars) params.set(name, (await v.data()) as Float32Array);
+
+const adam = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, decoupled: false, clip: 1, ema: 0.99, emaWarmup: true };
+const t0 = performance.now();
+const gpu = await WebGpuStep.create(device, sg, adam);
+const compileMs = performance.now() - t0;
+gpu.setParams(params);
+const r = await gpu.step(feeds);
+const ref = evaluate(sg.graph, feeds, params);
+
+// every live node, relative to its own scale
+let worst = 0;
+let worstAt = "";
+for (const id of gpu.live) {
+  const node = sg.graph.node(id);
+  if (["input", "param", "const", "view"].includes(node.op.kind)) continue;
+  const got = await gpu.readNode(id);
+  const want = ref[id];
+  let scale = 1e-6;
+  for (const x of want) scale = Math.max(scale, Math.abs(x));
+  for (let i = 0; i < want.length; i++) {
+    const e = Math.abs(got[i] - want[i]) / scale;
+    if (!(e <= worst)) {
+      worst = Number.isNaN(e) ? Infinity : e;
+      worstAt = `node ${id} ${node.op.kind} [${node.shape}] (${node.tag}) at ${i}: ${got[i]} vs ${want[i]}`;
+    }
+  }
+}
+// Adam after clipping, from the reference gradients
+let sq = 0;
+for (const p of sg.params) for (const x of ref[sg.grads.get(p.name)!.id]) sq += x * x;
+const norm = Math.sqrt(sq);
+const scale = Math.min(1, adam.clip / (norm + 1e-6));
+const state = await gpu.readState();
+let worstParam = 0;
+for (const p of sg.params) {
+  const g = ref[sg.grads.get(p.name)!.id];
+  const p0 = params.get(p.name)!;
+  const got = state.params.get(p.name)!;
+  for (let i = 0; i < g.length; i++) {
+    const gi = g[i] * scale;
+    const mh = (1 - adam.beta1) * gi / (1 - adam.beta1);
+    const vh = (1 - adam.beta2) * gi * gi;
+    const want = p0[i] - (mh / (Math.sqrt(vh) / Math.sqrt(1 - adam.beta2) + adam.eps)) * adam.lr;
+    worstParam = Math.max(worstParam, Math.abs(got[i] - want));
+  }
+}
+const result = {
+  bench: "graph-check",
+  backend: init.detail,
+  generated: values.generated,
+  batch: B,
+  kernelsUnfused: unfused,
+  kernels: gpu.kernels.length,
+  compileMs: Math.round(compileMs),
+  loss: r.loss,
+  lossCpu: ref[sg.loss.id][0],
+  gradNorm: r.gradNorm,
+  gradNormCpu: norm,
+  worstNodeRelError: worst,
+  worstNode: worstAt,
+  worstParamAbsError: worstParam,
+};
+console.log(JSON.stringify(result));
+gpu.dispose();
+await shutdownBackend();
+const ok = worst < 1e-3 && worstParam < 1e-5 && Math.abs(r.loss - ref[sg.loss.id][0]) < 1e-5 * Math.max(1, Math.abs(r.loss));
+process.exit(ok ? 0 : 1);

@@ -1,0 +1,360 @@
+/**
+ * WGSL for every graph op: pure functions from a node (shapes known, constants inlined) to a
+ * compute shader, its bindings and its dispatch size. Shaders with identical text share one
+ * pipeline (the 12 blocks of an MMDiT differ only in their buffers).
+ *
+ * Every binding is declared read_write: WebGPU forbids a buffer in one dispatch as both
+ * read-only and writable storage, and the flat parameter/gradient buffers hold many nodes.
+ */
+import { type Graph, GraphError, type Node, broadcastStrides, sameShape, sizeOf, stridesOf } from "./graph.ts";
+import { WGSL_EW_PRELUDE, exprToWgsl } from "./ops.ts";
+
+export interface Kernel {
+  code: string;
+  /** node ids bound at bindings 0..n-1 (inputs), the output last */
+  inputs: number[];
+  output: number;
+  /** workgroups (x, y, z) */
+  groups: [number, number, number];
+  /** short label for profiles */
+  label: string;
+}
+
+export const MAX_GROUPS = 65535;
+
+/** Spread `n` workgroups over x and y (each at most 65535). */
+export function grid(n: number): [number, number, number] {
+  if (n <= MAX_GROUPS) return [Math.max(1, n), 1, 1];
+  const y = Math.ceil(n / MAX_GROUPS);
+  return [Math.ceil(n / y), y, 1];
+}
+
+const u = (x: number): string => `${x >>> 0}u`;
+
+function header(count: number, extra = ""): string {
+  let s = "";
+  for (let i = 0; i < count; i++) s += `@group(0) @binding(${i}) var<storage, read_write> b${i}: array<f32>;\n`;
+  return s + extra;
+}
+
+/** WGSL lines that split linear index `idx` into coordinates c0..c{r-1} of `shape`. */
+function coords(shape: readonly number[], idx = "i"): string {
+  if (shape.length === 0) return "";
+  let s = `  var r_ = ${idx};\n`;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    if (d === 0) s += `  let c0 = r_;\n`;
+    else s += `  let c${d} = r_ % ${u(shape[d])}; r_ = r_ / ${u(shape[d])};\n`;
+  }
+  return s;
+}
+
+/** Σ c_d * strides_d as WGSL (terms with stride 0 dropped). */
+function offset(strides: readonly number[], base = 0): string {
+  const terms = strides.map((st, d) => (st === 0 ? "" : st === 1 ? `c${d}` : `c${d} * ${u(st)}`)).filter(Boolean);
+  if (base) terms.unshift(u(base));
+  return terms.length ? terms.join(" + ") : "0u";
+}
+
+const LINEAR_256 = `@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = (wid.y * nwg.x + wid.x) * 256u + lid;`;
+
+/** Per-output-element kernels: out[i] = <body using coords>. */
+function pointwise(n: number, inputs: number[], output: number, label: string, needCoords: readonly number[] | null, body: string, prelude = ""): Kernel {
+  const code = `${header(inputs.length + 1)}${prelude}
+${LINEAR_256}
+  if (i >= ${u(n)}) { return; }
+${needCoords ? coords(needCoords) : ""}${body}
+}
+`;
+  return { code, inputs, output, groups: grid(Math.ceil(n / 256)), label };
+}
+
+function ewKernel(g: Graph, node: Node): Kernel {
+  const op = node.op;
+  if (op.kind !== "ew") throw new GraphError("not ew");
+  const n = sizeOf(node.shape);
+  const outB = `b${op.inputs.length}`;
+  let needCoords = false;
+  const loads = op.inputs.map((id, j) => {
+    const s = g.node(id).shape;
+    if (sizeOf(s) === n) return `  let v${j} = b${j}[i];\n`;
+    if (sizeOf(s) === 1) return `  let v${j} = b${j}[0];\n`;
+    needCoords = true;
+    return `  let v${j} = b${j}[${offset(broadcastStrides(s, node.shape))}];\n`;
+  });
+  const expr = exprToWgsl(op.expr, (j) => `v${j}`);
+  return pointwise(n, op.inputs, node.id, "ew", needCoords ? node.shape : null, `${loads.join("")}  ${outB}[i] = ${expr};`, WGSL_EW_PRELUDE);
+}
+
+/** Tiled strided batched GEMM: 64x64 tiles, 16-deep K slices, 4x4 outputs per thread. */
+function gemmKernel(node: Node): Kernel {
+  const op = node.op;
+  if (op.kind !== "gemm") throw new GraphError("not gemm");
+  const L = op.layout;
+  const hasBias = op.bias !== null;
+  const inputs = hasBias ? [op.a, op.b, op.bias!] : [op.a, op.b];
+  const out = `b${inputs.length}`;
+  const aK1 = L.a[3] === 1; // A contiguous along k: threads walk k
+  const bN1 = L.b[3] === 1; // B contiguous along n: threads walk n
+  const code = `${header(inputs.length + 1)}
+var<workgroup> As: array<f32, 1024>;
+var<workgroup> Bs: array<f32, 1024>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let bb1 = wid.z / ${u(L.batch[1])};
+  let bb2 = wid.z % ${u(L.batch[1])};
+  let aBase = bb1 * ${u(L.a[0])} + bb2 * ${u(L.a[1])};
+  let bBase = bb1 * ${u(L.b[0])} + bb2 * ${u(L.b[1])};
+  let cBase = bb1 * ${u(L.c[0])} + bb2 * ${u(L.c[1])};
+  let m0 = wid.y * 64u;
+  let n0 = wid.x * 64u;
+  let tm = (lid / 16u) * 4u;
+  let tn = (lid % 16u) * 4u;
+  var acc: array<vec4<f32>, 4>;
+  for (var k0 = 0u; k0 < ${u(L.k)}; k0 = k0 + 16u) {
+    for (var e = 0u; e < 4u; e = e + 1u) {
+      let idx = lid + e * 256u;
+      let am = ${aK1 ? "idx / 16u" : "idx % 64u"};
+      let ak = ${aK1 ? "idx % 16u" : "idx / 64u"};
+      var va = 0.0;
+      if (m0 + am < ${u(L.m)} && k0 + ak < ${u(L.k)}) { va = b0[aBase + (m0 + am) * ${u(L.a[2])} + (k0 + ak) * ${u(L.a[3])}]; }
+      As[ak * 64u + am] = va;
+      let bk = ${bN1 ? "idx / 64u" : "idx % 16u"};
+      let bn = ${bN1 ? "idx % 64u" : "idx / 16u"};
+      var vb = 0.0;
+      if (n0 + bn < ${u(L.n)} && k0 + bk < ${u(L.k)}) { vb = b1[bBase + (k0 + bk) * ${u(L.b[2])} + (n0 + bn) * ${u(L.b[3])}]; }
+      Bs[bk * 64u + bn] = vb;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < 16u; kk = kk + 1u) {
+      let a = vec4<f32>(As[kk * 64u + tm], As[kk * 64u + tm + 1u], As[kk * 64u + tm + 2u], As[kk * 64u + tm + 3u]);
+      let b = vec4<f32>(Bs[kk * 64u + tn], Bs[kk * 64u + tn + 1u], Bs[kk * 64u + tn + 2u], Bs[kk * 64u + tn + 3u]);
+      acc[0] = acc[0] + a.x * b;
+      acc[1] = acc[1] + a.y * b;
+      acc[2] = acc[2] + a.z * b;
+      acc[3] = acc[3] + a.w * b;
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < 4u; i = i + 1u) {
+    let gm = m0 + tm + i;
+    if (gm >= ${u(L.m)}) { continue; }
+    for (var j = 0u; j < 4u; j = j + 1u) {
+      let gn = n0 + tn + j;
+      if (gn >= ${u(L.n)}) { continue; }
+      ${out}[cBase + gm * ${u(L.c[2])} + gn * ${u(L.c[3])}] = acc[i][j] * f32(${L.alpha})${hasBias ? " + b2[gn]" : ""};
+    }
+  }
+}
+`;
+  return { code, inputs, output: node.id, groups: [Math.ceil(L.n / 64), Math.ceil(L.m / 64), L.batch[0] * L.batch[1]], label: "gemm" };
+}
+
+function sumToKernel(g: Graph, node: Node): Kernel {
+  const op = node.op;
+  if (op.kind !== "sum_to") throw new GraphError("not sum_to");
+  const src = g.node(op.src).shape;
+  const outR = [...new Array<number>(src.length - node.shape.length).fill(1), ...node.shape];
+  const sst = stridesOf(src);
+  const kept = src.map((_, d) => d).filter((d) => outR[d] === src[d] && src[d] > 1);
+  const red = src.map((_, d) => d).filter((d) => outR[d] === 1 && src[d] > 1);
+  const nOut = sizeOf(node.shape);
+  const nRed = red.reduce((a, d) => a * src[d], 1);
+  // coordinates of the output over the kept axes, and of the reduced index over the reduced axes
+  const split = (axes: number[], v: string, pre: string) => {
+    let s = `    var ${pre}_r = ${v};\n    var ${pre}_off = 0u;\n`;
+    for (let j = axes.length - 1; j >= 0; j--) {
+      const d = axes[j];
+      s += `    ${pre}_off = ${pre}_off + (${pre}_r % ${u(src[d])}) * ${u(sst[d])}; ${pre}_r = ${pre}_r / ${u(src[d])};\n`;
+    }
+    return s;
+  };
+  const scale = `f32(${op.scale})`;
+  if (nRed <= 32) {
+    const code = `${header(2)}
+${LINEAR_256}
+  if (i >= ${u(nOut)}) { return; }
+${split(kept, "i", "o")}
+  var s = 0.0;
+  for (var j = 0u; j < ${u(nRed)}; j = j + 1u) {
+${split(red, "j", "q")}
+    s = s + b0[o_off + q_off];
+  }
+  b1[i] = s * ${scale};
+}
+`;
+    return { code, inputs: [op.src], output: node.id, groups: grid(Math.ceil(nOut / 256)), label: "sum_to" };
+  }
+  const code = `${header(2)}
+var<workgroup> red: array<f32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let o = wid.y * nwg.x + wid.x;
+  if (o >= ${u(nOut)}) { return; }
+${split(kept, "o", "o")}
+  var s = 0.0;
+  for (var j = lid; j < ${u(nRed)}; j = j + 256u) {
+${split(red, "j", "q")}
+    s = s + b0[o_off + q_off];
+  }
+  red[lid] = s;
+  workgroupBarrier();
+  for (var w = 128u; w > 0u; w = w >> 1u) {
+    if (lid < w) { red[lid] = red[lid] + red[lid + w]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { b1[o] = red[0] * ${scale}; }
+}
+`;
+  return { code, inputs: [op.src], output: node.id, groups: grid(nOut), label: "sum_to" };
+}
+
+const ROW_PRELUDE = `
+var<workgroup> red: array<f32, 64>;
+fn wsum(v: f32, lid: u32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var w = 32u; w > 0u; w = w >> 1u) {
+    if (lid < w) { red[lid] = red[lid] + red[lid + w]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+fn wmax(v: f32, lid: u32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var w = 32u; w > 0u; w = w >> 1u) {
+    if (lid < w) { red[lid] = max(red[lid], red[lid + w]); }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+`;
+
+/** Row-wise kernels (one 64-thread workgroup per row of the last axis). */
+function rowKernel(node: Node, inputs: number[], label: string, body: (d: string) => string): Kernel {
+  const d = node.shape[node.shape.length - 1];
+  const rows = sizeOf(node.shape) / d;
+  const code = `${header(inputs.length + 1)}${ROW_PRELUDE}
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = wid.y * nwg.x + wid.x;
+  if (row >= ${u(rows)}) { return; }
+  let base = row * ${u(d)};
+${body(u(d))}
+}
+`;
+  return { code, inputs, output: node.id, groups: grid(rows), label };
+}
+
+function layerNormKernel(node: Node): Kernel {
+  const op = node.op;
+  if (op.kind === "layer_norm") {
+    return rowKernel(node, [op.src], "layer_norm", (d) => `  var s = 0.0;
+  for (var j = lid; j < ${d}; j = j + 64u) { s = s + b0[base + j]; }
+  let mean = wsum(s, lid) / f32(${d});
+  var q = 0.0;
+  for (var j = lid; j < ${d}; j = j + 64u) { let c = b0[base + j] - mean; q = q + c * c; }
+  let rstd = inverseSqrt(wsum(q, lid) / f32(${d}) + f32(${op.eps}));
+  for (var j = lid; j < ${d}; j = j + 64u) { b1[base + j] = (b0[base + j] - mean) * rstd; }`);
+  }
+  if (op.kind !== "layer_norm_grad") throw new GraphError("not layer_norm");
+  return rowKernel(node, [op.x, op.dy], "layer_norm_grad", (d) => `  var s = 0.0;
+  for (var j = lid; j < ${d}; j = j + 64u) { s = s + b0[base + j]; }
+  let mean = wsum(s, lid) / f32(${d});
+  var q = 0.0;
+  for (var j = lid; j < ${d}; j = j + 64u) { let c = b0[base + j] - mean; q = q + c * c; }
+  let rstd = inverseSqrt(wsum(q, lid) / f32(${d}) + f32(${op.eps}));
+  var sd = 0.0;
+  var sdx = 0.0;
+  for (var j = lid; j < ${d}; j = j + 64u) { let dy = b1[base + j]; sd = sd + dy; sdx = sdx + dy * (b0[base + j] - mean) * rstd; }
+  let mdy = wsum(sd, lid) / f32(${d});
+  let mdyx = wsum(sdx, lid) / f32(${d});
+  for (var j = lid; j < ${d}; j = j + 64u) { b2[base + j] = rstd * (b1[base + j] - mdy - (b0[base + j] - mean) * rstd * mdyx); }`);
+}
+
+function softmaxKernel(node: Node): Kernel {
+  const op = node.op;
+  if (op.kind === "softmax") {
+    return rowKernel(node, [op.src], "softmax", (d) => `  var mx = -3.0e38;
+  for (var j = lid; j < ${d}; j = j + 64u) { mx = max(mx, b0[base + j]); }
+  let m = wmax(mx, lid);
+  var s = 0.0;
+  for (var j = lid; j < ${d}; j = j + 64u) { s = s + exp(b0[base + j] - m); }
+  let inv = 1.0 / wsum(s, lid);
+  for (var j = lid; j < ${d}; j = j + 64u) { b1[base + j] = exp(b0[base + j] - m) * inv; }`);
+  }
+  if (op.kind !== "softmax_grad") throw new GraphError("not softmax");
+  return rowKernel(node, [op.y, op.dy], "softmax_grad", (d) => `  var s = 0.0;
+  for (var j = lid; j < ${d}; j = j + 64u) { s = s + b0[base + j] * b1[base + j]; }
+  let t = wsum(s, lid);
+  for (var j = lid; j < ${d}; j = j + 64u) { b2[base + j] = b0[base + j] * (b1[base + j] - t); }`);
+}
+
+function copyKernel(g: Graph, node: Node): Kernel {
+  const op = node.op;
+  const n = sizeOf(node.shape);
+  switch (op.kind) {
+    case "slice":
+    case "pad": {
+      const src = g.node(op.src).shape;
+      const sst = stridesOf(src);
+      const terms = node.shape.map((_, d) => (d === op.axis ? `a * ${u(sst[d])}` : `c${d} * ${u(sst[d])}`)).join(" + ");
+      if (op.kind === "slice") return pointwise(n, [op.src], node.id, "slice", node.shape, `  let a = c${op.axis} + ${u(op.start)};\n  b1[i] = b0[${terms}];`);
+      return pointwise(n, [op.src], node.id, "pad", node.shape, `  var v = 0.0;\n  if (c${op.axis} >= ${u(op.start)} && c${op.axis} < ${u(op.start + src[op.axis])}) {\n    let a = c${op.axis} - ${u(op.start)};\n    v = b0[${terms}];\n  }\n  b1[i] = v;`);
+    }
+    case "permute": {
+      const sst = stridesOf(g.node(op.src).shape);
+      return pointwise(n, [op.src], node.id, "permute", node.shape, `  b1[i] = b0[${offset(op.perm.map((p) => sst[p]))}];`);
+    }
+    case "concat": {
+      let at = 0;
+      let body = "";
+      op.inputs.forEach((id, k) => {
+        const s = g.node(id).shape;
+        const sst = stridesOf(s);
+        const terms = node.shape.map((_, d) => (d === op.axis ? `(c${d} - ${u(at)}) * ${u(sst[d])}` : `c${d} * ${u(sst[d])}`)).join(" + ");
+        body += `  ${k ? "else " : ""}if (c${op.axis} < ${u(at + s[op.axis])}) { b${op.inputs.length}[i] = b${k}[${terms}]; }\n`;
+        at += s[op.axis];
+      });
+      return pointwise(n, op.inputs, node.id, "concat", node.shape, body);
+    }
+    default:
+      throw new GraphError(`not a copy: ${op.kind}`);
+  }
+}
+
+/** The kernel of a node, or null for nodes that need none (inputs, params, constants, views). */
+export function kernelFor(g: Graph, node: Node): Kernel | null {
+  switch (node.op.kind) {
+    case "input":
+    case "param":
+    case "const":
+    case "view":
+      return null;
+    case "ew":
+      return ewKernel(g, node);
+    case "gemm":
+      return gemmKernel(node);
+    case "sum_to":
+      return sumToKernel(g, node);
+    case "layer_norm":
+    case "layer_norm_grad":
+      return layerNormKernel(node);
+    case "softmax":
+    case "softmax_grad":
+      return softmaxKernel(node);
+    case "slice":
+    case "pad":
+    case "permute":
+    case "concat":
+      return copyKernel(g, node);
+  }
+}
+
+export { sameShape };

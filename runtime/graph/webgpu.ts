@@ -1,0 +1,413 @@
+/**
+ * The WebGPU executor of a static step graph. Everything is decided once: one buffer per node
+ * (views share their source's), parameters and their gradients as aligned slices of flat
+ * buffers, one pipeline per distinct shader, one bind group per kernel. A training step is then
+ * a few writeBuffer calls for the inputs, one compute pass replaying the recorded dispatches
+ * (forward, backward, gradient norm, clipped Adam and EMA over the flat buffers) and one read of
+ * the loss and the gradient norm: no per-op host work, no allocation.
+ */
+/* eslint-disable @typescript-eslint/no-explicit-any */
+import { GraphError, liveNodes, sizeOf } from "./graph.ts";
+import { type Kernel, grid, kernelFor } from "./kernels.ts";
+import type { StepGraph } from "./step.ts";
+
+type GPUDevice = any;
+type GPUBuffer = any;
+
+const STORAGE = 0x80;
+const COPY_SRC = 0x04;
+const COPY_DST = 0x08;
+const MAP_READ = 0x01;
+const UNIFORM = 0x40;
+const MAP_MODE_READ = 0x01;
+
+/** Parameters are placed at multiples of 64 floats: binding offsets must be 256-byte aligned. */
+const ALIGN = 64;
+const alignUp = (n: number, a = ALIGN) => Math.ceil(n / a) * a;
+
+export interface AdamConfig {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  decoupled: boolean;
+  clip: number;
+  /** EMA decay; 0 = off */
+  ema: number;
+  emaWarmup: boolean;
+}
+
+interface Binding {
+  buffer: GPUBuffer;
+  offset: number; // bytes
+  size: number; // bytes
+}
+
+interface Recorded {
+  pipeline: any;
+  bindGroup: any;
+  groups: [number, number, number];
+  label: string;
+  node: number;
+}
+
+export interface StepTiming {
+  loss: number;
+  gradNorm: number;
+}
+
+export class WebGpuStep {
+  readonly kernels: Recorded[] = [];
+  /** parameter name -> offset (floats) in the flat buffers */
+  readonly offsets = new Map<string, number>();
+  readonly flatSize: number;
+  stepCount = 0;
+  emaUpdates = 0;
+  lr: number;
+  readonly bytes: { activations: number; flat: number };
+  private readonly bind = new Map<number, Binding>();
+  private readonly inputs = new Map<string, GPUBuffer>();
+  private readonly owned: GPUBuffer[] = [];
+  private readonly flat: { p: GPUBuffer; g: GPUBuffer; m: GPUBuffer; v: GPUBuffer; ema: GPUBuffer | null };
+  private readonly stats: GPUBuffer;
+  private readonly hyper: GPUBuffer;
+  private readonly readback: GPUBuffer;
+  private optimizer: Recorded[] = [];
+
+  private constructor(
+    readonly device: GPUDevice,
+    readonly sg: StepGraph,
+    readonly adam: AdamConfig,
+  ) {
+    this.lr = adam.lr;
+    let at = 0;
+    for (const p of sg.params) {
+      this.offsets.set(p.name, at);
+      at += alignUp(sizeOf(p.shape));
+    }
+    this.flatSize = Math.max(at, ALIGN);
+    const mk = (floats: number, usage = STORAGE | COPY_DST | COPY_SRC) => {
+      const b = device.createBuffer({ size: Math.max(16, floats * 4), usage });
+      this.owned.push(b);
+      return b;
+    };
+    this.flat = { p: mk(this.flatSize), g: mk(this.flatSize), m: mk(this.flatSize), v: mk(this.flatSize), ema: adam.ema > 0 ? mk(this.flatSize) : null };
+    this.stats = mk(4);
+    this.hyper = device.createBuffer({ size: 32, usage: UNIFORM | COPY_DST });
+    this.owned.push(this.hyper);
+    this.readback = device.createBuffer({ size: 16, usage: MAP_READ | COPY_DST });
+    this.owned.push(this.readback);
+    this.bytes = { activations: 0, flat: this.flatSize * 4 * (adam.ema > 0 ? 5 : 4) };
+    this.live = liveNodes(sg.graph, [sg.loss.id, ...[...sg.grads.values()].map((x) => x.id)]);
+    this.placeNodes(mk);
+  }
+
+  /** the nodes the loss and the gradients depend on (the others get no buffer and no kernel) */
+  readonly live: Set<number>;
+
+  /** Compile every kernel (pipelines in parallel) and record the step. */
+  static async create(device: GPUDevice, sg: StepGraph, adam: AdamConfig): Promise<WebGpuStep> {
+    const s = new WebGpuStep(device, sg, adam);
+    await s.record();
+    return s;
+  }
+
+  private root(id: number): number {
+    const op = this.sg.graph.node(id).op;
+    return op.kind === "view" ? this.root(op.src) : id;
+  }
+
+  private placeNodes(mk: (floats: number, usage?: number) => GPUBuffer): void {
+    const g = this.sg.graph;
+    // gradients of parameters live in the flat gradient buffer
+    const gradAt = new Map<number, { offset: number; size: number }>();
+    for (const p of this.sg.params) {
+      const gs = this.sg.grads.get(p.name);
+      if (!gs) throw new GraphError(`no gradient for ${p.name}`);
+      const r = this.root(gs.id);
+      const kind = g.node(r).op.kind;
+      if (kind === "const") continue; // unused parameter: its gradient stays 0 in the flat buffer
+      if (kind === "input" || kind === "param" || gradAt.has(r)) throw new GraphError(`the gradient of ${p.name} cannot be placed in the flat buffer`);
+      gradAt.set(r, { offset: this.offsets.get(p.name)!, size: sizeOf(p.shape) });
+    }
+    for (const node of g.nodes) {
+      const op = node.op;
+      const n = sizeOf(node.shape);
+      if (!this.live.has(node.id)) continue;
+      if (op.kind === "view") {
+        this.bind.set(node.id, this.bind.get(this.root(op.src))!);
+        continue;
+      }
+      if (op.kind === "param") {
+        const off = this.offsets.get(op.name);
+        if (off === undefined) throw new GraphError(`parameter ${op.name} is not in the store`);
+        this.bind.set(node.id, { buffer: this.flat.p, offset: off * 4, size: n * 4 });
+        continue;
+      }
+      const ga = gradAt.get(node.id);
+      if (ga) {
+        this.bind.set(node.id, { buffer: this.flat.g, offset: ga.offset * 4, size: ga.size * 4 });
+        continue;
+      }
+      const b = mk(n);
+      this.bytes.activations += n * 4;
+      this.bind.set(node.id, { buffer: b, offset: 0, size: n * 4 });
+      if (op.kind === "input") this.inputs.set(op.name, b);
+      if (op.kind === "const") this.device.queue.writeBuffer(b, 0, op.data);
+    }
+  }
+
+  private async record(): Promise<void> {
+    const g = this.sg.graph;
+    const kernels: Kernel[] = [];
+    for (const node of g.nodes) {
+      if (!this.live.has(node.id)) continue;
+      const k = kernelFor(g, node);
+      if (k) kernels.push(k);
+    }
+    kernels.push(...this.optimizerKernels());
+    const pipelines = new Map<string, Promise<any>>();
+    this.device.pushErrorScope("validation");
+    for (const k of kernels) {
+      if (!pipelines.has(k.code)) {
+        const module = this.device.createShaderModule({ code: k.code });
+        pipelines.set(k.code, this.device.createComputePipelineAsync({ layout: "auto", compute: { module, entryPoint: "main" } }));
+      }
+    }
+    const resolved = new Map<string, any>();
+    for (const [code, p] of pipelines) {
+      try {
+        resolved.set(code, await p);
+      } catch (e) {
+        throw new GraphError(`a kernel failed to compile: ${e instanceof Error ? e.message : String(e)}\n${code}`);
+      }
+    }
+    for (const k of kernels) {
+      const pipeline = resolved.get(k.code);
+      const ids = [...k.inputs, k.output];
+      const entries = ids.map((id, i) => {
+        const b = id < 0 ? this.special(id) : this.bind.get(id);
+        if (!b) throw new GraphError(`node ${id} has no buffer`);
+        return { binding: i, resource: { buffer: b.buffer, offset: b.offset, size: Math.max(4, b.size) } };
+      });
+      if (k.label === "adam") entries.push({ binding: ids.length, resource: { buffer: this.hyper, offset: 0, size: 32 } });
+      const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+      const rec = { pipeline, bindGroup, groups: k.groups, label: k.label, node: k.output };
+      if (k.output < 0) this.optimizer.push(rec);
+      else this.kernels.push(rec);
+    }
+    const err = await this.device.popErrorScope();
+    if (err) throw new GraphError(`WebGPU rejected the step: ${err.message}`);
+  }
+
+  // Special buffers of the optimizer kernels, by negative id.
+  private specials: Binding[] = [];
+  private special(id: number): Binding {
+    return this.specials[-id - 1];
+  }
+  private specialId(b: Binding): number {
+    this.specials.push(b);
+    return -this.specials.length;
+  }
+
+  /** Gradient norm (two-stage reduction) and the clipped Adam + EMA update, over the flat buffers. */
+  private optimizerKernels(): Kernel[] {
+    const n = this.flatSize;
+    const chunk = 256 * 16;
+    const parts = Math.ceil(n / chunk);
+    const partial = this.device.createBuffer({ size: Math.max(16, parts * 4), usage: STORAGE });
+    this.owned.push(partial);
+    const whole = (buffer: GPUBuffer, floats: number) => this.specialId({ buffer, offset: 0, size: floats * 4 });
+    const G = whole(this.flat.g, n);
+    const PART = whole(partial, parts);
+    const STATS = whole(this.stats, 4);
+    const a = this.adam;
+    const sumsq = `@group(0) @binding(0) var<storage, read_write> g: array<f32>;
+@group(0) @binding(1) var<storage, read_write> part: array<f32>;
+var<workgroup> red: array<f32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let w = wid.y * nwg.x + wid.x;
+  var s = 0.0;
+  if (w < ${parts}u) {
+    for (var j = 0u; j < 16u; j = j + 1u) {
+      let i = w * ${chunk}u + j * 256u + lid;
+      if (i < ${n}u) { let x = g[i]; s = s + x * x; }
+    }
+  }
+  red[lid] = s;
+  workgroupBarrier();
+  for (var k = 128u; k > 0u; k = k >> 1u) {
+    if (lid < k) { red[lid] = red[lid] + red[lid + k]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u && w < ${parts}u) { part[w] = red[0]; }
+}
+`;
+    const finish = `@group(0) @binding(0) var<storage, read_write> part: array<f32>;
+@group(0) @binding(1) var<storage, read_write> stats: array<f32>;
+var<workgroup> red: array<f32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) lid: u32) {
+  var s = 0.0;
+  for (var i = lid; i < ${parts}u; i = i + 256u) { s = s + part[i]; }
+  red[lid] = s;
+  workgroupBarrier();
+  for (var k = 128u; k > 0u; k = k >> 1u) {
+    if (lid < k) { red[lid] = red[lid] + red[lid + k]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) {
+    let norm = sqrt(red[0]);
+    stats[0] = norm;
+    stats[1] = ${a.clip > 0 ? `min(1.0, f32(${a.clip}) / (norm + 1e-6))` : "1.0"};
+  }
+}
+`;
+    const ema = this.flat.ema !== null;
+    const adamCode = `@group(0) @binding(0) var<storage, read_write> g: array<f32>;
+@group(0) @binding(1) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(2) var<storage, read_write> m: array<f32>;
+@group(0) @binding(3) var<storage, read_write> v: array<f32>;
+${ema ? "@group(0) @binding(4) var<storage, read_write> e: array<f32>;\n" : ""}@group(0) @binding(${ema ? 5 : 4}) var<storage, read_write> p: array<f32>;
+struct Hyper { lr: f32, bc1: f32, bc2sqrt: f32, emaDecay: f32 };
+@group(0) @binding(${ema ? 6 : 5}) var<uniform> h: Hyper;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+  if (i >= ${n}u) { return; }
+  var gi = g[i] * stats[1];
+  var pi = p[i];
+  ${a.weightDecay !== 0 ? (a.decoupled ? `pi = pi * (1.0 - h.lr * f32(${a.weightDecay}));` : `gi = gi + pi * f32(${a.weightDecay});`) : ""}
+  let mi = m[i] * f32(${a.beta1}) + gi * f32(${1 - a.beta1});
+  let vi = v[i] * f32(${a.beta2}) + gi * gi * f32(${1 - a.beta2});
+  m[i] = mi;
+  v[i] = vi;
+  pi = pi - mi / (sqrt(vi) / h.bc2sqrt + f32(${a.eps})) * (h.lr / h.bc1);
+  p[i] = pi;
+  ${ema ? "e[i] = e[i] * h.emaDecay + pi * (1.0 - h.emaDecay);" : ""}
+}
+`;
+    const M = whole(this.flat.m, n);
+    const V = whole(this.flat.v, n);
+    const P = whole(this.flat.p, n);
+    const adamInputs = [G, STATS, M, V];
+    if (ema) adamInputs.push(whole(this.flat.ema, n));
+    return [
+      { code: sumsq, inputs: [G], output: PART, groups: grid(parts), label: "grad_norm" },
+      { code: finish, inputs: [PART], output: STATS, groups: [1, 1, 1], label: "grad_norm" },
+      { code: adamCode, inputs: adamInputs, output: P, groups: grid(Math.ceil(n / 256)), label: "adam" },
+    ];
+  }
+
+  /** Upload parameters (and reset the EMA to them when `resetEma`). */
+  setParams(values: Map<string, Float32Array>, resetEma = true): void {
+    for (const p of this.sg.params) {
+      const x = values.get(p.name);
+      if (!x || x.length !== sizeOf(p.shape)) throw new GraphError(`setParams: missing or misshapen ${p.name}`);
+      const off = this.offsets.get(p.name)! * 4;
+      this.device.queue.writeBuffer(this.flat.p, off, x);
+      if (resetEma && this.flat.ema) this.device.queue.writeBuffer(this.flat.ema, off, x);
+    }
+  }
+
+  /** Optimizer state by the checkpoint's names (exp_avg.<name>, exp_avg_sq.<name>) and the EMA. */
+  async readState(): Promise<{ params: Map<string, Float32Array>; m: Map<string, Float32Array>; v: Map<string, Float32Array>; ema: Map<string, Float32Array> | null }> {
+    const split = (flat: Float32Array) => {
+      const out = new Map<string, Float32Array>();
+      for (const p of this.sg.params) {
+        const off = this.offsets.get(p.name)!;
+        out.set(p.name, flat.slice(off, off + sizeOf(p.shape)));
+      }
+      return out;
+    };
+    const params = split(await this.read(this.flat.p, this.flatSize));
+    const m = split(await this.read(this.flat.m, this.flatSize));
+    const v = split(await this.read(this.flat.v, this.flatSize));
+    const ema = this.flat.ema ? split(await this.read(this.flat.ema, this.flatSize)) : null;
+    return { params, m, v, ema };
+  }
+
+  /** Load optimizer moments (and EMA) by parameter name. */
+  setState(m: Map<string, Float32Array>, v: Map<string, Float32Array>, ema: Map<string, Float32Array> | null, stepCount: number, emaUpdates: number): void {
+    for (const p of this.sg.params) {
+      const off = this.offsets.get(p.name)! * 4;
+      const need = (x: Map<string, Float32Array>, what: string) => {
+        const t = x.get(p.name);
+        if (!t || t.length !== sizeOf(p.shape)) throw new GraphError(`optimizer state: missing or misshapen ${what} of ${p.name}`);
+        return t;
+      };
+      this.device.queue.writeBuffer(this.flat.m, off, need(m, "exp_avg"));
+      this.device.queue.writeBuffer(this.flat.v, off, need(v, "exp_avg_sq"));
+      if (ema && this.flat.ema) this.device.queue.writeBuffer(this.flat.ema, off, need(ema, "ema"));
+    }
+    this.stepCount = stepCount;
+    this.emaUpdates = emaUpdates;
+  }
+
+  /** Read `floats` values of a buffer (for state and tests). */
+  async read(buffer: GPUBuffer, floats: number, offsetFloats = 0): Promise<Float32Array> {
+    const tmp = this.device.createBuffer({ size: floats * 4, usage: MAP_READ | COPY_DST });
+    const enc = this.device.createCommandEncoder();
+    enc.copyBufferToBuffer(buffer, offsetFloats * 4, tmp, 0, floats * 4);
+    this.device.queue.submit([enc.finish()]);
+    await tmp.mapAsync(MAP_MODE_READ);
+    const out = new Float32Array(tmp.getMappedRange().slice(0));
+    tmp.unmap();
+    tmp.destroy();
+    return out;
+  }
+
+  /** The current value of a node (tests; the buffers hold the last step's values). */
+  async readNode(id: number): Promise<Float32Array> {
+    const b = this.bind.get(id);
+    if (!b) throw new GraphError(`node ${id} has no buffer`);
+    return this.read(b.buffer, b.size / 4, b.offset / 4);
+  }
+
+  /**
+   * One training step: upload the inputs, replay the recorded kernels, read back the loss and
+   * the gradient norm (before clipping).
+   */
+  async step(feeds: Map<string, Float32Array>): Promise<StepTiming> {
+    for (const [name, buf] of this.inputs) {
+      const x = feeds.get(name);
+      if (!x) throw new GraphError(`missing input "${name}"`);
+      this.device.queue.writeBuffer(buf, 0, x);
+    }
+    const b1 = this.adam.beta1;
+    const b2 = this.adam.beta2;
+    const t = this.stepCount + 1;
+    const decay = this.adam.ema > 0 ? (this.adam.emaWarmup ? Math.min(this.adam.ema, (1 + this.emaUpdates) / (10 + this.emaUpdates)) : this.adam.ema) : 0;
+    this.device.queue.writeBuffer(this.hyper, 0, new Float32Array([this.lr, 1 - b1 ** t, Math.sqrt(1 - b2 ** t), decay, 0, 0, 0, 0]));
+    const enc = this.device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    for (const k of this.kernels) {
+      pass.setPipeline(k.pipeline);
+      pass.setBindGroup(0, k.bindGroup);
+      pass.dispatchWorkgroups(k.groups[0], k.groups[1], k.groups[2]);
+    }
+    for (const k of this.optimizer) {
+      pass.setPipeline(k.pipeline);
+      pass.setBindGroup(0, k.bindGroup);
+      pass.dispatchWorkgroups(k.groups[0], k.groups[1], k.groups[2]);
+    }
+    pass.end();
+    const loss = this.bind.get(this.sg.loss.id)!;
+    enc.copyBufferToBuffer(loss.buffer, loss.offset, this.readback, 0, 4);
+    enc.copyBufferToBuffer(this.stats, 0, this.readback, 4, 4);
+    this.device.queue.submit([enc.finish()]);
+    await this.readback.mapAsync(MAP_MODE_READ);
+    const r = new Float32Array(this.readback.getMappedRange().slice(0));
+    this.readback.unmap();
+    this.stepCount = t;
+    if (this.adam.ema > 0) this.emaUpdates++;
+    return { loss: r[0], gradNorm: r[1] };
+  }
+
+  dispose(): void {
+    for (const b of this.owned) b.destroy();
+  }
+}
+
