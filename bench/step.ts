@@ -8,6 +8,9 @@
  *
  * Prints ms/step (median over --steps after --warmup), the number of kernels per step and, where
  * the backend reports kernel times, the fraction spent in matmuls.
+ *
+ * --engine static (webgpu backend): the same step as one static graph (runtime/graph): traced,
+ * differentiated and fused at start-up, then replayed as recorded WGSL dispatches.
  */
 import { cpus } from "node:os";
 import { parseArgs } from "node:util";
@@ -18,6 +21,10 @@ import { ParamStore } from "../runtime/nn/params.ts";
 import { FlowTrainer, type ModelBundle, type PromptEncoder } from "../runtime/train/trainer.ts";
 import { Rng } from "../runtime/util/rng.ts";
 import { sampleSigmas } from "../runtime/flow/schedule.ts";
+import { fuse } from "../runtime/graph/fuse.ts";
+import { kernelCount } from "../runtime/graph/graph.ts";
+import { buildStepGraph, stepFeeds } from "../runtime/graph/step.ts";
+import { WebGpuStep } from "../runtime/graph/webgpu.ts";
 
 const { values } = parseArgs({
   options: {
@@ -27,6 +34,7 @@ const { values } = parseArgs({
     steps: { type: "string", default: "10" },
     warmup: { type: "string", default: "3" },
     backend: { type: "string", default: "wasm" },
+    engine: { type: "string", default: "tfjs" },
     profile: { type: "boolean", default: false },
     json: { type: "boolean", default: false },
     /** tfjs environment flags, e.g. --tf-flag WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=128 (repeatable) */
@@ -65,6 +73,77 @@ const batchData = () => {
   for (let i = 0; i < x0.length; i++) x0[i] = rng.uniform() * 2 - 1;
   return { x0, eps: rng.normals(batch * per), sigma: sampleSigmas(m.flow.density, batch, rng), prompts: new Array(batch).fill("7") };
 };
+
+if (values.engine === "static") {
+  if (init.name !== "webgpu") throw new Error("--engine static runs on the webgpu backend");
+  const device = (tf.backend() as unknown as { device: unknown }).device;
+  const t0 = performance.now();
+  const sg = buildStepGraph(m, batch, [h, w, c], { tokens, width: ctxWidth, pooled: pooledWidth });
+  const unfused = kernelCount(sg.graph);
+  fuse(sg);
+  const buildMs = performance.now() - t0;
+  const gpu = await WebGpuStep.create(device, sg, { lr: opt.lr, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weightDecay, decoupled: opt.kind === "adamw", clip: ir.train.clip || 1, ema: ir.train.ema, emaWarmup: true });
+  const compileMs = performance.now() - t0 - buildMs;
+  const params = new Map<string, Float32Array>();
+  for (const [name, v] of store.vars) params.set(name, (await v.data()) as Float32Array);
+  gpu.setParams(params);
+  const ctxData = (await context.data()) as Float32Array;
+  const pooledData = (await pooled.data()) as Float32Array;
+  const times: number[] = [];
+  const enc: number[] = [];
+  let last = NaN;
+  const total = Number(values.warmup) + Number(values.steps);
+  for (let i = 0; i < total; i++) {
+    const feeds = stepFeeds(sg, m.flow, batchData(), { context: ctxData, pooled: pooledData });
+    const s0 = performance.now();
+    const r = await gpu.step(feeds);
+    const dt = performance.now() - s0;
+    last = r.loss;
+    if (i >= Number(values.warmup)) {
+      times.push(dt);
+      enc.push(r.encodeMs);
+    }
+    console.error(`step ${i + 1}/${total}${i < Number(values.warmup) ? " (warmup)" : ""}: ${dt.toFixed(1)} ms (encode ${r.encodeMs.toFixed(1)} ms), loss ${r.loss.toFixed(4)}`);
+  }
+  // back to back without reading the loss in between: the GPU never waits for the host
+  const n = Number(values.steps);
+  const pipelined = performance.now();
+  for (let i = 0; i < n; i++) await gpu.step(stepFeeds(sg, m.flow, batchData(), { context: ctxData, pooled: pooledData }), { read: i === n - 1 });
+  const pipelinedMs = (performance.now() - pipelined) / n;
+  const prof = values.profile ? await gpu.profile() : null;
+  times.sort((a, b) => a - b);
+  enc.sort((a, b) => a - b);
+  const mm = prof ? (prof.byLabel.gemm?.ms ?? 0) / prof.totalMs : null;
+  const result = {
+    bench: "step",
+    engine: "static",
+    generated: values.generated,
+    params: store.numParams,
+    backend: `${init.name} (${init.detail})`,
+    host: `${cpus().length} x ${cpus()[0]?.model ?? "?"}`,
+    batch,
+    contextTokens: tokens,
+    msPerStep: Number(times[Math.floor(times.length / 2)].toFixed(1)),
+    minMs: Number(times[0].toFixed(1)),
+    encodeMs: Number(enc[Math.floor(enc.length / 2)].toFixed(1)),
+    msPerStepPipelined: Number(pipelinedMs.toFixed(1)),
+    steps: n,
+    kernelsPerStep: gpu.kernels.length + 3,
+    kernelsBeforeFusion: unfused,
+    buildMs: Math.round(buildMs),
+    compileMs: Math.round(compileMs),
+    activationMiB: Math.round(gpu.bytes.activations / 2 ** 20),
+    gpuKernelMs: prof ? Number(prof.totalMs.toFixed(2)) : "no timestamp-query",
+    matmulShareOfKernelTime: mm === null ? "no timestamp-query" : Number(mm.toFixed(3)),
+    kernelMsByLabel: prof ? Object.fromEntries(Object.entries(prof.byLabel).map(([k, v]) => [k, { ms: Number(v.ms.toFixed(2)), count: v.count }])) : null,
+    loss: Number(last.toFixed(4)),
+  };
+  console.log(values.json ? JSON.stringify(result) : JSON.stringify(result, null, 2));
+  gpu.dispose();
+  store.dispose();
+  await shutdownBackend();
+  process.exit(0);
+}
 
 const nSteps = Number(values.steps);
 const nWarm = Number(values.warmup);

@@ -55,6 +55,8 @@ interface Recorded {
 export interface StepTiming {
   loss: number;
   gradNorm: number;
+  /** host time to write the inputs and encode + submit the step */
+  encodeMs: number;
 }
 
 export class WebGpuStep {
@@ -211,19 +213,29 @@ export class WebGpuStep {
     return -this.specials.length;
   }
 
-  /** Gradient norm (two-stage reduction) and the clipped Adam + EMA update, over the flat buffers. */
+  /**
+   * Gradient norm (two-stage reduction) and the clipped Adam + EMA update over the flat buffers,
+   * in segments no larger than the device's storage binding limit.
+   */
   private optimizerKernels(): Kernel[] {
-    const n = this.flatSize;
     const chunk = 256 * 16;
-    const parts = Math.ceil(n / chunk);
-    const partial = this.device.createBuffer({ size: Math.max(16, parts * 4), usage: STORAGE });
+    const limit = Number(this.device.limits?.maxStorageBufferBindingSize ?? 134217728);
+    const segFloats = Math.max(chunk, Math.floor(limit / 4 / chunk) * chunk);
+    const segments: { start: number; n: number; partAt: number; parts: number }[] = [];
+    let partTotal = 0;
+    for (let start = 0; start < this.flatSize; start += segFloats) {
+      const n = Math.min(segFloats, this.flatSize - start);
+      const parts = Math.ceil(n / chunk);
+      segments.push({ start, n, partAt: partTotal, parts });
+      partTotal += alignUp(parts);
+    }
+    const partial = this.device.createBuffer({ size: Math.max(16, partTotal * 4), usage: STORAGE });
     this.owned.push(partial);
-    const whole = (buffer: GPUBuffer, floats: number) => this.specialId({ buffer, offset: 0, size: floats * 4 });
-    const G = whole(this.flat.g, n);
-    const PART = whole(partial, parts);
-    const STATS = whole(this.stats, 4);
+    const range = (buffer: GPUBuffer, start: number, floats: number) => this.specialId({ buffer, offset: start * 4, size: floats * 4 });
+    const STATS = range(this.stats, 0, 4);
     const a = this.adam;
-    const sumsq = `@group(0) @binding(0) var<storage, read_write> g: array<f32>;
+    const ema = this.flat.ema !== null;
+    const sumsq = (n: number, parts: number) => `@group(0) @binding(0) var<storage, read_write> g: array<f32>;
 @group(0) @binding(1) var<storage, read_write> part: array<f32>;
 var<workgroup> red: array<f32, 256>;
 @compute @workgroup_size(256)
@@ -251,7 +263,7 @@ var<workgroup> red: array<f32, 256>;
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) lid: u32) {
   var s = 0.0;
-  for (var i = lid; i < ${parts}u; i = i + 256u) { s = s + part[i]; }
+  for (var i = lid; i < ${partTotal}u; i = i + 256u) { s = s + part[i]; }
   red[lid] = s;
   workgroupBarrier();
   for (var k = 128u; k > 0u; k = k >> 1u) {
@@ -265,8 +277,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   }
 }
 `;
-    const ema = this.flat.ema !== null;
-    const adamCode = `@group(0) @binding(0) var<storage, read_write> g: array<f32>;
+    const adamCode = (n: number) => `@group(0) @binding(0) var<storage, read_write> g: array<f32>;
 @group(0) @binding(1) var<storage, read_write> stats: array<f32>;
 @group(0) @binding(2) var<storage, read_write> m: array<f32>;
 @group(0) @binding(3) var<storage, read_write> v: array<f32>;
@@ -289,16 +300,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   ${ema ? "e[i] = e[i] * h.emaDecay + pi * (1.0 - h.emaDecay);" : ""}
 }
 `;
-    const M = whole(this.flat.m, n);
-    const V = whole(this.flat.v, n);
-    const P = whole(this.flat.p, n);
-    const adamInputs = [G, STATS, M, V];
-    if (ema) adamInputs.push(whole(this.flat.ema, n));
-    return [
-      { code: sumsq, inputs: [G], output: PART, groups: grid(parts), label: "grad_norm" },
-      { code: finish, inputs: [PART], output: STATS, groups: [1, 1, 1], label: "grad_norm" },
-      { code: adamCode, inputs: adamInputs, output: P, groups: grid(Math.ceil(n / 256)), label: "adam" },
-    ];
+    const out: Kernel[] = [];
+    for (const sgm of segments) {
+      out.push({ code: sumsq(sgm.n, sgm.parts), inputs: [range(this.flat.g, sgm.start, sgm.n)], output: range(partial, sgm.partAt, alignUp(sgm.parts)), groups: grid(sgm.parts), label: "grad_norm" });
+    }
+    out.push({ code: finish, inputs: [range(partial, 0, partTotal)], output: STATS, groups: [1, 1, 1], label: "grad_norm" });
+    for (const sgm of segments) {
+      const seg = (b: GPUBuffer) => range(b, sgm.start, sgm.n);
+      const inputs = [seg(this.flat.g), STATS, seg(this.flat.m), seg(this.flat.v)];
+      if (ema) inputs.push(seg(this.flat.ema));
+      out.push({ code: adamCode(sgm.n), inputs, output: seg(this.flat.p), groups: grid(Math.ceil(sgm.n / 256)), label: "adam" });
+    }
+    return out;
   }
 
   /** Upload parameters (and reset the EMA to them when `resetEma`). */
@@ -368,9 +381,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
   /**
    * One training step: upload the inputs, replay the recorded kernels, read back the loss and
-   * the gradient norm (before clipping).
+   * the gradient norm (before clipping). With `read: false` nothing is read back and the call
+   * returns once the step is submitted (the next step queues behind it on the GPU).
    */
-  async step(feeds: Map<string, Float32Array>): Promise<StepTiming> {
+  async step(feeds: Map<string, Float32Array>, opts: { read?: boolean } = {}): Promise<StepTiming> {
+    const t0 = performance.now();
     for (const [name, buf] of this.inputs) {
       const x = feeds.get(name);
       if (!x) throw new GraphError(`missing input "${name}"`);
@@ -394,16 +409,69 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       pass.dispatchWorkgroups(k.groups[0], k.groups[1], k.groups[2]);
     }
     pass.end();
-    const loss = this.bind.get(this.sg.loss.id)!;
-    enc.copyBufferToBuffer(loss.buffer, loss.offset, this.readback, 0, 4);
-    enc.copyBufferToBuffer(this.stats, 0, this.readback, 4, 4);
+    const read = opts.read !== false;
+    if (read) {
+      const loss = this.bind.get(this.sg.loss.id)!;
+      enc.copyBufferToBuffer(loss.buffer, loss.offset, this.readback, 0, 4);
+      enc.copyBufferToBuffer(this.stats, 0, this.readback, 4, 4);
+    }
     this.device.queue.submit([enc.finish()]);
+    const encodeMs = performance.now() - t0;
+    if (!read) {
+      this.stepCount = t;
+      if (this.adam.ema > 0) this.emaUpdates++;
+      return { loss: NaN, gradNorm: NaN, encodeMs };
+    }
     await this.readback.mapAsync(MAP_MODE_READ);
     const r = new Float32Array(this.readback.getMappedRange().slice(0));
     this.readback.unmap();
     this.stepCount = t;
     if (this.adam.ema > 0) this.emaUpdates++;
-    return { loss: r[0], gradNorm: r[1] };
+    return { loss: r[0], gradNorm: r[1], encodeMs };
+  }
+
+  /**
+   * GPU time per kernel label over one replay of the recorded kernels (each in its own pass
+   * with timestamps; needs the "timestamp-query" feature). Runs the step's kernels once more
+   * on the current buffers, so call it between steps, not inside a measurement.
+   */
+  async profile(): Promise<{ totalMs: number; byLabel: Record<string, { ms: number; count: number }> } | null> {
+    if (!this.device.features?.has("timestamp-query")) return null;
+    const all = [...this.kernels, ...this.optimizer];
+    const per = 2048;
+    const byLabel: Record<string, { ms: number; count: number }> = {};
+    let totalMs = 0;
+    for (let s = 0; s < all.length; s += per) {
+      const part = all.slice(s, s + per);
+      const qs = this.device.createQuerySet({ type: "timestamp", count: part.length * 2 });
+      const res = this.device.createBuffer({ size: part.length * 16, usage: 0x200 | COPY_SRC }); // QUERY_RESOLVE
+      const enc = this.device.createCommandEncoder();
+      part.forEach((k, i) => {
+        const pass = enc.beginComputePass({ timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+        pass.setPipeline(k.pipeline);
+        pass.setBindGroup(0, k.bindGroup);
+        pass.dispatchWorkgroups(k.groups[0], k.groups[1], k.groups[2]);
+        pass.end();
+      });
+      enc.resolveQuerySet(qs, 0, part.length * 2, res, 0);
+      const out = this.device.createBuffer({ size: part.length * 16, usage: MAP_READ | COPY_DST });
+      enc.copyBufferToBuffer(res, 0, out, 0, part.length * 16);
+      this.device.queue.submit([enc.finish()]);
+      await out.mapAsync(MAP_MODE_READ);
+      const ts = new BigInt64Array(out.getMappedRange().slice(0));
+      out.unmap();
+      part.forEach((k, i) => {
+        const ms = Number(ts[2 * i + 1] - ts[2 * i]) / 1e6;
+        const e = (byLabel[k.label] ??= { ms: 0, count: 0 });
+        e.ms += ms;
+        e.count++;
+        totalMs += ms;
+      });
+      qs.destroy();
+      res.destroy();
+      out.destroy();
+    }
+    return { totalMs, byLabel };
   }
 
   dispose(): void {
