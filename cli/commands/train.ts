@@ -14,7 +14,8 @@ import { digitPrompt, loadMnist } from "../../runtime/data/mnist.ts";
 import { encodeGridPng, promptsGridText } from "../../runtime/image/png.ts";
 import { removeStaleTemps, writeFileAtomic } from "../../runtime/io/atomic.ts";
 import { CheckpointError, type HostTensors, readCheckpoint, resolveCheckpoint, saveCheckpoint, writeLatest } from "../../runtime/train/checkpoint.ts";
-import { buildModel, drawBatch, FlowTrainer, makeValidationSet, type ModelBundle, sampleImages, TrainingStopped, validationLoss } from "../../runtime/train/trainer.ts";
+import { createEngine, type EngineName } from "../../runtime/train/engine.ts";
+import { buildModel, drawBatch, makeValidationSet, type ModelBundle, sampleImages, TrainingStopped, validationLoss } from "../../runtime/train/trainer.ts";
 import { Rng } from "../../runtime/util/rng.ts";
 import { WordTokenizer } from "../../runtime/text/words.ts";
 import { type PretrainedTextOptions, PretrainedPromptEncoder, textEncoderOverrides } from "../../runtime/text/pretrained/prompt-encoder.ts";
@@ -28,6 +29,8 @@ export interface TrainCliOptions {
   lr?: number;
   seed?: number;
   backend: "auto" | "tensorflow" | "webgpu" | "wasm" | "cpu";
+  /** training engine: auto (static on webgpu, else tfjs), tfjs, static (runtime/train/engine.ts) */
+  engine?: EngineName;
   out?: string;
   resume?: string;
   sampleEvery?: number;
@@ -43,6 +46,7 @@ export interface TrainCliOptions {
 }
 
 export interface TrainSummary {
+  engine: "tfjs" | "static";
   steps: number;
   lastLoss: number;
   valLoss: number | null;
@@ -96,10 +100,6 @@ async function hostMap(vars: Iterable<[string, tf.Tensor]>, filter: (n: string) 
   return out;
 }
 
-function toTensors(h: HostTensors): Map<string, tf.Tensor> {
-  return new Map([...h].map(([k, v]) => [k, tf.tensor(v.data, v.shape)]));
-}
-
 export async function runTrain(dir: string, o: TrainCliOptions): Promise<number> {
   const log = o.log ?? ((s: string) => process.stderr.write(s + "\n"));
   const loaded = await loadCompiled(dir);
@@ -137,7 +137,9 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
   if (nParams !== ir.stats.params) throw new InputError(`built ${nParams} parameters but the compiler proved ${ir.stats.params}; recompile ${dir}`);
   log(`${ir.spec.name}: ${nParams.toLocaleString("en-US")} parameters (network ${ir.stats.networkParams.toLocaleString("en-US")}, text encoder ${ir.stats.textParams.toLocaleString("en-US")}); ${train.name}: ${train.size} images ${ir.data.height}x${ir.data.width}x${ir.data.channels}`);
   const opt = ir.train.optimizer;
-  const trainer = new FlowTrainer(m, { lr: o.lr ?? opt.lr, clip: tcfg.clip, ema: tcfg.ema, kind: opt.kind, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weightDecay, warmup: tcfg.warmup });
+  const dims: [number, number, number] = [ir.data.height, ir.data.width, ir.data.channels];
+  const trainer = await createEngine(o.engine ?? "auto", m, { lr: o.lr ?? opt.lr, clip: tcfg.clip, ema: tcfg.ema, kind: opt.kind, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weightDecay, warmup: tcfg.warmup }, batch, dims, log);
+  log(`engine: ${trainer.detail}`);
 
   let step = 0;
   let rng = new Rng(seed);
@@ -147,14 +149,7 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
     m.store.load(new Map([...resumed.network, ...resumed.text]), { strict: false, what: `checkpoint ${resumeDir}` });
     const missing = [...m.store.vars.keys()].filter((k) => !resumed!.network.has(k) && !resumed!.text.has(k));
     if (missing.length) throw new CheckpointError(`checkpoint ${resumeDir} lacks ${missing.length} parameters (${missing.slice(0, 3).join(", ")})`);
-    const os = toTensors(resumed.optimizer);
-    trainer.optim.loadState(os, resumed.state.optimizerSteps);
-    tf.dispose([...os.values()]);
-    if (trainer.ema && resumed.ema) {
-      const es = toTensors(resumed.ema);
-      trainer.ema.load(es, resumed.state.emaUpdates);
-      tf.dispose([...es.values()]);
-    }
+    await trainer.loadState(resumed.optimizer, resumed.state.optimizerSteps, resumed.ema, resumed.state.emaUpdates);
     step = resumed.state.step;
     rng = Rng.fromState(resumed.state.rng);
     if (resumed.state.sampler) {
@@ -172,7 +167,6 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
   if (!resumed) writeFileSync(metrics, "");
   writeFileAtomic(join(out, "ir.json"), loaded.irText);
 
-  const dims: [number, number, number] = [ir.data.height, ir.data.width, ir.data.channels];
   const val = makeValidationSet(test, Math.min(32, test.size), 8);
   // fixed prompts and noise for every grid, so grids are comparable across steps
   const gridRng = new Rng(seed + 7);
@@ -191,19 +185,16 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
 
   const checkpoint = async () => {
     const name = `step-${pad(step)}`;
+    await trainer.syncParams();
     const vars = [...m.store.vars.entries(), ...m.store.buffers.entries()];
-    const emaState = trainer.ema?.tensors();
-    const ema = emaState ? await hostMap(emaState.entries(), () => true) : null;
-    if (emaState) tf.dispose([...emaState.values()]);
-    const optState = trainer.optim.stateTensors();
-    const optimizer = await hostMap(optState.entries(), () => true);
-    tf.dispose([...optState.values()]);
+    const ema = await trainer.emaState();
+    const optimizer = await trainer.optimizerState();
     saveCheckpoint(join(out, "checkpoints", name), {
       network: await hostMap(vars, (n) => !n.startsWith("text_encoder.")),
       text: await hostMap(vars, (n) => n.startsWith("text_encoder.")),
       ema,
       optimizer,
-      state: { format: "sdc-checkpoint", version: 1, spec: ir.spec.name, irHash: hash, step, seed, rng: rng.state(), sampler: sampler.state(), words: [...m.text.words], optimizerSteps: trainer.optim.stepCount, emaUpdates: trainer.ema?.updates ?? 0, lastLoss: Number.isFinite(lastLoss) ? lastLoss : null, elapsedSeconds: elapsedBefore + (performance.now() - t0) / 1000 },
+      state: { format: "sdc-checkpoint", version: 1, spec: ir.spec.name, irHash: hash, step, seed, rng: rng.state(), sampler: sampler.state(), words: [...m.text.words], optimizerSteps: trainer.stepCount, emaUpdates: trainer.emaUpdates, lastLoss: Number.isFinite(lastLoss) ? lastLoss : null, elapsedSeconds: elapsedBefore + (performance.now() - t0) / 1000 },
       irText: loaded.irText,
     });
     writeLatest(join(out, "checkpoints"), name);
@@ -211,13 +202,14 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
   };
 
   const samples = async () => {
-    if (trainer.ema) trainer.ema.swap();
-    const vl = await validationLoss(m, val, dims, batch);
-    const z = tf.tensor4d(gridNoise, [nSamples, ...dims]);
-    const imgs = sampleImages(m, z, gridPrompts, { steps: o.sampleSteps });
-    const data = (await imgs.data()) as Float32Array;
-    tf.dispose([z, imgs]);
-    if (trainer.ema) trainer.ema.swap();
+    const [vl, data] = await trainer.withEma(async () => {
+      const vl = await validationLoss(m, val, dims, batch);
+      const z = tf.tensor4d(gridNoise, [nSamples, ...dims]);
+      const imgs = sampleImages(m, z, gridPrompts, { steps: o.sampleSteps });
+      const data = (await imgs.data()) as Float32Array;
+      tf.dispose([z, imgs]);
+      return [vl, data] as const;
+    });
     const nrow = Math.ceil(Math.sqrt(nSamples));
     writeFileAtomic(join(out, "samples", `step-${pad(step)}.png`), encodeGridPng(data, nSamples, ...dims, { nrow }));
     writeFileAtomic(join(out, "samples", `step-${pad(step)}.txt`), promptsGridText(gridPrompts, nrow));
@@ -241,7 +233,7 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
       if (tensorsAtFirstStep < 0) tensorsAtFirstStep = tf.memory().numTensors;
       const sps = progress.update(step, r.loss);
       if (step % tcfg.logEvery === 0 || step === steps) {
-        appendFileSync(metrics, JSON.stringify({ step, loss: r.loss, grad_norm: r.gradNorm, lr: trainer.optim.lr, steps_per_s: sps, tensors: tf.memory().numTensors }) + "\n");
+        appendFileSync(metrics, JSON.stringify({ step, loss: r.loss, grad_norm: r.gradNorm, lr: trainer.lr, steps_per_s: sps, tensors: tf.memory().numTensors }) + "\n");
       }
       if (o.interruptAfter !== undefined && step >= o.interruptAfter) stop = "interrupt";
       const last = step === steps || stop !== null;
@@ -257,7 +249,7 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
     progress.done();
   }
   const seconds = (performance.now() - t0) / 1000;
-  const summary: TrainSummary = { steps: step, lastLoss, valLoss, seconds, stepsPerSecond: (step - (resumed?.state.step ?? 0)) / seconds, out };
+  const summary: TrainSummary = { engine: trainer.name, steps: step, lastLoss, valLoss, seconds, stepsPerSecond: (step - (resumed?.state.step ?? 0)) / seconds, out };
   writeFileSync(join(out, "summary.json"), JSON.stringify({ ...summary, backend: backend.name, params: nParams, batch, tensors: tf.memory().numTensors, tensorsAtFirstStep, ...(m.text instanceof PretrainedPromptEncoder ? { textEmbeddings: m.text.stats } : {}) }, null, 2) + "\n");
   log(`${stop ? "stopped" : "done"} at step ${step}: loss ${lastLoss.toFixed(4)}${valLoss !== null ? `, val_loss ${valLoss.toFixed(4)}` : ""}, ${summary.stepsPerSecond.toFixed(2)} steps/s; checkpoint ${lastGood}`);
   if (m.text instanceof PretrainedPromptEncoder) {

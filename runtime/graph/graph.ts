@@ -89,6 +89,14 @@ export class GraphError extends Error {
   }
 }
 
+/** The spec uses an op the static engine has no kernels for (the tfjs engine can train it). */
+export class UnsupportedOpError extends GraphError {
+  constructor(what: string) {
+    super(`the static training engine has no ${what} yet; train this spec with --engine tfjs`);
+    this.name = "UnsupportedOpError";
+  }
+}
+
 export const sizeOf = (s: Shape): number => s.reduce((a, b) => a * b, 1);
 export const sameShape = (a: Shape, b: Shape): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
 

@@ -3,7 +3,7 @@
  * Each is the tfjs equivalent of the reference's PyTorch op, channels-last.
  */
 import * as tf from "@tensorflow/tfjs";
-import { GraphError } from "../graph/graph.ts";
+import { UnsupportedOpError } from "../graph/graph.ts";
 import { isSym, T as G } from "../graph/trace.ts";
 
 export class ShapeError extends Error {
@@ -20,7 +20,7 @@ type N = number | tf.Tensor;
 const sym = (...xs: unknown[]): boolean => xs.some(isSym);
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Any = any;
-const unsupported = (what: string) => new GraphError(`the static training engine has no ${what} yet; train this spec with --engine tfjs`);
+const unsupported = (what: string) => new UnsupportedOpError(what);
 
 export const add = (a: N, b: N): T => (sym(a, b) ? (G.add(a, b) as Any) : tf.add(a, b));
 export const sub = (a: N, b: N): T => (sym(a, b) ? (G.sub(a, b) as Any) : tf.sub(a, b));

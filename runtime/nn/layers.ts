@@ -6,7 +6,7 @@
 import * as tf from "@tensorflow/tfjs";
 import * as F from "./functional.ts";
 import { joinName, type ParamStore } from "./params.ts";
-import { GraphError } from "../graph/graph.ts";
+import { UnsupportedOpError } from "../graph/graph.ts";
 import { activeTrace, isSym, T as G } from "../graph/trace.ts";
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -285,7 +285,7 @@ export class Conv2d {
     this.bias = store.param(joinName(path, "bias"), [args.outFeatures], "torch_linear", fanIn);
   }
   apply(x: tf.Tensor): tf.Tensor {
-    if (isSym(x)) throw new GraphError("the static training engine has no conv2d yet; train this spec with --engine tfjs");
+    if (isSym(x)) throw new UnsupportedOpError("conv2d");
     return tf.tidy(() => {
       const p = this.args.padding ?? 0;
       const s = this.args.stride ?? 1;

@@ -1,0 +1,259 @@
+/**
+ * Training engines behind `sdc train`: the same step (flow loss, clipping, Adam/AdamW, EMA) two
+ * ways.
+ *   tfjs    eager tfjs ops with autodiff (FlowTrainer): every backend, every spec
+ *   static  the whole step as one static graph (runtime/graph), replayed as recorded WGSL
+ *           dispatches on the WebGPU device; parameters live on the GPU and are copied into the
+ *           ParamStore only for samples, validation and checkpoints
+ * Checkpoints are the same either way (per-tensor exp_avg./exp_avg_sq. names), so a run can
+ * resume on the other engine.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { fuse } from "../graph/fuse.ts";
+import { GraphError, kernelCount, UnsupportedOpError } from "../graph/graph.ts";
+import { buildStepGraph, stepFeeds, type StepGraph } from "../graph/step.ts";
+import { WebGpuStep } from "../graph/webgpu.ts";
+import type { HostTensors } from "./checkpoint.ts";
+import { type FlowBatch, FlowTrainer, LearnedPromptEncoder, type ModelBundle, type StepResult } from "./trainer.ts";
+
+export type EngineName = "auto" | "tfjs" | "static";
+
+/** The engine asked for cannot train this spec here (a user-facing error, exit 1). */
+export class EngineError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "EngineError";
+  }
+}
+
+export interface EngineOptions {
+  lr: number;
+  clip: number;
+  ema: number;
+  kind: "adam" | "adamw";
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  warmup: number;
+}
+
+export interface TrainEngine {
+  readonly name: "tfjs" | "static";
+  /** one line for the log */
+  readonly detail: string;
+  /** learning rate of the last step (after warmup) */
+  readonly lr: number;
+  readonly stepCount: number;
+  readonly emaUpdates: number;
+  readonly hasEma: boolean;
+  step(b: FlowBatch, shape: [number, number, number, number]): Promise<StepResult>;
+  /** make the ParamStore's variables hold the current parameters */
+  syncParams(): Promise<void>;
+  /** run `fn` with the EMA weights in the ParamStore (the parameters when there is no EMA) */
+  withEma<R>(fn: () => Promise<R>): Promise<R>;
+  optimizerState(): Promise<HostTensors>;
+  emaState(): Promise<HostTensors | null>;
+  loadState(optimizer: HostTensors, steps: number, ema: HostTensors | null, emaUpdates: number): Promise<void>;
+  dispose(): void;
+}
+
+async function toHost(ts: Map<string, tf.Tensor>): Promise<HostTensors> {
+  const out: HostTensors = new Map();
+  for (const [n, t] of ts) out.set(n, { shape: [...t.shape], data: (await t.data()) as Float32Array });
+  tf.dispose([...ts.values()]);
+  return out;
+}
+const toTensors = (h: HostTensors) => new Map([...h].map(([k, v]) => [k, tf.tensor(v.data, v.shape)]));
+
+export class TfjsEngine implements TrainEngine {
+  readonly name = "tfjs";
+  readonly detail = "tfjs (eager ops + autodiff)";
+  readonly t: FlowTrainer;
+  constructor(m: ModelBundle, opts: EngineOptions) {
+    this.t = new FlowTrainer(m, opts);
+  }
+  get lr() {
+    return this.t.optim.lr;
+  }
+  get stepCount() {
+    return this.t.optim.stepCount;
+  }
+  get emaUpdates() {
+    return this.t.ema?.updates ?? 0;
+  }
+  get hasEma() {
+    return this.t.ema !== null;
+  }
+  step(b: FlowBatch, shape: [number, number, number, number]) {
+    return this.t.step(b, shape);
+  }
+  async syncParams() {}
+  async withEma<R>(fn: () => Promise<R>): Promise<R> {
+    const ema = this.t.ema;
+    if (ema) ema.swap();
+    try {
+      return await fn();
+    } finally {
+      if (ema) ema.swap();
+    }
+  }
+  optimizerState() {
+    return toHost(this.t.optim.stateTensors());
+  }
+  async emaState() {
+    return this.t.ema ? toHost(this.t.ema.tensors()) : null;
+  }
+  async loadState(optimizer: HostTensors, steps: number, ema: HostTensors | null, emaUpdates: number) {
+    const os = toTensors(optimizer);
+    this.t.optim.loadState(os, steps);
+    tf.dispose([...os.values()]);
+    if (this.t.ema && ema) {
+      const es = toTensors(ema);
+      this.t.ema.load(es, emaUpdates);
+      tf.dispose([...es.values()]);
+    }
+  }
+  dispose() {
+    this.t.dispose();
+  }
+}
+
+export class StaticEngine implements TrainEngine {
+  readonly name = "static";
+  detail = "";
+  private constructor(
+    private readonly m: ModelBundle,
+    private readonly opts: EngineOptions,
+    readonly sg: StepGraph,
+    readonly gpu: WebGpuStep,
+  ) {}
+
+  /** Trace, differentiate and fuse the step at `batch`, compile its kernels, upload the parameters. */
+  static async create(m: ModelBundle, opts: EngineOptions, batch: number, dims: [number, number, number]): Promise<StaticEngine> {
+    if (tf.getBackend() !== "webgpu") throw new GraphError(`the static engine runs on the webgpu backend (this is ${tf.getBackend()})`);
+    const device = (tf.backend() as unknown as { device: unknown }).device;
+    const t0 = performance.now();
+    const text = m.ir.text;
+    const context = m.text instanceof LearnedPromptEncoder ? undefined : text.kind === "learned" || text.kind === "none" ? undefined : { tokens: text.tokens, width: text.width, pooled: text.pooled };
+    const sg = buildStepGraph(m, batch, dims, context);
+    const before = kernelCount(sg.graph);
+    fuse(sg);
+    const gpu = await WebGpuStep.create(device, sg, {
+      lr: opts.lr,
+      beta1: opts.beta1,
+      beta2: opts.beta2,
+      eps: opts.eps,
+      weightDecay: opts.weightDecay,
+      decoupled: opts.kind === "adamw",
+      clip: opts.clip,
+      ema: opts.ema,
+      emaWarmup: true,
+    });
+    const e = new StaticEngine(m, opts, sg, gpu);
+    await e.upload();
+    e.detail = `static graph: ${gpu.kernels.length + 3} kernels per step (${before} before fusion), ${Math.round(gpu.bytes.activations / 2 ** 20)} MiB of activations, built in ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+    return e;
+  }
+
+  private async upload(): Promise<void> {
+    const values = new Map<string, Float32Array>();
+    for (const [n, v] of this.m.store.vars) values.set(n, (await v.data()) as Float32Array);
+    this.gpu.setParams(values);
+  }
+
+  get lr() {
+    return this.gpu.lr;
+  }
+  get stepCount() {
+    return this.gpu.stepCount;
+  }
+  get emaUpdates() {
+    return this.gpu.emaUpdates;
+  }
+  get hasEma() {
+    return this.opts.ema > 0;
+  }
+
+  async step(b: FlowBatch, shape: [number, number, number, number]): Promise<StepResult> {
+    if (shape[0] !== this.sg.batch) throw new GraphError(`the static step was built for batch ${this.sg.batch}, got ${shape[0]}`);
+    const text: Parameters<typeof stepFeeds>[3] = {};
+    if (this.m.text instanceof LearnedPromptEncoder) text.ids = this.m.text.tokenizer.encodeBatch(b.prompts);
+    else {
+      const [c, p] = this.m.text.encode(b.prompts);
+      text.context = (await c.data()) as Float32Array;
+      text.pooled = (await p.data()) as Float32Array;
+      tf.dispose([c, p]);
+    }
+    const feeds = stepFeeds(this.sg, this.m.flow, b, text);
+    if (this.opts.warmup > 0) this.gpu.lr = this.opts.lr * Math.min(1, (this.gpu.stepCount + 1) / this.opts.warmup);
+    const r = await this.gpu.step(feeds);
+    return { loss: r.loss, gradNorm: r.gradNorm };
+  }
+
+  private assign(values: Map<string, Float32Array>): void {
+    for (const [n, v] of this.m.store.vars) {
+      const x = values.get(n);
+      if (!x) throw new GraphError(`no value for ${n}`);
+      const t = tf.tensor(x, v.shape);
+      v.assign(t);
+      t.dispose();
+    }
+  }
+
+  async syncParams(): Promise<void> {
+    this.assign((await this.gpu.readState()).params);
+  }
+
+  async withEma<R>(fn: () => Promise<R>): Promise<R> {
+    const s = await this.gpu.readState();
+    this.assign(s.ema ?? s.params);
+    try {
+      return await fn();
+    } finally {
+      this.assign(s.params);
+    }
+  }
+
+  async optimizerState(): Promise<HostTensors> {
+    const s = await this.gpu.readState();
+    const out: HostTensors = new Map();
+    for (const p of this.sg.params) out.set(`exp_avg.${p.name}`, { shape: p.shape, data: s.m.get(p.name)! });
+    for (const p of this.sg.params) out.set(`exp_avg_sq.${p.name}`, { shape: p.shape, data: s.v.get(p.name)! });
+    return out;
+  }
+
+  async emaState(): Promise<HostTensors | null> {
+    const s = await this.gpu.readState();
+    if (!s.ema) return null;
+    return new Map(this.sg.params.map((p) => [p.name, { shape: p.shape, data: s.ema!.get(p.name)! }]));
+  }
+
+  async loadState(optimizer: HostTensors, steps: number, ema: HostTensors | null, emaUpdates: number): Promise<void> {
+    await this.upload();
+    const get = (prefix: string) => new Map(this.sg.params.map((p) => [p.name, optimizer.get(`${prefix}${p.name}`)?.data as Float32Array]));
+    const e = ema ? new Map(this.sg.params.map((p) => [p.name, ema.get(p.name)?.data as Float32Array])) : null;
+    this.gpu.setState(get("exp_avg."), get("exp_avg_sq."), e, steps, emaUpdates);
+  }
+
+  dispose(): void {
+    this.gpu.dispose();
+  }
+}
+
+/**
+ * The engine for a run: `auto` is static on the webgpu backend (falling back to tfjs, with the
+ * reason logged, when the spec uses an op the static engine lacks), else tfjs.
+ */
+export async function createEngine(which: EngineName, m: ModelBundle, opts: EngineOptions, batch: number, dims: [number, number, number], log: (s: string) => void): Promise<TrainEngine> {
+  if (which === "tfjs" || (which === "auto" && tf.getBackend() !== "webgpu")) return new TfjsEngine(m, opts);
+  if (tf.getBackend() !== "webgpu") throw new EngineError(`--engine static needs the webgpu backend (this run uses ${tf.getBackend()}); use --backend webgpu, or --engine tfjs`);
+  try {
+    return await StaticEngine.create(m, opts, batch, dims);
+  } catch (e) {
+    if (!(e instanceof UnsupportedOpError)) throw e;
+    if (which === "static") throw new EngineError(e.message);
+    log(`static engine unavailable (${e.message}); training with tfjs`);
+    return new TfjsEngine(m, opts);
+  }
+}
