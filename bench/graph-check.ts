@@ -16,7 +16,8 @@ import { kernelCount, sizeOf } from "../runtime/graph/graph.ts";
 import { buildStepGraph, stepFeeds } from "../runtime/graph/step.ts";
 import { fuse } from "../runtime/graph/fuse.ts";
 import { WebGpuStep } from "../runtime/graph/webgpu.ts";
-import { buildModel, LearnedPromptEncoder, type FlowBatch } from "../runtime/train/trainer.ts";
+import { ParamStore } from "../runtime/nn/params.ts";
+import { buildModel, LearnedPromptEncoder, type FlowBatch, type ModelBundle, type PromptEncoder } from "../runtime/train/trainer.ts";
 import { Rng } from "../runtime/util/rng.ts";
 
 const { values } = parseArgs({
@@ -30,12 +31,18 @@ const { values } = parseArgs({
 const init = await initBackend("webgpu", { log: (m) => console.error(m) });
 const device = (tf.backend() as unknown as { device: unknown }).device;
 const loaded = await loadCompiled(values.generated!);
+if (loaded.spec.task !== "diffusion") throw new Error("graph-check needs a diffusion spec");
+const spec = loaded.spec;
 const ir = loaded.ir;
 const B = Number(values.batch);
 const dims: [number, number, number] = [ir.data.height, ir.data.width, ir.data.channels];
 const per = sizeOf(dims);
-const m = buildModel(loaded.spec, ir, 7);
-const learned = m.text instanceof LearnedPromptEncoder;
+// learned text: the spec's encoder is traced too; frozen encoders: random features as input
+const learned = ir.text.kind === "learned";
+const m: Pick<ModelBundle, "store" | "network" | "text" | "flow"> = learned ? buildModel(spec, ir, 7) : (() => {
+  const store = new ParamStore(7);
+  return { store, network: spec.createNetwork(store), text: { words: [], encode: () => { throw new Error("unused"); } } as PromptEncoder, flow: { ...ir.flow } };
+})();
 const ctxIn = ir.network.inputs[2];
 const ctx = learned ? undefined : { tokens: Number(values["context-tokens"]), width: Number(ctxIn.shape[2]), pooled: Number(ir.network.inputs[3].shape[1]) };
 const sg = buildStepGraph(m, B, dims, ctx);

@@ -6,7 +6,7 @@
  * Every binding is declared read_write: WebGPU forbids a buffer in one dispatch as both
  * read-only and writable storage, and the flat parameter/gradient buffers hold many nodes.
  */
-import { type Graph, GraphError, type Node, broadcastStrides, sameShape, sizeOf, stridesOf } from "./graph.ts";
+import { type GemmLayout, type Graph, GraphError, type Node, broadcastStrides, sameShape, sizeOf, stridesOf } from "./graph.ts";
 import { WGSL_EW_PRELUDE, exprToWgsl } from "./ops.ts";
 
 export interface Kernel {
@@ -87,19 +87,104 @@ function ewKernel(g: Graph, node: Node): Kernel {
   return pointwise(n, op.inputs, node.id, "ew", needCoords ? node.shape : null, `${loads.join("")}  ${outB}[i] = ${expr};`, WGSL_EW_PRELUDE);
 }
 
-/** Tiled strided batched GEMM: 64x64 tiles, 16-deep K slices, 4x4 outputs per thread. */
-function gemmKernel(node: Node): Kernel {
+/** A GEMM tiling: BM x BN outputs per 256-thread workgroup (16 x 16 threads), BK-deep K slices. */
+export interface GemmTile {
+  name: string;
+  bm: number;
+  bn: number;
+  bk: number;
+}
+export const GEMM_TILES: readonly GemmTile[] = [
+  { name: "128", bm: 128, bn: 128, bk: 8 },
+  { name: "64", bm: 64, bn: 64, bk: 16 },
+  { name: "32x64", bm: 32, bn: 64, bk: 16 },
+  { name: "32", bm: 32, bn: 32, bk: 16 },
+];
+
+/** Workgroups a tiling launches for a product. */
+const gemmGroups = (L: GemmLayout, t: GemmTile) => Math.ceil(L.n / t.bn) * Math.ceil(L.m / t.bm) * L.batch[0] * L.batch[1];
+
+/**
+ * The tiling for a product: the largest tile that still launches `target` workgroups (enough
+ * to fill a large GPU), else the one that launches the most. `force` (SDC_GEMM_TILE) pins one.
+ */
+export function chooseTile(L: GemmLayout, force?: string, target = 256): GemmTile {
+  if (force && force !== "auto") {
+    const t = GEMM_TILES.find((x) => x.name === force);
+    if (!t) throw new GraphError(`unknown GEMM tile "${force}" (one of ${GEMM_TILES.map((x) => x.name).join(", ")}, auto)`);
+    return t;
+  }
+  for (const t of GEMM_TILES) if (gemmGroups(L, t) >= target) return t;
+  return GEMM_TILES[GEMM_TILES.length - 1];
+}
+
+/**
+ * Tiled strided batched GEMM, fully unrolled: each thread owns TM x TN outputs at rows
+ * ty + 16 i and columns tx + 16 j (interleaved, so shared-memory reads and global writes are
+ * contiguous across a warp).
+ */
+function gemmKernel(node: Node, tile: GemmTile): Kernel {
   const op = node.op;
   if (op.kind !== "gemm") throw new GraphError("not gemm");
   const L = op.layout;
+  const { bm, bn, bk } = tile;
+  const tm = bm / 16;
+  const tn = bn / 16;
   const hasBias = op.bias !== null;
   const inputs = hasBias ? [op.a, op.b, op.bias!] : [op.a, op.b];
   const out = `b${inputs.length}`;
-  const aK1 = L.a[3] === 1; // A contiguous along k: threads walk k
-  const bN1 = L.b[3] === 1; // B contiguous along n: threads walk n
+  const aK1 = L.a[3] === 1; // A contiguous along k: neighbouring threads load neighbouring k
+  const bN1 = L.b[3] === 1; // B contiguous along n
+  const la = (bm * bk) / 256;
+  const lb = (bn * bk) / 256;
+  let loads = "";
+  for (let e = 0; e < la; e++) {
+    loads += `    {
+      let idx = lid + ${u(e * 256)};
+      let am = ${aK1 ? `idx / ${u(bk)}` : `idx % ${u(bm)}`};
+      let ak = ${aK1 ? `idx % ${u(bk)}` : `idx / ${u(bm)}`};
+      var va = 0.0;
+      if (m0 + am < ${u(L.m)} && k0 + ak < ${u(L.k)}) { va = b0[aBase + (m0 + am) * ${u(L.a[2])} + (k0 + ak) * ${u(L.a[3])}]; }
+      As[ak * ${u(bm)} + am] = va;
+    }
+`;
+  }
+  for (let e = 0; e < lb; e++) {
+    loads += `    {
+      let idx = lid + ${u(e * 256)};
+      let bk_ = ${bN1 ? `idx / ${u(bn)}` : `idx % ${u(bk)}`};
+      let bn_ = ${bN1 ? `idx % ${u(bn)}` : `idx / ${u(bk)}`};
+      var vb = 0.0;
+      if (n0 + bn_ < ${u(L.n)} && k0 + bk_ < ${u(L.k)}) { vb = b1[bBase + (k0 + bk_) * ${u(L.b[2])} + (n0 + bn_) * ${u(L.b[3])}]; }
+      Bs[bk_ * ${u(bn)} + bn_] = vb;
+    }
+`;
+  }
+  let decl = "";
+  for (let i = 0; i < tm; i++) for (let j = 0; j < tn; j++) decl += `  var c${i}_${j} = 0.0;
+`;
+  let inner = "";
+  for (let i = 0; i < tm; i++) inner += `      let a${i} = As[kk * ${u(bm)} + ty + ${u(16 * i)}];
+`;
+  for (let j = 0; j < tn; j++) inner += `      let w${j} = Bs[kk * ${u(bn)} + tx + ${u(16 * j)}];
+`;
+  for (let i = 0; i < tm; i++) for (let j = 0; j < tn; j++) inner += `      c${i}_${j} = fma(a${i}, w${j}, c${i}_${j});
+`;
+  let store = "";
+  for (let i = 0; i < tm; i++) {
+    store += `  {
+    let gm = m0 + ty + ${u(16 * i)};
+    if (gm < ${u(L.m)}) {
+`;
+    for (let j = 0; j < tn; j++) {
+      store += `      { let gn = n0 + tx + ${u(16 * j)}; if (gn < ${u(L.n)}) { ${out}[cBase + gm * ${u(L.c[2])} + gn * ${u(L.c[3])}] = c${i}_${j} * f32(${L.alpha})${hasBias ? " + b2[gn]" : ""}; } }
+`;
+    }
+    store += "    }\n  }\n";
+  }
   const code = `${header(inputs.length + 1)}
-var<workgroup> As: array<f32, 1024>;
-var<workgroup> Bs: array<f32, 1024>;
+var<workgroup> As: array<f32, ${bm * bk}>;
+var<workgroup> Bs: array<f32, ${bn * bk}>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let bb1 = wid.z / ${u(L.batch[1])};
@@ -107,48 +192,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let aBase = bb1 * ${u(L.a[0])} + bb2 * ${u(L.a[1])};
   let bBase = bb1 * ${u(L.b[0])} + bb2 * ${u(L.b[1])};
   let cBase = bb1 * ${u(L.c[0])} + bb2 * ${u(L.c[1])};
-  let m0 = wid.y * 64u;
-  let n0 = wid.x * 64u;
-  let tm = (lid / 16u) * 4u;
-  let tn = (lid % 16u) * 4u;
-  var acc: array<vec4<f32>, 4>;
-  for (var k0 = 0u; k0 < ${u(L.k)}; k0 = k0 + 16u) {
-    for (var e = 0u; e < 4u; e = e + 1u) {
-      let idx = lid + e * 256u;
-      let am = ${aK1 ? "idx / 16u" : "idx % 64u"};
-      let ak = ${aK1 ? "idx % 16u" : "idx / 64u"};
-      var va = 0.0;
-      if (m0 + am < ${u(L.m)} && k0 + ak < ${u(L.k)}) { va = b0[aBase + (m0 + am) * ${u(L.a[2])} + (k0 + ak) * ${u(L.a[3])}]; }
-      As[ak * 64u + am] = va;
-      let bk = ${bN1 ? "idx / 64u" : "idx % 16u"};
-      let bn = ${bN1 ? "idx % 64u" : "idx / 16u"};
-      var vb = 0.0;
-      if (n0 + bn < ${u(L.n)} && k0 + bk < ${u(L.k)}) { vb = b1[bBase + (k0 + bk) * ${u(L.b[2])} + (n0 + bn) * ${u(L.b[3])}]; }
-      Bs[bk * 64u + bn] = vb;
-    }
-    workgroupBarrier();
-    for (var kk = 0u; kk < 16u; kk = kk + 1u) {
-      let a = vec4<f32>(As[kk * 64u + tm], As[kk * 64u + tm + 1u], As[kk * 64u + tm + 2u], As[kk * 64u + tm + 3u]);
-      let b = vec4<f32>(Bs[kk * 64u + tn], Bs[kk * 64u + tn + 1u], Bs[kk * 64u + tn + 2u], Bs[kk * 64u + tn + 3u]);
-      acc[0] = acc[0] + a.x * b;
-      acc[1] = acc[1] + a.y * b;
-      acc[2] = acc[2] + a.z * b;
-      acc[3] = acc[3] + a.w * b;
-    }
+  let m0 = wid.y * ${u(bm)};
+  let n0 = wid.x * ${u(bn)};
+  let ty = lid / 16u;
+  let tx = lid % 16u;
+${decl}  for (var k0 = 0u; k0 < ${u(L.k)}; k0 = k0 + ${u(bk)}) {
+${loads}    workgroupBarrier();
+    for (var kk = 0u; kk < ${u(bk)}; kk = kk + 1u) {
+${inner}    }
     workgroupBarrier();
   }
-  for (var i = 0u; i < 4u; i = i + 1u) {
-    let gm = m0 + tm + i;
-    if (gm >= ${u(L.m)}) { continue; }
-    for (var j = 0u; j < 4u; j = j + 1u) {
-      let gn = n0 + tn + j;
-      if (gn >= ${u(L.n)}) { continue; }
-      ${out}[cBase + gm * ${u(L.c[2])} + gn * ${u(L.c[3])}] = acc[i][j] * f32(${L.alpha})${hasBias ? " + b2[gn]" : ""};
-    }
-  }
-}
+${store}}
 `;
-  return { code, inputs, output: node.id, groups: [Math.ceil(L.n / 64), Math.ceil(L.m / 64), L.batch[0] * L.batch[1]], label: "gemm" };
+  return { code, inputs, output: node.id, groups: [Math.ceil(L.n / bn), Math.ceil(L.m / bm), L.batch[0] * L.batch[1]], label: `gemm` };
 }
 
 function sumToKernel(g: Graph, node: Node): Kernel {
@@ -330,7 +386,12 @@ function copyKernel(g: Graph, node: Node): Kernel {
 }
 
 /** The kernel of a node, or null for nodes that need none (inputs, params, constants, views). */
-export function kernelFor(g: Graph, node: Node): Kernel | null {
+export interface KernelOptions {
+  /** pin one GEMM tiling (GEMM_TILES names) instead of choosing per shape */
+  gemmTile?: string;
+}
+
+export function kernelFor(g: Graph, node: Node, opts: KernelOptions = {}): Kernel | null {
   switch (node.op.kind) {
     case "input":
     case "param":
@@ -340,7 +401,7 @@ export function kernelFor(g: Graph, node: Node): Kernel | null {
     case "ew":
       return ewKernel(g, node);
     case "gemm":
-      return gemmKernel(node);
+      return gemmKernel(node, chooseTile(node.op.layout, opts.gemmTile));
     case "sum_to":
       return sumToKernel(g, node);
     case "layer_norm":

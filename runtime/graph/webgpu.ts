@@ -36,6 +36,8 @@ export interface AdamConfig {
   /** EMA decay; 0 = off */
   ema: number;
   emaWarmup: boolean;
+  /** pin one GEMM tiling (kernels.ts GEMM_TILES; default: chosen per shape, or SDC_GEMM_TILE) */
+  gemmTile?: string;
 }
 
 interface Binding {
@@ -165,7 +167,7 @@ export class WebGpuStep {
     const kernels: Kernel[] = [];
     for (const node of g.nodes) {
       if (!this.live.has(node.id)) continue;
-      const k = kernelFor(g, node);
+      const k = kernelFor(g, node, { gemmTile: this.adam.gemmTile ?? process.env.SDC_GEMM_TILE });
       if (k) kernels.push(k);
     }
     kernels.push(...this.optimizerKernels());
