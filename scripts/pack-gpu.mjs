@@ -2,7 +2,7 @@
 // Build pack/sdc-gpu/: everything needed to run sdc on a bare Linux x86-64 GPU host that has an
 // NVIDIA driver but no Node.js and no network. See docs/gpu.md.
 //
-//   npm run pack:gpu                         # entries: sdc=cli/entry.ts bench=bench/webgpu-smoke.ts step=bench/step.ts
+//   npm run pack:gpu                         # entries: sdc=cli/entry.ts bench=bench/webgpu-smoke.ts step=bench/step.ts graph-check=bench/graph-check.ts
 //   node scripts/pack-gpu.mjs [name=]entry.ts ...   # other entry points (name defaults to the file's basename)
 //
 // Plain JS ESM so it runs without tsx. Needs: the `xz` CLI; `apt-get` only when .gl/ lacks the debs.
@@ -75,7 +75,7 @@ try {
 
 // Entry points: [name=]path; defaults sdc=cli/entry.ts, bench=bench/webgpu-smoke.ts, step=bench/step.ts.
 const args = process.argv.slice(2);
-const entrySpecs = args.length ? args : ["sdc=cli/entry.ts", "bench=bench/webgpu-smoke.ts", "step=bench/step.ts"];
+const entrySpecs = args.length ? args : ["sdc=cli/entry.ts", "bench=bench/webgpu-smoke.ts", "step=bench/step.ts", "graph-check=bench/graph-check.ts"];
 const entries = {};
 for (const spec of entrySpecs) {
   const eq = spec.indexOf("=");
@@ -257,7 +257,7 @@ const components = []; // [label, path relative to OUT]
   chmodSync(join(OUT, "run.sh"), 0o755);
   components.push(["run.sh", "run.sh"]);
   // the prepared device check (fixtures on webgpu, step times, a short training run)
-  for (const f of ["gpu-check.sh", "gpu-tune.sh", "gpu-train.sh"]) {
+  for (const f of ["gpu-check.sh", "gpu-tune.sh", "gpu-train.sh", "gpu-static.sh"]) {
     copyFileSync(join(ROOT, "scripts", f), join(OUT, f));
     chmodSync(join(OUT, f), 0o755);
   }
