@@ -15,7 +15,7 @@ import { encodeGridPng, promptsGridText } from "../../runtime/image/png.ts";
 import { removeStaleTemps, writeFileAtomic } from "../../runtime/io/atomic.ts";
 import { CheckpointError, type HostTensors, readCheckpoint, resolveCheckpoint, saveCheckpoint, writeLatest } from "../../runtime/train/checkpoint.ts";
 import { createEngine, type EngineName } from "../../runtime/train/engine.ts";
-import { buildModel, drawBatch, makeValidationSet, type ModelBundle, sampleImages, TrainingStopped, validationLoss } from "../../runtime/train/trainer.ts";
+import { buildModel, drawBatch, makeValidationSet, type ModelBundle, sampleImages, type StepResult, TrainingStopped, validationLoss } from "../../runtime/train/trainer.ts";
 import { Rng } from "../../runtime/util/rng.ts";
 import { WordTokenizer } from "../../runtime/text/words.ts";
 import { type PretrainedTextOptions, PretrainedPromptEncoder, textEncoderOverrides } from "../../runtime/text/pretrained/prompt-encoder.ts";
@@ -221,11 +221,23 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
   const progress = new Progress(steps, step, o.progress !== false && process.stderr.isTTY === true, log);
   let valLoss: number | null = null;
   let tensorsAtFirstStep = -1;
+  // Steps that end with samples, a checkpoint or a planned stop are waited for; between them the
+  // static engine keeps one step in flight (the host prepares and encodes step n + 1 while the
+  // GPU runs step n). Numerics and the batch order are the same either way.
+  const boundary = (s: number) => s >= steps || (sampleEvery > 0 && s % sampleEvery === 0) || (checkpointEvery > 0 && s % checkpointEvery === 0) || (o.interruptAfter !== undefined && s >= o.interruptAfter);
+  const pipelined = trainer.name === "static";
+  const submit = () => {
+    const b = drawBatch(sampler, rng, m.flow);
+    return trainer.step(b, [b.prompts.length, ...dims]);
+  };
   try {
-    while (step < steps) {
-      const b = drawBatch(sampler, rng, m.flow);
-      const r = await trainer.step(b, [b.prompts.length, ...dims]);
+    let pending: Promise<StepResult> | null = step < steps ? submit() : null;
+    while (pending) {
+      const current: Promise<StepResult> = pending;
+      pending = pipelined && !boundary(step + 1) && stop === null ? submit() : null;
+      const r = await current;
       if (!Number.isFinite(r.loss)) {
+        await pending?.catch(() => undefined);
         throw new TrainingStopped(`the loss became ${r.loss} at step ${step + 1}; stopping. The last good checkpoint is ${lastGood ?? "(none yet)"}; try a lower --lr or check the data`);
       }
       step++;
@@ -236,13 +248,15 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
         appendFileSync(metrics, JSON.stringify({ step, loss: r.loss, grad_norm: r.gradNorm, lr: trainer.lr, steps_per_s: sps, tensors: tf.memory().numTensors }) + "\n");
       }
       if (o.interruptAfter !== undefined && step >= o.interruptAfter) stop = "interrupt";
+      if (pending) continue; // not a boundary: the next step is already running
       const last = step === steps || stop !== null;
       if ((sampleEvery > 0 && step % sampleEvery === 0) || (last && stop === null)) {
         valLoss = await samples();
         progress.note(`step ${step}: val_loss ${valLoss.toFixed(4)}, samples/step-${pad(step)}.png`);
       }
       if ((checkpointEvery > 0 && step % checkpointEvery === 0) || last) await checkpoint();
-      if (stop) break;
+      if (stop || step >= steps) break;
+      pending = submit();
     }
   } finally {
     process.off("SIGINT", onSigint);

@@ -76,7 +76,8 @@ export class WebGpuStep {
   private readonly flat: { p: GPUBuffer; g: GPUBuffer; m: GPUBuffer; v: GPUBuffer; ema: GPUBuffer | null };
   private readonly stats: GPUBuffer;
   private readonly hyper: GPUBuffer;
-  private readonly readback: GPUBuffer;
+  /** readback buffers not in use (a step in flight holds one) */
+  private readonly readbacks: GPUBuffer[] = [];
   private optimizer: Recorded[] = [];
 
   private constructor(
@@ -100,8 +101,6 @@ export class WebGpuStep {
     this.stats = mk(4);
     this.hyper = device.createBuffer({ size: 32, usage: UNIFORM | COPY_DST });
     this.owned.push(this.hyper);
-    this.readback = device.createBuffer({ size: 16, usage: MAP_READ | COPY_DST });
-    this.owned.push(this.readback);
     this.bytes = { activations: 0, flat: this.flatSize * 4 * (adam.ema > 0 ? 5 : 4) };
     this.live = liveNodes(sg.graph, [sg.loss.id, ...[...sg.grads.values()].map((x) => x.id)]);
     this.placeNodes(mk);
@@ -412,10 +411,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     pass.end();
     const read = opts.read !== false;
+    let rb: GPUBuffer = null;
     if (read) {
+      rb = this.readbacks.pop() ?? this.device.createBuffer({ size: 16, usage: MAP_READ | COPY_DST });
+      if (!this.owned.includes(rb)) this.owned.push(rb);
       const loss = this.bind.get(this.sg.loss.id)!;
-      enc.copyBufferToBuffer(loss.buffer, loss.offset, this.readback, 0, 4);
-      enc.copyBufferToBuffer(this.stats, 0, this.readback, 4, 4);
+      enc.copyBufferToBuffer(loss.buffer, loss.offset, rb, 0, 4);
+      enc.copyBufferToBuffer(this.stats, 0, rb, 4, 4);
     }
     this.device.queue.submit([enc.finish()]);
     const encodeMs = performance.now() - t0;
@@ -424,11 +426,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (this.adam.ema > 0) this.emaUpdates++;
       return { loss: NaN, gradNorm: NaN, encodeMs };
     }
-    await this.readback.mapAsync(MAP_MODE_READ);
-    const r = new Float32Array(this.readback.getMappedRange().slice(0));
-    this.readback.unmap();
+    // the counters move at submission, so a second step can be submitted before this one is read
     this.stepCount = t;
     if (this.adam.ema > 0) this.emaUpdates++;
+    await rb.mapAsync(MAP_MODE_READ);
+    const r = new Float32Array(rb.getMappedRange().slice(0));
+    rb.unmap();
+    this.readbacks.push(rb);
     return { loss: r[0], gradNorm: r[1], encodeMs };
   }
 
