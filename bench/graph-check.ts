@@ -12,10 +12,11 @@ import * as tf from "@tensorflow/tfjs";
 import { loadCompiled } from "../cli/generated.ts";
 import { initBackend, shutdownBackend } from "../runtime/backend.ts";
 import { evaluate } from "../runtime/graph/cpu.ts";
-import { kernelCount, sizeOf } from "../runtime/graph/graph.ts";
-import { buildStepGraph, stepFeeds } from "../runtime/graph/step.ts";
+import { sizeOf } from "../runtime/graph/graph.ts";
+import { buildStepGraph, liveKernelCount, stepFeeds } from "../runtime/graph/step.ts";
 import { fuse } from "../runtime/graph/fuse.ts";
 import { WebGpuStep } from "../runtime/graph/webgpu.ts";
+import { kernelOptionsFromEnv } from "../runtime/graph/gemm-table.ts";
 import { ParamStore } from "../runtime/nn/params.ts";
 import { buildModel, LearnedPromptEncoder, type FlowBatch, type ModelBundle, type PromptEncoder } from "../runtime/train/trainer.ts";
 import { Rng } from "../runtime/util/rng.ts";
@@ -46,7 +47,7 @@ const m: Pick<ModelBundle, "store" | "network" | "text" | "flow"> = learned ? bu
 const ctxIn = ir.network.inputs[2];
 const ctx = learned ? undefined : { tokens: Number(values["context-tokens"]), width: Number(ctxIn.shape[2]), pooled: Number(ir.network.inputs[3].shape[1]) };
 const sg = buildStepGraph(m, B, dims, ctx);
-const unfused = kernelCount(sg.graph);
+const unfused = liveKernelCount(sg);
 if (!values["no-fuse"]) fuse(sg);
 const rng = new Rng(11);
 const b: FlowBatch = {
@@ -62,7 +63,7 @@ for (const [name, v] of m.store.vars) params.set(name, (await v.data()) as Float
 
 const adam = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, decoupled: false, clip: 1, ema: 0.99, emaWarmup: true };
 const t0 = performance.now();
-const gpu = await WebGpuStep.create(device, sg, adam);
+const gpu = await WebGpuStep.create(device, sg, adam, kernelOptionsFromEnv());
 const compileMs = performance.now() - t0;
 gpu.setParams(params);
 const r = await gpu.step(feeds);

@@ -22,9 +22,9 @@ import { FlowTrainer, type ModelBundle, type PromptEncoder } from "../runtime/tr
 import { Rng } from "../runtime/util/rng.ts";
 import { sampleSigmas } from "../runtime/flow/schedule.ts";
 import { fuse } from "../runtime/graph/fuse.ts";
-import { kernelCount } from "../runtime/graph/graph.ts";
-import { buildStepGraph, stepFeeds } from "../runtime/graph/step.ts";
+import { buildStepGraph, liveKernelCount, stepFeeds } from "../runtime/graph/step.ts";
 import { WebGpuStep } from "../runtime/graph/webgpu.ts";
+import { kernelOptionsFromEnv } from "../runtime/graph/gemm-table.ts";
 
 const { values } = parseArgs({
   options: {
@@ -79,10 +79,10 @@ if (values.engine === "static") {
   const device = (tf.backend() as unknown as { device: unknown }).device;
   const t0 = performance.now();
   const sg = buildStepGraph(m, batch, [h, w, c], { tokens, width: ctxWidth, pooled: pooledWidth });
-  const unfused = kernelCount(sg.graph);
+  const unfused = liveKernelCount(sg);
   fuse(sg);
   const buildMs = performance.now() - t0;
-  const gpu = await WebGpuStep.create(device, sg, { lr: opt.lr, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weightDecay, decoupled: opt.kind === "adamw", clip: ir.train.clip || 1, ema: ir.train.ema, emaWarmup: true });
+  const gpu = await WebGpuStep.create(device, sg, { lr: opt.lr, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weightDecay, decoupled: opt.kind === "adamw", clip: ir.train.clip || 1, ema: ir.train.ema, emaWarmup: true }, kernelOptionsFromEnv());
   const compileMs = performance.now() - t0 - buildMs;
   const params = new Map<string, Float32Array>();
   for (const [name, v] of store.vars) params.set(name, (await v.data()) as Float32Array);

@@ -44,8 +44,9 @@ export function differentiate(g: Graph, loss: Sym): GradResult {
     else adj.set(id, [d]);
   };
   const total = (id: number): Sym | null => {
-    const l = adj.get(id);
+    let l = adj.get(id);
     if (!l || l.length === 0) return null;
+    l = mergePads(g, l);
     // up to 6 terms in one kernel (WebGPU allows 8 storage buffers per stage on small GPUs)
     let acc = l[0];
     for (let i = 1; i < l.length; i += 5) {
@@ -197,4 +198,40 @@ function ewGrad(g: Graph, inputs: number[], expr: Expr, y: Sym, dy: Sym, push: (
     default:
       throw new GraphError(`no gradient for the elementwise ${expr.op}`);
   }
+}
+
+/**
+ * Gradients of slices of one tensor (chunk, split) arrive as zero-padded pieces; when they do not
+ * overlap, one concat of the pieces (zeros in the gaps) replaces the pads and their sum.
+ */
+function mergePads(g: Graph, l: Sym[]): Sym[] {
+  if (l.length < 2) return l;
+  const pads: { s: Sym; axis: number; start: number; src: number }[] = [];
+  const rest: Sym[] = [];
+  for (const d of l) {
+    const op = g.node(d.id).op;
+    if (op.kind === "pad") pads.push({ s: d, axis: op.axis, start: op.start, src: op.src });
+    else rest.push(d);
+  }
+  if (pads.length < 2) return l;
+  const axis = pads[0].axis;
+  if (pads.some((p) => p.axis !== axis)) return l;
+  pads.sort((a, b) => a.start - b.start);
+  const shape = pads[0].s.shape;
+  const pieces: Sym[] = [];
+  let at = 0;
+  for (const p of pads) {
+    const len = g.node(p.src).shape[axis];
+    if (p.start < at) return l; // overlapping pieces: keep the sum
+    if (p.start > at) pieces.push(zerosAlong(g, shape, axis, p.start - at));
+    pieces.push(g.sym(p.src));
+    at = p.start + len;
+  }
+  if (at < shape[axis]) pieces.push(zerosAlong(g, shape, axis, shape[axis] - at));
+  return [g.concat(pieces, axis), ...rest];
+}
+
+function zerosAlong(g: Graph, shape: readonly number[], axis: number, len: number): Sym {
+  const s = shape.map((d, i) => (i === axis ? len : d));
+  return g.constant(new Float32Array(sizeOf(s)), s);
 }

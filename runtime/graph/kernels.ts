@@ -18,6 +18,8 @@ export interface Kernel {
   groups: [number, number, number];
   /** short label for profiles */
   label: string;
+  /** floats of the shared scratch buffer this kernel needs (split-K partial products) */
+  scratchFloats?: number;
 }
 
 export const MAX_GROUPS = 65535;
@@ -125,23 +127,41 @@ export function chooseTile(L: GemmLayout, force?: string, target = 256): GemmTil
   return auto[auto.length - 1];
 }
 
+/** A GEMM configuration: a tiling and a split of K into `split` partial products. */
+export interface GemmConfig {
+  tile: string;
+  split: number;
+}
+
+/** The key of a product in a tuning table: batch, sizes and which operands are contiguous. */
+export function gemmKey(L: GemmLayout): string {
+  return `${L.batch[0] * L.batch[1]}:${L.m}x${L.n}x${L.k}:${L.a[3] === 1 ? "k" : "m"}${L.b[3] === 1 ? "n" : "k"}`;
+}
+
+/** Special binding id of the shared split-K scratch buffer (the executor resolves it). */
+export const SCRATCH = -(2 ** 30);
+
 /**
  * Tiled strided batched GEMM, fully unrolled: each thread owns TM x TN outputs at rows
  * ty + 16 i and columns tx + 16 j (interleaved, so shared-memory reads and global writes are
- * contiguous across a warp).
+ * contiguous across a warp). With split > 1, workgroup z also selects a K range and the
+ * partial products go to the scratch buffer, summed (with alpha and bias) by a second kernel.
  */
-function gemmKernel(node: Node, tile: GemmTile): Kernel {
+function gemmKernels(node: Node, tile: GemmTile, split: number): Kernel[] {
   const op = node.op;
   if (op.kind !== "gemm") throw new GraphError("not gemm");
   const L = op.layout;
   const { bm, bn, bk } = tile;
   const tm = bm / 16;
   const tn = bn / 16;
+  const nb = L.batch[0] * L.batch[1];
   const hasBias = op.bias !== null;
-  const inputs = hasBias ? [op.a, op.b, op.bias!] : [op.a, op.b];
+  const ab = [op.a, op.b];
+  const inputs = hasBias && split === 1 ? [...ab, op.bias!] : ab;
   const out = `b${inputs.length}`;
   const aK1 = L.a[3] === 1; // A contiguous along k: neighbouring threads load neighbouring k
   const bN1 = L.b[3] === 1; // B contiguous along n
+  const kChunk = split > 1 ? Math.ceil(L.k / split / bk) * bk : L.k;
   const la = (bm * bk) / 256;
   const lb = (bn * bk) / 256;
   let loads = "";
@@ -151,7 +171,7 @@ function gemmKernel(node: Node, tile: GemmTile): Kernel {
       let am = ${aK1 ? `idx / ${u(bk)}` : `idx % ${u(bm)}`};
       let ak = ${aK1 ? `idx % ${u(bk)}` : `idx / ${u(bm)}`};
       var va = 0.0;
-      if (m0 + am < ${u(L.m)} && k0 + ak < ${u(L.k)}) { va = b0[aBase + (m0 + am) * ${u(L.a[2])} + (k0 + ak) * ${u(L.a[3])}]; }
+      if (m0 + am < ${u(L.m)} && k0 + ak < kEnd) { va = b0[aBase + (m0 + am) * ${u(L.a[2])} + (k0 + ak) * ${u(L.a[3])}]; }
       As[ak * ${u(bm)} + am] = va;
     }
 `;
@@ -162,31 +182,27 @@ function gemmKernel(node: Node, tile: GemmTile): Kernel {
       let bk_ = ${bN1 ? `idx / ${u(bn)}` : `idx % ${u(bk)}`};
       let bn_ = ${bN1 ? `idx % ${u(bn)}` : `idx / ${u(bk)}`};
       var vb = 0.0;
-      if (n0 + bn_ < ${u(L.n)} && k0 + bk_ < ${u(L.k)}) { vb = b1[bBase + (k0 + bk_) * ${u(L.b[2])} + (n0 + bn_) * ${u(L.b[3])}]; }
+      if (n0 + bn_ < ${u(L.n)} && k0 + bk_ < kEnd) { vb = b1[bBase + (k0 + bk_) * ${u(L.b[2])} + (n0 + bn_) * ${u(L.b[3])}]; }
       Bs[bk_ * ${u(bn)} + bn_] = vb;
     }
 `;
   }
   let decl = "";
-  for (let i = 0; i < tm; i++) for (let j = 0; j < tn; j++) decl += `  var c${i}_${j} = 0.0;
-`;
+  for (let i = 0; i < tm; i++) for (let j = 0; j < tn; j++) decl += `  var c${i}_${j} = 0.0;\n`;
   let inner = "";
-  for (let i = 0; i < tm; i++) inner += `      let a${i} = As[kk * ${u(bm)} + ty + ${u(16 * i)}];
-`;
-  for (let j = 0; j < tn; j++) inner += `      let w${j} = Bs[kk * ${u(bn)} + tx + ${u(16 * j)}];
-`;
-  for (let i = 0; i < tm; i++) for (let j = 0; j < tn; j++) inner += `      c${i}_${j} = fma(a${i}, w${j}, c${i}_${j});
-`;
+  for (let i = 0; i < tm; i++) inner += `      let a${i} = As[kk * ${u(bm)} + ty + ${u(16 * i)}];\n`;
+  for (let j = 0; j < tn; j++) inner += `      let w${j} = Bs[kk * ${u(bn)} + tx + ${u(16 * j)}];\n`;
+  for (let i = 0; i < tm; i++) for (let j = 0; j < tn; j++) inner += `      c${i}_${j} = fma(a${i}, w${j}, c${i}_${j});\n`;
+  // split: partial sums to scratch[(s * batches + b) * M * N + m * N + n]
+  const dst = split > 1 ? `${out}[pBase + gm * ${u(L.n)} + gn]` : `${out}[cBase + gm * ${u(L.c[2])} + gn * ${u(L.c[3])}]`;
+  const val = (i: number, j: number) => (split > 1 ? `c${i}_${j}` : `c${i}_${j} * f32(${L.alpha})${hasBias ? " + b2[gn]" : ""}`);
   let store = "";
   for (let i = 0; i < tm; i++) {
     store += `  {
     let gm = m0 + ty + ${u(16 * i)};
     if (gm < ${u(L.m)}) {
 `;
-    for (let j = 0; j < tn; j++) {
-      store += `      { let gn = n0 + tx + ${u(16 * j)}; if (gn < ${u(L.n)}) { ${out}[cBase + gm * ${u(L.c[2])} + gn * ${u(L.c[3])}] = c${i}_${j} * f32(${L.alpha})${hasBias ? " + b2[gn]" : ""}; } }
-`;
-    }
+    for (let j = 0; j < tn; j++) store += `      { let gn = n0 + tx + ${u(16 * j)}; if (gn < ${u(L.n)}) { ${dst} = ${val(i, j)}; } }\n`;
     store += "    }\n  }\n";
   }
   const code = `${header(inputs.length + 1)}
@@ -194,16 +210,21 @@ var<workgroup> As: array<f32, ${bm * bk}>;
 var<workgroup> Bs: array<f32, ${bn * bk}>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let bb1 = wid.z / ${u(L.batch[1])};
-  let bb2 = wid.z % ${u(L.batch[1])};
+  let bz = wid.z / ${u(split)};
+  let sp = wid.z % ${u(split)};
+  let bb1 = bz / ${u(L.batch[1])};
+  let bb2 = bz % ${u(L.batch[1])};
   let aBase = bb1 * ${u(L.a[0])} + bb2 * ${u(L.a[1])};
   let bBase = bb1 * ${u(L.b[0])} + bb2 * ${u(L.b[1])};
   let cBase = bb1 * ${u(L.c[0])} + bb2 * ${u(L.c[1])};
+  let pBase = (sp * ${u(nb)} + bz) * ${u(L.m * L.n)};
+  let kBegin = sp * ${u(kChunk)};
+  let kEnd = min(kBegin + ${u(kChunk)}, ${u(L.k)});
   let m0 = wid.y * ${u(bm)};
   let n0 = wid.x * ${u(bn)};
   let ty = lid / 16u;
   let tx = lid % 16u;
-${decl}  for (var k0 = 0u; k0 < ${u(L.k)}; k0 = k0 + ${u(bk)}) {
+${decl}  for (var k0 = kBegin; k0 < kEnd; k0 = k0 + ${u(bk)}) {
 ${loads}    workgroupBarrier();
     for (var kk = 0u; kk < ${u(bk)}; kk = kk + 1u) {
 ${inner}    }
@@ -211,7 +232,26 @@ ${inner}    }
   }
 ${store}}
 `;
-  return { code, inputs, output: node.id, groups: [Math.ceil(L.n / bn), Math.ceil(L.m / bm), L.batch[0] * L.batch[1]], label: `gemm` };
+  const groups: [number, number, number] = [Math.ceil(L.n / bn), Math.ceil(L.m / bm), nb * split];
+  if (split === 1) return [{ code, inputs, output: node.id, groups, label: "gemm" }];
+  const total = nb * L.m * L.n;
+  const partial: Kernel = { code, inputs, output: SCRATCH, groups, label: "gemm", scratchFloats: split * total };
+  // reduce: out[c-layout(b, m, n)] = alpha * sum_s scratch[s][b][m][n] (+ bias[n])
+  const rin = hasBias ? [SCRATCH, op.bias!] : [SCRATCH];
+  const ro = `b${rin.length}`;
+  let sum = "";
+  for (let t = 0; t < split; t++) sum += `${t ? " + " : ""}b0[i + ${u(t * total)}]`;
+  const reduce = `${header(rin.length + 1)}
+${LINEAR_256}
+  if (i >= ${u(total)}) { return; }
+  let n = i % ${u(L.n)};
+  let m = (i / ${u(L.n)}) % ${u(L.m)};
+  let bz = i / ${u(L.m * L.n)};
+  let c = (bz / ${u(L.batch[1])}) * ${u(L.c[0])} + (bz % ${u(L.batch[1])}) * ${u(L.c[1])} + m * ${u(L.c[2])} + n * ${u(L.c[3])};
+  ${ro}[c] = (${sum}) * f32(${L.alpha})${hasBias ? " + b1[n]" : ""};
+}
+`;
+  return [partial, { code: reduce, inputs: rin, output: node.id, groups: grid(Math.ceil(total / 256)), label: "gemm_reduce" }];
 }
 
 function sumToKernel(g: Graph, node: Node): Kernel {
@@ -396,9 +436,33 @@ function copyKernel(g: Graph, node: Node): Kernel {
 export interface KernelOptions {
   /** pin one GEMM tiling (GEMM_TILES names) instead of choosing per shape */
   gemmTile?: string;
+  /** split every product's K this many ways (tuning and tests) */
+  gemmSplit?: number;
+  /** tuned configurations by gemmKey (bench/gemm-tune.ts); shapes not in it use chooseTile */
+  gemmTable?: Record<string, GemmConfig>;
 }
 
-export function kernelFor(g: Graph, node: Node, opts: KernelOptions = {}): Kernel | null {
+/** The GEMM configuration for a product under `opts`. */
+export function gemmConfig(L: GemmLayout, opts: KernelOptions = {}): GemmConfig {
+  if ((opts.gemmTile && opts.gemmTile !== "auto") || opts.gemmSplit) return { tile: chooseTile(L, opts.gemmTile).name, split: opts.gemmSplit ?? 1 };
+  const tuned = opts.gemmTable?.[gemmKey(L)];
+  if (tuned) return tuned;
+  return { tile: chooseTile(L).name, split: 1 };
+}
+
+/** The kernels of a node (none for inputs, parameters, constants and views). */
+export function kernelsFor(g: Graph, node: Node, opts: KernelOptions = {}): Kernel[] {
+  if (node.op.kind === "gemm") {
+    const cfg = gemmConfig(node.op.layout, opts);
+    const tile = GEMM_TILES.find((t) => t.name === cfg.tile);
+    if (!tile || !(cfg.split >= 1)) throw new GraphError(`bad GEMM configuration ${JSON.stringify(cfg)}`);
+    return gemmKernels(node, tile, Math.min(cfg.split, Math.ceil(node.op.layout.k / tile.bk)));
+  }
+  const k = kernelFor(g, node);
+  return k ? [k] : [];
+}
+
+function kernelFor(g: Graph, node: Node): Kernel | null {
   switch (node.op.kind) {
     case "input":
     case "param":
@@ -408,7 +472,7 @@ export function kernelFor(g: Graph, node: Node, opts: KernelOptions = {}): Kerne
     case "ew":
       return ewKernel(g, node);
     case "gemm":
-      return gemmKernel(node, chooseTile(node.op.layout, opts.gemmTile));
+      throw new GraphError("gemm kernels come from kernelsFor");
     case "sum_to":
       return sumToKernel(g, node);
     case "layer_norm":

@@ -10,7 +10,7 @@ import { lossWeight, networkTime, type FlowConfig } from "../flow/schedule.ts";
 import type { FlowBatch, ModelBundle } from "../train/trainer.ts";
 import { LearnedPromptEncoder } from "../train/trainer.ts";
 import { differentiate } from "./autodiff.ts";
-import { Graph, GraphError, type Sym, isSym } from "./graph.ts";
+import { Graph, GraphError, kernelCount, liveNodes, type Sym, isSym } from "./graph.ts";
 import { type OneHotInput, TraceContext, withTrace } from "./trace.ts";
 
 export interface StepGraph {
@@ -131,4 +131,9 @@ export function stepFeeds(sg: StepGraph, flow: FlowConfig, b: FlowBatch, text: {
     feeds.set("pooled", text.pooled);
   }
   return feeds;
+}
+
+/** Kernels the step launches before fusion (live nodes that are not free views/inputs). */
+export function liveKernelCount(sg: StepGraph): number {
+  return kernelCount(sg.graph, liveNodes(sg.graph, [sg.loss.id, ...[...sg.grads.values()].map((s) => s.id)]));
 }

@@ -8,7 +8,7 @@
  */
 /* eslint-disable @typescript-eslint/no-explicit-any */
 import { GraphError, liveNodes, sizeOf } from "./graph.ts";
-import { type Kernel, grid, kernelFor } from "./kernels.ts";
+import { type Kernel, type KernelOptions, SCRATCH, grid, kernelsFor } from "./kernels.ts";
 import type { StepGraph } from "./step.ts";
 
 type GPUDevice = any;
@@ -36,8 +36,6 @@ export interface AdamConfig {
   /** EMA decay; 0 = off */
   ema: number;
   emaWarmup: boolean;
-  /** pin one GEMM tiling (kernels.ts GEMM_TILES; default: chosen per shape, or SDC_GEMM_TILE) */
-  gemmTile?: string;
 }
 
 interface Binding {
@@ -84,6 +82,7 @@ export class WebGpuStep {
     readonly device: GPUDevice,
     readonly sg: StepGraph,
     readonly adam: AdamConfig,
+    readonly kernelOptions: KernelOptions,
   ) {
     this.lr = adam.lr;
     let at = 0;
@@ -110,8 +109,8 @@ export class WebGpuStep {
   readonly live: Set<number>;
 
   /** Compile every kernel (pipelines in parallel) and record the step. */
-  static async create(device: GPUDevice, sg: StepGraph, adam: AdamConfig): Promise<WebGpuStep> {
-    const s = new WebGpuStep(device, sg, adam);
+  static async create(device: GPUDevice, sg: StepGraph, adam: AdamConfig, kernelOptions: KernelOptions = {}): Promise<WebGpuStep> {
+    const s = new WebGpuStep(device, sg, adam, kernelOptions);
     await s.record();
     return s;
   }
@@ -166,10 +165,17 @@ export class WebGpuStep {
     const kernels: Kernel[] = [];
     for (const node of g.nodes) {
       if (!this.live.has(node.id)) continue;
-      const k = kernelFor(g, node, { gemmTile: this.adam.gemmTile ?? process.env.SDC_GEMM_TILE });
-      if (k) kernels.push(k);
+      kernels.push(...kernelsFor(g, node, this.kernelOptions));
     }
-    kernels.push(...this.optimizerKernels());
+    const optimizerKernels = new Set(this.optimizerKernels());
+    kernels.push(...optimizerKernels);
+    const scratch = Math.max(0, ...kernels.map((k) => k.scratchFloats ?? 0));
+    if (scratch > 0) {
+      const b = this.device.createBuffer({ size: scratch * 4, usage: STORAGE });
+      this.owned.push(b);
+      this.scratch = { buffer: b, offset: 0, size: scratch * 4 };
+      this.bytes.activations += scratch * 4;
+    }
     const pipelines = new Map<string, Promise<any>>();
     this.device.pushErrorScope("validation");
     for (const k of kernels) {
@@ -197,7 +203,7 @@ export class WebGpuStep {
       if (k.label === "adam") entries.push({ binding: ids.length, resource: { buffer: this.hyper, offset: 0, size: 32 } });
       const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
       const rec = { pipeline, bindGroup, groups: k.groups, label: k.label, node: k.output };
-      if (k.output < 0) this.optimizer.push(rec);
+      if (optimizerKernels.has(k)) this.optimizer.push(rec);
       else this.kernels.push(rec);
     }
     const err = await this.device.popErrorScope();
@@ -206,7 +212,12 @@ export class WebGpuStep {
 
   // Special buffers of the optimizer kernels, by negative id.
   private specials: Binding[] = [];
+  private scratch: Binding | null = null;
   private special(id: number): Binding {
+    if (id === SCRATCH) {
+      if (!this.scratch) throw new GraphError("a kernel uses the split-K scratch buffer but none was sized");
+      return this.scratch;
+    }
     return this.specials[-id - 1];
   }
   private specialId(b: Binding): number {

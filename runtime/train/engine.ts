@@ -10,9 +10,10 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { fuse } from "../graph/fuse.ts";
-import { GraphError, kernelCount, UnsupportedOpError } from "../graph/graph.ts";
-import { buildStepGraph, stepFeeds, type StepGraph } from "../graph/step.ts";
+import { GraphError, UnsupportedOpError } from "../graph/graph.ts";
+import { buildStepGraph, liveKernelCount, stepFeeds, type StepGraph } from "../graph/step.ts";
 import { WebGpuStep } from "../graph/webgpu.ts";
+import { kernelOptionsFromEnv } from "../graph/gemm-table.ts";
 import type { HostTensors } from "./checkpoint.ts";
 import { type FlowBatch, FlowTrainer, LearnedPromptEncoder, type ModelBundle, type StepResult } from "./trainer.ts";
 
@@ -137,7 +138,7 @@ export class StaticEngine implements TrainEngine {
     const text = m.ir.text;
     const context = m.text instanceof LearnedPromptEncoder ? undefined : text.kind === "learned" || text.kind === "none" ? undefined : { tokens: text.tokens, width: text.width, pooled: text.pooled };
     const sg = buildStepGraph(m, batch, dims, context);
-    const before = kernelCount(sg.graph);
+    const before = liveKernelCount(sg);
     fuse(sg);
     const gpu = await WebGpuStep.create(device, sg, {
       lr: opts.lr,
@@ -149,7 +150,7 @@ export class StaticEngine implements TrainEngine {
       clip: opts.clip,
       ema: opts.ema,
       emaWarmup: true,
-    });
+    }, kernelOptionsFromEnv());
     const e = new StaticEngine(m, opts, sg, gpu);
     await e.upload();
     e.detail = `static graph: ${gpu.kernels.length + 3} kernels per step (${before} before fusion), ${Math.round(gpu.bytes.activations / 2 ** 20)} MiB of activations, built in ${((performance.now() - t0) / 1000).toFixed(1)} s`;
