@@ -42,6 +42,8 @@ const { values } = parseArgs({
   },
 });
 
+// per-kernel profiles need unquantized timestamps (Dawn rounds them to 65.536 us otherwise)
+if (values.profile) process.env.SDC_DAWN_TOGGLES ??= "disable-dawn-features=timestamp_quantization";
 const init = await initBackend(values.backend as "wasm", { log: (m) => console.error(m) });
 for (const f of values["tf-flag"] ?? []) {
   const [k, v] = f.split("=");

@@ -75,7 +75,7 @@ try {
 
 // Entry points: [name=]path; defaults sdc=cli/entry.ts, bench=bench/webgpu-smoke.ts, step=bench/step.ts.
 const args = process.argv.slice(2);
-const entrySpecs = args.length ? args : ["sdc=cli/entry.ts", "bench=bench/webgpu-smoke.ts", "step=bench/step.ts", "graph-check=bench/graph-check.ts"];
+const entrySpecs = args.length ? args : ["sdc=cli/entry.ts", "bench=bench/webgpu-smoke.ts", "step=bench/step.ts", "graph-check=bench/graph-check.ts", "gemm-tune=bench/gemm-tune.ts"];
 const entries = {};
 for (const spec of entrySpecs) {
   const eq = spec.indexOf("=");
