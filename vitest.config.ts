@@ -10,6 +10,7 @@ export default defineConfig({
   },
   test: {
     include: ["test/**/*.test.ts"],
+    globalSetup: ["test/setup/lavapipe.ts"],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: "forks",

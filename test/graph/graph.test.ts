@@ -1,0 +1,163 @@
+/**
+ * The static graph's passes on the CPU: op-level gradients against finite differences, fusion
+ * and the chunk-gradient merge leave every value unchanged, GEMM configuration choice, clear
+ * errors (shapes, unsupported ops, the engine on a CPU backend).
+ */
+import { spawnSync } from "node:child_process";
+import * as tf from "@tensorflow/tfjs";
+import { beforeAll, describe, expect, it } from "vitest";
+import { loadCompiled, type LoadedSpec } from "../../cli/generated.ts";
+import { initBackend } from "../../runtime/backend.ts";
+import { differentiate } from "../../runtime/graph/autodiff.ts";
+import { evaluate } from "../../runtime/graph/cpu.ts";
+import { fuse } from "../../runtime/graph/fuse.ts";
+import { Graph, GraphError, liveNodes, type Sym, UnsupportedOpError } from "../../runtime/graph/graph.ts";
+import { chooseTile, gemmConfig, gemmKey } from "../../runtime/graph/kernels.ts";
+import { buildStepGraph, liveKernelCount, stepFeeds, type StepGraph } from "../../runtime/graph/step.ts";
+import { T, TraceContext, withTrace } from "../../runtime/graph/trace.ts";
+import * as F from "../../runtime/nn/functional.ts";
+import { createEngine, EngineError } from "../../runtime/train/engine.ts";
+import { buildModel, LearnedPromptEncoder, type FlowBatch } from "../../runtime/train/trainer.ts";
+import { Rng } from "../../runtime/util/rng.ts";
+
+let tiny: LoadedSpec;
+beforeAll(async () => {
+  await initBackend("cpu", { log: () => {} });
+  tiny = await loadCompiled("generated/sd3-tiny");
+});
+
+/** d(sum(w * f(params)))/d params by central differences vs the graph's gradient. */
+function checkGrad(build: (g: Graph, p: Sym[]) => Sym, shapes: number[][], seed = 1): number {
+  const rng = new Rng(seed);
+  const g = new Graph();
+  const ps = shapes.map((s, i) => g.param(`p${i}`, s));
+  const y = build(g, ps);
+  const w = g.constant(rng.normals(y.size), y.shape);
+  const loss = g.sumTo(g.ew("mul", [y, w]), [1]);
+  const { grads } = differentiate(g, loss);
+  const params = new Map(ps.map((p, i) => [`p${i}`, rng.normals(p.size)]));
+  const vals = evaluate(g, new Map(), params);
+  let worst = 0;
+  for (const [name, x] of params) {
+    const an = vals[grads.get(name)!.id];
+    for (let i = 0; i < x.length; i++) {
+      const keep = x[i];
+      const h = 1e-2;
+      x[i] = keep + h;
+      const up = evaluate(g, new Map(), params, loss.id + 1)[loss.id][0];
+      x[i] = keep - h;
+      const dn = evaluate(g, new Map(), params, loss.id + 1)[loss.id][0];
+      x[i] = keep;
+      worst = Math.max(worst, Math.abs((up - dn) / (2 * h) - an[i]) / Math.max(1, Math.abs(an[i])));
+    }
+  }
+  return worst;
+}
+
+describe("op gradients against finite differences", () => {
+  it.each<[string, (g: Graph, p: Sym[]) => Sym, number[][]]>([
+    ["linear (gemm + bias)", (g, [x, w, b]) => g.linear(x, w, b), [[3, 4], [5, 4], [5]]],
+    ["strided batched gemm (attention layout)", (g, [q, k]) => g.gemm(q, k, [2, 2, 3, 3], { batch: [2, 2], m: 3, n: 3, k: 2, alpha: 0.7, a: [12, 2, 4, 1], b: [12, 2, 1, 4], c: [18, 9, 3, 1] }), [[2, 3, 4], [2, 3, 4]]],
+    ["layer_norm", (g, [x]) => g.layerNorm(x, 1e-5), [[3, 6]]],
+    ["softmax", (g, [x]) => g.softmax(x), [[2, 5]]],
+    ["broadcast mul + add (adaLN modulate)", (g, [x, s, b]) => g.ew("add", [g.ew("mul", [x, g.ew("add", [s, 1])]), b]), [[2, 3, 4], [2, 1, 4], [2, 1, 4]]],
+    ["silu, gelu (tanh), sigmoid, tanh, square", (g, [x]) => g.ew("square", [g.ew("tanh", [g.ew("sigmoid", [g.ew("gelu_tanh", [g.ew("silu", [x])])])])]), [[7]]],
+    ["gelu (erf), div, sub, neg", (g, [x, y]) => g.ew("neg", [g.ew("sub", [g.ew("div", [g.ew("gelu_erf", [x]), g.ew("add", [g.ew("square", [y]), 1])]), y])]), [[6], [6]]],
+    ["chunk + concat + permute", (g, [x]) => g.permute(g.concat([g.slice(x, 1, 3, 3), g.slice(x, 1, 0, 2)], 1), [1, 0]), [[2, 6]]],
+    ["sum_to (mean over an axis)", (g, [x]) => g.sumTo(x, [1, 4], 1 / 3), [[3, 4]]],
+  ])("%s", (_, build, shapes) => {
+    expect(checkGrad(build, shapes)).toBeLessThan(2e-3);
+  });
+});
+
+function tinyStep(B = 2): { sg: StepGraph; feeds: Map<string, Float32Array>; params: Map<string, Float32Array> } {
+  const m = buildModel(tiny.spec as never, tiny.ir, 3);
+  const sg = buildStepGraph(m, B, [32, 32, 1]);
+  const rng = new Rng(9);
+  const b: FlowBatch = { x0: rng.normals(B * 1024), eps: rng.normals(B * 1024), sigma: Float32Array.from({ length: B }, (_, i) => 0.2 + 0.5 * i / B), prompts: ["7", "three"].slice(0, B) };
+  const feeds = stepFeeds(sg, m.flow, b, { ids: (m.text as LearnedPromptEncoder).tokenizer.encodeBatch(b.prompts) });
+  const params = new Map([...m.store.vars].map(([n, v]) => [n, v.dataSync() as Float32Array]));
+  m.store.dispose();
+  return { sg, feeds, params };
+}
+
+describe("graph passes keep every value", () => {
+  it("fusion: loss and gradients unchanged, fewer kernels", () => {
+    const { sg, feeds, params } = tinyStep();
+    const before = evaluate(sg.graph, feeds, params);
+    const n0 = liveKernelCount(sg);
+    const { fused } = fuse(sg);
+    const after = evaluate(sg.graph, feeds, params);
+    expect(fused).toBeGreaterThan(10);
+    expect(liveKernelCount(sg)).toBe(n0 - fused);
+    expect(after[sg.loss.id][0]).toBeCloseTo(before[sg.loss.id][0], 6);
+    for (const s of sg.grads.values()) {
+      const a = after[s.id];
+      const b = before[s.id];
+      for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThan(1e-6 + 1e-5 * Math.abs(b[i]));
+    }
+  });
+
+  it("chunk gradients become one concat (a lone piece stays a pad)", () => {
+    const { sg } = tinyStep();
+    const live = liveNodes(sg.graph, [sg.loss.id, ...[...sg.grads.values()].map((s) => s.id)]);
+    const kinds = [...live].map((id) => sg.graph.node(id).op.kind);
+    // the last (pre-only) block reads one side of split(o, [N, T]): its gradient is one padded piece
+    expect(kinds.filter((k) => k === "pad").length).toBe(1);
+    expect(kinds.filter((k) => k === "concat").length).toBeGreaterThan(3);
+  });
+});
+
+describe("GEMM configuration", () => {
+  const L = (m: number, n: number, k: number, batch: [number, number] = [1, 1]) => ({ batch, m, n, k, alpha: 1, a: [m * k, 0, k, 1] as [number, number, number, number], b: [0, 0, 1, k] as [number, number, number, number], c: [m * n, 0, n, 1] as [number, number, number, number] });
+  it("fills the GPU without padding waste", () => {
+    expect(chooseTile(L(1024, 1536, 384)).name).toBe("64"); // 384 workgroups
+    expect(chooseTile(L(1024, 384, 384)).name).toBe("32"); // 64 would launch 96
+    expect(chooseTile(L(24, 24, 64, [64, 6])).name).toBe("32"); // attention: small tiles
+    expect(chooseTile(L(13120, 1536, 384)).name).toBe("64"); // the 128 tile only when pinned
+    expect(chooseTile(L(512, 512, 64), "128").name).toBe("128");
+  });
+  it("keys shapes by batch, sizes and operand layout, and reads the tuned table", () => {
+    expect(gemmKey(L(1024, 384, 384))).toBe("1:1024x384x384:kk");
+    expect(gemmConfig(L(1024, 384, 384), { gemmTable: { "1:1024x384x384:kk": { tile: "64", split: 4 } } })).toEqual({ tile: "64", split: 4 });
+    expect(gemmConfig(L(1024, 384, 384), { gemmTile: "32x64", gemmSplit: 2 })).toEqual({ tile: "32x64", split: 2 });
+    expect(() => chooseTile(L(8, 8, 8), "17")).toThrow(/unknown GEMM tile "17"/);
+  });
+});
+
+describe("errors", () => {
+  it("names both shapes on a broadcast mismatch", () => {
+    const g = new Graph();
+    expect(() => g.ew("add", [g.input("a", [2, 3]), g.input("b", [4])])).toThrow(/cannot broadcast \[2,3\] with \[4\]/);
+  });
+  it("reports ops the static engine lacks as UnsupportedOpError", () => {
+    const g = new Graph();
+    const x = g.input("x", [2, 8]);
+    withTrace(new TraceContext(g, new Map()), () => {
+      expect(() => F.rmsNorm(x as never, 1e-6, 2)).toThrow(UnsupportedOpError);
+      expect(() => F.maxPool(x as never, 2)).toThrow(/no max_pool yet; train this spec with --engine tfjs/);
+      expect(T.add(x, 1).shape).toEqual([2, 8]);
+    });
+  });
+  it("refuses a batch of another size", () => {
+    const { sg } = tinyStep(2);
+    const b: FlowBatch = { x0: new Float32Array(3 * 1024), eps: new Float32Array(3 * 1024), sigma: new Float32Array(3), prompts: ["1", "2", "3"] };
+    expect(() => stepFeeds(sg, tiny.ir.flow as never, b, { ids: [] })).toThrow(GraphError);
+  });
+  it("asks for the webgpu backend when --engine static runs on a CPU backend", async () => {
+    const m = buildModel(tiny.spec as never, tiny.ir, 0);
+    const opts = { lr: 1e-3, clip: 1, ema: 0, kind: "adam" as const, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, warmup: 0 };
+    await expect(createEngine("static", m, opts, 2, [32, 32, 1], () => {})).rejects.toThrow(EngineError);
+    const auto = await createEngine("auto", m, opts, 2, [32, 32, 1], () => {});
+    expect(auto.name).toBe("tfjs");
+    auto.dispose();
+    m.store.dispose();
+    expect(tf.getBackend()).toBe("cpu");
+  });
+  it("sdc train --engine static on wasm: exit 1, one clear line, no stack", () => {
+    const r = spawnSync(process.execPath, ["bin/sdc.mjs", "train", "generated/sd3-tiny", "--steps", "1", "--backend", "wasm", "--engine", "static", "--out", "/tmp/sdc-engine-err"], { encoding: "utf8" });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/--engine static needs the webgpu backend \(this run uses wasm\)/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});

@@ -1,0 +1,79 @@
+/**
+ * The static engine's WGSL kernels on a real WebGPU adapter: Mesa's lavapipe (a Vulkan driver
+ * on the CPU) under Dawn, set up by scripts/lavapipe.sh (.ci/run does it). Every kernel of the
+ * tiny spec's step against the CPU interpreter under each GEMM tiling and split-K; `sdc train
+ * --engine static` against the tfjs engine for the same seed; a static checkpoint resumed by the
+ * tfjs engine.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+
+const cache = process.env.SDC_LAVAPIPE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "sdc-lavapipe");
+const available = existsSync(join(cache, "root", ".ok"));
+if (!available) console.warn(`test/graph/webgpu.test.ts: no software WebGPU adapter (run scripts/lavapipe.sh setup); the WGSL kernels are not tested here`);
+
+const tmp = mkdtempSync(join(tmpdir(), "sdc-webgpu-"));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** Run node under lavapipe (the software adapter) or plainly (wasm). */
+function node(args: string[], env: Record<string, string> = {}, gpu = true) {
+  const cmd = gpu ? "scripts/lavapipe.sh" : process.execPath;
+  const argv = gpu ? ["node", ...args] : args;
+  const r = spawnSync(cmd, argv, { encoding: "utf8", env: { ...process.env, ...env }, timeout: 240_000 });
+  return { status: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe.skipIf(!available)("static engine on WebGPU (lavapipe)", () => {
+  it.each<[string, Record<string, string>, string[]]>([
+    ["per-shape tiling", {}, []],
+    ["128 tile", { SDC_GEMM_TILE: "128" }, []],
+    ["32x64 tile, split-K 2", { SDC_GEMM_TILE: "32x64", SDC_GEMM_SPLIT: "2" }, []],
+    ["32 tile, split-K 3", { SDC_GEMM_TILE: "32", SDC_GEMM_SPLIT: "3" }, []],
+    ["no fusion", {}, ["--no-fuse"]],
+  ])("every kernel matches the CPU interpreter: %s", (_, env, extra) => {
+    const r = node(["--import", "tsx", "bench/graph-check.ts", "--generated", "generated/sd3-tiny", "--batch", "3", ...extra], env);
+    expect(r.status, r.err.slice(-2000)).toBe(0);
+    const res = JSON.parse(r.out.trim().split("\n").pop()!);
+    expect(res.worstNodeRelError).toBeLessThan(1e-3);
+    expect(res.worstParamAbsError).toBeLessThan(1e-5);
+    expect(Math.abs(res.loss - res.lossCpu)).toBeLessThan(1e-5);
+    expect(res.kernels).toBeGreaterThan(100);
+  });
+
+  const train = (engine: string, out: string, extra: string[] = []) =>
+    node(["bin/sdc.mjs", "train", "generated/sd3-tiny", "--steps", "12", "--batch-size", "8", "--seed", "3", "--engine", engine, "--backend", engine === "static" ? "webgpu" : "wasm", "--sample-every", "0", "--checkpoint-every", "6", "--samples", "4", "--sample-steps", "2", "--no-progress", "--out", out, ...extra], {}, engine === "static");
+  const metrics = (out: string) => readFileSync(join(out, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+
+  it("sdc train --engine static tracks the tfjs engine for the same seed", () => {
+    const a = train("static", join(tmp, "static"));
+    expect(a.status, a.err.slice(-2000)).toBe(0);
+    expect(a.err).toMatch(/engine: static graph: \d+ kernels per step/);
+    const b = train("tfjs", join(tmp, "tfjs"));
+    expect(b.status, b.err.slice(-2000)).toBe(0);
+    const ma = metrics(join(tmp, "static"));
+    const mb = metrics(join(tmp, "tfjs"));
+    expect(ma.length).toBe(mb.length);
+    for (let i = 0; i < ma.length; i++) {
+      for (const k of ["loss", "grad_norm", "val_loss"]) {
+        if (mb[i][k] === undefined) continue;
+        expect(Math.abs(ma[i][k] - mb[i][k]), `${k} at step ${mb[i].step}`).toBeLessThan(1e-4 * Math.max(1, Math.abs(mb[i][k])));
+      }
+    }
+    expect(JSON.parse(readFileSync(join(tmp, "static", "summary.json"), "utf8")).engine).toBe("static");
+  });
+
+  it("a static-engine checkpoint resumes on the tfjs engine where the straight run ends", () => {
+    const half = join(tmp, "half");
+    const a = node(["bin/sdc.mjs", "train", "generated/sd3-tiny", "--steps", "6", "--batch-size", "8", "--seed", "3", "--engine", "static", "--backend", "webgpu", "--sample-every", "0", "--checkpoint-every", "6", "--samples", "4", "--sample-steps", "2", "--no-progress", "--out", half]);
+    expect(a.status, a.err.slice(-2000)).toBe(0);
+    const b = train("tfjs", half, ["--resume", join(half, "checkpoints", "step-000006")]);
+    expect(b.status, b.err.slice(-2000)).toBe(0);
+    const straight = metrics(join(tmp, "tfjs")).filter((m) => m.loss !== undefined).pop();
+    const resumed = metrics(half).filter((m) => m.loss !== undefined).pop();
+    expect(resumed.step).toBe(12);
+    expect(Math.abs(resumed.loss - straight.loss)).toBeLessThan(1e-4);
+  });
+});
