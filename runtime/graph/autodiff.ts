@@ -186,6 +186,9 @@ function ewGrad(g: Graph, inputs: number[], expr: Expr, y: Sym, dy: Sym, push: (
     case "sqrt":
       at(0, g.ew("div", [g.ew("mul", [dy, 0.5]), y]));
       break;
+    case "rsqrt": // d/dx x^-1/2 = -1/2 y^3
+      at(0, g.ew("mul", [g.ew("mul", [dy, -0.5]), g.ew("mul", [y, g.ew("square", [y])])]));
+      break;
     case "silu":
     case "gelu_tanh":
     case "gelu_erf":

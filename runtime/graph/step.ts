@@ -88,6 +88,17 @@ export function buildStepGraph(m: Pick<ModelBundle, "store" | "network" | "text"
   };
 }
 
+/** The network's forward pass alone as a graph (inputs x [B, H, W, C], t, context, pooled). */
+export function buildForwardGraph(m: Pick<ModelBundle, "store" | "network">, x: number[], context: [number, number, number], pooled: [number, number]): { graph: Graph; output: Sym } {
+  const g = new Graph();
+  const output = withTrace(new TraceContext(g, paramTable(m.store)), () => {
+    const ins = [g.input("x", x), g.input("t", [x[0]]), g.input("context", context), g.input("pooled", pooled)] as unknown[];
+    return m.network.forward(ins[0] as tf.Tensor4D, ins[1] as tf.Tensor1D, ins[2] as tf.Tensor3D, ins[3] as tf.Tensor2D) as unknown as Sym;
+  });
+  if (!isSym(output)) throw new GraphError("the network did not return a traced tensor");
+  return { graph: g, output };
+}
+
 /**
  * The host-side inputs of one step from a FlowBatch: the same arithmetic as flowLoss
  * (xt = (1 - sigma) x0 + sigma eps, target, network time, loss weights / (B * pixels)).

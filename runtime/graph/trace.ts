@@ -82,6 +82,22 @@ export const T = {
   tanh: (x: Sym): Sym => x.graph.ew("tanh", [x]),
   gelu: (x: Sym, approximate: boolean): Sym => x.graph.ew(approximate ? "gelu_tanh" : "gelu_erf", [x]),
   layerNorm: (x: Sym, eps: number): Sym => x.graph.layerNorm(x, eps),
+  /** RMSNorm per head slice of the last axis, composed: x * rsqrt(mean(x^2) + eps). */
+  rmsNorm(x: Sym, eps: number, heads: number): Sym {
+    const g = x.graph;
+    const d = x.shape[x.rank - 1];
+    const xs = g.reshape(x, [...x.shape.slice(0, -1), heads, d / heads]); // [..., H, d]
+    const ms = g.sumTo(g.ew("square", [xs]), [...xs.shape.slice(0, -1), 1], heads / d); // [..., H, 1]
+    const y = g.ew("mul", [xs, g.ew("rsqrt", [g.ew("add", [ms, eps])])]);
+    return g.reshape(y, x.shape);
+  },
+  /** y (from rmsNorm) times a per-head-slice weight [d / heads]. */
+  scaleHeads(y: Sym, weight: VarLike, heads: number): Sym {
+    const g = y.graph;
+    const d = y.shape[y.rank - 1];
+    const ys = g.reshape(y, [...y.shape.slice(0, -1), heads, d / heads]);
+    return g.reshape(g.ew("mul", [ys, ctx().param(weight)]), y.shape);
+  },
 
   split(x: Sym, sizes: number[], axis: number): Sym[] {
     const ax = axis < 0 ? axis + x.rank : axis;

@@ -62,7 +62,7 @@ export function layerNorm(x: T, eps = 1e-5): T {
 
 /** RMSNorm over the last axis (per head slice when heads > 1), without weight. */
 export function rmsNorm(x: T, eps = 1e-6, heads = 1): T {
-  if (sym(x)) throw unsupported("rms_norm");
+  if (sym(x)) return G.rmsNorm(x as Any, eps, heads) as Any;
   return tf.tidy(() => {
     const shape = x.shape;
     const d = shape[shape.length - 1];

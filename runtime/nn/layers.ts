@@ -102,6 +102,11 @@ export class RmsNorm {
     if (args.affine !== false) this.weight = store.param(joinName(path, "weight"), [args.dim / heads], "ones");
   }
   apply(x: tf.Tensor): tf.Tensor {
+    if (isSym(x)) {
+      const heads = this.args.heads ?? 1;
+      const y = G.rmsNorm(x, this.args.eps ?? 1e-6, heads);
+      return (this.weight ? G.scaleHeads(y, this.weight, heads) : y) as Any;
+    }
     return tf.tidy(() => {
       const heads = this.args.heads ?? 1;
       const y = F.rmsNorm(x, this.args.eps ?? 1e-6, heads);

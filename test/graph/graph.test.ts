@@ -16,6 +16,8 @@ import { chooseTile, gemmConfig, gemmKey } from "../../runtime/graph/kernels.ts"
 import { buildStepGraph, liveKernelCount, stepFeeds, type StepGraph } from "../../runtime/graph/step.ts";
 import { T, TraceContext, withTrace } from "../../runtime/graph/trace.ts";
 import * as F from "../../runtime/nn/functional.ts";
+import { RmsNorm } from "../../runtime/nn/layers.ts";
+import { ParamStore } from "../../runtime/nn/params.ts";
 import { createEngine, EngineError } from "../../runtime/train/engine.ts";
 import { buildModel, LearnedPromptEncoder, type FlowBatch } from "../../runtime/train/trainer.ts";
 import { Rng } from "../../runtime/util/rng.ts";
@@ -65,6 +67,7 @@ describe("op gradients against finite differences", () => {
     ["gelu (erf), div, sub, neg", (g, [x, y]) => g.ew("neg", [g.ew("sub", [g.ew("div", [g.ew("gelu_erf", [x]), g.ew("add", [g.ew("square", [y]), 1])]), y])]), [[6], [6]]],
     ["chunk + concat + permute", (g, [x]) => g.permute(g.concat([g.slice(x, 1, 3, 3), g.slice(x, 1, 0, 2)], 1), [1, 0]), [[2, 6]]],
     ["sum_to (mean over an axis)", (g, [x]) => g.sumTo(x, [1, 4], 1 / 3), [[3, 4]]],
+    ["rms_norm per head (composed), head weights", (g, [x]) => withTrace(new TraceContext(g, new Map()), () => T.rmsNorm(x, 1e-6, 2)), [[3, 8]]],
   ])("%s", (_, build, shapes) => {
     expect(checkGrad(build, shapes)).toBeLessThan(2e-3);
   });
@@ -80,6 +83,43 @@ function tinyStep(B = 2): { sg: StepGraph; feeds: Map<string, Float32Array>; par
   m.store.dispose();
   return { sg, feeds, params };
 }
+
+describe("traced layers against eager tfjs", () => {
+  it("RmsNorm with heads and weights (qk_norm): values and gradients", () => {
+    const store = new ParamStore(4);
+    const layer = new RmsNorm(store, "n", { dim: 8, heads: 2, eps: 1e-6 });
+    const wv = store.vars.get("n.weight")!;
+    wv.assign(tf.tensor1d([0.5, 1, 1.5, 2]));
+    const rng = new Rng(2);
+    const xd = rng.normals(24);
+    const cd = rng.normals(24);
+    // eager
+    const x = tf.tensor2d(xd, [3, 8]);
+    const f = (xx: tf.Tensor, ww: tf.Tensor) => {
+      const ys = tf.reshape(F.rmsNorm(xx, 1e-6, 2), [3, 2, 4]);
+      return tf.sum(tf.mul(tf.reshape(tf.mul(ys, ww), [3, 8]), tf.tensor2d(cd, [3, 8])));
+    };
+    const [gx, gw] = tf.grads(f)([x, wv]);
+    // traced
+    const g = new Graph();
+    const xs = g.input("x", [3, 8]);
+    const { y, ctxp } = withTrace(new TraceContext(g, new Map([[wv, { name: "n.weight", shape: [4] }]])), () => {
+      const xp = g.param("x", [3, 8]);
+      return { y: layer.apply(xp as never) as unknown as Sym, ctxp: xp };
+    });
+    const loss = g.sumTo(g.ew("mul", [y, g.constant(cd, [3, 8])]), [1]);
+    const { grads } = differentiate(g, loss);
+    const vals = evaluate(g, new Map([["x", xd]]), new Map([["x", xd], ["n.weight", wv.dataSync() as Float32Array]]));
+    expect(vals[loss.id][0]).toBeCloseTo(f(x, wv).dataSync()[0], 4);
+    const close = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).forEach((v, i) => expect(Math.abs(v - b[i])).toBeLessThan(1e-4));
+    close(vals[grads.get("x")!.id], gx.dataSync());
+    close(vals[grads.get("n.weight")!.id], gw.dataSync());
+    expect(xs.shape).toEqual([3, 8]);
+    expect(ctxp.shape).toEqual([3, 8]);
+    tf.dispose([x, gx, gw]);
+    store.dispose();
+  });
+});
 
 describe("graph passes keep every value", () => {
   it("fusion: loss and gradients unchanged, fewer kernels", () => {
@@ -134,8 +174,8 @@ describe("errors", () => {
     const g = new Graph();
     const x = g.input("x", [2, 8]);
     withTrace(new TraceContext(g, new Map()), () => {
-      expect(() => F.rmsNorm(x as never, 1e-6, 2)).toThrow(UnsupportedOpError);
-      expect(() => F.maxPool(x as never, 2)).toThrow(/no max_pool yet; train this spec with --engine tfjs/);
+      expect(() => F.maxPool(x as never, 2)).toThrow(UnsupportedOpError);
+      expect(() => F.avgPool(x as never, 2)).toThrow(/no avg_pool yet; train this spec with --engine tfjs/);
       expect(T.add(x, 1).shape).toEqual([2, 8]);
     });
   });
