@@ -76,4 +76,14 @@ describe.skipIf(!available)("static engine on WebGPU (lavapipe)", () => {
     expect(resumed.step).toBe(12);
     expect(Math.abs(resumed.loss - straight.loss)).toBeLessThan(1e-4);
   });
+
+  it("a tfjs-engine checkpoint resumes on the static engine where the straight run ends", () => {
+    const out = join(tmp, "tfjs-then-static");
+    const b = train("static", out, ["--resume", join(tmp, "tfjs", "checkpoints", "step-000006")]);
+    expect(b.status, b.err.slice(-2000)).toBe(0);
+    const straight = metrics(join(tmp, "tfjs")).filter((m) => m.loss !== undefined).pop();
+    const resumed = metrics(out).filter((m) => m.loss !== undefined).pop();
+    expect(resumed.step).toBe(12);
+    expect(Math.abs(resumed.loss - straight.loss)).toBeLessThan(1e-4);
+  });
 });
