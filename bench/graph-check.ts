@@ -27,6 +27,8 @@ const { values } = parseArgs({
     batch: { type: "string", default: "2" },
     "context-tokens": { type: "string", default: "8" },
     "no-fuse": { type: "boolean", default: false },
+    /** "keep" (default) checks every node; "reuse" (the training default) checks the loss, gradients and parameters */
+    memory: { type: "string", default: "keep" },
   },
 });
 const init = await initBackend("webgpu", { log: (m) => console.error(m) });
@@ -63,7 +65,8 @@ for (const [name, v] of m.store.vars) params.set(name, (await v.data()) as Float
 
 const adam = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, decoupled: false, clip: 1, ema: 0.99, emaWarmup: true };
 const t0 = performance.now();
-const gpu = await WebGpuStep.create(device, sg, adam, kernelOptionsFromEnv());
+const memory = values.memory === "reuse" ? "reuse" : "keep";
+const gpu = await WebGpuStep.create(device, sg, adam, kernelOptionsFromEnv(), memory);
 const compileMs = performance.now() - t0;
 gpu.setParams(params);
 const r = await gpu.step(feeds);
@@ -72,9 +75,11 @@ const ref = evaluate(sg.graph, feeds, params);
 // every live node, relative to its own scale
 let worst = 0;
 let worstAt = "";
+const gradIds = new Set([...sg.grads.values()].map((x) => x.id));
 for (const id of gpu.live) {
   const node = sg.graph.node(id);
   if (["input", "param", "const", "view"].includes(node.op.kind)) continue;
+  if (memory === "reuse" && id !== sg.loss.id && !gradIds.has(id)) continue; // recycled buffers
   const got = await gpu.readNode(id);
   const want = ref[id];
   let scale = 1e-6;
@@ -118,6 +123,8 @@ const result = {
   batch: B,
   kernelsUnfused: unfused,
   kernels: gpu.kernels.length,
+  memory,
+  activationMiB: Number((gpu.bytes.activations / 2 ** 20).toFixed(1)),
   compileMs: Math.round(compileMs),
   loss: r.loss,
   lossCpu: ref[sg.loss.id][0],

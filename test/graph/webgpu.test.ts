@@ -33,6 +33,7 @@ describe.skipIf(!available)("static engine on WebGPU (lavapipe)", () => {
     ["32x64 tile, split-K 2", { SDC_GEMM_TILE: "32x64", SDC_GEMM_SPLIT: "2" }, []],
     ["32 tile, split-K 3", { SDC_GEMM_TILE: "32", SDC_GEMM_SPLIT: "3" }, []],
     ["no fusion", {}, ["--no-fuse"]],
+    ["recycled buffers (loss, gradients, parameters)", {}, ["--memory", "reuse"]],
   ])("every kernel matches the CPU interpreter: %s", (_, env, extra) => {
     const r = node(["--import", "tsx", "bench/graph-check.ts", "--generated", "generated/sd3-tiny", "--batch", "3", ...extra], env);
     expect(r.status, r.err.slice(-2000)).toBe(0);
