@@ -73,6 +73,21 @@ export function buildStepGraph(m: Pick<ModelBundle, "store" | "network" | "text"
     return { loss, text, ctx };
   });
   const { grads } = differentiate(g, out.loss);
+  // every parameter's gradient gets a node of its own (the executor writes it into the flat
+  // gradient buffer): two gradients can be the same node, e.g. the biases of two linears whose
+  // outputs are added, at batch 1, where summing over the batch is the identity
+  const owner = new Map<number, string>();
+  const rootOf = (id: number): number => {
+    const op = g.node(id).op;
+    return op.kind === "view" ? rootOf(op.src) : id;
+  };
+  for (const [name, s] of grads) {
+    const r = rootOf(s.id);
+    const kind = g.node(r).op.kind;
+    if (kind === "const" && r === s.id) continue; // an unused parameter's zero gradient
+    if (owner.has(r) || kind === "input" || kind === "param" || kind === "const") grads.set(name, g.ew("id", [s]));
+    else owner.set(r, name);
+  }
   const params = [...m.store.vars].map(([name, v]) => ({ name, shape: [...v.shape] }));
   return {
     graph: g,

@@ -138,6 +138,17 @@ describe("graph passes keep every value", () => {
     }
   });
 
+  it("gives every parameter a gradient node of its own, even at batch 1", () => {
+    const { sg } = tinyStep(1);
+    const root = (id: number): number => {
+      const op = sg.graph.node(id).op;
+      return op.kind === "view" ? root(op.src) : id;
+    };
+    const roots = [...sg.grads.values()].map((s) => root(s.id)).filter((r) => sg.graph.node(r).op.kind !== "const");
+    expect(new Set(roots).size).toBe(roots.length);
+    expect(roots.every((r) => !["input", "param"].includes(sg.graph.node(r).op.kind))).toBe(true);
+  });
+
   it("chunk gradients become one concat (a lone piece stays a pad)", () => {
     const { sg } = tinyStep();
     const live = liveNodes(sg.graph, [sg.loss.id, ...[...sg.grads.values()].map((s) => s.id)]);
