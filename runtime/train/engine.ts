@@ -176,20 +176,34 @@ export class StaticEngine implements TrainEngine {
     return this.opts.ema > 0;
   }
 
+  /** resolves when the previous step() has been submitted: steps reach the GPU in call order */
+  private turn: Promise<void> = Promise.resolve();
+
   async step(b: FlowBatch, shape: [number, number, number, number]): Promise<StepResult> {
     if (shape[0] !== this.sg.batch) throw new GraphError(`the static step was built for batch ${this.sg.batch}, got ${shape[0]}`);
-    const text: Parameters<typeof stepFeeds>[3] = {};
-    if (this.m.text instanceof LearnedPromptEncoder) text.ids = this.m.text.tokenizer.encodeBatch(b.prompts);
-    else {
-      const [c, p] = this.m.text.encode(b.prompts);
-      text.context = (await c.data()) as Float32Array;
-      text.pooled = (await p.data()) as Float32Array;
-      tf.dispose([c, p]);
+    const mine = this.turn;
+    let submitted!: () => void;
+    this.turn = new Promise((r) => (submitted = r));
+    try {
+      const text: Parameters<typeof stepFeeds>[3] = {};
+      if (this.m.text instanceof LearnedPromptEncoder) text.ids = this.m.text.tokenizer.encodeBatch(b.prompts);
+      else {
+        // frozen encoders: their features are computed (and awaited) before this step's turn
+        const [c, p] = this.m.text.encode(b.prompts);
+        text.context = (await c.data()) as Float32Array;
+        text.pooled = (await p.data()) as Float32Array;
+        tf.dispose([c, p]);
+      }
+      const feeds = stepFeeds(this.sg, this.m.flow, b, text);
+      await mine;
+      if (this.opts.warmup > 0) this.gpu.lr = this.opts.lr * Math.min(1, (this.gpu.stepCount + 1) / this.opts.warmup);
+      const pending = this.gpu.step(feeds); // submits synchronously, then waits for the read
+      submitted();
+      const r = await pending;
+      return { loss: r.loss, gradNorm: r.gradNorm };
+    } finally {
+      submitted();
     }
-    const feeds = stepFeeds(this.sg, this.m.flow, b, text);
-    if (this.opts.warmup > 0) this.gpu.lr = this.opts.lr * Math.min(1, (this.gpu.stepCount + 1) / this.opts.warmup);
-    const r = await this.gpu.step(feeds);
-    return { loss: r.loss, gradNorm: r.gradNorm };
   }
 
   private assign(values: Map<string, Float32Array>): void {
