@@ -29,6 +29,9 @@ const { values } = parseArgs({
     "no-fuse": { type: "boolean", default: false },
     /** "keep" (default) checks every node; "reuse" (the training default) checks the loss, gradients and parameters */
     memory: { type: "string", default: "keep" },
+    /** weight decay of the checked Adam step (L2 in the gradient; with --decoupled, AdamW) */
+    "weight-decay": { type: "string", default: "0" },
+    decoupled: { type: "boolean", default: false },
   },
 });
 const init = await initBackend("webgpu", { log: (m) => console.error(m) });
@@ -63,7 +66,7 @@ const feeds = stepFeeds(sg, m.flow, b, text);
 const params = new Map<string, Float32Array>();
 for (const [name, v] of m.store.vars) params.set(name, (await v.data()) as Float32Array);
 
-const adam = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, decoupled: false, clip: 1, ema: 0.99, emaWarmup: true };
+const adam = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: Number(values["weight-decay"]), decoupled: values.decoupled!, clip: 1, ema: 0.99, emaWarmup: true };
 const t0 = performance.now();
 const memory = values.memory === "reuse" ? "reuse" : "keep";
 const gpu = await WebGpuStep.create(device, sg, adam, kernelOptionsFromEnv(), memory);
@@ -111,8 +114,12 @@ for (const p of sg.params) {
   const p0 = params.get(p.name)!;
   const got = state.params.get(p.name)!;
   for (let i = 0; i < g.length; i++) {
-    const gi = Math.fround(g[i] * Math.fround(scale));
-    const want = p0[i] - (gi / (Math.abs(gi) + adam.eps)) * adam.lr;
+    // first Adam step: m / bc1 = g and sqrt(v) / sqrt(bc2) = |g|, so the update is lr * g / (|g| + eps)
+    let gi = Math.fround(g[i] * Math.fround(scale));
+    let pi = p0[i];
+    if (adam.weightDecay && adam.decoupled) pi = pi * (1 - adam.lr * adam.weightDecay);
+    else if (adam.weightDecay) gi = gi + p0[i] * adam.weightDecay;
+    const want = pi - (gi / (Math.abs(gi) + adam.eps)) * adam.lr;
     worstParam = Math.max(worstParam, Math.abs(got[i] - want));
   }
 }

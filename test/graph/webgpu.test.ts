@@ -34,6 +34,8 @@ describe.skipIf(!available)("static engine on WebGPU (lavapipe)", () => {
     ["32 tile, split-K 3", { SDC_GEMM_TILE: "32", SDC_GEMM_SPLIT: "3" }, []],
     ["no fusion", {}, ["--no-fuse"]],
     ["recycled buffers (loss, gradients, parameters)", {}, ["--memory", "reuse"]],
+    ["Adam with L2 weight decay", {}, ["--weight-decay", "0.1"]],
+    ["AdamW (decoupled weight decay)", {}, ["--weight-decay", "0.1", "--decoupled"]],
   ])("every kernel matches the CPU interpreter: %s", (_, env, extra) => {
     const r = node(["--import", "tsx", "bench/graph-check.ts", "--generated", "generated/sd3-tiny", "--batch", "3", ...extra], env);
     expect(r.status, r.err.slice(-2000)).toBe(0);
