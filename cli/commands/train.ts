@@ -15,7 +15,7 @@ import { encodeGridPng, promptsGridText } from "../../runtime/image/png.ts";
 import { removeStaleTemps, writeFileAtomic } from "../../runtime/io/atomic.ts";
 import { CheckpointError, type HostTensors, readCheckpoint, resolveCheckpoint, saveCheckpoint, writeLatest } from "../../runtime/train/checkpoint.ts";
 import { createEngine, type EngineName } from "../../runtime/train/engine.ts";
-import { buildModel, drawBatch, makeValidationSet, type ModelBundle, sampleImages, type StepResult, TrainingStopped, validationLoss } from "../../runtime/train/trainer.ts";
+import { buildModel, drawBatch, makeValidationSet, type ModelBundle, type StepResult, TrainingStopped } from "../../runtime/train/trainer.ts";
 import { Rng } from "../../runtime/util/rng.ts";
 import { WordTokenizer } from "../../runtime/text/words.ts";
 import { type PretrainedTextOptions, PretrainedPromptEncoder, textEncoderOverrides } from "../../runtime/text/pretrained/prompt-encoder.ts";
@@ -202,14 +202,8 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
   };
 
   const samples = async () => {
-    const [vl, data] = await trainer.withEma(async () => {
-      const vl = await validationLoss(m, val, dims, batch);
-      const z = tf.tensor4d(gridNoise, [nSamples, ...dims]);
-      const imgs = sampleImages(m, z, gridPrompts, { steps: o.sampleSteps });
-      const data = (await imgs.data()) as Float32Array;
-      tf.dispose([z, imgs]);
-      return [vl, data] as const;
-    });
+    const vl = await trainer.validationLoss(val, dims, batch);
+    const data = await trainer.sample(gridNoise, gridPrompts, dims, { steps: o.sampleSteps });
     const nrow = Math.ceil(Math.sqrt(nSamples));
     writeFileAtomic(join(out, "samples", `step-${pad(step)}.png`), encodeGridPng(data, nSamples, ...dims, { nrow }));
     writeFileAtomic(join(out, "samples", `step-${pad(step)}.txt`), promptsGridText(gridPrompts, nrow));

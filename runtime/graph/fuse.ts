@@ -28,8 +28,11 @@ export interface FuseStats {
 }
 
 export function fuse(sg: StepGraph): FuseStats {
-  const g = sg.graph;
-  const outputs = [sg.loss.id, ...[...sg.grads.values()].map((s) => s.id)];
+  return fuseGraph(sg.graph, [sg.loss.id, ...[...sg.grads.values()].map((s) => s.id)]);
+}
+
+/** Fuse a graph whose results are the nodes `outputs` (kept as they are). */
+export function fuseGraph(g: Graph, outputs: number[]): FuseStats {
   const keep = new Set<number>(outputs);
   let fused = 0;
   let changed = true;

@@ -36,6 +36,46 @@ function paramTable(store: ParamStore): Map<object, { name: string; shape: numbe
   return t;
 }
 
+/** Trace the velocity v(xt, t, text) of the network (and a learned text encoder) into `g`. */
+function traceVelocity(g: Graph, m: Pick<ModelBundle, "network" | "text">, batch: number, dims: [number, number, number], context?: { tokens: number; width: number; pooled: number }): { v: Sym; text: StepGraph["text"] } {
+  const [h, w, c] = dims;
+  const xt = g.input("xt", [batch, h, w, c]);
+  const t = g.input("t", [batch]);
+  let ctx: Sym;
+  let pooled: Sym;
+  let text: StepGraph["text"];
+  if (m.text instanceof LearnedPromptEncoder) {
+    const ids = g.input("ids", [batch, m.text.tokenizer.length]);
+    [ctx, pooled] = m.text.module.forward(ids as unknown as tf.Tensor2D) as unknown as Sym[];
+    text = "learned";
+  } else {
+    if (!context) throw new GraphError("the text encoder is frozen: give the context shape");
+    ctx = g.input("context", [batch, context.tokens, context.width]);
+    pooled = g.input("pooled", [batch, context.pooled]);
+    text = "external";
+  }
+  const v = m.network.forward(xt as unknown as tf.Tensor4D, t as unknown as tf.Tensor1D, ctx as unknown as tf.Tensor3D, pooled as unknown as tf.Tensor2D) as unknown as Sym;
+  if (!isSym(v)) throw new GraphError("the network did not return a traced tensor");
+  return { v, text };
+}
+
+/** The velocity alone (sampling, validation): inputs xt, t and the text; output v [B, H, W, C]. */
+export interface VelocityGraph {
+  graph: Graph;
+  v: Sym;
+  oneHots: OneHotInput[];
+  batch: number;
+  dims: [number, number, number];
+  text: StepGraph["text"];
+}
+
+export function buildVelocityGraph(m: Pick<ModelBundle, "store" | "network" | "text">, batch: number, dims: [number, number, number], context?: { tokens: number; width: number; pooled: number }): VelocityGraph {
+  const g = new Graph();
+  const tc = new TraceContext(g, paramTable(m.store));
+  const { v, text } = withTrace(tc, () => traceVelocity(g, m, batch, dims, context));
+  return { graph: g, v, oneHots: tc.oneHots, batch, dims, text };
+}
+
 /**
  * Build the step graph. `context` gives [tokens, width] and the pooled width when the text is
  * external (frozen encoders: the caller feeds their features); a learned encoder is traced.
@@ -45,32 +85,15 @@ export function buildStepGraph(m: Pick<ModelBundle, "store" | "network" | "text"
   const tc = new TraceContext(g, paramTable(m.store));
   const [h, w, c] = dims;
   const out = withTrace(tc, () => {
-    const xt = g.input("xt", [batch, h, w, c]);
-    const t = g.input("t", [batch]);
+    const { v, text } = traceVelocity(g, m, batch, dims, context); // [B, H, W, C]
     const target = g.input("target", [batch, h, w, c]);
     const weight = g.input("weight", [batch]);
-    let ctx: Sym;
-    let pooled: Sym;
-    let text: StepGraph["text"];
-    if (m.text instanceof LearnedPromptEncoder) {
-      const ids = g.input("ids", [batch, m.text.tokenizer.length]);
-      const r = m.text.module.forward(ids as unknown as tf.Tensor2D) as unknown as Sym[];
-      [ctx, pooled] = r;
-      text = "learned";
-    } else {
-      if (!context) throw new GraphError("the text encoder is frozen: give the context shape");
-      ctx = g.input("context", [batch, context.tokens, context.width]);
-      pooled = g.input("pooled", [batch, context.pooled]);
-      text = "external";
-    }
-    const v = m.network.forward(xt as unknown as tf.Tensor4D, t as unknown as tf.Tensor1D, ctx as unknown as tf.Tensor3D, pooled as unknown as tf.Tensor2D) as unknown as Sym; // [B, H, W, C]
-    if (!isSym(v)) throw new GraphError("the network did not return a traced tensor");
     g.tag = "loss";
     const diff = g.ew("sub", [v, target]);
     const sq = g.ew("square", [diff]);
     const weighted = g.ew("mul", [sq, g.reshape(weight, [batch, 1, 1, 1])]);
     const loss = g.sumTo(weighted, [1]);
-    return { loss, text, ctx };
+    return { loss, text };
   });
   const { grads } = differentiate(g, out.loss);
   // every parameter's gradient gets a node of its own (the executor writes it into the flat
@@ -118,7 +141,7 @@ export function buildForwardGraph(m: Pick<ModelBundle, "store" | "network">, x: 
  * The host-side inputs of one step from a FlowBatch: the same arithmetic as flowLoss
  * (xt = (1 - sigma) x0 + sigma eps, target, network time, loss weights / (B * pixels)).
  */
-export function stepFeeds(sg: StepGraph, flow: FlowConfig, b: FlowBatch, text: { ids?: Int32Array | number[]; context?: Float32Array; pooled?: Float32Array }): Map<string, Float32Array> {
+export function stepFeeds(sg: Pick<StepGraph, "batch" | "dims" | "text" | "oneHots">, flow: FlowConfig, b: FlowBatch, text: { ids?: Int32Array | number[]; context?: Float32Array; pooled?: Float32Array }): Map<string, Float32Array> {
   const n = sg.batch;
   const per = sg.dims[0] * sg.dims[1] * sg.dims[2];
   if (b.sigma.length !== n || b.x0.length !== n * per || b.eps.length !== n * per) throw new GraphError(`the batch does not match the step graph (batch ${n}, ${per} values per image)`);

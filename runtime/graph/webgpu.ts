@@ -38,7 +38,7 @@ export interface AdamConfig {
   emaWarmup: boolean;
 }
 
-interface Binding {
+export interface Binding {
   buffer: GPUBuffer;
   offset: number; // bytes
   size: number; // bytes
@@ -352,6 +352,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       out.push({ code: adamCode(sgm.n), inputs, output: seg(this.flat.p), groups: grid(Math.ceil(sgm.n / 256)), label: "adam" });
     }
     return out;
+  }
+
+  /** Where parameter `name` lives: in the parameters or in their EMA (sampling reads either in place). */
+  paramBinding(name: string, which: "params" | "ema"): Binding {
+    const off = this.offsets.get(name);
+    const p = this.sg.params.find((x) => x.name === name);
+    if (off === undefined || !p) throw new GraphError(`no parameter ${name}`);
+    const buffer = which === "ema" && this.flat.ema ? this.flat.ema : this.flat.p;
+    return { buffer, offset: off * 4, size: sizeOf(p.shape) * 4 };
   }
 
   /** Upload parameters (and reset the EMA to them when `resetEma`). */

@@ -9,6 +9,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
+import { PNG } from "pngjs";
 import { afterAll, describe, expect, it } from "vitest";
 
 const cache = process.env.SDC_LAVAPIPE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "sdc-lavapipe");
@@ -66,6 +67,13 @@ describe.skipIf(!available)("static engine on WebGPU (lavapipe)", () => {
       }
     }
     expect(JSON.parse(readFileSync(join(tmp, "static", "summary.json"), "utf8")).engine).toBe("static");
+    // the grid (EMA weights, CFG, Euler) sampled by the static forward pass vs tfjs: same pixels to rounding
+    const png = (dir: string) => PNG.sync.read(readFileSync(join(dir, "samples", "step-000012.png"))).data;
+    const [pa, pb] = [png(join(tmp, "static")), png(join(tmp, "tfjs"))];
+    expect(pa.length).toBe(pb.length);
+    let worst = 0;
+    for (let i = 0; i < pa.length; i++) worst = Math.max(worst, Math.abs(pa[i] - pb[i]));
+    expect(worst).toBeLessThanOrEqual(2);
   });
 
   it("a static-engine checkpoint resumes on the tfjs engine where the straight run ends", () => {

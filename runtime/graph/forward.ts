@@ -1,0 +1,128 @@
+/**
+ * The network's velocity as recorded WebGPU dispatches (sampling and validation of a run on the
+ * static engine): traced at a fixed batch, fused, its parameters read in place from the training
+ * step's flat buffers (the parameters or their EMA), buffers recycled after their last reader.
+ * One call = input writes, one compute pass, one read of v.
+ */
+/* eslint-disable @typescript-eslint/no-explicit-any */
+import { fuseGraph } from "./fuse.ts";
+import { GraphError, inputsOf, liveNodes, sizeOf } from "./graph.ts";
+import { type KernelOptions, SCRATCH, kernelsFor } from "./kernels.ts";
+import type { VelocityGraph } from "./step.ts";
+import type { Binding } from "./webgpu.ts";
+
+const STORAGE = 0x80;
+const COPY_SRC = 0x04;
+const COPY_DST = 0x08;
+const MAP_READ = 0x01;
+
+export class WebGpuForward {
+  private readonly bind = new Map<number, Binding>();
+  private readonly inputs = new Map<string, any>();
+  private readonly owned: any[] = [];
+  private recs: { pipeline: any; bindGroup: any; groups: [number, number, number] }[] = [];
+  private readback: any;
+  kernels = 0;
+
+  private constructor(
+    readonly device: any,
+    readonly vg: VelocityGraph,
+  ) {}
+
+  /** `param(name)` gives each parameter's binding (e.g. WebGpuStep.paramBinding). */
+  static async create(device: any, vg: VelocityGraph, param: (name: string) => Binding, kernelOptions: KernelOptions = {}): Promise<WebGpuForward> {
+    fuseGraph(vg.graph, [vg.v.id]);
+    const f = new WebGpuForward(device, vg);
+    await f.build(param, kernelOptions);
+    return f;
+  }
+
+  private mk(floats: number): any {
+    const b = this.device.createBuffer({ size: Math.max(16, floats * 4), usage: STORAGE | COPY_SRC | COPY_DST });
+    this.owned.push(b);
+    return b;
+  }
+
+  private async build(param: (name: string) => Binding, opts: KernelOptions): Promise<void> {
+    const g = this.vg.graph;
+    const live = liveNodes(g, [this.vg.v.id]);
+    const root = (id: number): number => {
+      const op = g.node(id).op;
+      return op.kind === "view" ? root(op.src) : id;
+    };
+    // buffers go back to a pool after their last reader (the output is kept)
+    const lastUse = new Map<number, number>();
+    for (const id of live) for (const i of inputsOf(g.node(id).op)) lastUse.set(root(i), Math.max(lastUse.get(root(i)) ?? -1, id));
+    const free: { buffer: any; floats: number }[] = [];
+    const pooled = new Map<number, { buffer: any; floats: number }>();
+    for (const node of g.nodes) {
+      if (!live.has(node.id)) continue;
+      const op = node.op;
+      const n = sizeOf(node.shape);
+      if (op.kind === "view") this.bind.set(node.id, this.bind.get(root(op.src))!);
+      else if (op.kind === "param") this.bind.set(node.id, param(op.name));
+      else if (op.kind === "input" || op.kind === "const" || node.id === this.vg.v.id) {
+        const b = this.mk(n);
+        this.bind.set(node.id, { buffer: b, offset: 0, size: n * 4 });
+        if (op.kind === "input") this.inputs.set(op.name, b);
+        if (op.kind === "const") this.device.queue.writeBuffer(b, 0, op.data);
+      } else {
+        const i = free.findIndex((x) => x.floats >= n && x.floats <= 2 * n);
+        const b = i >= 0 ? free.splice(i, 1)[0] : { buffer: this.mk(n), floats: n };
+        pooled.set(node.id, b);
+        this.bind.set(node.id, { buffer: b.buffer, offset: 0, size: n * 4 });
+      }
+      for (const [r, at] of lastUse) if (at === node.id && pooled.has(r)) free.push(pooled.get(r)!);
+    }
+    const kernels = g.nodes.filter((n) => live.has(n.id)).flatMap((n) => kernelsFor(g, n, opts));
+    const scratch = Math.max(0, ...kernels.map((k) => k.scratchFloats ?? 0));
+    const scratchBinding = scratch > 0 ? { buffer: this.mk(scratch), offset: 0, size: scratch * 4 } : null;
+    this.device.pushErrorScope("validation");
+    const pipelines = new Map<string, Promise<any>>();
+    for (const k of kernels) {
+      if (!pipelines.has(k.code)) pipelines.set(k.code, this.device.createComputePipelineAsync({ layout: "auto", compute: { module: this.device.createShaderModule({ code: k.code }), entryPoint: "main" } }));
+    }
+    for (const k of kernels) {
+      const pipeline = await pipelines.get(k.code)!;
+      const entries = [...k.inputs, k.output].map((id, i) => {
+        const b = id === SCRATCH ? scratchBinding : this.bind.get(id);
+        if (!b) throw new GraphError(`node ${id} has no buffer`);
+        return { binding: i, resource: { buffer: b.buffer, offset: b.offset, size: Math.max(4, b.size) } };
+      });
+      this.recs.push({ pipeline, bindGroup: this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }), groups: k.groups });
+    }
+    const err = await this.device.popErrorScope();
+    if (err) throw new GraphError(`WebGPU rejected the forward pass: ${err.message}`);
+    this.kernels = kernels.length;
+    this.readback = this.device.createBuffer({ size: this.vg.v.size * 4, usage: MAP_READ | COPY_DST });
+    this.owned.push(this.readback);
+  }
+
+  /** v for the inputs (xt, t, and ids.onehot or context + pooled). */
+  async run(feeds: Map<string, Float32Array>): Promise<Float32Array> {
+    for (const [name, buf] of this.inputs) {
+      const x = feeds.get(name);
+      if (!x) throw new GraphError(`missing input "${name}"`);
+      this.device.queue.writeBuffer(buf, 0, x);
+    }
+    const enc = this.device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    for (const k of this.recs) {
+      pass.setPipeline(k.pipeline);
+      pass.setBindGroup(0, k.bindGroup);
+      pass.dispatchWorkgroups(k.groups[0], k.groups[1], k.groups[2]);
+    }
+    pass.end();
+    const v = this.bind.get(this.vg.v.id)!;
+    enc.copyBufferToBuffer(v.buffer, v.offset, this.readback, 0, v.size);
+    this.device.queue.submit([enc.finish()]);
+    await this.readback.mapAsync(0x01);
+    const out = new Float32Array(this.readback.getMappedRange().slice(0));
+    this.readback.unmap();
+    return out;
+  }
+
+  dispose(): void {
+    for (const b of this.owned) b.destroy();
+  }
+}
