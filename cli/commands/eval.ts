@@ -13,6 +13,7 @@ import { type EvalResult, evaluateModel, formatEval } from "../../runtime/eval/e
 import { writeFileAtomic } from "../../runtime/io/atomic.ts";
 import { CheckpointError, readCheckpoint, resolveCheckpoint } from "../../runtime/train/checkpoint.ts";
 import { buildModel } from "../../runtime/train/trainer.ts";
+import { staticFlowNetworkFor } from "../../runtime/graph/sampler.ts";
 import { EXIT, InputError, UsageError } from "../errors.ts";
 import { loadCompiled } from "../generated.ts";
 import { DEFAULT_JUDGE_DIR, DEFAULT_JUDGE_WEIGHTS, loadJudge } from "./judge.ts";
@@ -91,7 +92,9 @@ export async function evaluateRun(run: string, o: EvalCliOptions = {}): Promise<
   m.store.load(useEma ? ck.ema! : new Map([...ck.network, ...ck.text]), { what: `checkpoint ${ckDir}` });
   const test = loadDataset(loaded.ir, "test");
   try {
-    const r = await evaluateModel(m, judge, test, { perDigit: o.perDigit, cfg: o.cfg, steps: o.steps, sampler: o.sampler, seed: o.seed, referenceCount: o.referenceCount, log });
+    const net = await staticFlowNetworkFor(m, [loaded.ir.data.height, loaded.ir.data.width, loaded.ir.data.channels], log);
+    const r = await evaluateModel(m, judge, test, { perDigit: o.perDigit, cfg: o.cfg, steps: o.steps, sampler: o.sampler, seed: o.seed, referenceCount: o.referenceCount, log, network: net ?? undefined });
+    net?.dispose();
     const report: EvalReport = {
       spec: loaded.ir.spec.name, checkpoint: ckDir, step: ck.state.step, params: m.store.numParams, weights: useEma ? "ema" : "raw",
       judge: { generated: judgeDir, weights: judgeWeights, testAccuracy: judge.testAccuracy }, backend: b.name,

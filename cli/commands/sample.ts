@@ -6,6 +6,7 @@ import { encodeGridPng, promptsGridText } from "../../runtime/image/png.ts";
 import { writeFileAtomic } from "../../runtime/io/atomic.ts";
 import { CheckpointError, readCheckpoint, resolveCheckpoint } from "../../runtime/train/checkpoint.ts";
 import { buildModel, sampleImages } from "../../runtime/train/trainer.ts";
+import { staticFlowNetworkFor } from "../../runtime/graph/sampler.ts";
 import { Rng } from "../../runtime/util/rng.ts";
 import { EXIT, UsageError } from "../errors.ts";
 import { loadCompiled } from "../generated.ts";
@@ -42,11 +43,20 @@ export async function runSample(dir: string, o: SampleCliOptions): Promise<numbe
   m.store.load(weights, { what: `checkpoint ${ckDir}` });
   const prompts = o.prompts.flatMap((p) => new Array(o.n).fill(p));
   const [h, w, c] = [loaded.ir.data.height, loaded.ir.data.width, loaded.ir.data.channels];
-  const z = tf.tensor4d(new Rng(o.seed).normals(prompts.length * h * w * c), [prompts.length, h, w, c]);
+  const noise = new Rng(o.seed).normals(prompts.length * h * w * c);
   const t0 = performance.now();
-  const imgs = sampleImages(m, z, prompts, { cfg: o.cfg, steps: o.steps, sampler: o.sampler });
-  const data = (await imgs.data()) as Float32Array;
-  tf.dispose([z, imgs]);
+  // on webgpu the network runs as a recorded forward pass (runtime/graph), else through tfjs
+  const net = await staticFlowNetworkFor(m, [h, w, c], log);
+  let data: Float32Array;
+  if (net) {
+    data = await net.sample(noise, prompts, [h, w, c], { cfg: o.cfg, steps: o.steps, sampler: o.sampler });
+    net.dispose();
+  } else {
+    const z = tf.tensor4d(noise, [prompts.length, h, w, c]);
+    const imgs = sampleImages(m, z, prompts, { cfg: o.cfg, steps: o.steps, sampler: o.sampler });
+    data = (await imgs.data()) as Float32Array;
+    tf.dispose([z, imgs]);
+  }
   const nrow = Math.ceil(Math.sqrt(prompts.length));
   writeFileAtomic(o.out, encodeGridPng(data, prompts.length, h, w, c, { nrow }));
   writeFileAtomic(o.out.replace(/\.png$/, ".txt"), promptsGridText(prompts, nrow));

@@ -16,7 +16,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { ImageTextDataset } from "../data/dataset.ts";
 import { DIGIT_WORDS } from "../data/mnist.ts";
-import { type ModelBundle, makeValidationSet, sampleImages, validationLoss } from "../train/trainer.ts";
+import { type ModelBundle, makeValidationSet, type SampleOpts, sampleImages, type ValidationSet, validationLoss } from "../train/trainer.ts";
 import { Rng } from "../util/rng.ts";
 import { featureStats, type FeatureStats, frechetDistance } from "./frechet.ts";
 import { type Judge, judgeImages } from "./judge.ts";
@@ -40,6 +40,11 @@ export interface EvalOptions {
   valCount?: number;
   valLevels?: number;
   log?: (s: string) => void;
+  /** run the network this way instead of through tfjs (the static engine's forward pass) */
+  network?: {
+    validationLoss(v: ValidationSet, dims: [number, number, number], batch: number): Promise<number>;
+    sample(z: Float32Array, prompts: readonly string[], dims: [number, number, number], opts: SampleOpts): Promise<Float32Array>;
+  };
 }
 
 export interface CfgResult {
@@ -114,7 +119,7 @@ export async function evaluateModel(m: ModelBundle, judge: Judge, test: ImageTex
 
   // flow validation loss (fixed images, timesteps and noise)
   const val = makeValidationSet(test, Math.min(o.valCount ?? 32, test.size), o.valLevels ?? 8);
-  const valLoss = await validationLoss(m, val, dims, 64);
+  const valLoss = o.network ? await o.network.validationLoss(val, dims, 64) : await validationLoss(m, val, dims, 64);
   log(`validation loss ${valLoss.toFixed(4)} (${val.n} examples)`);
 
   // reference features; the split FD is the noise floor at this many images
@@ -143,6 +148,11 @@ export async function evaluateModel(m: ModelBundle, judge: Judge, test: ImageTex
     const t0 = performance.now();
     for (let s = 0; s < nGen; s += batch) {
       const e = Math.min(nGen, s + batch);
+      if (o.network) {
+        const x = await o.network.sample(noise.subarray(s * per, e * per), prompts.slice(s, e), dims, { cfg, steps, sampler });
+        images.set(x.map((v) => Math.min(1, Math.max(-1, v))), s * per);
+        continue;
+      }
       const z = tf.tensor4d(noise.subarray(s * per, e * per), [e - s, ...dims]);
       const x = sampleImages(m, z, prompts.slice(s, e), { cfg, steps, sampler });
       const clipped = tf.clipByValue(x, -1, 1);

@@ -15,9 +15,7 @@ import { buildStepGraph, liveKernelCount, stepFeeds, type StepGraph } from "../g
 import { WebGpuStep } from "../graph/webgpu.ts";
 import { kernelOptionsFromEnv } from "../graph/gemm-table.ts";
 import type { HostTensors } from "./checkpoint.ts";
-import { networkTime, samplingSigmas, velocitySign } from "../flow/schedule.ts";
-import { WebGpuForward } from "../graph/forward.ts";
-import { buildVelocityGraph } from "../graph/step.ts";
+import { StaticFlowNetwork } from "../graph/sampler.ts";
 import { type FlowBatch, FlowTrainer, LearnedPromptEncoder, type ModelBundle, type SampleOpts, sampleImages, type StepResult, type ValidationSet, validationLoss } from "./trainer.ts";
 
 export type EngineName = "auto" | "tfjs" | "static";
@@ -249,91 +247,17 @@ export class StaticEngine implements TrainEngine {
     }
   }
 
-  private readonly forwards = new Map<number, Promise<WebGpuForward>>();
-  /** The velocity at batch `n`, reading the EMA weights (or the parameters) in place. */
-  private forward(n: number, dims: [number, number, number]): Promise<WebGpuForward> {
-    let f = this.forwards.get(n);
-    if (!f) {
-      const text = this.m.ir.text;
-      const context = this.m.text instanceof LearnedPromptEncoder || text.kind === "learned" || text.kind === "none" ? undefined : { tokens: text.tokens, width: text.width, pooled: text.pooled };
-      const vg = buildVelocityGraph(this.m, n, dims, context);
-      const which = this.hasEma ? "ema" : "params";
-      f = WebGpuForward.create(this.gpu.device, vg, (name) => this.gpu.paramBinding(name, which), kernelOptionsFromEnv());
-      this.forwards.set(n, f);
-    }
-    return f;
+  /** the velocity for samples and validation, reading the EMA weights (or the parameters) in place */
+  private flowNet: StaticFlowNetwork | null = null;
+  private net(): StaticFlowNetwork {
+    const which = this.hasEma ? "ema" : "params";
+    return (this.flowNet ??= new StaticFlowNetwork(this.m, this.gpu.device, (name) => this.gpu.paramBinding(name, which)));
   }
-
-  private async textFeeds(prompts: readonly string[]): Promise<Parameters<typeof stepFeeds>[3]> {
-    if (this.m.text instanceof LearnedPromptEncoder) return { ids: this.m.text.tokenizer.encodeBatch(prompts) };
-    const [c, p] = this.m.text.encode(prompts);
-    const out = { context: (await c.data()) as Float32Array, pooled: (await p.data()) as Float32Array };
-    tf.dispose([c, p]);
-    return out;
+  validationLoss(v: ValidationSet, dims: [number, number, number], batch: number): Promise<number> {
+    return this.net().validationLoss(v, dims, batch);
   }
-
-  async validationLoss(v: ValidationSet, dims: [number, number, number], batch: number): Promise<number> {
-    const per = dims[0] * dims[1] * dims[2];
-    let total = 0;
-    for (let s = 0; s < v.n; s += batch) {
-      const e = Math.min(v.n, s + batch);
-      const b: FlowBatch = { x0: v.x0.subarray(s * per, e * per), eps: v.eps.subarray(s * per, e * per), sigma: v.sigma.subarray(s, e), prompts: v.prompts.slice(s, e) };
-      const f = await this.forward(e - s, dims);
-      const feeds = stepFeeds(f.vg, this.m.flow, b, await this.textFeeds(b.prompts));
-      const out = await f.run(feeds);
-      const target = feeds.get("target")!;
-      const w = feeds.get("weight")!;
-      let l = 0;
-      for (let i = 0; i < e - s; i++) {
-        let sq = 0;
-        for (let j = i * per; j < (i + 1) * per; j++) sq += (out[j] - target[j]) ** 2;
-        l += w[i] * sq;
-      }
-      total += l * (e - s);
-    }
-    return total / v.n;
-  }
-
-  /** The same integration as sampleImages (runtime/flow/sampler.ts), on host arrays. */
-  async sample(z: Float32Array, prompts: readonly string[], dims: [number, number, number], opts: SampleOpts): Promise<Float32Array> {
-    const flow = this.m.flow;
-    const scale = opts.cfg ?? flow.guidance;
-    const steps = opts.steps ?? flow.steps;
-    const sampler = opts.sampler ?? flow.sampler;
-    const b = prompts.length;
-    const per = dims[0] * dims[1] * dims[2];
-    const both = scale !== 1 && scale !== 0;
-    const all = both ? [...prompts, ...new Array<string>(b).fill("")] : scale === 0 ? new Array<string>(b).fill("") : [...prompts];
-    const f = await this.forward(all.length, dims);
-    const text = await this.textFeeds(all);
-    const probe: FlowBatch = { x0: new Float32Array(all.length * per), eps: new Float32Array(all.length * per), sigma: new Float32Array(all.length), prompts: all };
-    const feeds = stepFeeds(f.vg, flow, probe, text); // text inputs; xt and t are set per call
-    const sign = velocitySign(flow);
-    const xin = new Float32Array(all.length * per);
-    const dxds = async (x: Float32Array, sigma: number): Promise<Float32Array> => {
-      xin.set(x);
-      if (both) xin.set(x, b * per);
-      feeds.set("xt", xin);
-      feeds.set("t", new Float32Array(all.length).fill(networkTime(flow, sigma)));
-      const v = await f.run(feeds);
-      const d = new Float32Array(b * per);
-      for (let i = 0; i < d.length; i++) d[i] = sign * (both ? v[b * per + i] + (v[i] - v[b * per + i]) * scale : v[i]);
-      return d;
-    };
-    const sigmas = samplingSigmas({ steps, shift: flow.shift });
-    let x = Float32Array.from(z);
-    for (let i = 0; i < steps; i++) {
-      const [s, sNext] = [sigmas[i], sigmas[i + 1]];
-      const h = sNext - s;
-      const d = await dxds(x, s);
-      const euler = x.map((xv, j) => xv + d[j] * h);
-      if (sampler === "euler" || sNext === 0) x = euler;
-      else {
-        const d2 = await dxds(euler, sNext);
-        x = x.map((xv, j) => xv + (d[j] + d2[j]) * (h / 2));
-      }
-    }
-    return x;
+  sample(z: Float32Array, prompts: readonly string[], dims: [number, number, number], opts: SampleOpts): Promise<Float32Array> {
+    return this.net().sample(z, prompts, dims, opts);
   }
 
   async optimizerState(): Promise<HostTensors> {
@@ -358,7 +282,7 @@ export class StaticEngine implements TrainEngine {
   }
 
   dispose(): void {
-    for (const f of this.forwards.values()) void f.then((x) => x.dispose()).catch(() => undefined);
+    this.flowNet?.dispose();
     this.gpu.dispose();
   }
 }

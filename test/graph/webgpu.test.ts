@@ -97,4 +97,30 @@ describe.skipIf(!available)("static engine on WebGPU (lavapipe)", () => {
     expect(resumed.step).toBe(12);
     expect(Math.abs(resumed.loss - straight.loss)).toBeLessThan(1e-4);
   });
+
+  it("sdc sample and sdc eval run the static forward pass on webgpu and agree with tfjs", () => {
+    const run = join(tmp, "static");
+    const sample = (backend: string, out: string) => node(["bin/sdc.mjs", "sample", "generated/sd3-tiny", "--checkpoint", run, "--prompt", "seven", "--prompt", "2", "--n", "2", "--steps", "3", "--sampler", "heun", "--backend", backend, "--out", out], {}, backend === "webgpu");
+    for (const [b, f] of [["webgpu", "gpu.png"], ["wasm", "cpu.png"]]) {
+      const r = sample(b, join(tmp, f));
+      expect(r.status, r.err.slice(-2000)).toBe(0);
+    }
+    const [pa, pb] = ["gpu.png", "cpu.png"].map((f) => PNG.sync.read(readFileSync(join(tmp, f))).data);
+    let worst = 0;
+    for (let i = 0; i < pa.length; i++) worst = Math.max(worst, Math.abs(pa[i] - pb[i]));
+    expect(worst).toBeLessThanOrEqual(2);
+
+    const evalRun = (backend: string) => {
+      const r = node(["bin/sdc.mjs", "eval", run, "--per-digit", "1", "--cfg", "1,4", "--steps", "2", "--reference", "100", "--backend", backend, "--json"], {}, backend === "webgpu");
+      expect(r.status, r.err.slice(-2000)).toBe(0);
+      return JSON.parse(r.out);
+    };
+    const [ea, eb] = [evalRun("webgpu"), evalRun("wasm")];
+    expect(ea.backend).toBe("webgpu");
+    expect(Math.abs(ea.valLoss - eb.valLoss)).toBeLessThan(1e-4);
+    ea.cfg.forEach((c: { accuracy: number; frechet: number }, i: number) => {
+      expect(c.accuracy).toBe(eb.cfg[i].accuracy);
+      expect(Math.abs(c.frechet - eb.cfg[i].frechet)).toBeLessThan(1e-3 * eb.cfg[i].frechet);
+    });
+  });
 });

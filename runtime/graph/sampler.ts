@@ -1,0 +1,161 @@
+/**
+ * Flow sampling and validation on the static engine's recorded forward pass: the velocity
+ * traced per batch size (runtime/graph/forward.ts), classifier-free guidance and the Euler/Heun
+ * integration on the host with exactly the arithmetic of runtime/flow/sampler.ts. Parameters are
+ * read in place (a training step's flat buffers) or uploaded from a ParamStore (sdc sample,
+ * sdc eval).
+ */
+/* eslint-disable @typescript-eslint/no-explicit-any */
+import * as tf from "@tensorflow/tfjs";
+import { networkTime, samplingSigmas, velocitySign } from "../flow/schedule.ts";
+import { type FlowBatch, LearnedPromptEncoder, type ModelBundle, type SampleOpts, type ValidationSet } from "../train/trainer.ts";
+import { WebGpuForward } from "./forward.ts";
+import { kernelOptionsFromEnv } from "./gemm-table.ts";
+import { GraphError, UnsupportedOpError } from "./graph.ts";
+import { buildVelocityGraph, stepFeeds } from "./step.ts";
+import type { Binding } from "./webgpu.ts";
+
+/**
+ * The static forward pass for `sdc sample` / `sdc eval` on the webgpu backend, or null (with
+ * the reason logged) where it does not apply: another backend, or a spec it cannot trace.
+ */
+export async function staticFlowNetworkFor(m: ModelBundle, dims: [number, number, number], log: (s: string) => void): Promise<StaticFlowNetwork | null> {
+  if (tf.getBackend() !== "webgpu") return null;
+  const net = await StaticFlowNetwork.fromStore(m);
+  try {
+    await net.prepare(1, dims);
+    return net;
+  } catch (e) {
+    net.dispose();
+    if (!(e instanceof UnsupportedOpError)) throw e;
+    log(`sampling with tfjs: ${e.message}`);
+    return null;
+  }
+}
+
+export class StaticFlowNetwork {
+  private readonly forwards = new Map<number, Promise<WebGpuForward>>();
+  constructor(
+    private readonly m: ModelBundle,
+    private readonly device: unknown,
+    private readonly param: (name: string) => Binding,
+  ) {}
+
+  /** Upload the ParamStore's current values into buffers of their own (sample, eval). */
+  static async fromStore(m: ModelBundle): Promise<StaticFlowNetwork> {
+    if (tf.getBackend() !== "webgpu") throw new GraphError(`the static forward pass runs on the webgpu backend (this is ${tf.getBackend()})`);
+    const device = (tf.backend() as unknown as { device: any }).device;
+    const bindings = new Map<string, Binding>();
+    for (const [name, v] of m.store.vars) {
+      const data = (await v.data()) as Float32Array;
+      const buffer = device.createBuffer({ size: Math.max(16, data.length * 4), usage: 0x80 | 0x08 });
+      device.queue.writeBuffer(buffer, 0, data);
+      bindings.set(name, { buffer, offset: 0, size: data.length * 4 });
+    }
+    const net = new StaticFlowNetwork(m, device, (name) => {
+      const b = bindings.get(name);
+      if (!b) throw new GraphError(`no parameter ${name}`);
+      return b;
+    });
+    net.owned = [...bindings.values()].map((b) => b.buffer);
+    return net;
+  }
+  private owned: any[] = [];
+
+  /** The velocity at batch `n` (traced, fused and compiled on first use). */
+  private forward(n: number, dims: [number, number, number]): Promise<WebGpuForward> {
+    let f = this.forwards.get(n);
+    if (!f) {
+      const text = this.m.ir.text;
+      const context = this.m.text instanceof LearnedPromptEncoder || text.kind === "learned" || text.kind === "none" ? undefined : { tokens: text.tokens, width: text.width, pooled: text.pooled };
+      const vg = buildVelocityGraph(this.m, n, dims, context);
+      f = WebGpuForward.create(this.device, vg, this.param, kernelOptionsFromEnv());
+      this.forwards.set(n, f);
+    }
+    return f;
+  }
+
+  /** Check that the network traces (UnsupportedOpError otherwise) and compile it at batch `n`. */
+  async prepare(n: number, dims: [number, number, number]): Promise<void> {
+    await this.forward(n, dims);
+  }
+
+  dispose(): void {
+    for (const f of this.forwards.values()) void f.then((x) => x.dispose()).catch(() => undefined);
+    for (const b of this.owned) b.destroy();
+  }
+
+  private async textFeeds(prompts: readonly string[]): Promise<Parameters<typeof stepFeeds>[3]> {
+    if (this.m.text instanceof LearnedPromptEncoder) return { ids: this.m.text.tokenizer.encodeBatch(prompts) };
+    const [c, p] = this.m.text.encode(prompts);
+    const out = { context: (await c.data()) as Float32Array, pooled: (await p.data()) as Float32Array };
+    tf.dispose([c, p]);
+    return out;
+  }
+
+  /** Mean flow loss over a validation set, as trainer.ts validationLoss. */
+  async validationLoss(v: ValidationSet, dims: [number, number, number], batch: number): Promise<number> {
+    const per = dims[0] * dims[1] * dims[2];
+    let total = 0;
+    for (let s = 0; s < v.n; s += batch) {
+      const e = Math.min(v.n, s + batch);
+      const b: FlowBatch = { x0: v.x0.subarray(s * per, e * per), eps: v.eps.subarray(s * per, e * per), sigma: v.sigma.subarray(s, e), prompts: v.prompts.slice(s, e) };
+      const f = await this.forward(e - s, dims);
+      const feeds = stepFeeds(f.vg, this.m.flow, b, await this.textFeeds(b.prompts));
+      const out = await f.run(feeds);
+      const target = feeds.get("target")!;
+      const w = feeds.get("weight")!;
+      let l = 0;
+      for (let i = 0; i < e - s; i++) {
+        let sq = 0;
+        for (let j = i * per; j < (i + 1) * per; j++) sq += (out[j] - target[j]) ** 2;
+        l += w[i] * sq;
+      }
+      total += l * (e - s);
+    }
+    return total / v.n;
+  }
+
+  /** The same integration as sampleImages (runtime/flow/sampler.ts), on host arrays. */
+  async sample(z: Float32Array, prompts: readonly string[], dims: [number, number, number], opts: SampleOpts): Promise<Float32Array> {
+    const flow = this.m.flow;
+    const scale = opts.cfg ?? flow.guidance;
+    const steps = opts.steps ?? flow.steps;
+    const sampler = opts.sampler ?? flow.sampler;
+    const b = prompts.length;
+    const per = dims[0] * dims[1] * dims[2];
+    const both = scale !== 1 && scale !== 0;
+    const all = both ? [...prompts, ...new Array<string>(b).fill("")] : scale === 0 ? new Array<string>(b).fill("") : [...prompts];
+    const f = await this.forward(all.length, dims);
+    const text = await this.textFeeds(all);
+    const probe: FlowBatch = { x0: new Float32Array(all.length * per), eps: new Float32Array(all.length * per), sigma: new Float32Array(all.length), prompts: all };
+    const feeds = stepFeeds(f.vg, flow, probe, text); // text inputs; xt and t are set per call
+    const sign = velocitySign(flow);
+    const xin = new Float32Array(all.length * per);
+    const dxds = async (x: Float32Array, sigma: number): Promise<Float32Array> => {
+      xin.set(x);
+      if (both) xin.set(x, b * per);
+      feeds.set("xt", xin);
+      feeds.set("t", new Float32Array(all.length).fill(networkTime(flow, sigma)));
+      const v = await f.run(feeds);
+      const d = new Float32Array(b * per);
+      for (let i = 0; i < d.length; i++) d[i] = sign * (both ? v[b * per + i] + (v[i] - v[b * per + i]) * scale : v[i]);
+      return d;
+    };
+    const sigmas = samplingSigmas({ steps, shift: flow.shift });
+    let x = Float32Array.from(z);
+    for (let i = 0; i < steps; i++) {
+      const [s, sNext] = [sigmas[i], sigmas[i + 1]];
+      const h = sNext - s;
+      const d = await dxds(x, s);
+      const euler = x.map((xv, j) => xv + d[j] * h);
+      if (sampler === "euler" || sNext === 0) x = euler;
+      else {
+        const d2 = await dxds(euler, sNext);
+        x = x.map((xv, j) => xv + (d[j] + d2[j]) * (h / 2));
+      }
+    }
+    return x;
+  }
+
+}
