@@ -3,7 +3,7 @@
  * It defines what every kernel computes; the WebGPU executor is tested against it, and it is
  * tested against tfjs autodiff (test/runtime/graph.test.ts).
  */
-import { type Graph, GraphError, type Node, broadcastStrides, sizeOf, stridesOf } from "./graph.ts";
+import { type Graph, GraphError, type Node, broadcastStrides, broadcastStridesOf, operandLayout, sizeOf, stridesOf } from "./graph.ts";
 import { compileExpr } from "./ops.ts";
 
 export type Feeds = Map<string, Float32Array>;
@@ -50,13 +50,15 @@ function evalNode(g: Graph, node: Node, v: Float32Array[], feeds: Feeds, params:
       return v[op.src];
     case "ew": {
       const f = compileExpr(op.expr);
-      const st = op.inputs.map((i) => broadcastStrides(nodeShapeOf(node, i), node.shape));
+      const layouts = op.inputs.map((_, j) => operandLayout(g, op, j));
+      const st = layouts.map((L) => broadcastStridesOf(L.shape, L.strides, node.shape));
+      const base = layouts.map((L) => L.base);
       const ins = op.inputs.map((i) => v[i]);
       const r = out();
       const args = new Float64Array(ins.length);
       forEachIndex(node.shape, (i, idx) => {
         for (let k = 0; k < ins.length; k++) {
-          let off = 0;
+          let off = base[k];
           for (let d = 0; d < idx.length; d++) off += idx[d] * st[k][d];
           args[k] = ins[k][off];
         }

@@ -6,7 +6,7 @@
  * them, so the executors skip them.
  */
 import type { Expr, Graph, Node } from "./graph.ts";
-import { inputsOf, liveNodes, sizeOf } from "./graph.ts";
+import { inputsOf, liveNodes, sizeOf, stridesOf } from "./graph.ts";
 import type { StepGraph } from "./step.ts";
 
 /** At most this many distinct inputs per fused kernel (8 storage buffers per stage, one output). */
@@ -25,6 +25,8 @@ function exprSize(e: Expr): number {
 
 export interface FuseStats {
   fused: number;
+  /** elementwise operands now read in place from a sliced tensor */
+  slices?: number;
 }
 
 export function fuse(sg: StepGraph): FuseStats {
@@ -33,6 +35,53 @@ export function fuse(sg: StepGraph): FuseStats {
 
 /** Fuse a graph whose results are the nodes `outputs` (kept as they are). */
 export function fuseGraph(g: Graph, outputs: number[]): FuseStats {
+  const stats = fuseElementwise(g, outputs);
+  stats.slices = readSlicesInPlace(g, outputs);
+  return stats;
+}
+
+/**
+ * Elementwise operands that are slices (chunk, split), possibly reshaped by unit axes, are read
+ * in place from the sliced tensor through a strided window: the slice kernels disappear when
+ * nothing else reads them. Returns how many operands were rewritten.
+ */
+function readSlicesInPlace(g: Graph, outputs: number[]): number {
+  const live = liveNodes(g, outputs);
+  let n = 0;
+  for (const node of g.nodes) {
+    const op = node.op;
+    if (op.kind !== "ew" || !live.has(node.id)) continue;
+    let changed = false;
+    const inputs = [...op.inputs];
+    const access = op.access ? [...op.access] : op.inputs.map(() => null);
+    op.inputs.forEach((id, j) => {
+      if (access[j]) return;
+      const shape = g.node(id).shape;
+      const vop = g.node(id).op;
+      const sl = g.node(vop.kind === "view" ? vop.src : id);
+      if (sl.op.kind !== "slice") return;
+      const squeeze = (s: readonly number[]) => s.filter((d) => d !== 1);
+      const a = squeeze(shape);
+      const b = squeeze(sl.shape);
+      if (a.length !== b.length || a.some((d, i) => d !== b[i])) return;
+      const src = g.node(sl.op.src).shape;
+      const sst = stridesOf(src);
+      const sliceStrides = sl.shape.map((_, d) => sst[d]).filter((_, d) => sl.shape[d] !== 1);
+      let k = 0;
+      const strides = shape.map((d) => (d === 1 ? 0 : sliceStrides[k++]));
+      inputs[j] = sl.op.src;
+      access[j] = { shape: [...shape], base: sl.op.start * sst[sl.op.axis], strides };
+      changed = true;
+    });
+    if (changed && new Set(inputs).size <= MAX_EW_INPUTS) {
+      g.nodes[node.id] = { ...node, op: { kind: "ew", inputs, expr: op.expr, access } };
+      n += access.filter((x, j) => x && !op.access?.[j]).length;
+    }
+  }
+  return n;
+}
+
+function fuseElementwise(g: Graph, outputs: number[]): FuseStats {
   const keep = new Set<number>(outputs);
   let fused = 0;
   let changed = true;

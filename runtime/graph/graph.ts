@@ -40,6 +40,13 @@ export type EwOp =
   | "tanh_grad"
   | "relu_grad";
 
+/** An operand read through a strided window: logical shape, element offset and strides. */
+export interface InputAccess {
+  shape: number[];
+  base: number;
+  strides: number[];
+}
+
 /** Batched strided matrix product: C[b1, b2, m, n] = alpha * sum_k A[b1, b2, m, k] * B[b1, b2, k, n] (+ bias[n]). */
 export interface GemmLayout {
   /** strides (in elements) of A over (b1, b2, m, k) */
@@ -60,7 +67,12 @@ export type Op =
   | { kind: "param"; name: string }
   | { kind: "const"; data: Float32Array }
   | { kind: "view"; src: number }
-  | { kind: "ew"; inputs: number[]; expr: Expr }
+  /**
+   * Elementwise: the expression over `inputs` (operand j reads node inputs[j]; an id may repeat
+   * with different `access`), broadcast to this node's shape. `access[j]` reads operand j as a
+   * strided window of its node's storage (a fused slice), instead of the node as it is.
+   */
+  | { kind: "ew"; inputs: number[]; expr: Expr; access?: (InputAccess | null)[] }
   | { kind: "gemm"; a: number; b: number; bias: number | null; layout: GemmLayout }
   /** sum of src over the axes where this node's shape (right-aligned) has size 1 or is missing */
   | { kind: "sum_to"; src: number; scale: number }
@@ -130,6 +142,25 @@ export function broadcastStrides(inp: Shape, out: Shape): number[] {
     if (inp[j] === 1) return 0;
     throw new GraphError(`cannot broadcast [${inp}] to [${out}]`);
   });
+}
+
+/** Strides that read an operand of `shape` laid out with `strides` broadcast to `out`. */
+export function broadcastStridesOf(shape: Shape, strides: readonly number[], out: Shape): number[] {
+  return out.map((d, i) => {
+    const j = i - (out.length - shape.length);
+    if (j < 0) return 0;
+    if (shape[j] === d) return shape[j] === 1 ? 0 : strides[j];
+    if (shape[j] === 1) return 0;
+    throw new GraphError(`cannot broadcast [${shape}] to [${out}]`);
+  });
+}
+
+/** How operand j of an ew node is read: its logical shape, base offset and strides. */
+export function operandLayout(g: Graph, op: Extract<Op, { kind: "ew" }>, j: number): InputAccess {
+  const a = op.access?.[j];
+  if (a) return a;
+  const shape = [...g.node(op.inputs[j]).shape];
+  return { shape, base: 0, strides: stridesOf(shape) };
 }
 
 /** A symbolic tensor: what the generated model code sees while it is traced. */

@@ -6,7 +6,7 @@
  * Every binding is declared read_write: WebGPU forbids a buffer in one dispatch as both
  * read-only and writable storage, and the flat parameter/gradient buffers hold many nodes.
  */
-import { type GemmLayout, type Graph, GraphError, type Node, broadcastStrides, sameShape, sizeOf, stridesOf } from "./graph.ts";
+import { type GemmLayout, type Graph, GraphError, type Node, broadcastStridesOf, operandLayout, sameShape, sizeOf, stridesOf } from "./graph.ts";
 import { WGSL_EW_PRELUDE, exprToWgsl } from "./ops.ts";
 
 export interface Kernel {
@@ -76,17 +76,21 @@ function ewKernel(g: Graph, node: Node): Kernel {
   const op = node.op;
   if (op.kind !== "ew") throw new GraphError("not ew");
   const n = sizeOf(node.shape);
-  const outB = `b${op.inputs.length}`;
+  // one binding per distinct node: an operand may read the same buffer through another window
+  const bindings = [...new Set(op.inputs)];
+  const outB = `b${bindings.length}`;
   let needCoords = false;
   const loads = op.inputs.map((id, j) => {
-    const s = g.node(id).shape;
-    if (sizeOf(s) === n) return `  let v${j} = b${j}[i];\n`;
-    if (sizeOf(s) === 1) return `  let v${j} = b${j}[0];\n`;
+    const b = `b${bindings.indexOf(id)}`;
+    const L = operandLayout(g, op, j);
+    const plain = !op.access?.[j];
+    if (plain && sizeOf(L.shape) === n) return `  let v${j} = ${b}[i];\n`;
+    if (sizeOf(L.shape) === 1) return `  let v${j} = ${b}[${u(L.base)}];\n`;
     needCoords = true;
-    return `  let v${j} = b${j}[${offset(broadcastStrides(s, node.shape))}];\n`;
+    return `  let v${j} = ${b}[${offset(broadcastStridesOf(L.shape, L.strides, node.shape), L.base)}];\n`;
   });
   const expr = exprToWgsl(op.expr, (j) => `v${j}`);
-  return pointwise(n, op.inputs, node.id, "ew", needCoords ? node.shape : null, `${loads.join("")}  ${outB}[i] = ${expr};`, WGSL_EW_PRELUDE);
+  return pointwise(n, bindings, node.id, "ew", needCoords ? node.shape : null, `${loads.join("")}  ${outB}[i] = ${expr};`, WGSL_EW_PRELUDE);
 }
 
 /** A GEMM tiling: BM x BN outputs per 256-thread workgroup (16 x 16 threads), BK-deep K slices. */

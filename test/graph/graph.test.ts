@@ -126,10 +126,11 @@ describe("graph passes keep every value", () => {
     const { sg, feeds, params } = tinyStep();
     const before = evaluate(sg.graph, feeds, params);
     const n0 = liveKernelCount(sg);
-    const { fused } = fuse(sg);
+    const { fused, slices } = fuse(sg);
     const after = evaluate(sg.graph, feeds, params);
     expect(fused).toBeGreaterThan(10);
-    expect(liveKernelCount(sg)).toBe(n0 - fused);
+    expect(slices).toBeGreaterThan(10); // chunked adaLN vectors read in place
+    expect(liveKernelCount(sg)).toBeLessThan(n0 - fused);
     expect(after[sg.loss.id][0]).toBeCloseTo(before[sg.loss.id][0], 6);
     for (const s of sg.grads.values()) {
       const a = after[s.id];
