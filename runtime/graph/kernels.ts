@@ -451,6 +451,18 @@ export function gemmConfig(L: GemmLayout, opts: KernelOptions = {}): GemmConfig 
   if ((opts.gemmTile && opts.gemmTile !== "auto") || opts.gemmSplit) return { tile: chooseTile(L, opts.gemmTile).name, split: opts.gemmSplit ?? 1 };
   const tuned = opts.gemmTable?.[gemmKey(L)];
   if (tuned) return tuned;
+  return heuristicConfig(L);
+}
+
+/**
+ * A configuration for a product that was not tuned, following what tuning chose on the H200
+ * (gemm-table.ts): a product that launches fewer than 256 64x64 workgroups and has a deep K is
+ * split 8 ways (K >= 256; the partial sums fill the GPU), with 32x32 tiles when M <= 64; other
+ * products use chooseTile and no split.
+ */
+export function heuristicConfig(L: GemmLayout): GemmConfig {
+  const g64 = gemmGroups(L, GEMM_TILES.find((t) => t.name === "64")!);
+  if (g64 < 256 && L.k >= 256) return { tile: L.m <= 64 ? "32" : "64", split: 8 };
   return { tile: chooseTile(L).name, split: 1 };
 }
 

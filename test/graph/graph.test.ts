@@ -12,7 +12,8 @@ import { differentiate } from "../../runtime/graph/autodiff.ts";
 import { evaluate } from "../../runtime/graph/cpu.ts";
 import { fuse } from "../../runtime/graph/fuse.ts";
 import { Graph, GraphError, liveNodes, type Sym, UnsupportedOpError } from "../../runtime/graph/graph.ts";
-import { chooseTile, gemmConfig, gemmKey } from "../../runtime/graph/kernels.ts";
+import { chooseTile, gemmConfig, gemmKey, heuristicConfig } from "../../runtime/graph/kernels.ts";
+import { TUNED_GEMMS } from "../../runtime/graph/gemm-table.ts";
 import { buildStepGraph, liveKernelCount, stepFeeds, type StepGraph } from "../../runtime/graph/step.ts";
 import { T, TraceContext, withTrace } from "../../runtime/graph/trace.ts";
 import * as F from "../../runtime/nn/functional.ts";
@@ -169,6 +170,23 @@ describe("GEMM configuration", () => {
     expect(chooseTile(L(13120, 1536, 384)).name).toBe("64"); // the 128 tile only when pinned
     expect(chooseTile(L(512, 512, 64), "128").name).toBe("128");
   });
+  it("the untuned fallback agrees with the H200 tuning on most of its shapes", () => {
+    let same = 0;
+    const keys = Object.keys(TUNED_GEMMS);
+    for (const key of keys) {
+      const [b, mnk, lay] = key.split(":");
+      const [m, n, k] = mnk.split("x").map(Number);
+      const layout = { batch: [Number(b), 1] as [number, number], m, n, k, alpha: 1, a: [m * k, 0, lay[0] === "k" ? k : 1, lay[0] === "k" ? 1 : m] as [number, number, number, number], b: [0, 0, lay[1] === "n" ? n : 1, lay[1] === "n" ? 1 : k] as [number, number, number, number], c: [m * n, 0, n, 1] as [number, number, number, number] };
+      expect(gemmKey(layout)).toBe(key);
+      const h = heuristicConfig(layout);
+      if (h.split === TUNED_GEMMS[key].split) same++;
+    }
+    expect(same / keys.length).toBeGreaterThan(0.8);
+    expect(heuristicConfig(L(1024, 384, 1536))).toEqual({ tile: "64", split: 8 }); // deep K, few workgroups
+    expect(heuristicConfig(L(64, 2304, 384))).toEqual({ tile: "32", split: 8 });
+    expect(heuristicConfig(L(24, 24, 64, [64, 6])).split).toBe(1);
+  });
+
   it("keys shapes by batch, sizes and operand layout, and reads the tuned table", () => {
     expect(gemmKey(L(1024, 384, 384))).toBe("1:1024x384x384:kk");
     expect(gemmConfig(L(1024, 384, 384), { gemmTable: { "1:1024x384x384:kk": { tile: "64", split: 4 } } })).toEqual({ tile: "64", split: 4 });
