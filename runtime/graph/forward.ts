@@ -107,8 +107,10 @@ export class WebGpuForward {
     }
     const enc = this.device.createCommandEncoder();
     const pass = enc.beginComputePass();
+    let last: unknown = null;
     for (const k of this.recs) {
-      pass.setPipeline(k.pipeline);
+      if (k.pipeline !== last) pass.setPipeline(k.pipeline); // consecutive kernels often share one
+      last = k.pipeline;
       pass.setBindGroup(0, k.bindGroup);
       pass.dispatchWorkgroups(k.groups[0], k.groups[1], k.groups[2]);
     }

@@ -447,8 +447,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     this.device.queue.writeBuffer(this.hyper, 0, new Float32Array([this.lr, 1 - b1 ** t, Math.sqrt(1 - b2 ** t), decay, 0, 0, 0, 0]));
     const enc = this.device.createCommandEncoder();
     const pass = enc.beginComputePass();
+    let last: unknown = null;
     for (const k of this.kernels) {
-      pass.setPipeline(k.pipeline);
+      if (k.pipeline !== last) pass.setPipeline(k.pipeline); // consecutive kernels often share one
+      last = k.pipeline;
       pass.setBindGroup(0, k.bindGroup);
       pass.dispatchWorkgroups(k.groups[0], k.groups[1], k.groups[2]);
     }
