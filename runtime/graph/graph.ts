@@ -109,6 +109,14 @@ export class UnsupportedOpError extends GraphError {
   }
 }
 
+/** The device cannot hold what a step or forward pass needs (a user-facing error). */
+export class GpuMemoryError extends GraphError {
+  constructor(message: string) {
+    super(message);
+    this.name = "GpuMemoryError";
+  }
+}
+
 export const sizeOf = (s: Shape): number => s.reduce((a, b) => a * b, 1);
 export const sameShape = (a: Shape, b: Shape): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
 

@@ -7,7 +7,7 @@
  * the loss and the gradient norm: no per-op host work, no allocation.
  */
 /* eslint-disable @typescript-eslint/no-explicit-any */
-import { GraphError, inputsOf, liveNodes, sizeOf } from "./graph.ts";
+import { GpuMemoryError, GraphError, inputsOf, liveNodes, sizeOf } from "./graph.ts";
 import { type Kernel, type KernelOptions, SCRATCH, grid, kernelsFor } from "./kernels.ts";
 import type { StepGraph } from "./step.ts";
 
@@ -112,8 +112,20 @@ export class WebGpuStep {
 
   /** Compile every kernel (pipelines in parallel) and record the step. */
   static async create(device: GPUDevice, sg: StepGraph, adam: AdamConfig, kernelOptions: KernelOptions = {}, memory: "reuse" | "keep" = "reuse"): Promise<WebGpuStep> {
-    const s = new WebGpuStep(device, sg, adam, kernelOptions, memory);
-    await s.record();
+    // buffer creation reports running out of GPU memory asynchronously: catch it here, by name
+    device.pushErrorScope("out-of-memory");
+    let s: WebGpuStep | null = null;
+    try {
+      s = new WebGpuStep(device, sg, adam, kernelOptions, memory);
+      await s.record();
+    } finally {
+      const oom = await device.popErrorScope();
+      if (oom) {
+        const need = s ? ` (${Math.round((s.bytes.activations + s.bytes.flat) / 2 ** 20)} MiB of buffers)` : "";
+        s?.dispose();
+        throw new GpuMemoryError(`the GPU ran out of memory for the training step at batch ${sg.batch}${need}: try a smaller --batch-size. ${oom.message}`);
+      }
+    }
     return s;
   }
 
