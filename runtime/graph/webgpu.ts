@@ -93,12 +93,18 @@ export class WebGpuStep {
       at += alignUp(sizeOf(p.shape));
     }
     this.flatSize = Math.max(at, ALIGN);
-    const mk = (floats: number, usage = STORAGE | COPY_DST | COPY_SRC) => {
+    const maxBuffer = Number(device.limits?.maxBufferSize ?? Infinity);
+    const maxBinding = Number(device.limits?.maxStorageBufferBindingSize ?? Infinity);
+    const mk = (floats: number, usage = STORAGE | COPY_DST | COPY_SRC, bound = true) => {
+      const limit = bound ? Math.min(maxBuffer, maxBinding) : maxBuffer;
+      if (floats * 4 > limit) throw new GpuMemoryError(`a tensor of the step at batch ${sg.batch} needs ${Math.round((floats * 4) / 2 ** 20)} MiB, more than this device lets one kernel address (${Math.round(limit / 2 ** 20)} MiB): try a smaller --batch-size`);
       const b = device.createBuffer({ size: Math.max(16, floats * 4), usage });
       this.owned.push(b);
       return b;
     };
-    this.flat = { p: mk(this.flatSize), g: mk(this.flatSize), m: mk(this.flatSize), v: mk(this.flatSize), ema: adam.ema > 0 ? mk(this.flatSize) : null };
+    // the flat buffers are bound in slices (parameters) and segments (optimizer), never whole
+    const flat = () => mk(this.flatSize, STORAGE | COPY_DST | COPY_SRC, false);
+    this.flat = { p: flat(), g: flat(), m: flat(), v: flat(), ema: adam.ema > 0 ? flat() : null };
     this.stats = mk(4);
     this.hyper = device.createBuffer({ size: 32, usage: UNIFORM | COPY_DST });
     this.owned.push(this.hyper);
@@ -134,7 +140,7 @@ export class WebGpuStep {
     return op.kind === "view" ? this.root(op.src) : id;
   }
 
-  private placeNodes(mk: (floats: number, usage?: number) => GPUBuffer): void {
+  private placeNodes(mk: (floats: number, usage?: number, bound?: boolean) => GPUBuffer): void {
     const g = this.sg.graph;
     // gradients of parameters live in the flat gradient buffer
     const gradAt = new Map<number, { offset: number; size: number }>();
@@ -211,6 +217,8 @@ export class WebGpuStep {
     kernels.push(...optimizerKernels);
     const scratch = Math.max(0, ...kernels.map((k) => k.scratchFloats ?? 0));
     if (scratch > 0) {
+      const limit = Number(this.device.limits?.maxStorageBufferBindingSize ?? Infinity);
+      if (scratch * 4 > limit) throw new GpuMemoryError(`split-K partial sums of the step at batch ${this.sg.batch} need ${Math.round((scratch * 4) / 2 ** 20)} MiB, more than this device lets one kernel address (${Math.round(limit / 2 ** 20)} MiB): try a smaller --batch-size, or SDC_GEMM_SPLIT=1`);
       const b = this.device.createBuffer({ size: scratch * 4, usage: STORAGE });
       this.owned.push(b);
       this.scratch = { buffer: b, offset: 0, size: scratch * 4 };

@@ -123,4 +123,11 @@ describe.skipIf(!available)("static engine on WebGPU (lavapipe)", () => {
       expect(Math.abs(c.frechet - eb.cfg[i].frechet)).toBeLessThan(1e-3 * eb.cfg[i].frechet);
     });
   });
+
+  it("a batch too large for the device is a clear error (exit 1), not a crash", () => {
+    const r = node(["bin/sdc.mjs", "train", "generated/sd3-tiny", "--steps", "1", "--batch-size", "40000", "--backend", "webgpu", "--engine", "static", "--no-progress", "--out", join(tmp, "too-big")]);
+    expect(r.status).toBe(1);
+    expect(r.err).toMatch(/more than this device lets one kernel address \(\d+ MiB\): try a smaller --batch-size/);
+    expect(r.err).not.toMatch(/\n\s+at /);
+  });
 });
