@@ -9,7 +9,7 @@ import { fuseGraph } from "./fuse.ts";
 import { GraphError, inputsOf, liveNodes, sizeOf } from "./graph.ts";
 import { type KernelOptions, SCRATCH, kernelsFor } from "./kernels.ts";
 import type { VelocityGraph } from "./step.ts";
-import type { Binding } from "./webgpu.ts";
+import { type Binding, encodeDispatches } from "./webgpu.ts";
 
 const STORAGE = 0x80;
 const COPY_SRC = 0x04;
@@ -107,13 +107,7 @@ export class WebGpuForward {
     }
     const enc = this.device.createCommandEncoder();
     const pass = enc.beginComputePass();
-    let last: unknown = null;
-    for (const k of this.recs) {
-      if (k.pipeline !== last) pass.setPipeline(k.pipeline); // consecutive kernels often share one
-      last = k.pipeline;
-      pass.setBindGroup(0, k.bindGroup);
-      pass.dispatchWorkgroups(k.groups[0], k.groups[1], k.groups[2]);
-    }
+    encodeDispatches(pass, this.recs);
     pass.end();
     const v = this.bind.get(this.vg.v.id)!;
     enc.copyBufferToBuffer(v.buffer, v.offset, this.readback, 0, v.size);

@@ -52,6 +52,17 @@ interface Recorded {
   node: number;
 }
 
+/** Record dispatches into a compute pass (setPipeline only when it changes). */
+export function encodeDispatches(pass: any, recs: readonly { pipeline: any; bindGroup: any; groups: [number, number, number] }[]): void {
+  let last: unknown = null;
+  for (const k of recs) {
+    if (k.pipeline !== last) pass.setPipeline(k.pipeline); // consecutive kernels often share one
+    last = k.pipeline;
+    pass.setBindGroup(0, k.bindGroup);
+    pass.dispatchWorkgroups(k.groups[0], k.groups[1], k.groups[2]);
+  }
+}
+
 export interface StepTiming {
   loss: number;
   gradNorm: number;
@@ -467,18 +478,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     this.device.queue.writeBuffer(this.hyper, 0, new Float32Array([this.lr, 1 - b1 ** t, Math.sqrt(1 - b2 ** t), decay, 0, 0, 0, 0]));
     const enc = this.device.createCommandEncoder();
     const pass = enc.beginComputePass();
-    let last: unknown = null;
-    for (const k of this.kernels) {
-      if (k.pipeline !== last) pass.setPipeline(k.pipeline); // consecutive kernels often share one
-      last = k.pipeline;
-      pass.setBindGroup(0, k.bindGroup);
-      pass.dispatchWorkgroups(k.groups[0], k.groups[1], k.groups[2]);
-    }
-    for (const k of this.optimizer) {
-      pass.setPipeline(k.pipeline);
-      pass.setBindGroup(0, k.bindGroup);
-      pass.dispatchWorkgroups(k.groups[0], k.groups[1], k.groups[2]);
-    }
+    encodeDispatches(pass, this.kernels);
+    encodeDispatches(pass, this.optimizer);
     pass.end();
     const read = opts.read !== false;
     let rb: GPUBuffer = null;
