@@ -6,7 +6,8 @@
  */
 /* eslint-disable @typescript-eslint/no-explicit-any */
 import { fuseGraph } from "./fuse.ts";
-import { GraphError, inputsOf, liveNodes, sizeOf } from "./graph.ts";
+import { GraphError, liveNodes, sizeOf } from "./graph.ts";
+import { planBuffers } from "./memory.ts";
 import { type KernelOptions, SCRATCH, kernelsFor } from "./kernels.ts";
 import type { VelocityGraph } from "./step.ts";
 import { type Binding, encodeDispatches } from "./webgpu.ts";
@@ -50,29 +51,26 @@ export class WebGpuForward {
       const op = g.node(id).op;
       return op.kind === "view" ? root(op.src) : id;
     };
-    // buffers go back to a pool after their last reader (the output is kept)
-    const lastUse = new Map<number, number>();
-    for (const id of live) for (const i of inputsOf(g.node(id).op)) lastUse.set(root(i), Math.max(lastUse.get(root(i)) ?? -1, id));
-    const free: { buffer: any; floats: number }[] = [];
-    const pooled = new Map<number, { buffer: any; floats: number }>();
+    // intermediates share buffers once their last reader has run (memory.ts); the output is kept
+    const plan = planBuffers(g, live, (id) => {
+      const k = g.node(id).op.kind;
+      return k !== "input" && k !== "const" && k !== "param" && id !== this.vg.v.id;
+    });
+    const slots = plan.slotFloats.map((floats) => this.mk(floats));
     for (const node of g.nodes) {
       if (!live.has(node.id)) continue;
       const op = node.op;
       const n = sizeOf(node.shape);
+      const s = plan.slot.get(node.id);
       if (op.kind === "view") this.bind.set(node.id, this.bind.get(root(op.src))!);
       else if (op.kind === "param") this.bind.set(node.id, param(op.name));
-      else if (op.kind === "input" || op.kind === "const" || node.id === this.vg.v.id) {
+      else if (s !== undefined) this.bind.set(node.id, { buffer: slots[s], offset: 0, size: n * 4 });
+      else {
         const b = this.mk(n);
         this.bind.set(node.id, { buffer: b, offset: 0, size: n * 4 });
         if (op.kind === "input") this.inputs.set(op.name, b);
         if (op.kind === "const") this.device.queue.writeBuffer(b, 0, op.data);
-      } else {
-        const i = free.findIndex((x) => x.floats >= n && x.floats <= 2 * n);
-        const b = i >= 0 ? free.splice(i, 1)[0] : { buffer: this.mk(n), floats: n };
-        pooled.set(node.id, b);
-        this.bind.set(node.id, { buffer: b.buffer, offset: 0, size: n * 4 });
       }
-      for (const [r, at] of lastUse) if (at === node.id && pooled.has(r)) free.push(pooled.get(r)!);
     }
     const kernels = g.nodes.filter((n) => live.has(n.id)).flatMap((n) => kernelsFor(g, n, opts));
     const scratch = Math.max(0, ...kernels.map((k) => k.scratchFloats ?? 0));

@@ -7,7 +7,8 @@
  * the loss and the gradient norm: no per-op host work, no allocation.
  */
 /* eslint-disable @typescript-eslint/no-explicit-any */
-import { GpuMemoryError, GraphError, inputsOf, liveNodes, sizeOf } from "./graph.ts";
+import { GpuMemoryError, GraphError, liveNodes, sizeOf } from "./graph.ts";
+import { planBuffers } from "./memory.ts";
 import { type Kernel, type KernelOptions, SCRATCH, grid, kernelsFor } from "./kernels.ts";
 import type { StepGraph } from "./step.ts";
 
@@ -164,23 +165,17 @@ export class WebGpuStep {
       if (kind === "input" || kind === "param" || gradAt.has(r)) throw new GraphError(`the gradient of ${p.name} cannot be placed in the flat buffer`);
       gradAt.set(r, { offset: this.offsets.get(p.name)!, size: sizeOf(p.shape) });
     }
-    // Memory planning (memory: "reuse"): a node's buffer returns to a pool after the last kernel
-    // that reads it (directly or through a view), and later nodes take buffers from the pool.
-    // Kernels run in node order inside one pass; WebGPU orders the reuse like any other hazard.
+    // Memory planning (memory.ts): intermediates share buffers once their last reader has run;
+    // kernels run in node order inside one pass, and WebGPU orders the reuse like any hazard
     const reuse = this.memory === "reuse";
-    const lastUse = new Map<number, number>();
-    for (const id of this.live) for (const i of inputsOf(g.node(id).op)) lastUse.set(this.root(i), Math.max(lastUse.get(this.root(i)) ?? -1, id));
-    const releaseAt = new Map<number, number[]>();
-    for (const [r, at] of lastUse) releaseAt.set(at, [...(releaseAt.get(at) ?? []), r]);
-    const free: { buffer: GPUBuffer; floats: number }[] = [];
-    const pooled = new Map<number, { buffer: GPUBuffer; floats: number }>();
-    const take = (floats: number) => {
-      let best = -1;
-      for (let i = 0; i < free.length; i++) if (free[i].floats >= floats && free[i].floats <= 2 * floats && (best < 0 || free[i].floats < free[best].floats)) best = i;
-      if (best >= 0) return free.splice(best, 1)[0];
+    const plan = planBuffers(g, this.live, (id) => {
+      const k = g.node(id).op.kind;
+      return reuse && k !== "input" && k !== "const" && k !== "param" && id !== this.sg.loss.id && !gradAt.has(id);
+    });
+    const slots = plan.slotFloats.map((floats) => {
       this.bytes.activations += floats * 4;
-      return { buffer: mk(floats), floats };
-    };
+      return mk(floats);
+    });
     for (const node of g.nodes) {
       const op = node.op;
       const n = sizeOf(node.shape);
@@ -196,23 +191,15 @@ export class WebGpuStep {
         continue;
       }
       const ga = gradAt.get(node.id);
-      if (ga) {
-        this.bind.set(node.id, { buffer: this.flat.g, offset: ga.offset * 4, size: ga.size * 4 });
-      } else if (reuse && op.kind !== "input" && op.kind !== "const" && node.id !== this.sg.loss.id) {
-        const b = take(n);
-        pooled.set(node.id, b);
-        this.bind.set(node.id, { buffer: b.buffer, offset: 0, size: n * 4 });
-      } else {
+      const s = plan.slot.get(node.id);
+      if (ga) this.bind.set(node.id, { buffer: this.flat.g, offset: ga.offset * 4, size: ga.size * 4 });
+      else if (s !== undefined) this.bind.set(node.id, { buffer: slots[s], offset: 0, size: n * 4 });
+      else {
         const b = mk(n);
         this.bytes.activations += n * 4;
         this.bind.set(node.id, { buffer: b, offset: 0, size: n * 4 });
         if (op.kind === "input") this.inputs.set(op.name, b);
         if (op.kind === "const") this.device.queue.writeBuffer(b, 0, op.data);
-      }
-      // after this node's output is placed (never on top of its own inputs), free what it read last
-      for (const r of releaseAt.get(node.id) ?? []) {
-        const b = pooled.get(r);
-        if (b) free.push(b);
       }
     }
   }
