@@ -224,6 +224,20 @@ describe("errors", () => {
     m.store.dispose();
     expect(tf.getBackend()).toBe("cpu");
   });
+  it("sdc plan measures the static step before anything runs (no GPU)", () => {
+    const r = spawnSync(process.execPath, ["bin/sdc.mjs", "plan", "generated/sd3-tiny", "--batch-size", "8", "--json"], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    const p = JSON.parse(r.stdout);
+    expect(p).toMatchObject({ spec: "sd3-tiny", batch: 8, params: tiny.ir.stats.params });
+    expect(p.dispatches).toBeGreaterThan(100);
+    expect(p.dispatches).toBeLessThan(p.kernelsBeforeFusion + 200);
+    expect(p.gemmGflop).toBeGreaterThan(0);
+    expect(p.activationMiB).toBeLessThan(p.activationMiBNoReuse);
+    const bad = spawnSync(process.execPath, ["bin/sdc.mjs", "plan", "generated/judge"], { encoding: "utf8" });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/is a classifier/);
+  });
+
   it("sdc train --engine static on wasm: exit 1, one clear line, no stack", () => {
     const r = spawnSync(process.execPath, ["bin/sdc.mjs", "train", "generated/sd3-tiny", "--steps", "1", "--backend", "wasm", "--engine", "static", "--out", "/tmp/sdc-engine-err"], { encoding: "utf8" });
     expect(r.status).toBe(1);

@@ -1,0 +1,58 @@
+/**
+ * `sdc plan DIR`: the static training step of a compiled spec at a batch size, measured before
+ * anything runs: dispatches, GEMM work, GPU memory, the largest tensor (runtime/graph/plan.ts).
+ * Needs no GPU: the graph is traced on the CPU.
+ */
+import { initBackend } from "../../runtime/backend.ts";
+import { kernelOptionsFromEnv } from "../../runtime/graph/gemm-table.ts";
+import { planStep, type StepPlan } from "../../runtime/graph/plan.ts";
+import { buildStepGraph } from "../../runtime/graph/step.ts";
+import { ParamStore } from "../../runtime/nn/params.ts";
+import { buildModel, type PromptEncoder } from "../../runtime/train/trainer.ts";
+import { EXIT, InputError } from "../errors.ts";
+import { loadCompiled } from "../generated.ts";
+
+export interface PlanOptions {
+  batch?: number;
+  contextTokens?: number;
+  json?: boolean;
+}
+
+export async function planRun(dir: string, o: PlanOptions): Promise<StepPlan & { spec: string; contextTokens: number | null }> {
+  const loaded = await loadCompiled(dir);
+  if (loaded.spec.task !== "diffusion") throw new InputError(`${dir} is a classifier; sdc plan measures diffusion training steps`);
+  await initBackend("cpu", { log: () => {} });
+  const ir = loaded.ir;
+  const batch = o.batch ?? ir.train.batch;
+  const dims: [number, number, number] = [ir.data.height, ir.data.width, ir.data.channels];
+  const learned = ir.text.kind === "learned";
+  const store = new ParamStore(0);
+  const m = learned ? buildModel(loaded.spec, ir, 0) : { store, network: loaded.spec.createNetwork(store), text: { words: [], encode: () => { throw new Error("unused"); } } as PromptEncoder };
+  const ctx = ir.network.inputs[2];
+  const tokens = learned ? null : (o.contextTokens ?? Number(ctx.shape[1]));
+  const context = learned ? undefined : { tokens: tokens!, width: Number(ctx.shape[2]), pooled: Number(ir.network.inputs[3].shape[1]) };
+  const sg = buildStepGraph(m, batch, dims, context);
+  const plan = planStep(sg, { ema: ir.train.ema > 0, kernels: kernelOptionsFromEnv() });
+  m.store.dispose();
+  return { spec: ir.spec.name, contextTokens: tokens, ...plan };
+}
+
+export async function runPlan(dir: string, o: PlanOptions, out: (s: string) => void = (s) => process.stdout.write(s + "\n")): Promise<number> {
+  const p = await planRun(dir, o);
+  if (o.json) {
+    out(JSON.stringify(p, null, 2));
+    return EXIT.ok;
+  }
+  const rows: [string, string][] = [
+    ["training step", `${p.spec}, batch ${p.batch}${p.contextTokens !== null ? `, ${p.contextTokens} context tokens` : ""}`],
+    ["parameters", p.params.toLocaleString("en-US")],
+    ["dispatches per step", `${p.dispatches} (${p.kernelsBeforeFusion} kernels before fusion; ${p.gemms} GEMMs)`],
+    ["GEMM work", `${p.gemmGflop} GFLOP per step`],
+    ["GPU memory", `${p.optimizerMiB} MiB parameters + gradients + Adam${p.optimizerMiB ? "" : ""}, ${p.activationMiB} MiB activations (${p.activationMiBNoReuse} without buffer reuse)`],
+    ["largest tensor", `${p.largestTensorMiB} MiB: ${p.largestTensor}`],
+  ];
+  const w = Math.max(...rows.map((r) => r[0].length));
+  for (const [k, v] of rows) out(`${k.padEnd(w)}  ${v}`);
+  if (p.largestTensorMiB > 128) out(`warning: the largest tensor exceeds WebGPU's default storage binding limit (128 MiB); it runs only where the adapter allows larger bindings (an H200 does)`);
+  return EXIT.ok;
+}
