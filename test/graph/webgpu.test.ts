@@ -10,7 +10,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { PNG } from "pngjs";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
+
+// software Vulkan compiles every shader with LLVM on first use: give these tests room on slow CI
+vi.setConfig({ testTimeout: 400_000 });
 
 const cache = process.env.SDC_LAVAPIPE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "sdc-lavapipe");
 const available = existsSync(join(cache, "root", ".ok"));
