@@ -52,6 +52,7 @@ export async function runSample(dir: string, o: SampleCliOptions): Promise<numbe
     data = await net.sample(noise, prompts, [h, w, c], { cfg: o.cfg, steps: o.steps, sampler: o.sampler });
     net.dispose();
   } else {
+    await m.text.prepare?.([...prompts, ""]);
     const z = tf.tensor4d(noise, [prompts.length, h, w, c]);
     const imgs = sampleImages(m, z, prompts, { cfg: o.cfg, steps: o.steps, sampler: o.sampler });
     data = (await imgs.data()) as Float32Array;

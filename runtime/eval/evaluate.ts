@@ -153,6 +153,7 @@ export async function evaluateModel(m: ModelBundle, judge: Judge, test: ImageTex
         images.set(x.map((v) => Math.min(1, Math.max(-1, v))), s * per);
         continue;
       }
+      await m.text.prepare?.([...prompts.slice(s, e), ""]);
       const z = tf.tensor4d(noise.subarray(s * per, e * per), [e - s, ...dims]);
       const x = sampleImages(m, z, prompts.slice(s, e), { cfg, steps, sampler });
       const clipped = tf.clipByValue(x, -1, 1);

@@ -87,6 +87,7 @@ export class StaticFlowNetwork {
 
   private async textFeeds(prompts: readonly string[]): Promise<Parameters<typeof stepFeeds>[3]> {
     if (this.m.text instanceof LearnedPromptEncoder) return { ids: this.m.text.tokenizer.encodeBatch(prompts) };
+    await this.m.text.prepare?.(prompts);
     const [c, p] = this.m.text.encode(prompts);
     const out = { context: (await c.data()) as Float32Array, pooled: (await p.data()) as Float32Array };
     tf.dispose([c, p]);

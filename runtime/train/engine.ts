@@ -109,6 +109,7 @@ export class TfjsEngine implements TrainEngine {
   }
   sample(z: Float32Array, prompts: readonly string[], dims: [number, number, number], opts: SampleOpts) {
     return this.withEma(async () => {
+      await this.t.m.text.prepare?.([...prompts, ""]);
       const zt = tf.tensor4d(z, [prompts.length, ...dims]);
       const imgs = sampleImages(this.t.m, zt, prompts, opts);
       const data = (await imgs.data()) as Float32Array;
@@ -206,6 +207,7 @@ export class StaticEngine implements TrainEngine {
       if (this.m.text instanceof LearnedPromptEncoder) text.ids = this.m.text.tokenizer.encodeBatch(b.prompts);
       else {
         // frozen encoders: their features are computed (and awaited) before this step's turn
+        await this.m.text.prepare?.(b.prompts);
         const [c, p] = this.m.text.encode(b.prompts);
         text.context = (await c.data()) as Float32Array;
         text.pooled = (await p.data()) as Float32Array;

@@ -28,6 +28,8 @@ export class TrainingStopped extends Error {
 /** Prompts -> (context [B, T, D], pooled [B, P]): the learned encoder, or frozen pretrained ones. */
 export interface PromptEncoder {
   encode(prompts: readonly string[]): [tf.Tensor3D, tf.Tensor2D];
+  /** Do any asynchronous work `encode(prompts)` needs first (frozen encoders: compute and cache the embeddings without synchronous reads, which WebGPU lacks). */
+  prepare?(prompts: readonly string[]): Promise<void>;
   /** the tokenizer vocabulary to store in checkpoints (learned encoder), else [] */
   readonly words: readonly string[];
 }
@@ -165,6 +167,7 @@ export async function validationLoss(m: ModelBundle, v: ValidationSet, dims: [nu
   for (let s = 0; s < v.n; s += batch) {
     const e = Math.min(v.n, s + batch);
     const b: FlowBatch = { x0: v.x0.subarray(s * per, e * per), eps: v.eps.subarray(s * per, e * per), sigma: v.sigma.subarray(s, e), prompts: v.prompts.slice(s, e) };
+    await m.text.prepare?.(b.prompts);
     const l = flowLoss(m, b, [e - s, ...dims]);
     total += (await l.data())[0] * (e - s);
     l.dispose();
@@ -199,6 +202,7 @@ export class FlowTrainer {
    * A non-finite loss is returned as such: the caller stops the run.
    */
   async step(b: FlowBatch, shape: [number, number, number, number]): Promise<StepResult> {
+    await this.m.text.prepare?.(b.prompts);
     const { value, grads } = tf.variableGrads(() => flowLoss(this.m, b, shape), this.vars.map(([, v]) => v));
     // variableGrads keys gradients by the variables' tfjs names; map back to state-dict names
     const named = new Map<string, tf.Tensor>(this.vars.map(([n, v]) => [n, grads[v.name]]));

@@ -133,4 +133,22 @@ describe.skipIf(!available)("static engine on WebGPU (lavapipe)", () => {
     expect(r.err).toMatch(/more than this device lets one kernel address \(\d+ MiB\): try a smaller --batch-size/);
     expect(r.err).not.toMatch(/\n\s+at /);
   });
+
+  it("frozen text encoders (sd3_pretrained) train on webgpu with both engines like on the CPU", () => {
+    const root = join(tmp, "pretrained");
+    const run = (engine: string, backend: string) => {
+      const r = node(["--import", "tsx", "test/graph/scripts/train-pretrained.ts", engine, backend, join(tmp, `pt-${engine}-${backend}`), root], {}, backend === "webgpu");
+      expect(r.status, r.err.slice(-2000)).toBe(0);
+      const res = JSON.parse(r.out.trim().split("\n").pop()!);
+      expect(res.exit).toBe(0);
+      return (res.metrics as string).trim().split("\n").map((l) => JSON.parse(l));
+    };
+    const cpu = run("tfjs", "cpu");
+    for (const m of [run("static", "webgpu"), run("tfjs", "webgpu")]) {
+      expect(m.length).toBe(cpu.length);
+      m.forEach((x, i) => {
+        for (const k of ["loss", "val_loss"]) if (cpu[i][k] !== undefined) expect(Math.abs(x[k] - cpu[i][k])).toBeLessThan(1e-4);
+      });
+    }
+  });
 });

@@ -159,6 +159,8 @@ export interface PromptEmbedCacheOptions {
   fingerprint: string;
   /** Encodes prompts that are not cached (called once per batch of distinct misses). */
   compute: (prompts: string[]) => PromptEmbedding[];
+  /** The same without synchronous reads (WebGPU has none): used by prefetch. */
+  computeAsync?: (prompts: string[]) => Promise<PromptEmbedding[]>;
   /** Disk layer; null/absent: memory only. */
   store?: EmbedStore | null;
 }
@@ -167,6 +169,7 @@ export class PromptEmbedCache {
   readonly fingerprint: string;
   private readonly memory = new Map<string, PromptEmbedding>();
   private readonly compute: (prompts: string[]) => PromptEmbedding[];
+  private readonly computeAsync: ((prompts: string[]) => Promise<PromptEmbedding[]>) | null;
   private readonly store: EmbedStore | null;
   private counts: EmbedCacheStats = { hits: 0, memoryHits: 0, diskHits: 0, misses: 0 };
 
@@ -174,6 +177,7 @@ export class PromptEmbedCache {
     if (typeof options.fingerprint !== "string" || options.fingerprint.length === 0) throw new EmbedCacheError("PromptEmbedCache: fingerprint must be a non-empty string");
     this.fingerprint = options.fingerprint;
     this.compute = options.compute;
+    this.computeAsync = options.computeAsync ?? null;
     this.store = options.store ?? null;
   }
 
@@ -219,6 +223,26 @@ export class PromptEmbedCache {
     return prompts.map((p) => out.get(p) as PromptEmbedding);
   }
 
+  /**
+   * Compute (asynchronously) the prompts that neither memory nor disk holds, so that the next
+   * lookup of them is a memory hit: on backends without synchronous reads (WebGPU) call this first.
+   */
+  async prefetch(prompts: readonly string[]): Promise<void> {
+    const missing = [...new Set(prompts)].filter((p) => {
+      const key = promptKey(this.fingerprint, p);
+      return !this.memory.has(key) && !(this.store?.read(key) ?? null);
+    });
+    if (!missing.length) return;
+    const computed = this.computeAsync ? await this.computeAsync(missing) : this.compute(missing);
+    if (computed.length !== missing.length) throw new EmbedCacheError(`PromptEmbedCache: compute returned ${computed.length} embeddings for ${missing.length} prompts`);
+    missing.forEach((prompt, i) => {
+      const key = promptKey(this.fingerprint, prompt);
+      this.memory.set(key, computed[i]);
+      this.store?.write(key, serializeEmbedding(computed[i], this.fingerprint, prompt));
+      this.counts.misses++;
+    });
+  }
+
   /** Lookup, stacked into tensors {context [B, T, W], pooled [B, P]} owned by the caller. */
   tensors(prompts: readonly string[]): { context: tf.Tensor3D; pooled: tf.Tensor2D } {
     return embeddingsToTensors(this.lookup(prompts));
@@ -238,6 +262,28 @@ export function embeddingsToTensors(list: readonly PromptEmbedding[]): { context
     pooled.set(e.pooled, b * P);
   });
   return { context: tf.tensor3d(ctx, [list.length, T, W]), pooled: tf.tensor2d(pooled, [list.length, P]) };
+}
+
+/** conditionerCompute with asynchronous reads (for backends without synchronous ones: WebGPU). */
+export function conditionerComputeAsync(conditioner: Sd3TextConditioner, batchSize = 16): (prompts: string[]) => Promise<PromptEmbedding[]> {
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new TextEncoderError(`conditionerComputeAsync: batchSize must be a positive integer, got ${batchSize}`);
+  return async (prompts) => {
+    const out: PromptEmbedding[] = [];
+    for (let s = 0; s < prompts.length; s += batchSize) {
+      const { context, pooled } = conditioner.encode(prompts.slice(s, s + batchSize));
+      try {
+        const [B, T, W] = context.shape;
+        const c = (await context.data()) as Float32Array;
+        const p = (await pooled.data()) as Float32Array;
+        const P = pooled.shape[1];
+        for (let b = 0; b < B; b++) out.push({ context: c.slice(b * T * W, (b + 1) * T * W), contextShape: [T, W], pooled: p.slice(b * P, (b + 1) * P) });
+      } finally {
+        context.dispose();
+        pooled.dispose();
+      }
+    }
+    return out;
+  };
 }
 
 /** A `compute` function for PromptEmbedCache that runs an Sd3TextConditioner (no tensors left behind). */

@@ -32,6 +32,7 @@ import {
   type PromptEmbedding,
   combineFingerprints,
   conditionerCompute,
+  conditionerComputeAsync,
   folderFingerprint,
 } from "./embed-cache.ts";
 import { FOLDER_CONTENTS, HfFolderError, type LoadedTextEncoder, loadHfTextEncoder, textEncoderKind } from "./hf-folder.ts";
@@ -296,7 +297,7 @@ export class PretrainedPromptEncoder implements PromptEncoder {
     );
     this.cacheDir = options.cacheDir === undefined ? defaultTextCacheDir() : options.cacheDir;
     const store = this.cacheDir === null ? null : new TolerantStore(new DirEmbedStore(this.cacheDir), this.log);
-    this.cache = new PromptEmbedCache({ fingerprint: this.fingerprint, store, compute: (prompts) => this.compute(prompts, batchSize) });
+    this.cache = new PromptEmbedCache({ fingerprint: this.fingerprint, store, compute: (prompts) => this.compute(prompts, batchSize), computeAsync: (prompts) => this.computeAsync(prompts, batchSize) });
   }
 
   private what(f: Folder): string {
@@ -391,7 +392,16 @@ export class PretrainedPromptEncoder implements PromptEncoder {
   private compute(prompts: string[], batchSize: number): PromptEmbedding[] {
     const cond = this.load();
     const t0 = performance.now();
-    const out = conditionerCompute(cond, batchSize)(prompts);
+    return this.checked(prompts, conditionerCompute(cond, batchSize)(prompts), t0);
+  }
+
+  private async computeAsync(prompts: string[], batchSize: number): Promise<PromptEmbedding[]> {
+    const cond = this.load();
+    const t0 = performance.now();
+    return this.checked(prompts, await conditionerComputeAsync(cond, batchSize)(prompts), t0);
+  }
+
+  private checked(prompts: string[], out: PromptEmbedding[], t0: number): PromptEmbedding[] {
     this.encodeSeconds += (performance.now() - t0) / 1000;
     const { tokens, width, pooled } = this.text;
     out.forEach((e, i) => {
@@ -400,6 +410,11 @@ export class PretrainedPromptEncoder implements PromptEncoder {
       }
     });
     return out;
+  }
+
+  /** Compute uncached prompts without synchronous reads (call before encode on WebGPU). */
+  prepare(prompts: readonly string[]): Promise<void> {
+    return this.cache.prefetch(prompts);
   }
 
   /** (context [B, tokens, width], pooled [B, pooled]) as plain tensors (frozen; owned by the caller). */
