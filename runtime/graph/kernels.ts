@@ -99,12 +99,18 @@ export interface GemmTile {
   bm: number;
   bn: number;
   bk: number;
+  /** issue the next K slice's loads before the arithmetic on this one */
+  prefetch?: boolean;
+  /** only bench/gemm-tune picks it (not yet timed on a GPU: never a default) */
+  tunedOnly?: boolean;
 }
 export const GEMM_TILES: readonly GemmTile[] = [
   { name: "128", bm: 128, bn: 128, bk: 8 },
   { name: "64", bm: 64, bn: 64, bk: 16 },
   { name: "32x64", bm: 32, bn: 64, bk: 16 },
   { name: "32", bm: 32, bn: 32, bk: 16 },
+  { name: "128p", bm: 128, bn: 128, bk: 8, prefetch: true, tunedOnly: true },
+  { name: "64p", bm: 64, bn: 64, bk: 16, prefetch: true, tunedOnly: true },
 ];
 
 /** Workgroups a tiling launches for a product. */
@@ -122,7 +128,7 @@ export function chooseTile(L: GemmLayout, force?: string, target = 256): GemmTil
     if (!t) throw new GraphError(`unknown GEMM tile "${force}" (one of ${GEMM_TILES.map((x) => x.name).join(", ")}, auto)`);
     return t;
   }
-  const auto = GEMM_TILES.filter((t) => t.bm <= 64);
+  const auto = GEMM_TILES.filter((t) => t.bm <= 64 && !t.tunedOnly);
   const padded = (n: number, b: number) => Math.ceil(n / b) * b;
   for (const t of auto) {
     if (padded(L.m, t.bm) > 1.25 * L.m || padded(L.n, t.bn) > 1.25 * L.n) continue;
@@ -168,29 +174,51 @@ function gemmKernels(node: Node, tile: GemmTile, split: number): Kernel[] {
   const kChunk = split > 1 ? Math.ceil(L.k / split / bk) * bk : L.k;
   const la = (bm * bk) / 256;
   const lb = (bn * bk) / 256;
-  let loads = "";
-  for (let e = 0; e < la; e++) {
-    loads += `    {
+  // loads of one K slice: A and B elements into registers (ra_e, rb_e), then into shared memory
+  const fetch = (k0: string) => {
+    let f = "";
+    for (let e = 0; e < la; e++) {
+      f += `    {
       let idx = lid + ${u(e * 256)};
       let am = ${aK1 ? `idx / ${u(bk)}` : `idx % ${u(bm)}`};
       let ak = ${aK1 ? `idx % ${u(bk)}` : `idx / ${u(bm)}`};
-      var va = 0.0;
-      if (m0 + am < ${u(L.m)} && k0 + ak < kEnd) { va = b0[aBase + (m0 + am) * ${u(L.a[2])} + (k0 + ak) * ${u(L.a[3])}]; }
-      As[ak * ${u(bm)} + am] = va;
+      ra${e} = 0.0;
+      if (m0 + am < ${u(L.m)} && ${k0} + ak < kEnd) { ra${e} = b0[aBase + (m0 + am) * ${u(L.a[2])} + (${k0} + ak) * ${u(L.a[3])}]; }
     }
 `;
-  }
-  for (let e = 0; e < lb; e++) {
-    loads += `    {
+    }
+    for (let e = 0; e < lb; e++) {
+      f += `    {
       let idx = lid + ${u(e * 256)};
       let bk_ = ${bN1 ? `idx / ${u(bn)}` : `idx % ${u(bk)}`};
       let bn_ = ${bN1 ? `idx % ${u(bn)}` : `idx / ${u(bk)}`};
-      var vb = 0.0;
-      if (n0 + bn_ < ${u(L.n)} && k0 + bk_ < kEnd) { vb = b1[bBase + (k0 + bk_) * ${u(L.b[2])} + (n0 + bn_) * ${u(L.b[3])}]; }
-      Bs[bk_ * ${u(bn)} + bn_] = vb;
+      rb${e} = 0.0;
+      if (n0 + bn_ < ${u(L.n)} && ${k0} + bk_ < kEnd) { rb${e} = b1[bBase + (${k0} + bk_) * ${u(L.b[2])} + (n0 + bn_) * ${u(L.b[3])}]; }
     }
 `;
-  }
+    }
+    return f;
+  };
+  let stash = "";
+  for (let e = 0; e < la; e++) stash += `    { let idx = lid + ${u(e * 256)}; As[${aK1 ? `(idx % ${u(bk)}) * ${u(bm)} + idx / ${u(bk)}` : `(idx / ${u(bm)}) * ${u(bm)} + idx % ${u(bm)}`}] = ra${e}; }
+`;
+  for (let e = 0; e < lb; e++) stash += `    { let idx = lid + ${u(e * 256)}; Bs[${bN1 ? `(idx / ${u(bn)}) * ${u(bn)} + idx % ${u(bn)}` : `(idx % ${u(bk)}) * ${u(bn)} + idx / ${u(bk)}`}] = rb${e}; }
+`;
+  let regs = "";
+  for (let e = 0; e < la; e++) regs += `  var ra${e} = 0.0;
+`;
+  for (let e = 0; e < lb; e++) regs += `  var rb${e} = 0.0;
+`;
+  // without prefetch: load slice k0, compute; with prefetch (tile.prefetch): the loads of slice
+  // k0 + BK are issued before the arithmetic on slice k0, hiding their latency
+  const loop = tile.prefetch
+    ? `${fetch("kBegin")}  for (var k0 = kBegin; k0 < kEnd; k0 = k0 + ${u(bk)}) {
+${stash}    workgroupBarrier();
+    let kn = k0 + ${u(bk)};
+${fetch("kn")}`
+    : `  for (var k0 = kBegin; k0 < kEnd; k0 = k0 + ${u(bk)}) {
+${fetch("k0")}${stash}    workgroupBarrier();
+`;
   let decl = "";
   for (let i = 0; i < tm; i++) for (let j = 0; j < tn; j++) decl += `  var c${i}_${j} = 0.0;\n`;
   let inner = "";
@@ -228,9 +256,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let n0 = wid.x * ${u(bn)};
   let ty = lid / 16u;
   let tx = lid % 16u;
-${decl}  for (var k0 = kBegin; k0 < kEnd; k0 = k0 + ${u(bk)}) {
-${loads}    workgroupBarrier();
-    for (var kk = 0u; kk < ${u(bk)}; kk = kk + 1u) {
+${decl}${regs}${loop}    for (var kk = 0u; kk < ${u(bk)}; kk = kk + 1u) {
 ${inner}    }
     workgroupBarrier();
   }

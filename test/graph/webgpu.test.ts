@@ -36,6 +36,7 @@ describe.skipIf(!available)("static engine on WebGPU (lavapipe)", () => {
     ["128 tile", { SDC_GEMM_TILE: "128" }, []],
     ["32x64 tile, split-K 2", { SDC_GEMM_TILE: "32x64", SDC_GEMM_SPLIT: "2" }, []],
     ["32 tile, split-K 3", { SDC_GEMM_TILE: "32", SDC_GEMM_SPLIT: "3" }, []],
+    ["128 tile with prefetch, split-K 2", { SDC_GEMM_TILE: "128p", SDC_GEMM_SPLIT: "2" }, []],
     ["no fusion", {}, ["--no-fuse"]],
     ["recycled buffers (loss, gradients, parameters)", {}, ["--memory", "reuse"]],
     ["Adam with L2 weight decay", {}, ["--weight-decay", "0.1"]],
