@@ -204,6 +204,30 @@ function gemmKernels(node: Node, tile: GemmTile, split: number): Kernel[] {
 `;
   for (let e = 0; e < lb; e++) stash += `    { let idx = lid + ${u(e * 256)}; Bs[${bN1 ? `(idx / ${u(bn)}) * ${u(bn)} + idx % ${u(bn)}` : `(idx % ${u(bk)}) * ${u(bn)} + idx / ${u(bk)}`}] = rb${e}; }
 `;
+  // the measured (H200) kernels load straight into shared memory
+  let direct = "";
+  for (let e = 0; e < la; e++) {
+    direct += `    {
+      let idx = lid + ${u(e * 256)};
+      let am = ${aK1 ? `idx / ${u(bk)}` : `idx % ${u(bm)}`};
+      let ak = ${aK1 ? `idx % ${u(bk)}` : `idx / ${u(bm)}`};
+      var va = 0.0;
+      if (m0 + am < ${u(L.m)} && k0 + ak < kEnd) { va = b0[aBase + (m0 + am) * ${u(L.a[2])} + (k0 + ak) * ${u(L.a[3])}]; }
+      As[ak * ${u(bm)} + am] = va;
+    }
+`;
+  }
+  for (let e = 0; e < lb; e++) {
+    direct += `    {
+      let idx = lid + ${u(e * 256)};
+      let bk_ = ${bN1 ? `idx / ${u(bn)}` : `idx % ${u(bk)}`};
+      let bn_ = ${bN1 ? `idx % ${u(bn)}` : `idx / ${u(bk)}`};
+      var vb = 0.0;
+      if (n0 + bn_ < ${u(L.n)} && k0 + bk_ < kEnd) { vb = b1[bBase + (k0 + bk_) * ${u(L.b[2])} + (n0 + bn_) * ${u(L.b[3])}]; }
+      Bs[bk_ * ${u(bn)} + bn_] = vb;
+    }
+`;
+  }
   let regs = "";
   for (let e = 0; e < la; e++) regs += `  var ra${e} = 0.0;
 `;
@@ -217,7 +241,7 @@ ${stash}    workgroupBarrier();
     let kn = k0 + ${u(bk)};
 ${fetch("kn")}`
     : `  for (var k0 = kBegin; k0 < kEnd; k0 = k0 + ${u(bk)}) {
-${fetch("k0")}${stash}    workgroupBarrier();
+${direct}    workgroupBarrier();
 `;
   let decl = "";
   for (let i = 0; i < tm; i++) for (let j = 0; j < tn; j++) decl += `  var c${i}_${j} = 0.0;\n`;
@@ -256,7 +280,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let n0 = wid.x * ${u(bn)};
   let ty = lid / 16u;
   let tx = lid % 16u;
-${decl}${regs}${loop}    for (var kk = 0u; kk < ${u(bk)}; kk = kk + 1u) {
+${decl}${tile.prefetch ? regs : ""}${loop}    for (var kk = 0u; kk < ${u(bk)}; kk = kk + 1u) {
 ${inner}    }
     workgroupBarrier();
   }
