@@ -14,9 +14,8 @@ import { initBackend, shutdownBackend } from "../runtime/backend.ts";
 import { fuse } from "../runtime/graph/fuse.ts";
 import { type GemmLayout, Graph, liveNodes } from "../runtime/graph/graph.ts";
 import { type GemmConfig, GEMM_TILES, type Kernel, SCRATCH, gemmConfig, gemmKey, kernelsFor } from "../runtime/graph/kernels.ts";
-import { buildStepGraph } from "../runtime/graph/step.ts";
-import { ParamStore } from "../runtime/nn/params.ts";
-import { buildModel, type ModelBundle, type PromptEncoder } from "../runtime/train/trainer.ts";
+import { buildStepGraph, stepOutputs } from "../runtime/graph/step.ts";
+import { buildTraceModel } from "../runtime/train/trainer.ts";
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 const { values } = parseArgs({
@@ -47,15 +46,10 @@ for (const gen of values.generated!) {
   const dims: [number, number, number] = [ir.data.height, ir.data.width, ir.data.channels];
   const contexts = ir.text.kind === "learned" ? [undefined] : values["context-tokens"]!.split(",").map((t) => ({ tokens: Number(t), width: Number(ir.network.inputs[2].shape[2]), pooled: Number(ir.network.inputs[3].shape[1]) }));
   for (const ctx of contexts) {
-    let m: Pick<ModelBundle, "store" | "network" | "text">;
-    if (ir.text.kind === "learned") m = buildModel(loaded.spec, ir, 0);
-    else {
-      const store = new ParamStore(0);
-      m = { store, network: loaded.spec.createNetwork(store), text: { words: [], encode: () => { throw new Error("unused"); } } as PromptEncoder };
-    }
+    const m = buildTraceModel(loaded.spec, ir, 0);
     const sg = buildStepGraph(m, batch, dims, ctx);
     fuse(sg);
-    const live = liveNodes(sg.graph, [sg.loss.id, ...[...sg.grads.values()].map((s) => s.id)]);
+    const live = liveNodes(sg.graph, stepOutputs(sg));
     for (const n of sg.graph.nodes) {
       if (!live.has(n.id) || n.op.kind !== "gemm") continue;
       const key = gemmKey(n.op.layout);

@@ -17,8 +17,7 @@ import { buildStepGraph, liveKernelCount, stepFeeds } from "../runtime/graph/ste
 import { fuse } from "../runtime/graph/fuse.ts";
 import { WebGpuStep } from "../runtime/graph/webgpu.ts";
 import { kernelOptionsFromEnv } from "../runtime/graph/gemm-table.ts";
-import { ParamStore } from "../runtime/nn/params.ts";
-import { buildModel, LearnedPromptEncoder, type FlowBatch, type ModelBundle, type PromptEncoder } from "../runtime/train/trainer.ts";
+import { buildTraceModel, LearnedPromptEncoder, type FlowBatch } from "../runtime/train/trainer.ts";
 import { Rng } from "../runtime/util/rng.ts";
 
 const { values } = parseArgs({
@@ -45,10 +44,7 @@ const dims: [number, number, number] = [ir.data.height, ir.data.width, ir.data.c
 const per = sizeOf(dims);
 // learned text: the spec's encoder is traced too; frozen encoders: random features as input
 const learned = ir.text.kind === "learned";
-const m: Pick<ModelBundle, "store" | "network" | "text" | "flow"> = learned ? buildModel(spec, ir, 7) : (() => {
-  const store = new ParamStore(7);
-  return { store, network: spec.createNetwork(store), text: { words: [], encode: () => { throw new Error("unused"); } } as PromptEncoder, flow: { ...ir.flow } };
-})();
+const m = buildTraceModel(spec, ir, 7);
 const ctxIn = ir.network.inputs[2];
 const ctx = learned ? undefined : { tokens: Number(values["context-tokens"]), width: Number(ctxIn.shape[2]), pooled: Number(ir.network.inputs[3].shape[1]) };
 const sg = buildStepGraph(m, B, dims, ctx);
@@ -107,12 +103,12 @@ for (const p of sg.params) {
 }
 const norm = Math.sqrt(sq);
 const scale = Math.min(1, adam.clip / (norm + 1e-6));
-const state = await gpu.readState();
+const gpuParams = (await gpu.readFlat("params"))!;
 let worstParam = 0;
 for (const p of sg.params) {
   const g = gpuGrads.get(p.name)!;
   const p0 = params.get(p.name)!;
-  const got = state.params.get(p.name)!;
+  const got = gpuParams.get(p.name)!;
   for (let i = 0; i < g.length; i++) {
     // first Adam step: m / bc1 = g and sqrt(v) / sqrt(bc2) = |g|, so the update is lr * g / (|g| + eps)
     let gi = Math.fround(g[i] * Math.fround(scale));

@@ -7,8 +7,7 @@ import { initBackend } from "../../runtime/backend.ts";
 import { kernelOptionsFromEnv } from "../../runtime/graph/gemm-table.ts";
 import { planStep, type StepPlan } from "../../runtime/graph/plan.ts";
 import { buildStepGraph } from "../../runtime/graph/step.ts";
-import { ParamStore } from "../../runtime/nn/params.ts";
-import { buildModel, type PromptEncoder } from "../../runtime/train/trainer.ts";
+import { buildTraceModel } from "../../runtime/train/trainer.ts";
 import { EXIT, InputError } from "../errors.ts";
 import { loadCompiled } from "../generated.ts";
 
@@ -26,8 +25,7 @@ export async function planRun(dir: string, o: PlanOptions): Promise<StepPlan & {
   const batch = o.batch ?? ir.train.batch;
   const dims: [number, number, number] = [ir.data.height, ir.data.width, ir.data.channels];
   const learned = ir.text.kind === "learned";
-  const store = new ParamStore(0);
-  const m = learned ? buildModel(loaded.spec, ir, 0) : { store, network: loaded.spec.createNetwork(store), text: { words: [], encode: () => { throw new Error("unused"); } } as PromptEncoder };
+  const m = buildTraceModel(loaded.spec, ir, 0);
   const ctx = ir.network.inputs[2];
   const tokens = learned ? null : (o.contextTokens ?? Number(ctx.shape[1]));
   const context = learned ? undefined : { tokens: tokens!, width: Number(ctx.shape[2]), pooled: Number(ir.network.inputs[3].shape[1]) };
@@ -48,7 +46,7 @@ export async function runPlan(dir: string, o: PlanOptions, out: (s: string) => v
     ["parameters", p.params.toLocaleString("en-US")],
     ["dispatches per step", `${p.dispatches} (${p.kernelsBeforeFusion} kernels before fusion; ${p.gemms} GEMMs)`],
     ["GEMM work", `${p.gemmGflop} GFLOP per step`],
-    ["GPU memory", `${p.optimizerMiB} MiB parameters + gradients + Adam${p.optimizerMiB ? "" : ""}, ${p.activationMiB} MiB activations (${p.activationMiBNoReuse} without buffer reuse)`],
+    ["GPU memory", `${p.optimizerMiB} MiB parameters + gradients + Adam, ${p.activationMiB} MiB activations (${p.activationMiBNoReuse} without buffer reuse)`],
     ["largest tensor", `${p.largestTensorMiB} MiB: ${p.largestTensor}`],
   ];
   const w = Math.max(...rows.map((r) => r[0].length));

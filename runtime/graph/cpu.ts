@@ -30,7 +30,7 @@ export function evaluate(g: Graph, feeds: Feeds, params: Feeds, upTo = g.nodes.l
 
 function evalNode(g: Graph, node: Node, v: Float32Array[], feeds: Feeds, params: Feeds): Float32Array {
   const op = node.op;
-  const nodeShapeOf = (_n: Node, id: number) => g.node(id).shape;
+  const shapeOf = (id: number) => g.node(id).shape;
   const n = sizeOf(node.shape);
   const out = () => new Float32Array(n);
   const need = (m: Feeds, name: string, what: string) => {
@@ -88,7 +88,7 @@ function evalNode(g: Graph, node: Node, v: Float32Array[], feeds: Feeds, params:
     }
     case "sum_to": {
       const src = v[op.src];
-      const srcShape = nodeShapeOf(node, op.src);
+      const srcShape = shapeOf(op.src);
       const st = broadcastStrides(node.shape, srcShape);
       const r = new Float64Array(n);
       forEachIndex(srcShape, (i, idx) => {
@@ -155,7 +155,7 @@ function evalNode(g: Graph, node: Node, v: Float32Array[], feeds: Feeds, params:
     case "slice":
     case "pad": {
       const src = v[op.src];
-      const srcShape = nodeShapeOf(node, op.src);
+      const srcShape = shapeOf(op.src);
       const sst = stridesOf(srcShape);
       const r = out();
       forEachIndex(node.shape, (i, idx) => {
@@ -169,7 +169,7 @@ function evalNode(g: Graph, node: Node, v: Float32Array[], feeds: Feeds, params:
     }
     case "permute": {
       const src = v[op.src];
-      const sst = stridesOf(nodeShapeOf(node, op.src));
+      const sst = stridesOf(shapeOf(op.src));
       const st = op.perm.map((p) => sst[p]);
       const r = out();
       forEachIndex(node.shape, (i, idx) => {
@@ -181,7 +181,7 @@ function evalNode(g: Graph, node: Node, v: Float32Array[], feeds: Feeds, params:
     }
     case "concat": {
       const r = out();
-      const shapes = op.inputs.map((i) => nodeShapeOf(node, i));
+      const shapes = op.inputs.map((i) => shapeOf(i));
       forEachIndex(node.shape, (i, idx) => {
         let a = idx[op.axis];
         let k = 0;

@@ -6,7 +6,7 @@
  */
 /* eslint-disable @typescript-eslint/no-explicit-any */
 import { fuseGraph } from "./fuse.ts";
-import { GraphError, liveNodes, sizeOf } from "./graph.ts";
+import { GraphError, liveNodes, rootOf, sizeOf } from "./graph.ts";
 import { planBuffers } from "./memory.ts";
 import { type KernelOptions, SCRATCH, kernelsFor } from "./kernels.ts";
 import type { VelocityGraph } from "./step.ts";
@@ -47,10 +47,6 @@ export class WebGpuForward {
   private async build(param: (name: string) => Binding, opts: KernelOptions): Promise<void> {
     const g = this.vg.graph;
     const live = liveNodes(g, [this.vg.v.id]);
-    const root = (id: number): number => {
-      const op = g.node(id).op;
-      return op.kind === "view" ? root(op.src) : id;
-    };
     // intermediates share buffers once their last reader has run (memory.ts); the output is kept
     const plan = planBuffers(g, live, (id) => {
       const k = g.node(id).op.kind;
@@ -62,7 +58,7 @@ export class WebGpuForward {
       const op = node.op;
       const n = sizeOf(node.shape);
       const s = plan.slot.get(node.id);
-      if (op.kind === "view") this.bind.set(node.id, this.bind.get(root(op.src))!);
+      if (op.kind === "view") this.bind.set(node.id, this.bind.get(rootOf(g, op.src))!);
       else if (op.kind === "param") this.bind.set(node.id, param(op.name));
       else if (s !== undefined) this.bind.set(node.id, { buffer: slots[s], offset: 0, size: n * 4 });
       else {

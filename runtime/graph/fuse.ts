@@ -7,7 +7,7 @@
  */
 import type { Expr, Graph, Node } from "./graph.ts";
 import { inputsOf, liveNodes, sizeOf, stridesOf } from "./graph.ts";
-import type { StepGraph } from "./step.ts";
+import { type StepGraph, stepOutputs } from "./step.ts";
 
 /** At most this many distinct inputs per fused kernel (8 storage buffers per stage, one output). */
 export const MAX_EW_INPUTS = 6;
@@ -30,7 +30,7 @@ export interface FuseStats {
 }
 
 export function fuse(sg: StepGraph): FuseStats {
-  return fuseGraph(sg.graph, [sg.loss.id, ...[...sg.grads.values()].map((s) => s.id)]);
+  return fuseGraph(sg.graph, stepOutputs(sg));
 }
 
 /** Fuse a graph whose results are the nodes `outputs` (kept as they are). */
@@ -136,4 +136,3 @@ function tryFuse(g: Graph, node: Node, readers: number[][], keep: Set<number>): 
   return 0;
 }
 
-export { inputsOf };

@@ -140,16 +140,9 @@ export function broadcastShapes(a: Shape, b: Shape): number[] {
   return out;
 }
 
-/** Strides that read an input of shape `inp` broadcast to `out` (0 on broadcast axes). */
+/** Strides that read a contiguous input of shape `inp` broadcast to `out` (0 on broadcast axes). */
 export function broadcastStrides(inp: Shape, out: Shape): number[] {
-  const st = stridesOf(inp);
-  return out.map((d, i) => {
-    const j = i - (out.length - inp.length);
-    if (j < 0) return 0;
-    if (inp[j] === d) return st[j];
-    if (inp[j] === 1) return 0;
-    throw new GraphError(`cannot broadcast [${inp}] to [${out}]`);
-  });
+  return broadcastStridesOf(inp, stridesOf(inp), out);
 }
 
 /** Strides that read an operand of `shape` laid out with `strides` broadcast to `out`. */
@@ -312,13 +305,6 @@ export class Graph {
     }, 0);
     return this.add(shape, { kind: "concat", inputs: xs.map((x) => x.id), axis: ax });
   }
-
-  /** Node ids that read node `id` (computed on demand). */
-  consumers(): number[][] {
-    const out: number[][] = this.nodes.map(() => []);
-    for (const n of this.nodes) for (const i of inputsOf(n.op)) out[i].push(n.id);
-    return out;
-  }
 }
 
 /** The node ids an op reads. */
@@ -351,6 +337,12 @@ export function inputsOf(op: Op): number[] {
 /** Count the nodes that become kernels (views, inputs, params and constants are free). */
 export function kernelCount(g: Graph, live?: Set<number>): number {
   return g.nodes.filter((n) => (!live || live.has(n.id)) && !["view", "input", "param", "const"].includes(n.op.kind)).length;
+}
+
+/** The node whose storage `id` uses (views share their source's). */
+export function rootOf(g: Graph, id: number): number {
+  const op = g.node(id).op;
+  return op.kind === "view" ? rootOf(g, op.src) : id;
 }
 
 /** Nodes that the given outputs depend on. */

@@ -6,7 +6,7 @@
  * Every binding is declared read_write: WebGPU forbids a buffer in one dispatch as both
  * read-only and writable storage, and the flat parameter/gradient buffers hold many nodes.
  */
-import { type GemmLayout, type Graph, GraphError, type Node, broadcastStridesOf, operandLayout, sameShape, sizeOf, stridesOf } from "./graph.ts";
+import { type GemmLayout, type Graph, GraphError, type Node, broadcastStridesOf, operandLayout, sizeOf, stridesOf } from "./graph.ts";
 import { WGSL_EW_PRELUDE, exprToWgsl } from "./ops.ts";
 
 export interface Kernel {
@@ -174,27 +174,31 @@ function gemmKernels(node: Node, tile: GemmTile, split: number): Kernel[] {
   const kChunk = split > 1 ? Math.ceil(L.k / split / bk) * bk : L.k;
   const la = (bm * bk) / 256;
   const lb = (bn * bk) / 256;
-  // loads of one K slice: A and B elements into registers (ra_e, rb_e), then into shared memory
-  const fetch = (k0: string) => {
+  // loads of one K slice: straight into shared memory (the measured H200 kernels), or into
+  // registers ra_e / rb_e that `stash` then writes to shared memory (prefetching tilings)
+  const loads = (k0: string, into: "shared" | "registers") => {
+    const shared = into === "shared";
     let f = "";
     for (let e = 0; e < la; e++) {
+      const r = shared ? "va" : `ra${e}`;
       f += `    {
       let idx = lid + ${u(e * 256)};
       let am = ${aK1 ? `idx / ${u(bk)}` : `idx % ${u(bm)}`};
       let ak = ${aK1 ? `idx % ${u(bk)}` : `idx / ${u(bm)}`};
-      ra${e} = 0.0;
-      if (m0 + am < ${u(L.m)} && ${k0} + ak < kEnd) { ra${e} = b0[aBase + (m0 + am) * ${u(L.a[2])} + (${k0} + ak) * ${u(L.a[3])}]; }
-    }
+      ${shared ? "var va" : r} = 0.0;
+      if (m0 + am < ${u(L.m)} && ${k0} + ak < kEnd) { ${r} = b0[aBase + (m0 + am) * ${u(L.a[2])} + (${k0} + ak) * ${u(L.a[3])}]; }
+${shared ? `      As[ak * ${u(bm)} + am] = va;\n` : ""}    }
 `;
     }
     for (let e = 0; e < lb; e++) {
+      const r = shared ? "vb" : `rb${e}`;
       f += `    {
       let idx = lid + ${u(e * 256)};
       let bk_ = ${bN1 ? `idx / ${u(bn)}` : `idx % ${u(bk)}`};
       let bn_ = ${bN1 ? `idx % ${u(bn)}` : `idx / ${u(bk)}`};
-      rb${e} = 0.0;
-      if (n0 + bn_ < ${u(L.n)} && ${k0} + bk_ < kEnd) { rb${e} = b1[bBase + (${k0} + bk_) * ${u(L.b[2])} + (n0 + bn_) * ${u(L.b[3])}]; }
-    }
+      ${shared ? "var vb" : r} = 0.0;
+      if (n0 + bn_ < ${u(L.n)} && ${k0} + bk_ < kEnd) { ${r} = b1[bBase + (${k0} + bk_) * ${u(L.b[2])} + (n0 + bn_) * ${u(L.b[3])}]; }
+${shared ? `      Bs[bk_ * ${u(bn)} + bn_] = vb;\n` : ""}    }
 `;
     }
     return f;
@@ -204,30 +208,6 @@ function gemmKernels(node: Node, tile: GemmTile, split: number): Kernel[] {
 `;
   for (let e = 0; e < lb; e++) stash += `    { let idx = lid + ${u(e * 256)}; Bs[${bN1 ? `(idx / ${u(bn)}) * ${u(bn)} + idx % ${u(bn)}` : `(idx % ${u(bk)}) * ${u(bn)} + idx / ${u(bk)}`}] = rb${e}; }
 `;
-  // the measured (H200) kernels load straight into shared memory
-  let direct = "";
-  for (let e = 0; e < la; e++) {
-    direct += `    {
-      let idx = lid + ${u(e * 256)};
-      let am = ${aK1 ? `idx / ${u(bk)}` : `idx % ${u(bm)}`};
-      let ak = ${aK1 ? `idx % ${u(bk)}` : `idx / ${u(bm)}`};
-      var va = 0.0;
-      if (m0 + am < ${u(L.m)} && k0 + ak < kEnd) { va = b0[aBase + (m0 + am) * ${u(L.a[2])} + (k0 + ak) * ${u(L.a[3])}]; }
-      As[ak * ${u(bm)} + am] = va;
-    }
-`;
-  }
-  for (let e = 0; e < lb; e++) {
-    direct += `    {
-      let idx = lid + ${u(e * 256)};
-      let bk_ = ${bN1 ? `idx / ${u(bn)}` : `idx % ${u(bk)}`};
-      let bn_ = ${bN1 ? `idx % ${u(bn)}` : `idx / ${u(bk)}`};
-      var vb = 0.0;
-      if (n0 + bn_ < ${u(L.n)} && k0 + bk_ < kEnd) { vb = b1[bBase + (k0 + bk_) * ${u(L.b[2])} + (n0 + bn_) * ${u(L.b[3])}]; }
-      Bs[bk_ * ${u(bn)} + bn_] = vb;
-    }
-`;
-  }
   let regs = "";
   for (let e = 0; e < la; e++) regs += `  var ra${e} = 0.0;
 `;
@@ -236,12 +216,12 @@ function gemmKernels(node: Node, tile: GemmTile, split: number): Kernel[] {
   // without prefetch: load slice k0, compute; with prefetch (tile.prefetch): the loads of slice
   // k0 + BK are issued before the arithmetic on slice k0, hiding their latency
   const loop = tile.prefetch
-    ? `${fetch("kBegin")}  for (var k0 = kBegin; k0 < kEnd; k0 = k0 + ${u(bk)}) {
+    ? `${loads("kBegin", "registers")}  for (var k0 = kBegin; k0 < kEnd; k0 = k0 + ${u(bk)}) {
 ${stash}    workgroupBarrier();
     let kn = k0 + ${u(bk)};
-${fetch("kn")}`
+${loads("kn", "registers")}`
     : `  for (var k0 = kBegin; k0 < kEnd; k0 = k0 + ${u(bk)}) {
-${direct}    workgroupBarrier();
+${loads("k0", "shared")}    workgroupBarrier();
 `;
   let decl = "";
   for (let i = 0; i < tm; i++) for (let j = 0; j < tn; j++) decl += `  var c${i}_${j} = 0.0;\n`;
@@ -555,4 +535,3 @@ function kernelFor(g: Graph, node: Node): Kernel | null {
   }
 }
 
-export { sameShape };

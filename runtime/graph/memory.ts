@@ -4,7 +4,7 @@
  * it (directly or through a view), and a later node takes the smallest free buffer that holds it
  * without wasting more than half. A node never receives the buffer of one of its own inputs.
  */
-import { type Graph, inputsOf, sizeOf } from "./graph.ts";
+import { type Graph, inputsOf, rootOf, sizeOf } from "./graph.ts";
 
 export interface BufferPlan {
   /** pooled node -> buffer slot */
@@ -20,12 +20,13 @@ export interface BufferPlan {
  * their own: inputs, constants, parameters, results read after the pass).
  */
 export function planBuffers(g: Graph, live: Set<number>, pooled: (id: number) => boolean): BufferPlan {
-  const root = (id: number): number => {
-    const op = g.node(id).op;
-    return op.kind === "view" ? root(op.src) : id;
-  };
   const lastUse = new Map<number, number>();
-  for (const id of live) for (const i of inputsOf(g.node(id).op)) lastUse.set(root(i), Math.max(lastUse.get(root(i)) ?? -1, id));
+  for (const id of live) {
+    for (const i of inputsOf(g.node(id).op)) {
+      const r = rootOf(g, i);
+      lastUse.set(r, Math.max(lastUse.get(r) ?? -1, id));
+    }
+  }
   const releaseAt = new Map<number, number[]>();
   for (const [r, at] of lastUse) releaseAt.set(at, [...(releaseAt.get(at) ?? []), r]);
   const slot = new Map<number, number>();

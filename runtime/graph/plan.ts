@@ -6,7 +6,7 @@ import { fuse } from "./fuse.ts";
 import { type GemmLayout, liveNodes, sizeOf } from "./graph.ts";
 import { type KernelOptions, kernelsFor } from "./kernels.ts";
 import { planBuffers } from "./memory.ts";
-import { liveKernelCount, type StepGraph } from "./step.ts";
+import { liveKernelCount, type StepGraph, stepOutputs } from "./step.ts";
 
 export interface StepPlan {
   batch: number;
@@ -35,7 +35,7 @@ export function planStep(sg: StepGraph, opts: { ema: boolean; kernels?: KernelOp
   const before = liveKernelCount(sg);
   fuse(sg);
   const g = sg.graph;
-  const live = liveNodes(g, [sg.loss.id, ...[...sg.grads.values()].map((s) => s.id)]);
+  const live = liveNodes(g, stepOutputs(sg));
   const gradRoots = new Set([...sg.grads.values()].map((s) => s.id));
   let dispatches = 3;
   let gemms = 0;

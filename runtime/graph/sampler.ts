@@ -8,11 +8,11 @@
 /* eslint-disable @typescript-eslint/no-explicit-any */
 import * as tf from "@tensorflow/tfjs";
 import { networkTime, samplingSigmas, velocitySign } from "../flow/schedule.ts";
-import { type FlowBatch, LearnedPromptEncoder, type ModelBundle, type SampleOpts, type ValidationSet } from "../train/trainer.ts";
+import { type FlowBatch, type ModelBundle, type SampleOpts, type ValidationSet } from "../train/trainer.ts";
 import { WebGpuForward } from "./forward.ts";
 import { kernelOptionsFromEnv } from "./gemm-table.ts";
 import { GraphError, UnsupportedOpError } from "./graph.ts";
-import { buildVelocityGraph, stepFeeds } from "./step.ts";
+import { buildVelocityGraph, frozenContext, stepFeeds, textInputs } from "./step.ts";
 import type { Binding } from "./webgpu.ts";
 
 /**
@@ -66,9 +66,7 @@ export class StaticFlowNetwork {
   private forward(n: number, dims: [number, number, number]): Promise<WebGpuForward> {
     let f = this.forwards.get(n);
     if (!f) {
-      const text = this.m.ir.text;
-      const context = this.m.text instanceof LearnedPromptEncoder || text.kind === "learned" || text.kind === "none" ? undefined : { tokens: text.tokens, width: text.width, pooled: text.pooled };
-      const vg = buildVelocityGraph(this.m, n, dims, context);
+      const vg = buildVelocityGraph(this.m, n, dims, frozenContext(this.m));
       f = WebGpuForward.create(this.device, vg, this.param, kernelOptionsFromEnv());
       this.forwards.set(n, f);
     }
@@ -85,15 +83,6 @@ export class StaticFlowNetwork {
     for (const b of this.owned) b.destroy();
   }
 
-  private async textFeeds(prompts: readonly string[]): Promise<Parameters<typeof stepFeeds>[3]> {
-    if (this.m.text instanceof LearnedPromptEncoder) return { ids: this.m.text.tokenizer.encodeBatch(prompts) };
-    await this.m.text.prepare?.(prompts);
-    const [c, p] = this.m.text.encode(prompts);
-    const out = { context: (await c.data()) as Float32Array, pooled: (await p.data()) as Float32Array };
-    tf.dispose([c, p]);
-    return out;
-  }
-
   /** Mean flow loss over a validation set, as trainer.ts validationLoss. */
   async validationLoss(v: ValidationSet, dims: [number, number, number], batch: number): Promise<number> {
     const per = dims[0] * dims[1] * dims[2];
@@ -102,7 +91,7 @@ export class StaticFlowNetwork {
       const e = Math.min(v.n, s + batch);
       const b: FlowBatch = { x0: v.x0.subarray(s * per, e * per), eps: v.eps.subarray(s * per, e * per), sigma: v.sigma.subarray(s, e), prompts: v.prompts.slice(s, e) };
       const f = await this.forward(e - s, dims);
-      const feeds = stepFeeds(f.vg, this.m.flow, b, await this.textFeeds(b.prompts));
+      const feeds = stepFeeds(f.vg, this.m.flow, b, await textInputs(this.m.text, b.prompts));
       const out = await f.run(feeds);
       const target = feeds.get("target")!;
       const w = feeds.get("weight")!;
@@ -128,7 +117,7 @@ export class StaticFlowNetwork {
     const both = scale !== 1 && scale !== 0;
     const all = both ? [...prompts, ...new Array<string>(b).fill("")] : scale === 0 ? new Array<string>(b).fill("") : [...prompts];
     const f = await this.forward(all.length, dims);
-    const text = await this.textFeeds(all);
+    const text = await textInputs(this.m.text, all);
     const probe: FlowBatch = { x0: new Float32Array(all.length * per), eps: new Float32Array(all.length * per), sigma: new Float32Array(all.length), prompts: all };
     const feeds = stepFeeds(f.vg, flow, probe, text); // text inputs; xt and t are set per call
     const sign = velocitySign(flow);

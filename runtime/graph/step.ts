@@ -4,13 +4,13 @@
  * gradient. The host prepares the inputs (xt, t, target, loss weights, token one-hots) from the
  * same FlowBatch the tfjs trainer uses, so both engines train on identical numbers.
  */
-import type * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs";
 import type { ParamStore } from "../nn/params.ts";
 import { lossWeight, networkTime, type FlowConfig } from "../flow/schedule.ts";
-import type { FlowBatch, ModelBundle } from "../train/trainer.ts";
+import type { FlowBatch, ModelBundle, PromptEncoder } from "../train/trainer.ts";
 import { LearnedPromptEncoder } from "../train/trainer.ts";
 import { differentiate } from "./autodiff.ts";
-import { Graph, GraphError, kernelCount, liveNodes, type Sym, isSym } from "./graph.ts";
+import { Graph, GraphError, kernelCount, liveNodes, rootOf, type Sym, isSym } from "./graph.ts";
 import { type OneHotInput, TraceContext, withTrace } from "./trace.ts";
 
 export interface StepGraph {
@@ -25,8 +25,6 @@ export interface StepGraph {
   dims: [number, number, number];
   /** "learned": token ids are an input; "external": context and pooled are inputs */
   text: "learned" | "external";
-  contextShape: [number, number] | null;
-  pooledWidth: number | null;
 }
 
 /** Names of the store's variables, for the trace. */
@@ -100,12 +98,8 @@ export function buildStepGraph(m: Pick<ModelBundle, "store" | "network" | "text"
   // gradient buffer): two gradients can be the same node, e.g. the biases of two linears whose
   // outputs are added, at batch 1, where summing over the batch is the identity
   const owner = new Map<number, string>();
-  const rootOf = (id: number): number => {
-    const op = g.node(id).op;
-    return op.kind === "view" ? rootOf(op.src) : id;
-  };
   for (const [name, s] of grads) {
-    const r = rootOf(s.id);
+    const r = rootOf(g, s.id);
     const kind = g.node(r).op.kind;
     if (kind === "const" && r === s.id) continue; // an unused parameter's zero gradient
     if (owner.has(r) || kind === "input" || kind === "param" || kind === "const") grads.set(name, g.ew("id", [s]));
@@ -121,27 +115,14 @@ export function buildStepGraph(m: Pick<ModelBundle, "store" | "network" | "text"
     batch,
     dims,
     text: out.text,
-    contextShape: context ? [context.tokens, context.width] : null,
-    pooledWidth: context ? context.pooled : null,
   };
-}
-
-/** The network's forward pass alone as a graph (inputs x [B, H, W, C], t, context, pooled). */
-export function buildForwardGraph(m: Pick<ModelBundle, "store" | "network">, x: number[], context: [number, number, number], pooled: [number, number]): { graph: Graph; output: Sym } {
-  const g = new Graph();
-  const output = withTrace(new TraceContext(g, paramTable(m.store)), () => {
-    const ins = [g.input("x", x), g.input("t", [x[0]]), g.input("context", context), g.input("pooled", pooled)] as unknown[];
-    return m.network.forward(ins[0] as tf.Tensor4D, ins[1] as tf.Tensor1D, ins[2] as tf.Tensor3D, ins[3] as tf.Tensor2D) as unknown as Sym;
-  });
-  if (!isSym(output)) throw new GraphError("the network did not return a traced tensor");
-  return { graph: g, output };
 }
 
 /**
  * The host-side inputs of one step from a FlowBatch: the same arithmetic as flowLoss
  * (xt = (1 - sigma) x0 + sigma eps, target, network time, loss weights / (B * pixels)).
  */
-export function stepFeeds(sg: Pick<StepGraph, "batch" | "dims" | "text" | "oneHots">, flow: FlowConfig, b: FlowBatch, text: { ids?: Int32Array | number[]; context?: Float32Array; pooled?: Float32Array }): Map<string, Float32Array> {
+export function stepFeeds(sg: Pick<StepGraph, "batch" | "dims" | "text" | "oneHots">, flow: FlowConfig, b: FlowBatch, text: TextInputs): Map<string, Float32Array> {
   const n = sg.batch;
   const per = sg.dims[0] * sg.dims[1] * sg.dims[2];
   if (b.sigma.length !== n || b.x0.length !== n * per || b.eps.length !== n * per) throw new GraphError(`the batch does not match the step graph (batch ${n}, ${per} values per image)`);
@@ -184,5 +165,29 @@ export function stepFeeds(sg: Pick<StepGraph, "batch" | "dims" | "text" | "oneHo
 
 /** Kernels the step launches before fusion (live nodes that are not free views/inputs). */
 export function liveKernelCount(sg: StepGraph): number {
-  return kernelCount(sg.graph, liveNodes(sg.graph, [sg.loss.id, ...[...sg.grads.values()].map((s) => s.id)]));
+  return kernelCount(sg.graph, liveNodes(sg.graph, stepOutputs(sg)));
+}
+
+/** What a training step reads back: the loss and every parameter's gradient. */
+export function stepOutputs(sg: Pick<StepGraph, "loss" | "grads">): number[] {
+  return [sg.loss.id, ...[...sg.grads.values()].map((s) => s.id)];
+}
+
+/** The context shape fed to a frozen text encoder's network; undefined when the encoder is learned (it is traced). */
+export function frozenContext(m: Pick<ModelBundle, "text" | "ir">): { tokens: number; width: number; pooled: number } | undefined {
+  const text = m.ir.text;
+  if (m.text instanceof LearnedPromptEncoder || text.kind === "learned" || text.kind === "none") return undefined;
+  return { tokens: text.tokens, width: text.width, pooled: text.pooled };
+}
+
+export type TextInputs = { ids?: Int32Array | number[]; context?: Float32Array; pooled?: Float32Array };
+
+/** The text inputs of a step or forward pass for prompts: token ids, or a frozen encoder's features. */
+export async function textInputs(text: PromptEncoder, prompts: readonly string[]): Promise<TextInputs> {
+  if (text instanceof LearnedPromptEncoder) return { ids: text.tokenizer.encodeBatch(prompts) };
+  await text.prepare?.(prompts);
+  const [c, p] = text.encode(prompts);
+  const out = { context: (await c.data()) as Float32Array, pooled: (await p.data()) as Float32Array };
+  tf.dispose([c, p]);
+  return out;
 }

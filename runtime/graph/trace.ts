@@ -4,7 +4,7 @@
  * appends graph nodes instead of computing. Parameters are looked up by their tf.Variable in
  * the active trace's name table (the ParamStore's state-dict names).
  */
-import { type Graph, GraphError, type Sym, isSym, stridesOf } from "./graph.ts";
+import { type Graph, GraphError, type Sym, isSym } from "./graph.ts";
 
 /** Anything with a tfjs-Variable-like identity; the trace maps it to a state-dict name. */
 type VarLike = object;
@@ -209,4 +209,4 @@ export const T = {
   },
 };
 
-export { isSym, stridesOf };
+export { isSym };

@@ -7,10 +7,10 @@
  * the loss and the gradient norm: no per-op host work, no allocation.
  */
 /* eslint-disable @typescript-eslint/no-explicit-any */
-import { GpuMemoryError, GraphError, liveNodes, sizeOf } from "./graph.ts";
+import { GpuMemoryError, GraphError, liveNodes, rootOf, sizeOf } from "./graph.ts";
 import { planBuffers } from "./memory.ts";
 import { type Kernel, type KernelOptions, SCRATCH, grid, kernelsFor } from "./kernels.ts";
-import type { StepGraph } from "./step.ts";
+import { type StepGraph, stepOutputs } from "./step.ts";
 
 type GPUDevice = any;
 type GPUBuffer = any;
@@ -121,7 +121,7 @@ export class WebGpuStep {
     this.hyper = device.createBuffer({ size: 32, usage: UNIFORM | COPY_DST });
     this.owned.push(this.hyper);
     this.bytes = { activations: 0, flat: this.flatSize * 4 * (adam.ema > 0 ? 5 : 4) };
-    this.live = liveNodes(sg.graph, [sg.loss.id, ...[...sg.grads.values()].map((x) => x.id)]);
+    this.live = liveNodes(sg.graph, stepOutputs(sg));
     this.placeNodes(mk);
   }
 
@@ -148,8 +148,7 @@ export class WebGpuStep {
   }
 
   private root(id: number): number {
-    const op = this.sg.graph.node(id).op;
-    return op.kind === "view" ? this.root(op.src) : id;
+    return rootOf(this.sg.graph, id);
   }
 
   private placeNodes(mk: (floats: number, usage?: number, bound?: boolean) => GPUBuffer): void {
@@ -392,21 +391,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
   }
 
-  /** Optimizer state by the checkpoint's names (exp_avg.<name>, exp_avg_sq.<name>) and the EMA. */
-  async readState(): Promise<{ params: Map<string, Float32Array>; m: Map<string, Float32Array>; v: Map<string, Float32Array>; ema: Map<string, Float32Array> | null }> {
-    const split = (flat: Float32Array) => {
-      const out = new Map<string, Float32Array>();
-      for (const p of this.sg.params) {
-        const off = this.offsets.get(p.name)!;
-        out.set(p.name, flat.slice(off, off + sizeOf(p.shape)));
-      }
-      return out;
-    };
-    const params = split(await this.read(this.flat.p, this.flatSize));
-    const m = split(await this.read(this.flat.m, this.flatSize));
-    const v = split(await this.read(this.flat.v, this.flatSize));
-    const ema = this.flat.ema ? split(await this.read(this.flat.ema, this.flatSize)) : null;
-    return { params, m, v, ema };
+  /** One flat buffer (parameters, Adam moments m / v, or the EMA; null without EMA) by parameter name. */
+  async readFlat(which: "params" | "m" | "v" | "ema"): Promise<Map<string, Float32Array> | null> {
+    const buffer = which === "params" ? this.flat.p : this.flat[which];
+    if (!buffer) return null;
+    const flat = await this.read(buffer, this.flatSize);
+    const out = new Map<string, Float32Array>();
+    for (const p of this.sg.params) {
+      const off = this.offsets.get(p.name)!;
+      out.set(p.name, flat.slice(off, off + sizeOf(p.shape)));
+    }
+    return out;
   }
 
   /** Load optimizer moments (and EMA) by parameter name. */

@@ -11,12 +11,12 @@
 import * as tf from "@tensorflow/tfjs";
 import { fuse } from "../graph/fuse.ts";
 import { GraphError, UnsupportedOpError } from "../graph/graph.ts";
-import { buildStepGraph, liveKernelCount, stepFeeds, type StepGraph } from "../graph/step.ts";
+import { buildStepGraph, frozenContext, liveKernelCount, stepFeeds, type StepGraph, textInputs } from "../graph/step.ts";
 import { WebGpuStep } from "../graph/webgpu.ts";
 import { kernelOptionsFromEnv } from "../graph/gemm-table.ts";
 import type { HostTensors } from "./checkpoint.ts";
 import { StaticFlowNetwork } from "../graph/sampler.ts";
-import { type FlowBatch, FlowTrainer, LearnedPromptEncoder, type ModelBundle, type SampleOpts, sampleImages, type StepResult, type ValidationSet, validationLoss } from "./trainer.ts";
+import { type FlowBatch, FlowTrainer, type ModelBundle, type SampleOpts, sampleImages, type StepResult, type ValidationSet, validationLoss } from "./trainer.ts";
 
 export type EngineName = "auto" | "tfjs" | "static";
 
@@ -52,8 +52,6 @@ export interface TrainEngine {
   step(b: FlowBatch, shape: [number, number, number, number]): Promise<StepResult>;
   /** make the ParamStore's variables hold the current parameters */
   syncParams(): Promise<void>;
-  /** run `fn` with the EMA weights in the ParamStore (the parameters when there is no EMA) */
-  withEma<R>(fn: () => Promise<R>): Promise<R>;
   /** validation loss with the EMA weights (the parameters when there is no EMA) */
   validationLoss(v: ValidationSet, dims: [number, number, number], batch: number): Promise<number>;
   /** images [B, H, W, C] from noise z for prompts, with the EMA weights and classifier-free guidance */
@@ -95,7 +93,8 @@ export class TfjsEngine implements TrainEngine {
     return this.t.step(b, shape);
   }
   async syncParams() {}
-  async withEma<R>(fn: () => Promise<R>): Promise<R> {
+  /** run `fn` with the EMA weights in the ParamStore (the parameters when there is no EMA) */
+  private async withEma<R>(fn: () => Promise<R>): Promise<R> {
     const ema = this.t.ema;
     if (ema) ema.swap();
     try {
@@ -153,9 +152,7 @@ export class StaticEngine implements TrainEngine {
     if (tf.getBackend() !== "webgpu") throw new GraphError(`the static engine runs on the webgpu backend (this is ${tf.getBackend()})`);
     const device = (tf.backend() as unknown as { device: unknown }).device;
     const t0 = performance.now();
-    const text = m.ir.text;
-    const context = m.text instanceof LearnedPromptEncoder ? undefined : text.kind === "learned" || text.kind === "none" ? undefined : { tokens: text.tokens, width: text.width, pooled: text.pooled };
-    const sg = buildStepGraph(m, batch, dims, context);
+    const sg = buildStepGraph(m, batch, dims, frozenContext(m));
     const before = liveKernelCount(sg);
     fuse(sg);
     const gpu = await WebGpuStep.create(device, sg, {
@@ -203,17 +200,8 @@ export class StaticEngine implements TrainEngine {
     let submitted!: () => void;
     this.turn = new Promise((r) => (submitted = r));
     try {
-      const text: Parameters<typeof stepFeeds>[3] = {};
-      if (this.m.text instanceof LearnedPromptEncoder) text.ids = this.m.text.tokenizer.encodeBatch(b.prompts);
-      else {
-        // frozen encoders: their features are computed (and awaited) before this step's turn
-        await this.m.text.prepare?.(b.prompts);
-        const [c, p] = this.m.text.encode(b.prompts);
-        text.context = (await c.data()) as Float32Array;
-        text.pooled = (await p.data()) as Float32Array;
-        tf.dispose([c, p]);
-      }
-      const feeds = stepFeeds(this.sg, this.m.flow, b, text);
+      // frozen encoders: their features are computed (and awaited) before this step's turn
+      const feeds = stepFeeds(this.sg, this.m.flow, b, await textInputs(this.m.text, b.prompts));
       await mine;
       if (this.opts.warmup > 0) this.gpu.lr = this.opts.lr * Math.min(1, (this.gpu.stepCount + 1) / this.opts.warmup);
       const pending = this.gpu.step(feeds); // submits synchronously, then waits for the read
@@ -236,17 +224,7 @@ export class StaticEngine implements TrainEngine {
   }
 
   async syncParams(): Promise<void> {
-    this.assign((await this.gpu.readState()).params);
-  }
-
-  async withEma<R>(fn: () => Promise<R>): Promise<R> {
-    const s = await this.gpu.readState();
-    this.assign(s.ema ?? s.params);
-    try {
-      return await fn();
-    } finally {
-      this.assign(s.params);
-    }
+    this.assign((await this.gpu.readFlat("params"))!);
   }
 
   /** the velocity for samples and validation, reading the EMA weights (or the parameters) in place */
@@ -263,17 +241,17 @@ export class StaticEngine implements TrainEngine {
   }
 
   async optimizerState(): Promise<HostTensors> {
-    const s = await this.gpu.readState();
+    const [m, v] = [(await this.gpu.readFlat("m"))!, (await this.gpu.readFlat("v"))!];
     const out: HostTensors = new Map();
-    for (const p of this.sg.params) out.set(`exp_avg.${p.name}`, { shape: p.shape, data: s.m.get(p.name)! });
-    for (const p of this.sg.params) out.set(`exp_avg_sq.${p.name}`, { shape: p.shape, data: s.v.get(p.name)! });
+    for (const p of this.sg.params) out.set(`exp_avg.${p.name}`, { shape: p.shape, data: m.get(p.name)! });
+    for (const p of this.sg.params) out.set(`exp_avg_sq.${p.name}`, { shape: p.shape, data: v.get(p.name)! });
     return out;
   }
 
   async emaState(): Promise<HostTensors | null> {
-    const s = await this.gpu.readState();
-    if (!s.ema) return null;
-    return new Map(this.sg.params.map((p) => [p.name, { shape: p.shape, data: s.ema!.get(p.name)! }]));
+    const ema = await this.gpu.readFlat("ema");
+    if (!ema) return null;
+    return new Map(this.sg.params.map((p) => [p.name, { shape: p.shape, data: ema.get(p.name)! }]));
   }
 
   async loadState(optimizer: HostTensors, steps: number, ema: HostTensors | null, emaUpdates: number): Promise<void> {

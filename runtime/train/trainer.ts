@@ -10,7 +10,7 @@ import type { IR } from "../../compiler/ir.ts";
 import type { BatchSampler, ImageTextDataset } from "../data/dataset.ts";
 import { guidedVelocity, sampleFlow } from "../flow/sampler.ts";
 import { type FlowConfig, lossWeight, sampleSigmas, trainingPair } from "../flow/schedule.ts";
-import type { CompiledSpec, NetworkModule, TextEncoderModule } from "../model.ts";
+import type { CompiledSpec, DiffusionSpec, NetworkModule, TextEncoderModule } from "../model.ts";
 import { ParamStore } from "../nn/params.ts";
 import { type PretrainedTextOptions, PretrainedPromptEncoder } from "../text/pretrained/prompt-encoder.ts";
 import { WordTokenizer } from "../text/words.ts";
@@ -77,6 +77,23 @@ export function buildModel(spec: CompiledSpec, ir: IR, seed: number, words?: str
   const network = spec.createNetwork(store);
   const text = new LearnedPromptEncoder(spec.createTextEncoder(store), new WordTokenizer(words ?? ir.text.words, ir.text.vocab, ir.text.tokens));
   return { store, network, text, flow: { ...ir.flow }, ir };
+}
+
+/**
+ * The model a static step graph is traced from, without loading frozen text encoders: with a
+ * learned encoder, buildModel's (the encoder is traced with the network); otherwise the network
+ * alone, and the step takes the encoders' features as inputs (its `text` must not be called).
+ */
+export function buildTraceModel(spec: DiffusionSpec, ir: IR, seed: number): ModelBundle {
+  if (ir.text.kind === "learned") return buildModel(spec, ir, seed);
+  const store = new ParamStore(seed);
+  const text: PromptEncoder = {
+    words: [],
+    encode: () => {
+      throw new TrainingStopped("buildTraceModel: a frozen text encoder's features are inputs of the step, not computed here");
+    },
+  };
+  return { store, network: spec.createNetwork(store), text, flow: { ...ir.flow }, ir };
 }
 
 /** Context and pooled text for prompts: [B, T, D], [B, P]. */

@@ -11,7 +11,7 @@ import { runCompile } from "../../cli/commands/compile.ts";
 import { loadCompiled } from "../../cli/generated.ts";
 import { initBackend } from "../../runtime/backend.ts";
 import { evaluate } from "../../runtime/graph/cpu.ts";
-import { buildForwardGraph } from "../../runtime/graph/step.ts";
+import { buildVelocityGraph } from "../../runtime/graph/step.ts";
 import { readSafetensors } from "../../runtime/io/safetensors.ts";
 import { ParamStore } from "../../runtime/nn/params.ts";
 
@@ -38,9 +38,11 @@ describe("static graph of the fixture networks vs the PyTorch reference", () => 
     const xs = new Float32Array(b * h * w * c); // NCHW -> NHWC
     const x = t("x").data as Float32Array;
     for (let i = 0; i < b; i++) for (let ch = 0; ch < c; ch++) for (let y = 0; y < h; y++) for (let z = 0; z < w; z++) xs[((i * h + y) * w + z) * c + ch] = x[((i * c + ch) * h + y) * w + z];
-    const { graph, output } = buildForwardGraph({ store, network }, [b, h, w, c], t("text_embeddings").shape as [number, number, number], t("pooled_text_embeddings").shape as [number, number]);
+    const [, tokens, width] = t("text_embeddings").shape;
+    const frozen = { words: [], encode: () => { throw new Error("unused"); } };
+    const { graph, v: output } = buildVelocityGraph({ store, network, text: frozen }, b, [h, w, c], { tokens, width, pooled: t("pooled_text_embeddings").shape[1] });
     const params = new Map([...store.vars].map(([n, v]) => [n, v.dataSync() as Float32Array]));
-    const feeds = new Map<string, Float32Array>([["x", xs], ["t", t("timestep").data as Float32Array], ["context", t("text_embeddings").data as Float32Array], ["pooled", t("pooled_text_embeddings").data as Float32Array]]);
+    const feeds = new Map<string, Float32Array>([["xt", xs], ["t", t("timestep").data as Float32Array], ["context", t("text_embeddings").data as Float32Array], ["pooled", t("pooled_text_embeddings").data as Float32Array]]);
     const y = evaluate(graph, feeds, params, output.id + 1)[output.id]; // [B, H, W, C]
     const ref = t("output").data as Float32Array; // [B, C, H, W]
     let worst = 0;

@@ -11,10 +11,10 @@ import { initBackend } from "../../runtime/backend.ts";
 import { differentiate } from "../../runtime/graph/autodiff.ts";
 import { evaluate } from "../../runtime/graph/cpu.ts";
 import { fuse } from "../../runtime/graph/fuse.ts";
-import { Graph, GraphError, liveNodes, type Sym, UnsupportedOpError } from "../../runtime/graph/graph.ts";
+import { Graph, GraphError, liveNodes, rootOf, type Sym, UnsupportedOpError } from "../../runtime/graph/graph.ts";
 import { chooseTile, gemmConfig, gemmKey, heuristicConfig } from "../../runtime/graph/kernels.ts";
 import { TUNED_GEMMS } from "../../runtime/graph/gemm-table.ts";
-import { buildStepGraph, liveKernelCount, stepFeeds, type StepGraph } from "../../runtime/graph/step.ts";
+import { buildStepGraph, liveKernelCount, stepFeeds, type StepGraph, stepOutputs } from "../../runtime/graph/step.ts";
 import { T, TraceContext, withTrace } from "../../runtime/graph/trace.ts";
 import * as F from "../../runtime/nn/functional.ts";
 import { RmsNorm } from "../../runtime/nn/layers.ts";
@@ -142,18 +142,14 @@ describe("graph passes keep every value", () => {
 
   it("gives every parameter a gradient node of its own, even at batch 1", () => {
     const { sg } = tinyStep(1);
-    const root = (id: number): number => {
-      const op = sg.graph.node(id).op;
-      return op.kind === "view" ? root(op.src) : id;
-    };
-    const roots = [...sg.grads.values()].map((s) => root(s.id)).filter((r) => sg.graph.node(r).op.kind !== "const");
+    const roots = [...sg.grads.values()].map((s) => rootOf(sg.graph, s.id)).filter((r) => sg.graph.node(r).op.kind !== "const");
     expect(new Set(roots).size).toBe(roots.length);
     expect(roots.every((r) => !["input", "param"].includes(sg.graph.node(r).op.kind))).toBe(true);
   });
 
   it("chunk gradients become one concat (a lone piece stays a pad)", () => {
     const { sg } = tinyStep();
-    const live = liveNodes(sg.graph, [sg.loss.id, ...[...sg.grads.values()].map((s) => s.id)]);
+    const live = liveNodes(sg.graph, stepOutputs(sg));
     const kinds = [...live].map((id) => sg.graph.node(id).op.kind);
     // the last (pre-only) block reads one side of split(o, [N, T]): its gradient is one padded piece
     expect(kinds.filter((k) => k === "pad").length).toBe(1);

@@ -2,7 +2,7 @@
  * Train the tiny sd3_pretrained spec (tiny CLIP-L/CLIP-G/T5 stand-ins, test/text/make-tiny-encoders.ts)
  * for 10 steps: argv engine backend out root. Used by test/graph/webgpu.test.ts under lavapipe.
  */
-import { mkdtempSync, writeFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { writeFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { compileSpecFile } from "../../../cli/commands/compile.ts";
 import { runTrain } from "../../../cli/commands/train.ts";
