@@ -22,8 +22,10 @@ import { FlowTrainer, type ModelBundle, type PromptEncoder } from "../runtime/tr
 import { Rng } from "../runtime/util/rng.ts";
 import { sampleSigmas } from "../runtime/flow/schedule.ts";
 import { fuse } from "../runtime/graph/fuse.ts";
-import { buildStepGraph, liveKernelCount, stepFeeds } from "../runtime/graph/step.ts";
+import { buildStepGraph, liveKernelCount, stepFeeds, stepOutputs } from "../runtime/graph/step.ts";
 import { WebGpuStep } from "../runtime/graph/webgpu.ts";
+import { NativeStep, nativeDetail } from "../runtime/graph/native.ts";
+import { liveNodes } from "../runtime/graph/graph.ts";
 import { kernelOptionsFromEnv } from "../runtime/graph/gemm-table.ts";
 
 const { values } = parseArgs({
@@ -76,8 +78,91 @@ const batchData = () => {
   return { x0, eps: rng.normals(batch * per), sigma: sampleSigmas(m.flow.density, batch, rng), prompts: new Array(batch).fill("7") };
 };
 
+if (values.engine === "static" && init.name !== "webgpu") {
+  // the native CPU executor of the same static step (runtime/graph/native.ts)
+  const t0 = performance.now();
+  const sg = buildStepGraph(m, batch, [h, w, c], { tokens, width: ctxWidth, pooled: pooledWidth });
+  const unfused = liveKernelCount(sg);
+  fuse(sg);
+  const buildMs = performance.now() - t0;
+  const cpu = new NativeStep(sg, { lr: opt.lr, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weightDecay, decoupled: opt.kind === "adamw", clip: ir.train.clip || 1, ema: ir.train.ema, emaWarmup: true });
+  const compileMs = performance.now() - t0 - buildMs;
+  const params = new Map<string, Float32Array>();
+  for (const [name, v] of store.vars) params.set(name, (await v.data()) as Float32Array);
+  cpu.setParams(params);
+  const ctxData = (await context.data()) as Float32Array;
+  const pooledData = (await pooled.data()) as Float32Array;
+  const times: number[] = [];
+  const run: number[] = [];
+  let last = NaN;
+  const total = Number(values.warmup) + Number(values.steps);
+  for (let i = 0; i < total; i++) {
+    const feeds = stepFeeds(sg, m.flow, batchData(), { context: ctxData, pooled: pooledData });
+    const s0 = performance.now();
+    const r = await cpu.step(feeds);
+    const dt = performance.now() - s0;
+    last = r.loss;
+    if (i >= Number(values.warmup)) {
+      times.push(dt);
+      run.push(r.runMs);
+    }
+    console.error(`step ${i + 1}/${total}${i < Number(values.warmup) ? " (warmup)" : ""}: ${dt.toFixed(1)} ms (native ${r.runMs.toFixed(1)} ms), loss ${r.loss.toFixed(4)}`);
+  }
+  // per-kernel profile over --steps more steps: seconds by kernel kind, and the GEMM rate
+  let byLabel: Record<string, { ms: number; count: number }> | null = null;
+  let gemmGflops: number | null = null;
+  if (values.profile) {
+    const prof = new Float64Array(cpu.kernels);
+    const n = Number(values.steps);
+    for (let i = 0; i < n; i++) await cpu.step(stepFeeds(sg, m.flow, batchData(), { context: ctxData, pooled: pooledData }), prof);
+    byLabel = {};
+    cpu.labels.forEach((l, i) => {
+      const kind = l.split(":")[1];
+      const e = (byLabel![kind] ??= { ms: 0, count: 0 });
+      e.ms += (prof[i] * 1000) / n;
+      e.count++;
+    });
+    for (const e of Object.values(byLabel)) e.ms = Number(e.ms.toFixed(2));
+    const live = liveNodes(sg.graph, stepOutputs(sg));
+    let flops = 0;
+    for (const id of live) {
+      const op = sg.graph.node(id).op;
+      if (op.kind === "gemm") flops += 2 * op.layout.batch[0] * op.layout.batch[1] * op.layout.m * op.layout.n * op.layout.k;
+    }
+    if (byLabel.gemm) gemmGflops = Number((flops / (byLabel.gemm.ms / 1000) / 1e9).toFixed(1));
+  }
+  times.sort((a, b) => a - b);
+  run.sort((a, b) => a - b);
+  const result = {
+    bench: "step",
+    engine: "static",
+    executor: nativeDetail(),
+    generated: values.generated,
+    params: store.numParams,
+    backend: `${init.name} (${init.detail})`,
+    host: `${cpus().length} x ${cpus()[0]?.model ?? "?"}`,
+    batch,
+    contextTokens: tokens,
+    msPerStep: Number(times[Math.floor(times.length / 2)].toFixed(1)),
+    minMs: Number(times[0].toFixed(1)),
+    nativeMs: Number(run[Math.floor(run.length / 2)].toFixed(1)),
+    steps: Number(values.steps),
+    kernelsPerStep: cpu.kernels,
+    kernelsBeforeFusion: unfused,
+    buildMs: Math.round(buildMs),
+    compileMs: Math.round(compileMs),
+    activationMiB: Math.round(cpu.bytes.activations / 2 ** 20),
+    kernelMsByKind: byLabel,
+    gemmGflops,
+    loss: Number(last.toFixed(4)),
+  };
+  console.log(values.json ? JSON.stringify(result) : JSON.stringify(result, null, 2));
+  store.dispose();
+  await shutdownBackend();
+  process.exit(0);
+}
+
 if (values.engine === "static") {
-  if (init.name !== "webgpu") throw new Error("--engine static runs on the webgpu backend");
   const device = (tf.backend() as unknown as { device: unknown }).device;
   const t0 = performance.now();
   const sg = buildStepGraph(m, batch, [h, w, c], { tokens, width: ctxWidth, pooled: pooledWidth });

@@ -1,6 +1,9 @@
 /**
- * The elementwise operators of graph.ts in their two forms: a JS function (cpu.ts) and a WGSL
- * expression (webgpu.ts). Both use the same formulas, so the two executors agree to rounding.
+ * The elementwise operators of graph.ts, each defined once in its three forms: a JS function
+ * (the reference interpreter, cpu.ts), a WGSL expression (webgpu.ts) and a C expression (the
+ * native CPU executor: `npm run gen:native` writes native/src/ew_ops.inc from this table, and a
+ * test fails when that file is stale). All use the same formulas, so the executors agree to
+ * rounding. A new operator is one entry here plus its gradient rule in autodiff.ts.
  */
 import type { EwOp, Expr } from "./graph.ts";
 
@@ -21,27 +24,29 @@ export interface EwDef {
   arity: number;
   js: (...a: number[]) => number;
   wgsl: (...a: string[]) => string;
+  /** a C expression over float operands `a` (and `b`); helpers sdc_* are in native/src/kernels.cc */
+  c: string;
 }
 
 export const EW: Record<EwOp, EwDef> = {
-  id: { arity: 1, js: (a) => a, wgsl: (a) => a },
-  add: { arity: 2, js: (a, b) => a + b, wgsl: (a, b) => `(${a} + ${b})` },
-  sub: { arity: 2, js: (a, b) => a - b, wgsl: (a, b) => `(${a} - ${b})` },
-  mul: { arity: 2, js: (a, b) => a * b, wgsl: (a, b) => `(${a} * ${b})` },
-  div: { arity: 2, js: (a, b) => a / b, wgsl: (a, b) => `(${a} / ${b})` },
-  neg: { arity: 1, js: (a) => -a, wgsl: (a) => `(-${a})` },
-  square: { arity: 1, js: (a) => a * a, wgsl: (a) => `sq(${a})` },
-  sqrt: { arity: 1, js: Math.sqrt, wgsl: (a) => `sqrt(${a})` },
-  rsqrt: { arity: 1, js: (a) => 1 / Math.sqrt(a), wgsl: (a) => `inverseSqrt(${a})` },
-  exp: { arity: 1, js: Math.exp, wgsl: (a) => `exp(${a})` },
-  sin: { arity: 1, js: Math.sin, wgsl: (a) => `sin(${a})` },
-  cos: { arity: 1, js: Math.cos, wgsl: (a) => `cos(${a})` },
-  sigmoid: { arity: 1, js: sigmoid, wgsl: (a) => `sigm(${a})` },
-  tanh: { arity: 1, js: Math.tanh, wgsl: (a) => `tanh_(${a})` },
-  relu: { arity: 1, js: (a) => Math.max(a, 0), wgsl: (a) => `max(${a}, 0.0)` },
-  silu: { arity: 1, js: (a) => a * sigmoid(a), wgsl: (a) => `silu(${a})` },
-  gelu_tanh: { arity: 1, js: (x) => 0.5 * x * (1 + Math.tanh(C * (x + K * x * x * x))), wgsl: (a) => `gelu_t(${a})` },
-  gelu_erf: { arity: 1, js: (x) => 0.5 * x * (1 + erf(x / Math.SQRT2)), wgsl: (a) => `gelu_e(${a})` },
+  id: { arity: 1, js: (a) => a, wgsl: (a) => a, c: "a" },
+  add: { arity: 2, js: (a, b) => a + b, wgsl: (a, b) => `(${a} + ${b})`, c: "(a + b)" },
+  sub: { arity: 2, js: (a, b) => a - b, wgsl: (a, b) => `(${a} - ${b})`, c: "(a - b)" },
+  mul: { arity: 2, js: (a, b) => a * b, wgsl: (a, b) => `(${a} * ${b})`, c: "(a * b)" },
+  div: { arity: 2, js: (a, b) => a / b, wgsl: (a, b) => `(${a} / ${b})`, c: "(a / b)" },
+  neg: { arity: 1, js: (a) => -a, wgsl: (a) => `(-${a})`, c: "(-a)" },
+  square: { arity: 1, js: (a) => a * a, wgsl: (a) => `sq(${a})`, c: "(a * a)" },
+  sqrt: { arity: 1, js: Math.sqrt, wgsl: (a) => `sqrt(${a})`, c: "std::sqrt(a)" },
+  rsqrt: { arity: 1, js: (a) => 1 / Math.sqrt(a), wgsl: (a) => `inverseSqrt(${a})`, c: "(1.0f / std::sqrt(a))" },
+  exp: { arity: 1, js: Math.exp, wgsl: (a) => `exp(${a})`, c: "sdc_exp(a)" },
+  sin: { arity: 1, js: Math.sin, wgsl: (a) => `sin(${a})`, c: "std::sin(a)" },
+  cos: { arity: 1, js: Math.cos, wgsl: (a) => `cos(${a})`, c: "std::cos(a)" },
+  sigmoid: { arity: 1, js: sigmoid, wgsl: (a) => `sigm(${a})`, c: "sdc_sigmoid(a)" },
+  tanh: { arity: 1, js: Math.tanh, wgsl: (a) => `tanh_(${a})`, c: "sdc_tanh(a)" },
+  relu: { arity: 1, js: (a) => Math.max(a, 0), wgsl: (a) => `max(${a}, 0.0)`, c: "(a > 0.0f ? a : 0.0f)" },
+  silu: { arity: 1, js: (a) => a * sigmoid(a), wgsl: (a) => `silu(${a})`, c: "(a * sdc_sigmoid(a))" },
+  gelu_tanh: { arity: 1, js: (x) => 0.5 * x * (1 + Math.tanh(C * (x + K * x * x * x))), wgsl: (a) => `gelu_t(${a})`, c: "sdc_gelu_t(a)" },
+  gelu_erf: { arity: 1, js: (x) => 0.5 * x * (1 + erf(x / Math.SQRT2)), wgsl: (a) => `gelu_e(${a})`, c: "sdc_gelu_e(a)" },
   silu_grad: {
     arity: 2,
     js: (x, dy) => {
@@ -49,6 +54,7 @@ export const EW: Record<EwOp, EwDef> = {
       return dy * s * (1 + x * (1 - s));
     },
     wgsl: (a, b) => `silu_g(${a}, ${b})`,
+    c: "sdc_silu_g(a, b)",
   },
   gelu_tanh_grad: {
     arity: 2,
@@ -57,11 +63,13 @@ export const EW: Record<EwOp, EwDef> = {
       return dy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * C * (1 + 3 * K * x * x));
     },
     wgsl: (a, b) => `gelu_t_g(${a}, ${b})`,
+    c: "sdc_gelu_t_g(a, b)",
   },
   gelu_erf_grad: {
     arity: 2,
     js: (x, dy) => dy * (0.5 * (1 + erf(x / Math.SQRT2)) + (x * Math.exp(-0.5 * x * x)) / Math.sqrt(2 * Math.PI)),
     wgsl: (a, b) => `gelu_e_g(${a}, ${b})`,
+    c: "sdc_gelu_e_g(a, b)",
   },
   sigmoid_grad: {
     arity: 2,
@@ -70,6 +78,7 @@ export const EW: Record<EwOp, EwDef> = {
       return dy * s * (1 - s);
     },
     wgsl: (a, b) => `(${b} * sigm(${a}) * (1.0 - sigm(${a})))`,
+    c: "(b * sdc_sigmoid(a) * (1.0f - sdc_sigmoid(a)))",
   },
   tanh_grad: {
     arity: 2,
@@ -78,8 +87,9 @@ export const EW: Record<EwOp, EwDef> = {
       return dy * (1 - t * t);
     },
     wgsl: (a, b) => `(${b} * (1.0 - sq(tanh_(${a}))))`,
+    c: "(b * (1.0f - sdc_tanh(a) * sdc_tanh(a)))",
   },
-  relu_grad: { arity: 2, js: (x, dy) => (x > 0 ? dy : 0), wgsl: (a, b) => `select(0.0, ${b}, ${a} > 0.0)` },
+  relu_grad: { arity: 2, js: (x, dy) => (x > 0 ? dy : 0), wgsl: (a, b) => `select(0.0, ${b}, ${a} > 0.0)`, c: "(a > 0.0f ? b : 0.0f)" },
 };
 
 /** WGSL helper functions the expressions above use (prepended to every elementwise shader). */

@@ -173,6 +173,28 @@ export function stepOutputs(sg: Pick<StepGraph, "loss" | "grads">): number[] {
   return [sg.loss.id, ...[...sg.grads.values()].map((s) => s.id)];
 }
 
+/**
+ * Where each parameter gradient is written: the node that holds it (its root) -> the parameter's
+ * offset in a flat buffer laid out by `offsets`. Unused parameters (a constant zero gradient) are
+ * absent: their slice of the flat buffer stays 0.
+ */
+export function gradientRoots(sg: Pick<StepGraph, "graph" | "params" | "grads">, offsets: Map<string, number>): Map<number, number> {
+  const g = sg.graph;
+  const at = new Map<number, number>();
+  for (const p of sg.params) {
+    const gs = sg.grads.get(p.name);
+    if (!gs) throw new GraphError(`no gradient for ${p.name}`);
+    const r = rootOf(g, gs.id);
+    const kind = g.node(r).op.kind;
+    if (kind === "const") continue;
+    if (kind === "input" || kind === "param" || at.has(r)) throw new GraphError(`the gradient of ${p.name} cannot be placed in the flat buffer`);
+    const off = offsets.get(p.name);
+    if (off === undefined) throw new GraphError(`no offset for ${p.name}`);
+    at.set(r, off);
+  }
+  return at;
+}
+
 /** The context shape fed to a frozen text encoder's network; undefined when the encoder is learned (it is traced). */
 export function frozenContext(m: Pick<ModelBundle, "text" | "ir">): { tokens: number; width: number; pooled: number } | undefined {
   const text = m.ir.text;

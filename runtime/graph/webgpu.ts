@@ -10,7 +10,7 @@
 import { GpuMemoryError, GraphError, liveNodes, rootOf, sizeOf } from "./graph.ts";
 import { planBuffers } from "./memory.ts";
 import { type Kernel, type KernelOptions, SCRATCH, grid, kernelsFor } from "./kernels.ts";
-import { type StepGraph, stepOutputs } from "./step.ts";
+import { type StepGraph, gradientRoots, stepOutputs } from "./step.ts";
 
 type GPUDevice = any;
 type GPUBuffer = any;
@@ -154,16 +154,7 @@ export class WebGpuStep {
   private placeNodes(mk: (floats: number, usage?: number, bound?: boolean) => GPUBuffer): void {
     const g = this.sg.graph;
     // gradients of parameters live in the flat gradient buffer
-    const gradAt = new Map<number, { offset: number; size: number }>();
-    for (const p of this.sg.params) {
-      const gs = this.sg.grads.get(p.name);
-      if (!gs) throw new GraphError(`no gradient for ${p.name}`);
-      const r = this.root(gs.id);
-      const kind = g.node(r).op.kind;
-      if (kind === "const") continue; // unused parameter: its gradient stays 0 in the flat buffer
-      if (kind === "input" || kind === "param" || gradAt.has(r)) throw new GraphError(`the gradient of ${p.name} cannot be placed in the flat buffer`);
-      gradAt.set(r, { offset: this.offsets.get(p.name)!, size: sizeOf(p.shape) });
-    }
+    const gradAt = gradientRoots(this.sg, this.offsets);
     // Memory planning (memory.ts): intermediates share buffers once their last reader has run;
     // kernels run in node order inside one pass, and WebGPU orders the reuse like any hazard
     const reuse = this.memory === "reuse";
@@ -191,7 +182,7 @@ export class WebGpuStep {
       }
       const ga = gradAt.get(node.id);
       const s = plan.slot.get(node.id);
-      if (ga) this.bind.set(node.id, { buffer: this.flat.g, offset: ga.offset * 4, size: ga.size * 4 });
+      if (ga !== undefined) this.bind.set(node.id, { buffer: this.flat.g, offset: ga * 4, size: n * 4 });
       else if (s !== undefined) this.bind.set(node.id, { buffer: slots[s], offset: 0, size: n * 4 });
       else {
         const b = mk(n);
