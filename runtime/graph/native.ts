@@ -14,7 +14,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { GraphError, liveNodes, rootOf, sizeOf } from "./graph.ts";
 import { planBuffers } from "./memory.ts";
-import { NULL_PLACE, type Place, ProgramWriter } from "./native-lower.ts";
+import { type Place, ProgramWriter } from "./native-lower.ts";
 import { type StepGraph, type VelocityGraph, gradientRoots, stepOutputs } from "./step.ts";
 import type { AdamConfig } from "./webgpu.ts";
 
@@ -300,12 +300,15 @@ export class NativeStep {
   dispose(): void {}
 }
 
+/** A graph with one output compiled for the CPU: inputs by name, one native call per run. */
+export interface CompiledGraph {
+  kernels: number;
+  run(feeds: Map<string, Float32Array>): Float32Array;
+}
+
 /** The velocity of a VelocityGraph on the CPU (sampling, validation), parameters read in place. */
 export class NativeForward {
-  private readonly inputs: Map<string, Float32Array>;
-  private readonly out: Float32Array;
-  private readonly program: object;
-  private readonly addon: NativeAddon;
+  private readonly c: CompiledGraph;
   readonly kernels: number;
 
   /** `param(name)` says where each parameter lives (NativeStep.paramPlace, or a store copy). */
@@ -313,51 +316,64 @@ export class NativeForward {
     readonly vg: VelocityGraph,
     param: (name: string) => { buffer: ArrayBuffer; offset: number },
   ) {
-    this.addon = requireNative();
-    const g = vg.graph;
-    const live = liveNodes(g, [vg.v.id]);
-    const arenas: ArrayBuffer[] = [new ArrayBuffer(0)];
-    const arenaOf = new Map<ArrayBuffer, number>();
-    const layout = new Layout();
-    const place = placeGraph(
-      g,
-      live,
-      0,
-      layout,
-      (id) => {
-        const op = g.node(id).op;
-        if (op.kind !== "param") return undefined;
-        const p = param(op.name);
-        let a = arenaOf.get(p.buffer);
-        if (a === undefined) {
-          a = arenas.push(p.buffer) - 1;
-          arenaOf.set(p.buffer, a);
-        }
-        return { arena: a, offset: p.offset };
-      },
-      (id) => {
-        const k = g.node(id).op.kind;
-        return k !== "input" && k !== "const" && id !== vg.v.id;
-      },
-    );
-    checkMemory(layout.floats * 4, `the forward pass at batch ${vg.batch}`);
-    arenas[0] = new ArrayBuffer(Math.max(ALIGN, layout.floats) * 4);
-    const view = (p: Place, n: number) => new Float32Array(arenas[p.arena], p.offset * 4, n);
-    this.inputs = bindInputs(g, live, place, view);
-    this.out = view(place.get(vg.v.id) ?? NULL_PLACE, vg.v.size);
-    const w = new ProgramWriter();
-    for (const node of g.nodes) if (live.has(node.id)) w.node(g, node, (id) => place.get(id)!);
-    this.kernels = w.kernels;
-    this.program = this.addon.build(w.finish(), arenas);
+    this.c = compileGraph(vg, param);
+    this.kernels = this.c.kernels;
   }
 
   async run(feeds: Map<string, Float32Array>): Promise<Float32Array> {
-    writeFeeds(this.inputs, feeds);
-    this.addon.run(this.program);
-    return this.out.slice();
+    return this.c.run(feeds);
   }
 
   dispose(): void {}
+}
+
+/** Compile any graph with one output `v` (the velocity, or a test graph). */
+export function compileGraph(vg: Pick<VelocityGraph, "graph" | "v" | "batch">, param: (name: string) => { buffer: ArrayBuffer; offset: number }): CompiledGraph {
+  const addon = requireNative();
+  const g = vg.graph;
+  const live = liveNodes(g, [vg.v.id]);
+  const arenas: ArrayBuffer[] = [new ArrayBuffer(0)];
+  const arenaOf = new Map<ArrayBuffer, number>();
+  const layout = new Layout();
+  const place = placeGraph(
+    g,
+    live,
+    0,
+    layout,
+    (id) => {
+      const op = g.node(id).op;
+      if (op.kind !== "param") return undefined;
+      const p = param(op.name);
+      let a = arenaOf.get(p.buffer);
+      if (a === undefined) {
+        a = arenas.push(p.buffer) - 1;
+        arenaOf.set(p.buffer, a);
+      }
+      return { arena: a, offset: p.offset };
+    },
+    (id) => {
+      const k = g.node(id).op.kind;
+      return k !== "input" && k !== "const" && id !== vg.v.id;
+    },
+  );
+  checkMemory(layout.floats * 4, `the forward pass at batch ${vg.batch}`);
+  arenas[0] = new ArrayBuffer(Math.max(ALIGN, layout.floats) * 4);
+  const view = (p: Place, n: number) => new Float32Array(arenas[p.arena], p.offset * 4, n);
+  const inputs = bindInputs(g, live, place, view);
+  const vp = place.get(vg.v.id);
+  if (!vp) throw new GraphError("the output of the graph has no place");
+  const out = view(vp, vg.v.size);
+  const w = new ProgramWriter();
+  for (const node of g.nodes) if (live.has(node.id)) w.node(g, node, (id) => place.get(id)!);
+  const program = addon.build(w.finish(), arenas);
+  return {
+    kernels: w.kernels,
+    run(feeds) {
+      writeFeeds(inputs, feeds);
+      addon.run(program);
+      return out.slice();
+    },
+  };
 }
 
 /** Parameters copied out of a ParamStore-like map into one arena (sdc sample / eval). */

@@ -1,6 +1,6 @@
 /**
- * Flow sampling and validation on the static engine's recorded forward pass: the velocity
- * traced per batch size (runtime/graph/forward.ts), classifier-free guidance and the Euler/Heun
+ * Flow sampling and validation on the static engine's forward pass: the velocity traced per
+ * batch size and compiled for the WebGPU device (forward.ts) or the CPU (native.ts), classifier-free guidance and the Euler/Heun
  * integration on the host with exactly the arithmetic of runtime/flow/sampler.ts. Parameters are
  * read in place (a training step's flat buffers) or uploaded from a ParamStore (sdc sample,
  * sdc eval).
@@ -10,17 +10,32 @@ import * as tf from "@tensorflow/tfjs";
 import { networkTime, samplingSigmas, velocitySign } from "../flow/schedule.ts";
 import { type FlowBatch, type ModelBundle, type SampleOpts, type ValidationSet } from "../train/trainer.ts";
 import { WebGpuForward } from "./forward.ts";
+import { fuseGraph } from "./fuse.ts";
+import { NativeForward, nativeAddon, paramArena } from "./native.ts";
 import { kernelOptionsFromEnv } from "./gemm-table.ts";
 import { GraphError, UnsupportedOpError } from "./graph.ts";
-import { buildVelocityGraph, frozenContext, stepFeeds, textInputs } from "./step.ts";
+import { buildVelocityGraph, frozenContext, stepFeeds, textInputs, type VelocityGraph } from "./step.ts";
 import type { Binding } from "./webgpu.ts";
 
+/** A compiled forward pass of the velocity (WebGpuForward, NativeForward). */
+export interface VelocityForward {
+  readonly vg: VelocityGraph;
+  run(feeds: Map<string, Float32Array>): Promise<Float32Array>;
+  dispose(): void;
+}
+
+/** Whether this backend has a static forward pass: webgpu (WGSL), or the CPU backends with the native executor built. */
+export function staticForwardAvailable(): boolean {
+  const b = tf.getBackend();
+  return b === "webgpu" || ((b === "wasm" || b === "cpu") && nativeAddon().addon !== null);
+}
+
 /**
- * The static forward pass for `sdc sample` / `sdc eval` on the webgpu backend, or null (with
- * the reason logged) where it does not apply: another backend, or a spec it cannot trace.
+ * The static forward pass for `sdc sample` / `sdc eval`, or null (with the reason logged) where it
+ * does not apply: a backend without one, or a spec it cannot trace.
  */
 export async function staticFlowNetworkFor(m: ModelBundle, dims: [number, number, number], log: (s: string) => void): Promise<StaticFlowNetwork | null> {
-  if (tf.getBackend() !== "webgpu") return null;
+  if (!staticForwardAvailable()) return null;
   const net = await StaticFlowNetwork.fromStore(m);
   try {
     await net.prepare(1, dims);
@@ -34,40 +49,58 @@ export async function staticFlowNetworkFor(m: ModelBundle, dims: [number, number
 }
 
 export class StaticFlowNetwork {
-  private readonly forwards = new Map<number, Promise<WebGpuForward>>();
+  private readonly forwards = new Map<number, Promise<VelocityForward>>();
   constructor(
     private readonly m: ModelBundle,
-    private readonly device: unknown,
-    private readonly param: (name: string) => Binding,
+    /** compiles the velocity graph at one batch size (parameters bound by the caller) */
+    private readonly compile: (vg: VelocityGraph) => Promise<VelocityForward>,
+    private readonly release: () => void = () => {},
   ) {}
 
-  /** Upload the ParamStore's current values into buffers of their own (sample, eval). */
+  /** On the WebGPU device, parameters read in place from `param` (e.g. a training step's flat buffers). */
+  static webgpu(m: ModelBundle, device: unknown, param: (name: string) => Binding): StaticFlowNetwork {
+    return new StaticFlowNetwork(m, (vg) => WebGpuForward.create(device, vg, param, kernelOptionsFromEnv()));
+  }
+
+  /** On the CPU (native executor), parameters read in place from `param`. */
+  static native(m: ModelBundle, param: (name: string) => { buffer: ArrayBuffer; offset: number }): StaticFlowNetwork {
+    return new StaticFlowNetwork(m, async (vg) => {
+      fuseGraph(vg.graph, [vg.v.id]);
+      return new NativeForward(vg, param);
+    });
+  }
+
+  /** A copy of the ParamStore's current values (sample, eval) on this backend's executor. */
   static async fromStore(m: ModelBundle): Promise<StaticFlowNetwork> {
-    if (tf.getBackend() !== "webgpu") throw new GraphError(`the static forward pass runs on the webgpu backend (this is ${tf.getBackend()})`);
+    const values = new Map<string, Float32Array>();
+    for (const [name, v] of m.store.vars) values.set(name, (await v.data()) as Float32Array);
+    if (tf.getBackend() !== "webgpu") return StaticFlowNetwork.native(m, paramArena(values));
     const device = (tf.backend() as unknown as { device: any }).device;
     const bindings = new Map<string, Binding>();
-    for (const [name, v] of m.store.vars) {
-      const data = (await v.data()) as Float32Array;
+    for (const [name, data] of values) {
       const buffer = device.createBuffer({ size: Math.max(16, data.length * 4), usage: 0x80 | 0x08 });
       device.queue.writeBuffer(buffer, 0, data);
       bindings.set(name, { buffer, offset: 0, size: data.length * 4 });
     }
-    const net = new StaticFlowNetwork(m, device, (name) => {
+    const param = (name: string) => {
       const b = bindings.get(name);
       if (!b) throw new GraphError(`no parameter ${name}`);
       return b;
-    });
-    net.owned = [...bindings.values()].map((b) => b.buffer);
-    return net;
+    };
+    return new StaticFlowNetwork(
+      m,
+      (vg) => WebGpuForward.create(device, vg, param, kernelOptionsFromEnv()),
+      () => {
+        for (const b of bindings.values()) b.buffer.destroy();
+      },
+    );
   }
-  private owned: any[] = [];
 
   /** The velocity at batch `n` (traced, fused and compiled on first use). */
-  private forward(n: number, dims: [number, number, number]): Promise<WebGpuForward> {
+  private forward(n: number, dims: [number, number, number]): Promise<VelocityForward> {
     let f = this.forwards.get(n);
     if (!f) {
-      const vg = buildVelocityGraph(this.m, n, dims, frozenContext(this.m));
-      f = WebGpuForward.create(this.device, vg, this.param, kernelOptionsFromEnv());
+      f = this.compile(buildVelocityGraph(this.m, n, dims, frozenContext(this.m)));
       this.forwards.set(n, f);
     }
     return f;
@@ -80,7 +113,7 @@ export class StaticFlowNetwork {
 
   dispose(): void {
     for (const f of this.forwards.values()) void f.then((x) => x.dispose()).catch(() => undefined);
-    for (const b of this.owned) b.destroy();
+    this.release();
   }
 
   /** Mean flow loss over a validation set, as trainer.ts validationLoss. */

@@ -3,8 +3,9 @@
  * ways.
  *   tfjs    eager tfjs ops with autodiff (FlowTrainer): every backend, every spec
  *   static  the whole step as one static graph (runtime/graph), replayed as recorded WGSL
- *           dispatches on the WebGPU device; parameters live on the GPU and are copied into the
- *           ParamStore only for samples, validation and checkpoints
+ *           dispatches on the WebGPU device, or as one program of native C++ kernels on the CPU
+ *           (wasm / cpu backends); parameters live in the executor's flat buffers and are copied
+ *           into the ParamStore only for samples, validation and checkpoints
  * Checkpoints are the same either way (per-tensor exp_avg./exp_avg_sq. names), so a run can
  * resume on the other engine.
  */
@@ -16,6 +17,7 @@ import { WebGpuStep } from "../graph/webgpu.ts";
 import { kernelOptionsFromEnv } from "../graph/gemm-table.ts";
 import type { HostTensors } from "./checkpoint.ts";
 import { StaticFlowNetwork } from "../graph/sampler.ts";
+import { NativeStep, nativeAddon, nativeDetail } from "../graph/native.ts";
 import { type FlowBatch, FlowTrainer, type ModelBundle, type SampleOpts, sampleImages, type StepResult, type ValidationSet, validationLoss } from "./trainer.ts";
 
 export type EngineName = "auto" | "tfjs" | "static";
@@ -137,6 +139,18 @@ export class TfjsEngine implements TrainEngine {
   }
 }
 
+/** What StaticEngine needs of an executor of the step graph (WebGpuStep, NativeStep). */
+export interface StepExecutor {
+  lr: number;
+  readonly stepCount: number;
+  readonly emaUpdates: number;
+  setParams(values: Map<string, Float32Array>, resetEma?: boolean): void;
+  readFlat(which: "params" | "m" | "v" | "ema"): Promise<Map<string, Float32Array> | null>;
+  setState(m: Map<string, Float32Array>, v: Map<string, Float32Array>, ema: Map<string, Float32Array> | null, stepCount: number, emaUpdates: number): void;
+  step(feeds: Map<string, Float32Array>): Promise<{ loss: number; gradNorm: number }>;
+  dispose(): void;
+}
+
 export class StaticEngine implements TrainEngine {
   readonly name = "static";
   detail = "";
@@ -144,18 +158,24 @@ export class StaticEngine implements TrainEngine {
     private readonly m: ModelBundle,
     private readonly opts: EngineOptions,
     readonly sg: StepGraph,
-    readonly gpu: WebGpuStep,
+    readonly gpu: StepExecutor,
+    /** the forward pass for samples and validation, reading the EMA weights (or the parameters) in place */
+    private readonly makeNet: (which: "ema" | "params") => StaticFlowNetwork,
   ) {}
 
-  /** Trace, differentiate and fuse the step at `batch`, compile its kernels, upload the parameters. */
+  /**
+   * Trace, differentiate and fuse the step at `batch`, compile its kernels (WGSL on the webgpu
+   * backend, the native CPU executor on wasm / cpu), upload the parameters.
+   */
   static async create(m: ModelBundle, opts: EngineOptions, batch: number, dims: [number, number, number]): Promise<StaticEngine> {
-    if (tf.getBackend() !== "webgpu") throw new GraphError(`the static engine runs on the webgpu backend (this is ${tf.getBackend()})`);
-    const device = (tf.backend() as unknown as { device: unknown }).device;
+    const backend = tf.getBackend();
+    const onGpu = backend === "webgpu";
+    if (!onGpu && !nativeAddon().addon) throw new EngineError(`the static engine on the ${backend} backend needs the native CPU executor: ${nativeAddon().why}`);
     const t0 = performance.now();
     const sg = buildStepGraph(m, batch, dims, frozenContext(m));
     const before = liveKernelCount(sg);
     fuse(sg);
-    const gpu = await WebGpuStep.create(device, sg, {
+    const adam = {
       lr: opts.lr,
       beta1: opts.beta1,
       beta2: opts.beta2,
@@ -165,10 +185,20 @@ export class StaticEngine implements TrainEngine {
       clip: opts.clip,
       ema: opts.ema,
       emaWarmup: true,
-    }, kernelOptionsFromEnv());
-    const e = new StaticEngine(m, opts, sg, gpu);
+    };
+    let e: StaticEngine;
+    if (onGpu) {
+      const device = (tf.backend() as unknown as { device: unknown }).device;
+      const gpu = await WebGpuStep.create(device, sg, adam, kernelOptionsFromEnv());
+      e = new StaticEngine(m, opts, sg, gpu, (which) => StaticFlowNetwork.webgpu(m, gpu.device, (name) => gpu.paramBinding(name, which)));
+      e.detail = `static graph: ${gpu.kernels.length + 3} kernels per step (${before} before fusion), ${Math.round(gpu.bytes.activations / 2 ** 20)} MiB of activations`;
+    } else {
+      const cpu = new NativeStep(sg, adam);
+      e = new StaticEngine(m, opts, sg, cpu, (which) => StaticFlowNetwork.native(m, (name) => cpu.paramPlace(name, which)));
+      e.detail = `static graph on the CPU, ${nativeDetail()}: ${cpu.kernels} kernels per step (${before} before fusion), ${Math.round(cpu.bytes.activations / 2 ** 20)} MiB of activations`;
+    }
     await e.upload();
-    e.detail = `static graph: ${gpu.kernels.length + 3} kernels per step (${before} before fusion), ${Math.round(gpu.bytes.activations / 2 ** 20)} MiB of activations, built in ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+    e.detail += `, built in ${((performance.now() - t0) / 1000).toFixed(1)} s`;
     return e;
   }
 
@@ -227,11 +257,9 @@ export class StaticEngine implements TrainEngine {
     this.assign((await this.gpu.readFlat("params"))!);
   }
 
-  /** the velocity for samples and validation, reading the EMA weights (or the parameters) in place */
   private flowNet: StaticFlowNetwork | null = null;
   private net(): StaticFlowNetwork {
-    const which = this.hasEma ? "ema" : "params";
-    return (this.flowNet ??= new StaticFlowNetwork(this.m, this.gpu.device, (name) => this.gpu.paramBinding(name, which)));
+    return (this.flowNet ??= this.makeNet(this.hasEma ? "ema" : "params"));
   }
   validationLoss(v: ValidationSet, dims: [number, number, number], batch: number): Promise<number> {
     return this.net().validationLoss(v, dims, batch);
@@ -268,12 +296,22 @@ export class StaticEngine implements TrainEngine {
 }
 
 /**
- * The engine for a run: `auto` is static on the webgpu backend (falling back to tfjs, with the
- * reason logged, when the spec uses an op the static engine lacks), else tfjs.
+ * The engine for a run: `auto` is static on the webgpu backend and on the CPU backends when the
+ * native executor is built (falling back to tfjs, with the reason logged, when it is not or the
+ * spec uses an op the static engine lacks), else tfjs.
  */
 export async function createEngine(which: EngineName, m: ModelBundle, opts: EngineOptions, batch: number, dims: [number, number, number], log: (s: string) => void): Promise<TrainEngine> {
-  if (which === "tfjs" || (which === "auto" && tf.getBackend() !== "webgpu")) return new TfjsEngine(m, opts);
-  if (tf.getBackend() !== "webgpu") throw new EngineError(`--engine static needs the webgpu backend (this run uses ${tf.getBackend()}); use --backend webgpu, or --engine tfjs`);
+  if (which === "tfjs") return new TfjsEngine(m, opts);
+  const backend = tf.getBackend();
+  if (backend !== "webgpu" && backend !== "wasm" && backend !== "cpu") {
+    if (which === "static") throw new EngineError(`--engine static runs on the webgpu, wasm and cpu backends (this run uses ${backend}); use --engine tfjs`);
+    return new TfjsEngine(m, opts);
+  }
+  if (backend !== "webgpu" && !nativeAddon().addon) {
+    if (which === "static") throw new EngineError(`--engine static on the CPU needs the native executor: ${nativeAddon().why}`);
+    log(`static engine unavailable (${nativeAddon().why}); training with tfjs`);
+    return new TfjsEngine(m, opts);
+  }
   try {
     return await StaticEngine.create(m, opts, batch, dims);
   } catch (e) {

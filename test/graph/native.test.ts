@@ -1,0 +1,191 @@
+/**
+ * The native CPU executor (native/src, runtime/graph/native.ts): every kernel against the
+ * reference interpreter (cpu.ts) on small graphs that reach its edge cases (tile remainders,
+ * K blocks, transposed and batched strided GEMMs, broadcasts, strided windows, every
+ * elementwise operator), the whole tiny-spec step (loss, every gradient, the clipped Adam + EMA
+ * update) against the interpreter and tfjs autodiff, and the generated operator table against
+ * ops.ts. The CLI runs (training against the tfjs engine, checkpoints both ways, bit-identical
+ * resume, sampling) are in test/graph/native-cli.test.ts.
+ */
+import { readFileSync } from "node:fs";
+import * as tf from "@tensorflow/tfjs";
+import { beforeAll, describe, expect, it } from "vitest";
+import { loadCompiled, type LoadedSpec } from "../../cli/generated.ts";
+import { initBackend } from "../../runtime/backend.ts";
+import { evaluate } from "../../runtime/graph/cpu.ts";
+import { fuse } from "../../runtime/graph/fuse.ts";
+import { type EwOp, Graph, type Sym } from "../../runtime/graph/graph.ts";
+import { compileGraph, nativeAddon, NativeStep, paramArena } from "../../runtime/graph/native.ts";
+import { collapse, ewOpsInc } from "../../runtime/graph/native-lower.ts";
+import { EW } from "../../runtime/graph/ops.ts";
+import { buildStepGraph, stepFeeds } from "../../runtime/graph/step.ts";
+import { buildModel, flowLoss, type FlowBatch, LearnedPromptEncoder } from "../../runtime/train/trainer.ts";
+import { Rng } from "../../runtime/util/rng.ts";
+
+let tiny: LoadedSpec;
+beforeAll(async () => {
+  await initBackend("cpu", { log: () => {} });
+  tiny = await loadCompiled("generated/sd3-tiny");
+});
+
+describe("the native executor", () => {
+  it("is built and loads (npm install builds it; CI must not test without it)", () => {
+    const n = nativeAddon();
+    expect(n.addon, n.why).not.toBeNull();
+    expect(["avx512", "avx2", "sse2", "scalar"]).toContain(n.addon!.isa());
+    expect(n.addon!.threads()).toBeGreaterThan(0);
+  });
+  it("has the elementwise operators of ops.ts (native/src/ew_ops.inc is generated; run npm run gen:native)", () => {
+    expect(readFileSync("native/src/ew_ops.inc", "utf8")).toBe(ewOpsInc());
+  });
+  it("merges axes that every access walks as one", () => {
+    expect(collapse([2, 3, 4], [[12, 4, 1]])).toEqual({ shape: [24], strides: [[1]] });
+    expect(collapse([2, 3, 4], [[12, 4, 1], [4, 0, 1]])).toEqual({ shape: [2, 3, 4], strides: [[12, 4, 1], [4, 0, 1]] });
+    expect(collapse([2, 1, 4], [[4, 4, 1], [0, 0, 1]])).toEqual({ shape: [2, 4], strides: [[4, 1], [0, 1]] });
+    expect(collapse([1, 1], [[1, 1]])).toEqual({ shape: [1], strides: [[0]] });
+  });
+  it("refuses a program that reads outside its arenas (a lowering bug is an error, not a crash)", () => {
+    const addon = nativeAddon().addon!;
+    const bad = Float64Array.from([9, 0, 10, 5, 0]); // fill 5 floats at offset 10 of a 4-float arena
+    expect(() => addon.build(bad, [new ArrayBuffer(16)])).toThrow(/outside its arena/);
+    expect(() => addon.build(Float64Array.from([42]), [])).toThrow(/unknown instruction/);
+  });
+});
+
+/** Run the graph's output on the interpreter and the native executor; the worst relative error. */
+function compare(build: (g: Graph, ins: Sym[]) => Sym, shapes: number[][], seed = 1): number {
+  const rng = new Rng(seed);
+  const g = new Graph();
+  const params = new Map<string, Float32Array>();
+  const ins = shapes.map((s, i) => {
+    const p = g.param(`p${i}`, s);
+    params.set(`p${i}`, rng.normals(p.size));
+    return p;
+  });
+  const y = build(g, ins);
+  const want = evaluate(g, new Map(), params)[y.id];
+  fuse({ graph: g, loss: y, grads: new Map(), params: [], oneHots: [], batch: 1, dims: [1, 1, 1], text: "learned" });
+  const got = compileGraph({ graph: g, v: y, batch: 1 }, paramArena(params)).run(new Map());
+  let scale = 1e-6;
+  for (const x of want) scale = Math.max(scale, Math.abs(x));
+  let worst = 0;
+  for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]) / scale);
+  if (Number.isNaN(got.reduce((a, b) => a + b, 0))) return Infinity;
+  return worst;
+}
+
+const attnLayout = (B: number, H: number, N: number, D: number) => ({ batch: [B, H] as [number, number], m: N, n: N, k: D, alpha: 1 / Math.sqrt(D), a: [N * H * D, D, H * D, 1] as [number, number, number, number], b: [N * H * D, D, 1, H * D] as [number, number, number, number], c: [H * N * N, N * N, N, 1] as [number, number, number, number] });
+
+describe("each kernel against the interpreter", () => {
+  it.each<[string, (g: Graph, p: Sym[]) => Sym, number[][]]>([
+    ["linear: x W^T + b, tile remainders (m 37, n 45)", (g, [x, w, b]) => g.linear(x, w, b), [[37, 20], [45, 20], [45]]],
+    ["linear with K beyond one block (k 300), n beyond one panel (n 600)", (g, [x, w, b]) => g.linear(x, w, b), [[9, 300], [600, 300], [600]]],
+    ["linear with m beyond one block (m 300)", (g, [x, w]) => g.linear(x, w, null), [[300, 16], [33, 16]]],
+    ["gemm, both operands plain (x W)", (g, [a, b]) => g.gemm(a, b, [13, 70], { batch: [1, 1], m: 13, n: 70, k: 29, alpha: 1, a: [0, 0, 29, 1], b: [0, 0, 70, 1], c: [0, 0, 70, 1] }), [[13, 29], [29, 70]]],
+    ["gemm, A transposed (dy^T x: weight gradients)", (g, [a, b]) => g.gemm(a, b, [24, 40], { batch: [1, 1], m: 24, n: 40, k: 50, alpha: 1, a: [0, 0, 1, 24], b: [0, 0, 40, 1], c: [0, 0, 40, 1] }), [[50, 24], [50, 40]]],
+    ["batched strided gemm (attention scores, alpha)", (g, [q, k]) => g.gemm(q, k, [2, 3, 5, 5], attnLayout(2, 3, 5, 4)), [[2, 5, 12], [2, 5, 12]]],
+    ["gemm into a strided output (transposed C)", (g, [a, b]) => g.gemm(a, b, [6, 9], { batch: [1, 1], m: 9, n: 6, k: 7, alpha: 2, a: [0, 0, 7, 1], b: [0, 0, 1, 7], c: [0, 0, 1, 9] }), [[9, 7], [6, 7]]],
+    ["layer_norm", (g, [x]) => g.layerNorm(x, 1e-6), [[7, 33]]],
+    ["layer_norm_grad", (g, [x, dy]) => g.add(x.shape, { kind: "layer_norm_grad", x: x.id, dy: dy.id, eps: 1e-5 }), [[5, 19], [5, 19]]],
+    ["softmax", (g, [x]) => g.softmax(x), [[6, 29]]],
+    ["softmax_grad", (g, [y, dy]) => g.add(y.shape, { kind: "softmax_grad", y: y.id, dy: dy.id }), [[4, 9], [4, 9]]],
+    ["sum_to: over rows (bias gradient)", (g, [x]) => g.sumTo(x, [17]), [[3, 11, 17]]],
+    ["sum_to: over the last axis, scaled", (g, [x]) => g.sumTo(x, [3, 11, 1], 0.5), [[3, 11, 17]]],
+    ["sum_to: middle axis (per-sample sums)", (g, [x]) => g.sumTo(x, [3, 1, 17]), [[3, 11, 17]]],
+    ["sum_to: everything (the loss)", (g, [x]) => g.sumTo(x, [1]), [[5, 300]]],
+    ["slice, pad, permute, concat", (g, [x]) => g.concat([g.permute(g.pad(g.slice(x, 1, 2, 3), 1, 1, 6), [0, 2, 1]), g.permute(x, [0, 2, 1])], 2), [[2, 7, 5]]],
+    ["broadcast ew over strided windows (adaLN modulate of chunks)", (g, [x, m]) => g.ew("add", [g.ew("mul", [x, g.ew("add", [g.reshape(g.slice(m, 1, 8, 8), [2, 1, 8]), 1])]), g.reshape(g.slice(m, 1, 0, 8), [2, 1, 8])]), [[2, 300, 8], [2, 24]]],
+    ["ew with a long inner axis (chunk remainders)", (g, [x, y]) => g.ew("mul", [g.ew("sub", [x, y]), 3]), [[1000], [1000]]],
+  ])("%s", (_, build, shapes) => {
+    expect(compare(build, shapes)).toBeLessThan(2e-5);
+  });
+
+  const unary = Object.entries(EW).filter(([, d]) => d.arity === 1).map(([k]) => k as EwOp);
+  const binary = Object.entries(EW).filter(([, d]) => d.arity === 2).map(([k]) => k as EwOp);
+  it.each(unary)("unary %s", (op) => {
+    // sqrt / rsqrt of |x| + 0.1, exp of small values: the domains where the operators are used
+    const arg = (g: Graph, x: Sym) => (op === "sqrt" || op === "rsqrt" ? g.ew("add", [g.ew("square", [x]), 0.1]) : x);
+    expect(compare((g, [x]) => g.ew(op, [arg(g, x)]), [[517]])).toBeLessThan(op === "exp" || op === "sin" || op === "cos" ? 2e-6 : 1e-5);
+  });
+  it.each(binary)("binary %s (vector-vector, vector-scalar, scalar-vector)", (op) => {
+    const den = (g: Graph, y: Sym) => (op === "div" ? g.ew("add", [g.ew("square", [y]), 0.5]) : y);
+    expect(compare((g, [x, y]) => g.ew(op, [x, den(g, y)]), [[300], [300]])).toBeLessThan(1e-5);
+    expect(compare((g, [x, y]) => g.ew(op, [x, den(g, y)]), [[4, 300], [4, 1]])).toBeLessThan(1e-5);
+    expect(compare((g, [x, y]) => g.ew(op, [den(g, y), x]), [[4, 300], [4, 1]])).toBeLessThan(1e-5);
+  });
+});
+
+function batchOf(n: number, seed: number): FlowBatch {
+  const rng = new Rng(seed);
+  const per = 32 * 32;
+  const x0 = new Float32Array(n * per).map(() => rng.uniform() * 2 - 1);
+  return { x0, eps: rng.normals(n * per), sigma: Float32Array.from({ length: n }, () => 0.05 + 0.9 * rng.uniform()), prompts: ["7", "seven", "", "3"].slice(0, n) };
+}
+
+describe("the tiny spec's training step on the native executor", () => {
+  it("gives the interpreter's and tfjs autodiff's loss and gradients, and the same clipped Adam + EMA update", async () => {
+    const m = buildModel(tiny.spec, tiny.ir, 3);
+    const B = 3;
+    const b = batchOf(B, 5);
+    const sg = buildStepGraph(m, B, [32, 32, 1]);
+    const enc = m.text as LearnedPromptEncoder;
+    const params = new Map<string, Float32Array>();
+    for (const [name, v] of m.store.vars) params.set(name, Float32Array.from(v.dataSync() as Float32Array));
+    const feeds = stepFeeds(sg, m.flow, b, { ids: enc.tokenizer.encodeBatch(b.prompts) });
+    const vals = evaluate(sg.graph, feeds, params);
+    const vars = [...m.store.vars.values()];
+    const { value, grads: tg } = tf.variableGrads(() => flowLoss(m, b, [B, 32, 32, 1]), vars);
+    const tfLoss = value.dataSync()[0];
+
+    fuse(sg);
+    const adam = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, decoupled: false, clip: 0.5, ema: 0.9, emaWarmup: false };
+    const ns = new NativeStep(sg, adam);
+    ns.setParams(params);
+    const r = await ns.step(feeds);
+    expect(r.loss).toBeCloseTo(vals[sg.loss.id][0], 5);
+    expect(r.loss).toBeCloseTo(tfLoss, 5);
+    const mine = (await ns.readFlat("g"))!;
+    let worst = 0;
+    let worstTf = 0;
+    let where = "";
+    let sq = 0;
+    for (const [name, v] of m.store.vars) {
+      const want = vals[sg.grads.get(name)!.id];
+      const g2 = tg[v.name].dataSync();
+      const got = mine.get(name)!;
+      let scale = 1e-6;
+      for (const x of want) scale = Math.max(scale, Math.abs(x));
+      for (let i = 0; i < want.length; i++) {
+        sq += want[i] * want[i];
+        const e = Math.abs(got[i] - want[i]) / scale;
+        if (e > worst) [worst, where] = [e, name];
+        worstTf = Math.max(worstTf, Math.abs(got[i] - g2[i]) / scale);
+      }
+    }
+    expect(worst, `worst relative gradient error vs the interpreter, in ${where}`).toBeLessThan(1e-4);
+    expect(worstTf, "worst relative gradient error vs tfjs autodiff").toBeLessThan(1e-4);
+    const norm = Math.sqrt(sq);
+    expect(r.gradNorm).toBeCloseTo(norm, 3);
+
+    // the update: clip to 0.5, one Adam step, EMA with decay 0.9 (reset to the parameters)
+    const f = Math.min(1, adam.clip / (norm + 1e-6));
+    const p1 = (await ns.readFlat("params"))!;
+    const e1 = (await ns.readFlat("ema"))!;
+    let worstP = 0;
+    for (const [name, p0] of params) {
+      const gr = vals[sg.grads.get(name)!.id];
+      for (let i = 0; i < p0.length; i++) {
+        const gi = gr[i] * f;
+        const mi = (1 - adam.beta1) * gi;
+        const vi = (1 - adam.beta2) * gi * gi;
+        const want = p0[i] - (mi / (Math.sqrt(vi) / Math.sqrt(1 - adam.beta2) + adam.eps)) * (adam.lr / (1 - adam.beta1));
+        worstP = Math.max(worstP, Math.abs(p1.get(name)![i] - want));
+        expect(Math.abs(e1.get(name)![i] - (0.9 * p0[i] + 0.1 * p1.get(name)![i]))).toBeLessThan(1e-6);
+      }
+    }
+    expect(worstP).toBeLessThan(2e-6);
+    expect(ns.stepCount).toBe(1);
+    tf.dispose([value, ...Object.values(tg)]);
+    m.store.dispose();
+  });
+});
