@@ -57,7 +57,7 @@ function build(onResult: (code: number) => void): Command {
     .option("--lr <x>", "learning rate (default: the spec's)")
     .option("--seed <n>", "random seed (default: the spec's)")
     .addOption(new Option("--backend <name>", "tensor backend: auto picks tensorflow, webgpu, wasm, cpu in that order").choices(["auto", "tensorflow", "webgpu", "wasm", "cpu"]).default("auto"))
-    .addOption(new Option("--engine <name>", "training engine: static (the whole step compiled to recorded WebGPU kernels), tfjs (eager ops); auto = static on webgpu").choices(["auto", "tfjs", "static"]).default("auto"))
+    .addOption(new Option("--engine <name>", "training engine: static (the whole step as one compiled graph: WebGPU kernels on webgpu, native C++ kernels on the CPU), tfjs (eager ops); auto = static where it is available").choices(["auto", "tfjs", "static"]).default("auto"))
     .option("--out <dir>", "output folder (default: output/<name>)")
     .option("--resume <dir>", "continue from a checkpoint folder (or a run folder: its latest checkpoint)")
     .option("--sample-every <n>", "steps between sample grids (default: the spec's)")

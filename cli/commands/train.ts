@@ -29,7 +29,7 @@ export interface TrainCliOptions {
   lr?: number;
   seed?: number;
   backend: "auto" | "tensorflow" | "webgpu" | "wasm" | "cpu";
-  /** training engine: auto (static on webgpu, else tfjs), tfjs, static (runtime/train/engine.ts) */
+  /** training engine: auto (static on webgpu and on the CPU with the native executor, else tfjs), tfjs, static (runtime/train/engine.ts) */
   engine?: EngineName;
   out?: string;
   resume?: string;
