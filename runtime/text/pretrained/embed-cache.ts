@@ -228,20 +228,37 @@ export class PromptEmbedCache {
    * lookup of them is a memory hit: on backends without synchronous reads (WebGPU) call this first.
    */
   async prefetch(prompts: readonly string[]): Promise<void> {
-    const missing = [...new Set(prompts)].filter((p) => {
+    // prompts another prefetch is computing right now (training overlaps the next batch's text
+    // with the current step) are awaited, not computed twice
+    const waits: Promise<void>[] = [];
+    const missing: string[] = [];
+    for (const p of new Set(prompts)) {
       const key = promptKey(this.fingerprint, p);
-      return !this.memory.has(key) && !(this.store?.read(key) ?? null);
-    });
-    if (!missing.length) return;
-    const computed = this.computeAsync ? await this.computeAsync(missing) : this.compute(missing);
-    if (computed.length !== missing.length) throw new EmbedCacheError(`PromptEmbedCache: compute returned ${computed.length} embeddings for ${missing.length} prompts`);
-    missing.forEach((prompt, i) => {
-      const key = promptKey(this.fingerprint, prompt);
-      this.memory.set(key, computed[i]);
-      this.store?.write(key, serializeEmbedding(computed[i], this.fingerprint, prompt));
-      this.counts.misses++;
-    });
+      const busy = this.inflight.get(key);
+      if (busy) waits.push(busy);
+      else if (!this.memory.has(key) && !(this.store?.read(key) ?? null)) missing.push(p);
+    }
+    if (missing.length) {
+      const keys = missing.map((p) => promptKey(this.fingerprint, p));
+      const job = (async () => {
+        const computed = this.computeAsync ? await this.computeAsync(missing) : this.compute(missing);
+        if (computed.length !== missing.length) throw new EmbedCacheError(`PromptEmbedCache: compute returned ${computed.length} embeddings for ${missing.length} prompts`);
+        missing.forEach((prompt, i) => {
+          this.memory.set(keys[i], computed[i]);
+          this.store?.write(keys[i], serializeEmbedding(computed[i], this.fingerprint, prompt));
+          this.counts.misses++;
+        });
+      })();
+      for (const k of keys) this.inflight.set(k, job);
+      try {
+        await job;
+      } finally {
+        for (const k of keys) this.inflight.delete(k);
+      }
+    }
+    await Promise.all(waits);
   }
+  private readonly inflight = new Map<string, Promise<void>>();
 
   /** Lookup, stacked into tensors {context [B, T, W], pooled [B, P]} owned by the caller. */
   tensors(prompts: readonly string[]): { context: tf.Tensor3D; pooled: tf.Tensor2D } {
