@@ -253,18 +253,21 @@ static inline vf vload(const float* p) {
 }
 static inline void vstore(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
 
-// acc[MR][2] = sum_k A[k][i] * B[k][j] over packed panels (A: kc x MR, B: kc x NR)
-static inline void ukernel(int kc, const float* __restrict A, const float* __restrict B, vf acc[MR][2]) {
+// acc[MR][2] = sum_k A(k, i) * B(k, j) for a tile of MR rows and NR columns. B is read as NR
+// contiguous floats per k, `bs` apart (a packed panel: bs = NR; a row-major operand in place:
+// bs = its row stride). A is read by mode: 0 packed (A[k * MR + i]), 1 rows in place
+// (A[i * as + k]: a row-major operand), 2 k-major in place (A[k * as + i]: a transposed one).
+template <int AM>
+static inline void ukernel(int kc, const float* __restrict A, std::int64_t as, const float* __restrict B, std::int64_t bs, vf acc[MR][2]) {
   vf c[MR][2];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = vf{};
   for (int k = 0; k < kc; k++) {
-    const vf b0 = vload(B + k * NR);
-    const vf b1 = vload(B + k * NR + VL);
-    const float* a = A + k * MR;
+    const vf b0 = vload(B + k * bs);
+    const vf b1 = vload(B + k * bs + VL);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++) {
-      const float ai = a[i];
+      const float ai = AM == 0 ? A[k * MR + i] : AM == 1 ? A[i * as + k] : A[k * as + i];
       c[i][0] += ai * b0;
       c[i][1] += ai * b1;
     }
@@ -281,7 +284,7 @@ struct PackBuffers {
   float* a = nullptr;
   float* b = nullptr;
   PackBuffers() {
-    a = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * MC * KC));
+    a = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * MR * KC));
     b = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * KC * NB));
   }
   ~PackBuffers() {
@@ -292,60 +295,101 @@ struct PackBuffers {
 }  // namespace
 static thread_local PackBuffers t_pack;
 
-// pack B[k0 .. k0+kc, n0 .. n0+nl] into panels of NR columns (zero padded)
-static void pack_b(float* __restrict dst, const float* B, std::int64_t sk, std::int64_t sn, std::int64_t k0, int kc, std::int64_t n0, int nl) {
-  for (int jp = 0; jp < nl; jp += NR) {
-    const int w = std::min(NR, nl - jp);
-    float* d = dst + static_cast<size_t>(jp) * kc;
-    const float* s = B + k0 * sk + (n0 + jp) * sn;
-    if (sn == 1) {
-      for (int k = 0; k < kc; k++) {
-        const float* row = s + k * sk;
-        float* dr = d + k * NR;
-        int j = 0;
-        for (; j < w; j++) dr[j] = row[j];
-        for (; j < NR; j++) dr[j] = 0.0f;
+// pack B[k0 .. k0+kc, n0 .. n0+w] (w <= NR) into one panel of NR columns (zero padded)
+static void pack_b_panel(float* __restrict d, const float* B, std::int64_t sk, std::int64_t sn, std::int64_t k0, int kc, std::int64_t n0, int w) {
+  const float* s = B + k0 * sk + n0 * sn;
+  if (sn == 1) {
+    for (int k = 0; k < kc; k++) {
+      const float* row = s + k * sk;
+      float* dr = d + k * NR;
+      int j = 0;
+      for (; j < w; j++) dr[j] = row[j];
+      for (; j < NR; j++) dr[j] = 0.0f;
+    }
+  } else {
+    for (int j = 0; j < w; j++) {
+      const float* col = s + j * sn;
+      for (int k = 0; k < kc; k++) d[k * NR + j] = col[k * sk];
+    }
+    for (int j = w; j < NR; j++)
+      for (int k = 0; k < kc; k++) d[k * NR + j] = 0.0f;
+  }
+}
+
+// pack A[m0 .. m0+h, k0 .. k0+kc] (h <= MR) into one panel of MR rows (zero padded)
+static void pack_a_panel(float* __restrict d, const float* A, std::int64_t sm, std::int64_t sk, std::int64_t m0, int h, std::int64_t k0, int kc) {
+  const float* s = A + m0 * sm + k0 * sk;
+  if (sk == 1) {
+    for (int i = 0; i < h; i++) {
+      const float* row = s + i * sm;
+      for (int k = 0; k < kc; k++) d[k * MR + i] = row[k];
+    }
+  } else {
+    for (int k = 0; k < kc; k++) {
+      const float* col = s + k * sk;
+      for (int i = 0; i < h; i++) d[k * MR + i] = col[i * sm];
+    }
+  }
+  for (int i = h; i < MR; i++)
+    for (int k = 0; k < kc; k++) d[k * MR + i] = 0.0f;
+}
+
+// C tile (h x w at row mrow, column ncol) = alpha * acc (+ bias on the first K block), or += it
+static inline void store_tile(const GemmKernel& g, float* C, vf acc[MR][2], int h, int w, std::int64_t mrow, std::int64_t ncol, bool first) {
+  if (w == NR && g.cs[3] == 1) {
+    vf bias0 = vf{}, bias1 = vf{};
+    if (first && g.bias) {
+      bias0 = vload(g.bias + ncol);
+      bias1 = vload(g.bias + ncol + VL);
+    }
+    for (int i = 0; i < h; i++) {
+      float* c = C + (mrow + i) * g.cs[2] + ncol;
+      vf x0 = acc[i][0] * g.alpha, x1 = acc[i][1] * g.alpha;
+      if (first) {
+        vstore(c, x0 + bias0);
+        vstore(c + VL, x1 + bias1);
+      } else {
+        vstore(c, vload(c) + x0);
+        vstore(c + VL, vload(c + VL) + x1);
       }
-    } else {
-      for (int j = 0; j < w; j++) {
-        const float* col = s + j * sn;
-        for (int k = 0; k < kc; k++) d[k * NR + j] = col[k * sk];
-      }
-      for (int j = w; j < NR; j++)
-        for (int k = 0; k < kc; k++) d[k * NR + j] = 0.0f;
+    }
+    return;
+  }
+  alignas(64) float tile[MR][NR];
+  for (int i = 0; i < MR; i++) {
+    vstore(&tile[i][0], acc[i][0]);
+    vstore(&tile[i][VL], acc[i][1]);
+  }
+  for (int i = 0; i < h; i++) {
+    float* c = C + (mrow + i) * g.cs[2] + ncol * g.cs[3];
+    for (int j = 0; j < w; j++) {
+      float x = tile[i][j] * g.alpha;
+      if (first) c[j * g.cs[3]] = x + (g.bias ? g.bias[ncol + j] : 0.0f);
+      else c[j * g.cs[3]] += x;
     }
   }
 }
 
-// pack A[m0 .. m0+ml, k0 .. k0+kc] into panels of MR rows (zero padded)
-static void pack_a(float* __restrict dst, const float* A, std::int64_t sm, std::int64_t sk, std::int64_t m0, int ml, std::int64_t k0, int kc) {
-  for (int ip = 0; ip < ml; ip += MR) {
-    const int h = std::min(MR, ml - ip);
-    float* d = dst + static_cast<size_t>(ip) * kc;
-    const float* s = A + (m0 + ip) * sm + k0 * sk;
-    if (sk == 1) {
-      for (int i = 0; i < h; i++) {
-        const float* row = s + i * sm;
-        for (int k = 0; k < kc; k++) d[k * MR + i] = row[k];
-      }
-    } else {
-      for (int k = 0; k < kc; k++) {
-        const float* col = s + k * sk;
-        for (int i = 0; i < h; i++) d[k * MR + i] = col[i * sm];
-      }
-    }
-    for (int i = h; i < MR; i++)
-      for (int k = 0; k < kc; k++) d[k * MR + i] = 0.0f;
-  }
-}
-
+// Operands are read in place where their layout allows (a row-major or transposed A, a
+// row-major B: full tiles need no copy); tails and other layouts are packed. Work is split into
+// tasks (batch, row block, column block), each output element computed by one thread in a fixed
+// K order: the same bits for any thread count.
 void run_gemm(const GemmKernel& g) {
   const std::int64_t nb1 = g.batch[0], nb2 = g.batch[1];
-  const std::int64_t mblocks = (g.m + MC - 1) / MC, nblocks = (g.n + NB - 1) / NB;
-  const std::int64_t tasks = nb1 * nb2 * mblocks * nblocks;
-  const double flops = 2.0 * g.m * g.n * g.k * nb1 * nb2;
+  const std::int64_t nbatch = nb1 * nb2;
+  const double flops = 2.0 * g.m * g.n * g.k * nbatch;
+  const int T = threads();
+  // row blocks: at most MC rows, and small enough that there are two tasks per thread
+  std::int64_t mc = MC;
+  const std::int64_t nblocks = (g.n + NB - 1) / NB;
+  while (mc > MR && nbatch * nblocks * ((g.m + mc - 1) / mc) < 2 * T) mc -= MR;
+  const std::int64_t mblocks = (g.m + mc - 1) / mc;
+  const std::int64_t tasks = nbatch * mblocks * nblocks;
   // below ~0.5 MFLOP the fork costs more than the second thread gains
   const std::int64_t min_tasks = flops < 5e5 ? tasks : 1;
+  const std::int64_t as_m = g.as[2], as_k = g.as[3], bs_k = g.bs[2], bs_n = g.bs[3];
+  const int amode = as_k == 1 ? 1 : as_m == 1 ? 2 : 0;
+  const bool b_in_place = bs_n == 1;
   parallel_for(tasks, min_tasks, [&](std::int64_t tb, std::int64_t te, int) {
     float* Ap = t_pack.a;
     float* Bp = t_pack.b;
@@ -359,53 +403,35 @@ void run_gemm(const GemmKernel& g) {
       const float* A = g.a + b1 * g.as[0] + b2 * g.as[1];
       const float* B = g.b + b1 * g.bs[0] + b2 * g.bs[1];
       float* C = g.c + b1 * g.cs[0] + b2 * g.cs[1];
-      const std::int64_t m0 = mbk * MC, n0 = nbk * NB;
-      const int ml = static_cast<int>(std::min<std::int64_t>(MC, g.m - m0));
+      const std::int64_t m0 = mbk * mc, n0 = nbk * NB;
+      const int ml = static_cast<int>(std::min<std::int64_t>(mc, g.m - m0));
       const int nl = static_cast<int>(std::min<std::int64_t>(NB, g.n - n0));
       for (std::int64_t k0 = 0; k0 < g.k; k0 += KC) {
         const int kc = static_cast<int>(std::min<std::int64_t>(KC, g.k - k0));
         const bool first = k0 == 0;
-        pack_b(Bp, B, g.bs[2], g.bs[3], k0, kc, n0, nl);
-        pack_a(Ap, A, g.as[2], g.as[3], m0, ml, k0, kc);
         for (int jp = 0; jp < nl; jp += NR) {
           const int w = std::min(NR, nl - jp);
+          const float* bp;
+          std::int64_t bstride;
+          if (b_in_place && w == NR) {
+            bp = B + k0 * bs_k + (n0 + jp);
+            bstride = bs_k;
+          } else {
+            pack_b_panel(Bp, B, bs_k, bs_n, k0, kc, n0 + jp, w);
+            bp = Bp;
+            bstride = NR;
+          }
           for (int ip = 0; ip < ml; ip += MR) {
             const int h = std::min(MR, ml - ip);
+            const std::int64_t mrow = m0 + ip;
             vf acc[MR][2];
-            ukernel(kc, Ap + static_cast<size_t>(ip) * kc, Bp + static_cast<size_t>(jp) * kc, acc);
-            const std::int64_t mrow = m0 + ip, ncol = n0 + jp;
-            if (w == NR && g.cs[3] == 1) {
-              vf bias0 = vf{}, bias1 = vf{};
-              if (first && g.bias) {
-                bias0 = vload(g.bias + ncol);
-                bias1 = vload(g.bias + ncol + VL);
-              }
-              for (int i = 0; i < h; i++) {
-                float* c = C + (mrow + i) * g.cs[2] + ncol;
-                vf x0 = acc[i][0] * g.alpha, x1 = acc[i][1] * g.alpha;
-                if (first) {
-                  vstore(c, x0 + bias0);
-                  vstore(c + VL, x1 + bias1);
-                } else {
-                  vstore(c, vload(c) + x0);
-                  vstore(c + VL, vload(c + VL) + x1);
-                }
-              }
-            } else {
-              alignas(64) float tile[MR][NR];
-              for (int i = 0; i < MR; i++) {
-                vstore(&tile[i][0], acc[i][0]);
-                vstore(&tile[i][VL], acc[i][1]);
-              }
-              for (int i = 0; i < h; i++) {
-                float* c = C + (mrow + i) * g.cs[2] + ncol * g.cs[3];
-                for (int j = 0; j < w; j++) {
-                  float x = tile[i][j] * g.alpha;
-                  if (first) c[j * g.cs[3]] = x + (g.bias ? g.bias[ncol + j] : 0.0f);
-                  else c[j * g.cs[3]] += x;
-                }
-              }
+            if (h == MR && amode == 1) ukernel<1>(kc, A + mrow * as_m + k0, as_m, bp, bstride, acc);
+            else if (h == MR && amode == 2) ukernel<2>(kc, A + mrow + k0 * as_k, as_k, bp, bstride, acc);
+            else {
+              pack_a_panel(Ap, A, as_m, as_k, mrow, h, k0, kc);
+              ukernel<0>(kc, Ap, 0, bp, bstride, acc);
             }
+            store_tile(g, C, acc, h, w, mrow, n0 + jp, first);
           }
         }
       }
