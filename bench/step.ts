@@ -96,7 +96,9 @@ if (values.engine === "static" && init.name !== "webgpu") {
   const run: number[] = [];
   let last = NaN;
   const total = Number(values.warmup) + Number(values.steps);
+  let cpu0 = process.cpuUsage();
   for (let i = 0; i < total; i++) {
+    if (i === Number(values.warmup)) cpu0 = process.cpuUsage();
     const feeds = stepFeeds(sg, m.flow, batchData(), { context: ctxData, pooled: pooledData });
     const s0 = performance.now();
     const r = await cpu.step(feeds);
@@ -108,21 +110,29 @@ if (values.engine === "static" && init.name !== "webgpu") {
     }
     console.error(`step ${i + 1}/${total}${i < Number(values.warmup) ? " (warmup)" : ""}: ${dt.toFixed(1)} ms (native ${r.runMs.toFixed(1)} ms), loss ${r.loss.toFixed(4)}`);
   }
+  // CPU time of the whole process per step (host work included): with SDC_THREADS=1 the figure
+  // that a loaded machine does not inflate
+  const used = process.cpuUsage(cpu0);
+  const cpuMsPerStep = (used.user + used.system) / 1000 / Number(values.steps);
   // per-kernel profile over --steps more steps: seconds by kernel kind, and the GEMM rate
-  let byLabel: Record<string, { ms: number; count: number }> | null = null;
+  let byLabel: Record<string, { ms: number; cpuMs?: number; count: number }> | null = null;
   let gemmGflops: number | null = null;
+  let gemmGflopPerStep: number | null = null;
   if (values.profile) {
-    const prof = new Float64Array(cpu.kernels);
+    // wall time per kernel, and the main thread's CPU time (the figure to read on a loaded machine
+    // with SDC_THREADS=1: it does not count time the thread waited for a core)
+    const prof = new Float64Array(2 * cpu.kernels);
     const n = Number(values.steps);
     for (let i = 0; i < n; i++) await cpu.step(stepFeeds(sg, m.flow, batchData(), { context: ctxData, pooled: pooledData }), prof);
     byLabel = {};
     cpu.labels.forEach((l, i) => {
       const kind = l.split(":")[1];
-      const e = (byLabel![kind] ??= { ms: 0, count: 0 });
+      const e = (byLabel![kind] ??= { ms: 0, cpuMs: 0, count: 0 });
       e.ms += (prof[i] * 1000) / n;
+      e.cpuMs! += (prof[cpu.kernels + i] * 1000) / n;
       e.count++;
     });
-    for (const e of Object.values(byLabel)) e.ms = Number(e.ms.toFixed(2));
+    for (const e of Object.values(byLabel)) [e.ms, e.cpuMs] = [Number(e.ms.toFixed(2)), Number(e.cpuMs!.toFixed(2))];
     const live = liveNodes(sg.graph, stepOutputs(sg));
     let flops = 0;
     for (const id of live) {
@@ -130,6 +140,7 @@ if (values.engine === "static" && init.name !== "webgpu") {
       if (op.kind === "gemm") flops += 2 * op.layout.batch[0] * op.layout.batch[1] * op.layout.m * op.layout.n * op.layout.k;
     }
     if (byLabel.gemm) gemmGflops = Number((flops / (byLabel.gemm.ms / 1000) / 1e9).toFixed(1));
+    gemmGflopPerStep = Number((flops / 1e9).toFixed(3));
   }
   times.sort((a, b) => a - b);
   run.sort((a, b) => a - b);
@@ -146,6 +157,7 @@ if (values.engine === "static" && init.name !== "webgpu") {
     msPerStep: Number(times[Math.floor(times.length / 2)].toFixed(1)),
     minMs: Number(times[0].toFixed(1)),
     nativeMs: Number(run[Math.floor(run.length / 2)].toFixed(1)),
+    cpuMsPerStep: Number(cpuMsPerStep.toFixed(1)),
     steps: Number(values.steps),
     kernelsPerStep: cpu.kernels,
     kernelsBeforeFusion: unfused,
@@ -154,6 +166,7 @@ if (values.engine === "static" && init.name !== "webgpu") {
     activationMiB: Math.round(cpu.bytes.activations / 2 ** 20),
     kernelMsByKind: byLabel,
     gemmGflops,
+    gemmGflopPerStep,
     loss: Number(last.toFixed(4)),
   };
   console.log(values.json ? JSON.stringify(result) : JSON.stringify(result, null, 2));

@@ -390,6 +390,25 @@ void run_gemm(const GemmKernel& g) {
   const std::int64_t as_m = g.as[2], as_k = g.as[3], bs_k = g.bs[2], bs_n = g.bs[3];
   const int amode = as_k == 1 ? 1 : as_m == 1 ? 2 : 0;
   const bool b_in_place = bs_n == 1;
+  // B in another layout (x W^T: a transposed weight) is packed once for all tasks: panels of NR
+  // columns, each K x NR, per batch; in parallel over panels
+  const std::int64_t npanels = (g.n + NR - 1) / NR;
+  const std::int64_t panel_floats = g.k * NR;
+  static thread_local std::vector<float> shared_b;  // owned by the calling thread, read by all
+  float* packed_b = nullptr;
+  if (!b_in_place) {
+    const std::size_t need = static_cast<std::size_t>(nbatch * npanels * panel_floats);
+    if (shared_b.size() < need) shared_b.resize(need);
+    packed_b = shared_b.data();
+    parallel_for(nbatch * npanels, flops < 5e5 ? nbatch * npanels : 4, [&](std::int64_t b, std::int64_t e, int) {
+      for (std::int64_t q = b; q < e; q++) {
+        const std::int64_t bi = q / npanels, jp = q % npanels;
+        const float* B = g.b + (bi / nb2) * g.bs[0] + (bi % nb2) * g.bs[1];
+        const int w = static_cast<int>(std::min<std::int64_t>(NR, g.n - jp * NR));
+        pack_b_panel(packed_b + q * panel_floats, B, bs_k, bs_n, 0, static_cast<int>(g.k), jp * NR, w);
+      }
+    });
+  }
   parallel_for(tasks, min_tasks, [&](std::int64_t tb, std::int64_t te, int) {
     float* Ap = t_pack.a;
     float* Bp = t_pack.b;
@@ -406,6 +425,7 @@ void run_gemm(const GemmKernel& g) {
       const std::int64_t m0 = mbk * mc, n0 = nbk * NB;
       const int ml = static_cast<int>(std::min<std::int64_t>(mc, g.m - m0));
       const int nl = static_cast<int>(std::min<std::int64_t>(NB, g.n - n0));
+      const float* batch_panels = packed_b ? packed_b + (b1 * nb2 + b2) * npanels * panel_floats : nullptr;
       for (std::int64_t k0 = 0; k0 < g.k; k0 += KC) {
         const int kc = static_cast<int>(std::min<std::int64_t>(KC, g.k - k0));
         const bool first = k0 == 0;
@@ -413,7 +433,10 @@ void run_gemm(const GemmKernel& g) {
           const int w = std::min(NR, nl - jp);
           const float* bp;
           std::int64_t bstride;
-          if (b_in_place && w == NR) {
+          if (batch_panels) {
+            bp = batch_panels + ((n0 + jp) / NR) * panel_floats + k0 * NR;
+            bstride = NR;
+          } else if (w == NR) {
             bp = B + k0 * bs_k + (n0 + jp);
             bstride = bs_k;
           } else {
