@@ -26,7 +26,7 @@ export function createTextEncoder(store: ParamStore): TextEncoder & TextEncoderM
 export const spec: DiffusionSpec = {
     task: "diffusion",
     name: "sd3-tiny",
-    irHash: "eac758f43ab67354ee8bfbc4e9ec8a31a143045eca71d767b61e40910ccce71a",
+    irHash: "ad866f2f8db578fed8f09cc55ca9a8605ebc98fbb692e7a7e76573e28d6279cd",
     data: {"source":"mnist","path":null,"height":32,"width":32,"channels":1,"prompts":"digits"},
     text: {"kind":"learned","block":"text_encoder","args":{"vocab":32,"tokens":8,"width":64,"depth":1,"heads":4},"tokens":8,"vocab":32,"width":64,"pooled":64,"words":["0","1","2","3","4","5","6","7","8","9","zero","one","two","three","four","five","six","seven","eight","nine"]},
     flow: {"noiseAt":0,"path":"linear","predict":"velocity","density":{"kind":"logit_normal","m":0,"s":1},"loss":"mse","weighting":"none","cfgDrop":0.2,"sampler":"euler","steps":50,"shift":1,"guidance":4},

@@ -26,7 +26,7 @@ export function createTextEncoder(store: ParamStore): TextEncoder & TextEncoderM
 export const spec: DiffusionSpec = {
     task: "diffusion",
     name: "sd3",
-    irHash: "c7960e92aa4474e8658426d306a5635707ce1a40d6654c5312817896d9aa5191",
+    irHash: "cd5acb1d83e6722af129998c6774b4563e1a195b44f50786e90d8d6585507ea2",
     data: {"source":"mnist","path":null,"height":32,"width":32,"channels":1,"prompts":"digits"},
     text: {"kind":"learned","block":"text_encoder","args":{"vocab":32,"tokens":8,"width":256,"depth":2,"heads":4},"tokens":8,"vocab":32,"width":256,"pooled":256,"words":["0","1","2","3","4","5","6","7","8","9","zero","one","two","three","four","five","six","seven","eight","nine"]},
     flow: {"noiseAt":0,"path":"linear","predict":"velocity","density":{"kind":"logit_normal","m":0,"s":1},"loss":"mse","weighting":"none","cfgDrop":0.2,"sampler":"euler","steps":50,"shift":1,"guidance":4},
