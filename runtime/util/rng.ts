@@ -78,8 +78,48 @@ export class Rng {
 
   /** Fill an array with standard normal deviates. */
   normals(n: number): Float32Array {
+    // normal() n times, unrolled: the same stream to the bit (tested), without a call and
+    // typed-array traffic per value (this makes a training batch's noise)
     const out = new Float32Array(n);
-    for (let i = 0; i < n; i++) out[i] = this.normal();
+    let i = 0;
+    if (n > 0 && this.spare !== null) {
+      out[i++] = this.spare;
+      this.spare = null;
+    }
+    const st = this.s;
+    let s0 = st[0] | 0;
+    let s1 = st[1] | 0;
+    let s2 = st[2] | 0;
+    let s3 = st[3] | 0;
+    const TWO_PI = 2 * Math.PI;
+    while (i < n) {
+      let u = 0;
+      let v = 0;
+      for (let draw = 0; draw < 2; ) {
+        const x = (Math.imul(rotl(Math.imul(s1, 5) >>> 0, 7), 9) >>> 0) / 4294967296;
+        const t = s1 << 9;
+        s2 ^= s0;
+        s3 ^= s1;
+        s1 ^= s2;
+        s0 ^= s3;
+        s2 ^= t;
+        s3 = rotl(s3, 11) | 0;
+        if (draw === 0) {
+          if (x <= 0) continue; // as normal(): redraw u until it is positive
+          u = x;
+        } else v = x;
+        draw++;
+      }
+      const r = Math.sqrt(-2 * Math.log(u));
+      out[i++] = r * Math.cos(TWO_PI * v);
+      const sp = r * Math.sin(TWO_PI * v);
+      if (i < n) out[i++] = sp;
+      else this.spare = sp;
+    }
+    st[0] = s0;
+    st[1] = s1;
+    st[2] = s2;
+    st[3] = s3;
     return out;
   }
 
