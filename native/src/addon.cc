@@ -3,6 +3,8 @@
 // access range checked, and then run as often as asked with no further host work.
 #include <node_api.h>
 
+#include <time.h>
+
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -339,7 +341,8 @@ napi_value Build(napi_env env, napi_callback_info info) {
   return ext;
 }
 
-// run(program, profile?: Float64Array): runs every kernel; with `profile`, its seconds per kernel
+// run(program, profile?: Float64Array): runs every kernel; with `profile`, adds its wall seconds per
+// kernel (and, when profile has room for 2 per kernel, the calling thread's CPU seconds after them)
 napi_value Run(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -367,16 +370,81 @@ napi_value Run(napi_env env, napi_callback_info info) {
       prof = static_cast<double*>(pd);
     }
   }
-  for (size_t i = 0; i < prog->kernels.size(); i++) {
+  const size_t nk = prog->kernels.size();
+  const bool cpu_too = prof && plen >= 2 * nk;  // [wall seconds..., this thread's CPU seconds...]
+  for (size_t i = 0; i < nk; i++) {
     if (prof && i < plen) {
+      timespec c0{}, c1{};
+      if (cpu_too) clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
       auto t0 = std::chrono::steady_clock::now();
       run_kernel(prog->kernels[i]);
       prof[i] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (cpu_too) {
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+        prof[nk + i] += (c1.tv_sec - c0.tv_sec) + 1e-9 * (c1.tv_nsec - c0.tv_nsec);
+      }
     } else {
       run_kernel(prog->kernels[i]);
     }
   }
   return nullptr;
+}
+
+// runAsync(program): a Promise; the kernels run on a libuv worker thread (with their own
+// OpenMP team) while JavaScript goes on. The caller must not touch the program's arenas until
+// the promise settles.
+struct AsyncRun {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref program_ref;
+  Program* program;
+  std::string error;
+};
+
+void async_execute(napi_env, void* data) {
+  auto* a = static_cast<AsyncRun*>(data);
+  try {
+    for (const Kernel& k : a->program->kernels) run_kernel(k);
+  } catch (const std::exception& e) {
+    a->error = e.what();
+  }
+}
+
+void async_complete(napi_env env, napi_status status, void* data) {
+  auto* a = static_cast<AsyncRun*>(data);
+  napi_value undef;
+  napi_get_undefined(env, &undef);
+  if (status == napi_ok && a->error.empty()) {
+    napi_resolve_deferred(env, a->deferred, undef);
+  } else {
+    napi_value msg, err;
+    napi_create_string_utf8(env, a->error.empty() ? "sdc native: the run was cancelled" : a->error.c_str(), NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, nullptr, msg, &err);
+    napi_reject_deferred(env, a->deferred, err);
+  }
+  napi_delete_reference(env, a->program_ref);
+  napi_delete_async_work(env, a->work);
+  delete a;
+}
+
+napi_value RunAsync(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  void* data;
+  if (argc < 1 || napi_get_value_external(env, argv[0], &data) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "runAsync(program)");
+    return nullptr;
+  }
+  auto* a = new AsyncRun{};
+  a->program = static_cast<Program*>(data);
+  napi_value promise, name;
+  CHECK(napi_create_promise(env, &a->deferred, &promise));
+  CHECK(napi_create_reference(env, argv[0], 1, &a->program_ref));
+  CHECK(napi_create_string_utf8(env, "sdc.native.run", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_async_work(env, nullptr, name, async_execute, async_complete, a, &a->work));
+  CHECK(napi_queue_async_work(env, a->work));
+  return promise;
 }
 
 napi_value Threads(napi_env env, napi_callback_info info) {
@@ -416,6 +484,7 @@ napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"build", nullptr, Build, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"run", nullptr, Run, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"runAsync", nullptr, RunAsync, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"isa", nullptr, Isa, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

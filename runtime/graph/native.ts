@@ -22,6 +22,8 @@ import type { AdamConfig } from "./webgpu.ts";
 export interface NativeAddon {
   build(program: Float64Array, arenas: ArrayBuffer[]): object;
   run(program: object, profile?: Float64Array): void;
+  /** the same on a worker thread; the arenas must not be touched until it settles */
+  runAsync(program: object): Promise<void>;
   threads(n?: number): number;
   isa(): string;
 }
@@ -68,6 +70,8 @@ export function nativeDetail(): string {
   const a = requireNative();
   return `native CPU kernels (${a.isa()}, ${a.threads()} threads)`;
 }
+
+const ASYNC = process.env.SDC_NATIVE_ASYNC !== "0";
 
 /** Floats are placed at multiples of 16 (64 bytes: one AVX-512 vector, one cache line). */
 const ALIGN = 16;
@@ -256,6 +260,7 @@ export class NativeStep {
 
   /** The flat buffers by parameter name ("g": the last step's gradients, before clipping). */
   async readFlat(which: "params" | "g" | "m" | "v" | "ema"): Promise<Map<string, Float32Array> | null> {
+    await this.idle();
     const r = which === "params" ? this.region.p : this.region[which];
     if (!r) return null;
     const out = new Map<string, Float32Array>();
@@ -282,19 +287,41 @@ export class NativeStep {
     this.emaUpdates = emaUpdates;
   }
 
-  /** One training step; with `profile`, adds each kernel's seconds to it (one entry per kernel). */
+  /** the step running on a worker thread, if any: nothing touches the arenas until it is done */
+  private running: Promise<unknown> = Promise.resolve();
+
+  /**
+   * One training step. The kernels run on a worker thread (SDC_NATIVE_ASYNC=0: on this one), so
+   * the caller can prepare the next batch meanwhile; a second call waits for the first before it
+   * writes its inputs. With `profile`, runs here and adds each kernel's seconds to it.
+   */
   async step(feeds: Map<string, Float32Array>, profile?: Float64Array): Promise<NativeStepTiming> {
-    writeFeeds(this.inputs, feeds);
-    const t = this.stepCount + 1;
-    const a = this.adam;
-    const decay = a.ema > 0 ? (a.emaWarmup ? Math.min(a.ema, (1 + this.emaUpdates) / (10 + this.emaUpdates)) : a.ema) : 0;
-    this.region.hyper.set([this.lr, 1 - a.beta1 ** t, Math.sqrt(1 - a.beta2 ** t), decay]);
-    const t0 = performance.now();
-    this.addon.run(this.program, profile);
-    const runMs = performance.now() - t0;
-    this.stepCount = t;
-    if (a.ema > 0) this.emaUpdates++;
-    return { loss: this.loss[0], gradNorm: this.region.stats[0], runMs };
+    const mine = this.running;
+    let done!: () => void;
+    this.running = new Promise<void>((r) => (done = r));
+    try {
+      await mine;
+      writeFeeds(this.inputs, feeds);
+      const t = this.stepCount + 1;
+      const a = this.adam;
+      const decay = a.ema > 0 ? (a.emaWarmup ? Math.min(a.ema, (1 + this.emaUpdates) / (10 + this.emaUpdates)) : a.ema) : 0;
+      this.region.hyper.set([this.lr, 1 - a.beta1 ** t, Math.sqrt(1 - a.beta2 ** t), decay]);
+      // the counters move when the step starts, as on the GPU (the caller may queue the next one)
+      this.stepCount = t;
+      if (a.ema > 0) this.emaUpdates++;
+      const t0 = performance.now();
+      if (profile || !ASYNC) this.addon.run(this.program, profile);
+      else await this.addon.runAsync(this.program);
+      const runMs = performance.now() - t0;
+      return { loss: this.loss[0], gradNorm: this.region.stats[0], runMs };
+    } finally {
+      done();
+    }
+  }
+
+  /** Resolves when no step is running (before reading or writing the flat buffers). */
+  idle(): Promise<void> {
+    return this.running.then(() => undefined);
   }
 
   dispose(): void {}
