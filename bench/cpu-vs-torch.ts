@@ -9,6 +9,9 @@
  *       [--sdc-args "--backend wasm --engine static"] [--torch-args "--threads 2 --torch-threads 1"]
  *       [--sides torch,sdc] [--json bench/results/cpu-vs-torch.json]
  *
+ * A configuration is PACKAGE:BATCH (both sides) or PACKAGE:BATCH:SIDE (that side only), PACKAGE a
+ * folder under generated/ or a path; --sides limits every configuration.
+ *
  * The PyTorch side is bench/torch_step.py under Debian's /usr/bin/python3 (python3-torch with
  * libopenblas0-pthread); the sdc side is `npx tsx bench/step.ts --generated DIR --batch B
  * --context-tokens T --json` plus --sdc-args. Both build the same network from the package's
@@ -79,16 +82,17 @@ for (const s of sides) if (s !== "torch" && s !== "sdc") usage(`--sides takes to
 interface Config {
   generated: string;
   batch: number;
+  sides: Side[];
 }
 const configs: Config[] = values.configs!.split(",").map((c) => {
-  const m = /^(.+):(\d+)$/.exec(c.trim());
-  if (!m) usage(`--configs entries are PACKAGE:BATCH (e.g. sd3-tiny:64 or generated/sd3-seed:64), got "${c}"`);
+  const m = /^([^:]+):(\d+)(?::(torch|sdc))?$/.exec(c.trim());
+  if (!m) usage(`--configs entries are PACKAGE:BATCH or PACKAGE:BATCH:SIDE (e.g. sd3-tiny:64, generated/sd3-seed:64:torch), got "${c}"`);
   const generated = m[1].includes("/") ? m[1] : join("generated", m[1]);
   if (!existsSync(join(generated, "ir.json"))) {
     console.error(`cpu-vs-torch: ${join(generated, "ir.json")} not found (compile the spec first)`);
     process.exit(1);
   }
-  return { generated, batch: posInt("configs batch", m[2]) };
+  return { generated, batch: posInt("configs batch", m[2]), sides: m[3] ? sides.filter((s) => s === m[3]) : sides };
 });
 
 // ---- the machine ------------------------------------------------------------------------------
@@ -108,7 +112,7 @@ const torchEnv = { ...process.env };
 delete torchEnv.OPENBLAS_CORETYPE;
 delete torchEnv.OPENBLAS_L2_SIZE;
 
-if (sides.includes("torch")) {
+if (configs.some((c) => c.sides.includes("torch"))) {
   const probe = spawnSync(values.python!, ["-c", "import torch"], { env: torchEnv, encoding: "utf8" });
   if (probe.status !== 0) {
     console.error(
@@ -200,15 +204,16 @@ interface Result {
   runs: Record<Side, Run[]>;
   failed: Partial<Record<Side, string>>;
   ratios: number[];
+  sides: Side[];
 }
 const results: Result[] = [];
 console.error(`cpu-vs-torch: ${host.cores} x ${host.cpu}, load ${host.loadAtStart.join(" ")}; ${rounds} rounds of ${warmup} + ${steps} steps; sdc ${sdcArgs.join(" ")}; torch ${values.python} bench/torch_step.py ${torchArgs.join(" ")}`);
 for (const c of configs) {
-  const r: Result = { generated: c.generated, batch: c.batch, runs: { torch: [], sdc: [] }, failed: {}, ratios: [] };
+  const r: Result = { generated: c.generated, batch: c.batch, runs: { torch: [], sdc: [] }, failed: {}, ratios: [], sides: c.sides };
   results.push(r);
   for (let i = 0; i < rounds; i++) {
     const got: Partial<Record<Side, RunOk>> = {};
-    for (const side of sides) {
+    for (const side of c.sides) {
       if (r.failed[side]) continue;
       const run = await runOnce(side, c);
       r.runs[side].push(run);
@@ -228,7 +233,7 @@ for (const c of configs) {
 const oks = (rs: Run[]): RunOk[] => rs.filter((x): x is RunOk => x.ok);
 /** "35.8 ms (17.3-54.3)" or "2.14 s (1.98-2.31)": the median of the per-round medians and their range, in one unit. */
 function cell(r: Result, side: Side): string {
-  if (!sides.includes(side)) return "not run";
+  if (!r.sides.includes(side)) return "not run";
   const ok = oks(r.runs[side]);
   if (r.failed[side] && ok.length === 0) return "FAILED";
   const meds = ok.map((x) => x.msPerStep);
@@ -266,7 +271,7 @@ if (firstSdc) console.log(`sdc: bench/step.ts ${sdcArgs.join(" ")}: ${String(fir
 console.log(line(header));
 console.log(line(widths.map((w) => "-".repeat(w))));
 for (const row of rows) console.log(line(row));
-for (const r of results) for (const side of sides) if (r.failed[side]) console.log(`${r.generated} batch ${r.batch}, ${side === "torch" ? "PyTorch" : "sdc"} failed: ${r.failed[side]}`);
+for (const r of results) for (const side of r.sides) if (r.failed[side]) console.log(`${r.generated} batch ${r.batch}, ${side === "torch" ? "PyTorch" : "sdc"} failed: ${r.failed[side]}`);
 for (const x of summary) if (x.paramsDiffer) console.log(`WARNING: ${x.network}: the two sides report different parameter counts`);
 
 if (values.json) {
@@ -290,7 +295,7 @@ if (values.json) {
       ratios: r.ratios.map((x) => Number(x.toFixed(3))),
       table: summary[i],
       failed: r.failed,
-      runs: Object.fromEntries(sides.map((s) => [s, r.runs[s].map((x) => (x.ok ? { msPerStep: x.msPerStep, minMs: x.minMs, params: x.params, loss: x.loss, seconds: x.seconds, load: x.load } : x))])),
+      runs: Object.fromEntries(r.sides.map((s) => [s, r.runs[s].map((x) => (x.ok ? { msPerStep: x.msPerStep, minMs: x.minMs, params: x.params, loss: x.loss, seconds: x.seconds, load: x.load } : x))])),
     })),
   };
   mkdirSync(dirname(values.json), { recursive: true });

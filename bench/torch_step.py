@@ -22,8 +22,10 @@ Run it with Debian's python3-torch and OpenBLAS, not a pyenv python:
 
 Threads: OpenBLAS gets --threads (default 2, through OPENBLAS_NUM_THREADS, set before torch
 loads) and torch's own intra-op pool (OpenMP: elementwise ops, softmax, the conv) gets
---torch-threads (default 1). Both pools spin on the same cores; with two of each they fight and
-the step gets slower, so the default gives OpenBLAS the cores. OPENBLAS_CORETYPE and
+--torch-threads (default 1). The two pools spin on the same cores and fight: on this 2-core machine
+(one run each, under load) sd3-seed at batch 64 took 1.7 s/step with OpenBLAS 2 + torch 1, but
+25 s with OpenBLAS 1 + torch 2 and 45 s with 2 + 2; at sd3-tiny batch 64 the settings were
+within noise (26-37 ms). So the default gives the cores to OpenBLAS; try others with the flags. OPENBLAS_CORETYPE and
 OPENBLAS_L2_SIZE are removed from this process's environment (so OpenBLAS picks its own kernel
 for the CPU); --keep-openblas-env keeps them. The output says what it ran with.
 
