@@ -83,6 +83,8 @@ interface Config {
   generated: string;
   batch: number;
   sides: Side[];
+  /** ir.json stats.networkParams */
+  params: number;
 }
 const configs: Config[] = values.configs!.split(",").map((c) => {
   const m = /^([^:]+):(\d+)(?::(torch|sdc))?$/.exec(c.trim());
@@ -92,7 +94,14 @@ const configs: Config[] = values.configs!.split(",").map((c) => {
     console.error(`cpu-vs-torch: ${join(generated, "ir.json")} not found (compile the spec first)`);
     process.exit(1);
   }
-  return { generated, batch: posInt("configs batch", m[2]), sides: m[3] ? sides.filter((s) => s === m[3]) : sides };
+  let params = NaN;
+  try {
+    params = Number(JSON.parse(readFileSync(join(generated, "ir.json"), "utf8")).stats?.networkParams);
+  } catch (e) {
+    console.error(`cpu-vs-torch: ${join(generated, "ir.json")}: ${(e as Error).message}`);
+    process.exit(1);
+  }
+  return { generated, batch: posInt("configs batch", m[2]), sides: m[3] ? sides.filter((s) => s === m[3]) : sides, params };
 });
 
 // ---- the machine ------------------------------------------------------------------------------
@@ -205,11 +214,12 @@ interface Result {
   failed: Partial<Record<Side, string>>;
   ratios: number[];
   sides: Side[];
+  params: number;
 }
 const results: Result[] = [];
 console.error(`cpu-vs-torch: ${host.cores} x ${host.cpu}, load ${host.loadAtStart.join(" ")}; ${rounds} rounds of ${warmup} + ${steps} steps; sdc ${sdcArgs.join(" ")}; torch ${values.python} bench/torch_step.py ${torchArgs.join(" ")}`);
 for (const c of configs) {
-  const r: Result = { generated: c.generated, batch: c.batch, runs: { torch: [], sdc: [] }, failed: {}, ratios: [], sides: c.sides };
+  const r: Result = { generated: c.generated, batch: c.batch, runs: { torch: [], sdc: [] }, failed: {}, ratios: [], sides: c.sides, params: c.params };
   results.push(r);
   for (let i = 0; i < rounds; i++) {
     const got: Partial<Record<Side, RunOk>> = {};
@@ -246,14 +256,15 @@ function cell(r: Result, side: Side): string {
 const summary = results.map((r) => {
   const t = oks(r.runs.torch);
   const s = oks(r.runs.sdc);
-  const params = [...new Set([...t, ...s].map((x) => x.params))];
+  const reported = [...new Set([...t, ...s].map((x) => x.params))];
+  const p = r.params;
   return {
-    network: `${r.generated.replace(/^generated\//, "")} (${params.map((p) => (p / 1e6).toFixed(p < 1e6 ? 3 : 1) + "M").join(" vs ")})`,
+    network: `${r.generated.replace(/^generated\//, "")} (${Number.isFinite(p) ? (p / 1e6).toFixed(p < 1e6 ? 3 : 1) + "M" : "?"})`,
     batch: r.batch,
     torch: cell(r, "torch"),
     sdc: cell(r, "sdc"),
     ratio: r.ratios.length ? `${median(r.ratios).toFixed(2)}x` : "-",
-    paramsDiffer: params.length > 1,
+    paramsDiffer: reported.some((x) => x !== p),
   };
 });
 const header = ["network (parameters)", "batch", "PyTorch ms/step", "sdc ms/step", "sdc / PyTorch"];
@@ -272,7 +283,7 @@ console.log(line(header));
 console.log(line(widths.map((w) => "-".repeat(w))));
 for (const row of rows) console.log(line(row));
 for (const r of results) for (const side of r.sides) if (r.failed[side]) console.log(`${r.generated} batch ${r.batch}, ${side === "torch" ? "PyTorch" : "sdc"} failed: ${r.failed[side]}`);
-for (const x of summary) if (x.paramsDiffer) console.log(`WARNING: ${x.network}: the two sides report different parameter counts`);
+for (const x of summary) if (x.paramsDiffer) console.log(`WARNING: ${x.network}: a side reports a parameter count other than ir.json's stats.networkParams`);
 
 if (values.json) {
   const out = {
