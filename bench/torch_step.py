@@ -57,6 +57,7 @@ ap.add_argument("--torch-threads", type=int, default=1, help="torch intra-op thr
 ap.add_argument("--keep-openblas-env", action="store_true", help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE from the environment")
 ap.add_argument("--foreach", action="store_true", help="multi-tensor (foreach) Adam")
 ap.add_argument("--seed", type=int, default=0)
+ap.add_argument("--show-config", action="store_true", help="also print torch.__config__.show() and parallel_info()")
 ap.add_argument("--json", action="store_true", help="one JSON line on stdout (progress on stderr)")
 ap.add_argument("--check", metavar="WEIGHTS", help="safetensors weights (PyTorch names): print the loss on --check-inputs")
 ap.add_argument("--check-inputs", metavar="INPUTS", help="safetensors with x0, eps, sigma, context, pooled (channels last)")
@@ -379,7 +380,7 @@ def load_ir(folder):
         with open(path) as f:
             ir = json.load(f)
     except FileNotFoundError:
-        fail(f"{path}: not found (compile the spec first: npx tsx cli/main.ts compile ...)")
+        fail(f"{path}: not found (compile a spec first, e.g. npx sdc compile specs/sd3.mdl)")
     except json.JSONDecodeError as e:
         fail(f"{path}: not valid JSON ({e})")
     net = ir.get("network", {})
@@ -579,6 +580,8 @@ def main():
     }
     if "threadpoolctl" in blas:
         res["threadpoolctl"] = blas["threadpoolctl"]
+    if args.show_config:
+        say(torch.__config__.show() + torch.__config__.parallel_info())
     if args.json:
         print(json.dumps(res))
     else:
