@@ -117,9 +117,12 @@ function cpuModel(): string {
 const host = { date: new Date().toISOString(), cpu: cpuModel(), cores: cpus().length, loadAtStart: loadavg().map((x) => Number(x.toFixed(2))) };
 
 // the PyTorch side runs without the machine's OpenBLAS overrides (torch_step.py also drops them)
+// unless --torch-args has --keep-openblas-env
 const torchEnv = { ...process.env };
-delete torchEnv.OPENBLAS_CORETYPE;
-delete torchEnv.OPENBLAS_L2_SIZE;
+if (!torchArgs.includes("--keep-openblas-env")) {
+  delete torchEnv.OPENBLAS_CORETYPE;
+  delete torchEnv.OPENBLAS_L2_SIZE;
+}
 
 if (configs.some((c) => c.sides.includes("torch"))) {
   const probe = spawnSync(values.python!, ["-c", "import torch"], { env: torchEnv, encoding: "utf8" });
