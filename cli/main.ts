@@ -4,15 +4,16 @@
  */
 import { Command, CommanderError, Option } from "commander";
 import { EXIT, USER_ERROR_NAMES, UsageError, parseFloatArg, parseIntArg } from "./errors.ts";
+import { SDC_VERSION } from "./version.ts";
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-function build(onResult: (code: number) => void): Command {
+function build(onResult: (code: number) => void, argv: string[] = []): Command {
   const program = new Command();
   program
     .name("sdc")
     .description("sdc: a declarative model-spec compiler for diffusion transformers (SD3 MMDiT, rectified flow) that emits typed TensorFlow.js code")
-    .version("0.1.0")
+    .version(SDC_VERSION)
     .exitOverride()
     .showHelpAfterError("(run with --help for usage)");
 
@@ -59,7 +60,7 @@ function build(onResult: (code: number) => void): Command {
     .addOption(new Option("--backend <name>", "tensor backend: auto picks tensorflow, webgpu, wasm, cpu in that order").choices(["auto", "tensorflow", "webgpu", "wasm", "cpu"]).default("auto"))
     .addOption(new Option("--engine <name>", "training engine: static (the whole step compiled to recorded WebGPU kernels), tfjs (eager ops); auto = static on webgpu").choices(["auto", "tfjs", "static"]).default("auto"))
     .option("--out <dir>", "output folder (default: output/<name>)")
-    .option("--resume <dir>", "continue from a checkpoint folder (or a run folder: its latest checkpoint)")
+    .option("--resume [dir]", "continue from a checkpoint folder or a run folder (its latest checkpoint), with the run's settings (config.json); alone or `latest`: the newest run of this package under output/")
     .option("--sample-every <n>", "steps between sample grids (default: the spec's)")
     .option("--checkpoint-every <n>", "steps between checkpoints (default: the spec's)")
     .option("--samples <n>", "images per sample grid (default: the spec's)")
@@ -78,6 +79,7 @@ function build(onResult: (code: number) => void): Command {
           engine: o.engine,
           out: o.out,
           resume: o.resume,
+          argv: ["sdc", ...argv],
           sampleEvery: o.sampleEvery !== undefined ? parseIntArg("--sample-every", o.sampleEvery, 0) : undefined,
           checkpointEvery: o.checkpointEvery !== undefined ? parseIntArg("--checkpoint-every", o.checkpointEvery, 0) : undefined,
           samples: o.samples !== undefined ? parseIntArg("--samples", o.samples, 1) : undefined,
@@ -261,7 +263,7 @@ function build(onResult: (code: number) => void): Command {
 /** Run the CLI; returns the exit code. Never lets a user mistake surface as a stack trace. */
 export async function main(argv: string[]): Promise<number> {
   let code: number = EXIT.ok;
-  const program = build((c) => (code = c));
+  const program = build((c) => (code = c), argv);
   try {
     await program.parseAsync(argv, { from: "user" });
     return code;

@@ -23,6 +23,8 @@ import { type PretrainedTextOptions, PretrainedPromptEncoder, textEncoderOverrid
 import { EXIT, InputError, UsageError } from "../errors.ts";
 import { loadCompiled } from "../generated.ts";
 import { Progress } from "../progress.ts";
+import { CONFIG_FILE, newestRun, readRunConfig, resolveSettings, type RunSettings, runDirOf, truncateMetrics, writeRunConfig } from "../run-config.ts";
+import { SDC_VERSION } from "../version.ts";
 import { watchInterrupts, yieldToEventLoop } from "../signals.ts";
 
 export interface TrainCliOptions {
@@ -34,7 +36,12 @@ export interface TrainCliOptions {
   /** training engine: auto (static on webgpu, else tfjs), tfjs, static (runtime/train/engine.ts) */
   engine?: EngineName;
   out?: string;
-  resume?: string;
+  /** a checkpoint or run folder; "latest" or true: the newest run of this package under `runsDir` (and --out) */
+  resume?: string | boolean;
+  /** where `--resume latest` looks for runs (default: output) */
+  runsDir?: string;
+  /** the command line, recorded in config.json */
+  argv?: string[];
   sampleEvery?: number;
   checkpointEvery?: number;
   samples?: number;
@@ -108,25 +115,35 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
   const { ir, spec } = loaded;
   const hash = irHash(loaded.irText);
   const tcfg = ir.train;
-  const steps = o.steps ?? tcfg.steps;
-  const batch = o.batch ?? tcfg.batch;
-  const seed = o.seed ?? tcfg.seed;
-  const sampleEvery = o.sampleEvery ?? tcfg.sampleEvery;
-  const checkpointEvery = o.checkpointEvery ?? tcfg.checkpointEvery;
-  const nSamples = o.samples ?? tcfg.samples;
-  const out = o.out ?? join("output", ir.spec.name);
+  const opt = ir.train.optimizer;
 
-  // resume: read and verify first, before any work
+  // resume: find and verify the checkpoint first, before any work; its run's config.json gives
+  // the settings (a flag that differs is refused, run-config.ts)
   let resumed: ReturnType<typeof readCheckpoint> | undefined;
   let resumeDir: string | undefined;
-  if (o.resume) {
-    resumeDir = resolveCheckpoint(o.resume);
+  let runDir: string | null = null;
+  if (o.resume !== undefined && o.resume !== false) {
+    if (o.resume === true || o.resume === "latest") {
+      const roots = [o.runsDir ?? "output", ...(o.out ? [o.out] : [])];
+      runDir = newestRun(roots, ir.spec.name, hash, irHash);
+      if (!runDir) throw new CheckpointError(`no run of ${ir.spec.name} to resume: no folder under ${roots.join(", ")} has checkpoints/latest of this spec; give the run folder (--resume DIR) or start a run without --resume`);
+      resumeDir = resolveCheckpoint(runDir);
+    } else {
+      resumeDir = resolveCheckpoint(o.resume);
+      runDir = runDirOf(resumeDir);
+    }
     resumed = readCheckpoint(resumeDir);
     if (resumed.state.irHash !== hash) {
       throw new CheckpointError(`checkpoint ${resumeDir} is from another spec (${resumed.state.spec}, IR ${resumed.state.irHash.slice(0, 12)}) than ${dir} (${ir.spec.name}, IR ${hash.slice(0, 12)})`);
     }
-    if (resumed.state.step >= steps) throw new InputError(`checkpoint ${resumeDir} is already at step ${resumed.state.step}; ask for more --steps (now ${steps})`);
   }
+  const prior = runDir ? readRunConfig(runDir) : null;
+  const specSettings: RunSettings = { steps: tcfg.steps, batch: tcfg.batch, lr: opt.lr, seed: tcfg.seed, sampleEvery: tcfg.sampleEvery, checkpointEvery: tcfg.checkpointEvery, samples: tcfg.samples, sampleSteps: ir.flow.steps };
+  const settings = resolveSettings(specSettings, { steps: o.steps, batch: o.batch, lr: o.lr, seed: o.seed, sampleEvery: o.sampleEvery, checkpointEvery: o.checkpointEvery, samples: o.samples, sampleSteps: o.sampleSteps }, prior, runDir ? join(runDir, CONFIG_FILE) : undefined);
+  const { steps, batch, seed, sampleEvery, checkpointEvery, sampleSteps } = settings;
+  const nSamples = settings.samples;
+  const out = o.out ?? runDir ?? join("output", ir.spec.name);
+  if (resumed && resumed.state.step >= steps) throw new InputError(`checkpoint ${resumeDir} is already at step ${resumed.state.step}; ask for more --steps (now ${steps})`);
 
   const backend = await initBackend(o.backend, { log });
   log(`backend: ${backend.name} (${backend.detail})`);
@@ -138,9 +155,8 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
   const nParams = m.store.numParams;
   if (nParams !== ir.stats.params) throw new InputError(`built ${nParams} parameters but the compiler proved ${ir.stats.params}; recompile ${dir}`);
   log(`${ir.spec.name}: ${nParams.toLocaleString("en-US")} parameters (network ${ir.stats.networkParams.toLocaleString("en-US")}, text encoder ${ir.stats.textParams.toLocaleString("en-US")}); ${train.name}: ${train.size} images ${ir.data.height}x${ir.data.width}x${ir.data.channels}`);
-  const opt = ir.train.optimizer;
   const dims: [number, number, number] = [ir.data.height, ir.data.width, ir.data.channels];
-  const trainer = await createEngine(o.engine ?? "auto", m, { lr: o.lr ?? opt.lr, clip: tcfg.clip, ema: tcfg.ema, kind: opt.kind, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weightDecay, warmup: tcfg.warmup }, batch, dims, log);
+  const trainer = await createEngine(o.engine ?? "auto", m, { lr: settings.lr, clip: tcfg.clip, ema: tcfg.ema, kind: opt.kind, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weightDecay, warmup: tcfg.warmup }, batch, dims, log);
   log(`engine: ${trainer.detail}`);
 
   let step = 0;
@@ -155,7 +171,7 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
     step = resumed.state.step;
     rng = Rng.fromState(resumed.state.rng);
     if (resumed.state.sampler) {
-      if (resumed.state.sampler.batchSize !== batch) throw new InputError(`checkpoint was trained at batch ${resumed.state.sampler.batchSize}; resume with --batch-size ${resumed.state.sampler.batchSize}`);
+      if (resumed.state.sampler.batchSize !== batch) throw new UsageError(`checkpoint ${resumeDir} was trained at batch ${resumed.state.sampler.batchSize}, this run asks for ${batch}; resume with --batch-size ${resumed.state.sampler.batchSize}`);
       sampler = BatchSampler.restore(train, resumed.state.sampler);
     }
     elapsedBefore = resumed.state.elapsedSeconds;
@@ -167,7 +183,15 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
   removeStaleTemps(join(out, "checkpoints"));
   const metrics = join(out, "metrics.jsonl");
   if (!resumed) writeFileSync(metrics, "");
+  else truncateMetrics(metrics, step); // the steps after the checkpoint are redone: their lines go
   writeFileAtomic(join(out, "ir.json"), loaded.irText);
+  const now = new Date().toISOString();
+  const command = o.argv ?? ["sdc", "train", dir];
+  writeRunConfig(out, {
+    format: "sdc-run-config", version: 1, package: dir, spec: ir.spec.name, irHash: hash, settings, recipe: { ...tcfg, optimizer: { ...opt, lr: settings.lr } }, command,
+    versions: { sdc: SDC_VERSION, node: process.version, tfjs: tf.version_core }, seed, backend: backend.name, engine: trainer.name, created: prior?.created ?? now,
+    history: [...(prior?.history ?? []), { command, fromStep: step, at: now }],
+  });
 
   const progress = new Progress(steps, step, o.progress !== false && process.stderr.isTTY === true, log);
   const val = makeValidationSet(test, Math.min(32, test.size), 8);
@@ -202,7 +226,7 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
 
   const samples = async () => {
     const vl = await trainer.validationLoss(val, dims, batch);
-    const data = await trainer.sample(gridNoise, gridPrompts, dims, { steps: o.sampleSteps });
+    const data = await trainer.sample(gridNoise, gridPrompts, dims, { steps: sampleSteps });
     const nrow = Math.ceil(Math.sqrt(nSamples));
     writeFileAtomic(join(out, "samples", `step-${pad(step)}.png`), encodeGridPng(data, nSamples, ...dims, { nrow }));
     writeFileAtomic(join(out, "samples", `step-${pad(step)}.txt`), promptsGridText(gridPrompts, nrow));
