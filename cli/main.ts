@@ -65,6 +65,12 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
     .option("--checkpoint-every <n>", "steps between checkpoints (default: the spec's)")
     .option("--samples <n>", "images per sample grid (default: the spec's)")
     .option("--sample-steps <n>", "sampler steps for grids (default: the spec's)")
+    .option("--warmup <n>", "learning-rate warmup steps (default: the spec's)")
+    .addOption(new Option("--lr-schedule <name>", "learning rate after the warmup: constant, or linear/cosine decay to 0 at the last step (default: the spec's, constant)").choices(["constant", "linear", "cosine"]))
+    .option("--grad-accum <k>", "gradient accumulation: run each step's batch as k micro-batches, gradients summed (same update, less memory; tfjs engine)")
+    .option("--keep-checkpoints <n>", "keep only the last N checkpoints (0 = all; default: the spec's)")
+    .option("--keep-best", "also keep the checkpoint with the lowest validation loss (checkpoints/best)")
+    .option("--precision <p>", "training precision: fp32 (the only one supported; fp16/bf16 are refused)")
     .option("--no-progress", "no progress bar")
     .option("--text-encoders <list>", "sd3_pretrained specs: local encoder folders clip_l=DIR,clip_g=DIR,t5=DIR (t5=none: no T5; cache=DIR|off: embedding cache); see docs/text-encoders.md")
     .action(async (dir: string, o) => {
@@ -86,6 +92,12 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
           sampleSteps: o.sampleSteps !== undefined ? parseIntArg("--sample-steps", o.sampleSteps, 1) : undefined,
           progress: o.progress,
           textEncoders: o.textEncoders,
+          warmup: o.warmup !== undefined ? parseIntArg("--warmup", o.warmup, 0) : undefined,
+          lrSchedule: o.lrSchedule,
+          accumulate: o.gradAccum !== undefined ? parseIntArg("--grad-accum", o.gradAccum, 1) : undefined,
+          keepCheckpoints: o.keepCheckpoints !== undefined ? parseIntArg("--keep-checkpoints", o.keepCheckpoints, 0) : undefined,
+          keepBest: o.keepBest === true ? true : undefined,
+          precision: o.precision,
         }),
       );
     });

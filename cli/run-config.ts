@@ -33,6 +33,12 @@ export const SETTING_FLAGS: Record<string, { flag: string; mayChangeOnResume?: b
   checkpointEvery: { flag: "--checkpoint-every" },
   samples: { flag: "--samples" },
   sampleSteps: { flag: "--sample-steps" },
+  warmup: { flag: "--warmup" },
+  lrSchedule: { flag: "--lr-schedule" },
+  accumulate: { flag: "--grad-accum" },
+  keepCheckpoints: { flag: "--keep-checkpoints", mayChangeOnResume: true },
+  keepBest: { flag: "--keep-best", mayChangeOnResume: true },
+  precision: { flag: "--precision" },
 };
 
 export interface RunConfig {
@@ -159,4 +165,19 @@ export function truncateMetrics(path: string, step: number): number {
   });
   if (keep.length !== lines.length) writeFileAtomic(path, keep.map((l) => l + "\n").join(""));
   return lines.length - keep.length;
+}
+
+/** Validation losses by step from a metrics.jsonl (lines with val_loss). */
+export function readValLosses(path: string): Map<number, number> {
+  const out = new Map<number, number>();
+  if (!existsSync(path)) return out;
+  for (const l of readFileSync(path, "utf8").split("\n")) {
+    try {
+      const r = JSON.parse(l) as { step?: number; val_loss?: number };
+      if (typeof r.step === "number" && typeof r.val_loss === "number") out.set(r.step, r.val_loss);
+    } catch {
+      // blank or torn line
+    }
+  }
+  return out;
 }

@@ -14,7 +14,9 @@ import { loadImageFolder } from "../../runtime/data/folder.ts";
 import { digitPrompt, loadMnist } from "../../runtime/data/mnist.ts";
 import { encodeGridPng, promptsGridText } from "../../runtime/image/png.ts";
 import { removeStaleTemps, writeFileAtomic } from "../../runtime/io/atomic.ts";
-import { CheckpointError, type HostTensors, readCheckpoint, resolveCheckpoint, saveCheckpoint, writeLatest } from "../../runtime/train/checkpoint.ts";
+import { CheckpointError, type HostTensors, pruneCheckpoints, readCheckpoint, resolveCheckpoint, saveCheckpoint, writeLatest } from "../../runtime/train/checkpoint.ts";
+import type { LrScheduleName } from "../../runtime/train/lr-schedule.ts";
+import { TRAIN_OPTIONAL_DEFAULTS } from "../../compiler/spec.ts";
 import { createEngine, type EngineName } from "../../runtime/train/engine.ts";
 import { buildModel, drawBatch, makeValidationSet, type ModelBundle, type StepResult, TrainingStopped } from "../../runtime/train/trainer.ts";
 import { Rng } from "../../runtime/util/rng.ts";
@@ -23,7 +25,7 @@ import { type PretrainedTextOptions, PretrainedPromptEncoder, textEncoderOverrid
 import { EXIT, InputError, UsageError } from "../errors.ts";
 import { loadCompiled } from "../generated.ts";
 import { Progress } from "../progress.ts";
-import { CONFIG_FILE, newestRun, readRunConfig, resolveSettings, type RunSettings, runDirOf, truncateMetrics, writeRunConfig } from "../run-config.ts";
+import { CONFIG_FILE, newestRun, readValLosses, readRunConfig, resolveSettings, type RunSettings, runDirOf, truncateMetrics, writeRunConfig } from "../run-config.ts";
 import { SDC_VERSION } from "../version.ts";
 import { watchInterrupts, yieldToEventLoop } from "../signals.ts";
 
@@ -49,6 +51,17 @@ export interface TrainCliOptions {
   progress?: boolean;
   /** sd3_pretrained specs: `clip_l=DIR,clip_g=DIR,t5=DIR[,cache=DIR|off]` (overrides the spec's folders and SDC_CLIP_L/SDC_CLIP_G/SDC_T5) */
   textEncoders?: string;
+  /** learning-rate warmup steps (default: the spec's) */
+  warmup?: number;
+  lrSchedule?: LrScheduleName;
+  /** gradient accumulation: micro-batches per step (must divide the batch) */
+  accumulate?: number;
+  /** keep the last N checkpoints (0 = all) */
+  keepCheckpoints?: number;
+  /** also keep the checkpoint with the lowest validation loss */
+  keepBest?: boolean;
+  /** only "fp32" is accepted; anything else is refused with what is supported */
+  precision?: string;
   /** for tests: stop after this many steps as if interrupted */
   interruptAfter?: number;
   log?: (s: string) => void;
@@ -65,6 +78,11 @@ export interface TrainSummary {
 }
 
 const pad = (n: number) => String(n).padStart(6, "0");
+
+/** What a request for another precision than fp32 gets. */
+export function precisionRefusal(what: string): string {
+  return `${what} is not supported: sdc trains in fp32 only (the tfjs ops and the static engine's WGSL kernels are fp32; there is no fp16/bf16 path yet); supported: fp32`;
+}
 
 /** Folder overrides for sd3_pretrained specs: SDC_CLIP_L/SDC_CLIP_G/SDC_T5/SDC_CACHE_DIR, then --text-encoders. */
 export function pretrainedTextOptions(ir: ModelBundle["ir"], arg: string | undefined, log: (s: string) => void): PretrainedTextOptions | undefined {
@@ -138,9 +156,22 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
     }
   }
   const prior = runDir ? readRunConfig(runDir) : null;
-  const specSettings: RunSettings = { steps: tcfg.steps, batch: tcfg.batch, lr: opt.lr, seed: tcfg.seed, sampleEvery: tcfg.sampleEvery, checkpointEvery: tcfg.checkpointEvery, samples: tcfg.samples, sampleSteps: ir.flow.steps };
-  const settings = resolveSettings(specSettings, { steps: o.steps, batch: o.batch, lr: o.lr, seed: o.seed, sampleEvery: o.sampleEvery, checkpointEvery: o.checkpointEvery, samples: o.samples, sampleSteps: o.sampleSteps }, prior, runDir ? join(runDir, CONFIG_FILE) : undefined);
+  if (o.precision !== undefined && o.precision !== "fp32") throw new UsageError(precisionRefusal(`--precision ${o.precision}`));
+  const D = TRAIN_OPTIONAL_DEFAULTS;
+  const specSettings: RunSettings = {
+    steps: tcfg.steps, batch: tcfg.batch, lr: opt.lr, seed: tcfg.seed, sampleEvery: tcfg.sampleEvery, checkpointEvery: tcfg.checkpointEvery, samples: tcfg.samples, sampleSteps: ir.flow.steps,
+    warmup: tcfg.warmup, lrSchedule: tcfg.lrSchedule ?? D.lrSchedule, accumulate: tcfg.accumulate ?? D.accumulate, keepCheckpoints: tcfg.keepCheckpoints ?? D.keepCheckpoints, keepBest: tcfg.keepBest ?? D.keepBest, precision: tcfg.precision ?? D.precision,
+  };
+  const flags = {
+    steps: o.steps, batch: o.batch, lr: o.lr, seed: o.seed, sampleEvery: o.sampleEvery, checkpointEvery: o.checkpointEvery, samples: o.samples, sampleSteps: o.sampleSteps,
+    warmup: o.warmup, lrSchedule: o.lrSchedule, accumulate: o.accumulate, keepCheckpoints: o.keepCheckpoints, keepBest: o.keepBest, precision: o.precision,
+  };
+  const settings = resolveSettings(specSettings, flags, prior, runDir ? join(runDir, CONFIG_FILE) : undefined);
   const { steps, batch, seed, sampleEvery, checkpointEvery, sampleSteps } = settings;
+  const accumulate = settings.accumulate as number;
+  if (batch % accumulate !== 0) throw new UsageError(`--grad-accum ${accumulate} does not divide the batch size ${batch}: each step's batch is split into that many equal micro-batches`);
+  const schedule = settings.lrSchedule as LrScheduleName;
+  if (prior && schedule !== "constant" && prior.settings.steps !== steps) log(`note: the ${schedule} learning-rate schedule now spans ${steps} steps (the run was started for ${prior.settings.steps}); the rate changes from here`);
   const nSamples = settings.samples;
   const out = o.out ?? runDir ?? join("output", ir.spec.name);
   if (resumed && resumed.state.step >= steps) throw new InputError(`checkpoint ${resumeDir} is already at step ${resumed.state.step}; ask for more --steps (now ${steps})`);
@@ -156,7 +187,7 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
   if (nParams !== ir.stats.params) throw new InputError(`built ${nParams} parameters but the compiler proved ${ir.stats.params}; recompile ${dir}`);
   log(`${ir.spec.name}: ${nParams.toLocaleString("en-US")} parameters (network ${ir.stats.networkParams.toLocaleString("en-US")}, text encoder ${ir.stats.textParams.toLocaleString("en-US")}); ${train.name}: ${train.size} images ${ir.data.height}x${ir.data.width}x${ir.data.channels}`);
   const dims: [number, number, number] = [ir.data.height, ir.data.width, ir.data.channels];
-  const trainer = await createEngine(o.engine ?? "auto", m, { lr: settings.lr, clip: tcfg.clip, ema: tcfg.ema, kind: opt.kind, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weightDecay, warmup: tcfg.warmup }, batch, dims, log);
+  const trainer = await createEngine(o.engine ?? "auto", m, { lr: settings.lr, clip: tcfg.clip, ema: tcfg.ema, kind: opt.kind, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weightDecay, warmup: settings.warmup as number, schedule, steps, accumulate }, batch, dims, log);
   log(`engine: ${trainer.detail}`);
 
   let step = 0;
@@ -184,6 +215,7 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
   const metrics = join(out, "metrics.jsonl");
   if (!resumed) writeFileSync(metrics, "");
   else truncateMetrics(metrics, step); // the steps after the checkpoint are redone: their lines go
+  const valLosses = readValLosses(metrics); // for keep_best
   writeFileAtomic(join(out, "ir.json"), loaded.irText);
   const now = new Date().toISOString();
   const command = o.argv ?? ["sdc", "train", dir];
@@ -222,6 +254,7 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
     });
     writeLatest(join(out, "checkpoints"), name);
     lastGood = join(out, "checkpoints", name);
+    pruneCheckpoints(join(out, "checkpoints"), { keep: settings.keepCheckpoints as number, keepBest: settings.keepBest === true, valLoss: valLosses });
   };
 
   const samples = async () => {
@@ -231,6 +264,7 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
     writeFileAtomic(join(out, "samples", `step-${pad(step)}.png`), encodeGridPng(data, nSamples, ...dims, { nrow }));
     writeFileAtomic(join(out, "samples", `step-${pad(step)}.txt`), promptsGridText(gridPrompts, nrow));
     appendFileSync(metrics, JSON.stringify({ step, val_loss: vl }) + "\n");
+    valLosses.set(step, vl);
     return vl;
   };
 
