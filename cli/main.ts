@@ -43,7 +43,8 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
     .addOption(new Option("--backend <name>", "tensor backend").choices(["auto", "tensorflow", "webgpu", "wasm", "cpu"]).default("cpu"))
     .action(async (dir: string, o) => {
       const { initBackend } = await import("../runtime/backend.ts");
-      await initBackend(o.backend, { log: (m) => process.stderr.write(m + "\n") });
+      const b = await initBackend(o.backend, { log: (m) => process.stderr.write(m + "\n") });
+      process.stderr.write(`backend: ${b.detail}\n`);
       const { runForward } = await import("./commands/forward.ts");
       await runForward(dir, { weights: o.weights, inputs: o.inputs, out: o.out });
       onResult(EXIT.ok);
@@ -276,6 +277,11 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
 export async function main(argv: string[]): Promise<number> {
   let code: number = EXIT.ok;
   const program = build((c) => (code = c), argv);
+  if (argv.length === 0) {
+    // a bare `sdc` is a usage error: say what there is, exit 2
+    process.stderr.write(program.helpInformation());
+    return EXIT.usage;
+  }
   try {
     await program.parseAsync(argv, { from: "user" });
     return code;

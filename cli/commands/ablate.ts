@@ -132,7 +132,7 @@ export interface AblationSummary {
 export async function runAblation(specPath: string, o: AblateOptions, runner: UnitRunner = runUnit): Promise<AblationSummary> {
   const log = o.log ?? ((s: string) => process.stderr.write(s + "\n"));
   if (!specPath.endsWith(".mdl")) throw new UsageError(`expected a .mdl spec file, got '${specPath}'`);
-  if (!existsSync(specPath)) throw new UsageError(`spec file not found: ${specPath}`);
+  if (!existsSync(specPath)) throw new InputError(`spec file not found: ${specPath}`);
   if (o.variants?.length && o.base) throw new UsageError("give either --variants (one unit per variant) or --base (the variant the sweeps apply to), not both; sweeps apply to every --variants entry too");
   if (!o.variants?.length && !o.sweeps.length) throw new UsageError("nothing to ablate: give --variants a,b and/or --sweep name=v1,v2");
   const variants = o.variants?.length ? o.variants.map((v) => (v === "base" ? null : v)) : [o.base ?? null];

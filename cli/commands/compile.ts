@@ -5,7 +5,7 @@ import { compile, type CompileResult, formatAll, summaryTable } from "../../comp
 import { findSpec } from "../../compiler/spec.ts";
 import { loadProgram } from "../../compiler/program.ts";
 import { writeDirAtomic } from "../../runtime/io/atomic.ts";
-import { EXIT, UsageError } from "../errors.ts";
+import { EXIT, InputError, UsageError } from "../errors.ts";
 import { fsHost } from "../host.ts";
 
 export interface CompileCliOptions {
@@ -47,6 +47,11 @@ export function compileSpecFile(specPath: string, opts: { variant?: string; set?
   return { result, dir: result.ir ? join(opts.outDir, name) : undefined };
 }
 
+/** Colour only on a terminal, and never with NO_COLOR set (https://no-color.org). */
+export function useColor(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv = process.env): boolean {
+  return stream.isTTY === true && !env.NO_COLOR;
+}
+
 /** Where runCompile writes: process.stdout/stderr, or a test's collector. */
 export interface OutStream {
   write(s: string): unknown;
@@ -55,7 +60,7 @@ export interface OutStream {
 
 export function runCompile(specPath: string, opts: CompileCliOptions, out: OutStream = process.stdout, err: OutStream = process.stderr): number {
   if (!specPath.endsWith(".mdl")) throw new UsageError(`expected a .mdl spec file, got '${specPath}'`);
-  if (!existsSync(specPath)) throw new UsageError(`spec file not found: ${specPath}`);
+  if (!existsSync(specPath)) throw new InputError(`spec file not found: ${specPath}`);
   let variants: (string | undefined)[] = [opts.variant];
   if (opts.allVariants) {
     const prog = loadProgram(specPath, fsHost);
@@ -68,7 +73,7 @@ export function runCompile(specPath: string, opts: CompileCliOptions, out: OutSt
     const t0 = performance.now();
     const { result, dir } = compileSpecFile(specPath, { variant, set: opts.set, outDir: opts.outDir });
     const ms = performance.now() - t0;
-    if (result.diagnostics.length) err.write(formatAll(result.diagnostics, result.program.sources, err.isTTY ?? false) + "\n");
+    if (result.diagnostics.length) err.write(formatAll(result.diagnostics, result.program.sources, useColor(err)) + "\n");
     if (!result.ir || !result.files || !dir) {
       const n = result.diagnostics.length;
       err.write(`\n${n} error${n === 1 ? "" : "s"} in ${specPath}${variant ? ` (variant ${variant})` : ""}; nothing written\n`);

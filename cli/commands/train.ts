@@ -177,7 +177,7 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
   if (resumed && resumed.state.step >= steps) throw new InputError(`checkpoint ${resumeDir} is already at step ${resumed.state.step}; ask for more --steps (now ${steps})`);
 
   const backend = await initBackend(o.backend, { log });
-  log(`backend: ${backend.name} (${backend.detail})`);
+  log(`backend: ${backend.detail}`);
   const train = loadDataset(ir, "train");
   const test = ir.data.source === "mnist" ? loadDataset(ir, "test") : train;
   const words = resumed?.state.words ?? (ir.data.prompts === "digits" ? undefined : WordTokenizer.fromCaptions(Array.from({ length: train.size }, (_, i) => train.caption(i, new Rng(i))), ir.text.kind === "learned" ? ir.text.vocab : 32, ir.text.kind === "learned" ? ir.text.tokens : 8).words.slice());
@@ -269,6 +269,7 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
   };
 
   const t0 = performance.now();
+  progress.restart();
   let valLoss: number | null = null;
   let tensorsAtFirstStep = -1;
   // Steps that end with samples, a checkpoint or a planned stop are waited for; between them the
@@ -316,10 +317,11 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
   }
   const seconds = (performance.now() - t0) / 1000;
   const summary: TrainSummary = { engine: trainer.name, steps: step, lastLoss, valLoss, seconds, stepsPerSecond: (step - (resumed?.state.step ?? 0)) / seconds, out };
-  writeFileSync(join(out, "summary.json"), JSON.stringify({ ...summary, backend: backend.name, params: nParams, batch, tensors: tf.memory().numTensors, tensorsAtFirstStep, ...(m.text instanceof PretrainedPromptEncoder ? { textEmbeddings: m.text.stats } : {}) }, null, 2) + "\n");
+  writeFileSync(join(out, "summary.json"), JSON.stringify({ ...summary, trainStepsPerSecond: progress.rate, backend: backend.name, params: nParams, batch, tensors: tf.memory().numTensors, tensorsAtFirstStep, ...(m.text instanceof PretrainedPromptEncoder ? { textEmbeddings: m.text.stats } : {}) }, null, 2) + "\n");
   const stop = stopped();
   if (stop) log(`interrupted at step ${step}; checkpoint ${lastGood} (resume with --resume ${out})`);
-  log(`${stop ? "stopped" : "done"} at step ${step}: loss ${lastLoss.toFixed(4)}${valLoss !== null ? `, val_loss ${valLoss.toFixed(4)}` : ""}, ${summary.stepsPerSecond.toFixed(2)} steps/s; checkpoint ${lastGood}`);
+  // the figures of the progress bar's last line: the last step's loss and the training rate
+  log(`${stop ? "stopped" : "done"} at step ${step}: loss ${lastLoss.toFixed(4)}${valLoss !== null ? `, val_loss ${valLoss.toFixed(4)}` : ""}, ${progress.rate.toFixed(2)} steps/s (${seconds.toFixed(1)} s in all); checkpoint ${lastGood}`);
   if (m.text instanceof PretrainedPromptEncoder) {
     log(m.text.summary());
     m.text.dispose();
