@@ -9,7 +9,8 @@
  *
  * Every optional package is loaded with a dynamic import, so a missing one never breaks
  * loading this module. A NAMED backend that cannot start throws {@link BackendError} saying
- * why; `auto` logs one line per skipped backend and picks the first one that starts.
+ * why; `auto` logs one line per skipped backend and picks the first one that starts (the caller
+ * prints the one chosen). `auto` skips webgpu without loading Dawn where Linux has no Vulkan loader.
  *
  * Environment:
  *   SDC_WASM_DIR        directory holding tfjs-backend-wasm*.wasm (the GPU pack sets it)
@@ -20,7 +21,7 @@
  *   SDC_WEBGPU_ALLOW_SOFTWARE=1  let `auto` use a software (fallback) WebGPU adapter
  */
 import { createRequire } from "node:module";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve as resolvePath } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import * as tf from "@tensorflow/tfjs";
@@ -184,7 +185,25 @@ function dropNavigatorGpu(ownsNavigator: boolean): void {
   }
 }
 
+/**
+ * Whether Linux can load a Vulkan loader (libvulkan.so.1), which Dawn needs: from
+ * LD_LIBRARY_PATH, the usual library folders or the ld.so cache. Without one, loading dawn.node
+ * only prints a warning with its build machine's paths and finds no adapter.
+ */
+export function vulkanLoaderPresent(env: NodeJS.ProcessEnv = process.env): boolean {
+  if (process.platform !== "linux") return true;
+  const dirs = [...(env.LD_LIBRARY_PATH ?? "").split(":").filter(Boolean), "/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib64", "/lib64", "/usr/lib", "/lib", "/usr/local/lib"];
+  if (dirs.some((d) => existsSync(join(d, "libvulkan.so.1")))) return true;
+  try {
+    return readFileSync("/etc/ld.so.cache").includes("libvulkan.so.1");
+  } catch {
+    return false;
+  }
+}
+
 async function initWebgpu(auto: boolean): Promise<{ detail: string }> {
+  // `auto` on a machine without Vulkan: skip Dawn without loading it (no foreign warning)
+  if (auto && !vulkanLoaderPresent()) throw new BackendError("webgpu: no Vulkan loader (libvulkan.so.1) on this system, which Dawn needs on Linux (apt-get install libvulkan1 and a GPU driver)");
   const { create, globals } = await loadWebgpuModule();
   const gpu = create(dawnOptions()) as GpuLike;
   const adapter = await withTimeout(gpu.requestAdapter({ powerPreference: "high-performance" }), 30_000, "requestAdapter")
@@ -350,7 +369,7 @@ export async function initBackend(name: BackendName, opts: BackendOptions = {}):
     try {
       const { detail } = await initOne(cand, opts.threads, true);
       state = { ...(state?.name === cand ? state : {}), name: cand, detail };
-      log(`backend: ${detail}`);
+      // the choice itself is the caller's to print (once, with the command's other lines)
       return { name: cand, detail, skipped };
     } catch (e) {
       const line = e instanceof BackendError ? e.message : `${cand}: ${firstLine(e)}`;

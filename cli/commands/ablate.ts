@@ -18,6 +18,7 @@ import { readCheckpoint, resolveCheckpoint } from "../../runtime/train/checkpoin
 import { type PlannedUnit, parseSet, planUnits, resultsCsv, resultsMarkdown, resultsPlotSpec, type Sweep, type UnitInputs, type UnitResult } from "../../runtime/eval/sweep.ts";
 import type { BackendName } from "../../runtime/backend.ts";
 import { EXIT, InputError, UsageError } from "../errors.ts";
+import { Interrupted } from "../signals.ts";
 import { compileSpecFile } from "./compile.ts";
 
 export interface AblateOptions {
@@ -96,6 +97,7 @@ export const runUnit: UnitRunner = async (unit, dir, ctx) => {
       steps: inp.steps, batch: inp.batch, seed: inp.seed, backend: inp.backend as BackendName, out: run, resume,
       sampleEvery: 0, checkpointEvery: ctx.checkpointEvery, samples: 16, sampleSteps: inp.eval.sampleSteps ?? undefined, progress: false, log: ctx.log,
     });
+    if (code === EXIT.interrupted || code === EXIT.terminated) throw new Interrupted(`unit ${unit.id} interrupted; its checkpoint is in ${run}/checkpoints; run the same command again to resume`, code === EXIT.terminated ? "SIGTERM" : "SIGINT");
     if (code !== EXIT.ok) throw new InputError(`unit ${unit.id}: training stopped with exit code ${code}`);
   }
   let summary: { lastLoss: number; stepsPerSecond: number; seconds: number };
@@ -130,7 +132,7 @@ export interface AblationSummary {
 export async function runAblation(specPath: string, o: AblateOptions, runner: UnitRunner = runUnit): Promise<AblationSummary> {
   const log = o.log ?? ((s: string) => process.stderr.write(s + "\n"));
   if (!specPath.endsWith(".mdl")) throw new UsageError(`expected a .mdl spec file, got '${specPath}'`);
-  if (!existsSync(specPath)) throw new UsageError(`spec file not found: ${specPath}`);
+  if (!existsSync(specPath)) throw new InputError(`spec file not found: ${specPath}`);
   if (o.variants?.length && o.base) throw new UsageError("give either --variants (one unit per variant) or --base (the variant the sweeps apply to), not both; sweeps apply to every --variants entry too");
   if (!o.variants?.length && !o.sweeps.length) throw new UsageError("nothing to ablate: give --variants a,b and/or --sweep name=v1,v2");
   const variants = o.variants?.length ? o.variants.map((v) => (v === "base" ? null : v)) : [o.base ?? null];

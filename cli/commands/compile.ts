@@ -5,7 +5,7 @@ import { compile, type CompileResult, formatAll, summaryTable } from "../../comp
 import { findSpec } from "../../compiler/spec.ts";
 import { loadProgram } from "../../compiler/program.ts";
 import { writeDirAtomic } from "../../runtime/io/atomic.ts";
-import { EXIT, UsageError } from "../errors.ts";
+import { EXIT, InputError, UsageError } from "../errors.ts";
 import { fsHost } from "../host.ts";
 
 export interface CompileCliOptions {
@@ -23,11 +23,33 @@ export interface CompiledOutput {
   dir?: string;
 }
 
+/**
+ * The package name (and folder) of a compiled (spec, variant, --set overrides): the spec file's
+ * name, then `-variant`, then one `-namevalue` per override, so an override never writes over
+ * another package: sd3 --set depth=4 is sd3-depth4; --variant tiny --set train.lr=1e-3 is
+ * sd3-tiny-train_lr1e-3 ('.' in a name becomes '_', in a value 'p'; other characters '_').
+ */
+export function packageName(specPath: string, variant?: string, sets: readonly string[] = []): string {
+  const base = basename(specPath).replace(/\.mdl$/, "").replace(/[^A-Za-z0-9_-]/g, "_");
+  const parts = sets.map((s) => {
+    const eq = s.indexOf("=");
+    const key = (eq < 0 ? s : s.slice(0, eq)).trim().replace(/\./g, "_");
+    const value = eq < 0 ? "" : s.slice(eq + 1).trim().replace(/\./g, "p").replace(/[^A-Za-z0-9_-]+/g, "_");
+    return (key + value).replace(/[^A-Za-z0-9_-]/g, "_");
+  });
+  return [/^[A-Za-z_]/.test(base) ? base : `_${base}`, ...(variant ? [variant] : []), ...parts].join("-");
+}
+
 /** Compile (spec, variant) and return the result with the folder it belongs in. Pure but for reading specs. */
 export function compileSpecFile(specPath: string, opts: { variant?: string; set?: string[]; outDir: string }): CompiledOutput {
-  const name = basename(specPath).replace(/\.mdl$/, "") + (opts.variant ? `-${opts.variant}` : "");
+  const name = packageName(specPath, opts.variant, opts.set);
   const result = compile(specPath, fsHost, { variant: opts.variant, sets: opts.set, specPath, name });
   return { result, dir: result.ir ? join(opts.outDir, name) : undefined };
+}
+
+/** Colour only on a terminal, and never with NO_COLOR set (https://no-color.org). */
+export function useColor(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv = process.env): boolean {
+  return stream.isTTY === true && !env.NO_COLOR;
 }
 
 /** Where runCompile writes: process.stdout/stderr, or a test's collector. */
@@ -38,7 +60,7 @@ export interface OutStream {
 
 export function runCompile(specPath: string, opts: CompileCliOptions, out: OutStream = process.stdout, err: OutStream = process.stderr): number {
   if (!specPath.endsWith(".mdl")) throw new UsageError(`expected a .mdl spec file, got '${specPath}'`);
-  if (!existsSync(specPath)) throw new UsageError(`spec file not found: ${specPath}`);
+  if (!existsSync(specPath)) throw new InputError(`spec file not found: ${specPath}`);
   let variants: (string | undefined)[] = [opts.variant];
   if (opts.allVariants) {
     const prog = loadProgram(specPath, fsHost);
@@ -51,7 +73,7 @@ export function runCompile(specPath: string, opts: CompileCliOptions, out: OutSt
     const t0 = performance.now();
     const { result, dir } = compileSpecFile(specPath, { variant, set: opts.set, outDir: opts.outDir });
     const ms = performance.now() - t0;
-    if (result.diagnostics.length) err.write(formatAll(result.diagnostics, result.program.sources, err.isTTY ?? false) + "\n");
+    if (result.diagnostics.length) err.write(formatAll(result.diagnostics, result.program.sources, useColor(err)) + "\n");
     if (!result.ir || !result.files || !dir) {
       const n = result.diagnostics.length;
       err.write(`\n${n} error${n === 1 ? "" : "s"} in ${specPath}${variant ? ` (variant ${variant})` : ""}; nothing written\n`);

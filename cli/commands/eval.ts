@@ -79,6 +79,7 @@ export async function evaluateRun(run: string, o: EvalCliOptions = {}): Promise<
   const loaded = await loadCompiled(genDir);
   if (ck.state.irHash !== irHash(loaded.irText)) throw new CheckpointError(`checkpoint ${ckDir} is from another spec (${ck.state.spec}, IR ${ck.state.irHash.slice(0, 12)}) than ${genDir} (${loaded.ir.spec.name}); pass the matching --generated DIR`);
   const b = await initBackend(o.backend ?? "auto", { log });
+  log(`backend: ${b.detail}`);
   const judgeDir = o.judge ?? DEFAULT_JUDGE_DIR;
   const judgeWeights = o.judgeWeights ?? DEFAULT_JUDGE_WEIGHTS;
   const judge = await loadJudge(judgeDir, judgeWeights);

@@ -26,7 +26,7 @@ export interface ForwardReport {
 }
 
 function readFile(path: string, what: string) {
-  if (!existsSync(path)) throw new UsageError(`${what} not found: ${path}`);
+  if (!existsSync(path)) throw new InputError(`${what} not found: ${path}`);
   return readSafetensors(readFileSync(path), path);
 }
 

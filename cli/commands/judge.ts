@@ -62,7 +62,7 @@ export async function runTrainJudge(o: TrainJudgeOptions = {}): Promise<JudgeRep
   if (ir.data.source !== "mnist") throw new InputError(`the judge trains on MNIST; ${dir} has data.source ${ir.data.source}`);
   const b = await initBackend(o.backend ?? "wasm", { log });
   if (b.name === "wasm") registerWasmTrainingKernels();
-  log(`backend: ${b.name} (${b.detail})`);
+  log(`backend: ${b.detail}`);
   const epochs = o.epochs ?? 3;
   const batch = o.batch ?? ir.train.batch;
   const lr = o.lr ?? ir.train.optimizer.lr;

@@ -37,7 +37,7 @@ export async function runSample(dir: string, o: SampleCliOptions): Promise<numbe
   const ck = readCheckpoint(ckDir);
   if (ck.state.irHash !== irHash(loaded.irText)) throw new CheckpointError(`checkpoint ${ckDir} is from another spec (${ck.state.spec}) than ${dir} (${loaded.ir.spec.name})`);
   const b = await initBackend(o.backend, { log });
-  log(`backend: ${b.name}`);
+  log(`backend: ${b.detail}`);
   const m = buildModel(loaded.spec, loaded.ir, 0, ck.state.words, pretrainedTextOptions(loaded.ir, o.textEncoders, log));
   const weights = o.ema !== false && ck.ema ? ck.ema : new Map([...ck.network, ...ck.text]);
   m.store.load(weights, { what: `checkpoint ${ckDir}` });
@@ -61,7 +61,7 @@ export async function runSample(dir: string, o: SampleCliOptions): Promise<numbe
   const nrow = Math.ceil(Math.sqrt(prompts.length));
   writeFileAtomic(o.out, encodeGridPng(data, prompts.length, h, w, c, { nrow }));
   writeFileAtomic(o.out.replace(/\.png$/, ".txt"), promptsGridText(prompts, nrow));
-  log(`wrote ${o.out} (${prompts.length} images, ${(o.steps ?? loaded.ir.flow.steps)} ${o.sampler ?? loaded.ir.flow.sampler} steps, cfg ${o.cfg ?? loaded.ir.flow.guidance}, ${((performance.now() - t0) / 1000).toFixed(1)} s) from ${ckDir}${o.ema !== false && ck.ema ? " (EMA weights)" : ""}`);
+  log(`wrote ${o.out} (${prompts.length} image${prompts.length === 1 ? "" : "s"}, ${(o.steps ?? loaded.ir.flow.steps)} ${o.sampler ?? loaded.ir.flow.sampler} steps, cfg ${o.cfg ?? loaded.ir.flow.guidance}, ${((performance.now() - t0) / 1000).toFixed(1)} s) from ${ckDir}${o.ema !== false && ck.ema ? " (EMA weights)" : ""}`);
   m.store.dispose();
   return EXIT.ok;
 }

@@ -74,7 +74,7 @@ describe("CLI exit codes", () => {
       expect(r.stderr).not.toContain("internal error");
     }
 
-    expect(missing.code, missing.stderr).toBe(2);
+    expect(missing.code, missing.stderr).toBe(1); // a missing input file is an input error, as everywhere
     expect(missing.stderr).toContain("spec file not found");
 
     expect(badFlag.code, badFlag.stderr).toBe(2);
