@@ -71,7 +71,7 @@ describe("sdc train records and reuses its settings", () => {
     expect(c.settings).toMatchObject({ steps: 3, batch: 4, lr: 5e-4, seed: 0, sampleEvery: 0, checkpointEvery: 1, samples: 4, sampleSteps: 2 });
     expect(c.command).toEqual(argv);
     expect(c.versions).toEqual({ sdc: SDC_VERSION, node: process.version, tfjs: tf.version_core });
-    expect([c.seed, c.backend, c.engine, c.spec]).toEqual([0, "wasm", "tfjs", "sd3-tiny"]);
+    expect([c.seed, c.backend, c.engine, c.spec]).toEqual([0, "wasm", "static", "sd3-tiny"]);
     expect((c.recipe as { optimizer: { lr: number } }).optimizer.lr).toBe(5e-4);
   });
 
