@@ -15,6 +15,7 @@ const committed: [spec: string, variant: string | undefined, dir: string][] = [
   ["specs/sd3.mdl", undefined, "generated/sd3"],
   ["specs/sd3-seed.mdl", undefined, "generated/sd3-seed"],
   ["specs/sd3.mdl", "tiny", "generated/sd3-tiny"],
+  ["specs/sd3.mdl", "cpu", "generated/sd3-cpu"],
 ];
 
 describe("committed generated packages are up to date", () => {
