@@ -36,7 +36,15 @@ export class CpuMemoryError extends GraphError {
   }
 }
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+/** The package root: the nearest folder above this module with binding.gyp (sources or a bundle in dist/). */
+function packageRoot(): string {
+  let d = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(join(d, "binding.gyp"))) return d;
+    d = dirname(d);
+  }
+  return join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+}
 let loaded: { addon: NativeAddon | null; why: string } | null = null;
 
 /**
@@ -46,7 +54,7 @@ let loaded: { addon: NativeAddon | null; why: string } | null = null;
 export function nativeAddon(): { addon: NativeAddon | null; why: string } {
   if (loaded) return loaded;
   if (process.env.SDC_NATIVE === "0") return (loaded = { addon: null, why: "SDC_NATIVE=0" });
-  const path = process.env.SDC_NATIVE_ADDON ?? join(ROOT, "build", "Release", "sdc_cpu.node");
+  const path = process.env.SDC_NATIVE_ADDON ?? join(packageRoot(), "build", "Release", "sdc_cpu.node");
   if (!existsSync(path)) return (loaded = { addon: null, why: `the native CPU executor is not built (${path} is missing; run \`npm run build:native\`, which needs a C++ compiler)` });
   try {
     const addon = createRequire(import.meta.url)(path) as NativeAddon;
