@@ -26,10 +26,11 @@ function build(onResult: (code: number) => void): Command {
     .option("--out-dir <dir>", "where generated folders go", "generated")
     .option("--json", "print the summary as JSON")
     .option("--check", "do not write; fail if the generated folder is out of date")
+    .option("--no-write", "check the spec and print its summary; generate and write nothing")
     .option("-q, --quiet", "print only errors")
     .action(async (spec: string, o) => {
       const { runCompile } = await import("./commands/compile.ts");
-      onResult(runCompile(spec, { variant: o.variant, allVariants: o.allVariants, set: o.set, outDir: o.outDir, json: o.json, check: o.check, quiet: o.quiet }));
+      onResult(runCompile(spec, { variant: o.variant, allVariants: o.allVariants, set: o.set, outDir: o.outDir, json: o.json, check: o.check, noWrite: o.write === false, quiet: o.quiet }));
     });
 
   program

@@ -97,6 +97,8 @@ export class Checker {
   maxActivation = 0;
   maxActivationAt?: Span;
   private unrolled = 0;
+  /** trainable parameters recorded so far (totalParams, kept as it grows) */
+  private trainable = 0;
 
   constructor(readonly blocks: ReadonlyMap<string, A.BlockDecl>) {}
 
@@ -718,8 +720,12 @@ export class Checker {
           if (this.paramNames.has(name)) fail("SDC307", call.label?.span ?? call.span, `state-dict name '${name}' is defined twice (first at ${fmtSpan(this.paramNames.get(name)!)})`);
           this.paramNames.set(name, call.label?.span ?? call.span);
           this.params.push({ name, shape, count, init: w.init, buffer: w.buffer, op: prim.name });
-          if (!w.buffer) own += count;
-          if (this.totalParams > MAX_PARAMS) fail("SDC602", call.span, `the model would have more than ${fmtCount(MAX_PARAMS)} parameters (at ${name}: ${fmtCount(count)}); refusing to build it`);
+          if (!w.buffer) {
+            own += count;
+            this.trainable += count;
+          }
+          // a running total: summing this.params here made checking quadratic in the parameter count
+          if (this.trainable > MAX_PARAMS) fail("SDC602", call.span, `the model would have more than ${fmtCount(MAX_PARAMS)} parameters (at ${name}: ${fmtCount(count)}); refusing to build it`);
         }
         scope.module?.children.push({ path: full, kind: prim.name, params: own, children: [] });
       }

@@ -29,6 +29,8 @@ export interface CompileOptions {
   specPath?: string;
   /** the compiled package's name, used for its folder (default: spec name, plus -variant) */
   name?: string;
+  /** false: check only, no code generation (`files` stays undefined; ts-morph is never loaded) */
+  generate?: boolean;
 }
 
 export interface CompileResult {
@@ -89,6 +91,7 @@ export function compile(entry: string, host: SourceHost, opts: CompileOptions = 
   }
   result.ir = ir;
   result.name = ir.spec.name;
+  if (opts.generate === false) return result;
   const roots = [ir.network.block, ...(ir.text.kind === "learned" ? [ir.text.block] : [])];
   result.files = generateFiles({ ir, blocks: reachableBlocks(roots, analyses), name: ir.spec.name, specPath: opts.specPath ?? entry });
   return result;
