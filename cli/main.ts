@@ -7,7 +7,7 @@ import { EXIT, USER_ERROR_NAMES, UsageError, parseFloatArg, parseIntArg } from "
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-function build(onResult: (code: number) => void): Command {
+function build(onResult: (code: number) => void, argv: string[] = []): Command {
   const program = new Command();
   program
     .name("sdc")
@@ -31,6 +31,20 @@ function build(onResult: (code: number) => void): Command {
     .action(async (spec: string, o) => {
       const { runCompile } = await import("./commands/compile.ts");
       onResult(runCompile(spec, { variant: o.variant, allVariants: o.allVariants, set: o.set, outDir: o.outDir, json: o.json, check: o.check, noWrite: o.write === false, quiet: o.quiet }));
+    });
+
+  program
+    .command("diff")
+    .description("what changed between two specs, two variants or two compiled folders: parameters per module, the training step's GEMM work and GPU memory (sdc plan), every setting that differs")
+    .usage("A [--variant V] [--set k=v ...] B [--variant V] [--set k=v ...] [--batch-size N] [--context-tokens T] [--depth D] [--no-plan] [--json]")
+    .argument("<a>", "a .mdl spec (its --variant/--set follow it) or a compiled folder")
+    .argument("<b>", "the other one")
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .action(async () => {
+      // side options belong to the path before them, so diff reads its arguments in order itself
+      const { runDiff } = await import("./commands/diff.ts");
+      onResult(await runDiff(argv.slice(argv.indexOf("diff") + 1)));
     });
 
   program
@@ -262,7 +276,7 @@ function build(onResult: (code: number) => void): Command {
 /** Run the CLI; returns the exit code. Never lets a user mistake surface as a stack trace. */
 export async function main(argv: string[]): Promise<number> {
   let code: number = EXIT.ok;
-  const program = build((c) => (code = c));
+  const program = build((c) => (code = c), argv);
   try {
     await program.parseAsync(argv, { from: "user" });
     return code;
