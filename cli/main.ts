@@ -48,6 +48,15 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
     });
 
   program
+    .command("lsp")
+    .description("a language server for .mdl specs over stdio (diagnostics as you type, hover with shapes and parameter counts, go to definition, completion); editors start it")
+    .option("--stdio", "talk over stdin/stdout (the default and only transport)")
+    .action(async () => {
+      const { runLsp } = await import("./commands/lsp.ts");
+      onResult(await runLsp());
+    });
+
+  program
     .command("forward")
     .description("run a compiled network once on given weights and inputs (safetensors, channels first) and write its output")
     .argument("<generated>", "a compiled spec folder, e.g. generated/sd3")

@@ -71,6 +71,13 @@ export interface BlockAnalysis {
   inputs: Value[];
 }
 
+/**
+ * What a tool (the language server) sees of evaluation: every expression's value as it is
+ * computed, symbolic (each block on its own) or concrete (elaborated from the spec); for a named
+ * call in concrete mode, the module it built (state-dict path and parameter count).
+ */
+export type ValueObserver = (e: A.Expr, v: Value, at: { symbolic: boolean; module?: ModuleNode }) => void;
+
 interface Scope {
   symbolic: boolean;
   block?: A.BlockDecl;
@@ -99,6 +106,8 @@ export class Checker {
   private unrolled = 0;
   /** trainable parameters recorded so far (totalParams, kept as it grows) */
   private trainable = 0;
+  /** called with every evaluated expression (see ValueObserver); compilation ignores it */
+  observe?: ValueObserver;
 
   constructor(readonly blocks: ReadonlyMap<string, A.BlockDecl>) {}
 
@@ -337,6 +346,7 @@ export class Checker {
   evalExpr(e: A.Expr, scope: Scope): Value {
     const v = this.evalExprInner(e, scope);
     scope.analysis?.types.set(e, v);
+    if (this.observe) this.observe(e, v, { symbolic: scope.symbolic, module: !scope.symbolic && e.kind === "call" && e.label ? scope.module?.children[scope.module.children.length - 1] : undefined });
     if (!scope.symbolic && v.t === "tensor") {
       let n = 1;
       for (const d of v.shape) if (typeof d === "number") n *= d;
