@@ -105,7 +105,8 @@ export function runLsp(): Promise<number> {
     for (const d of foreign) {
       const imp = imports.find((i) => host.resolve(path, i.path) === d.span.file) ?? imports[0];
       if (!imp) continue;
-      own.push({ ...toLspDiagnostic(d), range: spanToRange(imp.span), message: `${d.span.file}:${d.span.start.line}:${d.span.start.column}: ${d.message}` });
+      const l = toLspDiagnostic(d);
+      own.push({ ...l, range: spanToRange(imp.span), message: `${d.span.file}:${d.span.start.line}:${d.span.start.column}: ${l.message}` });
     }
     void connection.sendDiagnostics({ uri: doc.uri, version: doc.version, diagnostics: own });
   };
