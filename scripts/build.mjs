@@ -30,10 +30,10 @@ try {
 
 export const ENTRIES = { main: "cli/main.ts", runtime: "runtime/index.ts", compiler: "compiler/index.ts" };
 
-// Packages stay external, but for pure-JavaScript ones loaded at every start that are made of
-// many small ES modules: chevrotain (with lodash-es) costs ~0.3 s to load file by file and ~0.05 s
-// bundled. Nothing native is ever bundled.
-export const BUNDLED = /^(chevrotain|@chevrotain\/[^/]+|lodash-es|regexp-to-ast)(\/|$)/;
+// Packages stay external, but for pure-JavaScript ones made of many small modules that a start
+// loads: chevrotain (with lodash-es) costs ~0.3 s to load file by file and ~0.05 s bundled, the
+// language server's vscode-languageserver ~0.2 s. Nothing native is ever bundled.
+export const BUNDLED = /^(chevrotain|@chevrotain\/[^/]+|lodash-es|regexp-to-ast|vscode-languageserver(-protocol|-types|-textdocument)?|vscode-jsonrpc)(\/|$)/;
 const externals = {
   name: "sdc-externals",
   setup(b) {
@@ -57,6 +57,8 @@ const result = await esbuild.build({
   chunkNames: "chunks/[name]-[hash]",
   outExtension: { ".js": ".mjs" },
   sourcemap: "linked",
+  // the bundled CommonJS (vscode-languageserver) requires Node's built-in modules
+  banner: { js: 'import { createRequire as __sdcCreateRequire } from "node:module"; const require = __sdcCreateRequire(import.meta.url);' },
   metafile: true,
   logLevel: "warning",
 });
