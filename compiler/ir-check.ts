@@ -5,13 +5,14 @@
 import { createHash } from "node:crypto";
 import AjvModule from "ajv";
 import schema from "./ir.schema.json" with { type: "json" };
+import { AJV_OPTIONS, precompiled } from "./ir-validator.ts";
 
 const Ajv = (AjvModule as unknown as { default?: typeof AjvModule }).default ?? AjvModule;
 let validator: ReturnType<InstanceType<typeof Ajv>["compile"]> | undefined;
 
 /** Validate an IR against compiler/ir.schema.json; returns error lines (empty = valid). */
 export function validateIr(ir: unknown): string[] {
-  validator ??= new Ajv({ allErrors: true, strict: false }).compile(schema);
+  validator ??= (precompiled as typeof validator) ?? new Ajv({ ...AJV_OPTIONS }).compile(schema);
   if (validator(ir)) return [];
   return (validator.errors ?? []).map((e) => `${e.instancePath || "/"} ${e.message ?? "is invalid"}`);
 }

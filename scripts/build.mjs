@@ -41,6 +41,22 @@ const externals = {
   },
 };
 
+// compiler/ir-validator.ts in dist/: ajv's standalone code for the IR schema, compiled here once
+// instead of at every start (same options as compiler/ir-validator.ts's AJV_OPTIONS)
+const irValidator = {
+  name: "sdc-ir-validator",
+  setup(b) {
+    b.onLoad({ filter: /[\\/]compiler[\\/]ir-validator\.ts$/ }, async () => {
+      const { default: Ajv } = await import("ajv");
+      const { default: standaloneCode } = await import("ajv/dist/standalone/index.js");
+      const schema = JSON.parse(readFileSync(join(ROOT, "compiler", "ir.schema.json"), "utf8"));
+      const ajv = new Ajv({ allErrors: true, strict: false, code: { source: true, esm: true } });
+      const code = standaloneCode(ajv, ajv.compile(schema));
+      return { contents: `${code}\nexport { validate as precompiled };\nexport const AJV_OPTIONS = { allErrors: true, strict: false };\n`, loader: "js", resolveDir: join(ROOT, "compiler") };
+    });
+  },
+};
+
 const tmp = `${OUT}.tmp-${process.pid}`;
 rmSync(tmp, { recursive: true, force: true });
 const t0 = performance.now();
@@ -48,7 +64,7 @@ const result = await esbuild.build({
   absWorkingDir: ROOT,
   entryPoints: Object.fromEntries(Object.entries(ENTRIES).map(([k, v]) => [k, join(ROOT, v)])),
   bundle: true,
-  plugins: [externals],
+  plugins: [externals, irValidator],
   platform: "node",
   format: "esm",
   target: "node20",

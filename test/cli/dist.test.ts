@@ -4,9 +4,10 @@
  * runs the TypeScript sources, so no test (and no user) runs code older than its sources.
  */
 import { spawnSync } from "node:child_process";
-import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { validateIr } from "../../compiler/ir-check.ts";
 // @ts-expect-error: plain JavaScript module without types
 import { distState } from "../../bin/dist.mjs";
 
@@ -59,6 +60,18 @@ describe("dist/ freshness", () => {
     const r = spawnSync(process.execPath, ["--input-type=module", "-e", `const { main } = await import(${JSON.stringify(join(OUT, "main.mjs"))}); process.exitCode = await main(["compile", "specs/sd3.mdl", "--no-write", "--json"]);`], { encoding: "utf8" });
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).stats.params).toBe(64_445_760);
+  });
+
+  it("the precompiled IR validator of dist/ judges IRs as the sources' ajv does", () => {
+    const ir = JSON.parse(readFileSync("generated/sd3-tiny/ir.json", "utf8"));
+    const bad = [ir, { ...ir, sdc: 2 }, { ...ir, train: { ...ir.train, batch: "64" } }, { ...ir, modules: undefined, flow: { ...ir.flow, sampler: "dpm" } }, {}, null, []];
+    const want = bad.map((x) => validateIr(x));
+    expect(want[0]).toEqual([]);
+    expect(want.slice(1).every((e) => e.length > 0)).toBe(true);
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", `const { validateIr } = await import(${JSON.stringify(join(OUT, "compiler.mjs"))}); let s = ""; for await (const c of process.stdin) s += c; console.log(JSON.stringify(JSON.parse(s).map((x) => validateIr(x))));`], { input: JSON.stringify(bad), encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual(want);
+    expect(readFileSync(join(OUT, "compiler.mjs"), "utf8") + readdirSync(join(OUT, "chunks")).map((f) => readFileSync(join(OUT, "chunks", f), "utf8")).join("")).toMatch(/function validate10\(/); // ajv standalone code, compiled at build time
   });
 
   it("bin/sdc.mjs runs dist/ exactly when it is fresh", () => {
