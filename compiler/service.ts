@@ -68,12 +68,13 @@ function recorder(values: Map<string, ValueRecord>): ValueObserver {
  * library) is checked through the first of `context` (spec files) whose program includes it, so
  * its values are concrete too; without one, its blocks are checked on their own.
  */
-export function analyze(file: string, host: SourceHost, opts: { variant?: string; context?: string[] } = {}): Analysis {
+export function analyze(file: string, host: SourceHost, opts: { variant?: string; context?: string[] | (() => string[]) } = {}): Analysis {
   const values = new Map<string, ValueRecord>();
   const r = compile(file, host, { variant: opts.variant, generate: false, observe: recorder(values) });
   const ast = r.program.files.get(file);
   if (!ast || ast.specs.length) return { file, program: r.program, diagnostics: r.diagnostics, ir: r.ir, values };
-  for (const c of opts.context ?? []) {
+  const context = typeof opts.context === "function" ? opts.context() : (opts.context ?? []);
+  for (const c of context) {
     if (c === file) continue;
     const vs = new Map<string, ValueRecord>();
     const cr = compile(c, host, { generate: false, observe: recorder(vs) });

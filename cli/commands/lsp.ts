@@ -94,7 +94,16 @@ export function runLsp(): Promise<number> {
 
   const check = (doc: TextDocument) => {
     const path = uriToPath(doc.uri);
-    const a = analyze(path, host, { context: contextSpecs(path) });
+    let a: Analysis;
+    try {
+      a = analyze(path, host, { context: () => contextSpecs(path) });
+    } catch (e) {
+      // a bug in the compiler: say so where the user looks, keep serving
+      connection.console.error(`sdc lsp: internal error checking ${path}: ${(e as Error)?.stack ?? String(e)}`);
+      const at = { line: 0, character: 0 };
+      void connection.sendDiagnostics({ uri: doc.uri, version: doc.version, diagnostics: [{ range: { start: at, end: at }, severity: DiagnosticSeverity.Error, code: "SDC900", source: "sdc", message: `internal error (a bug in sdc; please report it): ${(e as Error)?.message ?? String(e)}` }] });
+      return;
+    }
     analyses.set(doc.uri, a);
     if (a.program.files.has(path)) lastGood.set(doc.uri, a);
     const own = a.diagnostics.filter((d) => d.span.file === path).map(toLspDiagnostic);

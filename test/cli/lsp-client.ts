@@ -6,8 +6,8 @@ import { resolve } from "node:path";
 export interface Message {
   id?: number;
   method?: string;
-  params?: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-  result?: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  params?: any;
+  result?: any;
   error?: { code: number; message: string };
 }
 
@@ -55,7 +55,7 @@ export class LspClient {
     }
   }
 
-  async request(method: string, params: unknown): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  async request(method: string, params: unknown): Promise<any> {
     const id = ++this.nextId;
     this.send({ id, method, params });
     const r = await this.wait((m) => m.id === id && m.method === undefined);
@@ -67,14 +67,14 @@ export class LspClient {
     this.send({ method, params });
   }
 
-  async initialize(): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  async initialize(): Promise<any> {
     const r = await this.request("initialize", { processId: process.pid, rootUri: pathToFileURL(process.cwd()).href, capabilities: {} });
     this.notify("initialized", {});
     return r;
   }
 
   /** Diagnostics published for `uri` (at `version`, when given). */
-  async diagnostics(uri: string, version?: number): Promise<any[]> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  async diagnostics(uri: string, version?: number): Promise<any[]> {
     const m = await this.wait((x) => x.method === "textDocument/publishDiagnostics" && x.params.uri === uri && (version === undefined || x.params.version === version));
     return m.params.diagnostics;
   }
