@@ -17,15 +17,31 @@ export interface LoadedSpec {
 
 let hookRegistered = false;
 /** Map `sdc/runtime` to this package for generated code (a no-op inside bundles, which alias it). */
-function registerRuntimeResolver(): void {
+async function registerRuntimeResolver(): Promise<void> {
   if (hookRegistered) return;
   hookRegistered = true;
-  const hook = new URL("../bin/resolve-hook.mjs", import.meta.url);
+  const flags = globalThis as { [k: symbol]: unknown };
+  // bin/sdc.mjs says where the hook is (this file may be a chunk of dist/)
+  const given = flags[Symbol.for("sdc.resolveHook")];
+  const hook = typeof given === "string" ? new URL(given) : new URL("../bin/resolve-hook.mjs", import.meta.url);
+  // the precompiled CLI (dist/) runs without a TypeScript loader, and generated packages are .ts:
+  // register tsx, then the resolve hook again (hooks registered later run first), or tsx would
+  // resolve `sdc/runtime` to the TypeScript sources, a second runtime beside the CLI's
+  if (flags[Symbol.for("sdc.tsLoader")] === "missing") {
+    const tsxApi = "tsx/esm/api"; // not a literal: bundles (the GPU pack) never include tsx
+    const { register: registerTsx } = (await import(tsxApi)) as { register: () => void };
+    registerTsx();
+    flags[Symbol.for("sdc.tsLoader")] = "tsx";
+    register(hook.href, { data: { dist: true } });
+    return;
+  }
+  // bin/sdc.mjs registered it already
+  if (flags[Symbol.for("sdc.resolveHook")]) return;
   if (hook.protocol === "file:" && existsSync(hook)) register(hook.href);
 }
 
 export async function loadCompiled(dir: string): Promise<LoadedSpec> {
-  registerRuntimeResolver();
+  await registerRuntimeResolver();
   // inside the GPU pack, generated folders are bundled to index.mjs under SDC_GENERATED_DIR
   const packed = process.env.SDC_GENERATED_DIR ? join(process.env.SDC_GENERATED_DIR, basename(dir)) : undefined;
   if (packed && existsSync(packed) && !existsSync(join(dir, "index.mjs"))) dir = packed;

@@ -27,10 +27,34 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
     .option("--out-dir <dir>", "where generated folders go", "generated")
     .option("--json", "print the summary as JSON")
     .option("--check", "do not write; fail if the generated folder is out of date")
+    .option("--no-write", "check the spec and print its summary; generate and write nothing")
     .option("-q, --quiet", "print only errors")
     .action(async (spec: string, o) => {
       const { runCompile } = await import("./commands/compile.ts");
-      onResult(runCompile(spec, { variant: o.variant, allVariants: o.allVariants, set: o.set, outDir: o.outDir, json: o.json, check: o.check, quiet: o.quiet }));
+      onResult(runCompile(spec, { variant: o.variant, allVariants: o.allVariants, set: o.set, outDir: o.outDir, json: o.json, check: o.check, noWrite: o.write === false, quiet: o.quiet }));
+    });
+
+  program
+    .command("diff")
+    .description("what changed between two specs, two variants or two compiled folders: parameters per module, the training step's GEMM work and GPU memory (sdc plan), every setting that differs")
+    .usage("A [--variant V] [--set k=v ...] B [--variant V] [--set k=v ...] [--batch-size N] [--context-tokens T] [--depth D] [--no-plan] [--json]")
+    .argument("<a>", "a .mdl spec (its --variant/--set follow it) or a compiled folder")
+    .argument("<b>", "the other one")
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .action(async () => {
+      // side options belong to the path before them, so diff reads its arguments in order itself
+      const { runDiff } = await import("./commands/diff.ts");
+      onResult(await runDiff(argv.slice(argv.indexOf("diff") + 1)));
+    });
+
+  program
+    .command("lsp")
+    .description("a language server for .mdl specs over stdio (diagnostics as you type, hover with shapes and parameter counts, go to definition, completion); editors start it")
+    .option("--stdio", "talk over stdin/stdout (the default and only transport)")
+    .action(async () => {
+      const { runLsp } = await import("./commands/lsp.ts");
+      onResult(await runLsp());
     });
 
   program

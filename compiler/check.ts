@@ -71,6 +71,13 @@ export interface BlockAnalysis {
   inputs: Value[];
 }
 
+/**
+ * What a tool (the language server) sees of evaluation: every expression's value as it is
+ * computed, symbolic (each block on its own) or concrete (elaborated from the spec); for a named
+ * call in concrete mode, the module it built (state-dict path and parameter count).
+ */
+export type ValueObserver = (e: A.Expr, v: Value, at: { symbolic: boolean; module?: ModuleNode }) => void;
+
 interface Scope {
   symbolic: boolean;
   block?: A.BlockDecl;
@@ -97,6 +104,10 @@ export class Checker {
   maxActivation = 0;
   maxActivationAt?: Span;
   private unrolled = 0;
+  /** trainable parameters recorded so far (totalParams, kept as it grows) */
+  private trainable = 0;
+  /** called with every evaluated expression (see ValueObserver); compilation ignores it */
+  observe?: ValueObserver;
 
   constructor(readonly blocks: ReadonlyMap<string, A.BlockDecl>) {}
 
@@ -335,6 +346,7 @@ export class Checker {
   evalExpr(e: A.Expr, scope: Scope): Value {
     const v = this.evalExprInner(e, scope);
     scope.analysis?.types.set(e, v);
+    if (this.observe) this.observe(e, v, { symbolic: scope.symbolic, module: !scope.symbolic && e.kind === "call" && e.label ? scope.module?.children[scope.module.children.length - 1] : undefined });
     if (!scope.symbolic && v.t === "tensor") {
       let n = 1;
       for (const d of v.shape) if (typeof d === "number") n *= d;
@@ -718,8 +730,12 @@ export class Checker {
           if (this.paramNames.has(name)) fail("SDC307", call.label?.span ?? call.span, `state-dict name '${name}' is defined twice (first at ${fmtSpan(this.paramNames.get(name)!)})`);
           this.paramNames.set(name, call.label?.span ?? call.span);
           this.params.push({ name, shape, count, init: w.init, buffer: w.buffer, op: prim.name });
-          if (!w.buffer) own += count;
-          if (this.totalParams > MAX_PARAMS) fail("SDC602", call.span, `the model would have more than ${fmtCount(MAX_PARAMS)} parameters (at ${name}: ${fmtCount(count)}); refusing to build it`);
+          if (!w.buffer) {
+            own += count;
+            this.trainable += count;
+          }
+          // a running total: summing this.params here made checking quadratic in the parameter count
+          if (this.trainable > MAX_PARAMS) fail("SDC602", call.span, `the model would have more than ${fmtCount(MAX_PARAMS)} parameters (at ${name}: ${fmtCount(count)}); refusing to build it`);
         }
         scope.module?.children.push({ path: full, kind: prim.name, params: own, children: [] });
       }

@@ -6,7 +6,7 @@
  * Every phase is pure; the host (file reads) is passed in and the CLI writes the files.
  */
 import type * as A from "./ast.ts";
-import { Checker, fmtCount } from "./check.ts";
+import { Checker, fmtCount, type ValueObserver } from "./check.ts";
 import { generateFiles, type GeneratedFile, reachableBlocks } from "./codegen/files.ts";
 import { type Diagnostic, diag, formatDiagnostic, hasErrors } from "./diagnostics.ts";
 import type { IR } from "./ir.ts";
@@ -16,6 +16,20 @@ import { evaluateSpec, findSpec } from "./spec.ts";
 import { validateIr } from "./ir-check.ts";
 
 export { formatDiagnostic, type Diagnostic } from "./diagnostics.ts";
+export type { ValueObserver } from "./check.ts";
+
+/**
+ * The diagnostics of a file of blocks only (a library such as specs/lib/mmdit.mdl): loading and
+ * the symbolic check of every block, as `compile` runs them before it elaborates a spec.
+ */
+export function checkBlocks(entry: string, host: SourceHost, opts: { observe?: ValueObserver } = {}): { program: Program; diagnostics: Diagnostic[] } {
+  const program = loadProgram(entry, host);
+  if (hasErrors(program.diagnostics)) return { program, diagnostics: [...program.diagnostics] };
+  const checker = new Checker(program.blocks);
+  checker.observe = opts.observe;
+  for (const b of program.blocks.values()) checker.analyzeBlock(b);
+  return { program, diagnostics: [...program.diagnostics, ...checker.diagnostics] };
+}
 export type { IR } from "./ir.ts";
 export { loadProgram, memoryHost, type SourceHost } from "./program.ts";
 
@@ -29,6 +43,10 @@ export interface CompileOptions {
   specPath?: string;
   /** the compiled package's name, used for its folder (default: spec name, plus -variant) */
   name?: string;
+  /** false: check only, no code generation (`files` stays undefined; ts-morph is never loaded) */
+  generate?: boolean;
+  /** sees every expression the checker evaluates, symbolic and concrete (the language server) */
+  observe?: ValueObserver;
 }
 
 export interface CompileResult {
@@ -76,8 +94,9 @@ export function compile(entry: string, host: SourceHost, opts: CompileOptions = 
   }
   // check every block on its own first (symbolic): errors in unused branches are found too
   const checker = new Checker(program.blocks);
+  checker.observe = opts.observe;
   const analyses = new Map([...program.blocks].map(([name, b]) => [name, checker.analyzeBlock(b)]));
-  const evaluated = evaluateSpec(program, spec, { variant: opts.variant, sets: sets.sets });
+  const evaluated = evaluateSpec(program, spec, { variant: opts.variant, sets: sets.sets, observe: opts.observe });
   result.diagnostics.push(...dedupe([...checker.diagnostics, ...evaluated.diagnostics]));
   if (hasErrors(result.diagnostics) || !evaluated.ir) return result;
   const ir = evaluated.ir;
@@ -89,6 +108,7 @@ export function compile(entry: string, host: SourceHost, opts: CompileOptions = 
   }
   result.ir = ir;
   result.name = ir.spec.name;
+  if (opts.generate === false) return result;
   const roots = [ir.network.block, ...(ir.text.kind === "learned" ? [ir.text.block] : [])];
   result.files = generateFiles({ ir, blocks: reachableBlocks(roots, analyses), name: ir.spec.name, specPath: opts.specPath ?? entry });
   return result;

@@ -3,15 +3,24 @@
  * code generator so that the runtime can check an ir.json without loading ts-morph.
  */
 import { createHash } from "node:crypto";
-import AjvModule from "ajv";
+import { createRequire } from "node:module";
+import type AjvModule from "ajv";
 import schema from "./ir.schema.json" with { type: "json" };
+import { AJV_OPTIONS, precompiled } from "./ir-validator.ts";
 
-const Ajv = (AjvModule as unknown as { default?: typeof AjvModule }).default ?? AjvModule;
-let validator: ReturnType<InstanceType<typeof Ajv>["compile"]> | undefined;
+type Validator = ReturnType<InstanceType<typeof AjvModule>["compile"]>;
+let validator: Validator | undefined;
+
+/** ajv, loaded only to compile the schema (dist/ has it precompiled); a literal require for bundlers. */
+function compileSchema(): Validator {
+  const mod = (typeof require === "function" ? require("ajv") : createRequire(import.meta.url)("ajv")) as { default?: typeof AjvModule } & typeof AjvModule;
+  const Ajv = mod.default ?? mod;
+  return new Ajv({ ...AJV_OPTIONS }).compile(schema);
+}
 
 /** Validate an IR against compiler/ir.schema.json; returns error lines (empty = valid). */
 export function validateIr(ir: unknown): string[] {
-  validator ??= new Ajv({ allErrors: true, strict: false }).compile(schema);
+  validator ??= (precompiled as Validator | undefined) ?? compileSchema();
   if (validator(ir)) return [];
   return (validator.errors ?? []).map((e) => `${e.instancePath || "/"} ${e.message ?? "is invalid"}`);
 }

@@ -4,7 +4,7 @@
  * concretely, and checks that they fit together.
  */
 import type * as A from "./ast.ts";
-import { Abort, Checker, exprText, type ModuleNode, suggest } from "./check.ts";
+import { Abort, Checker, exprText, type ModuleNode, suggest, type ValueObserver } from "./check.ts";
 import { type Diagnostic, DiagnosticError, diag, fail, type Span } from "./diagnostics.ts";
 import type { DataIR, Density, FlowIR, IR, OptimizerIR, TextIR, TrainIR } from "./ir.ts";
 import { IR_VERSION } from "./ir.ts";
@@ -15,6 +15,8 @@ export interface SpecOptions {
   variant?: string;
   /** `--set name=value`: parsed expressions by parameter name or `section.key` */
   sets?: { name: string; value: A.Expr }[];
+  /** sees every expression the elaboration evaluates (the language server's hover) */
+  observe?: ValueObserver;
 }
 
 export interface SpecResult {
@@ -103,6 +105,7 @@ export function findSpec(prog: Program, name?: string): A.SpecDecl | Diagnostic 
 
 export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions = {}): SpecResult {
   const checker = new Checker(prog.blocks);
+  checker.observe = opts.observe;
   const diagnostics = checker.diagnostics;
   const attempt = <T>(f: () => T): T | undefined => {
     try {

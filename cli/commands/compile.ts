@@ -15,6 +15,8 @@ export interface CompileCliOptions {
   outDir: string;
   json?: boolean;
   check?: boolean;
+  /** check the spec and print its summary; generate and write nothing */
+  noWrite?: boolean;
   quiet?: boolean;
 }
 
@@ -41,9 +43,9 @@ export function packageName(specPath: string, variant?: string, sets: readonly s
 }
 
 /** Compile (spec, variant) and return the result with the folder it belongs in. Pure but for reading specs. */
-export function compileSpecFile(specPath: string, opts: { variant?: string; set?: string[]; outDir: string }): CompiledOutput {
+export function compileSpecFile(specPath: string, opts: { variant?: string; set?: string[]; outDir: string; generate?: boolean }): CompiledOutput {
   const name = packageName(specPath, opts.variant, opts.set);
-  const result = compile(specPath, fsHost, { variant: opts.variant, sets: opts.set, specPath, name });
+  const result = compile(specPath, fsHost, { variant: opts.variant, sets: opts.set, specPath, name, generate: opts.generate });
   return { result, dir: result.ir ? join(opts.outDir, name) : undefined };
 }
 
@@ -71,16 +73,23 @@ export function runCompile(specPath: string, opts: CompileCliOptions, out: OutSt
   const jsonOut: unknown[] = [];
   for (const variant of variants) {
     const t0 = performance.now();
-    const { result, dir } = compileSpecFile(specPath, { variant, set: opts.set, outDir: opts.outDir });
+    const { result, dir } = compileSpecFile(specPath, { variant, set: opts.set, outDir: opts.outDir, generate: !opts.noWrite });
     const ms = performance.now() - t0;
     if (result.diagnostics.length) err.write(formatAll(result.diagnostics, result.program.sources, useColor(err)) + "\n");
-    if (!result.ir || !result.files || !dir) {
+    if (!result.ir || (!result.files && !opts.noWrite) || !dir) {
       const n = result.diagnostics.length;
       err.write(`\n${n} error${n === 1 ? "" : "s"} in ${specPath}${variant ? ` (variant ${variant})` : ""}; nothing written\n`);
       status = EXIT.spec;
       if (opts.json) jsonOut.push({ spec: specPath, variant: variant ?? null, ok: false, diagnostics: result.diagnostics });
       continue;
     }
+    if (opts.noWrite) {
+      const ir = result.ir;
+      if (opts.json) jsonOut.push({ spec: specPath, variant: variant ?? null, ok: true, compileMs: Math.round(ms), stats: ir.stats, modules: ir.modules, parameters: ir.parameters.map((p) => ({ name: p.name, shape: p.shape, count: p.count, buffer: p.buffer })) });
+      else if (!opts.quiet) out.write(`${ir.spec.name}: ${ir.spec.title}\n\n${summaryTable(ir)}\n\nchecked in ${ms.toFixed(0)} ms; nothing written (--no-write)\n\n`);
+      continue;
+    }
+    if (!result.files) continue;
     if (opts.check) {
       const stale = result.files.filter(([p, c]) => !existsSync(join(dir, p)) || readFileSync(join(dir, p), "utf8") !== c).map(([p]) => p);
       const extra = existsSync(dir) ? readdirSync(dir).filter((f) => !result.files!.some(([p]) => p === f)) : [];

@@ -4,7 +4,7 @@
  * Declarations are ts-morph structures; statement bodies are written with its code writer.
  */
 import type { ClassDeclarationStructure, CodeBlockWriter, InterfaceDeclarationStructure, OptionalKind, PropertyDeclarationStructure } from "ts-morph";
-import { StructureKind } from "ts-morph";
+import { tsMorph } from "./ts-morph.ts";
 import type * as A from "../ast.ts";
 import { type BlockAnalysis, exprText, type ModuleDecl } from "../check.ts";
 import { PRIMITIVES } from "../primitives.ts";
@@ -254,7 +254,7 @@ export function generateBlock(a: BlockAnalysis): BlockStructures {
   const fwdCtx: Ctx = { a, locals: new Set([...locals, ...a.dimVars.keys()]), ctor: false };
 
   const args: InterfaceDeclarationStructure = {
-    kind: StructureKind.Interface,
+    kind: tsMorph().StructureKind.Interface,
     name: argsName,
     isExported: true,
     docs: [`Constructor arguments of {@link ${name}} (block \`${b.name}\`, ${b.file}:${b.span.start.line}).`],
@@ -379,7 +379,7 @@ export function generateBlock(a: BlockAnalysis): BlockStructures {
 
   const outType = a.outputs.length === 1 ? tensorType(a.outputs[0]) : `[${a.outputs.map(tensorType).join(", ")}]`;
   const cls: ClassDeclarationStructure = {
-    kind: StructureKind.Class,
+    kind: tsMorph().StructureKind.Class,
     name,
     isExported: true,
     docs: [`Block \`${b.name}\` (${b.file}:${b.span.start.line}).`],

@@ -2,7 +2,8 @@
  * Phase 6: code generation. Pure `generateFile(ctx, kind) -> [path, contents]` functions; the
  * CLI writes them. Output is deterministic: recompiling gives byte-identical files.
  */
-import { IndentationText, NewLineKind, Project, QuoteKind, StructureKind } from "ts-morph";
+import type { Project } from "ts-morph";
+import { tsMorph } from "./ts-morph.ts";
 import type { BlockAnalysis } from "../check.ts";
 import type { IR } from "../ir.ts";
 import { className, generateBlock } from "./block.ts";
@@ -27,6 +28,7 @@ export function header(ctx: GenContext): string {
 
 let project: Project | undefined;
 function newSourceFile(path: string) {
+  const { IndentationText, NewLineKind, Project, QuoteKind } = tsMorph();
   project ??= new Project({
     useInMemoryFileSystem: true,
     manipulationSettings: { indentationText: IndentationText.TwoSpaces, quoteKind: QuoteKind.Double, newLineKind: NewLineKind.LineFeed, useTrailingCommas: true },
@@ -51,7 +53,7 @@ function generateModel(ctx: GenContext): GeneratedFile {
   // one insertion for the whole file: ts-morph re-parses the file after every add*(), which made
   // one-by-one insertion the slowest step of a compile (~1 s cold for sd3); the text is the same
   f.addStatements([
-    { kind: StructureKind.ImportDeclaration, moduleSpecifier: "sdc/runtime", namedImports: ["tf", "F", "ParamStore", "joinName", "need", "check", "Linear", "LayerNorm", "RmsNorm", "PatchConv", "Conv2d", "SinCos2d", "Embedding", "Parameter"].map((n) => (n === "ParamStore" ? { name: n, isTypeOnly: true } : n)) },
+    { kind: tsMorph().StructureKind.ImportDeclaration, moduleSpecifier: "sdc/runtime", namedImports: ["tf", "F", "ParamStore", "joinName", "need", "check", "Linear", "LayerNorm", "RmsNorm", "PatchConv", "Conv2d", "SinCos2d", "Embedding", "Parameter"].map((n) => (n === "ParamStore" ? { name: n, isTypeOnly: true } : n)) },
     ...ctx.blocks.flatMap((a) => {
       const { args, cls } = generateBlock(a);
       return [args, cls];

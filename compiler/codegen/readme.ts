@@ -1,7 +1,8 @@
 /**
  * The generated package's README: a model card with the parameter table (handlebars).
  */
-import Handlebars from "handlebars";
+import type Handlebars from "handlebars";
+import { handlebars } from "./ts-morph.ts";
 import { fmtCount } from "../check.ts";
 import type { IR } from "../ir.ts";
 
@@ -53,7 +54,7 @@ let compiled: Handlebars.TemplateDelegate | undefined;
 
 export function renderModelCard(ir: IR, header: string): string {
   if (!compiled) {
-    const hb = Handlebars.create();
+    const hb = handlebars().create();
     hb.registerHelper("count", (n: number) => fmtCount(n));
     hb.registerHelper("comma", (n: number) => n.toLocaleString("en-US"));
     hb.registerHelper("join", (xs: unknown[]) => xs.join(", "));
