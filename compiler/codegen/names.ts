@@ -8,7 +8,8 @@
  *                uses, class names of this file; and for names the constructor sees -- parameters,
  *                lets, loop variables -- also its own store, path, args, _ and k), else n
  *                                                                              -- `delete` -> `delete$`
- *   prop(n)    = "__proto__$" for `__proto__` (an object literal would set the prototype), else n
+ *   prop(n)    = n + "$" for Object.prototype's names (`__proto__` would set the prototype in an
+ *                object literal, `args.constructor` would read Object), else n
  *   class(b)   = PascalCase(b) when it is a valid, unreserved name that no other block's class or
  *                Args interface shares, else "Block$" + b (interface "Args$" + b)
  *   field(m)   = the label path with "." -> "_" when that is unique in the block and not a reserved
@@ -90,9 +91,16 @@ export class Names {
   }
 }
 
-/** A spec name used as a property name (block arguments in interfaces and object literals). */
+/** Object.prototype's names: an argument object without its own `constructor` would still have one. */
+const OBJECT_PROTOTYPE = new Set(["__proto__", "constructor", "toString", "toLocaleString", "valueOf", "hasOwnProperty", "isPrototypeOf", "propertyIsEnumerable", "__defineGetter__", "__defineSetter__", "__lookupGetter__", "__lookupSetter__"]);
+
+/**
+ * A spec name used as a property name (block arguments in interfaces and object literals):
+ * Object.prototype's names get a `$`, so `args.constructor` never reads Object's constructor and
+ * `{ __proto__: 1 }` never sets a prototype.
+ */
 export function propName(name: string): string {
-  return name === "__proto__" ? "__proto__$" : name;
+  return OBJECT_PROTOTYPE.has(name) ? `${name}$` : name;
 }
 
 /** An object with its keys passed through propName (for JSON literals of block arguments). */
