@@ -440,6 +440,9 @@ function namedArgs(checker: Checker, call: A.Call, values: Map<string, Value>, k
     if (!kind) fail("SDC403", a.nameSpan!, `${call.callee} has no argument '${a.name}'${suggest(a.name, Object.keys(kinds))}`);
     const v = checker.evalConst(a.value, values);
     if (kind === "string" ? v.t !== "string" : v.t !== "int" && v.t !== "float") fail("SDC401", a.value.span, `${call.callee}: '${a.name}' must be a ${kind}, got ${typeName(v)}`);
+    if (kind === "int" && !(typeof (v as { v: unknown }).v === "number" && Number.isSafeInteger((v as { v: number }).v) && (v as { v: number }).v > 0 && (v as { v: number }).v <= 1 << 20)) {
+      fail("SDC702", a.value.span, `${call.callee}: '${a.name}' must be a positive integer (at most ${1 << 20}), got ${valueToString(v)}`);
+    }
     out[a.name] = (v as { v: string | number }).v;
   }
   return out;

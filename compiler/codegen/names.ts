@@ -33,7 +33,8 @@ const GLOBALS = ["Array", "ReadonlyArray", "Readonly", "Object", "Math", "JSON",
 /** Names in index.ts (imports and declarations) that a class exported from model.ts must not take. */
 const INDEX_NAMES = ["DiffusionSpec", "ClassifierSpec", "NetworkModule", "ClassifierModule", "TextEncoderModule", "createNetwork", "createTextEncoder", "spec"];
 
-const RESERVED_LOCALS = new Set([...KEYWORDS, ...HELPERS, ...GLOBALS]);
+// `__proto__`: legal as a binding, but `{ __proto__ }` and `{ __proto__ } = this.p` are one typo from setting a prototype
+const RESERVED_LOCALS = new Set([...KEYWORDS, ...HELPERS, ...GLOBALS, "__proto__"]);
 /** The constructor's own bindings (`store`, `path`, `args`, and `_`, `k` of its `Array.from` callbacks). */
 const CTOR_LOCALS = new Set(GENERATED_LOCALS);
 const RESERVED_CLASSES = new Set([...KEYWORDS, ...HELPERS, ...GLOBALS, ...INDEX_NAMES]);

@@ -196,7 +196,11 @@ export function typeCheck(root: string, packages: Map<string, GeneratedFile[]>):
   host.directoryExists = (d) => dirs.has(d.replace(/\/$/, "")) || (directoryExists ? directoryExists(d) : false);
   host.getSourceFile = (f, lang, onError, create) => (files.has(f) ? ts.createSourceFile(f, files.get(f)!, lang) : getSourceFile(f, lang, onError, create));
   const program = ts.createProgram([...files.keys()], options, host);
-  const diags = [...program.getSyntacticDiagnostics(), ...program.getSemanticDiagnostics()].filter((d) => d.file && files.has(d.file.fileName));
+  // only the generated files are checked (the runtime is checked by the project's own tsc run)
+  const diags = [...files.keys()].flatMap((f) => {
+    const sf = program.getSourceFile(f)!;
+    return [...program.getSyntacticDiagnostics(sf), ...program.getSemanticDiagnostics(sf)];
+  });
   return diags.map((d) => {
     const { line, character } = d.file!.getLineAndCharacterOfPosition(d.start ?? 0);
     return `${d.file!.fileName.slice(base.length + 1)}(${line + 1},${character + 1}): TS${d.code} ${ts.flattenDiagnosticMessageText(d.messageText, " ")}`;

@@ -75,7 +75,7 @@ describe("every hostile name in every slot compiles to clean TypeScript", () => 
     generate(`rot${i}`, names);
   });
 
-  it.each([
+  it.each(([
     ["block F", oneName("SUB", "F")],
     ["block f", oneName("NET", "f")],
     ["block Linear", oneName("SUB", "Linear")],
@@ -92,7 +92,7 @@ describe("every hostile name in every slot compiles to clean TypeScript", () => 
     ["arguments", oneName("X", "arguments")],
     ["delete and delete_", fillSlots(["s", "n", "e", "delete", "delete_"])],
     ["labels a.b and a_b", fillSlots(["s", "n", "e", "w", "q", "l", "x1", "y1", "y2", "nn", "a_b", "a", "b"])],
-  ].map(([what, names], i) => [what, names, i] as const))("issue 12: %s", (what, names, i) => {
+  ] as [string, ReturnType<typeof fillSlots>][]).map(([what, names], i) => [what, names, i] as const))("issue 12: %s", (what, names, i) => {
     generate(`issue${i}`, names);
   });
 });
@@ -104,7 +104,7 @@ const ident = fc.oneof(
   fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,5}$/),
 ).filter((s) => !MDL_KEYWORDS.has(s));
 const fragment = fc.constantFrom("*/", "/*", "\n", "\r\n", "\u2028", "\u2029", "-->", "<script>", "`", '"', "\\", "${x}", "//", " ", "é", "\u202e", "globalThis.pwned = 1;", ")", "]");
-const text = fc.array(fc.oneof(fragment, fc.string({ unit: "binary", maxLength: 6 })), { maxLength: 6 }).map((parts) => parts.join("")).filter((s) => s.isWellFormed() && !s.includes("\0"));
+const text = fc.array(fc.oneof(fragment, fc.string({ unit: "binary", maxLength: 6 })), { maxLength: 6 }).map((parts) => parts.join("")).filter((s) => !/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(s) && !s.includes("\0"));
 
 describe("property: random names, paths and titles", () => {
   it("compile to code with only the generator's declarations, comments that stay comments, no raw spec text", () => {
@@ -113,9 +113,9 @@ describe("property: random names, paths and titles", () => {
       fc.property(fc.uniqueArray(ident, { minLength: SLOTS.length, maxLength: SLOTS.length }), text, text, text, (names, dir, lib, title) => {
         generate(`prop${n++}`, fillSlots(names), { specPath: `${dir}/main.mdl`, libDir: lib, title });
       }),
-      { seed: 12, numRuns: 60 },
+      { seed: 12, numRuns: 40 },
     );
-    expect(n).toBeGreaterThanOrEqual(60);
+    expect(n).toBeGreaterThanOrEqual(40);
   });
 });
 
@@ -123,7 +123,7 @@ describe("property: random names, paths and titles", () => {
 
 describe("the generated packages", () => {
   it("pass tsc --strict (TypeScript compiler API, one program for all of them)", () => {
-    expect(packages.size).toBeGreaterThan(150);
+    expect(packages.size).toBeGreaterThanOrEqual(HOSTILE_NAMES.length + 16 + 40);
     const errors = typeCheck(ROOT, packages);
     const byCase = [...new Set(errors.map((e) => e.split("/")[0]))].map((id) => `${id}: ${described.get(id)}`);
     expect(errors.slice(0, 20), byCase.slice(0, 5).join("\n")).toEqual([]);
