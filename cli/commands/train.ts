@@ -12,7 +12,7 @@ import { BatchSampler, type ImageTextDataset } from "../../runtime/data/dataset.
 import { loadImageFolder } from "../../runtime/data/folder.ts";
 import { digitPrompt, loadMnist } from "../../runtime/data/mnist.ts";
 import { encodeGridPng, promptsGridText } from "../../runtime/image/png.ts";
-import { removeStaleTemps, writeFileAtomic } from "../../runtime/io/atomic.ts";
+import { checkOutputDir, removeStaleTemps, writeFileAtomic } from "../../runtime/io/atomic.ts";
 import { CheckpointError, type HostTensors, readCheckpoint, resolveCheckpoint, saveCheckpoint, writeLatest } from "../../runtime/train/checkpoint.ts";
 import { createEngine, type EngineName } from "../../runtime/train/engine.ts";
 import { buildModel, drawBatch, makeValidationSet, type ModelBundle, type StepResult, TrainingStopped } from "../../runtime/train/trainer.ts";
@@ -113,6 +113,8 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
   const checkpointEvery = o.checkpointEvery ?? tcfg.checkpointEvery;
   const nSamples = o.samples ?? tcfg.samples;
   const out = o.out ?? join("output", ir.spec.name);
+  // an output folder that cannot be one (a file, a device, read-only) is refused before any work
+  checkOutputDir(out);
 
   // resume: read and verify first, before any work
   let resumed: ReturnType<typeof readCheckpoint> | undefined;
