@@ -30,16 +30,30 @@ export const USER_ERROR_NAMES = new Set([
   "TokenizerError", "TextEncoderError", "HfFolderError", "ImageError", "AtomicWriteError", "ShapeError", "TrainingStopped", "EngineError", "GpuMemoryError", "CpuMemoryError", "UnsupportedOpError", "Interrupted",
 ]);
 
-export function parseIntArg(name: string, v: string, min = 0): number {
-  if (!/^-?\d+$/.test(v.trim())) throw new UsageError(`${name} must be an integer, got '${v}'`);
+/** Longest text of a value echoed back in a message. */
+const shown = (v: string) => (v.length > 40 ? `${v.slice(0, 39)}…` : v);
+
+export function parseIntArg(name: string, v: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  if (!/^-?\d+$/.test(v.trim())) throw new UsageError(`${name} must be an integer, got '${shown(v)}'`);
   const n = Number(v);
+  if (!Number.isSafeInteger(n)) throw new UsageError(`${name} ${shown(v.trim())} is too large (at most ${max.toLocaleString("en-US")})`);
   if (n < min) throw new UsageError(`${name} must be at least ${min}, got ${n}`);
+  if (n > max) throw new UsageError(`${name} must be at most ${max.toLocaleString("en-US")}, got ${n.toLocaleString("en-US")}`);
+  return n;
+}
+
+/** A number in (0, max]: learning rates and the like. */
+export function parsePositiveArg(name: string, v: string, max = Infinity): number {
+  const n = Number(v);
+  if (v.trim() === "" || !Number.isFinite(n)) throw new UsageError(`${name} must be a number, got '${shown(v)}'`);
+  if (n <= 0) throw new UsageError(`${name} must be positive, got ${n}`);
+  if (n > max) throw new UsageError(`${name} must be at most ${max}, got ${n}`);
   return n;
 }
 
 export function parseFloatArg(name: string, v: string, min = -Infinity): number {
   const n = Number(v);
-  if (v.trim() === "" || !Number.isFinite(n)) throw new UsageError(`${name} must be a number, got '${v}'`);
+  if (v.trim() === "" || !Number.isFinite(n)) throw new UsageError(`${name} must be a number, got '${shown(v)}'`);
   if (n < min) throw new UsageError(`${name} must be at least ${min}, got ${n}`);
   return n;
 }

@@ -3,8 +3,13 @@
  * phases are pure and the runtime takes data in and gives data out.
  */
 import { Command, CommanderError, Option } from "commander";
-import { EXIT, USER_ERROR_NAMES, UsageError, parseFloatArg, parseIntArg } from "./errors.ts";
+import { fsReason } from "../runtime/io/atomic.ts";
+import { EXIT, USER_ERROR_NAMES, UsageError, parseFloatArg, parseIntArg, parsePositiveArg } from "./errors.ts";
 import { SDC_VERSION } from "./version.ts";
+
+/** The spec's own ranges (compiler/spec.ts SECTIONS), so a flag cannot ask for what a spec may not. */
+const MAX_STEPS = 1e9;
+const MAX_BATCH = 1 << 16;
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -102,9 +107,9 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
       const { runTrain } = await import("./commands/train.ts");
       onResult(
         await runTrain(dir, {
-          steps: o.steps !== undefined ? parseIntArg("--steps", o.steps, 1) : undefined,
-          batch: o.batchSize !== undefined ? parseIntArg("--batch-size", o.batchSize, 1) : undefined,
-          lr: o.lr !== undefined ? parseFloatArg("--lr", o.lr, 0) : undefined,
+          steps: o.steps !== undefined ? parseIntArg("--steps", o.steps, 1, MAX_STEPS) : undefined,
+          batch: o.batchSize !== undefined ? parseIntArg("--batch-size", o.batchSize, 1, MAX_BATCH) : undefined,
+          lr: o.lr !== undefined ? parsePositiveArg("--lr", o.lr, 10) : undefined,
           seed: o.seed !== undefined ? parseIntArg("--seed", o.seed, 0) : undefined,
           backend: o.backend,
           engine: o.engine,
@@ -113,8 +118,8 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
           argv: ["sdc", ...argv],
           sampleEvery: o.sampleEvery !== undefined ? parseIntArg("--sample-every", o.sampleEvery, 0) : undefined,
           checkpointEvery: o.checkpointEvery !== undefined ? parseIntArg("--checkpoint-every", o.checkpointEvery, 0) : undefined,
-          samples: o.samples !== undefined ? parseIntArg("--samples", o.samples, 1) : undefined,
-          sampleSteps: o.sampleSteps !== undefined ? parseIntArg("--sample-steps", o.sampleSteps, 1) : undefined,
+          samples: o.samples !== undefined ? parseIntArg("--samples", o.samples, 1, 1024) : undefined,
+          sampleSteps: o.sampleSteps !== undefined ? parseIntArg("--sample-steps", o.sampleSteps, 1, 100000) : undefined,
           progress: o.progress,
           textEncoders: o.textEncoders,
           warmup: o.warmup !== undefined ? parseIntArg("--warmup", o.warmup, 0) : undefined,
@@ -138,7 +143,7 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
       const { runPlan } = await import("./commands/plan.ts");
       onResult(
         await runPlan(dir, {
-          batch: o.batchSize !== undefined ? parseIntArg("--batch-size", o.batchSize, 1) : undefined,
+          batch: o.batchSize !== undefined ? parseIntArg("--batch-size", o.batchSize, 1, MAX_BATCH) : undefined,
           contextTokens: o.contextTokens !== undefined ? parseIntArg("--context-tokens", o.contextTokens, 1) : undefined,
           json: o.json,
         }),
@@ -166,9 +171,9 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
         await runSample(dir, {
           checkpoint: o.checkpoint,
           prompts: o.prompt ?? [],
-          n: parseIntArg("--n", o.n, 1),
+          n: parseIntArg("--n", o.n, 1, 10000),
           cfg: o.cfg !== undefined ? parseFloatArg("--cfg", o.cfg, 0) : undefined,
-          steps: o.steps !== undefined ? parseIntArg("--steps", o.steps, 1) : undefined,
+          steps: o.steps !== undefined ? parseIntArg("--steps", o.steps, 1, 100000) : undefined,
           sampler: o.sampler,
           seed: parseIntArg("--seed", o.seed, 0),
           out: o.out,
@@ -198,8 +203,8 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
           {
             generated: o.generated,
             epochs: parseIntArg("--epochs", o.epochs, 1),
-            batch: o.batchSize !== undefined ? parseIntArg("--batch-size", o.batchSize, 1) : undefined,
-            lr: o.lr !== undefined ? parseFloatArg("--lr", o.lr, 0) : undefined,
+            batch: o.batchSize !== undefined ? parseIntArg("--batch-size", o.batchSize, 1, MAX_BATCH) : undefined,
+            lr: o.lr !== undefined ? parsePositiveArg("--lr", o.lr, 10) : undefined,
             seed: o.seed !== undefined ? parseIntArg("--seed", o.seed, 0) : undefined,
             shift: parseIntArg("--shift", o.shift, 0),
             out: o.out,
@@ -278,8 +283,8 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
           base: o.base,
           sweeps: (o.sweep ?? []).map(parseSweep),
           set: o.set,
-          steps: parseIntArg("--steps", o.steps, 1),
-          batch: parseIntArg("--batch-size", o.batchSize, 1),
+          steps: parseIntArg("--steps", o.steps, 1, MAX_STEPS),
+          batch: parseIntArg("--batch-size", o.batchSize, 1, MAX_BATCH),
           seed: parseIntArg("--seed", o.seed, 0),
           out: o.out,
           perDigit: parseIntArg("--per-digit", o.perDigit, 1),
@@ -320,15 +325,40 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** File-system errors that describe the user's files or machine (errno codes). */
+const FS_CODES = new Set(["EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "ENOENT", "ENOTDIR", "EISDIR", "EEXIST", "ENAMETOOLONG", "EMFILE", "ENFILE", "EIO", "ELOOP", "ENXIO", "ETXTBSY"]);
+
+/** An allocation that failed: a wasm abort in the tfjs backend, or an ArrayBuffer the JS heap would not give. */
+export function isOutOfMemory(e: unknown): boolean {
+  const err = e as { name?: string; message?: string; stack?: string } | undefined;
+  if (!err || typeof err.message !== "string") return false;
+  if (err.name === "RuntimeError" && /^Aborted\(/.test(err.message) && /tfjs-backend-wasm/.test(err.stack ?? "")) return true;
+  return err.name === "RangeError" && /Array buffer allocation failed|could not allocate memory|Maximum memory size exceeded|Out of memory|Invalid typed array length|Array buffer allocation/i.test(err.message);
+}
+
+/** A message printed as one line (a user error is one line: `error: ...`). */
+function oneLine(s: string): string {
+  return s.replace(/\s*[\r\n]+\s*/g, " ").trim();
+}
+
 export function handleError(e: unknown): number {
   if (e instanceof CommanderError) {
     if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return EXIT.ok;
     return EXIT.usage;
   }
-  const err = e as { name?: string; message?: string; exitCode?: number; stack?: string };
+  const err = e as { name?: string; message?: string; exitCode?: number; stack?: string; code?: string; syscall?: string; path?: string };
   if (err && typeof err.name === "string" && USER_ERROR_NAMES.has(err.name)) {
-    process.stderr.write(`error: ${err.message}\n`);
+    process.stderr.write(`error: ${oneLine(err.message ?? "")}\n`);
     return err.exitCode ?? (e instanceof UsageError ? EXIT.usage : EXIT.spec);
+  }
+  // the machine said no (memory, disk, permissions): the user's to fix, not a bug in sdc
+  if (isOutOfMemory(e)) {
+    process.stderr.write("error: out of memory: the run needs more memory than the backend can give (the wasm backend has at most 4 GiB); try a smaller --batch-size, --n or --samples, or --backend cpu\n");
+    return EXIT.spec;
+  }
+  if (err && typeof err.code === "string" && FS_CODES.has(err.code) && typeof err.syscall === "string") {
+    process.stderr.write(`error: cannot ${err.syscall}${err.path ? ` ${err.path}` : ""}: ${fsReason(e)}\n`);
+    return EXIT.spec;
   }
   process.stderr.write(`internal error (a bug in sdc; please report it with this trace):\n${err?.stack ?? String(e)}\n`);
   return EXIT.internal;

@@ -9,7 +9,7 @@
  */
 import type * as A from "./ast.ts";
 import { CODES, type Diagnostic, DiagnosticError, diag, fail, type Span } from "./diagnostics.ts";
-import { type Args, broadcastShapes, type PrimArg, type PrimContext, type Primitive, PRIMITIVES, type WeightSpec } from "./primitives.ts";
+import { type Args, broadcastShapes, type PrimArg, type PrimContext, type Primitive, primitive, PRIMITIVES, type WeightSpec } from "./primitives.ts";
 import { type Dim, dimEq, dimOp, dimToString, isSym, shapeToString, type Sym, symVar, typeName, type Value, valueToString } from "./values.ts";
 
 /** Refuse models whose parameter count exceeds this before anything is allocated. */
@@ -482,7 +482,7 @@ export class Checker {
   }
 
   private evalCall(call: A.Call, scope: Scope): Value {
-    const prim = PRIMITIVES[call.callee];
+    const prim = primitive(call.callee);
     const block = this.blocks.get(call.callee);
     if (!prim && !block) {
       fail("SDC304", call.calleeSpan, `unknown block or primitive '${call.callee}'${suggest(call.callee, [...Object.keys(PRIMITIVES), ...this.blocks.keys()])}`);

@@ -82,8 +82,19 @@ export const CODES = {
 } as const;
 export type DiagnosticCode = keyof typeof CODES;
 
+/** Longest run of non-space text a message echoes (a 1.8 MB name is shown as its first 80 characters…). */
+export const MAX_ECHO = 80;
+/** Longest message. */
+export const MAX_MESSAGE = 2000;
+
+/** Shorten what a message echoes from the input: long names and paths, and the message as a whole. */
+export function clipMessage(message: string): string {
+  const clipped = message.replace(new RegExp(`[^\\s'"\`,;()[\\]]{${MAX_ECHO + 1},}`, "g"), (s) => `${s.slice(0, MAX_ECHO - 1)}…`);
+  return clipped.length > MAX_MESSAGE ? `${clipped.slice(0, MAX_MESSAGE - 1)}…` : clipped;
+}
+
 export function diag(code: DiagnosticCode, span: Span, message: string, hint?: string): Diagnostic {
-  return { code, severity: "error", message, span, hint };
+  return { code, severity: "error", message: clipMessage(message), span, hint: hint === undefined ? undefined : clipMessage(hint) };
 }
 
 /** Thrown inside a phase to abandon the current node; caught by the phase, which records it. */

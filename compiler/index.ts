@@ -70,9 +70,15 @@ export function parseSets(sets: string[]): { sets: { name: string; value: A.Expr
       diagnostics.push(diag("SDC200", { file, start: { offset: 0, line: 1, column: 1 }, end: { offset: s.length, line: 1, column: s.length + 1 } }, `--set expects name=value, got '${s}'`));
       continue;
     }
+    const at1: Diagnostic["span"] = { file, start: { offset: 0, line: 1, column: 1 }, end: { offset: 1, line: 1, column: 2 } };
+    if (m[2].trim() === "") {
+      diagnostics.push(diag("SDC200", at1, `--set ${m[1]}= needs a value after '=', e.g. --set ${m[1]}=4`));
+      continue;
+    }
     const r = parseExpression(file, m[2]);
     if (r.expr) out.push({ name: m[1], value: r.expr });
-    diagnostics.push(...r.diagnostics);
+    // a position the parser could not place (end of input) points at the value's start
+    diagnostics.push(...r.diagnostics.map((d) => (Number.isFinite(d.span.start.line) && Number.isFinite(d.span.start.column) && Number.isFinite(d.span.end.column) ? d : { ...d, span: at1 })));
   }
   return { sets: out, diagnostics };
 }

@@ -99,16 +99,20 @@ function pointSpan(file: string, text: string, offset: number): Span {
   return { file, start: { offset, line, column: col }, end: { offset: offset + 1, line, column: col + 1 } };
 }
 
+/** SDC102 for a file of `size` bytes (checked before reading, and again on the bytes). */
+export function tooLarge(file: string, size: number): Diagnostic {
+  const at0: Span = { file, start: { offset: 0, line: 1, column: 1 }, end: { offset: 1, line: 1, column: 2 } };
+  const mb = (n: number) => (n / (1 << 20)).toFixed(1);
+  return diag("SDC102", at0, `input too large: ${file} is ${mb(size)} MiB; a spec may be at most ${mb(MAX_SOURCE_BYTES)} MiB`);
+}
+
 /**
  * Decode a file's bytes as UTF-8 and refuse what is not a spec: binary (NUL bytes), invalid
  * UTF-8, empty, or larger than MAX_SOURCE_BYTES. Pure.
  */
 export function decodeSource(file: string, bytes: Uint8Array): { text?: string; diagnostics: Diagnostic[] } {
   const at0: Span = { file, start: { offset: 0, line: 1, column: 1 }, end: { offset: 1, line: 1, column: 2 } };
-  if (bytes.byteLength > MAX_SOURCE_BYTES) {
-    const mb = (n: number) => (n / (1 << 20)).toFixed(1);
-    return { diagnostics: [diag("SDC102", at0, `input too large: ${file} is ${mb(bytes.byteLength)} MiB; a spec may be at most ${mb(MAX_SOURCE_BYTES)} MiB`)] };
-  }
+  if (bytes.byteLength > MAX_SOURCE_BYTES) return { diagnostics: [tooLarge(file, bytes.byteLength)] };
   const nul = bytes.indexOf(0);
   let text: string;
   try {

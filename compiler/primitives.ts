@@ -111,6 +111,11 @@ function pool(name: string, what: string, runtime: string): Primitive {
   };
 }
 
+/** The primitive called `name`, if any (own entries only: `toString` is not a primitive). */
+export function primitive(name: string): Primitive | undefined {
+  return Object.hasOwn(PRIMITIVES, name) ? PRIMITIVES[name] : undefined;
+}
+
 export const PRIMITIVES: Record<string, Primitive> = {
   linear: {
     name: "linear",

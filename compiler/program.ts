@@ -5,12 +5,14 @@
  */
 import type * as A from "./ast.ts";
 import { diag, type Diagnostic } from "./diagnostics.ts";
-import { decodeSource, lex } from "./lexer.ts";
+import { decodeSource, lex, MAX_SOURCE_BYTES, tooLarge } from "./lexer.ts";
 import { parseTokens } from "./parser.ts";
 
 export interface SourceHost {
   /** Bytes of a file, or undefined if it does not exist. */
   read(path: string): Uint8Array | undefined;
+  /** Size of a file in bytes without reading it (null: no such file); optional. */
+  size?(path: string): number | null;
   /** Resolve `spec` imported from the file `from` to a path the host can read. */
   resolve(from: string, spec: string): string;
 }
@@ -31,23 +33,35 @@ export function parseSource(file: string, text: string): { ast?: A.SourceFile; d
   return parseTokens(file, l.tokens);
 }
 
-/** Load the entry file and its imports (depth first), detecting missing and cyclic imports. */
+/**
+ * Load the entry file and its imports (depth first, imports before importers), detecting missing
+ * and cyclic imports. Iterative: an import chain thousands of files deep needs no stack.
+ */
 export function loadProgram(entry: string, host: SourceHost): Program {
   const prog: Program = { entry, files: new Map(), sources: new Map(), blocks: new Map(), diagnostics: [] };
-  const visiting: string[] = [];
-  const visit = (path: string, from?: A.ImportDecl): void => {
+  /** the files being visited, entry first; each with the next of its imports to visit */
+  const stack: { path: string; ast: A.SourceFile; next: number }[] = [];
+  const onStack = new Map<string, number>();
+  const enter = (path: string, from?: A.ImportDecl): void => {
     if (prog.files.has(path)) return;
-    const cycleAt = visiting.indexOf(path);
-    if (cycleAt >= 0) {
-      prog.diagnostics.push(diag("SDC303", from!.span, `cyclic import: ${[...visiting.slice(cycleAt), path].join(" -> ")}`));
+    const cycleAt = onStack.get(path);
+    if (cycleAt !== undefined) {
+      prog.diagnostics.push(diag("SDC303", from!.span, `cyclic import: ${[...stack.slice(cycleAt).map((f) => f.path), path].join(" -> ")}`));
+      return;
+    }
+    const missing = () => {
+      if (from) prog.diagnostics.push(diag("SDC302", from.span, `import not found: ${JSON.stringify(from.path)} (looked for ${path})`));
+      else prog.diagnostics.push(diag("SDC302", { file: path, start: { offset: 0, line: 1, column: 1 }, end: { offset: 0, line: 1, column: 1 } }, `file not found: ${path}`));
+    };
+    // the size first: a 1.5 GB file is refused without reading it
+    const size = host.size?.(path);
+    if (size === null) return missing();
+    if (size !== undefined && size > MAX_SOURCE_BYTES) {
+      prog.diagnostics.push(tooLarge(path, size));
       return;
     }
     const bytes = host.read(path);
-    if (bytes === undefined) {
-      if (from) prog.diagnostics.push(diag("SDC302", from.span, `import not found: ${JSON.stringify(from.path)} (looked for ${path})`));
-      else prog.diagnostics.push(diag("SDC302", { file: path, start: { offset: 0, line: 1, column: 1 }, end: { offset: 0, line: 1, column: 1 } }, `file not found: ${path}`));
-      return;
-    }
+    if (bytes === undefined) return missing();
     const dec = decodeSource(path, bytes);
     if (!dec.text) {
       prog.diagnostics.push(...dec.diagnostics);
@@ -57,17 +71,26 @@ export function loadProgram(entry: string, host: SourceHost): Program {
     const r = parseSource(path, dec.text);
     prog.diagnostics.push(...r.diagnostics);
     if (!r.ast) return;
-    visiting.push(path);
-    for (const imp of r.ast.imports) visit(host.resolve(path, imp.path), imp);
-    visiting.pop();
-    prog.files.set(path, r.ast);
-    for (const b of r.ast.blocks) {
+    onStack.set(path, stack.length);
+    stack.push({ path, ast: r.ast, next: 0 });
+  };
+  enter(entry);
+  while (stack.length) {
+    const top = stack[stack.length - 1];
+    if (top.next < top.ast.imports.length) {
+      const imp = top.ast.imports[top.next++];
+      enter(host.resolve(top.path, imp.path), imp);
+      continue;
+    }
+    stack.pop();
+    onStack.delete(top.path);
+    prog.files.set(top.path, top.ast);
+    for (const b of top.ast.blocks) {
       const prev = prog.blocks.get(b.name);
       if (prev) prog.diagnostics.push(diag("SDC301", b.nameSpan, `block '${b.name}' is already defined at ${prev.nameSpan.file}:${prev.nameSpan.start.line}`));
       else prog.blocks.set(b.name, b);
     }
-  };
-  visit(entry);
+  }
   const main = prog.files.get(entry);
   if (main && !prog.diagnostics.length && main.specs.length === 0 && main.blocks.length === 0) {
     prog.diagnostics.push(diag("SDC305", { file: entry, start: { offset: 0, line: 1, column: 1 }, end: { offset: 1, line: 1, column: 2 } }, "no spec or block in file"));

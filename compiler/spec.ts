@@ -89,6 +89,22 @@ export const SECTIONS: Record<string, Record<string, SettingSpec>> = {
   },
 };
 
+/** A section's settings by name, own entries only (`constructor` is not a section). */
+function sectionSpec(name: string): Record<string, SettingSpec> | undefined {
+  return Object.hasOwn(SECTIONS, name) ? SECTIONS[name] : undefined;
+}
+
+/** One setting of a section, own entries only. */
+function settingSpec(sec: string, key: string): SettingSpec | undefined {
+  const s = sectionSpec(sec);
+  return s && Object.hasOwn(s, key) ? s[key] : undefined;
+}
+
+/** A record for names from a spec: no prototype, so `__proto__` or `constructor` are plain keys. */
+function nameRecord<T>(): Record<string, T> {
+  return Object.create(null) as Record<string, T>;
+}
+
 const DEFAULT_FLOW: FlowIR = { noiseAt: 0, path: "linear", predict: "velocity", density: { kind: "uniform_clipped", eps: 1e-3 }, loss: "mse", weighting: "none", cfgDrop: 0.2, sampler: "euler", steps: 50, shift: 1, guidance: 4 };
 /** Defaults of the train settings that the IR holds only when a spec sets them. */
 export const TRAIN_OPTIONAL_DEFAULTS = { lrSchedule: "constant", accumulate: 1, keepCheckpoints: 0, keepBest: false, precision: "fp32" } as const;
@@ -119,7 +135,7 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
 
   // ---- parameters, variant, --set
   const values = new Map<string, Value>();
-  const overrides: Record<string, number | boolean | string> = {};
+  const overrides = nameRecord<number | boolean | string>();
   const paramDecl = new Map(spec.params.map((p) => [p.name, p]));
   const seen = new Set<string>();
   for (const p of [...spec.params, ...spec.lets.map((l) => ({ name: l.name, nameSpan: l.nameSpan }))]) {
@@ -144,7 +160,7 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
   for (const s of opts.sets ?? []) {
     if (s.name.includes(".")) {
       const [sec, key] = s.name.split(".", 2);
-      if (!SECTIONS[sec] || !SECTIONS[sec][key]) diagnostics.push(diag("SDC700", s.value.span, `--set ${s.name}: no setting '${key}' in section '${sec}'${suggest(s.name, Object.entries(SECTIONS).flatMap(([n, ks]) => Object.keys(ks).map((k) => `${n}.${k}`)))}`));
+      if (!settingSpec(sec, key)) diagnostics.push(diag("SDC700", s.value.span, `--set ${s.name}: no setting '${key}' in section '${sec}'${suggest(s.name, Object.entries(SECTIONS).flatMap(([n, ks]) => Object.keys(ks).map((k) => `${n}.${k}`)))}`));
       else settingSets.set(s.name, s.value);
     } else if (!paramDecl.has(s.name)) diagnostics.push(diag("SDC308", s.value.span, `--set ${s.name}: spec ${spec.name} has no parameter '${s.name}'${suggest(s.name, paramDecl.keys())}; parameters: ${[...paramDecl.keys()].join(", ")}`));
     else overrideExpr.set(s.name, s.value);
@@ -175,14 +191,14 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
   // ---- sections
   const sections = new Map<string, Map<string, A.Setting>>();
   for (const s of spec.sections) {
-    if (!SECTIONS[s.name]) {
+    if (!sectionSpec(s.name)) {
       diagnostics.push(diag("SDC700", s.nameSpan, `unknown section '${s.name}'${suggest(s.name, Object.keys(SECTIONS))}; sections: ${Object.keys(SECTIONS).join(", ")}`));
       continue;
     }
     if (sections.has(s.name)) diagnostics.push(diag("SDC301", s.nameSpan, `section '${s.name}' appears twice`));
     const m = new Map<string, A.Setting>();
     for (const st of s.settings) {
-      if (!SECTIONS[s.name][st.key]) diagnostics.push(diag("SDC700", st.keySpan, `unknown setting '${st.key}' in ${s.name}${suggest(st.key, Object.keys(SECTIONS[s.name]))}; settings: ${Object.keys(SECTIONS[s.name]).join(", ")}`));
+      if (!settingSpec(s.name, st.key)) diagnostics.push(diag("SDC700", st.keySpan, `unknown setting '${st.key}' in ${s.name}${suggest(st.key, Object.keys(SECTIONS[s.name]))}; settings: ${Object.keys(SECTIONS[s.name]).join(", ")}`));
       else if (m.has(st.key)) diagnostics.push(diag("SDC301", st.keySpan, `setting '${st.key}' appears twice in ${s.name}`));
       else m.set(st.key, st);
     }
@@ -192,7 +208,7 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
   const scalar = (sec: string, key: string): Value | undefined => {
     const e = get(sec, key);
     if (!e) return undefined;
-    const spec = SECTIONS[sec][key];
+    const spec = settingSpec(sec, key)!;
     const v = checker.evalConst(e, values, spec.kind === "enum");
     const bad = (what: string) => fail("SDC702", e.span, `${sec}.${key} must be ${what}, got ${typeName(v)} ${valueToString(v)}`);
     switch (spec.kind) {
@@ -433,7 +449,7 @@ function plain(v: Value): number | boolean | string {
 
 /** Named constant arguments of a call in a section (all must be named). */
 function callArgs(checker: Checker, call: A.Call, values: Map<string, Value>): Record<string, number | boolean> {
-  const out: Record<string, number | boolean> = {};
+  const out = nameRecord<number | boolean>();
   for (const a of call.args) {
     if (!a.name) fail("SDC401", a.span, `arguments of ${call.callee} here must be named, e.g. \`${call.callee}(width: 256)\``);
     const v = checker.evalConst(a.value, values);
@@ -444,20 +460,23 @@ function callArgs(checker: Checker, call: A.Call, values: Map<string, Value>): R
 }
 
 function namedArgs(checker: Checker, call: A.Call, values: Map<string, Value>, kinds: Record<string, "string" | "int" | "float">): Record<string, string | number> {
-  const out: Record<string, string | number> = {};
+  const out = nameRecord<string | number>();
   for (const a of call.args) {
     if (!a.name) fail("SDC401", a.span, `arguments of ${call.callee} must be named`);
-    const kind = kinds[a.name];
+    const kind = Object.hasOwn(kinds, a.name) ? kinds[a.name] : undefined;
     if (!kind) fail("SDC403", a.nameSpan!, `${call.callee} has no argument '${a.name}'${suggest(a.name, Object.keys(kinds))}`);
     const v = checker.evalConst(a.value, values);
     if (kind === "string" ? v.t !== "string" : v.t !== "int" && v.t !== "float") fail("SDC401", a.value.span, `${call.callee}: '${a.name}' must be a ${kind}, got ${typeName(v)}`);
+    if (kind === "int" && !(typeof (v as { v: unknown }).v === "number" && Number.isSafeInteger((v as { v: number }).v) && (v as { v: number }).v > 0 && (v as { v: number }).v <= 1 << 20)) {
+      fail("SDC702", a.value.span, `${call.callee}: '${a.name}' must be a positive integer (at most ${1 << 20}), got ${valueToString(v)}`);
+    }
     out[a.name] = (v as { v: string | number }).v;
   }
   return out;
 }
 
 function positionalNums(checker: Checker, call: A.Call, values: Map<string, Value>, names: string[]): Record<string, number> {
-  const out: Record<string, number> = {};
+  const out = nameRecord<number>();
   call.args.forEach((a, i) => {
     const name = a.name ?? names[i];
     if (!name || !names.includes(name)) fail("SDC400", a.span, `${call.callee} takes ${names.length ? names.join(", ") : "no arguments"}`);
@@ -502,7 +521,7 @@ function optimizer(checker: Checker, e: A.Expr, values: Map<string, Value>): Opt
   const o: OptimizerIR = { kind: e.callee, lr: 2e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: e.callee === "adamw" ? 0.01 : 0 };
   const keys: Record<string, keyof OptimizerIR> = { lr: "lr", beta1: "beta1", beta2: "beta2", eps: "eps", weight_decay: "weightDecay" };
   for (const a of e.args) {
-    if (!a.name || !keys[a.name]) fail("SDC403", a.nameSpan ?? a.span, `${e.callee} takes named arguments ${Object.keys(keys).join(", ")}${a.name ? suggest(a.name, Object.keys(keys)) : ""}`);
+    if (!a.name || !Object.hasOwn(keys, a.name)) fail("SDC403", a.nameSpan ?? a.span, `${e.callee} takes named arguments ${Object.keys(keys).join(", ")}${a.name ? suggest(a.name, Object.keys(keys)) : ""}`);
     const v = checker.evalConst(a.value, values);
     if ((v.t !== "int" && v.t !== "float") || typeof v.v !== "number" || v.v < 0) fail("SDC702", a.value.span, `${e.callee}: ${a.name} must be a non-negative number, got ${valueToString(v)}`);
     (o as unknown as Record<string, number>)[keys[a.name]] = v.v;

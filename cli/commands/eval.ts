@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { irHash } from "../../compiler/codegen/files.ts";
 import { initBackend, type BackendName } from "../../runtime/backend.ts";
 import { type EvalResult, evaluateModel, formatEval } from "../../runtime/eval/evaluate.ts";
-import { writeFileAtomic } from "../../runtime/io/atomic.ts";
+import { checkOutputFile, writeFileAtomic } from "../../runtime/io/atomic.ts";
 import { CheckpointError, readCheckpoint, resolveCheckpoint } from "../../runtime/train/checkpoint.ts";
 import { buildModel } from "../../runtime/train/trainer.ts";
 import { staticFlowNetworkFor } from "../../runtime/graph/sampler.ts";
@@ -63,6 +63,7 @@ export function parseCfgList(s: string): number[] {
 /** Evaluate a run or checkpoint; returns the report (also written to --out when given). */
 export async function evaluateRun(run: string, o: EvalCliOptions = {}): Promise<EvalReport> {
   const log = o.log ?? ((s: string) => process.stderr.write(s + "\n"));
+  if (o.out) checkOutputFile(o.out);
   const ckDir = resolveCheckpoint(run);
   const ck = readCheckpoint(ckDir);
   let genDir = o.generated;

@@ -4,10 +4,11 @@
  * pooled_text_embeddings) and write `output`. When the inputs file also holds `output`, report
  * the max abs difference.
  */
-import { readFileSync, existsSync } from "node:fs";
+import { readFileSync, existsSync, statSync } from "node:fs";
 import * as tf from "@tensorflow/tfjs";
-import { readSafetensors } from "../../runtime/io/safetensors.ts";
-import { writeFileAtomic } from "../../runtime/io/atomic.ts";
+import { readSafetensors, type SafeTensor } from "../../runtime/io/safetensors.ts";
+import type { IR } from "../../compiler/ir.ts";
+import { checkOutputFile, writeFileAtomic } from "../../runtime/io/atomic.ts";
 import { writeSafetensors } from "../../runtime/io/safetensors.ts";
 import { ParamStore } from "../../runtime/nn/params.ts";
 import { InputError, UsageError } from "../errors.ts";
@@ -25,12 +26,40 @@ export interface ForwardReport {
   shape: number[];
 }
 
+/** Largest weights or inputs file read (a safetensors file is read whole). */
+const MAX_TENSOR_FILE = 16 * 2 ** 30;
+
 function readFile(path: string, what: string) {
   if (!existsSync(path)) throw new InputError(`${what} not found: ${path}`);
+  const st = statSync(path);
+  if (!st.isFile()) throw new UsageError(`${what} ${path} is ${st.isDirectory() ? "a folder" : "not a regular file"}; give a .safetensors file`);
+  if (st.size > MAX_TENSOR_FILE) throw new InputError(`${what} ${path} is ${(st.size / 2 ** 30).toFixed(1)} GiB; at most ${MAX_TENSOR_FILE / 2 ** 30} GiB is read`);
   return readSafetensors(readFileSync(path), path);
 }
 
+/**
+ * The inputs against the compiled network's declared shapes and dtypes (the IR's, channels moved
+ * first for x): every axis but the batch must be the declared size, one batch size of at least 1
+ * throughout, and float32 data (F16/BF16/I64 would be converted silently). Throws InputError.
+ */
+export function checkInputs(file: string, ir: IR, t: Record<"x" | "timestep" | "text_embeddings" | "pooled_text_embeddings", SafeTensor>): void {
+  const [xi, ti, ci, pi] = ir.network.inputs;
+  const chw = (s: (number | string)[]) => [s[0], s[3], s[1], s[2]];
+  const want: [keyof typeof t, (number | string)[]][] = [["x", chw(xi.shape)], ["timestep", ti.shape], ["text_embeddings", ci?.shape ?? []], ["pooled_text_embeddings", pi?.shape ?? []]];
+  const batch = t.x.shape[0];
+  if (!(batch >= 1)) throw new InputError(`${file}: 'x' has batch size ${batch}; give at least one image`);
+  for (const [name, shape] of want) {
+    const got = t[name];
+    if (got.dtype !== "F32") throw new InputError(`${file}: '${name}' is ${got.dtype}; ${ir.spec.name} takes float32 (F32) inputs`);
+    const expected = shape.map((d, i) => (i === 0 ? batch : d));
+    if (got.shape.length !== expected.length || got.shape.some((d, i) => d !== expected[i])) {
+      throw new InputError(`${file}: '${name}' must be [${shape.map((d, i) => (i === 0 ? `B=${batch}` : d)).join(", ")}] for ${ir.spec.name}, got [${got.shape.join(", ")}]`);
+    }
+  }
+}
+
 export async function runForward(dir: string, opts: ForwardOptions, log: (s: string) => void = (s) => process.stdout.write(s + "\n")): Promise<ForwardReport> {
+  if (opts.out) checkOutputFile(opts.out);
   const loaded = await loadCompiled(dir);
   const weights = readFile(opts.weights, "weights file");
   const inputs = readFile(opts.inputs, "inputs file");
@@ -44,6 +73,7 @@ export async function runForward(dir: string, opts: ForwardOptions, log: (s: str
   const ts = need("timestep", 1);
   const ctx = need("text_embeddings", 3);
   const pooled = need("pooled_text_embeddings", 2);
+  checkInputs(opts.inputs, loaded.ir, { x, timestep: ts, text_embeddings: ctx, pooled_text_embeddings: pooled });
   const store = new ParamStore(0);
   if (loaded.spec.task !== "diffusion") throw new InputError(`${dir} is a classifier; sdc forward runs diffusion networks`);
   const net = loaded.spec.createNetwork(store);

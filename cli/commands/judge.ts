@@ -10,7 +10,7 @@ import { initBackend, type BackendName } from "../../runtime/backend.ts";
 import { loadMnist } from "../../runtime/data/mnist.ts";
 import { buildJudge, type Judge, judgeAccuracy, trainJudge } from "../../runtime/eval/judge.ts";
 import { registerWasmTrainingKernels } from "../../runtime/eval/wasm-kernels.ts";
-import { writeFileAtomic } from "../../runtime/io/atomic.ts";
+import { checkOutputFile, writeFileAtomic } from "../../runtime/io/atomic.ts";
 import { readSafetensors, writeSafetensors } from "../../runtime/io/safetensors.ts";
 import { EXIT, InputError } from "../errors.ts";
 import { loadCompiled } from "../generated.ts";
@@ -57,6 +57,8 @@ export async function runTrainJudge(o: TrainJudgeOptions = {}): Promise<JudgeRep
   const dir = o.generated ?? DEFAULT_JUDGE_DIR;
   const out = o.out ?? DEFAULT_JUDGE_WEIGHTS;
   if (!out.endsWith(".safetensors")) throw new InputError(`--out must end in .safetensors, got '${out}'`);
+  checkOutputFile(out);
+  checkOutputFile(out.replace(/\.safetensors$/, ".json"));
   const loaded = await loadCompiled(dir);
   const { ir, spec } = loaded;
   if (ir.data.source !== "mnist") throw new InputError(`the judge trains on MNIST; ${dir} has data.source ${ir.data.source}`);

@@ -3,7 +3,7 @@ import * as tf from "@tensorflow/tfjs";
 import { irHash } from "../../compiler/ir-check.ts";
 import { initBackend } from "../../runtime/backend.ts";
 import { encodeGridPng, promptsGridText } from "../../runtime/image/png.ts";
-import { writeFileAtomic } from "../../runtime/io/atomic.ts";
+import { checkOutputFile, writeFileAtomic } from "../../runtime/io/atomic.ts";
 import { CheckpointError, readCheckpoint, resolveCheckpoint } from "../../runtime/train/checkpoint.ts";
 import { buildModel, sampleImages } from "../../runtime/train/trainer.ts";
 import { staticFlowNetworkFor } from "../../runtime/graph/sampler.ts";
@@ -28,10 +28,15 @@ export interface SampleCliOptions {
   log?: (s: string) => void;
 }
 
+/** Images sampled at once on the tfjs path. */
+const SAMPLE_CHUNK = 256;
+
 export async function runSample(dir: string, o: SampleCliOptions): Promise<number> {
   const log = o.log ?? ((s: string) => process.stderr.write(s + "\n"));
   if (!o.prompts.length) throw new UsageError('give at least one --prompt, e.g. --prompt "seven" --prompt 2');
   if (!o.out.endsWith(".png")) throw new UsageError(`--out must be a .png file, got '${o.out}'`);
+  checkOutputFile(o.out);
+  checkOutputFile(o.out.replace(/\.png$/, ".txt"));
   const loaded = await loadCompiled(dir);
   const ckDir = resolveCheckpoint(o.checkpoint);
   const ck = readCheckpoint(ckDir);
@@ -53,10 +58,15 @@ export async function runSample(dir: string, o: SampleCliOptions): Promise<numbe
     net.dispose();
   } else {
     await m.text.prepare?.([...prompts, ""]);
-    const z = tf.tensor4d(noise, [prompts.length, h, w, c]);
-    const imgs = sampleImages(m, z, prompts, { cfg: o.cfg, steps: o.steps, sampler: o.sampler });
-    data = (await imgs.data()) as Float32Array;
-    tf.dispose([z, imgs]);
+    // in chunks, so --n 5000 needs the memory of SAMPLE_CHUNK images at a time (each image's noise is drawn above, so the result is the same)
+    data = new Float32Array(prompts.length * h * w * c);
+    for (let at = 0; at < prompts.length; at += SAMPLE_CHUNK) {
+      const n = Math.min(SAMPLE_CHUNK, prompts.length - at);
+      const z = tf.tensor4d(noise.subarray(at * h * w * c, (at + n) * h * w * c), [n, h, w, c]);
+      const imgs = sampleImages(m, z, prompts.slice(at, at + n), { cfg: o.cfg, steps: o.steps, sampler: o.sampler });
+      data.set((await imgs.data()) as Float32Array, at * h * w * c);
+      tf.dispose([z, imgs]);
+    }
   }
   const nrow = Math.ceil(Math.sqrt(prompts.length));
   writeFileAtomic(o.out, encodeGridPng(data, prompts.length, h, w, c, { nrow }));

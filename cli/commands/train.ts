@@ -13,7 +13,7 @@ import { BatchSampler, type ImageTextDataset } from "../../runtime/data/dataset.
 import { loadImageFolder } from "../../runtime/data/folder.ts";
 import { digitPrompt, loadMnist } from "../../runtime/data/mnist.ts";
 import { encodeGridPng, promptsGridText } from "../../runtime/image/png.ts";
-import { removeStaleTemps, writeFileAtomic } from "../../runtime/io/atomic.ts";
+import { checkOutputDir, removeStaleTemps, writeFileAtomic } from "../../runtime/io/atomic.ts";
 import { CheckpointError, type HostTensors, pruneCheckpoints, readCheckpoint, resolveCheckpoint, saveCheckpoint, writeLatest } from "../../runtime/train/checkpoint.ts";
 import type { LrScheduleName } from "../../runtime/train/lr-schedule.ts";
 import { TRAIN_OPTIONAL_DEFAULTS } from "../../compiler/spec.ts";
@@ -174,6 +174,8 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
   if (prior && schedule !== "constant" && prior.settings.steps !== steps) log(`note: the ${schedule} learning-rate schedule now spans ${steps} steps (the run was started for ${prior.settings.steps}); the rate changes from here`);
   const nSamples = settings.samples;
   const out = o.out ?? runDir ?? join("output", ir.spec.name);
+  // an output folder that cannot be one (a file, a device, read-only) is refused before any work
+  checkOutputDir(out);
   if (resumed && resumed.state.step >= steps) throw new InputError(`checkpoint ${resumeDir} is already at step ${resumed.state.step}; ask for more --steps (now ${steps})`);
 
   const backend = await initBackend(o.backend, { log });

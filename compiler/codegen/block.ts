@@ -7,22 +7,9 @@ import type { ClassDeclarationStructure, CodeBlockWriter, InterfaceDeclarationSt
 import { tsMorph } from "./ts-morph.ts";
 import type * as A from "../ast.ts";
 import { type BlockAnalysis, exprText, type ModuleDecl } from "../check.ts";
-import { PRIMITIVES } from "../primitives.ts";
+import { primitive } from "../primitives.ts";
 import { type Dim, shapeToString, type Value } from "../values.ts";
-
-const RESERVED = new Set("break case catch class const continue debugger default delete do else enum export extends false finally for function if import in instanceof new null return super switch this throw true try typeof var void while with let static yield await implements interface package private protected public any boolean number string symbol of tf F".split(" "));
-
-export function tsName(name: string): string {
-  return RESERVED.has(name) ? `${name}_` : name;
-}
-
-export function className(block: string): string {
-  return block
-    .split(/_+/)
-    .filter(Boolean)
-    .map((s) => s[0].toUpperCase() + s.slice(1))
-    .join("");
-}
+import { commentText, moduleFields, Names, propName } from "./names.ts";
 
 export function tensorType(v: Value | undefined): string {
   if (!v || v.t !== "tensor") return "tf.Tensor";
@@ -32,7 +19,7 @@ export function tensorType(v: Value | undefined): string {
 
 function shapeComment(v: Value | undefined): string {
   if (!v) return "";
-  if (v.t === "tensor") return shapeToString(v.shape);
+  if (v.t === "tensor") return commentText(shapeToString(v.shape));
   if (v.t === "tuple") return v.items.map(shapeComment).join(", ");
   return "";
 }
@@ -47,6 +34,12 @@ interface Ctx {
   locals: Set<string>;
   /** in the constructor (no tensors, no dims) */
   ctor: boolean;
+  /** the package's names (classes, mangled locals) */
+  n: Names;
+  /** a spec name as a TypeScript local of this block */
+  local: (name: string) => string;
+  /** each module's field in this block's class */
+  fields: Map<ModuleDecl, string>;
 }
 
 /** TS expression for a .mdl expression. */
@@ -54,17 +47,19 @@ function ts(e: A.Expr, c: Ctx, parentPrec = 0): string {
   const ty = c.a.types.get(e);
   switch (e.kind) {
     case "number":
-      return e.text;
+      // leading zeros would be an octal literal, refused in strict mode
+      return /^0\d/.test(e.text) ? String(e.value) : e.text;
     case "string":
       return JSON.stringify(e.value);
     case "bool":
       return String(e.value);
     case "ident":
-      return tsName(e.name);
+      return c.local(e.name);
     case "unary": {
       const inner = ts(e.operand, c, 9);
       if (e.op === "-" && ty?.t === "tensor") return `tf.neg(${inner})`;
-      return `${e.op}${inner}`;
+      // `- -x` must not become the decrement operator
+      return inner.startsWith(e.op) ? `${e.op}(${inner})` : `${e.op}${inner}`;
     }
     case "binary": {
       const lt = c.a.types.get(e.left);
@@ -93,21 +88,21 @@ function ts(e: A.Expr, c: Ctx, parentPrec = 0): string {
   }
 }
 
-function moduleRef(m: ModuleDecl): string {
-  const base = `this.${m.field}${m.loop ? `[${tsName(m.loop.variable.name)}]` : ""}`;
+function moduleRef(m: ModuleDecl, c: Ctx): string {
+  const base = `this.${c.fields.get(m)!}${m.loop ? `[${c.local(m.loop.variable.name)}]` : ""}`;
   const guarded = m.guards.length > 0 || (m.loop && m.guards.length > 0);
   return guarded ? `need(${base}, ${JSON.stringify(m.path)})` : base;
 }
 
 function callTs(call: A.Call, c: Ctx): string {
   const m = c.a.moduleOf.get(call);
-  const prim = PRIMITIVES[call.callee];
+  const prim = primitive(call.callee);
   const positional = call.args.filter((a) => !a.name);
   const named = new Map(call.args.filter((a) => a.name).map((a) => [a.name!, a]));
   if (m?.block) {
     // results of primitives are plain tf.Tensor: cast to the rank the checker proved
     const arg = (a: A.Arg) => (a.value.kind === "ident" ? ts(a.value, c) : `${ts(a.value, c)} as ${tensorType(c.a.types.get(a.value))}`);
-    return `${moduleRef(m)}.forward(${positional.map(arg).join(", ")})`;
+    return `${moduleRef(m, c)}.forward(${positional.map(arg).join(", ")})`;
   }
   if (!prim) return "undefined";
   if (prim.variadic) {
@@ -121,14 +116,14 @@ function callTs(call: A.Call, c: Ctx): string {
     if (given) return ts(given.value, c);
     const d = prim.args[i]?.default;
     if (!d) return undefined;
-    return d.t === "string" ? JSON.stringify(d.v) : valueToTs(d);
+    return d.t === "string" ? JSON.stringify(d.v) : valueToTs(d, c);
   };
   if (m) {
     // a layer with parameters: tensors (and forward-time sizes) go to apply()
     const applyArgs: Record<string, string[]> = {
       linear: ["x"], layer_norm: ["x"], rms_norm: ["x"], patch_conv: ["x"], conv2d: ["x"], embedding: ["ids"], parameter: [], sincos_2d: ["gh", "gw"],
     };
-    return `${moduleRef(m)}.apply(${(applyArgs[prim.name] ?? []).map((n) => argTs(n)!).join(", ")})`;
+    return `${moduleRef(m, c)}.apply(${(applyArgs[prim.name] ?? []).map((n) => argTs(n)!).join(", ")})`;
   }
   const fnArgs: Record<string, [string, string[]]> = {
     layer_norm: ["layerNorm", ["x", "eps"]],
@@ -140,23 +135,23 @@ function callTs(call: A.Call, c: Ctx): string {
   return `F.${fn}(${list.join(", ")})`;
 }
 
-function valueToTs(v: Value): string {
-  return v.t === "int" || v.t === "float" || v.t === "bool" ? (typeof v.v === "object" ? dimTs(v.v) : String(v.v)) : "undefined";
+function valueToTs(v: Value, c: Ctx): string {
+  return v.t === "int" || v.t === "float" || v.t === "bool" ? (typeof v.v === "object" ? dimTs(v.v, c) : String(v.v)) : "undefined";
 }
 
 /** TS for a symbolic dimension (constructor sizes such as a linear's input width). */
-function dimTs(d: Dim): string {
+function dimTs(d: Dim, c: Ctx): string {
   if (typeof d === "number") return String(d);
-  if (d.op === "var") return tsName(d.name);
-  const inner = (x: Dim) => (typeof x === "object" && x.op !== "var" ? `(${dimTs(x)})` : dimTs(x));
-  if (d.op === "/") return `F.idiv(${dimTs(d.a)}, ${dimTs(d.b)})`;
+  if (d.op === "var") return c.local(d.name);
+  const inner = (x: Dim) => (typeof x === "object" && x.op !== "var" ? `(${dimTs(x, c)})` : dimTs(x, c));
+  if (d.op === "/") return `F.idiv(${dimTs(d.a, c)}, ${dimTs(d.b, c)})`;
   return `${inner(d.a)} ${d.op} ${inner(d.b)}`;
 }
 
 function ctorArgsTs(m: ModuleDecl, c: Ctx): string {
   const call = m.call;
   if (m.block) {
-    const fields = call.args.filter((a) => a.name).map((a) => `${a.name}: ${ts(a.value, c)}`);
+    const fields = call.args.filter((a) => a.name).map((a) => `${propName(a.name!)}: ${ts(a.value, c)}`);
     return `{ ${fields.join(", ")} }`;
   }
   const prim = m.prim!;
@@ -171,7 +166,7 @@ function ctorArgsTs(m: ModuleDecl, c: Ctx): string {
     const v = m.args[name];
     return v?.t === "tensor" ? v.shape : [];
   };
-  const lastDim = (name: string) => dimTs(tensorShape(name)[tensorShape(name).length - 1]);
+  const lastDim = (name: string) => dimTs(tensorShape(name)[tensorShape(name).length - 1], c);
   const obj = (o: Record<string, string | undefined>) =>
     `{ ${Object.entries(o)
       .filter(([, v]) => v !== undefined)
@@ -199,8 +194,8 @@ function ctorArgsTs(m: ModuleDecl, c: Ctx): string {
   }
 }
 
-function moduleClass(m: ModuleDecl): string {
-  return m.block ? className(m.block.name) : m.prim!.runtime;
+function moduleClass(m: ModuleDecl, n: Names): string {
+  return m.block ? n.className(m.block.name) : m.prim!.runtime;
 }
 
 function guardTs(m: ModuleDecl, c: Ctx): string {
@@ -237,33 +232,44 @@ function usedDimVars(a: BlockAnalysis): string[] {
   return [...used];
 }
 
+/** Variables of every `for` in a forward body (they name modules, so the constructor binds them). */
+function forVariables(stmts: A.Stmt[]): string[] {
+  return stmts.flatMap((s) => (s.kind === "for" ? [s.variable.name, ...forVariables(s.body)] : s.kind === "if" ? [...forVariables(s.then), ...forVariables(s.else ?? [])] : []));
+}
+
 export interface BlockStructures {
   args: InterfaceDeclarationStructure;
   cls: ClassDeclarationStructure;
 }
 
-/** The transform: block analysis -> interface + class structures. */
-export function generateBlock(a: BlockAnalysis): BlockStructures {
+/** The transform: block analysis -> interface + class structures. `n` names the package's classes (default: this block alone). */
+export function generateBlock(a: BlockAnalysis, n: Names = new Names([a.block.name, ...a.modules.flatMap((m) => (m.block ? [m.block.name] : []))])): BlockStructures {
   const b = a.block;
   const fwd = b.forward!;
-  const name = className(b.name);
-  const argsName = `${name}Args`;
+  const name = n.className(b.name);
+  const argsName = n.argsName(b.name);
   const params = b.params;
   const locals = new Set([...params.map((p) => p.name), ...b.lets.map((l) => l.name)]);
-  const ctorCtx: Ctx = { a, locals, ctor: true };
-  const fwdCtx: Ctx = { a, locals: new Set([...locals, ...a.dimVars.keys()]), ctor: false };
+  const fieldList = moduleFields(a.modules.map((m) => m.path));
+  const fields = new Map(a.modules.map((m, i) => [m, fieldList[i]]));
+  // names the constructor binds (parameters, lets, loop variables) must also avoid its own bindings
+  const ctorNames = new Set([...locals, ...forVariables(fwd.body)]);
+  const tsName = (s: string) => n.local(s, ctorNames.has(s));
+  const ctorCtx: Ctx = { a, locals, ctor: true, n, fields, local: tsName };
+  const fwdCtx: Ctx = { a, locals: new Set([...locals, ...a.dimVars.keys()]), ctor: false, n, fields, local: tsName };
+  const file = commentText(b.file);
 
   const args: InterfaceDeclarationStructure = {
     kind: tsMorph().StructureKind.Interface,
     name: argsName,
     isExported: true,
-    docs: [`Constructor arguments of {@link ${name}} (block \`${b.name}\`, ${b.file}:${b.span.start.line}).`],
+    docs: [`Constructor arguments of {@link ${name}} (block \`${b.name}\`, ${file}:${b.span.start.line}).`],
     properties: params.map((p) => ({
-      name: p.name,
+      name: propName(p.name),
       type: paramTsType(p),
       hasQuestionToken: !!p.default,
       isReadonly: true,
-      docs: [`${p.type ?? "int"}${p.default ? `; default ${exprText(p.default)}` : ""}`],
+      docs: [commentText(`${p.type ?? "int"}${p.default ? `; default ${exprText(p.default)}` : ""}`)],
     })),
   };
 
@@ -272,14 +278,14 @@ export function generateBlock(a: BlockAnalysis): BlockStructures {
     { name: "p", type: `Readonly<${resolvedType}>`, isReadonly: true, docs: ["Parameters with defaults applied, and derived values."] },
   ];
   for (const m of a.modules) {
-    const cls = moduleClass(m);
+    const cls = moduleClass(m, n);
     const nullable = m.guards.length > 0;
     const elem = nullable ? `${cls} | null` : cls;
     properties.push({
-      name: m.field,
+      name: fields.get(m)!,
       type: m.loop ? `ReadonlyArray<${elem}>` : elem,
       isReadonly: true,
-      docs: [`\`${m.path}${m.loop ? `.{${m.loop.variable.name}}` : ""}\`: ${m.block ? `block ${m.block.name}` : m.prim!.name}${m.guards.length ? ` (only when ${m.guards.map((g) => (g.negate ? `!(${exprText(g.cond)})` : exprText(g.cond))).join(" && ")})` : ""}`],
+      docs: [`\`${m.path}${m.loop ? `.{${m.loop.variable.name}}` : ""}\`: ${m.block ? `block ${m.block.name}` : m.prim!.name}${m.guards.length ? ` (only when ${commentText(m.guards.map((g) => (g.negate ? `!(${exprText(g.cond)})` : exprText(g.cond))).join(" && "))})` : ""}`],
     });
   }
 
@@ -291,13 +297,14 @@ export function generateBlock(a: BlockAnalysis): BlockStructures {
   const ctorBody = (w: CodeBlockWriter) => {
     for (const p of params) {
       const def = p.default ? ` ?? ${ts(p.default, ctorCtx)}` : "";
-      w.writeLine(`const ${tsName(p.name)} = args.${p.name}${def};`);
+      w.writeLine(`const ${tsName(p.name)} = args.${propName(p.name)}${def};`);
     }
     for (const l of b.lets) w.writeLine(`const ${tsName(l.name)} = ${ts(l.value, ctorCtx)};`);
     for (const r of b.requires) w.writeLine(`check(${ts(r.cond, ctorCtx)}, ${JSON.stringify(b.name)}, ${JSON.stringify(r.message ?? exprText(r.cond))});`);
     w.writeLine(`this.p = { ${[...params.map((p) => tsName(p.name)), ...b.lets.map((l) => tsName(l.name))].join(", ")} };`);
     for (const m of a.modules) {
-      const cls = moduleClass(m);
+      const cls = moduleClass(m, n);
+      const field = fields.get(m)!;
       if (m.loop) {
         const iv = tsName(m.loop.variable.name);
         const pathExpr = `joinName(path, \`${m.path}.\${${iv}}\`)`;
@@ -305,7 +312,7 @@ export function generateBlock(a: BlockAnalysis): BlockStructures {
         const body = m.guards.length ? `${guardTs(m, ctorCtx)} ? ${make} : null` : make;
         const from = ts(m.loop.from, ctorCtx);
         const to = ts(m.loop.to, ctorCtx, 5);
-        w.writeLine(`this.${m.field} = Array.from({ length: ${from === "0" ? to : `${to} - (${from})`} }, (_, k) => {`);
+        w.writeLine(`this.${field} = Array.from({ length: ${from === "0" ? to : `${to} - (${from})`} }, (_, k) => {`);
         w.indent(() => {
           w.writeLine(`const ${iv} = ${from === "0" ? "k" : `${from} + k`};`);
           w.writeLine(`return ${body};`);
@@ -313,7 +320,7 @@ export function generateBlock(a: BlockAnalysis): BlockStructures {
         w.writeLine("});");
       } else {
         const make = `new ${cls}(store, joinName(path, ${JSON.stringify(m.path)}), ${ctorArgsTs(m, ctorCtx)})`;
-        w.writeLine(`this.${m.field} = ${m.guards.length ? `${guardTs(m, ctorCtx)} ? ${make} : null` : make};`);
+        w.writeLine(`this.${field} = ${m.guards.length ? `${guardTs(m, ctorCtx)} ? ${make} : null` : make};`);
       }
     }
   };
@@ -373,7 +380,7 @@ export function generateBlock(a: BlockAnalysis): BlockStructures {
       const at = a.dimVars.get(d)!;
       w.writeLine(`const ${tsName(d)} = ${tsName(fwd.inputs[at.input].name)}.shape[${at.axis}];`);
     }
-    for (const [n, ty] of hoisted) w.writeLine(`let ${tsName(n)}!: ${ty};`);
+    for (const [h, ty] of hoisted) w.writeLine(`let ${tsName(h)}!: ${ty};`);
     writeStmts(w, fwd.body);
   };
 
@@ -382,7 +389,7 @@ export function generateBlock(a: BlockAnalysis): BlockStructures {
     kind: tsMorph().StructureKind.Class,
     name,
     isExported: true,
-    docs: [`Block \`${b.name}\` (${b.file}:${b.span.start.line}).`],
+    docs: [`Block \`${b.name}\` (${file}:${b.span.start.line}).`],
     properties,
     ctors: [
       {

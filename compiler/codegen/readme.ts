@@ -5,11 +5,12 @@ import type Handlebars from "handlebars";
 import { handlebars } from "./ts-morph.ts";
 import { fmtCount } from "../check.ts";
 import type { IR } from "../ir.ts";
+import { htmlCommentText, markdownCode, markdownText } from "./names.ts";
 
 const TEMPLATE = `<!-- {{header}} -->
-# {{ir.spec.name}}: {{ir.spec.title}}
+# {{name}}: {{title}}
 
-Compiled by sdc from \`{{ir.spec.file}}\`{{#if ir.spec.variant}} (variant \`{{ir.spec.variant}}\`){{/if}}.
+Compiled by sdc from \`{{file}}\`{{#if ir.spec.variant}} (variant \`{{ir.spec.variant}}\`){{/if}}.
 
 | | |
 |---|---|
@@ -43,8 +44,8 @@ Compiled by sdc from \`{{ir.spec.file}}\`{{#if ir.spec.variant}} (variant \`{{ir
 ## Use
 
 \`\`\`sh
-npx sdc train generated/{{ir.spec.name}}
-npx sdc sample generated/{{ir.spec.name}} --checkpoint output/{{ir.spec.name}}/checkpoints/latest --prompt "seven" --prompt 2
+npx sdc train generated/{{name}}
+npx sdc sample generated/{{name}} --checkpoint output/{{name}}/checkpoints/latest --prompt "seven" --prompt 2
 \`\`\`
 
 Parameter names follow the reference PyTorch state dict (\`ir.json\` lists every tensor with its shape).
@@ -76,5 +77,7 @@ export function renderModelCard(ir: IR, header: string): string {
     modules.push({ path: root.path || "(network)", kind: root.kind, params: root.params });
     for (const c of root.children) modules.push({ path: c.path, kind: c.kind, params: c.params });
   }
-  return compiled({ header: header.trim().split("\n")[0].replace(/^\/\/ /, ""), ir, density, textLine, params: ir.spec.params, modules });
+  // spec text is escaped where it is copied (noEscape is for our own text, such as "->")
+  const params = Object.fromEntries(Object.entries(ir.spec.params).map(([k, v]) => [k, typeof v === "string" ? markdownText(v) : v]));
+  return compiled({ header: htmlCommentText(header.trim().split("\n")[0].replace(/^\/\/ /, "")), ir, name: /^[A-Za-z0-9_.-]*$/.test(ir.spec.name) ? ir.spec.name : markdownText(ir.spec.name), title: markdownText(ir.spec.title), file: markdownCode(ir.spec.file), density, textLine, params, modules });
 }

@@ -9,9 +9,13 @@
  * - `removeStaleTemps`: clean up after a crash: drop left-over temps and, where a crash fell between
  *   the two renames, put the old directory back.
  *
+ * Neither replaces what is not its kind: a file is written only over a regular file (never a
+ * device, FIFO, socket, directory or symlink: `lstat` first), a directory only over a directory.
+ * Errors say what and where in plain words (AtomicWriteError: exit 1 from the CLI).
+ *
  * All functions are synchronous, so no temp of this process is ever "in progress" between calls.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { accessSync, closeSync, constants, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 
 export class AtomicWriteError extends Error {
@@ -52,13 +56,72 @@ function syncDir(dir: string): void {
   }
 }
 
-function fail(what: string, path: string, e: unknown): never {
-  throw new AtomicWriteError(`${what} ${path}: ${(e as Error).message}`);
+/** A file system error in plain words (the errno's meaning, not Node's message). */
+export function fsReason(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  switch (err?.code) {
+    case "EACCES":
+    case "EPERM":
+      return "permission denied";
+    case "EROFS":
+      return "the file system is read-only";
+    case "ENOSPC":
+      return "no space left on the device";
+    case "EDQUOT":
+      return "disk quota exceeded";
+    case "ENOENT":
+      return "a folder on the way does not exist";
+    case "ENOTDIR":
+      return "a part of the path is a file, not a folder";
+    case "EISDIR":
+      return "it is a folder";
+    case "EEXIST":
+      return "something else is already there";
+    case "ENAMETOOLONG":
+      return "the name is too long";
+    case "EMFILE":
+    case "ENFILE":
+      return "too many open files";
+    case "EIO":
+      return "an I/O error";
+    default:
+      return err?.message ?? String(e);
+  }
 }
 
-/** Write a file atomically (temp file in the same directory, fsync, rename). The directory must exist. */
+function fail(what: string, path: string, e: unknown): never {
+  if (e instanceof AtomicWriteError) throw e;
+  throw new AtomicWriteError(`${what} ${path}: ${fsReason(e)}`);
+}
+
+/** What is at `path` without following a symlink: undefined if nothing. */
+function kindAt(path: string): "file" | "directory" | "symlink" | "device" | "fifo" | "socket" | undefined {
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw e;
+  }
+  return st.isFile() ? "file" : st.isDirectory() ? "directory" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : st.isSocket() ? "socket" : "device";
+}
+
+const KIND_WORDS = { directory: "a folder", symlink: "a symbolic link", device: "a device", fifo: "a FIFO (named pipe)", socket: "a socket", file: "a file" } as const;
+
+/** Write a file atomically (temp file in the same directory, fsync, rename). The directory must exist; only a regular file is replaced. */
 export function writeFileAtomic(path: string, data: Uint8Array | string): void {
   const dir = dirname(path);
+  const kind = (() => {
+    try {
+      return kindAt(path);
+    } catch (e) {
+      return fail("cannot write", path, e);
+    }
+  })();
+  if (kind !== undefined && kind !== "file") throw new AtomicWriteError(`cannot write ${path}: it is ${KIND_WORDS[kind]}, not a regular file; refusing to replace it (choose another output path)`);
+  const dirKind = existsSync(dir) ? (statSync(dir).isDirectory() ? "directory" : "other") : undefined;
+  if (dirKind === undefined) throw new AtomicWriteError(`cannot write ${path}: the folder ${dir} does not exist`);
+  if (dirKind !== "directory") throw new AtomicWriteError(`cannot write ${path}: ${dir} is not a folder`);
   const tmp = join(dir, `${basename(path)}.tmp-${process.pid}-${counter++}`);
   try {
     writeAndSync(tmp, data);
@@ -86,6 +149,13 @@ export function writeDirAtomic(finalDir: string, files: Record<string, Uint8Arra
   const names = Object.keys(files);
   for (const n of names) checkName(finalDir, n);
   const parent = dirname(finalDir);
+  let kind;
+  try {
+    kind = kindAt(finalDir);
+  } catch (e) {
+    fail("cannot write directory", finalDir, e);
+  }
+  if (kind !== undefined && kind !== "directory") throw new AtomicWriteError(`cannot write directory ${finalDir}: it is ${KIND_WORDS[kind]}, not a folder; refusing to replace it`);
   const tmp = `${finalDir}.tmp-${process.pid}`;
   const old = `${finalDir}.old-${process.pid}`;
   try {
@@ -170,4 +240,51 @@ export function removeStaleTemps(parentDir: string): string[] {
   }
   if (actions.length) syncDir(parentDir);
   return actions;
+}
+
+/** The nearest existing ancestor of `path` (itself if it exists), by lstat. */
+function nearestExisting(path: string): string {
+  let p = path;
+  for (;;) {
+    if (kindAt(p) !== undefined) return p;
+    const up = dirname(p);
+    if (up === p) return p;
+    p = up;
+  }
+}
+
+function writableDir(dir: string, forWhat: string): void {
+  try {
+    accessSync(dir, constants.W_OK | constants.X_OK);
+  } catch (e) {
+    throw new AtomicWriteError(`cannot write ${forWhat}: ${dir} is not writable (${fsReason(e)})`);
+  }
+}
+
+/**
+ * Check before any work that a file can be written at `path` by writeFileAtomic: nothing there
+ * or a regular file, in an existing, writable folder. Throws AtomicWriteError saying what is wrong.
+ */
+export function checkOutputFile(path: string): void {
+  const kind = kindAt(path);
+  if (kind !== undefined && kind !== "file") throw new AtomicWriteError(`cannot write ${path}: it is ${KIND_WORDS[kind]}, not a regular file; refusing to replace it (choose another output path)`);
+  const dir = dirname(path);
+  const dirKind = kindAt(dir) === "symlink" ? (existsSync(dir) && statSync(dir).isDirectory() ? "directory" : "other") : kindAt(dir);
+  if (dirKind === undefined) throw new AtomicWriteError(`cannot write ${path}: the folder ${dir} does not exist`);
+  if (dirKind !== "directory") throw new AtomicWriteError(`cannot write ${path}: ${dir} is not a folder`);
+  writableDir(dir, path);
+}
+
+/**
+ * Check before any work that `dir` can be used as an output folder: a folder (or nothing yet,
+ * under a writable folder), not a file, device or anything else.
+ */
+export function checkOutputDir(dir: string): void {
+  const at = nearestExisting(dir);
+  const isDir = existsSync(at) && statSync(at).isDirectory();
+  if (!isDir) {
+    const kind = kindAt(at)!;
+    throw new AtomicWriteError(at === dir ? `cannot use ${dir} as the output folder: it is ${KIND_WORDS[kind]}` : `cannot create the output folder ${dir}: ${at} is ${KIND_WORDS[kind]}, not a folder`);
+  }
+  writableDir(at, at === dir ? `into ${dir}` : `the output folder ${dir}`);
 }

@@ -4,11 +4,16 @@
  *   text_encoder.safetensors  the learned text encoder, if any
  *   ema.safetensors           EMA weights (network + text encoder), if EMA is on
  *   optimizer.safetensors     Adam moments (exp_avg.<name>, exp_avg_sq.<name>)
- *   state.json                step, RNG and data-order state, tokenizer words, checksums
+ *   state.json                step, RNG and data-order state, tokenizer words, checksums (its own included)
  *   ir.json                   the compiled spec, to rebuild the model
- * Reading verifies every file's checksum, so a truncated or corrupt checkpoint is refused.
+ * Reading verifies every file's checksum, state.json's own (`checksum`: the sha-256 of the file as
+ * written without that field), and validates state.json against a JSON schema (ajv) plus what a
+ * schema cannot say (no all-zero generator state) before anything in it is used, so a truncated,
+ * corrupt or hand-edited checkpoint is refused with what is wrong. Checkpoints written before
+ * state.json had its own checksum are accepted after the same validation.
  */
 import { createHash } from "node:crypto";
+import AjvModule from "ajv";
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { readSafetensors, type SafeTensor, writeSafetensors } from "../io/safetensors.ts";
@@ -38,6 +43,71 @@ export interface CheckpointState {
   elapsedSeconds: number;
   /** sha-256 of each file in the folder */
   files: Record<string, string>;
+  /** sha-256 of this state.json as written without this field (absent in older checkpoints) */
+  checksum?: string;
+}
+
+/** The files a checkpoint may list: nothing else is ever read (no `../` names). */
+const CHECKPOINT_FILES = ["model.safetensors", "text_encoder.safetensors", "ema.safetensors", "optimizer.safetensors", "ir.json"];
+const SHA = { type: "string", pattern: "^[0-9a-f]{64}$" };
+const COUNT = { type: "integer", minimum: 0, maximum: Number.MAX_SAFE_INTEGER };
+/** An Rng state: four 32-bit words, a flag, the cached normal deviate. */
+const RNG = { type: "array", minItems: 5, maxItems: 6, items: [{ type: "integer", minimum: 0, maximum: 0xffffffff }, { type: "integer", minimum: 0, maximum: 0xffffffff }, { type: "integer", minimum: 0, maximum: 0xffffffff }, { type: "integer", minimum: 0, maximum: 0xffffffff }, { enum: [0, 1] }, { type: "number" }], additionalItems: false };
+
+/** JSON schema of state.json (draft-07, as ajv checks it). */
+export const CHECKPOINT_STATE_SCHEMA = {
+  type: "object",
+  required: ["format", "version", "spec", "irHash", "step", "seed", "rng", "sampler", "words", "optimizerSteps", "emaUpdates", "lastLoss", "elapsedSeconds", "files"],
+  properties: {
+    format: { const: "sdc-checkpoint" },
+    version: { const: 1 },
+    spec: { type: "string", maxLength: 1000 },
+    irHash: SHA,
+    step: COUNT,
+    seed: COUNT,
+    rng: RNG,
+    sampler: {
+      oneOf: [
+        { type: "null" },
+        {
+          type: "object",
+          required: ["version", "dataset", "datasetSize", "batchSize", "epoch", "cursor", "epochRng", "itemRng"],
+          properties: { version: { const: 1 }, dataset: { type: "string" }, datasetSize: COUNT, batchSize: { type: "integer", minimum: 1, maximum: 1 << 20 }, epoch: COUNT, cursor: COUNT, epochRng: RNG, itemRng: RNG },
+        },
+      ],
+    },
+    words: { type: "array", maxItems: 1 << 20, items: { type: "string", maxLength: 1000 } },
+    optimizerSteps: COUNT,
+    emaUpdates: COUNT,
+    lastLoss: { type: ["number", "null"] },
+    elapsedSeconds: { type: "number", minimum: 0 },
+    files: { type: "object", required: ["model.safetensors", "optimizer.safetensors", "ir.json"], propertyNames: { enum: CHECKPOINT_FILES }, additionalProperties: SHA },
+    checksum: SHA,
+  },
+} as const;
+
+const Ajv = (AjvModule as unknown as { default?: typeof AjvModule }).default ?? AjvModule;
+let validateState: ReturnType<InstanceType<typeof Ajv>["compile"]> | undefined;
+
+/** What is wrong with a parsed state.json (empty: nothing). Pure. */
+export function checkpointStateProblems(state: unknown): string[] {
+  validateState ??= new Ajv({ allErrors: true, strict: false }).compile(CHECKPOINT_STATE_SCHEMA);
+  if (!validateState(state)) return (validateState.errors ?? []).slice(0, 5).map((e) => `${e.instancePath || "/"} ${e.message ?? "is invalid"}${e.params && "allowedValues" in e.params ? ` (${(e.params.allowedValues as unknown[]).join(", ")})` : ""}`);
+  const st = state as CheckpointState;
+  const problems: string[] = [];
+  // an all-zero xorshift state only ever gives zeros: the normal sampler would never return
+  const zero = (r: readonly number[]) => r.slice(0, 4).every((v) => v === 0);
+  if (zero(st.rng)) problems.push("/rng is all zero (not a generator state)");
+  if (st.sampler && zero(st.sampler.epochRng)) problems.push("/sampler/epochRng is all zero (not a generator state)");
+  if (st.sampler && zero(st.sampler.itemRng)) problems.push("/sampler/itemRng is all zero (not a generator state)");
+  if (st.sampler && st.sampler.cursor > st.sampler.datasetSize) problems.push(`/sampler/cursor ${st.sampler.cursor} is past the dataset's ${st.sampler.datasetSize} items`);
+  if (st.emaUpdates > st.optimizerSteps) problems.push(`/emaUpdates ${st.emaUpdates} is more than the ${st.optimizerSteps} optimizer steps`);
+  return problems;
+}
+
+/** state.json's text, and its own checksum: the sha-256 of the text without `checksum`. */
+function stateText(state: CheckpointState | Omit<CheckpointState, "checksum">): string {
+  return JSON.stringify(state, null, 2) + "\n";
 }
 
 export type HostTensors = Map<string, { shape: number[]; data: Float32Array }>;
@@ -65,7 +135,7 @@ export function saveCheckpoint(dir: string, c: CheckpointContents): void {
   if (c.ema) files["ema.safetensors"] = writeSafetensors(c.ema, meta);
   const sums = Object.fromEntries(Object.entries(files).map(([k, v]) => [k, sha(v)]));
   const state: CheckpointState = { ...c.state, files: sums };
-  files["state.json"] = JSON.stringify(state, null, 2) + "\n";
+  files["state.json"] = stateText({ ...state, checksum: sha(stateText(state)) });
   writeDirAtomic(dir, files);
 }
 
@@ -101,12 +171,21 @@ export function readCheckpoint(dir: string): CheckpointContents {
   const statePath = join(dir, "state.json");
   if (!existsSync(statePath)) throw new CheckpointError(`${dir} is not a checkpoint: state.json is missing`);
   let state: CheckpointState;
+  const size = statSync(statePath).size;
+  if (size > 64 << 20) throw new CheckpointError(`${statePath} is ${size} bytes: not a checkpoint's state (refusing to read it)`);
   try {
     state = JSON.parse(readFileSync(statePath, "utf8"));
   } catch {
     throw new CheckpointError(`${statePath} is corrupt (not valid JSON)`);
   }
-  if (state?.format !== "sdc-checkpoint" || state.version !== 1 || typeof state.files !== "object") throw new CheckpointError(`${statePath} is not an sdc checkpoint (format ${JSON.stringify(state?.format)})`);
+  if (state === null || typeof state !== "object" || state.format !== "sdc-checkpoint") throw new CheckpointError(`${statePath} is not an sdc checkpoint (format ${JSON.stringify((state as { format?: unknown } | null)?.format)})`);
+  // its own checksum first (a flipped digit is corruption, not a schema error), then the schema
+  if (state.checksum !== undefined) {
+    const { checksum, ...rest } = state;
+    if (typeof checksum !== "string" || sha(stateText(rest)) !== checksum) throw new CheckpointError(`checkpoint ${dir} is corrupt: state.json does not match its checksum (truncated or modified)`);
+  }
+  const problems = checkpointStateProblems(state);
+  if (problems.length) throw new CheckpointError(`checkpoint ${dir} is invalid: state.json: ${problems.join("; ")}`);
   const read = (name: string): Uint8Array => {
     const p = join(dir, name);
     if (!existsSync(p)) throw new CheckpointError(`checkpoint ${dir} is incomplete: ${name} is missing`);
@@ -116,7 +195,7 @@ export function readCheckpoint(dir: string): CheckpointContents {
   };
   for (const name of Object.keys(state.files)) read(name);
   const st = (name: string) => toHost(readSafetensors(read(name), join(dir, name)).tensors);
-  const { files: _files, ...rest } = state;
+  const { files: _files, checksum: _checksum, ...rest } = state;
   return {
     network: st("model.safetensors"),
     text: state.files["text_encoder.safetensors"] ? st("text_encoder.safetensors") : new Map(),
