@@ -53,6 +53,8 @@ export interface ModuleDecl {
   block?: A.BlockDecl;
   /** argument values by name (symbolic), for constructor arguments */
   args: Args;
+  /** a weight-free block called without `as name`: no state-dict path (`path` is "") */
+  anonymous?: boolean;
 }
 
 export interface BlockAnalysis {
@@ -109,6 +111,60 @@ export class Checker {
       return;
     }
     throw e;
+  }
+
+  private weighty = new Map<string, boolean>();
+
+  /**
+   * Does a call of this block create parameters (or buffers)? Statically: some call in its
+   * forward is a named primitive (a primitive takes `as name` only when it has parameters) or
+   * calls a block that does. A block without any needs no `as name` where it is called.
+   */
+  ownsWeights(block: A.BlockDecl): boolean {
+    const known = this.weighty.get(block.name);
+    if (known !== undefined) return known;
+    this.weighty.set(block.name, false); // a cycle (SDC604 elsewhere) adds nothing
+    let found = false;
+    const visit = (e: A.Expr): void => {
+      if (found) return;
+      switch (e.kind) {
+        case "call": {
+          const b = this.blocks.get(e.callee);
+          if (b ? this.ownsWeights(b) : e.label !== undefined && PRIMITIVES[e.callee] !== undefined) found = true;
+          e.args.forEach((x) => visit(x.value));
+          return;
+        }
+        case "binary":
+          visit(e.left);
+          visit(e.right);
+          return;
+        case "unary":
+          visit(e.operand);
+          return;
+        case "ternary":
+          [e.cond, e.then, e.else].forEach(visit);
+          return;
+        case "list":
+          e.items.forEach(visit);
+          return;
+        default:
+          return;
+      }
+    };
+    const walk = (stmts: A.Stmt[]): void => {
+      for (const st of stmts) {
+        if (st.kind === "assign") visit(st.value);
+        else if (st.kind === "return") st.values.forEach(visit);
+        else if (st.kind === "for") walk(st.body);
+        else if (st.kind === "if") {
+          walk(st.then);
+          if (st.else) walk(st.else);
+        }
+      }
+    };
+    walk(block.forward?.body ?? []);
+    this.weighty.set(block.name, found);
+    return found;
   }
 
   get totalParams(): number {
@@ -210,6 +266,7 @@ export class Checker {
   private checkLabels(a: BlockAnalysis) {
     const byPath = new Map<string, ModuleDecl[]>();
     for (const m of a.modules) {
+      if (m.anonymous) continue;
       const list = byPath.get(m.path) ?? [];
       for (const other of list) {
         const exclusive = m.guards.some((g) => other.guards.some((h) => h.cond === g.cond && h.negate !== g.negate));
@@ -493,10 +550,11 @@ export class Checker {
     positional.forEach((p, i) => {
       if (p.value.t !== "tensor") fail("SDC401", p.arg.span, `argument '${inputs[i].name}' of ${block!.name} must be a tensor, got ${typeName(p.value)}`);
     });
-    const path = this.labelPath(call, scope, true);
+    const path = this.labelPath(call, scope, this.ownsWeights(block!));
     if (scope.symbolic) return this.symbolicBlockCall(call, block!, positional, named, scope, path);
     const node: ModuleNode = { path: joinPath(scope.path, path), kind: block!.name, params: 0, children: [] };
-    scope.module?.children.push(node);
+    // a weight-free helper called without a name is no module of the state dict
+    if (call.label) scope.module?.children.push(node);
     const out = this.callBlock(call, block!, positional.map((p) => p.value), named, scope, joinPath(scope.path, path), node, positional.map((p) => p.arg));
     return out;
   }
@@ -617,6 +675,17 @@ export class Checker {
   private recordModule(call: A.Call, scope: Scope, path: string, what: { prim?: Primitive; block?: A.BlockDecl; args: Args }) {
     const a = scope.analysis;
     if (!a) return;
+    if (!call.label) {
+      // a weight-free block called without `as`: a field of its own, no state-dict path
+      const inner = scope.loops[scope.loops.length - 1];
+      const base = `_${call.callee}`;
+      let field = base;
+      for (let k = 2; a.modules.some((m) => m.field === field); k++) field = `${base}_${k}`;
+      const decl: ModuleDecl = { call, field, path: "", loop: inner?.stmt, guards: [...scope.guards], anonymous: true, ...what };
+      a.modules.push(decl);
+      a.moduleOf.set(call, decl);
+      return;
+    }
     const label = call.label!;
     const idx = label.segments.findIndex((s) => s.index);
     let loop: A.ForStmt | undefined;

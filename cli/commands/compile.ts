@@ -51,10 +51,15 @@ export function runCompile(specPath: string, opts: CompileCliOptions, out: OutSt
     const t0 = performance.now();
     const { result, dir } = compileSpecFile(specPath, { variant, set: opts.set, outDir: opts.outDir });
     const ms = performance.now() - t0;
-    if (result.diagnostics.length) err.write(formatAll(result.diagnostics, result.program.sources, err.isTTY ?? false) + "\n");
-    if (!result.ir || !result.files || !dir) {
-      const n = result.diagnostics.length;
-      err.write(`\n${n} error${n === 1 ? "" : "s"} in ${specPath}${variant ? ` (variant ${variant})` : ""}; nothing written\n`);
+    // warnings do not stop compilation; --quiet leaves them out when it succeeds
+    const failed = !result.ir || !result.files || !dir;
+    const shown = failed || !opts.quiet ? result.diagnostics : [];
+    if (shown.length) err.write(formatAll(shown, result.program.sources, err.isTTY ?? false) + "\n");
+    const warnings = result.diagnostics.filter((d) => d.severity === "warning").length;
+    if (!failed && warnings && !opts.quiet) err.write(`\n${warnings} warning${warnings === 1 ? "" : "s"} in ${specPath}${variant ? ` (variant ${variant})` : ""}\n\n`);
+    if (failed) {
+      const n = result.diagnostics.length - warnings;
+      err.write(`\n${n} error${n === 1 ? "" : "s"}${warnings ? ` and ${warnings} warning${warnings === 1 ? "" : "s"}` : ""} in ${specPath}${variant ? ` (variant ${variant})` : ""}; nothing written\n`);
       status = EXIT.spec;
       if (opts.json) jsonOut.push({ spec: specPath, variant: variant ?? null, ok: false, diagnostics: result.diagnostics });
       continue;
