@@ -497,7 +497,8 @@ export class Checker {
       const rs = r.t === "tensor" ? r.shape : isNum(r) ? [] : fail("SDC401", e.right.span, `'${op}' needs a number or tensor, got ${typeName(r)}`);
       const b = broadcastShapes(ls, rs, scope.symbolic);
       if ("error" in b) fail("SDC500", e.span, `shape mismatch in '${op}': ${b.error}`);
-      return { t: "tensor", dtype: "float32", shape: b.shape };
+      const res: Value = { t: "tensor", dtype: "float32", shape: b.shape };
+      return scope.symbolic ? res : this.withDeps(res, unionDeps(this.depsOf(l), this.depsOf(r)));
     }
     if (!isNum(l)) fail("SDC401", e.left.span, `'${op}' needs numbers, got ${typeName(l)}`);
     if (!isNum(r)) fail("SDC401", e.right.span, `'${op}' needs numbers, got ${typeName(r)}`);
@@ -759,6 +760,7 @@ export class Checker {
     }
     const ctx = this.primContext(prim, call, spans, scope.symbolic);
     const out = prim.infer(args, ctx);
+    let ownTag: string | undefined;
     const weights = prim.weights?.(args, ctx) ?? [];
     if (weights.length) {
       const path = this.labelPath(call, scope, true);
@@ -791,11 +793,49 @@ export class Checker {
           if (this.totalParams > MAX_PARAMS) fail("SDC602", call.span, `the model would have more than ${fmtCount(MAX_PARAMS)} parameters (at ${name}: ${fmtCount(count)}); refusing to build it`);
         }
         scope.module?.children.push({ path: full, kind: prim.name, params: own, children: [] });
+        if (own > 0) {
+          ownTag = full;
+          this.owners.set(full, { call, op: prim.name, params: own });
+        }
       }
     } else if (call.label) {
       fail("SDC406", call.label.span, `${prim.name}(...) here has no parameters, so it takes no name; remove \`as ${exprLabel(call.label)}\``);
     }
-    return out;
+    if (scope.symbolic) return out;
+    // concrete: the result depends on the tensor arguments and on this call's own weights
+    let deps: ReadonlySet<string> = NO_DEPS;
+    for (const v of Object.values(args)) {
+      if (v.t === "tensor") deps = unionDeps(deps, this.depsOf(v));
+      else if (v.t === "list") for (const x of v.items) deps = unionDeps(deps, this.depsOf(x));
+    }
+    if (ownTag) deps = unionDeps(deps, new Set([ownTag]));
+    return this.withDeps(out, deps);
+  }
+
+  // ------------------------------------------------------------ reachability (concrete)
+
+  /**
+   * What each concrete tensor depends on: the weight owners (state-dict paths of named
+   * primitive calls with trainable parameters) and tags the caller adds (the network's inputs).
+   * Weights whose owner never reaches the output get no gradient; an input that never reaches it
+   * is ignored. A sound over-approximation (a split part depends on all of its input).
+   */
+  private deps = new WeakMap<Value, ReadonlySet<string>>();
+  /** every weight owner met while elaborating, by state-dict path */
+  readonly owners = new Map<string, { call: A.Call; op: string; params: number }>();
+
+  depsOf(v: Value): ReadonlySet<string> {
+    if (v.t === "tuple") return v.items.reduce<ReadonlySet<string>>((d, x) => unionDeps(d, this.depsOf(x)), NO_DEPS);
+    return this.deps.get(v) ?? NO_DEPS;
+  }
+
+  /** A copy of `v` (each item of a tuple) that depends on `deps` as well. */
+  withDeps(v: Value, deps: ReadonlySet<string>): Value {
+    if (v.t === "tuple") return { t: "tuple", items: v.items.map((x) => this.withDeps(x, deps)) };
+    if (v.t !== "tensor") return v;
+    const copy: Value = { ...v };
+    this.deps.set(copy, unionDeps(this.depsOf(v), deps));
+    return copy;
   }
 
   private checkArgType(prim: Primitive, spec: PrimArg, v: Value, span: Span): Value {
@@ -860,6 +900,22 @@ export class Checker {
     if (typeof v.v === "number" && v.v < 0) fail("SDC407", span, `${what} must not be negative, got ${v.v}`);
     return v.v;
   }
+}
+
+const NO_DEPS: ReadonlySet<string> = new Set();
+
+/** a ∪ b, reusing either when it already holds the other (most unions add nothing). */
+export function unionDeps(a: ReadonlySet<string>, b: ReadonlySet<string>): ReadonlySet<string> {
+  if (a === b || b.size === 0) return a;
+  if (a.size === 0) return b;
+  const [big, small] = a.size >= b.size ? [a, b] : [b, a];
+  let out: Set<string> | undefined;
+  for (const x of small) {
+    if (big.has(x)) continue;
+    out ??= new Set(big);
+    out.add(x);
+  }
+  return out ?? big;
 }
 
 /** Thrown to stop elaborating after the first error inside a concrete block body. */

@@ -57,7 +57,7 @@ export function runCompile(specPath: string, opts: CompileCliOptions, out: OutSt
     if (shown.length) err.write(formatAll(shown, result.program.sources, err.isTTY ?? false) + "\n");
     const warnings = result.diagnostics.filter((d) => d.severity === "warning").length;
     if (!failed && warnings && !opts.quiet) err.write(`\n${warnings} warning${warnings === 1 ? "" : "s"} in ${specPath}${variant ? ` (variant ${variant})` : ""}\n\n`);
-    if (failed) {
+    if (!result.ir || !result.files || !dir) {
       const n = result.diagnostics.length - warnings;
       err.write(`\n${n} error${n === 1 ? "" : "s"}${warnings ? ` and ${warnings} warning${warnings === 1 ? "" : "s"}` : ""} in ${specPath}${variant ? ` (variant ${variant})` : ""}; nothing written\n`);
       status = EXIT.spec;

@@ -4,7 +4,7 @@
  * (SDC203), unused parameters and inputs (warning SDC310), weights that never reach the output
  * (SDC311), a network that ignores one of its inputs (SDC704). Positions were counted by hand.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
@@ -75,7 +75,84 @@ const unused: Case[] = [
   },
 ];
 
+// ---------------------------------------------------------------- weights that never reach the output
+
+/** specs/lib/text.mdl, for the learned text encoder */
+const TEXT_LIB = readFileSync(new URL("../../specs/lib/text.mdl", import.meta.url), "utf8");
+const learned = { text: "text_encoder(vocab: 32, tokens: 5, width: 24, depth: 1, heads: 2)  tokens: 5" };
+
+/** block `two` (6 lines): a new image stream from h, and a context stream through its own linear */
+const two = lines(
+  "block two(width: int) {",
+  "  forward(h: [B, N, width], c: [B, T, width]) -> ([B, N, width], [B, T, width]) {",
+  "    c = linear(c, width) as ctx_out",
+  "    return h + linear(h, width) as img_out, c",
+  "  }",
+  "}",
+);
+
+/** a network whose forward (line 2) leaves out `c` and `p` from what it returns */
+const deaf = lines(
+  "block net(ch: int, ctx: int) {",
+  "  forward(x: [B, H, W, ch], t: [B], c: [B, T, ctx], p: [B, P]) -> [B, H, W, ch] {",
+  "    return x + unsqueeze(unsqueeze(unsqueeze(t, 1), 2), 3)",
+  "  }",
+  "}",
+);
+
+const weights: Case[] = [
+  {
+    name: "a named call whose value is never used",
+    src: lines(net("    y = linear(c, 3) as l"), spec()),
+    code: "SDC311", line: 3, col: 9, msg: "the weights of 'l' (linear, 75 parameters) never reach the network's output",
+  },
+  {
+    name: "a value overwritten before it is read",
+    src: lines(net("    h = linear(c, 4) as first\n    h = linear(c, 4) as second\n    t = t + mean(mean(h, axis: 2), axis: 1)"), spec()),
+    code: "SDC311", line: 3, col: 9, msg: "the weights of 'first' (linear, 100 parameters)",
+  },
+  {
+    name: "a block output the caller drops, in a loop: one error for the call, naming each instance",
+    src: lines(two, net("    for i in 0 .. 3 {\n      c2, d = two(c, c, width: 24) as blk[i]\n      t = t + mean(mean(c2, axis: 2), axis: 1)\n    }"), spec()),
+    code: "SDC311", line: 3, col: 9, msg: "the weights of 'blk.0.ctx_out' and 2 more (blk.1.ctx_out, blk.2.ctx_out) (linear, 1,800 parameters)",
+  },
+  {
+    name: "a branch not taken with this spec's parameters leaves a call's result unused",
+    src: lines("block b(width: int, use_it: bool) {", "  forward(x: [B, N, width]) -> [B, N, width] {", "    y = linear(x, width) as proj", "    if use_it {", "      x = x + y", "    }", "    return x", "  }", "}", net("    c = b(c, width: 24, use_it: false) as blk"), spec()),
+    code: "SDC311", line: 3, col: 9, msg: "the weights of 'blk.proj' (linear, 600 parameters)",
+  },
+  {
+    name: "unused weights of the learned text encoder itself",
+    src: lines('import "lib/text.mdl"', "block enc(vocab: int, tokens: int, width: int) {", "  forward(ids: int32[B, tokens]) -> ([B, tokens, width], [B, width]) {", "    h = embedding(ids, vocab, width) as tok", "    extra = linear(h, width) as unused_proj", "    return h, mean(h, axis: 1)", "  }", "}", net(), spec(undefined, [], { text: "enc(vocab: 32, tokens: 5, width: 24)  tokens: 5" })),
+    files: { "lib/text.mdl": TEXT_LIB },
+    code: "SDC311", line: 5, col: 13, msg: "the weights of 'text_encoder.unused_proj' (linear, 600 parameters)",
+  },
+];
+
+// ---------------------------------------------------------------- a network ignoring an input
+
+const inputs: Case[] = [
+  {
+    name: "context ignored, with a learned text encoder (it used to fail in training with exit 70)",
+    src: lines('import "lib/text.mdl"', deaf, spec(undefined, [], learned)),
+    files: { "lib/text.mdl": TEXT_LIB },
+    code: "SDC704", line: 3, col: 37, msg: "network net never uses its input 'c' [B, 5, 24], fed by the text encoder (text_encoder, trained with the network: context tokens): its output does not depend on it; the text encoder's weights would get no gradient",
+  },
+  {
+    name: "pooled ignored, external text features",
+    src: lines(deaf, spec()),
+    code: "SDC704", line: 2, col: 53, msg: "network net never uses its input 'p' [B, 20], fed by the text encoder (pooled text)",
+  },
+  {
+    name: "the timestep read only in a branch this spec does not take",
+    src: lines("block net(ch: int, ctx: int, timed: bool = false) {", "  forward(x: [B, H, W, ch], t: [B], c: [B, T, ctx], p: [B, P]) -> [B, H, W, ch] {", "    m = mean(mean(c, axis: 2), axis: 1) + mean(p, axis: 1)", "    if timed {", "      m = m + t", "    }", "    return x + unsqueeze(unsqueeze(unsqueeze(m, 1), 2), 3)", "  }", "}", spec()),
+    code: "SDC704", line: 2, col: 29, msg: "never uses its input 't' [B], fed by the flow (the timestep)",
+  },
+];
+
 describe.each([
+  ["weights that never reach the output", weights, "error"],
+  ["a network ignoring an input", inputs, "error"],
   ["brackets", brackets, "error"],
   ["unused parameters and inputs", unused, "warning"],
 ] as const)("%s", (_, cases, severity) => {
@@ -87,6 +164,18 @@ describe.each([
 });
 
 describe("what is not reported", () => {
+  it("the text encoder's weights are not reported again when the network ignores both text inputs", () => {
+    const r = compileSource(lines('import "lib/text.mdl"', deaf, spec(undefined, [], learned)), { files: { "lib/text.mdl": TEXT_LIB } });
+    expect(r.diagnostics.map((d) => `${d.severity} ${d.code} ${d.span.start.line}:${d.span.start.column}`)).toEqual(["error SDC704 3:37", "error SDC704 3:53"]);
+  });
+
+  it("the same spec with the branch taken compiles cleanly", () => {
+    const src = lines("block b(width: int, use_it: bool) {", "  forward(x: [B, N, width]) -> [B, N, width] {", "    y = linear(x, width) as proj", "    if use_it {", "      x = x + y", "    }", "    return x", "  }", "}", net("    c = b(c, width: 24, use_it: true) as blk"), spec());
+    const r = compileSource(src);
+    expect(r.diagnostics).toEqual([]);
+    expect(r.ir!.stats.networkParams).toBe(600);
+  });
+
   it("a multi-line call and a parameter default on its own line are no missing `)`", () => {
     const r = compileSource(lines("block b(width: int,", "        depth = 2) {", "  forward(x: [B, N, width]) -> [B, N, width] {", "    return linear(x,", "                  width) as l", "  }", "}", net("    y = b(c, width: 24, depth: 3) as blk"), spec()));
     expect(r.diagnostics.filter((d) => d.code === "SDC203" || d.code === "SDC202")).toEqual([]);
@@ -169,5 +258,27 @@ describe("a weight-free helper block needs no `as name`", () => {
     const want = x.add(m.reshape([1, 1, 1, 1]));
     expect(out.shape).toEqual([1, 32, 32, 1]);
     expect(tf.max(tf.abs(out.sub(want))).dataSync()[0]).toBeLessThan(1e-5);
+  });
+});
+
+describe("sdc compile with warnings", () => {
+  const tmp = mkdtempSync(join(tmpdir(), "sdc-warn-"));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+  it("prints them positioned, says how many, writes the package and exits 0; --quiet leaves them out", async () => {
+    const { writeFileSync, existsSync } = await import("node:fs");
+    const file = join(tmp, "w.mdl");
+    writeFileSync(file, lines(blockB("    return x", undefined, "width: int, depth: int = 2"), net("    y = b(c, width: 24)"), spec()));
+    let out = "";
+    let err = "";
+    const o = { write: (s: string) => ((out += s), true), isTTY: false };
+    const e = { write: (s: string) => ((err += s), true), isTTY: false };
+    expect(runCompile(file, { outDir: tmp }, o, e)).toBe(0);
+    expect(err).toContain(`${file}:1:21: warning SDC310: parameter 'depth' of block b is never used`);
+    expect(err).toContain(`1 warning in ${file}`);
+    expect(existsSync(join(tmp, "w", "model.ts"))).toBe(true);
+    err = "";
+    expect(runCompile(file, { outDir: tmp, quiet: true }, o, e)).toBe(0);
+    expect(err).toBe("");
   });
 });
