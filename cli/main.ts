@@ -27,9 +27,10 @@ function build(onResult: (code: number) => void): Command {
     .option("--json", "print the summary as JSON")
     .option("--check", "do not write; fail if the generated folder is out of date")
     .option("-q, --quiet", "print only errors")
+    .option("--lib-path <dir>", "a folder to look in for imports not found beside the importing file (before $SDC_PATH; `sdc/...` is the library shipped with sdc); repeatable", collect)
     .action(async (spec: string, o) => {
       const { runCompile } = await import("./commands/compile.ts");
-      onResult(runCompile(spec, { variant: o.variant, allVariants: o.allVariants, set: o.set, outDir: o.outDir, json: o.json, check: o.check, quiet: o.quiet }));
+      onResult(runCompile(spec, { variant: o.variant, allVariants: o.allVariants, set: o.set, outDir: o.outDir, json: o.json, check: o.check, quiet: o.quiet, libPath: o.libPath }));
     });
 
   program

@@ -13,6 +13,19 @@ export interface SourceHost {
   read(path: string): Uint8Array | undefined;
   /** Resolve `spec` imported from the file `from` to a path the host can read. */
   resolve(from: string, spec: string): string;
+  /**
+   * The library search path: where else to look, in order, for an import that is not found
+   * relative to its file (`import "sdc/lib/mmdit.mdl"` from any folder). Never consulted for
+   * imports that start with `./`, `../` or `/`.
+   */
+  searchPath?(spec: string): string[];
+}
+
+/** Every path an import may name, in the order they are tried. */
+export function importCandidates(host: SourceHost, from: string, spec: string): string[] {
+  const first = host.resolve(from, spec);
+  if (/^(\.\.?\/|\/)/.test(spec) || !host.searchPath) return [first];
+  return [...new Set([first, ...host.searchPath(spec)])];
 }
 
 export interface Program {
@@ -35,16 +48,27 @@ export function parseSource(file: string, text: string): { ast?: A.SourceFile; d
 export function loadProgram(entry: string, host: SourceHost): Program {
   const prog: Program = { entry, files: new Map(), sources: new Map(), blocks: new Map(), diagnostics: [] };
   const visiting: string[] = [];
-  const visit = (path: string, from?: A.ImportDecl): void => {
+  const read = new Map<string, Uint8Array | undefined>();
+  const readOnce = (p: string) => {
+    if (!read.has(p)) read.set(p, host.read(p));
+    return read.get(p);
+  };
+  /** the first candidate that exists (or the first, to report it missing), with all of them */
+  const locate = (from: string, spec: string): { path: string; looked: string[] } => {
+    const looked = importCandidates(host, from, spec);
+    return { path: looked.find((p) => readOnce(p) !== undefined) ?? looked[0], looked };
+  };
+  const visit = (path: string, from?: A.ImportDecl, looked: string[] = [path]): void => {
     if (prog.files.has(path)) return;
     const cycleAt = visiting.indexOf(path);
     if (cycleAt >= 0) {
       prog.diagnostics.push(diag("SDC303", from!.span, `cyclic import: ${[...visiting.slice(cycleAt), path].join(" -> ")}`));
       return;
     }
-    const bytes = host.read(path);
+    const bytes = readOnce(path);
     if (bytes === undefined) {
-      if (from) prog.diagnostics.push(diag("SDC302", from.span, `import not found: ${JSON.stringify(from.path)} (looked for ${path})`));
+      const hint = looked.length > 1 ? "imports are found relative to the importing file, then along the library search path; `sdc/...` is the library shipped with sdc" : undefined;
+      if (from) prog.diagnostics.push(diag("SDC302", from.span, `import not found: ${JSON.stringify(from.path)} (looked for ${looked.join(", ")})`, hint));
       else prog.diagnostics.push(diag("SDC302", { file: path, start: { offset: 0, line: 1, column: 1 }, end: { offset: 0, line: 1, column: 1 } }, `file not found: ${path}`));
       return;
     }
@@ -58,7 +82,10 @@ export function loadProgram(entry: string, host: SourceHost): Program {
     prog.diagnostics.push(...r.diagnostics);
     if (!r.ast) return;
     visiting.push(path);
-    for (const imp of r.ast.imports) visit(host.resolve(path, imp.path), imp);
+    for (const imp of r.ast.imports) {
+      const at = locate(path, imp.path);
+      visit(at.path, imp, at.looked);
+    }
     visiting.pop();
     prog.files.set(path, r.ast);
     for (const b of r.ast.blocks) {
@@ -75,14 +102,18 @@ export function loadProgram(entry: string, host: SourceHost): Program {
   return prog;
 }
 
-/** An in-memory host for tests and tools: paths are keys; imports resolve relative to the importer. */
-export function memoryHost(files: Record<string, string | Uint8Array>): SourceHost {
+/**
+ * An in-memory host for tests and tools: paths are keys; imports resolve relative to the importer,
+ * then in each folder of `libPath`.
+ */
+export function memoryHost(files: Record<string, string | Uint8Array>, opts: { libPath?: string[] } = {}): SourceHost {
   return {
     read: (p) => {
       const f = files[p];
       return f === undefined ? undefined : typeof f === "string" ? new TextEncoder().encode(f) : f;
     },
     resolve: (from, spec) => normalizePath(dirname(from) + "/" + spec),
+    searchPath: opts.libPath ? (spec) => opts.libPath!.map((d) => normalizePath(d + "/" + spec)) : undefined,
   };
 }
 

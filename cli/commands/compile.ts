@@ -6,7 +6,7 @@ import { findSpec } from "../../compiler/spec.ts";
 import { loadProgram } from "../../compiler/program.ts";
 import { writeDirAtomic } from "../../runtime/io/atomic.ts";
 import { EXIT, UsageError } from "../errors.ts";
-import { fsHost } from "../host.ts";
+import { makeFsHost } from "../host.ts";
 
 export interface CompileCliOptions {
   variant?: string;
@@ -16,6 +16,8 @@ export interface CompileCliOptions {
   json?: boolean;
   check?: boolean;
   quiet?: boolean;
+  /** folders searched for imports (before SDC_PATH) */
+  libPath?: string[];
 }
 
 export interface CompiledOutput {
@@ -24,9 +26,9 @@ export interface CompiledOutput {
 }
 
 /** Compile (spec, variant) and return the result with the folder it belongs in. Pure but for reading specs. */
-export function compileSpecFile(specPath: string, opts: { variant?: string; set?: string[]; outDir: string }): CompiledOutput {
+export function compileSpecFile(specPath: string, opts: { variant?: string; set?: string[]; outDir: string; libPath?: string[] }): CompiledOutput {
   const name = basename(specPath).replace(/\.mdl$/, "") + (opts.variant ? `-${opts.variant}` : "");
-  const result = compile(specPath, fsHost, { variant: opts.variant, sets: opts.set, specPath, name });
+  const result = compile(specPath, makeFsHost({ libPath: opts.libPath }), { variant: opts.variant, sets: opts.set, specPath, name });
   return { result, dir: result.ir ? join(opts.outDir, name) : undefined };
 }
 
@@ -41,7 +43,7 @@ export function runCompile(specPath: string, opts: CompileCliOptions, out: OutSt
   if (!existsSync(specPath)) throw new UsageError(`spec file not found: ${specPath}`);
   let variants: (string | undefined)[] = [opts.variant];
   if (opts.allVariants) {
-    const prog = loadProgram(specPath, fsHost);
+    const prog = loadProgram(specPath, makeFsHost({ libPath: opts.libPath }));
     const spec = findSpec(prog);
     variants = [undefined, ...("code" in spec ? [] : spec.variants.map((v) => v.name))];
   }
@@ -49,7 +51,7 @@ export function runCompile(specPath: string, opts: CompileCliOptions, out: OutSt
   const jsonOut: unknown[] = [];
   for (const variant of variants) {
     const t0 = performance.now();
-    const { result, dir } = compileSpecFile(specPath, { variant, set: opts.set, outDir: opts.outDir });
+    const { result, dir } = compileSpecFile(specPath, { variant, set: opts.set, outDir: opts.outDir, libPath: opts.libPath });
     const ms = performance.now() - t0;
     // warnings do not stop compilation; --quiet leaves them out when it succeeds
     const failed = !result.ir || !result.files || !dir;
