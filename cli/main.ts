@@ -34,6 +34,17 @@ function build(onResult: (code: number) => void): Command {
     });
 
   program
+    .command("primitives")
+    .description("list the primitives a spec composes networks from: signatures, arguments and defaults, shapes, parameters and their state-dict names (from the compiler's own table)")
+    .argument("[names...]", "only these primitives")
+    .option("--markdown", "print docs/primitives.md")
+    .option("--json", "print JSON")
+    .action(async (names: string[], o) => {
+      const { runPrimitives } = await import("./commands/primitives.ts");
+      onResult(runPrimitives(names, { markdown: o.markdown, json: o.json }));
+    });
+
+  program
     .command("forward")
     .description("run a compiled network once on given weights and inputs (safetensors, channels first) and write its output")
     .argument("<generated>", "a compiled spec folder, e.g. generated/sd3")
