@@ -94,3 +94,17 @@ export function unusedInBlock(block: A.BlockDecl): Diagnostic[] {
   }
   return out;
 }
+
+/** SDC310 warnings: `param`s of a spec that nothing in it reads (its variants may still set them). */
+export function unusedInSpec(spec: A.SpecDecl): Diagnostic[] {
+  const read = new Set<string>();
+  for (const p of spec.params) if (p.default) exprNames(p.default, read);
+  for (const l of spec.lets) exprNames(l.value, read);
+  for (const r of spec.requires) exprNames(r.cond, read);
+  for (const sec of spec.sections) for (const st of sec.settings) exprNames(st.value, read);
+  if (spec.network) exprNames(spec.network, read);
+  for (const v of spec.variants) for (const o of v.overrides) exprNames(o.value, read);
+  return spec.params
+    .filter((p) => !read.has(p.name) && !p.name.startsWith("_"))
+    .map((p) => warn("SDC310", p.nameSpan, `parameter '${p.name}' of spec ${spec.name} is never used`, `remove it, or name it \`_${p.name}\` to keep it unused on purpose`));
+}

@@ -69,6 +69,11 @@ const unused: Case[] = [
     code: "SDC310", line: 1, col: 21, msg: "parameter 'depth' of block b is never used",
   },
   {
+    name: "unused spec parameter (a variant setting it is no use)",
+    src: lines(net(), spec(undefined, ["  param depth = 2", "  variant small { depth = 1 }"])),
+    code: "SDC310", line: 11, col: 9, msg: "parameter 'depth' of spec s is never used",
+  },
+  {
     name: "unused forward input of a block",
     src: lines(blockB("    return x", "x: [B, N, width], g: [B, width]"), net("    y = b(c, p, width: 24)"), spec(undefined, [], { text: "external(tokens: 5, width: 24, pooled: 24)" })),
     code: "SDC310", line: 2, col: 29, msg: "input 'g' of block b is never used",
