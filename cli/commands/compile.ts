@@ -79,7 +79,7 @@ export function runCompile(specPath: string, opts: CompileCliOptions, out: OutSt
     writeDirAtomic(dir, Object.fromEntries(result.files));
     if (opts.json) {
       const ir = result.ir;
-      jsonOut.push({ spec: specPath, variant: variant ?? null, ok: true, out: dir, compileMs: Math.round(ms), stats: ir.stats, modules: ir.modules, parameters: ir.parameters.map((p) => ({ name: p.name, shape: p.shape, count: p.count, buffer: p.buffer })) });
+      jsonOut.push({ spec: specPath, variant: variant ?? null, ok: true, out: dir, compileMs: Math.round(ms), warnings: result.diagnostics, stats: ir.stats, modules: ir.modules, parameters: ir.parameters.map((p) => ({ name: p.name, shape: p.shape, count: p.count, buffer: p.buffer })) });
     } else if (!opts.quiet) {
       out.write(`${result.ir.spec.name}: ${result.ir.spec.title}\n\n${summaryTable(result.ir)}\n\nwrote ${dir}/ (${result.files.map(([p]) => p).join(", ")}) in ${ms.toFixed(0)} ms\n\n`);
     }
