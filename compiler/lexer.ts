@@ -207,6 +207,12 @@ export function lex(file: string, text: string): LexResult {
         if (t.tokenType === RParen || t.tokenType === RBracket) continue;
       }
     }
+    // a `)` or `]` with nothing of its kind open: an extra one
+    if ((t.tokenType === RParen || t.tokenType === RBracket) && (!top || top.tokenType === LCurly) && !diagnostics.length) {
+      const want = t.tokenType === RParen ? "(" : "[";
+      diagnostics.push(diag("SDC200", tokenSpan(file, t), `unmatched \`${t.image}\`: no \`${want}\` is open here`, `remove it, or add the \`${want}\` it closes`));
+      continue;
+    }
     if (t.tokenType === LParen || t.tokenType === LBracket || t.tokenType === LCurly) {
       depth++;
       open.push(t);

@@ -58,6 +58,11 @@ const brackets: Case[] = [
     src: lines(net(), "spec s {", "  text { encoder: external(tokens: 5, width: 24, pooled: 20) }", "  network: net(ch: 1,", "               ctx: 24", "  train { steps: 2 }", "}"),
     code: "SDC203", line: 10, col: 23, msg: "not closed before the next statement on line 11",
   },
+  {
+    name: "an extra `)`",
+    src: lines(blockB("    h = silu(x))\n    return h"), net(), spec()),
+    code: "SDC200", line: 3, col: 16, msg: "unmatched `)`: no `(` is open here",
+  },
 ];
 
 // ---------------------------------------------------------------- unused parameters and inputs (warnings)
