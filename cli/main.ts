@@ -34,9 +34,10 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
     .option("--check", "do not write; fail if the generated folder is out of date")
     .option("--no-write", "check the spec and print its summary; generate and write nothing")
     .option("-q, --quiet", "print only errors")
+    .option("--lib-path <dir>", "a folder to look in for imports not found beside the importing file (before $SDC_PATH; `sdc/...` is the library shipped with sdc); repeatable", collect)
     .action(async (spec: string, o) => {
       const { runCompile } = await import("./commands/compile.ts");
-      onResult(runCompile(spec, { variant: o.variant, allVariants: o.allVariants, set: o.set, outDir: o.outDir, json: o.json, check: o.check, noWrite: o.write === false, quiet: o.quiet }));
+      onResult(runCompile(spec, { variant: o.variant, allVariants: o.allVariants, set: o.set, outDir: o.outDir, json: o.json, check: o.check, noWrite: o.write === false, quiet: o.quiet, libPath: o.libPath }));
     });
 
   program
@@ -60,6 +61,17 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
     .action(async () => {
       const { runLsp } = await import("./commands/lsp.ts");
       onResult(await runLsp());
+    });
+
+  program
+    .command("primitives")
+    .description("list the primitives a spec composes networks from: signatures, arguments and defaults, shapes, parameters and their state-dict names (from the compiler's own table)")
+    .argument("[names...]", "only these primitives")
+    .option("--markdown", "print docs/primitives.md")
+    .option("--json", "print JSON")
+    .action(async (names: string[], o) => {
+      const { runPrimitives } = await import("./commands/primitives.ts");
+      onResult(runPrimitives(names, { markdown: o.markdown, json: o.json }));
     });
 
   program

@@ -53,6 +53,8 @@ export interface ModuleDecl {
   block?: A.BlockDecl;
   /** argument values by name (symbolic), for constructor arguments */
   args: Args;
+  /** a weight-free block called without `as name`: no state-dict path (`path` is "") */
+  anonymous?: boolean;
 }
 
 export interface BlockAnalysis {
@@ -120,6 +122,60 @@ export class Checker {
       return;
     }
     throw e;
+  }
+
+  private weighty = new Map<string, boolean>();
+
+  /**
+   * Does a call of this block create parameters (or buffers)? Statically: some call in its
+   * forward is a named primitive (a primitive takes `as name` only when it has parameters) or
+   * calls a block that does. A block without any needs no `as name` where it is called.
+   */
+  ownsWeights(block: A.BlockDecl): boolean {
+    const known = this.weighty.get(block.name);
+    if (known !== undefined) return known;
+    this.weighty.set(block.name, false); // a cycle (SDC604 elsewhere) adds nothing
+    let found = false;
+    const visit = (e: A.Expr): void => {
+      if (found) return;
+      switch (e.kind) {
+        case "call": {
+          const b = this.blocks.get(e.callee);
+          if (b ? this.ownsWeights(b) : e.label !== undefined && PRIMITIVES[e.callee] !== undefined) found = true;
+          e.args.forEach((x) => visit(x.value));
+          return;
+        }
+        case "binary":
+          visit(e.left);
+          visit(e.right);
+          return;
+        case "unary":
+          visit(e.operand);
+          return;
+        case "ternary":
+          [e.cond, e.then, e.else].forEach(visit);
+          return;
+        case "list":
+          e.items.forEach(visit);
+          return;
+        default:
+          return;
+      }
+    };
+    const walk = (stmts: A.Stmt[]): void => {
+      for (const st of stmts) {
+        if (st.kind === "assign") visit(st.value);
+        else if (st.kind === "return") st.values.forEach(visit);
+        else if (st.kind === "for") walk(st.body);
+        else if (st.kind === "if") {
+          walk(st.then);
+          if (st.else) walk(st.else);
+        }
+      }
+    };
+    walk(block.forward?.body ?? []);
+    this.weighty.set(block.name, found);
+    return found;
   }
 
   get totalParams(): number {
@@ -221,6 +277,7 @@ export class Checker {
   private checkLabels(a: BlockAnalysis) {
     const byPath = new Map<string, ModuleDecl[]>();
     for (const m of a.modules) {
+      if (m.anonymous) continue;
       const list = byPath.get(m.path) ?? [];
       for (const other of list) {
         const exclusive = m.guards.some((g) => other.guards.some((h) => h.cond === g.cond && h.negate !== g.negate));
@@ -452,7 +509,8 @@ export class Checker {
       const rs = r.t === "tensor" ? r.shape : isNum(r) ? [] : fail("SDC401", e.right.span, `'${op}' needs a number or tensor, got ${typeName(r)}`);
       const b = broadcastShapes(ls, rs, scope.symbolic);
       if ("error" in b) fail("SDC500", e.span, `shape mismatch in '${op}': ${b.error}`);
-      return { t: "tensor", dtype: "float32", shape: b.shape };
+      const res: Value = { t: "tensor", dtype: "float32", shape: b.shape };
+      return scope.symbolic ? res : this.withDeps(res, unionDeps(this.depsOf(l), this.depsOf(r)));
     }
     if (!isNum(l)) fail("SDC401", e.left.span, `'${op}' needs numbers, got ${typeName(l)}`);
     if (!isNum(r)) fail("SDC401", e.right.span, `'${op}' needs numbers, got ${typeName(r)}`);
@@ -505,10 +563,11 @@ export class Checker {
     positional.forEach((p, i) => {
       if (p.value.t !== "tensor") fail("SDC401", p.arg.span, `argument '${inputs[i].name}' of ${block!.name} must be a tensor, got ${typeName(p.value)}`);
     });
-    const path = this.labelPath(call, scope, true);
+    const path = this.labelPath(call, scope, this.ownsWeights(block!));
     if (scope.symbolic) return this.symbolicBlockCall(call, block!, positional, named, scope, path);
     const node: ModuleNode = { path: joinPath(scope.path, path), kind: block!.name, params: 0, children: [] };
-    scope.module?.children.push(node);
+    // a weight-free helper called without a name is no module of the state dict
+    if (call.label) scope.module?.children.push(node);
     const out = this.callBlock(call, block!, positional.map((p) => p.value), named, scope, joinPath(scope.path, path), node, positional.map((p) => p.arg));
     return out;
   }
@@ -629,6 +688,17 @@ export class Checker {
   private recordModule(call: A.Call, scope: Scope, path: string, what: { prim?: Primitive; block?: A.BlockDecl; args: Args }) {
     const a = scope.analysis;
     if (!a) return;
+    if (!call.label) {
+      // a weight-free block called without `as`: a field of its own, no state-dict path
+      const inner = scope.loops[scope.loops.length - 1];
+      const base = `_${call.callee}`;
+      let field = base;
+      for (let k = 2; a.modules.some((m) => m.field === field); k++) field = `${base}_${k}`;
+      const decl: ModuleDecl = { call, field, path: "", loop: inner?.stmt, guards: [...scope.guards], anonymous: true, ...what };
+      a.modules.push(decl);
+      a.moduleOf.set(call, decl);
+      return;
+    }
     const label = call.label!;
     const idx = label.segments.findIndex((s) => s.index);
     let loop: A.ForStmt | undefined;
@@ -702,6 +772,7 @@ export class Checker {
     }
     const ctx = this.primContext(prim, call, spans, scope.symbolic);
     const out = prim.infer(args, ctx);
+    let ownTag: string | undefined;
     const weights = prim.weights?.(args, ctx) ?? [];
     if (weights.length) {
       const path = this.labelPath(call, scope, true);
@@ -738,11 +809,49 @@ export class Checker {
           if (this.trainable > MAX_PARAMS) fail("SDC602", call.span, `the model would have more than ${fmtCount(MAX_PARAMS)} parameters (at ${name}: ${fmtCount(count)}); refusing to build it`);
         }
         scope.module?.children.push({ path: full, kind: prim.name, params: own, children: [] });
+        if (own > 0) {
+          ownTag = full;
+          this.owners.set(full, { call, op: prim.name, params: own });
+        }
       }
     } else if (call.label) {
       fail("SDC406", call.label.span, `${prim.name}(...) here has no parameters, so it takes no name; remove \`as ${exprLabel(call.label)}\``);
     }
-    return out;
+    if (scope.symbolic) return out;
+    // concrete: the result depends on the tensor arguments and on this call's own weights
+    let deps: ReadonlySet<string> = NO_DEPS;
+    for (const v of Object.values(args)) {
+      if (v.t === "tensor") deps = unionDeps(deps, this.depsOf(v));
+      else if (v.t === "list") for (const x of v.items) deps = unionDeps(deps, this.depsOf(x));
+    }
+    if (ownTag) deps = unionDeps(deps, new Set([ownTag]));
+    return this.withDeps(out, deps);
+  }
+
+  // ------------------------------------------------------------ reachability (concrete)
+
+  /**
+   * What each concrete tensor depends on: the weight owners (state-dict paths of named
+   * primitive calls with trainable parameters) and tags the caller adds (the network's inputs).
+   * Weights whose owner never reaches the output get no gradient; an input that never reaches it
+   * is ignored. A sound over-approximation (a split part depends on all of its input).
+   */
+  private deps = new WeakMap<Value, ReadonlySet<string>>();
+  /** every weight owner met while elaborating, by state-dict path */
+  readonly owners = new Map<string, { call: A.Call; op: string; params: number }>();
+
+  depsOf(v: Value): ReadonlySet<string> {
+    if (v.t === "tuple") return v.items.reduce<ReadonlySet<string>>((d, x) => unionDeps(d, this.depsOf(x)), NO_DEPS);
+    return this.deps.get(v) ?? NO_DEPS;
+  }
+
+  /** A copy of `v` (each item of a tuple) that depends on `deps` as well. */
+  withDeps(v: Value, deps: ReadonlySet<string>): Value {
+    if (v.t === "tuple") return { t: "tuple", items: v.items.map((x) => this.withDeps(x, deps)) };
+    if (v.t !== "tensor") return v;
+    const copy: Value = { ...v };
+    this.deps.set(copy, unionDeps(this.depsOf(v), deps));
+    return copy;
   }
 
   private checkArgType(prim: Primitive, spec: PrimArg, v: Value, span: Span): Value {
@@ -807,6 +916,22 @@ export class Checker {
     if (typeof v.v === "number" && v.v < 0) fail("SDC407", span, `${what} must not be negative, got ${v.v}`);
     return v.v;
   }
+}
+
+const NO_DEPS: ReadonlySet<string> = new Set();
+
+/** a ∪ b, reusing either when it already holds the other (most unions add nothing). */
+export function unionDeps(a: ReadonlySet<string>, b: ReadonlySet<string>): ReadonlySet<string> {
+  if (a === b || b.size === 0) return a;
+  if (a.size === 0) return b;
+  const [big, small] = a.size >= b.size ? [a, b] : [b, a];
+  let out: Set<string> | undefined;
+  for (const x of small) {
+    if (big.has(x)) continue;
+    out ??= new Set(big);
+    out.add(x);
+  }
+  return out ?? big;
 }
 
 /** Thrown to stop elaborating after the first error inside a concrete block body. */

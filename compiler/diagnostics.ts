@@ -47,6 +47,7 @@ export const CODES = {
   SDC200: "syntax error",
   SDC201: "nesting too deep",
   SDC202: "unterminated block",
+  SDC203: "missing closing parenthesis or bracket",
   SDC300: "unknown identifier",
   SDC301: "duplicate name",
   SDC302: "import not found",
@@ -56,6 +57,8 @@ export const CODES = {
   SDC306: "unknown variant",
   SDC307: "duplicate parameter name in the state dict",
   SDC308: "unknown parameter",
+  SDC310: "unused parameter or input",
+  SDC311: "weights never used",
   SDC400: "wrong number of arguments",
   SDC401: "wrong argument type",
   SDC402: "missing argument",
@@ -78,6 +81,7 @@ export const CODES = {
   SDC701: "missing setting",
   SDC702: "bad setting value",
   SDC703: "interface mismatch",
+  SDC704: "network ignores an input",
   SDC900: "internal error",
 } as const;
 export type DiagnosticCode = keyof typeof CODES;
@@ -95,6 +99,11 @@ export function clipMessage(message: string): string {
 
 export function diag(code: DiagnosticCode, span: Span, message: string, hint?: string): Diagnostic {
   return { code, severity: "error", message: clipMessage(message), span, hint: hint === undefined ? undefined : clipMessage(hint) };
+}
+
+/** A warning: reported with its position, but it does not stop compilation. */
+export function warn(code: DiagnosticCode, span: Span, message: string, hint?: string): Diagnostic {
+  return { code, severity: "warning", message, span, hint };
 }
 
 /** Thrown inside a phase to abandon the current node; caught by the phase, which records it. */

@@ -14,6 +14,7 @@ import { parseExpression } from "./parser.ts";
 import { loadProgram, type Program, type SourceHost } from "./program.ts";
 import { evaluateSpec, findSpec } from "./spec.ts";
 import { validateIr } from "./ir-check.ts";
+import { unusedInBlock, unusedInSpec } from "./lint.ts";
 
 export { formatDiagnostic, type Diagnostic } from "./diagnostics.ts";
 export type { ValueObserver } from "./check.ts";
@@ -104,6 +105,7 @@ export function compile(entry: string, host: SourceHost, opts: CompileOptions = 
   const analyses = new Map([...program.blocks].map(([name, b]) => [name, checker.analyzeBlock(b)]));
   const evaluated = evaluateSpec(program, spec, { variant: opts.variant, sets: sets.sets, observe: opts.observe });
   result.diagnostics.push(...dedupe([...checker.diagnostics, ...evaluated.diagnostics]));
+  result.diagnostics.push(...lintWarnings(program, result.diagnostics, spec));
   if (hasErrors(result.diagnostics) || !evaluated.ir) return result;
   const ir = evaluated.ir;
   if (opts.name) ir.spec.name = opts.name;
@@ -118,6 +120,15 @@ export function compile(entry: string, host: SourceHost, opts: CompileOptions = 
   const roots = [ir.network.block, ...(ir.text.kind === "learned" ? [ir.text.block] : [])];
   result.files = generateFiles({ ir, blocks: reachableBlocks(roots, analyses), name: ir.spec.name, specPath: opts.specPath ?? entry });
   return result;
+}
+
+/**
+ * The lints' warnings for every block of the program (library blocks included), in file order;
+ * a warning at a place that already has an error says nothing more and is left out.
+ */
+function lintWarnings(program: Program, errors: readonly Diagnostic[], spec: A.SpecDecl): Diagnostic[] {
+  const taken = new Set(errors.map((d) => `${d.span.file}|${d.span.start.offset}`));
+  return [...[...program.blocks.values()].flatMap(unusedInBlock), ...unusedInSpec(spec)].filter((w) => !taken.has(`${w.span.file}|${w.span.start.offset}`));
 }
 
 /**

@@ -181,7 +181,9 @@ export function lex(file: string, text: string): LexResult {
   const tokens: IToken[] = [];
   let depth = 0;
   const open: IToken[] = [];
-  for (const t of r.tokens) {
+  const raw = r.tokens;
+  for (let ti = 0; ti < raw.length; ti++) {
+    const t = raw[ti];
     if (t.tokenType === UnterminatedComment) {
       diagnostics.push(diag("SDC104", tokenSpan(file, t, t), "unterminated comment: `/*` has no closing `*/`"));
       diagnostics[diagnostics.length - 1].span.end = { ...diagnostics[diagnostics.length - 1].span.start, offset: t.startOffset + 2, column: (t.startColumn ?? 1) + 2 };
@@ -189,6 +191,30 @@ export function lex(file: string, text: string): LexResult {
     }
     if (t.tokenType === UnterminatedString) {
       diagnostics.push(diag("SDC105", tokenSpan(file, t), "unterminated string: missing closing `\"` on this line"));
+      continue;
+    }
+    // a `(` or `[` still open where a new statement starts (or where a `}` closes the block): the
+    // missing `)` or `]` belongs at the end of the previous token; say so there, not at the block
+    const top = open[open.length - 1];
+    if (top && top.tokenType !== LCurly && tokens.length && !diagnostics.length) {
+      const prev = tokens[tokens.length - 1];
+      const newLine = (t.startLine ?? 0) > (prev.endLine ?? prev.startLine ?? 0);
+      const closesOuter = (t.tokenType === RCurly && open.some((o) => o.tokenType === LCurly)) || (t.tokenType === RParen && top.tokenType === LBracket) || (t.tokenType === RBracket && top.tokenType === LParen);
+      // `block b(a: int,\n  depth = 2)`: in a parameter list `name = default` is no statement
+      const paramList = open.length > 0 && tokenBefore(raw, top, 2)?.tokenType === Block;
+      if (closesOuter || (newLine && startsStatement(raw, ti, paramList))) {
+        diagnostics.push(missingClose(file, top, prev, t));
+        while (open.length && open[open.length - 1].tokenType !== LCurly) {
+          open.pop();
+          depth--;
+        }
+        if (t.tokenType === RParen || t.tokenType === RBracket) continue;
+      }
+    }
+    // a `)` or `]` with nothing of its kind open: an extra one
+    if ((t.tokenType === RParen || t.tokenType === RBracket) && (!top || top.tokenType === LCurly) && !diagnostics.length) {
+      const want = t.tokenType === RParen ? "(" : "[";
+      diagnostics.push(diag("SDC200", tokenSpan(file, t), `unmatched \`${t.image}\`: no \`${want}\` is open here`, `remove it, or add the \`${want}\` it closes`));
       continue;
     }
     if (t.tokenType === LParen || t.tokenType === LBracket || t.tokenType === LCurly) {
@@ -211,4 +237,43 @@ export function lex(file: string, text: string): LexResult {
     diagnostics.push(diag("SDC202", tokenSpan(file, t), `unterminated ${what}: \`${t.image}\` is never closed`, `add the matching \`${close}\``));
   }
   return { tokens, diagnostics };
+}
+
+/** Keywords that only ever begin a declaration or a statement (never inside an expression). */
+const STATEMENT_KEYWORDS = new Set<TokenType>([Import, Spec, Block, Param, Let, Require, Forward, Return, For, If, Else, Variant, Network]);
+
+/**
+ * Does the token at `i` begin a statement or declaration: a keyword such as `return`, an
+ * assignment `a, b = ...`, a setting `key: value` after a closed section, or a section `name {`?
+ * Inside `( ... )` none of these can appear, so such a token on a new line means a bracket was
+ * left open on the line before.
+ */
+function startsStatement(ts: readonly IToken[], i: number, paramList: boolean): boolean {
+  const t = ts[i];
+  if (STATEMENT_KEYWORDS.has(t.tokenType)) return true;
+  if (t.tokenType !== Ident || paramList) return false;
+  let j = i + 1;
+  while (ts[j]?.tokenType === Comma && ts[j + 1]?.tokenType === Ident) j += 2;
+  return ts[j]?.tokenType === Eq || (j === i + 1 && ts[j]?.tokenType === LCurly);
+}
+
+/** The token `k` places before `t` in `ts` (tokens are in offset order). */
+function tokenBefore(ts: readonly IToken[], t: IToken, k: number): IToken | undefined {
+  let lo = 0;
+  let hi = ts.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (ts[mid].startOffset < t.startOffset) lo = mid + 1;
+    else hi = mid;
+  }
+  return ts[lo - k];
+}
+
+/** SDC203 just after `prev`, the last token before the point where `open` should have been closed. */
+function missingClose(file: string, open: IToken, prev: IToken, next: IToken): Diagnostic {
+  const close = open.tokenType === LParen ? ")" : "]";
+  const end = tokenSpan(file, prev).end;
+  const at: Span = { file, start: end, end: { ...end, offset: end.offset + 1, column: end.column + 1 } };
+  const where = (next.startLine ?? 0) > (prev.endLine ?? prev.startLine ?? 0) ? `before the next statement on line ${next.startLine}` : `before \`${next.image}\``;
+  return diag("SDC203", at, `missing \`${close}\`: the \`${open.image}\` at ${open.startLine}:${open.startColumn} is not closed ${where}`, `add \`${close}\` where the ${open.tokenType === LParen ? "call or group" : "list or shape"} ends`);
 }

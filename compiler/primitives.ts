@@ -50,6 +50,14 @@ export interface Primitive {
   weights?(a: Args, c: PrimContext): WeightSpec[];
   /** runtime name: a layer class when weights() can be non-empty, else a function in `F` */
   runtime: string;
+  /**
+   * Example arguments by name, on which `sdc primitives` and docs/primitives.md run this entry's
+   * own `infer` and `weights` to show its shapes and parameters (so the docs cannot drift from
+   * the rules): tensors as shapes (`"[B, N, D]"`, `"int32[B, T]"`; a list of them for the
+   * tensors of a variadic primitive, under `xs`), integers, `true`/`false`, or a name for a
+   * symbolic size. Arguments left out take their defaults.
+   */
+  example: Record<string, string | string[]>;
 }
 
 const int = (v: number): Value => ({ t: "int", v });
@@ -102,6 +110,7 @@ function pool(name: string, what: string, runtime: string): Primitive {
     doc: `${what} pooling on [B, H, W, C] with window = stride = size`,
     args: [X, { name: "size", type: "int", doc: "window and stride" }],
     runtime,
+    example: { x: "[B, H, W, C]", size: "2" },
     infer(a, c) {
       const x = tensor(a, "x");
       rank(c, "x", x.shape, 4, name);
@@ -122,6 +131,7 @@ export const PRIMITIVES: Record<string, Primitive> = {
     doc: "y = x W^T + b over the last axis; W is [out, in] as in PyTorch",
     args: [X, { name: "out", type: "int", doc: "output features" }, { name: "bias", type: "bool", default: bool(true), doc: "add a bias" }, { name: "init", type: "string", default: str("torch"), doc: 'weight init: "torch" (PyTorch default) or "zeros"' }],
     runtime: "Linear",
+    example: { x: "[B, N, D]", out: "out" },
     infer(a, c) {
       const x = tensor(a, "x");
       minRank(c, "x", x.shape, 1, "linear");
@@ -142,6 +152,7 @@ export const PRIMITIVES: Record<string, Primitive> = {
     doc: "LayerNorm over the last axis; affine adds weight and bias",
     args: [X, { name: "eps", type: "float", default: flt(1e-5), doc: "epsilon" }, { name: "affine", type: "bool", default: bool(true), doc: "learn weight and bias" }],
     runtime: "LayerNorm",
+    example: { x: "[B, N, D]" },
     infer: (a) => floatTensor(tensor(a, "x").shape),
     weights(a) {
       if (flag(a, "affine") === false) return [];
@@ -157,6 +168,7 @@ export const PRIMITIVES: Record<string, Primitive> = {
     doc: "RMSNorm over the last axis, per head when heads > 1 (q/k norm)",
     args: [X, { name: "eps", type: "float", default: flt(1e-6), doc: "epsilon" }, { name: "heads", type: "int", default: int(1), doc: "normalise each of `heads` equal slices" }, { name: "affine", type: "bool", default: bool(true), doc: "learn a weight" }],
     runtime: "RmsNorm",
+    example: { x: "[B, N, D]" },
     infer(a, c) {
       const x = tensor(a, "x");
       c.div("heads", last(x.shape), num(a, "heads"), "the last dimension must split into heads");
@@ -167,15 +179,16 @@ export const PRIMITIVES: Record<string, Primitive> = {
       return [{ suffix: "weight", shape: [c.div("heads", last(tensor(a, "x").shape), num(a, "heads"), "the last dimension must split into heads")], init: "ones", buffer: false }];
     },
   },
-  silu: { name: "silu", doc: "x * sigmoid(x)", args: [X], runtime: "silu", infer: (a) => floatTensor(tensor(a, "x").shape) },
-  relu: { name: "relu", doc: "max(x, 0)", args: [X], runtime: "relu", infer: (a) => floatTensor(tensor(a, "x").shape) },
-  sigmoid: { name: "sigmoid", doc: "1 / (1 + exp(-x))", args: [X], runtime: "sigmoid", infer: (a) => floatTensor(tensor(a, "x").shape) },
-  tanh: { name: "tanh", doc: "tanh(x)", args: [X], runtime: "tanh", infer: (a) => floatTensor(tensor(a, "x").shape) },
+  silu: { name: "silu", doc: "x * sigmoid(x)", args: [X], example: { x: "[B, N, D]" }, runtime: "silu", infer: (a) => floatTensor(tensor(a, "x").shape) },
+  relu: { name: "relu", doc: "max(x, 0)", args: [X], example: { x: "[B, N, D]" }, runtime: "relu", infer: (a) => floatTensor(tensor(a, "x").shape) },
+  sigmoid: { name: "sigmoid", doc: "1 / (1 + exp(-x))", args: [X], example: { x: "[B, N, D]" }, runtime: "sigmoid", infer: (a) => floatTensor(tensor(a, "x").shape) },
+  tanh: { name: "tanh", doc: "tanh(x)", args: [X], example: { x: "[B, N, D]" }, runtime: "tanh", infer: (a) => floatTensor(tensor(a, "x").shape) },
   gelu: {
     name: "gelu",
     doc: "GELU; approximate: true is the tanh approximation",
     args: [X, { name: "approximate", type: "bool", default: bool(false), doc: "tanh approximation" }],
     runtime: "gelu",
+    example: { x: "[B, N, D]" },
     infer: (a) => floatTensor(tensor(a, "x").shape),
   },
   chunk: {
@@ -183,6 +196,7 @@ export const PRIMITIVES: Record<string, Primitive> = {
     doc: "split into n equal parts along an axis (a tuple)",
     args: [X, { name: "n", type: "int", doc: "number of parts" }, { name: "axis", type: "int", default: int(-1), doc: "axis" }],
     runtime: "chunk",
+    example: { x: "[B, N, D]", n: "3" },
     infer(a, c) {
       const x = tensor(a, "x");
       const n = num(a, "n");
@@ -198,6 +212,7 @@ export const PRIMITIVES: Record<string, Primitive> = {
     doc: "split along an axis into parts of the given sizes (a tuple)",
     args: [X, { name: "sizes", type: "ints", doc: "part sizes" }, { name: "axis", type: "int", default: int(-1), doc: "axis" }],
     runtime: "split",
+    example: { x: "[B, N, D]", sizes: "[a, b]", axis: "1" },
     infer(a, c) {
       const x = tensor(a, "x");
       const sizes = (a.sizes as { items: Value[] }).items.map((v) => (v as { v: Dim }).v);
@@ -213,6 +228,7 @@ export const PRIMITIVES: Record<string, Primitive> = {
     args: [{ name: "axis", type: "int", default: int(-1), doc: "axis" }],
     variadic: true,
     runtime: "concat",
+    example: { xs: ["[B, N, D]", "[B, M, D]"], axis: "1" },
     infer(a, c) {
       const xs = (a.xs as { items: Value[] }).items as { t: "tensor"; shape: Dim[]; dtype: "float32" | "int32" }[];
       if (xs.length < 1) c.fail("xs", "SDC400", "concat needs at least one tensor");
@@ -234,6 +250,7 @@ export const PRIMITIVES: Record<string, Primitive> = {
     doc: "insert an axis of size 1",
     args: [X, { name: "axis", type: "int", doc: "position of the new axis" }],
     runtime: "unsqueeze",
+    example: { x: "[B, D]", axis: "1" },
     infer(a, c) {
       const x = tensor(a, "x");
       const ax = normAxis(num(a, "axis"), x.shape.length + 1, c);
@@ -247,6 +264,7 @@ export const PRIMITIVES: Record<string, Primitive> = {
     doc: "mean over an axis (removed)",
     args: [X, { name: "axis", type: "int", doc: "axis" }],
     runtime: "mean",
+    example: { x: "[B, N, D]", axis: "1" },
     infer(a, c) {
       const x = tensor(a, "x");
       const ax = normAxis(num(a, "axis"), x.shape.length, c);
@@ -258,6 +276,7 @@ export const PRIMITIVES: Record<string, Primitive> = {
     doc: "multi-head scaled dot-product attention; q [B, S, D], k and v [B, S', D], D split into heads",
     args: [{ name: "q", type: "tensor", doc: "queries" }, { name: "k", type: "tensor", doc: "keys" }, { name: "v", type: "tensor", doc: "values" }, { name: "heads", type: "int", doc: "number of heads" }],
     runtime: "attention",
+    example: { q: "[B, N, D]", k: "[B, M, D]", v: "[B, M, D]", heads: "heads" },
     infer(a, c) {
       const q = tensor(a, "q");
       const k = tensor(a, "k");
@@ -279,6 +298,7 @@ export const PRIMITIVES: Record<string, Primitive> = {
     doc: "patch embedding: a conv with kernel = stride = patch on [B, H, W, C], flattened to [B, (H/p)*(W/p), out]; weight [out, C, p, p] as PyTorch",
     args: [X, { name: "out", type: "int", doc: "output width" }, { name: "patch", type: "int", doc: "patch size" }],
     runtime: "PatchConv",
+    example: { x: "[B, H, W, C]", out: "out", patch: "p" },
     infer(a, c) {
       const x = tensor(a, "x");
       rank(c, "x", x.shape, 4, "patch_conv");
@@ -302,6 +322,7 @@ export const PRIMITIVES: Record<string, Primitive> = {
     doc: "2-D convolution on [B, H, W, C] with a square kernel, symmetric zero padding and a stride; weight [out, C, k, k] as PyTorch",
     args: [X, { name: "out", type: "int", doc: "output channels" }, { name: "kernel", type: "int", doc: "kernel size" }, { name: "stride", type: "int", default: int(1), doc: "stride" }, { name: "padding", type: "int", default: int(0), doc: "zero padding on each side" }],
     runtime: "Conv2d",
+    example: { x: "[B, 32, 32, C]", out: "out", kernel: "3", padding: "1" },
     infer(a, c) {
       const x = tensor(a, "x");
       rank(c, "x", x.shape, 4, "conv2d");
@@ -331,6 +352,7 @@ export const PRIMITIVES: Record<string, Primitive> = {
     doc: "[B, ...] -> [B, product of the rest]",
     args: [X],
     runtime: "flatten",
+    example: { x: "[B, H, W, C]" },
     infer(a, c) {
       const x = tensor(a, "x");
       minRank(c, "x", x.shape, 2, "flatten");
@@ -342,6 +364,7 @@ export const PRIMITIVES: Record<string, Primitive> = {
     doc: "[B, gh*gw, p*p*C] -> [B, gh*p, gw*p, C] (patch-major, channels last within a patch, as the reference)",
     args: [X, { name: "gh", type: "int", doc: "patch rows" }, { name: "gw", type: "int", doc: "patch columns" }, { name: "patch", type: "int", doc: "patch size" }, { name: "channels", type: "int", doc: "image channels" }],
     runtime: "unpatchify",
+    example: { x: "[B, gh * gw, p * p * C]", gh: "gh", gw: "gw", patch: "p", channels: "C" },
     infer(a, c) {
       const x = tensor(a, "x");
       rank(c, "x", x.shape, 3, "unpatchify");
@@ -356,6 +379,7 @@ export const PRIMITIVES: Record<string, Primitive> = {
     doc: "fixed 2-D sin-cos position embedding computed on a max_grid x max_grid grid and centre-cropped to gh x gw: [1, gh*gw, width]",
     args: [{ name: "gh", type: "int", doc: "rows" }, { name: "gw", type: "int", doc: "columns" }, { name: "width", type: "int", doc: "embedding width (multiple of 4)" }, { name: "max_grid", type: "int", doc: "grid the table is computed on" }, { name: "base", type: "int", default: int(0), doc: "base grid size for scaling (0 = gh)" }],
     runtime: "SinCos2d",
+    example: { gh: "gh", gw: "gw", width: "D", max_grid: "M" },
     infer(a, c) {
       const [gh, gw, w, m] = [num(a, "gh"), num(a, "gw"), num(a, "width"), num(a, "max_grid")];
       c.div("width", w, 4, "sincos_2d: width must be a multiple of 4");
@@ -373,6 +397,7 @@ export const PRIMITIVES: Record<string, Primitive> = {
     doc: "sinusoidal embedding of t [B] -> [B, dim]; flip: cos half first (as the reference)",
     args: [{ name: "t", type: "tensor", doc: "timesteps [B]" }, { name: "dim", type: "int", doc: "channels (even)" }, { name: "flip", type: "bool", default: bool(true), doc: "cos first" }, { name: "max_period", type: "float", default: flt(10000), doc: "longest period" }, { name: "scale", type: "float", default: flt(1), doc: "multiply t first" }],
     runtime: "timestepEmbedding",
+    example: { t: "[B]", dim: "D" },
     infer(a, c) {
       const t = tensor(a, "t");
       rank(c, "t", t.shape, 1, "timestep_embedding");
@@ -385,6 +410,7 @@ export const PRIMITIVES: Record<string, Primitive> = {
     doc: "token embedding: int32 ids -> [..., width]",
     args: [{ name: "ids", type: "tensor", doc: "token ids (int32)" }, { name: "vocab", type: "int", doc: "vocabulary size" }, { name: "width", type: "int", doc: "embedding width" }],
     runtime: "Embedding",
+    example: { ids: "int32[B, T]", vocab: "V", width: "D" },
     infer(a, c) {
       const ids = tensor(a, "ids");
       if (ids.dtype !== "int32") c.fail("ids", "SDC401", `embedding: ids must be int32, got float32 ${shapeToString(ids.shape)}`);
@@ -398,6 +424,7 @@ export const PRIMITIVES: Record<string, Primitive> = {
     doc: "a learned tensor of the given shape (e.g. learned positions), N(0, 0.02) init",
     args: [{ name: "shape", type: "ints", doc: "shape" }],
     runtime: "Parameter",
+    example: { shape: "[N, D]" },
     infer: (a) => floatTensor((a.shape as { items: Value[] }).items.map((v) => (v as { v: Dim }).v)),
     weights: (a) => [{ suffix: null, shape: (a.shape as { items: Value[] }).items.map((v) => (v as { v: Dim }).v), init: "normal_0.02", buffer: false }],
   },

@@ -15,6 +15,19 @@ export interface SourceHost {
   size?(path: string): number | null;
   /** Resolve `spec` imported from the file `from` to a path the host can read. */
   resolve(from: string, spec: string): string;
+  /**
+   * The library search path: where else to look, in order, for an import that is not found
+   * relative to its file (`import "sdc/lib/mmdit.mdl"` from any folder). Never consulted for
+   * imports that start with `./`, `../` or `/`.
+   */
+  searchPath?(spec: string): string[];
+}
+
+/** Every path an import may name, in the order they are tried. */
+export function importCandidates(host: SourceHost, from: string, spec: string): string[] {
+  const first = host.resolve(from, spec);
+  if (/^(\.\.?\/|\/)/.test(spec) || !host.searchPath) return [first];
+  return [...new Set([first, ...host.searchPath(spec)])];
 }
 
 export interface Program {
@@ -42,7 +55,19 @@ export function loadProgram(entry: string, host: SourceHost): Program {
   /** the files being visited, entry first; each with the next of its imports to visit */
   const stack: { path: string; ast: A.SourceFile; next: number }[] = [];
   const onStack = new Map<string, number>();
-  const enter = (path: string, from?: A.ImportDecl): void => {
+  const read = new Map<string, Uint8Array | undefined>();
+  const readOnce = (p: string) => {
+    if (!read.has(p)) read.set(p, host.read(p));
+    return read.get(p);
+  };
+  // whether a candidate exists, without reading it when the host can tell its size
+  const exists = (p: string) => (host.size ? host.size(p) !== null : readOnce(p) !== undefined);
+  /** the first candidate that exists (or the first, to report it missing), with all of them */
+  const locate = (from: string, spec: string): { path: string; looked: string[] } => {
+    const looked = importCandidates(host, from, spec);
+    return { path: looked.find(exists) ?? looked[0], looked };
+  };
+  const enter = (path: string, from?: A.ImportDecl, looked: string[] = [path]): void => {
     if (prog.files.has(path)) return;
     const cycleAt = onStack.get(path);
     if (cycleAt !== undefined) {
@@ -50,7 +75,8 @@ export function loadProgram(entry: string, host: SourceHost): Program {
       return;
     }
     const missing = () => {
-      if (from) prog.diagnostics.push(diag("SDC302", from.span, `import not found: ${JSON.stringify(from.path)} (looked for ${path})`));
+      const hint = looked.length > 1 ? "imports are found relative to the importing file, then along the library search path; `sdc/...` is the library shipped with sdc" : undefined;
+      if (from) prog.diagnostics.push(diag("SDC302", from.span, `import not found: ${JSON.stringify(from.path)} (looked for ${looked.join(", ")})`, hint));
       else prog.diagnostics.push(diag("SDC302", { file: path, start: { offset: 0, line: 1, column: 1 }, end: { offset: 0, line: 1, column: 1 } }, `file not found: ${path}`));
     };
     // the size first: a 1.5 GB file is refused without reading it
@@ -60,7 +86,7 @@ export function loadProgram(entry: string, host: SourceHost): Program {
       prog.diagnostics.push(tooLarge(path, size));
       return;
     }
-    const bytes = host.read(path);
+    const bytes = readOnce(path);
     if (bytes === undefined) return missing();
     const dec = decodeSource(path, bytes);
     if (!dec.text) {
@@ -79,7 +105,8 @@ export function loadProgram(entry: string, host: SourceHost): Program {
     const top = stack[stack.length - 1];
     if (top.next < top.ast.imports.length) {
       const imp = top.ast.imports[top.next++];
-      enter(host.resolve(top.path, imp.path), imp);
+      const at = locate(top.path, imp.path);
+      enter(at.path, imp, at.looked);
       continue;
     }
     stack.pop();
@@ -98,14 +125,18 @@ export function loadProgram(entry: string, host: SourceHost): Program {
   return prog;
 }
 
-/** An in-memory host for tests and tools: paths are keys; imports resolve relative to the importer. */
-export function memoryHost(files: Record<string, string | Uint8Array>): SourceHost {
+/**
+ * An in-memory host for tests and tools: paths are keys; imports resolve relative to the importer,
+ * then in each folder of `libPath`.
+ */
+export function memoryHost(files: Record<string, string | Uint8Array>, opts: { libPath?: string[] } = {}): SourceHost {
   return {
     read: (p) => {
       const f = files[p];
       return f === undefined ? undefined : typeof f === "string" ? new TextEncoder().encode(f) : f;
     },
     resolve: (from, spec) => normalizePath(dirname(from) + "/" + spec),
+    searchPath: opts.libPath ? (spec) => opts.libPath!.map((d) => normalizePath(d + "/" + spec)) : undefined,
   };
 }
 

@@ -393,8 +393,10 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
   const root: ModuleNode = { path: "", kind: block.name, params: 0, children: [] };
   const before = checker.params.length;
   let out: Value | undefined;
+  // each input carries a tag of its own, to find the ones the network ignores
+  const tagged = inputs.map((v, i) => checker.withDeps(v, new Set([inputTag(i)])));
   try {
-    out = checker.elaborate({ ...net, label: undefined }, inputs, values, "", root);
+    out = checker.elaborate({ ...net, label: undefined }, tagged, values, "", root);
   } catch (e) {
     if (!(e instanceof Abort)) {
       // point interface mismatches at the network line, with what the data and text give
@@ -411,6 +413,7 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
   if (out && (out.t !== "tensor" || !sameShape(out, wantOut))) {
     diagnostics.push(diag("SDC703", net.span, `network ${block.name} must return ${taskKind === "classifier" ? `class logits ${valueToString(wantOut)}` : `the image shape ${valueToString(wantOut)} (a velocity)`}, but returns ${valueToString(out)}`));
   }
+  if (out && fwd && !diagnostics.length) diagnostics.push(...unreached(checker, out, tagged, fwd.inputs, taskKind, text, block.name));
   if (diagnostics.length) return { diagnostics, checker };
 
   // network params in reference order first, then the text encoder's
@@ -435,6 +438,44 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
     stats: { params: netParams + textParams, networkParams: netParams, textParams, buffers: parameters.filter((p) => p.buffer).reduce((s, p) => s + p.count, 0), maxActivation: checker.maxActivation },
   };
   return { ir, diagnostics, checker };
+}
+
+function inputTag(i: number): string {
+  // no state-dict name contains a space
+  return `input ${i}`;
+}
+
+/**
+ * SDC704: a network input that never reaches the output (the data or text it is fed with would
+ * be ignored; a learned text encoder would get no gradient). SDC311: weights that never reach
+ * the output (counted, saved, never trained), one error per call in the source, unless an
+ * ignored input already explains them.
+ */
+function unreached(checker: Checker, out: Value, inputs: Value[], decls: A.TensorParam[], task: "diffusion" | "classifier", text: TextIR, net: string): Diagnostic[] {
+  const reach = checker.depsOf(out);
+  const ds: Diagnostic[] = [];
+  const explained = new Set<string>();
+  const source = task === "classifier" ? ["data.image"] : ["data.image (the noisy image)", "the flow (the timestep)", `the text encoder (${text.kind === "learned" ? `${text.block}, trained with the network` : text.kind}: context tokens)`, "the text encoder (pooled text)"];
+  decls.forEach((d, i) => {
+    if (reach.has(inputTag(i))) return;
+    for (const tag of checker.depsOf(inputs[i])) explained.add(tag);
+    const grad = i >= 2 && text.kind === "learned" ? "; the text encoder's weights would get no gradient and training would fail" : "";
+    ds.push(diag("SDC704", d.nameSpan, `network ${net} never uses its input '${d.name}' ${valueToString(inputs[i])}, fed by ${source[i] ?? "the spec"}: its output does not depend on it${grad}`, `use '${d.name}' in the forward of ${net} (conditioning that is ignored is a bug)`));
+  });
+  const bySite = new Map<A.Call, string[]>();
+  for (const [path, o] of checker.owners) {
+    if (reach.has(path) || explained.has(path)) continue;
+    const list = bySite.get(o.call) ?? [];
+    list.push(path);
+    bySite.set(o.call, list);
+  }
+  for (const [call, paths] of bySite) {
+    const o = checker.owners.get(paths[0])!;
+    const total = paths.reduce((s, p) => s + checker.owners.get(p)!.params, 0);
+    const where = paths.length === 1 ? `'${paths[0]}'` : `'${paths[0]}' and ${paths.length - 1} more (${paths.slice(1, 3).join(", ")}${paths.length > 3 ? ", ..." : ""})`;
+    ds.push(diag("SDC311", call.span, `the weights of ${where} (${o.op}, ${total.toLocaleString("en-US")} parameters) never reach the network's output: they would be counted and saved but never trained`, "use the value this call computes, or remove the call"));
+  }
+  return ds;
 }
 
 function sameShape(a: Value, b: Value): boolean {

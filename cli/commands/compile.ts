@@ -6,7 +6,7 @@ import { findSpec } from "../../compiler/spec.ts";
 import { loadProgram } from "../../compiler/program.ts";
 import { writeDirAtomic } from "../../runtime/io/atomic.ts";
 import { EXIT, InputError, UsageError } from "../errors.ts";
-import { fsHost } from "../host.ts";
+import { makeFsHost } from "../host.ts";
 
 export interface CompileCliOptions {
   variant?: string;
@@ -18,6 +18,8 @@ export interface CompileCliOptions {
   /** check the spec and print its summary; generate and write nothing */
   noWrite?: boolean;
   quiet?: boolean;
+  /** folders searched for imports (before SDC_PATH) */
+  libPath?: string[];
 }
 
 export interface CompiledOutput {
@@ -43,9 +45,9 @@ export function packageName(specPath: string, variant?: string, sets: readonly s
 }
 
 /** Compile (spec, variant) and return the result with the folder it belongs in. Pure but for reading specs. */
-export function compileSpecFile(specPath: string, opts: { variant?: string; set?: string[]; outDir: string; generate?: boolean }): CompiledOutput {
+export function compileSpecFile(specPath: string, opts: { variant?: string; set?: string[]; outDir: string; generate?: boolean; libPath?: string[] }): CompiledOutput {
   const name = packageName(specPath, opts.variant, opts.set);
-  const result = compile(specPath, fsHost, { variant: opts.variant, sets: opts.set, specPath, name, generate: opts.generate });
+  const result = compile(specPath, makeFsHost({ libPath: opts.libPath }), { variant: opts.variant, sets: opts.set, specPath, name, generate: opts.generate });
   return { result, dir: result.ir ? join(opts.outDir, name) : undefined };
 }
 
@@ -65,7 +67,7 @@ export function runCompile(specPath: string, opts: CompileCliOptions, out: OutSt
   if (!existsSync(specPath)) throw new InputError(`spec file not found: ${specPath}`);
   let variants: (string | undefined)[] = [opts.variant];
   if (opts.allVariants) {
-    const prog = loadProgram(specPath, fsHost);
+    const prog = loadProgram(specPath, makeFsHost({ libPath: opts.libPath }));
     const spec = findSpec(prog);
     variants = [undefined, ...("code" in spec ? [] : spec.variants.map((v) => v.name))];
   }
@@ -73,12 +75,17 @@ export function runCompile(specPath: string, opts: CompileCliOptions, out: OutSt
   const jsonOut: unknown[] = [];
   for (const variant of variants) {
     const t0 = performance.now();
-    const { result, dir } = compileSpecFile(specPath, { variant, set: opts.set, outDir: opts.outDir, generate: !opts.noWrite });
+    const { result, dir } = compileSpecFile(specPath, { variant, set: opts.set, outDir: opts.outDir, generate: !opts.noWrite, libPath: opts.libPath });
     const ms = performance.now() - t0;
-    if (result.diagnostics.length) err.write(formatAll(result.diagnostics, result.program.sources, useColor(err)) + "\n");
-    if (!result.ir || (!result.files && !opts.noWrite) || !dir) {
-      const n = result.diagnostics.length;
-      err.write(`\n${n} error${n === 1 ? "" : "s"} in ${specPath}${variant ? ` (variant ${variant})` : ""}; nothing written\n`);
+    // warnings do not stop compilation; --quiet leaves them out when it succeeds
+    const failed = !result.ir || (!result.files && !opts.noWrite) || !dir;
+    const shown = failed || !opts.quiet ? result.diagnostics : [];
+    if (shown.length) err.write(formatAll(shown, result.program.sources, useColor(err)) + "\n");
+    const warnings = result.diagnostics.filter((d) => d.severity === "warning").length;
+    if (!failed && warnings && !opts.quiet) err.write(`\n${warnings} warning${warnings === 1 ? "" : "s"} in ${specPath}${variant ? ` (variant ${variant})` : ""}\n\n`);
+    if (failed || !result.ir || !dir) {
+      const n = result.diagnostics.length - warnings;
+      err.write(`\n${n} error${n === 1 ? "" : "s"}${warnings ? ` and ${warnings} warning${warnings === 1 ? "" : "s"}` : ""} in ${specPath}${variant ? ` (variant ${variant})` : ""}; nothing written\n`);
       status = EXIT.spec;
       if (opts.json) jsonOut.push({ spec: specPath, variant: variant ?? null, ok: false, diagnostics: result.diagnostics });
       continue;
@@ -103,7 +110,7 @@ export function runCompile(specPath: string, opts: CompileCliOptions, out: OutSt
     writeDirAtomic(dir, Object.fromEntries(result.files));
     if (opts.json) {
       const ir = result.ir;
-      jsonOut.push({ spec: specPath, variant: variant ?? null, ok: true, out: dir, compileMs: Math.round(ms), stats: ir.stats, modules: ir.modules, parameters: ir.parameters.map((p) => ({ name: p.name, shape: p.shape, count: p.count, buffer: p.buffer })) });
+      jsonOut.push({ spec: specPath, variant: variant ?? null, ok: true, out: dir, compileMs: Math.round(ms), warnings: result.diagnostics, stats: ir.stats, modules: ir.modules, parameters: ir.parameters.map((p) => ({ name: p.name, shape: p.shape, count: p.count, buffer: p.buffer })) });
     } else if (!opts.quiet) {
       out.write(`${result.ir.spec.name}: ${result.ir.spec.title}\n\n${summaryTable(result.ir)}\n\nwrote ${dir}/ (${result.files.map(([p]) => p).join(", ")}) in ${ms.toFixed(0)} ms\n\n`);
     }

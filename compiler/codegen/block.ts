@@ -91,7 +91,7 @@ function ts(e: A.Expr, c: Ctx, parentPrec = 0): string {
 function moduleRef(m: ModuleDecl, c: Ctx): string {
   const base = `this.${c.fields.get(m)!}${m.loop ? `[${c.local(m.loop.variable.name)}]` : ""}`;
   const guarded = m.guards.length > 0 || (m.loop && m.guards.length > 0);
-  return guarded ? `need(${base}, ${JSON.stringify(m.path)})` : base;
+  return guarded ? `need(${base}, ${JSON.stringify(m.path || m.field)})` : base;
 }
 
 function callTs(call: A.Call, c: Ctx): string {
@@ -285,7 +285,7 @@ export function generateBlock(a: BlockAnalysis, n: Names = new Names([a.block.na
       name: fields.get(m)!,
       type: m.loop ? `ReadonlyArray<${elem}>` : elem,
       isReadonly: true,
-      docs: [`\`${m.path}${m.loop ? `.{${m.loop.variable.name}}` : ""}\`: ${m.block ? `block ${m.block.name}` : m.prim!.name}${m.guards.length ? ` (only when ${commentText(m.guards.map((g) => (g.negate ? `!(${exprText(g.cond)})` : exprText(g.cond))).join(" && "))})` : ""}`],
+      docs: [`${m.anonymous ? "(no parameters, unnamed)" : `\`${m.path}${m.loop ? `.{${m.loop.variable.name}}` : ""}\``}: ${m.block ? `block ${m.block.name}` : m.prim!.name}${m.guards.length ? ` (only when ${commentText(m.guards.map((g) => (g.negate ? `!(${exprText(g.cond)})` : exprText(g.cond))).join(" && "))})` : ""}`],
     });
   }
 
@@ -307,7 +307,7 @@ export function generateBlock(a: BlockAnalysis, n: Names = new Names([a.block.na
       const field = fields.get(m)!;
       if (m.loop) {
         const iv = tsName(m.loop.variable.name);
-        const pathExpr = `joinName(path, \`${m.path}.\${${iv}}\`)`;
+        const pathExpr = m.anonymous ? "path" : `joinName(path, \`${m.path}.\${${iv}}\`)`;
         const make = `new ${cls}(store, ${pathExpr}, ${ctorArgsTs(m, ctorCtx)})`;
         const body = m.guards.length ? `${guardTs(m, ctorCtx)} ? ${make} : null` : make;
         const from = ts(m.loop.from, ctorCtx);
@@ -319,7 +319,7 @@ export function generateBlock(a: BlockAnalysis, n: Names = new Names([a.block.na
         });
         w.writeLine("});");
       } else {
-        const make = `new ${cls}(store, joinName(path, ${JSON.stringify(m.path)}), ${ctorArgsTs(m, ctorCtx)})`;
+        const make = `new ${cls}(store, ${m.anonymous ? "path" : `joinName(path, ${JSON.stringify(m.path)})`}, ${ctorArgsTs(m, ctorCtx)})`;
         w.writeLine(`this.${field} = ${m.guards.length ? `${guardTs(m, ctorCtx)} ? ${make} : null` : make};`);
       }
     }

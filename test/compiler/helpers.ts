@@ -25,7 +25,8 @@ export const lines = (...parts: string[]) => parts.join("\n");
 
 /**
  * A minimal diffusion network that passes the image through, calling whatever `body` says first
- * (one or more lines, already indented). Its context input is [B, T, ctx].
+ * (one or more lines, already indented). Its context input is [B, T, ctx]. It reads every input
+ * (a network ignoring one is an error, SDC704), adding a [B, 1, 1, 1] mix of t, c and p to x.
  *   line +1  block net(ch: int, ctx: int) {
  *   line +2    forward(...) -> [B, H, W, ch] {
  *   line +3    <body>
@@ -35,7 +36,7 @@ export function net(body = "    y = x"): string {
     "block net(ch: int, ctx: int) {",
     "  forward(x: [B, H, W, ch], t: [B], c: [B, T, ctx], p: [B, P]) -> [B, H, W, ch] {",
     body,
-    "    return x",
+    "    return x + unsqueeze(unsqueeze(unsqueeze(t + mean(mean(c, axis: 2), axis: 1) + mean(p, axis: 1), 1), 2), 3)",
     "  }",
     "}",
   );

@@ -1,0 +1,221 @@
+/**
+ * The primitives' reference, generated from the compiler's own table (primitives.ts): each
+ * entry's signature and documentation, and what its shape and parameter rules give on the
+ * entry's example arguments (run here, the same code the checker runs), so `sdc primitives` and
+ * docs/primitives.md cannot drift from what the compiler accepts. Pure.
+ */
+import type * as A from "./ast.ts";
+import { parseExpression } from "./parser.ts";
+import { type Args, type PrimArg, type PrimContext, type Primitive, PRIMITIVES, type WeightSpec } from "./primitives.ts";
+import { type Dim, dimOp, isSym, shapeToString, symVar, type Value, valueToString } from "./values.ts";
+
+export interface PrimitiveParamDoc {
+  /** state-dict name, `NAME` standing for the call's `as` name */
+  name: string;
+  shape: string;
+  init: string;
+  /** fixed (saved, not trained or counted) */
+  buffer: boolean;
+}
+
+export interface PrimitiveDoc {
+  name: string;
+  doc: string;
+  /** `linear(x: tensor, out: int, bias: bool = true, ...)` */
+  signature: string;
+  args: { name: string; type: string; default?: string; doc: string }[];
+  variadic: boolean;
+  /** the example call, as it would be written in a spec */
+  example: string;
+  /** its inputs (the tensor arguments) and its output, as the shape rule computes them */
+  inputs: { name: string; shape: string }[];
+  output: string;
+  /** the parameters the example call creates (none: the primitive is stateless) */
+  params: PrimitiveParamDoc[];
+  /** other parameter sets, for a flag set against its default (`bias: false`) */
+  paramVariants: { when: string; params: PrimitiveParamDoc[] }[];
+  /** the runtime function or layer the generated code calls */
+  runtime: string;
+}
+
+function argType(a: PrimArg): string {
+  return a.type === "ints" ? "int list" : a.type;
+}
+
+function defaultText(v: Value): string {
+  return valueToString(v);
+}
+
+/** An expression of the example (a shape or a size) as a checker value. */
+function dimOf(e: A.Expr): Dim {
+  switch (e.kind) {
+    case "number":
+      return e.value;
+    case "ident":
+      return symVar(e.name);
+    case "binary":
+      if (e.op === "+" || e.op === "-" || e.op === "*" || e.op === "/" || e.op === "%") return dimOp(e.op, dimOf(e.left), dimOf(e.right));
+      break;
+    default:
+      break;
+  }
+  throw new Error(`internal: example size ${JSON.stringify(e)} is not a dimension`);
+}
+
+function exampleValue(prim: Primitive, spec: PrimArg | undefined, text: string): Value {
+  const r = parseExpression(`example of ${prim.name}`, text);
+  if (!r.expr) throw new Error(`internal: the example of ${prim.name} does not parse: ${text}`);
+  const e = r.expr;
+  const type = spec?.type ?? "tensor";
+  if (type === "tensor") {
+    if (e.kind === "shape") return { t: "tensor", dtype: e.dtype, shape: e.dims.map(dimOf) };
+    if (e.kind === "list") return { t: "tensor", dtype: "float32", shape: e.items.map(dimOf) };
+    throw new Error(`internal: the example tensor of ${prim.name} must be a shape: ${text}`);
+  }
+  if (type === "ints") {
+    if (e.kind !== "list") throw new Error(`internal: the example list of ${prim.name} must be [..]: ${text}`);
+    return { t: "list", items: e.items.map((x) => ({ t: "int", v: dimOf(x) })) };
+  }
+  if (type === "bool") {
+    if (e.kind !== "bool") throw new Error(`internal: the example flag of ${prim.name} must be true or false: ${text}`);
+    return { t: "bool", v: e.value };
+  }
+  if (type === "string") return { t: "string", v: e.kind === "string" ? e.value : text };
+  return { t: type, v: dimOf(e) } as Value;
+}
+
+/** The context a shape rule runs in, symbolically: unknown sizes are not compared. */
+function docContext(prim: Primitive): PrimContext {
+  return {
+    symbolic: true,
+    fail: (arg, code, message) => {
+      throw new Error(`internal: the example of ${prim.name} fails its own rule (${code} at '${arg}'): ${message}`);
+    },
+    expectEq() {},
+    div(_arg, a, b, what) {
+      if (typeof a === "number" && typeof b === "number" && a % b !== 0) throw new Error(`internal: the example of ${prim.name}: ${what}`);
+      return dimOp("/", a, b);
+    },
+  };
+}
+
+function paramDocs(ws: WeightSpec[]): PrimitiveParamDoc[] {
+  return ws.map((w) => ({ name: w.suffix === null ? "NAME" : `NAME.${w.suffix}`, shape: shapeToString(w.shape), init: w.init, buffer: w.buffer }));
+}
+
+function outputText(v: Value): string {
+  if (v.t === "tuple") return `(${v.items.map(outputText).join(", ")})`;
+  if (v.t === "tensor") return `${v.dtype === "int32" ? "int32" : ""}${shapeToString(v.shape)}`;
+  return valueToString(v);
+}
+
+/** One primitive's reference entry, its example run through its own rules. */
+export function describePrimitive(prim: Primitive): PrimitiveDoc {
+  const args: Args = {};
+  const given: string[] = [];
+  const inputs: { name: string; shape: string }[] = [];
+  if (prim.variadic) {
+    const xs = prim.example.xs;
+    const shapes = (Array.isArray(xs) ? xs : [xs ?? "[N]"]).map((t) => exampleValue(prim, undefined, t));
+    args.xs = { t: "list", items: shapes };
+    shapes.forEach((v, k) => {
+      given.push(`x${k + 1}`);
+      inputs.push({ name: `x${k + 1}`, shape: outputText(v) });
+    });
+  }
+  for (const spec of prim.args) {
+    const text = prim.example[spec.name];
+    if (text !== undefined && !Array.isArray(text)) {
+      const v = exampleValue(prim, spec, text);
+      args[spec.name] = v;
+      if (spec.type === "tensor") inputs.push({ name: spec.name, shape: outputText(v) });
+      // tensors by position, as specs write them (`attention(q, k, v, heads: 4)`), the rest by name
+      given.push(spec.type === "tensor" ? spec.name : `${spec.name}: ${valueToString(v)}`);
+    } else if (spec.default) args[spec.name] = spec.default;
+    else throw new Error(`internal: the example of ${prim.name} lacks its required argument '${spec.name}'`);
+  }
+  const c = docContext(prim);
+  const out = prim.infer(args, c);
+  const weights = prim.weights?.(args, c) ?? [];
+  // each flag against its default, when that changes the parameters
+  const paramVariants: PrimitiveDoc["paramVariants"] = [];
+  for (const spec of prim.args) {
+    if (spec.type !== "bool" || spec.default?.t !== "bool" || isSym(spec.default.v)) continue;
+    const flipped = { ...args, [spec.name]: { t: "bool", v: !spec.default.v } as Value };
+    const ws = prim.weights?.(flipped, c) ?? [];
+    const a = JSON.stringify(paramDocs(ws));
+    if (a !== JSON.stringify(paramDocs(weights))) paramVariants.push({ when: `${spec.name}: ${!spec.default.v}`, params: paramDocs(ws) });
+  }
+  const positional = prim.variadic ? "x1, x2, ..., " : "";
+  return {
+    name: prim.name,
+    doc: prim.doc,
+    signature: `${prim.name}(${positional}${prim.args.map((a) => `${a.name}: ${argType(a)}${a.default ? ` = ${defaultText(a.default)}` : ""}`).join(", ")})`,
+    args: prim.args.map((a) => ({ name: a.name, type: argType(a), default: a.default ? defaultText(a.default) : undefined, doc: a.doc })),
+    variadic: !!prim.variadic,
+    example: `${prim.name}(${given.join(", ")})${weights.length ? " as NAME" : ""}`,
+    inputs,
+    output: outputText(out),
+    params: paramDocs(weights),
+    paramVariants,
+    runtime: prim.runtime,
+  };
+}
+
+/** Every primitive, in the table's order. */
+export function describePrimitives(): PrimitiveDoc[] {
+  return Object.values(PRIMITIVES).map(describePrimitive);
+}
+
+const paramList = (ps: PrimitiveParamDoc[]) => (ps.length ? ps.map((p) => `\`${p.name}\` ${p.shape} (${p.buffer ? "fixed buffer" : `init ${p.init}`})`).join(", ") : "none");
+
+/** `sdc primitives`: plain text, one paragraph per primitive. */
+export function primitivesText(docs: PrimitiveDoc[] = describePrimitives()): string {
+  return docs
+    .map((d) => {
+      const lines = [d.signature, `  ${d.doc}`];
+      for (const a of d.args) lines.push(`    ${a.name}: ${a.type}${a.default !== undefined ? ` = ${a.default}` : ""}  ${a.doc}`);
+      lines.push(`  e.g. ${d.example}${d.inputs.length ? ` with ${d.inputs.map((i) => `${i.name} ${i.shape}`).join(", ")}` : ""} -> ${d.output}`);
+      lines.push(`  parameters: ${paramList(d.params)}`);
+      for (const v of d.paramVariants) lines.push(`    with ${v.when}: ${paramList(v.params)}`);
+      return lines.join("\n");
+    })
+    .join("\n\n");
+}
+
+/** Markdown text: `*` would start emphasis, `|` would end a table cell. */
+const cell = (s: string) => s.replace(/[|*]/g, (c) => `\\${c}`);
+
+/** docs/primitives.md. */
+export function primitivesMarkdown(docs: PrimitiveDoc[] = describePrimitives()): string {
+  const out: string[] = [
+    "# Primitives",
+    "",
+    "<!-- generated from compiler/primitives.ts by `npx sdc primitives --markdown > docs/primitives.md`; do not edit (a test fails when it is out of date) -->",
+    "",
+    "The operations a `.mdl` network is composed from. Each entry gives the signature (named",
+    "arguments may be given by position, in this order), what the primitive computes, and what its",
+    "shape and parameter rules (the checker's own) give on an example call. Parameters are named",
+    "in the state dict by the call's `as NAME`: a call that creates parameters must be named, one",
+    "that creates none must not. Tensors are channels-last: images `[B, H, W, C]`, sequences `[B, N, D]`.",
+    "",
+    "Besides these: `+ - * /` on tensors and numbers, elementwise with numpy broadcasting, and unary `-`.",
+    "",
+    "| primitive | parameters | what it computes |",
+    "|---|---|---|",
+    ...docs.map((d) => `| [\`${d.name}\`](#${d.name}) | ${d.params.length || d.paramVariants.some((v) => v.params.length) ? "yes" : ""} | ${cell(d.doc)} |`),
+    "",
+  ];
+  for (const d of docs) {
+    out.push(`## ${d.name}`, "", "```", d.signature, "```", "", cell(`${d.doc}.`.replace(/\.\.$/, ".")), "");
+    out.push("| argument | type | default | |", "|---|---|---|---|");
+    if (d.variadic) out.push("| `x1, x2, ...` | tensor | | the tensors (positional) |");
+    for (const a of d.args) out.push(`| \`${a.name}\` | ${a.type} | ${a.default !== undefined ? `\`${cell(a.default)}\`` : "required"} | ${cell(a.doc)} |`);
+    out.push("");
+    out.push(`Example: \`${d.example}\` with ${d.inputs.length ? d.inputs.map((i) => `\`${i.name}\` ${i.shape}`).join(", ") : "no tensor inputs"} gives ${d.output}.`, "");
+    out.push(`Parameters: ${paramList(d.params)}.`);
+    for (const v of d.paramVariants) out.push(`With \`${v.when}\`: ${paramList(v.params)}.`);
+    out.push("", `Runtime: \`${d.params.length ? d.runtime : `F.${d.runtime}`}\`.`, "");
+  }
+  return out.join("\n");
+}
