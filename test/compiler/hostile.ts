@@ -90,6 +90,7 @@ block ${n.NET}(${n.CH}: int, ${n.CX}: int, ${n.D}: int, ${n.FL}: bool = true) {
       ${n.Z} = linear(${n.Z}, ${n.CH}, bias: false) as ${n.LC}
     }
     ${n.Z} = ${n.Z} + unsqueeze(unsqueeze(unsqueeze(mean(mean(${n.SUB}(${n.C}, ${n.W}: ${n.CX}) as ${n.LS}, 1), 1), 1), 1), 1) * 0.0
+    ${n.Z} = ${n.Z} + unsqueeze(unsqueeze(unsqueeze(${n.T}, 1), 1), 1) * 0.0 + unsqueeze(unsqueeze(unsqueeze(mean(${n.P}, 1), 1), 1), 1) * 0.0
     return ${n.Z}
   }
 }

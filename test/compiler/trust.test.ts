@@ -58,7 +58,7 @@ describe("prototype names and bad settings: positioned diagnostics, never a cras
     const src = lines(
       "block net(ch: int, ctx: int, __proto__: int, constructor: int = 3) {",
       "  forward(x: [B, H, W, ch], t: [B], c: [B, T, ctx], p: [B, P]) -> [B, H, W, ch] {",
-      "    return x * (__proto__ + constructor)",
+      "    return x * (__proto__ + constructor) + unsqueeze(unsqueeze(unsqueeze(t + mean(p, 1) + mean(mean(c, 1), 1), 1), 1), 1) * 0.0",
       "  }",
       "}",
       spec("net(ch: 1, ctx: 24, __proto__: 2)"),
