@@ -94,7 +94,7 @@ describe("a CPU run's output", () => {
   const run = join(tmp, "run");
   let train: ReturnType<typeof sdc>;
   beforeAll(() => {
-    train = sdc(["train", GEN, "--steps", "2", "--batch-size", "2", "--samples", "1", "--sample-steps", "1", "--sample-every", "0", "--no-progress", "--out", run]);
+    train = sdc(["train", GEN, "--steps", "2", "--batch-size", "8", "--samples", "1", "--sample-steps", "1", "--sample-every", "0", "--no-progress", "--out", run]);
   });
 
   it("prints the backend once, and no Dawn warning from a foreign build path", () => {
