@@ -2,7 +2,7 @@
  * The sdc command line. Only this layer touches the file system and the process; compiler
  * phases are pure and the runtime takes data in and gives data out.
  */
-import { Command, CommanderError, Option } from "commander";
+import { Argument, Command, CommanderError, Option } from "commander";
 import { fsReason } from "../runtime/io/atomic.ts";
 import { EXIT, USER_ERROR_NAMES, UsageError, parseFloatArg, parseIntArg, parsePositiveArg } from "./errors.ts";
 import { SDC_VERSION } from "./version.ts";
@@ -311,7 +311,32 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
       );
     });
 
+  program
+    .command("report")
+    .description("write one self-contained HTML page for a run (loss curves, sample grids over the steps, eval per CFG) or an ablation (table and curves of all units)")
+    .argument("<dir>", "a run folder (e.g. output/sd3-tiny) or an ablation folder (e.g. ablations/sd3)")
+    .option("--out <file>", "the HTML file (default: DIR/report.html)")
+    .action(async (dir: string, o) => {
+      const { runReportCli } = await import("./commands/report.ts");
+      onResult(runReportCli(dir, { out: o.out }));
+    });
+
+  program
+    .command("completion")
+    .description("print a shell completion script, generated from these commands and options: eval \"$(sdc completion bash)\"")
+    .addArgument(new Argument("<shell>", "bash or zsh").choices(["bash", "zsh"]))
+    .action(async (shell: "bash" | "zsh") => {
+      const { bashCompletion, zshCompletion } = await import("./completion.ts");
+      process.stdout.write(shell === "bash" ? bashCompletion(program) : zshCompletion(program));
+      onResult(EXIT.ok);
+    });
+
   return program;
+}
+
+/** The command-line program (for completion scripts and tests). */
+export function cliProgram(): Command {
+  return build(() => {});
 }
 
 /** Run the CLI; returns the exit code. Never lets a user mistake surface as a stack trace. */

@@ -30,37 +30,39 @@ export const DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six"
 export const DIGIT_PROMPT_WORDS = [...Array.from({ length: 10 }, (_, i) => String(i)), ...DIGIT_WORDS];
 
 type SettingKind = "int" | "float" | "bool" | "string" | "enum" | "raw";
-interface SettingSpec {
+export interface SettingSpec {
   kind: SettingKind;
   values?: string[];
   min?: number;
   max?: number;
   doc: string;
+  /** the default, for settings whose default is not in DEFAULT_FLOW / DEFAULT_TRAIN (docs/settings.md) */
+  dflt?: string;
 }
 
 export const SECTIONS: Record<string, Record<string, SettingSpec>> = {
   task: {
-    kind: { kind: "enum", values: ["diffusion", "classifier"], doc: "a diffusion model (default) or an image classifier" },
-    classes: { kind: "int", min: 2, max: 100000, doc: "classifier: number of classes" },
+    kind: { kind: "enum", values: ["diffusion", "classifier"], doc: "a diffusion model (default) or an image classifier", dflt: "diffusion" },
+    classes: { kind: "int", min: 2, max: 100000, doc: "classifier: number of classes", dflt: "10" },
   },
   data: {
-    source: { kind: "enum", values: ["mnist", "folder"], doc: "embedded MNIST, or a folder of PNGs with captions.jsonl" },
-    path: { kind: "string", doc: "folder source: its directory" },
-    image: { kind: "raw", doc: "[height, width, channels]" },
-    prompts: { kind: "enum", values: ["digits", "captions"], doc: "MNIST labels as numerals or words, or the folder's captions" },
+    source: { kind: "enum", values: ["mnist", "folder"], doc: "embedded MNIST, or a folder of PNGs with captions.jsonl", dflt: "mnist" },
+    path: { kind: "string", doc: "folder source: its directory", dflt: "(none)" },
+    image: { kind: "raw", doc: "[height, width, channels]", dflt: "[32, 32, 1]" },
+    prompts: { kind: "enum", values: ["digits", "captions"], doc: "MNIST labels as numerals or words, or the folder's captions", dflt: "digits (mnist), captions (folder)" },
   },
   text: {
-    encoder: { kind: "raw", doc: "a block call (learned, trained jointly) or sd3_pretrained(clip_l:, clip_g:, t5:)" },
-    tokens: { kind: "int", min: 1, max: 4096, doc: "tokens per prompt" },
-    vocab: { kind: "int", min: 3, max: 1 << 20, doc: "tokenizer vocabulary size (learned encoder)" },
-    width: { kind: "int", min: 1, doc: "context width (pretrained encoders)" },
-    pooled: { kind: "int", min: 1, doc: "pooled width (pretrained encoders)" },
+    encoder: { kind: "raw", doc: "a block call (learned, trained jointly) or sd3_pretrained(clip_l:, clip_g:, t5:)", dflt: "(required)" },
+    tokens: { kind: "int", min: 1, max: 4096, doc: "tokens per prompt", dflt: "8" },
+    vocab: { kind: "int", min: 3, max: 1 << 20, doc: "tokenizer vocabulary size (learned encoder)", dflt: "32" },
+    width: { kind: "int", min: 1, doc: "context width (pretrained encoders)", dflt: "2048" },
+    pooled: { kind: "int", min: 1, doc: "pooled width (pretrained encoders)", dflt: "2048" },
   },
   flow: {
     path: { kind: "enum", values: ["linear"], doc: "interpolation between data and noise" },
     noise_at: { kind: "int", min: 0, max: 1, doc: "which end of t is noise: 0 (reference: t=1 data) or 1 (SD3 paper)" },
     predict: { kind: "enum", values: ["velocity"], doc: "network target" },
-    density: { kind: "raw", doc: "training t density: uniform, uniform_clipped(eps), logit_normal(m, s), mode(s), cosmap" },
+    density: { kind: "raw", doc: "training t density: uniform, uniform_clipped(eps), logit_normal(m, s), mode(s), cosmap", dflt: "uniform_clipped(1e-3)" },
     loss: { kind: "enum", values: ["mse"], doc: "loss" },
     weighting: { kind: "enum", values: ["none", "x0", "eps", "snr_clip"], doc: "loss weighting" },
     cfg_drop: { kind: "float", min: 0, max: 1, doc: "probability of training with the empty prompt" },
@@ -105,10 +107,10 @@ function nameRecord<T>(): Record<string, T> {
   return Object.create(null) as Record<string, T>;
 }
 
-const DEFAULT_FLOW: FlowIR = { noiseAt: 0, path: "linear", predict: "velocity", density: { kind: "uniform_clipped", eps: 1e-3 }, loss: "mse", weighting: "none", cfgDrop: 0.2, sampler: "euler", steps: 50, shift: 1, guidance: 4 };
+export const DEFAULT_FLOW: FlowIR = { noiseAt: 0, path: "linear", predict: "velocity", density: { kind: "uniform_clipped", eps: 1e-3 }, loss: "mse", weighting: "none", cfgDrop: 0.2, sampler: "euler", steps: 50, shift: 1, guidance: 4 };
 /** Defaults of the train settings that the IR holds only when a spec sets them. */
 export const TRAIN_OPTIONAL_DEFAULTS = { lrSchedule: "constant", accumulate: 1, keepCheckpoints: 0, keepBest: false, precision: "fp32" } as const;
-const DEFAULT_TRAIN: TrainIR = { optimizer: { kind: "adam", lr: 2e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 }, clip: 1, batch: 64, steps: 20000, ema: 0, sampleEvery: 1000, checkpointEvery: 1000, logEvery: 10, samples: 64, seed: 0, warmup: 0 };
+export const DEFAULT_TRAIN: TrainIR = { optimizer: { kind: "adam", lr: 2e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 }, clip: 1, batch: 64, steps: 20000, ema: 0, sampleEvery: 1000, checkpointEvery: 1000, logEvery: 10, samples: 64, seed: 0, warmup: 0 };
 
 export function findSpec(prog: Program, name?: string): A.SpecDecl | Diagnostic {
   const main = prog.files.get(prog.entry);

@@ -19,6 +19,7 @@ import { type PlannedUnit, parseSet, planUnits, resultsCsv, resultsMarkdown, res
 import type { BackendName } from "../../runtime/backend.ts";
 import { EXIT, InputError, UsageError } from "../errors.ts";
 import { Interrupted } from "../signals.ts";
+import { fmtTime } from "../progress.ts";
 import { compileSpecFile } from "./compile.ts";
 
 export interface AblateOptions {
@@ -148,6 +149,7 @@ export async function runAblation(specPath: string, o: AblateOptions, runner: Un
   const results: UnitResult[] = [];
   const ran: string[] = [];
   const skipped: string[] = [];
+  let ranSeconds = 0;
   for (const [i, unit] of units.entries()) {
     const dir = join(out, unit.id);
     const done = join(dir, "unit.json");
@@ -164,11 +166,16 @@ export async function runAblation(specPath: string, o: AblateOptions, runner: Un
       log(`[${i + 1}/${units.length}] ${unit.id}: an unfinished run with other inputs is there; starting it over`);
       rmSync(dir, { recursive: true, force: true });
     }
-    log(`[${i + 1}/${units.length}] ${unit.id}: running`);
+    // ETA: the mean wall time of the units run so far in this invocation, times those left
+    const left = units.length - i;
+    const eta = ran.length ? ` (ETA ${fmtTime((ranSeconds / ran.length) * left)} for ${left} unit${left === 1 ? "" : "s"} at ${fmtTime(ranSeconds / ran.length)} each)` : "";
+    log(`[${i + 1}/${units.length}] ${unit.id}: running${eta}`);
+    const u0 = performance.now();
     const r = await runner(unit, dir, { log: (s) => log(`  ${s}`), checkpointEvery: o.checkpointEvery ?? 50, judge: o.judge, judgeWeights: o.judgeWeights });
     writeFileAtomic(done, JSON.stringify(r, null, 2) + "\n");
     results.push(r);
     ran.push(unit.id);
+    ranSeconds += (performance.now() - u0) / 1000;
   }
 
   writeFileAtomic(join(out, "results.md"), `# Ablation: ${specPath}\n\n${resultsMarkdown(results)}\nFD: judge-feature Fréchet distance (not Inception FID). acc: prompt accuracy judged by the MNIST classifier.\n`);

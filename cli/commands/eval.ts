@@ -16,6 +16,7 @@ import { buildModel } from "../../runtime/train/trainer.ts";
 import { staticFlowNetworkFor } from "../../runtime/graph/sampler.ts";
 import { EXIT, InputError, UsageError } from "../errors.ts";
 import { loadCompiled } from "../generated.ts";
+import { Progress } from "../progress.ts";
 import { DEFAULT_JUDGE_DIR, DEFAULT_JUDGE_WEIGHTS, loadJudge } from "./judge.ts";
 import { loadDataset } from "./train.ts";
 
@@ -34,6 +35,8 @@ export interface EvalCliOptions {
   weights?: "auto" | "ema" | "raw";
   json?: boolean;
   out?: string;
+  /** false: no progress bar (a log line every 10 s when stderr is not a terminal either way) */
+  progress?: boolean;
   log?: (s: string) => void;
   stdout?: (s: string) => void;
 }
@@ -95,7 +98,14 @@ export async function evaluateRun(run: string, o: EvalCliOptions = {}): Promise<
   const test = loadDataset(loaded.ir, "test");
   try {
     const net = await staticFlowNetworkFor(m, [loaded.ir.data.height, loaded.ir.data.width, loaded.ir.data.channels], log);
-    const r = await evaluateModel(m, judge, test, { perDigit: o.perDigit, cfg: o.cfg, steps: o.steps, sampler: o.sampler, seed: o.seed, referenceCount: o.referenceCount, log, network: net ?? undefined });
+    // a progress bar with ETA over the generated images (all CFG scales)
+    let progress: Progress | null = null;
+    const onProgress = (done: number, total: number) => {
+      progress ??= new Progress(total, 0, o.progress !== false && process.stderr.isTTY === true, log, "image"); // the clock starts with the sampling
+      if (done > 0) progress.update(done);
+    };
+    const r = await evaluateModel(m, judge, test, { perDigit: o.perDigit, cfg: o.cfg, steps: o.steps, sampler: o.sampler, seed: o.seed, referenceCount: o.referenceCount, log, network: net ?? undefined, onProgress });
+    (progress as Progress | null)?.done();
     net?.dispose();
     const report: EvalReport = {
       spec: loaded.ir.spec.name, checkpoint: ckDir, step: ck.state.step, params: m.store.numParams, weights: useEma ? "ema" : "raw",

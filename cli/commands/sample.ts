@@ -10,6 +10,7 @@ import { staticFlowNetworkFor } from "../../runtime/graph/sampler.ts";
 import { Rng } from "../../runtime/util/rng.ts";
 import { EXIT, UsageError } from "../errors.ts";
 import { loadCompiled } from "../generated.ts";
+import { Progress } from "../progress.ts";
 import { pretrainedTextOptions } from "./train.ts";
 
 export interface SampleCliOptions {
@@ -25,6 +26,8 @@ export interface SampleCliOptions {
   ema?: boolean;
   /** sd3_pretrained specs: clip_l=DIR,clip_g=DIR,t5=DIR (as `sdc train --text-encoders`) */
   textEncoders?: string;
+  /** false: no progress bar */
+  progress?: boolean;
   log?: (s: string) => void;
 }
 
@@ -50,11 +53,14 @@ export async function runSample(dir: string, o: SampleCliOptions): Promise<numbe
   const [h, w, c] = [loaded.ir.data.height, loaded.ir.data.width, loaded.ir.data.channels];
   const noise = new Rng(o.seed).normals(prompts.length * h * w * c);
   const t0 = performance.now();
+  const steps = o.steps ?? loaded.ir.flow.steps;
+  const progress = new Progress(steps, 0, o.progress !== false && process.stderr.isTTY === true, log);
+  const onStep = (done: number) => progress.update(done);
   // on webgpu the network runs as a recorded forward pass (runtime/graph), else through tfjs
   const net = await staticFlowNetworkFor(m, [h, w, c], log);
   let data: Float32Array;
   if (net) {
-    data = await net.sample(noise, prompts, [h, w, c], { cfg: o.cfg, steps: o.steps, sampler: o.sampler });
+    data = await net.sample(noise, prompts, [h, w, c], { cfg: o.cfg, steps: o.steps, sampler: o.sampler, onStep });
     net.dispose();
   } else {
     await m.text.prepare?.([...prompts, ""]);
@@ -63,11 +69,12 @@ export async function runSample(dir: string, o: SampleCliOptions): Promise<numbe
     for (let at = 0; at < prompts.length; at += SAMPLE_CHUNK) {
       const n = Math.min(SAMPLE_CHUNK, prompts.length - at);
       const z = tf.tensor4d(noise.subarray(at * h * w * c, (at + n) * h * w * c), [n, h, w, c]);
-      const imgs = sampleImages(m, z, prompts.slice(at, at + n), { cfg: o.cfg, steps: o.steps, sampler: o.sampler });
+      const imgs = sampleImages(m, z, prompts.slice(at, at + n), { cfg: o.cfg, steps: o.steps, sampler: o.sampler, onStep });
       data.set((await imgs.data()) as Float32Array, at * h * w * c);
       tf.dispose([z, imgs]);
     }
   }
+  progress.done();
   const nrow = Math.ceil(Math.sqrt(prompts.length));
   writeFileAtomic(o.out, encodeGridPng(data, prompts.length, h, w, c, { nrow }));
   writeFileAtomic(o.out.replace(/\.png$/, ".txt"), promptsGridText(prompts, nrow));

@@ -23,6 +23,8 @@ import { type Judge, judgeImages } from "./judge.ts";
 import { promptAccuracy } from "./metrics.ts";
 
 export interface EvalOptions {
+  /** called after each batch of generated images: (images done, images in all) */
+  onProgress?: (done: number, total: number) => void;
   /** generated images per digit (default 10); the first half use the numeral, the rest the word */
   perDigit?: number;
   /** CFG scales (default [1, 2, 4]) */
@@ -143,6 +145,7 @@ export async function evaluateModel(m: ModelBundle, judge: Judge, test: ImageTex
   const results: CfgResult[] = [];
   const warnings: string[] = [];
   let first: { cfg: number; images: Float32Array } | null = null;
+  o.onProgress?.(0, scales.length * nGen);
   for (const cfg of scales) {
     const images = new Float32Array(nGen * per);
     const t0 = performance.now();
@@ -151,14 +154,16 @@ export async function evaluateModel(m: ModelBundle, judge: Judge, test: ImageTex
       if (o.network) {
         const x = await o.network.sample(noise.subarray(s * per, e * per), prompts.slice(s, e), dims, { cfg, steps, sampler });
         images.set(x.map((v) => Math.min(1, Math.max(-1, v))), s * per);
-        continue;
+      } else {
+        await m.text.prepare?.([...prompts.slice(s, e), ""]);
+        const z = tf.tensor4d(noise.subarray(s * per, e * per), [e - s, ...dims]);
+        const x = sampleImages(m, z, prompts.slice(s, e), { cfg, steps, sampler });
+        const clipped = tf.clipByValue(x, -1, 1);
+        images.set((await clipped.data()) as Float32Array, s * per);
+        tf.dispose([z, x, clipped]);
       }
-      await m.text.prepare?.([...prompts.slice(s, e), ""]);
-      const z = tf.tensor4d(noise.subarray(s * per, e * per), [e - s, ...dims]);
-      const x = sampleImages(m, z, prompts.slice(s, e), { cfg, steps, sampler });
-      const clipped = tf.clipByValue(x, -1, 1);
-      images.set((await clipped.data()) as Float32Array, s * per);
-      tf.dispose([z, x, clipped]);
+      o.onProgress?.(results.length * nGen + e, scales.length * nGen);
+      await new Promise((r) => setImmediate(r)); // lets signal handlers and progress output run
     }
     const sampleSeconds = (performance.now() - t0) / 1000;
     if (!first) first = { cfg, images };

@@ -177,6 +177,7 @@ export class StaticFlowNetwork {
         const d2 = await dxds(euler, sNext);
         x = x.map((xv, j) => xv + (d[j] + d2[j]) * (h / 2));
       }
+      opts.onStep?.(i + 1, steps);
     }
     return x;
   }

@@ -127,6 +127,8 @@ export interface SampleOpts {
   steps?: number;
   cfg?: number;
   sampler?: "euler" | "heun";
+  /** after each sampler step: (steps done, steps in all), for progress */
+  onStep?: (done: number, steps: number) => void;
 }
 
 /** Images from noise z [B, H, W, C] for prompts, with classifier-free guidance. */
@@ -144,7 +146,8 @@ export function sampleImages(m: ModelBundle, z: tf.Tensor4D, prompts: readonly s
     const [vc, vu] = tf.split(v, 2, 0);
     return guidedVelocity(vc, vu, scale);
   };
-  const out = sampleFlow(velocity, z, m.flow, { steps: opts.steps, sampler: opts.sampler }) as tf.Tensor4D;
+  const onStep = opts.onStep;
+  const out = sampleFlow(velocity, z, m.flow, { steps: opts.steps, sampler: opts.sampler, onStep: onStep ? (i) => onStep(i.step + 1, i.steps) : undefined }) as tf.Tensor4D;
   tf.dispose([ctxC, pooledC, ctxU, pooledU, ctx, pooled]);
   return out;
 }

@@ -94,7 +94,7 @@ describe("a CPU run's output", () => {
   const run = join(tmp, "run");
   let train: ReturnType<typeof sdc>;
   beforeAll(() => {
-    train = sdc(["train", GEN, "--steps", "2", "--batch-size", "2", "--samples", "1", "--sample-steps", "1", "--sample-every", "0", "--no-progress", "--out", run]);
+    train = sdc(["train", GEN, "--steps", "2", "--batch-size", "8", "--samples", "1", "--sample-steps", "1", "--sample-every", "0", "--no-progress", "--out", run]);
   });
 
   it("prints the backend once, and no Dawn warning from a foreign build path", () => {
@@ -117,6 +117,7 @@ describe("a CPU run's output", () => {
     const r = sdc(["sample", GEN, "--checkpoint", run, "--prompt", "7", "--steps", "1", "--backend", "wasm", "--out", join(tmp, "one.png")]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/\(1 image, /);
+    expect(r.stderr).toMatch(/^step 1\/1 \[=+\] \S+ steps\/s \| ETA 0s$/m); // the sampler's progress
     expect(r.stderr.match(/^backend: /gm)).toHaveLength(1);
   });
 
@@ -127,6 +128,7 @@ describe("a CPU run's output", () => {
   ])("sdc %j prints JSON and nothing else on stdout", (args) => {
     const r = sdc(args.map((a) => (a === "RUN" ? run : a)));
     expect(r.status, r.stderr).toBe(0);
+    if (args[0] === "eval") expect(r.stderr).toMatch(/^image 10\/10 \[=+\] .* \| ETA 0s$/m); // eval's progress, on stderr
     expect(() => JSON.parse(r.stdout), r.stdout).not.toThrow();
     expect(r.stdout.trimStart()[0]).toMatch(/[[{]/);
   });

@@ -30,7 +30,10 @@ describe("sdc ablate", () => {
     expect(existsSync(join(out, "tiny+depth=4+head_dim=16", "unit.json"))).toBe(false);
 
     const again: string[] = [];
-    const s = await runAblation("specs/sd3.mdl", opts(out), fake(again));
+    const logs: string[] = [];
+    const s = await runAblation("specs/sd3.mdl", { ...opts(out), log: (l) => logs.push(l) }, fake(again));
+    // from the second unit run on, each start says how long the rest will take
+    expect(logs.filter((l) => /: running/.test(l))).toEqual([expect.stringMatching(/\[3\/4\] tiny\+depth=4\+head_dim=16: running$/), expect.stringMatching(/\[4\/4\] tiny\+depth=4\+head_dim=32: running \(ETA \d+s for 1 unit at \d+s each\)/)]);
     expect(again).toEqual(["tiny+depth=4+head_dim=16", "tiny+depth=4+head_dim=32"]);
     expect(s.skipped).toEqual(["tiny+depth=2+head_dim=16", "tiny+depth=2+head_dim=32"]);
     expect(statSync(first).mtimeMs).toBe(mtime);
