@@ -1,9 +1,10 @@
 /**
  * Exit codes and the errors the CLI prints without a stack trace.
  *   0 ok, 1 spec or input error (a diagnostic, bad data, bad checkpoint), 2 usage error,
- *   3 training stopped (non-finite loss), 130 interrupted, 70 internal error (a bug: stack shown).
+ *   3 training stopped (non-finite loss), 130 interrupted (SIGINT, Ctrl-C), 143 terminated (SIGTERM;
+ *   both after a checkpoint, see cli/signals.ts), 70 internal error (a bug: stack shown).
  */
-export const EXIT = { ok: 0, spec: 1, usage: 2, stopped: 3, interrupted: 130, internal: 70 } as const;
+export const EXIT = { ok: 0, spec: 1, usage: 2, stopped: 3, interrupted: 130, terminated: 143, internal: 70 } as const;
 
 /** A mistake in the command line: says what and how to fix it; exit 2. */
 export class UsageError extends Error {
@@ -26,7 +27,7 @@ export class InputError extends Error {
 /** Error classes from the runtime that describe user input, printed as plain messages. */
 export const USER_ERROR_NAMES = new Set([
   "UsageError", "InputError", "DataError", "SafetensorsError", "ParamError", "ArgumentError", "BackendError", "CheckpointError",
-  "TokenizerError", "TextEncoderError", "HfFolderError", "ImageError", "AtomicWriteError", "ShapeError", "TrainingStopped", "EngineError", "GpuMemoryError", "UnsupportedOpError",
+  "TokenizerError", "TextEncoderError", "HfFolderError", "ImageError", "AtomicWriteError", "ShapeError", "TrainingStopped", "EngineError", "GpuMemoryError", "UnsupportedOpError", "Interrupted",
 ]);
 
 export function parseIntArg(name: string, v: string, min = 0): number {

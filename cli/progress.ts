@@ -20,7 +20,8 @@ export class Progress {
     const secs = (now - this.t0) / 1000;
     const sps = (step - this.startStep) / Math.max(secs, 1e-9);
     this.ema = Number.isNaN(this.ema) ? loss : 0.9 * this.ema + 0.1 * loss;
-    const due = this.tty ? now - this.lastPrint > 200 : now - this.lastPrint > 10_000;
+    // the first step always prints (the run has started), then every 200 ms (TTY) or 10 s (a log)
+    const due = this.lastPrint === 0 || (this.tty ? now - this.lastPrint > 200 : now - this.lastPrint > 10_000);
     if (due || step === this.total) {
       this.lastPrint = now;
       const eta = (this.total - step) / Math.max(sps, 1e-9);

@@ -18,6 +18,7 @@ import { readCheckpoint, resolveCheckpoint } from "../../runtime/train/checkpoin
 import { type PlannedUnit, parseSet, planUnits, resultsCsv, resultsMarkdown, resultsPlotSpec, type Sweep, type UnitInputs, type UnitResult } from "../../runtime/eval/sweep.ts";
 import type { BackendName } from "../../runtime/backend.ts";
 import { EXIT, InputError, UsageError } from "../errors.ts";
+import { Interrupted } from "../signals.ts";
 import { compileSpecFile } from "./compile.ts";
 
 export interface AblateOptions {
@@ -91,6 +92,7 @@ export const runUnit: UnitRunner = async (unit, dir, ctx) => {
       steps: inp.steps, batch: inp.batch, seed: inp.seed, backend: inp.backend as BackendName, out: run, resume,
       sampleEvery: 0, checkpointEvery: ctx.checkpointEvery, samples: 16, sampleSteps: inp.eval.sampleSteps ?? undefined, progress: false, log: ctx.log,
     });
+    if (code === EXIT.interrupted || code === EXIT.terminated) throw new Interrupted(`unit ${unit.id} interrupted; its checkpoint is in ${run}/checkpoints; run the same command again to resume`, code === EXIT.terminated ? "SIGTERM" : "SIGINT");
     if (code !== EXIT.ok) throw new InputError(`unit ${unit.id}: training stopped with exit code ${code}`);
   }
   // evaluate

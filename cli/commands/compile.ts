@@ -23,9 +23,26 @@ export interface CompiledOutput {
   dir?: string;
 }
 
+/**
+ * The package name (and folder) of a compiled (spec, variant, --set overrides): the spec file's
+ * name, then `-variant`, then one `-namevalue` per override, so an override never writes over
+ * another package: sd3 --set depth=4 is sd3-depth4; --variant tiny --set train.lr=1e-3 is
+ * sd3-tiny-train_lr1e-3 ('.' in a name becomes '_', in a value 'p'; other characters '_').
+ */
+export function packageName(specPath: string, variant?: string, sets: readonly string[] = []): string {
+  const base = basename(specPath).replace(/\.mdl$/, "").replace(/[^A-Za-z0-9_-]/g, "_");
+  const parts = sets.map((s) => {
+    const eq = s.indexOf("=");
+    const key = (eq < 0 ? s : s.slice(0, eq)).trim().replace(/\./g, "_");
+    const value = eq < 0 ? "" : s.slice(eq + 1).trim().replace(/\./g, "p").replace(/[^A-Za-z0-9_-]+/g, "_");
+    return (key + value).replace(/[^A-Za-z0-9_-]/g, "_");
+  });
+  return [/^[A-Za-z_]/.test(base) ? base : `_${base}`, ...(variant ? [variant] : []), ...parts].join("-");
+}
+
 /** Compile (spec, variant) and return the result with the folder it belongs in. Pure but for reading specs. */
 export function compileSpecFile(specPath: string, opts: { variant?: string; set?: string[]; outDir: string }): CompiledOutput {
-  const name = basename(specPath).replace(/\.mdl$/, "") + (opts.variant ? `-${opts.variant}` : "");
+  const name = packageName(specPath, opts.variant, opts.set);
   const result = compile(specPath, fsHost, { variant: opts.variant, sets: opts.set, specPath, name });
   return { result, dir: result.ir ? join(opts.outDir, name) : undefined };
 }

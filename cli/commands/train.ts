@@ -1,7 +1,8 @@
 /**
  * `sdc train DIR`: the training loop with its files: metrics.jsonl, samples/step-N.png (+ .txt
- * prompts), checkpoints/step-N/ (atomic) and checkpoints/latest. Ctrl-C writes a checkpoint and
- * exits 130; a non-finite loss stops with exit 3 and keeps the last good checkpoint.
+ * prompts), checkpoints/step-N/ (atomic) and checkpoints/latest. Ctrl-C (SIGINT) or SIGTERM lets
+ * the current step finish, writes a checkpoint and exits 130 (SIGINT) or 143 (SIGTERM); a second
+ * signal exits at once. A non-finite loss stops with exit 3 and keeps the last good checkpoint.
  */
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -22,6 +23,7 @@ import { type PretrainedTextOptions, PretrainedPromptEncoder, textEncoderOverrid
 import { EXIT, InputError, UsageError } from "../errors.ts";
 import { loadCompiled } from "../generated.ts";
 import { Progress } from "../progress.ts";
+import { watchInterrupts, yieldToEventLoop } from "../signals.ts";
 
 export interface TrainCliOptions {
   steps?: number;
@@ -167,6 +169,7 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
   if (!resumed) writeFileSync(metrics, "");
   writeFileAtomic(join(out, "ir.json"), loaded.irText);
 
+  const progress = new Progress(steps, step, o.progress !== false && process.stderr.isTTY === true, log);
   const val = makeValidationSet(test, Math.min(32, test.size), 8);
   // fixed prompts and noise for every grid, so grids are comparable across steps
   const gridRng = new Rng(seed + 7);
@@ -175,13 +178,9 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
 
   let lastLoss = NaN;
   let lastGood: string | null = resumeDir ?? null;
-  let stop: "interrupt" | null = null;
-  const onSigint = () => {
-    if (stop) process.exit(EXIT.interrupted);
-    stop = "interrupt";
-    log("\ninterrupted: finishing this step and writing a checkpoint (Ctrl-C again to quit at once)");
-  };
-  process.on("SIGINT", onSigint);
+  // Ctrl-C / SIGTERM: finish this step, write a checkpoint, exit 130 / 143 (cli/signals.ts)
+  const interrupt = watchInterrupts({ log: (s) => progress.note(s.replace(/^\n/, "")), then: "finishing this step and writing a checkpoint" });
+  const stopped = () => interrupt.requested;
 
   const checkpoint = async () => {
     const name = `step-${pad(step)}`;
@@ -212,7 +211,6 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
   };
 
   const t0 = performance.now();
-  const progress = new Progress(steps, step, o.progress !== false && process.stderr.isTTY === true, log);
   let valLoss: number | null = null;
   let tensorsAtFirstStep = -1;
   // Steps that end with samples, a checkpoint or a planned stop are waited for; between them the
@@ -228,8 +226,9 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
     let pending: Promise<StepResult> | null = step < steps ? submit() : null;
     while (pending) {
       const current: Promise<StepResult> = pending;
-      pending = pipelined && !boundary(step + 1) && stop === null ? submit() : null;
+      pending = pipelined && !boundary(step + 1) && !stopped() ? submit() : null;
       const r = await current;
+      await yieldToEventLoop(); // lets a Ctrl-C / SIGTERM handler run (the CPU backends never wait on I/O)
       if (!Number.isFinite(r.loss)) {
         await pending?.catch(() => undefined);
         throw new TrainingStopped(`the loss became ${r.loss} at step ${step + 1}; stopping. The last good checkpoint is ${lastGood ?? "(none yet)"}; try a lower --lr or check the data`);
@@ -241,10 +240,11 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
       if (step % tcfg.logEvery === 0 || step === steps) {
         appendFileSync(metrics, JSON.stringify({ step, loss: r.loss, grad_norm: r.gradNorm, lr: trainer.lr, steps_per_s: sps, tensors: tf.memory().numTensors }) + "\n");
       }
-      if (o.interruptAfter !== undefined && step >= o.interruptAfter) stop = "interrupt";
+      if (o.interruptAfter !== undefined && step >= o.interruptAfter) interrupt.request("SIGINT");
       if (pending) continue; // not a boundary: the next step is already running
-      const last = step === steps || stop !== null;
-      if ((sampleEvery > 0 && step % sampleEvery === 0) || (last && stop === null)) {
+      const stop = stopped();
+      const last = step === steps || stop;
+      if ((sampleEvery > 0 && step % sampleEvery === 0 && !stop) || (last && !stop)) {
         valLoss = await samples();
         progress.note(`step ${step}: val_loss ${valLoss.toFixed(4)}, samples/step-${pad(step)}.png`);
       }
@@ -253,12 +253,14 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
       pending = submit();
     }
   } finally {
-    process.off("SIGINT", onSigint);
+    interrupt.dispose();
     progress.done();
   }
   const seconds = (performance.now() - t0) / 1000;
   const summary: TrainSummary = { engine: trainer.name, steps: step, lastLoss, valLoss, seconds, stepsPerSecond: (step - (resumed?.state.step ?? 0)) / seconds, out };
   writeFileSync(join(out, "summary.json"), JSON.stringify({ ...summary, backend: backend.name, params: nParams, batch, tensors: tf.memory().numTensors, tensorsAtFirstStep, ...(m.text instanceof PretrainedPromptEncoder ? { textEmbeddings: m.text.stats } : {}) }, null, 2) + "\n");
+  const stop = stopped();
+  if (stop) log(`interrupted at step ${step}; checkpoint ${lastGood} (resume with --resume ${out})`);
   log(`${stop ? "stopped" : "done"} at step ${step}: loss ${lastLoss.toFixed(4)}${valLoss !== null ? `, val_loss ${valLoss.toFixed(4)}` : ""}, ${summary.stepsPerSecond.toFixed(2)} steps/s; checkpoint ${lastGood}`);
   if (m.text instanceof PretrainedPromptEncoder) {
     log(m.text.summary());
@@ -266,7 +268,7 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
   }
   trainer.dispose();
   m.store.dispose();
-  return stop ? EXIT.interrupted : EXIT.ok;
+  return stop ? interrupt.exitCode : EXIT.ok;
 }
 
 export { existsSync };

@@ -64,7 +64,7 @@ describe("sdc ablate, real units", () => {
     const s = await runAblation("specs/sd3.mdl", o);
     expect(s.ran).toEqual(["tiny+depth=1"]);
     const dir = join(out, "tiny+depth=1");
-    for (const f of ["inputs.json", "generated/sd3-tiny/ir.json", "run/checkpoints/latest", "eval.json", "unit.json"]) expect(existsSync(join(dir, f)), f).toBe(true);
+    for (const f of ["inputs.json", "generated/sd3-tiny-depth1/ir.json", "run/checkpoints/latest", "eval.json", "unit.json"]) expect(existsSync(join(dir, f)), f).toBe(true);
     const u = JSON.parse(readFileSync(join(dir, "unit.json"), "utf8")) as UnitResult;
     expect(u.params).toBeGreaterThan(0);
     expect(u.inputs.set).toEqual(["depth=1"]);
