@@ -110,11 +110,11 @@ export function taskScript(unit: PlannedUnit, o: { unitDir: string; cwd: string;
   const inp = unit.inputs;
   const U = o.unitDir;
   const train = [
-    "sdc train", q(o.genDir), `--out "$U/run"`, `--steps ${inp.steps}`, `--batch-size ${inp.batch}`, `--seed ${inp.seed}`, `--backend ${inp.backend}`,
+    `"\${SDC[@]}" train`, q(o.genDir), `--out "$U/run"`, `--steps ${inp.steps}`, `--batch-size ${inp.batch}`, `--seed ${inp.seed}`, `--backend ${inp.backend}`,
     "--sample-every 0", `--checkpoint-every ${o.checkpointEvery}`, "--samples 16", ...(inp.eval.sampleSteps !== null ? [`--sample-steps ${inp.eval.sampleSteps}`] : []), "--no-progress", `"\${resume[@]}"`,
   ].join(" ");
   const ev = [
-    "sdc eval", `"$U/run"`, `--generated ${q(o.genDir)}`, `--judge ${q(o.judge)}`, `--judge-weights ${q(o.judgeWeights)}`, `--per-digit ${inp.eval.perDigit}`, `--cfg ${inp.eval.cfg.join(",")}`,
+    `"\${SDC[@]}" eval`, `"$U/run"`, `--generated ${q(o.genDir)}`, `--judge ${q(o.judge)}`, `--judge-weights ${q(o.judgeWeights)}`, `--per-digit ${inp.eval.perDigit}`, `--cfg ${inp.eval.cfg.join(",")}`,
     ...(inp.eval.sampleSteps !== null ? [`--steps ${inp.eval.sampleSteps}`] : []), `--seed ${inp.eval.seed}`, ...(inp.eval.reference !== null ? [`--reference ${inp.eval.reference}`] : []),
     `--backend ${inp.backend}`, `--out "$U/eval.json"`,
   ].join(" ");
@@ -127,7 +127,7 @@ export function taskScript(unit: PlannedUnit, o: { unitDir: string; cwd: string;
 set -uo pipefail
 U=${q(U)}
 exec >>"$U/task.log" 2>&1
-sdc() { eval "\${SDC_COMMAND:-${o.sdcCommand.replace(/[\\"$`]/g, "\\$&")}}"' "$@"'; }
+eval "SDC=(\${SDC_COMMAND:-${o.sdcCommand.replace(/[\\"$`]/g, "\\$&")}})"
 start=$(date +%s)
 rm -f "$U/task.exit" "$U/eval.json"
 echo $$ > "$U/task.pid"
