@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { runAblation, type UnitRunner } from "../../cli/commands/ablate.ts";
 import { parseSweep, type UnitResult } from "../../runtime/eval/sweep.ts";
 
@@ -74,5 +74,40 @@ describe("sdc ablate, real units", () => {
     const again = await runAblation("specs/sd3.mdl", o);
     expect(again.ran).toEqual([]);
     expect(statSync(join(dir, "unit.json")).mtimeMs).toBe(mtime);
+  });
+});
+
+describe("sdc ablate executors: usage errors", () => {
+  const cases: [string[], RegExp, number][] = [
+    [["--jobs", "2", "--executor", "slurm"], /--jobs is for --executor local/, 2],
+    [["--partition", "gpu"], /--partition is for --executor slurm/, 2],
+    [["--executor", "local", "--gpus-per-unit", "1"], /--gpus-per-unit is for --executor slurm/, 2],
+    [["--sdc-command", "bash run.sh"], /--sdc-command is for --executor local or slurm/, 2],
+    [["--executor", "local", "--jobs", "0"], /--jobs must be at least 1/, 2],
+  ];
+  it.each(cases)("sdc ablate specs/sd3.mdl --variants tiny %j", async (args, msg, code) => {
+    const { main } = await import("../../cli/main.ts");
+    const err: string[] = [];
+    const spy = vi.spyOn(process.stderr, "write").mockImplementation((s) => (err.push(String(s)), true));
+    try {
+      expect(await main(["ablate", "specs/sd3.mdl", "--variants", "tiny", ...args])).toBe(code);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(err.join("")).toMatch(msg);
+  });
+  it("--status needs an ablation folder of the local or slurm executor; a spec needs no --status", async () => {
+    const { main } = await import("../../cli/main.ts");
+    const err: string[] = [];
+    const spy = vi.spyOn(process.stderr, "write").mockImplementation((s) => (err.push(String(s)), true));
+    try {
+      expect(await main(["ablate", "--status", join(root, "nope")])).toBe(2);
+      mkdirSync(join(root, "plain"), { recursive: true });
+      expect(await main(["ablate", "--status", join(root, "plain")])).toBe(1);
+      expect(await main(["ablate"])).toBe(2);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(err.join("")).toMatch(/no such folder[\s\S]*has no ablation\.json[\s\S]*needs a spec/);
   });
 });
