@@ -236,6 +236,7 @@ function build(onResult: (code: number) => void): Command {
     .option("--cpus-per-unit <n>", "slurm: CPUs per unit (sbatch --cpus-per-task)", "1")
     .option("--time <limit>", "slurm: time limit per unit (sbatch --time, e.g. 2:00:00); a unit stopped by it resumes when resubmitted")
     .option("--sbatch-arg <arg>", "slurm: another sbatch argument, e.g. --sbatch-arg=--account=lab; repeatable", collect)
+    .option("--no-submit", "slurm: compile the units and write their task scripts and the batch script, but submit nothing (e.g. to build the GPU pack with them first)")
     .option("--sdc-command <cmd>", "local/slurm: how a unit's task starts sdc (default: node <this package>/bin/sdc.mjs), e.g. 'bash /shared/sdc-gpu/run.sh' for the offline GPU pack")
     .option("--status <dir>", "show each unit's state in an ablation folder of --executor local|slurm (pending, running with its step, done, failed with its last log line)")
     .option("--json", "--status: print JSON")
@@ -248,6 +249,7 @@ function build(onResult: (code: number) => void): Command {
       }
       if (spec === undefined) throw new UsageError("sdc ablate needs a spec (e.g. sdc ablate specs/sd3.mdl --variants tiny,small), or --status DIR");
       const slurmOnly = (["partition", "gpusPerUnit", "time", "sbatchArg"] as const).filter((k) => o[k] !== undefined);
+      if (o.submit === false && (o.executor ?? "inprocess") !== "slurm") throw new UsageError("--no-submit is for --executor slurm");
       const executor: string = o.executor ?? (o.jobs !== undefined ? "local" : "inprocess");
       if (o.jobs !== undefined && executor !== "local") throw new UsageError(`--jobs is for --executor local (got --executor ${executor})`);
       if (slurmOnly.length && executor !== "slurm") throw new UsageError(`--${slurmOnly[0].replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())} is for --executor slurm`);
@@ -261,6 +263,7 @@ function build(onResult: (code: number) => void): Command {
         time: o.time,
         sbatchArgs: o.sbatchArg,
         sdcCommand: o.sdcCommand,
+        submit: o.submit !== false,
       };
       const { parseCfgList } = await import("./commands/eval.ts");
       const { parseSweep } = await import("../runtime/eval/sweep.ts");

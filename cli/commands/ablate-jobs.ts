@@ -38,6 +38,8 @@ export interface JobOptions {
   time?: string;
   /** slurm: more sbatch arguments, as given */
   sbatchArgs?: string[];
+  /** slurm: false = prepare the unit folders and the batch script, print the sbatch command, submit nothing */
+  submit?: boolean;
   /** how a task starts sdc (default: node <this package>/bin/sdc.mjs); e.g. `bash /shared/sdc-gpu/run.sh` */
   sdcCommand?: string;
 }
@@ -86,6 +88,8 @@ export interface JobsSummary {
   /** slurm: units still queued or running (not resubmitted) */
   active: string[];
   failed: UnitStatus[];
+  /** slurm --no-submit: units made ready, not submitted */
+  prepared?: string[];
   job: string | null;
   results: UnitResult[] | null;
   plot: { svg: string | null; png: string | null; note?: string } | null;
@@ -358,9 +362,8 @@ function jobNameOf(out: string): string {
 export async function runAblationJobs(specPath: string, o: AblateOptions, j: JobOptions): Promise<JobsSummary> {
   const log = o.log ?? ((s: string) => process.stderr.write(s + "\n"));
   const { units, out } = planAblation(specPath, o);
-  if (j.executor === "slurm") {
-    const r = spawnSync("sbatch", ["--version"], { encoding: "utf8" });
-    if (r.error || r.status !== 0) throw new InputError(`--executor slurm needs Slurm's sbatch on PATH (${r.error ? r.error.message : r.stderr.trim()}); run sdc ablate on a login node of the cluster`);
+  if (j.executor === "slurm" && j.submit !== false && spawnSync("sh", ["-c", "command -v sbatch"], { stdio: "ignore" }).status !== 0) {
+    throw new InputError("--executor slurm needs Slurm's sbatch on PATH; run sdc ablate on a login node of the cluster (or prepare the units with --no-submit)");
   }
   mkdirSync(out, { recursive: true });
   const prev = readRecord(out);
@@ -403,6 +406,10 @@ export async function runAblationJobs(specPath: string, o: AblateOptions, j: Job
       const script = join(out, "slurm", "array.sh");
       writeFileAtomic(script, arrayScript(resolve(out), units.map((u) => u.id), { ...j, jobName: rec.jobName }));
       const args = ["--parsable", `--array=${todo.map((t) => t.index).join(",")}`, ...(j.sbatchArgs ?? []), script];
+      if (j.submit === false) {
+        log(`--no-submit: ${todo.length} unit${todo.length === 1 ? "" : "s"} prepared; this command without --no-submit runs: sbatch ${args.join(" ")}`);
+        return { out, ran: [], done, active, failed: [], prepared: ran, job: null, results: null, plot: null };
+      }
       const r = spawnSync("sbatch", args, { encoding: "utf8" });
       if (r.error || r.status !== 0) throw new InputError(`sbatch ${args.join(" ")} failed: ${(r.stderr || r.error?.message || "").trim()}`);
       job = r.stdout.trim().split(";")[0];
@@ -454,7 +461,7 @@ export function formatJobsSummary(s: JobsSummary, seconds: number, status: UnitS
   if (s.results) {
     return { text: `${resultsMarkdown(s.results)}\nran ${s.ran.length}, gathered or done before ${s.done.length}; ${seconds.toFixed(0)} s; results in ${s.out}/results.{md,csv,json}${s.plot?.svg ? `, plot ${s.plot.png ?? s.plot.svg}` : ""}\n`, code: EXIT.ok };
   }
-  const head = s.job ? `submitted ${s.ran.length} unit${s.ran.length === 1 ? "" : "s"} as Slurm job ${s.job} (${s.ran.join(", ")})\n` : s.ran.length ? "" : `nothing submitted: ${s.active.length} unit${s.active.length === 1 ? "" : "s"} still queued or running\n`;
-  const tail = s.failed.length ? `\n${s.failed.length} unit${s.failed.length === 1 ? "" : "s"} did not finish; rerun the same command to resubmit ${s.failed.length === 1 ? "it" : "them"} (a unit resumes from its last checkpoint)\n` : `\nwatch: sdc ablate --status ${s.out}; rerun the same command to gather the results when all are done\n`;
+  const head = s.prepared?.length ? `prepared ${s.prepared.length} unit${s.prepared.length === 1 ? "" : "s"} (--no-submit): ${s.prepared.join(", ")}; nothing submitted\n` : s.job ? `submitted ${s.ran.length} unit${s.ran.length === 1 ? "" : "s"} as Slurm job ${s.job} (${s.ran.join(", ")})\n` : s.ran.length ? "" : `nothing submitted: ${s.active.length} unit${s.active.length === 1 ? "" : "s"} still queued or running\n`;
+  const tail = s.prepared?.length ? "\nsubmit: the same command without --no-submit\n" : s.failed.length ? `\n${s.failed.length} unit${s.failed.length === 1 ? "" : "s"} did not finish; rerun the same command to resubmit ${s.failed.length === 1 ? "it" : "them"} (a unit resumes from its last checkpoint)\n` : `\nwatch: sdc ablate --status ${s.out}; rerun the same command to gather the results when all are done\n`;
   return { text: head + formatStatus(status) + tail, code: s.failed.length ? EXIT.spec : EXIT.ok };
 }
