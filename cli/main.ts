@@ -4,15 +4,16 @@
  */
 import { Command, CommanderError, Option } from "commander";
 import { EXIT, USER_ERROR_NAMES, UsageError, parseFloatArg, parseIntArg } from "./errors.ts";
+import { SDC_VERSION } from "./version.ts";
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-function build(onResult: (code: number) => void): Command {
+function build(onResult: (code: number) => void, argv: string[] = []): Command {
   const program = new Command();
   program
     .name("sdc")
     .description("sdc: a declarative model-spec compiler for diffusion transformers (SD3 MMDiT, rectified flow) that emits typed TensorFlow.js code")
-    .version("0.1.0")
+    .version(SDC_VERSION)
     .exitOverride()
     .showHelpAfterError("(run with --help for usage)");
 
@@ -59,11 +60,17 @@ function build(onResult: (code: number) => void): Command {
     .addOption(new Option("--backend <name>", "tensor backend: auto picks tensorflow, webgpu, wasm, cpu in that order").choices(["auto", "tensorflow", "webgpu", "wasm", "cpu"]).default("auto"))
     .addOption(new Option("--engine <name>", "training engine: static (the whole step compiled to recorded WebGPU kernels), tfjs (eager ops); auto = static on webgpu").choices(["auto", "tfjs", "static"]).default("auto"))
     .option("--out <dir>", "output folder (default: output/<name>)")
-    .option("--resume <dir>", "continue from a checkpoint folder (or a run folder: its latest checkpoint)")
+    .option("--resume [dir]", "continue from a checkpoint folder or a run folder (its latest checkpoint), with the run's settings (config.json); alone or `latest`: the newest run of this package under output/")
     .option("--sample-every <n>", "steps between sample grids (default: the spec's)")
     .option("--checkpoint-every <n>", "steps between checkpoints (default: the spec's)")
     .option("--samples <n>", "images per sample grid (default: the spec's)")
     .option("--sample-steps <n>", "sampler steps for grids (default: the spec's)")
+    .option("--warmup <n>", "learning-rate warmup steps (default: the spec's)")
+    .addOption(new Option("--lr-schedule <name>", "learning rate after the warmup: constant, or linear/cosine decay to 0 at the last step (default: the spec's, constant)").choices(["constant", "linear", "cosine"]))
+    .option("--grad-accum <k>", "gradient accumulation: run each step's batch as k micro-batches, gradients summed (same update, less memory; tfjs engine)")
+    .option("--keep-checkpoints <n>", "keep only the last N checkpoints (0 = all; default: the spec's)")
+    .option("--keep-best", "also keep the checkpoint with the lowest validation loss (checkpoints/best)")
+    .option("--precision <p>", "training precision: fp32 (the only one supported; fp16/bf16 are refused)")
     .option("--no-progress", "no progress bar")
     .option("--text-encoders <list>", "sd3_pretrained specs: local encoder folders clip_l=DIR,clip_g=DIR,t5=DIR (t5=none: no T5; cache=DIR|off: embedding cache); see docs/text-encoders.md")
     .action(async (dir: string, o) => {
@@ -78,12 +85,19 @@ function build(onResult: (code: number) => void): Command {
           engine: o.engine,
           out: o.out,
           resume: o.resume,
+          argv: ["sdc", ...argv],
           sampleEvery: o.sampleEvery !== undefined ? parseIntArg("--sample-every", o.sampleEvery, 0) : undefined,
           checkpointEvery: o.checkpointEvery !== undefined ? parseIntArg("--checkpoint-every", o.checkpointEvery, 0) : undefined,
           samples: o.samples !== undefined ? parseIntArg("--samples", o.samples, 1) : undefined,
           sampleSteps: o.sampleSteps !== undefined ? parseIntArg("--sample-steps", o.sampleSteps, 1) : undefined,
           progress: o.progress,
           textEncoders: o.textEncoders,
+          warmup: o.warmup !== undefined ? parseIntArg("--warmup", o.warmup, 0) : undefined,
+          lrSchedule: o.lrSchedule,
+          accumulate: o.gradAccum !== undefined ? parseIntArg("--grad-accum", o.gradAccum, 1) : undefined,
+          keepCheckpoints: o.keepCheckpoints !== undefined ? parseIntArg("--keep-checkpoints", o.keepCheckpoints, 0) : undefined,
+          keepBest: o.keepBest === true ? true : undefined,
+          precision: o.precision,
         }),
       );
     });
@@ -295,7 +309,7 @@ function build(onResult: (code: number) => void): Command {
 /** Run the CLI; returns the exit code. Never lets a user mistake surface as a stack trace. */
 export async function main(argv: string[]): Promise<number> {
   let code: number = EXIT.ok;
-  const program = build((c) => (code = c));
+  const program = build((c) => (code = c), argv);
   try {
     await program.parseAsync(argv, { from: "user" });
     return code;

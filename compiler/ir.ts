@@ -49,6 +49,16 @@ export interface TrainIR {
   seed: number;
   /** learning-rate warmup steps */
   warmup: number;
+  /** the learning rate after the warmup (absent: constant) */
+  lrSchedule?: "constant" | "linear" | "cosine";
+  /** micro-batches per step, gradients summed (absent: 1) */
+  accumulate?: number;
+  /** keep the last N checkpoints (absent or 0: all) */
+  keepCheckpoints?: number;
+  /** also keep the checkpoint with the lowest validation loss */
+  keepBest?: boolean;
+  /** training precision: only fp32 is supported */
+  precision?: "fp32";
 }
 
 export interface DataIR {

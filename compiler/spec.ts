@@ -79,10 +79,17 @@ export const SECTIONS: Record<string, Record<string, SettingSpec>> = {
     samples: { kind: "int", min: 1, max: 1024, doc: "images per sample grid" },
     seed: { kind: "int", min: 0, doc: "random seed" },
     warmup: { kind: "int", min: 0, doc: "learning-rate warmup steps" },
+    lr_schedule: { kind: "enum", values: ["constant", "linear", "cosine"], doc: "learning rate after the warmup: constant, or linear or cosine decay to 0 at the last step" },
+    accumulate: { kind: "int", min: 1, max: 1024, doc: "gradient accumulation: each step's batch runs as this many micro-batches, their gradients summed before one optimizer step (the same update, less memory; must divide batch)" },
+    keep_checkpoints: { kind: "int", min: 0, doc: "checkpoints to keep: the last N (0 = all)" },
+    keep_best: { kind: "bool", doc: "also keep the checkpoint with the lowest validation loss (checkpoints/best)" },
+    precision: { kind: "enum", values: ["fp32", "fp16", "bf16"], doc: "training precision: fp32 (fp16 and bf16 are refused: every engine computes in fp32)" },
   },
 };
 
 const DEFAULT_FLOW: FlowIR = { noiseAt: 0, path: "linear", predict: "velocity", density: { kind: "uniform_clipped", eps: 1e-3 }, loss: "mse", weighting: "none", cfgDrop: 0.2, sampler: "euler", steps: 50, shift: 1, guidance: 4 };
+/** Defaults of the train settings that the IR holds only when a spec sets them. */
+export const TRAIN_OPTIONAL_DEFAULTS = { lrSchedule: "constant", accumulate: 1, keepCheckpoints: 0, keepBest: false, precision: "fp32" } as const;
 const DEFAULT_TRAIN: TrainIR = { optimizer: { kind: "adam", lr: 2e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 }, clip: 1, batch: 64, steps: 20000, ema: 0, sampleEvery: 1000, checkpointEvery: 1000, logEvery: 10, samples: 64, seed: 0, warmup: 0 };
 
 export function findSpec(prog: Program, name?: string): A.SpecDecl | Diagnostic {
@@ -258,6 +265,23 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
   train.samples = num("train", "samples", train.samples);
   train.seed = num("train", "seed", train.seed);
   train.warmup = num("train", "warmup", train.warmup);
+  // optional settings: in the IR only when the spec sets them (the defaults are in TRAIN_OPTIONAL_DEFAULTS)
+  attempt(() => {
+    if (get("train", "lr_schedule")) train.lrSchedule = word("train", "lr_schedule", "constant") as TrainIR["lrSchedule"];
+    if (get("train", "keep_checkpoints")) train.keepCheckpoints = num("train", "keep_checkpoints", 0);
+    if (get("train", "keep_best")) train.keepBest = (scalar("train", "keep_best") as { v: boolean } | undefined)?.v ?? false;
+    const acc = get("train", "accumulate");
+    if (acc) {
+      train.accumulate = num("train", "accumulate", 1);
+      if (train.batch % train.accumulate !== 0) fail("SDC702", acc.span, `train.accumulate = ${train.accumulate} does not divide train.batch = ${train.batch}: each step's batch is split into that many equal micro-batches`);
+    }
+    const prec = get("train", "precision");
+    if (prec) {
+      const p = word("train", "precision", "fp32");
+      if (p !== "fp32") fail("SDC702", prec.span, `train.precision ${p} is not supported: sdc trains in fp32 only (the tfjs ops and the static engine's WGSL kernels are fp32); use precision: fp32 or leave it out`);
+      train.precision = "fp32";
+    }
+  });
   attempt(() => {
     const o = get("train", "optimizer");
     if (o) train.optimizer = optimizer(checker, o, values);

@@ -14,7 +14,9 @@ import { loadImageFolder } from "../../runtime/data/folder.ts";
 import { digitPrompt, loadMnist } from "../../runtime/data/mnist.ts";
 import { encodeGridPng, promptsGridText } from "../../runtime/image/png.ts";
 import { removeStaleTemps, writeFileAtomic } from "../../runtime/io/atomic.ts";
-import { CheckpointError, type HostTensors, readCheckpoint, resolveCheckpoint, saveCheckpoint, writeLatest } from "../../runtime/train/checkpoint.ts";
+import { CheckpointError, type HostTensors, pruneCheckpoints, readCheckpoint, resolveCheckpoint, saveCheckpoint, writeLatest } from "../../runtime/train/checkpoint.ts";
+import type { LrScheduleName } from "../../runtime/train/lr-schedule.ts";
+import { TRAIN_OPTIONAL_DEFAULTS } from "../../compiler/spec.ts";
 import { createEngine, type EngineName } from "../../runtime/train/engine.ts";
 import { buildModel, drawBatch, makeValidationSet, type ModelBundle, type StepResult, TrainingStopped } from "../../runtime/train/trainer.ts";
 import { Rng } from "../../runtime/util/rng.ts";
@@ -23,6 +25,8 @@ import { type PretrainedTextOptions, PretrainedPromptEncoder, textEncoderOverrid
 import { EXIT, InputError, UsageError } from "../errors.ts";
 import { loadCompiled } from "../generated.ts";
 import { Progress } from "../progress.ts";
+import { CONFIG_FILE, newestRun, readValLosses, readRunConfig, resolveSettings, type RunSettings, runDirOf, truncateMetrics, writeRunConfig } from "../run-config.ts";
+import { SDC_VERSION } from "../version.ts";
 import { watchInterrupts, yieldToEventLoop } from "../signals.ts";
 
 export interface TrainCliOptions {
@@ -34,7 +38,12 @@ export interface TrainCliOptions {
   /** training engine: auto (static on webgpu, else tfjs), tfjs, static (runtime/train/engine.ts) */
   engine?: EngineName;
   out?: string;
-  resume?: string;
+  /** a checkpoint or run folder; "latest" or true: the newest run of this package under `runsDir` (and --out) */
+  resume?: string | boolean;
+  /** where `--resume latest` looks for runs (default: output) */
+  runsDir?: string;
+  /** the command line, recorded in config.json */
+  argv?: string[];
   sampleEvery?: number;
   checkpointEvery?: number;
   samples?: number;
@@ -42,6 +51,17 @@ export interface TrainCliOptions {
   progress?: boolean;
   /** sd3_pretrained specs: `clip_l=DIR,clip_g=DIR,t5=DIR[,cache=DIR|off]` (overrides the spec's folders and SDC_CLIP_L/SDC_CLIP_G/SDC_T5) */
   textEncoders?: string;
+  /** learning-rate warmup steps (default: the spec's) */
+  warmup?: number;
+  lrSchedule?: LrScheduleName;
+  /** gradient accumulation: micro-batches per step (must divide the batch) */
+  accumulate?: number;
+  /** keep the last N checkpoints (0 = all) */
+  keepCheckpoints?: number;
+  /** also keep the checkpoint with the lowest validation loss */
+  keepBest?: boolean;
+  /** only "fp32" is accepted; anything else is refused with what is supported */
+  precision?: string;
   /** for tests: stop after this many steps as if interrupted */
   interruptAfter?: number;
   log?: (s: string) => void;
@@ -58,6 +78,11 @@ export interface TrainSummary {
 }
 
 const pad = (n: number) => String(n).padStart(6, "0");
+
+/** What a request for another precision than fp32 gets. */
+export function precisionRefusal(what: string): string {
+  return `${what} is not supported: sdc trains in fp32 only (the tfjs ops and the static engine's WGSL kernels are fp32; there is no fp16/bf16 path yet); supported: fp32`;
+}
 
 /** Folder overrides for sd3_pretrained specs: SDC_CLIP_L/SDC_CLIP_G/SDC_T5/SDC_CACHE_DIR, then --text-encoders. */
 export function pretrainedTextOptions(ir: ModelBundle["ir"], arg: string | undefined, log: (s: string) => void): PretrainedTextOptions | undefined {
@@ -108,25 +133,48 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
   const { ir, spec } = loaded;
   const hash = irHash(loaded.irText);
   const tcfg = ir.train;
-  const steps = o.steps ?? tcfg.steps;
-  const batch = o.batch ?? tcfg.batch;
-  const seed = o.seed ?? tcfg.seed;
-  const sampleEvery = o.sampleEvery ?? tcfg.sampleEvery;
-  const checkpointEvery = o.checkpointEvery ?? tcfg.checkpointEvery;
-  const nSamples = o.samples ?? tcfg.samples;
-  const out = o.out ?? join("output", ir.spec.name);
+  const opt = ir.train.optimizer;
 
-  // resume: read and verify first, before any work
+  // resume: find and verify the checkpoint first, before any work; its run's config.json gives
+  // the settings (a flag that differs is refused, run-config.ts)
   let resumed: ReturnType<typeof readCheckpoint> | undefined;
   let resumeDir: string | undefined;
-  if (o.resume) {
-    resumeDir = resolveCheckpoint(o.resume);
+  let runDir: string | null = null;
+  if (o.resume !== undefined && o.resume !== false) {
+    if (o.resume === true || o.resume === "latest") {
+      const roots = [o.runsDir ?? "output", ...(o.out ? [o.out] : [])];
+      runDir = newestRun(roots, ir.spec.name, hash, irHash);
+      if (!runDir) throw new CheckpointError(`no run of ${ir.spec.name} to resume: no folder under ${roots.join(", ")} has checkpoints/latest of this spec; give the run folder (--resume DIR) or start a run without --resume`);
+      resumeDir = resolveCheckpoint(runDir);
+    } else {
+      resumeDir = resolveCheckpoint(o.resume);
+      runDir = runDirOf(resumeDir);
+    }
     resumed = readCheckpoint(resumeDir);
     if (resumed.state.irHash !== hash) {
       throw new CheckpointError(`checkpoint ${resumeDir} is from another spec (${resumed.state.spec}, IR ${resumed.state.irHash.slice(0, 12)}) than ${dir} (${ir.spec.name}, IR ${hash.slice(0, 12)})`);
     }
-    if (resumed.state.step >= steps) throw new InputError(`checkpoint ${resumeDir} is already at step ${resumed.state.step}; ask for more --steps (now ${steps})`);
   }
+  const prior = runDir ? readRunConfig(runDir) : null;
+  if (o.precision !== undefined && o.precision !== "fp32") throw new UsageError(precisionRefusal(`--precision ${o.precision}`));
+  const D = TRAIN_OPTIONAL_DEFAULTS;
+  const specSettings: RunSettings = {
+    steps: tcfg.steps, batch: tcfg.batch, lr: opt.lr, seed: tcfg.seed, sampleEvery: tcfg.sampleEvery, checkpointEvery: tcfg.checkpointEvery, samples: tcfg.samples, sampleSteps: ir.flow.steps,
+    warmup: tcfg.warmup, lrSchedule: tcfg.lrSchedule ?? D.lrSchedule, accumulate: tcfg.accumulate ?? D.accumulate, keepCheckpoints: tcfg.keepCheckpoints ?? D.keepCheckpoints, keepBest: tcfg.keepBest ?? D.keepBest, precision: tcfg.precision ?? D.precision,
+  };
+  const flags = {
+    steps: o.steps, batch: o.batch, lr: o.lr, seed: o.seed, sampleEvery: o.sampleEvery, checkpointEvery: o.checkpointEvery, samples: o.samples, sampleSteps: o.sampleSteps,
+    warmup: o.warmup, lrSchedule: o.lrSchedule, accumulate: o.accumulate, keepCheckpoints: o.keepCheckpoints, keepBest: o.keepBest, precision: o.precision,
+  };
+  const settings = resolveSettings(specSettings, flags, prior, runDir ? join(runDir, CONFIG_FILE) : undefined);
+  const { steps, batch, seed, sampleEvery, checkpointEvery, sampleSteps } = settings;
+  const accumulate = settings.accumulate as number;
+  if (batch % accumulate !== 0) throw new UsageError(`--grad-accum ${accumulate} does not divide the batch size ${batch}: each step's batch is split into that many equal micro-batches`);
+  const schedule = settings.lrSchedule as LrScheduleName;
+  if (prior && schedule !== "constant" && prior.settings.steps !== steps) log(`note: the ${schedule} learning-rate schedule now spans ${steps} steps (the run was started for ${prior.settings.steps}); the rate changes from here`);
+  const nSamples = settings.samples;
+  const out = o.out ?? runDir ?? join("output", ir.spec.name);
+  if (resumed && resumed.state.step >= steps) throw new InputError(`checkpoint ${resumeDir} is already at step ${resumed.state.step}; ask for more --steps (now ${steps})`);
 
   const backend = await initBackend(o.backend, { log });
   log(`backend: ${backend.name} (${backend.detail})`);
@@ -138,9 +186,8 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
   const nParams = m.store.numParams;
   if (nParams !== ir.stats.params) throw new InputError(`built ${nParams} parameters but the compiler proved ${ir.stats.params}; recompile ${dir}`);
   log(`${ir.spec.name}: ${nParams.toLocaleString("en-US")} parameters (network ${ir.stats.networkParams.toLocaleString("en-US")}, text encoder ${ir.stats.textParams.toLocaleString("en-US")}); ${train.name}: ${train.size} images ${ir.data.height}x${ir.data.width}x${ir.data.channels}`);
-  const opt = ir.train.optimizer;
   const dims: [number, number, number] = [ir.data.height, ir.data.width, ir.data.channels];
-  const trainer = await createEngine(o.engine ?? "auto", m, { lr: o.lr ?? opt.lr, clip: tcfg.clip, ema: tcfg.ema, kind: opt.kind, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weightDecay, warmup: tcfg.warmup }, batch, dims, log);
+  const trainer = await createEngine(o.engine ?? "auto", m, { lr: settings.lr, clip: tcfg.clip, ema: tcfg.ema, kind: opt.kind, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weightDecay, warmup: settings.warmup as number, schedule, steps, accumulate }, batch, dims, log);
   log(`engine: ${trainer.detail}`);
 
   let step = 0;
@@ -155,7 +202,7 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
     step = resumed.state.step;
     rng = Rng.fromState(resumed.state.rng);
     if (resumed.state.sampler) {
-      if (resumed.state.sampler.batchSize !== batch) throw new InputError(`checkpoint was trained at batch ${resumed.state.sampler.batchSize}; resume with --batch-size ${resumed.state.sampler.batchSize}`);
+      if (resumed.state.sampler.batchSize !== batch) throw new UsageError(`checkpoint ${resumeDir} was trained at batch ${resumed.state.sampler.batchSize}, this run asks for ${batch}; resume with --batch-size ${resumed.state.sampler.batchSize}`);
       sampler = BatchSampler.restore(train, resumed.state.sampler);
     }
     elapsedBefore = resumed.state.elapsedSeconds;
@@ -167,7 +214,16 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
   removeStaleTemps(join(out, "checkpoints"));
   const metrics = join(out, "metrics.jsonl");
   if (!resumed) writeFileSync(metrics, "");
+  else truncateMetrics(metrics, step); // the steps after the checkpoint are redone: their lines go
+  const valLosses = readValLosses(metrics); // for keep_best
   writeFileAtomic(join(out, "ir.json"), loaded.irText);
+  const now = new Date().toISOString();
+  const command = o.argv ?? ["sdc", "train", dir];
+  writeRunConfig(out, {
+    format: "sdc-run-config", version: 1, package: dir, spec: ir.spec.name, irHash: hash, settings, recipe: { ...tcfg, optimizer: { ...opt, lr: settings.lr } }, command,
+    versions: { sdc: SDC_VERSION, node: process.version, tfjs: tf.version_core }, seed, backend: backend.name, engine: trainer.name, created: prior?.created ?? now,
+    history: [...(prior?.history ?? []), { command, fromStep: step, at: now }],
+  });
 
   const progress = new Progress(steps, step, o.progress !== false && process.stderr.isTTY === true, log);
   const val = makeValidationSet(test, Math.min(32, test.size), 8);
@@ -198,15 +254,17 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
     });
     writeLatest(join(out, "checkpoints"), name);
     lastGood = join(out, "checkpoints", name);
+    pruneCheckpoints(join(out, "checkpoints"), { keep: settings.keepCheckpoints as number, keepBest: settings.keepBest === true, valLoss: valLosses });
   };
 
   const samples = async () => {
     const vl = await trainer.validationLoss(val, dims, batch);
-    const data = await trainer.sample(gridNoise, gridPrompts, dims, { steps: o.sampleSteps });
+    const data = await trainer.sample(gridNoise, gridPrompts, dims, { steps: sampleSteps });
     const nrow = Math.ceil(Math.sqrt(nSamples));
     writeFileAtomic(join(out, "samples", `step-${pad(step)}.png`), encodeGridPng(data, nSamples, ...dims, { nrow }));
     writeFileAtomic(join(out, "samples", `step-${pad(step)}.txt`), promptsGridText(gridPrompts, nrow));
     appendFileSync(metrics, JSON.stringify({ step, val_loss: vl }) + "\n");
+    valLosses.set(step, vl);
     return vl;
   };
 

@@ -9,7 +9,7 @@
  * Reading verifies every file's checksum, so a truncated or corrupt checkpoint is refused.
  */
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { readSafetensors, type SafeTensor, writeSafetensors } from "../io/safetensors.ts";
 import { writeDirAtomic, writeFileAtomic } from "../io/atomic.ts";
@@ -125,4 +125,50 @@ export function readCheckpoint(dir: string): CheckpointContents {
     state: rest,
     irText: new TextDecoder().decode(read("ir.json")),
   };
+}
+
+export interface RetentionOptions {
+  /** keep the last N checkpoints; 0 = all */
+  keep: number;
+  /** also keep the one with the lowest validation loss (written to `best`) */
+  keepBest: boolean;
+  /** validation loss by step, for the steps that have one */
+  valLoss: ReadonlyMap<number, number>;
+}
+
+/**
+ * Checkpoint retention in a checkpoints folder: keep the last `keep` (by step), the one `latest`
+ * names, and with `keepBest` the one with the lowest validation loss (its name goes to `best`);
+ * delete the other step-N folders. Returns the names deleted.
+ */
+export function pruneCheckpoints(dir: string, o: RetentionOptions): string[] {
+  if (!existsSync(dir)) return [];
+  const all = readdirSync(dir)
+    .map((name) => ({ name, m: /^step-(\d+)$/.exec(name) }))
+    .filter((e) => e.m && existsSync(join(dir, e.name, "state.json")))
+    .map((e) => ({ name: e.name, step: Number(e.m![1]) }))
+    .sort((a, b) => a.step - b.step);
+  const keep = new Set<string>();
+  const latest = join(dir, "latest");
+  if (existsSync(latest)) keep.add(readFileSync(latest, "utf8").trim());
+  if (o.keepBest) {
+    let best: { name: string; v: number } | null = null;
+    for (const c of all) {
+      const v = o.valLoss.get(c.step);
+      if (v !== undefined && Number.isFinite(v) && (!best || v < best.v)) best = { name: c.name, v };
+    }
+    if (best) {
+      keep.add(best.name);
+      writeFileAtomic(join(dir, "best"), best.name + "\n");
+    }
+  }
+  if (o.keep <= 0) return [];
+  for (const c of all.slice(-o.keep)) keep.add(c.name);
+  const removed: string[] = [];
+  for (const c of all) {
+    if (keep.has(c.name)) continue;
+    rmSync(join(dir, c.name), { recursive: true, force: true });
+    removed.push(c.name);
+  }
+  return removed;
 }

@@ -15,6 +15,7 @@ import { buildStepGraph, frozenContext, liveKernelCount, stepFeeds, type StepGra
 import { WebGpuStep } from "../graph/webgpu.ts";
 import { kernelOptionsFromEnv } from "../graph/gemm-table.ts";
 import type { HostTensors } from "./checkpoint.ts";
+import { type LrScheduleName, lrAt } from "./lr-schedule.ts";
 import { StaticFlowNetwork } from "../graph/sampler.ts";
 import { type FlowBatch, FlowTrainer, type ModelBundle, type SampleOpts, sampleImages, type StepResult, type ValidationSet, validationLoss } from "./trainer.ts";
 
@@ -38,6 +39,11 @@ export interface EngineOptions {
   eps: number;
   weightDecay: number;
   warmup: number;
+  /** the learning rate after the warmup (lr-schedule.ts; absent: constant) and the run's total steps it spans */
+  schedule?: LrScheduleName;
+  steps?: number;
+  /** micro-batches per step, gradients summed (absent: 1); the tfjs engine only */
+  accumulate?: number;
 }
 
 export interface TrainEngine {
@@ -203,7 +209,7 @@ export class StaticEngine implements TrainEngine {
       // frozen encoders: their features are computed (and awaited) before this step's turn
       const feeds = stepFeeds(this.sg, this.m.flow, b, await textInputs(this.m.text, b.prompts));
       await mine;
-      if (this.opts.warmup > 0) this.gpu.lr = this.opts.lr * Math.min(1, (this.gpu.stepCount + 1) / this.opts.warmup);
+      this.gpu.lr = lrAt(this.opts, this.gpu.stepCount + 1);
       const pending = this.gpu.step(feeds); // submits synchronously, then waits for the read
       submitted();
       const r = await pending;
@@ -273,6 +279,13 @@ export class StaticEngine implements TrainEngine {
  */
 export async function createEngine(which: EngineName, m: ModelBundle, opts: EngineOptions, batch: number, dims: [number, number, number], log: (s: string) => void): Promise<TrainEngine> {
   if (which === "tfjs" || (which === "auto" && tf.getBackend() !== "webgpu")) return new TfjsEngine(m, opts);
+  // gradient accumulation runs on the tfjs engine only: the static step is one compiled graph per batch
+  if ((opts.accumulate ?? 1) > 1) {
+    const why = `gradient accumulation (accumulate ${opts.accumulate}) runs on the tfjs engine only: the static engine compiles one step for the whole batch`;
+    if (which === "static") throw new EngineError(`${why}; use --engine tfjs, or accumulate 1 (a smaller --batch-size) on the static engine`);
+    log(`${why}; training with tfjs`);
+    return new TfjsEngine(m, opts);
+  }
   if (tf.getBackend() !== "webgpu") throw new EngineError(`--engine static needs the webgpu backend (this run uses ${tf.getBackend()}); use --backend webgpu, or --engine tfjs`);
   try {
     return await StaticEngine.create(m, opts, batch, dims);

@@ -16,6 +16,7 @@ import { type PretrainedTextOptions, PretrainedPromptEncoder } from "../text/pre
 import { WordTokenizer } from "../text/words.ts";
 import { Rng } from "../util/rng.ts";
 import { FlatAdam, type FlatEma } from "./flat-optim.ts";
+import { type LrScheduleName, lrAt } from "./lr-schedule.ts";
 
 export class TrainingStopped extends Error {
   readonly exitCode = 3;
@@ -206,7 +207,7 @@ export class FlowTrainer {
 
   constructor(
     readonly m: ModelBundle,
-    readonly opts: { lr: number; clip: number; ema: number; kind: "adam" | "adamw"; beta1: number; beta2: number; eps: number; weightDecay: number; warmup: number },
+    readonly opts: { lr: number; clip: number; ema: number; kind: "adam" | "adamw"; beta1: number; beta2: number; eps: number; weightDecay: number; warmup: number; schedule?: LrScheduleName; steps?: number; accumulate?: number },
   ) {
     this.vars = [...m.store.vars.entries()];
     this.optim = new FlatAdam(this.vars, { lr: opts.lr, beta1: opts.beta1, beta2: opts.beta2, eps: opts.eps, weightDecay: opts.weightDecay, decoupled: opts.kind === "adamw", clip: opts.clip, ema: opts.ema });
@@ -220,15 +221,51 @@ export class FlowTrainer {
    */
   async step(b: FlowBatch, shape: [number, number, number, number]): Promise<StepResult> {
     await this.m.text.prepare?.(b.prompts);
-    const { value, grads } = tf.variableGrads(() => flowLoss(this.m, b, shape), this.vars.map(([, v]) => v));
-    // variableGrads keys gradients by the variables' tfjs names; map back to state-dict names
-    const named = new Map<string, tf.Tensor>(this.vars.map(([n, v]) => [n, grads[v.name]]));
-    if (this.opts.warmup > 0) this.optim.lr = this.opts.lr * Math.min(1, (this.optim.stepCount + 1) / this.opts.warmup);
+    const k = this.opts.accumulate ?? 1;
+    let value: tf.Scalar;
+    let named: Map<string, tf.Tensor>;
+    if (k === 1) {
+      const r = tf.variableGrads(() => flowLoss(this.m, b, shape), this.vars.map(([, v]) => v));
+      value = r.value;
+      // variableGrads keys gradients by the variables' tfjs names; map back to state-dict names
+      named = new Map<string, tf.Tensor>(this.vars.map(([n, v]) => [n, r.grads[v.name]]));
+    } else ({ value, named } = this.accumulated(b, shape, k));
+    this.optim.lr = lrAt({ lr: this.opts.lr, warmup: this.opts.warmup, schedule: this.opts.schedule, steps: this.opts.steps }, this.optim.stepCount + 1);
     const norm = this.optim.step(named);
     tf.dispose([...named.values()]);
     const [loss, gradNorm] = await Promise.all([value.data(), norm.data()]);
     tf.dispose([value, norm]);
     return { loss: loss[0], gradNorm: gradNorm[0] };
+  }
+
+  /**
+   * Gradient accumulation: the batch as k equal micro-batches, each one's gradient of its mean
+   * loss weighted by 1/k and summed, which is the gradient of the whole batch's mean loss (the
+   * same update as k = 1, to rounding), holding one micro-batch's activations at a time.
+   */
+  private accumulated(b: FlowBatch, shape: [number, number, number, number], k: number): { value: tf.Scalar; named: Map<string, tf.Tensor> } {
+    const n = shape[0];
+    if (n % k !== 0) throw new RangeError(`gradient accumulation: ${k} micro-batches do not divide the batch of ${n}`);
+    const mb = n / k;
+    const per = shape[1] * shape[2] * shape[3];
+    let value: tf.Scalar = tf.scalar(0);
+    const named = new Map<string, tf.Tensor>();
+    for (let i = 0; i < k; i++) {
+      const part: FlowBatch = { x0: b.x0.subarray(i * mb * per, (i + 1) * mb * per), eps: b.eps.subarray(i * mb * per, (i + 1) * mb * per), sigma: b.sigma.subarray(i * mb, (i + 1) * mb), prompts: b.prompts.slice(i * mb, (i + 1) * mb) };
+      const r = tf.variableGrads(() => tf.div(flowLoss(this.m, part, [mb, shape[1], shape[2], shape[3]]), k) as tf.Scalar, this.vars.map(([, v]) => v));
+      const v2 = tf.add(value, r.value) as tf.Scalar;
+      tf.dispose([value, r.value]);
+      value = v2;
+      for (const [name, v] of this.vars) {
+        const g = r.grads[v.name];
+        const prev = named.get(name);
+        if (prev) {
+          named.set(name, tf.add(prev, g));
+          tf.dispose([prev, g]);
+        } else named.set(name, g);
+      }
+    }
+    return { value, named };
   }
 
   dispose(): void {
