@@ -29,7 +29,7 @@ afterAll(() => {
 }, 70_000);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function waitFor<T>(what: string, f: () => T | null | undefined | false, timeoutMs = 90_000, everyMs = 200): Promise<T> {
+async function waitFor<T>(what: string, f: () => T | null | undefined | false, timeoutMs = 180_000, everyMs = 200): Promise<T> {
   const t0 = Date.now();
   for (;;) {
     const v = f();
@@ -39,7 +39,7 @@ async function waitFor<T>(what: string, f: () => T | null | undefined | false, t
   }
 }
 const record = (out: string) => JSON.parse(readFileSync(join(out, "ablation.json"), "utf8")) as AblationRecord;
-const idle = (out: string) => waitFor(`the jobs of ${out} to leave the queue`, () => slurmQueue(record(out).jobName)?.size === 0);
+const idle = (out: string) => waitFor(`the jobs of ${out} to leave the queue`, () => slurmQueue(record(out).jobName)?.size === 0, 240_000);
 /** The table without its timing column (step_s is seconds per step, measured). */
 const table = (out: string) => readFileSync(join(out, "results.md"), "utf8").split("\n").filter((l) => l.startsWith("|")).map((l) => l.split("|").filter((_, i) => i !== 5).join("|"));
 
@@ -67,7 +67,7 @@ describe("sdc ablate --executor slurm", () => {
 
     // the deeper (slower) unit, mid-run: SIGTERM to every process of its task, as Slurm does at a time limit or on preemption
     const victim = B;
-    const running = await waitFor("unit 1 running past step 4", () => unitStatuses(out, record(out)).find((u) => u.id === victim && u.state === "running" && u.step >= 4), 90_000, 50);
+    const running = await waitFor("unit 1 running past step 4", () => unitStatuses(out, record(out)).find((u) => u.id === victim && u.state === "running" && u.step >= 4), 180_000, 50);
     expect(running.step).toBeLessThan(40);
     const c = spawnSync("scancel", ["--full", "--signal=TERM", `${s.job}_1`], { encoding: "utf8" });
     expect(c.status, c.stderr).toBe(0);
@@ -97,7 +97,7 @@ describe("sdc ablate --executor slurm", () => {
     // same seeds, same numbers: the resumed unit too (exact resume)
     expect(table(out)).toEqual(table(local));
     expect(table(out)).toHaveLength(4);
-  }, 300_000);
+  }, 600_000);
 
   it("a failed unit shows its error in --status and the rerun resubmits it", async () => {
     const out = join(root, "fail");
@@ -118,5 +118,5 @@ describe("sdc ablate --executor slurm", () => {
     const done = await runAblationJobs("specs/sd3.mdl", o, { executor: "slurm" });
     expect(done.results?.[0].id).toBe("tiny+depth=1");
     expect(unitStatuses(out, record(out))[0].state).toBe("done");
-  }, 200_000);
+  }, 400_000);
 });
