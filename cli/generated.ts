@@ -42,6 +42,7 @@ export async function loadCompiled(dir: string): Promise<LoadedSpec> {
   const irPath = join(dir, "ir.json");
   const indexPath = existsSync(join(dir, "index.ts")) || !existsSync(join(dir, "index.mjs")) ? join(dir, "index.ts") : join(dir, "index.mjs");
   for (const f of [irPath, indexPath]) if (!existsSync(f)) throw new InputError(`${dir} is not a compiled spec: ${f} is missing (recompile with npx sdc compile SPEC)`);
+  if (packed && indexPath.endsWith(".ts")) throw new InputError(`${dir} has TypeScript only, and the GPU pack (SDC_GENERATED_DIR=${process.env.SDC_GENERATED_DIR}) has no build of ${basename(dir)}; rebuild the pack with it (node scripts/pack-gpu.mjs --units <ablation folder>)`);
   const irText = readFileSync(irPath, "utf8");
   let ir: IR;
   try {
