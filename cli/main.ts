@@ -261,6 +261,7 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
         onResult(await runAblateStatusCli(o.status, { json: o.json }));
         return;
       }
+      if (o.json) throw new UsageError("--json is for --status DIR");
       if (spec === undefined) throw new UsageError("sdc ablate needs a spec (e.g. sdc ablate specs/sd3.mdl --variants tiny,small), or --status DIR");
       const slurmOnly = (["partition", "gpusPerUnit", "time", "sbatchArg"] as const).filter((k) => o[k] !== undefined);
       if (o.submit === false && (o.executor ?? "inprocess") !== "slurm") throw new UsageError("--no-submit is for --executor slurm");

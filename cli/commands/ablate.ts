@@ -8,6 +8,7 @@
  *   unit.json          the result (UnitResult), written last and atomically: its presence means done
  * A unit with unit.json is skipped; an interrupted one resumes from run/checkpoints/latest.
  * Then OUT/results.{md,csv,json} and OUT/plot.{svg,png} (Vega-Lite rendered without a browser).
+ * This file runs units in process; --executor local|slurm (ablate-jobs.ts) runs each as a job.
  */
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";

@@ -111,3 +111,41 @@ describe("sdc ablate executors: usage errors", () => {
     expect(err.join("")).toMatch(/no such folder[\s\S]*has no ablation\.json[\s\S]*needs a spec/);
   });
 });
+
+describe("ablate task scripts (local and slurm executors)", () => {
+  it("train resumes from the latest checkpoint, is skipped when it has all steps, and quotes odd paths", async () => {
+    const { taskScript, arrayScript } = await import("../../cli/commands/ablate-jobs.ts");
+    const { planUnits } = await import("../../runtime/eval/sweep.ts");
+    const { writeFileSync } = await import("node:fs");
+    const { spawnSync } = await import("node:child_process");
+    const [unit] = planUnits({ spec: "specs/sd3.mdl", specHash: "x", variants: ["tiny"], fixed: [], sweeps: [], seed: 3, steps: 5, batch: 4, backend: "wasm", eval: { perDigit: 1, cfg: [1, 4], sampleSteps: null, seed: 0, reference: null } });
+    const dir = join(process.cwd(), root, "task it's odd", unit.id);
+    mkdirSync(join(dir, "run", "checkpoints"), { recursive: true });
+    const script = taskScript(unit, { unitDir: dir, cwd: process.cwd(), genDir: join(dir, "generated", "sd3 tiny"), sdcCommand: "echo sdc", checkpointEvery: 2, judge: "/j/judge", judgeWeights: "/j/w's.safetensors" });
+    writeFileSync(join(dir, "task.sh"), script);
+    const run = (env: Record<string, string> = {}) => {
+      const r = spawnSync("bash", [join(dir, "task.sh")], { encoding: "utf8", env: { ...process.env, ...env } });
+      return { code: r.status, log: readFileSync(join(dir, "task.log"), "utf8").split("task: start").pop()!, exit: JSON.parse(readFileSync(join(dir, "task.exit"), "utf8")) };
+    };
+    let r = run();
+    expect(r.code).toBe(0);
+    expect(r.exit.code).toBe(0);
+    expect(r.log).toContain(`sdc train ${dir}/generated/sd3 tiny --out ${dir}/run --steps 5 --batch-size 4 --seed 3 --backend wasm --sample-every 0 --checkpoint-every 2 --samples 16 --no-progress\n`);
+    expect(r.log).toContain(`sdc eval ${dir}/run --generated ${dir}/generated/sd3 tiny --judge /j/judge --judge-weights /j/w's.safetensors --per-digit 1 --cfg 1,4 --seed 0 --backend wasm --out ${dir}/eval.json\n`);
+    mkdirSync(join(dir, "run", "checkpoints"), { recursive: true });
+    writeFileSync(join(dir, "run", "checkpoints", "latest"), "step-000003\n");
+    r = run();
+    expect(r.log).toContain("task: resuming from step 3");
+    expect(r.log).toContain(`--no-progress --resume ${dir}/run\n`);
+    writeFileSync(join(dir, "run", "checkpoints", "latest"), "step-000005\n");
+    r = run({ SDC_COMMAND: "false" });
+    expect(r.log).toContain("task: already trained (5 steps)");
+    expect(r.log).not.toContain("sdc train");
+    expect(r.code).toBe(1); // SDC_COMMAND=false: eval fails, and the task says so
+    expect(r.exit.code).toBe(1);
+    const arr = arrayScript("/abl/o'dd", ["a+x=1", "b"], { executor: "slurm", jobName: "sdc-o", partition: "gpu", gpusPerUnit: 2, time: "1:00:00", cpusPerUnit: 4 });
+    expect(arr).toContain("#SBATCH --partition=gpu\n#SBATCH --gres=gpu:2\n#SBATCH --time=1:00:00");
+    expect(arr).toContain("#SBATCH --cpus-per-task=4");
+    expect(spawnSync("bash", ["-n"], { input: arr }).status).toBe(0);
+  });
+});
