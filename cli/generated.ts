@@ -44,7 +44,13 @@ export async function loadCompiled(dir: string): Promise<LoadedSpec> {
   await registerRuntimeResolver();
   // inside the GPU pack, generated folders are bundled to index.mjs under SDC_GENERATED_DIR
   const packed = process.env.SDC_GENERATED_DIR ? join(process.env.SDC_GENERATED_DIR, basename(dir)) : undefined;
-  if (packed && existsSync(packed) && !existsSync(join(dir, "index.mjs"))) dir = packed;
+  if (packed && existsSync(packed) && !existsSync(join(dir, "index.mjs")) && resolve(packed) !== resolve(dir)) {
+    // the pack's copy must be this very package (an ablation unit compiled with other overrides is another one)
+    if (existsSync(join(dir, "ir.json")) && existsSync(join(packed, "ir.json")) && readFileSync(join(dir, "ir.json"), "utf8") !== readFileSync(join(packed, "ir.json"), "utf8")) {
+      throw new InputError(`${dir} has TypeScript only, and the GPU pack's ${packed} is another build of it (its ir.json differs); rebuild the pack with this package (node scripts/pack-gpu.mjs --units <ablation folder>)`);
+    }
+    dir = packed;
+  }
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     const hint = dir.endsWith(".mdl") ? ` (that is a spec; compile it first: npx sdc compile ${dir})` : "; compile a spec first, e.g. npx sdc compile specs/sd3.mdl";
     throw new InputError(`not a generated folder: ${dir}${hint}`);
@@ -52,6 +58,7 @@ export async function loadCompiled(dir: string): Promise<LoadedSpec> {
   const irPath = join(dir, "ir.json");
   const indexPath = existsSync(join(dir, "index.ts")) || !existsSync(join(dir, "index.mjs")) ? join(dir, "index.ts") : join(dir, "index.mjs");
   for (const f of [irPath, indexPath]) if (!existsSync(f)) throw new InputError(`${dir} is not a compiled spec: ${f} is missing (recompile with npx sdc compile SPEC)`);
+  if (packed && indexPath.endsWith(".ts")) throw new InputError(`${dir} has TypeScript only, and the GPU pack (SDC_GENERATED_DIR=${process.env.SDC_GENERATED_DIR}) has no build of ${basename(dir)}; rebuild the pack with it (node scripts/pack-gpu.mjs --units <ablation folder>)`);
   const irText = readFileSync(irPath, "utf8");
   let ir: IR;
   try {

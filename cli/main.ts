@@ -268,7 +268,7 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
   program
     .command("ablate")
     .description("run ablation units (spec + variant + overrides + seed: compile, train, eval, each in its own folder; finished units are skipped) and write results.{md,csv,json} and a plot")
-    .argument("<spec>", "the .mdl file, e.g. specs/sd3.mdl")
+    .argument("[spec]", "the .mdl file, e.g. specs/sd3.mdl")
     .option("--variants <list>", "comma-separated variants, one unit each (\"base\" = the spec without a variant)")
     .option("--base <variant>", "the variant the sweeps apply to (default: the spec itself)")
     .option("--sweep <name=v1,v2>", "sweep a parameter; repeat for a cartesian product (e.g. --sweep depth=2,4 --sweep head_dim=16,32)", collect)
@@ -285,8 +285,43 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
     .option("--judge <dir>", "the compiled judge spec", "generated/judge")
     .option("--judge-weights <file>", "the judge's weights", "weights/judge.safetensors")
     .addOption(new Option("--backend <name>", "tensor backend").choices(["auto", "tensorflow", "webgpu", "wasm", "cpu"]).default("auto"))
-    .action(async (spec: string, o) => {
-      const { runAblateCli } = await import("./commands/ablate.ts");
+    .addOption(new Option("--executor <name>", "where units run: inprocess (one after another in this process), local (child processes, --jobs at once), slurm (one sbatch job array); docs/cluster.md").choices(["inprocess", "local", "slurm"]))
+    .option("--jobs <n>", "local executor: units at once (implies --executor local)")
+    .option("--partition <name>", "slurm: the partition (sbatch --partition)")
+    .option("--gpus-per-unit <n>", "slurm: GPUs per unit (sbatch --gres=gpu:N)")
+    .option("--cpus-per-unit <n>", "slurm: CPUs per unit (sbatch --cpus-per-task)", "1")
+    .option("--time <limit>", "slurm: time limit per unit (sbatch --time, e.g. 2:00:00); a unit stopped by it resumes when resubmitted")
+    .option("--sbatch-arg <arg>", "slurm: another sbatch argument, e.g. --sbatch-arg=--account=lab; repeatable", collect)
+    .option("--no-submit", "slurm: compile the units and write their task scripts and the batch script, but submit nothing (e.g. to build the GPU pack with them first)")
+    .option("--sdc-command <cmd>", "local/slurm: how a unit's task starts sdc (default: node <this package>/bin/sdc.mjs), e.g. 'bash /shared/sdc-gpu/run.sh' for the offline GPU pack")
+    .option("--status <dir>", "show each unit's state in an ablation folder of --executor local|slurm (pending, running with its step, done, failed with its last log line)")
+    .option("--json", "--status: print JSON")
+    .action(async (spec: string | undefined, o) => {
+      const { runAblateCli, runAblateStatusCli } = await import("./commands/ablate.ts");
+      if (o.status !== undefined) {
+        if (spec !== undefined) throw new UsageError("--status DIR takes no spec; run `sdc ablate --status DIR`");
+        onResult(await runAblateStatusCli(o.status, { json: o.json }));
+        return;
+      }
+      if (o.json) throw new UsageError("--json is for --status DIR");
+      if (spec === undefined) throw new UsageError("sdc ablate needs a spec (e.g. sdc ablate specs/sd3.mdl --variants tiny,small), or --status DIR");
+      const slurmOnly = (["partition", "gpusPerUnit", "time", "sbatchArg"] as const).filter((k) => o[k] !== undefined);
+      if (o.submit === false && (o.executor ?? "inprocess") !== "slurm") throw new UsageError("--no-submit is for --executor slurm");
+      const executor: string = o.executor ?? (o.jobs !== undefined ? "local" : "inprocess");
+      if (o.jobs !== undefined && executor !== "local") throw new UsageError(`--jobs is for --executor local (got --executor ${executor})`);
+      if (slurmOnly.length && executor !== "slurm") throw new UsageError(`--${slurmOnly[0].replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())} is for --executor slurm`);
+      if (o.sdcCommand !== undefined && executor === "inprocess") throw new UsageError("--sdc-command is for --executor local or slurm");
+      const jobs = executor === "inprocess" ? undefined : {
+        executor: executor as "local" | "slurm",
+        jobs: o.jobs !== undefined ? parseIntArg("--jobs", o.jobs, 1) : 1,
+        partition: o.partition,
+        gpusPerUnit: o.gpusPerUnit !== undefined ? parseIntArg("--gpus-per-unit", o.gpusPerUnit, 0) : undefined,
+        cpusPerUnit: parseIntArg("--cpus-per-unit", o.cpusPerUnit, 1),
+        time: o.time,
+        sbatchArgs: o.sbatchArg,
+        sdcCommand: o.sdcCommand,
+        submit: o.submit !== false,
+      };
       const { parseCfgList } = await import("./commands/eval.ts");
       const { parseSweep } = await import("../runtime/eval/sweep.ts");
       onResult(
@@ -307,7 +342,7 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
           judge: o.judge,
           judgeWeights: o.judgeWeights,
           backend: o.backend,
-        }),
+        }, jobs),
       );
     });
 

@@ -9,7 +9,7 @@
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { copyFileSync, cpSync, createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync, renameSync } from "node:fs";
-import { basename, dirname, join, relative } from "node:path";
+import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
@@ -74,7 +74,18 @@ try {
 }
 
 // Entry points: [name=]path; defaults sdc=cli/entry.ts, bench=bench/webgpu-smoke.ts, step=bench/step.ts.
-const args = process.argv.slice(2);
+const argv = process.argv.slice(2);
+// --units DIR (repeatable): also bundle the compiled units of an ablation folder (DIR/<unit>/generated/<name>/),
+// so `sdc ablate --executor slurm --sdc-command "bash <pack>/run.sh"` runs them on hosts without Node.js (docs/cluster.md)
+const unitDirs = [];
+const args = [];
+for (let i = 0; i < argv.length; i++) {
+  if (argv[i] === "--units") {
+    if (!argv[i + 1]) die("--units needs an ablation folder");
+    unitDirs.push(argv[++i]);
+  } else if (argv[i].startsWith("--units=")) unitDirs.push(argv[i].slice("--units=".length));
+  else args.push(argv[i]);
+}
 const entrySpecs = args.length ? args : ["sdc=cli/entry.ts", "bench=bench/webgpu-smoke.ts", "step=bench/step.ts", "graph-check=bench/graph-check.ts", "gemm-tune=bench/gemm-tune.ts"];
 const entries = {};
 for (const spec of entrySpecs) {
@@ -130,6 +141,7 @@ const components = []; // [label, path relative to OUT]
   const runtimeIndex = join(ROOT, "runtime", "index.ts");
   const genRoot = join(ROOT, "generated");
   const genEntries = {};
+  const genSources = {}; // package name -> its source folder
   if (existsSync(genRoot)) {
     for (const d of readdirSync(genRoot).sort()) {
       const idx = join(genRoot, d, "index.ts");
@@ -139,7 +151,26 @@ const components = []; // [label, path relative to OUT]
         continue;
       }
       genEntries[`generated/${d}/index`] = idx;
+      genSources[d] = join(genRoot, d);
     }
+  }
+  for (const abl of unitDirs) {
+    if (!existsSync(abl)) die(`--units ${abl}: no such folder`);
+    let n = 0;
+    for (const u of readdirSync(abl).sort()) {
+      const g = join(abl, u, "generated");
+      if (!existsSync(g) || !statSync(g).isDirectory()) continue;
+      for (const d of readdirSync(g)) {
+        const idx = join(g, d, "index.ts");
+        if (!existsSync(idx)) continue;
+        if (genSources[d] && readFileSync(join(genSources[d], "ir.json"), "utf8") !== readFileSync(join(g, d, "ir.json"), "utf8")) die(`--units ${abl}: two compiled packages named ${d} differ (${genSources[d]}, ${join(g, d)})`);
+        genEntries[`generated/${d}/index`] = resolve(idx);
+        genSources[d] = join(g, d);
+        n++;
+      }
+    }
+    if (!n) die(`--units ${abl}: no compiled units (<unit>/generated/<name>/index.ts) there; run sdc ablate first`);
+    log(`--units ${abl}: ${n} compiled units`);
   }
   const alias = {};
   if (existsSync(runtimeIndex)) alias["sdc/runtime"] = runtimeIndex;
@@ -196,7 +227,7 @@ const components = []; // [label, path relative to OUT]
     log(`bundled generated model -> ${relative(OUT, join(ROOT, g))}`);
     // The CLI also reads the folder's other files (ir.json, ...): copy everything but the TypeScript.
     const name = g.match(/generated\/([^/]+)\/index\.mjs$/)[1];
-    cpSync(join(ROOT, "generated", name), join(OUT, "generated", name), {
+    cpSync(genSources[name] ?? join(ROOT, "generated", name), join(OUT, "generated", name), {
       recursive: true,
       filter: (src) => statSync(src).isDirectory() || !/\.[cm]?tsx?$/.test(src),
     });

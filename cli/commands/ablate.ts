@@ -8,6 +8,7 @@
  *   unit.json          the result (UnitResult), written last and atomically: its presence means done
  * A unit with unit.json is skipped; an interrupted one resumes from run/checkpoints/latest.
  * Then OUT/results.{md,csv,json} and OUT/plot.{svg,png} (Vega-Lite rendered without a browser).
+ * This file runs units in process; --executor local|slurm (ablate-jobs.ts) runs each as a job.
  */
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -72,12 +73,7 @@ export const runUnit: UnitRunner = async (unit, dir, ctx) => {
   mkdirSync(dir, { recursive: true });
   writeFileAtomic(join(dir, "inputs.json"), JSON.stringify(inp, null, 2) + "\n");
 
-  // compile
-  const { result, dir: genDir } = compileSpecFile(inp.spec, { variant: inp.variant ?? undefined, set: inp.set, outDir: join(dir, "generated") });
-  if (!result.ir || !result.files || !genDir) {
-    throw new InputError(`unit ${unit.id}: the spec does not compile:\n${formatAll(result.diagnostics, result.program.sources, false)}`);
-  }
-  writeDirAtomic(genDir, Object.fromEntries(result.files));
+  const { genDir, model } = compileUnit(unit, dir);
 
   // train (resume when interrupted; skip when the run already reached its steps)
   const run = join(dir, "run");
@@ -101,6 +97,30 @@ export const runUnit: UnitRunner = async (unit, dir, ctx) => {
     if (code === EXIT.interrupted || code === EXIT.terminated) throw new Interrupted(`unit ${unit.id} interrupted; its checkpoint is in ${run}/checkpoints; run the same command again to resume`, code === EXIT.terminated ? "SIGTERM" : "SIGINT");
     if (code !== EXIT.ok) throw new InputError(`unit ${unit.id}: training stopped with exit code ${code}`);
   }
+  // evaluate
+  const ev = await evaluateRun(run, { generated: genDir, judge: ctx.judge, judgeWeights: ctx.judgeWeights, perDigit: inp.eval.perDigit, cfg: inp.eval.cfg, steps: inp.eval.sampleSteps ?? undefined, seed: inp.eval.seed, referenceCount: inp.eval.reference ?? undefined, backend: inp.backend as BackendName, out: join(dir, "eval.json"), log: ctx.log });
+  return unitResult(unit, run, model, ev, (performance.now() - t0) / 1000);
+};
+
+export interface UnitModel {
+  name: string;
+  params: number;
+  networkParams: number;
+}
+
+/** Compile the unit's spec (variant + overrides) into DIR/generated/<name>/. */
+export function compileUnit(unit: PlannedUnit, dir: string): { genDir: string; model: UnitModel } {
+  const inp = unit.inputs;
+  const { result, dir: genDir } = compileSpecFile(inp.spec, { variant: inp.variant ?? undefined, set: inp.set, outDir: join(dir, "generated") });
+  if (!result.ir || !result.files || !genDir) {
+    throw new InputError(`unit ${unit.id}: the spec does not compile:\n${formatAll(result.diagnostics, result.program.sources, false)}`);
+  }
+  writeDirAtomic(genDir, Object.fromEntries(result.files));
+  return { genDir, model: { name: result.ir.spec.name, params: result.ir.stats.params, networkParams: result.ir.stats.networkParams } };
+}
+
+/** A unit's result from its finished run folder and eval report (every executor assembles unit.json this way). */
+export function unitResult(unit: PlannedUnit, run: string, model: UnitModel, ev: { valLoss: number; cfg: { cfg: number; accuracy: number; frechet: number; sampleSeconds: number }[] }, wallSeconds: number): UnitResult {
   let summary: { lastLoss: number; stepsPerSecond: number; seconds: number };
   if (existsSync(join(run, "summary.json"))) summary = JSON.parse(readFileSync(join(run, "summary.json"), "utf8"));
   else {
@@ -111,15 +131,13 @@ export const runUnit: UnitRunner = async (unit, dir, ctx) => {
   const metrics = readFileSync(join(run, "metrics.jsonl"), "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as { step: number; loss?: number });
   const lastLoss = [...metrics].reverse().find((m) => m.loss !== undefined)?.loss ?? summary.lastLoss;
 
-  // evaluate
-  const ev = await evaluateRun(run, { generated: genDir, judge: ctx.judge, judgeWeights: ctx.judgeWeights, perDigit: inp.eval.perDigit, cfg: inp.eval.cfg, steps: inp.eval.sampleSteps ?? undefined, seed: inp.eval.seed, referenceCount: inp.eval.reference ?? undefined, backend: inp.backend as BackendName, out: join(dir, "eval.json"), log: ctx.log });
   return {
-    id: unit.id, inputs: inp, name: result.ir.spec.name, params: result.ir.stats.params, networkParams: result.ir.stats.networkParams,
+    id: unit.id, inputs: unit.inputs, name: model.name, params: model.params, networkParams: model.networkParams,
     stepSeconds: 1 / summary.stepsPerSecond, trainSeconds: summary.seconds, finalTrainLoss: lastLoss, valLoss: ev.valLoss,
     cfg: ev.cfg.map((c) => ({ cfg: c.cfg, accuracy: c.accuracy, frechet: c.frechet, sampleSeconds: c.sampleSeconds })),
-    wallSeconds: (performance.now() - t0) / 1000,
+    wallSeconds,
   };
-};
+}
 
 export interface AblationSummary {
   out: string;
@@ -129,9 +147,8 @@ export interface AblationSummary {
   plot: { svg: string | null; png: string | null; note?: string };
 }
 
-/** Plan, run what is not done, and write the results. `runner` is injectable for tests. */
-export async function runAblation(specPath: string, o: AblateOptions, runner: UnitRunner = runUnit): Promise<AblationSummary> {
-  const log = o.log ?? ((s: string) => process.stderr.write(s + "\n"));
+/** The ablation's units and folder, checked (every executor plans the same way). */
+export function planAblation(specPath: string, o: AblateOptions): { units: PlannedUnit[]; out: string } {
   if (!specPath.endsWith(".mdl")) throw new UsageError(`expected a .mdl spec file, got '${specPath}'`);
   if (!existsSync(specPath)) throw new InputError(`spec file not found: ${specPath}`);
   if (o.variants?.length && o.base) throw new UsageError("give either --variants (one unit per variant) or --base (the variant the sweeps apply to), not both; sweeps apply to every --variants entry too");
@@ -143,6 +160,32 @@ export async function runAblation(specPath: string, o: AblateOptions, runner: Un
     eval: { perDigit: o.perDigit, cfg: o.cfg, sampleSteps: o.sampleSteps ?? null, seed: 0, reference: o.reference ?? null },
   });
   const out = o.out ?? join("ablations", basename(specPath).replace(/\.mdl$/, ""));
+  return { units, out };
+}
+
+/** The unit's unit.json when it is done (refusing one made with other inputs), else null. */
+export function finishedUnit(unit: PlannedUnit, dir: string): UnitResult | null {
+  const done = join(dir, "unit.json");
+  if (!existsSync(done)) return null;
+  const r = JSON.parse(readFileSync(done, "utf8")) as UnitResult;
+  if (!same(r.inputs, unit.inputs)) throw new InputError(`${done} was made with other inputs (${diffInputs(r.inputs, unit.inputs)}); use another --out, or delete ${dir} to redo it`);
+  return r;
+}
+
+/** An unfinished unit folder made with other inputs is started over. Returns true if it was removed. */
+export function clearStaleUnit(unit: PlannedUnit, dir: string): boolean {
+  const prev = join(dir, "inputs.json");
+  if (existsSync(prev) && !same(JSON.parse(readFileSync(prev, "utf8")), unit.inputs)) {
+    rmSync(dir, { recursive: true, force: true });
+    return true;
+  }
+  return false;
+}
+
+/** Plan, run what is not done, and write the results. `runner` is injectable for tests. */
+export async function runAblation(specPath: string, o: AblateOptions, runner: UnitRunner = runUnit): Promise<AblationSummary> {
+  const log = o.log ?? ((s: string) => process.stderr.write(s + "\n"));
+  const { units, out } = planAblation(specPath, o);
   mkdirSync(out, { recursive: true });
   log(`${units.length} unit${units.length === 1 ? "" : "s"} in ${out}: ${units.map((u) => u.id).join(", ")}`);
 
@@ -153,19 +196,14 @@ export async function runAblation(specPath: string, o: AblateOptions, runner: Un
   for (const [i, unit] of units.entries()) {
     const dir = join(out, unit.id);
     const done = join(dir, "unit.json");
-    if (existsSync(done)) {
-      const r = JSON.parse(readFileSync(done, "utf8")) as UnitResult;
-      if (!same(r.inputs, unit.inputs)) throw new InputError(`${done} was made with other inputs (${diffInputs(r.inputs, unit.inputs)}); use another --out, or delete ${dir} to redo it`);
+    const prevResult = finishedUnit(unit, dir);
+    if (prevResult) {
       log(`[${i + 1}/${units.length}] ${unit.id}: done before, skipped`);
-      results.push(r);
+      results.push(prevResult);
       skipped.push(unit.id);
       continue;
     }
-    const prev = join(dir, "inputs.json");
-    if (existsSync(prev) && !same(JSON.parse(readFileSync(prev, "utf8")), unit.inputs)) {
-      log(`[${i + 1}/${units.length}] ${unit.id}: an unfinished run with other inputs is there; starting it over`);
-      rmSync(dir, { recursive: true, force: true });
-    }
+    if (clearStaleUnit(unit, dir)) log(`[${i + 1}/${units.length}] ${unit.id}: an unfinished run with other inputs is there; starting it over`);
     // ETA: the mean wall time of the units run so far in this invocation, times those left
     const left = units.length - i;
     const eta = ran.length ? ` (ETA ${fmtTime((ranSeconds / ran.length) * left)} for ${left} unit${left === 1 ? "" : "s"} at ${fmtTime(ranSeconds / ran.length)} each)` : "";
@@ -177,13 +215,17 @@ export async function runAblation(specPath: string, o: AblateOptions, runner: Un
     ran.push(unit.id);
     ranSeconds += (performance.now() - u0) / 1000;
   }
+  const plot = await writeResults(out, specPath, o, results, log);
+  return { out, ran, skipped, results, plot };
+}
 
+/** OUT/results.{md,csv,json} and OUT/plot.{svg,png,vl.json}. */
+export async function writeResults(out: string, specPath: string, o: AblateOptions, results: UnitResult[], log: (s: string) => void): Promise<AblationSummary["plot"]> {
   writeFileAtomic(join(out, "results.md"), `# Ablation: ${specPath}\n\n${resultsMarkdown(results)}\nFD: judge-feature Fréchet distance (not Inception FID). acc: prompt accuracy judged by the MNIST classifier.\n`);
   writeFileAtomic(join(out, "results.csv"), resultsCsv(results));
   writeFileAtomic(join(out, "results.json"), JSON.stringify(results, null, 2) + "\n");
   const plotCfg = o.plotCfg ?? Math.max(...o.cfg);
-  const plot = await writePlot(join(out, "plot"), resultsPlotSpec(results, plotCfg, `${basename(specPath)}: ${o.steps} steps, batch ${o.batch}`), log);
-  return { out, ran, skipped, results, plot };
+  return writePlot(join(out, "plot"), resultsPlotSpec(results, plotCfg, `${basename(specPath)}: ${o.steps} steps, batch ${o.batch}`), log);
 }
 
 function diffInputs(a: UnitInputs, b: UnitInputs): string {
@@ -220,10 +262,27 @@ export async function writePlot(base: string, vlSpec: Record<string, unknown>, l
   }
 }
 
-export async function runAblateCli(specPath: string, o: AblateOptions): Promise<number> {
+export async function runAblateCli(specPath: string, o: AblateOptions, jobs?: import("./ablate-jobs.ts").JobOptions): Promise<number> {
   const out = o.stdout ?? ((s: string) => process.stdout.write(s));
   const t0 = performance.now();
+  if (jobs) {
+    const { runAblationJobs, formatJobsSummary, unitStatuses } = await import("./ablate-jobs.ts");
+    const s = await runAblationJobs(specPath, o, jobs);
+    const rec = JSON.parse(readFileSync(join(s.out, "ablation.json"), "utf8"));
+    const r = formatJobsSummary(s, (performance.now() - t0) / 1000, s.results ? [] : unitStatuses(s.out, rec));
+    out(r.text);
+    return r.code;
+  }
   const s = await runAblation(specPath, o);
   out(`${resultsMarkdown(s.results)}\nran ${s.ran.length}, skipped ${s.skipped.length} (done before); ${((performance.now() - t0) / 1000).toFixed(0)} s; results in ${s.out}/results.{md,csv,json}${s.plot.svg ? `, plot ${s.plot.png ?? s.plot.svg}` : ""}\n`);
+  return EXIT.ok;
+}
+
+/** `sdc ablate --status DIR` */
+export async function runAblateStatusCli(dir: string, o: { json?: boolean; stdout?: (s: string) => void } = {}): Promise<number> {
+  const out = o.stdout ?? ((s: string) => process.stdout.write(s));
+  const { ablationStatus, formatStatus } = await import("./ablate-jobs.ts");
+  const rows = ablationStatus(dir);
+  out(o.json ? JSON.stringify(rows, null, 2) + "\n" : formatStatus(rows));
   return EXIT.ok;
 }

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { runAblation, type UnitRunner } from "../../cli/commands/ablate.ts";
 import { parseSweep, type UnitResult } from "../../runtime/eval/sweep.ts";
 
@@ -77,5 +77,78 @@ describe("sdc ablate, real units", () => {
     const again = await runAblation("specs/sd3.mdl", o);
     expect(again.ran).toEqual([]);
     expect(statSync(join(dir, "unit.json")).mtimeMs).toBe(mtime);
+  });
+});
+
+describe("sdc ablate executors: usage errors", () => {
+  const cases: [string[], RegExp, number][] = [
+    [["--jobs", "2", "--executor", "slurm"], /--jobs is for --executor local/, 2],
+    [["--partition", "gpu"], /--partition is for --executor slurm/, 2],
+    [["--executor", "local", "--gpus-per-unit", "1"], /--gpus-per-unit is for --executor slurm/, 2],
+    [["--sdc-command", "bash run.sh"], /--sdc-command is for --executor local or slurm/, 2],
+    [["--executor", "local", "--jobs", "0"], /--jobs must be at least 1/, 2],
+  ];
+  it.each(cases)("sdc ablate specs/sd3.mdl --variants tiny %j", async (args, msg, code) => {
+    const { main } = await import("../../cli/main.ts");
+    const err: string[] = [];
+    const spy = vi.spyOn(process.stderr, "write").mockImplementation((s) => (err.push(String(s)), true));
+    try {
+      expect(await main(["ablate", "specs/sd3.mdl", "--variants", "tiny", ...args])).toBe(code);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(err.join("")).toMatch(msg);
+  });
+  it("--status needs an ablation folder of the local or slurm executor; a spec needs no --status", async () => {
+    const { main } = await import("../../cli/main.ts");
+    const err: string[] = [];
+    const spy = vi.spyOn(process.stderr, "write").mockImplementation((s) => (err.push(String(s)), true));
+    try {
+      expect(await main(["ablate", "--status", join(root, "nope")])).toBe(2);
+      mkdirSync(join(root, "plain"), { recursive: true });
+      expect(await main(["ablate", "--status", join(root, "plain")])).toBe(1);
+      expect(await main(["ablate"])).toBe(2);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(err.join("")).toMatch(/no such folder[\s\S]*has no ablation\.json[\s\S]*needs a spec/);
+  });
+});
+
+describe("ablate task scripts (local and slurm executors)", () => {
+  it("train resumes from the latest checkpoint, is skipped when it has all steps, and quotes odd paths", async () => {
+    const { taskScript, arrayScript } = await import("../../cli/commands/ablate-jobs.ts");
+    const { planUnits } = await import("../../runtime/eval/sweep.ts");
+    const { writeFileSync } = await import("node:fs");
+    const { spawnSync } = await import("node:child_process");
+    const [unit] = planUnits({ spec: "specs/sd3.mdl", specHash: "x", variants: ["tiny"], fixed: [], sweeps: [], seed: 3, steps: 5, batch: 4, backend: "wasm", eval: { perDigit: 1, cfg: [1, 4], sampleSteps: null, seed: 0, reference: null } });
+    const dir = join(process.cwd(), root, "task it's odd", unit.id);
+    mkdirSync(join(dir, "run", "checkpoints"), { recursive: true });
+    const script = taskScript(unit, { unitDir: dir, cwd: process.cwd(), genDir: join(dir, "generated", "sd3 tiny"), sdcCommand: "echo sdc", checkpointEvery: 2, judge: "/j/judge", judgeWeights: "/j/w's.safetensors" });
+    writeFileSync(join(dir, "task.sh"), script);
+    const run = (env: Record<string, string> = {}) => {
+      const r = spawnSync("bash", [join(dir, "task.sh")], { encoding: "utf8", env: { ...process.env, ...env } });
+      return { code: r.status, log: readFileSync(join(dir, "task.log"), "utf8").split("task: start").pop()!, exit: JSON.parse(readFileSync(join(dir, "task.exit"), "utf8")) };
+    };
+    let r = run();
+    expect(r.code).toBe(0);
+    expect(r.exit.code).toBe(0);
+    expect(r.log).toContain(`sdc train ${dir}/generated/sd3 tiny --out ${dir}/run --steps 5 --batch-size 4 --seed 3 --backend wasm --sample-every 0 --checkpoint-every 2 --samples 16 --no-progress\n`);
+    expect(r.log).toContain(`sdc eval ${dir}/run --generated ${dir}/generated/sd3 tiny --judge /j/judge --judge-weights /j/w's.safetensors --per-digit 1 --cfg 1,4 --seed 0 --backend wasm --out ${dir}/eval.json\n`);
+    mkdirSync(join(dir, "run", "checkpoints"), { recursive: true });
+    writeFileSync(join(dir, "run", "checkpoints", "latest"), "step-000003\n");
+    r = run();
+    expect(r.log).toContain("task: resuming from step 3");
+    expect(r.log).toContain(`--no-progress --resume ${dir}/run\n`);
+    writeFileSync(join(dir, "run", "checkpoints", "latest"), "step-000005\n");
+    r = run({ SDC_COMMAND: "false" });
+    expect(r.log).toContain("task: already trained (5 steps)");
+    expect(r.log).not.toContain("sdc train");
+    expect(r.code).toBe(1); // SDC_COMMAND=false: eval fails, and the task says so
+    expect(r.exit.code).toBe(1);
+    const arr = arrayScript("/abl/o'dd", ["a+x=1", "b"], { executor: "slurm", jobName: "sdc-o", partition: "gpu", gpusPerUnit: 2, time: "1:00:00", cpusPerUnit: 4 });
+    expect(arr).toContain("#SBATCH --partition=gpu\n#SBATCH --gres=gpu:2\n#SBATCH --time=1:00:00");
+    expect(arr).toContain("#SBATCH --cpus-per-task=4");
+    expect(spawnSync("bash", ["-n"], { input: arr }).status).toBe(0);
   });
 });
