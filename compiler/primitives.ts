@@ -183,6 +183,12 @@ export const PRIMITIVES: Record<string, Primitive> = {
   relu: { name: "relu", doc: "max(x, 0)", args: [X], example: { x: "[B, N, D]" }, runtime: "relu", infer: (a) => floatTensor(tensor(a, "x").shape) },
   sigmoid: { name: "sigmoid", doc: "1 / (1 + exp(-x))", args: [X], example: { x: "[B, N, D]" }, runtime: "sigmoid", infer: (a) => floatTensor(tensor(a, "x").shape) },
   tanh: { name: "tanh", doc: "tanh(x)", args: [X], example: { x: "[B, N, D]" }, runtime: "tanh", infer: (a) => floatTensor(tensor(a, "x").shape) },
+  exp: { name: "exp", doc: "e^x", args: [X], example: { x: "[B, N, D]" }, runtime: "exp", infer: (a) => floatTensor(tensor(a, "x").shape) },
+  log: { name: "log", doc: "natural logarithm (NaN below 0, -inf at 0)", args: [X], example: { x: "[B, N, D]" }, runtime: "log", infer: (a) => floatTensor(tensor(a, "x").shape) },
+  sqrt: { name: "sqrt", doc: "square root", args: [X], example: { x: "[B, N, D]" }, runtime: "sqrt", infer: (a) => floatTensor(tensor(a, "x").shape) },
+  rsqrt: { name: "rsqrt", doc: "1 / sqrt(x)", args: [X], example: { x: "[B, N, D]" }, runtime: "rsqrt", infer: (a) => floatTensor(tensor(a, "x").shape) },
+  abs: { name: "abs", doc: "|x| (gradient 0 at 0)", args: [X], example: { x: "[B, N, D]" }, runtime: "abs", infer: (a) => floatTensor(tensor(a, "x").shape) },
+  softmax: { name: "softmax", doc: "softmax over the last axis", args: [X], example: { x: "[B, N, D]" }, runtime: "softmax", infer: (a) => floatTensor(tensor(a, "x").shape) },
   gelu: {
     name: "gelu",
     doc: "GELU; approximate: true is the tanh approximation",

@@ -183,6 +183,13 @@ function ewGrad(g: Graph, inputs: number[], expr: Expr, y: Sym, dy: Sym, push: (
     case "exp":
       at(0, g.ew("mul", [dy, y]));
       break;
+    case "log":
+      at(0, g.ew("div", [dy, x]));
+      break;
+    case "abs":
+      if (typeof x === "number") break;
+      at(0, g.ew("abs_grad", [x, dy]));
+      break;
     case "sqrt":
       at(0, g.ew("div", [g.ew("mul", [dy, 0.5]), y]));
       break;

@@ -24,6 +24,8 @@ export type EwOp =
   | "sqrt"
   | "rsqrt"
   | "exp"
+  | "log"
+  | "abs"
   | "sin"
   | "cos"
   | "sigmoid"
@@ -38,7 +40,9 @@ export type EwOp =
   | "gelu_erf_grad"
   | "sigmoid_grad"
   | "tanh_grad"
-  | "relu_grad";
+  | "relu_grad"
+  /** sign(x) * dy, as (x, dy): the gradient of abs */
+  | "abs_grad";
 
 /** An operand read through a strided window: logical shape, element offset and strides. */
 export interface InputAccess {

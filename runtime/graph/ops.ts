@@ -39,6 +39,8 @@ export const EW: Record<EwOp, EwDef> = {
   sqrt: { arity: 1, js: Math.sqrt, wgsl: (a) => `sqrt(${a})`, c: "std::sqrt(a)" },
   rsqrt: { arity: 1, js: (a) => 1 / Math.sqrt(a), wgsl: (a) => `inverseSqrt(${a})`, c: "(1.0f / std::sqrt(a))" },
   exp: { arity: 1, js: Math.exp, wgsl: (a) => `exp(${a})`, c: "sdc_exp(a)" },
+  log: { arity: 1, js: Math.log, wgsl: (a) => `log(${a})`, c: "std::log(a)" },
+  abs: { arity: 1, js: Math.abs, wgsl: (a) => `abs(${a})`, c: "std::fabs(a)" },
   sin: { arity: 1, js: Math.sin, wgsl: (a) => `sin(${a})`, c: "std::sin(a)" },
   cos: { arity: 1, js: Math.cos, wgsl: (a) => `cos(${a})`, c: "std::cos(a)" },
   sigmoid: { arity: 1, js: sigmoid, wgsl: (a) => `sigm(${a})`, c: "sdc_sigmoid(a)" },
@@ -90,6 +92,7 @@ export const EW: Record<EwOp, EwDef> = {
     c: "(b * (1.0f - sdc_tanh(a) * sdc_tanh(a)))",
   },
   relu_grad: { arity: 2, js: (x, dy) => (x > 0 ? dy : 0), wgsl: (a, b) => `select(0.0, ${b}, ${a} > 0.0)`, c: "(a > 0.0f ? b : 0.0f)" },
+  abs_grad: { arity: 2, js: (x, dy) => (x > 0 ? dy : x < 0 ? -dy : 0), wgsl: (a, b) => `select(select(0.0, -${b}, ${a} < 0.0), ${b}, ${a} > 0.0)`, c: "(a > 0.0f ? b : (a < 0.0f ? -b : 0.0f))" },
 };
 
 /** WGSL helper functions the expressions above use (prepended to every elementwise shader). */

@@ -80,6 +80,12 @@ export const T = {
   relu: (x: Sym): Sym => x.graph.ew("relu", [x]),
   sigmoid: (x: Sym): Sym => x.graph.ew("sigmoid", [x]),
   tanh: (x: Sym): Sym => x.graph.ew("tanh", [x]),
+  exp: (x: Sym): Sym => x.graph.ew("exp", [x]),
+  log: (x: Sym): Sym => x.graph.ew("log", [x]),
+  sqrt: (x: Sym): Sym => x.graph.ew("sqrt", [x]),
+  rsqrt: (x: Sym): Sym => x.graph.ew("rsqrt", [x]),
+  abs: (x: Sym): Sym => x.graph.ew("abs", [x]),
+  softmax: (x: Sym): Sym => x.graph.softmax(x),
   gelu: (x: Sym, approximate: boolean): Sym => x.graph.ew(approximate ? "gelu_tanh" : "gelu_erf", [x]),
   layerNorm: (x: Sym, eps: number): Sym => x.graph.layerNorm(x, eps),
   /** RMSNorm per head slice of the last axis, composed: x * rsqrt(mean(x^2) + eps). */

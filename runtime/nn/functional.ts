@@ -37,6 +37,13 @@ export const silu = (x: T): T => (sym(x) ? (G.silu(x as Any) as Any) : tf.mul(x,
 export const relu = (x: T): T => (sym(x) ? (G.relu(x as Any) as Any) : tf.relu(x));
 export const sigmoid = (x: T): T => (sym(x) ? (G.sigmoid(x as Any) as Any) : tf.sigmoid(x));
 export const tanh = (x: T): T => (sym(x) ? (G.tanh(x as Any) as Any) : tf.tanh(x));
+export const exp = (x: T): T => (sym(x) ? (G.exp(x as Any) as Any) : tf.exp(x));
+export const log = (x: T): T => (sym(x) ? (G.log(x as Any) as Any) : tf.log(x));
+export const sqrt = (x: T): T => (sym(x) ? (G.sqrt(x as Any) as Any) : tf.sqrt(x));
+export const rsqrt = (x: T): T => (sym(x) ? (G.rsqrt(x as Any) as Any) : tf.rsqrt(x));
+export const abs = (x: T): T => (sym(x) ? (G.abs(x as Any) as Any) : tf.abs(x));
+/** softmax over the last axis */
+export const softmax = (x: T): T => (sym(x) ? (G.softmax(x as Any) as Any) : tf.softmax(x));
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 /** GELU; approximate = tanh form (PyTorch approximate="tanh"). */

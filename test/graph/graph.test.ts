@@ -66,6 +66,8 @@ describe("op gradients against finite differences", () => {
     ["broadcast mul + add (adaLN modulate)", (g, [x, s, b]) => g.ew("add", [g.ew("mul", [x, g.ew("add", [s, 1])]), b]), [[2, 3, 4], [2, 1, 4], [2, 1, 4]]],
     ["silu, gelu (tanh), sigmoid, tanh, square", (g, [x]) => g.ew("square", [g.ew("tanh", [g.ew("sigmoid", [g.ew("gelu_tanh", [g.ew("silu", [x])])])])]), [[7]]],
     ["gelu (erf), div, sub, neg", (g, [x, y]) => g.ew("neg", [g.ew("sub", [g.ew("div", [g.ew("gelu_erf", [x]), g.ew("add", [g.ew("square", [y]), 1])]), y])]), [[6], [6]]],
+    ["exp, log, sqrt, rsqrt, abs (the elementwise primitives)", (g, [x]) => g.ew("abs", [g.ew("mul", [g.ew("log", [g.ew("add", [g.ew("square", [x]), 0.5])]), g.ew("add", [g.ew("exp", [g.ew("mul", [x, 0.3])]), g.ew("mul", [g.ew("sqrt", [g.ew("add", [g.ew("square", [x]), 1])]), g.ew("rsqrt", [g.ew("add", [g.ew("square", [x]), 2])])])])])]), [[9]]],
+    ["softmax over the last axis (the primitive)", (g, [x]) => T.softmax(x), [[3, 7]]],
     ["chunk + concat + permute", (g, [x]) => g.permute(g.concat([g.slice(x, 1, 3, 3), g.slice(x, 1, 0, 2)], 1), [1, 0]), [[2, 6]]],
     ["sum_to (mean over an axis)", (g, [x]) => g.sumTo(x, [1, 4], 1 / 3), [[3, 4]]],
     ["rms_norm per head (composed), head weights", (g, [x]) => withTrace(new TraceContext(g, new Map()), () => T.rmsNorm(x, 1e-6, 2)), [[3, 8]]],
