@@ -15,7 +15,24 @@ export interface PrimArg {
   doc: string;
 }
 
-export type Init = "torch_linear" | "zeros" | "ones" | "normal_0.02" | "fixed";
+export type Init = "torch_linear" | "zeros" | "ones" | "normal_0.02" | "fixed" | "xavier_uniform" | `normal:${number}` | `trunc_normal:${number}`;
+
+/**
+ * A linear layer's `init`, as the weight's and the bias's initializers: "torch" (PyTorch's
+ * default, U(-1/sqrt(in), 1/sqrt(in)) for both), "zeros", and the ones DiT-style models use,
+ * with zero biases: "xavier_uniform" (U(-a, a), a = sqrt(6 / (in + out))), "normal(STD)",
+ * "trunc_normal(STD)" (normal, redrawn outside +-2 STD). Null when the string is none of these.
+ */
+export function linearInit(s: string): { weight: Init; bias: Init } | null {
+  if (s === "torch") return { weight: "torch_linear", bias: "torch_linear" };
+  if (s === "zeros") return { weight: "zeros", bias: "zeros" };
+  if (s === "xavier_uniform") return { weight: "xavier_uniform", bias: "zeros" };
+  const m = /^(normal|trunc_normal)\(\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*\)$/.exec(s);
+  if (!m) return null;
+  const std = Number(m[2]);
+  if (!(std > 0) || !Number.isFinite(std)) return null;
+  return { weight: `${m[1] as "normal" | "trunc_normal"}:${std}`, bias: "zeros" };
+}
 
 export interface WeightSpec {
   /** state-dict name relative to the call's label; null = the label itself */
@@ -129,7 +146,7 @@ export const PRIMITIVES: Record<string, Primitive> = {
   linear: {
     name: "linear",
     doc: "y = x W^T + b over the last axis; W is [out, in] as in PyTorch",
-    args: [X, { name: "out", type: "int", doc: "output features" }, { name: "bias", type: "bool", default: bool(true), doc: "add a bias" }, { name: "init", type: "string", default: str("torch"), doc: 'weight init: "torch" (PyTorch default) or "zeros"' }],
+    args: [X, { name: "out", type: "int", doc: "output features" }, { name: "bias", type: "bool", default: bool(true), doc: "add a bias" }, { name: "init", type: "string", default: str("torch"), doc: 'weight init: "torch" (PyTorch default), "zeros", "xavier_uniform", "normal(STD)" or "trunc_normal(STD)" (the last three with zero bias)' }],
     runtime: "Linear",
     example: { x: "[B, N, D]", out: "out" },
     infer(a, c) {
@@ -139,11 +156,12 @@ export const PRIMITIVES: Record<string, Primitive> = {
       return floatTensor([...x.shape.slice(0, -1), num(a, "out")]);
     },
     weights(a, c) {
-      const init = a.init?.t === "string" ? a.init.v : "torch";
-      if (init !== "torch" && init !== "zeros") c.fail("init", "SDC407", `init must be "torch" or "zeros", got ${JSON.stringify(init)}`);
+      const name = a.init?.t === "string" ? a.init.v : "torch";
+      const init = linearInit(name);
+      if (!init) return c.fail("init", "SDC407", `init must be "torch", "zeros", "xavier_uniform", "normal(STD)" or "trunc_normal(STD)" with STD > 0, got ${JSON.stringify(name)}`);
       const inF = last(tensor(a, "x").shape);
-      const w: WeightSpec[] = [{ suffix: "weight", shape: [num(a, "out"), inF], init: init === "zeros" ? "zeros" : "torch_linear", buffer: false }];
-      if (flag(a, "bias") !== false) w.push({ suffix: "bias", shape: [num(a, "out")], init: init === "zeros" ? "zeros" : "torch_linear", buffer: false });
+      const w: WeightSpec[] = [{ suffix: "weight", shape: [num(a, "out"), inF], init: init.weight, buffer: false }];
+      if (flag(a, "bias") !== false) w.push({ suffix: "bias", shape: [num(a, "out")], init: init.bias, buffer: false });
       return w;
     },
   },

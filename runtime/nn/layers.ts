@@ -5,7 +5,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import * as F from "./functional.ts";
-import { joinName, type ParamStore } from "./params.ts";
+import { joinName, linearInits, type ParamStore } from "./params.ts";
 import { UnsupportedOpError } from "../graph/graph.ts";
 import { activeTrace, isSym, T as G } from "../graph/trace.ts";
 
@@ -28,7 +28,7 @@ export interface LinearArgs {
   outFeatures: number;
   /** default true */
   bias?: boolean;
-  /** "torch" (default: U(-1/sqrt(in), 1/sqrt(in))) or "zeros" */
+  /** "torch" (default: U(-1/sqrt(in), 1/sqrt(in))), "zeros", "xavier_uniform", "normal(STD)", "trunc_normal(STD)" (zero bias for the last three) */
   init?: string;
 }
 
@@ -38,9 +38,9 @@ export class Linear {
   constructor(store: ParamStore, path: string, readonly args: LinearArgs) {
     positiveInt("Linear", "inFeatures", args.inFeatures);
     positiveInt("Linear", "outFeatures", args.outFeatures);
-    const init = args.init === "zeros" ? "zeros" : "torch_linear";
-    this.weight = store.param(joinName(path, "weight"), [args.outFeatures, args.inFeatures], init, args.inFeatures);
-    this.bias = args.bias === false ? null : store.param(joinName(path, "bias"), [args.outFeatures], init, args.inFeatures);
+    const init = linearInits(args.init);
+    this.weight = store.param(joinName(path, "weight"), [args.outFeatures, args.inFeatures], init.weight, args.inFeatures);
+    this.bias = args.bias === false ? null : store.param(joinName(path, "bias"), [args.outFeatures], init.bias, args.inFeatures);
   }
   apply(x: tf.Tensor): tf.Tensor {
     if (isSym(x)) return G.linear(x, this.weight, this.bias) as Any;

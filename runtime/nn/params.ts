@@ -6,7 +6,18 @@
 import * as tf from "@tensorflow/tfjs";
 import { Rng } from "../util/rng.ts";
 
-export type Init = "torch_linear" | "zeros" | "ones" | "normal_0.02" | "fixed";
+export type Init = "torch_linear" | "zeros" | "ones" | "normal_0.02" | "fixed" | "xavier_uniform" | `normal:${number}` | `trunc_normal:${number}`;
+
+/** A spec's linear `init` string (compiler/primitives.ts linearInit checked it) as the weight's and bias's Init. */
+export function linearInits(s: string | undefined): { weight: Init; bias: Init } {
+  if (s === undefined || s === "torch") return { weight: "torch_linear", bias: "torch_linear" };
+  if (s === "zeros") return { weight: "zeros", bias: "zeros" };
+  if (s === "xavier_uniform") return { weight: "xavier_uniform", bias: "zeros" };
+  const m = /^(normal|trunc_normal)\(\s*([0-9.eE+-]+)\s*\)$/.exec(s);
+  const std = m ? Number(m[2]) : NaN;
+  if (!m || !(std > 0) || !Number.isFinite(std)) throw new ParamError(`unknown init ${JSON.stringify(s)}: "torch", "zeros", "xavier_uniform", "normal(STD)" or "trunc_normal(STD)"`);
+  return { weight: `${m[1] as "normal" | "trunc_normal"}:${std}`, bias: "zeros" };
+}
 
 export class ParamError extends Error {
   constructor(message: string) {
@@ -48,7 +59,23 @@ export class ParamStore {
       case "normal_0.02":
         for (let i = 0; i < n; i++) data[i] = this.rng.normal() * 0.02;
         break;
+      case "xavier_uniform": {
+        // fan_in, fan_out as torch.nn.init: dims 1 and 0, times the receptive field of the rest
+        const field = shape.slice(2).reduce((a, b) => a * b, 1);
+        const bound = Math.sqrt(6 / ((shape[1] ?? 1) * field + shape[0] * field));
+        for (let i = 0; i < n; i++) data[i] = (this.rng.uniform() * 2 - 1) * bound;
+        break;
+      }
       default:
+        if (init.startsWith("normal:") || init.startsWith("trunc_normal:")) {
+          const std = Number(init.slice(init.indexOf(":") + 1));
+          const trunc = init.startsWith("trunc");
+          for (let i = 0; i < n; i++) {
+            let z = this.rng.normal();
+            while (trunc && Math.abs(z) > 2) z = this.rng.normal(); // redrawn outside +-2 std
+            data[i] = z * std;
+          }
+        }
         break;
     }
     const v = tf.variable(tf.tensor(data, shape, "float32"), true, name.replace(/[^A-Za-z0-9_.\-/]/g, "_") + "_" + this.vars.size);
