@@ -4,7 +4,7 @@
  * Declarations are ts-morph structures; statement bodies are written with its code writer.
  */
 import type { ClassDeclarationStructure, CodeBlockWriter, InterfaceDeclarationStructure, OptionalKind, PropertyDeclarationStructure } from "ts-morph";
-import { tsMorph } from "./ts-morph.ts";
+import { tsMorph } from "./lazy.ts";
 import type * as A from "../ast.ts";
 import { type BlockAnalysis, exprText, type ModuleDecl } from "../check.ts";
 import { primitive } from "../primitives.ts";

@@ -3,7 +3,7 @@
  * CLI writes them. Output is deterministic: recompiling gives byte-identical files.
  */
 import type { Project } from "ts-morph";
-import { tsMorph } from "./ts-morph.ts";
+import { tsMorph } from "./lazy.ts";
 import type { BlockAnalysis } from "../check.ts";
 import type { IR } from "../ir.ts";
 import { generateBlock } from "./block.ts";

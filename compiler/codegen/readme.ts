@@ -2,7 +2,7 @@
  * The generated package's README: a model card with the parameter table (handlebars).
  */
 import type Handlebars from "handlebars";
-import { handlebars } from "./ts-morph.ts";
+import { handlebars } from "./lazy.ts";
 import { fmtCount } from "../check.ts";
 import type { IR } from "../ir.ts";
 import { htmlCommentText, markdownCode, markdownText } from "./names.ts";
