@@ -298,7 +298,7 @@ export const PRIMITIVES: Record<string, Primitive> = {
   attention: {
     name: "attention",
     doc: "multi-head scaled dot-product attention; q [B, S, D], k and v [B, S', D], D split into heads",
-    args: [{ name: "q", type: "tensor", doc: "queries" }, { name: "k", type: "tensor", doc: "keys" }, { name: "v", type: "tensor", doc: "values" }, { name: "heads", type: "int", doc: "number of heads" }],
+    args: [{ name: "q", type: "tensor", doc: "queries" }, { name: "k", type: "tensor", doc: "keys" }, { name: "v", type: "tensor", doc: "values" }, { name: "heads", type: "int", doc: "number of heads" }, { name: "causal", type: "bool", default: bool(false), doc: "causal mask: query i attends to keys j <= i + S' - S (the last queries see every key)" }],
     runtime: "attention",
     example: { q: "[B, N, D]", k: "[B, M, D]", v: "[B, M, D]", heads: "heads" },
     infer(a, c) {

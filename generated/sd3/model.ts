@@ -288,7 +288,7 @@ export class JointAttention {
       cq = need(this.norm_added_q, "norm_added_q").apply(cq) as tf.Tensor3D; // [B, T, width]
       ck = need(this.norm_added_k, "norm_added_k").apply(ck) as tf.Tensor3D; // [B, T, width]
     }
-    o = F.attention(F.concat([q, cq], 1), F.concat([k, ck], 1), F.concat([v, cv], 1), heads) as tf.Tensor3D; // [B, N + T, width]
+    o = F.attention(F.concat([q, cq], 1), F.concat([k, ck], 1), F.concat([v, cv], 1), heads, false) as tf.Tensor3D; // [B, N + T, width]
     [ox, oc] = F.split(o, [N, T], 1) as [tf.Tensor3D, tf.Tensor3D]; // [B, N, width], [B, T, width]
     ox = this.to_out_0.apply(ox) as tf.Tensor3D; // [B, N, width]
     if (!pre_only) {
@@ -558,7 +558,7 @@ export class TextLayer {
     let a!: tf.Tensor3D;
     let m!: tf.Tensor3D;
     a = this.norm1.apply(h) as tf.Tensor3D; // [B, T, width]
-    a = F.attention(this.q.apply(a), this.k.apply(a), this.v.apply(a), heads) as tf.Tensor3D; // [B, T, width]
+    a = F.attention(this.q.apply(a), this.k.apply(a), this.v.apply(a), heads, false) as tf.Tensor3D; // [B, T, width]
     h = F.add(h, this.out.apply(a)) as tf.Tensor3D; // [B, T, width]
     m = this.norm2.apply(h) as tf.Tensor3D; // [B, T, width]
     return F.add(h, this.fc2.apply(F.gelu(this.fc1.apply(m), true))) as tf.Tensor3D; // [B, T, width]

@@ -70,6 +70,13 @@ const checkArgs = (xs: unknown[]): Arg[] =>
     throw new GraphError("a concrete tensor met a symbolic one: every input of a traced model must be symbolic");
   });
 
+/** The causal attention mask as a bias: -1e9 where query i must not see key j (j > i + sk - s), else 0; [s, sk] */
+export function causalBias(s: number, sk: number): Float32Array {
+  const bias = new Float32Array(s * sk);
+  for (let i = 0; i < s; i++) for (let j = Math.max(0, i + sk - s + 1); j < sk; j++) bias[i * sk + j] = -1e9;
+  return bias;
+}
+
 /** The traced forms of nn/functional.ts (same names and arguments). */
 export const T = {
   add: (a: unknown, b: unknown): Sym => graphOf(a, b).ew("add", checkArgs([a, b])),
@@ -136,12 +143,12 @@ export const T = {
   flatten: (x: Sym): Sym => x.graph.reshape(x, [x.shape[0], -1]),
 
   /** softmax(q k^T / sqrt(d)) v per head, heads read in place from [B, S, H*d] (no transposes). */
-  attention(q: Sym, k: Sym, v: Sym, heads: number): Sym {
+  attention(q: Sym, k: Sym, v: Sym, heads: number, causal = false): Sym {
     const g = q.graph;
     const [b, s, dm] = q.shape;
     const sk = k.shape[1];
     const d = dm / heads;
-    const scores = g.gemm(q, k, [b, heads, s, sk], {
+    const raw = g.gemm(q, k, [b, heads, s, sk], {
       batch: [b, heads],
       m: s,
       n: sk,
@@ -151,6 +158,7 @@ export const T = {
       b: [sk * dm, d, 1, dm],
       c: [heads * s * sk, s * sk, sk, 1],
     }); // [B, H, S, S']
+    const scores = causal ? g.ew("add", [raw, g.constant(causalBias(s, sk), [s, sk])]) : raw;
     const p = g.softmax(scores);
     return g.gemm(p, v, [b, s, dm], {
       batch: [b, heads],

@@ -4,7 +4,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { UnsupportedOpError } from "../graph/graph.ts";
-import { isSym, T as G } from "../graph/trace.ts";
+import { causalBias, isSym, T as G } from "../graph/trace.ts";
 
 export class ShapeError extends Error {
   constructor(message: string) {
@@ -111,8 +111,8 @@ export function mean(x: T, axis: number): T {
 /**
  * Multi-head scaled dot-product attention. q [B, S, D], k/v [B, S', D]; D = heads * d.
  */
-export function attention(q: T, k: T, v: T, heads: number): T {
-  if (sym(q, k, v)) return G.attention(q as Any, k as Any, v as Any, heads) as Any;
+export function attention(q: T, k: T, v: T, heads: number, causal = false): T {
+  if (sym(q, k, v)) return G.attention(q as Any, k as Any, v as Any, heads, causal) as Any;
   return tf.tidy(() => {
     const [b, s, dm] = q.shape as number[];
     const sk = k.shape[1] as number;
@@ -121,7 +121,8 @@ export function attention(q: T, k: T, v: T, heads: number): T {
     const qh = split(q, s);
     const kh = split(k, sk);
     const vh = split(v, sk);
-    const scores = tf.mul(tf.matMul(qh, kh, false, true), 1 / Math.sqrt(d)); // [B, H, S, S']
+    let scores = tf.mul(tf.matMul(qh, kh, false, true), 1 / Math.sqrt(d)); // [B, H, S, S']
+    if (causal) scores = tf.add(scores, tf.tensor2d(causalBias(s, sk), [s, sk]));
     const o = tf.matMul(tf.softmax(scores, -1), vh); // [B, H, S, d]
     return tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [b, s, dm]); // [B, S, D]
   });

@@ -57,6 +57,26 @@ function checkGrad(build: (g: Graph, p: Sym[]) => Sym, shapes: number[][], seed 
   return worst;
 }
 
+describe("causal attention", () => {
+  it("hides later keys: the traced graph equals tfjs, and changing keys a query must not see changes nothing", () => {
+    const rng = new Rng(3);
+    const [q, k, v] = [[2, 3, 8], [2, 5, 8], [2, 5, 8]].map((s) => rng.normals(s[0] * s[1] * s[2]));
+    const run = (kk: Float32Array, vv: Float32Array) => F.attention(tf.tensor3d(q, [2, 3, 8]), tf.tensor3d(kk, [2, 5, 8]), tf.tensor3d(vv, [2, 5, 8]), 2, true).dataSync() as Float32Array;
+    const y = run(k, v);
+    // query 0 sees keys 0..2 (5 - 3 = 2 extra), query 2 sees all five: perturb keys/values 3 and 4 of batch 0
+    const [k2, v2] = [Float32Array.from(k), Float32Array.from(v)];
+    for (let j = 3 * 8; j < 5 * 8; j++) [k2[j], v2[j]] = [k2[j] + 5, v2[j] - 5];
+    const y2 = run(k2, v2);
+    for (let i = 0; i < 8; i++) expect(y2[i]).toBeCloseTo(y[i], 6); // batch 0, query 0: unchanged
+    expect(Math.abs(y2[2 * 8] - y[2 * 8])).toBeGreaterThan(1e-3); // batch 0, query 2 sees them
+    const g = new Graph();
+    const [sq, sk, sv] = [g.input("q", [2, 3, 8]), g.input("k", [2, 5, 8]), g.input("v", [2, 5, 8])];
+    const out = T.attention(sq, sk, sv, 2, true);
+    const vals = evaluate(g, new Map([["q", q], ["k", k], ["v", v]]), new Map());
+    for (let i = 0; i < y.length; i++) expect(vals[out.id][i]).toBeCloseTo(y[i], 5);
+  });
+});
+
 describe("op gradients against finite differences", () => {
   it.each<[string, (g: Graph, p: Sym[]) => Sym, number[][]]>([
     ["linear (gemm + bias)", (g, [x, w, b]) => g.linear(x, w, b), [[3, 4], [5, 4], [5]]],
@@ -68,6 +88,7 @@ describe("op gradients against finite differences", () => {
     ["gelu (erf), div, sub, neg", (g, [x, y]) => g.ew("neg", [g.ew("sub", [g.ew("div", [g.ew("gelu_erf", [x]), g.ew("add", [g.ew("square", [y]), 1])]), y])]), [[6], [6]]],
     ["exp, log, sqrt, rsqrt, abs (the elementwise primitives)", (g, [x]) => g.ew("abs", [g.ew("mul", [g.ew("log", [g.ew("add", [g.ew("square", [x]), 0.5])]), g.ew("add", [g.ew("exp", [g.ew("mul", [x, 0.3])]), g.ew("mul", [g.ew("sqrt", [g.ew("add", [g.ew("square", [x]), 1])]), g.ew("rsqrt", [g.ew("add", [g.ew("square", [x]), 2])])])])])]), [[9]]],
     ["softmax over the last axis (the primitive)", (g, [x]) => T.softmax(x), [[3, 7]]],
+    ["causal attention (queries see keys j <= i + S' - S)", (g, [q, k, v]) => T.attention(q, k, v, 2, true), [[2, 3, 4], [2, 5, 4], [2, 5, 4]]],
     ["chunk + concat + permute", (g, [x]) => g.permute(g.concat([g.slice(x, 1, 3, 3), g.slice(x, 1, 0, 2)], 1), [1, 0]), [[2, 6]]],
     ["sum_to (mean over an axis)", (g, [x]) => g.sumTo(x, [1, 4], 1 / 3), [[3, 4]]],
     ["rms_norm per head (composed), head weights", (g, [x]) => withTrace(new TraceContext(g, new Map()), () => T.rmsNorm(x, 1e-6, 2)), [[3, 8]]],
