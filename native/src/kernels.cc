@@ -506,19 +506,26 @@ void run_sum_to(const SumToKernel& k) {
 // ---------------------------------------------------------------------------------------------
 // layer norm (no affine) and softmax over the last axis, and their gradients
 
+// mean and 1 / sqrt(variance + eps) of one row (two passes, as the interpreter)
+static inline void row_stats(const float* xr, std::int64_t d, float eps, float& mean, float& rstd) {
+  float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (std::int64_t j = 0; j < d; j++) s += xr[j];
+  mean = s / d;
+  const float m = mean;
+  float v = 0.0f;
+#pragma omp simd reduction(+ : v)
+  for (std::int64_t j = 0; j < d; j++) v += (xr[j] - m) * (xr[j] - m);
+  rstd = 1.0f / std::sqrt(v / d + eps);
+}
+
 void run_layer_norm(float* out, const float* x, std::int64_t rows, std::int64_t d, float eps) {
   parallel_for(rows, std::max<std::int64_t>(1, 16384 / d), [&](std::int64_t b, std::int64_t e, int) {
     for (std::int64_t r = b; r < e; r++) {
       const float* xr = x + r * d;
       float* o = out + r * d;
-      float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-      for (std::int64_t j = 0; j < d; j++) s += xr[j];
-      const float mean = s / d;
-      float v = 0.0f;
-#pragma omp simd reduction(+ : v)
-      for (std::int64_t j = 0; j < d; j++) v += (xr[j] - mean) * (xr[j] - mean);
-      const float rstd = 1.0f / std::sqrt(v / d + eps);
+      float mean, rstd;
+      row_stats(xr, d, eps, mean, rstd);
 #pragma omp simd
       for (std::int64_t j = 0; j < d; j++) o[j] = (xr[j] - mean) * rstd;
     }
@@ -531,14 +538,8 @@ void run_layer_norm_grad(float* out, const float* x, const float* dy, std::int64
       const float* xr = x + r * d;
       const float* g = dy + r * d;
       float* o = out + r * d;
-      float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-      for (std::int64_t j = 0; j < d; j++) s += xr[j];
-      const float mean = s / d;
-      float v = 0.0f;
-#pragma omp simd reduction(+ : v)
-      for (std::int64_t j = 0; j < d; j++) v += (xr[j] - mean) * (xr[j] - mean);
-      const float rstd = 1.0f / std::sqrt(v / d + eps);
+      float mean, rstd;
+      row_stats(xr, d, eps, mean, rstd);
       float mdy = 0.0f, mdyx = 0.0f;
 #pragma omp simd reduction(+ : mdy, mdyx)
       for (std::int64_t j = 0; j < d; j++) {
