@@ -83,11 +83,14 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
     .option("--out <file>", "write `output` [B,C,H,W] here")
     .addOption(new Option("--backend <name>", "tensor backend").choices(["auto", "tensorflow", "webgpu", "wasm", "cpu"]).default("cpu"))
     .action(async (dir: string, o) => {
-      const { initBackend } = await import("../runtime/backend.ts");
-      const b = await initBackend(o.backend, { log: (m) => process.stderr.write(m + "\n") });
-      process.stderr.write(`backend: ${b.detail}\n`);
       const { runForward } = await import("./commands/forward.ts");
-      await runForward(dir, { weights: o.weights, inputs: o.inputs, out: o.out });
+      // the backend starts once the files have been read and checked (a bad input is one line)
+      const startBackend = async () => {
+        const { initBackend } = await import("../runtime/backend.ts");
+        const b = await initBackend(o.backend, { log: (m) => process.stderr.write(m + "\n") });
+        process.stderr.write(`backend: ${b.detail}\n`);
+      };
+      await runForward(dir, { weights: o.weights, inputs: o.inputs, out: o.out, startBackend });
       onResult(EXIT.ok);
     });
 

@@ -16,6 +16,8 @@ import { loadCompiled } from "../generated.ts";
 
 export interface ForwardOptions {
   weights: string;
+  /** starts the tensor backend (called once the inputs are read and checked; tests start theirs first) */
+  startBackend?: () => Promise<void>;
   inputs: string;
   out?: string;
 }
@@ -74,6 +76,7 @@ export async function runForward(dir: string, opts: ForwardOptions, log: (s: str
   const ctx = need("text_embeddings", 3);
   const pooled = need("pooled_text_embeddings", 2);
   checkInputs(opts.inputs, loaded.ir, { x, timestep: ts, text_embeddings: ctx, pooled_text_embeddings: pooled });
+  await opts.startBackend?.();
   const store = new ParamStore(0);
   if (loaded.spec.task !== "diffusion") throw new InputError(`${dir} is a classifier; sdc forward runs diffusion networks`);
   const net = loaded.spec.createNetwork(store);
