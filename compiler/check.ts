@@ -111,8 +111,11 @@ export class Checker {
     throw e;
   }
 
+  /** trainable parameters so far (kept as a sum: recounting per weight made deep models quadratic) */
+  private trainable = 0;
+
   get totalParams(): number {
-    return this.params.filter((p) => !p.buffer).reduce((a, p) => a + p.count, 0);
+    return this.trainable;
   }
 
   // ------------------------------------------------------------ symbolic analysis of a block
@@ -539,6 +542,7 @@ export class Checker {
   private callBlock(call: A.Call, block: A.BlockDecl, inputs: Value[], named: Map<string, { value: Value; arg: A.Arg }>, outer: Scope, path: string, node: ModuleNode, argNodes?: A.Arg[]): Value {
     if (outer.callStack.includes(block.name)) fail("SDC604", call.calleeSpan, `block ${block.name} calls itself (${[...outer.callStack, block.name].join(" -> ")})`);
     if (outer.callStack.length > MAX_CALL_DEPTH) fail("SDC602", call.span, `blocks nest more than ${MAX_CALL_DEPTH} deep`);
+    const firstParam = this.params.length;
     const consts = this.bindParams(call, block, named, false);
     const fwd = block.forward;
     if (!fwd) fail("SDC701", call.calleeSpan, `block ${block.name} has no forward(...)`);
@@ -564,7 +568,10 @@ export class Checker {
       const mismatch = got.shape.length !== want.shape.length || got.shape.some((d, k) => !dimEq(d, want.shape[k]));
       if (mismatch) fail("SDC503", retStmt.values[i].span, `output ${i + 1} of ${block.name} is declared ${shapeToString(want.shape)} (${exprListText(o.dims)}) but the value returned is ${shapeToString(got.shape)}`);
     });
-    node.params = this.params.filter((p) => !p.buffer && (p.name === path || p.name.startsWith(path ? path + "." : ""))).reduce((a, p) => a + p.count, 0);
+    // the parameters this call created (all under its path), summed once rather than by filtering all so far
+    let own = 0;
+    for (let k = firstParam; k < this.params.length; k++) if (!this.params[k].buffer) own += this.params[k].count;
+    node.params = own;
     return ret.length === 1 ? ret[0] : { t: "tuple", items: ret };
   }
 
@@ -718,6 +725,7 @@ export class Checker {
           if (this.paramNames.has(name)) fail("SDC307", call.label?.span ?? call.span, `state-dict name '${name}' is defined twice (first at ${fmtSpan(this.paramNames.get(name)!)})`);
           this.paramNames.set(name, call.label?.span ?? call.span);
           this.params.push({ name, shape, count, init: w.init, buffer: w.buffer, op: prim.name });
+          if (!w.buffer) this.trainable += count;
           if (!w.buffer) own += count;
           if (this.totalParams > MAX_PARAMS) fail("SDC602", call.span, `the model would have more than ${fmtCount(MAX_PARAMS)} parameters (at ${name}: ${fmtCount(count)}); refusing to build it`);
         }
