@@ -179,7 +179,7 @@ export class Checker {
   }
 
   get totalParams(): number {
-    return this.params.filter((p) => !p.buffer).reduce((a, p) => a + p.count, 0);
+    return this.trainable;
   }
 
   // ------------------------------------------------------------ symbolic analysis of a block
@@ -610,6 +610,7 @@ export class Checker {
   private callBlock(call: A.Call, block: A.BlockDecl, inputs: Value[], named: Map<string, { value: Value; arg: A.Arg }>, outer: Scope, path: string, node: ModuleNode, argNodes?: A.Arg[]): Value {
     if (outer.callStack.includes(block.name)) fail("SDC604", call.calleeSpan, `block ${block.name} calls itself (${[...outer.callStack, block.name].join(" -> ")})`);
     if (outer.callStack.length > MAX_CALL_DEPTH) fail("SDC602", call.span, `blocks nest more than ${MAX_CALL_DEPTH} deep`);
+    const firstParam = this.params.length;
     const consts = this.bindParams(call, block, named, false);
     const fwd = block.forward;
     if (!fwd) fail("SDC701", call.calleeSpan, `block ${block.name} has no forward(...)`);
@@ -635,7 +636,10 @@ export class Checker {
       const mismatch = got.shape.length !== want.shape.length || got.shape.some((d, k) => !dimEq(d, want.shape[k]));
       if (mismatch) fail("SDC503", retStmt.values[i].span, `output ${i + 1} of ${block.name} is declared ${shapeToString(want.shape)} (${exprListText(o.dims)}) but the value returned is ${shapeToString(got.shape)}`);
     });
-    node.params = this.params.filter((p) => !p.buffer && (p.name === path || p.name.startsWith(path ? path + "." : ""))).reduce((a, p) => a + p.count, 0);
+    // the parameters this call created (all under its path), summed once rather than by filtering all so far
+    let own = 0;
+    for (let k = firstParam; k < this.params.length; k++) if (!this.params[k].buffer) own += this.params[k].count;
+    node.params = own;
     return ret.length === 1 ? ret[0] : { t: "tuple", items: ret };
   }
 

@@ -64,7 +64,7 @@ export function readSafetensors(bytes: Uint8Array, what = "safetensors file"): S
     }
     const info = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     const dtype = info?.dtype as SafeDtype;
-    if (!(dtype in BYTES)) throw new SafetensorsError(`${what}: tensor '${name}' has unsupported dtype ${String(info?.dtype)}`);
+    if (typeof dtype !== "string" || !Object.hasOwn(BYTES, dtype)) throw new SafetensorsError(`${what}: tensor '${name}' has unsupported dtype ${String(info?.dtype)}`);
     const shape = info.shape as number[];
     const offs = info.data_offsets as number[];
     if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) throw new SafetensorsError(`${what}: tensor '${name}' has a bad shape`);

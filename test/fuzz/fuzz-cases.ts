@@ -1,0 +1,475 @@
+/**
+ * The fuzzer of issue 12, shared by the quick run in `npm test` (test/fuzz/fuzz.test.ts) and the
+ * long one (bench/fuzz.ts --cases N). Seeded; four kinds of input, each case checked for:
+ *   crash       an exception other than the module's own error type, an exit code 70, or SDC900
+ *   hang        a case that took longer than the time limit (cases run synchronously and are timed)
+ *   unpositioned a diagnostic without a finite 1-based line and column, or without a file
+ *   wrong acceptance  input that had to be refused but was accepted (see each kind's oracle)
+ * Kinds:
+ *   spec        mutations of the committed specs (delete/duplicate/insert/replace tokens and spans,
+ *               hostile names, numbers, brackets), compiled in memory; accepted ones must generate
+ *               TypeScript whose top level is only the generator's declarations; mutations that
+ *               must fail (an unbalanced bracket, an unknown name) must be refused
+ *   cli         command lines (subcommands, flags, hostile values) through `main`, on folders that
+ *               do not exist so nothing runs for long; exit codes 0/1/2 only, no stack traces
+ *   safetensors headers and bytes mutated; a file is read or refused with SafetensorsError, and
+ *               what is read holds exactly shape-many values inside the file
+ *   checkpoint  a checkpoint's files mutated (state.json values, bytes of any file); refused with
+ *               CheckpointError/SafetensorsError, or read back exactly as written
+ */
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { compile, memoryHost } from "../../compiler/index.ts";
+import { readSafetensors, writeSafetensors } from "../../runtime/io/safetensors.ts";
+import { type CheckpointContents, readCheckpoint, saveCheckpoint } from "../../runtime/train/checkpoint.ts";
+import { HOSTILE_NAMES, topLevelProblems } from "../compiler/hostile.ts";
+
+export type Kind = "spec" | "cli" | "safetensors" | "checkpoint";
+export const KINDS: Kind[] = ["spec", "cli", "safetensors", "checkpoint"];
+
+export interface FuzzCounts {
+  cases: Record<Kind, number>;
+  accepted: Record<Kind, number>;
+  refused: Record<Kind, number>;
+  crashes: number;
+  hangs: number;
+  unpositioned: number;
+  wrongAcceptances: number;
+  /** the first failures, to reproduce: kind, seed of the case, what */
+  failures: string[];
+  seconds: number;
+}
+
+/** mulberry32: small, fast, seeded. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+type R = () => number;
+const pick = <T>(r: R, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
+const int = (r: R, lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
+
+// ------------------------------------------------------------------ specs
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const SPEC_FILES = ["specs/sd3.mdl", "specs/sd3-seed.mdl", "specs/judge.mdl", "specs/lib/mmdit.mdl", "specs/lib/text.mdl", "test/specs/mmdit-tiny-a.mdl", "test/specs/mmdit-tiny-b.mdl", "test/specs/sd3-tiny-pretrained.mdl", "docs/examples/broken.mdl"];
+let corpus: Record<string, string> | undefined;
+function specCorpus(): Record<string, string> {
+  corpus ??= Object.fromEntries(SPEC_FILES.map((f) => [f, readFileSync(join(ROOT, f), "utf8")]));
+  return corpus;
+}
+const TOKENS = ["{", "}", "(", ")", "[", "]", ",", ":", "=", "->", "..", ".", "+", "-", "*", "/", "%", "==", "&&", "!", "?", "as", "for", "in", "if", "else", "return", "let", "param", "block", "spec", "import", "variant", "network", "0", "1", "-1", "2.5", "1e400", "99999999999999999999", "007", '"x"', '"*/"', '"\\n"', "int32", "true", "false", "\n", "//", "/*", "*/", ...HOSTILE_NAMES];
+const NUMBERS = ["0", "1", "2", "3", "-1", "0.5", "1e-3", "1e9", "4096", "65536", "1e300", "2147483648", "007", "3.0"];
+
+/** One mutation of `text`; `mustFail`: the result is surely not a valid spec. */
+function mutate(r: R, text: string): { text: string; mustFail: string | null } {
+  const at = int(r, 0, text.length);
+  const span = () => {
+    const a = int(r, 0, text.length);
+    return [a, Math.min(text.length, a + int(r, 1, 80))] as const;
+  };
+  switch (int(r, 0, 9)) {
+    case 0: {
+      const [a, b] = span();
+      return { text: text.slice(0, a) + text.slice(b), mustFail: null };
+    }
+    case 1: {
+      const [a, b] = span();
+      return { text: text.slice(0, b) + text.slice(a, b) + text.slice(b), mustFail: null };
+    }
+    case 2:
+      return { text: `${text.slice(0, at)} ${pick(r, TOKENS)} ${text.slice(at)}`, mustFail: null };
+    case 3: {
+      // an identifier replaced by a hostile name or another identifier of the file
+      const ids = [...text.matchAll(/\b[A-Za-z_][A-Za-z0-9_]*\b/g)];
+      if (!ids.length) return { text, mustFail: null };
+      const m = pick(r, ids);
+      const by = r() < 0.5 ? pick(r, HOSTILE_NAMES) : pick(r, ids)[0];
+      return { text: text.slice(0, m.index!) + by + text.slice(m.index! + m[0].length), mustFail: null };
+    }
+    case 4: {
+      const nums = [...text.matchAll(/\b\d+(?:\.\d+)?(?:e-?\d+)?\b/g)];
+      if (!nums.length) return { text, mustFail: null };
+      const m = pick(r, nums);
+      return { text: text.slice(0, m.index!) + pick(r, NUMBERS) + text.slice(m.index! + m[0].length), mustFail: null };
+    }
+    case 5: {
+      // lines swapped
+      const lines = text.split("\n");
+      const i = int(r, 0, lines.length - 1);
+      const j = int(r, 0, lines.length - 1);
+      [lines[i], lines[j]] = [lines[j], lines[i]];
+      return { text: lines.join("\n"), mustFail: null };
+    }
+    case 6: {
+      // a closing brace removed: the file can no longer be balanced
+      const closes = [...text.matchAll(/}/g)];
+      if (!closes.length) return { text, mustFail: null };
+      const m = pick(r, closes);
+      const cut = text.slice(0, m.index!) + text.slice(m.index! + 1);
+      // a brace inside a comment or string does not count
+      const code = cut.replace(/\/\/[^\n]*|"(?:[^"\\\n]|\\.)*"/g, "");
+      return { text: cut, mustFail: (code.match(/{/g) ?? []).length !== (code.match(/}/g) ?? []).length ? "an unbalanced '{'" : null };
+    }
+    case 7: {
+      // an unknown name used in a forward body
+      const m = /\n(\s+)return /.exec(text.slice(at)) ?? /\n(\s+)return /.exec(text);
+      if (!m) return { text, mustFail: null };
+      const idx = (text.slice(at).includes(m[0]) ? at + text.slice(at).indexOf(m[0]) : text.indexOf(m[0])) + 1;
+      return { text: `${text.slice(0, idx)}${m[1]}zz_fuzz_unknown = zz_fuzz_unknown_${int(r, 0, 99)} + 1\n${text.slice(idx)}`, mustFail: "an unknown identifier" };
+    }
+    case 8: {
+      // random bytes / characters
+      const chars = ["\0", "\u00ff", "\ud800", "\u202e", "\t", "\r", "é", "`", "$", "@", "#", "~", "\\"];
+      return { text: text.slice(0, at) + pick(r, chars) + text.slice(at), mustFail: null };
+    }
+    default: {
+      // several mutations
+      let t = text;
+      let must: string | null = null;
+      for (let k = int(r, 2, 4); k > 0; k--) {
+        const m = mutate(r, t);
+        t = m.text;
+        must = null; // later mutations may repair earlier ones
+      }
+      return { text: t, mustFail: must };
+    }
+  }
+}
+
+/** The input of one spec case: which file is mutated into what, and what is compiled. */
+export function specInput(r: R): { files: Record<string, string>; target: string; text: string; mustFail: string | null; entry: string; variant?: string } {
+  const files = specCorpus();
+  // the big reference spec (sd3-seed, 64M parameters to elaborate) now and then; the rest are small or compiled as their tiny variant
+  const target = r() < 0.05 ? "specs/sd3-seed.mdl" : pick(r, SPEC_FILES.filter((f) => f !== "specs/sd3-seed.mdl"));
+  const { text, mustFail } = mutate(r, files[target]);
+  const isLib = target.startsWith("specs/lib/");
+  const entry = isLib ? "specs/sd3.mdl" : target;
+  const variant = entry === "specs/sd3.mdl" && r() < 0.95 ? "tiny" : undefined;
+  return { files, target, text, mustFail, entry, variant };
+}
+
+function specCase(r: R, c: FuzzCounts, limitMs: number, fail: (what: string) => void): void {
+  const { files, target, text, mustFail, entry, variant } = specInput(r);
+  const host = memoryHost({ ...files, [target]: text });
+  const t0 = performance.now();
+  let result;
+  try {
+    result = compile(entry, host, { variant });
+  } catch (e) {
+    c.crashes++;
+    return fail(`compile threw ${(e as Error).name}: ${(e as Error).message.slice(0, 200)}`);
+  }
+  if (performance.now() - t0 > limitMs) {
+    c.hangs++;
+    fail(`compile took ${Math.round(performance.now() - t0)} ms`);
+  }
+  for (const d of result.diagnostics) {
+    const s = d.span;
+    if (!s.file || !(s.start.line >= 1) || !(s.start.column >= 1) || !Number.isFinite(s.end.offset)) {
+      c.unpositioned++;
+      fail(`unpositioned ${d.code} ${s.file}:${s.start.line}:${s.start.column} ${d.message.slice(0, 120)}`);
+    }
+    if (d.code === "SDC900") {
+      c.crashes++;
+      fail(`internal error ${d.message.slice(0, 200)}`);
+    }
+  }
+  if (result.files) {
+    c.accepted.spec++;
+    if (mustFail) {
+      c.wrongAcceptances++;
+      fail(`accepted ${mustFail} in ${target}`);
+    }
+    const gen = Object.fromEntries(result.files);
+    const problems = [...topLevelProblems("model.ts", gen["model.ts"]), ...topLevelProblems("index.ts", gen["index.ts"])];
+    if (problems.length) {
+      c.wrongAcceptances++;
+      fail(`accepted, but the generated code is wrong: ${problems[0]}`);
+    }
+  } else c.refused.spec++;
+}
+
+// ------------------------------------------------------------------ command lines
+
+const SUBCOMMANDS = ["compile", "train", "sample", "plan", "forward", "eval", "ablate", "train-judge", "bogus", ""];
+const FLAGS = ["--steps", "--batch-size", "--lr", "--seed", "--backend", "--engine", "--out", "--resume", "--sample-every", "--checkpoint-every", "--samples", "--sample-steps", "--n", "--cfg", "--sampler", "--prompt", "--checkpoint", "--weights", "--inputs", "--set", "--variant", "--out-dir", "--json", "--check", "--per-digit", "--reference", "--sweep", "--variants", "--text-encoders", "--context-tokens", "--epochs", "--shift", "--min-accuracy", "--nope", "-q", "--help"];
+const VALUES = ["0", "1", "-1", "1e3", "99999999999999999999", "NaN", "Infinity", "-0", "0x10", "", " ", "abc", "1.5", "1e-400", "100000", "cpu", "wasm", "euler", "heun", "tfjs", "static", "auto", "/dev/full", "/nonexistent/x", "heads=", "=3", "constructor=1", "__proto__.x=1", "train.toString=2", "depth=2,4", "a".repeat(5000), "x*/y", "\n", "clip_l=/x", "1,2,,3", "--steps"];
+
+async function cliCase(r: R, c: FuzzCounts, limitMs: number, fail: (what: string) => void, main: (argv: string[]) => Promise<number>, scratch: string): Promise<void> {
+  const sub = pick(r, SUBCOMMANDS);
+  const argv: string[] = sub ? [sub] : [];
+  // a target that does not exist: every command refuses it quickly after checking its flags
+  if (sub && sub !== "train-judge" && r() < 0.9) argv.push(join(scratch, `missing-${int(r, 0, 9)}`));
+  // commands with defaults that exist (the judge) get missing folders instead
+  if (sub === "train-judge" || sub === "eval") argv.push(sub === "eval" ? "--judge" : "--generated", join(scratch, "missing-judge"));
+  for (let k = int(r, 0, 4); k > 0; k--) {
+    argv.push(pick(r, FLAGS));
+    if (r() < 0.85) argv.push(pick(r, VALUES));
+  }
+  // never the real output folders: anything a command writes goes to the scratch folder
+  for (let i = 0; i < argv.length; i++) if (["--out", "--out-dir"].includes(argv[i]) && argv[i + 1] !== undefined && !argv[i + 1].startsWith("/dev/")) argv[i + 1] = join(scratch, "out");
+  let err = "";
+  const write = process.stderr.write.bind(process.stderr);
+  const writeOut = process.stdout.write.bind(process.stdout);
+  process.stderr.write = ((s: string | Uint8Array) => ((err += String(s)), true)) as typeof process.stderr.write;
+  process.stdout.write = (() => true) as typeof process.stdout.write;
+  const t0 = performance.now();
+  let code: number;
+  try {
+    code = await main(argv);
+  } catch (e) {
+    code = -1;
+    err += `threw ${(e as Error).name}: ${(e as Error).message}`;
+  } finally {
+    process.stderr.write = write;
+    process.stdout.write = writeOut;
+  }
+  if (performance.now() - t0 > limitMs) {
+    c.hangs++;
+    fail(`sdc ${JSON.stringify(argv).slice(0, 200)} took ${Math.round(performance.now() - t0)} ms`);
+  }
+  if (![0, 1, 2].includes(code) || /internal error|\n\s+at \S/.test(err)) {
+    c.crashes++;
+    return fail(`sdc ${JSON.stringify(argv).slice(0, 300)} exited ${code}: ${err.slice(0, 300)}`);
+  }
+  if (code === 0) c.accepted.cli++;
+  else c.refused.cli++;
+  // a refusal says what: one `error:` line (commander adds a usage hint after its own)
+  if (code !== 0 && !/^error: \S/m.test(err) && !/^\S.*error/im.test(err)) {
+    c.unpositioned++;
+    fail(`sdc ${JSON.stringify(argv).slice(0, 200)} exited ${code} without saying why: ${JSON.stringify(err.slice(0, 200))}`);
+  }
+}
+
+// ------------------------------------------------------------------ safetensors
+
+function safetensorsCase(r: R, c: FuzzCounts, limitMs: number, fail: (what: string) => void): void {
+  const n = int(r, 0, 3);
+  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (let i = 0; i < n; i++) {
+    const shape = Array.from({ length: int(r, 0, 3) }, () => int(r, 0, 4));
+    tensors.set(pick(r, ["w", "b", "__proto__", "constructor", `t${i}`, "a.b", ""]) + i, { shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)).map(() => r()) });
+  }
+  let bytes = writeSafetensors(tensors, r() < 0.5 ? { format: "pt" } : undefined);
+  const hlen = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + hlen))) as Record<string, { dtype: unknown; shape: unknown; data_offsets: unknown }>;
+  const names = Object.keys(header).filter((k) => k !== "__metadata__");
+  const junk = [-1, 0, 1, 2.5, 1e20, NaN, null, "3", [], {}, [1, 2, 3], 2 ** 53, -0, Number.MAX_SAFE_INTEGER];
+  let mustFail: string | null = null;
+  switch (int(r, 0, 7)) {
+    case 0:
+      if (names.length) (header[pick(r, names)] as Record<string, unknown>)[pick(r, ["dtype", "shape", "data_offsets"])] = pick(r, junk);
+      break;
+    case 1:
+      if (names.length) header[pick(r, names)].dtype = pick(r, ["F16", "BF16", "I64", "I8", "U8", "BOOL", "F64", "toString", "constructor", "X9", ""]);
+      break;
+    case 2:
+      if (names.length) header[pick(r, names)].shape = Array.from({ length: int(r, 0, 4) }, () => pick(r, [0, 1, 2, 1e9, -1, 1.5]));
+      break;
+    case 3:
+      if (names.length) header[pick(r, names)].data_offsets = [int(r, -5, 200), int(r, -5, 200)];
+      break;
+    case 4:
+      (header as Record<string, unknown>).__metadata__ = pick(r, junk);
+      break;
+    case 5:
+      (header as Record<string, unknown>)[pick(r, ["__proto__", "constructor", "x"])] = pick(r, junk);
+      break;
+    default:
+      break;
+  }
+  const text = new TextEncoder().encode(JSON.stringify(header));
+  const body = bytes.subarray(8 + hlen);
+  bytes = new Uint8Array(8 + text.length + body.length);
+  new DataView(bytes.buffer).setBigUint64(0, BigInt(text.length), true);
+  bytes.set(text, 8);
+  bytes.set(body, 8 + text.length);
+  // byte-level damage: truncation, a flipped byte, a lying header length
+  const dmg = int(r, 0, 5);
+  if (dmg === 0 && bytes.length > 1) {
+    bytes = bytes.subarray(0, int(r, 0, bytes.length - 1));
+    if (bytes.length < 8 + text.length) mustFail = "a truncated header";
+  } else if (dmg === 1 && bytes.length) bytes[int(r, 0, bytes.length - 1)] ^= 1 << int(r, 0, 7);
+  else if (dmg === 2) new DataView(bytes.buffer, bytes.byteOffset).setBigUint64(0, BigInt(pick(r, [0, 1, 7, 2 ** 40, bytes.length, text.length + 1])), true);
+  const t0 = performance.now();
+  let file;
+  try {
+    file = readSafetensors(bytes, "fuzz.safetensors");
+  } catch (e) {
+    if ((e as Error).name !== "SafetensorsError") {
+      c.crashes++;
+      fail(`readSafetensors threw ${(e as Error).name}: ${(e as Error).message.slice(0, 200)}`);
+    } else c.refused.safetensors++;
+    return;
+  } finally {
+    if (performance.now() - t0 > limitMs) {
+      c.hangs++;
+      fail(`readSafetensors took ${Math.round(performance.now() - t0)} ms`);
+    }
+  }
+  c.accepted.safetensors++;
+  if (mustFail) {
+    c.wrongAcceptances++;
+    fail(`readSafetensors accepted ${mustFail}`);
+  }
+  for (const [name, t] of file.tensors) {
+    const count = t.shape.reduce((a, b) => a * b, 1);
+    if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0) || t.data.length !== count) {
+      c.wrongAcceptances++;
+      fail(`accepted tensor '${name}' with shape [${t.shape}] and ${t.data.length} values`);
+    }
+  }
+}
+
+// ------------------------------------------------------------------ checkpoints
+
+const irText = '{"sdc": 1}\n';
+function goodContents(): CheckpointContents {
+  return {
+    network: new Map([["w", { shape: [2, 2], data: Float32Array.from([1, 2, 3, 4]) }]]),
+    text: new Map([["text_encoder.e", { shape: [3], data: Float32Array.from([1, 2, 3]) }]]),
+    ema: new Map([["w", { shape: [2, 2], data: Float32Array.from([1, 2, 3, 4]) }]]),
+    optimizer: new Map([["exp_avg.w", { shape: [2, 2], data: new Float32Array(4) }], ["exp_avg_sq.w", { shape: [2, 2], data: new Float32Array(4) }]]),
+    state: {
+      format: "sdc-checkpoint", version: 1, spec: "tiny", irHash: createHash("sha256").update(irText).digest("hex"), step: 3, seed: 0, rng: [1, 2, 3, 4, 0, 0],
+      sampler: { version: 1, dataset: "mnist-train", datasetSize: 60000, batchSize: 4, epoch: 0, cursor: 12, epochRng: [5, 6, 7, 8, 0, 0], itemRng: [9, 10, 11, 12, 1, 0.5] },
+      words: ["<pad>", "<unk>", "seven"], optimizerSteps: 3, emaUpdates: 3, lastLoss: 0.5, elapsedSeconds: 1.5,
+    },
+    irText,
+  };
+}
+
+/** An independent check (no ajv) of what a state may hold, for the oracle. */
+function validState(s: Record<string, unknown>): boolean {
+  const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+  const gen = (v: unknown) => Array.isArray(v) && (v.length === 5 || v.length === 6) && v.slice(0, 4).every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffffffff) && v.slice(0, 4).some((w) => w !== 0) && (v[4] === 0 || v[4] === 1) && (v.length === 5 || typeof v[5] === "number");
+  const sp = s.sampler as Record<string, unknown> | null;
+  const samplerOk = sp === null || (typeof sp === "object" && !Array.isArray(sp) && sp.version === 1 && typeof sp.dataset === "string" && count(sp.datasetSize) && Number.isInteger(sp.batchSize) && (sp.batchSize as number) >= 1 && count(sp.epoch) && count(sp.cursor) && (sp.cursor as number) <= (sp.datasetSize as number) && gen(sp.epochRng) && gen(sp.itemRng));
+  return s.format === "sdc-checkpoint" && s.version === 1 && typeof s.spec === "string" && typeof s.irHash === "string" && /^[0-9a-f]{64}$/.test(s.irHash) && count(s.step) && count(s.seed) && gen(s.rng) && samplerOk && Array.isArray(s.words) && s.words.every((w) => typeof w === "string") && count(s.optimizerSteps) && count(s.emaUpdates) && (s.emaUpdates as number) <= (s.optimizerSteps as number) && (s.lastLoss === null || typeof s.lastLoss === "number") && typeof s.elapsedSeconds === "number" && s.elapsedSeconds >= 0;
+}
+
+function checkpointCase(r: R, c: FuzzCounts, limitMs: number, fail: (what: string) => void, good: string, scratch: string): void {
+  const dir = join(scratch, "ck");
+  rmSync(dir, { recursive: true, force: true });
+  cpSync(good, dir, { recursive: true });
+  const files = readdirSync(dir);
+  const junk = [-5, 2.5, "abc", null, true, [], {}, [0, 0, 0, 0, 0, 0], 1e300, -1, 0, 2 ** 32, "0".repeat(64), "../x", { "../../etc/passwd": "0".repeat(64) }];
+  const mode = int(r, 0, 3);
+  let changedContent = false;
+  let consistentEdit = false;
+  if (mode === 0) {
+    // a value of state.json replaced, its checksum recomputed or not
+    const s = JSON.parse(readFileSync(join(dir, "state.json"), "utf8")) as Record<string, unknown>;
+    const keys = Object.keys(s);
+    const key = pick(r, [...keys, "sampler.cursor", "sampler.epochRng", "sampler.batchSize", "files.model.safetensors", "files.x"]);
+    const v = pick(r, junk);
+    const [a, b] = key.split(/\.(.*)/s);
+    if (b !== undefined && s[a] && typeof s[a] === "object") (s[a] as Record<string, unknown>)[b] = v;
+    else s[key] = v;
+    if (r() < 0.5) {
+      delete s.checksum;
+      if (r() < 0.5) s.checksum = createHash("sha256").update(JSON.stringify(s, null, 2) + "\n").digest("hex");
+      consistentEdit = true;
+    }
+    writeFileSync(join(dir, "state.json"), JSON.stringify(s, null, 2) + "\n");
+    changedContent = true;
+  } else if (mode === 1) {
+    // a flipped byte in any file
+    const f = join(dir, pick(r, files));
+    const b = readFileSync(f);
+    if (b.length) {
+      b[int(r, 0, b.length - 1)] ^= 1 << int(r, 0, 7);
+      writeFileSync(f, b);
+      changedContent = true;
+    }
+  } else if (mode === 2) {
+    // a truncated or removed file
+    const f = join(dir, pick(r, files));
+    if (r() < 0.5) rmSync(f);
+    else writeFileSync(f, readFileSync(f).subarray(0, int(r, 0, 40)));
+    changedContent = true;
+  }
+  const t0 = performance.now();
+  let ck;
+  try {
+    ck = readCheckpoint(dir);
+  } catch (e) {
+    if (!["CheckpointError", "SafetensorsError"].includes((e as Error).name)) {
+      c.crashes++;
+      fail(`readCheckpoint threw ${(e as Error).name}: ${(e as Error).message.slice(0, 200)}`);
+    } else c.refused.checkpoint++;
+    return;
+  } finally {
+    if (performance.now() - t0 > limitMs) {
+      c.hangs++;
+      fail(`readCheckpoint took ${Math.round(performance.now() - t0)} ms`);
+    }
+  }
+  c.accepted.checkpoint++;
+  // accepted: it must be what was written (a change that leaves the content equal is fine), or a
+  // consistent edit of state.json (its checksum recomputed or dropped) to values that are valid
+  const want = goodContents();
+  const sameFiles = [...ck.network].every(([k, t]) => t.data.every((x, i) => x === want.network.get(k)!.data[i])) && ck.irText === irText;
+  const same = JSON.stringify(ck.state) === JSON.stringify(want.state) && sameFiles;
+  if (!same && !(consistentEdit && sameFiles && validState(ck.state as unknown as Record<string, unknown>))) {
+    c.wrongAcceptances++;
+    fail(`readCheckpoint accepted a changed checkpoint (mode ${mode}, changed ${changedContent}): state ${JSON.stringify(ck.state).slice(0, 200)}`);
+  }
+}
+
+// ------------------------------------------------------------------ the run
+
+export interface FuzzOptions {
+  seed: number;
+  /** cases per kind */
+  cases: Partial<Record<Kind, number>>;
+  /** a case slower than this counts as a hang */
+  limitMs?: number;
+  /** progress lines */
+  log?: (s: string) => void;
+  /** a line before each case (to find one that never ends) */
+  trace?: (s: string) => void;
+}
+
+export async function runFuzz(o: FuzzOptions): Promise<FuzzCounts> {
+  const zero = () => ({ spec: 0, cli: 0, safetensors: 0, checkpoint: 0 });
+  const c: FuzzCounts = { cases: zero(), accepted: zero(), refused: zero(), crashes: 0, hangs: 0, unpositioned: 0, wrongAcceptances: 0, failures: [], seconds: 0 };
+  const t0 = performance.now();
+  const limitMs = o.limitMs ?? 5000;
+  const scratch = mkdtempSync(join(tmpdir(), "sdc-fuzz-"));
+  const good = join(scratch, "good");
+  saveCheckpoint(good, goodContents());
+  const { main } = await import("../../cli/main.ts");
+  try {
+    for (const kind of KINDS) {
+      const n = o.cases[kind] ?? 0;
+      for (let i = 0; i < n; i++) {
+        const caseSeed = (o.seed * 1_000_003 + KINDS.indexOf(kind) * 7_919_111 + i) >>> 0;
+        const r = rng(caseSeed);
+        const fail = (what: string) => {
+          if (c.failures.length < 20) c.failures.push(`${kind} case ${i} (seed ${caseSeed}): ${what}`);
+        };
+        c.cases[kind]++;
+        if (o.trace) o.trace(`${kind} case ${i} (seed ${caseSeed})`);
+        if (kind === "spec") specCase(r, c, limitMs, fail);
+        else if (kind === "cli") await cliCase(r, c, limitMs, fail, main, scratch);
+        else if (kind === "safetensors") safetensorsCase(r, c, limitMs, fail);
+        else checkpointCase(r, c, limitMs, fail, good, scratch);
+        if (o.log && (i + 1) % 1000 === 0) o.log(`${kind}: ${i + 1}/${n} cases, ${c.crashes} crashes, ${c.hangs} hangs, ${c.unpositioned} unpositioned, ${c.wrongAcceptances} wrong acceptances (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+      }
+    }
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  c.seconds = (performance.now() - t0) / 1000;
+  return c;
+}
