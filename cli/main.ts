@@ -124,7 +124,7 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
         await runTrain(dir, {
           steps: o.steps !== undefined ? parseIntArg("--steps", o.steps, 1, MAX_STEPS) : undefined,
           batch: o.batchSize !== undefined ? parseIntArg("--batch-size", o.batchSize, 1, MAX_BATCH) : undefined,
-          lr: o.lr !== undefined ? parsePositiveArg("--lr", o.lr, 10) : undefined,
+          lr: o.lr !== undefined ? parsePositiveArg("--lr", o.lr) : undefined,
           seed: o.seed !== undefined ? parseIntArg("--seed", o.seed, 0) : undefined,
           backend: o.backend,
           engine: o.engine,
@@ -219,7 +219,7 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
             generated: o.generated,
             epochs: parseIntArg("--epochs", o.epochs, 1),
             batch: o.batchSize !== undefined ? parseIntArg("--batch-size", o.batchSize, 1, MAX_BATCH) : undefined,
-            lr: o.lr !== undefined ? parsePositiveArg("--lr", o.lr, 10) : undefined,
+            lr: o.lr !== undefined ? parsePositiveArg("--lr", o.lr) : undefined,
             seed: o.seed !== undefined ? parseIntArg("--seed", o.seed, 0) : undefined,
             shift: parseIntArg("--shift", o.shift, 0),
             out: o.out,

@@ -419,6 +419,9 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
   if (diagnostics.length) return { diagnostics, checker };
 
   // network params in reference order first, then the text encoder's
+  // the network's arguments must be named constants (a positional one is an error here, not a crash)
+  const netArgs = attempt(() => callArgs(checker, net, values));
+  if (!netArgs) return { diagnostics, checker };
   const parameters = [...checker.params.filter((p) => !p.name.startsWith("text_encoder.")), ...checker.params.filter((p) => p.name.startsWith("text_encoder."))];
   const textParams = parameters.filter((p) => p.name.startsWith("text_encoder.") && !p.buffer).reduce((s, p) => s + p.count, 0);
   const ir: IR = {
@@ -429,7 +432,7 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
     text,
     network: {
       block: block.name,
-      args: callArgs(checker, net, values),
+      args: netArgs,
       inputs: fwd!.inputs.map((inp, i) => ({ name: inp.name, dtype: inp.shape.dtype, shape: (inputs[i] as Extract<Value, { t: "tensor" }>).shape.map((d) => (typeof d === "number" ? d : dimToString(d))) })),
       output: { name: taskKind === "classifier" ? "logits" : "velocity", dtype: "float32", shape: (wantOut as Extract<Value, { t: "tensor" }>).shape.map((d) => (typeof d === "number" ? d : dimToString(d))) },
     },

@@ -57,6 +57,8 @@ const RNG = { type: "array", minItems: 5, maxItems: 6, items: [{ type: "integer"
 /** JSON schema of state.json (draft-07, as ajv checks it). */
 export const CHECKPOINT_STATE_SCHEMA = {
   type: "object",
+  // nothing unknown: a damaged "checksum" key must not turn a checkpoint into an old one without it
+  additionalProperties: false,
   required: ["format", "version", "spec", "irHash", "step", "seed", "rng", "sampler", "words", "optimizerSteps", "emaUpdates", "lastLoss", "elapsedSeconds", "files"],
   properties: {
     format: { const: "sdc-checkpoint" },
@@ -72,6 +74,7 @@ export const CHECKPOINT_STATE_SCHEMA = {
         {
           type: "object",
           required: ["version", "dataset", "datasetSize", "batchSize", "epoch", "cursor", "epochRng", "itemRng"],
+          additionalProperties: false,
           properties: { version: { const: 1 }, dataset: { type: "string" }, datasetSize: COUNT, batchSize: { type: "integer", minimum: 1, maximum: 1 << 20 }, epoch: COUNT, cursor: COUNT, epochRng: RNG, itemRng: RNG },
         },
       ],

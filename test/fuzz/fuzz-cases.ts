@@ -146,7 +146,7 @@ function mutate(r: R, text: string): { text: string; mustFail: string | null } {
 }
 
 /** The input of one spec case: which file is mutated into what, and what is compiled. */
-export function specInput(r: R): { files: Record<string, string>; target: string; text: string; mustFail: string | null; entry: string; variant?: string } {
+export function specInput(r: R): { files: Record<string, string>; target: string; text: string; mustFail: string | null; entry: string; variant?: string; sets?: string[] } {
   const files = specCorpus();
   // the big reference spec (sd3-seed, 64M parameters to elaborate) now and then; the rest are small or compiled as their tiny variant
   const target = r() < 0.05 ? "specs/sd3-seed.mdl" : pick(r, SPEC_FILES.filter((f) => f !== "specs/sd3-seed.mdl"));
@@ -154,16 +154,20 @@ export function specInput(r: R): { files: Record<string, string>; target: string
   const isLib = target.startsWith("specs/lib/");
   const entry = isLib ? "specs/sd3.mdl" : target;
   const variant = entry === "specs/sd3.mdl" && r() < 0.95 ? "tiny" : undefined;
-  return { files, target, text, mustFail, entry, variant };
+  // now and then command-line overrides, hostile ones among them
+  const sets = r() < 0.2 ? Array.from({ length: int(r, 1, 2) }, () => pick(r, SETS)) : undefined;
+  return { files, target, text, mustFail, entry, variant, sets };
 }
 
+const SETS = ["heads=", "heads=3", "depth=1", "depth=-1", "depth=4096", "lr=0", "train.batch=0", "train.batch=65537", "train.steps=1e20", "constructor=1", "__proto__.x=1", "train.toString=2", "toString.batch=1", "heads=1+", "x=(", "flow.sampler=heun", "flow.sampler=toString", "text.tokens=2.5", "data.image=[16, 16, 1]", `heads=${"9".repeat(400)}`, `${"n".repeat(300)}=1`];
+
 function specCase(r: R, c: FuzzCounts, limitMs: number, fail: (what: string) => void): void {
-  const { files, target, text, mustFail, entry, variant } = specInput(r);
+  const { files, target, text, mustFail, entry, variant, sets } = specInput(r);
   const host = memoryHost({ ...files, [target]: text });
   const t0 = performance.now();
   let result;
   try {
-    result = compile(entry, host, { variant });
+    result = compile(entry, host, { variant, sets });
   } catch (e) {
     c.crashes++;
     return fail(`compile threw ${(e as Error).name}: ${(e as Error).message.slice(0, 200)}`);
