@@ -137,6 +137,9 @@ function pool(name: string, what: string, runtime: string): Primitive {
   };
 }
 
+/** Most parts `chunk` makes (each is a value the checker and the generated code hold). */
+export const MAX_CHUNKS = 4096;
+
 /** The primitive called `name`, if any (own entries only: `toString` is not a primitive). */
 export function primitive(name: string): Primitive | undefined {
   return Object.hasOwn(PRIMITIVES, name) ? PRIMITIVES[name] : undefined;
@@ -226,6 +229,8 @@ export const PRIMITIVES: Record<string, Primitive> = {
       const n = num(a, "n");
       if (typeof n !== "number") c.fail("n", "SDC401", "chunk count must be a constant");
       positive(c, "n", n, "n");
+      // the parts are a tuple: 2^31 of them would exhaust the memory before any size is known
+      if ((n as number) > MAX_CHUNKS) c.fail("n", "SDC407", `chunk: at most ${MAX_CHUNKS} parts, got ${n}`);
       const ax = normAxis(num(a, "axis"), x.shape.length, c);
       const part = c.div("n", x.shape[ax], n, `chunk: axis ${ax} must split into ${n} equal parts`);
       return { t: "tuple", items: Array.from({ length: n as number }, () => floatTensor(x.shape.map((d, i) => (i === ax ? part : d)))) };

@@ -39,6 +39,8 @@ const rows: Row[] = [
   { name: "external(pooled: 1e300)", src: lines(net(), spec(undefined, [], { text: "external(tokens: 5, width: 24, pooled: 1e300)" })), code: "SDC702", line: 9, col: 58, msg: "external: 'pooled' must be a positive integer" },
   { name: "sd3_pretrained(t5_tokens: 1.5)", src: lines(net(), spec(undefined, [], { text: 'sd3_pretrained(clip_l: "a", t5_tokens: 1.5)' })), code: "SDC702", line: 9, col: 58, msg: "sd3_pretrained: 't5_tokens' must be a positive integer" },
   { name: "sd3_pretrained(t5_tokens: -3)", src: lines(net(), spec(undefined, [], { text: 'sd3_pretrained(clip_l: "a", t5_tokens: -3)' })), code: "SDC702", line: 9, col: 58, msg: "must be a positive integer" },
+  // used to exhaust the memory (found by bench/fuzz.ts, seed 8)
+  { name: "chunk(x, 2147483648)", src: lines(blockB("    a, b = chunk(linear(x, 2 * width) as l, 2147483648, axis: 2)\n    return a"), net(), spec()), code: "SDC407", line: 3, col: 45, msg: "chunk: at most 4096 parts, got 2147483648" },
   // used to be NaN:NaN
   { name: "--set heads= (empty)", src: lines(net(), spec()), opts: { sets: ["heads="] }, code: "SDC200", line: 1, col: 1, msg: "--set heads= needs a value after '='", file: "--set heads=" },
   { name: "--set train.batch=  (blank)", src: lines(net(), spec()), opts: { sets: ["train.batch=  "] }, code: "SDC200", line: 1, col: 1, msg: "--set train.batch= needs a value" },

@@ -440,6 +440,8 @@ export interface FuzzOptions {
   limitMs?: number;
   /** progress lines */
   log?: (s: string) => void;
+  /** the first case index of each kind (to rerun from a failing case) */
+  from?: number;
   /** a line before each case (to find one that never ends) */
   trace?: (s: string) => void;
 }
@@ -456,7 +458,7 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzCounts> {
   try {
     for (const kind of KINDS) {
       const n = o.cases[kind] ?? 0;
-      for (let i = 0; i < n; i++) {
+      for (let i = o.from ?? 0; i < n; i++) {
         const caseSeed = (o.seed * 1_000_003 + KINDS.indexOf(kind) * 7_919_111 + i) >>> 0;
         const r = rng(caseSeed);
         const fail = (what: string) => {
