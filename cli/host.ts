@@ -6,7 +6,17 @@ import type { SourceHost } from "../compiler/index.ts";
 import { MAX_SOURCE_BYTES } from "../compiler/lexer.ts";
 
 /** The block library shipped with this sdc (`import "sdc/lib/mmdit.mdl"` from any folder). */
-export const SDC_LIBRARY = fileURLToPath(new URL("../specs/", import.meta.url));
+export const SDC_LIBRARY = libraryDir();
+
+/** specs/ of the sdc package: the nearest folder above this module that has specs/lib (from cli/ or a bundle in dist/chunks/) */
+function libraryDir(): string {
+  let d = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(resolve(d, "specs", "lib"))) return resolve(d, "specs") + "/";
+    d = dirname(d);
+  }
+  return fileURLToPath(new URL("../specs/", import.meta.url));
+}
 
 /** A path as diagnostics show it: relative to the working directory when below it. */
 function shown(abs: string): string {
