@@ -510,7 +510,7 @@ export class Checker {
       const b = broadcastShapes(ls, rs, scope.symbolic);
       if ("error" in b) fail("SDC500", e.span, `shape mismatch in '${op}': ${b.error}`);
       const res: Value = { t: "tensor", dtype: "float32", shape: b.shape };
-      return scope.symbolic ? res : this.withDeps(res, unionDeps(this.depsOf(l), this.depsOf(r)));
+      return scope.symbolic ? res : this.withDeps(res, joinDeps(this.depNode(l), this.depNode(r)));
     }
     if (!isNum(l)) fail("SDC401", e.left.span, `'${op}' needs numbers, got ${typeName(l)}`);
     if (!isNum(r)) fail("SDC401", e.right.span, `'${op}' needs numbers, got ${typeName(r)}`);
@@ -823,12 +823,12 @@ export class Checker {
     }
     if (scope.symbolic) return out;
     // concrete: the result depends on the tensor arguments and on this call's own weights
-    let deps: ReadonlySet<string> = NO_DEPS;
+    let deps: DepNode = NO_DEPS;
     for (const v of Object.values(args)) {
-      if (v.t === "tensor") deps = unionDeps(deps, this.depsOf(v));
-      else if (v.t === "list") for (const x of v.items) deps = unionDeps(deps, this.depsOf(x));
+      if (v.t === "tensor") deps = joinDeps(deps, this.depNode(v));
+      else if (v.t === "list") for (const x of v.items) deps = joinDeps(deps, this.depNode(x));
     }
-    if (ownTag) deps = unionDeps(deps, new Set([ownTag]));
+    if (ownTag) deps = joinDeps(deps, { tag: ownTag });
     return this.withDeps(out, deps);
   }
 
@@ -840,21 +840,28 @@ export class Checker {
    * Weights whose owner never reaches the output get no gradient; an input that never reaches it
    * is ignored. A sound over-approximation (a split part depends on all of its input).
    */
-  private deps = new WeakMap<Value, ReadonlySet<string>>();
+  private deps = new WeakMap<Value, DepNode>();
   /** every weight owner met while elaborating, by state-dict path */
   readonly owners = new Map<string, { call: A.Call; op: string; params: number }>();
 
+  /** The tags `v` depends on (a set built once from the dependency DAG: linear in its size). */
   depsOf(v: Value): ReadonlySet<string> {
-    if (v.t === "tuple") return v.items.reduce<ReadonlySet<string>>((d, x) => unionDeps(d, this.depsOf(x)), NO_DEPS);
+    return flattenDeps(this.depNode(v));
+  }
+
+  /** `v`'s dependencies as a DAG node: a union is O(1), so deep models stay linear (a depth-4096 spec). */
+  depNode(v: Value): DepNode {
+    if (v.t === "tuple") return v.items.reduce<DepNode>((d, x) => joinDeps(d, this.depNode(x)), NO_DEPS);
     return this.deps.get(v) ?? NO_DEPS;
   }
 
   /** A copy of `v` (each item of a tuple) that depends on `deps` as well. */
-  withDeps(v: Value, deps: ReadonlySet<string>): Value {
-    if (v.t === "tuple") return { t: "tuple", items: v.items.map((x) => this.withDeps(x, deps)) };
+  withDeps(v: Value, deps: DepNode | ReadonlySet<string>): Value {
+    const node: DepNode = deps instanceof Set ? [...deps].reduce<DepNode>((d, tag) => joinDeps(d, { tag }), NO_DEPS) : (deps as DepNode);
+    if (v.t === "tuple") return { t: "tuple", items: v.items.map((x) => this.withDeps(x, node)) };
     if (v.t !== "tensor") return v;
     const copy: Value = { ...v };
-    this.deps.set(copy, unionDeps(this.depsOf(v), deps));
+    this.deps.set(copy, joinDeps(this.depNode(v), node));
     return copy;
   }
 
@@ -922,20 +929,35 @@ export class Checker {
   }
 }
 
-const NO_DEPS: ReadonlySet<string> = new Set();
+/**
+ * What a tensor depends on, as a DAG: a tag (a weight owner's path, a network input) or the union
+ * of parts. Unions share their parts instead of copying sets (copying made deep models quadratic).
+ */
+export interface DepNode {
+  readonly tag?: string;
+  readonly parts?: readonly DepNode[];
+}
+const NO_DEPS: DepNode = {};
 
-/** a ∪ b, reusing either when it already holds the other (most unions add nothing). */
-export function unionDeps(a: ReadonlySet<string>, b: ReadonlySet<string>): ReadonlySet<string> {
-  if (a === b || b.size === 0) return a;
-  if (a.size === 0) return b;
-  const [big, small] = a.size >= b.size ? [a, b] : [b, a];
-  let out: Set<string> | undefined;
-  for (const x of small) {
-    if (big.has(x)) continue;
-    out ??= new Set(big);
-    out.add(x);
+export function joinDeps(a: DepNode, b: DepNode): DepNode {
+  if (a === b || b === NO_DEPS) return a;
+  if (a === NO_DEPS) return b;
+  return { parts: [a, b] };
+}
+
+/** Every tag below a node, each node visited once. */
+export function flattenDeps(d: DepNode): Set<string> {
+  const out = new Set<string>();
+  const seen = new Set<DepNode>();
+  const stack = [d];
+  while (stack.length) {
+    const n = stack.pop()!;
+    if (seen.has(n)) continue;
+    seen.add(n);
+    if (n.tag !== undefined) out.add(n.tag);
+    if (n.parts) stack.push(...n.parts);
   }
-  return out ?? big;
+  return out;
 }
 
 /** Thrown to stop elaborating after the first error inside a concrete block body. */
