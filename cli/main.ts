@@ -382,8 +382,8 @@ export async function main(argv: string[]): Promise<number> {
   let code: number = EXIT.ok;
   const program = build((c) => (code = c), argv);
   if (argv.length === 0) {
-    // a bare `sdc` is a usage error: say what there is, exit 2
-    process.stderr.write(program.helpInformation());
+    // a bare `sdc` is a usage error: say so and what there is, exit 2
+    process.stderr.write(`error: no command given; the commands are:\n\n${program.helpInformation()}`);
     return EXIT.usage;
   }
   try {
