@@ -856,12 +856,11 @@ export class Checker {
   }
 
   /** A copy of `v` (each item of a tuple) that depends on `deps` as well. */
-  withDeps(v: Value, deps: DepNode | ReadonlySet<string>): Value {
-    const node: DepNode = deps instanceof Set ? [...deps].reduce<DepNode>((d, tag) => joinDeps(d, { tag }), NO_DEPS) : (deps as DepNode);
-    if (v.t === "tuple") return { t: "tuple", items: v.items.map((x) => this.withDeps(x, node)) };
+  withDeps(v: Value, deps: DepNode): Value {
+    if (v.t === "tuple") return { t: "tuple", items: v.items.map((x) => this.withDeps(x, deps)) };
     if (v.t !== "tensor") return v;
     const copy: Value = { ...v };
-    this.deps.set(copy, joinDeps(this.depNode(v), node));
+    this.deps.set(copy, joinDeps(this.depNode(v), deps));
     return copy;
   }
 

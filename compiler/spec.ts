@@ -396,7 +396,7 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
   const before = checker.params.length;
   let out: Value | undefined;
   // each input carries a tag of its own, to find the ones the network ignores
-  const tagged = inputs.map((v, i) => checker.withDeps(v, new Set([inputTag(i)])));
+  const tagged = inputs.map((v, i) => checker.withDeps(v, { tag: inputTag(i) }));
   try {
     out = checker.elaborate({ ...net, label: undefined }, tagged, values, "", root);
   } catch (e) {

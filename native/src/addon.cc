@@ -126,20 +126,7 @@ Kernel decode(Reader& r) {
         } else if (e.kind == 1) {
           sp++;
         } else if (e.kind == 2) {
-          int a = -1;
-          switch (e.op) {
-#define EW1(ID, NAME, EXPR) \
-  case ID:                  \
-    a = 1;                  \
-    break;
-#define EW2(ID, NAME, EXPR) \
-  case ID:                  \
-    a = 2;                  \
-    break;
-#include "ew_ops.inc"
-#undef EW1
-#undef EW2
-          }
+          const int a = sdc::ew_arity(e.op);
           if (a < 0) throw std::runtime_error("unknown elementwise operator " + std::to_string(e.op));
           if (sp < a) throw std::runtime_error("elementwise program underflows");
           sp = sp - a + 1;

@@ -86,7 +86,7 @@ struct Val {
 };
 }  // namespace
 
-static inline int ew_arity(int op) {
+int ew_arity(int op) {
   switch (op) {
 #define EW1(ID, NAME, EXPR) \
   case ID:                  \

@@ -51,6 +51,8 @@ struct EwKernel {
   int depth;  // stack depth the program needs
 };
 void run_ew(const EwKernel& k);
+// operands of elementwise operator `op` (ew_ops.inc), or -1 for an unknown one
+int ew_arity(int op);
 
 // ---- batched strided GEMM: C[b1,b2,m,n] = alpha * sum_k A[b1,b2,m,k] B[b1,b2,k,n] + bias[n] ---
 struct GemmKernel {
