@@ -18,7 +18,7 @@ import { initBackend } from "../../runtime/backend.ts";
 import { evaluate } from "../../runtime/graph/cpu.ts";
 import { compileGraph, nativeAddon, paramArena } from "../../runtime/graph/native.ts";
 import { buildVelocityGraph } from "../../runtime/graph/step.ts";
-import { readSafetensors, type TensorData } from "../../runtime/io/safetensors.ts";
+import { readSafetensors, type SafeTensor } from "../../runtime/io/safetensors.ts";
 import { ParamStore } from "../../runtime/nn/params.ts";
 
 vi.setConfig({ testTimeout: 240_000 });
@@ -31,7 +31,7 @@ beforeAll(async () => {
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** NCHW (PyTorch) -> NHWC (sdc) */
-function toNHWC(t: TensorData): Float32Array {
+function toNHWC(t: SafeTensor): Float32Array {
   const [b, c, h, w] = t.shape;
   const x = t.data as Float32Array;
   const out = new Float32Array(b * h * w * c);
