@@ -47,7 +47,7 @@ export const SECTIONS: Record<string, Record<string, SettingSpec>> = {
   },
   data: {
     source: { kind: "enum", values: ["mnist", "folder", "latents"], doc: "embedded MNIST, a folder of PNGs with captions.jsonl, or a latent tensor dataset (.safetensors: `latents` [N, H, W, C], `labels` [N])", dflt: "mnist" },
-    path: { kind: "string", doc: "folder source: its directory; latents: the .safetensors file (relative to the spec)", dflt: "(none)" },
+    path: { kind: "string", doc: "folder source: its directory; latents: the .safetensors file (relative to the working directory)", dflt: "(none)" },
     image: { kind: "raw", doc: "[height, width, channels] (MNIST and folders: 1 or 3 channels; latents: any)", dflt: "[32, 32, 1]" },
     prompts: { kind: "enum", values: ["digits", "captions"], doc: "MNIST labels as numerals or words, or the folder's captions", dflt: "digits (mnist), captions (folder)" },
   },
