@@ -20,6 +20,8 @@ import { compileGraph, nativeAddon, paramArena } from "../../runtime/graph/nativ
 import { buildVelocityGraph } from "../../runtime/graph/step.ts";
 import { readSafetensors, type SafeTensor } from "../../runtime/io/safetensors.ts";
 import { ParamStore } from "../../runtime/nn/params.ts";
+import { networkSources } from "../../runtime/train/conditioning.ts";
+import type { InputSource } from "../../compiler/ir.ts";
 
 vi.setConfig({ testTimeout: 240_000 });
 const FX = "test/fixtures/arch";
@@ -50,7 +52,10 @@ interface Arch {
   name: string;
   fixture: string;
 }
-const ARCHS: Arch[] = [{ spec: "specs/mmditx.mdl", name: "mmditx-tiny-train_log_every1", fixture: "mmditx" }];
+const ARCHS: Arch[] = [
+  { spec: "specs/mmditx.mdl", name: "mmditx-tiny-train_log_every1", fixture: "mmditx" },
+  { spec: "specs/dit.mdl", name: "dit-tiny-train_log_every1", fixture: "dit" },
+];
 
 async function compileTiny(a: Arch): Promise<LoadedSpec> {
   expect(runCompile(a.spec, { outDir: tmp, quiet: true, variant: "tiny", set: ["train.log_every=1"] }, sink, sink)).toBe(0);
@@ -76,25 +81,56 @@ describe.each(ARCHS)("$name vs the PyTorch reference", (a) => {
     const t = (k: string) => io.tensors.get(k)!;
     const [b, c, h, w] = t("x").shape;
     const xs = toNHWC(t("x"));
-    const want = toNHWC(t("output"));
+    const want = toNHWC(t("output")); // all the output channels (with learned sigma, 2C)
+    const co = t("output").shape[1];
     const ts = t("timestep").data as Float32Array;
-    const ctx = t("text_embeddings");
-    const pooled = t("pooled_text_embeddings");
+    const sources = networkSources(loaded.ir);
     const worst: Record<string, number> = {};
 
-    // tfjs
-    const y = tf.tidy(() => network.forward(tf.tensor4d(xs, [b, h, w, c]), tf.tensor1d(ts), tf.tensor3d(ctx.data as Float32Array, ctx.shape as [number, number, number]), tf.tensor2d(pooled.data as Float32Array, pooled.shape as [number, number])));
+    // tfjs: the network's forward with each input from its source
+    const tensorOf = (s: InputSource): tf.Tensor => {
+      switch (s) {
+        case "image": return tf.tensor4d(xs, [b, h, w, c]);
+        case "timestep": return tf.tensor1d(ts);
+        case "context": return tf.tensor(t("text_embeddings").data as Float32Array, t("text_embeddings").shape);
+        case "pooled": return tf.tensor(t("pooled_text_embeddings").data as Float32Array, t("pooled_text_embeddings").shape);
+        case "context_mask": return tf.tensor(t("text_mask").data as Float32Array, t("text_mask").shape);
+        case "label": return tf.tensor1d(t("label").data as Int32Array, "int32");
+      }
+    };
+    const y = tf.tidy(() => network.forward(...sources.map(tensorOf)));
+    expect(y.shape).toEqual([b, h, w, co]);
     worst.tfjs = maxAbs(y.dataSync(), want);
     y.dispose();
 
     // the static graph on the interpreter and on the native kernels
     const frozen = { words: [], encode: () => { throw new Error("unused"); } };
-    const vg = buildVelocityGraph({ store, network, text: frozen }, b, [h, w, c], { tokens: ctx.shape[1], width: ctx.shape[2], pooled: pooled.shape[1] });
+    const ctxShape = io.tensors.has("text_embeddings") ? { tokens: t("text_embeddings").shape[1], width: t("text_embeddings").shape[2], pooled: t("pooled_text_embeddings").shape[1] } : undefined;
+    const vg = buildVelocityGraph({ store, network, text: frozen, ir: loaded.ir }, b, [h, w, c], ctxShape);
+    // with flow.output velocity_variance the graph's v is the velocity half: compare the whole output
+    const vNode = vg.graph.node(vg.v.id).op;
+    const out = loaded.ir.flow.output === "velocity_variance" && vNode.kind === "slice" ? vg.graph.sym(vNode.src) : vg.v;
+    expect(out.shape).toEqual([b, h, w, co]);
     const params = new Map([...store.vars].map(([name, v]) => [name, v.dataSync() as Float32Array]));
-    const feeds = new Map<string, Float32Array>([["xt", xs], ["t", ts], ["context", ctx.data as Float32Array], ["pooled", pooled.data as Float32Array]]);
-    worst.graph = maxAbs(evaluate(vg.graph, feeds, params, vg.v.id + 1)[vg.v.id], want);
+    const feeds = new Map<string, Float32Array>([["xt", xs], ["t", ts]]);
+    if (io.tensors.has("text_embeddings")) {
+      feeds.set("context", t("text_embeddings").data as Float32Array);
+      feeds.set("pooled", t("pooled_text_embeddings").data as Float32Array);
+    }
+    if (io.tensors.has("text_mask")) feeds.set("mask", t("text_mask").data as Float32Array);
+    if (io.tensors.has("label")) {
+      const labels = t("label").data as Int32Array;
+      feeds.set("labels", Float32Array.from(labels));
+      for (const oh of vg.oneHots) {
+        expect(oh.from).toBe("labels");
+        const rows = new Float32Array(labels.length * oh.vocab);
+        labels.forEach((l, i) => (rows[i * oh.vocab + l] = 1));
+        feeds.set(oh.name, rows);
+      }
+    }
+    worst.graph = maxAbs(evaluate(vg.graph, feeds, params, out.id + 1)[out.id], want);
     expect(nativeAddon().addon, nativeAddon().why).not.toBeNull();
-    worst.native = maxAbs(compileGraph(vg, paramArena(params)).run(feeds), want);
+    worst.native = maxAbs(compileGraph({ graph: vg.graph, v: out, batch: b }, paramArena(params)).run(feeds), want);
     console.log(`${a.name}: ${store.numParams} parameters; max |sdc - PyTorch|: tfjs ${worst.tfjs.toExponential(2)}, graph ${worst.graph.toExponential(2)}, native ${worst.native.toExponential(2)}`);
     for (const [engine, e] of Object.entries(worst)) expect(e, engine).toBeLessThan(1e-4);
     store.dispose();
