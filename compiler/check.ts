@@ -770,6 +770,7 @@ export class Checker {
     for (const spec of specs) {
       if (!args[spec.name]) {
         if (spec.default) args[spec.name] = spec.default;
+        else if (spec.optional) continue;
         else fail("SDC402", call.span, `${prim.name}: missing argument '${spec.name}' (${spec.doc})`);
       }
       args[spec.name] = this.checkArgType(prim, spec, args[spec.name], spans.get(spec.name) ?? call.span);
