@@ -9,7 +9,7 @@
  */
 import type * as A from "./ast.ts";
 import { CODES, type Diagnostic, DiagnosticError, diag, fail, type Span } from "./diagnostics.ts";
-import { type Args, broadcastShapes, type PrimArg, type PrimContext, type Primitive, primitive, PRIMITIVES, type WeightSpec } from "./primitives.ts";
+import { type Args, broadcastShapes, isStateDictName, type PrimArg, type PrimContext, type Primitive, primitive, PRIMITIVES, SUFFIX_ARGS, type WeightSpec } from "./primitives.ts";
 import { type Dim, dimEq, dimOp, dimToString, isSym, shapeToString, type Sym, symVar, typeName, type Value, valueToString } from "./values.ts";
 
 /** Refuse models whose parameter count exceeds this before anything is allocated. */
@@ -759,9 +759,18 @@ export class Checker {
         spans.set(specs[i].name, p.arg.span);
       });
     }
+    // `weight_name: "scale"`: a parameter's state-dict suffix, generic over primitives with weights
+    const renames = new Map<string, { to: string; arg: A.Arg }>();
     for (const [name, { value, arg }] of named) {
+      const rename = prim.weights ? SUFFIX_ARGS.find((s) => s.arg === name) : undefined;
+      if (rename) {
+        if (value.t !== "string") fail("SDC401", arg.value.span, `${prim.name}: argument '${name}' must be a string (a state-dict name such as "scale"), got ${typeName(value)} ${valueToString(value)}`);
+        if (!isStateDictName(value.v)) fail("SDC407", arg.value.span, `${prim.name}: ${name} must be a state-dict name: identifiers or integers joined by dots (e.g. "scale"), got ${JSON.stringify(value.v)}`);
+        renames.set(rename.suffix, { to: value.v, arg });
+        continue;
+      }
       const spec = specs.find((s) => s.name === name);
-      if (!spec) fail("SDC403", arg.nameSpan!, `${prim.name} has no argument '${name}'${suggest(name, specs.map((s) => s.name))}`);
+      if (!spec) fail("SDC403", arg.nameSpan!, `${prim.name} has no argument '${name}'${suggest(name, [...specs.map((s) => s.name), ...(prim.weights ? SUFFIX_ARGS.map((s) => s.arg) : [])])}`);
       if (args[name]) fail("SDC301", arg.nameSpan!, `argument '${name}' of ${prim.name} is given twice`);
       args[name] = value;
       spans.set(name, arg.value.span);
@@ -777,7 +786,7 @@ export class Checker {
     const ctx = this.primContext(prim, call, spans, scope.symbolic);
     const out = prim.infer(args, ctx);
     let ownTag: string | undefined;
-    const weights = prim.weights?.(args, ctx) ?? [];
+    const weights = renameWeights(prim, prim.weights?.(args, ctx) ?? [], renames);
     if (weights.length) {
       const path = this.labelPath(call, scope, true);
       if (scope.symbolic) {
@@ -956,6 +965,20 @@ export function flattenDeps(d: DepNode): Set<string> {
     if (n.tag !== undefined) out.add(n.tag);
     if (n.parts) stack.push(...n.parts);
   }
+  return out;
+}
+
+/** The weights with `weight_name`/`bias_name` applied; a rename of a parameter the call lacks, or onto another's name, fails at its argument. */
+function renameWeights(prim: Primitive, weights: WeightSpec[], renames: Map<string, { to: string; arg: A.Arg }>): WeightSpec[] {
+  if (!renames.size || !weights.length) return weights;
+  for (const [suffix, r] of renames) {
+    if (!weights.some((w) => w.suffix === suffix)) fail("SDC407", r.arg.nameSpan!, `${prim.name}(...) here has no parameter named '${suffix}' to rename (its parameters: ${weights.map((w) => w.suffix ?? "the call's name itself").join(", ")})`);
+  }
+  const out = weights.map((w) => (w.suffix !== null && renames.has(w.suffix) ? { ...w, suffix: renames.get(w.suffix)!.to } : w));
+  out.forEach((w, i) => {
+    const clash = out.findIndex((o, j) => j !== i && o.suffix === w.suffix);
+    if (clash >= 0 && w.suffix !== weights[i].suffix) fail("SDC307", renames.get(weights[i].suffix!)!.arg.value.span, `${prim.name}: ${JSON.stringify(w.suffix)} would name two of its parameters`);
+  });
   return out;
 }
 

@@ -7,7 +7,7 @@ import type { ClassDeclarationStructure, CodeBlockWriter, InterfaceDeclarationSt
 import { tsMorph } from "./lazy.ts";
 import type * as A from "../ast.ts";
 import { type BlockAnalysis, exprText, type ModuleDecl } from "../check.ts";
-import { primitive } from "../primitives.ts";
+import { primitive, SUFFIX_ARGS } from "../primitives.ts";
 import { type Dim, shapeToString, type Value } from "../values.ts";
 import { commentText, moduleFields, Names, propName } from "./names.ts";
 
@@ -167,8 +167,10 @@ function ctorArgsTs(m: ModuleDecl, c: Ctx): string {
     return v?.t === "tensor" ? v.shape : [];
   };
   const lastDim = (name: string) => dimTs(tensorShape(name)[tensorShape(name).length - 1], c);
+  // state-dict suffixes (`weight_name: "scale"`), the same for every layer
+  const names = Object.fromEntries(SUFFIX_ARGS.map((s) => [s.field, named.has(s.arg) ? ts(named.get(s.arg)!.value, c) : undefined]));
   const obj = (o: Record<string, string | undefined>) =>
-    `{ ${Object.entries(o)
+    `{ ${Object.entries({ ...o, ...names })
       .filter(([, v]) => v !== undefined)
       .map(([k, v]) => `${k}: ${v}`)
       .join(", ")} }`;
@@ -190,7 +192,7 @@ function ctorArgsTs(m: ModuleDecl, c: Ctx): string {
     case "parameter":
       return obj({ shape: arg("shape") });
     default:
-      return "{}";
+      return obj({});
   }
 }
 
