@@ -252,7 +252,7 @@ export function generateBlock(a: BlockAnalysis, n: Names = new Names([a.block.na
   const argsName = n.argsName(b.name);
   const params = b.params;
   const locals = new Set([...params.map((p) => p.name), ...b.lets.map((l) => l.name)]);
-  const fieldList = moduleFields(a.modules.map((m) => m.path));
+  const fieldList = moduleFields(a.modules.map((m) => (m.shared ? `${m.path}_shared` : m.path)));
   const fields = new Map(a.modules.map((m, i) => [m, fieldList[i]]));
   // names the constructor binds (parameters, lets, loop variables) must also avoid its own bindings
   const ctorNames = new Set([...locals, ...forVariables(fwd.body)]);
@@ -287,7 +287,7 @@ export function generateBlock(a: BlockAnalysis, n: Names = new Names([a.block.na
       name: fields.get(m)!,
       type: m.loop ? `ReadonlyArray<${elem}>` : elem,
       isReadonly: true,
-      docs: [`${m.anonymous ? "(no parameters, unnamed)" : `\`${m.path}${m.loop ? `.{${m.loop.variable.name}}` : ""}\``}: ${m.block ? `block ${m.block.name}` : m.prim!.name}${m.guards.length ? ` (only when ${commentText(m.guards.map((g) => (g.negate ? `!(${exprText(g.cond)})` : exprText(g.cond))).join(" && "))})` : ""}`],
+      docs: [`${m.anonymous ? "(no parameters, unnamed)" : m.shared ? `shares the parameters of \`${m.path}\`` : `\`${m.path}${m.loop ? `.{${m.loop.variable.name}}` : ""}\``}: ${m.block ? `block ${m.block.name}` : m.prim!.name}${m.guards.length ? ` (only when ${commentText(m.guards.map((g) => (g.negate ? `!(${exprText(g.cond)})` : exprText(g.cond))).join(" && "))})` : ""}`],
     });
   }
 
@@ -309,8 +309,8 @@ export function generateBlock(a: BlockAnalysis, n: Names = new Names([a.block.na
       const field = fields.get(m)!;
       if (m.loop) {
         const iv = tsName(m.loop.variable.name);
-        const pathExpr = m.anonymous ? "path" : `joinName(path, \`${m.path}.\${${iv}}\`)`;
-        const make = `new ${cls}(store, ${pathExpr}, ${ctorArgsTs(m, ctorCtx)})`;
+        const pathExpr = m.anonymous ? "path" : m.shared ? `joinName(path, ${JSON.stringify(m.path)})` : `joinName(path, \`${m.path}.\${${iv}}\`)`;
+        const make = `new ${cls}(${m.shared ? "store.shared()" : "store"}, ${pathExpr}, ${ctorArgsTs(m, ctorCtx)})`;
         const body = m.guards.length ? `${guardTs(m, ctorCtx)} ? ${make} : null` : make;
         const from = ts(m.loop.from, ctorCtx);
         const to = ts(m.loop.to, ctorCtx, 5);
@@ -321,7 +321,7 @@ export function generateBlock(a: BlockAnalysis, n: Names = new Names([a.block.na
         });
         w.writeLine("});");
       } else {
-        const make = `new ${cls}(store, ${m.anonymous ? "path" : `joinName(path, ${JSON.stringify(m.path)})`}, ${ctorArgsTs(m, ctorCtx)})`;
+        const make = `new ${cls}(${m.shared ? "store.shared()" : "store"}, ${m.anonymous ? "path" : `joinName(path, ${JSON.stringify(m.path)})`}, ${ctorArgsTs(m, ctorCtx)})`;
         w.writeLine(`this.${field} = ${m.guards.length ? `${guardTs(m, ctorCtx)} ? ${make} : null` : make};`);
       }
     }
