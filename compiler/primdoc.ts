@@ -6,7 +6,7 @@
  */
 import type * as A from "./ast.ts";
 import { parseExpression } from "./parser.ts";
-import { type Args, type PrimArg, type PrimContext, type Primitive, PRIMITIVES, type WeightSpec } from "./primitives.ts";
+import { type Args, type PrimArg, type PrimContext, type Primitive, PRIMITIVES, SUFFIX_ARGS, type WeightSpec } from "./primitives.ts";
 import { type Dim, dimOp, isSym, shapeToString, symVar, type Value, valueToString } from "./values.ts";
 
 export interface PrimitiveParamDoc {
@@ -151,11 +151,14 @@ export function describePrimitive(prim: Primitive): PrimitiveDoc {
     if (a !== JSON.stringify(paramDocs(weights))) paramVariants.push({ when: `${spec.name}: ${!spec.default.v}`, params: paramDocs(ws) });
   }
   const positional = prim.variadic ? "x1, x2, ..., " : "";
+  // the generic renames (`weight_name: "scale"`) of the suffixes this primitive's parameters have
+  const suffixes = new Set(weights.map((w) => w.suffix));
+  const renames = SUFFIX_ARGS.filter((r) => suffixes.has(r.suffix)).map((r) => ({ name: r.arg, type: "string", default: JSON.stringify(r.suffix), doc: `(by name only) ${r.doc}` }));
   return {
     name: prim.name,
     doc: prim.doc,
     signature: `${prim.name}(${positional}${prim.args.map((a) => `${a.name}${a.optional ? "?" : ""}: ${argType(a)}${a.default ? ` = ${defaultText(a.default)}` : ""}`).join(", ")})`,
-    args: prim.args.map((a) => ({ name: a.name, type: argType(a), default: a.default ? defaultText(a.default) : undefined, optional: a.optional, doc: a.doc })),
+    args: [...prim.args.map((a) => ({ name: a.name, type: argType(a), default: a.default ? defaultText(a.default) : undefined, optional: a.optional, doc: a.doc })), ...renames],
     variadic: !!prim.variadic,
     example: `${prim.name}(${given.join(", ")})${weights.length ? " as NAME" : ""}`,
     inputs,
@@ -201,7 +204,11 @@ export function primitivesMarkdown(docs: PrimitiveDoc[] = describePrimitives()):
     "arguments may be given by position, in this order), what the primitive computes, and what its",
     "shape and parameter rules (the checker's own) give on an example call. Parameters are named",
     "in the state dict by the call's `as NAME`: a call that creates parameters must be named, one",
-    "that creates none must not. Tensors are channels-last: images `[B, H, W, C]`, sequences `[B, N, D]`.",
+    "that creates none must not; `weight_name:` and `bias_name:` rename a parameter's suffix",
+    "(`rms_norm(q, weight_name: \"scale\") as norm` is `norm.scale`), and `share: \"NAME\"` (weight",
+    "tying) makes a call use the parameters of the earlier call `NAME` instead of its own (same",
+    "suffixes and shapes; counted once; such a call takes no `as`). Tensors are channels-last:",
+    "images `[B, H, W, C]`, sequences `[B, N, D]`.",
     "",
     "Besides these: `+ - * /` on tensors and numbers, elementwise with numpy broadcasting, and unary `-`.",
     "",

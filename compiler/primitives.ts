@@ -45,6 +45,31 @@ export interface WeightSpec {
   buffer: boolean;
 }
 
+/**
+ * State-dict suffix control, generic over every primitive with parameters: `weight_name: "scale"`
+ * names the parameter whose suffix is "weight" `LABEL.scale` instead (BFL's Flux RMSNorm),
+ * `bias_name` the one whose suffix is "bias". The checker takes these arguments itself (they are
+ * in no entry's `args`); the generated code passes them to the layer as `weightName`/`biasName`.
+ */
+export const SUFFIX_ARGS: readonly { arg: string; suffix: string; field: string; doc: string }[] = [
+  { arg: "weight_name", suffix: "weight", field: "weightName", doc: 'state-dict name of the weight under the call\'s name, e.g. "scale"' },
+  { arg: "bias_name", suffix: "bias", field: "biasName", doc: 'state-dict name of the bias under the call\'s name' },
+];
+
+/**
+ * Weight tying, generic over every primitive with parameters: `share: "embed"` makes the call
+ * use the parameters of the earlier call named `embed` (relative to the block, dotted into
+ * sub-blocks: "encoder.token_embedding") instead of creating its own. Each of the call's
+ * parameters is the target's one of the same suffix, with the same shape; it is counted and
+ * saved once, and gets the gradients of both uses. The call takes no `as` name.
+ */
+export const SHARE_ARG = { arg: "share", doc: "use the parameters of the earlier call of this name (weight tying) instead of creating them; the call then takes no `as` name" } as const;
+
+/** A state-dict name part: identifiers or integers joined by dots (`scale`, `net.0.weight`). */
+export function isStateDictName(s: string): boolean {
+  return /^(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+)(?:\.(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+))*$/.test(s);
+}
+
 export type Args = Record<string, Value>;
 
 /** What a shape rule may ask of the checker. */
