@@ -618,11 +618,11 @@ export const PRIMITIVES: Record<string, Primitive> = {
       const d = c.div("heads", x.shape[2], heads, "rope: heads must divide the width");
       const axes = (a.axes_dim as { items: Value[] }).items.map((v) => (v as { v: Dim }).v);
       if (axes.length === 0) c.fail("axes_dim", "SDC407", "rope: axes_dim needs at least one axis");
+      // a block parameter is symbolic here (checked once per block): numbers are checked now
       for (const ad of axes) {
-        if (typeof ad !== "number") return c.fail("axes_dim", "SDC401", `rope: axes_dim must be constants, got ${dimToString(ad)}`);
-        if (!Number.isInteger(ad) || ad <= 0 || ad % 2) c.fail("axes_dim", "SDC407", `rope: each axis needs a positive even number of channels, got ${ad}`);
+        if (typeof ad === "number" && (!Number.isInteger(ad) || ad <= 0 || ad % 2)) c.fail("axes_dim", "SDC407", `rope: each axis needs a positive even number of channels, got ${ad}`);
       }
-      const total = axes.reduce((p: number, q) => p + (q as number), 0);
+      const total = axes.reduce((p: Dim, q) => dimOp("+", p, q), 0);
       c.expectEq("axes_dim", total, d, "rope: axes_dim must add up to the head width (width / heads)");
       const lead = pos.shape.length - 2;
       if (lead) c.expectEq("pos", pos.shape[0], x.shape[0], "rope: batch of pos must match x");

@@ -60,8 +60,10 @@ function traceVelocity(g: Graph, m: Pick<ModelBundle, "network" | "text" | "ir">
     }
   }
   if (sources.includes("context_mask")) {
-    if (!(m.text instanceof LearnedPromptEncoder)) throw new GraphError("context_mask needs the learned text encoder");
-    cond.context_mask = g.input("mask", [batch, m.text.tokenizer.length]);
+    // frozen encoders: the caller feeds the mask with the context (its token count)
+    const tokens = m.text instanceof LearnedPromptEncoder ? m.text.tokenizer.length : context?.tokens;
+    if (tokens === undefined) throw new GraphError("context_mask needs the learned text encoder or the context shape");
+    cond.context_mask = g.input("mask", [batch, tokens]);
   }
   if (sources.includes("label")) cond.label = g.input("labels", [batch]);
   const args = sources.map((s) => (s === "image" ? xt : s === "timestep" ? t : cond[s]!));
