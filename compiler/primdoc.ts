@@ -53,6 +53,9 @@ function dimOf(e: A.Expr): Dim {
       return e.value;
     case "ident":
       return symVar(e.name);
+    case "unary":
+      if (e.op === "-") return dimOp("-", 0, dimOf(e.operand));
+      break;
     case "binary":
       if (e.op === "+" || e.op === "-" || e.op === "*" || e.op === "/" || e.op === "%") return dimOp(e.op, dimOf(e.left), dimOf(e.right));
       break;

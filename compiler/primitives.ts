@@ -120,6 +120,68 @@ function positive(c: PrimContext, arg: string, d: Dim, what: string) {
 
 const X: PrimArg = { name: "x", type: "tensor", doc: "input tensor" };
 
+/** A list argument's sizes. */
+function intList(a: Args, name: string): Dim[] {
+  return (a[name] as { items: Value[] }).items.map((v) => (v as { v: Dim }).v);
+}
+function product(shape: Dim[]): Dim {
+  return shape.reduce((p: Dim, q) => dimOp("*", p, q), 1);
+}
+/** A shape's element count as a number times symbolic factors (products split, each factor by its text). */
+function factors(shape: Dim[]): { num: number; syms: Dim[] } {
+  let n = 1;
+  const syms: Dim[] = [];
+  const walk = (d: Dim) => {
+    if (typeof d === "number") n *= d;
+    else if (d.op === "*") {
+      walk(d.a);
+      walk(d.b);
+    } else syms.push(d);
+  };
+  shape.forEach(walk);
+  // a / k next to a factor k is a (heads * (width / heads) is width)
+  for (let i = 0; i < syms.length; i++) {
+    const q = syms[i];
+    if (typeof q === "number" || q.op !== "/") continue;
+    const j = syms.findIndex((k, at) => at !== i && dimEq(k, q.b));
+    if (j < 0) continue;
+    syms.splice(Math.max(i, j), 1);
+    syms.splice(Math.min(i, j), 1);
+    walk(q.a);
+    i = -1;
+  }
+  return { num: n, syms };
+}
+/** have / want: the numeric ratio, the symbolic factors of `have` left over and those of `want` not in `have`. */
+function cancel(have: { num: number; syms: Dim[] }, want: { num: number; syms: Dim[] }): { num: number; left: Dim[]; extra: Dim[] } {
+  const left = [...have.syms];
+  const extra: Dim[] = [];
+  for (const w of want.syms) {
+    const i = left.findIndex((h) => dimEq(h, w));
+    if (i >= 0) left.splice(i, 1);
+    else extra.push(w);
+  }
+  return { num: have.num / want.num, left, extra };
+}
+
+/** zeros, ones, full: a constant float32 tensor of a shape (sizes may be symbolic, e.g. the batch B). */
+function constantPrim(name: "zeros" | "ones" | "full", doc: string): Primitive {
+  const args: PrimArg[] = [{ name: "shape", type: "ints", doc: "shape" }];
+  if (name === "full") args.push({ name: "value", type: "float", doc: "the value of every element" });
+  return {
+    name,
+    doc,
+    args,
+    runtime: name,
+    example: name === "full" ? { shape: "[B, N, 1]", value: "0.5" } : { shape: "[B, N, 1]" },
+    infer(a, c) {
+      const dims = intList(a, "shape");
+      for (const d of dims) positive(c, "shape", d, `${name}: a size`);
+      return floatTensor(dims);
+    },
+  };
+}
+
 /** Pooling on [B, H, W, C] with window = stride = size. */
 function pool(name: string, what: string, runtime: string): Primitive {
   return {
@@ -298,6 +360,167 @@ export const PRIMITIVES: Record<string, Primitive> = {
       const x = tensor(a, "x");
       const ax = normAxis(num(a, "axis"), x.shape.length, c);
       return floatTensor(x.shape.filter((_, i) => i !== ax));
+    },
+  },
+  // ---- layout ops and constant tensors (reshape ... arange)
+  reshape: {
+    name: "reshape",
+    doc: "the same elements in a new shape (row-major); one size may be -1 (inferred); the element counts must agree",
+    args: [X, { name: "shape", type: "ints", doc: "the new shape: sizes, symbolic sizes (B), at most one -1" }],
+    runtime: "reshape",
+    example: { x: "[B, N, D]", shape: "[B, N, h, -1]" },
+    infer(a, c) {
+      const x = tensor(a, "x");
+      const dims = intList(a, "shape");
+      const holes = dims.filter((d) => d === -1).length;
+      if (holes > 1) c.fail("shape", "SDC407", `reshape: at most one size may be -1, got ${shapeToString(dims)}`);
+      for (const d of dims) if (typeof d === "number" && d !== -1 && (!Number.isInteger(d) || d <= 0)) c.fail("shape", "SDC407", `reshape: sizes must be positive (or one -1), got ${shapeToString(dims)}`);
+      const have = factors(x.shape);
+      const want = factors(dims.filter((d) => d !== -1));
+      const rest = cancel(have, want);
+      if (holes) {
+        if (rest.extra.length || rest.num % 1 !== 0) {
+          if (!c.symbolic) c.fail("shape", "SDC502", `reshape: ${shapeToString(x.shape)} (${dimToString(product(x.shape))} elements) does not split into ${shapeToString(dims)}`);
+          const whole = Number.isInteger(rest.num);
+          const hole = dimOp("/", product([whole ? rest.num : have.num, ...rest.left]), product([whole ? 1 : want.num, ...rest.extra]));
+          return { t: "tensor", dtype: x.dtype, shape: dims.map((d) => (d === -1 ? hole : d)) };
+        }
+        return { t: "tensor", dtype: x.dtype, shape: dims.map((d) => (d === -1 ? rest.left.reduce((p: Dim, q) => dimOp("*", p, q), rest.num) : d)) };
+      }
+      if (rest.extra.length || rest.left.length || rest.num !== 1) {
+        if (!c.symbolic || (!rest.extra.length && !rest.left.length)) c.fail("shape", "SDC500", `reshape: ${shapeToString(x.shape)} has ${dimToString(product(x.shape))} elements, ${shapeToString(dims)} has ${dimToString(product(dims))}`);
+      }
+      return { t: "tensor", dtype: x.dtype, shape: dims };
+    },
+  },
+  permute: {
+    name: "permute",
+    doc: "reorder the axes: output axis i is input axis perm[i]",
+    args: [X, { name: "perm", type: "ints", doc: "a permutation of 0 .. rank - 1 (negative counts from the end)" }],
+    runtime: "permute",
+    example: { x: "[B, N, H, d]", perm: "[0, 2, 1, 3]" },
+    infer(a, c) {
+      const x = tensor(a, "x");
+      const perm = intList(a, "perm");
+      if (perm.length !== x.shape.length) c.fail("perm", "SDC501", `permute: ${perm.length} axes for a rank-${x.shape.length} tensor ${shapeToString(x.shape)}`);
+      const axes = perm.map((p) => normAxis(p, x.shape.length, c, "perm"));
+      if (new Set(axes).size !== axes.length) c.fail("perm", "SDC407", `permute: ${shapeToString(perm)} is not a permutation (an axis repeats)`);
+      return { t: "tensor", dtype: x.dtype, shape: axes.map((p) => x.shape[p]) };
+    },
+  },
+  transpose: {
+    name: "transpose",
+    doc: "swap two axes",
+    args: [X, { name: "a", type: "int", doc: "first axis" }, { name: "b", type: "int", doc: "second axis" }],
+    runtime: "transpose",
+    example: { x: "[B, N, D]", a: "1", b: "2" },
+    infer(a, c) {
+      const x = tensor(a, "x");
+      const i = normAxis(num(a, "a"), x.shape.length, c, "a");
+      const j = normAxis(num(a, "b"), x.shape.length, c, "b");
+      const s = [...x.shape];
+      [s[i], s[j]] = [s[j], s[i]];
+      return { t: "tensor", dtype: x.dtype, shape: s };
+    },
+  },
+  slice: {
+    name: "slice",
+    doc: "the elements start .. end - 1 along an axis (negative bounds count from the end, as in Python)",
+    args: [X, { name: "start", type: "int", doc: "first index" }, { name: "end", type: "int", doc: "one past the last index" }, { name: "axis", type: "int", default: int(-1), doc: "axis" }],
+    runtime: "slice",
+    example: { x: "[B, N, D]", start: "1", end: "-1", axis: "1" },
+    infer(a, c) {
+      const x = tensor(a, "x");
+      const ax = normAxis(num(a, "axis"), x.shape.length, c);
+      const len = x.shape[ax];
+      const bound = (arg: string): Dim => {
+        const v = num(a, arg);
+        if (typeof v === "number" && v < 0) return typeof len === "number" ? v + len : dimOp("-", len, -v);
+        return v;
+      };
+      const [s, e] = [bound("start"), bound("end")];
+      if (typeof len === "number") {
+        if (typeof s === "number" && (s < 0 || s >= len)) c.fail("start", "SDC407", `slice: start ${dimToString(num(a, "start"))} is out of range for axis ${ax} of size ${len}`);
+        if (typeof e === "number" && (e <= 0 || e > len)) c.fail("end", "SDC407", `slice: end ${dimToString(num(a, "end"))} is out of range for axis ${ax} of size ${len}`);
+      }
+      if (typeof s === "number" && typeof e === "number" && e <= s) c.fail("end", "SDC407", `slice: end ${dimToString(num(a, "end"))} must be after start ${dimToString(num(a, "start"))} (an empty slice)`);
+      // (N - 1) - 1 is N - 2
+      const n = typeof s === "number" && isSym(e) && e.op === "-" && typeof e.b === "number" ? dimOp("-", e.a, e.b + s) : dimOp("-", e, s);
+      return { t: "tensor", dtype: x.dtype, shape: x.shape.map((d, i) => (i === ax ? n : d)) };
+    },
+  },
+  repeat: {
+    name: "repeat",
+    doc: "tile n copies along an axis ([a, b] -> [a, b, a, b], as torch's Tensor.repeat)",
+    args: [X, { name: "n", type: "int", doc: "number of copies" }, { name: "axis", type: "int", default: int(-1), doc: "axis" }],
+    runtime: "repeat",
+    example: { x: "[B, N, D]", n: "2", axis: "1" },
+    infer(a, c) {
+      const x = tensor(a, "x");
+      const n = num(a, "n");
+      positive(c, "n", n, "n");
+      const ax = normAxis(num(a, "axis"), x.shape.length, c);
+      return { t: "tensor", dtype: x.dtype, shape: x.shape.map((d, i) => (i === ax ? dimOp("*", n, d) : d)) };
+    },
+  },
+  broadcast_to: {
+    name: "broadcast_to",
+    doc: "expand to a shape by numpy broadcasting (size-1 axes and missing leading axes are repeated)",
+    args: [X, { name: "shape", type: "ints", doc: "the target shape" }],
+    runtime: "broadcastTo",
+    example: { x: "[B, 1, D]", shape: "[B, N, D]" },
+    infer(a, c) {
+      const x = tensor(a, "x");
+      const dims = intList(a, "shape");
+      for (const d of dims) positive(c, "shape", d, "broadcast_to: a size");
+      if (dims.length < x.shape.length) c.fail("shape", "SDC501", `broadcast_to: cannot broadcast rank ${x.shape.length} ${shapeToString(x.shape)} to rank ${dims.length} ${shapeToString(dims)}`);
+      const off = dims.length - x.shape.length;
+      x.shape.forEach((d, i) => {
+        if (d !== 1) c.expectEq("shape", dims[i + off], d, `broadcast_to: cannot broadcast ${shapeToString(x.shape)} to ${shapeToString(dims)} (axis ${i + off})`);
+      });
+      return { t: "tensor", dtype: x.dtype, shape: dims };
+    },
+  },
+  pad: {
+    name: "pad",
+    doc: "pad an axis with `before` and `after` elements of a constant value",
+    args: [X, { name: "before", type: "int", doc: "elements before" }, { name: "after", type: "int", doc: "elements after" }, { name: "axis", type: "int", default: int(-1), doc: "axis" }, { name: "value", type: "float", default: flt(0), doc: "the padding value" }],
+    runtime: "pad",
+    example: { x: "[B, N, D]", before: "1", after: "0", axis: "1" },
+    infer(a, c) {
+      const x = tensor(a, "x");
+      const ax = normAxis(num(a, "axis"), x.shape.length, c);
+      const [b, e] = [num(a, "before"), num(a, "after")];
+      for (const [arg, v] of [["before", b], ["after", e]] as const) if (typeof v === "number" && (!Number.isInteger(v) || v < 0)) c.fail(arg, "SDC407", `pad: ${arg} must be a non-negative integer, got ${v}`);
+      return floatTensor(x.shape.map((d, i) => (i === ax ? dimOp("+", dimOp("+", b, d), e) : d)));
+    },
+  },
+  squeeze: {
+    name: "squeeze",
+    doc: "remove an axis of size 1",
+    args: [X, { name: "axis", type: "int", doc: "the axis (of size 1)" }],
+    runtime: "squeeze",
+    example: { x: "[B, 1, D]", axis: "1" },
+    infer(a, c) {
+      const x = tensor(a, "x");
+      const ax = normAxis(num(a, "axis"), x.shape.length, c);
+      c.expectEq("axis", x.shape[ax], 1, `squeeze: axis ${ax} of ${shapeToString(x.shape)} must have size 1`);
+      return { t: "tensor", dtype: x.dtype, shape: x.shape.filter((_, i) => i !== ax) };
+    },
+  },
+  zeros: constantPrim("zeros", "a tensor of zeros"),
+  ones: constantPrim("ones", "a tensor of ones"),
+  full: constantPrim("full", "a tensor filled with one value"),
+  arange: {
+    name: "arange",
+    doc: "0, 1, ..., n - 1 as a float32 [n] tensor",
+    args: [{ name: "n", type: "int", doc: "length" }],
+    runtime: "arange",
+    example: { n: "N" },
+    infer(a, c) {
+      const n = num(a, "n");
+      positive(c, "n", n, "n");
+      return floatTensor([n]);
     },
   },
   attention: {

@@ -141,6 +141,36 @@ export const T = {
     );
   },
   flatten: (x: Sym): Sym => x.graph.reshape(x, [x.shape[0], -1]),
+  // ---- layout ops (reshape ... squeeze; the constants are T.constant)
+  reshape: (x: Sym, shape: number[]): Sym => x.graph.reshape(x, shape),
+  permute: (x: Sym, perm: number[]): Sym => x.graph.permute(x, perm),
+  slice: (x: Sym, axis: number, start: number, len: number): Sym => x.graph.slice(x, axis, start, len),
+  /** n copies tiled along an axis: a new axis of n before it, broadcast (one elementwise copy), merged */
+  repeat(x: Sym, n: number, axis: number): Sym {
+    const g = x.graph;
+    const split = [...x.shape.slice(0, axis), 1, ...x.shape.slice(axis)];
+    const wide = [...x.shape.slice(0, axis), n, ...x.shape.slice(axis)];
+    const y = g.ew("id", [g.reshape(x, split)], wide);
+    return g.reshape(
+      y,
+      x.shape.map((d, i) => (i === axis ? n * d : d)),
+    );
+  },
+  broadcastTo(x: Sym, shape: number[]): Sym {
+    if (x.shape.length === shape.length && x.shape.every((d, i) => d === shape[i])) return x;
+    return x.graph.ew("id", [x], shape);
+  },
+  /** zero padding (graph pad), plus the value where it padded: a constant [1, .., total, .., 1] */
+  pad(x: Sym, before: number, after: number, axis: number, value: number): Sym {
+    const g = x.graph;
+    const total = before + x.shape[axis] + after;
+    if (total === x.shape[axis]) return x;
+    const y = g.pad(x, axis, before, total);
+    if (value === 0) return y;
+    const fill = new Float32Array(total);
+    for (let i = 0; i < total; i++) if (i < before || i >= before + x.shape[axis]) fill[i] = value;
+    return g.ew("add", [y, g.constant(fill, x.shape.map((_, i) => (i === axis ? total : 1)))]);
+  },
 
   /** softmax(q k^T / sqrt(d)) v per head, heads read in place from [B, S, H*d] (no transposes). */
   attention(q: Sym, k: Sym, v: Sym, heads: number, causal = false): Sym {

@@ -4,7 +4,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { UnsupportedOpError } from "../graph/graph.ts";
-import { causalBias, isSym, T as G } from "../graph/trace.ts";
+import { activeTrace, causalBias, isSym, T as G } from "../graph/trace.ts";
 
 export class ShapeError extends Error {
   constructor(message: string) {
@@ -106,6 +106,98 @@ export function unsqueeze(x: T, axis: number): T {
 export function mean(x: T, axis: number): T {
   if (sym(x)) return G.mean(x as Any, axis) as Any;
   return tf.mean(x, axisOf(x, axis));
+}
+
+// ---- layout ops and constant tensors (reshape ... arange)
+
+/** The new shape with its one -1 filled in (the compiler checked the counts; this checks them again at run time). */
+function resolveShape(what: string, size: number, from: readonly number[], shape: number[]): number[] {
+  const s = [...shape];
+  const hole = s.indexOf(-1);
+  const known = s.reduce((p, d) => (d === -1 ? p : p * d), 1);
+  if (hole >= 0) s[hole] = size / known;
+  if (s.some((d) => !Number.isInteger(d) || d < 1) || s.reduce((p, d) => p * d, 1) !== size) throw new ShapeError(`${what}: cannot reshape [${from}] to [${shape}]`);
+  return s;
+}
+
+export function reshape(x: T, shape: number[]): T {
+  const s = resolveShape("reshape", sizeOfShape(x.shape), x.shape, shape);
+  if (sym(x)) return G.reshape(x as Any, s) as Any;
+  return tf.reshape(x, s);
+}
+
+function sizeOfShape(s: readonly number[]): number {
+  return s.reduce((p, d) => p * d, 1);
+}
+
+export function permute(x: T, perm: number[]): T {
+  const p = perm.map((a) => axisOf(x, a));
+  if (sym(x)) return G.permute(x as Any, p) as Any;
+  return tf.transpose(x, p);
+}
+
+export function transpose(x: T, a: number, b: number): T {
+  const p = x.shape.map((_, i) => i);
+  const [i, j] = [axisOf(x, a), axisOf(x, b)];
+  [p[i], p[j]] = [p[j], p[i]];
+  return permute(x, p);
+}
+
+/** Elements start .. end - 1 along an axis; negative bounds count from the end. */
+export function slice(x: T, start: number, end: number, axis = -1): T {
+  const ax = axisOf(x, axis);
+  const len = x.shape[ax];
+  const s = start < 0 ? start + len : start;
+  const e = end < 0 ? end + len : end;
+  if (!(s >= 0 && e <= len && e > s)) throw new ShapeError(`slice: [${start}, ${end}) is out of range (or empty) for axis ${ax} of [${x.shape}]`);
+  if (sym(x)) return G.slice(x as Any, ax, s, e - s) as Any;
+  return tf.slice(x, x.shape.map((_, i) => (i === ax ? s : 0)), x.shape.map((d, i) => (i === ax ? e - s : d)));
+}
+
+/** n copies tiled along an axis. */
+export function repeat(x: T, n: number, axis = -1): T {
+  const ax = axisOf(x, axis);
+  if (sym(x)) return G.repeat(x as Any, n, ax) as Any;
+  return tf.tile(x, x.shape.map((_, i) => (i === ax ? n : 1)));
+}
+
+export function broadcastTo(x: T, shape: number[]): T {
+  if (sym(x)) return G.broadcastTo(x as Any, shape) as Any;
+  return tf.broadcastTo(x, shape);
+}
+
+/** Pad an axis with `before` and `after` elements of `value`. */
+export function pad(x: T, before: number, after: number, axis = -1, value = 0): T {
+  const ax = axisOf(x, axis);
+  if (sym(x)) return G.pad(x as Any, before, after, ax, value) as Any;
+  return tf.pad(
+    x,
+    x.shape.map((_, i) => (i === ax ? [before, after] : [0, 0])),
+    value,
+  );
+}
+
+export function squeeze(x: T, axis: number): T {
+  const ax = axisOf(x, axis);
+  if (x.shape[ax] !== 1) throw new ShapeError(`squeeze: axis ${ax} of [${x.shape}] does not have size 1`);
+  return reshape(
+    x,
+    x.shape.filter((_, i) => i !== ax),
+  );
+}
+
+/** A constant tensor of `shape` filled with `value` (a graph constant while tracing). */
+export function full(shape: number[], value: number): T {
+  if (activeTrace()) return G.constant(new Float32Array(sizeOfShape(shape)).fill(value), shape) as Any;
+  return tf.fill(shape, value, "float32");
+}
+export const zeros = (shape: number[]): T => full(shape, 0);
+export const ones = (shape: number[]): T => full(shape, 1);
+
+/** 0, 1, ..., n - 1 as float32 [n]. */
+export function arange(n: number): T {
+  if (activeTrace()) return G.constant(Float32Array.from({ length: n }, (_, i) => i), [n]) as Any;
+  return tf.range(0, n, 1, "float32");
 }
 
 /**
