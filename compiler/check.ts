@@ -9,7 +9,7 @@
  */
 import type * as A from "./ast.ts";
 import { CODES, type Diagnostic, DiagnosticError, diag, fail, type Span } from "./diagnostics.ts";
-import { type Args, broadcastShapes, type PrimArg, type PrimContext, type Primitive, primitive, PRIMITIVES, type WeightSpec } from "./primitives.ts";
+import { type Args, broadcastShapes, isStateDictName, type PrimArg, type PrimContext, type Primitive, primitive, PRIMITIVES, SHARE_ARG, SUFFIX_ARGS, type WeightSpec } from "./primitives.ts";
 import { type Dim, dimEq, dimOp, dimToString, isSym, shapeToString, type Sym, symVar, typeName, type Value, valueToString } from "./values.ts";
 
 /** Refuse models whose parameter count exceeds this before anything is allocated. */
@@ -55,6 +55,8 @@ export interface ModuleDecl {
   args: Args;
   /** a weight-free block called without `as name`: no state-dict path (`path` is "") */
   anonymous?: boolean;
+  /** `share: "path"`: the layer is built on the parameters already at `path` (weight tying) */
+  shared?: boolean;
 }
 
 export interface BlockAnalysis {
@@ -103,6 +105,7 @@ export class Checker {
   readonly diagnostics: Diagnostic[] = [];
   readonly params: ParamRecord[] = [];
   private paramNames = new Map<string, Span>();
+  private paramByName = new Map<string, ParamRecord>();
   maxActivation = 0;
   maxActivationAt?: Span;
   private unrolled = 0;
@@ -277,7 +280,7 @@ export class Checker {
   private checkLabels(a: BlockAnalysis) {
     const byPath = new Map<string, ModuleDecl[]>();
     for (const m of a.modules) {
-      if (m.anonymous) continue;
+      if (m.anonymous || m.shared) continue;
       const list = byPath.get(m.path) ?? [];
       for (const other of list) {
         const exclusive = m.guards.some((g) => other.guards.some((h) => h.cond === g.cond && h.negate !== g.negate));
@@ -689,9 +692,17 @@ export class Checker {
     return outs.length === 1 ? outs[0] : { t: "tuple", items: outs };
   }
 
-  private recordModule(call: A.Call, scope: Scope, path: string, what: { prim?: Primitive; block?: A.BlockDecl; args: Args }) {
+  private recordModule(call: A.Call, scope: Scope, path: string, what: { prim?: Primitive; block?: A.BlockDecl; args: Args }, shared = false) {
     const a = scope.analysis;
     if (!a) return;
+    if (shared) {
+      // built (per loop iteration, under the same guards) on the parameters at `path`, relative to the block
+      const inner = scope.loops[scope.loops.length - 1];
+      const decl: ModuleDecl = { call, field: "", path, loop: inner?.stmt, guards: [...scope.guards], shared: true, ...what };
+      a.modules.push(decl);
+      a.moduleOf.set(call, decl);
+      return;
+    }
     if (!call.label) {
       // a weight-free block called without `as`: a field of its own, no state-dict path
       const inner = scope.loops[scope.loops.length - 1];
@@ -759,9 +770,25 @@ export class Checker {
         spans.set(specs[i].name, p.arg.span);
       });
     }
+    // `weight_name: "scale"`: a parameter's state-dict suffix, generic over primitives with weights
+    const renames = new Map<string, { to: string; arg: A.Arg }>();
+    let share: { to: string; arg: A.Arg } | undefined;
     for (const [name, { value, arg }] of named) {
+      const rename = prim.weights ? SUFFIX_ARGS.find((s) => s.arg === name) : undefined;
+      if (prim.weights && name === SHARE_ARG.arg) {
+        if (value.t !== "string") fail("SDC401", arg.value.span, `${prim.name}: argument 'share' must be a string (the name of an earlier call, e.g. "token_embedding"), got ${typeName(value)} ${valueToString(value)}`);
+        if (!isStateDictName(value.v)) fail("SDC407", arg.value.span, `${prim.name}: share must name a call: identifiers or integers joined by dots (e.g. "token_embedding"), got ${JSON.stringify(value.v)}`);
+        share = { to: value.v, arg };
+        continue;
+      }
+      if (rename) {
+        if (value.t !== "string") fail("SDC401", arg.value.span, `${prim.name}: argument '${name}' must be a string (a state-dict name such as "scale"), got ${typeName(value)} ${valueToString(value)}`);
+        if (!isStateDictName(value.v)) fail("SDC407", arg.value.span, `${prim.name}: ${name} must be a state-dict name: identifiers or integers joined by dots (e.g. "scale"), got ${JSON.stringify(value.v)}`);
+        renames.set(rename.suffix, { to: value.v, arg });
+        continue;
+      }
       const spec = specs.find((s) => s.name === name);
-      if (!spec) fail("SDC403", arg.nameSpan!, `${prim.name} has no argument '${name}'${suggest(name, specs.map((s) => s.name))}`);
+      if (!spec) fail("SDC403", arg.nameSpan!, `${prim.name} has no argument '${name}'${suggest(name, [...specs.map((s) => s.name), ...(prim.weights ? [...SUFFIX_ARGS.map((s) => s.arg), SHARE_ARG.arg] : [])])}`);
       if (args[name]) fail("SDC301", arg.nameSpan!, `argument '${name}' of ${prim.name} is given twice`);
       args[name] = value;
       spans.set(name, arg.value.span);
@@ -770,6 +797,7 @@ export class Checker {
     for (const spec of specs) {
       if (!args[spec.name]) {
         if (spec.default) args[spec.name] = spec.default;
+        else if (spec.optional) continue;
         else fail("SDC402", call.span, `${prim.name}: missing argument '${spec.name}' (${spec.doc})`);
       }
       args[spec.name] = this.checkArgType(prim, spec, args[spec.name], spans.get(spec.name) ?? call.span);
@@ -777,20 +805,19 @@ export class Checker {
     const ctx = this.primContext(prim, call, spans, scope.symbolic);
     const out = prim.infer(args, ctx);
     let ownTag: string | undefined;
-    const weights = prim.weights?.(args, ctx) ?? [];
-    if (weights.length) {
+    const weights = renameWeights(prim, prim.weights?.(args, ctx) ?? [], renames);
+    if (weights.length && share) {
+      if (call.label) fail("SDC406", call.label.span, `${prim.name}(..., share: ${JSON.stringify(share.to)}) uses the parameters of '${share.to}' and creates none of its own, so it takes no name; remove \`as ${exprLabel(call.label)}\``);
+      if (scope.symbolic) {
+        this.recordModule(call, scope, share.to, { prim, args }, true);
+        this.constructorSizes(prim, call, weights, scope);
+      } else ownTag = this.shareWeights(prim, weights, scope.path, share);
+    } else if (weights.length) {
       const path = this.labelPath(call, scope, true);
       if (scope.symbolic) {
         this.recordModule(call, scope, path, { prim, args });
         // the input width must be known from the block's parameters
-        for (const w of weights) {
-          for (const d of w.shape) {
-            const free = freeDimNames(d).filter((n) => scope.dims.has(n));
-            if (free.length) {
-              fail("SDC504", call.span, `${prim.name}'s parameters would depend on '${free[0]}', a dimension bound from an input, not a block parameter: declare that axis with a parameter (e.g. \`x: [B, N, in_dim]\`)`);
-            }
-          }
-        }
+        this.constructorSizes(prim, call, weights, scope);
       } else {
         const full = joinPath(scope.path, path);
         let own = 0;
@@ -804,7 +831,9 @@ export class Checker {
           const count = shape.reduce((p, q) => p * q, 1);
           if (this.paramNames.has(name)) fail("SDC307", call.label?.span ?? call.span, `state-dict name '${name}' is defined twice (first at ${fmtSpan(this.paramNames.get(name)!)})`);
           this.paramNames.set(name, call.label?.span ?? call.span);
-          this.params.push({ name, shape, count, init: w.init, buffer: w.buffer, op: prim.name });
+          const rec: ParamRecord = { name, shape, count, init: w.init, buffer: w.buffer, op: prim.name };
+          this.params.push(rec);
+          this.paramByName.set(name, rec);
           if (!w.buffer) {
             own += count;
             this.trainable += count;
@@ -862,6 +891,46 @@ export class Checker {
     const copy: Value = { ...v };
     this.deps.set(copy, joinDeps(this.depNode(v), deps));
     return copy;
+  }
+
+  /** The layer's constructor sizes must be known from the block's parameters (SDC504). */
+  private constructorSizes(prim: Primitive, call: A.Call, weights: WeightSpec[], scope: Scope) {
+    for (const w of weights) {
+      for (const d of w.shape) {
+        const free = freeDimNames(d).filter((n) => scope.dims.has(n));
+        if (free.length) {
+          fail("SDC504", call.span, `${prim.name}'s parameters would depend on '${free[0]}', a dimension bound from an input, not a block parameter: declare that axis with a parameter (e.g. \`x: [B, N, in_dim]\`)`);
+        }
+      }
+    }
+  }
+
+  /**
+   * `share: "target"` (concrete): each of the call's parameters must exist under the earlier
+   * call `target` (relative to the block's path) with the same shape. Nothing is created or
+   * counted; the result depends on the target's weights (its tag, returned).
+   */
+  private shareWeights(prim: Primitive, weights: WeightSpec[], base: string, share: { to: string; arg: A.Arg }): string {
+    const target = joinPath(base, share.to);
+    const at = share.arg.value.span;
+    const owner = this.owners.get(target);
+    const rel = (n: string) => (base && n.startsWith(base + ".") ? n.slice(base.length + 1) : n);
+    if (!owner) {
+      fail("SDC308", at, `share: no call before this one is named '${share.to}' with trainable parameters${suggest(share.to, [...this.owners.keys()].map(rel))}`, "the call whose parameters are shared must come first (the layers are built in the order of the forward)");
+    }
+    for (const w of weights) {
+      const name = w.suffix === null ? target : joinPath(target, w.suffix);
+      const rec = this.paramByName.get(name);
+      const shape = w.shape.map((d) => (typeof d === "number" ? d : fail("SDC504", at, `${prim.name}: parameter ${name} has unknown size ${dimToString(d)}`)));
+      if (!rec) {
+        const theirs = this.params.filter((p) => p.name === target || p.name.startsWith(target + ".")).map((p) => (p.name === target ? "the call's name itself" : p.name.slice(target.length + 1)));
+        fail("SDC308", at, `share: '${share.to}' (${owner.op}) has no parameter '${rel(name)}' for this ${prim.name}'s ${w.suffix ?? "parameter"} (its parameters: ${theirs.join(", ")})`);
+      }
+      if (rec.shape.length !== shape.length || rec.shape.some((d, i) => d !== shape[i])) {
+        fail("SDC500", at, `share: this ${prim.name}'s ${w.suffix ?? "parameter"} would be [${shape.join(", ")}] but ${rel(name)} is [${rec.shape.join(", ")}]`);
+      }
+    }
+    return target;
   }
 
   private checkArgType(prim: Primitive, spec: PrimArg, v: Value, span: Span): Value {
@@ -956,6 +1025,20 @@ export function flattenDeps(d: DepNode): Set<string> {
     if (n.tag !== undefined) out.add(n.tag);
     if (n.parts) stack.push(...n.parts);
   }
+  return out;
+}
+
+/** The weights with `weight_name`/`bias_name` applied; a rename of a parameter the call lacks, or onto another's name, fails at its argument. */
+function renameWeights(prim: Primitive, weights: WeightSpec[], renames: Map<string, { to: string; arg: A.Arg }>): WeightSpec[] {
+  if (!renames.size || !weights.length) return weights;
+  for (const [suffix, r] of renames) {
+    if (!weights.some((w) => w.suffix === suffix)) fail("SDC407", r.arg.nameSpan!, `${prim.name}(...) here has no parameter named '${suffix}' to rename (its parameters: ${weights.map((w) => w.suffix ?? "the call's name itself").join(", ")})`);
+  }
+  const out = weights.map((w) => (w.suffix !== null && renames.has(w.suffix) ? { ...w, suffix: renames.get(w.suffix)!.to } : w));
+  out.forEach((w, i) => {
+    const clash = out.findIndex((o, j) => j !== i && o.suffix === w.suffix);
+    if (clash >= 0 && w.suffix !== weights[i].suffix) fail("SDC307", renames.get(weights[i].suffix!)!.arg.value.span, `${prim.name}: ${JSON.stringify(w.suffix)} would name two of its parameters`);
+  });
   return out;
 }
 

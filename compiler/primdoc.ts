@@ -6,7 +6,7 @@
  */
 import type * as A from "./ast.ts";
 import { parseExpression } from "./parser.ts";
-import { type Args, type PrimArg, type PrimContext, type Primitive, PRIMITIVES, type WeightSpec } from "./primitives.ts";
+import { type Args, type PrimArg, type PrimContext, type Primitive, PRIMITIVES, SUFFIX_ARGS, type WeightSpec } from "./primitives.ts";
 import { type Dim, dimOp, isSym, shapeToString, symVar, type Value, valueToString } from "./values.ts";
 
 export interface PrimitiveParamDoc {
@@ -23,7 +23,7 @@ export interface PrimitiveDoc {
   doc: string;
   /** `linear(x: tensor, out: int, bias: bool = true, ...)` */
   signature: string;
-  args: { name: string; type: string; default?: string; doc: string }[];
+  args: { name: string; type: string; default?: string; optional?: boolean; doc: string }[];
   variadic: boolean;
   /** the example call, as it would be written in a spec */
   example: string;
@@ -133,9 +133,10 @@ export function describePrimitive(prim: Primitive): PrimitiveDoc {
       args[spec.name] = v;
       if (spec.type === "tensor") inputs.push({ name: spec.name, shape: outputText(v) });
       // tensors by position, as specs write them (`attention(q, k, v, heads: 4)`), the rest by name
-      given.push(spec.type === "tensor" ? spec.name : `${spec.name}: ${valueToString(v)}`);
+      // (an optional tensor by name: it follows named arguments)
+      given.push(spec.type === "tensor" ? (spec.optional ? `${spec.name}: ${spec.name}` : spec.name) : `${spec.name}: ${valueToString(v)}`);
     } else if (spec.default) args[spec.name] = spec.default;
-    else throw new Error(`internal: the example of ${prim.name} lacks its required argument '${spec.name}'`);
+    else if (!spec.optional) throw new Error(`internal: the example of ${prim.name} lacks its required argument '${spec.name}'`);
   }
   const c = docContext(prim);
   const out = prim.infer(args, c);
@@ -150,11 +151,14 @@ export function describePrimitive(prim: Primitive): PrimitiveDoc {
     if (a !== JSON.stringify(paramDocs(weights))) paramVariants.push({ when: `${spec.name}: ${!spec.default.v}`, params: paramDocs(ws) });
   }
   const positional = prim.variadic ? "x1, x2, ..., " : "";
+  // the generic renames (`weight_name: "scale"`) of the suffixes this primitive's parameters have
+  const suffixes = new Set(weights.map((w) => w.suffix));
+  const renames = SUFFIX_ARGS.filter((r) => suffixes.has(r.suffix)).map((r) => ({ name: r.arg, type: "string", default: JSON.stringify(r.suffix), doc: `(by name only) ${r.doc}` }));
   return {
     name: prim.name,
     doc: prim.doc,
-    signature: `${prim.name}(${positional}${prim.args.map((a) => `${a.name}: ${argType(a)}${a.default ? ` = ${defaultText(a.default)}` : ""}`).join(", ")})`,
-    args: prim.args.map((a) => ({ name: a.name, type: argType(a), default: a.default ? defaultText(a.default) : undefined, doc: a.doc })),
+    signature: `${prim.name}(${positional}${prim.args.map((a) => `${a.name}${a.optional ? "?" : ""}: ${argType(a)}${a.default ? ` = ${defaultText(a.default)}` : ""}`).join(", ")})`,
+    args: [...prim.args.map((a) => ({ name: a.name, type: argType(a), default: a.default ? defaultText(a.default) : undefined, optional: a.optional, doc: a.doc })), ...renames],
     variadic: !!prim.variadic,
     example: `${prim.name}(${given.join(", ")})${weights.length ? " as NAME" : ""}`,
     inputs,
@@ -177,7 +181,7 @@ export function primitivesText(docs: PrimitiveDoc[] = describePrimitives()): str
   return docs
     .map((d) => {
       const lines = [d.signature, `  ${d.doc}`];
-      for (const a of d.args) lines.push(`    ${a.name}: ${a.type}${a.default !== undefined ? ` = ${a.default}` : ""}  ${a.doc}`);
+      for (const a of d.args) lines.push(`    ${a.name}${a.optional ? "?" : ""}: ${a.type}${a.default !== undefined ? ` = ${a.default}` : ""}  ${a.doc}`);
       lines.push(`  e.g. ${d.example}${d.inputs.length ? ` with ${d.inputs.map((i) => `${i.name} ${i.shape}`).join(", ")}` : ""} -> ${d.output}`);
       lines.push(`  parameters: ${paramList(d.params)}`);
       for (const v of d.paramVariants) lines.push(`    with ${v.when}: ${paramList(v.params)}`);
@@ -200,7 +204,11 @@ export function primitivesMarkdown(docs: PrimitiveDoc[] = describePrimitives()):
     "arguments may be given by position, in this order), what the primitive computes, and what its",
     "shape and parameter rules (the checker's own) give on an example call. Parameters are named",
     "in the state dict by the call's `as NAME`: a call that creates parameters must be named, one",
-    "that creates none must not. Tensors are channels-last: images `[B, H, W, C]`, sequences `[B, N, D]`.",
+    "that creates none must not; `weight_name:` and `bias_name:` rename a parameter's suffix",
+    "(`rms_norm(q, weight_name: \"scale\") as norm` is `norm.scale`), and `share: \"NAME\"` (weight",
+    "tying) makes a call use the parameters of the earlier call `NAME` instead of its own (same",
+    "suffixes and shapes; counted once; such a call takes no `as`). Tensors are channels-last:",
+    "images `[B, H, W, C]`, sequences `[B, N, D]`.",
     "",
     "Besides these: `+ - * /` on tensors and numbers, elementwise with numpy broadcasting, and unary `-`.",
     "",
@@ -213,7 +221,7 @@ export function primitivesMarkdown(docs: PrimitiveDoc[] = describePrimitives()):
     out.push(`## ${d.name}`, "", "```", d.signature, "```", "", cell(`${d.doc}.`.replace(/\.\.$/, ".")), "");
     out.push("| argument | type | default | |", "|---|---|---|---|");
     if (d.variadic) out.push("| `x1, x2, ...` | tensor | | the tensors (positional) |");
-    for (const a of d.args) out.push(`| \`${a.name}\` | ${a.type} | ${a.default !== undefined ? `\`${cell(a.default)}\`` : "required"} | ${cell(a.doc)} |`);
+    for (const a of d.args) out.push(`| \`${a.name}\` | ${a.type} | ${a.default !== undefined ? `\`${cell(a.default)}\`` : a.optional ? "optional" : "required"} | ${cell(a.doc)} |`);
     out.push("");
     out.push(`Example: \`${d.example}\` with ${d.inputs.length ? d.inputs.map((i) => `\`${i.name}\` ${i.shape}`).join(", ") : "no tensor inputs"} gives ${d.output}.`, "");
     out.push(`Parameters: ${paramList(d.params)}.`);

@@ -9,7 +9,7 @@ import { exprLabel, exprText, type ModuleNode, type ValueObserver } from "./chec
 import type { Diagnostic, Span } from "./diagnostics.ts";
 import { checkBlocks, compile } from "./index.ts";
 import type { IR } from "./ir.ts";
-import { type PrimArg, PRIMITIVES, type Primitive } from "./primitives.ts";
+import { type PrimArg, PRIMITIVES, type Primitive, SHARE_ARG, SUFFIX_ARGS } from "./primitives.ts";
 import type { Program, SourceHost } from "./program.ts";
 import { SECTIONS } from "./spec.ts";
 import { shapeToString, typeName, type Value, valueToString } from "./values.ts";
@@ -227,7 +227,7 @@ export function primitiveSignature(p: Primitive): string {
 }
 
 function argSig(a: PrimArg): string {
-  return `${a.name}: ${a.type}${a.default ? ` = ${valueText(a.default)}` : ""}`;
+  return `${a.name}${a.optional ? "?" : ""}: ${a.type}${a.default ? ` = ${valueText(a.default)}` : ""}`;
 }
 
 export function blockSignature(b: A.BlockDecl): string {
@@ -494,6 +494,8 @@ export function completionsAt(a: Analysis | undefined, text: string, offset: num
     const prim = PRIMITIVES[ctx.callee];
     const block = blocks.find((b) => b.name === ctx.callee);
     if (prim) for (const arg of prim.args) out.push({ label: arg.name, kind: "argument", detail: argSig(arg), doc: arg.doc, insert: `${arg.name}: ` });
+    if (prim?.weights) for (const r of SUFFIX_ARGS) out.push({ label: r.arg, kind: "argument", detail: `${r.arg}: string = ${JSON.stringify(r.suffix)}`, doc: r.doc, insert: `${r.arg}: ` });
+    if (prim?.weights) out.push({ label: SHARE_ARG.arg, kind: "argument", detail: `${SHARE_ARG.arg}: string`, doc: SHARE_ARG.doc, insert: `${SHARE_ARG.arg}: ` });
     if (block) for (const p of block.params) out.push({ label: p.name, kind: "argument", detail: `${p.name}: ${p.type ?? "int"}${p.default ? ` = ${exprText(p.default)}` : ""}`, doc: `parameter of block ${block.name}`, insert: `${p.name}: ` });
   }
   const inSpec = ctx.braceWord !== undefined && a?.program.files.get(a.file)?.specs.some((s) => s.name === ctx.braceWord);

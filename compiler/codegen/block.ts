@@ -7,7 +7,7 @@ import type { ClassDeclarationStructure, CodeBlockWriter, InterfaceDeclarationSt
 import { tsMorph } from "./lazy.ts";
 import type * as A from "../ast.ts";
 import { type BlockAnalysis, exprText, type ModuleDecl } from "../check.ts";
-import { primitive } from "../primitives.ts";
+import { primitive, SUFFIX_ARGS } from "../primitives.ts";
 import { type Dim, shapeToString, type Value } from "../values.ts";
 import { commentText, moduleFields, Names, propName } from "./names.ts";
 
@@ -132,7 +132,8 @@ function callTs(call: A.Call, c: Ctx): string {
   const [fn, names] = fnArgs[prim.name] ?? [prim.runtime, prim.args.map((s) => s.name)];
   const list = names.map((n) => argTs(n));
   while (list.length && list[list.length - 1] === undefined) list.pop();
-  return `F.${fn}(${list.join(", ")})`;
+  // an optional argument left out before a given one
+  return `F.${fn}(${list.map((x) => x ?? "undefined").join(", ")})`;
 }
 
 function valueToTs(v: Value, c: Ctx): string {
@@ -167,8 +168,10 @@ function ctorArgsTs(m: ModuleDecl, c: Ctx): string {
     return v?.t === "tensor" ? v.shape : [];
   };
   const lastDim = (name: string) => dimTs(tensorShape(name)[tensorShape(name).length - 1], c);
+  // state-dict suffixes (`weight_name: "scale"`), the same for every layer
+  const names = Object.fromEntries(SUFFIX_ARGS.map((s) => [s.field, named.has(s.arg) ? ts(named.get(s.arg)!.value, c) : undefined]));
   const obj = (o: Record<string, string | undefined>) =>
-    `{ ${Object.entries(o)
+    `{ ${Object.entries({ ...o, ...names })
       .filter(([, v]) => v !== undefined)
       .map(([k, v]) => `${k}: ${v}`)
       .join(", ")} }`;
@@ -190,7 +193,7 @@ function ctorArgsTs(m: ModuleDecl, c: Ctx): string {
     case "parameter":
       return obj({ shape: arg("shape") });
     default:
-      return "{}";
+      return obj({});
   }
 }
 
@@ -250,7 +253,7 @@ export function generateBlock(a: BlockAnalysis, n: Names = new Names([a.block.na
   const argsName = n.argsName(b.name);
   const params = b.params;
   const locals = new Set([...params.map((p) => p.name), ...b.lets.map((l) => l.name)]);
-  const fieldList = moduleFields(a.modules.map((m) => m.path));
+  const fieldList = moduleFields(a.modules.map((m) => (m.shared ? `${m.path}_shared` : m.path)));
   const fields = new Map(a.modules.map((m, i) => [m, fieldList[i]]));
   // names the constructor binds (parameters, lets, loop variables) must also avoid its own bindings
   const ctorNames = new Set([...locals, ...forVariables(fwd.body)]);
@@ -285,7 +288,7 @@ export function generateBlock(a: BlockAnalysis, n: Names = new Names([a.block.na
       name: fields.get(m)!,
       type: m.loop ? `ReadonlyArray<${elem}>` : elem,
       isReadonly: true,
-      docs: [`${m.anonymous ? "(no parameters, unnamed)" : `\`${m.path}${m.loop ? `.{${m.loop.variable.name}}` : ""}\``}: ${m.block ? `block ${m.block.name}` : m.prim!.name}${m.guards.length ? ` (only when ${commentText(m.guards.map((g) => (g.negate ? `!(${exprText(g.cond)})` : exprText(g.cond))).join(" && "))})` : ""}`],
+      docs: [`${m.anonymous ? "(no parameters, unnamed)" : m.shared ? `shares the parameters of \`${m.path}\`` : `\`${m.path}${m.loop ? `.{${m.loop.variable.name}}` : ""}\``}: ${m.block ? `block ${m.block.name}` : m.prim!.name}${m.guards.length ? ` (only when ${commentText(m.guards.map((g) => (g.negate ? `!(${exprText(g.cond)})` : exprText(g.cond))).join(" && "))})` : ""}`],
     });
   }
 
@@ -307,8 +310,8 @@ export function generateBlock(a: BlockAnalysis, n: Names = new Names([a.block.na
       const field = fields.get(m)!;
       if (m.loop) {
         const iv = tsName(m.loop.variable.name);
-        const pathExpr = m.anonymous ? "path" : `joinName(path, \`${m.path}.\${${iv}}\`)`;
-        const make = `new ${cls}(store, ${pathExpr}, ${ctorArgsTs(m, ctorCtx)})`;
+        const pathExpr = m.anonymous ? "path" : m.shared ? `joinName(path, ${JSON.stringify(m.path)})` : `joinName(path, \`${m.path}.\${${iv}}\`)`;
+        const make = `new ${cls}(${m.shared ? "store.shared()" : "store"}, ${pathExpr}, ${ctorArgsTs(m, ctorCtx)})`;
         const body = m.guards.length ? `${guardTs(m, ctorCtx)} ? ${make} : null` : make;
         const from = ts(m.loop.from, ctorCtx);
         const to = ts(m.loop.to, ctorCtx, 5);
@@ -319,7 +322,7 @@ export function generateBlock(a: BlockAnalysis, n: Names = new Names([a.block.na
         });
         w.writeLine("});");
       } else {
-        const make = `new ${cls}(store, ${m.anonymous ? "path" : `joinName(path, ${JSON.stringify(m.path)})`}, ${ctorArgsTs(m, ctorCtx)})`;
+        const make = `new ${cls}(${m.shared ? "store.shared()" : "store"}, ${m.anonymous ? "path" : `joinName(path, ${JSON.stringify(m.path)})`}, ${ctorArgsTs(m, ctorCtx)})`;
         w.writeLine(`this.${field} = ${m.guards.length ? `${guardTs(m, ctorCtx)} ? ${make} : null` : make};`);
       }
     }

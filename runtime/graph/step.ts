@@ -63,8 +63,12 @@ function traceVelocity(g: Graph, m: Pick<ModelBundle, "network" | "text" | "ir">
     }
   }
   if (sources.includes("context_mask")) {
-    if (!(m.text instanceof LearnedPromptEncoder)) throw new GraphError("context_mask needs the learned text encoder");
-    maskInput();
+    // a learned encoder's tokens; frozen encoders: the caller feeds the mask with the context (its token count)
+    if (m.text instanceof LearnedPromptEncoder) maskInput();
+    else {
+      if (!context) throw new GraphError("context_mask needs the learned text encoder or the context shape");
+      cond.context_mask = g.input("mask", [batch, context.tokens]);
+    }
   }
   if (sources.includes("label")) cond.label = g.input("labels", [batch]);
   const args = sources.map((s) => (s === "image" ? xt : s === "timestep" ? t : cond[s]!));

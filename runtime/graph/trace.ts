@@ -4,7 +4,7 @@
  * appends graph nodes instead of computing. Parameters are looked up by their tf.Variable in
  * the active trace's name table (the ParamStore's state-dict names).
  */
-import { type Graph, GraphError, type Sym, isSym } from "./graph.ts";
+import { type Graph, GraphError, type Sym, isSym, rootOf } from "./graph.ts";
 
 /** Anything with a tfjs-Variable-like identity; the trace maps it to a state-dict name. */
 type VarLike = object;
@@ -76,6 +76,31 @@ export function causalBias(s: number, sk: number): Float32Array {
   for (let i = 0; i < s; i++) for (let j = Math.max(0, i + sk - s + 1); j < sk; j++) bias[i * sk + j] = -1e9;
   return bias;
 }
+
+/**
+ * RoPE's frequency matrix [A, d/2] (row-major, d = sum of axesDim): column j belongs to one axis
+ * a (the axes in order) and holds theta^(-2i / axesDim[a]) there for its i-th pair, 0 elsewhere,
+ * so positions [.., A] times it are the rotation angles [.., d/2] (Flux's `rope`, concatenated).
+ */
+export function ropeFrequencies(axesDim: readonly number[], theta: number): Float64Array {
+  const half = axesDim.reduce((p, q) => p + q, 0) / 2;
+  const w = new Float64Array(axesDim.length * half);
+  let j = 0;
+  axesDim.forEach((ad, a) => {
+    for (let i = 0; i < ad / 2; i++) w[a * half + j++] = 1 / theta ** ((2 * i) / ad);
+  });
+  return w;
+}
+
+/** The (row, column) ids of a gh x gw grid, row-major: [gh*gw, 2]. */
+export function gridPositions(gh: number, gw: number): Float32Array {
+  const out = new Float32Array(gh * gw * 2);
+  for (let i = 0; i < gh; i++) for (let j = 0; j < gw; j++) out.set([i, j], (i * gw + j) * 2);
+  return out;
+}
+
+/** The score bias of a masked key: finite, so a row with every key masked stays a (uniform) softmax, not NaN. */
+export const MASKED = -1e9;
 
 /** The traced forms of nn/functional.ts (same names and arguments). */
 export const T = {
@@ -172,13 +197,24 @@ export const T = {
     return g.ew("add", [y, g.constant(fill, x.shape.map((_, i) => (i === axis ? total : 1)))]);
   },
 
-  /** softmax(q k^T / sqrt(d)) v per head, heads read in place from [B, S, H*d] (no transposes). */
-  attention(q: Sym, k: Sym, v: Sym, heads: number, causal = false): Sym {
+  /**
+   * softmax(q k^T / sqrt(d) + bias) v per head, heads read in place from [B, S, H*d] (no
+   * transposes). The key padding mask sets padded keys' scores to -1e9 (scores * mask + (1 - mask)
+   * * -1e9, mask as [B, 1, 1, S']); the causal mask is a constant bias.
+   * Grouped kv heads (kvHeads G < heads) are broadcast to the H heads first (the gradient sums
+   * them back).
+   */
+  attention(q: Sym, k: Sym, v: Sym, heads: number, causal = false, mask?: Sym, kvHeads?: number): Sym {
     const g = q.graph;
     const [b, s, dm] = q.shape;
     const sk = k.shape[1];
     const d = dm / heads;
-    const raw = g.gemm(q, k, [b, heads, s, sk], {
+    if (mask) checkArgs([mask]);
+    if (kvHeads && kvHeads !== heads) {
+      const expand = (x: Sym) => g.reshape(g.ew("id", [g.reshape(x, [b, sk, kvHeads, 1, d])], [b, sk, kvHeads, heads / kvHeads, d]), [b, sk, dm]);
+      [k, v] = [expand(k), expand(v)];
+    }
+    let scores = g.gemm(q, k, [b, heads, s, sk], {
       batch: [b, heads],
       m: s,
       n: sk,
@@ -188,7 +224,11 @@ export const T = {
       b: [sk * dm, d, 1, dm],
       c: [heads * s * sk, s * sk, sk, 1],
     }); // [B, H, S, S']
-    const scores = causal ? g.ew("add", [raw, g.constant(causalBias(s, sk), [s, sk])]) : raw;
+    if (causal) scores = g.ew("add", [scores, g.constant(causalBias(s, sk), [s, sk])]);
+    if (mask) {
+      const m = g.reshape(mask, [b, 1, 1, sk]);
+      scores = g.ew("add", [g.ew("mul", [scores, m]), g.ew("mul", [g.ew("sub", [1, m]), MASKED])]);
+    }
     const p = g.softmax(scores);
     return g.gemm(p, v, [b, s, dm], {
       batch: [b, heads],
@@ -200,6 +240,49 @@ export const T = {
       b: [sk * dm, d, dm, 1],
       c: [s * dm, d, dm, 1],
     }); // [B, S, H*d]
+  },
+
+  /**
+   * RoPE on x [B, N, H*d] at positions pos [N, A] or [B, N, A]: each pair (x0, x1) of each head
+   * becomes (x0 cos - x1 sin, x0 sin + x1 cos). Pairs are (2i, 2i+1) (interleaved, Flux) or
+   * (i, i + d/2) (rotate-half). The cos/sin tables are constants when pos is one (computed on
+   * the host in float64), else computed in the graph (a GEMM with the frequency matrix, sin, cos).
+   */
+  rope(x: Sym, pos: Sym, heads: number, axesDim: number[], theta: number, interleaved: boolean): Sym {
+    checkArgs([x, pos]);
+    const g = x.graph;
+    const [b, n, dm] = x.shape;
+    const half = dm / heads / 2;
+    const axes = axesDim.length;
+    const lead = pos.rank === 3 ? b : 1;
+    const table: number[] = interleaved ? [lead, n, 1, half, 1] : [lead, n, 1, 1, half];
+    const w = ropeFrequencies(axesDim, theta);
+    const root = g.node(rootOf(g, pos.id)).op;
+    let cos: Sym;
+    let sin: Sym;
+    if (root.kind === "const") {
+      const rows = lead * n;
+      const [c, s] = [new Float32Array(rows * half), new Float32Array(rows * half)];
+      for (let r = 0; r < rows; r++) {
+        for (let j = 0; j < half; j++) {
+          let ang = 0;
+          for (let a = 0; a < axes; a++) ang += root.data[r * axes + a] * w[a * half + j];
+          c[r * half + j] = Math.cos(ang);
+          s[r * half + j] = Math.sin(ang);
+        }
+      }
+      [cos, sin] = [g.constant(c, table), g.constant(s, table)];
+    } else {
+      const rows = lead * n;
+      const ang = g.gemm(pos, g.constant(Float32Array.from(w), [axes, half]), [rows, half], { batch: [1, 1], m: rows, n: half, k: axes, alpha: 1, a: [0, 0, axes, 1], b: [0, 0, half, 1], c: [0, 0, half, 1] });
+      [cos, sin] = [g.reshape(g.ew("cos", [ang]), table), g.reshape(g.ew("sin", [ang]), table)];
+    }
+    const ax = interleaved ? 4 : 3;
+    const xr = g.reshape(x, interleaved ? [b, n, heads, half, 2] : [b, n, heads, 2, half]);
+    const [x0, x1] = [g.slice(xr, ax, 0, 1), g.slice(xr, ax, 1, 1)];
+    const o0 = g.ew("sub", [g.ew("mul", [x0, cos]), g.ew("mul", [x1, sin])]);
+    const o1 = g.ew("add", [g.ew("mul", [x0, sin]), g.ew("mul", [x1, cos])]);
+    return g.reshape(g.concat([o0, o1], ax), x.shape);
   },
 
   timestepEmbedding(t: Sym, dim: number, flip: boolean, maxPeriod: number, scale: number): Sym {

@@ -4,7 +4,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { UnsupportedOpError } from "../graph/graph.ts";
-import { activeTrace, causalBias, isSym, T as G } from "../graph/trace.ts";
+import { activeTrace, causalBias, gridPositions, isSym, MASKED, ropeFrequencies, T as G } from "../graph/trace.ts";
 
 export class ShapeError extends Error {
   constructor(message: string) {
@@ -202,22 +202,61 @@ export function arange(n: number): T {
 
 /**
  * Multi-head scaled dot-product attention. q [B, S, D], k/v [B, S', D]; D = heads * d.
+ * `mask` [B, S'] (1 = attend, 0 = padding) sets the scores of padded keys to -1e9 (scores * mask
+ * + (1 - mask) * -1e9: finite, so a fully masked row is the plain average of the values, not NaN,
+ * and its gradient is that function's). With `kvHeads` G, k and v are [B, S', G*d]
+ * and query head h reads kv head floor(h / (heads / G)) (PyTorch's repeat_interleave).
  */
-export function attention(q: T, k: T, v: T, heads: number, causal = false): T {
-  if (sym(q, k, v)) return G.attention(q as Any, k as Any, v as Any, heads, causal) as Any;
+export function attention(q: T, k: T, v: T, heads: number, causal = false, mask?: T, kvHeads?: number): T {
+  if (sym(q, k, v, mask)) return G.attention(q as Any, k as Any, v as Any, heads, causal, mask as Any, kvHeads) as Any;
   return tf.tidy(() => {
     const [b, s, dm] = q.shape as number[];
     const sk = k.shape[1] as number;
     const d = dm / heads;
     const split = (x: T, len: number) => tf.transpose(tf.reshape(x, [b, len, heads, d]), [0, 2, 1, 3]); // [B, H, S, d]
+    // grouped kv heads: each repeated heads / G times in place ([B*S', G, 1, d] tiled to [B*S', G, r, d])
+    const expand = (x: T) => (kvHeads && kvHeads !== heads ? tf.reshape(tf.tile(tf.reshape(x, [b * sk, kvHeads, 1, d]), [1, 1, heads / kvHeads, 1]), [b, sk, dm]) : x);
     const qh = split(q, s);
-    const kh = split(k, sk);
-    const vh = split(v, sk);
+    const kh = split(expand(k), sk);
+    const vh = split(expand(v), sk);
     let scores = tf.mul(tf.matMul(qh, kh, false, true), 1 / Math.sqrt(d)); // [B, H, S, S']
     if (causal) scores = tf.add(scores, tf.tensor2d(causalBias(s, sk), [s, sk]));
+    if (mask) {
+      const m = tf.reshape(mask, [b, 1, 1, sk]);
+      scores = tf.add(tf.mul(scores, m), tf.mul(tf.sub(1, m), MASKED));
+    }
     const o = tf.matMul(tf.softmax(scores, -1), vh); // [B, H, S, d]
     return tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [b, s, dm]); // [B, S, D]
   });
+}
+
+/**
+ * Rotary position embedding (Flux's EmbedND + apply_rope) of x [B, N, H*d], every head alike, at
+ * positions pos [N, A] or [B, N, A]: axis a owns axesDim[a] channels (in order, adding up to d),
+ * its i-th pair turned by the angle pos[., a] * theta^(-2i / axesDim[a]). Pairs are (2i, 2i+1)
+ * when interleaved (Flux), else (i, i + d/2) (rotate-half: GPT-NeoX, HF Llama).
+ */
+export function rope(x: T, pos: T, heads: number, axesDim: number[], theta = 10000, interleaved = true): T {
+  if (sym(x, pos)) return G.rope(x as Any, pos as Any, heads, axesDim, theta, interleaved) as Any;
+  return tf.tidy(() => {
+    const [b, n, dm] = x.shape as number[];
+    const half = dm / heads / 2;
+    const lead = pos.rank === 3 ? b : 1;
+    const w = tf.tensor2d(Float32Array.from(ropeFrequencies(axesDim, theta)), [axesDim.length, half]);
+    const ang = tf.reshape(tf.matMul(tf.reshape(pos, [-1, axesDim.length]), w), interleaved ? [lead, n, 1, half, 1] : [lead, n, 1, 1, half]);
+    const [cos, sin] = [tf.cos(ang), tf.sin(ang)];
+    const ax = interleaved ? 4 : 3;
+    const [x0, x1] = tf.split(tf.reshape(x, interleaved ? [b, n, heads, half, 2] : [b, n, heads, 2, half]), 2, ax);
+    const o0 = tf.sub(tf.mul(x0, cos), tf.mul(x1, sin));
+    const o1 = tf.add(tf.mul(x0, sin), tf.mul(x1, cos));
+    return tf.reshape(tf.concat([o0, o1], ax), [b, n, dm]);
+  });
+}
+
+/** The position ids of a gh x gw grid: [gh*gw, 2], (row, column) per token, row-major. */
+export function positions2d(gh: number, gw: number): T {
+  if (activeTrace()) return G.constant(gridPositions(gh, gw), [gh * gw, 2]) as Any;
+  return tf.tensor2d(gridPositions(gh, gw), [gh * gw, 2]);
 }
 
 /** Sinusoidal timestep embedding [B] -> [B, dim]; flip puts cos first (diffusers flip_sin_to_cos). */

@@ -23,7 +23,26 @@ function positiveInt(layer: string, arg: string, v: number) {
   if (!Number.isInteger(v) || v <= 0) throw new ArgumentError(layer, arg, v, "a positive integer");
 }
 
-export interface LinearArgs {
+/**
+ * A layer's state-dict names under its path: `weight_name`/`bias_name` in a spec (BFL's Flux
+ * names an RMSNorm weight "scale"); default "weight" and "bias".
+ */
+export interface StateNames {
+  weightName?: string;
+  biasName?: string;
+}
+
+const STATE_NAME = /^(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+)(?:\.(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+))*$/;
+
+/** The full name of a layer's weight ("weight") or bias ("bias"), renamed by its args. */
+function stateName(layer: string, path: string, args: StateNames, which: "weight" | "bias"): string {
+  const field = which === "weight" ? "weightName" : "biasName";
+  const name = args[field] ?? which;
+  if (typeof name !== "string" || !STATE_NAME.test(name)) throw new ArgumentError(layer, field, name, "a state-dict name (identifiers or integers joined by dots)");
+  return joinName(path, name);
+}
+
+export interface LinearArgs extends StateNames {
   inFeatures: number;
   outFeatures: number;
   /** default true */
@@ -39,8 +58,8 @@ export class Linear {
     positiveInt("Linear", "inFeatures", args.inFeatures);
     positiveInt("Linear", "outFeatures", args.outFeatures);
     const init = linearInits(args.init);
-    this.weight = store.param(joinName(path, "weight"), [args.outFeatures, args.inFeatures], init.weight, args.inFeatures);
-    this.bias = args.bias === false ? null : store.param(joinName(path, "bias"), [args.outFeatures], init.bias, args.inFeatures);
+    this.weight = store.param(stateName("Linear", path, args, "weight"), [args.outFeatures, args.inFeatures], init.weight, args.inFeatures);
+    this.bias = args.bias === false ? null : store.param(stateName("Linear", path, args, "bias"), [args.outFeatures], init.bias, args.inFeatures);
   }
   apply(x: tf.Tensor): tf.Tensor {
     if (isSym(x)) return G.linear(x, this.weight, this.bias) as Any;
@@ -54,7 +73,7 @@ export class Linear {
   }
 }
 
-export interface LayerNormArgs {
+export interface LayerNormArgs extends StateNames {
   dim: number;
   /** default 1e-5 */
   eps?: number;
@@ -68,8 +87,8 @@ export class LayerNorm {
   constructor(store: ParamStore, path: string, readonly args: LayerNormArgs) {
     positiveInt("LayerNorm", "dim", args.dim);
     if (args.affine !== false) {
-      this.weight = store.param(joinName(path, "weight"), [args.dim], "ones");
-      this.bias = store.param(joinName(path, "bias"), [args.dim], "zeros");
+      this.weight = store.param(stateName("LayerNorm", path, args, "weight"), [args.dim], "ones");
+      this.bias = store.param(stateName("LayerNorm", path, args, "bias"), [args.dim], "zeros");
     }
   }
   apply(x: tf.Tensor): tf.Tensor {
@@ -84,7 +103,7 @@ export class LayerNorm {
   }
 }
 
-export interface RmsNormArgs {
+export interface RmsNormArgs extends StateNames {
   dim: number;
   /** default 1e-6 */
   eps?: number;
@@ -99,7 +118,7 @@ export class RmsNorm {
     positiveInt("RmsNorm", "dim", args.dim);
     const heads = args.heads ?? 1;
     if (args.dim % heads) throw new ArgumentError("RmsNorm", "heads", heads, `a divisor of dim ${args.dim}`);
-    if (args.affine !== false) this.weight = store.param(joinName(path, "weight"), [args.dim / heads], "ones");
+    if (args.affine !== false) this.weight = store.param(stateName("RmsNorm", path, args, "weight"), [args.dim / heads], "ones");
   }
   apply(x: tf.Tensor): tf.Tensor {
     if (isSym(x)) {
@@ -118,7 +137,7 @@ export class RmsNorm {
   }
 }
 
-export interface PatchConvArgs {
+export interface PatchConvArgs extends StateNames {
   channels: number;
   outFeatures: number;
   patch: number;
@@ -133,8 +152,8 @@ export class PatchConv {
     positiveInt("PatchConv", "outFeatures", args.outFeatures);
     positiveInt("PatchConv", "patch", args.patch);
     const fanIn = args.channels * args.patch * args.patch;
-    this.weight = store.param(joinName(path, "weight"), [args.outFeatures, args.channels, args.patch, args.patch], "torch_linear", fanIn);
-    this.bias = store.param(joinName(path, "bias"), [args.outFeatures], "torch_linear", fanIn);
+    this.weight = store.param(stateName("PatchConv", path, args, "weight"), [args.outFeatures, args.channels, args.patch, args.patch], "torch_linear", fanIn);
+    this.bias = store.param(stateName("PatchConv", path, args, "bias"), [args.outFeatures], "torch_linear", fanIn);
   }
   apply(x: tf.Tensor): tf.Tensor {
     if (isSym(x)) {
@@ -224,7 +243,7 @@ export class SinCos2d {
   }
 }
 
-export interface EmbeddingArgs {
+export interface EmbeddingArgs extends StateNames {
   vocab: number;
   width: number;
 }
@@ -234,7 +253,7 @@ export class Embedding {
   constructor(store: ParamStore, path: string, readonly args: EmbeddingArgs) {
     positiveInt("Embedding", "vocab", args.vocab);
     positiveInt("Embedding", "width", args.width);
-    this.weight = store.param(joinName(path, "weight"), [args.vocab, args.width], "normal_0.02");
+    this.weight = store.param(stateName("Embedding", path, args, "weight"), [args.vocab, args.width], "normal_0.02");
   }
   /**
    * Small vocabularies use one-hot x weight, whose gradient is a matmul on every backend
@@ -267,7 +286,7 @@ export class Parameter {
   }
 }
 
-export interface Conv2dArgs {
+export interface Conv2dArgs extends StateNames {
   channels: number;
   outFeatures: number;
   kernel: number;
@@ -286,8 +305,8 @@ export class Conv2d {
     positiveInt("Conv2d", "outFeatures", args.outFeatures);
     positiveInt("Conv2d", "kernel", args.kernel);
     const fanIn = args.channels * args.kernel * args.kernel;
-    this.weight = store.param(joinName(path, "weight"), [args.outFeatures, args.channels, args.kernel, args.kernel], "torch_linear", fanIn);
-    this.bias = store.param(joinName(path, "bias"), [args.outFeatures], "torch_linear", fanIn);
+    this.weight = store.param(stateName("Conv2d", path, args, "weight"), [args.outFeatures, args.channels, args.kernel, args.kernel], "torch_linear", fanIn);
+    this.bias = store.param(stateName("Conv2d", path, args, "bias"), [args.outFeatures], "torch_linear", fanIn);
   }
   apply(x: tf.Tensor): tf.Tensor {
     if (isSym(x)) throw new UnsupportedOpError("conv2d");

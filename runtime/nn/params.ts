@@ -42,8 +42,28 @@ export class ParamStore {
     this.rng = new Rng(seed);
   }
 
+  /** true on a view from shared(): parameters are looked up, never created */
+  private sharing = false;
+
+  /**
+   * A view of this store that hands out the parameters already created (by name, with the same
+   * shape) instead of creating them: a layer built on it shares another layer's weights (weight
+   * tying, `share:` in a spec). Its parameters are counted, saved and updated once.
+   */
+  shared(): ParamStore {
+    const view = Object.create(this) as ParamStore;
+    view.sharing = true;
+    return view;
+  }
+
   /** Create a parameter. `fanIn` sets the PyTorch default uniform bound 1/sqrt(fanIn). */
   param(name: string, shape: number[], init: Init, fanIn?: number): tf.Variable {
+    if (this.sharing) {
+      const v = this.vars.get(name);
+      if (!v) throw new ParamError(`shared parameter '${name}' does not exist (the layer whose weights are shared is built first)`);
+      if (v.shape.length !== shape.length || v.shape.some((d, i) => d !== shape[i])) throw new ParamError(`shared parameter '${name}' has shape [${v.shape}], the layer sharing it needs [${shape}]`);
+      return v;
+    }
     if (this.vars.has(name) || this.buffers.has(name)) throw new ParamError(`parameter '${name}' is created twice`);
     const n = shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(n);
@@ -84,6 +104,12 @@ export class ParamStore {
   }
 
   buffer(name: string, t: tf.Tensor): tf.Tensor {
+    if (this.sharing) {
+      const b = this.buffers.get(name);
+      if (!b) throw new ParamError(`shared buffer '${name}' does not exist`);
+      t.dispose();
+      return b;
+    }
     if (this.vars.has(name) || this.buffers.has(name)) throw new ParamError(`buffer '${name}' is created twice`);
     const kept = tf.keep(t);
     this.buffers.set(name, kept);
