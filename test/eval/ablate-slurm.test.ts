@@ -41,7 +41,11 @@ async function waitFor<T>(what: string, f: () => T | null | undefined | false, t
 const record = (out: string) => JSON.parse(readFileSync(join(out, "ablation.json"), "utf8")) as AblationRecord;
 const idle = (out: string) => waitFor(`the jobs of ${out} to leave the queue`, () => slurmQueue(record(out).jobName)?.size === 0, 240_000);
 /** The table without its timing column (step_s is seconds per step, measured). */
-const table = (out: string) => readFileSync(join(out, "results.md"), "utf8").split("\n").filter((l) => l.startsWith("|")).map((l) => l.split("|").filter((_, i) => i !== 5).join("|"));
+const table = (out: string) => {
+  const rows = readFileSync(join(out, "results.md"), "utf8").split("\n").filter((l) => l.startsWith("|"));
+  const col = rows[0].split("|").map((c) => c.trim()).indexOf("step_s");
+  return rows.map((l) => l.split("|").filter((_, i) => i !== col).join("|"));
+};
 
 const A = "tiny+train.log_every=2+depth=1";
 const B = "tiny+train.log_every=2+depth=2";
