@@ -168,16 +168,19 @@ export function matchUnit(u: Compilable, req: MatchRequest, where: string): { ma
     throw new UsageError(`--match-params ${req.param}: ${where}: '${req.param}' (${u.spec}:${decl.nameSpan.start.line}) is not an integer parameter (it is ${JSON.stringify(from)}); matching searches integer values`);
   }
   const [lo, hi] = req.range ?? [1, Math.max(64, 16 * from)];
-  const firstError: string[] = [];
+  const errors = new Map<number, string>();
   const count = (v: number): number | null => {
     const r = compiledCount({ ...u, set: [...u.set, `${req.param}=${v}`] }, req.on);
     if ("error" in r) {
-      if (!firstError.length) firstError.push(`${req.param}=${v}: ${r.error.split("\n")[0]}`);
+      errors.set(v, r.error.split("\n")[0]);
       return null;
     }
     return r.count;
   };
   const s = searchClosest(count, { lo, hi, start: from, target: req.target });
-  if (s.value === null) throw new InputError(`--match-params ${req.param}: ${where}: no value of '${req.param}' in ${lo}..${hi} compiles (${s.compiled} tried; the first error, ${firstError[0] ?? "none"})`);
+  if (s.value === null) {
+    const v = Math.min(...errors.keys());
+    throw new InputError(`--match-params ${req.param}: ${where}: no value of '${req.param}' in ${lo}..${hi} compiles (${s.compiled} tried; the error at ${req.param}=${v}: ${errors.get(v)})`);
+  }
   return { match: { param: req.param, value: s.value, from, on: req.on, target: req.target, achieved: s.count, compiled: s.compiled }, range: [lo, hi], atBound: s.atBound };
 }

@@ -233,7 +233,7 @@ export function resultsPlotSpec(results: UnitResult[], cfg: number, title: strin
     width: 280,
     height: 220,
     layer: [
-      { mark: { type: "point", filled: true, size: 70 }, encoding: { x: { field: "params", type: "quantitative", title: "parameters", scale: { zero: false } }, y: { field, type: "quantitative", title: label, scale: { zero: false } }, color: { field: "unit", type: "nominal", title: "unit" }, shape: { field: "spec", type: "nominal", title: "spec (network)" }, tooltip } },
+      { mark: { type: "point", filled: true, size: 70 }, encoding: { x: { field: "params", type: "quantitative", title: "parameters", scale: { zero: false } }, y: { field, type: "quantitative", title: label, scale: { zero: false } }, color: { field: "unit", type: "nominal", title: "unit", legend: { labelLimit: 360 } }, shape: { field: "spec", type: "nominal", title: "spec (network)", legend: { labelLimit: 360 } }, tooltip } },
       { mark: { type: "text", dy: -10, fontSize: 9 }, encoding: { x: { field: "params", type: "quantitative" }, y: { field, type: "quantitative" }, text: { field: "unit" } } },
     ],
   });
