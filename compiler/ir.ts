@@ -92,6 +92,8 @@ export type TextIR =
       pooled: number;
       /** known prompt words (MNIST: numerals and number words) */
       words: string[];
+      /** the encoder's forward takes the tokens' padding mask [B, T] after the ids (absent: ids only) */
+      mask?: boolean;
     }
   | {
       /** embeddings supplied by the caller (sdc forward's inputs file); not trainable from prompts */

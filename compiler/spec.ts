@@ -403,9 +403,12 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
     if (vocab < words.length + 2) fail("SDC702", get("text", "vocab")?.span ?? enc.span, `text.vocab = ${vocab} is too small for the ${words.length} prompt words plus the padding and unknown tokens (need >= ${words.length + 2})`);
     const root: ModuleNode = { path: "text_encoder", kind: block.name, params: 0, children: [] };
     const ids: Value = { t: "tensor", dtype: "int32", shape: [{ op: "var", name: "B" }, tokens] };
+    // an encoder whose forward takes two inputs gets the tokens' padding mask [B, T] (1 = token) second
+    const withMask = block.forward?.inputs.length === 2;
+    const mask: Value = { t: "tensor", dtype: "float32", shape: [{ op: "var", name: "B" }, tokens] };
     const consts = values;
     const callNoLabel: A.Call = { ...enc, label: undefined };
-    const out = checker.elaborate(callNoLabel, [ids], consts, "text_encoder", root);
+    const out = checker.elaborate(callNoLabel, withMask ? [ids, mask] : [ids], consts, "text_encoder", root);
     if (out.t !== "tuple" || out.items.length !== 2 || out.items.some((x) => x.t !== "tensor")) {
       fail("SDC703", enc.span, `text encoder ${block.name} must return (tokens [B, T, D], pooled [B, P]), got ${typeName(out)}`);
     }
@@ -413,7 +416,7 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
     if (seq.shape.length !== 3 || pooled.shape.length !== 2) fail("SDC703", enc.span, `text encoder ${block.name} must return (tokens [B, T, D], pooled [B, P]), got (${shapeToString(seq.shape)}, ${shapeToString(pooled.shape)})`);
     root.params = checker.params.filter((p) => !p.buffer && p.name.startsWith("text_encoder.")).reduce((s, p) => s + p.count, 0);
     modules.push(root);
-    text = { kind: "learned", block: block.name, args: callArgs(checker, enc, values), tokens, vocab, width: seq.shape[2] as number, pooled: pooled.shape[1] as number, words };
+    text = { kind: "learned", block: block.name, args: callArgs(checker, enc, values), tokens, vocab, width: seq.shape[2] as number, pooled: pooled.shape[1] as number, words, ...(withMask ? { mask: true } : {}) };
     textOut = [seq, pooled];
   });
   if (!text || !textOut) return { diagnostics, checker };
@@ -437,6 +440,7 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
     return { diagnostics, checker };
   }
   // the source of each forward input, in order
+  const before0 = diagnostics.length;
   let sources: InputSource[];
   if (taskKind === "classifier") sources = ["image"];
   else if (inputsDecl) {
@@ -444,7 +448,7 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
     for (const [key, b] of bound) if (!names.includes(key)) diagnostics.push(diag("SDC700", b.keySpan, `network ${block.name}'s forward has no input '${key}'${suggest(key, names)}; its inputs: ${names.join(", ")}`));
     const missing = names.filter((n) => !bound.has(n));
     if (missing.length) diagnostics.push(diag("SDC703", inputsDecl.nameSpan, `inputs binds no source to ${missing.map((n) => `'${n}'`).join(", ")} of network ${block.name}'s forward`, `add \`${missing[0]}: SOURCE\` with SOURCE one of ${INPUT_SOURCES.join(", ")}`));
-    if (diagnostics.length) return { diagnostics, checker };
+    if (diagnostics.length > before0) return { diagnostics, checker };
     sources = names.map((n) => bound.get(n)!.source);
   } else sources = [...DEFAULT_INPUT_SOURCES];
   if (fwd.inputs.length !== sources.length) {
@@ -485,7 +489,7 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
     const v = sourceValue(src, bound.get(fwd.inputs[i].name)?.span);
     if (v) inputs.push(v);
   });
-  if (diagnostics.length) return { diagnostics, checker };
+  if (diagnostics.length > before0) return { diagnostics, checker };
   const root: ModuleNode = { path: "", kind: block.name, params: 0, children: [] };
   const before = checker.params.length;
   let out: Value | undefined;

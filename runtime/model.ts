@@ -16,8 +16,8 @@ export interface NetworkModule {
 }
 
 export interface TextEncoderModule {
-  /** token ids [B, T] -> (context [B, T, D], pooled [B, P]) */
-  forward(ids: tf.Tensor2D): [tf.Tensor3D, tf.Tensor2D];
+  /** token ids [B, T] (and, when ir.text.mask, their padding mask [B, T]: 1 = token) -> (context [B, T, D], pooled [B, P]) */
+  forward(ids: tf.Tensor2D, mask?: tf.Tensor2D): [tf.Tensor3D, tf.Tensor2D];
 }
 
 export interface ClassifierModule {

@@ -122,12 +122,14 @@ function callTs(call: A.Call, c: Ctx): string {
     // a layer with parameters: tensors (and forward-time sizes) go to apply()
     const applyArgs: Record<string, string[]> = {
       linear: ["x"], layer_norm: ["x"], rms_norm: ["x"], patch_conv: ["x"], conv2d: ["x"], embedding: ["ids"], parameter: [], sincos_2d: ["gh", "gw"],
+      conv_transpose2d: ["x"], group_norm: ["x"],
     };
     return `${moduleRef(m, c)}.apply(${(applyArgs[prim.name] ?? []).map((n) => argTs(n)!).join(", ")})`;
   }
   const fnArgs: Record<string, [string, string[]]> = {
     layer_norm: ["layerNorm", ["x", "eps"]],
     rms_norm: ["rmsNorm", ["x", "eps", "heads"]],
+    group_norm: ["groupNorm", ["x", "groups", "eps"]],
   };
   const [fn, names] = fnArgs[prim.name] ?? [prim.runtime, prim.args.map((s) => s.name)];
   const list = names.map((n) => argTs(n));
@@ -192,6 +194,10 @@ function ctorArgsTs(m: ModuleDecl, c: Ctx): string {
       return obj({ channels: lastDim("x"), outFeatures: arg("out"), kernel: arg("kernel"), stride: arg("stride"), padding: arg("padding") });
     case "parameter":
       return obj({ shape: arg("shape") });
+    case "conv_transpose2d":
+      return obj({ channels: lastDim("x"), outFeatures: arg("out"), kernel: arg("kernel"), stride: arg("stride"), padding: arg("padding") });
+    case "group_norm":
+      return obj({ channels: lastDim("x"), groups: arg("groups"), eps: arg("eps"), affine: arg("affine") });
     default:
       return obj({});
   }

@@ -47,10 +47,13 @@ function traceVelocity(g: Graph, m: Pick<ModelBundle, "network" | "text" | "ir">
   const t = g.input("t", [batch]);
   const cond: Partial<Record<string, Sym>> = {};
   let text: StepGraph["text"] = "none";
+  // the tokens' padding mask: an input of the network (context_mask), of a masked text encoder, or both
+  const maskInput = () => (cond.context_mask ??= g.input("mask", [batch, (m.text as LearnedPromptEncoder).tokenizer.length]));
   if (usesTextFeatures(m.ir)) {
     if (m.text instanceof LearnedPromptEncoder) {
       const ids = g.input("ids", [batch, m.text.tokenizer.length]);
-      [cond.context, cond.pooled] = m.text.module.forward(ids as unknown as tf.Tensor2D) as unknown as Sym[];
+      const encoder = m.text.module as unknown as { forward(...a: Sym[]): Sym[] };
+      [cond.context, cond.pooled] = m.text.masked ? encoder.forward(ids, maskInput()) : encoder.forward(ids);
       text = "learned";
     } else {
       if (!context) throw new GraphError("the text encoder is frozen: give the context shape");
@@ -60,10 +63,12 @@ function traceVelocity(g: Graph, m: Pick<ModelBundle, "network" | "text" | "ir">
     }
   }
   if (sources.includes("context_mask")) {
-    // frozen encoders: the caller feeds the mask with the context (its token count)
-    const tokens = m.text instanceof LearnedPromptEncoder ? m.text.tokenizer.length : context?.tokens;
-    if (tokens === undefined) throw new GraphError("context_mask needs the learned text encoder or the context shape");
-    cond.context_mask = g.input("mask", [batch, tokens]);
+    // a learned encoder's tokens; frozen encoders: the caller feeds the mask with the context (its token count)
+    if (m.text instanceof LearnedPromptEncoder) maskInput();
+    else {
+      if (!context) throw new GraphError("context_mask needs the learned text encoder or the context shape");
+      cond.context_mask = g.input("mask", [batch, context.tokens]);
+    }
   }
   if (sources.includes("label")) cond.label = g.input("labels", [batch]);
   const args = sources.map((s) => (s === "image" ? xt : s === "timestep" ? t : cond[s]!));
@@ -240,7 +245,7 @@ export async function textInputs(m: Pick<ModelBundle, "text" | "ir">, prompts: r
   if (text instanceof LearnedPromptEncoder) {
     const ids = text.tokenizer.encodeBatch(prompts);
     if (usesTextFeatures(m.ir)) out.ids = ids;
-    if (sources.includes("context_mask")) out.mask = tokenMask(ids);
+    if (sources.includes("context_mask") || (text.masked && usesTextFeatures(m.ir))) out.mask = tokenMask(ids);
   } else if (usesTextFeatures(m.ir)) {
     await text.prepare?.(prompts);
     const [c, p] = text.encode(prompts);

@@ -102,6 +102,51 @@ export function gridPositions(gh: number, gw: number): Float32Array {
 /** The score bias of a masked key: finite, so a row with every key masked stays a (uniform) softmax, not NaN. */
 export const MASKED = -1e9;
 
+/** Zero-pad axis `ax` of x by `before` and `after` elements (a negative amount crops instead). */
+function padAxis(x: Sym, ax: number, before: number, after: number): Sym {
+  const g = x.graph;
+  let y = x;
+  if (before < 0) y = g.slice(y, ax, -before, y.shape[ax] + before);
+  if (after < 0) y = g.slice(y, ax, 0, y.shape[ax] + after);
+  const [b, a] = [Math.max(0, before), Math.max(0, after)];
+  return b || a ? g.pad(y, ax, b, y.shape[ax] + b + a) : y;
+}
+
+/** Elements start, start + s, ..., start + (n - 1) s of axis `ax` (slice, reshape, slice: no gather). */
+function strided(x: Sym, ax: number, start: number, n: number, s: number): Sym {
+  const g = x.graph;
+  if (s === 1) return g.slice(x, ax, start, n);
+  const need = start + n * s;
+  const y = g.slice(x.shape[ax] < need ? padAxis(x, ax, 0, need - x.shape[ax]) : x, ax, start, n * s);
+  const pre = y.shape.slice(0, ax);
+  const post = y.shape.slice(ax + 1);
+  return g.reshape(g.slice(g.reshape(y, [...pre, n, s, ...post]), ax + 1, 0, 1), [...pre, n, ...post]);
+}
+
+/** s - 1 zeros between the elements of axis `ax`: [.., n, ..] -> [.., (n - 1) s + 1, ..]. */
+function dilate(x: Sym, ax: number, s: number): Sym {
+  if (s === 1) return x;
+  const g = x.graph;
+  const pre = x.shape.slice(0, ax + 1);
+  const post = x.shape.slice(ax + 1);
+  const n = x.shape[ax];
+  const spread = g.pad(g.reshape(x, [...pre, 1, ...post]), ax + 1, 0, s); // [.., n, s, ..], the element first
+  return g.slice(g.reshape(spread, [...x.shape.slice(0, ax), n * s, ...post]), ax, 0, (n - 1) * s + 1);
+}
+
+/**
+ * im2col on [B, H, W, C]: the k x k windows at stride s as columns [B, Ho, Wo, k*k*C], block
+ * (i, j) (C channels each, row-major) holding the window at offset `at(i, j)`.
+ */
+function im2col(x: Sym, k: number, s: number, ho: number, wo: number, at: (i: number, j: number) => [number, number]): Sym {
+  const cols: Sym[] = [];
+  for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) {
+    const [oi, oj] = at(i, j);
+    cols.push(strided(strided(x, 1, oi, ho, s), 2, oj, wo, s));
+  }
+  return x.graph.concat(cols, 3);
+}
+
 /** The traced forms of nn/functional.ts (same names and arguments). */
 export const T = {
   add: (a: unknown, b: unknown): Sym => graphOf(a, b).ew("add", checkArgs([a, b])),
@@ -313,6 +358,56 @@ export const T = {
   linear(x: Sym, weight: VarLike, bias: VarLike | null): Sym {
     const c = ctx();
     return x.graph.linear(x, c.param(weight), bias ? c.param(bias) : null);
+  },
+  /**
+   * 2-D convolution on [B, H, W, C], weight [out, C, k, k] (PyTorch): zero padding, then im2col
+   * (strided slices and one concat) and one GEMM against the weight as [out, k*k*C].
+   */
+  conv2d(x: Sym, weight: VarLike, bias: VarLike, k: number, s: number, p: number): Sym {
+    const c = ctx();
+    const g = x.graph;
+    const [, h, w, ch] = x.shape;
+    const [ho, wo] = [Math.floor((h + 2 * p - k) / s) + 1, Math.floor((w + 2 * p - k) / s) + 1];
+    const cols = im2col(padAxis(padAxis(x, 1, p, p), 2, p, p), k, s, ho, wo, (i, j) => [i, j]);
+    const wt = c.param(weight);
+    const out = wt.shape[0];
+    return g.linear(cols, g.reshape(g.permute(wt, [0, 2, 3, 1]), [out, k * k * ch]), c.param(bias));
+  },
+  /**
+   * Transposed 2-D convolution on [B, H, W, C], weight [C, out, k, k] (PyTorch ConvTranspose2d):
+   * the input dilated by the stride and padded by k - 1 - p, then a stride-1 convolution with
+   * the flipped kernel (the columns taken in reverse window order, so the weight is not flipped).
+   */
+  convTranspose2d(x: Sym, weight: VarLike, bias: VarLike, k: number, s: number, p: number): Sym {
+    const c = ctx();
+    const g = x.graph;
+    const [, h, w, ch] = x.shape;
+    const [ho, wo] = [(h - 1) * s - 2 * p + k, (w - 1) * s - 2 * p + k];
+    const q = k - 1 - p;
+    const xd = padAxis(padAxis(dilate(dilate(x, 1, s), 2, s), 1, q, q), 2, q, q);
+    const cols = im2col(xd, k, 1, ho, wo, (i, j) => [k - 1 - i, k - 1 - j]);
+    const wt = c.param(weight); // [C, out, k, k]
+    const out = wt.shape[1];
+    return g.linear(cols, g.reshape(g.permute(wt, [1, 2, 3, 0]), [out, k * k * ch]), c.param(bias));
+  },
+  /** GroupNorm without affine on [B, ..., C]: each group's channels and positions as one row of a layer_norm. */
+  groupNorm(x: Sym, groups: number, eps: number): Sym {
+    const g = x.graph;
+    const b = x.shape[0];
+    const ch = x.shape[x.rank - 1];
+    const n = x.size / (b * ch);
+    const cg = ch / groups;
+    const rows = g.permute(g.reshape(x, [b, n, groups, cg]), [0, 2, 1, 3]); // [B, G, N, Cg]
+    const y = g.layerNorm(g.reshape(rows, [b, groups, n * cg]), eps);
+    return g.reshape(g.permute(g.reshape(y, [b, groups, n, cg]), [0, 2, 1, 3]), x.shape);
+  },
+  /** Nearest upsampling of [B, H, W, C]: a broadcast copy [B, H, f, W, f, C]. */
+  upsampleNearest(x: Sym, f: number): Sym {
+    const g = x.graph;
+    const [b, h, w, ch] = x.shape;
+    if (f === 1) return x;
+    const y = g.ew("id", [g.reshape(x, [b, h, 1, w, 1, ch])], [b, h, f, w, f, ch]);
+    return g.reshape(y, [b, h * f, w * f, ch]);
   },
   /** A parameter (or a constant table) as a node. */
   param: (v: VarLike): Sym => ctx().param(v),

@@ -317,6 +317,30 @@ export function sincos2dTable(width: number, grid: number, base: number): Float3
   return out;
 }
 
+/** GroupNorm without affine on channels-last [B, ..., C] (PyTorch GroupNorm: biased variance over each group's positions and channels). */
+export function groupNorm(x: T, groups: number, eps = 1e-5): T {
+  if (sym(x)) return G.groupNorm(x as Any, groups, eps) as Any;
+  return tf.tidy(() => {
+    const b = x.shape[0];
+    const c = x.shape[x.rank - 1];
+    const rows = tf.reshape(x, [b, -1, groups, c / groups]);
+    const { mean, variance } = tf.moments(rows, [1, 3], true);
+    return tf.reshape(tf.mul(tf.sub(rows, mean), tf.rsqrt(tf.add(variance, eps))), x.shape);
+  });
+}
+
+/** Nearest-neighbour upsampling of [B, H, W, C] by an integer factor (each pixel repeated f x f). */
+export function upsampleNearest(x: T, factor: number): T {
+  if (sym(x)) return G.upsampleNearest(x as Any, factor) as Any;
+  return tf.tidy(() => {
+    const [b, h, w, c] = x.shape;
+    // each pixel repeated along the width, then each row along the height: rank-3 tiles (tfjs has tile gradients up to rank 4)
+    const cols = tf.tile(tf.reshape(x, [b * h * w, 1, c]), [1, factor, 1]); // [B*H*W, f, C]
+    const rows = tf.tile(tf.reshape(cols, [b * h, 1, w * factor * c]), [1, factor, 1]); // [B*H, f, W*f*C]
+    return tf.reshape(rows, [b, h * factor, w * factor, c]);
+  });
+}
+
 export function avgPool(x: T, size: number): T {
   if (sym(x)) throw unsupported("avg_pool");
   return tf.avgPool(x as tf.Tensor4D, size, size, "valid");

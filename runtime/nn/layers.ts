@@ -309,13 +309,90 @@ export class Conv2d {
     this.bias = store.param(stateName("Conv2d", path, args, "bias"), [args.outFeatures], "torch_linear", fanIn);
   }
   apply(x: tf.Tensor): tf.Tensor {
-    if (isSym(x)) throw new UnsupportedOpError("conv2d");
+    if (isSym(x)) return G.conv2d(x, this.weight, this.bias, this.args.kernel, this.args.stride ?? 1, this.args.padding ?? 0) as Any;
     return tf.tidy(() => {
       const p = this.args.padding ?? 0;
       const s = this.args.stride ?? 1;
       const filter = tf.transpose(this.weight, [2, 3, 1, 0]) as tf.Tensor4D; // [k, k, C, out]
       const pad: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [p, p], [p, p], [0, 0]];
       return tf.add(tf.conv2d(x as tf.Tensor4D, filter, s, p ? pad : "valid"), this.bias);
+    });
+  }
+}
+
+export interface ConvTranspose2dArgs extends StateNames {
+  channels: number;
+  outFeatures: number;
+  kernel: number;
+  /** default 1 */
+  stride?: number;
+  /** zero padding removed from each side of the output; default 0 */
+  padding?: number;
+}
+
+/** Transposed 2-D convolution on [B, H, W, C]; weight [C, out, k, k] as PyTorch's ConvTranspose2d. */
+export class ConvTranspose2d {
+  readonly weight: tf.Variable; // [C, out, k, k]
+  readonly bias: tf.Variable; // [out]
+  constructor(store: ParamStore, path: string, readonly args: ConvTranspose2dArgs) {
+    positiveInt("ConvTranspose2d", "channels", args.channels);
+    positiveInt("ConvTranspose2d", "outFeatures", args.outFeatures);
+    positiveInt("ConvTranspose2d", "kernel", args.kernel);
+    positiveInt("ConvTranspose2d", "stride", args.stride ?? 1);
+    const p = args.padding ?? 0;
+    if (!Number.isInteger(p) || p < 0) throw new ArgumentError("ConvTranspose2d", "padding", p, "a non-negative integer");
+    // PyTorch: fan-in of the weight [C, out, k, k] is out * k * k (its dimension 1 times the field)
+    const fanIn = args.outFeatures * args.kernel * args.kernel;
+    this.weight = store.param(stateName("ConvTranspose2d", path, args, "weight"), [args.channels, args.outFeatures, args.kernel, args.kernel], "torch_linear", fanIn);
+    this.bias = store.param(stateName("ConvTranspose2d", path, args, "bias"), [args.outFeatures], "torch_linear", fanIn);
+  }
+  apply(x: tf.Tensor): tf.Tensor {
+    const k = this.args.kernel;
+    const s = this.args.stride ?? 1;
+    const p = this.args.padding ?? 0;
+    if (isSym(x)) return G.convTranspose2d(x, this.weight, this.bias, k, s, p) as Any;
+    return tf.tidy(() => {
+      const [b, h, w] = x.shape;
+      const [fh, fw] = [(h - 1) * s + k, (w - 1) * s + k]; // before the padding is cropped
+      const filter = tf.transpose(this.weight, [2, 3, 1, 0]) as tf.Tensor4D; // [k, k, out, C]
+      const full = tf.conv2dTranspose(x as tf.Tensor4D, filter, [b, fh, fw, this.args.outFeatures], s, "valid");
+      const y = p ? tf.slice(full, [0, p, p, 0], [b, fh - 2 * p, fw - 2 * p, this.args.outFeatures]) : full;
+      return tf.add(y, this.bias);
+    });
+  }
+}
+
+export interface GroupNormArgs extends StateNames {
+  channels: number;
+  groups: number;
+  /** default 1e-5 */
+  eps?: number;
+  /** default true */
+  affine?: boolean;
+}
+
+/** GroupNorm on channels-last [B, ..., C]; weight and bias [C] as PyTorch's GroupNorm. */
+export class GroupNorm {
+  readonly weight: tf.Variable | null = null;
+  readonly bias: tf.Variable | null = null;
+  constructor(store: ParamStore, path: string, readonly args: GroupNormArgs) {
+    positiveInt("GroupNorm", "channels", args.channels);
+    positiveInt("GroupNorm", "groups", args.groups);
+    if (args.channels % args.groups) throw new ArgumentError("GroupNorm", "groups", args.groups, `a divisor of channels ${args.channels}`);
+    if (args.affine !== false) {
+      this.weight = store.param(stateName("GroupNorm", path, args, "weight"), [args.channels], "ones");
+      this.bias = store.param(stateName("GroupNorm", path, args, "bias"), [args.channels], "zeros");
+    }
+  }
+  apply(x: tf.Tensor): tf.Tensor {
+    const eps = this.args.eps ?? 1e-5;
+    if (isSym(x)) {
+      const y = G.groupNorm(x, this.args.groups, eps);
+      return (this.weight ? G.add(G.mul(y, G.param(this.weight)), G.param(this.bias!)) : y) as Any;
+    }
+    return tf.tidy(() => {
+      const y = F.groupNorm(x, this.args.groups, eps);
+      return this.weight ? tf.add(tf.mul(y, this.weight), this.bias!) : y;
     });
   }
 }

@@ -41,12 +41,18 @@ export class LearnedPromptEncoder implements PromptEncoder {
   constructor(
     readonly module: TextEncoderModule,
     readonly tokenizer: WordTokenizer,
+    /** the module's forward takes the padding mask after the ids */
+    readonly masked = false,
   ) {}
   get words(): readonly string[] {
     return this.tokenizer.words;
   }
   encode(prompts: readonly string[]): [tf.Tensor3D, tf.Tensor2D] {
-    return tf.tidy(() => this.module.forward(tf.tensor2d(this.tokenizer.encodeBatch(prompts), [prompts.length, this.tokenizer.length], "int32")));
+    return tf.tidy(() => {
+      const ids = this.tokenizer.encodeBatch(prompts);
+      const shape: [number, number] = [prompts.length, this.tokenizer.length];
+      return this.masked ? this.module.forward(tf.tensor2d(ids, shape, "int32"), tf.tensor2d(tokenMask(ids), shape)) : this.module.forward(tf.tensor2d(ids, shape, "int32"));
+    });
   }
 }
 
@@ -89,7 +95,7 @@ export function buildModel(spec: CompiledSpec, ir: IR, seed: number, words?: str
   }
   const store = new ParamStore(seed);
   const network = spec.createNetwork(store);
-  const text = new LearnedPromptEncoder(spec.createTextEncoder(store), new WordTokenizer(words ?? ir.text.words, ir.text.vocab, ir.text.tokens));
+  const text = new LearnedPromptEncoder(spec.createTextEncoder(store), new WordTokenizer(words ?? ir.text.words, ir.text.vocab, ir.text.tokens), ir.text.mask === true);
   return { store, network, text, flow: { ...ir.flow }, ir };
 }
 

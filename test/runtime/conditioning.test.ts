@@ -67,6 +67,7 @@ describe("prompts as conditioning", () => {
     const loaded = await loadCompiled(join(tmp, "gen", "masked"));
     if (loaded.spec.task !== "diffusion") throw new Error("diffusion spec");
     const m = buildModel(loaded.spec, loaded.ir, 3);
+    expect(loaded.ir.text).toMatchObject({ kind: "learned", mask: true }); // the encoder reads the mask too
     const f = await textInputs(m, ["7", ""]);
     expect([...f.mask!]).toEqual([1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     expect(f.ids!.length).toBe(16);
