@@ -4,7 +4,9 @@
  * shape on both sides) and matches the reference output (test/fixtures/arch, made by
  * make_fixtures.py from transcriptions of the published code) within 1e-4 on the tfjs forward,
  * the traced static graph on the CPU interpreter and the native CPU executor; and it trains two
- * steps through `sdc train` (its runTrain, in process) on both engines with finite losses.
+ * steps through `sdc train` (its runTrain, in process) on both engines with finite losses. The
+ * gradients of every parameter match PyTorch's too, and at the specs' default sizes the compiled
+ * state dict is the reference's, name for name and shape for shape.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -193,6 +195,17 @@ describe.each(ARCHS)("$name vs the PyTorch reference", (a) => {
     console.log(`${a.name}: ${names.length} parameter gradients (${co} output channels); max |sdc - PyTorch| / max(1, max |PyTorch|): tfjs ${worst.tfjs.toExponential(2)}, graph ${worst.graph.toExponential(2)}, native ${worst.native.toExponential(2)}`);
     for (const [engine, e] of Object.entries(worst)) expect(e, engine).toBeLessThan(1e-4);
     store.dispose();
+  });
+
+  it("at the spec's default sizes, has the reference's state dict (every name and shape, parameters and buffers)", () => {
+    let text = "";
+    const capture = { write: (x: string) => ((text += x), true), isTTY: false } as unknown as NodeJS.WriteStream;
+    expect(runCompile(a.spec, { outDir: tmp, noWrite: true, json: true }, capture, sink)).toBe(0);
+    const got = JSON.parse(text) as { stats: { networkParams: number }; parameters: { name: string; shape: number[] }[] };
+    const ref = JSON.parse(readFileSync(join(FX, "reference.json"), "utf8"))[`${a.fixture}-default`];
+    const net = got.parameters.filter((p) => !p.name.startsWith("text_encoder."));
+    expect(Object.fromEntries(net.map((p) => [p.name, p.shape]))).toEqual(ref.state_dict);
+    expect(got.stats.networkParams).toBe(ref.params);
   });
 
   it.each(["tfjs", "static"] as const)("trains 2 steps through sdc train on the %s engine with finite losses", async (engine) => {
