@@ -4,12 +4,14 @@
  * shape on both sides) and matches the reference output (test/fixtures/arch, made by
  * make_fixtures.py from transcriptions of the published code) within 1e-4 on the tfjs forward,
  * the traced static graph on the CPU interpreter and the native CPU executor; and it trains two
- * steps through `sdc train` (its runTrain, in process) on both engines with finite losses. The
+ * steps through `sdc train` (its runTrain, in process) on both engines with finite and equal
+ * losses, and (where lavapipe is set up) on the static engine's WebGPU kernels. The
  * gradients of every parameter match PyTorch's too, and at the specs' default sizes the compiled
  * state dict is the reference's, name for name and shape for shape.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -26,7 +28,7 @@ import { ParamStore } from "../../runtime/nn/params.ts";
 import { networkSources } from "../../runtime/train/conditioning.ts";
 import type { InputSource } from "../../compiler/ir.ts";
 
-vi.setConfig({ testTimeout: 240_000 });
+vi.setConfig({ testTimeout: 450_000 }); // software Vulkan compiles every shader on first use
 const FX = "test/fixtures/arch";
 const tmp = mkdtempSync(join(tmpdir(), "sdc-arch-fx-"));
 const sink = { write: () => true, isTTY: false } as unknown as NodeJS.WriteStream;
@@ -49,6 +51,14 @@ function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
   return worst;
 }
+
+const lavapipeDir = process.env.SDC_LAVAPIPE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "sdc-lavapipe");
+const lavapipe = existsSync(join(lavapipeDir, "root", ".ok"));
+if (!lavapipe) console.warn("test/graph/arch-fixtures.test.ts: no software WebGPU adapter (run scripts/lavapipe.sh setup); the WebGPU training runs are skipped");
+/** the tfjs engine's losses per spec (the reference of the WebGPU runs) */
+const tfjsLosses = new Map<string, { step: number; loss: number }[]>();
+const losses = (out: string): { step: number; loss: number }[] =>
+  readFileSync(join(out, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l)).filter((m) => m.loss !== undefined);
 
 interface Arch {
   spec: string;
@@ -208,15 +218,37 @@ describe.each(ARCHS)("$name vs the PyTorch reference", (a) => {
     expect(got.stats.networkParams).toBe(ref.params);
   });
 
-  it.each(["tfjs", "static"] as const)("trains 2 steps through sdc train on the %s engine with finite losses", async (engine) => {
+  it("trains 2 steps through sdc train on the tfjs and the static (native) engine: finite losses, the same for the same seed", async () => {
     await compileTiny(a);
-    const out = join(tmp, `${a.name}-${engine}`);
-    const lines: string[] = [];
-    const opts = { steps: 2, batch: 2, seed: 1, engine, backend: "wasm" as const, sampleEvery: 0, checkpointEvery: 0, samples: 2, sampleSteps: 1, progress: false, out, log: (l: string) => lines.push(l) };
-    expect(await runTrain(join(tmp, a.name), opts), lines.join("\n")).toBe(0);
-    if (engine === "static") expect(lines.join("\n")).toMatch(/engine: static graph on the CPU, native CPU kernels/);
-    const losses = readFileSync(join(out, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l)).filter((m) => m.loss !== undefined);
-    expect(losses.map((m) => m.step)).toEqual([1, 2]);
-    for (const m of losses) expect(Number.isFinite(m.loss) && m.loss > 0, `loss ${m.loss} at step ${m.step}`).toBe(true);
+    const run = async (engine: "tfjs" | "static") => {
+      const out = join(tmp, `${a.name}-${engine}`);
+      const lines: string[] = [];
+      const opts = { steps: 2, batch: 2, seed: 1, engine, backend: "wasm" as const, sampleEvery: 0, checkpointEvery: 0, samples: 2, sampleSteps: 1, progress: false, out, log: (l: string) => lines.push(l) };
+      expect(await runTrain(join(tmp, a.name), opts), lines.join("\n")).toBe(0);
+      if (engine === "static") expect(lines.join("\n")).toMatch(/engine: static graph on the CPU, native CPU kernels/);
+      return losses(out);
+    };
+    const tfjs = await run("tfjs");
+    const stat = await run("static");
+    for (const m of tfjs) expect(Number.isFinite(m.loss) && m.loss > 0, `tfjs loss ${m.loss} at step ${m.step}`).toBe(true);
+    expect(stat.map((m) => m.step)).toEqual([1, 2]);
+    stat.forEach((m, i) => expect(Math.abs(m.loss - tfjs[i].loss), `static vs tfjs loss at step ${m.step}`).toBeLessThan(1e-4 * Math.max(1, tfjs[i].loss)));
+    tfjsLosses.set(a.name, tfjs);
+  });
+
+  // the static engine's WGSL kernels on Mesa's lavapipe (scripts/lavapipe.sh; .ci/run sets it up)
+  it.skipIf(!lavapipe)("trains 2 steps on the static engine on WebGPU (lavapipe) with the tfjs engine's losses", async () => {
+    await compileTiny(a);
+    const out = join(tmp, `${a.name}-webgpu`);
+    const r = spawnSync("scripts/lavapipe.sh", ["node", "bin/sdc.mjs", "train", join(tmp, a.name), "--steps", "2", "--batch-size", "2", "--seed", "1", "--engine", "static", "--backend", "webgpu", "--sample-every", "0", "--checkpoint-every", "0", "--samples", "2", "--sample-steps", "1", "--no-progress", "--out", out], { encoding: "utf8", timeout: 400_000 });
+    expect(r.status, r.stderr.slice(-2000)).toBe(0);
+    expect(r.stderr).toMatch(/backend: webgpu/);
+    const tfjs = tfjsLosses.get(a.name);
+    const gpu = losses(out);
+    expect(gpu.map((m) => m.step)).toEqual([1, 2]);
+    gpu.forEach((m, i) => {
+      expect(Number.isFinite(m.loss) && m.loss > 0, `loss ${m.loss} at step ${m.step}`).toBe(true);
+      if (tfjs) expect(Math.abs(m.loss - tfjs[i].loss), `webgpu vs tfjs loss at step ${m.step}`).toBeLessThan(1e-4 * Math.max(1, tfjs[i].loss));
+    });
   });
 });
