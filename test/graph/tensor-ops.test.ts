@@ -3,8 +3,10 @@
  * pad, squeeze, zeros, ones, full, arange) and the elementwise ones (minimum, maximum, clamp,
  * where, pow, square): each runtime function (nn/functional.ts) eagerly on tfjs and traced into
  * the static graph (trace.ts), forward values and gradients: tfjs autodiff against the graph's
- * gradient rules, run by the reference interpreter (cpu.ts) and by the native CPU kernels; and a
- * spec using them all (test/specs/tensor-ops.mdl) trains to the same losses on both engines.
+ * gradient rules, run by the reference interpreter (cpu.ts) and by the native CPU kernels; all
+ * three against PyTorch's values (test/fixtures/tensor-ops); gradients of the elementwise ops
+ * against finite differences; and a spec using them all (test/specs/tensor-ops.mdl) trains to the
+ * same losses on both engines.
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -34,13 +36,13 @@ const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
  * fn's output and the gradients of sum(w * fn(xs)) for every input: [tfjs, interpreter, native],
  * each flattened into one array (output first), and the output shapes of both.
  */
-function run(fn: Fn, shapes: number[][], data?: Float32Array[], seed = 1) {
+function run(fn: Fn, shapes: number[][], data?: Float32Array[], seed = 1, weight?: Float32Array) {
   const rng = new Rng(seed);
   const xs = data ?? shapes.map((s) => rng.normals(size(s)));
   // tfjs: eager values, autodiff
   const ts = xs.map((d, i) => tf.tensor(d, shapes[i]));
   const yt = fn(ts) as tf.Tensor;
-  const w = rng.normals(yt.size);
+  const w = weight ?? rng.normals(yt.size);
   const grads = tf.grads((...a: tf.Tensor[]) => tf.sum(tf.mul(fn(a), tf.tensor(w, yt.shape))))(ts);
   const want = Float32Array.from([...yt.dataSync(), ...grads.flatMap((g) => [...g.dataSync()])]);
   // the traced graph
@@ -155,6 +157,52 @@ describe("bad arguments at run time are errors that say what", () => {
     ["squeeze of a longer axis", () => F.squeeze(tf.zeros([2, 3]), 0), /axis 0 of \[2,3\] does not have size 1/],
   ])("%s", (_, f, msg) => {
     expect(f).toThrow(msg);
+  });
+});
+
+/** The PyTorch reference (test/fixtures/tensor-ops/make_fixtures.py): each case's inputs, weight, output and gradients. */
+interface TorchCase {
+  inputs: { shape: number[]; data: number[] }[];
+  w: { shape: number[]; data: number[] };
+  y: { shape: number[]; data: number[] };
+  grads: { shape: number[]; data: number[] }[];
+}
+const TORCH = JSON.parse(readFileSync("test/fixtures/tensor-ops/reference.json", "utf8")) as { torch: string; cases: Record<string, TorchCase> };
+const TORCH_FNS: Record<string, Fn> = {
+  reshape: ([x]) => F.reshape(x, [2, -1, 2]),
+  permute: ([x]) => F.permute(x, [2, 0, 1]),
+  transpose: ([x]) => F.transpose(x, 1, 2),
+  slice: ([x]) => F.slice(x, 1, 3, 1),
+  slice_negative: ([x]) => F.slice(x, -3, -1),
+  repeat: ([x]) => F.repeat(x, 3, 1),
+  broadcast_to: ([x]) => F.broadcastTo(x, [2, 3, 4]),
+  pad: ([x]) => F.pad(x, 1, 2, 1),
+  pad_value: ([x]) => F.pad(x, 2, 0, -1, -1.5),
+  squeeze: ([x]) => F.squeeze(x, 1),
+  constants: ([x]) => F.add(F.mul(F.mul(F.add(x, F.zeros([2, 1])), F.ones([3])), F.full([1, 3], -0.75)), F.arange(3)),
+  minimum: ([a, b]) => F.minimum(a, b),
+  maximum_broadcast: ([a, b]) => F.maximum(a, b),
+  clamp: ([x]) => F.clamp(x, -0.5, 0.75),
+  where: ([c, a, b]) => F.where(F.relu(c), a, b),
+  where_fill: ([c, a]) => F.where(F.relu(c), a, -1e9),
+  pow_fractional: ([x]) => F.pow(F.add(F.mul(x, x), 0.1), 1.5),
+  pow_integer: ([x]) => F.pow(x, 3),
+  pow_negative: ([x]) => F.pow(F.add(F.abs(x), 0.5), -2),
+  square: ([x]) => F.square(x),
+};
+
+describe(`against PyTorch ${TORCH.torch} (test/fixtures/tensor-ops/reference.json): outputs and gradients within 1e-4`, () => {
+  it("every reference case has its sdc form and every form its case", () => {
+    expect(Object.keys(TORCH_FNS).sort()).toEqual(Object.keys(TORCH.cases).sort());
+  });
+  it.each(Object.keys(TORCH_FNS))("%s: tfjs, the interpreter and the native kernels", (name) => {
+    const c = TORCH.cases[name];
+    const r = run(TORCH_FNS[name], c.inputs.map((x) => x.shape), c.inputs.map((x) => Float32Array.from(x.data)), 1, Float32Array.from(c.w.data));
+    expect(r.shapes[0]).toEqual(c.y.shape);
+    const ref = Float32Array.from([...c.y.data, ...c.grads.flatMap((g) => g.data)]);
+    expect(worst(r.want, ref)).toBeLessThan(1e-4);
+    expect(worst(r.cpu, ref)).toBeLessThan(1e-4);
+    expect(worst(r.native, ref)).toBeLessThan(1e-4);
   });
 });
 
