@@ -185,6 +185,19 @@ export const T = {
   rsqrt: (x: Sym): Sym => x.graph.ew("rsqrt", [x]),
   abs: (x: Sym): Sym => x.graph.ew("abs", [x]),
   softmax: (x: Sym): Sym => x.graph.softmax(x),
+  // ---- elementwise: minimum, maximum, clamp, where, pow, square
+  minimum: (a: unknown, b: unknown): Sym => graphOf(a, b).ew("min", checkArgs([a, b])),
+  maximum: (a: unknown, b: unknown): Sym => graphOf(a, b).ew("max", checkArgs([a, b])),
+  clamp: (x: Sym, min: number, max: number): Sym => x.graph.ew("max", [x.graph.ew("min", [x, max]), min]),
+  /** keep(cond, a) + drop(cond, b): exact for any a and b (an infinite b where cond is nonzero is not read) */
+  where(cond: unknown, a: unknown, b: unknown): Sym {
+    const g = graphOf(cond, a, b);
+    const [c, x, y] = checkArgs([cond, a, b]);
+    if (typeof c === "number") throw new GraphError("where: the condition must be a tensor");
+    return g.ew("add", [g.ew("keep", [c, x]), g.ew("drop", [c, y])]);
+  },
+  pow: (x: Sym, p: number): Sym => x.graph.ew("pow", [x, p]),
+  square: (x: Sym): Sym => x.graph.ew("square", [x]),
   gelu: (x: Sym, approximate: boolean): Sym => x.graph.ew(approximate ? "gelu_tanh" : "gelu_erf", [x]),
   layerNorm: (x: Sym, eps: number): Sym => x.graph.layerNorm(x, eps),
   /** RMSNorm per head slice of the last axis, composed: x * rsqrt(mean(x^2) + eps). */

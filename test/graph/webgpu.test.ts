@@ -203,4 +203,13 @@ describe.skipIf(!available)("static engine on WebGPU (lavapipe)", () => {
       });
     }
   });
+
+  it("the WGSL forms of the layout and elementwise primitives (min, max, ge, keep, drop, pow; where, clamp, pad, repeat) match the CPU interpreter", () => {
+    const r = node(["--import", "tsx", "test/graph/scripts/tensor-ops-webgpu.ts"]);
+    expect(r.status, r.err.slice(-2000)).toBe(0);
+    const res = JSON.parse(r.out.trim().split("\n").pop()!);
+    expect(res.worst, res.worstAt).toBeLessThan(1e-5);
+    expect(res.nodes).toBeGreaterThan(15);
+    expect(res.gradNodes).toBe(2); // a and c (b is only where's mask: no gradient)
+  });
 });
