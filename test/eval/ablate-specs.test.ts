@@ -67,6 +67,7 @@ describe("sdc ablate with arms: usage and input errors (nothing runs)", () => {
     [["specs/sd3.mdl:tiny", "specs/sd3"], 2, /expected a .mdl spec file, got 'specs\/sd3'/],
     [["specs/sd3.mdl:tiny", "specs/nope.mdl:tiny"], 1, /spec file not found: specs\/nope.mdl/],
     [["specs/sd3.mdl:tiny", "specs/sd3.mdl:tiny"], 2, /two units would share the folder sd3.tiny/],
+    [["specs/sd3.mdl:tiny", EW, "--set", "depth=1"], 1, /unit ablate-ew.base\+depth=1 \(test\/specs\/ablate-ew.mdl\) does not compile; nothing was run:\s+--set depth=1:1:1: error SDC308: --set depth: spec ew has no parameter 'depth'/],
     [["specs/sd3.mdl:tiny", EW, "--target-params", "1000"], 2, /--target-params is for --match-params NAME/],
     [["specs/sd3.mdl:tiny", EW, "--match-range", "1..9"], 2, /--match-range is for --match-params NAME/],
     [["specs/sd3.mdl:tiny", EW, "--match-on", "network"], 2, /--match-on is for --match-params NAME/],
@@ -219,5 +220,5 @@ describe("sdc ablate, two spec files end to end", () => {
     expect(l.results?.map((r) => r.id)).toEqual([A, B]);
     expect(table(local)).toEqual(table(out));
     expect(table(out)).toHaveLength(4);
-  });
+  }, 300_000);
 });
