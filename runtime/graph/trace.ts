@@ -147,6 +147,28 @@ function im2col(x: Sym, k: number, s: number, ho: number, wo: number, at: (i: nu
   return x.graph.concat(cols, 3);
 }
 
+/** RoPE's cos and sin tables for `pos` (constants when pos is one, else computed in the graph), shaped `table`. */
+function ropeCosSin(g: Graph, pos: Sym, rows: number, half: number, axesDim: number[], theta: number, table: number[]): [Sym, Sym] {
+  const axes = axesDim.length;
+  const w = ropeFrequencies(axesDim, theta);
+  const root = g.node(rootOf(g, pos.id)).op;
+  if (root.kind === "const") {
+    const [c, s] = [new Float32Array(rows * half), new Float32Array(rows * half)];
+    for (let r = 0; r < rows; r++) {
+      for (let j = 0; j < half; j++) {
+        let ang = 0;
+        for (let a = 0; a < axes; a++) ang += root.data[r * axes + a] * w[a * half + j];
+        c[r * half + j] = Math.cos(ang);
+        s[r * half + j] = Math.sin(ang);
+      }
+    }
+    return [g.constant(c, table), g.constant(s, table)];
+  }
+  const ang = g.gemm(pos, g.constant(Float32Array.from(w), [axes, half]), [rows, half], { batch: [1, 1], m: rows, n: half, k: axes, alpha: 1, a: [0, 0, axes, 1], b: [0, 0, half, 1], c: [0, 0, half, 1] });
+  return [g.reshape(g.ew("cos", [ang]), table), g.reshape(g.ew("sin", [ang]), table)];
+}
+const ropeTables = new WeakMap<Graph, Map<string, [Sym, Sym]>>();
+
 /** The traced forms of nn/functional.ts (same names and arguments). */
 export const T = {
   add: (a: unknown, b: unknown): Sym => graphOf(a, b).ew("add", checkArgs([a, b])),
@@ -298,30 +320,15 @@ export const T = {
     const g = x.graph;
     const [b, n, dm] = x.shape;
     const half = dm / heads / 2;
-    const axes = axesDim.length;
     const lead = pos.rank === 3 ? b : 1;
     const table: number[] = interleaved ? [lead, n, 1, half, 1] : [lead, n, 1, 1, half];
-    const w = ropeFrequencies(axesDim, theta);
-    const root = g.node(rootOf(g, pos.id)).op;
-    let cos: Sym;
-    let sin: Sym;
-    if (root.kind === "const") {
-      const rows = lead * n;
-      const [c, s] = [new Float32Array(rows * half), new Float32Array(rows * half)];
-      for (let r = 0; r < rows; r++) {
-        for (let j = 0; j < half; j++) {
-          let ang = 0;
-          for (let a = 0; a < axes; a++) ang += root.data[r * axes + a] * w[a * half + j];
-          c[r * half + j] = Math.cos(ang);
-          s[r * half + j] = Math.sin(ang);
-        }
-      }
-      [cos, sin] = [g.constant(c, table), g.constant(s, table)];
-    } else {
-      const rows = lead * n;
-      const ang = g.gemm(pos, g.constant(Float32Array.from(w), [axes, half]), [rows, half], { batch: [1, 1], m: rows, n: half, k: axes, alpha: 1, a: [0, 0, axes, 1], b: [0, 0, half, 1], c: [0, 0, half, 1] });
-      [cos, sin] = [g.reshape(g.ew("cos", [ang]), table), g.reshape(g.ew("sin", [ang]), table)];
-    }
+    // one cos/sin pair per positions node and frequencies (a Flux block's q and k, every block)
+    const key = `${pos.id}|${axesDim.join(",")}|${theta}|${interleaved}`;
+    let tables = ropeTables.get(g);
+    if (!tables) ropeTables.set(g, (tables = new Map()));
+    const hit = tables.get(key);
+    const [cos, sin] = hit ?? ropeCosSin(g, pos, lead * n, half, axesDim, theta, table);
+    if (!hit) tables.set(key, [cos, sin]);
     const ax = interleaved ? 4 : 3;
     const xr = g.reshape(x, interleaved ? [b, n, heads, half, 2] : [b, n, heads, 2, half]);
     const [x0, x1] = [g.slice(xr, ax, 0, 1), g.slice(xr, ax, 1, 1)];
