@@ -831,6 +831,18 @@ export const PRIMITIVES: Record<string, Primitive> = {
       return floatTensor([x.shape[0], dimOp("*", x.shape[1], f), dimOp("*", x.shape[2], f), x.shape[3]]);
     },
   },
+  dropout: {
+    name: "dropout",
+    doc: "inverted dropout: in training each element is zeroed with probability p and the rest scaled by 1 / (1 - p) (masks drawn per step, on both engines); the identity in validation and sampling",
+    args: [X, { name: "p", type: "float", doc: "drop probability, in [0, 1)" }],
+    runtime: "dropout",
+    example: { x: "[B, N, D]", p: "0.1" },
+    infer(a, c) {
+      const p = num(a, "p");
+      if (typeof p === "number" && !(p >= 0 && p < 1)) c.fail("p", "SDC407", `dropout: p must be in [0, 1), got ${p}`);
+      return floatTensor(tensor(a, "x").shape);
+    },
+  },
   avg_pool: pool("avg_pool", "average", "avgPool"),
   max_pool: pool("max_pool", "max", "maxPool"),
   flatten: {

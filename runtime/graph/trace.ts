@@ -17,9 +17,19 @@ export interface OneHotInput {
   vocab: number;
 }
 
+/** A dropout mask the host draws for every step: keep / (1 - p) or 0 per element, fed as input `name`. */
+export interface DropoutInput {
+  name: string;
+  shape: number[];
+  p: number;
+}
+
 export class TraceContext {
   private readonly cache = new Map<VarLike, Sym>();
   readonly oneHots: OneHotInput[] = [];
+  /** a training step (dropout active, its masks are inputs); false for the forward of sampling and validation */
+  training = false;
+  readonly dropouts: DropoutInput[] = [];
   constructor(
     readonly graph: Graph,
     private readonly names: Map<VarLike, { name: string; shape: readonly number[] }>,
@@ -428,6 +438,14 @@ export const T = {
     if (f === 1) return x;
     const y = g.ew("id", [g.reshape(x, [b, h, 1, w, 1, ch])], [b, h, f, w, f, ch]);
     return g.reshape(y, [b, h * f, w * f, ch]);
+  },
+  /** Dropout: in a training step x times a mask input the host draws per step; the identity otherwise. */
+  dropout(x: Sym, p: number): Sym {
+    const c = ctx();
+    if (!c.training || p === 0) return x;
+    const name = `dropout.${c.dropouts.length}`;
+    c.dropouts.push({ name, shape: [...x.shape], p });
+    return x.graph.ew("mul", [x, c.graph.input(name, x.shape)]);
   },
   /** A parameter (or a constant table) as a node. */
   param: (v: VarLike): Sym => ctx().param(v),

@@ -376,6 +376,28 @@ export function upsampleNearest(x: T, factor: number): T {
   });
 }
 
+/** Dropout is active only inside `training` (the tfjs engine's loss): validation and sampling run it as the identity. */
+let train: { seed: number; calls: number } | null = null;
+
+/** Run `fn` (a training step's forward) with dropout active, its masks drawn from `seed` (the step). */
+export function training<R>(seed: number, fn: () => R): R {
+  const prev = train;
+  train = { seed, calls: 0 };
+  try {
+    return fn();
+  } finally {
+    train = prev;
+  }
+}
+
+/** Inverted dropout: in training each element is zeroed with probability p and the rest scaled by 1 / (1 - p); the identity otherwise. */
+export function dropout(x: T, p: number): T {
+  if (sym(x)) return G.dropout(x as Any, p) as Any;
+  if (!train || p === 0) return x;
+  const seed = (Math.imul(train.seed + 1, 0x9e3779b1) ^ Math.imul(++train.calls, 0x85ebca6b)) >>> 0;
+  return tf.tidy(() => tf.mul(x, tf.mul(tf.cast(tf.greaterEqual(tf.randomUniform(x.shape, 0, 1, "float32", seed), p), "float32"), 1 / (1 - p))));
+}
+
 export function avgPool(x: T, size: number): T {
   if (sym(x)) throw unsupported("avg_pool");
   return tf.avgPool(x as tf.Tensor4D, size, size, "valid");
