@@ -256,6 +256,27 @@ export const T = {
     );
   },
   flatten: (x: Sym): Sym => x.graph.reshape(x, [x.shape[0], -1]),
+  /** Average pooling, window = stride = size, on [B, H, W, C]: a mean over the window axes of a reshape. */
+  avgPool(x: Sym, size: number): Sym {
+    const g = x.graph;
+    const [b, h, w, c] = x.shape;
+    const y = g.reshape(x, [b, h / size, size, w / size, size, c]);
+    return g.reshape(g.sumTo(y, [b, h / size, 1, w / size, 1, c], 1 / (size * size)), [b, h / size, w / size, c]);
+  },
+  /** Max pooling, window = stride = size, on [B, H, W, C]: the elementwise max of the window's size^2 strided slices (the first maximum takes the gradient). */
+  maxPool(x: Sym, size: number): Sym {
+    const g = x.graph;
+    const [b, h, w, c] = x.shape;
+    const y = g.reshape(x, [b, h / size, size, w / size, size, c]);
+    let m: Sym | null = null;
+    for (let i = 0; i < size; i++) {
+      for (let j = 0; j < size; j++) {
+        const v = g.slice(g.slice(y, 2, i, 1), 4, j, 1); // [B, H/s, 1, W/s, 1, C]
+        m = m ? g.ew("max", [m, v]) : v;
+      }
+    }
+    return g.reshape(m!, [b, h / size, w / size, c]);
+  },
   // ---- layout ops (reshape ... squeeze; the constants are T.constant)
   reshape: (x: Sym, shape: number[]): Sym => x.graph.reshape(x, shape),
   permute: (x: Sym, perm: number[]): Sym => x.graph.permute(x, perm),

@@ -3,7 +3,7 @@
  * Each is the tfjs equivalent of the reference's PyTorch op, channels-last.
  */
 import * as tf from "@tensorflow/tfjs";
-import { broadcastShapes, UnsupportedOpError } from "../graph/graph.ts";
+import { broadcastShapes } from "../graph/graph.ts";
 import { activeTrace, causalBias, gridPositions, isSym, MASKED, ropeFrequencies, T as G } from "../graph/trace.ts";
 
 export class ShapeError extends Error {
@@ -20,7 +20,6 @@ type N = number | tf.Tensor;
 const sym = (...xs: unknown[]): boolean => xs.some(isSym);
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Any = any;
-const unsupported = (what: string) => new UnsupportedOpError(what);
 
 export const add = (a: N, b: N): T => (sym(a, b) ? (G.add(a, b) as Any) : tf.add(a, b));
 export const sub = (a: N, b: N): T => (sym(a, b) ? (G.sub(a, b) as Any) : tf.sub(a, b));
@@ -399,12 +398,12 @@ export function dropout(x: T, p: number): T {
 }
 
 export function avgPool(x: T, size: number): T {
-  if (sym(x)) throw unsupported("avg_pool");
+  if (sym(x)) return G.avgPool(x as Any, size) as Any;
   return tf.avgPool(x as tf.Tensor4D, size, size, "valid");
 }
 
 export function maxPool(x: T, size: number): T {
-  if (sym(x)) throw unsupported("max_pool");
+  if (sym(x)) return G.maxPool(x as Any, size) as Any;
   return tf.maxPool(x as tf.Tensor4D, size, size, "valid");
 }
 

@@ -76,6 +76,17 @@ function expectSame(fn: Fn, shapes: number[][], data?: Float32Array[]) {
 
 const fixed = (...v: number[]) => Float32Array.from(v);
 
+describe("pooling on the static graph (a reshape and a mean; the max of the window's slices)", () => {
+  it.each([
+    ["avg_pool 2", (a: any[]) => F.avgPool(a[0], 2), [[2, 4, 6, 3]]],
+    ["avg_pool 3", (a: any[]) => F.avgPool(a[0], 3), [[1, 6, 3, 2]]],
+    ["max_pool 2", (a: any[]) => F.maxPool(a[0], 2), [[2, 4, 6, 3]]],
+    ["max_pool 3", (a: any[]) => F.maxPool(a[0], 3), [[1, 6, 3, 2]]],
+  ] as [string, Fn, number[][]][])("%s: values and gradients as tfjs, on the interpreter and the native kernels", (_, fn, shapes) => {
+    expectSame(fn, shapes);
+  });
+});
+
 // each on the cpu and the wasm backend of tfjs (they differ: a cast of 0.3 to bool is false on wasm)
 describe.each(["cpu", "wasm"] as const)("tfjs %s", (backend) => {
   beforeAll(async () => {
