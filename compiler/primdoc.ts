@@ -39,7 +39,7 @@ export interface PrimitiveDoc {
 }
 
 function argType(a: PrimArg): string {
-  return a.type === "ints" ? "int list" : a.type;
+  return a.type === "ints" ? "int list" : a.type === "operand" ? "tensor or number" : a.type;
 }
 
 function defaultText(v: Value): string {
@@ -69,7 +69,7 @@ function exampleValue(prim: Primitive, spec: PrimArg | undefined, text: string):
   const r = parseExpression(`example of ${prim.name}`, text);
   if (!r.expr) throw new Error(`internal: the example of ${prim.name} does not parse: ${text}`);
   const e = r.expr;
-  const type = spec?.type ?? "tensor";
+  const type = spec?.type === "operand" ? (e.kind === "shape" || e.kind === "list" ? "tensor" : "float") : (spec?.type ?? "tensor");
   if (type === "tensor") {
     if (e.kind === "shape") return { t: "tensor", dtype: e.dtype, shape: e.dims.map(dimOf) };
     if (e.kind === "list") return { t: "tensor", dtype: "float32", shape: e.items.map(dimOf) };
@@ -131,10 +131,10 @@ export function describePrimitive(prim: Primitive): PrimitiveDoc {
     if (text !== undefined && !Array.isArray(text)) {
       const v = exampleValue(prim, spec, text);
       args[spec.name] = v;
-      if (spec.type === "tensor") inputs.push({ name: spec.name, shape: outputText(v) });
+      if (v.t === "tensor") inputs.push({ name: spec.name, shape: outputText(v) });
       // tensors by position, as specs write them (`attention(q, k, v, heads: 4)`), the rest by name
       // (an optional tensor by name: it follows named arguments)
-      given.push(spec.type === "tensor" ? (spec.optional ? `${spec.name}: ${spec.name}` : spec.name) : `${spec.name}: ${valueToString(v)}`);
+      given.push(v.t === "tensor" ? (spec.optional ? `${spec.name}: ${spec.name}` : spec.name) : `${spec.name}: ${valueToString(v)}`);
     } else if (spec.default) args[spec.name] = spec.default;
     else if (!spec.optional) throw new Error(`internal: the example of ${prim.name} lacks its required argument '${spec.name}'`);
   }

@@ -6,8 +6,8 @@ import * as tf from "@tensorflow/tfjs";
 import * as F from "./nn/functional.ts";
 
 export { tf, F };
-export { Linear, LayerNorm, RmsNorm, PatchConv, Conv2d, SinCos2d, Embedding, Parameter, ArgumentError } from "./nn/layers.ts";
-export type { LinearArgs, LayerNormArgs, RmsNormArgs, PatchConvArgs, Conv2dArgs, SinCos2dArgs, EmbeddingArgs, ParameterArgs } from "./nn/layers.ts";
+export { Linear, LayerNorm, RmsNorm, PatchConv, Conv2d, ConvTranspose2d, GroupNorm, SinCos2d, Embedding, Parameter, ArgumentError } from "./nn/layers.ts";
+export type { LinearArgs, LayerNormArgs, RmsNormArgs, PatchConvArgs, Conv2dArgs, ConvTranspose2dArgs, GroupNormArgs, SinCos2dArgs, EmbeddingArgs, ParameterArgs, StateNames } from "./nn/layers.ts";
 export { ParamStore, ParamError, joinName } from "./nn/params.ts";
 export type { CompiledSpec, DiffusionSpec, ClassifierSpec, NetworkModule, TextEncoderModule, ClassifierModule } from "./model.ts";
 

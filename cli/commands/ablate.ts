@@ -219,12 +219,19 @@ export function planAblation(specs: string | string[], o: AblateOptions): { unit
     units = planUnits({ spec: specPath, specHash: specHash(specPath), variants, ...common });
   } else {
     if (o.variants?.length || o.base) {
-      throw new UsageError(`--${o.variants?.length ? "variants" : "base"} is for one spec file; with arms (${list.join(" ")}) each arm names its variant: SPEC.mdl:VARIANT`);
+      const flag = o.variants?.length ? "variants" : "base";
+      throw new UsageError(args.length === 1 ? `${list[0]} names its variant and overrides itself: give ${list[0]} or ${args[0].spec} --${flag} ..., not both` : `--${flag} is for one spec file; with arms (${list.join(" ")}) each arm names its variant: SPEC.mdl:VARIANT`);
     }
     const arms: Arm[] = args.map((a) => ({ spec: a.spec, specHash: specHash(a.spec), variant: a.variant, set: a.set, ...(args.length > 1 ? { label: specName(a.spec) } : {}) }));
     units = planUnits({ spec: args[0].spec, specHash: arms[0].specHash, variants: [], arms, ...common });
   }
   if (o.match) units = matchUnits(units, o.match, plain ? (o.variants?.length ?? 1) : args.length, o.log ?? ((s: string) => process.stderr.write(s + "\n")));
+  // every unit compiles, before any trains (a --set that one of the specs lacks is found now, not after the other arms ran)
+  for (const u of units) {
+    if (u.match) continue; // compiled by the search
+    const c = compiledCount(u.inputs, "params");
+    if ("error" in c) throw new InputError(`unit ${u.id} (${u.inputs.spec}${u.inputs.variant ? `:${u.inputs.variant}` : ""}) does not compile; nothing was run:\n${c.error}`);
+  }
   const out = o.out ?? join("ablations", [...new Set(args.map((a) => specName(a.spec)))].join("-vs-"));
   return { units, out };
 }

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { irHash } from "../../compiler/ir-check.ts";
 import { initBackend } from "../../runtime/backend.ts";
+import { registerWasmConvFilterGrad } from "../../runtime/eval/wasm-kernels.ts";
 import { BatchSampler, type ImageTextDataset } from "../../runtime/data/dataset.ts";
 import { loadImageFolder } from "../../runtime/data/folder.ts";
 import { type LatentDataset, loadLatents } from "../../runtime/data/latents.ts";
@@ -198,6 +199,8 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
   if (resumed && resumed.state.step >= steps) throw new InputError(`checkpoint ${resumeDir} is already at step ${resumed.state.step}; ask for more --steps (now ${steps})`);
 
   const backend = await initBackend(o.backend, { log });
+  // tfjs-backend-wasm has no conv2d filter gradient: the tfjs engine needs one for conv specs (the UNet)
+  if (backend.name === "wasm") registerWasmConvFilterGrad();
   log(`backend: ${backend.detail}`);
   const train = loadDataset(ir, "train");
   const test = ir.data.source === "mnist" ? loadDataset(ir, "test") : train;

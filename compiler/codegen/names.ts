@@ -27,7 +27,7 @@ const KEYWORDS = (
 ).split(" ");
 
 /** What the generated code itself refers to by name: imports, helpers, parameters, globals. */
-export const HELPERS = ["tf", "F", "ParamStore", "joinName", "need", "check", "Linear", "LayerNorm", "RmsNorm", "PatchConv", "Conv2d", "SinCos2d", "Embedding", "Parameter"];
+export const HELPERS = ["tf", "F", "ParamStore", "joinName", "need", "check", "Linear", "LayerNorm", "RmsNorm", "PatchConv", "Conv2d", "ConvTranspose2d", "GroupNorm", "SinCos2d", "Embedding", "Parameter"];
 const GENERATED_LOCALS = ["store", "path", "args", "k", "_"];
 const GLOBALS = ["Array", "ReadonlyArray", "Readonly", "Object", "Math", "JSON", "Number", "String", "Boolean", "Symbol", "Promise", "Error", "Map", "Set", "NaN", "Infinity", "globalThis", "Function", "Reflect", "Proxy", "Date", "RegExp"];
 /** Names in index.ts (imports and declarations) that a class exported from model.ts must not take. */

@@ -224,17 +224,20 @@ export function resultsCsv(results: UnitResult[]): string {
 
 /**
  * Vega-Lite: validation loss and prompt accuracy (at `cfg`) against parameter count, one point per
- * unit, coloured by unit; the shape is the spec file and its network (the architecture).
+ * unit, coloured by unit; the shape is the spec file and its network (the architecture). The x
+ * axis is the network's count when the counts were matched on it (--match-on network).
  */
 export function resultsPlotSpec(results: UnitResult[], cfg: number, title: string): Record<string, unknown> {
   const values = results.map((r) => ({ unit: r.id, spec: archLabel(r), params: r.params, network_params: r.networkParams, target_params: r.match?.target ?? null, val_loss: r.valLoss, accuracy: r.cfg.find((c) => c.cfg === cfg)?.accuracy ?? null }));
+  // matched on the network's count: the x axis is what was matched
+  const x = results.some((r) => r.match?.on === "network") ? "network_params" : "params";
   const tooltip = [{ field: "unit", type: "nominal" }, { field: "spec", type: "nominal", title: "spec (network)" }, ...["params", "network_params", "target_params"].map((field) => ({ field, type: "quantitative", format: "d" }))];
   const panel = (field: string, label: string) => ({
     width: 280,
     height: 220,
     layer: [
-      { mark: { type: "point", filled: true, size: 70 }, encoding: { x: { field: "params", type: "quantitative", title: "parameters", scale: { zero: false } }, y: { field, type: "quantitative", title: label, scale: { zero: false } }, color: { field: "unit", type: "nominal", title: "unit", legend: { labelLimit: 360 } }, shape: { field: "spec", type: "nominal", title: "spec (network)", legend: { labelLimit: 360 } }, tooltip } },
-      { mark: { type: "text", dy: -10, fontSize: 9 }, encoding: { x: { field: "params", type: "quantitative" }, y: { field, type: "quantitative" }, text: { field: "unit" } } },
+      { mark: { type: "point", filled: true, size: 70 }, encoding: { x: { field: x, type: "quantitative", title: x === "params" ? "parameters" : "network parameters", scale: { zero: false } }, y: { field, type: "quantitative", title: label, scale: { zero: false } }, color: { field: "unit", type: "nominal", title: "unit", legend: { labelLimit: 360 } }, shape: { field: "spec", type: "nominal", title: "spec (network)", legend: { labelLimit: 360 } }, tooltip } },
+      { mark: { type: "text", dy: -10, fontSize: 9 }, encoding: { x: { field: x, type: "quantitative" }, y: { field, type: "quantitative" }, text: { field: "unit" } } },
     ],
   });
   return {

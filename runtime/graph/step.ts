@@ -12,7 +12,8 @@ import { LearnedPromptEncoder } from "../train/trainer.ts";
 import { type CondArrays, networkSources, nullClass, promptLabels, tokenMask, usesTextFeatures } from "../train/conditioning.ts";
 import { differentiate } from "./autodiff.ts";
 import { Graph, GraphError, kernelCount, liveNodes, rootOf, type Sym, isSym } from "./graph.ts";
-import { type OneHotInput, TraceContext, withTrace } from "./trace.ts";
+import { type DropoutInput, type OneHotInput, TraceContext, withTrace } from "./trace.ts";
+import { Rng } from "../util/rng.ts";
 
 export interface StepGraph {
   graph: Graph;
@@ -22,6 +23,8 @@ export interface StepGraph {
   /** parameter names and shapes in the store's order */
   params: { name: string; shape: number[] }[];
   oneHots: OneHotInput[];
+  /** dropout masks, drawn on the host for each step (stepFeeds) */
+  dropouts?: DropoutInput[];
   batch: number;
   dims: [number, number, number];
   /** "learned": token ids are an input; "external": context and pooled are inputs; "none": the network takes no text features */
@@ -103,6 +106,7 @@ export function buildVelocityGraph(m: Pick<ModelBundle, "store" | "network" | "t
 export function buildStepGraph(m: Pick<ModelBundle, "store" | "network" | "text" | "ir">, batch: number, dims: [number, number, number], context?: { tokens: number; width: number; pooled: number }): StepGraph {
   const g = new Graph();
   const tc = new TraceContext(g, paramTable(m.store));
+  tc.training = true;
   const [h, w, c] = dims;
   const out = withTrace(tc, () => {
     const { v, text } = traceVelocity(g, m, batch, dims, context); // [B, H, W, C]
@@ -134,17 +138,29 @@ export function buildStepGraph(m: Pick<ModelBundle, "store" | "network" | "text"
     grads,
     params,
     oneHots: tc.oneHots,
+    dropouts: tc.dropouts,
     batch,
     dims,
     text: out.text,
   };
 }
 
+/** The dropout mask of a step: keep with probability 1 - p, scaled by 1 / (1 - p); drawn from (step, mask index) alone, so a resumed run draws the same. */
+export function dropoutMask(d: DropoutInput, step: number, index: number): Float32Array {
+  const rng = new Rng((Math.imul(step + 1, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b)) >>> 0);
+  const n = d.shape.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(n);
+  const scale = 1 / (1 - d.p);
+  for (let i = 0; i < n; i++) out[i] = rng.uniform() >= d.p ? scale : 0;
+  return out;
+}
+
 /**
  * The host-side inputs of one step from a FlowBatch: the same arithmetic as flowLoss
- * (xt = (1 - sigma) x0 + sigma eps, target, network time, loss weights / (B * pixels)).
+ * (xt = (1 - sigma) x0 + sigma eps, target, network time, loss weights / (B * pixels)), and the
+ * step's dropout masks (`step`: the optimizer step it is for).
  */
-export function stepFeeds(sg: Pick<StepGraph, "graph" | "batch" | "dims" | "text" | "oneHots">, flow: FlowConfig, b: FlowBatch, text: TextInputs): Map<string, Float32Array> {
+export function stepFeeds(sg: Pick<StepGraph, "graph" | "batch" | "dims" | "text" | "oneHots"> & { dropouts?: DropoutInput[] }, flow: FlowConfig, b: FlowBatch, text: TextInputs, step = 0): Map<string, Float32Array> {
   const n = sg.batch;
   const per = sg.dims[0] * sg.dims[1] * sg.dims[2];
   if (b.sigma.length !== n || b.x0.length !== n * per || b.eps.length !== n * per) throw new GraphError(`the batch does not match the step graph (batch ${n}, ${per} values per image)`);
@@ -164,6 +180,7 @@ export function stepFeeds(sg: Pick<StepGraph, "graph" | "batch" | "dims" | "text
     ["target", target],
     ["weight", wts],
   ]);
+  (sg.dropouts ?? []).forEach((d, k) => feeds.set(d.name, dropoutMask(d, step, k)));
   if (sg.text === "learned") {
     if (!text.ids) throw new GraphError("the step needs token ids");
     feeds.set("ids", Float32Array.from(text.ids));

@@ -17,9 +17,19 @@ export interface OneHotInput {
   vocab: number;
 }
 
+/** A dropout mask the host draws for every step: keep / (1 - p) or 0 per element, fed as input `name`. */
+export interface DropoutInput {
+  name: string;
+  shape: number[];
+  p: number;
+}
+
 export class TraceContext {
   private readonly cache = new Map<VarLike, Sym>();
   readonly oneHots: OneHotInput[] = [];
+  /** a training step (dropout active, its masks are inputs); false for the forward of sampling and validation */
+  training = false;
+  readonly dropouts: DropoutInput[] = [];
   constructor(
     readonly graph: Graph,
     private readonly names: Map<VarLike, { name: string; shape: readonly number[] }>,
@@ -147,6 +157,28 @@ function im2col(x: Sym, k: number, s: number, ho: number, wo: number, at: (i: nu
   return x.graph.concat(cols, 3);
 }
 
+/** RoPE's cos and sin tables for `pos` (constants when pos is one, else computed in the graph), shaped `table`. */
+function ropeCosSin(g: Graph, pos: Sym, rows: number, half: number, axesDim: number[], theta: number, table: number[]): [Sym, Sym] {
+  const axes = axesDim.length;
+  const w = ropeFrequencies(axesDim, theta);
+  const root = g.node(rootOf(g, pos.id)).op;
+  if (root.kind === "const") {
+    const [c, s] = [new Float32Array(rows * half), new Float32Array(rows * half)];
+    for (let r = 0; r < rows; r++) {
+      for (let j = 0; j < half; j++) {
+        let ang = 0;
+        for (let a = 0; a < axes; a++) ang += root.data[r * axes + a] * w[a * half + j];
+        c[r * half + j] = Math.cos(ang);
+        s[r * half + j] = Math.sin(ang);
+      }
+    }
+    return [g.constant(c, table), g.constant(s, table)];
+  }
+  const ang = g.gemm(pos, g.constant(Float32Array.from(w), [axes, half]), [rows, half], { batch: [1, 1], m: rows, n: half, k: axes, alpha: 1, a: [0, 0, axes, 1], b: [0, 0, half, 1], c: [0, 0, half, 1] });
+  return [g.reshape(g.ew("cos", [ang]), table), g.reshape(g.ew("sin", [ang]), table)];
+}
+const ropeTables = new WeakMap<Graph, Map<string, [Sym, Sym]>>();
+
 /** The traced forms of nn/functional.ts (same names and arguments). */
 export const T = {
   add: (a: unknown, b: unknown): Sym => graphOf(a, b).ew("add", checkArgs([a, b])),
@@ -163,6 +195,19 @@ export const T = {
   rsqrt: (x: Sym): Sym => x.graph.ew("rsqrt", [x]),
   abs: (x: Sym): Sym => x.graph.ew("abs", [x]),
   softmax: (x: Sym): Sym => x.graph.softmax(x),
+  // ---- elementwise: minimum, maximum, clamp, where, pow, square
+  minimum: (a: unknown, b: unknown): Sym => graphOf(a, b).ew("min", checkArgs([a, b])),
+  maximum: (a: unknown, b: unknown): Sym => graphOf(a, b).ew("max", checkArgs([a, b])),
+  clamp: (x: Sym, min: number, max: number): Sym => x.graph.ew("max", [x.graph.ew("min", [x, max]), min]),
+  /** keep(cond, a) + drop(cond, b): exact for any a and b (an infinite b where cond is nonzero is not read) */
+  where(cond: unknown, a: unknown, b: unknown): Sym {
+    const g = graphOf(cond, a, b);
+    const [c, x, y] = checkArgs([cond, a, b]);
+    if (typeof c === "number") throw new GraphError("where: the condition must be a tensor");
+    return g.ew("add", [g.ew("keep", [c, x]), g.ew("drop", [c, y])]);
+  },
+  pow: (x: Sym, p: number): Sym => x.graph.ew("pow", [x, p]),
+  square: (x: Sym): Sym => x.graph.ew("square", [x]),
   gelu: (x: Sym, approximate: boolean): Sym => x.graph.ew(approximate ? "gelu_tanh" : "gelu_erf", [x]),
   layerNorm: (x: Sym, eps: number): Sym => x.graph.layerNorm(x, eps),
   /** RMSNorm per head slice of the last axis, composed: x * rsqrt(mean(x^2) + eps). */
@@ -211,6 +256,27 @@ export const T = {
     );
   },
   flatten: (x: Sym): Sym => x.graph.reshape(x, [x.shape[0], -1]),
+  /** Average pooling, window = stride = size, on [B, H, W, C]: a mean over the window axes of a reshape. */
+  avgPool(x: Sym, size: number): Sym {
+    const g = x.graph;
+    const [b, h, w, c] = x.shape;
+    const y = g.reshape(x, [b, h / size, size, w / size, size, c]);
+    return g.reshape(g.sumTo(y, [b, h / size, 1, w / size, 1, c], 1 / (size * size)), [b, h / size, w / size, c]);
+  },
+  /** Max pooling, window = stride = size, on [B, H, W, C]: the elementwise max of the window's size^2 strided slices (the first maximum takes the gradient). */
+  maxPool(x: Sym, size: number): Sym {
+    const g = x.graph;
+    const [b, h, w, c] = x.shape;
+    const y = g.reshape(x, [b, h / size, size, w / size, size, c]);
+    let m: Sym | null = null;
+    for (let i = 0; i < size; i++) {
+      for (let j = 0; j < size; j++) {
+        const v = g.slice(g.slice(y, 2, i, 1), 4, j, 1); // [B, H/s, 1, W/s, 1, C]
+        m = m ? g.ew("max", [m, v]) : v;
+      }
+    }
+    return g.reshape(m!, [b, h / size, w / size, c]);
+  },
   // ---- layout ops (reshape ... squeeze; the constants are T.constant)
   reshape: (x: Sym, shape: number[]): Sym => x.graph.reshape(x, shape),
   permute: (x: Sym, perm: number[]): Sym => x.graph.permute(x, perm),
@@ -298,30 +364,15 @@ export const T = {
     const g = x.graph;
     const [b, n, dm] = x.shape;
     const half = dm / heads / 2;
-    const axes = axesDim.length;
     const lead = pos.rank === 3 ? b : 1;
     const table: number[] = interleaved ? [lead, n, 1, half, 1] : [lead, n, 1, 1, half];
-    const w = ropeFrequencies(axesDim, theta);
-    const root = g.node(rootOf(g, pos.id)).op;
-    let cos: Sym;
-    let sin: Sym;
-    if (root.kind === "const") {
-      const rows = lead * n;
-      const [c, s] = [new Float32Array(rows * half), new Float32Array(rows * half)];
-      for (let r = 0; r < rows; r++) {
-        for (let j = 0; j < half; j++) {
-          let ang = 0;
-          for (let a = 0; a < axes; a++) ang += root.data[r * axes + a] * w[a * half + j];
-          c[r * half + j] = Math.cos(ang);
-          s[r * half + j] = Math.sin(ang);
-        }
-      }
-      [cos, sin] = [g.constant(c, table), g.constant(s, table)];
-    } else {
-      const rows = lead * n;
-      const ang = g.gemm(pos, g.constant(Float32Array.from(w), [axes, half]), [rows, half], { batch: [1, 1], m: rows, n: half, k: axes, alpha: 1, a: [0, 0, axes, 1], b: [0, 0, half, 1], c: [0, 0, half, 1] });
-      [cos, sin] = [g.reshape(g.ew("cos", [ang]), table), g.reshape(g.ew("sin", [ang]), table)];
-    }
+    // one cos/sin pair per positions node and frequencies (a Flux block's q and k, every block)
+    const key = `${pos.id}|${axesDim.join(",")}|${theta}|${interleaved}`;
+    let tables = ropeTables.get(g);
+    if (!tables) ropeTables.set(g, (tables = new Map()));
+    const hit = tables.get(key);
+    const [cos, sin] = hit ?? ropeCosSin(g, pos, lead * n, half, axesDim, theta, table);
+    if (!hit) tables.set(key, [cos, sin]);
     const ax = interleaved ? 4 : 3;
     const xr = g.reshape(x, interleaved ? [b, n, heads, half, 2] : [b, n, heads, 2, half]);
     const [x0, x1] = [g.slice(xr, ax, 0, 1), g.slice(xr, ax, 1, 1)];
@@ -408,6 +459,14 @@ export const T = {
     if (f === 1) return x;
     const y = g.ew("id", [g.reshape(x, [b, h, 1, w, 1, ch])], [b, h, f, w, f, ch]);
     return g.reshape(y, [b, h * f, w * f, ch]);
+  },
+  /** Dropout: in a training step x times a mask input the host draws per step; the identity otherwise. */
+  dropout(x: Sym, p: number): Sym {
+    const c = ctx();
+    if (!c.training || p === 0) return x;
+    const name = `dropout.${c.dropouts.length}`;
+    c.dropouts.push({ name, shape: [...x.shape], p });
+    return x.graph.ew("mul", [x, c.graph.input(name, x.shape)]);
   },
   /** A parameter (or a constant table) as a node. */
   param: (v: VarLike): Sym => ctx().param(v),

@@ -3,7 +3,7 @@
  * Each is the tfjs equivalent of the reference's PyTorch op, channels-last.
  */
 import * as tf from "@tensorflow/tfjs";
-import { UnsupportedOpError } from "../graph/graph.ts";
+import { broadcastShapes } from "../graph/graph.ts";
 import { activeTrace, causalBias, gridPositions, isSym, MASKED, ropeFrequencies, T as G } from "../graph/trace.ts";
 
 export class ShapeError extends Error {
@@ -20,7 +20,6 @@ type N = number | tf.Tensor;
 const sym = (...xs: unknown[]): boolean => xs.some(isSym);
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Any = any;
-const unsupported = (what: string) => new UnsupportedOpError(what);
 
 export const add = (a: N, b: N): T => (sym(a, b) ? (G.add(a, b) as Any) : tf.add(a, b));
 export const sub = (a: N, b: N): T => (sym(a, b) ? (G.sub(a, b) as Any) : tf.sub(a, b));
@@ -44,6 +43,41 @@ export const rsqrt = (x: T): T => (sym(x) ? (G.rsqrt(x as Any) as Any) : tf.rsqr
 export const abs = (x: T): T => (sym(x) ? (G.abs(x as Any) as Any) : tf.abs(x));
 /** softmax over the last axis */
 export const softmax = (x: T): T => (sym(x) ? (G.softmax(x as Any) as Any) : tf.softmax(x));
+
+// ---- elementwise: minimum, maximum, clamp, where, pow, square
+
+/** Both operands broadcast to one shape first: tfjs's Maximum/Minimum gradients do not sum a broadcast back. */
+function broadcastPair(a: N, b: N): [T, T] {
+  const [ta, tb] = [typeof a === "number" ? tf.scalar(a) : a, typeof b === "number" ? tf.scalar(b) : b];
+  const shape = broadcastShapes(ta.shape, tb.shape);
+  const to = (x: T) => (x.shape.length === shape.length && x.shape.every((d, i) => d === shape[i]) ? x : tf.broadcastTo(x, shape));
+  return [to(ta), to(tb)];
+}
+
+export function minimum(a: N, b: N): T {
+  if (sym(a, b)) return G.minimum(a, b) as Any;
+  return tf.tidy(() => tf.minimum(...broadcastPair(a, b)));
+}
+export function maximum(a: N, b: N): T {
+  if (sym(a, b)) return G.maximum(a, b) as Any;
+  return tf.tidy(() => tf.maximum(...broadcastPair(a, b)));
+}
+export function clamp(x: T, min: number, max: number): T {
+  if (sym(x)) return G.clamp(x as Any, min, max) as Any;
+  return tf.clipByValue(x, min, max);
+}
+/** cond ? a : b with cond a float mask (nonzero = true); cond gets no gradient. */
+export function where(cond: T, a: N, b: N): T {
+  if (sym(cond, a, b)) return G.where(cond, a, b) as Any;
+  return tf.tidy(() => {
+    const [ta, tb] = [typeof a === "number" ? tf.scalar(a) : a, typeof b === "number" ? tf.scalar(b) : b];
+    // |sign(cond)| is exactly 0 or 1 (a cast of 0.3 is false on some backends), and has a (zero)
+    // gradient in tfjs, where notEqual has none
+    return tf.where(tf.cast(tf.abs(tf.sign(cond)), "bool"), ta, tb);
+  });
+}
+export const pow = (x: T, p: number): T => (sym(x) ? (G.pow(x as Any, p) as Any) : tf.pow(x, p));
+export const square = (x: T): T => (sym(x) ? (G.square(x as Any) as Any) : tf.square(x));
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 /** GELU; approximate = tanh form (PyTorch approximate="tanh"). */
@@ -341,13 +375,35 @@ export function upsampleNearest(x: T, factor: number): T {
   });
 }
 
+/** Dropout is active only inside `training` (the tfjs engine's loss): validation and sampling run it as the identity. */
+let train: { seed: number; calls: number } | null = null;
+
+/** Run `fn` (a training step's forward) with dropout active, its masks drawn from `seed` (the step). */
+export function training<R>(seed: number, fn: () => R): R {
+  const prev = train;
+  train = { seed, calls: 0 };
+  try {
+    return fn();
+  } finally {
+    train = prev;
+  }
+}
+
+/** Inverted dropout: in training each element is zeroed with probability p and the rest scaled by 1 / (1 - p); the identity otherwise. */
+export function dropout(x: T, p: number): T {
+  if (sym(x)) return G.dropout(x as Any, p) as Any;
+  if (!train || p === 0) return x;
+  const seed = (Math.imul(train.seed + 1, 0x9e3779b1) ^ Math.imul(++train.calls, 0x85ebca6b)) >>> 0;
+  return tf.tidy(() => tf.mul(x, tf.mul(tf.cast(tf.greaterEqual(tf.randomUniform(x.shape, 0, 1, "float32", seed), p), "float32"), 1 / (1 - p))));
+}
+
 export function avgPool(x: T, size: number): T {
-  if (sym(x)) throw unsupported("avg_pool");
+  if (sym(x)) return G.avgPool(x as Any, size) as Any;
   return tf.avgPool(x as tf.Tensor4D, size, size, "valid");
 }
 
 export function maxPool(x: T, size: number): T {
-  if (sym(x)) throw unsupported("max_pool");
+  if (sym(x)) return G.maxPool(x as Any, size) as Any;
   return tf.maxPool(x as tf.Tensor4D, size, size, "valid");
 }
 

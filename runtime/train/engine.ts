@@ -227,17 +227,23 @@ export class StaticEngine implements TrainEngine {
     return this.opts.ema > 0;
   }
 
+  /** the step number of the last step() called (undefined: read the executor's count) */
+  private lastStep: number | undefined;
+
   /** resolves when the previous step() has been submitted: steps reach the GPU in call order */
   private turn: Promise<void> = Promise.resolve();
 
   async step(b: FlowBatch, shape: [number, number, number, number]): Promise<StepResult> {
     if (shape[0] !== this.sg.batch) throw new GraphError(`the static step was built for batch ${this.sg.batch}, got ${shape[0]}`);
+    // the optimizer step this batch is for (dropout masks are drawn from it), counted as steps are called
+    const step = (this.lastStep ??= this.gpu.stepCount) + 1;
+    this.lastStep = step;
     const mine = this.turn;
     let submitted!: () => void;
     this.turn = new Promise((r) => (submitted = r));
     try {
       // frozen encoders: their features are computed (and awaited) before this step's turn
-      const feeds = stepFeeds(this.sg, this.m.flow, b, await textInputs(this.m, b.prompts));
+      const feeds = stepFeeds(this.sg, this.m.flow, b, await textInputs(this.m, b.prompts), step);
       await mine;
       this.gpu.lr = lrAt(this.opts, this.gpu.stepCount + 1);
       const pending = this.gpu.step(feeds); // submits synchronously, then waits for the read
@@ -293,6 +299,7 @@ export class StaticEngine implements TrainEngine {
     const get = (prefix: string) => new Map(this.sg.params.map((p) => [p.name, optimizer.get(`${prefix}${p.name}`)?.data as Float32Array]));
     const e = ema ? new Map(this.sg.params.map((p) => [p.name, ema.get(p.name)?.data as Float32Array])) : null;
     this.gpu.setState(get("exp_avg."), get("exp_avg_sq."), e, steps, emaUpdates);
+    this.lastStep = undefined;
   }
 
   dispose(): void {

@@ -11,6 +11,7 @@ import type { BatchSampler, ImageTextDataset } from "../data/dataset.ts";
 import { guidedVelocity, sampleFlow } from "../flow/sampler.ts";
 import { type FlowConfig, lossWeight, sampleSigmas, trainingPair } from "../flow/schedule.ts";
 import type { CompiledSpec, DiffusionSpec, NetworkModule, TextEncoderModule } from "../model.ts";
+import * as F from "../nn/functional.ts";
 import { ParamStore } from "../nn/params.ts";
 import { type PretrainedTextOptions, PretrainedPromptEncoder } from "../text/pretrained/prompt-encoder.ts";
 import { WordTokenizer } from "../text/words.ts";
@@ -263,7 +264,8 @@ export class FlowTrainer {
     let value: tf.Scalar;
     let named: Map<string, tf.Tensor>;
     if (k === 1) {
-      const r = tf.variableGrads(() => flowLoss(this.m, b, shape), this.vars.map(([, v]) => v));
+      const step = this.optim.stepCount + 1; // dropout masks follow the step (a resumed run draws the same)
+      const r = tf.variableGrads(() => F.training(step, () => flowLoss(this.m, b, shape)), this.vars.map(([, v]) => v));
       value = r.value;
       // variableGrads keys gradients by the variables' tfjs names; map back to state-dict names
       named = new Map<string, tf.Tensor>(this.vars.map(([n, v]) => [n, r.grads[v.name]]));
@@ -290,7 +292,7 @@ export class FlowTrainer {
     const named = new Map<string, tf.Tensor>();
     for (let i = 0; i < k; i++) {
       const part: FlowBatch = { x0: b.x0.subarray(i * mb * per, (i + 1) * mb * per), eps: b.eps.subarray(i * mb * per, (i + 1) * mb * per), sigma: b.sigma.subarray(i * mb, (i + 1) * mb), prompts: b.prompts.slice(i * mb, (i + 1) * mb) };
-      const r = tf.variableGrads(() => tf.div(flowLoss(this.m, part, [mb, shape[1], shape[2], shape[3]]), k) as tf.Scalar, this.vars.map(([, v]) => v));
+      const r = tf.variableGrads(() => F.training((this.optim.stepCount + 1) * k + i, () => tf.div(flowLoss(this.m, part, [mb, shape[1], shape[2], shape[3]]), k) as tf.Scalar), this.vars.map(([, v]) => v));
       const v2 = tf.add(value, r.value) as tf.Scalar;
       tf.dispose([value, r.value]);
       value = v2;

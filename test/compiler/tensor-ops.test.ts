@@ -23,6 +23,10 @@ describe("shape rules: a block returning the declared shape compiles", () => {
     ["broadcast_to of a mean", "broadcast_to(unsqueeze(mean(x, 1), 1), [B, N, width])"],
     ["squeeze after unsqueeze", "squeeze(unsqueeze(x, 0), 0)"],
     ["constants broadcast with x", "x + zeros([B, 1, width]) + ones([width]) * full([1, 1, 1], 2) + unsqueeze(arange(N), 1)"],
+    ["minimum and maximum: broadcasting, a number", "maximum(minimum(x, unsqueeze(mean(x, 1), 1)), 0.5)"],
+    ["clamp, pow, square", "clamp(pow(square(x), 1.5), -1, 1)"],
+    ["where: a broadcast mask, a number for b", "where(unsqueeze(mean(x, 2), 2), x, -1e9)"],
+    ["where: numbers for both sides", "x * where(x, 1, 0)"],
   ])("%s", (_, expr) => {
     const r = compileSource(ret(expr));
     expect(r.diagnostics.filter((d) => d.severity === "error"), JSON.stringify(r.diagnostics)).toEqual([]);
@@ -53,6 +57,13 @@ const cases: (Expected & { name: string; expr: string })[] = [
   { name: "zeros: a zero size", expr: "x + zeros([B, 0, 24])", code: "SDC407", line: 3, col: 22, msg: "zeros: a size must be a positive integer, got 0" },
   { name: "full: a missing value", expr: "x + full([1])", code: "SDC402", line: 3, col: 16, msg: "full: missing argument 'value'" },
   { name: "arange: zero length", expr: "x + arange(0)", code: "SDC407", line: 3, col: 23, msg: "n must be a positive integer, got 0" },
+  { name: "maximum: the shapes do not broadcast", expr: "maximum(x, slice(x, 0, 5))", code: "SDC500", line: 3, col: 23, msg: "maximum: cannot broadcast [B, 5, 24] with [B, 5, 5]: axis 2 is 24 vs 5" },
+  { name: "minimum: two numbers", expr: "x + minimum(1, 2)", code: "SDC401", line: 3, col: 24, msg: "minimum: one of a and b must be a tensor" },
+  { name: "clamp: max below min", expr: "clamp(x, 1, -1)", code: "SDC407", line: 3, col: 24, msg: "clamp: max -1 is below min 1" },
+  { name: "where: the mask does not broadcast", expr: "where(slice(x, 0, 2, axis: 1), x, 0.0)", code: "SDC500", line: 3, col: 18, msg: "where: the mask cannot broadcast [B, 2, 24] with [B, 5, 24]" },
+  { name: "where: a and b do not broadcast", expr: "where(x, x, slice(x, 0, 3))", code: "SDC500", line: 3, col: 24, msg: "where: cannot broadcast [B, 5, 24] with [B, 5, 3]" },
+  { name: "where: a bool where a tensor or number goes", expr: "where(x, x, true)", code: "SDC401", line: 3, col: 24, msg: "where: argument 'b' must be a tensor or a number, got bool true" },
+  { name: "pow: a tensor exponent", expr: "pow(x, x)", code: "SDC401", line: 3, col: 19, msg: "pow: argument 'p' must be float, got tensor [B, 5, 24]" },
 ];
 
 describe("bad calls: code, position, message", () => {

@@ -11,7 +11,7 @@ import { compiledCount, matchUnit, parseMatchParams, parseMatchRange, searchClos
 import { type AblateOptions, parseArm, planAblation, runAblation } from "../../cli/commands/ablate.ts";
 import { runAblationJobs } from "../../cli/commands/ablate-jobs.ts";
 import { writeReport } from "../../cli/commands/report.ts";
-import type { UnitResult } from "../../runtime/eval/sweep.ts";
+import { parseSweep, type UnitResult } from "../../runtime/eval/sweep.ts";
 
 // under the repository (ignored output/), because compiled units import "sdc/runtime"
 const root = join("output", `test-ablate-specs-${process.pid}`);
@@ -25,6 +25,7 @@ const table = (out: string) => {
   return rows.map((l) => l.split("|").filter((_, i) => i !== col).join("|"));
 };
 const SD3_TINY = 347_264; // specs/sd3.mdl:tiny, all parameters
+const count = (spec: string, variant: string | null, set: string[]) => (compiledCount({ spec, variant, set }, "params") as { count: number }).count;
 
 describe("arms: SPEC.mdl[:VARIANT][+name=value...]", () => {
   const ok: [string, ReturnType<typeof parseArm>][] = [
@@ -62,9 +63,11 @@ describe("sdc ablate with arms: usage and input errors (nothing runs)", () => {
   const cases: [string[], number, RegExp][] = [
     [["specs/sd3.mdl:tiny", EW, "--variants", "tiny"], 2, /--variants is for one spec file; with arms \(specs\/sd3.mdl:tiny test\/specs\/ablate-ew.mdl\) each arm names its variant: SPEC.mdl:VARIANT/],
     [["specs/sd3.mdl:tiny", EW, "--base", "tiny"], 2, /--base is for one spec file/],
+    [["specs/sd3.mdl:tiny", "--variants", "tiny_wide"], 2, /specs\/sd3.mdl:tiny names its variant and overrides itself: give specs\/sd3.mdl:tiny or specs\/sd3.mdl --variants \.\.\., not both/],
     [["specs/sd3.mdl:tiny", "specs/sd3"], 2, /expected a .mdl spec file, got 'specs\/sd3'/],
     [["specs/sd3.mdl:tiny", "specs/nope.mdl:tiny"], 1, /spec file not found: specs\/nope.mdl/],
     [["specs/sd3.mdl:tiny", "specs/sd3.mdl:tiny"], 2, /two units would share the folder sd3.tiny/],
+    [["specs/sd3.mdl:tiny", EW, "--set", "depth=1"], 1, /unit ablate-ew.base\+depth=1 \(test\/specs\/ablate-ew.mdl\) does not compile; nothing was run:\s+--set depth=1:1:1: error SDC308: --set depth: spec ew has no parameter 'depth'/],
     [["specs/sd3.mdl:tiny", EW, "--target-params", "1000"], 2, /--target-params is for --match-params NAME/],
     [["specs/sd3.mdl:tiny", EW, "--match-range", "1..9"], 2, /--match-range is for --match-params NAME/],
     [["specs/sd3.mdl:tiny", EW, "--match-on", "network"], 2, /--match-on is for --match-params NAME/],
@@ -155,6 +158,14 @@ describe("the matching search", () => {
     expect(logs.join("\n")).toMatch(/match: unit ablate-ew.base \(test\/specs\/ablate-ew.mdl\): width 32 -> 264: 343,320 parameters \(target 347,264, -1.14%; \d+ values compiled in [\d.]+ s\)/);
     const t = planAblation([`${EW}:wide`, "specs/sd3.mdl:tiny+depth=1"], { ...o, match: { params: ["width", "head_dim"], on: "params", target: 100_000 } });
     expect(t.units.map((u) => [u.id, u.match?.target, u.match?.from])).toEqual([["ablate-ew.wide+width=112", 100_000, 64], [expect.stringMatching(/^sd3.tiny\+depth=1\+head_dim=\d+$/), 100_000, 32]]);
+    // with a sweep, the target is the first arm's count in the same combination
+    const w = planAblation(["specs/sd3.mdl:tiny", EW], { ...o, sweeps: [parseSweep("text_width=32,64")] });
+    expect(w.units.map((u) => [u.id, u.match?.target])).toEqual([
+      ["sd3.tiny+text_width=32", undefined], ["sd3.tiny+text_width=64", undefined],
+      [expect.stringMatching(/^ablate-ew\.base\+text_width=32\+width=\d+$/), count("specs/sd3.mdl", "tiny", ["text_width=32"])],
+      [expect.stringMatching(/^ablate-ew\.base\+text_width=64\+width=\d+$/), count("specs/sd3.mdl", "tiny", ["text_width=64"])],
+    ]);
+    for (const u of w.units.slice(2)) expect(u.match!.achieved).toBe(count(EW, null, u.inputs.set));
     // one spec's variants match too
     const v = planAblation("specs/sd3.mdl", { ...o, variants: ["tiny", "tiny_wide"], match: { params: ["head_dim"], on: "params" } });
     expect(v.units.map((u) => u.id)).toEqual(["tiny", "tiny_wide+head_dim=16"]);
@@ -209,5 +220,5 @@ describe("sdc ablate, two spec files end to end", () => {
     expect(l.results?.map((r) => r.id)).toEqual([A, B]);
     expect(table(local)).toEqual(table(out));
     expect(table(out)).toHaveLength(4);
-  });
+  }, 300_000);
 });

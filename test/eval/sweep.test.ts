@@ -107,5 +107,8 @@ describe("sweeps", () => {
     const vl = resultsPlotSpec(rs, 1, "t") as { data: { values: { spec: string; params: number; target_params: number | null }[] }; hconcat: { layer: { encoding: { shape?: { field: string } } }[] }[] };
     expect(vl.data.values.map((v) => [v.spec, v.params, v.target_params])).toEqual([["sd3.mdl (mmdit)", 347264, null], ["ablate-ew.mdl (ew_net)", 343320, 347264]]);
     expect(vl.hconcat[0].layer[0].encoding.shape?.field).toBe("spec");
+    const xField = (v: unknown) => (v as { hconcat: { layer: { encoding: { x: { field: string } } }[] }[] }).hconcat[0].layer[0].encoding.x.field;
+    expect(xField(vl)).toBe("params");
+    expect(xField(resultsPlotSpec([rs[0], { ...rs[1], match: { ...rs[1].match!, on: "network" } }], 1, "t"))).toBe("network_params");
   });
 });

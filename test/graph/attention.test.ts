@@ -365,3 +365,17 @@ describe("PyTorch fixtures (test/fixtures/rope-attention/make.py)", () => {
     for (const n of ["q", "k", "v"]) expect(relErr(vals[grads.get(n)!.id], Float32Array.from(c[`d${n}`])), `d/d${n}`).toBeLessThan(1e-4);
   });
 });
+
+describe("rope in the graph", () => {
+  it("computes the cos/sin tables once per positions node (q and k of every block share them)", () => {
+    const g = new Graph();
+    const pos = g.input("pos", [5, 2]);
+    const [q, k] = [g.input("q", [1, 5, 16]), g.input("k", [1, 5, 8])];
+    const count = () => g.nodes.filter((n) => n.op.kind === "ew" && n.op.expr && "op" in n.op.expr && n.op.expr.op === "cos").length;
+    F.rope(q as Any, pos as Any, 2, [4, 4]);
+    F.rope(k as Any, pos as Any, 1, [4, 4]);
+    expect(count()).toBe(1);
+    F.rope(k as Any, pos as Any, 1, [2, 6]); // other frequencies: a table of their own
+    expect(count()).toBe(2);
+  });
+});

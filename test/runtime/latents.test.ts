@@ -86,6 +86,12 @@ describe("a 16-channel latent spec", () => {
       expect(png.c).toBe(1);
       expect(png.w).toBeGreaterThanOrEqual(2 * 32); // 2x2 tiles of 32x32 pixels, not 8x8 latents
     }
+    // sdc eval judges the decoded samples (the judge takes 32x32x1 digits, not 8x8x16 latents)
+    const ev = sdc(["eval", join(tmp, "static"), "--generated", join(tmp, "gen", "sd3-latent-tiny"), "--per-digit", "1", "--cfg", "1", "--steps", "2", "--reference", "20", "--backend", "wasm", "--json"]);
+    expect(ev.status, ev.stderr.slice(-2000)).toBe(0);
+    const report = JSON.parse(ev.stdout);
+    expect(report.cfg[0].images).toBe(10);
+    expect(Number.isFinite(report.cfg[0].frechet)).toBe(true);
     expect(losses.static.length).toBe(losses.tfjs.length);
     expect(losses.static.length).toBeGreaterThanOrEqual(1);
     losses.tfjs.forEach((l, i) => expect(Math.abs(losses.static[i] - l)).toBeLessThan(1e-4 * Math.max(1, l)));
