@@ -312,9 +312,6 @@ export class Graph {
   concat(xs: Sym[], axis: number): Sym {
     const ax = axis < 0 ? axis + xs[0].rank : axis;
     if (xs.length === 1) return xs[0];
-    // one kernel reads every input and writes the output: WebGPU allows 8 storage buffers per
-    // stage by default, so a longer concat (the gradient of chunk(x, 9)) is a tree of shorter ones
-    if (xs.length > MAX_CONCAT_INPUTS) return this.concat([this.concat(xs.slice(0, MAX_CONCAT_INPUTS), ax), ...xs.slice(MAX_CONCAT_INPUTS)], ax);
     const shape = [...xs[0].shape];
     shape[ax] = xs.reduce((s, x) => {
       if (x.rank !== xs[0].rank || x.shape.some((d, i) => i !== ax && d !== xs[0].shape[i])) throw new GraphError(`concat: [${x.shape}] does not match [${xs[0].shape}] off axis ${ax}`);
@@ -323,9 +320,6 @@ export class Graph {
     return this.add(shape, { kind: "concat", inputs: xs.map((x) => x.id), axis: ax });
   }
 }
-
-/** At most this many inputs per concat node (with its output: WebGPU's default 8 storage buffers per stage). */
-export const MAX_CONCAT_INPUTS = 7;
 
 /** The node ids an op reads. */
 export function inputsOf(op: Op): number[] {

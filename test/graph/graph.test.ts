@@ -11,7 +11,7 @@ import { initBackend } from "../../runtime/backend.ts";
 import { differentiate } from "../../runtime/graph/autodiff.ts";
 import { evaluate } from "../../runtime/graph/cpu.ts";
 import { fuse } from "../../runtime/graph/fuse.ts";
-import { Graph, GraphError, liveNodes, MAX_CONCAT_INPUTS, rootOf, type Sym, UnsupportedOpError } from "../../runtime/graph/graph.ts";
+import { Graph, GraphError, liveNodes, rootOf, type Sym, UnsupportedOpError } from "../../runtime/graph/graph.ts";
 import { chooseTile, gemmConfig, gemmKey, heuristicConfig } from "../../runtime/graph/kernels.ts";
 import { TUNED_GEMMS } from "../../runtime/graph/gemm-table.ts";
 import { buildStepGraph, liveKernelCount, stepFeeds, type StepGraph, stepOutputs } from "../../runtime/graph/step.ts";
@@ -255,20 +255,5 @@ describe("errors", () => {
     const bad = spawnSync(process.execPath, ["bin/sdc.mjs", "plan", "generated/judge"], { encoding: "utf8" });
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/is a classifier/);
-  });
-});
-
-describe("concat of many tensors", () => {
-  it("is a tree of concats of at most MAX_CONCAT_INPUTS inputs (one WebGPU kernel binds each input and the output), with the same values", () => {
-    const g = new Graph();
-    const parts = Array.from({ length: 16 }, (_, i) => g.input(`x${i}`, [2, i + 1]));
-    const y = g.concat(parts, 1);
-    expect(y.shape).toEqual([2, 136]);
-    for (const n of g.nodes) if (n.op.kind === "concat") expect(n.op.inputs.length).toBeLessThanOrEqual(MAX_CONCAT_INPUTS);
-    const feeds = new Map(parts.map((p, i) => [`x${i}`, Float32Array.from({ length: 2 * (i + 1) }, (_, j) => 100 * i + j)]));
-    const got = evaluate(g, feeds, new Map(), y.id + 1)[y.id];
-    const want: number[] = [];
-    for (let r = 0; r < 2; r++) parts.forEach((_, i) => want.push(...feeds.get(`x${i}`)!.subarray(r * (i + 1), (r + 1) * (i + 1))));
-    expect([...got]).toEqual(want);
   });
 });
