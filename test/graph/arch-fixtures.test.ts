@@ -228,5 +228,4 @@ describe.each(ARCHS)("$name vs the PyTorch reference", (a) => {
     expect(stat.map((m) => m.step)).toEqual([1, 2]);
     stat.forEach((m, i) => expect(Math.abs(m.loss - tfjs[i].loss), `static vs tfjs loss at step ${m.step}`).toBeLessThan(1e-4 * Math.max(1, tfjs[i].loss)));
   });
-  });
 });
