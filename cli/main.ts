@@ -270,12 +270,16 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
 
   program
     .command("ablate")
-    .description("run ablation units (spec + variant + overrides + seed: compile, train, eval, each in its own folder; finished units are skipped) and write results.{md,csv,json} and a plot")
-    .argument("[spec]", "the .mdl file, e.g. specs/sd3.mdl")
+    .description("run ablation units (spec + variant + overrides + seed: compile, train, eval, each in its own folder; finished units are skipped) and write results.{md,csv,json} and a plot; arms may come from several spec files")
+    .argument("[specs...]", "the .mdl file, e.g. specs/sd3.mdl; or arms SPEC.mdl[:VARIANT][+name=value...], one unit each (times the sweeps), e.g. specs/sd3.mdl:tiny specs/dit.mdl:tiny+depth=2")
     .option("--variants <list>", "comma-separated variants, one unit each (\"base\" = the spec without a variant)")
     .option("--base <variant>", "the variant the sweeps apply to (default: the spec itself)")
     .option("--sweep <name=v1,v2>", "sweep a parameter; repeat for a cartesian product (e.g. --sweep depth=2,4 --sweep head_dim=16,32)", collect)
     .option("--set <name=value>", "a fixed override for every unit; repeatable", collect)
+    .option("--match-params <names>", "matched parameter counts: set this integer spec parameter of each arm to the value whose exact compiled count is closest to the target (one name for every arm, or one per arm, comma-separated; '-' keeps an arm as it is)")
+    .option("--target-params <n>", "--match-params: the count to match (default: the first arm's, which is then not matched)")
+    .addOption(new Option("--match-on <count>", "--match-params: match all parameters, or the network's (no text encoder) (default: params)").choices(["params", "network"]))
+    .option("--match-range <lo..hi>", "--match-params: the values searched (default: 1..max(64, 16 x the arm's value))")
     .option("--steps <n>", "training steps per unit", "200")
     .option("--batch-size <n>", "batch size for every unit", "32")
     .option("--seed <n>", "training seed for every unit", "0")
@@ -299,7 +303,8 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
     .option("--sdc-command <cmd>", "local/slurm: how a unit's task starts sdc (default: node <this package>/bin/sdc.mjs), e.g. 'bash /shared/sdc-gpu/run.sh' for the offline GPU pack")
     .option("--status <dir>", "show each unit's state in an ablation folder of --executor local|slurm (pending, running with its step, done, failed with its last log line)")
     .option("--json", "--status: print JSON")
-    .action(async (spec: string | undefined, o) => {
+    .action(async (specs: string[], o) => {
+      const spec: string | string[] | undefined = specs.length === 0 ? undefined : specs.length === 1 ? specs[0] : specs;
       const { runAblateCli, runAblateStatusCli } = await import("./commands/ablate.ts");
       if (o.status !== undefined) {
         if (spec !== undefined) throw new UsageError("--status DIR takes no spec; run `sdc ablate --status DIR`");
@@ -307,7 +312,9 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
         return;
       }
       if (o.json) throw new UsageError("--json is for --status DIR");
-      if (spec === undefined) throw new UsageError("sdc ablate needs a spec (e.g. sdc ablate specs/sd3.mdl --variants tiny,small), or --status DIR");
+      if (spec === undefined) throw new UsageError("sdc ablate needs a spec (e.g. sdc ablate specs/sd3.mdl --variants tiny,small), arms from spec files (sdc ablate specs/sd3.mdl:tiny specs/dit.mdl:tiny), or --status DIR");
+      const matchOnly = (["targetParams", "matchOn", "matchRange"] as const).filter((k) => o[k] !== undefined);
+      if (matchOnly.length && o.matchParams === undefined) throw new UsageError(`--${matchOnly[0].replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())} is for --match-params NAME`);
       const slurmOnly = (["partition", "gpusPerUnit", "time", "sbatchArg"] as const).filter((k) => o[k] !== undefined);
       if (o.submit === false && (o.executor ?? "inprocess") !== "slurm") throw new UsageError("--no-submit is for --executor slurm");
       const executor: string = o.executor ?? (o.jobs !== undefined ? "local" : "inprocess");
@@ -327,6 +334,7 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
       };
       const { parseCfgList } = await import("./commands/eval.ts");
       const { parseSweep } = await import("../runtime/eval/sweep.ts");
+      const { parseMatchParams, parseMatchRange } = await import("./commands/ablate-match.ts");
       onResult(
         await runAblateCli(spec, {
           variants: o.variants !== undefined ? String(o.variants).split(",").map((v: string) => v.trim()).filter(Boolean) : undefined,
@@ -345,6 +353,12 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
           judge: o.judge,
           judgeWeights: o.judgeWeights,
           backend: o.backend,
+          match: o.matchParams !== undefined ? {
+            params: parseMatchParams(String(o.matchParams)),
+            target: o.targetParams !== undefined ? parseIntArg("--target-params", o.targetParams, 1) : undefined,
+            on: o.matchOn ?? "params",
+            range: o.matchRange !== undefined ? parseMatchRange(String(o.matchRange)) : undefined,
+          } : undefined,
         }, jobs),
       );
     });

@@ -797,6 +797,7 @@ export class Checker {
     for (const spec of specs) {
       if (!args[spec.name]) {
         if (spec.default) args[spec.name] = spec.default;
+        else if (spec.optional) continue;
         else fail("SDC402", call.span, `${prim.name}: missing argument '${spec.name}' (${spec.doc})`);
       }
       args[spec.name] = this.checkArgType(prim, spec, args[spec.name], spans.get(spec.name) ?? call.span);
@@ -933,10 +934,14 @@ export class Checker {
   }
 
   private checkArgType(prim: Primitive, spec: PrimArg, v: Value, span: Span): Value {
-    const bad = () => fail("SDC401", span, `${prim.name}: argument '${spec.name}' must be ${spec.type === "ints" ? "a list of integers" : spec.type}, got ${typeName(v)}${v.t !== "tensor" && v.t !== "tuple" ? ` ${valueToString(v)}` : ""}`);
+    const bad = () => fail("SDC401", span, `${prim.name}: argument '${spec.name}' must be ${spec.type === "ints" ? "a list of integers" : spec.type === "operand" ? "a tensor or a number" : spec.type}, got ${typeName(v)}${v.t !== "tensor" && v.t !== "tuple" ? ` ${valueToString(v)}` : ""}`);
     switch (spec.type) {
       case "tensor":
         if (v.t !== "tensor") bad();
+        return v;
+      case "operand":
+        if (v.t === "int") return { t: "float", v: v.v };
+        if (v.t !== "tensor" && v.t !== "float") bad();
         return v;
       case "int":
         if (v.t !== "int") bad();

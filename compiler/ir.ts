@@ -22,6 +22,12 @@ export interface FlowIR {
   steps: number;
   shift: number;
   guidance: number;
+  /**
+   * what the network returns (absent: "velocity"): with "velocity_variance" it returns twice the
+   * image channels (DiT's learn_sigma), the first half the velocity; the flow loss and the
+   * samplers use that half only
+   */
+  output?: "velocity" | "velocity_variance";
 }
 
 export interface OptimizerIR {
@@ -62,13 +68,15 @@ export interface TrainIR {
 }
 
 export interface DataIR {
-  source: "mnist" | "folder";
-  /** folder source: the directory of PNGs with captions.jsonl */
+  source: "mnist" | "folder" | "latents";
+  /** folder source: the directory of PNGs with captions.jsonl; latents: the .safetensors file */
   path: string | null;
   height: number;
   width: number;
   channels: number;
   prompts: "digits" | "captions";
+  /** classes of the data's labels (MNIST digits: 10; absent: no labels); the null class is `classes` */
+  classes?: number;
 }
 
 export type TextIR =
@@ -84,6 +92,8 @@ export type TextIR =
       pooled: number;
       /** known prompt words (MNIST: numerals and number words) */
       words: string[];
+      /** the encoder's forward takes the tokens' padding mask [B, T] after the ids (absent: ids only) */
+      mask?: boolean;
     }
   | {
       /** embeddings supplied by the caller (sdc forward's inputs file); not trainable from prompts */
@@ -109,6 +119,27 @@ export interface TensorSig {
   shape: (number | string)[];
 }
 
+/**
+ * What feeds a network input (the spec's `inputs { NAME: SOURCE }`): the noisy image x_t, the
+ * network time, the text encoder's tokens, their padding mask (1 = token, 0 = padding) and pooled
+ * vector, or the class label (int32; the null class when dropped for CFG).
+ */
+export type InputSource = "image" | "timestep" | "context" | "context_mask" | "pooled" | "label";
+export const INPUT_SOURCES: readonly InputSource[] = ["image", "timestep", "context", "context_mask", "pooled", "label"];
+/** The inputs of a network without an `inputs` section, in order. */
+export const DEFAULT_INPUT_SOURCES: readonly InputSource[] = ["image", "timestep", "context", "pooled"];
+
+export interface InputSig extends TensorSig {
+  /** absent in IRs written before `inputs` existed: the DEFAULT_INPUT_SOURCES by position */
+  source?: InputSource;
+}
+
+/** The sources of a network's inputs, in the forward's order. */
+export function inputSources(ir: Pick<IR, "network" | "task">): InputSource[] {
+  if (ir.task.kind === "classifier") return ["image"];
+  return ir.network.inputs.map((s, i) => s.source ?? DEFAULT_INPUT_SOURCES[i]);
+}
+
 export interface IR {
   sdc: typeof IR_VERSION;
   spec: {
@@ -125,7 +156,7 @@ export interface IR {
   task: { kind: "diffusion" | "classifier"; classes: number };
   data: DataIR;
   text: TextIR;
-  network: { block: string; args: Record<string, number | boolean>; inputs: TensorSig[]; output: TensorSig };
+  network: { block: string; args: Record<string, number | boolean>; inputs: InputSig[]; output: TensorSig };
   flow: FlowIR;
   train: TrainIR;
   /** state-dict entries: the network's first (reference names), then text_encoder.* */

@@ -23,7 +23,7 @@ export interface PrimitiveDoc {
   doc: string;
   /** `linear(x: tensor, out: int, bias: bool = true, ...)` */
   signature: string;
-  args: { name: string; type: string; default?: string; doc: string }[];
+  args: { name: string; type: string; default?: string; optional?: boolean; doc: string }[];
   variadic: boolean;
   /** the example call, as it would be written in a spec */
   example: string;
@@ -39,7 +39,7 @@ export interface PrimitiveDoc {
 }
 
 function argType(a: PrimArg): string {
-  return a.type === "ints" ? "int list" : a.type;
+  return a.type === "ints" ? "int list" : a.type === "operand" ? "tensor or number" : a.type;
 }
 
 function defaultText(v: Value): string {
@@ -53,6 +53,9 @@ function dimOf(e: A.Expr): Dim {
       return e.value;
     case "ident":
       return symVar(e.name);
+    case "unary":
+      if (e.op === "-") return dimOp("-", 0, dimOf(e.operand));
+      break;
     case "binary":
       if (e.op === "+" || e.op === "-" || e.op === "*" || e.op === "/" || e.op === "%") return dimOp(e.op, dimOf(e.left), dimOf(e.right));
       break;
@@ -66,7 +69,7 @@ function exampleValue(prim: Primitive, spec: PrimArg | undefined, text: string):
   const r = parseExpression(`example of ${prim.name}`, text);
   if (!r.expr) throw new Error(`internal: the example of ${prim.name} does not parse: ${text}`);
   const e = r.expr;
-  const type = spec?.type ?? "tensor";
+  const type = spec?.type === "operand" ? (e.kind === "shape" || e.kind === "list" ? "tensor" : "float") : (spec?.type ?? "tensor");
   if (type === "tensor") {
     if (e.kind === "shape") return { t: "tensor", dtype: e.dtype, shape: e.dims.map(dimOf) };
     if (e.kind === "list") return { t: "tensor", dtype: "float32", shape: e.items.map(dimOf) };
@@ -128,11 +131,12 @@ export function describePrimitive(prim: Primitive): PrimitiveDoc {
     if (text !== undefined && !Array.isArray(text)) {
       const v = exampleValue(prim, spec, text);
       args[spec.name] = v;
-      if (spec.type === "tensor") inputs.push({ name: spec.name, shape: outputText(v) });
+      if (v.t === "tensor") inputs.push({ name: spec.name, shape: outputText(v) });
       // tensors by position, as specs write them (`attention(q, k, v, heads: 4)`), the rest by name
-      given.push(spec.type === "tensor" ? spec.name : `${spec.name}: ${valueToString(v)}`);
+      // (an optional tensor by name: it follows named arguments)
+      given.push(v.t === "tensor" ? (spec.optional ? `${spec.name}: ${spec.name}` : spec.name) : `${spec.name}: ${valueToString(v)}`);
     } else if (spec.default) args[spec.name] = spec.default;
-    else throw new Error(`internal: the example of ${prim.name} lacks its required argument '${spec.name}'`);
+    else if (!spec.optional) throw new Error(`internal: the example of ${prim.name} lacks its required argument '${spec.name}'`);
   }
   const c = docContext(prim);
   const out = prim.infer(args, c);
@@ -153,8 +157,8 @@ export function describePrimitive(prim: Primitive): PrimitiveDoc {
   return {
     name: prim.name,
     doc: prim.doc,
-    signature: `${prim.name}(${positional}${prim.args.map((a) => `${a.name}: ${argType(a)}${a.default ? ` = ${defaultText(a.default)}` : ""}`).join(", ")})`,
-    args: [...prim.args.map((a) => ({ name: a.name, type: argType(a), default: a.default ? defaultText(a.default) : undefined, doc: a.doc })), ...renames],
+    signature: `${prim.name}(${positional}${prim.args.map((a) => `${a.name}${a.optional ? "?" : ""}: ${argType(a)}${a.default ? ` = ${defaultText(a.default)}` : ""}`).join(", ")})`,
+    args: [...prim.args.map((a) => ({ name: a.name, type: argType(a), default: a.default ? defaultText(a.default) : undefined, optional: a.optional, doc: a.doc })), ...renames],
     variadic: !!prim.variadic,
     example: `${prim.name}(${given.join(", ")})${weights.length ? " as NAME" : ""}`,
     inputs,
@@ -177,7 +181,7 @@ export function primitivesText(docs: PrimitiveDoc[] = describePrimitives()): str
   return docs
     .map((d) => {
       const lines = [d.signature, `  ${d.doc}`];
-      for (const a of d.args) lines.push(`    ${a.name}: ${a.type}${a.default !== undefined ? ` = ${a.default}` : ""}  ${a.doc}`);
+      for (const a of d.args) lines.push(`    ${a.name}${a.optional ? "?" : ""}: ${a.type}${a.default !== undefined ? ` = ${a.default}` : ""}  ${a.doc}`);
       lines.push(`  e.g. ${d.example}${d.inputs.length ? ` with ${d.inputs.map((i) => `${i.name} ${i.shape}`).join(", ")}` : ""} -> ${d.output}`);
       lines.push(`  parameters: ${paramList(d.params)}`);
       for (const v of d.paramVariants) lines.push(`    with ${v.when}: ${paramList(v.params)}`);
@@ -217,7 +221,7 @@ export function primitivesMarkdown(docs: PrimitiveDoc[] = describePrimitives()):
     out.push(`## ${d.name}`, "", "```", d.signature, "```", "", cell(`${d.doc}.`.replace(/\.\.$/, ".")), "");
     out.push("| argument | type | default | |", "|---|---|---|---|");
     if (d.variadic) out.push("| `x1, x2, ...` | tensor | | the tensors (positional) |");
-    for (const a of d.args) out.push(`| \`${a.name}\` | ${a.type} | ${a.default !== undefined ? `\`${cell(a.default)}\`` : "required"} | ${cell(a.doc)} |`);
+    for (const a of d.args) out.push(`| \`${a.name}\` | ${a.type} | ${a.default !== undefined ? `\`${cell(a.default)}\`` : a.optional ? "optional" : "required"} | ${cell(a.doc)} |`);
     out.push("");
     out.push(`Example: \`${d.example}\` with ${d.inputs.length ? d.inputs.map((i) => `\`${i.name}\` ${i.shape}`).join(", ") : "no tensor inputs"} gives ${d.output}.`, "");
     out.push(`Parameters: ${paramList(d.params)}.`);

@@ -5,13 +5,16 @@
  */
 import { type Dim, dimEq, dimOp, dimToString, isSym, shapeToString, type Value } from "./values.ts";
 
-export type ArgType = "tensor" | "int" | "float" | "bool" | "ints" | "string";
+/** `operand`: a tensor or a number (broadcast as a scalar) */
+export type ArgType = "tensor" | "int" | "float" | "bool" | "ints" | "string" | "operand";
 
 export interface PrimArg {
   name: string;
   type: ArgType;
-  /** undefined = required */
+  /** undefined = required (unless optional) */
   default?: Value;
+  /** may be left out, with no default: the rule sees no value, the runtime gets `undefined` */
+  optional?: boolean;
   doc: string;
 }
 
@@ -145,6 +148,91 @@ function positive(c: PrimContext, arg: string, d: Dim, what: string) {
 
 const X: PrimArg = { name: "x", type: "tensor", doc: "input tensor" };
 
+/** A list argument's sizes. */
+function intList(a: Args, name: string): Dim[] {
+  return (a[name] as { items: Value[] }).items.map((v) => (v as { v: Dim }).v);
+}
+function product(shape: Dim[]): Dim {
+  return shape.reduce((p: Dim, q) => dimOp("*", p, q), 1);
+}
+/** A shape's element count as a number times symbolic factors (products split, each factor by its text). */
+function factors(shape: Dim[]): { num: number; syms: Dim[] } {
+  let n = 1;
+  const syms: Dim[] = [];
+  const walk = (d: Dim) => {
+    if (typeof d === "number") n *= d;
+    else if (d.op === "*") {
+      walk(d.a);
+      walk(d.b);
+    } else syms.push(d);
+  };
+  shape.forEach(walk);
+  // a / k next to a factor k is a (heads * (width / heads) is width)
+  for (let i = 0; i < syms.length; i++) {
+    const q = syms[i];
+    if (typeof q === "number" || q.op !== "/") continue;
+    const j = syms.findIndex((k, at) => at !== i && dimEq(k, q.b));
+    if (j < 0) continue;
+    syms.splice(Math.max(i, j), 1);
+    syms.splice(Math.min(i, j), 1);
+    walk(q.a);
+    i = -1;
+  }
+  return { num: n, syms };
+}
+/** have / want: the numeric ratio, the symbolic factors of `have` left over and those of `want` not in `have`. */
+function cancel(have: { num: number; syms: Dim[] }, want: { num: number; syms: Dim[] }): { num: number; left: Dim[]; extra: Dim[] } {
+  const left = [...have.syms];
+  const extra: Dim[] = [];
+  for (const w of want.syms) {
+    const i = left.findIndex((h) => dimEq(h, w));
+    if (i >= 0) left.splice(i, 1);
+    else extra.push(w);
+  }
+  return { num: have.num / want.num, left, extra };
+}
+
+/** A tensor-or-number argument's shape ([] for a number). */
+function operandShape(a: Args, name: string): Dim[] {
+  const v = a[name];
+  return v?.t === "tensor" ? v.shape : [];
+}
+
+/** minimum, maximum: two operands (at least one a tensor), broadcast. */
+function binaryPrim(name: "minimum" | "maximum", doc: string): Primitive {
+  return {
+    name,
+    doc,
+    args: [{ name: "a", type: "operand", doc: "tensor (or number)" }, { name: "b", type: "operand", doc: "tensor or number" }],
+    runtime: name,
+    example: { a: "[B, N, D]", b: "[B, 1, D]" },
+    infer(a, c) {
+      if (a.a?.t !== "tensor" && a.b?.t !== "tensor") c.fail("a", "SDC401", `${name}: one of a and b must be a tensor`);
+      const r = broadcastShapes(operandShape(a, "a"), operandShape(a, "b"), c.symbolic);
+      if ("error" in r) return c.fail("b", "SDC500", `${name}: ${r.error}`);
+      return floatTensor(r.shape);
+    },
+  };
+}
+
+/** zeros, ones, full: a constant float32 tensor of a shape (sizes may be symbolic, e.g. the batch B). */
+function constantPrim(name: "zeros" | "ones" | "full", doc: string): Primitive {
+  const args: PrimArg[] = [{ name: "shape", type: "ints", doc: "shape" }];
+  if (name === "full") args.push({ name: "value", type: "float", doc: "the value of every element" });
+  return {
+    name,
+    doc,
+    args,
+    runtime: name,
+    example: name === "full" ? { shape: "[B, N, 1]", value: "0.5" } : { shape: "[B, N, 1]" },
+    infer(a, c) {
+      const dims = intList(a, "shape");
+      for (const d of dims) positive(c, "shape", d, `${name}: a size`);
+      return floatTensor(dims);
+    },
+  };
+}
+
 /** Pooling on [B, H, W, C] with window = stride = size. */
 function pool(name: string, what: string, runtime: string): Primitive {
   return {
@@ -235,6 +323,45 @@ export const PRIMITIVES: Record<string, Primitive> = {
   rsqrt: { name: "rsqrt", doc: "1 / sqrt(x)", args: [X], example: { x: "[B, N, D]" }, runtime: "rsqrt", infer: (a) => floatTensor(tensor(a, "x").shape) },
   abs: { name: "abs", doc: "|x| (gradient 0 at 0)", args: [X], example: { x: "[B, N, D]" }, runtime: "abs", infer: (a) => floatTensor(tensor(a, "x").shape) },
   softmax: { name: "softmax", doc: "softmax over the last axis", args: [X], example: { x: "[B, N, D]" }, runtime: "softmax", infer: (a) => floatTensor(tensor(a, "x").shape) },
+  // ---- elementwise: minimum, maximum, clamp, where, pow, square
+  minimum: binaryPrim("minimum", "the smaller of a and b, elementwise with broadcasting (gradient: to a where a <= b, else to b)"),
+  maximum: binaryPrim("maximum", "the larger of a and b, elementwise with broadcasting (gradient: to a where a >= b, else to b)"),
+  clamp: {
+    name: "clamp",
+    doc: "x limited to [min, max] (gradient: 1 inside, ends included, 0 outside)",
+    args: [X, { name: "min", type: "float", doc: "lower bound" }, { name: "max", type: "float", doc: "upper bound" }],
+    runtime: "clamp",
+    example: { x: "[B, N, D]", min: "-1", max: "1" },
+    infer(a, c) {
+      const [lo, hi] = [num(a, "min"), num(a, "max")];
+      if (typeof lo === "number" && typeof hi === "number" && lo > hi) c.fail("max", "SDC407", `clamp: max ${hi} is below min ${lo}`);
+      return floatTensor(tensor(a, "x").shape);
+    },
+  },
+  where: {
+    name: "where",
+    doc: "cond ? a : b elementwise, cond a float mask (nonzero = true), all three broadcast; no gradient to cond",
+    args: [{ name: "cond", type: "tensor", doc: "mask (nonzero selects a)" }, { name: "a", type: "operand", doc: "where cond is nonzero" }, { name: "b", type: "operand", doc: "where cond is 0" }],
+    runtime: "where",
+    example: { cond: "[B, 1, N]", a: "[B, N, N]", b: "-1e4" },
+    infer(a, c) {
+      const cond = tensor(a, "cond").shape;
+      const ab = broadcastShapes(operandShape(a, "a"), operandShape(a, "b"), c.symbolic);
+      if ("error" in ab) return c.fail("b", "SDC500", `where: ${ab.error}`);
+      const all = broadcastShapes(cond, ab.shape, c.symbolic);
+      if ("error" in all) return c.fail("cond", "SDC500", `where: the mask ${all.error}`);
+      return floatTensor(all.shape);
+    },
+  },
+  pow: {
+    name: "pow",
+    doc: "x^p for a constant p (a negative x needs an integer p)",
+    args: [X, { name: "p", type: "float", doc: "exponent" }],
+    runtime: "pow",
+    example: { x: "[B, N, D]", p: "3" },
+    infer: (a) => floatTensor(tensor(a, "x").shape),
+  },
+  square: { name: "square", doc: "x * x", args: [X], example: { x: "[B, N, D]" }, runtime: "square", infer: (a) => floatTensor(tensor(a, "x").shape) },
   gelu: {
     name: "gelu",
     doc: "GELU; approximate: true is the tanh approximation",
@@ -325,10 +452,179 @@ export const PRIMITIVES: Record<string, Primitive> = {
       return floatTensor(x.shape.filter((_, i) => i !== ax));
     },
   },
+  // ---- layout ops and constant tensors (reshape ... arange)
+  reshape: {
+    name: "reshape",
+    doc: "the same elements in a new shape (row-major); one size may be -1 (inferred); the element counts must agree",
+    args: [X, { name: "shape", type: "ints", doc: "the new shape: sizes, symbolic sizes (B), at most one -1" }],
+    runtime: "reshape",
+    example: { x: "[B, N, D]", shape: "[B, N, h, -1]" },
+    infer(a, c) {
+      const x = tensor(a, "x");
+      const dims = intList(a, "shape");
+      const holes = dims.filter((d) => d === -1).length;
+      if (holes > 1) c.fail("shape", "SDC407", `reshape: at most one size may be -1, got ${shapeToString(dims)}`);
+      for (const d of dims) if (typeof d === "number" && d !== -1 && (!Number.isInteger(d) || d <= 0)) c.fail("shape", "SDC407", `reshape: sizes must be positive (or one -1), got ${shapeToString(dims)}`);
+      const have = factors(x.shape);
+      const want = factors(dims.filter((d) => d !== -1));
+      const rest = cancel(have, want);
+      if (holes) {
+        if (rest.extra.length || rest.num % 1 !== 0) {
+          if (!c.symbolic) c.fail("shape", "SDC502", `reshape: ${shapeToString(x.shape)} (${dimToString(product(x.shape))} elements) does not split into ${shapeToString(dims)}`);
+          const whole = Number.isInteger(rest.num);
+          const hole = dimOp("/", product([whole ? rest.num : have.num, ...rest.left]), product([whole ? 1 : want.num, ...rest.extra]));
+          return { t: "tensor", dtype: x.dtype, shape: dims.map((d) => (d === -1 ? hole : d)) };
+        }
+        return { t: "tensor", dtype: x.dtype, shape: dims.map((d) => (d === -1 ? rest.left.reduce((p: Dim, q) => dimOp("*", p, q), rest.num) : d)) };
+      }
+      if (rest.extra.length || rest.left.length || rest.num !== 1) {
+        if (!c.symbolic || (!rest.extra.length && !rest.left.length)) c.fail("shape", "SDC500", `reshape: ${shapeToString(x.shape)} has ${dimToString(product(x.shape))} elements, ${shapeToString(dims)} has ${dimToString(product(dims))}`);
+      }
+      return { t: "tensor", dtype: x.dtype, shape: dims };
+    },
+  },
+  permute: {
+    name: "permute",
+    doc: "reorder the axes: output axis i is input axis perm[i]",
+    args: [X, { name: "perm", type: "ints", doc: "a permutation of 0 .. rank - 1 (negative counts from the end)" }],
+    runtime: "permute",
+    example: { x: "[B, N, H, d]", perm: "[0, 2, 1, 3]" },
+    infer(a, c) {
+      const x = tensor(a, "x");
+      const perm = intList(a, "perm");
+      if (perm.length !== x.shape.length) c.fail("perm", "SDC501", `permute: ${perm.length} axes for a rank-${x.shape.length} tensor ${shapeToString(x.shape)}`);
+      const axes = perm.map((p) => normAxis(p, x.shape.length, c, "perm"));
+      if (new Set(axes).size !== axes.length) c.fail("perm", "SDC407", `permute: ${shapeToString(perm)} is not a permutation (an axis repeats)`);
+      return { t: "tensor", dtype: x.dtype, shape: axes.map((p) => x.shape[p]) };
+    },
+  },
+  transpose: {
+    name: "transpose",
+    doc: "swap two axes",
+    args: [X, { name: "a", type: "int", doc: "first axis" }, { name: "b", type: "int", doc: "second axis" }],
+    runtime: "transpose",
+    example: { x: "[B, N, D]", a: "1", b: "2" },
+    infer(a, c) {
+      const x = tensor(a, "x");
+      const i = normAxis(num(a, "a"), x.shape.length, c, "a");
+      const j = normAxis(num(a, "b"), x.shape.length, c, "b");
+      const s = [...x.shape];
+      [s[i], s[j]] = [s[j], s[i]];
+      return { t: "tensor", dtype: x.dtype, shape: s };
+    },
+  },
+  slice: {
+    name: "slice",
+    doc: "the elements start .. end - 1 along an axis (negative bounds count from the end, as in Python)",
+    args: [X, { name: "start", type: "int", doc: "first index" }, { name: "end", type: "int", doc: "one past the last index" }, { name: "axis", type: "int", default: int(-1), doc: "axis" }],
+    runtime: "slice",
+    example: { x: "[B, N, D]", start: "1", end: "-1", axis: "1" },
+    infer(a, c) {
+      const x = tensor(a, "x");
+      const ax = normAxis(num(a, "axis"), x.shape.length, c);
+      const len = x.shape[ax];
+      const bound = (arg: string): Dim => {
+        const v = num(a, arg);
+        if (typeof v === "number" && v < 0) return typeof len === "number" ? v + len : dimOp("-", len, -v);
+        return v;
+      };
+      const [s, e] = [bound("start"), bound("end")];
+      if (typeof len === "number") {
+        if (typeof s === "number" && (s < 0 || s >= len)) c.fail("start", "SDC407", `slice: start ${dimToString(num(a, "start"))} is out of range for axis ${ax} of size ${len}`);
+        if (typeof e === "number" && (e <= 0 || e > len)) c.fail("end", "SDC407", `slice: end ${dimToString(num(a, "end"))} is out of range for axis ${ax} of size ${len}`);
+      }
+      if (typeof s === "number" && typeof e === "number" && e <= s) c.fail("end", "SDC407", `slice: end ${dimToString(num(a, "end"))} must be after start ${dimToString(num(a, "start"))} (an empty slice)`);
+      // (N - 1) - 1 is N - 2
+      const n = typeof s === "number" && isSym(e) && e.op === "-" && typeof e.b === "number" ? dimOp("-", e.a, e.b + s) : dimOp("-", e, s);
+      return { t: "tensor", dtype: x.dtype, shape: x.shape.map((d, i) => (i === ax ? n : d)) };
+    },
+  },
+  repeat: {
+    name: "repeat",
+    doc: "tile n copies along an axis ([a, b] -> [a, b, a, b], as torch's Tensor.repeat)",
+    args: [X, { name: "n", type: "int", doc: "number of copies" }, { name: "axis", type: "int", default: int(-1), doc: "axis" }],
+    runtime: "repeat",
+    example: { x: "[B, N, D]", n: "2", axis: "1" },
+    infer(a, c) {
+      const x = tensor(a, "x");
+      const n = num(a, "n");
+      positive(c, "n", n, "n");
+      const ax = normAxis(num(a, "axis"), x.shape.length, c);
+      return { t: "tensor", dtype: x.dtype, shape: x.shape.map((d, i) => (i === ax ? dimOp("*", n, d) : d)) };
+    },
+  },
+  broadcast_to: {
+    name: "broadcast_to",
+    doc: "expand to a shape by numpy broadcasting (size-1 axes and missing leading axes are repeated)",
+    args: [X, { name: "shape", type: "ints", doc: "the target shape" }],
+    runtime: "broadcastTo",
+    example: { x: "[B, 1, D]", shape: "[B, N, D]" },
+    infer(a, c) {
+      const x = tensor(a, "x");
+      const dims = intList(a, "shape");
+      for (const d of dims) positive(c, "shape", d, "broadcast_to: a size");
+      if (dims.length < x.shape.length) c.fail("shape", "SDC501", `broadcast_to: cannot broadcast rank ${x.shape.length} ${shapeToString(x.shape)} to rank ${dims.length} ${shapeToString(dims)}`);
+      const off = dims.length - x.shape.length;
+      x.shape.forEach((d, i) => {
+        if (d !== 1) c.expectEq("shape", dims[i + off], d, `broadcast_to: cannot broadcast ${shapeToString(x.shape)} to ${shapeToString(dims)} (axis ${i + off})`);
+      });
+      return { t: "tensor", dtype: x.dtype, shape: dims };
+    },
+  },
+  pad: {
+    name: "pad",
+    doc: "pad an axis with `before` and `after` elements of a constant value",
+    args: [X, { name: "before", type: "int", doc: "elements before" }, { name: "after", type: "int", doc: "elements after" }, { name: "axis", type: "int", default: int(-1), doc: "axis" }, { name: "value", type: "float", default: flt(0), doc: "the padding value" }],
+    runtime: "pad",
+    example: { x: "[B, N, D]", before: "1", after: "0", axis: "1" },
+    infer(a, c) {
+      const x = tensor(a, "x");
+      const ax = normAxis(num(a, "axis"), x.shape.length, c);
+      const [b, e] = [num(a, "before"), num(a, "after")];
+      for (const [arg, v] of [["before", b], ["after", e]] as const) if (typeof v === "number" && (!Number.isInteger(v) || v < 0)) c.fail(arg, "SDC407", `pad: ${arg} must be a non-negative integer, got ${v}`);
+      return floatTensor(x.shape.map((d, i) => (i === ax ? dimOp("+", dimOp("+", b, d), e) : d)));
+    },
+  },
+  squeeze: {
+    name: "squeeze",
+    doc: "remove an axis of size 1",
+    args: [X, { name: "axis", type: "int", doc: "the axis (of size 1)" }],
+    runtime: "squeeze",
+    example: { x: "[B, 1, D]", axis: "1" },
+    infer(a, c) {
+      const x = tensor(a, "x");
+      const ax = normAxis(num(a, "axis"), x.shape.length, c);
+      c.expectEq("axis", x.shape[ax], 1, `squeeze: axis ${ax} of ${shapeToString(x.shape)} must have size 1`);
+      return { t: "tensor", dtype: x.dtype, shape: x.shape.filter((_, i) => i !== ax) };
+    },
+  },
+  zeros: constantPrim("zeros", "a tensor of zeros"),
+  ones: constantPrim("ones", "a tensor of ones"),
+  full: constantPrim("full", "a tensor filled with one value"),
+  arange: {
+    name: "arange",
+    doc: "0, 1, ..., n - 1 as a float32 [n] tensor",
+    args: [{ name: "n", type: "int", doc: "length" }],
+    runtime: "arange",
+    example: { n: "N" },
+    infer(a, c) {
+      const n = num(a, "n");
+      positive(c, "n", n, "n");
+      return floatTensor([n]);
+    },
+  },
   attention: {
     name: "attention",
-    doc: "multi-head scaled dot-product attention; q [B, S, D], k and v [B, S', D], D split into heads",
-    args: [{ name: "q", type: "tensor", doc: "queries" }, { name: "k", type: "tensor", doc: "keys" }, { name: "v", type: "tensor", doc: "values" }, { name: "heads", type: "int", doc: "number of heads" }, { name: "causal", type: "bool", default: bool(false), doc: "causal mask: query i attends to keys j <= i + S' - S (the last queries see every key)" }],
+    doc: "multi-head scaled dot-product attention; q [B, S, H*d], k and v [B, S', H*d] (or [B, S', G*d] with kv_heads: G)",
+    args: [
+      { name: "q", type: "tensor", doc: "queries" },
+      { name: "k", type: "tensor", doc: "keys" },
+      { name: "v", type: "tensor", doc: "values" },
+      { name: "heads", type: "int", doc: "number of heads" },
+      { name: "causal", type: "bool", default: bool(false), doc: "causal mask: query i attends to keys j <= i + S' - S (the last queries see every key)" },
+      { name: "mask", type: "tensor", optional: true, doc: "key padding mask, float32 [B, S']: 1 = attend, 0 = padding (the scores of padded keys become -1e9: a row with every key masked is the plain average of v, not NaN; combines with causal)" },
+      { name: "kv_heads", type: "int", optional: true, doc: "grouped-query attention: k and v have G heads (G divides heads); query head h reads kv head floor(h / (heads / G))" },
+    ],
     runtime: "attention",
     example: { q: "[B, N, D]", k: "[B, M, D]", v: "[B, M, D]", heads: "heads" },
     infer(a, c) {
@@ -339,12 +635,78 @@ export const PRIMITIVES: Record<string, Primitive> = {
       rank(c, "k", k.shape, 3, "attention");
       rank(c, "v", v.shape, 3, "attention");
       c.expectEq("k", k.shape[0], q.shape[0], "attention: batch of k must match q");
-      c.expectEq("k", k.shape[2], q.shape[2], "attention: width of k must match q");
+      const heads = num(a, "heads");
+      positive(c, "heads", heads, "heads");
+      const d = c.div("heads", q.shape[2], heads, "attention: heads must divide the width");
+      if (a.kv_heads) {
+        const g = num(a, "kv_heads");
+        positive(c, "kv_heads", g, "kv_heads");
+        c.div("kv_heads", heads, g, "attention: kv_heads must divide heads");
+        c.expectEq("k", k.shape[2], dimOp("*", g, d), "attention: width of k must be kv_heads * the head width (q's width / heads)");
+      } else c.expectEq("k", k.shape[2], q.shape[2], "attention: width of k must match q");
       c.expectEq("v", v.shape[1], k.shape[1], "attention: sequence length of v must match k");
       c.expectEq("v", v.shape[0], q.shape[0], "attention: batch of v must match q");
-      positive(c, "heads", num(a, "heads"), "heads");
-      c.div("heads", q.shape[2], num(a, "heads"), "attention: heads must divide the width");
-      return floatTensor([q.shape[0], q.shape[1], v.shape[2]]);
+      c.expectEq("v", v.shape[2], k.shape[2], "attention: width of v must match k");
+      if (a.mask) {
+        const m = tensor(a, "mask");
+        if (m.dtype !== "float32") c.fail("mask", "SDC401", `attention: the mask must be float32 (1 = attend, 0 = padding), got ${m.dtype} ${shapeToString(m.shape)}`);
+        rank(c, "mask", m.shape, 2, "attention's mask [B, S']");
+        c.expectEq("mask", m.shape[0], k.shape[0], "attention: batch of the mask must match k");
+        c.expectEq("mask", m.shape[1], k.shape[1], "attention: length of the mask must match the key length");
+      }
+      return floatTensor([q.shape[0], q.shape[1], q.shape[2]]);
+    },
+  },
+  rope: {
+    name: "rope",
+    doc: "rotary position embedding of x [B, N, H*d] (each head alike) at positions pos [N, A] or [B, N, A]: axis a rotates axes_dim[a] channels with frequencies theta^(-2j/axes_dim[a]) (Flux's EmbedND + apply_rope)",
+    args: [
+      X,
+      { name: "pos", type: "tensor", doc: "float32 position ids [N, A] or [B, N, A], one column per axis" },
+      { name: "heads", type: "int", doc: "number of heads (RoPE acts on each head's d = width / heads channels)" },
+      { name: "axes_dim", type: "ints", doc: "channels per axis (even, adding up to d)" },
+      { name: "theta", type: "float", default: flt(10000), doc: "frequency base" },
+      { name: "interleaved", type: "bool", default: bool(true), doc: "rotate pairs (2i, 2i+1) as Flux; false: the rotate-half pairs (i, i + d/2) of GPT-NeoX and HF Llama" },
+    ],
+    runtime: "rope",
+    example: { x: "[B, N, D]", pos: "[N, 3]", heads: "H", axes_dim: "[16, 56, 56]" },
+    infer(a, c) {
+      const x = tensor(a, "x");
+      const pos = tensor(a, "pos");
+      rank(c, "x", x.shape, 3, "rope");
+      if (pos.dtype !== "float32") c.fail("pos", "SDC401", `rope: positions must be float32, got ${pos.dtype} ${shapeToString(pos.shape)}`);
+      if (pos.shape.length !== 2 && pos.shape.length !== 3) c.fail("pos", "SDC501", `rope needs positions [N, A] or [B, N, A], got rank ${pos.shape.length} ${shapeToString(pos.shape)}`);
+      const heads = num(a, "heads");
+      positive(c, "heads", heads, "heads");
+      const d = c.div("heads", x.shape[2], heads, "rope: heads must divide the width");
+      const axes = (a.axes_dim as { items: Value[] }).items.map((v) => (v as { v: Dim }).v);
+      if (axes.length === 0) c.fail("axes_dim", "SDC407", "rope: axes_dim needs at least one axis");
+      // a block parameter is symbolic here (checked once per block): numbers are checked now
+      for (const ad of axes) {
+        if (typeof ad === "number" && (!Number.isInteger(ad) || ad <= 0 || ad % 2)) c.fail("axes_dim", "SDC407", `rope: each axis needs a positive even number of channels, got ${ad}`);
+      }
+      const total = axes.reduce((p: Dim, q) => dimOp("+", p, q), 0);
+      c.expectEq("axes_dim", total, d, "rope: axes_dim must add up to the head width (width / heads)");
+      const lead = pos.shape.length - 2;
+      if (lead) c.expectEq("pos", pos.shape[0], x.shape[0], "rope: batch of pos must match x");
+      c.expectEq("pos", pos.shape[lead], x.shape[1], "rope: positions must have one row per token of x");
+      c.expectEq("pos", pos.shape[lead + 1], axes.length, "rope: positions need one column per entry of axes_dim");
+      const theta = num(a, "theta");
+      if (typeof theta === "number" && !(theta > 0 && Number.isFinite(theta))) c.fail("theta", "SDC407", `rope: theta must be positive, got ${theta}`);
+      return floatTensor(x.shape);
+    },
+  },
+  positions_2d: {
+    name: "positions_2d",
+    doc: "position ids of a gh x gw grid: float32 [gh*gw, 2], (row, column) per token in row-major order (Flux's image ids, without the leading zero axis)",
+    args: [{ name: "gh", type: "int", doc: "rows" }, { name: "gw", type: "int", doc: "columns" }],
+    runtime: "positions2d",
+    example: { gh: "gh", gw: "gw" },
+    infer(a, c) {
+      const [gh, gw] = [num(a, "gh"), num(a, "gw")];
+      positive(c, "gh", gh, "gh");
+      positive(c, "gw", gw, "gw");
+      return floatTensor([dimOp("*", gh, gw), 2]);
     },
   },
   patch_conv: {

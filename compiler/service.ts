@@ -227,7 +227,7 @@ export function primitiveSignature(p: Primitive): string {
 }
 
 function argSig(a: PrimArg): string {
-  return `${a.name}: ${a.type}${a.default ? ` = ${valueText(a.default)}` : ""}`;
+  return `${a.name}${a.optional ? "?" : ""}: ${a.type}${a.default ? ` = ${valueText(a.default)}` : ""}`;
 }
 
 export function blockSignature(b: A.BlockDecl): string {

@@ -3,7 +3,7 @@
  * TRAIN_OPTIONAL_DEFAULTS): every setting of the spec's sections with its type, default and
  * range. `npx tsx scripts/gen-settings-doc.ts` writes it; a test regenerates it and compares.
  */
-import { DEFAULT_FLOW, DEFAULT_TRAIN, SECTIONS, type SettingSpec, TRAIN_OPTIONAL_DEFAULTS } from "./spec.ts";
+import { DEFAULT_FLOW, DEFAULT_TRAIN, INPUT_SOURCE_DOCS, SECTIONS, type SettingSpec, TRAIN_OPTIONAL_DEFAULTS } from "./spec.ts";
 
 const camel = (k: string) => k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
 
@@ -58,5 +58,17 @@ export function settingsMarkdown(): string {
     }
     out.push("");
   }
+  out.push(
+    "## inputs",
+    "",
+    "`inputs { NAME: SOURCE ... }` binds each input of the network's forward, by its name, to what feeds it.",
+    "Every input must be bound; a network that ignores one is an error (SDC704). Without the section the",
+    "forward takes `(x, t, context, pooled)` by position. With no text source bound, the spec needs no `text`.",
+    "",
+    "| source | tensor | what |",
+    "|---|---|---|",
+    ...Object.entries(INPUT_SOURCE_DOCS).map(([k, v]) => `| \`${k}\` | ${v.shape} | ${cell(v.doc)} |`),
+    "",
+  );
   return out.join("\n");
 }

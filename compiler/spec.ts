@@ -6,8 +6,8 @@
 import type * as A from "./ast.ts";
 import { Abort, Checker, exprText, type ModuleNode, suggest, type ValueObserver } from "./check.ts";
 import { type Diagnostic, DiagnosticError, diag, fail, type Span } from "./diagnostics.ts";
-import type { DataIR, Density, FlowIR, IR, OptimizerIR, TextIR, TrainIR } from "./ir.ts";
-import { IR_VERSION } from "./ir.ts";
+import type { DataIR, Density, FlowIR, InputSource, IR, OptimizerIR, TextIR, TrainIR } from "./ir.ts";
+import { DEFAULT_INPUT_SOURCES, INPUT_SOURCES, IR_VERSION } from "./ir.ts";
 import type { Program } from "./program.ts";
 import { dimToString, shapeToString, typeName, type Value, valueToString } from "./values.ts";
 
@@ -46,9 +46,9 @@ export const SECTIONS: Record<string, Record<string, SettingSpec>> = {
     classes: { kind: "int", min: 2, max: 100000, doc: "classifier: number of classes", dflt: "10" },
   },
   data: {
-    source: { kind: "enum", values: ["mnist", "folder"], doc: "embedded MNIST, or a folder of PNGs with captions.jsonl", dflt: "mnist" },
-    path: { kind: "string", doc: "folder source: its directory", dflt: "(none)" },
-    image: { kind: "raw", doc: "[height, width, channels]", dflt: "[32, 32, 1]" },
+    source: { kind: "enum", values: ["mnist", "folder", "latents"], doc: "embedded MNIST, a folder of PNGs with captions.jsonl, or a latent tensor dataset (.safetensors: `latents` [N, H, W, C], `labels` [N])", dflt: "mnist" },
+    path: { kind: "string", doc: "folder source: its directory; latents: the .safetensors file (relative to the working directory)", dflt: "(none)" },
+    image: { kind: "raw", doc: "[height, width, channels] (MNIST and folders: 1 or 3 channels; latents: any)", dflt: "[32, 32, 1]" },
     prompts: { kind: "enum", values: ["digits", "captions"], doc: "MNIST labels as numerals or words, or the folder's captions", dflt: "digits (mnist), captions (folder)" },
   },
   text: {
@@ -70,6 +70,7 @@ export const SECTIONS: Record<string, Record<string, SettingSpec>> = {
     steps: { kind: "int", min: 1, max: 100000, doc: "sampling steps" },
     shift: { kind: "float", min: 1e-6, max: 1e6, doc: "timestep shift (1 = none)" },
     guidance: { kind: "float", min: 0, max: 1000, doc: "classifier-free guidance scale for samples" },
+    output: { kind: "enum", values: ["velocity", "velocity_variance"], doc: "what the network returns: the velocity, or the velocity and as many learned-variance channels (DiT's learn_sigma: twice the image channels; the loss and samplers use the first half)", dflt: "velocity" },
   },
   train: {
     optimizer: { kind: "raw", doc: "adam(lr: ...) or adamw(lr: ..., weight_decay: ...)" },
@@ -89,6 +90,16 @@ export const SECTIONS: Record<string, Record<string, SettingSpec>> = {
     keep_best: { kind: "bool", doc: "also keep the checkpoint with the lowest validation loss (checkpoints/best)" },
     precision: { kind: "enum", values: ["fp32", "fp16", "bf16"], doc: "training precision: fp32 (fp16 and bf16 are refused: every engine computes in fp32)" },
   },
+};
+
+/** What each source of `inputs { NAME: SOURCE }` feeds a network input with (docs/settings.md). */
+export const INPUT_SOURCE_DOCS: Record<InputSource, { shape: string; doc: string }> = {
+  image: { shape: "float32 [B, H, W, C]", doc: "the noisy image (or latent) x_t, as data.image" },
+  timestep: { shape: "float32 [B]", doc: "the network time t (flow.noise_at says which end is noise)" },
+  context: { shape: "float32 [B, T, D]", doc: "the text encoder's token features" },
+  context_mask: { shape: "float32 [B, T]", doc: "1 for each prompt token, 0 for padding (the learned encoder's tokenizer); for attention(..., mask:)" },
+  pooled: { shape: "float32 [B, P]", doc: "the text encoder's pooled vector" },
+  label: { shape: "int32 [B]", doc: "the class of a digit prompt (data.prompts digits: 0..9); the null class 10 for the empty prompt (flow.cfg_drop and the unconditional half of CFG): embed it with `embedding(y, classes + 1, width)`" },
 };
 
 /** A section's settings by name, own entries only (`constructor` is not a section). */
@@ -192,9 +203,13 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
 
   // ---- sections
   const sections = new Map<string, Map<string, A.Setting>>();
+  // `inputs { NAME: SOURCE }`: which source feeds each of the network's forward inputs
+  const inputsSection = spec.sections.filter((s) => s.name === "inputs");
+  if (inputsSection.length > 1) diagnostics.push(diag("SDC301", inputsSection[1].nameSpan, "section 'inputs' appears twice"));
   for (const s of spec.sections) {
+    if (s.name === "inputs") continue;
     if (!sectionSpec(s.name)) {
-      diagnostics.push(diag("SDC700", s.nameSpan, `unknown section '${s.name}'${suggest(s.name, Object.keys(SECTIONS))}; sections: ${Object.keys(SECTIONS).join(", ")}`));
+      diagnostics.push(diag("SDC700", s.nameSpan, `unknown section '${s.name}'${suggest(s.name, [...Object.keys(SECTIONS), "inputs"])}; sections: ${[...Object.keys(SECTIONS), "inputs"].join(", ")}`));
       continue;
     }
     if (sections.has(s.name)) diagnostics.push(diag("SDC301", s.nameSpan, `section '${s.name}' appears twice`));
@@ -245,14 +260,18 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
     const p = scalar("data", "path");
     if (p) data.path = (p as { v: string }).v;
     if (data.source === "folder" && !data.path) fail("SDC701", spec.nameSpan, "data.source folder needs data.path: the directory with the PNGs and captions.jsonl");
-    data.prompts = word("data", "prompts", data.source === "mnist" ? "digits" : "captions") as DataIR["prompts"];
+    if (data.source === "latents" && !data.path) fail("SDC701", spec.nameSpan, "data.source latents needs data.path: a .safetensors file with `latents` [N, H, W, C] and `labels` [N]");
+    data.prompts = word("data", "prompts", data.source === "folder" ? "captions" : "digits") as DataIR["prompts"];
+    if (data.source === "latents" && data.prompts !== "digits") fail("SDC702", get("data", "prompts")!.span, "latent datasets are prompted by their digit labels: `prompts: digits`");
+    if (data.prompts === "digits" && word("task", "kind", "diffusion") === "diffusion") data.classes = 10;
     if (data.source === "mnist" && data.prompts !== "digits") fail("SDC702", get("data", "prompts")!.span, "MNIST prompts are `digits`");
     const img = get("data", "image");
     if (img) {
       const v = checker.evalConst(img, values);
       if (v.t !== "list" || v.items.length !== 3 || !v.items.every((x) => x.t === "int" && typeof x.v === "number" && x.v > 0)) fail("SDC702", img.span, `data.image must be [height, width, channels] with positive integers, got ${valueToString(v)}`);
       [data.height, data.width, data.channels] = v.items.map((x) => (x as { v: number }).v);
-      if (data.channels !== 1 && data.channels !== 3) fail("SDC702", img.span, `data.image: channels must be 1 or 3, got ${data.channels}`);
+      if (data.source !== "latents" && data.channels !== 1 && data.channels !== 3) fail("SDC702", img.span, `data.image: ${data.source} images have 1 or 3 channels, got ${data.channels} (a latent dataset, data.source: latents, may have any number)`);
+      if (data.channels > 1024) fail("SDC702", img.span, `data.image: at most 1024 channels, got ${data.channels}`);
       if (data.height > 4096 || data.width > 4096) fail("SDC602", img.span, `data.image ${data.height}x${data.width} is larger than 4096x4096`);
     }
   });
@@ -269,6 +288,7 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
   flow.steps = num("flow", "steps", flow.steps);
   flow.shift = num("flow", "shift", flow.shift);
   flow.guidance = num("flow", "guidance", flow.guidance);
+  if (get("flow", "output")) flow.output = word("flow", "output", "velocity") as FlowIR["output"];
   attempt(() => {
     const d = get("flow", "density");
     if (d) flow.density = density(checker, d, values);
@@ -312,11 +332,37 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
   const taskKind = word("task", "kind", "diffusion") as "diffusion" | "classifier";
   const classes = taskKind === "classifier" ? num("task", "classes", 10) : 0;
 
+  // inputs: forward parameter name -> source
+  const bound = new Map<string, { source: InputSource; span: Span; keySpan: Span }>();
+  const inputsDecl = inputsSection[0];
+  if (inputsDecl) {
+    if (taskKind === "classifier") diagnostics.push(diag("SDC700", inputsDecl.nameSpan, "a classifier spec takes the image only: remove the `inputs` section"));
+    for (const st of inputsDecl.settings) {
+      attempt(() => {
+        if (bound.has(st.key)) fail("SDC301", st.keySpan, `input '${st.key}' is bound twice in inputs`);
+        const v = checker.evalConst(st.value, values, true);
+        const name = v.t === "symbol" || v.t === "string" ? v.v : undefined;
+        if (!name || !(INPUT_SOURCES as readonly string[]).includes(name)) fail("SDC702", st.value.span, `inputs.${st.key} must be one of ${INPUT_SOURCES.join(", ")}, got ${valueToString(v)}${name ? suggest(name, INPUT_SOURCES) : ""}`);
+        bound.set(st.key, { source: name as InputSource, span: st.value.span, keySpan: st.keySpan });
+      });
+    }
+  }
+  const TEXT_SOURCES: InputSource[] = ["context", "context_mask", "pooled"];
+  const usesText = taskKind === "diffusion" && (!inputsDecl || [...bound.values()].some((b) => TEXT_SOURCES.includes(b.source)));
+
   // text
   let text: TextIR | undefined;
   const modules: ModuleNode[] = [];
   let textOut: [Value, Value] | undefined;
-  if (taskKind === "classifier") {
+  if (taskKind === "diffusion" && !usesText) {
+    const enc = get("text", "encoder");
+    if (enc) diagnostics.push(diag("SDC704", enc.span, "the text encoder feeds no network input: `inputs` binds no context, context_mask or pooled", "bind a text source in `inputs`, or remove the `text` section"));
+    text = { kind: "none" };
+    textOut = [
+      { t: "tensor", dtype: "float32", shape: [] },
+      { t: "tensor", dtype: "float32", shape: [] },
+    ];
+  } else if (taskKind === "classifier") {
     text = { kind: "none" };
     textOut = [
       { t: "tensor", dtype: "float32", shape: [] },
@@ -357,9 +403,12 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
     if (vocab < words.length + 2) fail("SDC702", get("text", "vocab")?.span ?? enc.span, `text.vocab = ${vocab} is too small for the ${words.length} prompt words plus the padding and unknown tokens (need >= ${words.length + 2})`);
     const root: ModuleNode = { path: "text_encoder", kind: block.name, params: 0, children: [] };
     const ids: Value = { t: "tensor", dtype: "int32", shape: [{ op: "var", name: "B" }, tokens] };
+    // an encoder whose forward takes two inputs gets the tokens' padding mask [B, T] (1 = token) second
+    const withMask = block.forward?.inputs.length === 2;
+    const mask: Value = { t: "tensor", dtype: "float32", shape: [{ op: "var", name: "B" }, tokens] };
     const consts = values;
     const callNoLabel: A.Call = { ...enc, label: undefined };
-    const out = checker.elaborate(callNoLabel, [ids], consts, "text_encoder", root);
+    const out = checker.elaborate(callNoLabel, withMask ? [ids, mask] : [ids], consts, "text_encoder", root);
     if (out.t !== "tuple" || out.items.length !== 2 || out.items.some((x) => x.t !== "tensor")) {
       fail("SDC703", enc.span, `text encoder ${block.name} must return (tokens [B, T, D], pooled [B, P]), got ${typeName(out)}`);
     }
@@ -367,7 +416,7 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
     if (seq.shape.length !== 3 || pooled.shape.length !== 2) fail("SDC703", enc.span, `text encoder ${block.name} must return (tokens [B, T, D], pooled [B, P]), got (${shapeToString(seq.shape)}, ${shapeToString(pooled.shape)})`);
     root.params = checker.params.filter((p) => !p.buffer && p.name.startsWith("text_encoder.")).reduce((s, p) => s + p.count, 0);
     modules.push(root);
-    text = { kind: "learned", block: block.name, args: callArgs(checker, enc, values), tokens, vocab, width: seq.shape[2] as number, pooled: pooled.shape[1] as number, words };
+    text = { kind: "learned", block: block.name, args: callArgs(checker, enc, values), tokens, vocab, width: seq.shape[2] as number, pooled: pooled.shape[1] as number, words, ...(withMask ? { mask: true } : {}) };
     textOut = [seq, pooled];
   });
   if (!text || !textOut) return { diagnostics, checker };
@@ -385,13 +434,62 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
   }
   const B = { op: "var" as const, name: "B" };
   const image: Value = { t: "tensor", dtype: "float32", shape: [B, data.height, data.width, data.channels] };
-  const inputs: Value[] = taskKind === "classifier" ? [image] : [image, { t: "tensor", dtype: "float32", shape: [B] }, textOut[0], textOut[1]];
   const fwd = block.forward;
-  if (fwd && fwd.inputs.length !== inputs.length) {
-    const want = taskKind === "classifier" ? "1 tensor (x [B, H, W, C])" : "4 tensors (x [B, H, W, C], t [B], context [B, T, D], pooled [B, P])";
-    diagnostics.push(diag("SDC703", net.span, `network ${block.name} must take ${want}; its forward takes ${fwd.inputs.length}`));
+  if (!fwd) {
+    diagnostics.push(diag("SDC703", net.span, `network ${block.name} has no forward`));
     return { diagnostics, checker };
   }
+  // the source of each forward input, in order
+  const before0 = diagnostics.length;
+  let sources: InputSource[];
+  if (taskKind === "classifier") sources = ["image"];
+  else if (inputsDecl) {
+    const names = fwd.inputs.map((p) => p.name);
+    for (const [key, b] of bound) if (!names.includes(key)) diagnostics.push(diag("SDC700", b.keySpan, `network ${block.name}'s forward has no input '${key}'${suggest(key, names)}; its inputs: ${names.join(", ")}`));
+    const missing = names.filter((n) => !bound.has(n));
+    if (missing.length) diagnostics.push(diag("SDC703", inputsDecl.nameSpan, `inputs binds no source to ${missing.map((n) => `'${n}'`).join(", ")} of network ${block.name}'s forward`, `add \`${missing[0]}: SOURCE\` with SOURCE one of ${INPUT_SOURCES.join(", ")}`));
+    if (diagnostics.length > before0) return { diagnostics, checker };
+    sources = names.map((n) => bound.get(n)!.source);
+  } else sources = [...DEFAULT_INPUT_SOURCES];
+  if (fwd.inputs.length !== sources.length) {
+    const want = taskKind === "classifier" ? "1 tensor (x [B, H, W, C])" : "4 tensors (x [B, H, W, C], t [B], context [B, T, D], pooled [B, P])";
+    diagnostics.push(diag("SDC703", net.span, `network ${block.name} must take ${want}; its forward takes ${fwd.inputs.length}`, taskKind === "diffusion" ? "or declare what feeds each input: `inputs { x: image, t: timestep, y: label }`" : undefined));
+    return { diagnostics, checker };
+  }
+  const [ctxOut, pooledOut] = textOut;
+  const textIR = text;
+  const sourceValue = (src: InputSource, at: Span | undefined): Value | undefined => {
+    switch (src) {
+      case "image":
+        return image;
+      case "timestep":
+        return { t: "tensor", dtype: "float32", shape: [B] };
+      case "context":
+        return ctxOut;
+      case "pooled":
+        return pooledOut;
+      case "context_mask": {
+        if (textIR.kind !== "learned") {
+          diagnostics.push(diag("SDC702", at ?? net.span, `context_mask needs the learned text encoder (its tokenizer pads the prompts); text.encoder is ${textIR.kind}`));
+          return undefined;
+        }
+        const seq = ctxOut as Extract<Value, { t: "tensor" }>;
+        return { t: "tensor", dtype: "float32", shape: [B, seq.shape[1]] };
+      }
+      case "label":
+        if (!data.classes) {
+          diagnostics.push(diag("SDC702", at ?? net.span, `a label input needs labelled data: data.prompts digits (MNIST or latents), not ${data.source} captions`));
+          return undefined;
+        }
+        return { t: "tensor", dtype: "int32", shape: [B] };
+    }
+  };
+  const inputs: Value[] = [];
+  sources.forEach((src, i) => {
+    const v = sourceValue(src, bound.get(fwd.inputs[i].name)?.span);
+    if (v) inputs.push(v);
+  });
+  if (diagnostics.length > before0) return { diagnostics, checker };
   const root: ModuleNode = { path: "", kind: block.name, params: 0, children: [] };
   const before = checker.params.length;
   let out: Value | undefined;
@@ -411,11 +509,13 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
   const netParams = checker.params.slice(before).filter((p) => !p.buffer).reduce((s, p) => s + p.count, 0);
   root.params = netParams;
   modules.unshift(root);
-  const wantOut: Value = taskKind === "classifier" ? { t: "tensor", dtype: "float32", shape: [B, classes] } : inputs[0];
+  const variance = flow.output === "velocity_variance";
+  const wantOut: Value = taskKind === "classifier" ? { t: "tensor", dtype: "float32", shape: [B, classes] } : { t: "tensor", dtype: "float32", shape: [B, data.height, data.width, variance ? 2 * data.channels : data.channels] };
   if (out && (out.t !== "tensor" || !sameShape(out, wantOut))) {
-    diagnostics.push(diag("SDC703", net.span, `network ${block.name} must return ${taskKind === "classifier" ? `class logits ${valueToString(wantOut)}` : `the image shape ${valueToString(wantOut)} (a velocity)`}, but returns ${valueToString(out)}`));
+    const what = taskKind === "classifier" ? `class logits ${valueToString(wantOut)}` : variance ? `the velocity and the variance channels ${valueToString(wantOut)} (flow.output: velocity_variance)` : `the image shape ${valueToString(wantOut)} (a velocity)`;
+    diagnostics.push(diag("SDC703", net.span, `network ${block.name} must return ${what}, but returns ${valueToString(out)}`));
   }
-  if (out && fwd && !diagnostics.length) diagnostics.push(...unreached(checker, out, tagged, fwd.inputs, taskKind, text, block.name));
+  if (out && !diagnostics.length) diagnostics.push(...unreached(checker, out, tagged, fwd.inputs, sources, text, block.name));
   if (diagnostics.length) return { diagnostics, checker };
 
   // network params in reference order first, then the text encoder's
@@ -433,7 +533,7 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
     network: {
       block: block.name,
       args: netArgs,
-      inputs: fwd!.inputs.map((inp, i) => ({ name: inp.name, dtype: inp.shape.dtype, shape: (inputs[i] as Extract<Value, { t: "tensor" }>).shape.map((d) => (typeof d === "number" ? d : dimToString(d))) })),
+      inputs: fwd.inputs.map((inp, i) => ({ name: inp.name, dtype: inp.shape.dtype, shape: (inputs[i] as Extract<Value, { t: "tensor" }>).shape.map((d) => (typeof d === "number" ? d : dimToString(d))), ...(taskKind === "diffusion" ? { source: sources[i] } : {}) })),
       output: { name: taskKind === "classifier" ? "logits" : "velocity", dtype: "float32", shape: (wantOut as Extract<Value, { t: "tensor" }>).shape.map((d) => (typeof d === "number" ? d : dimToString(d))) },
     },
     flow,
@@ -456,16 +556,24 @@ function inputTag(i: number): string {
  * the output (counted, saved, never trained), one error per call in the source, unless an
  * ignored input already explains them.
  */
-function unreached(checker: Checker, out: Value, inputs: Value[], decls: A.TensorParam[], task: "diffusion" | "classifier", text: TextIR, net: string): Diagnostic[] {
+function unreached(checker: Checker, out: Value, inputs: Value[], decls: A.TensorParam[], sources: InputSource[], text: TextIR, net: string): Diagnostic[] {
   const reach = checker.depsOf(out);
   const ds: Diagnostic[] = [];
   const explained = new Set<string>();
-  const source = task === "classifier" ? ["data.image"] : ["data.image (the noisy image)", "the flow (the timestep)", `the text encoder (${text.kind === "learned" ? `${text.block}, trained with the network` : text.kind}: context tokens)`, "the text encoder (pooled text)"];
+  const enc = text.kind === "learned" ? `${text.block}, trained with the network` : text.kind;
+  const what: Record<InputSource, string> = {
+    image: "data.image (the noisy image)",
+    timestep: "the flow (the timestep)",
+    context: `the text encoder (${enc}: context tokens)`,
+    context_mask: "the tokenizer (the context's padding mask)",
+    pooled: "the text encoder (pooled text)",
+    label: "the data's class labels",
+  };
   decls.forEach((d, i) => {
     if (reach.has(inputTag(i))) return;
     for (const tag of checker.depsOf(inputs[i])) explained.add(tag);
-    const grad = i >= 2 && text.kind === "learned" ? "; the text encoder's weights would get no gradient and training would fail" : "";
-    ds.push(diag("SDC704", d.nameSpan, `network ${net} never uses its input '${d.name}' ${valueToString(inputs[i])}, fed by ${source[i] ?? "the spec"}: its output does not depend on it${grad}`, `use '${d.name}' in the forward of ${net} (conditioning that is ignored is a bug)`));
+    const grad = (sources[i] === "context" || sources[i] === "pooled") && text.kind === "learned" ? "; the text encoder's weights would get no gradient and training would fail" : "";
+    ds.push(diag("SDC704", d.nameSpan, `network ${net} never uses its input '${d.name}' ${valueToString(inputs[i])}, fed by ${what[sources[i]] ?? "the spec"}: its output does not depend on it${grad}`, `use '${d.name}' in the forward of ${net} (conditioning that is ignored is a bug)`));
   });
   const bySite = new Map<A.Call, string[]>();
   for (const [path, o] of checker.owners) {

@@ -7,13 +7,17 @@ import type { DataIR, FlowIR, IR, TextIR, TrainIR } from "../compiler/ir.ts";
 import type { ParamStore } from "./nn/params.ts";
 
 export interface NetworkModule {
-  /** velocity for noisy images x [B, H, W, C] at network times t [B], context [B, T, D], pooled [B, P] */
-  forward(x: tf.Tensor4D, t: tf.Tensor1D, context: tf.Tensor3D, pooled: tf.Tensor2D): tf.Tensor4D;
+  /**
+   * The velocity [B, H, W, C] (with flow.output velocity_variance, also the variance channels)
+   * from the inputs in the forward's order, each fed by its source (ir.network.inputs[i].source;
+   * without an `inputs` section: x [B, H, W, C], t [B], context [B, T, D], pooled [B, P]).
+   */
+  forward(...inputs: tf.Tensor[]): tf.Tensor4D;
 }
 
 export interface TextEncoderModule {
-  /** token ids [B, T] -> (context [B, T, D], pooled [B, P]) */
-  forward(ids: tf.Tensor2D): [tf.Tensor3D, tf.Tensor2D];
+  /** token ids [B, T] (and, when ir.text.mask, their padding mask [B, T]: 1 = token) -> (context [B, T, D], pooled [B, P]) */
+  forward(ids: tf.Tensor2D, mask?: tf.Tensor2D): [tf.Tensor3D, tf.Tensor2D];
 }
 
 export interface ClassifierModule {

@@ -57,6 +57,7 @@ export interface Submission {
 export interface AblationRecord {
   format: "sdc-ablation";
   version: 1;
+  /** the spec, or the arms as given (space-separated) */
   spec: string;
   executor: "local" | "slurm";
   /** the Slurm job name of this ablation's arrays (squeue --name) */
@@ -331,8 +332,8 @@ function gather(unit: PlannedUnit, dir: string): UnitResult | null {
   const gen = join(dir, "generated");
   const name = existsSync(gen) ? readdirSync(gen).find((d) => existsSync(join(gen, d, "ir.json"))) : undefined;
   if (!name) return null;
-  const ir = JSON.parse(readFileSync(join(gen, name, "ir.json"), "utf8")) as { spec: { name: string }; stats: { params: number; networkParams: number } };
-  const model: UnitModel = { name: ir.spec.name, params: ir.stats.params, networkParams: ir.stats.networkParams };
+  const ir = JSON.parse(readFileSync(join(gen, name, "ir.json"), "utf8")) as { spec: { name: string }; network?: { block: string }; stats: { params: number; networkParams: number } };
+  const model: UnitModel = { name: ir.spec.name, network: ir.network?.block, params: ir.stats.params, networkParams: ir.stats.networkParams };
   const r = unitResult(unit, join(dir, "run"), model, ev, exit.end - exit.start);
   writeFileAtomic(join(dir, "unit.json"), JSON.stringify(r, null, 2) + "\n");
   return r;
@@ -359,16 +360,16 @@ function jobNameOf(out: string): string {
 }
 
 /** Run the ablation's units as jobs: gather what finished, (re)start what is missing or failed, write the results when all are done. */
-export async function runAblationJobs(specPath: string, o: AblateOptions, j: JobOptions): Promise<JobsSummary> {
+export async function runAblationJobs(specs: string | string[], o: AblateOptions, j: JobOptions): Promise<JobsSummary> {
   const log = o.log ?? ((s: string) => process.stderr.write(s + "\n"));
-  const { units, out } = planAblation(specPath, o);
+  const { units, out } = planAblation(specs, o);
   if (j.executor === "slurm" && j.submit !== false && spawnSync("sh", ["-c", "command -v sbatch"], { stdio: "ignore" }).status !== 0) {
     throw new InputError("--executor slurm needs Slurm's sbatch on PATH; run sdc ablate on a login node of the cluster (or prepare the units with --no-submit)");
   }
   mkdirSync(out, { recursive: true });
   const prev = readRecord(out);
   const rec: AblationRecord = {
-    format: "sdc-ablation", version: 1, spec: specPath, executor: j.executor, jobName: prev?.jobName ?? jobNameOf(out),
+    format: "sdc-ablation", version: 1, spec: typeof specs === "string" ? specs : specs.join(" "), executor: j.executor, jobName: prev?.jobName ?? jobNameOf(out),
     units: units.map((u) => ({ id: u.id, steps: u.inputs.steps })), submissions: prev?.submissions ?? [],
   };
   writeFileAtomic(join(out, "ablation.json"), JSON.stringify(rec, null, 2) + "\n");
@@ -431,7 +432,7 @@ export async function runAblationJobs(specPath: string, o: AblateOptions, j: Job
   const failed = j.executor === "local" ? unitStatuses(out, rec).filter((s) => s.state === "failed" || s.state === "interrupted") : [];
   if (results.size < units.length) return { out, ran, done, active, failed, job, results: null, plot: null };
   const ordered = units.map((u) => results.get(u.id)!);
-  const plot = await writeResults(out, specPath, o, ordered, log);
+  const plot = await writeResults(out, specs, o, ordered, log);
   return { out, ran, done, active, failed, job, results: ordered, plot };
 }
 

@@ -1,6 +1,8 @@
 /**
- * `sdc ablate SPEC --variants a,b | --base v --sweep k=v1,v2 ...`: run each unit (spec + variant +
- * overrides + seed) as a self-contained job in OUT/<unit-id>/:
+ * `sdc ablate SPEC --variants a,b | --base v --sweep k=v1,v2 ...`, or arms from several spec files,
+ * `sdc ablate specs/sd3.mdl:tiny specs/dit.mdl:tiny+depth=2 ...` (ARM = SPEC.mdl[:VARIANT][+name=value...]),
+ * optionally with matched parameter counts (--match-params NAME, ablate-match.ts): run each unit
+ * (spec + variant + overrides + seed) as a self-contained job in OUT/<unit-id>/:
  *   inputs.json        the unit's inputs (UnitInputs): everything that determines its result
  *   generated/<name>/  the compiled spec (compileSpecFile)
  *   run/               the training run (runTrain: checkpoints, metrics.jsonl, summary.json)
@@ -16,11 +18,12 @@ import { basename, join } from "node:path";
 import { formatAll } from "../../compiler/index.ts";
 import { writeDirAtomic, writeFileAtomic } from "../../runtime/io/atomic.ts";
 import { readCheckpoint, resolveCheckpoint } from "../../runtime/train/checkpoint.ts";
-import { type PlannedUnit, parseSet, planUnits, resultsCsv, resultsMarkdown, resultsPlotSpec, type Sweep, type UnitInputs, type UnitResult } from "../../runtime/eval/sweep.ts";
+import { type Arm, matchError, type PlannedUnit, parseSet, planUnits, resultsCsv, resultsMarkdown, resultsPlotSpec, SweepError, type Sweep, type UnitInputs, type UnitMatch, type UnitResult, unitId } from "../../runtime/eval/sweep.ts";
 import type { BackendName } from "../../runtime/backend.ts";
 import { EXIT, InputError, UsageError } from "../errors.ts";
 import { Interrupted } from "../signals.ts";
 import { fmtTime } from "../progress.ts";
+import { compiledCount, matchUnit } from "./ablate-match.ts";
 import { compileSpecFile } from "./compile.ts";
 
 export interface AblateOptions {
@@ -43,8 +46,48 @@ export interface AblateOptions {
   checkpointEvery?: number;
   judge?: string;
   judgeWeights?: string;
+  /** --match-params: one integer parameter to search per arm (one name for every arm, or one per arm; null = keep the arm as it is) */
+  match?: MatchOptions;
   log?: (s: string) => void;
   stdout?: (s: string) => void;
+}
+
+export interface MatchOptions {
+  params: (string | null)[];
+  /** --target-params (default: the first arm's count, per sweep combination) */
+  target?: number;
+  on: UnitMatch["on"];
+  range?: [number, number];
+}
+
+/** An arm as written on the command line: the spec file, its variant ("base" or none: null), its own overrides. */
+export interface ArmArg {
+  spec: string;
+  variant: string | null;
+  set: [string, string][];
+}
+
+const VARIANT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** "specs/dit.mdl:tiny+depth=2+head_dim=32" -> { spec: "specs/dit.mdl", variant: "tiny", set: [["depth","2"], ["head_dim","32"]] }. */
+export function parseArm(s: string): ArmArg {
+  const m = /^(.+?\.mdl)(?::([^+]*))?(\+.*)?$/.exec(s);
+  if (!m) throw new UsageError(s.includes(".mdl") ? `'${s}' is not an arm: expected SPEC.mdl[:VARIANT][+name=value...], e.g. specs/sd3.mdl:tiny or specs/sd3.mdl:tiny+depth=1` : `expected a .mdl spec file, got '${s}'`);
+  const [, spec, variant, sets] = m;
+  if (variant !== undefined && !VARIANT.test(variant)) throw new UsageError(`'${s}': '${variant}' is not a variant name (after ':' comes the variant, e.g. specs/sd3.mdl:tiny; overrides follow with '+name=value')`);
+  const set = sets ? sets.slice(1).split(/\+(?=[A-Za-z_][A-Za-z0-9_.]*=)/).map((x) => {
+    try {
+      return parseSet(x);
+    } catch (e) {
+      throw new UsageError(`'${s}': the override '${x}' must look like name=value (${(e as Error).message})`);
+    }
+  }) : [];
+  return { spec, variant: variant === undefined || variant === "base" ? null : variant, set };
+}
+
+/** What the results and plot are titled by: the spec, or the arms as given. */
+function ablationTitle(specs: string | string[]): string {
+  return typeof specs === "string" ? specs : specs.join(" ");
 }
 
 export type UnitRunner = (unit: PlannedUnit, dir: string, ctx: { log: (s: string) => void; checkpointEvery: number; judge?: string; judgeWeights?: string }) => Promise<UnitResult>;
@@ -104,6 +147,8 @@ export const runUnit: UnitRunner = async (unit, dir, ctx) => {
 
 export interface UnitModel {
   name: string;
+  /** the network block (the architecture, e.g. mmdit) */
+  network?: string;
   params: number;
   networkParams: number;
 }
@@ -116,7 +161,7 @@ export function compileUnit(unit: PlannedUnit, dir: string): { genDir: string; m
     throw new InputError(`unit ${unit.id}: the spec does not compile:\n${formatAll(result.diagnostics, result.program.sources, false)}`);
   }
   writeDirAtomic(genDir, Object.fromEntries(result.files));
-  return { genDir, model: { name: result.ir.spec.name, params: result.ir.stats.params, networkParams: result.ir.stats.networkParams } };
+  return { genDir, model: { name: result.ir.spec.name, network: result.ir.network.block, params: result.ir.stats.params, networkParams: result.ir.stats.networkParams } };
 }
 
 /** A unit's result from its finished run folder and eval report (every executor assembles unit.json this way). */
@@ -132,7 +177,7 @@ export function unitResult(unit: PlannedUnit, run: string, model: UnitModel, ev:
   const lastLoss = [...metrics].reverse().find((m) => m.loss !== undefined)?.loss ?? summary.lastLoss;
 
   return {
-    id: unit.id, inputs: unit.inputs, name: model.name, params: model.params, networkParams: model.networkParams,
+    id: unit.id, inputs: unit.inputs, name: model.name, ...(model.network ? { network: model.network } : {}), params: model.params, networkParams: model.networkParams, ...(unit.match ? { match: unit.match } : {}),
     stepSeconds: 1 / summary.stepsPerSecond, trainSeconds: summary.seconds, finalTrainLoss: lastLoss, valLoss: ev.valLoss,
     cfg: ev.cfg.map((c) => ({ cfg: c.cfg, accuracy: c.accuracy, frechet: c.frechet, sampleSeconds: c.sampleSeconds })),
     wallSeconds,
@@ -147,20 +192,96 @@ export interface AblationSummary {
   plot: { svg: string | null; png: string | null; note?: string };
 }
 
-/** The ablation's units and folder, checked (every executor plans the same way). */
-export function planAblation(specPath: string, o: AblateOptions): { units: PlannedUnit[]; out: string } {
-  if (!specPath.endsWith(".mdl")) throw new UsageError(`expected a .mdl spec file, got '${specPath}'`);
-  if (!existsSync(specPath)) throw new InputError(`spec file not found: ${specPath}`);
-  if (o.variants?.length && o.base) throw new UsageError("give either --variants (one unit per variant) or --base (the variant the sweeps apply to), not both; sweeps apply to every --variants entry too");
-  if (!o.variants?.length && !o.sweeps.length) throw new UsageError("nothing to ablate: give --variants a,b and/or --sweep name=v1,v2");
-  const variants = o.variants?.length ? o.variants.map((v) => (v === "base" ? null : v)) : [o.base ?? null];
-  const units = planUnits({
-    spec: specPath, specHash: specHash(specPath), variants, fixed: (o.set ?? []).map(parseSet), sweeps: o.sweeps,
-    seed: o.seed, steps: o.steps, batch: o.batch, backend: o.backend,
+const specName = (p: string) => basename(p).replace(/\.mdl$/, "");
+
+/**
+ * The ablation's units and folder, checked (every executor plans the same way). `specs` is one
+ * spec (its --variants or --base and --sweeps), or arms (SPEC.mdl[:VARIANT][+name=value...]):
+ * one arm is that spec's variant, several are the arms of a cross-spec ablation (unit ids start
+ * with the spec file's name: sd3.tiny, dit.tiny+depth=2). Then --match-params, if given.
+ */
+export function planAblation(specs: string | string[], o: AblateOptions): { units: PlannedUnit[]; out: string } {
+  const list = typeof specs === "string" ? [specs] : specs;
+  if (!list.length) throw new UsageError("sdc ablate needs a spec (e.g. sdc ablate specs/sd3.mdl --variants tiny,small) or several arms (sdc ablate specs/sd3.mdl:tiny specs/dit.mdl:tiny)");
+  const args = list.map(parseArm);
+  for (const a of args) if (!existsSync(a.spec)) throw new InputError(`spec file not found: ${a.spec}`);
+  const plain = args.length === 1 && list[0] === args[0].spec;
+  const common = {
+    fixed: (o.set ?? []).map(parseSet), sweeps: o.sweeps, seed: o.seed, steps: o.steps, batch: o.batch, backend: o.backend,
     eval: { perDigit: o.perDigit, cfg: o.cfg, sampleSteps: o.sampleSteps ?? null, seed: 0, reference: o.reference ?? null },
-  });
-  const out = o.out ?? join("ablations", basename(specPath).replace(/\.mdl$/, ""));
+  };
+  let units: PlannedUnit[];
+  if (plain) {
+    const specPath = args[0].spec;
+    if (o.variants?.length && o.base) throw new UsageError("give either --variants (one unit per variant) or --base (the variant the sweeps apply to), not both; sweeps apply to every --variants entry too");
+    if (!o.variants?.length && !o.sweeps.length) throw new UsageError("nothing to ablate: give --variants a,b and/or --sweep name=v1,v2, or several arms: sdc ablate specs/sd3.mdl:tiny specs/other.mdl:tiny");
+    const variants = o.variants?.length ? o.variants.map((v) => (v === "base" ? null : v)) : [o.base ?? null];
+    units = planUnits({ spec: specPath, specHash: specHash(specPath), variants, ...common });
+  } else {
+    if (o.variants?.length || o.base) {
+      const flag = o.variants?.length ? "variants" : "base";
+      throw new UsageError(args.length === 1 ? `${list[0]} names its variant and overrides itself: give ${list[0]} or ${args[0].spec} --${flag} ..., not both` : `--${flag} is for one spec file; with arms (${list.join(" ")}) each arm names its variant: SPEC.mdl:VARIANT`);
+    }
+    const arms: Arm[] = args.map((a) => ({ spec: a.spec, specHash: specHash(a.spec), variant: a.variant, set: a.set, ...(args.length > 1 ? { label: specName(a.spec) } : {}) }));
+    units = planUnits({ spec: args[0].spec, specHash: arms[0].specHash, variants: [], arms, ...common });
+  }
+  if (o.match) units = matchUnits(units, o.match, plain ? (o.variants?.length ?? 1) : args.length, o.log ?? ((s: string) => process.stderr.write(s + "\n")));
+  // every unit compiles, before any trains (a --set that one of the specs lacks is found now, not after the other arms ran)
+  for (const u of units) {
+    if (u.match) continue; // compiled by the search
+    const c = compiledCount(u.inputs, "params");
+    if ("error" in c) throw new InputError(`unit ${u.id} (${u.inputs.spec}${u.inputs.variant ? `:${u.inputs.variant}` : ""}) does not compile; nothing was run:\n${c.error}`);
+  }
+  const out = o.out ?? join("ablations", [...new Set(args.map((a) => specName(a.spec)))].join("-vs-"));
   return { units, out };
+}
+
+/**
+ * --match-params: each unit whose arm has a parameter to match gets `name=value` appended to its
+ * overrides (and to its id). The target is --target-params, else the count of the first arm's
+ * unit with the same sweep combination (the first arm is then the reference and is not matched).
+ */
+function matchUnits(units: PlannedUnit[], m: MatchOptions, armCount: number, log: (s: string) => void): PlannedUnit[] {
+  if (m.params.length !== 1 && m.params.length !== armCount) {
+    throw new UsageError(`--match-params lists ${m.params.length} names for ${armCount} arm${armCount === 1 ? "" : "s"}: give one name for every arm, or one per arm in order ('-' keeps an arm as it is)`);
+  }
+  const paramOf = (arm: number) => (m.params.length === 1 ? (m.target === undefined && arm === 0 ? null : m.params[0]) : m.params[arm]);
+  if (m.target === undefined && m.params.length > 1 && m.params[0] !== null) {
+    throw new UsageError(`--match-params ${m.params.map((p) => p ?? "-").join(",")}: without --target-params the first arm is the target; give '-' for it, or --target-params N`);
+  }
+  if (m.target === undefined && armCount < 2) throw new UsageError("--match-params with one arm needs --target-params N (there is no first arm to match)");
+  const targets = new Map<number, number>();
+  const targetOf = (u: PlannedUnit): number => {
+    if (m.target !== undefined) return m.target;
+    const combo = u.combo ?? 0;
+    if (!targets.has(combo)) {
+      const ref = units.find((x) => (x.arm ?? 0) === 0 && (x.combo ?? 0) === combo)!;
+      const c = compiledCount(ref.inputs, m.on);
+      if ("error" in c) throw new InputError(`unit ${ref.id} (the target of --match-params) does not compile:\n${c.error}`);
+      targets.set(combo, c.count);
+    }
+    return targets.get(combo)!;
+  };
+  const ids = new Set<string>();
+  const out = units.map((u) => {
+    const param = paramOf(u.arm ?? 0);
+    if (param === null) {
+      ids.add(u.id);
+      return u;
+    }
+    for (const s of u.inputs.set) if (s.startsWith(`${param}=`)) throw new SweepError(`${param} is both --match-params and an override of unit ${u.id} (${s}); match it, or set it`);
+    const where = `unit ${u.id} (${u.inputs.spec}${u.inputs.variant ? `:${u.inputs.variant}` : ""})`;
+    const t0 = performance.now();
+    const r = matchUnit(u.inputs, { param, target: targetOf(u), on: m.on, range: m.range }, where);
+    const set = [...u.inputs.set, `${param}=${r.match.value}`];
+    const id = unitId(u.inputs.variant, set, u.label);
+    if (ids.has(id)) throw new SweepError(`two units would share the folder ${id} after matching ${param}`);
+    ids.add(id);
+    const what = m.on === "network" ? "network parameters" : "parameters";
+    log(`match: ${where}: ${param} ${r.match.from} -> ${r.match.value}: ${r.match.achieved.toLocaleString("en-US")} ${what} (target ${r.match.target.toLocaleString("en-US")}, ${matchError(r.match)}; ${r.match.compiled} values compiled in ${((performance.now() - t0) / 1000).toFixed(1)} s)${r.atBound ? `; at the end of the range ${r.range[0]}..${r.range[1]}: widen it with --match-range` : ""}`);
+    return { ...u, id, match: r.match, inputs: { ...u.inputs, set } };
+  });
+  return out;
 }
 
 /** The unit's unit.json when it is done (refusing one made with other inputs), else null. */
@@ -169,7 +290,9 @@ export function finishedUnit(unit: PlannedUnit, dir: string): UnitResult | null 
   if (!existsSync(done)) return null;
   const r = JSON.parse(readFileSync(done, "utf8")) as UnitResult;
   if (!same(r.inputs, unit.inputs)) throw new InputError(`${done} was made with other inputs (${diffInputs(r.inputs, unit.inputs)}); use another --out, or delete ${dir} to redo it`);
-  return r;
+  // the match is how this plan chose the unit's value, not an input: the current plan's is reported
+  const { match: _, ...rest } = r;
+  return unit.match ? { ...rest, match: unit.match } : rest;
 }
 
 /** An unfinished unit folder made with other inputs is started over. Returns true if it was removed. */
@@ -183,9 +306,9 @@ export function clearStaleUnit(unit: PlannedUnit, dir: string): boolean {
 }
 
 /** Plan, run what is not done, and write the results. `runner` is injectable for tests. */
-export async function runAblation(specPath: string, o: AblateOptions, runner: UnitRunner = runUnit): Promise<AblationSummary> {
+export async function runAblation(specs: string | string[], o: AblateOptions, runner: UnitRunner = runUnit): Promise<AblationSummary> {
   const log = o.log ?? ((s: string) => process.stderr.write(s + "\n"));
-  const { units, out } = planAblation(specPath, o);
+  const { units, out } = planAblation(specs, o);
   mkdirSync(out, { recursive: true });
   log(`${units.length} unit${units.length === 1 ? "" : "s"} in ${out}: ${units.map((u) => u.id).join(", ")}`);
 
@@ -215,17 +338,19 @@ export async function runAblation(specPath: string, o: AblateOptions, runner: Un
     ran.push(unit.id);
     ranSeconds += (performance.now() - u0) / 1000;
   }
-  const plot = await writeResults(out, specPath, o, results, log);
+  const plot = await writeResults(out, specs, o, results, log);
   return { out, ran, skipped, results, plot };
 }
 
 /** OUT/results.{md,csv,json} and OUT/plot.{svg,png,vl.json}. */
-export async function writeResults(out: string, specPath: string, o: AblateOptions, results: UnitResult[], log: (s: string) => void): Promise<AblationSummary["plot"]> {
-  writeFileAtomic(join(out, "results.md"), `# Ablation: ${specPath}\n\n${resultsMarkdown(results)}\nFD: judge-feature Fréchet distance (not Inception FID). acc: prompt accuracy judged by the MNIST classifier.\n`);
+export async function writeResults(out: string, specs: string | string[], o: AblateOptions, results: UnitResult[], log: (s: string) => void): Promise<AblationSummary["plot"]> {
+  const matched = results.some((r) => r.match) ? ` match: the parameter set to the value whose exact ${o.match?.on === "network" ? "network " : ""}parameter count is closest to target_params (achieved_params, match_err).` : "";
+  writeFileAtomic(join(out, "results.md"), `# Ablation: ${ablationTitle(specs)}\n\n${resultsMarkdown(results)}\nFD: judge-feature Fréchet distance (not Inception FID). acc: prompt accuracy judged by the MNIST classifier.${matched}\n`);
   writeFileAtomic(join(out, "results.csv"), resultsCsv(results));
   writeFileAtomic(join(out, "results.json"), JSON.stringify(results, null, 2) + "\n");
   const plotCfg = o.plotCfg ?? Math.max(...o.cfg);
-  return writePlot(join(out, "plot"), resultsPlotSpec(results, plotCfg, `${basename(specPath)}: ${o.steps} steps, batch ${o.batch}`), log);
+  const title = (typeof specs === "string" ? [specs] : specs).map((s) => basename(s)).join(" vs ");
+  return writePlot(join(out, "plot"), resultsPlotSpec(results, plotCfg, `${title}: ${o.steps} steps, batch ${o.batch}`), log);
 }
 
 function diffInputs(a: UnitInputs, b: UnitInputs): string {
@@ -262,7 +387,7 @@ export async function writePlot(base: string, vlSpec: Record<string, unknown>, l
   }
 }
 
-export async function runAblateCli(specPath: string, o: AblateOptions, jobs?: import("./ablate-jobs.ts").JobOptions): Promise<number> {
+export async function runAblateCli(specPath: string | string[], o: AblateOptions, jobs?: import("./ablate-jobs.ts").JobOptions): Promise<number> {
   const out = o.stdout ?? ((s: string) => process.stdout.write(s));
   const t0 = performance.now();
   if (jobs) {

@@ -18,7 +18,7 @@ import { EXIT, InputError, UsageError } from "../errors.ts";
 import { loadCompiled } from "../generated.ts";
 import { Progress } from "../progress.ts";
 import { DEFAULT_JUDGE_DIR, DEFAULT_JUDGE_WEIGHTS, loadJudge } from "./judge.ts";
-import { loadDataset } from "./train.ts";
+import { loadDataset, sampleViewer } from "./train.ts";
 
 export interface EvalCliOptions {
   generated?: string;
@@ -104,7 +104,7 @@ export async function evaluateRun(run: string, o: EvalCliOptions = {}): Promise<
       progress ??= new Progress(total, 0, o.progress !== false && process.stderr.isTTY === true, log, "image"); // the clock starts with the sampling
       if (done > 0) progress.update(done);
     };
-    const r = await evaluateModel(m, judge, test, { perDigit: o.perDigit, cfg: o.cfg, steps: o.steps, sampler: o.sampler, seed: o.seed, referenceCount: o.referenceCount, log, network: net ?? undefined, onProgress });
+    const r = await evaluateModel(m, judge, test, { decode: sampleViewer(loaded.ir, test), perDigit: o.perDigit, cfg: o.cfg, steps: o.steps, sampler: o.sampler, seed: o.seed, referenceCount: o.referenceCount, log, network: net ?? undefined, onProgress });
     (progress as Progress | null)?.done();
     net?.dispose();
     const report: EvalReport = {

@@ -1,13 +1,13 @@
 /**
  * `sdc forward DIR --weights W --inputs I --out O`: run the network once on given weights and
  * inputs (channels first, named as the reference fixtures: x, timestep, text_embeddings,
- * pooled_text_embeddings) and write `output`. When the inputs file also holds `output`, report
+ * text_mask, pooled_text_embeddings, labels; the ones its `inputs` take) and write `output`. When the inputs file also holds `output`, report
  * the max abs difference.
  */
 import { readFileSync, existsSync, statSync } from "node:fs";
 import * as tf from "@tensorflow/tfjs";
 import { readSafetensors, type SafeTensor } from "../../runtime/io/safetensors.ts";
-import type { IR } from "../../compiler/ir.ts";
+import { type InputSource, inputSources, type IR } from "../../compiler/ir.ts";
 import { checkOutputFile, writeFileAtomic } from "../../runtime/io/atomic.ts";
 import { writeSafetensors } from "../../runtime/io/safetensors.ts";
 import { ParamStore } from "../../runtime/nn/params.ts";
@@ -39,25 +39,42 @@ function readFile(path: string, what: string) {
   return readSafetensors(readFileSync(path), path);
 }
 
+/** The inputs file's tensor name for each network input source (the reference fixtures' names). */
+export const INPUT_TENSOR: Record<InputSource, string> = {
+  image: "x",
+  timestep: "timestep",
+  context: "text_embeddings",
+  context_mask: "text_mask",
+  pooled: "pooled_text_embeddings",
+  label: "labels",
+};
+
 /**
  * The inputs against the compiled network's declared shapes and dtypes (the IR's, channels moved
  * first for x): every axis but the batch must be the declared size, one batch size of at least 1
- * throughout, and float32 data (F16/BF16/I64 would be converted silently). Throws InputError.
+ * throughout, and float32 data (F16/BF16 would be converted silently); labels are integers (I32 or
+ * I64) within the embedding's classes. Throws InputError.
  */
-export function checkInputs(file: string, ir: IR, t: Record<"x" | "timestep" | "text_embeddings" | "pooled_text_embeddings", SafeTensor>): void {
-  const [xi, ti, ci, pi] = ir.network.inputs;
+export function checkInputs(file: string, ir: IR, t: Partial<Record<InputSource, SafeTensor>>): void {
+  const sources = inputSources(ir);
   const chw = (s: (number | string)[]) => [s[0], s[3], s[1], s[2]];
-  const want: [keyof typeof t, (number | string)[]][] = [["x", chw(xi.shape)], ["timestep", ti.shape], ["text_embeddings", ci?.shape ?? []], ["pooled_text_embeddings", pi?.shape ?? []]];
-  const batch = t.x.shape[0];
+  const batch = t.image?.shape[0] ?? 0;
   if (!(batch >= 1)) throw new InputError(`${file}: 'x' has batch size ${batch}; give at least one image`);
-  for (const [name, shape] of want) {
-    const got = t[name];
-    if (got.dtype !== "F32") throw new InputError(`${file}: '${name}' is ${got.dtype}; ${ir.spec.name} takes float32 (F32) inputs`);
-    const expected = shape.map((d, i) => (i === 0 ? batch : d));
-    if (got.shape.length !== expected.length || got.shape.some((d, i) => d !== expected[i])) {
-      throw new InputError(`${file}: '${name}' must be [${shape.map((d, i) => (i === 0 ? `B=${batch}` : d)).join(", ")}] for ${ir.spec.name}, got [${got.shape.join(", ")}]`);
+  sources.forEach((src, i) => {
+    const name = INPUT_TENSOR[src];
+    const got = t[src]!;
+    const shape = src === "image" ? chw(ir.network.inputs[i].shape) : ir.network.inputs[i].shape;
+    if (src === "label") {
+      if (got.dtype !== "I32" && got.dtype !== "I64") throw new InputError(`${file}: '${name}' is ${got.dtype}; class labels are integers (I32 or I64)`);
+      const classes = ir.data.classes ?? 0;
+      const bad = Array.from(got.data).find((v) => !(Number.isInteger(v) && v >= 0 && v <= classes));
+      if (bad !== undefined) throw new InputError(`${file}: '${name}' holds ${bad}; labels are 0..${classes - 1}, or ${classes} for the null class`);
+    } else if (got.dtype !== "F32") throw new InputError(`${file}: '${name}' is ${got.dtype}; ${ir.spec.name} takes float32 (F32) inputs`);
+    const expected = shape.map((d, j) => (j === 0 ? batch : d));
+    if (got.shape.length !== expected.length || got.shape.some((d, j) => d !== expected[j])) {
+      throw new InputError(`${file}: '${name}' must be [${shape.map((d, j) => (j === 0 ? `B=${batch}` : d)).join(", ")}] for ${ir.spec.name}, got [${got.shape.join(", ")}]`);
     }
-  }
+  });
 }
 
 export async function runForward(dir: string, opts: ForwardOptions, log: (s: string) => void = (s) => process.stdout.write(s + "\n")): Promise<ForwardReport> {
@@ -65,17 +82,18 @@ export async function runForward(dir: string, opts: ForwardOptions, log: (s: str
   const loaded = await loadCompiled(dir);
   const weights = readFile(opts.weights, "weights file");
   const inputs = readFile(opts.inputs, "inputs file");
-  const need = (name: string, rank: number) => {
+  const sources = inputSources(loaded.ir);
+  const expect = sources.map((s, i) => `${INPUT_TENSOR[s]} [${(s === "image" ? ["B", "C", "H", "W"] : loaded.ir.network.inputs[i].shape).join(", ")}]`).join(", ");
+  const given: Partial<Record<InputSource, SafeTensor>> = {};
+  sources.forEach((src, i) => {
+    const name = INPUT_TENSOR[src];
     const t = inputs.tensors.get(name);
-    if (!t) throw new InputError(`${opts.inputs}: missing tensor '${name}' (expected x [B, C, H, W], timestep [B], text_embeddings [B, T, D], pooled_text_embeddings [B, P])`);
+    if (!t) throw new InputError(`${opts.inputs}: missing tensor '${name}' (expected ${expect})`);
+    const rank = src === "image" ? 4 : loaded.ir.network.inputs[i].shape.length;
     if (t.shape.length !== rank) throw new InputError(`${opts.inputs}: '${name}' must have rank ${rank}, got [${t.shape}]`);
-    return t;
-  };
-  const x = need("x", 4);
-  const ts = need("timestep", 1);
-  const ctx = need("text_embeddings", 3);
-  const pooled = need("pooled_text_embeddings", 2);
-  checkInputs(opts.inputs, loaded.ir, { x, timestep: ts, text_embeddings: ctx, pooled_text_embeddings: pooled });
+    given[src] = t;
+  });
+  checkInputs(opts.inputs, loaded.ir, given);
   await opts.startBackend?.();
   const store = new ParamStore(0);
   if (loaded.spec.task !== "diffusion") throw new InputError(`${dir} is a classifier; sdc forward runs diffusion networks`);
@@ -87,11 +105,17 @@ export async function runForward(dir: string, opts: ForwardOptions, log: (s: str
   if (missing.length || reallyUnknown.length) {
     throw new InputError(`${opts.weights} does not match ${dir}: ${missing.length ? `missing ${missing.slice(0, 3).join(", ")}${missing.length > 3 ? ` and ${missing.length - 3} more` : ""}` : ""}${missing.length && reallyUnknown.length ? "; " : ""}${reallyUnknown.length ? `unexpected ${reallyUnknown.slice(0, 3).join(", ")}` : ""}`);
   }
+  const x = given.image!;
   const [b, c, h, w] = x.shape;
   const out = tf.tidy(() => {
-    const xs = tf.transpose(tf.tensor4d(x.data as Float32Array, [b, c, h, w]), [0, 2, 3, 1]) as tf.Tensor4D; // [B, H, W, C]
-    const y = net.forward(xs, tf.tensor1d(ts.data as Float32Array), tf.tensor3d(ctx.data as Float32Array, ctx.shape as [number, number, number]), tf.tensor2d(pooled.data as Float32Array, pooled.shape as [number, number]));
-    return tf.transpose(y, [0, 3, 1, 2]); // [B, C, H, W]
+    const args = sources.map((src) => {
+      const t = given[src]!;
+      if (src === "image") return tf.transpose(tf.tensor4d(t.data as Float32Array, [b, c, h, w]), [0, 2, 3, 1]); // [B, H, W, C]
+      if (src === "label") return tf.tensor1d(Int32Array.from(t.data), "int32");
+      return tf.tensor(t.data as Float32Array, t.shape);
+    });
+    const y = net.forward(...args); // [B, H, W, C'] (C' = 2C with the variance channels)
+    return tf.transpose(y, [0, 3, 1, 2]); // [B, C', H, W]
   });
   const data = (await out.data()) as Float32Array;
   const shape = [...out.shape];

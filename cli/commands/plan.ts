@@ -7,6 +7,7 @@ import { initBackend } from "../../runtime/backend.ts";
 import { kernelOptionsFromEnv } from "../../runtime/graph/gemm-table.ts";
 import { planStep, type StepPlan } from "../../runtime/graph/plan.ts";
 import { buildStepGraph } from "../../runtime/graph/step.ts";
+import { inputSources } from "../../compiler/ir.ts";
 import { buildTraceModel } from "../../runtime/train/trainer.ts";
 import { EXIT, InputError } from "../errors.ts";
 import { loadCompiled } from "../generated.ts";
@@ -24,11 +25,14 @@ export async function planRun(dir: string, o: PlanOptions): Promise<StepPlan & {
   const ir = loaded.ir;
   const batch = o.batch ?? ir.train.batch;
   const dims: [number, number, number] = [ir.data.height, ir.data.width, ir.data.channels];
-  const learned = ir.text.kind === "learned";
   const m = buildTraceModel(loaded.spec, ir, 0);
-  const ctx = ir.network.inputs[2];
-  const tokens = learned ? null : (o.contextTokens ?? Number(ctx.shape[1]));
-  const context = learned ? undefined : { tokens: tokens!, width: Number(ctx.shape[2]), pooled: Number(ir.network.inputs[3].shape[1]) };
+  // frozen text features are step inputs (their token count may be changed); a learned encoder is traced
+  const sources = inputSources(ir);
+  const ctx = ir.network.inputs[sources.indexOf("context")];
+  const pooled = ir.network.inputs[sources.indexOf("pooled")];
+  const frozen = (ir.text.kind === "sd3_pretrained" || ir.text.kind === "external") && ctx !== undefined && pooled !== undefined;
+  const tokens = frozen ? (o.contextTokens ?? Number(ctx.shape[1])) : null;
+  const context = frozen ? { tokens: tokens!, width: Number(ctx.shape[2]), pooled: Number(pooled.shape[1]) } : undefined;
   const sg = buildStepGraph(m, batch, dims, context);
   const plan = planStep(sg, { ema: ir.train.ema > 0, kernels: kernelOptionsFromEnv() });
   m.store.dispose();

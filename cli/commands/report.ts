@@ -11,6 +11,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { writeFileAtomic } from "../../runtime/io/atomic.ts";
+import { matchError, type UnitMatch } from "../../runtime/eval/sweep.ts";
 import { EXIT, InputError } from "../errors.ts";
 
 export interface ReportOptions {
@@ -226,6 +227,10 @@ export function runReport(r: RunData): string {
 
 interface UnitRow {
   id: string;
+  /** older results.json files lack these */
+  inputs?: { spec: string };
+  network?: string;
+  match?: UnitMatch;
   params: number;
   stepSeconds: number;
   finalTrainLoss: number;
@@ -236,8 +241,11 @@ interface UnitRow {
 export function ablationReport(dir: string, results: UnitRow[]): string {
   const units = results.map((u) => ({ u, run: readRun(join(dir, u.id), u.id) }));
   const cfgs = [...new Set(results.flatMap((r) => r.cfg.map((c) => c.cfg)))].sort((a, b) => a - b);
-  const head = `<tr><th>unit</th><th>params</th><th>s/step</th><th>final loss</th><th>val loss</th>${cfgs.map((c) => `<th>acc cfg ${c}</th><th>FD cfg ${c}</th>`).join("")}</tr>`;
-  const rows = results.map((r) => `<tr><td>${esc(r.id)}</td><td>${r.params.toLocaleString("en-US")}</td><td>${r.stepSeconds.toFixed(3)}</td><td>${r.finalTrainLoss.toFixed(3)}</td><td>${r.valLoss.toFixed(3)}</td>${cfgs.map((c) => { const x = r.cfg.find((y) => y.cfg === c); return x ? `<td>${x.accuracy.toFixed(2)}</td><td>${x.frechet.toFixed(1)}</td>` : "<td></td><td></td>"; }).join("")}</tr>`);
+  const matched = results.some((r) => r.match);
+  const matchHead = matched ? `<th>matched</th><th>target params</th><th>achieved</th><th>error</th>` : "";
+  const matchCells = (m: UnitMatch | undefined) => (!matched ? "" : m ? `<td>${esc(`${m.param}=${m.value}`)} (was ${m.from})</td><td>${m.target.toLocaleString("en-US")}${m.on === "network" ? " (network)" : ""}</td><td>${m.achieved.toLocaleString("en-US")}</td><td>${matchError(m)}</td>` : "<td></td><td></td><td></td><td></td>");
+  const head = `<tr><th>unit</th><th>spec</th><th>network</th><th>params</th>${matchHead}<th>s/step</th><th>final loss</th><th>val loss</th>${cfgs.map((c) => `<th>acc cfg ${c}</th><th>FD cfg ${c}</th>`).join("")}</tr>`;
+  const rows = results.map((r) => `<tr><td>${esc(r.id)}</td><td>${esc(r.inputs?.spec ?? "")}</td><td>${esc(r.network ?? "")}</td><td>${r.params.toLocaleString("en-US")}</td>${matchCells(r.match)}<td>${r.stepSeconds.toFixed(3)}</td><td>${r.finalTrainLoss.toFixed(3)}</td><td>${r.valLoss.toFixed(3)}</td>${cfgs.map((c) => { const x = r.cfg.find((y) => y.cfg === c); return x ? `<td>${x.accuracy.toFixed(2)}</td><td>${x.frechet.toFixed(1)}</td>` : "<td></td><td></td>"; }).join("")}</tr>`);
   const parts: string[] = [`<h1>Ablation: ${esc(basename(dir))}</h1><p class="muted">${esc(dir)}; ${results.length} units</p>`];
   parts.push(`<h2>Results</h2><table class="results">${head}${rows.join("")}</table><p class="muted">acc: prompt accuracy judged by the MNIST classifier; FD: judge-feature Fréchet distance (not Inception FID).</p>`);
   const lossSeries = units.map(({ u, run }) => ({ name: u.id, points: run.metrics.filter((m) => m.loss !== undefined).map((m) => [m.step, m.loss!] as [number, number]) }));

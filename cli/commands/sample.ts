@@ -8,10 +8,10 @@ import { CheckpointError, readCheckpoint, resolveCheckpoint } from "../../runtim
 import { buildModel, sampleImages } from "../../runtime/train/trainer.ts";
 import { staticFlowNetworkFor } from "../../runtime/graph/sampler.ts";
 import { Rng } from "../../runtime/util/rng.ts";
-import { EXIT, UsageError } from "../errors.ts";
+import { EXIT, InputError, UsageError } from "../errors.ts";
 import { loadCompiled } from "../generated.ts";
 import { Progress } from "../progress.ts";
-import { pretrainedTextOptions } from "./train.ts";
+import { pretrainedTextOptions, sampleViewer } from "./train.ts";
 
 export interface SampleCliOptions {
   checkpoint: string;
@@ -76,7 +76,10 @@ export async function runSample(dir: string, o: SampleCliOptions): Promise<numbe
   }
   progress.done();
   const nrow = Math.ceil(Math.sqrt(prompts.length));
-  writeFileAtomic(o.out, encodeGridPng(data, prompts.length, h, w, c, { nrow }));
+  // latent samples are drawn through the dataset's decoder
+  const viewer = sampleViewer(loaded.ir);
+  if (!viewer && c !== 1 && c !== 3) throw new InputError(`${loaded.ir.spec.name} makes ${c}-channel samples and its data has no decoder to draw them with`);
+  writeFileAtomic(o.out, viewer ? encodeGridPng(viewer.decode(data, prompts.length), prompts.length, ...viewer.dims, { nrow }) : encodeGridPng(data, prompts.length, h, w, c, { nrow }));
   writeFileAtomic(o.out.replace(/\.png$/, ".txt"), promptsGridText(prompts, nrow));
   log(`wrote ${o.out} (${prompts.length} image${prompts.length === 1 ? "" : "s"}, ${(o.steps ?? loaded.ir.flow.steps)} ${o.sampler ?? loaded.ir.flow.sampler} steps, cfg ${o.cfg ?? loaded.ir.flow.guidance}, ${((performance.now() - t0) / 1000).toFixed(1)} s) from ${ckDir}${o.ema !== false && ck.ema ? " (EMA weights)" : ""}`);
   m.store.dispose();

@@ -12,6 +12,8 @@ import { initBackend } from "../../runtime/backend.ts";
 import { registerWasmConvFilterGrad } from "../../runtime/eval/wasm-kernels.ts";
 import { BatchSampler, type ImageTextDataset } from "../../runtime/data/dataset.ts";
 import { loadImageFolder } from "../../runtime/data/folder.ts";
+import { type LatentDataset, loadLatents } from "../../runtime/data/latents.ts";
+import type { ImageDecoder } from "../../runtime/eval/evaluate.ts";
 import { digitPrompt, loadMnist } from "../../runtime/data/mnist.ts";
 import { encodeGridPng, promptsGridText } from "../../runtime/image/png.ts";
 import { checkOutputDir, removeStaleTemps, writeFileAtomic } from "../../runtime/io/atomic.ts";
@@ -117,9 +119,26 @@ export function loadDataset(ir: ModelBundle["ir"], split: "train" | "test"): Ima
       label: (i) => ds.label(i),
     };
   }
+  if (d.source === "latents") {
+    if (!d.path) throw new InputError("data.source latents needs data.path");
+    return loadLatents(d.path, [d.height, d.width, d.channels]);
+  }
   if (!d.path) throw new InputError("data.source folder needs data.path");
   if (d.height !== d.width) throw new InputError(`the folder source resizes to square images; the spec asks for ${d.height}x${d.width}`);
   return loadImageFolder(d.path, { size: d.height, channels: d.channels as 1 | 3 });
+}
+
+/**
+ * How a spec's samples become pictures: identity for pixel data; for a latent dataset with a
+ * decoder, the decoder (latents [n, H, W, C] -> pixels). `ds` is the loaded dataset, if any.
+ */
+export function sampleViewer(ir: ModelBundle["ir"], ds?: ImageTextDataset): ImageDecoder | undefined {
+  if (ir.data.source !== "latents") return undefined;
+  const lat = (ds as LatentDataset | undefined) ?? (loadDataset(ir, "train") as LatentDataset);
+  const dec = lat.decoder;
+  if (!dec) return undefined;
+  const [h, w] = [ir.data.height, ir.data.width];
+  return { dims: dec.dims(h, w), decode: (z, n) => dec.decode(z, n, h, w) };
 }
 
 async function hostMap(vars: Iterable<[string, tf.Tensor]>, filter: (n: string) => boolean): Promise<HostTensors> {
@@ -236,6 +255,7 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
   const gridRng = new Rng(seed + 7);
   const gridPrompts = Array.from({ length: nSamples }, () => (ir.data.prompts === "digits" ? digitPrompt(gridRng.int(10), gridRng) : train.caption(gridRng.int(train.size), gridRng)));
   const gridNoise = gridRng.normals(nSamples * dims[0] * dims[1] * dims[2]);
+  const viewer = sampleViewer(ir, train);
 
   let lastLoss = NaN;
   let lastGood: string | null = resumeDir ?? null;
@@ -266,7 +286,9 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
     const vl = await trainer.validationLoss(val, dims, batch);
     const data = await trainer.sample(gridNoise, gridPrompts, dims, { steps: sampleSteps });
     const nrow = Math.ceil(Math.sqrt(nSamples));
-    writeFileAtomic(join(out, "samples", `step-${pad(step)}.png`), encodeGridPng(data, nSamples, ...dims, { nrow }));
+    // latent samples are drawn through the dataset's decoder, when it has one
+    const png = viewer ? encodeGridPng(viewer.decode(data, nSamples), nSamples, ...viewer.dims, { nrow }) : dims[2] === 1 || dims[2] === 3 ? encodeGridPng(data, nSamples, ...dims, { nrow }) : null;
+    if (png) writeFileAtomic(join(out, "samples", `step-${pad(step)}.png`), png);
     writeFileAtomic(join(out, "samples", `step-${pad(step)}.txt`), promptsGridText(gridPrompts, nrow));
     appendFileSync(metrics, JSON.stringify({ step, val_loss: vl }) + "\n");
     valLosses.set(step, vl);

@@ -134,7 +134,8 @@ function callTs(call: A.Call, c: Ctx): string {
   const [fn, names] = fnArgs[prim.name] ?? [prim.runtime, prim.args.map((s) => s.name)];
   const list = names.map((n) => argTs(n));
   while (list.length && list[list.length - 1] === undefined) list.pop();
-  return `F.${fn}(${list.join(", ")})`;
+  // an optional argument left out before a given one
+  return `F.${fn}(${list.map((x) => x ?? "undefined").join(", ")})`;
 }
 
 function valueToTs(v: Value, c: Ctx): string {

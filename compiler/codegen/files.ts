@@ -89,15 +89,17 @@ function generateIndex(ctx: GenContext, hash: string): GeneratedFile {
   const classifier = ir.task.kind === "classifier";
   const specType = classifier ? "ClassifierSpec" : "DiffusionSpec";
   const netType = classifier ? "ClassifierModule" : "NetworkModule";
-  f.addImportDeclaration({ moduleSpecifier: "sdc/runtime", namedImports: [specType, netType, ...(text ? ["TextEncoderModule"] : []), "ParamStore"].map((name) => ({ name, isTypeOnly: true })) });
+  // a diffusion network's forward keeps its own typed signature (the inputs its spec declares);
+  // `spec.createNetwork` checks it against NetworkModule
+  f.addImportDeclaration({ moduleSpecifier: "sdc/runtime", namedImports: [specType, ...(classifier ? [netType] : []), ...(text ? ["TextEncoderModule"] : []), "ParamStore"].map((name) => ({ name, isTypeOnly: true })) });
   f.addImportDeclaration({ moduleSpecifier: "./model.ts", namedImports: [...new Set([net, ...(text ? [text] : [])])].sort() });
   f.addExportDeclaration({ moduleSpecifier: "./model.ts" });
   f.addFunction({
     name: "createNetwork",
     isExported: true,
-    docs: [`The network \`${ir.network.block}\` with the spec's arguments; parameters are created in \`store\` by state-dict name.\n${ir.network.inputs.map((i) => `@param ${i.name} [${i.shape.join(", ")}]`).join("\n")}`],
+    docs: [`The network \`${ir.network.block}\` with the spec's arguments; parameters are created in \`store\` by state-dict name.\n${ir.network.inputs.map((i) => `@param ${i.name} ${i.dtype === "int32" ? "int32" : ""}[${i.shape.join(", ")}]${"source" in i && i.source ? ` (${i.source})` : ""}`).join("\n")}`],
     parameters: [{ name: "store", type: "ParamStore" }],
-    returnType: `${net} & ${netType}`,
+    returnType: classifier ? `${net} & ${netType}` : net,
     statements: [`return new ${net}(store, "", ${literal(propKeys(ir.network.args))});`],
   });
   if (text && ir.text.kind === "learned") {

@@ -42,6 +42,8 @@ export interface EvalOptions {
   valCount?: number;
   valLevels?: number;
   log?: (s: string) => void;
+  /** latent specs: how samples (and the test set) become the images the judge sees */
+  decode?: ImageDecoder;
   /** run the network this way instead of through tfjs (the static engine's forward pass) */
   network?: {
     validationLoss(v: ValidationSet, dims: [number, number, number], batch: number): Promise<number>;
@@ -97,12 +99,20 @@ export function evalPrompts(perDigit: number): { prompts: string[]; digits: Int3
   return { prompts, digits, word };
 }
 
-/** Reference statistics of the judge's features on n images of a dataset (default all). */
-export async function referenceFeatures(judge: Judge, ds: ImageTextDataset, n = ds.size): Promise<{ stats: FeatureStats; features: Float32Array; n: number; d: number }> {
+/** Samples in a latent space -> images (a LatentDecoder): [n, H, W, C] -> [n, ...dims]. */
+export interface ImageDecoder {
+  /** the decoded image's [h, w, c] */
+  dims: [number, number, number];
+  decode(z: Float32Array, n: number): Float32Array;
+}
+
+/** Reference statistics of the judge's features on n images of a dataset (default all), decoded first when latent. */
+export async function referenceFeatures(judge: Judge, ds: ImageTextDataset, n = ds.size, decode?: ImageDecoder): Promise<{ stats: FeatureStats; features: Float32Array; n: number; d: number }> {
   const m = Math.min(n, ds.size);
   const per = ds.height * ds.width * ds.channels;
-  const imgs = new Float32Array(m * per);
-  for (let i = 0; i < m; i++) ds.image(i, imgs, i * per);
+  const raw = new Float32Array(m * per);
+  for (let i = 0; i < m; i++) ds.image(i, raw, i * per);
+  const imgs = decode ? decode.decode(raw, m).map((v) => Math.min(1, Math.max(-1, v))) : raw;
   const out = await judgeImages(judge, imgs, m);
   return { stats: featureStats(out.features, m, out.featureDim), features: out.features, n: m, d: out.featureDim };
 }
@@ -114,7 +124,8 @@ export async function evaluateModel(m: ModelBundle, judge: Judge, test: ImageTex
   const seed = o.seed ?? 0;
   const batch = o.batch ?? 50;
   const dims: [number, number, number] = [m.ir.data.height, m.ir.data.width, m.ir.data.channels];
-  if (dims.join() !== judge.dims.join()) throw new RangeError(`the model makes ${dims.join("x")} images but the judge takes ${judge.dims.join("x")}`);
+  const seen = o.decode?.dims ?? dims;
+  if (seen.join() !== judge.dims.join()) throw new RangeError(`the model makes ${seen.join("x")} images${o.decode ? ` (decoded from ${dims.join("x")} latents)` : ""} but the judge takes ${judge.dims.join("x")}`);
   if (!scales.length || scales.some((s) => !Number.isFinite(s) || s < 0)) throw new RangeError(`cfg scales must be numbers >= 0, got ${scales.join(",")}`);
   const steps = o.steps ?? m.flow.steps;
   const sampler = o.sampler ?? m.flow.sampler;
@@ -125,7 +136,7 @@ export async function evaluateModel(m: ModelBundle, judge: Judge, test: ImageTex
   log(`validation loss ${valLoss.toFixed(4)} (${val.n} examples)`);
 
   // reference features; the split FD is the noise floor at this many images
-  const ref = await referenceFeatures(judge, test, o.referenceCount);
+  const ref = await referenceFeatures(judge, test, o.referenceCount, o.decode);
   const nGen = 10 * perDigit;
   // the floor: FD of as many real test images as generated ones (evenly spaced) to the reference
   let referenceSplitFrechet = NaN;
@@ -146,21 +157,23 @@ export async function evaluateModel(m: ModelBundle, judge: Judge, test: ImageTex
   const warnings: string[] = [];
   let first: { cfg: number; images: Float32Array } | null = null;
   o.onProgress?.(0, scales.length * nGen);
+  const seenPer = seen[0] * seen[1] * seen[2];
+  // the judged image of samples x [n, ...dims]: decoded when latent, clipped to [-1, 1]
+  const view = (x: Float32Array, n: number) => (o.decode ? o.decode.decode(x, n) : x).map((v) => Math.min(1, Math.max(-1, v)));
   for (const cfg of scales) {
-    const images = new Float32Array(nGen * per);
+    const images = new Float32Array(nGen * seenPer);
     const t0 = performance.now();
     for (let s = 0; s < nGen; s += batch) {
       const e = Math.min(nGen, s + batch);
       if (o.network) {
         const x = await o.network.sample(noise.subarray(s * per, e * per), prompts.slice(s, e), dims, { cfg, steps, sampler });
-        images.set(x.map((v) => Math.min(1, Math.max(-1, v))), s * per);
+        images.set(view(x, e - s), s * seenPer);
       } else {
         await m.text.prepare?.([...prompts.slice(s, e), ""]);
         const z = tf.tensor4d(noise.subarray(s * per, e * per), [e - s, ...dims]);
         const x = sampleImages(m, z, prompts.slice(s, e), { cfg, steps, sampler });
-        const clipped = tf.clipByValue(x, -1, 1);
-        images.set((await clipped.data()) as Float32Array, s * per);
-        tf.dispose([z, x, clipped]);
+        images.set(view((await x.data()) as Float32Array, e - s), s * seenPer);
+        tf.dispose([z, x]);
       }
       o.onProgress?.(results.length * nGen + e, scales.length * nGen);
       await new Promise((r) => setImmediate(r)); // lets signal handlers and progress output run

@@ -71,15 +71,46 @@ export interface UnitInputs {
   eval: { perDigit: number; cfg: number[]; sampleSteps: number | null; seed: number; reference: number | null };
 }
 
-/** Unit folder name: the variant (or "base") then each override, e.g. "tiny+depth=2+head_dim=16". */
-export function unitId(variant: string | null, set: string[]): string {
-  return [variant ?? "base", ...set].join("+").replace(/[^A-Za-z0-9_.=+-]/g, "_");
+/**
+ * Unit folder name: the variant (or "base") then each override, e.g. "tiny+depth=2+head_dim=16";
+ * with a `label` (arms from several spec files: the spec file's name) it comes first, "dit.tiny+depth=2".
+ */
+export function unitId(variant: string | null, set: string[], label?: string): string {
+  return [(label ? `${label}.` : "") + (variant ?? "base"), ...set].join("+").replace(/[^A-Za-z0-9_.=+-]/g, "_");
+}
+
+/** One arm of an ablation: a spec file, a variant and the arm's own overrides (the sweeps apply to every arm). */
+export interface Arm {
+  spec: string;
+  specHash: string;
+  variant: string | null;
+  set: [string, string][];
+  /** unit ids start with it (set when the arms come from several spec files) */
+  label?: string;
+}
+
+/**
+ * Matched parameter counts: the unit's `param` was set to `value`, the one in the searched range
+ * whose compiled count (`on`: all parameters, or the network's) is closest to `target`.
+ */
+export interface UnitMatch {
+  param: string;
+  value: number;
+  /** the value before matching (the spec's, variant's or arm's) */
+  from: number;
+  on: "params" | "network";
+  target: number;
+  achieved: number;
+  /** values compiled in the search */
+  compiled: number;
 }
 
 export interface PlanOptions {
+  /** one spec's variants (spec + specHash + variants), or `arms` (which then wins) */
   spec: string;
   specHash: string;
   variants: (string | null)[];
+  arms?: Arm[];
   fixed: [string, string][];
   sweeps: Sweep[];
   seed: number;
@@ -92,23 +123,37 @@ export interface PlanOptions {
 export interface PlannedUnit {
   id: string;
   inputs: UnitInputs;
+  /** which arm (index into the arms, or the variants) and which sweep combination (index) it is */
+  arm?: number;
+  combo?: number;
+  /** the arm's label, the start of the id (arms from several spec files) */
+  label?: string;
+  /** set when its parameter count was matched (not an input: the value it chose is in inputs.set) */
+  match?: UnitMatch;
 }
 
-/** Units: every variant x every sweep combination, with the fixed overrides. */
+/** Units: every arm (or variant) x every sweep combination, with the fixed overrides, then the arm's own. */
 export function planUnits(o: PlanOptions): PlannedUnit[] {
-  if (!o.variants.length) throw new SweepError("no variants to run");
+  const arms: Arm[] = o.arms ?? o.variants.map((variant) => ({ spec: o.spec, specHash: o.specHash, variant, set: [] }));
+  if (!arms.length) throw new SweepError("no variants to run");
   const fixedNames = new Set(o.fixed.map(([k]) => k));
   for (const s of o.sweeps) if (fixedNames.has(s.name)) throw new SweepError(`${s.name} is both --set and --sweep`);
+  for (const a of arms) {
+    for (const [k] of a.set) {
+      if (fixedNames.has(k)) throw new SweepError(`${k} is both --set and set by the arm ${a.spec}${a.variant ? `:${a.variant}` : ""}`);
+      if (o.sweeps.some((s) => s.name === k)) throw new SweepError(`${k} is both --sweep and set by the arm ${a.spec}${a.variant ? `:${a.variant}` : ""}`);
+    }
+  }
   const combos = expandSweeps(o.sweeps);
   const units: PlannedUnit[] = [];
   const ids = new Set<string>();
-  for (const variant of o.variants) {
-    for (const combo of combos) {
-      const set = [...o.fixed, ...combo].map(([k, v]) => `${k}=${v}`);
-      const id = unitId(variant, set);
-      if (ids.has(id)) throw new SweepError(`two units would share the folder ${id}; is a variant listed twice?`);
+  for (const [arm, a] of arms.entries()) {
+    for (const [combo, c] of combos.entries()) {
+      const set = [...o.fixed, ...a.set, ...c].map(([k, v]) => `${k}=${v}`);
+      const id = unitId(a.variant, set, a.label);
+      if (ids.has(id)) throw new SweepError(`two units would share the folder ${id}; is ${a.label ? "an arm" : "a variant"} listed twice?`);
       ids.add(id);
-      units.push({ id, inputs: { spec: o.spec, specHash: o.specHash, variant, set, seed: o.seed, steps: o.steps, batch: o.batch, backend: o.backend, eval: o.eval } });
+      units.push({ id, arm, combo, ...(a.label ? { label: a.label } : {}), inputs: { spec: a.spec, specHash: a.specHash, variant: a.variant, set, seed: o.seed, steps: o.steps, batch: o.batch, backend: o.backend, eval: o.eval } });
     }
   }
   return units;
@@ -118,10 +163,13 @@ export function planUnits(o: PlanOptions): PlannedUnit[] {
 export interface UnitResult {
   id: string;
   inputs: UnitInputs;
-  /** the compiled spec's name and parameter counts */
+  /** the compiled spec's name, its network block (the architecture, e.g. mmdit) and parameter counts */
   name: string;
+  network?: string;
   params: number;
   networkParams: number;
+  /** when its parameter count was matched to a target (--match-params) */
+  match?: UnitMatch;
   /** mean seconds per training step (this unit's backend and machine) */
   stepSeconds: number;
   trainSeconds: number;
@@ -134,11 +182,26 @@ export interface UnitResult {
 
 const num = (x: number, d: number) => (Number.isFinite(x) ? x.toFixed(d) : "");
 
+/** "+0.12%": how far a matched count is from its target. */
+export function matchError(m: UnitMatch): string {
+  const e = ((m.achieved - m.target) / m.target) * 100;
+  return `${e >= 0 ? "+" : ""}${e.toFixed(2)}%`;
+}
+
+/** The spec file's name, as the tables and plots show the arm's architecture: "sd3.mdl (mmdit)". */
+export function archLabel(r: Pick<UnitResult, "inputs" | "network">): string {
+  const file = r.inputs.spec.slice(r.inputs.spec.lastIndexOf("/") + 1);
+  return r.network ? `${file} (${r.network})` : file;
+}
+
 function columns(results: UnitResult[]): { head: string[]; rows: string[][] } {
   const scales = [...new Set(results.flatMap((r) => r.cfg.map((c) => c.cfg)))].sort((a, b) => a - b);
-  const head = ["unit", "variant", "overrides", "params", "step_s", "final_loss", "val_loss", ...scales.flatMap((s) => [`acc_cfg${s}`, `fd_cfg${s}`])];
+  const matched = results.some((r) => r.match);
+  const head = ["unit", "spec", "network", "variant", "overrides", "params", "network_params", ...(matched ? ["match", "target_params", "achieved_params", "match_err"] : []), "step_s", "final_loss", "val_loss", ...scales.flatMap((s) => [`acc_cfg${s}`, `fd_cfg${s}`])];
   const rows = results.map((r) => [
-    r.id, r.inputs.variant ?? "", r.inputs.set.join(" "), String(r.params), num(r.stepSeconds, 3), num(r.finalTrainLoss, 4), num(r.valLoss, 4),
+    r.id, r.inputs.spec, r.network ?? "", r.inputs.variant ?? "", r.inputs.set.join(" "), String(r.params), String(r.networkParams),
+    ...(matched ? (r.match ? [`${r.match.param}=${r.match.value}`, String(r.match.target), String(r.match.achieved), matchError(r.match)] : ["", "", "", ""]) : []),
+    num(r.stepSeconds, 3), num(r.finalTrainLoss, 4), num(r.valLoss, 4),
     ...scales.flatMap((s) => {
       const c = r.cfg.find((x) => x.cfg === s);
       return c ? [num(c.accuracy, 3), num(c.frechet, 2)] : ["", ""];
@@ -159,15 +222,22 @@ export function resultsCsv(results: UnitResult[]): string {
   return [head, ...rows].map((r) => r.map(q).join(",")).join("\n") + "\n";
 }
 
-/** Vega-Lite: validation loss and prompt accuracy (at `cfg`) against parameter count, one point per unit. */
+/**
+ * Vega-Lite: validation loss and prompt accuracy (at `cfg`) against parameter count, one point per
+ * unit, coloured by unit; the shape is the spec file and its network (the architecture). The x
+ * axis is the network's count when the counts were matched on it (--match-on network).
+ */
 export function resultsPlotSpec(results: UnitResult[], cfg: number, title: string): Record<string, unknown> {
-  const values = results.map((r) => ({ unit: r.id, params: r.params, val_loss: r.valLoss, accuracy: r.cfg.find((c) => c.cfg === cfg)?.accuracy ?? null }));
+  const values = results.map((r) => ({ unit: r.id, spec: archLabel(r), params: r.params, network_params: r.networkParams, target_params: r.match?.target ?? null, val_loss: r.valLoss, accuracy: r.cfg.find((c) => c.cfg === cfg)?.accuracy ?? null }));
+  // matched on the network's count: the x axis is what was matched
+  const x = results.some((r) => r.match?.on === "network") ? "network_params" : "params";
+  const tooltip = [{ field: "unit", type: "nominal" }, { field: "spec", type: "nominal", title: "spec (network)" }, ...["params", "network_params", "target_params"].map((field) => ({ field, type: "quantitative", format: "d" }))];
   const panel = (field: string, label: string) => ({
     width: 280,
     height: 220,
     layer: [
-      { mark: { type: "point", filled: true, size: 70 }, encoding: { x: { field: "params", type: "quantitative", title: "parameters", scale: { zero: false } }, y: { field, type: "quantitative", title: label, scale: { zero: false } }, color: { field: "unit", type: "nominal", title: "unit" } } },
-      { mark: { type: "text", dy: -10, fontSize: 9 }, encoding: { x: { field: "params", type: "quantitative" }, y: { field, type: "quantitative" }, text: { field: "unit" } } },
+      { mark: { type: "point", filled: true, size: 70 }, encoding: { x: { field: x, type: "quantitative", title: x === "params" ? "parameters" : "network parameters", scale: { zero: false } }, y: { field, type: "quantitative", title: label, scale: { zero: false } }, color: { field: "unit", type: "nominal", title: "unit", legend: { labelLimit: 360 } }, shape: { field: "spec", type: "nominal", title: "spec (network)", legend: { labelLimit: 360 } }, tooltip } },
+      { mark: { type: "text", dy: -10, fontSize: 9 }, encoding: { x: { field: x, type: "quantitative" }, y: { field, type: "quantitative" }, text: { field: "unit" } } },
     ],
   });
   return {

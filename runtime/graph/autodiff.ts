@@ -196,6 +196,27 @@ function ewGrad(g: Graph, inputs: number[], expr: Expr, y: Sym, dy: Sym, push: (
     case "rsqrt": // d/dx x^-1/2 = -1/2 y^3
       at(0, g.ew("mul", [g.ew("mul", [dy, -0.5]), g.ew("mul", [y, g.ew("square", [y])])]));
       break;
+    case "min": // to a where a <= b, else to b (tfjs: lessEqual / greater)
+    case "max": {
+      // to a where a >= b, else to b (tfjs: greaterEqual / less)
+      const pick = expr.op === "max" ? g.ew("ge", [args[0], args[1]]) : g.ew("ge", [args[1], args[0]]);
+      at(0, g.ew("keep", [pick, dy]));
+      at(1, g.ew("drop", [pick, dy]));
+      break;
+    }
+    case "ge": // a step: zero almost everywhere
+      break;
+    case "keep": // the condition gets none (as tfjs's where)
+    case "drop":
+      at(1, g.ew(expr.op, [args[0], dy]));
+      break;
+    case "pow": {
+      // d/dx x^p = p x^(p-1); the exponent is a constant (the spec's pow)
+      const p = args[1];
+      if (typeof p !== "number") throw new GraphError("pow: the exponent must be a constant");
+      if (typeof x !== "number") at(0, g.ew("mul", [dy, g.ew("mul", [g.ew("pow", [x, p - 1]), p])]));
+      break;
+    }
     case "silu":
     case "gelu_tanh":
     case "gelu_erf":

@@ -42,7 +42,17 @@ export type EwOp =
   | "tanh_grad"
   | "relu_grad"
   /** sign(x) * dy, as (x, dy): the gradient of abs */
-  | "abs_grad";
+  | "abs_grad"
+  /** the smaller / larger of (a, b) (ties: a) */
+  | "min"
+  | "max"
+  /** a >= b ? 1 : 0 (no gradient) */
+  | "ge"
+  /** (c, x): c != 0 ? x : 0, and c != 0 ? 0 : x (where(c, a, b) = keep(c, a) + drop(c, b)) */
+  | "keep"
+  | "drop"
+  /** a^b */
+  | "pow";
 
 /** An operand read through a strided window: logical shape, element offset and strides. */
 export interface InputAccess {

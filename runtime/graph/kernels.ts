@@ -504,8 +504,43 @@ export function kernelsFor(g: Graph, node: Node, opts: KernelOptions = {}): Kern
     if (!tile || !(cfg.split >= 1)) throw new GraphError(`bad GEMM configuration ${JSON.stringify(cfg)}`);
     return gemmKernels(node, tile, Math.min(cfg.split, Math.ceil(node.op.layout.k / tile.bk)));
   }
+  if (node.op.kind === "concat" && node.op.inputs.length > MAX_CONCAT_INPUTS) return wideConcatKernels(g, node);
   const k = kernelFor(g, node);
   return k ? [k] : [];
+}
+
+/** Inputs one concat kernel binds: 8 storage buffers per shader stage (WebGPU's default limit), one the output. */
+export const MAX_CONCAT_INPUTS = 7;
+
+/**
+ * A concat of more inputs than one kernel may bind (the gradient of a 9-way chunk, an im2col):
+ * one kernel per group of MAX_CONCAT_INPUTS inputs, each writing its own range of the output
+ * along the axis (the ranges are disjoint, so the kernels may run in any order).
+ */
+function wideConcatKernels(g: Graph, node: Node): Kernel[] {
+  const op = node.op;
+  if (op.kind !== "concat") throw new GraphError("not a concat");
+  const outStrides = stridesOf(node.shape);
+  const kernels: Kernel[] = [];
+  let at = 0;
+  for (let first = 0; first < op.inputs.length; first += MAX_CONCAT_INPUTS) {
+    const group = op.inputs.slice(first, first + MAX_CONCAT_INPUTS);
+    const extent = group.reduce((sum, id) => sum + g.node(id).shape[op.axis], 0);
+    const sub = node.shape.map((d, i) => (i === op.axis ? extent : d));
+    const out = node.shape.map((_, d) => (d === op.axis ? `(c${d} + ${u(at)}) * ${u(outStrides[d])}` : `c${d} * ${u(outStrides[d])}`)).join(" + ");
+    let within = 0;
+    let body = `  let o_ = ${out};\n`;
+    group.forEach((id, k) => {
+      const s = g.node(id).shape;
+      const sst = stridesOf(s);
+      const terms = sub.map((_, d) => (d === op.axis ? `(c${d} - ${u(within)}) * ${u(sst[d])}` : `c${d} * ${u(sst[d])}`)).join(" + ");
+      body += `  ${k ? "else " : ""}if (c${op.axis} < ${u(within + s[op.axis])}) { b${group.length}[o_] = b${k}[${terms}]; }\n`;
+      within += s[op.axis];
+    });
+    kernels.push(pointwise(sizeOf(sub), group, node.id, "concat", sub, body));
+    at += extent;
+  }
+  return kernels;
 }
 
 function kernelFor(g: Graph, node: Node): Kernel | null {

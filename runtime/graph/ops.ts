@@ -93,6 +93,13 @@ export const EW: Record<EwOp, EwDef> = {
   },
   relu_grad: { arity: 2, js: (x, dy) => (x > 0 ? dy : 0), wgsl: (a, b) => `select(0.0, ${b}, ${a} > 0.0)`, c: "(a > 0.0f ? b : 0.0f)" },
   abs_grad: { arity: 2, js: (x, dy) => (x > 0 ? dy : x < 0 ? -dy : 0), wgsl: (a, b) => `select(select(0.0, -${b}, ${a} < 0.0), ${b}, ${a} > 0.0)`, c: "(a > 0.0f ? b : (a < 0.0f ? -b : 0.0f))" },
+  // minimum, maximum, clamp, where, pow (and their gradients: ge, keep, drop)
+  min: { arity: 2, js: (a, b) => (a <= b ? a : b), wgsl: (a, b) => `select(${b}, ${a}, ${a} <= ${b})`, c: "(a <= b ? a : b)" },
+  max: { arity: 2, js: (a, b) => (a >= b ? a : b), wgsl: (a, b) => `select(${b}, ${a}, ${a} >= ${b})`, c: "(a >= b ? a : b)" },
+  ge: { arity: 2, js: (a, b) => (a >= b ? 1 : 0), wgsl: (a, b) => `select(0.0, 1.0, ${a} >= ${b})`, c: "(a >= b ? 1.0f : 0.0f)" },
+  keep: { arity: 2, js: (c, x) => (c !== 0 ? x : 0), wgsl: (a, b) => `select(0.0, ${b}, ${a} != 0.0)`, c: "(a != 0.0f ? b : 0.0f)" },
+  drop: { arity: 2, js: (c, x) => (c !== 0 ? 0 : x), wgsl: (a, b) => `select(${b}, 0.0, ${a} != 0.0)`, c: "(a != 0.0f ? 0.0f : b)" },
+  pow: { arity: 2, js: Math.pow, wgsl: (a, b) => `pow_(${a}, ${b})`, c: "std::pow(a, b)" },
 };
 
 /** WGSL helper functions the expressions above use (prepended to every elementwise shader). */
@@ -116,6 +123,13 @@ fn erf_(x: f32) -> f32 {
   return sign(x) * y;
 }
 fn gelu_e(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_(x * 0.7071067811865476)); }
+// x^p as C's pow: a negative base with an integer exponent keeps its sign rule, x^0 is 1
+fn pow_(x: f32, p: f32) -> f32 {
+  if (p == 0.0) { return 1.0; }
+  if (x >= 0.0 || p != floor(p)) { return pow(x, p); }
+  let r = pow(-x, p);
+  return select(r, -r, fract(p * 0.5) != 0.0);
+}
 fn gelu_e_g(x: f32, dy: f32) -> f32 { return dy * (0.5 * (1.0 + erf_(x * 0.7071067811865476)) + x * exp(-0.5 * x * x) * 0.3989422804014327); }
 `;
 

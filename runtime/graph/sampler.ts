@@ -124,7 +124,7 @@ export class StaticFlowNetwork {
       const e = Math.min(v.n, s + batch);
       const b: FlowBatch = { x0: v.x0.subarray(s * per, e * per), eps: v.eps.subarray(s * per, e * per), sigma: v.sigma.subarray(s, e), prompts: v.prompts.slice(s, e) };
       const f = await this.forward(e - s, dims);
-      const feeds = stepFeeds(f.vg, this.m.flow, b, await textInputs(this.m.text, b.prompts));
+      const feeds = stepFeeds(f.vg, this.m.flow, b, await textInputs(this.m, b.prompts));
       const out = await f.run(feeds);
       const target = feeds.get("target")!;
       const w = feeds.get("weight")!;
@@ -150,7 +150,7 @@ export class StaticFlowNetwork {
     const both = scale !== 1 && scale !== 0;
     const all = both ? [...prompts, ...new Array<string>(b).fill("")] : scale === 0 ? new Array<string>(b).fill("") : [...prompts];
     const f = await this.forward(all.length, dims);
-    const text = await textInputs(this.m.text, all);
+    const text = await textInputs(this.m, all);
     const probe: FlowBatch = { x0: new Float32Array(all.length * per), eps: new Float32Array(all.length * per), sigma: new Float32Array(all.length), prompts: all };
     const feeds = stepFeeds(f.vg, flow, probe, text); // text inputs; xt and t are set per call
     const sign = velocitySign(flow);

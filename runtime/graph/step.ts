@@ -7,8 +7,9 @@
 import * as tf from "@tensorflow/tfjs";
 import type { ParamStore } from "../nn/params.ts";
 import { lossWeight, networkTime, type FlowConfig } from "../flow/schedule.ts";
-import type { FlowBatch, ModelBundle, PromptEncoder } from "../train/trainer.ts";
+import type { FlowBatch, ModelBundle } from "../train/trainer.ts";
 import { LearnedPromptEncoder } from "../train/trainer.ts";
+import { type CondArrays, networkSources, nullClass, promptLabels, tokenMask, usesTextFeatures } from "../train/conditioning.ts";
 import { differentiate } from "./autodiff.ts";
 import { Graph, GraphError, kernelCount, liveNodes, rootOf, type Sym, isSym } from "./graph.ts";
 import { type DropoutInput, type OneHotInput, TraceContext, withTrace } from "./trace.ts";
@@ -26,8 +27,8 @@ export interface StepGraph {
   dropouts?: DropoutInput[];
   batch: number;
   dims: [number, number, number];
-  /** "learned": token ids are an input; "external": context and pooled are inputs */
-  text: "learned" | "external";
+  /** "learned": token ids are an input; "external": context and pooled are inputs; "none": the network takes no text features */
+  text: "learned" | "external" | "none";
 }
 
 /** Names of the store's variables, for the trace. */
@@ -37,26 +38,47 @@ function paramTable(store: ParamStore): Map<object, { name: string; shape: numbe
   return t;
 }
 
-/** Trace the velocity v(xt, t, text) of the network (and a learned text encoder) into `g`. */
-function traceVelocity(g: Graph, m: Pick<ModelBundle, "network" | "text">, batch: number, dims: [number, number, number], context?: { tokens: number; width: number; pooled: number }): { v: Sym; text: StepGraph["text"] } {
+/**
+ * Trace the velocity v(xt, t, conditioning) of the network (and a learned text encoder) into `g`.
+ * The graph's inputs: xt, t, and per the network's input sources ids (learned text) or context +
+ * pooled (frozen encoders), mask [B, T] (context_mask), labels [B] (label).
+ */
+function traceVelocity(g: Graph, m: Pick<ModelBundle, "network" | "text" | "ir">, batch: number, dims: [number, number, number], context?: { tokens: number; width: number; pooled: number }): { v: Sym; text: StepGraph["text"] } {
   const [h, w, c] = dims;
+  const sources = networkSources(m.ir);
   const xt = g.input("xt", [batch, h, w, c]);
   const t = g.input("t", [batch]);
-  let ctx: Sym;
-  let pooled: Sym;
-  let text: StepGraph["text"];
-  if (m.text instanceof LearnedPromptEncoder) {
-    const ids = g.input("ids", [batch, m.text.tokenizer.length]);
-    [ctx, pooled] = m.text.module.forward(ids as unknown as tf.Tensor2D) as unknown as Sym[];
-    text = "learned";
-  } else {
-    if (!context) throw new GraphError("the text encoder is frozen: give the context shape");
-    ctx = g.input("context", [batch, context.tokens, context.width]);
-    pooled = g.input("pooled", [batch, context.pooled]);
-    text = "external";
+  const cond: Partial<Record<string, Sym>> = {};
+  let text: StepGraph["text"] = "none";
+  // the tokens' padding mask: an input of the network (context_mask), of a masked text encoder, or both
+  const maskInput = () => (cond.context_mask ??= g.input("mask", [batch, (m.text as LearnedPromptEncoder).tokenizer.length]));
+  if (usesTextFeatures(m.ir)) {
+    if (m.text instanceof LearnedPromptEncoder) {
+      const ids = g.input("ids", [batch, m.text.tokenizer.length]);
+      const encoder = m.text.module as unknown as { forward(...a: Sym[]): Sym[] };
+      [cond.context, cond.pooled] = m.text.masked ? encoder.forward(ids, maskInput()) : encoder.forward(ids);
+      text = "learned";
+    } else {
+      if (!context) throw new GraphError("the text encoder is frozen: give the context shape");
+      cond.context = g.input("context", [batch, context.tokens, context.width]);
+      cond.pooled = g.input("pooled", [batch, context.pooled]);
+      text = "external";
+    }
   }
-  const v = m.network.forward(xt as unknown as tf.Tensor4D, t as unknown as tf.Tensor1D, ctx as unknown as tf.Tensor3D, pooled as unknown as tf.Tensor2D) as unknown as Sym;
-  if (!isSym(v)) throw new GraphError("the network did not return a traced tensor");
+  if (sources.includes("context_mask")) {
+    // a learned encoder's tokens; frozen encoders: the caller feeds the mask with the context (its token count)
+    if (m.text instanceof LearnedPromptEncoder) maskInput();
+    else {
+      if (!context) throw new GraphError("context_mask needs the learned text encoder or the context shape");
+      cond.context_mask = g.input("mask", [batch, context.tokens]);
+    }
+  }
+  if (sources.includes("label")) cond.label = g.input("labels", [batch]);
+  const args = sources.map((s) => (s === "image" ? xt : s === "timestep" ? t : cond[s]!));
+  const out = m.network.forward(...(args as unknown as tf.Tensor[])) as unknown as Sym;
+  if (!isSym(out)) throw new GraphError("the network did not return a traced tensor");
+  // flow.output velocity_variance: the first half of the channels is the velocity
+  const v = m.ir.flow.output === "velocity_variance" ? g.slice(out, 3, 0, c) : out;
   return { v, text };
 }
 
@@ -70,7 +92,7 @@ export interface VelocityGraph {
   text: StepGraph["text"];
 }
 
-export function buildVelocityGraph(m: Pick<ModelBundle, "store" | "network" | "text">, batch: number, dims: [number, number, number], context?: { tokens: number; width: number; pooled: number }): VelocityGraph {
+export function buildVelocityGraph(m: Pick<ModelBundle, "store" | "network" | "text" | "ir">, batch: number, dims: [number, number, number], context?: { tokens: number; width: number; pooled: number }): VelocityGraph {
   const g = new Graph();
   const tc = new TraceContext(g, paramTable(m.store));
   const { v, text } = withTrace(tc, () => traceVelocity(g, m, batch, dims, context));
@@ -81,7 +103,7 @@ export function buildVelocityGraph(m: Pick<ModelBundle, "store" | "network" | "t
  * Build the step graph. `context` gives [tokens, width] and the pooled width when the text is
  * external (frozen encoders: the caller feeds their features); a learned encoder is traced.
  */
-export function buildStepGraph(m: Pick<ModelBundle, "store" | "network" | "text">, batch: number, dims: [number, number, number], context?: { tokens: number; width: number; pooled: number }): StepGraph {
+export function buildStepGraph(m: Pick<ModelBundle, "store" | "network" | "text" | "ir">, batch: number, dims: [number, number, number], context?: { tokens: number; width: number; pooled: number }): StepGraph {
   const g = new Graph();
   const tc = new TraceContext(g, paramTable(m.store));
   tc.training = true;
@@ -138,7 +160,7 @@ export function dropoutMask(d: DropoutInput, step: number, index: number): Float
  * (xt = (1 - sigma) x0 + sigma eps, target, network time, loss weights / (B * pixels)), and the
  * step's dropout masks (`step`: the optimizer step it is for).
  */
-export function stepFeeds(sg: Pick<StepGraph, "batch" | "dims" | "text" | "oneHots"> & { dropouts?: DropoutInput[] }, flow: FlowConfig, b: FlowBatch, text: TextInputs, step = 0): Map<string, Float32Array> {
+export function stepFeeds(sg: Pick<StepGraph, "graph" | "batch" | "dims" | "text" | "oneHots"> & { dropouts?: DropoutInput[] }, flow: FlowConfig, b: FlowBatch, text: TextInputs, step = 0): Map<string, Float32Array> {
   const n = sg.batch;
   const per = sg.dims[0] * sg.dims[1] * sg.dims[2];
   if (b.sigma.length !== n || b.x0.length !== n * per || b.eps.length !== n * per) throw new GraphError(`the batch does not match the step graph (batch ${n}, ${per} values per image)`);
@@ -162,20 +184,30 @@ export function stepFeeds(sg: Pick<StepGraph, "batch" | "dims" | "text" | "oneHo
   if (sg.text === "learned") {
     if (!text.ids) throw new GraphError("the step needs token ids");
     feeds.set("ids", Float32Array.from(text.ids));
-    for (const oh of sg.oneHots) {
-      const ids = text.ids;
-      const rows = new Float32Array(ids.length * oh.vocab);
-      for (let i = 0; i < ids.length; i++) {
-        const id = ids[i];
-        if (!(id >= 0 && id < oh.vocab)) throw new GraphError(`token id ${id} outside the vocabulary (${oh.vocab})`);
-        rows[i * oh.vocab + id] = 1;
-      }
-      feeds.set(oh.name, rows);
-    }
-  } else {
+  } else if (sg.text === "external") {
     if (!text.context || !text.pooled) throw new GraphError("the step needs context and pooled text features");
     feeds.set("context", text.context);
     feeds.set("pooled", text.pooled);
+  }
+  if (sg.graph.nodes.some((nd) => nd.op.kind === "input" && nd.op.name === "mask")) {
+    if (!text.mask) throw new GraphError("the step needs the context's padding mask");
+    feeds.set("mask", text.mask);
+  }
+  if (sg.graph.nodes.some((nd) => nd.op.kind === "input" && nd.op.name === "labels")) {
+    if (!text.labels) throw new GraphError("the step needs class labels");
+    feeds.set("labels", Float32Array.from(text.labels));
+  }
+  // one-hot rows of integer inputs (token ids, labels) for the embeddings that read them
+  for (const oh of sg.oneHots) {
+    const ids = oh.from === "labels" ? text.labels : oh.from === "ids" ? text.ids : undefined;
+    if (!ids) throw new GraphError(`the step needs the integer input ${oh.from}`);
+    const rows = new Float32Array(ids.length * oh.vocab);
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      if (!(id >= 0 && id < oh.vocab)) throw new GraphError(`${oh.from === "labels" ? "class label" : "token id"} ${id} outside the embedding's ${oh.vocab} rows`);
+      rows[i * oh.vocab + id] = 1;
+    }
+    feeds.set(oh.name, rows);
   }
   return feeds;
 }
@@ -219,14 +251,25 @@ export function frozenContext(m: Pick<ModelBundle, "text" | "ir">): { tokens: nu
   return { tokens: text.tokens, width: text.width, pooled: text.pooled };
 }
 
-export type TextInputs = { ids?: Int32Array | number[]; context?: Float32Array; pooled?: Float32Array };
+/** The conditioning inputs of a step or forward pass (token ids or frozen features, mask, labels). */
+export type TextInputs = CondArrays;
 
-/** The text inputs of a step or forward pass for prompts: token ids, or a frozen encoder's features. */
-export async function textInputs(text: PromptEncoder, prompts: readonly string[]): Promise<TextInputs> {
-  if (text instanceof LearnedPromptEncoder) return { ids: text.tokenizer.encodeBatch(prompts) };
-  await text.prepare?.(prompts);
-  const [c, p] = text.encode(prompts);
-  const out = { context: (await c.data()) as Float32Array, pooled: (await p.data()) as Float32Array };
-  tf.dispose([c, p]);
+/** The conditioning inputs of a step or forward pass for prompts: token ids or a frozen encoder's features, the padding mask, the labels. */
+export async function textInputs(m: Pick<ModelBundle, "text" | "ir">, prompts: readonly string[]): Promise<TextInputs> {
+  const sources = networkSources(m.ir);
+  const out: TextInputs = {};
+  const text = m.text;
+  if (text instanceof LearnedPromptEncoder) {
+    const ids = text.tokenizer.encodeBatch(prompts);
+    if (usesTextFeatures(m.ir)) out.ids = ids;
+    if (sources.includes("context_mask") || (text.masked && usesTextFeatures(m.ir))) out.mask = tokenMask(ids);
+  } else if (usesTextFeatures(m.ir)) {
+    await text.prepare?.(prompts);
+    const [c, p] = text.encode(prompts);
+    out.context = (await c.data()) as Float32Array;
+    out.pooled = (await p.data()) as Float32Array;
+    tf.dispose([c, p]);
+  }
+  if (sources.includes("label")) out.labels = promptLabels(prompts, nullClass(m.ir));
   return out;
 }

@@ -4,7 +4,7 @@
  * appends graph nodes instead of computing. Parameters are looked up by their tf.Variable in
  * the active trace's name table (the ParamStore's state-dict names).
  */
-import { type Graph, GraphError, type Sym, isSym } from "./graph.ts";
+import { type Graph, GraphError, type Sym, isSym, rootOf } from "./graph.ts";
 
 /** Anything with a tfjs-Variable-like identity; the trace maps it to a state-dict name. */
 type VarLike = object;
@@ -87,6 +87,31 @@ export function causalBias(s: number, sk: number): Float32Array {
   return bias;
 }
 
+/**
+ * RoPE's frequency matrix [A, d/2] (row-major, d = sum of axesDim): column j belongs to one axis
+ * a (the axes in order) and holds theta^(-2i / axesDim[a]) there for its i-th pair, 0 elsewhere,
+ * so positions [.., A] times it are the rotation angles [.., d/2] (Flux's `rope`, concatenated).
+ */
+export function ropeFrequencies(axesDim: readonly number[], theta: number): Float64Array {
+  const half = axesDim.reduce((p, q) => p + q, 0) / 2;
+  const w = new Float64Array(axesDim.length * half);
+  let j = 0;
+  axesDim.forEach((ad, a) => {
+    for (let i = 0; i < ad / 2; i++) w[a * half + j++] = 1 / theta ** ((2 * i) / ad);
+  });
+  return w;
+}
+
+/** The (row, column) ids of a gh x gw grid, row-major: [gh*gw, 2]. */
+export function gridPositions(gh: number, gw: number): Float32Array {
+  const out = new Float32Array(gh * gw * 2);
+  for (let i = 0; i < gh; i++) for (let j = 0; j < gw; j++) out.set([i, j], (i * gw + j) * 2);
+  return out;
+}
+
+/** The score bias of a masked key: finite, so a row with every key masked stays a (uniform) softmax, not NaN. */
+export const MASKED = -1e9;
+
 /** Zero-pad axis `ax` of x by `before` and `after` elements (a negative amount crops instead). */
 function padAxis(x: Sym, ax: number, before: number, after: number): Sym {
   const g = x.graph;
@@ -132,6 +157,28 @@ function im2col(x: Sym, k: number, s: number, ho: number, wo: number, at: (i: nu
   return x.graph.concat(cols, 3);
 }
 
+/** RoPE's cos and sin tables for `pos` (constants when pos is one, else computed in the graph), shaped `table`. */
+function ropeCosSin(g: Graph, pos: Sym, rows: number, half: number, axesDim: number[], theta: number, table: number[]): [Sym, Sym] {
+  const axes = axesDim.length;
+  const w = ropeFrequencies(axesDim, theta);
+  const root = g.node(rootOf(g, pos.id)).op;
+  if (root.kind === "const") {
+    const [c, s] = [new Float32Array(rows * half), new Float32Array(rows * half)];
+    for (let r = 0; r < rows; r++) {
+      for (let j = 0; j < half; j++) {
+        let ang = 0;
+        for (let a = 0; a < axes; a++) ang += root.data[r * axes + a] * w[a * half + j];
+        c[r * half + j] = Math.cos(ang);
+        s[r * half + j] = Math.sin(ang);
+      }
+    }
+    return [g.constant(c, table), g.constant(s, table)];
+  }
+  const ang = g.gemm(pos, g.constant(Float32Array.from(w), [axes, half]), [rows, half], { batch: [1, 1], m: rows, n: half, k: axes, alpha: 1, a: [0, 0, axes, 1], b: [0, 0, half, 1], c: [0, 0, half, 1] });
+  return [g.reshape(g.ew("cos", [ang]), table), g.reshape(g.ew("sin", [ang]), table)];
+}
+const ropeTables = new WeakMap<Graph, Map<string, [Sym, Sym]>>();
+
 /** The traced forms of nn/functional.ts (same names and arguments). */
 export const T = {
   add: (a: unknown, b: unknown): Sym => graphOf(a, b).ew("add", checkArgs([a, b])),
@@ -148,6 +195,19 @@ export const T = {
   rsqrt: (x: Sym): Sym => x.graph.ew("rsqrt", [x]),
   abs: (x: Sym): Sym => x.graph.ew("abs", [x]),
   softmax: (x: Sym): Sym => x.graph.softmax(x),
+  // ---- elementwise: minimum, maximum, clamp, where, pow, square
+  minimum: (a: unknown, b: unknown): Sym => graphOf(a, b).ew("min", checkArgs([a, b])),
+  maximum: (a: unknown, b: unknown): Sym => graphOf(a, b).ew("max", checkArgs([a, b])),
+  clamp: (x: Sym, min: number, max: number): Sym => x.graph.ew("max", [x.graph.ew("min", [x, max]), min]),
+  /** keep(cond, a) + drop(cond, b): exact for any a and b (an infinite b where cond is nonzero is not read) */
+  where(cond: unknown, a: unknown, b: unknown): Sym {
+    const g = graphOf(cond, a, b);
+    const [c, x, y] = checkArgs([cond, a, b]);
+    if (typeof c === "number") throw new GraphError("where: the condition must be a tensor");
+    return g.ew("add", [g.ew("keep", [c, x]), g.ew("drop", [c, y])]);
+  },
+  pow: (x: Sym, p: number): Sym => x.graph.ew("pow", [x, p]),
+  square: (x: Sym): Sym => x.graph.ew("square", [x]),
   gelu: (x: Sym, approximate: boolean): Sym => x.graph.ew(approximate ? "gelu_tanh" : "gelu_erf", [x]),
   layerNorm: (x: Sym, eps: number): Sym => x.graph.layerNorm(x, eps),
   /** RMSNorm per head slice of the last axis, composed: x * rsqrt(mean(x^2) + eps). */
@@ -196,14 +256,76 @@ export const T = {
     );
   },
   flatten: (x: Sym): Sym => x.graph.reshape(x, [x.shape[0], -1]),
+  /** Average pooling, window = stride = size, on [B, H, W, C]: a mean over the window axes of a reshape. */
+  avgPool(x: Sym, size: number): Sym {
+    const g = x.graph;
+    const [b, h, w, c] = x.shape;
+    const y = g.reshape(x, [b, h / size, size, w / size, size, c]);
+    return g.reshape(g.sumTo(y, [b, h / size, 1, w / size, 1, c], 1 / (size * size)), [b, h / size, w / size, c]);
+  },
+  /** Max pooling, window = stride = size, on [B, H, W, C]: the elementwise max of the window's size^2 strided slices (the first maximum takes the gradient). */
+  maxPool(x: Sym, size: number): Sym {
+    const g = x.graph;
+    const [b, h, w, c] = x.shape;
+    const y = g.reshape(x, [b, h / size, size, w / size, size, c]);
+    let m: Sym | null = null;
+    for (let i = 0; i < size; i++) {
+      for (let j = 0; j < size; j++) {
+        const v = g.slice(g.slice(y, 2, i, 1), 4, j, 1); // [B, H/s, 1, W/s, 1, C]
+        m = m ? g.ew("max", [m, v]) : v;
+      }
+    }
+    return g.reshape(m!, [b, h / size, w / size, c]);
+  },
+  // ---- layout ops (reshape ... squeeze; the constants are T.constant)
+  reshape: (x: Sym, shape: number[]): Sym => x.graph.reshape(x, shape),
+  permute: (x: Sym, perm: number[]): Sym => x.graph.permute(x, perm),
+  slice: (x: Sym, axis: number, start: number, len: number): Sym => x.graph.slice(x, axis, start, len),
+  /** n copies tiled along an axis: a new axis of n before it, broadcast (one elementwise copy), merged */
+  repeat(x: Sym, n: number, axis: number): Sym {
+    const g = x.graph;
+    const split = [...x.shape.slice(0, axis), 1, ...x.shape.slice(axis)];
+    const wide = [...x.shape.slice(0, axis), n, ...x.shape.slice(axis)];
+    const y = g.ew("id", [g.reshape(x, split)], wide);
+    return g.reshape(
+      y,
+      x.shape.map((d, i) => (i === axis ? n * d : d)),
+    );
+  },
+  broadcastTo(x: Sym, shape: number[]): Sym {
+    if (x.shape.length === shape.length && x.shape.every((d, i) => d === shape[i])) return x;
+    return x.graph.ew("id", [x], shape);
+  },
+  /** zero padding (graph pad), plus the value where it padded: a constant [1, .., total, .., 1] */
+  pad(x: Sym, before: number, after: number, axis: number, value: number): Sym {
+    const g = x.graph;
+    const total = before + x.shape[axis] + after;
+    if (total === x.shape[axis]) return x;
+    const y = g.pad(x, axis, before, total);
+    if (value === 0) return y;
+    const fill = new Float32Array(total);
+    for (let i = 0; i < total; i++) if (i < before || i >= before + x.shape[axis]) fill[i] = value;
+    return g.ew("add", [y, g.constant(fill, x.shape.map((_, i) => (i === axis ? total : 1)))]);
+  },
 
-  /** softmax(q k^T / sqrt(d)) v per head, heads read in place from [B, S, H*d] (no transposes). */
-  attention(q: Sym, k: Sym, v: Sym, heads: number, causal = false): Sym {
+  /**
+   * softmax(q k^T / sqrt(d) + bias) v per head, heads read in place from [B, S, H*d] (no
+   * transposes). The key padding mask sets padded keys' scores to -1e9 (scores * mask + (1 - mask)
+   * * -1e9, mask as [B, 1, 1, S']); the causal mask is a constant bias.
+   * Grouped kv heads (kvHeads G < heads) are broadcast to the H heads first (the gradient sums
+   * them back).
+   */
+  attention(q: Sym, k: Sym, v: Sym, heads: number, causal = false, mask?: Sym, kvHeads?: number): Sym {
     const g = q.graph;
     const [b, s, dm] = q.shape;
     const sk = k.shape[1];
     const d = dm / heads;
-    const raw = g.gemm(q, k, [b, heads, s, sk], {
+    if (mask) checkArgs([mask]);
+    if (kvHeads && kvHeads !== heads) {
+      const expand = (x: Sym) => g.reshape(g.ew("id", [g.reshape(x, [b, sk, kvHeads, 1, d])], [b, sk, kvHeads, heads / kvHeads, d]), [b, sk, dm]);
+      [k, v] = [expand(k), expand(v)];
+    }
+    let scores = g.gemm(q, k, [b, heads, s, sk], {
       batch: [b, heads],
       m: s,
       n: sk,
@@ -213,7 +335,11 @@ export const T = {
       b: [sk * dm, d, 1, dm],
       c: [heads * s * sk, s * sk, sk, 1],
     }); // [B, H, S, S']
-    const scores = causal ? g.ew("add", [raw, g.constant(causalBias(s, sk), [s, sk])]) : raw;
+    if (causal) scores = g.ew("add", [scores, g.constant(causalBias(s, sk), [s, sk])]);
+    if (mask) {
+      const m = g.reshape(mask, [b, 1, 1, sk]);
+      scores = g.ew("add", [g.ew("mul", [scores, m]), g.ew("mul", [g.ew("sub", [1, m]), MASKED])]);
+    }
     const p = g.softmax(scores);
     return g.gemm(p, v, [b, s, dm], {
       batch: [b, heads],
@@ -225,6 +351,34 @@ export const T = {
       b: [sk * dm, d, dm, 1],
       c: [s * dm, d, dm, 1],
     }); // [B, S, H*d]
+  },
+
+  /**
+   * RoPE on x [B, N, H*d] at positions pos [N, A] or [B, N, A]: each pair (x0, x1) of each head
+   * becomes (x0 cos - x1 sin, x0 sin + x1 cos). Pairs are (2i, 2i+1) (interleaved, Flux) or
+   * (i, i + d/2) (rotate-half). The cos/sin tables are constants when pos is one (computed on
+   * the host in float64), else computed in the graph (a GEMM with the frequency matrix, sin, cos).
+   */
+  rope(x: Sym, pos: Sym, heads: number, axesDim: number[], theta: number, interleaved: boolean): Sym {
+    checkArgs([x, pos]);
+    const g = x.graph;
+    const [b, n, dm] = x.shape;
+    const half = dm / heads / 2;
+    const lead = pos.rank === 3 ? b : 1;
+    const table: number[] = interleaved ? [lead, n, 1, half, 1] : [lead, n, 1, 1, half];
+    // one cos/sin pair per positions node and frequencies (a Flux block's q and k, every block)
+    const key = `${pos.id}|${axesDim.join(",")}|${theta}|${interleaved}`;
+    let tables = ropeTables.get(g);
+    if (!tables) ropeTables.set(g, (tables = new Map()));
+    const hit = tables.get(key);
+    const [cos, sin] = hit ?? ropeCosSin(g, pos, lead * n, half, axesDim, theta, table);
+    if (!hit) tables.set(key, [cos, sin]);
+    const ax = interleaved ? 4 : 3;
+    const xr = g.reshape(x, interleaved ? [b, n, heads, half, 2] : [b, n, heads, 2, half]);
+    const [x0, x1] = [g.slice(xr, ax, 0, 1), g.slice(xr, ax, 1, 1)];
+    const o0 = g.ew("sub", [g.ew("mul", [x0, cos]), g.ew("mul", [x1, sin])]);
+    const o1 = g.ew("add", [g.ew("mul", [x0, sin]), g.ew("mul", [x1, cos])]);
+    return g.reshape(g.concat([o0, o1], ax), x.shape);
   },
 
   timestepEmbedding(t: Sym, dim: number, flip: boolean, maxPeriod: number, scale: number): Sym {

@@ -243,7 +243,7 @@ export class StaticEngine implements TrainEngine {
     this.turn = new Promise((r) => (submitted = r));
     try {
       // frozen encoders: their features are computed (and awaited) before this step's turn
-      const feeds = stepFeeds(this.sg, this.m.flow, b, await textInputs(this.m.text, b.prompts), step);
+      const feeds = stepFeeds(this.sg, this.m.flow, b, await textInputs(this.m, b.prompts), step);
       await mine;
       this.gpu.lr = lrAt(this.opts, this.gpu.stepCount + 1);
       const pending = this.gpu.step(feeds); // submits synchronously, then waits for the read

@@ -16,6 +16,7 @@ import { ParamStore } from "../nn/params.ts";
 import { type PretrainedTextOptions, PretrainedPromptEncoder } from "../text/pretrained/prompt-encoder.ts";
 import { WordTokenizer } from "../text/words.ts";
 import { Rng } from "../util/rng.ts";
+import { type CondTensors, networkArgs, networkSources, nullClass, promptLabels, tokenMask, velocityPart } from "./conditioning.ts";
 import { FlatAdam, type FlatEma } from "./flat-optim.ts";
 import { type LrScheduleName, lrAt } from "./lr-schedule.ts";
 
@@ -41,12 +42,18 @@ export class LearnedPromptEncoder implements PromptEncoder {
   constructor(
     readonly module: TextEncoderModule,
     readonly tokenizer: WordTokenizer,
+    /** the module's forward takes the padding mask after the ids */
+    readonly masked = false,
   ) {}
   get words(): readonly string[] {
     return this.tokenizer.words;
   }
   encode(prompts: readonly string[]): [tf.Tensor3D, tf.Tensor2D] {
-    return tf.tidy(() => this.module.forward(tf.tensor2d(this.tokenizer.encodeBatch(prompts), [prompts.length, this.tokenizer.length], "int32")));
+    return tf.tidy(() => {
+      const ids = this.tokenizer.encodeBatch(prompts);
+      const shape: [number, number] = [prompts.length, this.tokenizer.length];
+      return this.masked ? this.module.forward(tf.tensor2d(ids, shape, "int32"), tf.tensor2d(tokenMask(ids), shape)) : this.module.forward(tf.tensor2d(ids, shape, "int32"));
+    });
   }
 }
 
@@ -65,8 +72,20 @@ export interface ModelBundle {
  * folders (`textEncoders` overrides the spec's folders and the embedding cache; the store then
  * holds only the network's parameters).
  */
+/** The text of a network without text inputs (a class-conditional DiT): nothing to encode. */
+export const NO_TEXT: PromptEncoder = {
+  words: [],
+  encode: () => {
+    throw new TrainingStopped("internal: this network takes no text features");
+  },
+};
+
 export function buildModel(spec: CompiledSpec, ir: IR, seed: number, words?: string[], textEncoders?: PretrainedTextOptions): ModelBundle {
   if (spec.task !== "diffusion") throw new TrainingStopped(`${ir.spec.name} is a classifier spec; train it with \`sdc train-judge\``);
+  if (ir.text.kind === "none") {
+    const store = new ParamStore(seed);
+    return { store, network: spec.createNetwork(store), text: NO_TEXT, flow: { ...ir.flow }, ir };
+  }
   if (ir.text.kind === "sd3_pretrained") {
     const text = new PretrainedPromptEncoder(ir.spec.name, ir.text, textEncoders);
     const store = new ParamStore(seed);
@@ -77,7 +96,7 @@ export function buildModel(spec: CompiledSpec, ir: IR, seed: number, words?: str
   }
   const store = new ParamStore(seed);
   const network = spec.createNetwork(store);
-  const text = new LearnedPromptEncoder(spec.createTextEncoder(store), new WordTokenizer(words ?? ir.text.words, ir.text.vocab, ir.text.tokens));
+  const text = new LearnedPromptEncoder(spec.createTextEncoder(store), new WordTokenizer(words ?? ir.text.words, ir.text.vocab, ir.text.tokens), ir.text.mask === true);
   return { store, network, text, flow: { ...ir.flow }, ir };
 }
 
@@ -87,7 +106,7 @@ export function buildModel(spec: CompiledSpec, ir: IR, seed: number, words?: str
  * alone, and the step takes the encoders' features as inputs (its `text` must not be called).
  */
 export function buildTraceModel(spec: DiffusionSpec, ir: IR, seed: number): ModelBundle {
-  if (ir.text.kind === "learned") return buildModel(spec, ir, seed);
+  if (ir.text.kind === "learned" || ir.text.kind === "none") return buildModel(spec, ir, seed);
   const store = new ParamStore(seed);
   const text: PromptEncoder = {
     words: [],
@@ -103,6 +122,24 @@ export function encodePrompts(m: ModelBundle, prompts: readonly string[]): [tf.T
   return m.text.encode(prompts);
 }
 
+/** The conditioning tensors the network takes, for prompts (text features, padding mask, labels). */
+export function conditionOn(m: ModelBundle, prompts: readonly string[]): CondTensors {
+  const sources = networkSources(m.ir);
+  const cond: CondTensors = {};
+  if (sources.includes("context") || sources.includes("pooled")) [cond.context, cond.pooled] = encodePrompts(m, prompts);
+  if (sources.includes("context_mask")) {
+    if (!(m.text instanceof LearnedPromptEncoder)) throw new TrainingStopped("context_mask needs the learned text encoder");
+    cond.context_mask = tf.tensor2d(tokenMask(m.text.tokenizer.encodeBatch(prompts)), [prompts.length, m.text.tokenizer.length]);
+  }
+  if (sources.includes("label")) cond.label = tf.tensor1d(promptLabels(prompts, nullClass(m.ir)), "int32");
+  return cond;
+}
+
+/** The network's velocity for x_t [B, H, W, C] at network times t [B] under `cond`. */
+export function velocity(m: ModelBundle, x: tf.Tensor, t: tf.Tensor, cond: CondTensors): tf.Tensor4D {
+  return velocityPart(m.ir, m.network.forward(...networkArgs(networkSources(m.ir), x, t, cond)));
+}
+
 export interface FlowBatch {
   x0: Float32Array; // [B, H, W, C]
   eps: Float32Array; // [B, H, W, C]
@@ -116,8 +153,7 @@ export function flowLoss(m: ModelBundle, b: FlowBatch, shape: [number, number, n
     const x0 = tf.tensor4d(b.x0, shape);
     const eps = tf.tensor4d(b.eps, shape);
     const { xt, t, target } = trainingPair(m.flow, x0, eps, b.sigma);
-    const [ctx, pooled] = encodePrompts(m, b.prompts);
-    const v = m.network.forward(xt as tf.Tensor4D, t, ctx, pooled); // [B, H, W, C]
+    const v = velocity(m, xt, t, conditionOn(m, b.prompts)); // [B, H, W, C]
     const perSample = tf.mean(tf.square(tf.sub(v, target)), [1, 2, 3]); // [B]
     const w = lossWeight(m.flow, b.sigma);
     return tf.mean(tf.mul(perSample, tf.tensor1d(w))) as tf.Scalar;
@@ -136,20 +172,19 @@ export interface SampleOpts {
 export function sampleImages(m: ModelBundle, z: tf.Tensor4D, prompts: readonly string[], opts: SampleOpts = {}): tf.Tensor4D {
   const scale = opts.cfg ?? m.flow.guidance;
   const b = prompts.length;
-  const [ctxC, pooledC] = encodePrompts(m, prompts);
-  const [ctxU, pooledU] = encodePrompts(m, new Array(b).fill(""));
   const both = scale !== 1 && scale !== 0;
-  const ctx = both ? tf.concat([ctxC, ctxU], 0) : scale === 0 ? ctxU : ctxC;
-  const pooled = both ? tf.concat([pooledC, pooledU], 0) : scale === 0 ? pooledU : pooledC;
-  const velocity = (x: tf.Tensor, t: tf.Tensor1D): tf.Tensor => {
-    if (!both) return m.network.forward(x as tf.Tensor4D, t, ctx as tf.Tensor3D, pooled as tf.Tensor2D);
-    const v = m.network.forward(tf.concat([x, x], 0) as tf.Tensor4D, tf.concat([t, t], 0), ctx as tf.Tensor3D, pooled as tf.Tensor2D);
+  const empty = new Array<string>(b).fill("");
+  // conditional rows first, then the unconditional ones (the empty prompt: the null class)
+  const cond = conditionOn(m, both ? [...prompts, ...empty] : scale === 0 ? empty : prompts);
+  const vel = (x: tf.Tensor, t: tf.Tensor1D): tf.Tensor => {
+    if (!both) return velocity(m, x, t, cond);
+    const v = velocity(m, tf.concat([x, x], 0), tf.concat([t, t], 0), cond);
     const [vc, vu] = tf.split(v, 2, 0);
     return guidedVelocity(vc, vu, scale);
   };
   const onStep = opts.onStep;
-  const out = sampleFlow(velocity, z, m.flow, { steps: opts.steps, sampler: opts.sampler, onStep: onStep ? (i) => onStep(i.step + 1, i.steps) : undefined }) as tf.Tensor4D;
-  tf.dispose([ctxC, pooledC, ctxU, pooledU, ctx, pooled]);
+  const out = sampleFlow(vel, z, m.flow, { steps: opts.steps, sampler: opts.sampler, onStep: onStep ? (i) => onStep(i.step + 1, i.steps) : undefined }) as tf.Tensor4D;
+  tf.dispose(Object.values(cond));
   return out;
 }
 

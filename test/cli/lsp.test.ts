@@ -164,7 +164,7 @@ describe("completion", () => {
     lsp.change(uriOf(LIB), 10, [{ text }]);
     expect((await lsp.diagnostics(uriOf(LIB), 10)).map((d: { code: string }) => d.code).join(" ")).toMatch(/^SDC20\d/);
     const items = await complete(LIB, text, "c = linear(context, width, ", 27);
-    expect(items.filter((i) => i.kind === 5 /* Field */).map((i) => i.label)).toEqual(["x", "out", "bias", "init"]);
+    expect(items.filter((i) => i.kind === 5 /* Field */).map((i) => i.label)).toEqual(["x", "out", "bias", "init", "weight_name", "bias_name", "share"]) // its own, then every weighted primitive's;
     lsp.change(uriOf(LIB), 11, [{ text: lib }]);
     expect(await lsp.diagnostics(uriOf(LIB), 11)).toEqual([]);
   });

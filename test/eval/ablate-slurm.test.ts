@@ -5,7 +5,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AblationRecord, runAblationJobs, slurmQueue, unitStatuses } from "../../cli/commands/ablate-jobs.ts";
 import type { AblateOptions } from "../../cli/commands/ablate.ts";
@@ -41,7 +41,11 @@ async function waitFor<T>(what: string, f: () => T | null | undefined | false, t
 const record = (out: string) => JSON.parse(readFileSync(join(out, "ablation.json"), "utf8")) as AblationRecord;
 const idle = (out: string) => waitFor(`the jobs of ${out} to leave the queue`, () => slurmQueue(record(out).jobName)?.size === 0, 240_000);
 /** The table without its timing column (step_s is seconds per step, measured). */
-const table = (out: string) => readFileSync(join(out, "results.md"), "utf8").split("\n").filter((l) => l.startsWith("|")).map((l) => l.split("|").filter((_, i) => i !== 5).join("|"));
+const table = (out: string) => {
+  const rows = readFileSync(join(out, "results.md"), "utf8").split("\n").filter((l) => l.startsWith("|"));
+  const col = rows[0].split("|").map((c) => c.trim()).indexOf("step_s");
+  return rows.map((l) => l.split("|").filter((_, i) => i !== col).join("|"));
+};
 
 const A = "tiny+train.log_every=2+depth=1";
 const B = "tiny+train.log_every=2+depth=2";
@@ -98,6 +102,29 @@ describe("sdc ablate --executor slurm", () => {
     expect(table(out)).toEqual(table(local));
     expect(table(out)).toHaveLength(4);
   }, 600_000);
+
+  it("arms from two spec files, the second matched to the first's parameter count: each compiled into its own package, run as array tasks, gathered into one table", async () => {
+    const out = join(root, "specs");
+    const o: AblateOptions = {
+      sweeps: [], set: ["train.log_every=1"], steps: 2, batch: 4, seed: 0, backend: "wasm", perDigit: 1, cfg: [1], sampleSteps: 2, reference: 200, checkpointEvery: 1, out,
+      match: { params: [null, "width"], on: "network" }, log: () => {},
+    };
+    const arms = ["specs/sd3.mdl:tiny+depth=1", "test/specs/ablate-ew.mdl"];
+    const s = await runAblationJobs(arms, o, { executor: "slurm" });
+    expect(s.ran).toHaveLength(2);
+    const [A, B] = s.ran;
+    expect(A).toBe("sd3.tiny+train.log_every=1+depth=1");
+    expect(B).toMatch(/^ablate-ew\.base\+train\.log_every=1\+width=\d+$/);
+    expect(record(out).spec).toBe(arms.join(" "));
+    for (const u of [A, B]) expect(readFileSync(join(out, u, "task.sh"), "utf8")).toContain(resolve(out, u, "generated"));
+    await idle(out);
+    const done = await runAblationJobs(arms, o, { executor: "slurm" });
+    expect(done.results?.map((r) => [r.id, r.network])).toEqual([[A, "mmdit"], [B, "ew_net"]]);
+    const [ra, rb] = done.results!;
+    expect(rb.match).toMatchObject({ param: "width", on: "network", target: ra.networkParams, achieved: rb.networkParams });
+    const md = readFileSync(join(out, "results.md"), "utf8");
+    expect(md).toContain(`| ${B} | test/specs/ablate-ew.mdl | ew_net |  | train.log_every=1 width=${rb.match!.value} | ${rb.params} | ${rb.networkParams} | width=${rb.match!.value} | ${ra.networkParams} | ${rb.networkParams} |`);
+  }, 300_000);
 
   it("a failed unit shows its error in --status and the rerun resubmits it", async () => {
     const out = join(root, "fail");

@@ -44,7 +44,7 @@ describe("sdc ablate", () => {
     expect(third).toEqual([]);
     const csv = readFileSync(join(out, "results.csv"), "utf8").trim().split("\n");
     expect(csv).toHaveLength(5);
-    expect(readFileSync(join(out, "results.md"), "utf8")).toContain("| tiny+depth=4+head_dim=32 | tiny | depth=4 head_dim=32 | 128000 |");
+    expect(readFileSync(join(out, "results.md"), "utf8")).toContain("| tiny+depth=4+head_dim=32 | specs/sd3.mdl |  | tiny | depth=4 head_dim=32 | 128000 | 0 |");
     expect(JSON.parse(readFileSync(join(out, "results.json"), "utf8"))).toHaveLength(4);
     expect(readFileSync(join(out, "plot.svg"), "utf8")).toContain("<svg");
     expect(s.plot.svg).toBe(join(out, "plot.svg"));

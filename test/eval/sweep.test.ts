@@ -70,12 +70,45 @@ describe("sweeps", () => {
     });
     const rs = [r("tiny", 100, 0.5), r("tiny_wide", 200, 0.75)];
     const md = resultsMarkdown(rs);
-    expect(md.split("\n")[0]).toBe("| unit | variant | overrides | params | step_s | final_loss | val_loss | acc_cfg1 | fd_cfg1 |");
-    expect(md).toContain("| tiny_wide | tiny |  | 200 | 0.500 | 1.2346 | 1.5000 | 0.750 | 12.35 |");
+    expect(md.split("\n")[0]).toBe("| unit | spec | network | variant | overrides | params | network_params | step_s | final_loss | val_loss | acc_cfg1 | fd_cfg1 |");
+    expect(md).toContain("| tiny_wide | specs/sd3.mdl |  | tiny |  | 200 | 190 | 0.500 | 1.2346 | 1.5000 | 0.750 | 12.35 |");
     const csv = resultsCsv(rs).trim().split("\n");
     expect(csv).toHaveLength(3);
-    expect(csv[1]).toBe("tiny,tiny,,100,0.500,1.2346,1.5000,0.500,12.35");
+    expect(csv[1]).toBe("tiny,specs/sd3.mdl,,tiny,,100,90,0.500,1.2346,1.5000,0.500,12.35");
     const vl = resultsPlotSpec(rs, 1, "t") as { data: { values: { accuracy: number }[] } };
     expect(vl.data.values.map((v) => v.accuracy)).toEqual([0.5, 0.75]);
+  });
+
+  it("plans arms from several spec files: ids start with the spec's name, arm overrides before the sweep's", () => {
+    const arms = [
+      { spec: "specs/sd3.mdl", specHash: "a", variant: "tiny", set: [["depth", "1"]] as [string, string][], label: "sd3" },
+      { spec: "specs/dit.mdl", specHash: "b", variant: null, set: [], label: "dit" },
+    ];
+    const u = plan({ arms, fixed: [["train.log_every", "1"]], sweeps: [parseSweep("mlp_ratio=2,4")] });
+    expect(u.map((x) => x.id)).toEqual(["sd3.tiny+train.log_every=1+depth=1+mlp_ratio=2", "sd3.tiny+train.log_every=1+depth=1+mlp_ratio=4", "dit.base+train.log_every=1+mlp_ratio=2", "dit.base+train.log_every=1+mlp_ratio=4"]);
+    expect(u.map((x) => [x.arm, x.combo, x.inputs.spec, x.inputs.specHash])).toEqual([[0, 0, "specs/sd3.mdl", "a"], [0, 1, "specs/sd3.mdl", "a"], [1, 0, "specs/dit.mdl", "b"], [1, 1, "specs/dit.mdl", "b"]]);
+    expect(u[1].inputs.set).toEqual(["train.log_every=1", "depth=1", "mlp_ratio=4"]);
+    expect(() => plan({ arms: [arms[0], arms[0]] })).toThrow(/share the folder sd3.tiny\+depth=1; is an arm listed twice/);
+    expect(() => plan({ arms, fixed: [["depth", "2"]] })).toThrow(/depth is both --set and set by the arm specs\/sd3.mdl:tiny/);
+    expect(() => plan({ arms, sweeps: [parseSweep("depth=1,2")] })).toThrow(/depth is both --sweep and set by the arm/);
+  });
+
+  it("renders the spec, network and matched counts of cross-spec arms", () => {
+    const base = { stepSeconds: 0.5, trainSeconds: 1, finalTrainLoss: 1, valLoss: 1.5, cfg: [{ cfg: 1, accuracy: 0.5, frechet: 1, sampleSeconds: 1 }], wallSeconds: 2 };
+    const inputs = (spec: string, variant: string | null, set: string[]) => ({ ...plan()[0].inputs, spec, variant, set });
+    const rs: UnitResult[] = [
+      { ...base, id: "sd3.tiny", inputs: inputs("specs/sd3.mdl", "tiny", []), name: "sd3-tiny", network: "mmdit", params: 347264, networkParams: 294592 },
+      { ...base, id: "ew.base+width=264", inputs: inputs("test/specs/ablate-ew.mdl", null, ["width=264"]), name: "ablate-ew-width264", network: "ew_net", params: 343320, networkParams: 1, match: { param: "width", value: 264, from: 32, on: "params", target: 347264, achieved: 343320, compiled: 71 } },
+    ];
+    const md = resultsMarkdown(rs).split("\n");
+    expect(md[0]).toBe("| unit | spec | network | variant | overrides | params | network_params | match | target_params | achieved_params | match_err | step_s | final_loss | val_loss | acc_cfg1 | fd_cfg1 |");
+    expect(md[2]).toBe("| sd3.tiny | specs/sd3.mdl | mmdit | tiny |  | 347264 | 294592 |  |  |  |  | 0.500 | 1.0000 | 1.5000 | 0.500 | 1.00 |");
+    expect(md[3]).toBe("| ew.base+width=264 | test/specs/ablate-ew.mdl | ew_net |  | width=264 | 343320 | 1 | width=264 | 347264 | 343320 | -1.14% | 0.500 | 1.0000 | 1.5000 | 0.500 | 1.00 |");
+    const vl = resultsPlotSpec(rs, 1, "t") as { data: { values: { spec: string; params: number; target_params: number | null }[] }; hconcat: { layer: { encoding: { shape?: { field: string } } }[] }[] };
+    expect(vl.data.values.map((v) => [v.spec, v.params, v.target_params])).toEqual([["sd3.mdl (mmdit)", 347264, null], ["ablate-ew.mdl (ew_net)", 343320, 347264]]);
+    expect(vl.hconcat[0].layer[0].encoding.shape?.field).toBe("spec");
+    const xField = (v: unknown) => (v as { hconcat: { layer: { encoding: { x: { field: string } } }[] }[] }).hconcat[0].layer[0].encoding.x.field;
+    expect(xField(vl)).toBe("params");
+    expect(xField(resultsPlotSpec([rs[0], { ...rs[1], match: { ...rs[1].match!, on: "network" } }], 1, "t"))).toBe("network_params");
   });
 });

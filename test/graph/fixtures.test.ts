@@ -40,7 +40,7 @@ describe("static graph of the fixture networks vs the PyTorch reference", () => 
     for (let i = 0; i < b; i++) for (let ch = 0; ch < c; ch++) for (let y = 0; y < h; y++) for (let z = 0; z < w; z++) xs[((i * h + y) * w + z) * c + ch] = x[((i * c + ch) * h + y) * w + z];
     const [, tokens, width] = t("text_embeddings").shape;
     const frozen = { words: [], encode: () => { throw new Error("unused"); } };
-    const { graph, v: output } = buildVelocityGraph({ store, network, text: frozen }, b, [h, w, c], { tokens, width, pooled: t("pooled_text_embeddings").shape[1] });
+    const { graph, v: output } = buildVelocityGraph({ store, network, text: frozen, ir: JSON.parse(readFileSync(join(tmp, name, "ir.json"), "utf8")) }, b, [h, w, c], { tokens, width, pooled: t("pooled_text_embeddings").shape[1] });
     const params = new Map([...store.vars].map(([n, v]) => [n, v.dataSync() as Float32Array]));
     const feeds = new Map<string, Float32Array>([["xt", xs], ["t", t("timestep").data as Float32Array], ["context", t("text_embeddings").data as Float32Array], ["pooled", t("pooled_text_embeddings").data as Float32Array]]);
     const y = evaluate(graph, feeds, params, output.id + 1)[output.id]; // [B, H, W, C]

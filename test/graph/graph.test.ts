@@ -219,14 +219,12 @@ describe("errors", () => {
     const g = new Graph();
     expect(() => g.ew("add", [g.input("a", [2, 3]), g.input("b", [4])])).toThrow(/cannot broadcast \[2,3\] with \[4\]/);
   });
-  it("reports ops the static engine lacks as UnsupportedOpError", () => {
+  it("names the op and the engine that has it in UnsupportedOpError", () => {
+    const e = new UnsupportedOpError("frobnicate");
+    expect(e.message).toBe("the static training engine has no frobnicate yet; train this spec with --engine tfjs");
     const g = new Graph();
     const x = g.input("x", [2, 8]);
-    withTrace(new TraceContext(g, new Map()), () => {
-      expect(() => F.maxPool(x as never, 2)).toThrow(UnsupportedOpError);
-      expect(() => F.avgPool(x as never, 2)).toThrow(/no avg_pool yet; train this spec with --engine tfjs/);
-      expect(T.add(x, 1).shape).toEqual([2, 8]);
-    });
+    withTrace(new TraceContext(g, new Map()), () => expect(T.add(x, 1).shape).toEqual([2, 8]));
   });
   it("refuses a batch of another size", () => {
     const { sg } = tinyStep(2);

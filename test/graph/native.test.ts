@@ -109,9 +109,12 @@ describe("each kernel against the interpreter", () => {
   });
   it.each(binary)("binary %s (vector-vector, vector-scalar, scalar-vector)", (op) => {
     const den = (g: Graph, y: Sym) => (op === "div" ? g.ew("add", [g.ew("square", [y]), 0.5]) : y);
-    expect(compare((g, [x, y]) => g.ew(op, [x, den(g, y)]), [[300], [300]])).toBeLessThan(1e-5);
-    expect(compare((g, [x, y]) => g.ew(op, [x, den(g, y)]), [[4, 300], [4, 1]])).toBeLessThan(1e-5);
-    expect(compare((g, [x, y]) => g.ew(op, [den(g, y), x]), [[4, 300], [4, 1]])).toBeLessThan(1e-5);
+    // pow: a positive base (any exponent), or an integer exponent (any base)
+    const base = (g: Graph, x: Sym) => (op === "pow" ? g.ew("add", [g.ew("abs", [x]), 0.5]) : x);
+    expect(compare((g, [x, y]) => g.ew(op, [base(g, x), den(g, y)]), [[300], [300]])).toBeLessThan(1e-5);
+    expect(compare((g, [x, y]) => g.ew(op, [base(g, x), den(g, y)]), [[4, 300], [4, 1]])).toBeLessThan(1e-5);
+    expect(compare((g, [x, y]) => g.ew(op, [op === "pow" ? base(g, y) : den(g, y), x]), [[4, 300], [4, 1]])).toBeLessThan(1e-5);
+    if (op === "pow") expect(compare((g, [x]) => g.ew("add", [g.ew("pow", [x, 3]), g.ew("pow", [x, -2])]), [[300]])).toBeLessThan(1e-5);
   });
 });
 

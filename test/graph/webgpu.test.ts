@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { PNG } from "pngjs";
-import { afterAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
 // software Vulkan compiles every shader with LLVM on first use: give these tests room on slow CI
 vi.setConfig({ testTimeout: 400_000 });
@@ -29,6 +29,57 @@ function node(args: string[], env: Record<string, string> = {}, gpu = true) {
   const r = spawnSync(cmd, argv, { encoding: "utf8", env: { ...process.env, ...env }, timeout: 240_000 });
   return { status: r.status, out: r.stdout, err: r.stderr };
 }
+
+/**
+ * The language's architectures and primitives on the WGSL kernels: each spec's step (one kernel
+ * at a time) against the CPU interpreter, compiled into a temp dir. The committed DiT, MMDiT-X,
+ * Flux and latent specs (tiny variants) and the test specs of the newer primitives and inputs.
+ */
+const LANGUAGE_SPECS: [string, string[], string][] = [
+  ["specs/dit.mdl", ["--variant", "tiny"], "dit-tiny"],
+  ["specs/mmditx.mdl", ["--variant", "tiny"], "mmditx-tiny"],
+  ["specs/flux.mdl", ["--variant", "tiny"], "flux-tiny"],
+  ["specs/sd3-latent.mdl", ["--variant", "tiny"], "sd3-latent-tiny"],
+  ["test/specs/elementwise.mdl", [], "elementwise"],
+  ["test/specs/tensor-ops.mdl", [], "tensor-ops"],
+  ["test/specs/rope-gqa.mdl", [], "rope-gqa"],
+  ["test/specs/labels.mdl", [], "labels"],
+  ["test/specs/masked.mdl", [], "masked"],
+];
+
+describe.skipIf(!available)("the language's specs on WebGPU (lavapipe)", () => {
+  const gen = join(tmp, "lang");
+  beforeAll(() => {
+    for (const [spec, flags] of LANGUAGE_SPECS) {
+      const c = node(["bin/sdc.mjs", "compile", spec, ...flags, "--out-dir", gen], {}, false);
+      expect(c.status, c.err.slice(-2000)).toBe(0);
+    }
+  });
+
+  it.each(LANGUAGE_SPECS)("%s %j: every kernel of the step matches the CPU interpreter", (_, __, name) => {
+    const dir = join(gen, name);
+    const r = node(["--import", "tsx", "bench/graph-check.ts", "--generated", dir, "--batch", "2"]);
+    expect(r.status, r.err.slice(-2000)).toBe(0);
+    const res = JSON.parse(r.out.trim().split("\n").pop()!);
+    expect(res.worstNodeRelError).toBeLessThan(1e-3);
+    expect(res.worstParamAbsError).toBeLessThan(1e-5);
+    expect(Math.abs(res.loss - res.lossCpu)).toBeLessThan(1e-5);
+  });
+
+  it.each(LANGUAGE_SPECS.slice(0, 3))("%s %j: sdc train on WebGPU tracks the tfjs engine for the same seed", (_, __, name) => {
+    const dir = join(gen, name);
+    const losses: Record<string, number[]> = {};
+    for (const engine of ["tfjs", "static"]) {
+      const out = join(tmp, `lang-${name}-${engine}`);
+      const r = node(["bin/sdc.mjs", "train", dir, "--steps", "3", "--batch-size", "4", "--seed", "3", "--engine", engine, "--backend", engine === "static" ? "webgpu" : "wasm", "--sample-every", "0", "--samples", "4", "--sample-steps", "2", "--no-progress", "--out", out], {}, engine === "static");
+      expect(r.status, r.err.slice(-2000)).toBe(0);
+      losses[engine] = readFileSync(join(out, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l)).flatMap((m) => [m.loss, m.val_loss].filter((v) => v !== undefined));
+    }
+    expect(losses.static.length).toBeGreaterThanOrEqual(2);
+    expect(losses.static.length).toBe(losses.tfjs.length);
+    losses.tfjs.forEach((l, i) => expect(Math.abs(losses.static[i] - l)).toBeLessThan(1e-3 * Math.max(1, l)));
+  });
+});
 
 describe.skipIf(!available)("static engine on WebGPU (lavapipe)", () => {
   it.each<[string, Record<string, string>, string[]]>([
@@ -162,5 +213,14 @@ describe.skipIf(!available)("static engine on WebGPU (lavapipe)", () => {
         for (const k of ["loss", "val_loss"]) if (cpu[i][k] !== undefined) expect(Math.abs(x[k] - cpu[i][k])).toBeLessThan(1e-4);
       });
     }
+  });
+
+  it("the WGSL forms of the layout and elementwise primitives (min, max, ge, keep, drop, pow; where, clamp, pad, repeat) match the CPU interpreter", () => {
+    const r = node(["--import", "tsx", "test/graph/scripts/tensor-ops-webgpu.ts"]);
+    expect(r.status, r.err.slice(-2000)).toBe(0);
+    const res = JSON.parse(r.out.trim().split("\n").pop()!);
+    expect(res.worst, res.worstAt).toBeLessThan(1e-5);
+    expect(res.nodes).toBeGreaterThan(15);
+    expect(res.gradNodes).toBe(2); // a and c (b is only where's mask: no gradient)
   });
 });
