@@ -312,12 +312,6 @@ export class Graph {
   concat(xs: Sym[], axis: number): Sym {
     const ax = axis < 0 ? axis + xs[0].rank : axis;
     if (xs.length === 1) return xs[0];
-    // one kernel reads at most 7 inputs (WebGPU guarantees 8 storage buffers per stage): a wider concat is a tree
-    if (xs.length > 7) {
-      const parts: Sym[] = [];
-      for (let i = 0; i < xs.length; i += 7) parts.push(this.concat(xs.slice(i, i + 7), ax));
-      return this.concat(parts, ax);
-    }
     const shape = [...xs[0].shape];
     shape[ax] = xs.reduce((s, x) => {
       if (x.rank !== xs[0].rank || x.shape.some((d, i) => i !== ax && d !== xs[0].shape[i])) throw new GraphError(`concat: [${x.shape}] does not match [${xs[0].shape}] off axis ${ax}`);
