@@ -283,7 +283,7 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
     .option("--steps <n>", "training steps per unit", "200")
     .option("--batch-size <n>", "batch size for every unit", "32")
     .option("--seed <n>", "training seed for every unit", "0")
-    .option("--out <dir>", "results folder (default: ablations/<spec name>)")
+    .option("--out <dir>", "results folder (default: ablations/<spec name>; with arms from several specs ablations/<a>-vs-<b>...)")
     .option("--per-digit <n>", "eval: generated images per digit", "10")
     .option("--cfg <list>", "eval: comma-separated CFG scales", "1,4")
     .option("--sample-steps <n>", "eval: sampler steps (default: the spec's)")

@@ -351,13 +351,13 @@ describe.each([
 });
 
 describe("limits: refused quickly, never a crash or a hang", () => {
-  it("a 10 MB file is refused before it is decoded (well under a second)", () => {
+  it("a 10 MB file is refused before it is decoded", () => {
+    // a byte that is not UTF-8 at the end: decoding first would report it (SDC100) as well
     const big = new Uint8Array(10 * 1024 * 1024).fill(0x20);
-    const t0 = performance.now();
+    big[big.length - 1] = 0xff;
     const r = compileSource(big);
-    const ms = performance.now() - t0;
     expectError(r, { code: "SDC102", line: 1, col: 1, msg: "input too large: main.mdl is 10.0 MiB; a spec may be at most 1.0 MiB" });
-    expect(ms).toBeLessThan(500);
+    expect(r.diagnostics.map((d) => d.code)).toEqual(["SDC102"]);
   });
 
   it("a file just under the size limit with a bad byte at its end is located in linear time", () => {

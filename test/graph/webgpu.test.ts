@@ -102,6 +102,17 @@ describe.skipIf(!available)("static engine on WebGPU (lavapipe)", () => {
     expect(res.kernels).toBeGreaterThan(100);
   });
 
+  it("the UNet's kernels (im2col convolutions, transposed convolution, group norm, upsampling, dropout) match the CPU interpreter", () => {
+    const c = node(["bin/sdc.mjs", "compile", "test/specs/unet-tiny.mdl", "--out-dir", join(tmp, "unet"), "-q"], {}, false);
+    expect(c.status, c.err).toBe(0);
+    const r = node(["--import", "tsx", "bench/graph-check.ts", "--generated", join(tmp, "unet", "unet-tiny"), "--batch", "2"]);
+    expect(r.status, r.err.slice(-2000)).toBe(0);
+    const res = JSON.parse(r.out.trim().split("\n").pop()!);
+    expect(res.worstNodeRelError).toBeLessThan(1e-3);
+    expect(res.worstParamAbsError).toBeLessThan(1e-5);
+    expect(Math.abs(res.loss - res.lossCpu)).toBeLessThan(1e-5);
+  });
+
   const train = (engine: string, out: string, extra: string[] = []) =>
     node(["bin/sdc.mjs", "train", "generated/sd3-tiny", "--steps", "12", "--batch-size", "8", "--seed", "3", "--engine", engine, "--backend", engine === "static" ? "webgpu" : "wasm", "--sample-every", "0", "--checkpoint-every", "6", "--samples", "4", "--sample-steps", "2", "--no-progress", "--out", out, ...extra], {}, engine === "static");
   const metrics = (out: string) => readFileSync(join(out, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
