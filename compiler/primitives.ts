@@ -148,6 +148,16 @@ function positive(c: PrimContext, arg: string, d: Dim, what: string) {
 
 const X: PrimArg = { name: "x", type: "tensor", doc: "input tensor" };
 
+/** A normalization's affine parameters over the last axis (weight 1, bias 0), unless affine: false. */
+function affineWeights(a: Args): WeightSpec[] {
+  if (flag(a, "affine") === false) return [];
+  const d = last(tensor(a, "x").shape);
+  return [
+    { suffix: "weight", shape: [d], init: "ones", buffer: false },
+    { suffix: "bias", shape: [d], init: "zeros", buffer: false },
+  ];
+}
+
 /** A list argument's sizes. */
 function intList(a: Args, name: string): Dim[] {
   return (a[name] as { items: Value[] }).items.map((v) => (v as { v: Dim }).v);
@@ -288,14 +298,7 @@ export const PRIMITIVES: Record<string, Primitive> = {
     runtime: "LayerNorm",
     example: { x: "[B, N, D]" },
     infer: (a) => floatTensor(tensor(a, "x").shape),
-    weights(a) {
-      if (flag(a, "affine") === false) return [];
-      const d = last(tensor(a, "x").shape);
-      return [
-        { suffix: "weight", shape: [d], init: "ones", buffer: false },
-        { suffix: "bias", shape: [d], init: "zeros", buffer: false },
-      ];
-    },
+    weights: affineWeights,
   },
   rms_norm: {
     name: "rms_norm",
@@ -808,14 +811,7 @@ export const PRIMITIVES: Record<string, Primitive> = {
       c.div("groups", last(x.shape), num(a, "groups"), "group_norm: groups must divide the channels");
       return floatTensor(x.shape);
     },
-    weights(a) {
-      if (flag(a, "affine") === false) return [];
-      const d = last(tensor(a, "x").shape);
-      return [
-        { suffix: "weight", shape: [d], init: "ones", buffer: false },
-        { suffix: "bias", shape: [d], init: "zeros", buffer: false },
-      ];
-    },
+    weights: affineWeights,
   },
   upsample_nearest: {
     name: "upsample_nearest",

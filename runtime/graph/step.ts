@@ -155,6 +155,17 @@ export function dropoutMask(d: DropoutInput, step: number, index: number): Float
   return out;
 }
 
+/** The names of a graph's inputs, found once per graph (stepFeeds runs every step; fusion never adds or removes inputs). */
+const inputNameCache = new WeakMap<Graph, Set<string>>();
+function inputNames(g: Graph): Set<string> {
+  let names = inputNameCache.get(g);
+  if (!names) {
+    names = new Set(g.nodes.flatMap((nd) => (nd.op.kind === "input" ? [nd.op.name] : [])));
+    inputNameCache.set(g, names);
+  }
+  return names;
+}
+
 /**
  * The host-side inputs of one step from a FlowBatch: the same arithmetic as flowLoss
  * (xt = (1 - sigma) x0 + sigma eps, target, network time, loss weights / (B * pixels)), and the
@@ -189,11 +200,12 @@ export function stepFeeds(sg: Pick<StepGraph, "graph" | "batch" | "dims" | "text
     feeds.set("context", text.context);
     feeds.set("pooled", text.pooled);
   }
-  if (sg.graph.nodes.some((nd) => nd.op.kind === "input" && nd.op.name === "mask")) {
+  const inputs = inputNames(sg.graph);
+  if (inputs.has("mask")) {
     if (!text.mask) throw new GraphError("the step needs the context's padding mask");
     feeds.set("mask", text.mask);
   }
-  if (sg.graph.nodes.some((nd) => nd.op.kind === "input" && nd.op.name === "labels")) {
+  if (inputs.has("labels")) {
     if (!text.labels) throw new GraphError("the step needs class labels");
     feeds.set("labels", Float32Array.from(text.labels));
   }

@@ -18,6 +18,7 @@ import { compileGraph, paramArena } from "../../runtime/graph/native.ts";
 import { TraceContext, withTrace } from "../../runtime/graph/trace.ts";
 import * as F from "../../runtime/nn/functional.ts";
 import { Rng } from "../../runtime/util/rng.ts";
+import { finiteDifferenceError } from "./helpers.ts";
 
 beforeAll(async () => {
   await initBackend("cpu", { log: () => {} });
@@ -127,22 +128,7 @@ function compareEngines(c: Case, seed = 1): void {
 /** The graph's gradients against central differences (worst error relative to max(1, |grad|)). */
 function finiteDiff(c: Case, seed = 2): number {
   const b = build(c, seed);
-  const vals = evaluate(b.g, b.feeds, b.params);
-  let worst = 0;
-  for (const [name, x] of b.params) {
-    const an = vals[b.grads.get(name)!.id];
-    for (let i = 0; i < x.length; i++) {
-      const keep = x[i];
-      const h = 1e-2;
-      x[i] = keep + h;
-      const up = evaluate(b.g, b.feeds, b.params, b.loss.id + 1)[b.loss.id][0];
-      x[i] = keep - h;
-      const dn = evaluate(b.g, b.feeds, b.params, b.loss.id + 1)[b.loss.id][0];
-      x[i] = keep;
-      worst = Math.max(worst, Math.abs((up - dn) / (2 * h) - an[i]) / Math.max(1, Math.abs(an[i])));
-    }
-  }
-  return worst;
+  return finiteDifferenceError(b.g, b.loss, b.grads, b.params, b.feeds);
 }
 
 const mask2x5 = { shape: [2, 5], values: prefixMask(5, [3, 5]) };

@@ -22,6 +22,7 @@ import { ParamStore } from "../../runtime/nn/params.ts";
 import { createEngine } from "../../runtime/train/engine.ts";
 import { buildModel, LearnedPromptEncoder, type FlowBatch } from "../../runtime/train/trainer.ts";
 import { Rng } from "../../runtime/util/rng.ts";
+import { finiteDifferenceError } from "./helpers.ts";
 
 let tiny: LoadedSpec;
 beforeAll(async () => {
@@ -39,22 +40,7 @@ function checkGrad(build: (g: Graph, p: Sym[]) => Sym, shapes: number[][], seed 
   const loss = g.sumTo(g.ew("mul", [y, w]), [1]);
   const { grads } = differentiate(g, loss);
   const params = new Map(ps.map((p, i) => [`p${i}`, rng.normals(p.size)]));
-  const vals = evaluate(g, new Map(), params);
-  let worst = 0;
-  for (const [name, x] of params) {
-    const an = vals[grads.get(name)!.id];
-    for (let i = 0; i < x.length; i++) {
-      const keep = x[i];
-      const h = 1e-2;
-      x[i] = keep + h;
-      const up = evaluate(g, new Map(), params, loss.id + 1)[loss.id][0];
-      x[i] = keep - h;
-      const dn = evaluate(g, new Map(), params, loss.id + 1)[loss.id][0];
-      x[i] = keep;
-      worst = Math.max(worst, Math.abs((up - dn) / (2 * h) - an[i]) / Math.max(1, Math.abs(an[i])));
-    }
-  }
-  return worst;
+  return finiteDifferenceError(g, loss, grads, params);
 }
 
 describe("causal attention", () => {

@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
+import { expectSameMetrics, type MetricLine, readMetrics } from "./helpers.ts";
 
 vi.setConfig({ testTimeout: 180_000 });
 const tmp = mkdtempSync(join(tmpdir(), "sdc-rope-gqa-"));
@@ -23,22 +24,13 @@ describe("mask + rope + grouped-query attention in a spec", () => {
     expect(model).toContain("F.attention(q, k, v, heads, false, m, kv_heads)");
     expect(model).toContain("F.rope(");
     expect(model).toContain("F.positions2d(");
-    const metrics: Record<string, { loss?: number; grad_norm?: number; val_loss?: number }[]> = {};
+    const metrics: Record<string, MetricLine[]> = {};
     for (const engine of ["tfjs", "static"]) {
       const out = join(tmp, engine);
       const r = sdc(["train", join(tmp, "gen", "rope-gqa"), "--steps", "4", "--batch-size", "4", "--seed", "2", "--engine", engine, "--backend", "wasm", "--sample-every", "0", "--samples", "4", "--sample-steps", "2", "--no-progress", "--out", out]);
       expect(r.status, r.stderr.slice(-2000)).toBe(0);
-      metrics[engine] = readFileSync(join(out, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+      metrics[engine] = readMetrics(out);
     }
-    expect(metrics.static.length).toBe(metrics.tfjs.length);
-    let compared = 0;
-    metrics.tfjs.forEach((m, i) => {
-      for (const k of ["loss", "grad_norm", "val_loss"] as const) {
-        if (m[k] === undefined) continue;
-        compared++;
-        expect(Math.abs(metrics.static[i][k]! - m[k]!), `${k} at line ${i}`).toBeLessThan(1e-4 * Math.max(1, Math.abs(m[k]!)));
-      }
-    });
-    expect(compared).toBeGreaterThanOrEqual(3);
+    expectSameMetrics(metrics as { tfjs: MetricLine[]; static: MetricLine[] });
   });
 });

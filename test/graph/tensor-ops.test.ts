@@ -23,6 +23,7 @@ import { compileGraph, paramArena } from "../../runtime/graph/native.ts";
 import { TraceContext, withTrace } from "../../runtime/graph/trace.ts";
 import * as F from "../../runtime/nn/functional.ts";
 import { Rng } from "../../runtime/util/rng.ts";
+import { expectSameMetrics, finiteDifferenceError, type MetricLine, readMetrics } from "./helpers.ts";
 
 beforeAll(async () => {
   await initBackend("cpu", { log: () => {} });
@@ -226,22 +227,7 @@ function finiteDifference(fn: Fn, data: Float32Array[], seed = 4): number {
   const loss = g.sumTo(g.ew("mul", [y, g.constant(rng.normals(y.size), y.shape)]), [1]);
   const { grads } = differentiate(g, loss);
   const params = new Map(data.map((d, i) => [`p${i}`, Float32Array.from(d)] as const));
-  const vals = evaluate(g, new Map(), params);
-  let bad = 0;
-  for (const [name, x] of params) {
-    const an = vals[grads.get(name)!.id];
-    for (let i = 0; i < x.length; i++) {
-      const keep = x[i];
-      const h = 1e-2;
-      x[i] = keep + h;
-      const up = evaluate(g, new Map(), params, loss.id + 1)[loss.id][0];
-      x[i] = keep - h;
-      const dn = evaluate(g, new Map(), params, loss.id + 1)[loss.id][0];
-      x[i] = keep;
-      bad = Math.max(bad, Math.abs((up - dn) / (2 * h) - an[i]) / Math.max(1, Math.abs(an[i])));
-    }
-  }
-  return bad;
+  return finiteDifferenceError(g, loss, grads, params);
 }
 
 describe("elementwise gradients against finite differences (away from the kinks)", () => {
@@ -270,22 +256,13 @@ describe("the primitives in a spec (test/specs/tensor-ops.mdl)", () => {
     expect(c.status, c.stderr).toBe(0);
     const model = readFileSync(join(tmp, "gen", "tensor-ops", "model.ts"), "utf8");
     for (const f of ["reshape", "permute", "transpose", "slice", "repeat", "broadcastTo", "pad", "squeeze", "zeros", "ones", "full", "arange", "minimum", "maximum", "clamp", "where", "pow", "square"]) expect(model).toContain(`F.${f}(`);
-    const metrics: Record<string, { loss?: number; grad_norm?: number; val_loss?: number }[]> = {};
+    const metrics: Record<string, MetricLine[]> = {};
     for (const engine of ["tfjs", "static"]) {
       const out = join(tmp, engine);
       const r = sdc(["train", join(tmp, "gen", "tensor-ops"), "--steps", "6", "--batch-size", "8", "--seed", "2", "--engine", engine, "--backend", "wasm", "--sample-every", "0", "--samples", "4", "--sample-steps", "2", "--no-progress", "--out", out]);
       expect(r.status, r.stderr.slice(-2000)).toBe(0);
-      metrics[engine] = readFileSync(join(out, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+      metrics[engine] = readMetrics(out);
     }
-    expect(metrics.static.length).toBe(metrics.tfjs.length);
-    let compared = 0;
-    metrics.tfjs.forEach((m, i) => {
-      for (const k of ["loss", "grad_norm", "val_loss"] as const) {
-        if (m[k] === undefined) continue;
-        compared++;
-        expect(Math.abs(metrics.static[i][k]! - m[k]!), `${k} at line ${i}`).toBeLessThan(1e-4 * Math.max(1, Math.abs(m[k]!)));
-      }
-    });
-    expect(compared).toBeGreaterThanOrEqual(3);
+    expectSameMetrics(metrics as { tfjs: MetricLine[]; static: MetricLine[] });
   });
 });

@@ -1,0 +1,54 @@
+/**
+ * Shared checks of the graph tests: a traced graph's gradients against central differences of its
+ * own loss, and two training runs (tfjs and the static engine) agreeing line by line.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { expect } from "vitest";
+import { evaluate } from "../../runtime/graph/cpu.ts";
+import type { Graph, Sym } from "../../runtime/graph/graph.ts";
+
+/**
+ * The worst error of the graph's gradient of `loss` against central differences (step 1e-2),
+ * relative to max(1, |gradient|), over `coords(n)` of each parameter's n entries (default: all).
+ * The parameter arrays are perturbed in place and restored.
+ */
+export function finiteDifferenceError(g: Graph, loss: Sym, grads: Map<string, Sym>, params: Map<string, Float32Array>, feeds = new Map<string, Float32Array>(), coords?: (n: number) => number[]): number {
+  const vals = evaluate(g, feeds, params);
+  let worst = 0;
+  for (const [name, x] of params) {
+    const an = vals[grads.get(name)!.id];
+    for (const i of coords ? coords(x.length) : x.keys()) {
+      const keep = x[i];
+      const h = 1e-2;
+      x[i] = keep + h;
+      const up = evaluate(g, feeds, params, loss.id + 1)[loss.id][0];
+      x[i] = keep - h;
+      const dn = evaluate(g, feeds, params, loss.id + 1)[loss.id][0];
+      x[i] = keep;
+      worst = Math.max(worst, Math.abs((up - dn) / (2 * h) - an[i]) / Math.max(1, Math.abs(an[i])));
+    }
+  }
+  return worst;
+}
+
+export type MetricLine = { loss?: number; grad_norm?: number; val_loss?: number };
+
+/** The lines of a run's metrics.jsonl. */
+export function readMetrics(run: string): MetricLine[] {
+  return readFileSync(join(run, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+}
+
+/** The static engine's metrics equal the tfjs engine's, line by line, within 1e-4 (relative above 1); at least 3 values compared. */
+export function expectSameMetrics(metrics: { tfjs: MetricLine[]; static: MetricLine[] }): void {
+  expect(metrics.static.length).toBe(metrics.tfjs.length);
+  let compared = 0;
+  metrics.tfjs.forEach((m, i) => {
+    for (const k of ["loss", "grad_norm", "val_loss"] as const) {
+      if (m[k] === undefined) continue;
+      compared++;
+      expect(Math.abs(metrics.static[i][k]! - m[k]!), `${k} at line ${i}`).toBeLessThan(1e-4 * Math.max(1, Math.abs(m[k]!)));
+    }
+  });
+  expect(compared).toBeGreaterThanOrEqual(3);
+}
