@@ -18,7 +18,7 @@ import { EXIT, InputError, UsageError } from "../errors.ts";
 import { loadCompiled } from "../generated.ts";
 import { Progress } from "../progress.ts";
 import { DEFAULT_JUDGE_DIR, DEFAULT_JUDGE_WEIGHTS, loadJudge } from "./judge.ts";
-import { loadDataset, sampleViewer } from "./train.ts";
+import { loadDataset, sampleViewer } from "../../runtime/data/load.ts";
 
 export interface EvalCliOptions {
   generated?: string;

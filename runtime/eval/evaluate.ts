@@ -15,8 +15,10 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { ImageTextDataset } from "../data/dataset.ts";
+import type { ImageDecoder } from "../data/load.ts";
 import { DIGIT_WORDS } from "../data/mnist.ts";
-import { type ModelBundle, makeValidationSet, type SampleOpts, sampleImages, type ValidationSet, validationLoss } from "../train/trainer.ts";
+import { makeValidationSet, sampleImages, validationLoss } from "../train/trainer.ts";
+import { type ModelBundle, type SampleOpts, type ValidationSet } from "../bundle.ts";
 import { Rng } from "../util/rng.ts";
 import { featureStats, type FeatureStats, frechetDistance } from "./frechet.ts";
 import { type Judge, judgeImages } from "./judge.ts";
@@ -97,13 +99,6 @@ export function evalPrompts(perDigit: number): { prompts: string[]; digits: Int3
     }
   }
   return { prompts, digits, word };
-}
-
-/** Samples in a latent space -> images (a LatentDecoder): [n, H, W, C] -> [n, ...dims]. */
-export interface ImageDecoder {
-  /** the decoded image's [h, w, c] */
-  dims: [number, number, number];
-  decode(z: Float32Array, n: number): Float32Array;
 }
 
 /** Reference statistics of the judge's features on n images of a dataset (default all), decoded first when latent. */

@@ -8,7 +8,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any */
 import * as tf from "@tensorflow/tfjs";
 import { networkTime, samplingSigmas, velocitySign } from "../../flow/schedule.ts";
-import { type FlowBatch, type ModelBundle, type SampleOpts, type ValidationSet } from "../../train/trainer.ts";
+import { type FlowBatch, type ModelBundle, type SampleOpts, type ValidationSet } from "../../bundle.ts";
 import { WebGpuForward } from "../../executors/webgpu/forward.ts";
 import { fuseGraph } from "../../graph/fuse.ts";
 import { NativeForward, nativeAddon, paramArena } from "../../executors/native/native.ts";
