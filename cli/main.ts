@@ -305,7 +305,7 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
     .option("--json", "--status: print JSON")
     .action(async (specs: string[], o) => {
       const spec: string | string[] | undefined = specs.length === 0 ? undefined : specs.length === 1 ? specs[0] : specs;
-      const { runAblateCli, runAblateStatusCli } = await import("./commands/ablate.ts");
+      const { runAblateCli, runAblateStatusCli } = await import("./ablate/command.ts");
       if (o.status !== undefined) {
         if (spec !== undefined) throw new UsageError("--status DIR takes no spec; run `sdc ablate --status DIR`");
         onResult(await runAblateStatusCli(o.status, { json: o.json }));
@@ -334,7 +334,7 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
       };
       const { parseCfgList } = await import("./commands/eval.ts");
       const { parseSweep } = await import("../runtime/eval/sweep.ts");
-      const { parseMatchParams, parseMatchRange } = await import("./commands/ablate-match.ts");
+      const { parseMatchParams, parseMatchRange } = await import("./ablate/match.ts");
       onResult(
         await runAblateCli(spec, {
           variants: o.variants !== undefined ? String(o.variants).split(",").map((v: string) => v.trim()).filter(Boolean) : undefined,
