@@ -2,7 +2,10 @@
  * The types of the primitive table: an entry's signature, shape rule, parameters, runtime name
  * and the facts the code generator needs, plus the arguments every primitive with parameters takes.
  */
+import type { Init } from "../../ir/ir.ts";
 import type { Dim, Value } from "../values.ts";
+
+export type { Init };
 
 /** `operand`: a tensor or a number (broadcast as a scalar) */
 export type ArgType = "tensor" | "int" | "float" | "bool" | "ints" | "string" | "operand";
@@ -16,8 +19,6 @@ export interface PrimArg {
   optional?: boolean;
   doc: string;
 }
-
-export type Init = "torch_linear" | "zeros" | "ones" | "normal_0.02" | "fixed" | "xavier_uniform" | `normal:${number}` | `trunc_normal:${number}`;
 
 /**
  * A linear layer's `init`, as the weight's and the bias's initializers: "torch" (PyTorch's
