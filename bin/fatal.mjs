@@ -35,9 +35,9 @@ export function outOfMemoryLine(e) {
   const as = addressSpaceLimit();
   const wasm = /WebAssembly|Wasm/.test(what);
   if (as !== null) {
-    return `out of memory (${what}) under the address-space limit (ulimit -v) of ${gib(as)}${wasm ? "; Node reserves about 10 GiB of address space for each WebAssembly memory (the TypeScript loader of generated packages and the wasm backend each need one)" : ""}: raise the limit (ulimit -v unlimited) or try a smaller --batch-size`;
+    return `out of memory: ${what}, under the address-space limit (ulimit -v) of ${gib(as)}${wasm ? "; Node reserves about 10 GiB of address space for each WebAssembly memory (the TypeScript loader of generated packages and the wasm backend each need one)" : ""}: raise the limit (ulimit -v unlimited) or try a smaller --batch-size`;
   }
-  return `out of memory (${what}): the run needs more memory than the machine or the backend can give (the wasm backend has at most 4 GiB); try a smaller --batch-size, --n or --samples, or --backend cpu`;
+  return `out of memory: ${what}; the run needs more memory than the machine or the backend can give (the wasm backend has at most 4 GiB); try a smaller --batch-size, --n or --samples, or --backend cpu`;
 }
 
 /**
