@@ -89,7 +89,7 @@ export const SETTING_SCHEMAS: Record<string, object> = {
 };
 const SHA = { type: "string", pattern: "^[0-9a-f]{64}$" };
 const TEXT = { type: "string", maxLength: 4096 };
-const ARGV = { type: "array", maxItems: 1000, items: TEXT };
+const ARGV = { type: "array", minItems: 1, maxItems: 1000, items: TEXT };
 const ir = irSchema as unknown as { properties: { train: object }; definitions: object };
 
 /** JSON schema of config.json (draft-07, as ajv checks it): nothing unknown, every setting in its range. */
@@ -113,7 +113,7 @@ export const RUN_CONFIG_SCHEMA = {
     backend: { enum: ["tensorflow", "webgpu", "wasm", "cpu"] },
     engine: { enum: ["tfjs", "static"] },
     created: TEXT,
-    history: { type: "array", maxItems: 100000, items: { type: "object", additionalProperties: false, required: ["command", "fromStep", "at"], properties: { command: ARGV, fromStep: INT(0, 1e9), at: TEXT } } },
+    history: { type: "array", minItems: 1, maxItems: 100000, items: { type: "object", additionalProperties: false, required: ["command", "fromStep", "at"], properties: { command: ARGV, fromStep: INT(0, 1e9), at: TEXT } } },
     checksum: SHA,
   },
   definitions: ir.definitions,
