@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { existsSync, lstatSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import AjvModule from "ajv";
-import irSchema from "../compiler/ir.schema.json" with { type: "json" };
+import irSchema from "../ir/ir.schema.json" with { type: "json" };
 import { removeStaleTemps, writeFileAtomic } from "../runtime/io/atomic.ts";
 import { readRegularFile } from "../runtime/io/read-file.ts";
 import { InputError, UsageError } from "./errors.ts";
