@@ -30,6 +30,8 @@ export interface EvalCliOptions {
   sampler?: "euler" | "heun";
   seed?: number;
   referenceCount?: number;
+  /** bootstrap resamples of the FD interval (default 100; 0: none) */
+  bootstrap?: number;
   backend?: BackendName;
   /** which weights: EMA, raw, or auto (default): EMA once the initial weights weigh < 5% in it (see emaInitialShare) */
   weights?: "auto" | "ema" | "raw";
@@ -104,7 +106,7 @@ export async function evaluateRun(run: string, o: EvalCliOptions = {}): Promise<
       progress ??= new Progress(total, 0, o.progress !== false && process.stderr.isTTY === true, log, "image"); // the clock starts with the sampling
       if (done > 0) progress.update(done);
     };
-    const r = await evaluateModel(m, judge, test, { decode: sampleViewer(loaded.ir, test), perDigit: o.perDigit, cfg: o.cfg, steps: o.steps, sampler: o.sampler, seed: o.seed, referenceCount: o.referenceCount, log, network: net ?? undefined, onProgress });
+    const r = await evaluateModel(m, judge, test, { decode: sampleViewer(loaded.ir, test), perDigit: o.perDigit, cfg: o.cfg, steps: o.steps, sampler: o.sampler, seed: o.seed, referenceCount: o.referenceCount, bootstrap: o.bootstrap, log, network: net ?? undefined, onProgress });
     (progress as Progress | null)?.done();
     net?.dispose();
     const report: EvalReport = {

@@ -47,8 +47,11 @@ interface EvalLike {
   weights?: string;
   valLoss?: number;
   referenceSplitFrechet?: number;
-  cfg: { cfg: number; accuracy: number; frechet: number; sampleSeconds?: number; perDigit?: number[] }[];
+  cfg: { cfg: number; accuracy: number; frechet: number; sampleSeconds?: number; perDigit?: number[]; images?: number; accuracyInterval?: { lo: number; hi: number }; frechetInterval?: { lo: number; hi: number } | null }[];
 }
+
+/** " [lo, hi]" of an interval when there is one (older eval.json files have none). */
+const ivText = (i: { lo: number; hi: number } | null | undefined, f: (x: number) => string) => (i && Number.isFinite(i.lo) && Number.isFinite(i.hi) ? ` [${f(i.lo)}, ${f(i.hi)}]` : "");
 
 const esc = (s: unknown) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 const readJson = (p: string): Record<string, unknown> | null => {
@@ -199,10 +202,10 @@ function gridFigure(g: Grid, label: string): string {
 }
 
 function evalTable(e: EvalLike): string {
-  const rows = e.cfg.map((c) => `<tr><td>${c.cfg}</td><td>${(c.accuracy * 100).toFixed(1)}%</td><td>${c.frechet.toFixed(1)}</td><td>${c.sampleSeconds !== undefined ? c.sampleSeconds.toFixed(1) : ""}</td>${c.perDigit ? `<td>${c.perDigit.map((a) => (a * 100).toFixed(0)).join(" ")}</td>` : ""}</tr>`);
+  const rows = e.cfg.map((c) => `<tr><td>${c.cfg}</td><td>${(c.accuracy * 100).toFixed(1)}%${ivText(c.accuracyInterval, (x) => (x * 100).toFixed(1))}</td><td>${c.frechet.toFixed(1)}${ivText(c.frechetInterval, (x) => x.toFixed(1))}</td><td>${c.sampleSeconds !== undefined ? c.sampleSeconds.toFixed(1) : ""}</td>${c.perDigit ? `<td>${c.perDigit.map((a) => (a * 100).toFixed(0)).join(" ")}</td>` : ""}</tr>`);
   const perDigit = e.cfg.some((c) => c.perDigit);
   return `<table class="eval"><tr><th>CFG</th><th>prompt accuracy</th><th>judge FD</th><th>sampling s</th>${perDigit ? "<th>accuracy per digit 0-9 (%)</th>" : ""}</tr>${rows.join("")}</table>
-<p class="muted">${e.step !== undefined ? `step ${e.step}, ` : ""}${e.weights ? `${e.weights} weights, ` : ""}${e.valLoss !== undefined ? `validation loss ${e.valLoss.toFixed(4)}, ` : ""}${e.referenceSplitFrechet !== undefined ? `FD floor (real images) ${e.referenceSplitFrechet.toFixed(1)}; ` : ""}FD: judge-feature Fréchet distance, not Inception FID.</p>`;
+<p class="muted">${e.step !== undefined ? `step ${e.step}, ` : ""}${e.weights ? `${e.weights} weights, ` : ""}${e.valLoss !== undefined ? `validation loss ${e.valLoss.toFixed(4)}, ` : ""}${e.referenceSplitFrechet !== undefined ? `FD floor (real images) ${e.referenceSplitFrechet.toFixed(1)}; ` : ""}${e.cfg[0]?.images ? `${e.cfg[0].images} images per scale; ` : ""}${e.cfg.some((c) => c.accuracyInterval) ? "[lo, hi]: 95% intervals (accuracy: Wilson score; FD: bootstrap over the generated images); " : ""}FD: judge-feature Fréchet distance, not Inception FID.</p>`;
 }
 
 function settingsTable(c: Record<string, unknown>): string {

@@ -34,7 +34,18 @@ describe("sdc eval", () => {
       expect(c.accuracy).toBeGreaterThanOrEqual(0);
       expect(c.accuracy).toBeLessThanOrEqual(1);
       expect(c.frechet).toBeGreaterThan(0);
+      // intervals: Wilson on the counts, the FD's bootstrap around its estimate
+      expect(c.correct).toBe(c.perDigitCounts.correct.reduce((x, y) => x + y, 0));
+      expect(c.perDigitCounts.requested).toEqual(new Array(10).fill(2));
+      expect(c.accuracy).toBe(c.correct / 20);
+      expect(c.accuracyInterval.lo).toBeLessThanOrEqual(c.accuracy);
+      expect(c.accuracyInterval.hi).toBeGreaterThanOrEqual(c.accuracy);
+      expect(c.accuracyInterval.hi - c.accuracyInterval.lo).toBeGreaterThan(0.1); // 20 images: wide
+      expect(c.frechetInterval!.lo).toBeLessThan(c.frechet);
+      expect(c.frechetInterval!.hi).toBeGreaterThan(c.frechet);
+      expect(c.frechetInterval!.se).toBeGreaterThan(0);
     }
+    expect(a.intervals).toEqual({ confidence: 0.95, accuracy: "wilson", frechet: { method: "bootstrap-normal", resamples: 100 } });
     expect(a.reference).toEqual({ images: 400, featureDim: 128, frechetKind: "judge-feature" });
     // another noise seed gives other images; the validation loss does not depend on it
     const c = await evaluateRun(run, { ...o, seed: 6 });
@@ -45,5 +56,11 @@ describe("sdc eval", () => {
     expect(await runEval(run, { ...o, stdout: (s) => (text += s) })).toBe(0);
     expect(text).toContain("NOT Inception FID");
     expect(text).toMatch(/acc %/);
+    expect(text).toMatch(/acc 95% CI/);
+    expect(text).toContain("Wilson score");
+    // --bootstrap 0: no FD interval
+    const none = await evaluateRun(run, { ...o, cfg: [1], bootstrap: 0 });
+    expect(none.cfg[0].frechetInterval).toBeNull();
+    expect(none.cfg[0].frechet).toBe(a.cfg[0].frechet);
   });
 });
