@@ -284,7 +284,8 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
     .option("--match-range <lo..hi>", "--match-params: the values searched (default: 1..max(64, 16 x the arm's value))")
     .option("--steps <n>", "training steps per unit", "200")
     .option("--batch-size <n>", "batch size for every unit", "32")
-    .option("--seed <n>", "training seed for every unit", "0")
+    .option("--seed <n>", "training seed for every unit (the first, with --seeds)", "0")
+    .option("--seeds <n>", "training seeds per arm (--seed, --seed+1, ...), each unit in its own folder <unit>+seed=K; the table, plot and report then show each arm's mean with its 95% t-interval over the seeds, and Welch's t-test of every pair of arms (Holm-corrected, 0.05)", "1")
     .option("--out <dir>", "results folder (default: ablations/<spec name>; with arms from several specs ablations/<a>-vs-<b>...)")
     .option("--per-digit <n>", "eval: generated images per digit", "10")
     .option("--cfg <list>", "eval: comma-separated CFG scales", "1,4")
@@ -346,6 +347,7 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
           steps: parseIntArg("--steps", o.steps, 1, MAX_STEPS),
           batch: parseIntArg("--batch-size", o.batchSize, 1, MAX_BATCH),
           seed: parseIntArg("--seed", o.seed, 0),
+          seeds: parseIntArg("--seeds", o.seeds, 1, 1000),
           out: o.out,
           perDigit: parseIntArg("--per-digit", o.perDigit, 1),
           cfg: parseCfgList(o.cfg),

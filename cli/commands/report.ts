@@ -12,6 +12,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { writeFileAtomic } from "../../runtime/io/atomic.ts";
 import { matchError, type UnitMatch } from "../../runtime/eval/sweep.ts";
+import { meanText, metricOrder, type SeedAnalysis } from "../../runtime/eval/seeds.ts";
 import { EXIT, InputError } from "../errors.ts";
 
 export interface ReportOptions {
@@ -241,7 +242,21 @@ interface UnitRow {
   cfg: { cfg: number; accuracy: number; frechet: number }[];
 }
 
-export function ablationReport(dir: string, results: UnitRow[]): string {
+/** The arms over seeds (arms.json): mean [interval] per metric, and the tests between arms. */
+function armsSection(s: SeedAnalysis): string {
+  const metrics = metricOrder(s.arms);
+  const d = (m: string) => (m.startsWith("fd_") ? 2 : m.startsWith("acc_") ? 3 : 4);
+  const head = `<tr><th>arm</th><th>seeds</th><th>params</th>${metrics.map((m) => `<th>${esc(m)}</th>`).join("")}</tr>`;
+  const rows = s.arms.map((a) => `<tr><td>${esc(a.arm)}</td><td>${esc(a.seeds.join(", "))}</td><td>${a.params.toLocaleString("en-US")}</td>${metrics.map((m) => `<td>${esc(meanText(a.metrics[m], d(m)))}</td>`).join("")}</tr>`).join("");
+  const sig = s.comparisons.filter((c) => c.significant);
+  const tests = s.comparisons.length
+    ? `<table class="tests"><tr><th>metric</th><th>arm a</th><th>arm b</th><th>mean a - b</th><th>t</th><th>df</th><th>p</th><th>p (Holm)</th><th>significant</th></tr>${s.comparisons.map((c) => `<tr><td>${esc(c.metric)}</td><td>${esc(c.a)}</td><td>${esc(c.b)}</td><td>${c.diff.toFixed(d(c.metric))}</td><td>${c.t.toFixed(2)}</td><td>${c.df.toFixed(1)}</td><td>${c.p.toPrecision(2)}</td><td>${c.pHolm.toPrecision(2)}</td><td>${c.significant ? "<b>yes</b>" : "no"}</td></tr>`).join("")}</table>`
+    : `<p class="empty">no tests: they need 2 or more seeds in each arm</p>`;
+  return `<h2>Per arm: mean [${Math.round(s.confidence * 100)}% interval] over seeds</h2><table class="arms">${head}${rows}</table>
+<p class="muted">Interval: Student-t over the seeds. Test: Welch's two-sided t-test over the seeds for every pair of arms, p Holm-adjusted across the pairs of each metric; significant when the adjusted p &lt; ${s.alpha} (${sig.length} of ${s.comparisons.length}).</p>${tests}`;
+}
+
+export function ablationReport(dir: string, results: UnitRow[], seeds: SeedAnalysis | null = null): string {
   const units = results.map((u) => ({ u, run: readRun(join(dir, u.id), u.id) }));
   const cfgs = [...new Set(results.flatMap((r) => r.cfg.map((c) => c.cfg)))].sort((a, b) => a - b);
   const matched = results.some((r) => r.match);
@@ -250,7 +265,8 @@ export function ablationReport(dir: string, results: UnitRow[]): string {
   const head = `<tr><th>unit</th><th>spec</th><th>network</th><th>params</th>${matchHead}<th>s/step</th><th>final loss</th><th>val loss</th>${cfgs.map((c) => `<th>acc cfg ${c}</th><th>FD cfg ${c}</th>`).join("")}</tr>`;
   const rows = results.map((r) => `<tr><td>${esc(r.id)}</td><td>${esc(r.inputs?.spec ?? "")}</td><td>${esc(r.network ?? "")}</td><td>${r.params.toLocaleString("en-US")}</td>${matchCells(r.match)}<td>${r.stepSeconds.toFixed(3)}</td><td>${r.finalTrainLoss.toFixed(3)}</td><td>${r.valLoss.toFixed(3)}</td>${cfgs.map((c) => { const x = r.cfg.find((y) => y.cfg === c); return x ? `<td>${x.accuracy.toFixed(2)}</td><td>${x.frechet.toFixed(1)}</td>` : "<td></td><td></td>"; }).join("")}</tr>`);
   const parts: string[] = [`<h1>Ablation: ${esc(basename(dir))}</h1><p class="muted">${esc(dir)}; ${results.length} units</p>`];
-  parts.push(`<h2>Results</h2><table class="results">${head}${rows.join("")}</table><p class="muted">acc: prompt accuracy judged by the MNIST classifier; FD: judge-feature Fréchet distance (not Inception FID).</p>`);
+  if (seeds) parts.push(armsSection(seeds));
+  parts.push(`<h2>Results${seeds ? ", per unit" : ""}</h2><table class="results">${head}${rows.join("")}</table><p class="muted">acc: prompt accuracy judged by the MNIST classifier; FD: judge-feature Fréchet distance (not Inception FID).</p>`);
   const lossSeries = units.map(({ u, run }) => ({ name: u.id, points: run.metrics.filter((m) => m.loss !== undefined).map((m) => [m.step, m.loss!] as [number, number]) }));
   const valSeries = units.map(({ u, run }) => ({ name: u.id, points: run.metrics.filter((m) => m.val_loss !== undefined).map((m) => [m.step, m.val_loss!] as [number, number]), dots: true }));
   const accSeries = cfgs.map((c) => ({ name: `cfg ${c}`, points: results.map((r) => [r.params, r.cfg.find((x) => x.cfg === c)?.accuracy ?? NaN] as [number, number]).sort((a, b) => a[0] - b[0]), dots: true }));
@@ -269,7 +285,7 @@ export function writeReport(dir: string, o: ReportOptions = {}): string {
   const out = o.out ?? join(dir, "report.html");
   const results = readJson(join(dir, "results.json")) as unknown as UnitRow[] | null;
   let html: string;
-  if (Array.isArray(results)) html = ablationReport(dir, results);
+  if (Array.isArray(results)) html = ablationReport(dir, results, readJson(join(dir, "arms.json")) as unknown as SeedAnalysis | null);
   else if (existsSync(join(dir, "metrics.jsonl")) || existsSync(join(dir, "run", "metrics.jsonl"))) html = runReport(readRun(dir));
   else throw new InputError(`${dir} is neither a run (no metrics.jsonl) nor an ablation (no results.json)`);
   writeFileAtomic(out, html);
