@@ -245,6 +245,7 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
     .option("--judge <dir>", "the compiled judge spec", "generated/judge")
     .option("--judge-weights <file>", "the judge's weights (sdc train-judge)", "weights/judge.safetensors")
     .addOption(new Option("--weights <which>", "EMA or raw weights; auto: EMA once the initial weights are < 5% of it").choices(["auto", "ema", "raw"]).default("auto"))
+    .addOption(new Option("--checkpoints <which>", "latest: the run's latest checkpoint; all: every checkpoint of the run, each appended to RUN/metrics.jsonl with its training minutes and FLOPs (sdc report plots them; one done before with the same settings is skipped)").choices(["latest", "all"]).default("latest"))
     .option("--json", "print the report as JSON instead of a table")
     .option("--out <file>", "also write the JSON report here")
     .addOption(new Option("--backend <name>", "tensor backend").choices(["auto", "tensorflow", "webgpu", "wasm", "cpu"]).default("auto"))
@@ -260,6 +261,7 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
           seed: parseIntArg("--seed", o.seed, 0),
           referenceCount: o.reference !== undefined ? parseIntArg("--reference", o.reference, 2) : undefined,
           bootstrap: parseBootstrap(o.bootstrap),
+          checkpoints: o.checkpoints,
           judge: o.judge,
           judgeWeights: o.judgeWeights,
           weights: o.weights,

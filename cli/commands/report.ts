@@ -25,6 +25,8 @@ interface MetricLine {
   loss?: number;
   val_loss?: number;
   lr?: number;
+  /** a checkpoint's eval (sdc eval RUN --checkpoints all; CheckpointEval in eval.ts) */
+  eval?: { settings: unknown; trainSeconds: number; trainFlops: number; images: number; cfg: { cfg: number; accuracy: number; frechet: number }[] };
 }
 
 interface Grid {
@@ -217,6 +219,22 @@ function settingsTable(c: Record<string, unknown>): string {
   return `<table class="settings"><tr><th>setting</th><th>value</th></tr>${rows}</table><p class="muted">${esc(cmd)}<br>backend ${esc(c.backend)}, engine ${esc(c.engine)}; sdc ${esc(v.sdc)}, node ${esc(v.node)}, tfjs ${esc(v.tfjs)}</p>`;
 }
 
+/**
+ * Quality against compute: FD and accuracy of each evaluated checkpoint (the settings of the
+ * newest eval line) against steps, training minutes and training TFLOPs, one series per scale.
+ */
+function qualitySection(metrics: MetricLine[]): string {
+  const evals = metrics.filter((m) => m.eval && Array.isArray(m.eval.cfg));
+  if (!evals.length) return "";
+  const key = JSON.stringify(evals[evals.length - 1].eval!.settings);
+  const lines = evals.filter((m) => JSON.stringify(m.eval!.settings) === key).sort((a, b) => a.step - b.step);
+  const scales = [...new Set(lines.flatMap((l) => l.eval!.cfg.map((c) => c.cfg)))].sort((a, b) => a - b);
+  const axes: [string, (l: MetricLine) => number][] = [["step", (l) => l.step], ["training minutes", (l) => l.eval!.trainSeconds / 60], ["training TFLOPs", (l) => l.eval!.trainFlops / 1e12]];
+  const series = (x: (l: MetricLine) => number, y: (c: { accuracy: number; frechet: number }) => number) => scales.map((s) => ({ name: `cfg ${s}`, dots: true, points: lines.map((l) => [x(l), (() => { const c = l.eval!.cfg.find((v) => v.cfg === s); return c ? y(c) : NaN; })()] as [number, number]) }));
+  const charts = axes.flatMap(([label, x]) => [lineChart(`judge-feature FD against ${label}`, series(x, (c) => c.frechet), { xLabel: label, yLabel: "FD" }), lineChart(`prompt accuracy against ${label}`, series(x, (c) => c.accuracy), { xLabel: label, yLabel: "accuracy" })]);
+  return `<h2>Quality against compute</h2><p class="muted">${lines.length} checkpoints evaluated (sdc eval RUN --checkpoints all), ${lines[0].eval!.images} images per scale; training FLOPs: the GEMM work of one step (sdc plan) x steps; minutes: training wall-clock.</p><div class="charts">${charts.join("")}</div>`;
+}
+
 export function runReport(r: RunData): string {
   const loss = r.metrics.filter((m) => m.loss !== undefined).map((m) => [m.step, m.loss!] as [number, number]);
   const val = r.metrics.filter((m) => m.val_loss !== undefined).map((m) => [m.step, m.val_loss!] as [number, number]);
@@ -224,6 +242,8 @@ export function runReport(r: RunData): string {
   const parts: string[] = [`<h1>${esc(r.name)}</h1><p class="muted">${esc(r.dir)}</p>`];
   parts.push(`<h2>Loss</h2><div class="charts">${lineChart("training and validation loss", [{ name: "loss", points: loss }, { name: "val_loss", points: val, dots: true }], { xLabel: "step", yLabel: "loss" })}${lr.length ? lineChart("learning rate", [{ name: "lr", points: lr }], { xLabel: "step" }) : ""}</div>`);
   parts.push(`<h2>Samples over the steps</h2><div class="grids">${r.grids.length ? r.grids.map((g) => gridFigure(g, `step ${g.step}`)).join("") : '<p class="empty">no sample grids</p>'}</div>`);
+  const q = qualitySection(r.metrics);
+  if (q) parts.push(q);
   if (r.evalReport?.cfg?.length) parts.push(`<h2>Eval per CFG scale</h2>${evalTable(r.evalReport)}`);
   if (r.config) parts.push(`<h2>Settings</h2>${settingsTable(r.config)}`);
   return page(`sdc report: ${r.name}`, parts.join("\n"));

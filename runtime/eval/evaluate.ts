@@ -55,6 +55,8 @@ export interface EvalOptions {
   batch?: number;
   /** MNIST test images for the reference features (default: all) */
   referenceCount?: number;
+  /** the reference features, kept here for the next eval with the same judge and test set (several checkpoints of a run) */
+  referenceCache?: { value?: ReferenceFeatures };
   /** validation set: images x noise levels (default 32 x 8, as `sdc train`'s val_loss) */
   valCount?: number;
   valLevels?: number;
@@ -133,8 +135,10 @@ export interface ImageDecoder {
   decode(z: Float32Array, n: number): Float32Array;
 }
 
+export type ReferenceFeatures = { stats: FeatureStats; features: Float32Array; n: number; d: number };
+
 /** Reference statistics of the judge's features on n images of a dataset (default all), decoded first when latent. */
-export async function referenceFeatures(judge: Judge, ds: ImageTextDataset, n = ds.size, decode?: ImageDecoder): Promise<{ stats: FeatureStats; features: Float32Array; n: number; d: number }> {
+export async function referenceFeatures(judge: Judge, ds: ImageTextDataset, n = ds.size, decode?: ImageDecoder): Promise<ReferenceFeatures> {
   const m = Math.min(n, ds.size);
   const per = ds.height * ds.width * ds.channels;
   const raw = new Float32Array(m * per);
@@ -166,7 +170,8 @@ export async function evaluateModel(m: ModelBundle, judge: Judge, test: ImageTex
   log(`validation loss ${valLoss.toFixed(4)} (${val.n} examples)`);
 
   // reference features; the split FD is the noise floor at this many images
-  const ref = await referenceFeatures(judge, test, o.referenceCount, o.decode);
+  const ref = o.referenceCache?.value ?? (await referenceFeatures(judge, test, o.referenceCount, o.decode));
+  if (o.referenceCache) o.referenceCache.value = ref;
   const nGen = 10 * perDigit;
   // the floor: FD of as many real test images as generated ones (evenly spaced) to the reference
   let referenceSplitFrechet = NaN;
