@@ -4,6 +4,8 @@
  * (which runtime function or layer class to call) and the docs.
  */
 import { type Dim, dimEq, dimOp, dimToString, isSym, shapeToString, type Value } from "./values.ts";
+import type { Init } from "../ir/ir.ts";
+export type { Init };
 
 /** `operand`: a tensor or a number (broadcast as a scalar) */
 export type ArgType = "tensor" | "int" | "float" | "bool" | "ints" | "string" | "operand";
@@ -18,7 +20,6 @@ export interface PrimArg {
   doc: string;
 }
 
-export type Init = "torch_linear" | "zeros" | "ones" | "normal_0.02" | "fixed" | "xavier_uniform" | `normal:${number}` | `trunc_normal:${number}`;
 
 /**
  * A linear layer's `init`, as the weight's and the bias's initializers: "torch" (PyTorch's

@@ -1,7 +1,7 @@
 /**
  * The elementwise operators of graph.ts, each defined once in its three forms: a JS function
  * (the reference interpreter, cpu.ts), a WGSL expression (webgpu.ts) and a C expression (the
- * native CPU executor: `npm run gen:native` writes native/src/ew_ops.inc from this table, and a
+ * native CPU executor: `npm run gen:native` writes runtime/executors/native/src/ew_ops.inc from this table, and a
  * test fails when that file is stale). All use the same formulas, so the executors agree to
  * rounding. A new operator is one entry here plus its gradient rule in autodiff.ts.
  */
@@ -24,7 +24,7 @@ export interface EwDef {
   arity: number;
   js: (...a: number[]) => number;
   wgsl: (...a: string[]) => string;
-  /** a C expression over float operands `a` (and `b`); helpers sdc_* are in native/src/kernels.cc */
+  /** a C expression over float operands `a` (and `b`); helpers sdc_* are in runtime/executors/native/src/kernels.cc */
   c: string;
 }
 

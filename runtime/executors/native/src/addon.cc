@@ -1,5 +1,5 @@
 // Node-API glue of the CPU executor: a program (a Float64Array of instructions written by
-// runtime/graph/native.ts) is decoded once against its arenas (JS-owned ArrayBuffers), every
+// runtime/executors/native/native.ts) is decoded once against its arenas (JS-owned ArrayBuffers), every
 // access range checked, and then run as often as asked with no further host work.
 #include <node_api.h>
 

@@ -1,12 +1,12 @@
 /**
- * Lowering of a static graph to a program of the native CPU executor (native/src): one
+ * Lowering of a static graph to a program of the native CPU executor (runtime/executors/native/src): one
  * instruction per kernel, written into a Float64Array that the addon decodes once (checking every
  * access against its arena) and then replays with no host work. Pure: it knows nothing of the
  * addon, only where each node lives (`Place`). The kernels compute what the reference interpreter
  * (cpu.ts) defines; the elementwise operators come from the one table in ops.ts.
  */
-import { type Expr, type Graph, GraphError, type Node, type Op, broadcastStrides, broadcastStridesOf, operandLayout, sizeOf, stridesOf } from "./graph.ts";
-import { EW } from "./ops.ts";
+import { type Expr, type Graph, GraphError, type Node, type Op, broadcastStrides, broadcastStridesOf, operandLayout, sizeOf, stridesOf } from "../../graph/graph.ts";
+import { EW } from "../../graph/ops.ts";
 
 /** Where a tensor lives: an arena (index into the program's ArrayBuffers) and a float offset. */
 export interface Place {
@@ -16,7 +16,7 @@ export interface Place {
 
 export const NULL_PLACE: Place = { arena: -1, offset: 0 };
 
-/** Instruction codes (native/src/addon.cc). */
+/** Instruction codes (runtime/executors/native/src/addon.cc). */
 export const enum Code {
   Ew = 1,
   Gemm = 2,
@@ -33,7 +33,7 @@ export const enum Code {
 /** Operator ids: positions in the EW table. */
 const EW_IDS = new Map(Object.keys(EW).map((k, i) => [k, i] as const));
 
-/** native/src/ew_ops.inc: one macro line per elementwise operator, from ops.ts. */
+/** runtime/executors/native/src/ew_ops.inc: one macro line per elementwise operator, from ops.ts. */
 export function ewOpsInc(): string {
   const lines = ["// generated from runtime/graph/ops.ts by `npm run gen:native`: do not edit", "// EWn(id, name, C expression over float a[, b])"];
   for (const [name, def] of Object.entries(EW)) lines.push(`EW${def.arity}(${EW_IDS.get(name)}, ${name}, ${def.c})`);
