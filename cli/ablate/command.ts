@@ -1,6 +1,7 @@
 /** `sdc ablate` and `sdc ablate --status`: plan and run (in process or as jobs), print the summary. */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { analyzeSeeds, hasSeeds, seedsMarkdown } from "../../runtime/eval/seeds.ts";
 import { resultsMarkdown } from "../../runtime/eval/sweep.ts";
 import { EXIT } from "../errors.ts";
 import { runAblation } from "./inprocess.ts";
@@ -18,7 +19,7 @@ export async function runAblateCli(specPath: string | string[], o: AblateOptions
     return r.code;
   }
   const s = await runAblation(specPath, o);
-  out(`${resultsMarkdown(s.results)}\nran ${s.ran.length}, skipped ${s.skipped.length} (done before); ${((performance.now() - t0) / 1000).toFixed(0)} s; results in ${s.out}/results.{md,csv,json}${s.plot.svg ? `, plot ${s.plot.png ?? s.plot.svg}` : ""}\n`);
+  out(`${resultsMarkdown(s.results)}${hasSeeds(s.results) ? `\n${seedsMarkdown(analyzeSeeds(s.results))}` : ""}\nran ${s.ran.length}, skipped ${s.skipped.length} (done before); ${((performance.now() - t0) / 1000).toFixed(0)} s; results in ${s.out}/results.{md,csv,json}${s.plot.svg ? `, plot ${s.plot.png ?? s.plot.svg}` : ""}\n`);
   return EXIT.ok;
 }
 

@@ -77,7 +77,7 @@ export async function runAblation(specs: string | string[], o: AblateOptions, ru
     const eta = ran.length ? ` (ETA ${fmtTime((ranSeconds / ran.length) * left)} for ${left} unit${left === 1 ? "" : "s"} at ${fmtTime(ranSeconds / ran.length)} each)` : "";
     log(`[${i + 1}/${units.length}] ${unit.id}: running${eta}`);
     const u0 = performance.now();
-    const r = await runner(unit, dir, { log: (s) => log(`  ${s}`), checkpointEvery: o.checkpointEvery ?? 50, judge: o.judge, judgeWeights: o.judgeWeights });
+    const r = { ...(await runner(unit, dir, { log: (s) => log(`  ${s}`), checkpointEvery: o.checkpointEvery ?? 50, judge: o.judge, judgeWeights: o.judgeWeights })), group: unit.group };
     writeFileAtomic(done, JSON.stringify(r, null, 2) + "\n");
     results.push(r);
     ran.push(unit.id);
