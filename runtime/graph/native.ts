@@ -20,10 +20,17 @@ import type { AdamConfig } from "./webgpu.ts";
 
 /** What the addon exports (native/src/addon.cc). */
 export interface NativeAddon {
+  /**
+   * Decode a program against its arenas (fixed-length ArrayBuffers: a resizable one is refused).
+   * The addon keeps them referenced and checks before every run that none was detached or
+   * changed; a malformed program throws (code SDC_NATIVE_PROGRAM) naming the kernel and field.
+   */
   build(program: Float64Array, arenas: ArrayBuffer[]): object;
   run(program: object, profile?: Float64Array): void;
   /** the same on a worker thread; the arenas must not be touched until it settles */
   runAsync(program: object): Promise<void>;
+  /** bytes of GEMM packing scratch the program allocates at its first run (freed with it) */
+  scratchBytes(program: object): number;
   threads(n?: number): number;
   isa(): string;
 }
@@ -155,7 +162,8 @@ export class NativeStep {
   stepCount = 0;
   emaUpdates = 0;
   lr: number;
-  readonly bytes: { activations: number; flat: number };
+  /** the arenas, and the GEMM scratch the program allocates at its first step */
+  readonly bytes: { activations: number; flat: number; scratch: number };
   readonly kernels: number;
   readonly labels: string[];
   private readonly flat: ArrayBuffer;
@@ -205,8 +213,8 @@ export class NativeStep {
         return k !== "input" && k !== "const" && id !== sg.loss.id;
       },
     );
-    this.bytes = { activations: act.floats * 4, flat: flatFloats * 4 };
-    checkMemory(this.bytes.activations + this.bytes.flat, `the training step at batch ${sg.batch}`);
+    const what = `the training step at batch ${sg.batch}`;
+    checkMemory(act.floats * 4 + flatFloats * 4, what);
     this.flat = new ArrayBuffer(flatFloats * 4);
     this.act = new ArrayBuffer(Math.max(ALIGN, act.floats) * 4);
     const f = (i: number) => new Float32Array(this.flat, i * P * 4, P);
@@ -237,6 +245,8 @@ export class NativeStep {
     this.kernels = w.kernels;
     this.labels = w.labels;
     this.program = this.addon.build(w.finish(), arenas);
+    this.bytes = { activations: act.floats * 4, flat: flatFloats * 4, scratch: this.addon.scratchBytes(this.program) };
+    checkMemory(this.bytes.activations + this.bytes.flat + this.bytes.scratch, what);
   }
 
   /** A parameter's values in place (the parameters or their EMA; sampling reads either). */
@@ -391,7 +401,8 @@ export function compileGraph(vg: Pick<VelocityGraph, "graph" | "v" | "batch">, p
       return k !== "input" && k !== "const" && id !== vg.v.id;
     },
   );
-  checkMemory(layout.floats * 4, `the forward pass at batch ${vg.batch}`);
+  const what = `the forward pass at batch ${vg.batch}`;
+  checkMemory(layout.floats * 4, what);
   arenas[0] = new ArrayBuffer(Math.max(ALIGN, layout.floats) * 4);
   const view = (p: Place, n: number) => new Float32Array(arenas[p.arena], p.offset * 4, n);
   const inputs = bindInputs(g, live, place, view);
@@ -401,6 +412,8 @@ export function compileGraph(vg: Pick<VelocityGraph, "graph" | "v" | "batch">, p
   const w = new ProgramWriter();
   for (const node of g.nodes) if (live.has(node.id)) w.node(g, node, (id) => place.get(id)!);
   const program = addon.build(w.finish(), arenas);
+  // the parameters' arenas are the caller's, already in memory: the new ones and the scratch count
+  checkMemory(layout.floats * 4 + addon.scratchBytes(program), what);
   return {
     kernels: w.kernels,
     run(feeds) {
