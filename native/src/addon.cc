@@ -656,9 +656,10 @@ void async_complete(napi_env env, napi_status status, void* data) {
   if (status == napi_ok && a->error.empty()) {
     napi_resolve_deferred(env, a->deferred, undef);
   } else {
-    napi_value msg, err;
+    napi_value msg, code, err;
     napi_create_string_utf8(env, a->error.empty() ? "sdc native: the run was cancelled" : a->error.c_str(), NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, nullptr, msg, &err);
+    napi_create_string_utf8(env, "SDC_NATIVE_ERROR", NAPI_AUTO_LENGTH, &code);
+    napi_create_error(env, code, msg, &err);
     napi_reject_deferred(env, a->deferred, err);
   }
   napi_delete_reference(env, a->program_ref);

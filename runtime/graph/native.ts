@@ -27,7 +27,10 @@ export interface NativeAddon {
    */
   build(program: Float64Array, arenas: ArrayBuffer[]): object;
   run(program: object, profile?: Float64Array): void;
-  /** the same on a worker thread; the arenas must not be touched until it settles */
+  /**
+   * the same on a worker thread; the arenas must not be touched until it settles. Throws at once
+   * (no promise) when the program is already running or an arena was detached or changed.
+   */
   runAsync(program: object): Promise<void>;
   /** bytes of GEMM packing scratch the program allocates at its first run (freed with it) */
   scratchBytes(program: object): number;
@@ -372,9 +375,20 @@ export class NativeForward {
   dispose(): void {}
 }
 
-/** Compile any graph with one output `v` (the velocity, or a test graph). */
-export function compileGraph(vg: Pick<VelocityGraph, "graph" | "v" | "batch">, param: (name: string) => { buffer: ArrayBuffer; offset: number }): CompiledGraph {
-  const addon = requireNative();
+/** A graph lowered for the addon, not yet built: what compileGraph decodes (and the decoder fuzz mutates). */
+export interface LoweredGraph {
+  program: Float64Array;
+  /** arena 0 holds the activations, inputs and constants; the others are the parameters' buffers */
+  arenas: ArrayBuffer[];
+  kernels: number;
+  inputs: Map<string, Float32Array>;
+  out: Float32Array;
+  /** bytes of the activation arena (the parameters' are the caller's) */
+  bytes: number;
+}
+
+/** Lower any graph with one output `v`: places, the activation arena (memory-checked), the program. */
+export function lowerGraph(vg: Pick<VelocityGraph, "graph" | "v" | "batch">, param: (name: string) => { buffer: ArrayBuffer; offset: number }): LoweredGraph {
   const g = vg.graph;
   const live = liveNodes(g, [vg.v.id]);
   const arenas: ArrayBuffer[] = [new ArrayBuffer(0)];
@@ -401,9 +415,9 @@ export function compileGraph(vg: Pick<VelocityGraph, "graph" | "v" | "batch">, p
       return k !== "input" && k !== "const" && id !== vg.v.id;
     },
   );
-  const what = `the forward pass at batch ${vg.batch}`;
-  checkMemory(layout.floats * 4, what);
-  arenas[0] = new ArrayBuffer(Math.max(ALIGN, layout.floats) * 4);
+  const bytes = Math.max(ALIGN, layout.floats) * 4;
+  checkMemory(bytes, `the forward pass at batch ${vg.batch}`);
+  arenas[0] = new ArrayBuffer(bytes);
   const view = (p: Place, n: number) => new Float32Array(arenas[p.arena], p.offset * 4, n);
   const inputs = bindInputs(g, live, place, view);
   const vp = place.get(vg.v.id);
@@ -411,15 +425,22 @@ export function compileGraph(vg: Pick<VelocityGraph, "graph" | "v" | "batch">, p
   const out = view(vp, vg.v.size);
   const w = new ProgramWriter();
   for (const node of g.nodes) if (live.has(node.id)) w.node(g, node, (id) => place.get(id)!);
-  const program = addon.build(w.finish(), arenas);
-  // the parameters' arenas are the caller's, already in memory: the new ones and the scratch count
-  checkMemory(layout.floats * 4 + addon.scratchBytes(program), what);
+  return { program: w.finish(), arenas, kernels: w.kernels, inputs, out, bytes };
+}
+
+/** Compile any graph with one output `v` (the velocity, or a test graph). */
+export function compileGraph(vg: Pick<VelocityGraph, "graph" | "v" | "batch">, param: (name: string) => { buffer: ArrayBuffer; offset: number }): CompiledGraph {
+  const addon = requireNative();
+  const l = lowerGraph(vg, param);
+  const program = addon.build(l.program, l.arenas);
+  // the parameters' arenas are the caller's, already in memory: the new one and the scratch count
+  checkMemory(l.bytes + addon.scratchBytes(program), `the forward pass at batch ${vg.batch}`);
   return {
-    kernels: w.kernels,
+    kernels: l.kernels,
     run(feeds) {
-      writeFeeds(inputs, feeds);
+      writeFeeds(l.inputs, feeds);
       addon.run(program);
-      return out.slice();
+      return l.out.slice();
     },
   };
 }
