@@ -348,10 +348,13 @@ export async function runNativeFuzz(o: { seed: number; cases: number; perChild?:
         }
       });
       child.stderr.setEncoding("utf8");
-      child.stderr.on("data", (d: string) => (stderr = (stderr + d).slice(-4000)));
+      child.stderr.on("data", (d: string) => (stderr = (stderr + d).slice(-65536)));
       child.on("close", (code, signal) => {
         clearTimeout(timer);
-        const tail = stderr.trim().split("\n").slice(-3).join(" | ");
+        // a sanitizer's report names itself on one line; otherwise the last lines
+        const lines = stderr.trim().split("\n");
+        const report = lines.find((l) => /ERROR: \w+Sanitizer|runtime error:/.test(l));
+        const tail = report?.trim() ?? lines.slice(-3).join(" | ");
         if (next >= to && !hung && code === 0) return resolve();
         if (hung) {
           c.hangs++;
