@@ -7,7 +7,7 @@
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { irHash } from "../../compiler/ir-check.ts";
+import { irHash } from "../../ir/validate.ts";
 import { initBackend } from "../../runtime/backend.ts";
 import { registerWasmConvFilterGrad } from "../../runtime/eval/wasm-kernels.ts";
 import { BatchSampler, type ImageTextDataset } from "../../runtime/data/dataset.ts";
@@ -16,11 +16,12 @@ import { type LatentDataset, loadLatents } from "../../runtime/data/latents.ts";
 import type { ImageDecoder } from "../../runtime/eval/evaluate.ts";
 import { digitPrompt, loadMnist } from "../../runtime/data/mnist.ts";
 import { encodeGridPng, promptsGridText } from "../../runtime/image/png.ts";
-import { checkOutputDir, removeStaleTemps, writeFileAtomic } from "../../runtime/io/atomic.ts";
+import { checkOutputDir, writeFileAtomic } from "../../runtime/io/atomic.ts";
 import { CheckpointError, type HostTensors, pruneCheckpoints, readCheckpoint, resolveCheckpoint, saveCheckpoint, writeLatest } from "../../runtime/train/checkpoint.ts";
 import type { LrScheduleName } from "../../runtime/train/lr-schedule.ts";
 import { TRAIN_OPTIONAL_DEFAULTS } from "../../compiler/spec.ts";
-import { createEngine, type EngineName } from "../../runtime/train/engine.ts";
+import type { EngineName } from "../../runtime/engines/engine.ts";
+import { createEngine } from "../../runtime/engines/select.ts";
 import { buildModel, drawBatch, makeValidationSet, type ModelBundle, type StepResult, TrainingStopped } from "../../runtime/train/trainer.ts";
 import { Rng } from "../../runtime/util/rng.ts";
 import { WordTokenizer } from "../../runtime/text/words.ts";
@@ -28,7 +29,7 @@ import { type PretrainedTextOptions, PretrainedPromptEncoder, textEncoderOverrid
 import { EXIT, InputError, UsageError } from "../errors.ts";
 import { loadCompiled } from "../generated.ts";
 import { Progress } from "../progress.ts";
-import { CONFIG_FILE, newestRun, readValLosses, readRunConfig, resolveSettings, type RunSettings, runDirOf, truncateMetrics, writeRunConfig } from "../run-config.ts";
+import { CONFIG_FILE, cleanRunFolder, newestRun, readValLosses, readRunConfig, resolveSettings, type RunSettings, runDirOf, truncateMetrics, writeRunConfig } from "../run-config.ts";
 import { SDC_VERSION } from "../version.ts";
 import { watchInterrupts, yieldToEventLoop } from "../signals.ts";
 
@@ -38,7 +39,7 @@ export interface TrainCliOptions {
   lr?: number;
   seed?: number;
   backend: "auto" | "tensorflow" | "webgpu" | "wasm" | "cpu";
-  /** training engine: auto (static on webgpu and on the CPU with the native executor, else tfjs), tfjs, static (runtime/train/engine.ts) */
+  /** training engine: auto (static on webgpu and on the CPU with the native executor, else tfjs), tfjs, static (runtime/engines/) */
   engine?: EngineName;
   out?: string;
   /** a checkpoint or run folder; "latest" or true: the newest run of this package under `runsDir` (and --out) */
@@ -175,7 +176,7 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
       throw new CheckpointError(`checkpoint ${resumeDir} is from another spec (${resumed.state.spec}, IR ${resumed.state.irHash.slice(0, 12)}) than ${dir} (${ir.spec.name}, IR ${hash.slice(0, 12)})`);
     }
   }
-  const prior = runDir ? readRunConfig(runDir) : null;
+  const prior = runDir ? readRunConfig(runDir, { spec: ir.spec.name, irHash: hash }) : null;
   if (o.precision !== undefined && o.precision !== "fp32") throw new UsageError(precisionRefusal(`--precision ${o.precision}`));
   const D = TRAIN_OPTIONAL_DEFAULTS;
   const specSettings: RunSettings = {
@@ -235,9 +236,9 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
 
   mkdirSync(join(out, "samples"), { recursive: true });
   mkdirSync(join(out, "checkpoints"), { recursive: true });
-  removeStaleTemps(join(out, "checkpoints"));
+  cleanRunFolder(out);
   const metrics = join(out, "metrics.jsonl");
-  if (!resumed) writeFileSync(metrics, "");
+  if (!resumed) writeFileAtomic(metrics, "");
   else truncateMetrics(metrics, step); // the steps after the checkpoint are redone: their lines go
   const valLosses = readValLosses(metrics); // for keep_best
   writeFileAtomic(join(out, "ir.json"), loaded.irText);

@@ -1,6 +1,6 @@
 /**
  * The native CPU executor of static graphs: the same fused step graph as the WebGPU engine,
- * lowered to a program of C++ kernels (native/src, built by node-gyp at install with the
+ * lowered to a program of C++ kernels (runtime/executors/native/src, built by node-gyp at install with the
  * machine's own vector ISA and OpenMP over every core). Buffers are JS-owned ArrayBuffers
  * (arenas) laid out once by the memory plan (memory.ts): the parameters, gradients, Adam moments
  * and EMA as one flat arena, activations in recycled slots of another. A training step is: write
@@ -9,16 +9,16 @@
  */
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
-import { freemem, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { GraphError, liveNodes, rootOf, sizeOf } from "./graph.ts";
-import { planBuffers } from "./memory.ts";
-import { type Place, ProgramWriter } from "./native-lower.ts";
-import { type StepGraph, type VelocityGraph, gradientRoots, stepOutputs } from "./step.ts";
-import type { AdamConfig } from "./webgpu.ts";
+import { GraphError, liveNodes, rootOf, sizeOf } from "../../graph/graph.ts";
+import { planBuffers } from "../../graph/memory.ts";
+import { type Place, ProgramWriter } from "./lower.ts";
+import { type StepGraph, type VelocityGraph, gradientRoots, stepOutputs } from "../../graph/step-graph.ts";
+import type { AdamConfig } from "../webgpu/webgpu.ts";
+import { gib, memoryBudget } from "../../util/memory-limit.ts";
 
-/** What the addon exports (native/src/addon.cc). */
+/** What the addon exports (runtime/executors/native/src/addon.cc). */
 export interface NativeAddon {
   /**
    * Decode a program against its arenas (fixed-length ArrayBuffers: a resizable one is refused).
@@ -53,7 +53,7 @@ function packageRoot(): string {
     if (existsSync(join(d, "binding.gyp"))) return d;
     d = dirname(d);
   }
-  return join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+  return join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 }
 let loaded: { addon: NativeAddon | null; why: string } | null = null;
 
@@ -95,11 +95,10 @@ const ASYNC = process.env.SDC_NATIVE_ASYNC !== "0";
 const ALIGN = 16;
 const alignUp = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
 
-/** Refuse a layout that does not fit in memory, before anything is allocated. */
+/** Refuse a layout that does not fit in the memory this process may use (machine, cgroup, ulimit -v), before anything is allocated. */
 function checkMemory(bytes: number, what: string): void {
-  const total = totalmem();
-  const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
-  if (bytes > 0.9 * total) throw new CpuMemoryError(`${what} needs ${gib(bytes)} of memory; this machine has ${gib(total)} (${gib(freemem())} free): try a smaller --batch-size`);
+  const budget = memoryBudget();
+  if (bytes > budget.bytes) throw new CpuMemoryError(`${what} needs ${gib(bytes)} of memory; ${budget.why}: try a smaller --batch-size`);
 }
 
 /** A bump allocator of float offsets in one arena. */
