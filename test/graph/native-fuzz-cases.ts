@@ -15,8 +15,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Graph, type Sym } from "../../runtime/graph/graph.ts";
-import { lowerGraph, paramArena } from "../../runtime/graph/native.ts";
-import { ProgramWriter } from "../../runtime/graph/native-lower.ts";
+import { lowerGraph, paramArena } from "../../runtime/executors/native/native.ts";
+import { Code, ProgramWriter } from "../../runtime/executors/native/lower.ts";
 import { Rng } from "../../runtime/util/rng.ts";
 
 /** A real lowered program and the byte lengths of its arenas. */
@@ -92,7 +92,7 @@ export function fieldMap(w: readonly number[]): { tags: Tag[]; nullable: boolean
     const op = w[i];
     put("op");
     switch (op) {
-      case 1: {
+      case Code.Ew: {
         ptr();
         const nd = w[i];
         put("int");
@@ -111,7 +111,7 @@ export function fieldMap(w: readonly number[]): { tags: Tag[]; nullable: boolean
         }
         break;
       }
-      case 2:
+      case Code.Gemm:
         ptr();
         ptr();
         ptr();
@@ -120,7 +120,7 @@ export function fieldMap(w: readonly number[]): { tags: Tag[]; nullable: boolean
         put("float");
         put("int", 12);
         break;
-      case 3: {
+      case Code.SumTo: {
         ptr();
         ptr();
         const nd = w[i];
@@ -129,17 +129,17 @@ export function fieldMap(w: readonly number[]): { tags: Tag[]; nullable: boolean
         put("float");
         break;
       }
-      case 4:
-      case 5:
-      case 6:
-      case 7:
+      case Code.Ln:
+      case Code.LnGrad:
+      case Code.Softmax:
+      case Code.SoftmaxGrad:
         ptr();
         ptr();
-        if (op === 5 || op === 7) ptr();
+        if (op === Code.LnGrad || op === Code.SoftmaxGrad) ptr();
         put("int", 2);
-        if (op === 4 || op === 5) put("float");
+        if (op === Code.Ln || op === Code.LnGrad) put("float");
         break;
-      case 8: {
+      case Code.Copy: {
         ptr();
         ptr();
         const nd = w[i];
@@ -147,12 +147,12 @@ export function fieldMap(w: readonly number[]): { tags: Tag[]; nullable: boolean
         put("int", 3 * nd);
         break;
       }
-      case 9:
+      case Code.Fill:
         ptr();
         put("int");
         put("float");
         break;
-      case 10:
+      case Code.Adam:
         for (let j = 0; j < 7; j++) ptr(j === 4);
         put("int");
         put("float", 5);
@@ -185,6 +185,7 @@ export interface Case {
 export const resizableBuffer = (bytes: number, max: number): ArrayBuffer => new (ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ArrayBuffer)(bytes, { maxByteLength: max });
 
 const I53 = 2 ** 53;
+const OPS = new Set<number>(Object.values(Code));
 const isInt = (x: number) => Number.isInteger(x) && Math.abs(x) <= I53;
 
 /** A value for one word: edge cases of integers and floats, and small moves of the original. */
@@ -217,7 +218,7 @@ export function makeCase(all: Base[], seed: number, index: number): Case {
       c.what = `word ${at} (${tag}) ${old} -> ${v}`;
       if (tag === "float") c.mustRefuse = !Number.isFinite(v) || Math.abs(v) > 3.4028234663852886e38;
       else if (!isInt(v)) c.mustRefuse = true;
-      else if (tag === "op") c.mustRefuse = v < 1 || v > 10;
+      else if (tag === "op") c.mustRefuse = !OPS.has(v);
       else if (tag === "arena") c.mustRefuse = v < -1 || v >= arenas.length || (v === -1 && !map.nullable[at]);
       else if (tag === "offset") c.mustRefuse = c.words[at - 1] !== -1 && (v < 0 || v > floats);
       else c.mustRefuse = v < 0;

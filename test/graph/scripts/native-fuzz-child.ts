@@ -8,7 +8,7 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import type { NativeAddon } from "../../../runtime/graph/native.ts";
+import type { NativeAddon } from "../../../runtime/executors/native/native.ts";
 import { type Base, makeCase, resizableBuffer } from "../native-fuzz-cases.ts";
 
 const [basesFile, seedArg, fromArg, toArg] = process.argv.slice(2);
