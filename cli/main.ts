@@ -4,6 +4,7 @@
  */
 import { Argument, Command, CommanderError, Option } from "commander";
 import { fsReason } from "../runtime/io/atomic.ts";
+import { outOfMemoryLine } from "../bin/fatal.mjs";
 import { EXIT, USER_ERROR_NAMES, UsageError, parseFloatArg, parseIntArg, parsePositiveArg } from "./errors.ts";
 import { SDC_VERSION } from "./version.ts";
 
@@ -457,7 +458,7 @@ export function handleError(e: unknown): number {
   }
   // the machine said no (memory, disk, permissions): the user's to fix, not a bug in sdc
   if (isOutOfMemory(e)) {
-    process.stderr.write("error: out of memory: the run needs more memory than the backend can give (the wasm backend has at most 4 GiB); try a smaller --batch-size, --n or --samples, or --backend cpu\n");
+    process.stderr.write(`error: ${outOfMemoryLine(e)}\n`);
     return EXIT.spec;
   }
   if (err && typeof err.code === "string" && FS_CODES.has(err.code) && typeof err.syscall === "string") {

@@ -16,7 +16,7 @@ import { evaluate } from "../../runtime/executors/interp/interp.ts";
 import { fuse } from "../../runtime/graph/fuse.ts";
 import { type EwOp, Graph, type Sym } from "../../runtime/graph/graph.ts";
 import { compileGraph, nativeAddon, NativeStep, paramArena } from "../../runtime/executors/native/native.ts";
-import { collapse, ewOpsInc } from "../../runtime/executors/native/lower.ts";
+import { collapse, ewOpsInc, opCodesInc } from "../../runtime/executors/native/lower.ts";
 import { EW } from "../../runtime/graph/ops.ts";
 import { buildStepGraph, stepFeeds } from "../../runtime/engines/static/step.ts";
 import { buildModel, flowLoss, type FlowBatch, LearnedPromptEncoder } from "../../runtime/train/trainer.ts";
@@ -35,8 +35,9 @@ describe("the native executor", () => {
     expect(["avx512", "avx2", "sse2", "scalar"]).toContain(n.addon!.isa());
     expect(n.addon!.threads()).toBeGreaterThan(0);
   });
-  it("has the elementwise operators of ops.ts (runtime/executors/native/src/ew_ops.inc is generated; run npm run gen:native)", () => {
+  it("has the elementwise operators of ops.ts and the instruction codes of lower.ts (runtime/executors/native/src/ew_ops.inc and op_codes.inc are generated; run npm run gen:native)", () => {
     expect(readFileSync("runtime/executors/native/src/ew_ops.inc", "utf8")).toBe(ewOpsInc());
+    expect(readFileSync("runtime/executors/native/src/op_codes.inc", "utf8")).toBe(opCodesInc());
   });
   it("merges axes that every access walks as one", () => {
     expect(collapse([2, 3, 4], [[12, 4, 1]])).toEqual({ shape: [24], strides: [[1]] });

@@ -19,7 +19,12 @@ namespace {
 
 using sdc::Strided;
 
-enum Op { EW = 1, GEMM = 2, SUM_TO = 3, LN = 4, LN_GRAD = 5, SOFTMAX = 6, SOFTMAX_GRAD = 7, COPY = 8, FILL = 9, ADAM = 10 };
+// the instruction codes, from runtime/graph/native-lower.ts (`npm run gen:native`)
+enum Op {
+#define OP(NAME, CODE) NAME = CODE,
+#include "op_codes.inc"
+#undef OP
+};
 
 struct LnArgs {
   float* out;
