@@ -7,7 +7,7 @@
 import { frozenContext, buildVelocityGraph } from "../graph/step.ts";
 import { LearnedPromptEncoder, type ModelBundle } from "../train/trainer.ts";
 import { nullClass } from "../train/conditioning.ts";
-import { encodeOnnx } from "./onnx-proto.ts";
+import { type OnnxModel, encodeOnnx } from "./onnx-proto.ts";
 import { LOCKSTEP_BATCHES, lowerVelocity } from "./onnx.ts";
 
 export interface OnnxExportInfo {
@@ -41,8 +41,8 @@ export function exportMetadata(m: Pick<ModelBundle, "ir" | "text" | "flow">, inf
   return meta;
 }
 
-/** The ONNX ModelProto of the model's current parameters (the ParamStore's values). */
-export async function exportOnnx(m: ModelBundle, info: OnnxExportInfo): Promise<Uint8Array> {
+/** The model's forward pass lowered to ONNX nodes (its current parameters: the ParamStore's values), with its metadata. */
+export async function lowerModel(m: ModelBundle, info: OnnxExportInfo): Promise<OnnxModel> {
   const dims: [number, number, number] = [m.ir.data.height, m.ir.data.width, m.ir.data.channels];
   const ctx = frozenContext(m);
   const vgs = [buildVelocityGraph(m, LOCKSTEP_BATCHES[0], dims, ctx), buildVelocityGraph(m, LOCKSTEP_BATCHES[1], dims, ctx)] as const;
@@ -50,11 +50,16 @@ export async function exportOnnx(m: ModelBundle, info: OnnxExportInfo): Promise<
   for (const [name, v] of m.store.vars) params.set(name, (await v.data()) as Float32Array);
   const tokens = m.text instanceof LearnedPromptEncoder ? m.text.tokenizer.length : undefined;
   const lowered = lowerVelocity([vgs[0], vgs[1]], params, { inputs: m.ir.network.inputs, output: m.ir.network.output, tokens });
-  return encodeOnnx({
+  return {
     graphName: m.ir.spec.name,
     ...lowered,
     producer: { name: "sdc", version: info.producerVersion },
     docString: `${m.ir.spec.title}: the velocity of the trained network (${info.weights} weights, step ${info.step}), exported by sdc`,
     metadata: exportMetadata(m, info),
-  });
+  };
+}
+
+/** The ONNX ModelProto of the model's current parameters. */
+export async function exportOnnx(m: ModelBundle, info: OnnxExportInfo): Promise<Uint8Array> {
+  return encodeOnnx(await lowerModel(m, info));
 }
