@@ -45,7 +45,8 @@ export function webIndexHtml(card: ModelCard, prompt: string): string {
   body { font: 15px/1.4 system-ui, sans-serif; margin: 24px; color: #222; background: #fafafa; }
   h1 { font-size: 20px; margin: 0 0 16px; }
   main { display: flex; gap: 32px; flex-wrap: wrap; align-items: flex-start; }
-  form { display: grid; grid-template-columns: auto 12em; gap: 8px 12px; align-items: center; margin-bottom: 16px; }
+  #card-side { flex: 1 1 320px; max-width: 480px; }
+  form { display: grid; grid-template-columns: auto 14em; max-width: 24em; gap: 8px 12px; align-items: center; margin-bottom: 16px; }
   input { font: inherit; padding: 3px 6px; }
   button { font: inherit; padding: 6px 18px; grid-column: 1 / 3; }
   canvas { image-rendering: pixelated; background: #000; display: block; min-width: 128px; min-height: 128px; }
@@ -72,8 +73,8 @@ export function webIndexHtml(card: ModelCard, prompt: string): string {
 <div id="status">loading</div>
 <div id="backend"></div>
 </section>
-<section>
-<h2 style="font-size: 16px">model card</h2>
+<section id="card-side">
+<h2 style="font-size: 16px; margin-top: 0">model card</h2>
 <table id="card"></table>
 </section>
 </main>

@@ -99,7 +99,7 @@ function draw(canvas: HTMLCanvasElement, images: Float32Array, n: number): void 
     }
   }
   ctx.putImageData(img, 0, 0);
-  canvas.style.width = `${width * 4}px`;
+  canvas.style.width = `${Math.min(3, Math.max(1, Math.floor(480 / width))) * width}px`;
 }
 
 async function pickBackend(): Promise<string> {
