@@ -3,8 +3,8 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { register } from "node:module";
 import { pathToFileURL } from "node:url";
-import { irHash, validateIr } from "../compiler/ir-check.ts";
-import type { IR } from "../compiler/ir.ts";
+import { irHash, validateIr } from "../ir/validate.ts";
+import type { IR } from "../ir/ir.ts";
 import type { CompiledSpec } from "../runtime/model.ts";
 import { InputError } from "./errors.ts";
 

@@ -4,10 +4,10 @@
  * concretely, and checks that they fit together.
  */
 import type * as A from "./ast.ts";
-import { Abort, Checker, exprText, type ModuleNode, suggest, type ValueObserver } from "./check.ts";
+import { Abort, Checker, exprText, suggest, type ValueObserver } from "./check.ts";
 import { type Diagnostic, DiagnosticError, diag, fail, type Span } from "./diagnostics.ts";
-import type { DataIR, Density, FlowIR, InputSource, IR, OptimizerIR, TextIR, TrainIR } from "./ir.ts";
-import { DEFAULT_INPUT_SOURCES, INPUT_SOURCES, IR_VERSION } from "./ir.ts";
+import type { DataIR, Density, FlowIR, InputSource, IR, ModuleNode, OptimizerIR, TextIR, TrainIR } from "../ir/ir.ts";
+import { DEFAULT_INPUT_SOURCES, INPUT_SOURCES, IR_VERSION } from "../ir/ir.ts";
 import type { Program } from "./program.ts";
 import { dimToString, shapeToString, typeName, type Value, valueToString } from "./values.ts";
 

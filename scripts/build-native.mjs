@@ -1,4 +1,4 @@
-// Builds the native CPU executor (native/src -> build/Release/sdc_cpu.node) with node-gyp, as
+// Builds the native CPU executor (runtime/executors/native/src -> build/Release/sdc_cpu.node) with node-gyp, as
 // `npm install` / `npm ci` run it. Without a C++ compiler the build is skipped with a warning:
 // sdc then trains with the tfjs engine on the CPU (slower), and says so.
 import { spawnSync } from "node:child_process";

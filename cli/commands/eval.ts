@@ -13,7 +13,7 @@ import { type EvalResult, evaluateModel, formatEval } from "../../runtime/eval/e
 import { checkOutputFile, writeFileAtomic } from "../../runtime/io/atomic.ts";
 import { CheckpointError, readCheckpoint, resolveCheckpoint } from "../../runtime/train/checkpoint.ts";
 import { buildModel } from "../../runtime/train/trainer.ts";
-import { staticFlowNetworkFor } from "../../runtime/graph/sampler.ts";
+import { staticFlowNetworkFor } from "../../runtime/engines/static/sampler.ts";
 import { EXIT, InputError, UsageError } from "../errors.ts";
 import { loadCompiled } from "../generated.ts";
 import { Progress } from "../progress.ts";

@@ -1,13 +1,13 @@
 /**
  * `sdc plan DIR`: the static training step of a compiled spec at a batch size, measured before
- * anything runs: dispatches, GEMM work, GPU memory, the largest tensor (runtime/graph/plan.ts).
+ * anything runs: dispatches, GEMM work, GPU memory, the largest tensor (runtime/engines/static/plan.ts).
  * Needs no GPU: the graph is traced on the CPU.
  */
 import { initBackend } from "../../runtime/backend.ts";
-import { kernelOptionsFromEnv } from "../../runtime/graph/gemm-table.ts";
-import { planStep, type StepPlan } from "../../runtime/graph/plan.ts";
-import { buildStepGraph } from "../../runtime/graph/step.ts";
-import { inputSources } from "../../compiler/ir.ts";
+import { kernelOptionsFromEnv } from "../../runtime/executors/webgpu/gemm-table.ts";
+import { planStep, type StepPlan } from "../../runtime/engines/static/plan.ts";
+import { buildStepGraph } from "../../runtime/engines/static/step.ts";
+import { inputSources } from "../../ir/ir.ts";
 import { buildTraceModel } from "../../runtime/train/trainer.ts";
 import { EXIT, InputError } from "../errors.ts";
 import { loadCompiled } from "../generated.ts";

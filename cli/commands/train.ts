@@ -7,7 +7,7 @@
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { irHash } from "../../compiler/ir-check.ts";
+import { irHash } from "../../ir/validate.ts";
 import { initBackend } from "../../runtime/backend.ts";
 import { registerWasmConvFilterGrad } from "../../runtime/eval/wasm-kernels.ts";
 import { BatchSampler, type ImageTextDataset } from "../../runtime/data/dataset.ts";
@@ -20,7 +20,8 @@ import { checkOutputDir, removeStaleTemps, writeFileAtomic } from "../../runtime
 import { CheckpointError, type HostTensors, pruneCheckpoints, readCheckpoint, resolveCheckpoint, saveCheckpoint, writeLatest } from "../../runtime/train/checkpoint.ts";
 import type { LrScheduleName } from "../../runtime/train/lr-schedule.ts";
 import { TRAIN_OPTIONAL_DEFAULTS } from "../../compiler/spec.ts";
-import { createEngine, type EngineName } from "../../runtime/train/engine.ts";
+import type { EngineName } from "../../runtime/engines/engine.ts";
+import { createEngine } from "../../runtime/engines/select.ts";
 import { buildModel, drawBatch, makeValidationSet, type ModelBundle, type StepResult, TrainingStopped } from "../../runtime/train/trainer.ts";
 import { Rng } from "../../runtime/util/rng.ts";
 import { WordTokenizer } from "../../runtime/text/words.ts";
@@ -38,7 +39,7 @@ export interface TrainCliOptions {
   lr?: number;
   seed?: number;
   backend: "auto" | "tensorflow" | "webgpu" | "wasm" | "cpu";
-  /** training engine: auto (static on webgpu and on the CPU with the native executor, else tfjs), tfjs, static (runtime/train/engine.ts) */
+  /** training engine: auto (static on webgpu and on the CPU with the native executor, else tfjs), tfjs, static (runtime/engines/) */
   engine?: EngineName;
   out?: string;
   /** a checkpoint or run folder; "latest" or true: the newest run of this package under `runsDir` (and --out) */

@@ -6,7 +6,7 @@
  * noise, sample grids, atomic checkpoints and exact resume.
  */
 import * as tf from "@tensorflow/tfjs";
-import type { IR } from "../../compiler/ir.ts";
+import type { IR } from "../../ir/ir.ts";
 import type { BatchSampler, ImageTextDataset } from "../data/dataset.ts";
 import { guidedVelocity, sampleFlow } from "../flow/sampler.ts";
 import { type FlowConfig, lossWeight, sampleSigmas, trainingPair } from "../flow/schedule.ts";

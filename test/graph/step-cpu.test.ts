@@ -7,9 +7,9 @@ import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadCompiled, type LoadedSpec } from "../../cli/generated.ts";
 import { initBackend } from "../../runtime/backend.ts";
-import { evaluate } from "../../runtime/graph/cpu.ts";
+import { evaluate } from "../../runtime/executors/interp/interp.ts";
 import { kernelCount } from "../../runtime/graph/graph.ts";
-import { buildStepGraph, stepFeeds } from "../../runtime/graph/step.ts";
+import { buildStepGraph, stepFeeds } from "../../runtime/engines/static/step.ts";
 import { buildModel, flowLoss, LearnedPromptEncoder, type FlowBatch } from "../../runtime/train/trainer.ts";
 import { Rng } from "../../runtime/util/rng.ts";
 

@@ -20,7 +20,7 @@ import * as tf from "@tensorflow/tfjs";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
-import type { IR } from "../../../compiler/ir.ts";
+import type { IR } from "../../../ir/ir.ts";
 import type { PromptEncoder } from "../../train/trainer.ts";
 import { parseClipTextConfig } from "./clip-text.ts";
 import { TextEncoderError } from "./common.ts";

@@ -1,12 +1,12 @@
 /**
- * Lowering of a static graph to a program of the native CPU executor (native/src): one
+ * Lowering of a static graph to a program of the native CPU executor (runtime/executors/native/src): one
  * instruction per kernel, written into a Float64Array that the addon decodes once (checking every
  * access against its arena) and then replays with no host work. Pure: it knows nothing of the
  * addon, only where each node lives (`Place`). The kernels compute what the reference interpreter
  * (cpu.ts) defines; the elementwise operators come from the one table in ops.ts.
  */
-import { type Expr, type Graph, GraphError, type Node, type Op, broadcastStrides, broadcastStridesOf, operandLayout, sizeOf, stridesOf } from "./graph.ts";
-import { EW } from "./ops.ts";
+import { type Expr, type Graph, GraphError, type Node, type Op, broadcastStrides, broadcastStridesOf, operandLayout, sizeOf, stridesOf } from "../../graph/graph.ts";
+import { EW } from "../../graph/ops.ts";
 
 /** Where a tensor lives: an arena (index into the program's ArrayBuffers) and a float offset. */
 export interface Place {
@@ -16,24 +16,35 @@ export interface Place {
 
 export const NULL_PLACE: Place = { arena: -1, offset: 0 };
 
-/** Instruction codes (native/src/addon.cc). */
-export const enum Code {
-  Ew = 1,
-  Gemm = 2,
-  SumTo = 3,
-  LayerNorm = 4,
-  LayerNormGrad = 5,
-  Softmax = 6,
-  SoftmaxGrad = 7,
-  Copy = 8,
-  Fill = 9,
-  Adam = 10,
+/**
+ * Instruction codes, defined here once: `npm run gen:native` writes them to src/op_codes.inc,
+ * which src/addon.cc's `enum Op` includes (each name in SCREAMING_SNAKE case: SumTo is SUM_TO).
+ */
+export const Code = {
+  Ew: 1,
+  Gemm: 2,
+  SumTo: 3,
+  Ln: 4,
+  LnGrad: 5,
+  Softmax: 6,
+  SoftmaxGrad: 7,
+  Copy: 8,
+  Fill: 9,
+  Adam: 10,
+} as const;
+
+/** src/op_codes.inc: one `OP(NAME, code)` line per instruction code. */
+export function opCodesInc(): string {
+  const snake = (n: string) => n.replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+  const lines = ["// generated from runtime/executors/native/lower.ts by `npm run gen:native`: do not edit", "// OP(NAME, code)"];
+  for (const [name, code] of Object.entries(Code)) lines.push(`OP(${snake(name)}, ${code})`);
+  return lines.join("\n") + "\n";
 }
 
 /** Operator ids: positions in the EW table. */
 const EW_IDS = new Map(Object.keys(EW).map((k, i) => [k, i] as const));
 
-/** native/src/ew_ops.inc: one macro line per elementwise operator, from ops.ts. */
+/** runtime/executors/native/src/ew_ops.inc: one macro line per elementwise operator, from ops.ts. */
 export function ewOpsInc(): string {
   const lines = ["// generated from runtime/graph/ops.ts by `npm run gen:native`: do not edit", "// EWn(id, name, C expression over float a[, b])"];
   for (const [name, def] of Object.entries(EW)) lines.push(`EW${def.arity}(${EW_IDS.get(name)}, ${name}, ${def.c})`);
@@ -161,7 +172,7 @@ export class ProgramWriter {
       case "softmax_grad": {
         const d = node.shape[node.shape.length - 1];
         const rows = sizeOf(node.shape) / d;
-        const code = { layer_norm: Code.LayerNorm, layer_norm_grad: Code.LayerNormGrad, softmax: Code.Softmax, softmax_grad: Code.SoftmaxGrad }[op.kind];
+        const code = { layer_norm: Code.Ln, layer_norm_grad: Code.LnGrad, softmax: Code.Softmax, softmax_grad: Code.SoftmaxGrad }[op.kind];
         this.w.push(code);
         this.ptr(out);
         if (op.kind === "layer_norm" || op.kind === "softmax") this.ptr(at(op.src));

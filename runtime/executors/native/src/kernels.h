@@ -1,5 +1,5 @@
-// The CPU kernels of the static graph executor (runtime/graph/native.ts lowers a graph to a
-// program of these). Every kernel computes what the reference interpreter (runtime/graph/cpu.ts)
+// The CPU kernels of the static graph executor (runtime/executors/native/native.ts lowers a graph to a
+// program of these). Every kernel computes what the reference interpreter (runtime/executors/interp/interp.ts)
 // defines; test/graph/native.test.ts checks each one against it.
 #pragma once
 #include <cstddef>

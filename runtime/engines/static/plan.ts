@@ -2,11 +2,11 @@
  * What a training step will cost, before anything runs: kernels, GEMM work, GPU memory and the
  * largest tensor, from the traced, differentiated and fused step graph (pure; no device).
  */
-import { fuse } from "./fuse.ts";
-import { type GemmLayout, liveNodes, sizeOf } from "./graph.ts";
-import { type KernelOptions, kernelsFor } from "./kernels.ts";
-import { planBuffers } from "./memory.ts";
-import { liveKernelCount, type StepGraph, stepOutputs } from "./step.ts";
+import { fuse } from "../../graph/fuse.ts";
+import { type GemmLayout, liveNodes, sizeOf } from "../../graph/graph.ts";
+import { type KernelOptions, kernelsFor } from "../../executors/webgpu/kernels.ts";
+import { planBuffers } from "../../graph/memory.ts";
+import { liveKernelCount, type StepGraph, stepOutputs } from "../../graph/step-graph.ts";
 
 export interface StepPlan {
   batch: number;

@@ -5,11 +5,11 @@
  * One call = input writes, one compute pass, one read of v.
  */
 /* eslint-disable @typescript-eslint/no-explicit-any */
-import { fuseGraph } from "./fuse.ts";
-import { GraphError, liveNodes, rootOf, sizeOf } from "./graph.ts";
-import { planBuffers } from "./memory.ts";
+import { fuseGraph } from "../../graph/fuse.ts";
+import { GraphError, liveNodes, rootOf, sizeOf } from "../../graph/graph.ts";
+import { planBuffers } from "../../graph/memory.ts";
 import { type KernelOptions, SCRATCH, kernelsFor } from "./kernels.ts";
-import type { VelocityGraph } from "./step.ts";
+import type { VelocityGraph } from "../../graph/step-graph.ts";
 import { type Binding, encodeDispatches } from "./webgpu.ts";
 
 const STORAGE = 0x80;

@@ -6,8 +6,8 @@
  * Every binding is declared read_write: WebGPU forbids a buffer in one dispatch as both
  * read-only and writable storage, and the flat parameter/gradient buffers hold many nodes.
  */
-import { type GemmLayout, type Graph, GraphError, type Node, broadcastStridesOf, operandLayout, sizeOf, stridesOf } from "./graph.ts";
-import { WGSL_EW_PRELUDE, exprToWgsl } from "./ops.ts";
+import { type GemmLayout, type Graph, GraphError, type Node, broadcastStridesOf, operandLayout, sizeOf, stridesOf } from "../../graph/graph.ts";
+import { WGSL_EW_PRELUDE, exprToWgsl } from "../../graph/ops.ts";
 
 export interface Kernel {
   code: string;

@@ -1,5 +1,5 @@
 // Node-API glue of the CPU executor: a program (a Float64Array of instructions written by
-// runtime/graph/native.ts) is decoded once against its arenas (JS-owned ArrayBuffers), every
+// runtime/executors/native/native.ts) is decoded once against its arenas (JS-owned ArrayBuffers), every
 // access range checked, and then run as often as asked with no further host work.
 #include <node_api.h>
 
@@ -19,7 +19,12 @@ namespace {
 
 using sdc::Strided;
 
-enum Op { EW = 1, GEMM = 2, SUM_TO = 3, LN = 4, LN_GRAD = 5, SOFTMAX = 6, SOFTMAX_GRAD = 7, COPY = 8, FILL = 9, ADAM = 10 };
+// the instruction codes, from runtime/graph/native-lower.ts (`npm run gen:native`)
+enum Op {
+#define OP(NAME, CODE) NAME = CODE,
+#include "op_codes.inc"
+#undef OP
+};
 
 struct LnArgs {
   float* out;

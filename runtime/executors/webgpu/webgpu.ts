@@ -7,10 +7,10 @@
  * the loss and the gradient norm: no per-op host work, no allocation.
  */
 /* eslint-disable @typescript-eslint/no-explicit-any */
-import { GpuMemoryError, GraphError, liveNodes, rootOf, sizeOf } from "./graph.ts";
-import { planBuffers } from "./memory.ts";
+import { GpuMemoryError, GraphError, liveNodes, rootOf, sizeOf } from "../../graph/graph.ts";
+import { planBuffers } from "../../graph/memory.ts";
 import { type Kernel, type KernelOptions, SCRATCH, grid, kernelsFor } from "./kernels.ts";
-import { type StepGraph, gradientRoots, stepOutputs } from "./step.ts";
+import { type StepGraph, gradientRoots, stepOutputs } from "../../graph/step-graph.ts";
 
 type GPUDevice = any;
 type GPUBuffer = any;

@@ -1,12 +1,12 @@
 /**
- * IR validation (ajv against compiler/ir.schema.json) and its content hash. Kept apart from the
+ * IR validation (ajv against ir/ir.schema.json) and its content hash. Kept apart from the
  * code generator so that the runtime can check an ir.json without loading ts-morph.
  */
 import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
 import type AjvModule from "ajv";
 import schema from "./ir.schema.json" with { type: "json" };
-import { AJV_OPTIONS, precompiled } from "./ir-validator.ts";
+import { AJV_OPTIONS, precompiled } from "./precompiled.ts";
 
 type Validator = ReturnType<InstanceType<typeof AjvModule>["compile"]>;
 let validator: Validator | undefined;
@@ -18,7 +18,7 @@ function compileSchema(): Validator {
   return new Ajv({ ...AJV_OPTIONS }).compile(schema);
 }
 
-/** Validate an IR against compiler/ir.schema.json; returns error lines (empty = valid). */
+/** Validate an IR against ir/ir.schema.json; returns error lines (empty = valid). */
 export function validateIr(ir: unknown): string[] {
   validator ??= (precompiled as Validator | undefined) ?? compileSchema();
   if (validator(ir)) return [];

@@ -5,31 +5,16 @@
  * same FlowBatch the tfjs trainer uses, so both engines train on identical numbers.
  */
 import * as tf from "@tensorflow/tfjs";
-import type { ParamStore } from "../nn/params.ts";
-import { lossWeight, networkTime, type FlowConfig } from "../flow/schedule.ts";
-import type { FlowBatch, ModelBundle } from "../train/trainer.ts";
-import { LearnedPromptEncoder } from "../train/trainer.ts";
-import { type CondArrays, networkSources, nullClass, promptLabels, tokenMask, usesTextFeatures } from "../train/conditioning.ts";
-import { differentiate } from "./autodiff.ts";
-import { Graph, GraphError, kernelCount, liveNodes, rootOf, type Sym, isSym } from "./graph.ts";
-import { type DropoutInput, type OneHotInput, TraceContext, withTrace } from "./trace.ts";
-import { Rng } from "../util/rng.ts";
-
-export interface StepGraph {
-  graph: Graph;
-  loss: Sym;
-  /** gradient node per parameter, in the store's order */
-  grads: Map<string, Sym>;
-  /** parameter names and shapes in the store's order */
-  params: { name: string; shape: number[] }[];
-  oneHots: OneHotInput[];
-  /** dropout masks, drawn on the host for each step (stepFeeds) */
-  dropouts?: DropoutInput[];
-  batch: number;
-  dims: [number, number, number];
-  /** "learned": token ids are an input; "external": context and pooled are inputs; "none": the network takes no text features */
-  text: "learned" | "external" | "none";
-}
+import type { ParamStore } from "../../nn/params.ts";
+import { lossWeight, networkTime, type FlowConfig } from "../../flow/schedule.ts";
+import type { FlowBatch, ModelBundle } from "../../train/trainer.ts";
+import { LearnedPromptEncoder } from "../../train/trainer.ts";
+import { type CondArrays, networkSources, nullClass, promptLabels, tokenMask, usesTextFeatures } from "../../train/conditioning.ts";
+import { differentiate } from "../../graph/autodiff.ts";
+import { Graph, GraphError, rootOf, type Sym, isSym } from "../../graph/graph.ts";
+import type { StepGraph, VelocityGraph } from "../../graph/step-graph.ts";
+import { type DropoutInput, type OneHotInput, TraceContext, withTrace } from "../../graph/trace.ts";
+import { Rng } from "../../util/rng.ts";
 
 /** Names of the store's variables, for the trace. */
 function paramTable(store: ParamStore): Map<object, { name: string; shape: number[] }> {
@@ -80,16 +65,6 @@ function traceVelocity(g: Graph, m: Pick<ModelBundle, "network" | "text" | "ir">
   // flow.output velocity_variance: the first half of the channels is the velocity
   const v = m.ir.flow.output === "velocity_variance" ? g.slice(out, 3, 0, c) : out;
   return { v, text };
-}
-
-/** The velocity alone (sampling, validation): inputs xt, t and the text; output v [B, H, W, C]. */
-export interface VelocityGraph {
-  graph: Graph;
-  v: Sym;
-  oneHots: OneHotInput[];
-  batch: number;
-  dims: [number, number, number];
-  text: StepGraph["text"];
 }
 
 export function buildVelocityGraph(m: Pick<ModelBundle, "store" | "network" | "text" | "ir">, batch: number, dims: [number, number, number], context?: { tokens: number; width: number; pooled: number }): VelocityGraph {
@@ -222,38 +197,6 @@ export function stepFeeds(sg: Pick<StepGraph, "graph" | "batch" | "dims" | "text
     feeds.set(oh.name, rows);
   }
   return feeds;
-}
-
-/** Kernels the step launches before fusion (live nodes that are not free views/inputs). */
-export function liveKernelCount(sg: StepGraph): number {
-  return kernelCount(sg.graph, liveNodes(sg.graph, stepOutputs(sg)));
-}
-
-/** What a training step reads back: the loss and every parameter's gradient. */
-export function stepOutputs(sg: Pick<StepGraph, "loss" | "grads">): number[] {
-  return [sg.loss.id, ...[...sg.grads.values()].map((s) => s.id)];
-}
-
-/**
- * Where each parameter gradient is written: the node that holds it (its root) -> the parameter's
- * offset in a flat buffer laid out by `offsets`. Unused parameters (a constant zero gradient) are
- * absent: their slice of the flat buffer stays 0.
- */
-export function gradientRoots(sg: Pick<StepGraph, "graph" | "params" | "grads">, offsets: Map<string, number>): Map<number, number> {
-  const g = sg.graph;
-  const at = new Map<number, number>();
-  for (const p of sg.params) {
-    const gs = sg.grads.get(p.name);
-    if (!gs) throw new GraphError(`no gradient for ${p.name}`);
-    const r = rootOf(g, gs.id);
-    const kind = g.node(r).op.kind;
-    if (kind === "const") continue;
-    if (kind === "input" || kind === "param" || at.has(r)) throw new GraphError(`the gradient of ${p.name} cannot be placed in the flat buffer`);
-    const off = offsets.get(p.name);
-    if (off === undefined) throw new GraphError(`no offset for ${p.name}`);
-    at.set(r, off);
-  }
-  return at;
 }
 
 /** The context shape fed to a frozen text encoder's network; undefined when the encoder is learned (it is traced). */

@@ -7,15 +7,16 @@
  */
 /* eslint-disable @typescript-eslint/no-explicit-any */
 import * as tf from "@tensorflow/tfjs";
-import { networkTime, samplingSigmas, velocitySign } from "../flow/schedule.ts";
-import { type FlowBatch, type ModelBundle, type SampleOpts, type ValidationSet } from "../train/trainer.ts";
-import { WebGpuForward } from "./forward.ts";
-import { fuseGraph } from "./fuse.ts";
-import { NativeForward, nativeAddon, paramArena } from "./native.ts";
-import { kernelOptionsFromEnv } from "./gemm-table.ts";
-import { GraphError, UnsupportedOpError } from "./graph.ts";
-import { buildVelocityGraph, frozenContext, stepFeeds, textInputs, type VelocityGraph } from "./step.ts";
-import type { Binding } from "./webgpu.ts";
+import { networkTime, samplingSigmas, velocitySign } from "../../flow/schedule.ts";
+import { type FlowBatch, type ModelBundle, type SampleOpts, type ValidationSet } from "../../train/trainer.ts";
+import { WebGpuForward } from "../../executors/webgpu/forward.ts";
+import { fuseGraph } from "../../graph/fuse.ts";
+import { NativeForward, nativeAddon, paramArena } from "../../executors/native/native.ts";
+import { kernelOptionsFromEnv } from "../../executors/webgpu/gemm-table.ts";
+import { GraphError, UnsupportedOpError } from "../../graph/graph.ts";
+import { buildVelocityGraph, frozenContext, stepFeeds, textInputs } from "./step.ts";
+import type { VelocityGraph } from "../../graph/step-graph.ts";
+import type { Binding } from "../../executors/webgpu/webgpu.ts";
 
 /** A compiled forward pass of the velocity (WebGpuForward, NativeForward). */
 export interface VelocityForward {

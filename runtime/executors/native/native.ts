@@ -1,6 +1,6 @@
 /**
  * The native CPU executor of static graphs: the same fused step graph as the WebGPU engine,
- * lowered to a program of C++ kernels (native/src, built by node-gyp at install with the
+ * lowered to a program of C++ kernels (runtime/executors/native/src, built by node-gyp at install with the
  * machine's own vector ISA and OpenMP over every core). Buffers are JS-owned ArrayBuffers
  * (arenas) laid out once by the memory plan (memory.ts): the parameters, gradients, Adam moments
  * and EMA as one flat arena, activations in recycled slots of another. A training step is: write
@@ -12,13 +12,13 @@ import { createRequire } from "node:module";
 import { freemem, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { GraphError, liveNodes, rootOf, sizeOf } from "./graph.ts";
-import { planBuffers } from "./memory.ts";
-import { type Place, ProgramWriter } from "./native-lower.ts";
-import { type StepGraph, type VelocityGraph, gradientRoots, stepOutputs } from "./step.ts";
-import type { AdamConfig } from "./webgpu.ts";
+import { GraphError, liveNodes, rootOf, sizeOf } from "../../graph/graph.ts";
+import { planBuffers } from "../../graph/memory.ts";
+import { type Place, ProgramWriter } from "./lower.ts";
+import { type StepGraph, type VelocityGraph, gradientRoots, stepOutputs } from "../../graph/step-graph.ts";
+import type { AdamConfig } from "../webgpu/webgpu.ts";
 
-/** What the addon exports (native/src/addon.cc). */
+/** What the addon exports (runtime/executors/native/src/addon.cc). */
 export interface NativeAddon {
   build(program: Float64Array, arenas: ArrayBuffer[]): object;
   run(program: object, profile?: Float64Array): void;
@@ -43,7 +43,7 @@ function packageRoot(): string {
     if (existsSync(join(d, "binding.gyp"))) return d;
     d = dirname(d);
   }
-  return join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+  return join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 }
 let loaded: { addon: NativeAddon | null; why: string } | null = null;
 

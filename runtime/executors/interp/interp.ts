@@ -3,8 +3,8 @@
  * It defines what every kernel computes; the WebGPU executor is tested against it, and it is
  * tested against tfjs autodiff (test/runtime/graph.test.ts).
  */
-import { type Graph, GraphError, type Node, broadcastStrides, broadcastStridesOf, operandLayout, sizeOf, stridesOf } from "./graph.ts";
-import { compileExpr } from "./ops.ts";
+import { type Graph, GraphError, type Node, broadcastStrides, broadcastStridesOf, operandLayout, sizeOf, stridesOf } from "../../graph/graph.ts";
+import { compileExpr } from "../../graph/ops.ts";
 
 export type Feeds = Map<string, Float32Array>;
 

@@ -1,11 +1,31 @@
 /**
  * The IR: everything the runtime needs to rebuild and train a compiled spec, as plain JSON.
- * It is written to generated/<name>/ir.json, validated against compiler/ir.schema.json (ajv),
+ * It is written to generated/<name>/ir.json, validated against ir/ir.schema.json (ajv),
  * and stored beside every checkpoint.
  */
-import type { ModuleNode, ParamRecord } from "./check.ts";
 
 export const IR_VERSION = 1;
+
+/** A parameter's initializer (the compiler's primitives name it, the runtime's ParamStore draws it). */
+export type Init = "torch_linear" | "zeros" | "ones" | "normal_0.02" | "fixed" | "xavier_uniform" | `normal:${number}` | `trunc_normal:${number}`;
+
+export interface ParamRecord {
+  name: string;
+  shape: number[];
+  count: number;
+  init: Init;
+  buffer: boolean;
+  /** the primitive that owns it */
+  op: string;
+}
+
+export interface ModuleNode {
+  path: string;
+  kind: string;
+  /** trainable parameters in this module and below */
+  params: number;
+  children: ModuleNode[];
+}
 
 export type Density = { kind: "uniform" } | { kind: "uniform_clipped"; eps: number } | { kind: "logit_normal"; m: number; s: number } | { kind: "mode"; s: number } | { kind: "cosmap" };
 
