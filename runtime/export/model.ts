@@ -4,7 +4,7 @@
  * initializers, and what a sampler outside sdc needs in the model's metadata (the flow's time
  * convention and defaults, the tokenizer's words, the null class).
  */
-import { frozenContext, buildVelocityGraph } from "../graph/step.ts";
+import { buildVelocityGraph, frozenContext } from "../engines/static/step.ts";
 import { LearnedPromptEncoder, type ModelBundle } from "../train/trainer.ts";
 import { nullClass } from "../train/conditioning.ts";
 import { type OnnxModel, encodeOnnx } from "./onnx-proto.ts";

@@ -15,8 +15,8 @@
  */
 import { EW } from "../graph/ops.ts";
 import { type Expr, type Graph, GraphError, broadcastShapes, type Node, type Op, liveNodes, sameShape, sizeOf } from "../graph/graph.ts";
-import type { VelocityGraph } from "../graph/step.ts";
-import type { InputSig, TensorSig } from "../../compiler/ir.ts";
+import type { VelocityGraph } from "../graph/step-graph.ts";
+import type { InputSig, TensorSig } from "../../ir/ir.ts";
 import type { OnnxModel, OnnxNode, OnnxTensor, OnnxValue } from "./onnx-proto.ts";
 
 /** The batch sizes of the two traces (any two distinct sizes work; small keeps tracing cheap). */

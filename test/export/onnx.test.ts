@@ -15,8 +15,8 @@ import { loadCompiled } from "../../cli/generated.ts";
 import { initBackend } from "../../runtime/backend.ts";
 import { exportOnnx } from "../../runtime/export/model.ts";
 import { LOCKSTEP_BATCHES } from "../../runtime/export/onnx.ts";
-import { evaluate } from "../../runtime/graph/cpu.ts";
-import { buildVelocityGraph, frozenContext, stepFeeds, textInputs } from "../../runtime/graph/step.ts";
+import { evaluate } from "../../runtime/executors/interp/interp.ts";
+import { buildVelocityGraph, frozenContext, stepFeeds, textInputs } from "../../runtime/engines/static/step.ts";
 import { buildModel } from "../../runtime/train/trainer.ts";
 import { Rng } from "../../runtime/util/rng.ts";
 
