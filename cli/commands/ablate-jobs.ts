@@ -19,6 +19,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeFileAtomic } from "../../runtime/io/atomic.ts";
 import { type PlannedUnit, resultsMarkdown, type UnitResult } from "../../runtime/eval/sweep.ts";
+import { analyzeSeeds, hasSeeds, seedsMarkdown } from "../../runtime/eval/seeds.ts";
 import { EXIT, InputError, UsageError } from "../errors.ts";
 import { type AblateOptions, clearStaleUnit, compileUnit, finishedUnit, planAblation, unitResult, type UnitModel, writeResults } from "./ablate.ts";
 
@@ -460,7 +461,7 @@ async function runLocal(tasks: { id: string; script: string }[], jobs: number, s
 /** The CLI's report of a jobs run. */
 export function formatJobsSummary(s: JobsSummary, seconds: number, status: UnitStatus[]): { text: string; code: number } {
   if (s.results) {
-    return { text: `${resultsMarkdown(s.results)}\nran ${s.ran.length}, gathered or done before ${s.done.length}; ${seconds.toFixed(0)} s; results in ${s.out}/results.{md,csv,json}${s.plot?.svg ? `, plot ${s.plot.png ?? s.plot.svg}` : ""}\n`, code: EXIT.ok };
+    return { text: `${resultsMarkdown(s.results)}${hasSeeds(s.results) ? `\n${seedsMarkdown(analyzeSeeds(s.results))}` : ""}\nran ${s.ran.length}, gathered or done before ${s.done.length}; ${seconds.toFixed(0)} s; results in ${s.out}/results.{md,csv,json}${s.plot?.svg ? `, plot ${s.plot.png ?? s.plot.svg}` : ""}\n`, code: EXIT.ok };
   }
   const head = s.prepared?.length ? `prepared ${s.prepared.length} unit${s.prepared.length === 1 ? "" : "s"} (--no-submit): ${s.prepared.join(", ")}; nothing submitted\n` : s.job ? `submitted ${s.ran.length} unit${s.ran.length === 1 ? "" : "s"} as Slurm job ${s.job} (${s.ran.join(", ")})\n` : s.ran.length ? "" : `nothing submitted: ${s.active.length} unit${s.active.length === 1 ? "" : "s"} still queued or running\n`;
   const tail = s.prepared?.length ? "\nsubmit: the same command without --no-submit\n" : s.failed.length ? `\n${s.failed.length} unit${s.failed.length === 1 ? "" : "s"} did not finish; rerun the same command to resubmit ${s.failed.length === 1 ? "it" : "them"} (a unit resumes from its last checkpoint)\n` : `\nwatch: sdc ablate --status ${s.out}; rerun the same command to gather the results when all are done\n`;

@@ -23,6 +23,7 @@ import type { BackendName } from "../../runtime/backend.ts";
 import { EXIT, InputError, UsageError } from "../errors.ts";
 import { Interrupted } from "../signals.ts";
 import { fmtTime } from "../progress.ts";
+import { analyzeSeeds, armsPlotSpec, hasSeeds, seedsMarkdown } from "../../runtime/eval/seeds.ts";
 import { compiledCount, matchUnit } from "./ablate-match.ts";
 import { compileSpecFile } from "./compile.ts";
 
@@ -41,6 +42,8 @@ export interface AblateOptions {
   sampleSteps?: number;
   /** MNIST test images for the reference features (default: all) */
   reference?: number;
+  /** training seeds per arm: seed, seed + 1, ... (default 1) */
+  seeds?: number;
   /** CFG scale whose prompt accuracy is plotted (default: the largest) */
   plotCfg?: number;
   checkpointEvery?: number;
@@ -177,7 +180,7 @@ export function unitResult(unit: PlannedUnit, run: string, model: UnitModel, ev:
   const lastLoss = [...metrics].reverse().find((m) => m.loss !== undefined)?.loss ?? summary.lastLoss;
 
   return {
-    id: unit.id, inputs: unit.inputs, name: model.name, ...(model.network ? { network: model.network } : {}), params: model.params, networkParams: model.networkParams, ...(unit.match ? { match: unit.match } : {}),
+    id: unit.id, group: unit.group, inputs: unit.inputs, name: model.name, ...(model.network ? { network: model.network } : {}), params: model.params, networkParams: model.networkParams, ...(unit.match ? { match: unit.match } : {}),
     stepSeconds: 1 / summary.stepsPerSecond, trainSeconds: summary.seconds, finalTrainLoss: lastLoss, valLoss: ev.valLoss,
     cfg: ev.cfg.map((c) => ({ cfg: c.cfg, accuracy: c.accuracy, frechet: c.frechet, sampleSeconds: c.sampleSeconds })),
     wallSeconds,
@@ -207,7 +210,7 @@ export function planAblation(specs: string | string[], o: AblateOptions): { unit
   for (const a of args) if (!existsSync(a.spec)) throw new InputError(`spec file not found: ${a.spec}`);
   const plain = args.length === 1 && list[0] === args[0].spec;
   const common = {
-    fixed: (o.set ?? []).map(parseSet), sweeps: o.sweeps, seed: o.seed, steps: o.steps, batch: o.batch, backend: o.backend,
+    fixed: (o.set ?? []).map(parseSet), sweeps: o.sweeps, seed: o.seed, seeds: o.seeds ?? 1, steps: o.steps, batch: o.batch, backend: o.backend,
     eval: { perDigit: o.perDigit, cfg: o.cfg, sampleSteps: o.sampleSteps ?? null, seed: 0, reference: o.reference ?? null },
   };
   let units: PlannedUnit[];
@@ -263,6 +266,7 @@ function matchUnits(units: PlannedUnit[], m: MatchOptions, armCount: number, log
     return targets.get(combo)!;
   };
   const ids = new Set<string>();
+  const searched = new Map<string, ReturnType<typeof matchUnit>>();
   const out = units.map((u) => {
     const param = paramOf(u.arm ?? 0);
     if (param === null) {
@@ -272,14 +276,19 @@ function matchUnits(units: PlannedUnit[], m: MatchOptions, armCount: number, log
     for (const s of u.inputs.set) if (s.startsWith(`${param}=`)) throw new SweepError(`${param} is both --match-params and an override of unit ${u.id} (${s}); match it, or set it`);
     const where = `unit ${u.id} (${u.inputs.spec}${u.inputs.variant ? `:${u.inputs.variant}` : ""})`;
     const t0 = performance.now();
-    const r = matchUnit(u.inputs, { param, target: targetOf(u), on: m.on, range: m.range }, where);
+    // the seeds of one arm and sweep combination match alike: searched once
+    const key = JSON.stringify({ ...u.inputs, seed: 0, param });
+    const r = searched.get(key) ?? matchUnit(u.inputs, { param, target: targetOf(u), on: m.on, range: m.range }, where);
+    const again = searched.has(key);
+    searched.set(key, r);
     const set = [...u.inputs.set, `${param}=${r.match.value}`];
-    const id = unitId(u.inputs.variant, set, u.label);
+    const group = unitId(u.inputs.variant, set, u.label);
+    const id = group + u.seedTag;
     if (ids.has(id)) throw new SweepError(`two units would share the folder ${id} after matching ${param}`);
     ids.add(id);
     const what = m.on === "network" ? "network parameters" : "parameters";
-    log(`match: ${where}: ${param} ${r.match.from} -> ${r.match.value}: ${r.match.achieved.toLocaleString("en-US")} ${what} (target ${r.match.target.toLocaleString("en-US")}, ${matchError(r.match)}; ${r.match.compiled} values compiled in ${((performance.now() - t0) / 1000).toFixed(1)} s)${r.atBound ? `; at the end of the range ${r.range[0]}..${r.range[1]}: widen it with --match-range` : ""}`);
-    return { ...u, id, match: r.match, inputs: { ...u.inputs, set } };
+    if (!again) log(`match: ${where}: ${param} ${r.match.from} -> ${r.match.value}: ${r.match.achieved.toLocaleString("en-US")} ${what} (target ${r.match.target.toLocaleString("en-US")}, ${matchError(r.match)}; ${r.match.compiled} values compiled in ${((performance.now() - t0) / 1000).toFixed(1)} s)${r.atBound ? `; at the end of the range ${r.range[0]}..${r.range[1]}: widen it with --match-range` : ""}`);
+    return { ...u, id, group, match: r.match, inputs: { ...u.inputs, set } };
   });
   return out;
 }
@@ -292,7 +301,8 @@ export function finishedUnit(unit: PlannedUnit, dir: string): UnitResult | null 
   if (!same(r.inputs, unit.inputs)) throw new InputError(`${done} was made with other inputs (${diffInputs(r.inputs, unit.inputs)}); use another --out, or delete ${dir} to redo it`);
   // the match is how this plan chose the unit's value, not an input: the current plan's is reported
   const { match: _, ...rest } = r;
-  return unit.match ? { ...rest, match: unit.match } : rest;
+  const withGroup = { ...rest, group: unit.group };
+  return unit.match ? { ...withGroup, match: unit.match } : withGroup;
 }
 
 /** An unfinished unit folder made with other inputs is started over. Returns true if it was removed. */
@@ -332,7 +342,7 @@ export async function runAblation(specs: string | string[], o: AblateOptions, ru
     const eta = ran.length ? ` (ETA ${fmtTime((ranSeconds / ran.length) * left)} for ${left} unit${left === 1 ? "" : "s"} at ${fmtTime(ranSeconds / ran.length)} each)` : "";
     log(`[${i + 1}/${units.length}] ${unit.id}: running${eta}`);
     const u0 = performance.now();
-    const r = await runner(unit, dir, { log: (s) => log(`  ${s}`), checkpointEvery: o.checkpointEvery ?? 50, judge: o.judge, judgeWeights: o.judgeWeights });
+    const r = { ...(await runner(unit, dir, { log: (s) => log(`  ${s}`), checkpointEvery: o.checkpointEvery ?? 50, judge: o.judge, judgeWeights: o.judgeWeights })), group: unit.group };
     writeFileAtomic(done, JSON.stringify(r, null, 2) + "\n");
     results.push(r);
     ran.push(unit.id);
@@ -342,15 +352,22 @@ export async function runAblation(specs: string | string[], o: AblateOptions, ru
   return { out, ran, skipped, results, plot };
 }
 
-/** OUT/results.{md,csv,json} and OUT/plot.{svg,png,vl.json}. */
+/**
+ * OUT/results.{md,csv,json} and OUT/plot.{svg,png,vl.json}; with several seeds per arm also
+ * OUT/arms.json (runtime/eval/seeds.ts: mean and interval per arm, the pairwise tests), its
+ * tables in results.md, and the plot of the arms' means with their intervals.
+ */
 export async function writeResults(out: string, specs: string | string[], o: AblateOptions, results: UnitResult[], log: (s: string) => void): Promise<AblationSummary["plot"]> {
   const matched = results.some((r) => r.match) ? ` match: the parameter set to the value whose exact ${o.match?.on === "network" ? "network " : ""}parameter count is closest to target_params (achieved_params, match_err).` : "";
-  writeFileAtomic(join(out, "results.md"), `# Ablation: ${ablationTitle(specs)}\n\n${resultsMarkdown(results)}\nFD: judge-feature Fréchet distance (not Inception FID). acc: prompt accuracy judged by the MNIST classifier.${matched}\n`);
+  const seeds = hasSeeds(results) ? analyzeSeeds(results) : null;
+  writeFileAtomic(join(out, "results.md"), `# Ablation: ${ablationTitle(specs)}\n\n${resultsMarkdown(results)}\nFD: judge-feature Fréchet distance (not Inception FID). acc: prompt accuracy judged by the MNIST classifier.${matched}\n${seeds ? `\n${seedsMarkdown(seeds)}` : ""}`);
   writeFileAtomic(join(out, "results.csv"), resultsCsv(results));
   writeFileAtomic(join(out, "results.json"), JSON.stringify(results, null, 2) + "\n");
+  if (seeds) writeFileAtomic(join(out, "arms.json"), JSON.stringify(seeds, null, 2) + "\n");
+  else rmSync(join(out, "arms.json"), { force: true });
   const plotCfg = o.plotCfg ?? Math.max(...o.cfg);
-  const title = (typeof specs === "string" ? [specs] : specs).map((s) => basename(s)).join(" vs ");
-  return writePlot(join(out, "plot"), resultsPlotSpec(results, plotCfg, `${title}: ${o.steps} steps, batch ${o.batch}`), log);
+  const title = `${(typeof specs === "string" ? [specs] : specs).map((s) => basename(s)).join(" vs ")}: ${o.steps} steps, batch ${o.batch}`;
+  return writePlot(join(out, "plot"), seeds ? armsPlotSpec(seeds, plotCfg, title) : resultsPlotSpec(results, plotCfg, title), log);
 }
 
 function diffInputs(a: UnitInputs, b: UnitInputs): string {
@@ -399,7 +416,7 @@ export async function runAblateCli(specPath: string | string[], o: AblateOptions
     return r.code;
   }
   const s = await runAblation(specPath, o);
-  out(`${resultsMarkdown(s.results)}\nran ${s.ran.length}, skipped ${s.skipped.length} (done before); ${((performance.now() - t0) / 1000).toFixed(0)} s; results in ${s.out}/results.{md,csv,json}${s.plot.svg ? `, plot ${s.plot.png ?? s.plot.svg}` : ""}\n`);
+  out(`${resultsMarkdown(s.results)}${hasSeeds(s.results) ? `\n${seedsMarkdown(analyzeSeeds(s.results))}` : ""}\nran ${s.ran.length}, skipped ${s.skipped.length} (done before); ${((performance.now() - t0) / 1000).toFixed(0)} s; results in ${s.out}/results.{md,csv,json}${s.plot.svg ? `, plot ${s.plot.png ?? s.plot.svg}` : ""}\n`);
   return EXIT.ok;
 }
 

@@ -22,6 +22,12 @@ export async function planRun(dir: string, o: PlanOptions): Promise<StepPlan & {
   const loaded = await loadCompiled(dir);
   if (loaded.spec.task !== "diffusion") throw new InputError(`${dir} is a classifier; sdc plan measures diffusion training steps`);
   await initBackend("cpu", { log: () => {} });
+  return stepPlanOf(loaded, o);
+}
+
+/** The plan of a loaded diffusion spec's training step, on the backend already initialized (sdc eval uses it for training FLOPs). */
+export function stepPlanOf(loaded: Awaited<ReturnType<typeof loadCompiled>>, o: PlanOptions): StepPlan & { spec: string; contextTokens: number | null } {
+  if (loaded.spec.task !== "diffusion") throw new InputError(`${loaded.ir.spec.name} is a classifier; a plan measures diffusion training steps`);
   const ir = loaded.ir;
   const batch = o.batch ?? ir.train.batch;
   const dims: [number, number, number] = [ir.data.height, ir.data.width, ir.data.channels];

@@ -16,7 +16,7 @@ import { type LatentDataset, loadLatents } from "../../runtime/data/latents.ts";
 import type { ImageDecoder } from "../../runtime/eval/evaluate.ts";
 import { digitPrompt, loadMnist } from "../../runtime/data/mnist.ts";
 import { encodeGridPng, promptsGridText } from "../../runtime/image/png.ts";
-import { checkOutputDir, removeStaleTemps, writeFileAtomic } from "../../runtime/io/atomic.ts";
+import { checkOutputDir, writeFileAtomic } from "../../runtime/io/atomic.ts";
 import { CheckpointError, type HostTensors, pruneCheckpoints, readCheckpoint, resolveCheckpoint, saveCheckpoint, writeLatest } from "../../runtime/train/checkpoint.ts";
 import type { LrScheduleName } from "../../runtime/train/lr-schedule.ts";
 import { TRAIN_OPTIONAL_DEFAULTS } from "../../compiler/spec.ts";
@@ -29,7 +29,7 @@ import { type PretrainedTextOptions, PretrainedPromptEncoder, textEncoderOverrid
 import { EXIT, InputError, UsageError } from "../errors.ts";
 import { loadCompiled } from "../generated.ts";
 import { Progress } from "../progress.ts";
-import { CONFIG_FILE, newestRun, readValLosses, readRunConfig, resolveSettings, type RunSettings, runDirOf, truncateMetrics, writeRunConfig } from "../run-config.ts";
+import { CONFIG_FILE, cleanRunFolder, newestRun, readValLosses, readRunConfig, resolveSettings, type RunSettings, runDirOf, truncateMetrics, writeRunConfig } from "../run-config.ts";
 import { SDC_VERSION } from "../version.ts";
 import { watchInterrupts, yieldToEventLoop } from "../signals.ts";
 
@@ -176,7 +176,7 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
       throw new CheckpointError(`checkpoint ${resumeDir} is from another spec (${resumed.state.spec}, IR ${resumed.state.irHash.slice(0, 12)}) than ${dir} (${ir.spec.name}, IR ${hash.slice(0, 12)})`);
     }
   }
-  const prior = runDir ? readRunConfig(runDir) : null;
+  const prior = runDir ? readRunConfig(runDir, { spec: ir.spec.name, irHash: hash }) : null;
   if (o.precision !== undefined && o.precision !== "fp32") throw new UsageError(precisionRefusal(`--precision ${o.precision}`));
   const D = TRAIN_OPTIONAL_DEFAULTS;
   const specSettings: RunSettings = {
@@ -236,9 +236,9 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
 
   mkdirSync(join(out, "samples"), { recursive: true });
   mkdirSync(join(out, "checkpoints"), { recursive: true });
-  removeStaleTemps(join(out, "checkpoints"));
+  cleanRunFolder(out);
   const metrics = join(out, "metrics.jsonl");
-  if (!resumed) writeFileSync(metrics, "");
+  if (!resumed) writeFileAtomic(metrics, "");
   else truncateMetrics(metrics, step); // the steps after the checkpoint are redone: their lines go
   const valLosses = readValLosses(metrics); // for keep_best
   writeFileAtomic(join(out, "ir.json"), loaded.irText);

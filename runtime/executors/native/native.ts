@@ -9,7 +9,6 @@
  */
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
-import { freemem, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { GraphError, liveNodes, rootOf, sizeOf } from "../../graph/graph.ts";
@@ -17,6 +16,7 @@ import { planBuffers } from "../../graph/memory.ts";
 import { type Place, ProgramWriter } from "./lower.ts";
 import { type StepGraph, type VelocityGraph, gradientRoots, stepOutputs } from "../../graph/step-graph.ts";
 import type { AdamConfig } from "../webgpu/webgpu.ts";
+import { gib, memoryBudget } from "../../util/memory-limit.ts";
 
 /** What the addon exports (runtime/executors/native/src/addon.cc). */
 export interface NativeAddon {
@@ -85,11 +85,10 @@ const ASYNC = process.env.SDC_NATIVE_ASYNC !== "0";
 const ALIGN = 16;
 const alignUp = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
 
-/** Refuse a layout that does not fit in memory, before anything is allocated. */
+/** Refuse a layout that does not fit in the memory this process may use (machine, cgroup, ulimit -v), before anything is allocated. */
 function checkMemory(bytes: number, what: string): void {
-  const total = totalmem();
-  const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
-  if (bytes > 0.9 * total) throw new CpuMemoryError(`${what} needs ${gib(bytes)} of memory; this machine has ${gib(total)} (${gib(freemem())} free): try a smaller --batch-size`);
+  const budget = memoryBudget();
+  if (bytes > budget.bytes) throw new CpuMemoryError(`${what} needs ${gib(bytes)} of memory; ${budget.why}: try a smaller --batch-size`);
 }
 
 /** A bump allocator of float offsets in one arena. */
