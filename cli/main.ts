@@ -276,6 +276,19 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
     });
 
   program
+    .command("export")
+    .description("the trained model outside sdc: its forward pass as an ONNX file (--onnx), a static page that samples in the browser (--web)")
+    .argument("<run>", "a run folder (its checkpoints/latest) or a checkpoint folder")
+    .option("--onnx <file>", "write the network (with its learned text encoder) as ONNX, e.g. model.onnx")
+    .option("--web <dir>", "write a self-contained page (index.html, TensorFlow.js, the model) to this folder")
+    .option("--generated <dir>", "the compiled spec folder (default: generated/<spec name from the checkpoint's ir.json>)")
+    .addOption(new Option("--weights <which>", "EMA or raw weights").choices(["ema", "raw"]).default("ema"))
+    .action(async (run: string, o) => {
+      const { runExport } = await import("./commands/export.ts");
+      onResult(await runExport(run, { onnx: o.onnx, web: o.web, generated: o.generated, weights: o.weights }));
+    });
+
+  program
     .command("ablate")
     .description("run ablation units (spec + variant + overrides + seed: compile, train, eval, each in its own folder; finished units are skipped) and write results.{md,csv,json} and a plot; arms may come from several spec files")
     .argument("[specs...]", "the .mdl file, e.g. specs/sd3.mdl; or arms SPEC.mdl[:VARIANT][+name=value...], one unit each (times the sweeps), e.g. specs/sd3.mdl:tiny specs/dit.mdl:tiny+depth=2")
