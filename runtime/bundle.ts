@@ -48,6 +48,8 @@ export interface ValidationSet {
 export interface SampleOpts {
   steps?: number;
   cfg?: number;
+  /** the noise levels [lo, hi] where guidance applies (default: the spec's flow.guidance_interval, else every step) */
+  cfgInterval?: [number, number];
   sampler?: "euler" | "heun";
   /** after each sampler step: (steps done, steps in all), for progress */
   onStep?: (done: number, steps: number) => void;

@@ -8,8 +8,8 @@
 import * as tf from "@tensorflow/tfjs";
 import type { IR } from "../../ir/ir.ts";
 import type { BatchSampler, ImageTextDataset } from "../data/dataset.ts";
-import { guidanceRows, guidedVelocity, sampleFlow } from "../flow/sampler.ts";
-import { type FlowConfig, lossWeight, sampleSigmas, trainingPair } from "../flow/schedule.ts";
+import { guidanceAt, guidanceRows, guidedVelocity, sampleFlow } from "../flow/sampler.ts";
+import { checkGuidanceInterval, type FlowConfig, lossWeight, sampleSigmas, trainingPair } from "../flow/schedule.ts";
 import type { CompiledSpec, DiffusionSpec } from "../model.ts";
 import * as F from "../nn/functional.ts";
 import { ParamStore } from "../nn/params.ts";
@@ -123,11 +123,13 @@ export function sampleImages(m: ModelBundle, z: tf.Tensor4D, prompts: readonly s
   // conditional rows first, then the unconditional ones (the empty prompt: the null class)
   const { rows, both } = guidanceRows(prompts, scale);
   const cond = conditionOn(m, rows);
-  const vel = (x: tf.Tensor, t: tf.Tensor1D): tf.Tensor => {
+  const interval = opts.cfgInterval ?? m.flow.guidanceInterval ?? null;
+  if (interval) checkGuidanceInterval(interval);
+  const vel = (x: tf.Tensor, t: tf.Tensor1D, sigma: number): tf.Tensor => {
     if (!both) return velocity(m, x, t, cond);
     const v = velocity(m, tf.concat([x, x], 0), tf.concat([t, t], 0), cond);
     const [vc, vu] = tf.split(v, 2, 0);
-    return guidedVelocity(vc, vu, scale);
+    return guidedVelocity(vc, vu, guidanceAt(scale, sigma, interval));
   };
   const onStep = opts.onStep;
   const out = sampleFlow(vel, z, m.flow, { steps: opts.steps, sampler: opts.sampler, onStep: onStep ? (i) => onStep(i.step + 1, i.steps) : undefined }) as tf.Tensor4D;

@@ -7,8 +7,8 @@
  */
 /* eslint-disable @typescript-eslint/no-explicit-any */
 import * as tf from "@tensorflow/tfjs";
-import { driveAsync, flowIntegration, guidanceRows, HOST_ARITH, integrateFlow } from "../../flow/sampler.ts";
-import { networkTime, velocitySign } from "../../flow/schedule.ts";
+import { driveAsync, flowIntegration, guidanceAt, guidanceRows, HOST_ARITH, integrateFlow } from "../../flow/sampler.ts";
+import { checkGuidanceInterval, networkTime, velocitySign } from "../../flow/schedule.ts";
 import { type FlowBatch, type ModelBundle, type SampleOpts, type ValidationSet } from "../../bundle.ts";
 import { WebGpuForward } from "../../executors/webgpu/forward.ts";
 import { fuseGraph } from "../../graph/fuse.ts";
@@ -148,6 +148,8 @@ export class StaticFlowNetwork {
     const plan = flowIntegration(flow, { steps: opts.steps, sampler: opts.sampler });
     const b = prompts.length;
     const per = dims[0] * dims[1] * dims[2];
+    const interval = opts.cfgInterval ?? flow.guidanceInterval ?? null;
+    if (interval) checkGuidanceInterval(interval);
     const { rows, both } = guidanceRows(prompts, scale);
     const f = await this.forward(rows.length, dims);
     const text = await textInputs(this.m, rows);
@@ -162,7 +164,8 @@ export class StaticFlowNetwork {
       feeds.set("t", new Float32Array(rows.length).fill(networkTime(flow, sigma)));
       const v = await f.run(feeds);
       const d = new Float32Array(b * per);
-      for (let i = 0; i < d.length; i++) d[i] = sign * (both ? v[b * per + i] + (v[i] - v[b * per + i]) * scale : v[i]);
+      const g = guidanceAt(scale, sigma, interval);
+      for (let i = 0; i < d.length; i++) d[i] = sign * (both ? v[b * per + i] + (v[i] - v[b * per + i]) * g : v[i]);
       return d;
     };
     return driveAsync(integrateFlow(HOST_ARITH, Float32Array.from(z), plan, (i) => opts.onStep?.(i + 1, plan.steps)), slope);
