@@ -6,7 +6,7 @@
  * Every phase is pure; the host (file reads) is passed in and the CLI writes the files.
  */
 import type * as A from "./ast.ts";
-import { Checker, fmtCount, type ValueObserver } from "./check.ts";
+import { Checker, fmtCount, type ValueObserver } from "./check/index.ts";
 import { generateFiles, type GeneratedFile, reachableBlocks } from "./codegen/files.ts";
 import { type Diagnostic, diag, formatDiagnostic, hasErrors } from "./diagnostics.ts";
 import type { IR } from "./ir.ts";
@@ -17,7 +17,7 @@ import { validateIr } from "./ir-check.ts";
 import { unusedInBlock, unusedInSpec } from "./lint.ts";
 
 export { formatDiagnostic, type Diagnostic } from "./diagnostics.ts";
-export type { ValueObserver } from "./check.ts";
+export type { ValueObserver } from "./check/index.ts";
 
 /**
  * The diagnostics of a file of blocks only (a library such as specs/lib/mmdit.mdl): loading and

@@ -3,7 +3,7 @@
  * It is written to generated/<name>/ir.json, validated against compiler/ir.schema.json (ajv),
  * and stored beside every checkpoint.
  */
-import type { ModuleNode, ParamRecord } from "./check.ts";
+import type { ModuleNode, ParamRecord } from "./check/index.ts";
 
 export const IR_VERSION = 1;
 
