@@ -54,7 +54,7 @@ export const SECTIONS: Record<string, Record<string, SettingSpec>> = {
   text: {
     encoder: { kind: "raw", doc: "a block call (learned, trained jointly) or sd3_pretrained(clip_l:, clip_g:, t5:)", dflt: "(required)" },
     tokens: { kind: "int", min: 1, max: 4096, doc: "tokens per prompt", dflt: "8" },
-    vocab: { kind: "int", min: 3, max: 1 << 20, doc: "tokenizer vocabulary size (learned encoder)", dflt: "32" },
+    vocab: { kind: "int", min: 3, max: 1 << 20, doc: "tokenizer vocabulary size (learned encoder; an encoder called with `vocab:` must have the same)", dflt: "32" },
     width: { kind: "int", min: 1, doc: "context width (pretrained encoders)", dflt: "2048" },
     pooled: { kind: "int", min: 1, doc: "pooled width (pretrained encoders)", dflt: "2048" },
   },
@@ -73,7 +73,7 @@ export const SECTIONS: Record<string, Record<string, SettingSpec>> = {
     output: { kind: "enum", values: ["velocity", "velocity_variance"], doc: "what the network returns: the velocity, or the velocity and as many learned-variance channels (DiT's learn_sigma: twice the image channels; the loss and samplers use the first half)", dflt: "velocity" },
   },
   train: {
-    optimizer: { kind: "raw", doc: "adam(lr: ...) or adamw(lr: ..., weight_decay: ...)" },
+    optimizer: { kind: "raw", doc: "adam(lr: ...) or adamw(lr: ..., weight_decay: ...); lr in (0, 10], beta1 and beta2 in [0, 1), eps in (0, 1], weight_decay >= 0" },
     clip: { kind: "float", min: 0, doc: "global gradient-norm clip (0 = off)" },
     batch: { kind: "int", min: 1, max: 1 << 16, doc: "batch size" },
     steps: { kind: "int", min: 1, max: 1e9, doc: "training steps" },
@@ -517,6 +517,7 @@ function learnedText(ctx: SpecContext, s: Settings, enc: A.Call, tokens: number,
   const vocab = s.num("text", "vocab", 32);
   const words = data.prompts === "digits" ? DIGIT_PROMPT_WORDS : [];
   if (vocab < words.length + 2) fail("SDC702", s.get("text", "vocab")?.span ?? enc.span, `text.vocab = ${vocab} is too small for the ${words.length} prompt words plus the padding and unknown tokens (need >= ${words.length + 2})`);
+  encoderVocab(ctx, s, enc, vocab);
   const root: ModuleNode = { path: "text_encoder", kind: block.name, params: 0, children: [] };
   const ids: Value = { t: "tensor", dtype: "int32", shape: [B_DIM(), tokens] };
   // an encoder whose forward takes two inputs gets the tokens' padding mask [B, T] (1 = token) second
@@ -531,6 +532,22 @@ function learnedText(ctx: SpecContext, s: Settings, enc: A.Call, tokens: number,
   root.params = checker.params.filter((p) => !p.buffer && p.name.startsWith("text_encoder.")).reduce((n, p) => n + p.count, 0);
   const text: TextIR = { kind: "learned", block: block.name, args: callArgs(checker, enc, values), tokens, vocab, width: seq.shape[2] as number, pooled: pooled.shape[1] as number, words, ...(withMask ? { mask: true } : {}) };
   return { text, textOut: [seq, pooled], modules: [root] };
+}
+
+/**
+ * The tokenizer's ids (below text.vocab) index the encoder's embedding: an encoder called with
+ * `vocab:` must have the same vocabulary (SDC702 at text.vocab, or at the argument if text.vocab
+ * is left at its default).
+ */
+function encoderVocab(ctx: SpecContext, s: Settings, enc: A.Call, vocab: number) {
+  const arg = enc.args.find((a) => a.name === "vocab");
+  if (!arg) return;
+  const v = ctx.checker.evalConst(arg.value, ctx.values);
+  if (v.t !== "int" || v.v === vocab) return;
+  const setting = s.get("text", "vocab");
+  const where = `${arg.value.span.file}:${arg.value.span.start.line}:${arg.value.span.start.column}`;
+  if (setting) fail("SDC702", setting.span, `text.vocab = ${vocab} disagrees with the encoder's vocab: ${valueToString(v)} (at ${where}): the tokenizer's ids index the encoder's embedding`, "give both the same vocabulary size");
+  fail("SDC702", arg.value.span, `${enc.callee}(vocab: ${valueToString(v)}) disagrees with text.vocab, ${vocab} by default: the tokenizer's ids index the encoder's embedding`, `set \`vocab: ${valueToString(v)}\` in the text section`);
 }
 
 // ------------------------------------------------------------ network
@@ -823,6 +840,21 @@ function density(checker: Checker, e: A.Expr, values: Map<string, Value>): Densi
   }
 }
 
+/** Each optimizer argument's valid range: [low, high], an end left open where `open` says so. */
+const OPTIMIZER_RANGES: Record<string, { low: number; high: number; open: "low" | "high"; what: string }> = {
+  lr: { low: 0, high: 10, open: "low", what: "the learning rate must be in (0, 10]" },
+  beta1: { low: 0, high: 1, open: "high", what: "beta1 must be in [0, 1)" },
+  beta2: { low: 0, high: 1, open: "high", what: "beta2 must be in [0, 1)" },
+  eps: { low: 0, high: 1, open: "low", what: "eps must be in (0, 1] (0 divides by zero where a gradient's second moment is 0)" },
+  weight_decay: { low: 0, high: Infinity, open: "high", what: "weight_decay must be non-negative" },
+};
+
+function inRange(n: number, r: (typeof OPTIMIZER_RANGES)[string]): boolean {
+  const aboveLow = r.open === "low" ? n > r.low : n >= r.low;
+  const belowHigh = r.open === "high" ? n < r.high : n <= r.high;
+  return aboveLow && belowHigh;
+}
+
 function optimizer(checker: Checker, e: A.Expr, values: Map<string, Value>): OptimizerIR {
   if (e.kind !== "call" || (e.callee !== "adam" && e.callee !== "adamw")) fail("SDC702", e.span, `train.optimizer must be adam(lr: ...) or adamw(lr: ..., weight_decay: ...), got ${exprText(e)}`);
   const o: OptimizerIR = { kind: e.callee, lr: 2e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: e.callee === "adamw" ? 0.01 : 0 };
@@ -831,9 +863,8 @@ function optimizer(checker: Checker, e: A.Expr, values: Map<string, Value>): Opt
     if (!a.name || !Object.hasOwn(keys, a.name)) fail("SDC403", a.nameSpan ?? a.span, `${e.callee} takes named arguments ${Object.keys(keys).join(", ")}${a.name ? suggest(a.name, Object.keys(keys)) : ""}`);
     const v = checker.evalConst(a.value, values);
     if ((v.t !== "int" && v.t !== "float") || typeof v.v !== "number" || v.v < 0) fail("SDC702", a.value.span, `${e.callee}: ${a.name} must be a non-negative number, got ${valueToString(v)}`);
+    if (!inRange(v.v, OPTIMIZER_RANGES[a.name])) fail("SDC702", a.value.span, `${e.callee}: ${OPTIMIZER_RANGES[a.name].what}, got ${v.v}`);
     (o as unknown as Record<string, number>)[keys[a.name]] = v.v;
   }
-  if (o.lr <= 0 || o.lr > 10) fail("SDC702", e.span, `learning rate ${o.lr} is out of range (0, 10]`);
-  if (o.beta1 >= 1 || o.beta2 >= 1) fail("SDC702", e.span, "betas must be below 1");
   return o;
 }

@@ -138,7 +138,9 @@ function symbolicBlockCall(ev: Evaluator, call: A.Call, block: A.BlockDecl, posi
   if (!fwd) fail("SDC701", call.calleeSpan, `block ${block.name} has no forward(...)`);
   const inner: Scope = { ...emptyScope(true, consts), block };
   bindSymbolicInputs(block, fwd, positional, consts, inner);
-  recordModule(call, scope, { block, args: Object.fromEntries([...consts].filter(([k]) => block.params.some((p) => p.name === k))) });
+  // the block's parameters (its lets left out): a set, as a filter over the list was quadratic in their number
+  const declared = new Set(block.params.map((p) => p.name));
+  recordModule(call, scope, { block, args: Object.fromEntries([...consts].filter(([k]) => declared.has(k))) });
   const outs = symbolicOutputs(ev, fwd, inner);
   return outs.length === 1 ? outs[0] : { t: "tuple", items: outs };
 }

@@ -34,6 +34,7 @@ export class Checker implements Evaluator {
   unrolled = 0;
   /** trainable parameters recorded so far (totalParams, kept as it grows) */
   trainable = 0;
+  buffers = 0;
   /** called with every evaluated expression (see ValueObserver); compilation ignores it */
   observe?: ValueObserver;
   private deps = new DepTable();

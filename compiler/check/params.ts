@@ -19,6 +19,8 @@ export function createParams(ev: Evaluator, prim: Primitive, call: A.Call, weigh
     const name = w.suffix === null ? full : joinPath(full, w.suffix);
     const shape = concreteShape(prim, call.span, w, name);
     const count = shape.reduce((p, q) => p * q, 1);
+    // a size past the limit (or past 2^53, where the product is no longer exact) is refused, buffers too
+    if (count > MAX_PARAMS) fail("SDC602", call.span, `${prim.name}: ${w.buffer ? "buffer" : "parameter"} ${name} [${shape.map(fmtInt).join(", ")}] would hold ${fmtInt(count)} values; the limit is ${fmtCount(MAX_PARAMS)}`);
     const at = call.label?.span ?? call.span;
     if (ev.paramNames.has(name)) fail("SDC307", at, `state-dict name '${name}' is defined twice (first at ${fmtSpan(ev.paramNames.get(name)!)})`);
     ev.paramNames.set(name, at);
@@ -28,16 +30,20 @@ export function createParams(ev: Evaluator, prim: Primitive, call: A.Call, weigh
     if (!w.buffer) {
       own += count;
       ev.trainable += count;
-    }
+    } else ev.buffers += count;
+    if (ev.buffers > MAX_PARAMS) fail("SDC602", call.span, `the model's fixed buffers would hold more than ${fmtCount(MAX_PARAMS)} values (at ${name}: ${fmtInt(count)}); refusing to build it`);
     // a running total: summing ev.params here made checking quadratic in the parameter count
     if (ev.trainable > MAX_PARAMS) fail("SDC602", call.span, `the model would have more than ${fmtCount(MAX_PARAMS)} parameters (at ${name}: ${fmtCount(count)}); refusing to build it`);
   }
   return own;
 }
 
+const fmtInt = (n: number) => n.toLocaleString("en-US");
+
 function concreteShape(prim: Primitive, span: Span, w: WeightSpec, name: string): number[] {
   return w.shape.map((d) => {
     if (typeof d !== "number") fail("SDC504", span, `${prim.name}: parameter ${name} has unknown size ${dimToString(d)}`);
+    if (!(Math.abs(d) <= Number.MAX_SAFE_INTEGER)) fail("SDC601", span, `${prim.name}: ${w.buffer ? "buffer" : "parameter"} ${name} would have an axis of ${fmtInt(d)}, past 2^53: integer overflow in its size`);
     if (!Number.isInteger(d) || d <= 0) fail("SDC407", span, `${prim.name}: parameter ${name} would have shape [${w.shape.map((x) => dimToString(x)).join(", ")}]`);
     return d;
   });

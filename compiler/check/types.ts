@@ -135,6 +135,8 @@ export interface Evaluator {
   readonly weighty: Map<string, boolean>;
   /** trainable parameters recorded so far (kept as it grows) */
   trainable: number;
+  /** values in fixed buffers recorded so far */
+  buffers: number;
   /** loop iterations unrolled so far (concrete) */
   unrolled: number;
   maxActivation: number;
