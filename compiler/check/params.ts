@@ -19,8 +19,8 @@ export function createParams(ev: Evaluator, prim: Primitive, call: A.Call, weigh
     const name = w.suffix === null ? full : joinPath(full, w.suffix);
     const shape = concreteShape(prim, call.span, w, name);
     const count = shape.reduce((p, q) => p * q, 1);
-    // a size past the limit (or past 2^53, where the product is no longer exact) is refused, buffers too
-    if (count > MAX_PARAMS) fail("SDC602", call.span, `${prim.name}: ${w.buffer ? "buffer" : "parameter"} ${name} [${shape.map(fmtInt).join(", ")}] would hold ${fmtInt(count)} values; the limit is ${fmtCount(MAX_PARAMS)}`);
+    // a buffer past the limit (or past 2^53, where the product is no longer exact) is refused like the parameters' total
+    if (w.buffer && count > MAX_PARAMS) fail("SDC602", call.span, `${prim.name}: buffer ${name} [${shape.map(fmtInt).join(", ")}] would hold ${fmtInt(count)} values; the limit is ${fmtCount(MAX_PARAMS)}`);
     const at = call.label?.span ?? call.span;
     if (ev.paramNames.has(name)) fail("SDC307", at, `state-dict name '${name}' is defined twice (first at ${fmtSpan(ev.paramNames.get(name)!)})`);
     ev.paramNames.set(name, at);
