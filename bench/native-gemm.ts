@@ -8,7 +8,7 @@
  */
 import { parseArgs } from "node:util";
 import { Graph } from "../runtime/graph/graph.ts";
-import { compileGraph, nativeDetail, paramArena } from "../runtime/graph/native.ts";
+import { compileGraph, nativeDetail, paramArena } from "../runtime/executors/native/native.ts";
 import { Rng } from "../runtime/util/rng.ts";
 
 const { values } = parseArgs({ options: { m: { type: "string", default: "1024" }, n: { type: "string", default: "1152" }, k: { type: "string", default: "384" }, reps: { type: "string", default: "20" }, json: { type: "boolean", default: false } } });

@@ -12,7 +12,8 @@ import { callPrimitive } from "./prims.ts";
 import { bindShape, bindSymbolicInputs, checkReturned, symbolicOutputs } from "./shapes.ts";
 import { execStmts } from "./stmts.ts";
 import { exprText, freeNames, joinPath, suggest } from "./text.ts";
-import { type ArgValue, emptyScope, type Evaluator, MAX_CALL_DEPTH, type ModuleNode, type NamedArgs, type Scope } from "./types.ts";
+import type { ModuleNode } from "../../ir/ir.ts";
+import { type ArgValue, emptyScope, type Evaluator, MAX_CALL_DEPTH, type NamedArgs, type Scope } from "./types.ts";
 
 export function evalNamedArgs(ev: Evaluator, call: A.Call, scope: Scope): NamedArgs {
   const named: NamedArgs = new Map();

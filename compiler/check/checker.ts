@@ -19,7 +19,8 @@ import { type DepNode, DepTable, flattenDeps } from "./deps.ts";
 import { evalExpr } from "./exprs.ts";
 import { ownsWeights } from "./modules.ts";
 import { suggest } from "./text.ts";
-import { type BlockAnalysis, Cascade, emptyScope, type Evaluator, type ModuleNode, type Owner, type ParamRecord, type Scope, type ValueObserver } from "./types.ts";
+import type { ModuleNode, ParamRecord } from "../../ir/ir.ts";
+import { type BlockAnalysis, Cascade, emptyScope, type Evaluator, type Owner, type Scope, type ValueObserver } from "./types.ts";
 
 export class Checker implements Evaluator {
   readonly diagnostics: Diagnostic[] = [];

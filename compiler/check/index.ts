@@ -2,4 +2,4 @@
 export { Checker } from "./checker.ts";
 export { type DepNode, flattenDeps, joinDeps } from "./deps.ts";
 export { exprLabel, exprText, fmtCount, joinPath, suggest } from "./text.ts";
-export { Abort, type BlockAnalysis, MAX_ACTIVATION, MAX_PARAMS, MAX_UNROLL, type ModuleDecl, type ModuleNode, type ParamRecord, type ValueObserver } from "./types.ts";
+export { Abort, type BlockAnalysis, MAX_ACTIVATION, MAX_PARAMS, MAX_UNROLL, type ModuleDecl, type ValueObserver } from "./types.ts";

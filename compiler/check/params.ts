@@ -7,7 +7,8 @@ import { fail, type Span } from "../diagnostics.ts";
 import type { Primitive, WeightSpec } from "../primitives.ts";
 import { dimToString } from "../values.ts";
 import { fmtCount, fmtSpan, freeDimNames, joinPath, suggest } from "./text.ts";
-import { type Evaluator, MAX_PARAMS, type ParamRecord, type Scope } from "./types.ts";
+import type { ParamRecord } from "../../ir/ir.ts";
+import { type Evaluator, MAX_PARAMS, type Scope } from "./types.ts";
 
 /**
  * Create the parameters of a named primitive call at state-dict path `full` (concrete): each

@@ -5,7 +5,8 @@
  */
 import type * as A from "../ast.ts";
 import type { Diagnostic, Span } from "../diagnostics.ts";
-import type { Args, Primitive, WeightSpec } from "../primitives.ts";
+import type { ModuleNode, ParamRecord } from "../../ir/ir.ts";
+import type { Args, Primitive } from "../primitives.ts";
 import type { Dim, Value } from "../values.ts";
 import { symVar } from "../values.ts";
 import type { DepNode } from "./deps.ts";
@@ -17,24 +18,6 @@ export const MAX_ACTIVATION = 1 << 28;
 /** Refuse loops that would unroll beyond this. */
 export const MAX_UNROLL = 10_000;
 export const MAX_CALL_DEPTH = 64;
-
-export interface ParamRecord {
-  name: string;
-  shape: number[];
-  count: number;
-  init: WeightSpec["init"];
-  buffer: boolean;
-  /** the primitive that owns it */
-  op: string;
-}
-
-export interface ModuleNode {
-  path: string;
-  kind: string;
-  /** trainable parameters in this module and below */
-  params: number;
-  children: ModuleNode[];
-}
 
 /** A labeled call inside a block, seen symbolically: what the constructor must build. */
 export interface ModuleDecl {
