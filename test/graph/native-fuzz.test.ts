@@ -94,6 +94,19 @@ describe("the addon refuses what used to kill the process", () => {
     expect(addon.scratchBytes(addon.build(P(4, 0, 0, 0, 0, 3, 0, 1e-5), [ab]))).toBe(0);
   });
 
+  it("runs exp and softmax over NaN and infinities (exp's float-to-int cast of NaN was undefined: UBSan)", () => {
+    const ab = new ArrayBuffer(256);
+    const f = new Float32Array(ab);
+    f.set([NaN, Infinity, -Infinity, 0]);
+    // softmax of the row [NaN, inf, -inf, 0] into floats 32..35; exp (operator 9) of the four into 48..51
+    addon.run(addon.build(P(6, 0, 32, 0, 0, 1, 4), [ab]));
+    addon.run(addon.build(P(1, 0, 48, 1, 4, 1, 0, 0, 1, 2, 0, 0, 0, 2, 9, 0), [ab]));
+    expect([...f.slice(32, 36)].every(Number.isNaN)).toBe(true);
+    expect(Number.isNaN(f[48])).toBe(true);
+    expect(f[50]).toBeLessThan(1e-37); // exp clamps its argument at -87.3
+    expect(f[51]).toBe(1);
+  });
+
   it("arenas detached after build, resizable or shared: refused, never read", () => {
     const fill = P(9, 0, 0, 4, 1.5);
     const ab = new ArrayBuffer(64);
