@@ -221,7 +221,7 @@ void run_ew(const EwKernel& k) {
       if (!r.p) {
         for (int i = 0; i < len; i++) out[i] = r.s;
       } else if (r.p != out) {
-        std::memcpy(out, r.p, sizeof(float) * len);
+        std::memmove(out, r.p, sizeof(float) * len);  // an operand may overlap the output
       }
     }
   });
