@@ -8,9 +8,10 @@
  * A small inline script checks, once the page has loaded, that every image decoded and every
  * chart has its lines, and records it on <body data-rendered> (the browser test reads it).
  */
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { writeFileAtomic } from "../../runtime/io/atomic.ts";
+import { readRegularFile } from "../../runtime/io/read-file.ts";
 import { matchError, type UnitMatch } from "../../runtime/eval/sweep.ts";
 import { meanText, metricOrder, type SeedAnalysis } from "../../runtime/eval/seeds.ts";
 import { EXIT, InputError } from "../errors.ts";
@@ -57,9 +58,13 @@ interface EvalLike {
 const ivText = (i: { lo: number; hi: number } | null | undefined, f: (x: number) => string) => (i && Number.isFinite(i.lo) && Number.isFinite(i.hi) ? ` [${f(i.lo)}, ${f(i.hi)}]` : "");
 
 const esc = (s: unknown) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+/** A run's file, only if it is a regular file (never a FIFO or device that would block or never end: InputFileError). */
+const readRunFile = (p: string, maxBytes = 1 << 30): Buffer => readRegularFile(p, { maxBytes, root: "/" });
 const readJson = (p: string): Record<string, unknown> | null => {
+  if (!existsSync(p)) return null;
+  const b = readRunFile(p, 64 << 20);
   try {
-    return existsSync(p) ? (JSON.parse(readFileSync(p, "utf8")) as Record<string, unknown>) : null;
+    return JSON.parse(b.toString("utf8")) as Record<string, unknown>;
   } catch {
     return null;
   }
@@ -68,7 +73,7 @@ const readJson = (p: string): Record<string, unknown> | null => {
 function readMetrics(p: string): MetricLine[] {
   if (!existsSync(p)) return [];
   const out: MetricLine[] = [];
-  for (const l of readFileSync(p, "utf8").split("\n")) {
+  for (const l of readRunFile(p).toString("utf8").split("\n")) {
     try {
       const r = JSON.parse(l) as MetricLine;
       if (typeof r.step === "number") out.push(r);
@@ -93,7 +98,7 @@ function readGrids(dir: string): Grid[] {
     const m = /^samples-step-(\d+)\.png$/.exec(f);
     if (m) found.push({ step: Number(m[1]), png: join(dir, f), txt: join(dir, f.replace(/\.png$/, ".txt")) });
   }
-  return found.sort((a, b) => a.step - b.step).map((g) => ({ step: g.step, png: readFileSync(g.png), prompts: existsSync(g.txt) ? readFileSync(g.txt, "utf8") : null }));
+  return found.sort((a, b) => a.step - b.step).map((g) => ({ step: g.step, png: readRunFile(g.png), prompts: existsSync(g.txt) ? readRunFile(g.txt).toString("utf8") : null }));
 }
 
 /** A run folder, or an ablation unit folder (its run/ and eval.json beside it). */
@@ -292,7 +297,7 @@ export function ablationReport(dir: string, results: UnitRow[], seeds: SeedAnaly
   const accSeries = cfgs.map((c) => ({ name: `cfg ${c}`, points: results.map((r) => [r.params, r.cfg.find((x) => x.cfg === c)?.accuracy ?? NaN] as [number, number]).sort((a, b) => a[0] - b[0]), dots: true }));
   parts.push(`<h2>Curves, all units</h2><div class="charts">${lineChart("training loss", lossSeries, { xLabel: "step", yLabel: "loss" })}${valSeries.some((s) => s.points.length) ? lineChart("validation loss", valSeries, { xLabel: "step", yLabel: "val loss" }) : ""}${lineChart("prompt accuracy against parameters", accSeries, { xLabel: "parameters", yLabel: "accuracy" })}</div>`);
   const plot = join(dir, "plot.svg");
-  if (existsSync(plot)) parts.push(`<h2>The ablation's plot</h2><img alt="plot" style="max-width:900px" src="${dataUri(readFileSync(plot), "image/svg+xml")}">`);
+  if (existsSync(plot)) parts.push(`<h2>The ablation's plot</h2><img alt="plot" style="max-width:900px" src="${dataUri(readRunFile(plot), "image/svg+xml")}">`);
   parts.push(`<h2>Last sample grid of each unit</h2><div class="grids">${units.map(({ u, run }) => { const g = run.grids.at(-1); return g ? gridFigure(g, `${u.id}, step ${g.step}`) : `<p class="empty">${esc(u.id)}: no grid</p>`; }).join("")}</div>`);
   const evals = units.filter(({ run }) => run.evalReport?.cfg?.length);
   if (evals.length) parts.push(`<h2>Eval per unit</h2>${evals.map(({ u, run }) => `<h3>${esc(u.id)}</h3>${evalTable(run.evalReport!)}`).join("")}`);

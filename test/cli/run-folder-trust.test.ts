@@ -223,6 +223,27 @@ describe("checkpoint files are checked before they are read", () => {
   });
 });
 
+describe("`sdc report` reads only regular files of the run", () => {
+  it.each([
+    ["metrics.jsonl a FIFO", (d: string) => (rmSync(join(d, "metrics.jsonl")), execFileSync("mkfifo", [join(d, "metrics.jsonl")])), /metrics.jsonl is a FIFO \(named pipe\), not a regular file/],
+    ["config.json a link to /dev/zero", (d: string) => (rmSync(join(d, "config.json")), symlinkSync("/dev/zero", join(d, "config.json"))), /config.json is a character device, not a regular file/],
+  ])("%s: exit 1, one line, not a hang", async (_, damage, msg) => {
+    const dir = edited(() => {}, "keep");
+    damage(dir);
+    const r = await sdc(["report", dir, "--out", join(dir, "r.html")]);
+    expect(r.code, r.err).toBe(1);
+    expect(r.err.trim().split("\n")).toHaveLength(1);
+    expect(r.err).toMatch(msg);
+  });
+
+  it("the untouched run's report is written", async () => {
+    const dir = edited(() => {}, "keep");
+    const r = await sdc(["report", dir, "--out", join(dir, "r.html")]);
+    expect(r.code, r.err).toBe(0);
+    expect(existsSync(join(dir, "r.html"))).toBe(true);
+  });
+});
+
 describe("interrupted writes are cleaned up at the next start", () => {
   it("temp files and folders of a dead writer in the run folder, samples and checkpoints are removed by the resume", async () => {
     const dir = edited(() => {}, "keep");
