@@ -19,7 +19,8 @@ import { inputSources } from "../ir/ir.ts";
 import { fuse } from "../runtime/graph/fuse.ts";
 import { WebGpuStep } from "../runtime/executors/webgpu/webgpu.ts";
 import { kernelOptionsFromEnv } from "../runtime/executors/webgpu/gemm-table.ts";
-import { buildTraceModel, type FlowBatch } from "../runtime/train/trainer.ts";
+import { buildTraceModel } from "../runtime/train/trainer.ts";
+import { type FlowBatch } from "../runtime/bundle.ts";
 import { Rng } from "../runtime/util/rng.ts";
 
 const { values } = parseArgs({

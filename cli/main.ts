@@ -241,6 +241,7 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
     .option("--bootstrap <n>", "resamples of the generated images for the FD's 95% interval (FD ± 1.96 se); 0: none", "100")
     .option("--steps <n>", "sampler steps (default: the spec's)")
     .addOption(new Option("--sampler <name>", "ODE sampler (default: the spec's)").choices(["euler", "heun"]))
+    .option("--cfg-interval <lo,hi>", "apply guidance only at noise levels in [lo, hi] (1 = noise, 0 = data), the conditional velocity elsewhere (default: the spec's flow.guidance_interval, else every step)")
     .option("--seed <n>", "noise seed", "0")
     .option("--reference <n>", "MNIST test images for the reference features (default: all 10000)")
     .option("--judge <dir>", "the compiled judge spec", "generated/judge")
@@ -251,7 +252,7 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
     .option("--out <file>", "also write the JSON report here")
     .addOption(new Option("--backend <name>", "tensor backend").choices(["auto", "tensorflow", "webgpu", "wasm", "cpu"]).default("auto"))
     .action(async (run: string, o) => {
-      const { runEval, parseCfgList } = await import("./commands/eval.ts");
+      const { runEval, parseCfgList, parseCfgInterval } = await import("./commands/eval.ts");
       onResult(
         await runEval(run, {
           generated: o.generated,
@@ -259,6 +260,7 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
           cfg: parseCfgList(o.cfg),
           steps: o.steps !== undefined ? parseIntArg("--steps", o.steps, 1) : undefined,
           sampler: o.sampler,
+          cfgInterval: o.cfgInterval !== undefined ? parseCfgInterval(String(o.cfgInterval)) : undefined,
           seed: parseIntArg("--seed", o.seed, 0),
           referenceCount: o.reference !== undefined ? parseIntArg("--reference", o.reference, 2) : undefined,
           bootstrap: parseBootstrap(o.bootstrap),
@@ -271,6 +273,19 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
           backend: o.backend,
         }),
       );
+    });
+
+  program
+    .command("export")
+    .description("the trained model outside sdc: its forward pass as an ONNX file (--onnx), a static page that samples in the browser (--web)")
+    .argument("<run>", "a run folder (its checkpoints/latest) or a checkpoint folder")
+    .option("--onnx <file>", "write the network (with its learned text encoder) as ONNX, e.g. model.onnx")
+    .option("--web <dir>", "write a self-contained page (index.html, TensorFlow.js, the model) to this folder")
+    .option("--generated <dir>", "the compiled spec folder (default: generated/<spec name from the checkpoint's ir.json>)")
+    .addOption(new Option("--weights <which>", "EMA or raw weights").choices(["ema", "raw"]).default("ema"))
+    .action(async (run: string, o) => {
+      const { runExport } = await import("./commands/export.ts");
+      onResult(await runExport(run, { onnx: o.onnx, web: o.web, generated: o.generated, weights: o.weights }));
     });
 
   program
@@ -311,7 +326,7 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
     .option("--json", "--status: print JSON")
     .action(async (specs: string[], o) => {
       const spec: string | string[] | undefined = specs.length === 0 ? undefined : specs.length === 1 ? specs[0] : specs;
-      const { runAblateCli, runAblateStatusCli } = await import("./commands/ablate.ts");
+      const { runAblateCli, runAblateStatusCli } = await import("./ablate/command.ts");
       if (o.status !== undefined) {
         if (spec !== undefined) throw new UsageError("--status DIR takes no spec; run `sdc ablate --status DIR`");
         onResult(await runAblateStatusCli(o.status, { json: o.json }));
@@ -340,7 +355,7 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
       };
       const { parseCfgList } = await import("./commands/eval.ts");
       const { parseSweep } = await import("../runtime/eval/sweep.ts");
-      const { parseMatchParams, parseMatchRange } = await import("./commands/ablate-match.ts");
+      const { parseMatchParams, parseMatchRange } = await import("./ablate/match.ts");
       onResult(
         await runAblateCli(spec, {
           variants: o.variants !== undefined ? String(o.variants).split(",").map((v: string) => v.trim()).filter(Boolean) : undefined,

@@ -43,6 +43,11 @@ export interface FlowIR {
   shift: number;
   guidance: number;
   /**
+   * the noise levels sigma (1 = noise, 0 = data) where guidance applies, [lo, hi] (absent: every
+   * step); outside it the sampler takes the conditional velocity alone (scale 1)
+   */
+  guidanceInterval?: [number, number];
+  /**
    * what the network returns (absent: "velocity"): with "velocity_variance" it returns twice the
    * image channels (DiT's learn_sigma), the first half the velocity; the flow loss and the
    * samplers use that half only

@@ -18,8 +18,8 @@ import { EXIT, InputError, UsageError } from "../errors.ts";
 import { loadCompiled } from "../generated.ts";
 import { Progress } from "../progress.ts";
 import { DEFAULT_JUDGE_DIR, DEFAULT_JUDGE_WEIGHTS, loadJudge } from "./judge.ts";
+import { loadDataset, sampleViewer } from "../../runtime/data/load.ts";
 import { stepPlanOf } from "./plan.ts";
-import { loadDataset, sampleViewer } from "./train.ts";
 
 export interface EvalCliOptions {
   generated?: string;
@@ -29,6 +29,8 @@ export interface EvalCliOptions {
   cfg?: number[];
   steps?: number;
   sampler?: "euler" | "heun";
+  /** --cfg-interval lo,hi: the noise levels where guidance applies */
+  cfgInterval?: [number, number];
   seed?: number;
   referenceCount?: number;
   /** bootstrap resamples of the FD interval (default 100; 0: none) */
@@ -57,6 +59,15 @@ export interface EvalReport extends EvalResult {
   judge: { generated: string; weights: string; testAccuracy: number | null };
   backend: string;
   frechetNote: string;
+}
+
+/** Parse --cfg-interval "lo,hi" (noise levels, 0 <= lo <= hi <= 1). */
+export function parseCfgInterval(s: string): [number, number] {
+  const parts = s.split(",").map((x) => Number(x.trim()));
+  if (parts.length !== 2 || s.split(",").some((x) => x.trim() === "") || !parts.every((x) => Number.isFinite(x) && x >= 0 && x <= 1) || parts[0] > parts[1]) {
+    throw new UsageError(`--cfg-interval must be lo,hi with 0 <= lo <= hi <= 1 (noise levels: 1 = noise, 0 = data), e.g. 0.2,0.8; got '${s}'`);
+  }
+  return [parts[0], parts[1]];
 }
 
 /** Parse "1,2,4" into CFG scales. */
@@ -99,7 +110,7 @@ export async function evaluateRun(run: string, o: EvalCliOptions = {}): Promise<
       progress ??= new Progress(total, 0, o.progress !== false && process.stderr.isTTY === true, log, "image"); // the clock starts with the sampling
       if (done > 0) progress.update(done);
     };
-    const r = await evaluateModel(m, judge, test, { decode: sampleViewer(loaded.ir, test), perDigit: o.perDigit, cfg: o.cfg, steps: o.steps, sampler: o.sampler, seed: o.seed, referenceCount: o.referenceCount, referenceCache: o.referenceCache, bootstrap: o.bootstrap, log, network: net ?? undefined, onProgress });
+    const r = await evaluateModel(m, judge, test, { decode: sampleViewer(loaded.ir, test), perDigit: o.perDigit, cfg: o.cfg, steps: o.steps, sampler: o.sampler, cfgInterval: o.cfgInterval, seed: o.seed, referenceCount: o.referenceCount, referenceCache: o.referenceCache, bootstrap: o.bootstrap, log, network: net ?? undefined, onProgress });
     (progress as Progress | null)?.done();
     net?.dispose();
     const report: EvalReport = {
@@ -137,7 +148,7 @@ async function checkpointSpec(ckDir: string, ck: ReturnType<typeof readCheckpoin
 /** One checkpoint's eval, as a line of the run's metrics.jsonl: {"step": N, "eval": CheckpointEval}. */
 export interface CheckpointEval {
   /** what was asked (a checkpoint evaluated with the same settings is not evaluated again) */
-  settings: { perDigit: number | null; cfg: number[] | null; sampler: string | null; steps: number | null; seed: number | null; weights: string; judgeWeights: string | null; reference: number | null; bootstrap: number | null };
+  settings: { perDigit: number | null; cfg: number[] | null; sampler: string | null; steps: number | null; cfgInterval?: [number, number]; seed: number | null; weights: string; judgeWeights: string | null; reference: number | null; bootstrap: number | null };
   /** the weights used (auto resolves per checkpoint) */
   weights: "ema" | "raw";
   /** training wall-clock seconds up to this checkpoint (the checkpoint's elapsedSeconds) */
@@ -145,7 +156,7 @@ export interface CheckpointEval {
   /** training FLOPs up to this checkpoint: step x the GEMM FLOPs of one training step (sdc plan) at the run's batch */
   trainFlops: number;
   images: number;
-  sampler: { name: string; steps: number };
+  sampler: { name: string; steps: number; guidanceInterval: [number, number] | null };
   cfg: { cfg: number; accuracy: number; accuracyLo: number; accuracyHi: number; correct: number; frechet: number; frechetLo: number | null; frechetHi: number | null }[];
 }
 
@@ -180,7 +191,7 @@ export async function evaluateCheckpoints(run: string, o: EvalCliOptions = {}): 
   if (o.out) checkOutputFile(o.out);
   const cks = readdirSync(dir).filter((n) => /^step-\d+$/.test(n) && existsSync(join(dir, n, "state.json"))).sort((a, b) => Number(a.slice(5)) - Number(b.slice(5)));
   if (!cks.length) throw new InputError(`${dir} holds no checkpoints (step-N folders with state.json)`);
-  const settings: CheckpointEval["settings"] = { perDigit: o.perDigit ?? null, cfg: o.cfg ?? null, sampler: o.sampler ?? null, steps: o.steps ?? null, seed: o.seed ?? null, weights: o.weights ?? "auto", judgeWeights: o.judgeWeights ?? null, reference: o.referenceCount ?? null, bootstrap: o.bootstrap ?? null };
+  const settings: CheckpointEval["settings"] = { perDigit: o.perDigit ?? null, cfg: o.cfg ?? null, sampler: o.sampler ?? null, steps: o.steps ?? null, ...(o.cfgInterval ? { cfgInterval: o.cfgInterval } : {}), seed: o.seed ?? null, weights: o.weights ?? "auto", judgeWeights: o.judgeWeights ?? null, reference: o.referenceCount ?? null, bootstrap: o.bootstrap ?? null };
   const key = JSON.stringify(settings);
   const mine = () => readEvalLines(metrics).filter((l) => JSON.stringify(l.eval.settings) === key);
   const done = new Set(mine().map((l) => l.step));

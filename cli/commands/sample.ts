@@ -11,7 +11,8 @@ import { Rng } from "../../runtime/util/rng.ts";
 import { EXIT, InputError, UsageError } from "../errors.ts";
 import { loadCompiled } from "../generated.ts";
 import { Progress } from "../progress.ts";
-import { pretrainedTextOptions, sampleViewer } from "./train.ts";
+import { pretrainedTextOptions } from "./train.ts";
+import { sampleViewer } from "../../runtime/data/load.ts";
 
 export interface SampleCliOptions {
   checkpoint: string;

@@ -10,11 +10,9 @@ import * as tf from "@tensorflow/tfjs";
 import { irHash } from "../../ir/validate.ts";
 import { initBackend } from "../../runtime/backend.ts";
 import { registerWasmConvFilterGrad } from "../../runtime/eval/wasm-kernels.ts";
-import { BatchSampler, type ImageTextDataset } from "../../runtime/data/dataset.ts";
-import { loadImageFolder } from "../../runtime/data/folder.ts";
-import { type LatentDataset, loadLatents } from "../../runtime/data/latents.ts";
-import type { ImageDecoder } from "../../runtime/eval/evaluate.ts";
-import { digitPrompt, loadMnist } from "../../runtime/data/mnist.ts";
+import { BatchSampler } from "../../runtime/data/dataset.ts";
+import { loadDataset, sampleViewer } from "../../runtime/data/load.ts";
+import { digitPrompt } from "../../runtime/data/mnist.ts";
 import { encodeGridPng, promptsGridText } from "../../runtime/image/png.ts";
 import { checkOutputDir, writeFileAtomic } from "../../runtime/io/atomic.ts";
 import { CheckpointError, type HostTensors, pruneCheckpoints, readCheckpoint, resolveCheckpoint, saveCheckpoint, writeLatest } from "../../runtime/train/checkpoint.ts";
@@ -22,7 +20,8 @@ import type { LrScheduleName } from "../../runtime/train/lr-schedule.ts";
 import { TRAIN_OPTIONAL_DEFAULTS } from "../../compiler/spec.ts";
 import type { EngineName } from "../../runtime/engines/engine.ts";
 import { createEngine } from "../../runtime/engines/select.ts";
-import { buildModel, drawBatch, makeValidationSet, type ModelBundle, type StepResult, TrainingStopped } from "../../runtime/train/trainer.ts";
+import { buildModel, drawBatch, makeValidationSet, TrainingStopped } from "../../runtime/train/trainer.ts";
+import { type ModelBundle, type StepResult } from "../../runtime/bundle.ts";
 import { Rng } from "../../runtime/util/rng.ts";
 import { WordTokenizer } from "../../runtime/text/words.ts";
 import { type PretrainedTextOptions, PretrainedPromptEncoder, textEncoderOverrides } from "../../runtime/text/pretrained/prompt-encoder.ts";
@@ -99,47 +98,6 @@ export function pretrainedTextOptions(ir: ModelBundle["ir"], arg: string | undef
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
-}
-
-export function loadDataset(ir: ModelBundle["ir"], split: "train" | "test"): ImageTextDataset {
-  const d = ir.data;
-  if (d.source === "mnist") {
-    const ds = loadMnist({ split, size: d.height });
-    if (d.width !== d.height) throw new InputError(`MNIST images are square; the spec asks for ${d.height}x${d.width}`);
-    if (d.channels === 1) return ds;
-    // a 3-channel spec on MNIST: replicate the gray channel
-    const per = d.height * d.width;
-    const tmp = new Float32Array(per);
-    return {
-      name: `${ds.name} (3 channels)`, size: ds.size, height: ds.height, width: ds.width, channels: 3,
-      image(i, out, off) {
-        ds.image(i, tmp, 0);
-        for (let p = 0; p < per; p++) out[off + 3 * p] = out[off + 3 * p + 1] = out[off + 3 * p + 2] = tmp[p];
-      },
-      caption: (i, rng) => ds.caption(i, rng),
-      label: (i) => ds.label(i),
-    };
-  }
-  if (d.source === "latents") {
-    if (!d.path) throw new InputError("data.source latents needs data.path");
-    return loadLatents(d.path, [d.height, d.width, d.channels]);
-  }
-  if (!d.path) throw new InputError("data.source folder needs data.path");
-  if (d.height !== d.width) throw new InputError(`the folder source resizes to square images; the spec asks for ${d.height}x${d.width}`);
-  return loadImageFolder(d.path, { size: d.height, channels: d.channels as 1 | 3 });
-}
-
-/**
- * How a spec's samples become pictures: identity for pixel data; for a latent dataset with a
- * decoder, the decoder (latents [n, H, W, C] -> pixels). `ds` is the loaded dataset, if any.
- */
-export function sampleViewer(ir: ModelBundle["ir"], ds?: ImageTextDataset): ImageDecoder | undefined {
-  if (ir.data.source !== "latents") return undefined;
-  const lat = (ds as LatentDataset | undefined) ?? (loadDataset(ir, "train") as LatentDataset);
-  const dec = lat.decoder;
-  if (!dec) return undefined;
-  const [h, w] = [ir.data.height, ir.data.width];
-  return { dims: dec.dims(h, w), decode: (z, n) => dec.decode(z, n, h, w) };
 }
 
 async function hostMap(vars: Iterable<[string, tf.Tensor]>, filter: (n: string) => boolean): Promise<HostTensors> {

@@ -11,7 +11,7 @@
  */
 import type { HostTensors } from "../train/checkpoint.ts";
 import type { LrScheduleName } from "../train/lr-schedule.ts";
-import type { FlowBatch, SampleOpts, StepResult, ValidationSet } from "../train/trainer.ts";
+import type { FlowBatch, SampleOpts, StepResult, ValidationSet } from "../bundle.ts";
 
 export type EngineName = "auto" | "tfjs" | "static";
 

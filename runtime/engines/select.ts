@@ -2,7 +2,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { UnsupportedOpError } from "../graph/graph.ts";
 import { nativeAddon } from "../executors/native/native.ts";
-import type { ModelBundle } from "../train/trainer.ts";
+import type { ModelBundle } from "../bundle.ts";
 import { EngineError, type EngineName, type EngineOptions, type TrainEngine } from "./engine.ts";
 import { StaticEngine } from "./static/engine.ts";
 import { TfjsEngine } from "./tfjs/engine.ts";

@@ -18,8 +18,10 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { ImageTextDataset } from "../data/dataset.ts";
+import type { ImageDecoder } from "../data/load.ts";
 import { DIGIT_WORDS } from "../data/mnist.ts";
-import { type ModelBundle, makeValidationSet, type SampleOpts, sampleImages, type ValidationSet, validationLoss } from "../train/trainer.ts";
+import { makeValidationSet, sampleImages, validationLoss } from "../train/trainer.ts";
+import { type ModelBundle, type SampleOpts, type ValidationSet } from "../bundle.ts";
 import { Rng } from "../util/rng.ts";
 import { bootstrapFrechet, featureStats, type FeatureStats, frechetDistance, frechetTo } from "./frechet.ts";
 import { type Judge, judgeImages } from "./judge.ts";
@@ -47,6 +49,8 @@ export interface EvalOptions {
   /** sampler steps (default: the spec's) */
   steps?: number;
   sampler?: "euler" | "heun";
+  /** the noise levels [lo, hi] where guidance applies (default: the spec's, else every step) */
+  cfgInterval?: [number, number];
   /** noise seed (default 0); the bootstrap's resampling is seeded from it too */
   seed?: number;
   /** bootstrap resamples for the FD interval (default DEFAULT_BOOTSTRAP; 0: no interval) */
@@ -96,7 +100,8 @@ export interface CfgResult {
 export interface EvalResult {
   seed: number;
   perDigit: number;
-  sampler: { name: string; steps: number };
+  /** the sampler; guidanceInterval: the noise levels where CFG applied (null: every step) */
+  sampler: { name: string; steps: number; guidanceInterval: [number, number] | null };
   /** flow validation loss at fixed timesteps and noise on MNIST test */
   valLoss: number;
   valSet: { images: number; levels: number };
@@ -128,13 +133,6 @@ export function evalPrompts(perDigit: number): { prompts: string[]; digits: Int3
   return { prompts, digits, word };
 }
 
-/** Samples in a latent space -> images (a LatentDecoder): [n, H, W, C] -> [n, ...dims]. */
-export interface ImageDecoder {
-  /** the decoded image's [h, w, c] */
-  dims: [number, number, number];
-  decode(z: Float32Array, n: number): Float32Array;
-}
-
 export type ReferenceFeatures = { stats: FeatureStats; features: Float32Array; n: number; d: number };
 
 /** Reference statistics of the judge's features on n images of a dataset (default all), decoded first when latent. */
@@ -163,6 +161,7 @@ export async function evaluateModel(m: ModelBundle, judge: Judge, test: ImageTex
   if (!scales.length || scales.some((s) => !Number.isFinite(s) || s < 0)) throw new RangeError(`cfg scales must be numbers >= 0, got ${scales.join(",")}`);
   const steps = o.steps ?? m.flow.steps;
   const sampler = o.sampler ?? m.flow.sampler;
+  const cfgInterval = o.cfgInterval ?? m.flow.guidanceInterval ?? null;
 
   // flow validation loss (fixed images, timesteps and noise)
   const val = makeValidationSet(test, Math.min(o.valCount ?? 32, test.size), o.valLevels ?? 8);
@@ -202,12 +201,12 @@ export async function evaluateModel(m: ModelBundle, judge: Judge, test: ImageTex
     for (let s = 0; s < nGen; s += batch) {
       const e = Math.min(nGen, s + batch);
       if (o.network) {
-        const x = await o.network.sample(noise.subarray(s * per, e * per), prompts.slice(s, e), dims, { cfg, steps, sampler });
+        const x = await o.network.sample(noise.subarray(s * per, e * per), prompts.slice(s, e), dims, { cfg, steps, sampler, ...(cfgInterval ? { cfgInterval } : {}) });
         images.set(view(x, e - s), s * seenPer);
       } else {
         await m.text.prepare?.([...prompts.slice(s, e), ""]);
         const z = tf.tensor4d(noise.subarray(s * per, e * per), [e - s, ...dims]);
-        const x = sampleImages(m, z, prompts.slice(s, e), { cfg, steps, sampler });
+        const x = sampleImages(m, z, prompts.slice(s, e), { cfg, steps, sampler, ...(cfgInterval ? { cfgInterval } : {}) });
         images.set(view((await x.data()) as Float32Array, e - s), s * seenPer);
         tf.dispose([z, x]);
       }
@@ -244,7 +243,7 @@ export async function evaluateModel(m: ModelBundle, judge: Judge, test: ImageTex
     log(`cfg ${cfg}: prompt accuracy ${(acc.overall * 100).toFixed(1)}% [${(accuracyInterval.lo * 100).toFixed(1)}, ${(accuracyInterval.hi * 100).toFixed(1)}], judge-feature FD ${frechet.toFixed(2)}${boot ? ` [${boot.lo.toFixed(2)}, ${boot.hi.toFixed(2)}]` : ""}, ${sampleSeconds.toFixed(1)} s`);
   }
   return {
-    seed, perDigit, sampler: { name: sampler, steps }, valLoss, valSet: { images: val.n / (o.valLevels ?? 8), levels: o.valLevels ?? 8 },
+    seed, perDigit, sampler: { name: sampler, steps, guidanceInterval: cfgInterval }, valLoss, valSet: { images: val.n / (o.valLevels ?? 8), levels: o.valLevels ?? 8 },
     reference: { images: ref.n, featureDim: ref.d, frechetKind: "judge-feature" }, referenceSplitFrechet,
     intervals: { confidence: EVAL_CONFIDENCE, accuracy: "wilson", frechet: toRef ? { method: "bootstrap-normal", resamples } : null }, cfg: results, warnings,
   };
@@ -255,7 +254,7 @@ export function formatEval(r: EvalResult, title = ""): string {
   const pct = (x: number) => (Number.isFinite(x) ? (x * 100).toFixed(1) : "-");
   const lines: string[] = [];
   if (title) lines.push(title);
-  lines.push(`sampler ${r.sampler.name}, ${r.sampler.steps} steps; ${r.perDigit} images per digit (half "7", half "seven"); seed ${r.seed}`);
+  lines.push(`sampler ${r.sampler.name}, ${r.sampler.steps} steps${r.sampler.guidanceInterval ? `, guidance only for noise levels in [${r.sampler.guidanceInterval.join(", ")}]` : ""}; ${r.perDigit} images per digit (half "7", half "seven"); seed ${r.seed}`);
   lines.push(`validation loss (fixed timesteps and noise, ${r.valSet.images} MNIST test images x ${r.valSet.levels} levels): ${r.valLoss.toFixed(4)}`);
   lines.push(`FD below is a judge-feature Fréchet distance (the FID formula on the judge's ${r.reference.featureDim}-d penultimate features vs ${r.reference.images} MNIST test images), NOT Inception FID; MNIST-vs-MNIST at ${r.cfg[0]?.images ?? 0} images: ${Number.isFinite(r.referenceSplitFrechet) ? r.referenceSplitFrechet.toFixed(2) : "-"}`);
   const fdHow = r.intervals.frechet ? `FD ± 1.96 se, se over ${r.intervals.frechet.resamples} bootstrap resamples of the generated images` : "no FD interval (no bootstrap)";

@@ -3,7 +3,7 @@
  * Each is the tfjs equivalent of the reference's PyTorch op, channels-last.
  */
 import * as tf from "@tensorflow/tfjs";
-import { broadcastShapes } from "../graph/graph.ts";
+import { broadcastShapes, type Sym } from "../graph/graph.ts";
 import { activeTrace, causalBias, gridPositions, isSym, MASKED, ropeFrequencies, T as G } from "../graph/trace.ts";
 
 export class ShapeError extends Error {
@@ -144,6 +144,8 @@ export const FUNCTIONS = {
   sqrt: record({ tf: (x: T): T => tf.sqrt(x), graph: G.sqrt }),
   rsqrt: record({ tf: (x: T): T => tf.rsqrt(x), graph: G.rsqrt }),
   abs: record({ tf: (x: T): T => tf.abs(x), graph: G.abs }),
+  sin: record({ tf: (x: T): T => tf.sin(x), graph: (x: Sym) => x.graph.ew("sin", [x]) }),
+  cos: record({ tf: (x: T): T => tf.cos(x), graph: (x: Sym) => x.graph.ew("cos", [x]) }),
   /** softmax over the last axis */
   softmax: record({ tf: (x: T): T => tf.softmax(x), graph: G.softmax }),
   minimum: record({ tf: (a: N, b: N): T => tf.tidy(() => tf.minimum(...broadcastPair(a, b))), graph: G.minimum }),
@@ -383,6 +385,8 @@ export const log = FUNCTIONS.log.call;
 export const sqrt = FUNCTIONS.sqrt.call;
 export const rsqrt = FUNCTIONS.rsqrt.call;
 export const abs = FUNCTIONS.abs.call;
+export const sin = FUNCTIONS.sin.call;
+export const cos = FUNCTIONS.cos.call;
 export const softmax = FUNCTIONS.softmax.call;
 export const minimum = FUNCTIONS.minimum.call;
 export const maximum = FUNCTIONS.maximum.call;

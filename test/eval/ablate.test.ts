@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
-import { runAblation, type UnitRunner } from "../../cli/commands/ablate.ts";
+import { runAblation, type UnitRunner } from "../../cli/ablate/inprocess.ts";
 import { parseSweep, type UnitResult } from "../../runtime/eval/sweep.ts";
 
 // under the repository (ignored output/), because compiled units import "sdc/runtime"
@@ -107,7 +107,7 @@ describe("sdc ablate --seeds", () => {
   });
 
   it("the job executors plan the same seeded units (slurm, prepared without submitting)", async () => {
-    const { runAblationJobs } = await import("../../cli/commands/ablate-jobs.ts");
+    const { runAblationJobs } = await import("../../cli/ablate/jobs.ts");
     const out = join(root, "seeds-slurm");
     const s = await runAblationJobs("specs/sd3.mdl", { variants: ["tiny"], sweeps: [], set: ["depth=1"], steps: 2, batch: 4, seed: 4, seeds: 2, out, backend: "wasm", perDigit: 1, cfg: [1], log: () => {} }, { executor: "slurm", submit: false });
     expect(s.prepared).toEqual(["tiny+depth=1+seed=4", "tiny+depth=1+seed=5"]);
@@ -152,7 +152,7 @@ describe("sdc ablate executors: usage errors", () => {
 
 describe("ablate task scripts (local and slurm executors)", () => {
   it("train resumes from the latest checkpoint, is skipped when it has all steps, and quotes odd paths", async () => {
-    const { taskScript, arrayScript } = await import("../../cli/commands/ablate-jobs.ts");
+    const { taskScript, arrayScript } = await import("../../cli/ablate/jobs.ts");
     const { planUnits } = await import("../../runtime/eval/sweep.ts");
     const { writeFileSync } = await import("node:fs");
     const { spawnSync } = await import("node:child_process");

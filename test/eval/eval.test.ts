@@ -31,7 +31,7 @@ describe("sdc eval", () => {
     expect(a.cfg.map((c) => c.cfg)).toEqual([1, 3]);
     expect(a.cfg[0].images).toBe(20);
     expect(a.cfg[0].perDigit).toHaveLength(10);
-    expect(a.sampler).toEqual({ name: "euler", steps: 3 });
+    expect(a.sampler).toEqual({ name: "euler", steps: 3, guidanceInterval: null });
     expect(Number.isFinite(a.valLoss) && a.valLoss > 0).toBe(true);
     for (const c of a.cfg) {
       expect(c.accuracy).toBeGreaterThanOrEqual(0);
@@ -61,6 +61,9 @@ describe("sdc eval", () => {
     expect(text).toMatch(/acc %/);
     expect(text).toMatch(/acc 95% CI/);
     expect(text).toContain("Wilson score");
+    // --cfg-interval: guidance only for some noise levels; recorded with the sampler
+    const iv = await evaluateRun(run, { ...o, cfg: [3], cfgInterval: [0.5, 1] });
+    expect(iv.sampler.guidanceInterval).toEqual([0.5, 1]);
     // --bootstrap 0: no FD interval
     const none = await evaluateRun(run, { ...o, cfg: [1], bootstrap: 0 });
     expect(none.cfg[0].frechetInterval).toBeNull();

@@ -21,7 +21,9 @@ import * as F from "../../runtime/nn/functional.ts";
 import { RmsNorm } from "../../runtime/nn/layers.ts";
 import { ParamStore } from "../../runtime/nn/params.ts";
 import { createEngine } from "../../runtime/engines/select.ts";
-import { buildModel, LearnedPromptEncoder, type FlowBatch } from "../../runtime/train/trainer.ts";
+import { buildModel } from "../../runtime/train/trainer.ts";
+import { LearnedPromptEncoder } from "../../runtime/text/learned.ts";
+import { type FlowBatch } from "../../runtime/bundle.ts";
 import { Rng } from "../../runtime/util/rng.ts";
 import { finiteDifferenceError } from "./helpers.ts";
 

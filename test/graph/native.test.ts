@@ -19,7 +19,9 @@ import { compileGraph, nativeAddon, NativeStep, paramArena } from "../../runtime
 import { collapse, ewOpsInc, opCodesInc } from "../../runtime/executors/native/lower.ts";
 import { EW } from "../../runtime/graph/ops.ts";
 import { buildStepGraph, stepFeeds } from "../../runtime/engines/static/step.ts";
-import { buildModel, flowLoss, type FlowBatch, LearnedPromptEncoder } from "../../runtime/train/trainer.ts";
+import { buildModel, flowLoss } from "../../runtime/train/trainer.ts";
+import { LearnedPromptEncoder } from "../../runtime/text/learned.ts";
+import { type FlowBatch } from "../../runtime/bundle.ts";
 import { Rng } from "../../runtime/util/rng.ts";
 
 let tiny: LoadedSpec;

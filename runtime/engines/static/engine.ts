@@ -14,7 +14,7 @@ import { kernelOptionsFromEnv } from "../../executors/webgpu/gemm-table.ts";
 import { NativeStep, nativeAddon, nativeDetail } from "../../executors/native/native.ts";
 import type { HostTensors } from "../../train/checkpoint.ts";
 import { lrAt } from "../../train/lr-schedule.ts";
-import type { FlowBatch, ModelBundle, SampleOpts, StepResult, ValidationSet } from "../../train/trainer.ts";
+import type { FlowBatch, ModelBundle, SampleOpts, StepResult, ValidationSet } from "../../bundle.ts";
 import { EngineError, type EngineOptions, type TrainEngine } from "../engine.ts";
 import { StaticFlowNetwork } from "./sampler.ts";
 

@@ -7,8 +7,9 @@
  */
 /* eslint-disable @typescript-eslint/no-explicit-any */
 import * as tf from "@tensorflow/tfjs";
-import { networkTime, samplingSigmas, velocitySign } from "../../flow/schedule.ts";
-import { type FlowBatch, type ModelBundle, type SampleOpts, type ValidationSet } from "../../train/trainer.ts";
+import { guidanceAt } from "../../flow/sampler.ts";
+import { checkGuidanceInterval, networkTime, samplingSigmas, velocitySign } from "../../flow/schedule.ts";
+import { type FlowBatch, type ModelBundle, type SampleOpts, type ValidationSet } from "../../bundle.ts";
 import { WebGpuForward } from "../../executors/webgpu/forward.ts";
 import { fuseGraph } from "../../graph/fuse.ts";
 import { NativeForward, nativeAddon, paramArena } from "../../executors/native/native.ts";
@@ -149,6 +150,8 @@ export class StaticFlowNetwork {
     const b = prompts.length;
     const per = dims[0] * dims[1] * dims[2];
     const both = scale !== 1 && scale !== 0;
+    const interval = opts.cfgInterval ?? flow.guidanceInterval ?? null;
+    if (interval) checkGuidanceInterval(interval);
     const all = both ? [...prompts, ...new Array<string>(b).fill("")] : scale === 0 ? new Array<string>(b).fill("") : [...prompts];
     const f = await this.forward(all.length, dims);
     const text = await textInputs(this.m, all);
@@ -163,7 +166,8 @@ export class StaticFlowNetwork {
       feeds.set("t", new Float32Array(all.length).fill(networkTime(flow, sigma)));
       const v = await f.run(feeds);
       const d = new Float32Array(b * per);
-      for (let i = 0; i < d.length; i++) d[i] = sign * (both ? v[b * per + i] + (v[i] - v[b * per + i]) * scale : v[i]);
+      const g = guidanceAt(scale, sigma, interval);
+      for (let i = 0; i < d.length; i++) d[i] = sign * (both ? v[b * per + i] + (v[i] - v[b * per + i]) * g : v[i]);
       return d;
     };
     const sigmas = samplingSigmas({ steps, shift: flow.shift });

@@ -7,13 +7,13 @@
 import * as tf from "@tensorflow/tfjs";
 import type { ParamStore } from "../../nn/params.ts";
 import { lossWeight, networkTime, type FlowConfig } from "../../flow/schedule.ts";
-import type { FlowBatch, ModelBundle } from "../../train/trainer.ts";
-import { LearnedPromptEncoder } from "../../train/trainer.ts";
+import type { FlowBatch, ModelBundle } from "../../bundle.ts";
+import { LearnedPromptEncoder } from "../../text/learned.ts";
 import { type CondArrays, networkSources, nullClass, promptLabels, tokenMask, usesTextFeatures } from "../../train/conditioning.ts";
 import { differentiate } from "../../graph/autodiff.ts";
 import { Graph, GraphError, rootOf, type Sym, isSym } from "../../graph/graph.ts";
 import type { StepGraph, VelocityGraph } from "../../graph/step-graph.ts";
-import { type DropoutInput, type OneHotInput, TraceContext, withTrace } from "../../graph/trace.ts";
+import { type DropoutInput, TraceContext, withTrace } from "../../graph/trace.ts";
 import { Rng } from "../../util/rng.ts";
 
 /** Names of the store's variables, for the trace. */

@@ -1,7 +1,8 @@
 /** The tfjs engine: eager tfjs ops with autodiff (FlowTrainer), on every backend, for every spec. */
 import * as tf from "@tensorflow/tfjs";
 import type { HostTensors } from "../../train/checkpoint.ts";
-import { type FlowBatch, FlowTrainer, type ModelBundle, type SampleOpts, sampleImages, type ValidationSet, validationLoss } from "../../train/trainer.ts";
+import { FlowTrainer, sampleImages, validationLoss } from "../../train/trainer.ts";
+import { type FlowBatch, type ModelBundle, type SampleOpts, type ValidationSet } from "../../bundle.ts";
 import type { EngineOptions, TrainEngine } from "../engine.ts";
 
 async function toHost(ts: Map<string, tf.Tensor>): Promise<HostTensors> {

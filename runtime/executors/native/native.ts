@@ -20,10 +20,20 @@ import { gib, memoryBudget } from "../../util/memory-limit.ts";
 
 /** What the addon exports (runtime/executors/native/src/addon.cc). */
 export interface NativeAddon {
+  /**
+   * Decode a program against its arenas (fixed-length ArrayBuffers: a resizable one is refused).
+   * The addon keeps them referenced and checks before every run that none was detached or
+   * changed; a malformed program throws (code SDC_NATIVE_PROGRAM) naming the kernel and field.
+   */
   build(program: Float64Array, arenas: ArrayBuffer[]): object;
   run(program: object, profile?: Float64Array): void;
-  /** the same on a worker thread; the arenas must not be touched until it settles */
+  /**
+   * the same on a worker thread; the arenas must not be touched until it settles. Throws at once
+   * (no promise) when the program is already running or an arena was detached or changed.
+   */
   runAsync(program: object): Promise<void>;
+  /** bytes of GEMM packing scratch the program allocates at its first run (freed with it) */
+  scratchBytes(program: object): number;
   threads(n?: number): number;
   isa(): string;
 }
@@ -154,7 +164,8 @@ export class NativeStep {
   stepCount = 0;
   emaUpdates = 0;
   lr: number;
-  readonly bytes: { activations: number; flat: number };
+  /** the arenas, and the GEMM scratch the program allocates at its first step */
+  readonly bytes: { activations: number; flat: number; scratch: number };
   readonly kernels: number;
   readonly labels: string[];
   private readonly flat: ArrayBuffer;
@@ -204,8 +215,8 @@ export class NativeStep {
         return k !== "input" && k !== "const" && id !== sg.loss.id;
       },
     );
-    this.bytes = { activations: act.floats * 4, flat: flatFloats * 4 };
-    checkMemory(this.bytes.activations + this.bytes.flat, `the training step at batch ${sg.batch}`);
+    const what = `the training step at batch ${sg.batch}`;
+    checkMemory(act.floats * 4 + flatFloats * 4, what);
     this.flat = new ArrayBuffer(flatFloats * 4);
     this.act = new ArrayBuffer(Math.max(ALIGN, act.floats) * 4);
     const f = (i: number) => new Float32Array(this.flat, i * P * 4, P);
@@ -236,6 +247,8 @@ export class NativeStep {
     this.kernels = w.kernels;
     this.labels = w.labels;
     this.program = this.addon.build(w.finish(), arenas);
+    this.bytes = { activations: act.floats * 4, flat: flatFloats * 4, scratch: this.addon.scratchBytes(this.program) };
+    checkMemory(this.bytes.activations + this.bytes.flat + this.bytes.scratch, what);
   }
 
   /** A parameter's values in place (the parameters or their EMA; sampling reads either). */
@@ -361,9 +374,20 @@ export class NativeForward {
   dispose(): void {}
 }
 
-/** Compile any graph with one output `v` (the velocity, or a test graph). */
-export function compileGraph(vg: Pick<VelocityGraph, "graph" | "v" | "batch">, param: (name: string) => { buffer: ArrayBuffer; offset: number }): CompiledGraph {
-  const addon = requireNative();
+/** A graph lowered for the addon, not yet built: what compileGraph decodes (and the decoder fuzz mutates). */
+export interface LoweredGraph {
+  program: Float64Array;
+  /** arena 0 holds the activations, inputs and constants; the others are the parameters' buffers */
+  arenas: ArrayBuffer[];
+  kernels: number;
+  inputs: Map<string, Float32Array>;
+  out: Float32Array;
+  /** bytes of the activation arena (the parameters' are the caller's) */
+  bytes: number;
+}
+
+/** Lower any graph with one output `v`: places, the activation arena (memory-checked), the program. */
+export function lowerGraph(vg: Pick<VelocityGraph, "graph" | "v" | "batch">, param: (name: string) => { buffer: ArrayBuffer; offset: number }): LoweredGraph {
   const g = vg.graph;
   const live = liveNodes(g, [vg.v.id]);
   const arenas: ArrayBuffer[] = [new ArrayBuffer(0)];
@@ -390,8 +414,9 @@ export function compileGraph(vg: Pick<VelocityGraph, "graph" | "v" | "batch">, p
       return k !== "input" && k !== "const" && id !== vg.v.id;
     },
   );
-  checkMemory(layout.floats * 4, `the forward pass at batch ${vg.batch}`);
-  arenas[0] = new ArrayBuffer(Math.max(ALIGN, layout.floats) * 4);
+  const bytes = Math.max(ALIGN, layout.floats) * 4;
+  checkMemory(bytes, `the forward pass at batch ${vg.batch}`);
+  arenas[0] = new ArrayBuffer(bytes);
   const view = (p: Place, n: number) => new Float32Array(arenas[p.arena], p.offset * 4, n);
   const inputs = bindInputs(g, live, place, view);
   const vp = place.get(vg.v.id);
@@ -399,13 +424,22 @@ export function compileGraph(vg: Pick<VelocityGraph, "graph" | "v" | "batch">, p
   const out = view(vp, vg.v.size);
   const w = new ProgramWriter();
   for (const node of g.nodes) if (live.has(node.id)) w.node(g, node, (id) => place.get(id)!);
-  const program = addon.build(w.finish(), arenas);
+  return { program: w.finish(), arenas, kernels: w.kernels, inputs, out, bytes };
+}
+
+/** Compile any graph with one output `v` (the velocity, or a test graph). */
+export function compileGraph(vg: Pick<VelocityGraph, "graph" | "v" | "batch">, param: (name: string) => { buffer: ArrayBuffer; offset: number }): CompiledGraph {
+  const addon = requireNative();
+  const l = lowerGraph(vg, param);
+  const program = addon.build(l.program, l.arenas);
+  // the parameters' arenas are the caller's, already in memory: the new one and the scratch count
+  checkMemory(l.bytes + addon.scratchBytes(program), `the forward pass at batch ${vg.batch}`);
   return {
-    kernels: w.kernels,
+    kernels: l.kernels,
     run(feeds) {
-      writeFeeds(inputs, feeds);
+      writeFeeds(l.inputs, feeds);
       addon.run(program);
-      return out.slice();
+      return l.out.slice();
     },
   };
 }

@@ -370,6 +370,13 @@ static inline void store_tile(const GemmKernel& g, float* C, vf acc[MR][2], int 
   }
 }
 
+std::int64_t gemm_scratch_floats(const GemmKernel& g) {
+  if (g.bs[3] == 1) return 0;
+  std::int64_t nbatch, panels, f;
+  if (__builtin_mul_overflow(g.batch[0], g.batch[1], &nbatch) || __builtin_mul_overflow(nbatch, (g.n + NR - 1) / NR, &panels) || __builtin_mul_overflow(panels, g.k * NR, &f)) return -1;
+  return f;
+}
+
 // Operands are read in place where their layout allows (a row-major or transposed A, a
 // row-major B: full tiles need no copy); tails and other layouts are packed. Work is split into
 // tasks (batch, row block, column block), each output element computed by one thread in a fixed
@@ -391,15 +398,13 @@ void run_gemm(const GemmKernel& g) {
   const int amode = as_k == 1 ? 1 : as_m == 1 ? 2 : 0;
   const bool b_in_place = bs_n == 1;
   // B in another layout (x W^T: a transposed weight) is packed once for all tasks: panels of NR
-  // columns, each K x NR, per batch; in parallel over panels
+  // columns, each K x NR, per batch, into the program's scratch (gemm_scratch_floats); in
+  // parallel over panels
   const std::int64_t npanels = (g.n + NR - 1) / NR;
   const std::int64_t panel_floats = g.k * NR;
-  static thread_local std::vector<float> shared_b;  // owned by the calling thread, read by all
   float* packed_b = nullptr;
   if (!b_in_place) {
-    const std::size_t need = static_cast<std::size_t>(nbatch * npanels * panel_floats);
-    if (shared_b.size() < need) shared_b.resize(need);
-    packed_b = shared_b.data();
+    packed_b = g.scratch;
     parallel_for(nbatch * npanels, flops < 5e5 ? nbatch * npanels : 4, [&](std::int64_t b, std::int64_t e, int) {
       for (std::int64_t q = b; q < e; q++) {
         const std::int64_t bi = q / npanels, jp = q % npanels;
@@ -520,6 +525,7 @@ static inline void row_stats(const float* xr, std::int64_t d, float eps, float& 
 }
 
 void run_layer_norm(float* out, const float* x, std::int64_t rows, std::int64_t d, float eps) {
+  if (rows <= 0 || d <= 0) return;  // nothing to normalize (and no division by d)
   parallel_for(rows, std::max<std::int64_t>(1, 16384 / d), [&](std::int64_t b, std::int64_t e, int) {
     for (std::int64_t r = b; r < e; r++) {
       const float* xr = x + r * d;
@@ -533,6 +539,7 @@ void run_layer_norm(float* out, const float* x, std::int64_t rows, std::int64_t 
 }
 
 void run_layer_norm_grad(float* out, const float* x, const float* dy, std::int64_t rows, std::int64_t d, float eps) {
+  if (rows <= 0 || d <= 0) return;  // nothing to normalize (and no division by d)
   parallel_for(rows, std::max<std::int64_t>(1, 16384 / d), [&](std::int64_t b, std::int64_t e, int) {
     for (std::int64_t r = b; r < e; r++) {
       const float* xr = x + r * d;
@@ -555,6 +562,7 @@ void run_layer_norm_grad(float* out, const float* x, const float* dy, std::int64
 }
 
 void run_softmax(float* out, const float* x, std::int64_t rows, std::int64_t d) {
+  if (rows <= 0 || d <= 0) return;  // nothing to normalize (and no division by d)
   parallel_for(rows, std::max<std::int64_t>(1, 16384 / d), [&](std::int64_t b, std::int64_t e, int) {
     for (std::int64_t r = b; r < e; r++) {
       const float* xr = x + r * d;
@@ -576,6 +584,7 @@ void run_softmax(float* out, const float* x, std::int64_t rows, std::int64_t d) 
 }
 
 void run_softmax_grad(float* out, const float* y, const float* dy, std::int64_t rows, std::int64_t d) {
+  if (rows <= 0 || d <= 0) return;  // nothing to normalize (and no division by d)
   parallel_for(rows, std::max<std::int64_t>(1, 16384 / d), [&](std::int64_t b, std::int64_t e, int) {
     for (std::int64_t r = b; r < e; r++) {
       const float* yr = y + r * d;

@@ -63,8 +63,11 @@ struct GemmKernel {
   std::int64_t batch[2], m, n, k;
   float alpha;
   std::int64_t as[4], bs[4], cs[4];
+  float* scratch;  // gemm_scratch_floats(*this) floats, owned by the program
 };
 void run_gemm(const GemmKernel& g);
+// floats of packing scratch run_gemm needs (0 when B is read in place), or -1 if that overflows
+std::int64_t gemm_scratch_floats(const GemmKernel& g);
 
 // ---- reductions, normalization, data movement ----------------------------------------------
 struct SumToKernel {

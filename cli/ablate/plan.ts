@@ -1,7 +1,7 @@
 /**
  * `sdc ablate SPEC --variants a,b | --base v --sweep k=v1,v2 ...`, or arms from several spec files,
  * `sdc ablate specs/sd3.mdl:tiny specs/dit.mdl:tiny+depth=2 ...` (ARM = SPEC.mdl[:VARIANT][+name=value...]),
- * optionally with matched parameter counts (--match-params NAME, ablate-match.ts): run each unit
+ * optionally with matched parameter counts (--match-params NAME, match.ts): run each unit
  * (spec + variant + overrides + seed) as a self-contained job in OUT/<unit-id>/:
  *   inputs.json        the unit's inputs (UnitInputs): everything that determines its result
  *   generated/<name>/  the compiled spec (compileSpecFile)
@@ -10,22 +10,21 @@
  *   unit.json          the result (UnitResult), written last and atomically: its presence means done
  * A unit with unit.json is skipped; an interrupted one resumes from run/checkpoints/latest.
  * Then OUT/results.{md,csv,json} and OUT/plot.{svg,png} (Vega-Lite rendered without a browser).
- * This file runs units in process; --executor local|slurm (ablate-jobs.ts) runs each as a job.
+ * This file plans the units and writes the results; inprocess.ts runs them in this process,
+ * jobs.ts (--executor local|slurm) each as a job, command.ts is the `sdc ablate` command.
  */
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { formatAll } from "../../compiler/index.ts";
 import { writeDirAtomic, writeFileAtomic } from "../../runtime/io/atomic.ts";
 import { readCheckpoint, resolveCheckpoint } from "../../runtime/train/checkpoint.ts";
 import { type Arm, matchError, type PlannedUnit, parseSet, planUnits, resultsCsv, resultsMarkdown, resultsPlotSpec, SweepError, type Sweep, type UnitInputs, type UnitMatch, type UnitResult, unitId } from "../../runtime/eval/sweep.ts";
 import type { BackendName } from "../../runtime/backend.ts";
-import { EXIT, InputError, UsageError } from "../errors.ts";
-import { Interrupted } from "../signals.ts";
-import { fmtTime } from "../progress.ts";
 import { analyzeSeeds, armsPlotSpec, hasSeeds, seedsMarkdown } from "../../runtime/eval/seeds.ts";
-import { compiledCount, matchUnit } from "./ablate-match.ts";
-import { compileSpecFile } from "./compile.ts";
+import { InputError, UsageError } from "../errors.ts";
+import { compiledCount, matchUnit } from "./match.ts";
+import { compileSpecFile } from "../commands/compile.ts";
 
 export interface AblateOptions {
   variants?: string[];
@@ -93,8 +92,6 @@ function ablationTitle(specs: string | string[]): string {
   return typeof specs === "string" ? specs : specs.join(" ");
 }
 
-export type UnitRunner = (unit: PlannedUnit, dir: string, ctx: { log: (s: string) => void; checkpointEvery: number; judge?: string; judgeWeights?: string }) => Promise<UnitResult>;
-
 /** sha-256 of the spec file and of the .mdl files it imports (one level, as `import "lib/x.mdl"`). */
 export function specHash(specPath: string): string {
   const h = createHash("sha256");
@@ -109,44 +106,6 @@ export function specHash(specPath: string): string {
 }
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-
-/** One unit, start to finish (or from where it was interrupted): compile, train, evaluate. */
-export const runUnit: UnitRunner = async (unit, dir, ctx) => {
-  const { runTrain } = await import("./train.ts");
-  const { evaluateRun } = await import("./eval.ts");
-  const t0 = performance.now();
-  const inp = unit.inputs;
-  mkdirSync(dir, { recursive: true });
-  writeFileAtomic(join(dir, "inputs.json"), JSON.stringify(inp, null, 2) + "\n");
-
-  const { genDir, model } = compileUnit(unit, dir);
-
-  // train (resume when interrupted; skip when the run already reached its steps)
-  const run = join(dir, "run");
-  let resume: string | undefined;
-  let trainedStep = 0;
-  if (existsSync(join(run, "checkpoints", "latest"))) {
-    try {
-      resume = resolveCheckpoint(run);
-      trainedStep = readCheckpoint(resume).state.step;
-    } catch {
-      resume = undefined; // a broken checkpoint: restart the unit's training
-    }
-  }
-  if (trainedStep < inp.steps) {
-    if (!resume && existsSync(run)) rmSync(run, { recursive: true, force: true });
-    if (resume) ctx.log(`unit ${unit.id}: resuming from ${resume} (step ${trainedStep})`);
-    const code = await runTrain(genDir, {
-      steps: inp.steps, batch: inp.batch, seed: inp.seed, backend: inp.backend as BackendName, out: run, resume,
-      sampleEvery: 0, checkpointEvery: ctx.checkpointEvery, samples: 16, sampleSteps: inp.eval.sampleSteps ?? undefined, progress: false, log: ctx.log,
-    });
-    if (code === EXIT.interrupted || code === EXIT.terminated) throw new Interrupted(`unit ${unit.id} interrupted; its checkpoint is in ${run}/checkpoints; run the same command again to resume`, code === EXIT.terminated ? "SIGTERM" : "SIGINT");
-    if (code !== EXIT.ok) throw new InputError(`unit ${unit.id}: training stopped with exit code ${code}`);
-  }
-  // evaluate
-  const ev = await evaluateRun(run, { generated: genDir, judge: ctx.judge, judgeWeights: ctx.judgeWeights, perDigit: inp.eval.perDigit, cfg: inp.eval.cfg, steps: inp.eval.sampleSteps ?? undefined, seed: inp.eval.seed, referenceCount: inp.eval.reference ?? undefined, backend: inp.backend as BackendName, out: join(dir, "eval.json"), log: ctx.log });
-  return unitResult(unit, run, model, ev, (performance.now() - t0) / 1000);
-};
 
 export interface UnitModel {
   name: string;
@@ -315,43 +274,6 @@ export function clearStaleUnit(unit: PlannedUnit, dir: string): boolean {
   return false;
 }
 
-/** Plan, run what is not done, and write the results. `runner` is injectable for tests. */
-export async function runAblation(specs: string | string[], o: AblateOptions, runner: UnitRunner = runUnit): Promise<AblationSummary> {
-  const log = o.log ?? ((s: string) => process.stderr.write(s + "\n"));
-  const { units, out } = planAblation(specs, o);
-  mkdirSync(out, { recursive: true });
-  log(`${units.length} unit${units.length === 1 ? "" : "s"} in ${out}: ${units.map((u) => u.id).join(", ")}`);
-
-  const results: UnitResult[] = [];
-  const ran: string[] = [];
-  const skipped: string[] = [];
-  let ranSeconds = 0;
-  for (const [i, unit] of units.entries()) {
-    const dir = join(out, unit.id);
-    const done = join(dir, "unit.json");
-    const prevResult = finishedUnit(unit, dir);
-    if (prevResult) {
-      log(`[${i + 1}/${units.length}] ${unit.id}: done before, skipped`);
-      results.push(prevResult);
-      skipped.push(unit.id);
-      continue;
-    }
-    if (clearStaleUnit(unit, dir)) log(`[${i + 1}/${units.length}] ${unit.id}: an unfinished run with other inputs is there; starting it over`);
-    // ETA: the mean wall time of the units run so far in this invocation, times those left
-    const left = units.length - i;
-    const eta = ran.length ? ` (ETA ${fmtTime((ranSeconds / ran.length) * left)} for ${left} unit${left === 1 ? "" : "s"} at ${fmtTime(ranSeconds / ran.length)} each)` : "";
-    log(`[${i + 1}/${units.length}] ${unit.id}: running${eta}`);
-    const u0 = performance.now();
-    const r = { ...(await runner(unit, dir, { log: (s) => log(`  ${s}`), checkpointEvery: o.checkpointEvery ?? 50, judge: o.judge, judgeWeights: o.judgeWeights })), group: unit.group };
-    writeFileAtomic(done, JSON.stringify(r, null, 2) + "\n");
-    results.push(r);
-    ran.push(unit.id);
-    ranSeconds += (performance.now() - u0) / 1000;
-  }
-  const plot = await writeResults(out, specs, o, results, log);
-  return { out, ran, skipped, results, plot };
-}
-
 /**
  * OUT/results.{md,csv,json} and OUT/plot.{svg,png,vl.json}; with several seeds per arm also
  * OUT/arms.json (runtime/eval/seeds.ts: mean and interval per arm, the pairwise tests), its
@@ -402,29 +324,4 @@ export async function writePlot(base: string, vlSpec: Record<string, unknown>, l
     log(note);
     return { svg: base + ".svg", png: null, note };
   }
-}
-
-export async function runAblateCli(specPath: string | string[], o: AblateOptions, jobs?: import("./ablate-jobs.ts").JobOptions): Promise<number> {
-  const out = o.stdout ?? ((s: string) => process.stdout.write(s));
-  const t0 = performance.now();
-  if (jobs) {
-    const { runAblationJobs, formatJobsSummary, unitStatuses } = await import("./ablate-jobs.ts");
-    const s = await runAblationJobs(specPath, o, jobs);
-    const rec = JSON.parse(readFileSync(join(s.out, "ablation.json"), "utf8"));
-    const r = formatJobsSummary(s, (performance.now() - t0) / 1000, s.results ? [] : unitStatuses(s.out, rec));
-    out(r.text);
-    return r.code;
-  }
-  const s = await runAblation(specPath, o);
-  out(`${resultsMarkdown(s.results)}${hasSeeds(s.results) ? `\n${seedsMarkdown(analyzeSeeds(s.results))}` : ""}\nran ${s.ran.length}, skipped ${s.skipped.length} (done before); ${((performance.now() - t0) / 1000).toFixed(0)} s; results in ${s.out}/results.{md,csv,json}${s.plot.svg ? `, plot ${s.plot.png ?? s.plot.svg}` : ""}\n`);
-  return EXIT.ok;
-}
-
-/** `sdc ablate --status DIR` */
-export async function runAblateStatusCli(dir: string, o: { json?: boolean; stdout?: (s: string) => void } = {}): Promise<number> {
-  const out = o.stdout ?? ((s: string) => process.stdout.write(s));
-  const { ablationStatus, formatStatus } = await import("./ablate-jobs.ts");
-  const rows = ablationStatus(dir);
-  out(o.json ? JSON.stringify(rows, null, 2) + "\n" : formatStatus(rows));
-  return EXIT.ok;
 }

@@ -21,7 +21,7 @@ import { writeFileAtomic } from "../../runtime/io/atomic.ts";
 import { type PlannedUnit, resultsMarkdown, type UnitResult } from "../../runtime/eval/sweep.ts";
 import { analyzeSeeds, hasSeeds, seedsMarkdown } from "../../runtime/eval/seeds.ts";
 import { EXIT, InputError, UsageError } from "../errors.ts";
-import { type AblateOptions, clearStaleUnit, compileUnit, finishedUnit, planAblation, unitResult, type UnitModel, writeResults } from "./ablate.ts";
+import { type AblateOptions, clearStaleUnit, compileUnit, finishedUnit, planAblation, unitResult, type UnitModel, writeResults } from "./plan.ts";
 
 export type ExecutorName = "inprocess" | "local" | "slurm";
 
