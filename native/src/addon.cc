@@ -13,6 +13,7 @@
 #include <variant>
 #include <vector>
 
+#include "isa.h"
 #include "kernels.h"
 
 namespace {
@@ -377,8 +378,8 @@ napi_value Run(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// runAsync(program): a Promise; the kernels run on a libuv worker thread (with their own
-// OpenMP team) while JavaScript goes on. The caller must not touch the program's arenas until
+// runAsync(program): a Promise; the kernels run on a libuv worker thread (with the kernels'
+// thread team) while JavaScript goes on. The caller must not touch the program's arenas until
 // the promise settles.
 struct AsyncRun {
   napi_async_work work;
@@ -452,18 +453,38 @@ napi_value Threads(napi_env env, napi_callback_info info) {
   return out;
 }
 
-napi_value Isa(napi_env env, napi_callback_info) {
-#if defined(__AVX512F__)
-  const char* isa = "avx512";
-#elif defined(__AVX2__)
-  const char* isa = "avx2";
-#elif defined(__SSE2__)
-  const char* isa = "sse2";
-#else
-  const char* isa = "scalar";
-#endif
+// isa(level?: string): the ISA level the kernels use; with a level, use it (an error when unknown
+// or beyond this CPU). isas(): the levels this CPU supports, lowest first.
+napi_value Isa(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  napi_valuetype t = napi_undefined;
+  if (argc >= 1) CHECK(napi_typeof(env, argv[0], &t));
+  if (t == napi_string) {
+    char buf[32];
+    size_t len = 0;
+    CHECK(napi_get_value_string_utf8(env, argv[0], buf, sizeof buf, &len));
+    const int level = sdc::isa_parse(std::string(buf, len));
+    const std::string err = level < 0 ? "unknown ISA level '" + std::string(buf, len) + "' (x86-64, avx2 or avx512)" : sdc::set_isa(level);
+    if (!err.empty()) {
+      napi_throw_error(env, "SDC_ISA", err.c_str());
+      return nullptr;
+    }
+  }
   napi_value out;
-  CHECK(napi_create_string_utf8(env, isa, NAPI_AUTO_LENGTH, &out));
+  CHECK(napi_create_string_utf8(env, sdc::isa_name(sdc::isa_level()), NAPI_AUTO_LENGTH, &out));
+  return out;
+}
+
+napi_value Isas(napi_env env, napi_callback_info) {
+  napi_value out;
+  CHECK(napi_create_array(env, &out));
+  for (int l = 0; l <= sdc::isa_best(); l++) {
+    napi_value s;
+    CHECK(napi_create_string_utf8(env, sdc::isa_name(l), NAPI_AUTO_LENGTH, &s));
+    CHECK(napi_set_element(env, out, l, s));
+  }
   return out;
 }
 
@@ -474,6 +495,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"runAsync", nullptr, RunAsync, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"isa", nullptr, Isa, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"isas", nullptr, Isas, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;
