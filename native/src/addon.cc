@@ -453,6 +453,12 @@ napi_value Threads(napi_env env, napi_callback_info info) {
   return out;
 }
 
+napi_value DefaultThreads(napi_env env, napi_callback_info) {
+  napi_value out;
+  CHECK(napi_create_int32(env, sdc::default_threads(), &out));
+  return out;
+}
+
 // isa(level?: string): the ISA level the kernels use; with a level, use it (an error when unknown
 // or beyond this CPU). isas(): the levels this CPU supports, lowest first.
 napi_value Isa(napi_env env, napi_callback_info info) {
@@ -495,6 +501,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"runAsync", nullptr, RunAsync, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"isa", nullptr, Isa, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"defaultThreads", nullptr, DefaultThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"isas", nullptr, Isas, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -9,7 +9,7 @@
  */
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
-import { freemem, totalmem } from "node:os";
+import { availableParallelism, freemem, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { GraphError, liveNodes, rootOf, sizeOf } from "./graph.ts";
@@ -26,6 +26,8 @@ export interface NativeAddon {
   runAsync(program: object): Promise<void>;
   /** the thread count; with n, set it (n <= 0: the default, from the CPUs this process may use) */
   threads(n?: number): number;
+  /** the CPUs this process may use (affinity mask, cgroup CPU quota): the default thread count */
+  defaultThreads(): number;
   /** the ISA level the kernels use ("x86-64", "avx2", "avx512"); with a level, use it (throws when this CPU lacks it) */
   isa(level?: string): string;
   /** the levels this CPU supports, lowest first */
@@ -79,6 +81,12 @@ export function nativeAddon(): { addon: NativeAddon | null; why: string } {
   }
   configure(addon, process.env);
   return (loaded = { addon, why: "" });
+}
+
+/** The CPUs this process may use: its affinity mask and cgroup quota (the addon reads them), else Node's count. */
+export function availableCpus(): number {
+  const a = process.env.SDC_NATIVE === "0" ? null : nativeAddon().addon;
+  return a ? a.defaultThreads() : availableParallelism();
 }
 
 /** Apply SDC_THREADS and SDC_ISA to the addon (exported for tests). */
