@@ -102,7 +102,7 @@ describe("the static engine on the CPU (native executor)", () => {
 
   it("SDC_ISA=x86-64 on one thread trains the tiny spec (baseline SSE2 kernels), tracking the default ISA's run", () => {
     const out = join(tmp, "x86-64");
-    const r = sdc(["train", "generated/sd3-tiny", "--steps", "6", "--batch-size", "8", "--seed", "3", "--engine", "static", "--backend", "wasm", "--sample-every", "0", "--checkpoint-every", "6", "--samples", "4", "--sample-steps", "2", "--no-progress", "--out", out], { SDC_ISA: "x86-64", SDC_THREADS: "1" });
+    const r = sdc(["train", "generated/sd3-tiny", "--steps", "12", "--batch-size", "8", "--seed", "3", "--engine", "static", "--backend", "wasm", "--sample-every", "0", "--checkpoint-every", "6", "--samples", "4", "--sample-steps", "2", "--no-progress", "--out", out], { SDC_ISA: "x86-64", SDC_THREADS: "1" });
     expect(r.status, r.err.slice(-2000)).toBe(0);
     expect(r.err).toMatch(/native CPU kernels \(x86-64, 1 threads\)/);
     const base = metrics(join(tmp, "static"));
