@@ -10,7 +10,7 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { cpus } from "node:os";
 import { parseArgs } from "node:util";
-import { availableCpus, nativeDetail } from "../runtime/graph/native.ts";
+import { availableCpus, nativeDetail } from "../runtime/executors/native/native.ts";
 
 const { values } = parseArgs({
   options: {

@@ -1,7 +1,7 @@
 /**
  * bench/gemm-tune: time every GEMM shape of a training step under each tiling and split-K
  * factor on this GPU (timestamp queries), and print the fastest configuration per shape as a
- * table for runtime/graph/gemm-table.ts (or SDC_GEMM_TABLE=file.json). Also prints the step's
+ * table for runtime/executors/webgpu/gemm-table.ts (or SDC_GEMM_TABLE=file.json). Also prints the step's
  * total GEMM time under the heuristic choice and under the tuned table.
  *
  *   npx tsx bench/gemm-tune.ts --generated generated/sd3-seed --batch 64 --context-tokens 8,205 --out table.json
@@ -13,8 +13,9 @@ import { loadCompiled } from "../cli/generated.ts";
 import { initBackend, shutdownBackend } from "../runtime/backend.ts";
 import { fuse } from "../runtime/graph/fuse.ts";
 import { type GemmLayout, Graph, liveNodes } from "../runtime/graph/graph.ts";
-import { type GemmConfig, GEMM_TILES, type Kernel, SCRATCH, gemmConfig, gemmKey, kernelsFor } from "../runtime/graph/kernels.ts";
-import { buildStepGraph, stepOutputs } from "../runtime/graph/step.ts";
+import { type GemmConfig, GEMM_TILES, type Kernel, SCRATCH, gemmConfig, gemmKey, kernelsFor } from "../runtime/executors/webgpu/kernels.ts";
+import { buildStepGraph } from "../runtime/engines/static/step.ts";
+import { stepOutputs } from "../runtime/graph/step-graph.ts";
 import { buildTraceModel } from "../runtime/train/trainer.ts";
 
 /* eslint-disable @typescript-eslint/no-explicit-any */

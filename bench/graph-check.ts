@@ -11,14 +11,16 @@ import { parseArgs } from "node:util";
 import * as tf from "@tensorflow/tfjs";
 import { loadCompiled } from "../cli/generated.ts";
 import { initBackend, shutdownBackend } from "../runtime/backend.ts";
-import { evaluate } from "../runtime/graph/cpu.ts";
+import { evaluate } from "../runtime/executors/interp/interp.ts";
 import { sizeOf } from "../runtime/graph/graph.ts";
-import { buildStepGraph, liveKernelCount, stepFeeds, textInputs } from "../runtime/graph/step.ts";
-import { inputSources } from "../compiler/ir.ts";
+import { buildStepGraph, stepFeeds, textInputs } from "../runtime/engines/static/step.ts";
+import { liveKernelCount } from "../runtime/graph/step-graph.ts";
+import { inputSources } from "../ir/ir.ts";
 import { fuse } from "../runtime/graph/fuse.ts";
-import { WebGpuStep } from "../runtime/graph/webgpu.ts";
-import { kernelOptionsFromEnv } from "../runtime/graph/gemm-table.ts";
-import { buildTraceModel, type FlowBatch } from "../runtime/train/trainer.ts";
+import { WebGpuStep } from "../runtime/executors/webgpu/webgpu.ts";
+import { kernelOptionsFromEnv } from "../runtime/executors/webgpu/gemm-table.ts";
+import { buildTraceModel } from "../runtime/train/trainer.ts";
+import { type FlowBatch } from "../runtime/bundle.ts";
 import { Rng } from "../runtime/util/rng.ts";
 
 const { values } = parseArgs({

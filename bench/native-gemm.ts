@@ -16,7 +16,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { Graph } from "../runtime/graph/graph.ts";
-import { compileGraph, nativeDetail, paramArena, requireNative } from "../runtime/graph/native.ts";
+import { compileGraph, nativeDetail, paramArena, requireNative } from "../runtime/executors/native/native.ts";
 import { Rng } from "../runtime/util/rng.ts";
 
 const { values } = parseArgs({

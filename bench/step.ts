@@ -18,15 +18,17 @@ import * as tf from "@tensorflow/tfjs";
 import { loadCompiled } from "../cli/generated.ts";
 import { initBackend, shutdownBackend } from "../runtime/backend.ts";
 import { ParamStore } from "../runtime/nn/params.ts";
-import { FlowTrainer, type ModelBundle, type PromptEncoder } from "../runtime/train/trainer.ts";
+import { FlowTrainer } from "../runtime/train/trainer.ts";
+import { type ModelBundle, type PromptEncoder } from "../runtime/bundle.ts";
 import { Rng } from "../runtime/util/rng.ts";
 import { sampleSigmas } from "../runtime/flow/schedule.ts";
 import { fuse } from "../runtime/graph/fuse.ts";
-import { buildStepGraph, liveKernelCount, stepFeeds, stepOutputs } from "../runtime/graph/step.ts";
-import { WebGpuStep } from "../runtime/graph/webgpu.ts";
-import { NativeStep, nativeDetail } from "../runtime/graph/native.ts";
+import { buildStepGraph, stepFeeds } from "../runtime/engines/static/step.ts";
+import { liveKernelCount, stepOutputs } from "../runtime/graph/step-graph.ts";
+import { WebGpuStep } from "../runtime/executors/webgpu/webgpu.ts";
+import { NativeStep, nativeDetail } from "../runtime/executors/native/native.ts";
 import { liveNodes } from "../runtime/graph/graph.ts";
-import { kernelOptionsFromEnv } from "../runtime/graph/gemm-table.ts";
+import { kernelOptionsFromEnv } from "../runtime/executors/webgpu/gemm-table.ts";
 
 const { values } = parseArgs({
   options: {
@@ -79,7 +81,7 @@ const batchData = () => {
 };
 
 if (values.engine === "static" && init.name !== "webgpu") {
-  // the native CPU executor of the same static step (runtime/graph/native.ts)
+  // the native CPU executor of the same static step (runtime/executors/native/native.ts)
   const t0 = performance.now();
   const sg = buildStepGraph(m, batch, [h, w, c], { tokens, width: ctxWidth, pooled: pooledWidth });
   const unfused = liveKernelCount(sg);

@@ -22,7 +22,8 @@ import { initBackend, shutdownBackend } from "../runtime/backend.ts";
 import { sampleSigmas } from "../runtime/flow/schedule.ts";
 import { writeSafetensors, type TensorToWrite } from "../runtime/io/safetensors.ts";
 import { ParamStore } from "../runtime/nn/params.ts";
-import { flowLoss, type ModelBundle, type PromptEncoder } from "../runtime/train/trainer.ts";
+import { flowLoss } from "../runtime/train/trainer.ts";
+import { type ModelBundle, type PromptEncoder } from "../runtime/bundle.ts";
 import { Rng } from "../runtime/util/rng.ts";
 
 const { values } = parseArgs({

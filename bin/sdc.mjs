@@ -7,6 +7,10 @@
 // code and the CLI share one runtime (registered there only when a generated package is loaded).
 import { fileURLToPath } from "node:url";
 import { distState } from "./dist.mjs";
+import { installFatalHandlers, wasmAddressSpaceProblem } from "./fatal.mjs";
+
+// first: an error no command catches (a loader worker that cannot start) still gets one line
+installFatalHandlers();
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 const state = process.env.SDC_FROM_SOURCE === "1" ? { fresh: false, reason: "SDC_FROM_SOURCE=1" } : distState(root);
@@ -20,6 +24,11 @@ if (state.fresh) {
   flags[Symbol.for("sdc.resolveHook")] = new URL("./resolve-hook.mjs", import.meta.url).href;
   ({ main } = await import("../dist/main.mjs"));
 } else {
+  const problem = wasmAddressSpaceProblem();
+  if (problem) {
+    process.stderr.write(`error: ${problem}\n`);
+    process.exit(1);
+  }
   const { register: registerTsx } = await import("tsx/esm/api");
   registerTsx();
   const { register } = await import("node:module");

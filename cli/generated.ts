@@ -3,9 +3,10 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { register } from "node:module";
 import { pathToFileURL } from "node:url";
-import { irHash, validateIr } from "../compiler/ir-check.ts";
-import type { IR } from "../compiler/ir.ts";
+import { irHash, validateIr } from "../ir/validate.ts";
+import type { IR } from "../ir/ir.ts";
 import type { CompiledSpec } from "../runtime/model.ts";
+import { wasmAddressSpaceProblem } from "../bin/fatal.mjs";
 import { InputError } from "./errors.ts";
 
 export interface LoadedSpec {
@@ -28,6 +29,9 @@ async function registerRuntimeResolver(): Promise<void> {
   // register tsx, then the resolve hook again (hooks registered later run first), or tsx would
   // resolve `sdc/runtime` to the TypeScript sources, a second runtime beside the CLI's
   if (flags[Symbol.for("sdc.tsLoader")] === "missing") {
+    // under `ulimit -v`, tsx's loader thread may not start and Node would exit without a word
+    const problem = wasmAddressSpaceProblem();
+    if (problem) throw new InputError(problem);
     const tsxApi = "tsx/esm/api"; // not a literal: bundles (the GPU pack) never include tsx
     const { register: registerTsx } = (await import(tsxApi)) as { register: () => void };
     registerTsx();

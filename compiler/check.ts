@@ -10,6 +10,7 @@
 import type * as A from "./ast.ts";
 import { CODES, type Diagnostic, DiagnosticError, diag, fail, type Span } from "./diagnostics.ts";
 import { type Args, broadcastShapes, isStateDictName, type PrimArg, type PrimContext, type Primitive, primitive, PRIMITIVES, SHARE_ARG, SUFFIX_ARGS, type WeightSpec } from "./primitives.ts";
+import type { ModuleNode, ParamRecord } from "../ir/ir.ts";
 import { type Dim, dimEq, dimOp, dimToString, isSym, shapeToString, type Sym, symVar, typeName, type Value, valueToString } from "./values.ts";
 
 /** Refuse models whose parameter count exceeds this before anything is allocated. */
@@ -19,24 +20,6 @@ export const MAX_ACTIVATION = 1 << 28;
 /** Refuse loops that would unroll beyond this. */
 export const MAX_UNROLL = 10_000;
 const MAX_CALL_DEPTH = 64;
-
-export interface ParamRecord {
-  name: string;
-  shape: number[];
-  count: number;
-  init: WeightSpec["init"];
-  buffer: boolean;
-  /** the primitive that owns it */
-  op: string;
-}
-
-export interface ModuleNode {
-  path: string;
-  kind: string;
-  /** trainable parameters in this module and below */
-  params: number;
-  children: ModuleNode[];
-}
 
 /** A labeled call inside a block, seen symbolically: what the constructor must build. */
 export interface ModuleDecl {

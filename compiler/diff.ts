@@ -1,9 +1,9 @@
 /**
  * What changed between two compiled specs (`sdc diff A B`): parameters per module, the totals,
  * and every setting that differs. Pure: two IRs in, rows out; the CLI adds the training-step
- * cost (runtime/graph/plan.ts) and prints.
+ * cost (runtime/engines/static/plan.ts) and prints.
  */
-import type { IR } from "./ir.ts";
+import type { IR } from "../ir/ir.ts";
 
 type ModuleNode = IR["modules"][number];
 

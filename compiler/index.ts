@@ -9,11 +9,11 @@ import type * as A from "./ast.ts";
 import { Checker, fmtCount, type ValueObserver } from "./check.ts";
 import { generateFiles, type GeneratedFile, reachableBlocks } from "./codegen/files.ts";
 import { type Diagnostic, diag, formatDiagnostic, hasErrors } from "./diagnostics.ts";
-import type { IR } from "./ir.ts";
+import type { IR } from "../ir/ir.ts";
 import { parseExpression } from "./parser.ts";
 import { loadProgram, type Program, type SourceHost } from "./program.ts";
 import { evaluateSpec, findSpec } from "./spec.ts";
-import { validateIr } from "./ir-check.ts";
+import { validateIr } from "../ir/validate.ts";
 import { unusedInBlock, unusedInSpec } from "./lint.ts";
 
 export { formatDiagnostic, type Diagnostic } from "./diagnostics.ts";
@@ -31,7 +31,7 @@ export function checkBlocks(entry: string, host: SourceHost, opts: { observe?: V
   for (const b of program.blocks.values()) checker.analyzeBlock(b);
   return { program, diagnostics: [...program.diagnostics, ...checker.diagnostics] };
 }
-export type { IR } from "./ir.ts";
+export type { IR } from "../ir/ir.ts";
 export { loadProgram, memoryHost, type SourceHost } from "./program.ts";
 
 export interface CompileOptions {
@@ -59,7 +59,7 @@ export interface CompileResult {
   diagnostics: Diagnostic[];
 }
 
-export { irHash, validateIr } from "./ir-check.ts";
+export { irHash, validateIr } from "../ir/validate.ts";
 
 export function parseSets(sets: string[]): { sets: { name: string; value: A.Expr }[]; diagnostics: Diagnostic[] } {
   const out: { name: string; value: A.Expr }[] = [];

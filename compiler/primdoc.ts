@@ -193,12 +193,40 @@ export function primitivesText(docs: PrimitiveDoc[] = describePrimitives()): str
 /** Markdown text: `*` would start emphasis, `|` would end a table cell. */
 const cell = (s: string) => s.replace(/[|*]/g, (c) => `\\${c}`);
 
+/** The "Adding a primitive" section: which files an addition touches. */
+const ADDING = [
+  "## Adding a primitive",
+  "",
+  "A primitive is one compiler entry and one runtime record of the same name, plus its tests:",
+  "",
+  "1. **The compiler entry**, in its family's file under `compiler/primitives/` (`elementwise.ts`,",
+  "   `shape.ts`, `norm.ts`, `conv.ts`, `attention.ts`, `position.ts`, `dense.ts`): signature, doc,",
+  "   shape rule (`infer`), parameters (`weights`), the runtime name and an example call (this page",
+  "   is generated from it). A primitive with parameters also gives `layer` (the layer class's",
+  "   constructor and `apply()` arguments) and, if it can be called without them, `fn`; the code",
+  "   generator reads these and has no per-primitive code.",
+  "2. **The runtime record** of the same name: in `FUNCTIONS` (`runtime/nn/functional.ts`) its tfjs",
+  "   lowering and its graph lowering (the ops of `runtime/graph/trace.ts`, or `x.graph.ew(op, ...)`",
+  "   for an elementwise operator), exported as `F.<runtime name>`; or, with parameters, the layer",
+  "   class in `runtime/nn/layers.ts` and its `LAYERS` entry. `test/runtime/prim-records.test.ts`",
+  "   fails when the two tables disagree.",
+  "3. **The editor grammar**: the name in the primitive list of",
+  "   `editors/vscode/syntaxes/mdl.tmLanguage.json` (`test/editors/grammar.test.ts` checks it).",
+  "",
+  "A new elementwise graph operator is one entry in `runtime/graph/ops.ts` (its JS, WGSL and C",
+  "forms and its gradient rule) and its name in `EwOp` (`runtime/graph/graph.ts`); `npm run",
+  "gen:native` writes the C forms and the native instruction codes into",
+  "`runtime/executors/native/src/` (`ew_ops.inc`, `op_codes.inc`). Then regenerate this page",
+  "(`npx sdc primitives --markdown > docs/primitives.md`) and test the new primitive against",
+  "PyTorch (a committed fixture) or finite differences, on both engines.",
+];
+
 /** docs/primitives.md. */
 export function primitivesMarkdown(docs: PrimitiveDoc[] = describePrimitives()): string {
   const out: string[] = [
     "# Primitives",
     "",
-    "<!-- generated from compiler/primitives.ts by `npx sdc primitives --markdown > docs/primitives.md`; do not edit (a test fails when it is out of date) -->",
+    "<!-- generated from compiler/primitives.ts (the entries in compiler/primitives/) by `npx sdc primitives --markdown > docs/primitives.md`; do not edit (a test fails when it is out of date) -->",
     "",
     "The operations a `.mdl` network is composed from. Each entry gives the signature (named",
     "arguments may be given by position, in this order), what the primitive computes, and what its",
@@ -211,6 +239,8 @@ export function primitivesMarkdown(docs: PrimitiveDoc[] = describePrimitives()):
     "images `[B, H, W, C]`, sequences `[B, N, D]`.",
     "",
     "Besides these: `+ - * /` on tensors and numbers, elementwise with numpy broadcasting, and unary `-`.",
+    "",
+    ...ADDING,
     "",
     "| primitive | parameters | what it computes |",
     "|---|---|---|",

@@ -5,10 +5,10 @@
  * Pure: files come through a SourceHost (the server's open documents over the disk).
  */
 import type * as A from "./ast.ts";
-import { exprLabel, exprText, type ModuleNode, type ValueObserver } from "./check.ts";
+import { exprLabel, exprText, type ValueObserver } from "./check.ts";
 import type { Diagnostic, Span } from "./diagnostics.ts";
 import { checkBlocks, compile } from "./index.ts";
-import type { IR } from "./ir.ts";
+import type { IR, ModuleNode } from "../ir/ir.ts";
 import { type PrimArg, PRIMITIVES, type Primitive, SHARE_ARG, SUFFIX_ARGS } from "./primitives.ts";
 import type { Program, SourceHost } from "./program.ts";
 import { SECTIONS } from "./spec.ts";

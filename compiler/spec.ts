@@ -4,10 +4,10 @@
  * concretely, and checks that they fit together.
  */
 import type * as A from "./ast.ts";
-import { Abort, Checker, exprText, type ModuleNode, suggest, type ValueObserver } from "./check.ts";
+import { Abort, Checker, exprText, suggest, type ValueObserver } from "./check.ts";
 import { type Diagnostic, DiagnosticError, diag, fail, type Span } from "./diagnostics.ts";
-import type { DataIR, Density, FlowIR, InputSource, IR, OptimizerIR, TextIR, TrainIR } from "./ir.ts";
-import { DEFAULT_INPUT_SOURCES, INPUT_SOURCES, IR_VERSION } from "./ir.ts";
+import type { DataIR, Density, FlowIR, InputSource, IR, ModuleNode, OptimizerIR, TextIR, TrainIR } from "../ir/ir.ts";
+import { DEFAULT_INPUT_SOURCES, INPUT_SOURCES, IR_VERSION } from "../ir/ir.ts";
 import type { Program } from "./program.ts";
 import { dimToString, shapeToString, typeName, type Value, valueToString } from "./values.ts";
 
@@ -70,6 +70,7 @@ export const SECTIONS: Record<string, Record<string, SettingSpec>> = {
     steps: { kind: "int", min: 1, max: 100000, doc: "sampling steps" },
     shift: { kind: "float", min: 1e-6, max: 1e6, doc: "timestep shift (1 = none)" },
     guidance: { kind: "float", min: 0, max: 1000, doc: "classifier-free guidance scale for samples" },
+    guidance_interval: { kind: "raw", doc: "[lo, hi]: the noise levels sigma (1 = noise, 0 = data) where guidance applies; outside, the conditional velocity alone (Kynkäänniemi et al. 2024)", dflt: "[0, 1] (every step)" },
     output: { kind: "enum", values: ["velocity", "velocity_variance"], doc: "what the network returns: the velocity, or the velocity and as many learned-variance channels (DiT's learn_sigma: twice the image channels; the loss and samplers use the first half)", dflt: "velocity" },
   },
   train: {
@@ -288,6 +289,15 @@ export function evaluateSpec(prog: Program, spec: A.SpecDecl, opts: SpecOptions 
   flow.steps = num("flow", "steps", flow.steps);
   flow.shift = num("flow", "shift", flow.shift);
   flow.guidance = num("flow", "guidance", flow.guidance);
+  attempt(() => {
+    const e = get("flow", "guidance_interval");
+    if (!e) return;
+    const v = checker.evalConst(e, values);
+    const ok = v.t === "list" && v.items.length === 2 && v.items.every((x) => (x.t === "int" || x.t === "float") && typeof x.v === "number" && x.v >= 0 && x.v <= 1);
+    const iv = ok ? (v.items.map((x) => (x as { v: number }).v) as [number, number]) : null;
+    if (!iv || iv[0] > iv[1]) fail("SDC702", e.span, `flow.guidance_interval must be [lo, hi] with 0 <= lo <= hi <= 1 (noise levels sigma: 1 = noise, 0 = data), got ${valueToString(v)}`);
+    flow.guidanceInterval = iv!;
+  });
   if (get("flow", "output")) flow.output = word("flow", "output", "velocity") as FlowIR["output"];
   attempt(() => {
     const d = get("flow", "density");

@@ -25,6 +25,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve as resolvePath } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import * as tf from "@tensorflow/tfjs";
+import { gib, parseAddressSpaceLimit, readText } from "./util/memory-limit.ts";
 
 export type BackendName = "auto" | "tensorflow" | "webgpu" | "wasm" | "cpu";
 export const BACKEND_NAMES: readonly BackendName[] = ["auto", "tensorflow", "webgpu", "wasm", "cpu"];
@@ -307,7 +308,12 @@ async function initWasm(threads?: number): Promise<{ detail: string }> {
   } catch (e) {
     throw new BackendError(`wasm: initialisation failed: ${firstLine(e)}`);
   }
-  if (!ok) throw new BackendError(`wasm: initialisation failed (wasm files in ${dir}; see the message above)`);
+  if (!ok) {
+    // under `ulimit -v` the usual cause: each WebAssembly memory reserves ~10 GiB of address space
+    const as = parseAddressSpaceLimit(readText("/proc/self/limits"));
+    if (as !== null) throw new BackendError(`wasm: initialisation failed under the address-space limit (ulimit -v) of ${gib(as)}: Node reserves about 10 GiB of address space for each WebAssembly memory; raise the limit (ulimit -v unlimited) or use --backend cpu`);
+    throw new BackendError(`wasm: initialisation failed (wasm files in ${dir}; see the message above)`);
+  }
   await tf.ready();
   const simd = (await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT")) as boolean;
   const mt = (await tf.env().getAsync("WASM_HAS_MULTITHREAD_SUPPORT")) as boolean;

@@ -3,7 +3,7 @@
  * from the IR and factories for the network and the learned text encoder.
  */
 import type * as tf from "@tensorflow/tfjs";
-import type { DataIR, FlowIR, IR, TextIR, TrainIR } from "../compiler/ir.ts";
+import type { DataIR, FlowIR, IR, TextIR, TrainIR } from "../ir/ir.ts";
 import type { ParamStore } from "./nn/params.ts";
 
 export interface NetworkModule {

@@ -41,18 +41,18 @@ const externals = {
   },
 };
 
-// compiler/ir-validator.ts in dist/: ajv's standalone code for the IR schema, compiled here once
-// instead of at every start (same options as compiler/ir-validator.ts's AJV_OPTIONS)
+// ir/precompiled.ts in dist/: ajv's standalone code for the IR schema, compiled here once
+// instead of at every start (same options as ir/precompiled.ts's AJV_OPTIONS)
 const irValidator = {
   name: "sdc-ir-validator",
   setup(b) {
-    b.onLoad({ filter: /[\\/]compiler[\\/]ir-validator\.ts$/ }, async () => {
+    b.onLoad({ filter: /[\\/]ir[\\/]precompiled\.ts$/ }, async () => {
       const { default: Ajv } = await import("ajv");
       const { default: standaloneCode } = await import("ajv/dist/standalone/index.js");
-      const schema = JSON.parse(readFileSync(join(ROOT, "compiler", "ir.schema.json"), "utf8"));
+      const schema = JSON.parse(readFileSync(join(ROOT, "ir", "ir.schema.json"), "utf8"));
       const ajv = new Ajv({ allErrors: true, strict: false, code: { source: true, esm: true } });
       const code = standaloneCode(ajv, ajv.compile(schema));
-      return { contents: `${code}\nexport { validate as precompiled };\nexport const AJV_OPTIONS = { allErrors: true, strict: false };\n`, loader: "js", resolveDir: join(ROOT, "compiler") };
+      return { contents: `${code}\nexport { validate as precompiled };\nexport const AJV_OPTIONS = { allErrors: true, strict: false };\n`, loader: "js", resolveDir: join(ROOT, "ir") };
     });
   },
 };

@@ -13,7 +13,7 @@ echo "== gemm-tune sd3-seed (ctx 8, 205) + sd3, batch 64"
 timeout 150 bash run.sh node gemm-tune.mjs --generated generated/sd3-seed --generated generated/sd3 --batch 64 --context-tokens 8,205 --out $OUT/gemm-table.json 2>$OUT/gemm-tune.log | tee $OUT/gemm-tune.json | cut -c1-400
 tail -5 $OUT/gemm-tune.log
 [ -s $OUT/gemm-table.json ] && export SDC_GEMM_TABLE=$OUT/gemm-table.json
-echo "== static step sd3-seed b64 ctx8: the committed table (runtime/graph/gemm-table.ts)"
+echo "== static step sd3-seed b64 ctx8: the committed table (runtime/executors/webgpu/gemm-table.ts)"
 SDC_GEMM_TABLE= timeout 50 bash run.sh node step.mjs --generated generated/sd3-seed --batch 64 --context-tokens 8 --steps 10 --warmup 3 --backend webgpu --engine static --json 2>&1 | tail -1 | tee $OUT/static-ctx8-committed.json | cut -c1-700
 echo "== static step sd3-seed b64 ctx8: this run's table, then heuristic"
 timeout 50 bash run.sh node step.mjs --generated generated/sd3-seed --batch 64 --context-tokens 8 --steps 10 --warmup 3 --backend webgpu --engine static --json --profile 2>&1 | tail -1 | tee $OUT/static-ctx8-tuned.json | cut -c1-1600

@@ -1,7 +1,7 @@
 /**
  * `sdc diff A B`: what changed between two specs, two variants of one, or two compiled folders:
  * parameters per module (total and per block), the training step's GEMM work and GPU memory
- * (runtime/graph/plan.ts, traced on the CPU), and every schedule and training setting that
+ * (runtime/engines/static/plan.ts, traced on the CPU), and every schedule and training setting that
  * differs, as a table or JSON.
  *   sdc diff specs/sd3.mdl --variant tiny specs/sd3.mdl
  *   sdc diff generated/sd3 generated/sd3-seed --json
@@ -12,8 +12,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatAll } from "../../compiler/index.ts";
 import { diffIr, type IrDiff, type ModuleSide } from "../../compiler/diff.ts";
-import type { IR } from "../../compiler/ir.ts";
-import type { StepPlan } from "../../runtime/graph/plan.ts";
+import type { IR } from "../../ir/ir.ts";
+import type { StepPlan } from "../../runtime/engines/static/plan.ts";
 import { writeDirAtomic } from "../../runtime/io/atomic.ts";
 import { EXIT, InputError, UsageError, parseIntArg } from "../errors.ts";
 import { compileSpecFile } from "./compile.ts";
@@ -130,7 +130,7 @@ async function loadSide(s: DiffSide, o: DiffArgs, err: (s: string) => void): Pro
     throw new InputError(`${irPath} is not valid JSON: ${(e as Error).message}`);
   }
   if (!planRun || ir.task?.kind !== "diffusion") {
-    const { validateIr } = await import("../../compiler/ir-check.ts");
+    const { validateIr } = await import("../../ir/validate.ts");
     const errors = validateIr(ir);
     if (errors.length) throw new InputError(`${irPath} does not match the IR schema: ${errors.slice(0, 3).join("; ")}`);
     return { label: label(s), ir };

@@ -7,7 +7,7 @@
 import { readFileSync, existsSync, statSync } from "node:fs";
 import * as tf from "@tensorflow/tfjs";
 import { readSafetensors, type SafeTensor } from "../../runtime/io/safetensors.ts";
-import { type InputSource, inputSources, type IR } from "../../compiler/ir.ts";
+import { type InputSource, inputSources, type IR } from "../../ir/ir.ts";
 import { checkOutputFile, writeFileAtomic } from "../../runtime/io/atomic.ts";
 import { writeSafetensors } from "../../runtime/io/safetensors.ts";
 import { ParamStore } from "../../runtime/nn/params.ts";

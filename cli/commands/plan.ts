@@ -1,13 +1,13 @@
 /**
  * `sdc plan DIR`: the static training step of a compiled spec at a batch size, measured before
- * anything runs: dispatches, GEMM work, GPU memory, the largest tensor (runtime/graph/plan.ts).
+ * anything runs: dispatches, GEMM work, GPU memory, the largest tensor (runtime/engines/static/plan.ts).
  * Needs no GPU: the graph is traced on the CPU.
  */
 import { initBackend } from "../../runtime/backend.ts";
-import { kernelOptionsFromEnv } from "../../runtime/graph/gemm-table.ts";
-import { planStep, type StepPlan } from "../../runtime/graph/plan.ts";
-import { buildStepGraph } from "../../runtime/graph/step.ts";
-import { inputSources } from "../../compiler/ir.ts";
+import { kernelOptionsFromEnv } from "../../runtime/executors/webgpu/gemm-table.ts";
+import { planStep, type StepPlan } from "../../runtime/engines/static/plan.ts";
+import { buildStepGraph } from "../../runtime/engines/static/step.ts";
+import { inputSources } from "../../ir/ir.ts";
 import { buildTraceModel } from "../../runtime/train/trainer.ts";
 import { EXIT, InputError } from "../errors.ts";
 import { loadCompiled } from "../generated.ts";
@@ -22,6 +22,12 @@ export async function planRun(dir: string, o: PlanOptions): Promise<StepPlan & {
   const loaded = await loadCompiled(dir);
   if (loaded.spec.task !== "diffusion") throw new InputError(`${dir} is a classifier; sdc plan measures diffusion training steps`);
   await initBackend("cpu", { log: () => {} });
+  return stepPlanOf(loaded, o);
+}
+
+/** The plan of a loaded diffusion spec's training step, on the backend already initialized (sdc eval uses it for training FLOPs). */
+export function stepPlanOf(loaded: Awaited<ReturnType<typeof loadCompiled>>, o: PlanOptions): StepPlan & { spec: string; contextTokens: number | null } {
+  if (loaded.spec.task !== "diffusion") throw new InputError(`${loaded.ir.spec.name} is a classifier; a plan measures diffusion training steps`);
   const ir = loaded.ir;
   const batch = o.batch ?? ir.train.batch;
   const dims: [number, number, number] = [ir.data.height, ir.data.width, ir.data.channels];

@@ -8,10 +8,12 @@
  * A small inline script checks, once the page has loaded, that every image decoded and every
  * chart has its lines, and records it on <body data-rendered> (the browser test reads it).
  */
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { writeFileAtomic } from "../../runtime/io/atomic.ts";
+import { readRegularFile } from "../../runtime/io/read-file.ts";
 import { matchError, type UnitMatch } from "../../runtime/eval/sweep.ts";
+import { meanText, metricOrder, type SeedAnalysis } from "../../runtime/eval/seeds.ts";
 import { EXIT, InputError } from "../errors.ts";
 
 export interface ReportOptions {
@@ -24,6 +26,8 @@ interface MetricLine {
   loss?: number;
   val_loss?: number;
   lr?: number;
+  /** a checkpoint's eval (sdc eval RUN --checkpoints all; CheckpointEval in eval.ts) */
+  eval?: { settings: unknown; trainSeconds: number; trainFlops: number; images: number; cfg: { cfg: number; accuracy: number; frechet: number }[] };
 }
 
 interface Grid {
@@ -47,13 +51,20 @@ interface EvalLike {
   weights?: string;
   valLoss?: number;
   referenceSplitFrechet?: number;
-  cfg: { cfg: number; accuracy: number; frechet: number; sampleSeconds?: number; perDigit?: number[] }[];
+  cfg: { cfg: number; accuracy: number; frechet: number; sampleSeconds?: number; perDigit?: number[]; images?: number; accuracyInterval?: { lo: number; hi: number }; frechetInterval?: { lo: number; hi: number } | null }[];
 }
 
+/** " [lo, hi]" of an interval when there is one (older eval.json files have none). */
+const ivText = (i: { lo: number; hi: number } | null | undefined, f: (x: number) => string) => (i && Number.isFinite(i.lo) && Number.isFinite(i.hi) ? ` [${f(i.lo)}, ${f(i.hi)}]` : "");
+
 const esc = (s: unknown) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+/** A run's file, only if it is a regular file (never a FIFO or device that would block or never end: InputFileError). */
+const readRunFile = (p: string, maxBytes = 1 << 30): Buffer => readRegularFile(p, { maxBytes, root: "/" });
 const readJson = (p: string): Record<string, unknown> | null => {
+  if (!existsSync(p)) return null;
+  const b = readRunFile(p, 64 << 20);
   try {
-    return existsSync(p) ? (JSON.parse(readFileSync(p, "utf8")) as Record<string, unknown>) : null;
+    return JSON.parse(b.toString("utf8")) as Record<string, unknown>;
   } catch {
     return null;
   }
@@ -62,7 +73,7 @@ const readJson = (p: string): Record<string, unknown> | null => {
 function readMetrics(p: string): MetricLine[] {
   if (!existsSync(p)) return [];
   const out: MetricLine[] = [];
-  for (const l of readFileSync(p, "utf8").split("\n")) {
+  for (const l of readRunFile(p).toString("utf8").split("\n")) {
     try {
       const r = JSON.parse(l) as MetricLine;
       if (typeof r.step === "number") out.push(r);
@@ -87,7 +98,7 @@ function readGrids(dir: string): Grid[] {
     const m = /^samples-step-(\d+)\.png$/.exec(f);
     if (m) found.push({ step: Number(m[1]), png: join(dir, f), txt: join(dir, f.replace(/\.png$/, ".txt")) });
   }
-  return found.sort((a, b) => a.step - b.step).map((g) => ({ step: g.step, png: readFileSync(g.png), prompts: existsSync(g.txt) ? readFileSync(g.txt, "utf8") : null }));
+  return found.sort((a, b) => a.step - b.step).map((g) => ({ step: g.step, png: readRunFile(g.png), prompts: existsSync(g.txt) ? readRunFile(g.txt).toString("utf8") : null }));
 }
 
 /** A run folder, or an ablation unit folder (its run/ and eval.json beside it). */
@@ -199,10 +210,10 @@ function gridFigure(g: Grid, label: string): string {
 }
 
 function evalTable(e: EvalLike): string {
-  const rows = e.cfg.map((c) => `<tr><td>${c.cfg}</td><td>${(c.accuracy * 100).toFixed(1)}%</td><td>${c.frechet.toFixed(1)}</td><td>${c.sampleSeconds !== undefined ? c.sampleSeconds.toFixed(1) : ""}</td>${c.perDigit ? `<td>${c.perDigit.map((a) => (a * 100).toFixed(0)).join(" ")}</td>` : ""}</tr>`);
+  const rows = e.cfg.map((c) => `<tr><td>${c.cfg}</td><td>${(c.accuracy * 100).toFixed(1)}%${ivText(c.accuracyInterval, (x) => (x * 100).toFixed(1))}</td><td>${c.frechet.toFixed(1)}${ivText(c.frechetInterval, (x) => x.toFixed(1))}</td><td>${c.sampleSeconds !== undefined ? c.sampleSeconds.toFixed(1) : ""}</td>${c.perDigit ? `<td>${c.perDigit.map((a) => (a * 100).toFixed(0)).join(" ")}</td>` : ""}</tr>`);
   const perDigit = e.cfg.some((c) => c.perDigit);
   return `<table class="eval"><tr><th>CFG</th><th>prompt accuracy</th><th>judge FD</th><th>sampling s</th>${perDigit ? "<th>accuracy per digit 0-9 (%)</th>" : ""}</tr>${rows.join("")}</table>
-<p class="muted">${e.step !== undefined ? `step ${e.step}, ` : ""}${e.weights ? `${e.weights} weights, ` : ""}${e.valLoss !== undefined ? `validation loss ${e.valLoss.toFixed(4)}, ` : ""}${e.referenceSplitFrechet !== undefined ? `FD floor (real images) ${e.referenceSplitFrechet.toFixed(1)}; ` : ""}FD: judge-feature Fréchet distance, not Inception FID.</p>`;
+<p class="muted">${e.step !== undefined ? `step ${e.step}, ` : ""}${e.weights ? `${e.weights} weights, ` : ""}${e.valLoss !== undefined ? `validation loss ${e.valLoss.toFixed(4)}, ` : ""}${e.referenceSplitFrechet !== undefined ? `FD floor (real images) ${e.referenceSplitFrechet.toFixed(1)}; ` : ""}${e.cfg[0]?.images ? `${e.cfg[0].images} images per scale; ` : ""}${e.cfg.some((c) => c.accuracyInterval) ? "[lo, hi]: 95% intervals (accuracy: Wilson score; FD: bootstrap over the generated images); " : ""}FD: judge-feature Fréchet distance, not Inception FID.</p>`;
 }
 
 function settingsTable(c: Record<string, unknown>): string {
@@ -213,6 +224,22 @@ function settingsTable(c: Record<string, unknown>): string {
   return `<table class="settings"><tr><th>setting</th><th>value</th></tr>${rows}</table><p class="muted">${esc(cmd)}<br>backend ${esc(c.backend)}, engine ${esc(c.engine)}; sdc ${esc(v.sdc)}, node ${esc(v.node)}, tfjs ${esc(v.tfjs)}</p>`;
 }
 
+/**
+ * Quality against compute: FD and accuracy of each evaluated checkpoint (the settings of the
+ * newest eval line) against steps, training minutes and training TFLOPs, one series per scale.
+ */
+function qualitySection(metrics: MetricLine[]): string {
+  const evals = metrics.filter((m) => m.eval && Array.isArray(m.eval.cfg));
+  if (!evals.length) return "";
+  const key = JSON.stringify(evals[evals.length - 1].eval!.settings);
+  const lines = evals.filter((m) => JSON.stringify(m.eval!.settings) === key).sort((a, b) => a.step - b.step);
+  const scales = [...new Set(lines.flatMap((l) => l.eval!.cfg.map((c) => c.cfg)))].sort((a, b) => a - b);
+  const axes: [string, (l: MetricLine) => number][] = [["step", (l) => l.step], ["training minutes", (l) => l.eval!.trainSeconds / 60], ["training TFLOPs", (l) => l.eval!.trainFlops / 1e12]];
+  const series = (x: (l: MetricLine) => number, y: (c: { accuracy: number; frechet: number }) => number) => scales.map((s) => ({ name: `cfg ${s}`, dots: true, points: lines.map((l) => [x(l), (() => { const c = l.eval!.cfg.find((v) => v.cfg === s); return c ? y(c) : NaN; })()] as [number, number]) }));
+  const charts = axes.flatMap(([label, x]) => [lineChart(`judge-feature FD against ${label}`, series(x, (c) => c.frechet), { xLabel: label, yLabel: "FD" }), lineChart(`prompt accuracy against ${label}`, series(x, (c) => c.accuracy), { xLabel: label, yLabel: "accuracy" })]);
+  return `<h2>Quality against compute</h2><p class="muted">${lines.length} checkpoints evaluated (sdc eval RUN --checkpoints all), ${lines[0].eval!.images} images per scale; training FLOPs: the GEMM work of one step (sdc plan) x steps; minutes: training wall-clock.</p><div class="charts">${charts.join("")}</div>`;
+}
+
 export function runReport(r: RunData): string {
   const loss = r.metrics.filter((m) => m.loss !== undefined).map((m) => [m.step, m.loss!] as [number, number]);
   const val = r.metrics.filter((m) => m.val_loss !== undefined).map((m) => [m.step, m.val_loss!] as [number, number]);
@@ -220,6 +247,8 @@ export function runReport(r: RunData): string {
   const parts: string[] = [`<h1>${esc(r.name)}</h1><p class="muted">${esc(r.dir)}</p>`];
   parts.push(`<h2>Loss</h2><div class="charts">${lineChart("training and validation loss", [{ name: "loss", points: loss }, { name: "val_loss", points: val, dots: true }], { xLabel: "step", yLabel: "loss" })}${lr.length ? lineChart("learning rate", [{ name: "lr", points: lr }], { xLabel: "step" }) : ""}</div>`);
   parts.push(`<h2>Samples over the steps</h2><div class="grids">${r.grids.length ? r.grids.map((g) => gridFigure(g, `step ${g.step}`)).join("") : '<p class="empty">no sample grids</p>'}</div>`);
+  const q = qualitySection(r.metrics);
+  if (q) parts.push(q);
   if (r.evalReport?.cfg?.length) parts.push(`<h2>Eval per CFG scale</h2>${evalTable(r.evalReport)}`);
   if (r.config) parts.push(`<h2>Settings</h2>${settingsTable(r.config)}`);
   return page(`sdc report: ${r.name}`, parts.join("\n"));
@@ -238,7 +267,21 @@ interface UnitRow {
   cfg: { cfg: number; accuracy: number; frechet: number }[];
 }
 
-export function ablationReport(dir: string, results: UnitRow[]): string {
+/** The arms over seeds (arms.json): mean [interval] per metric, and the tests between arms. */
+function armsSection(s: SeedAnalysis): string {
+  const metrics = metricOrder(s.arms);
+  const d = (m: string) => (m.startsWith("fd_") ? 2 : m.startsWith("acc_") ? 3 : 4);
+  const head = `<tr><th>arm</th><th>seeds</th><th>params</th>${metrics.map((m) => `<th>${esc(m)}</th>`).join("")}</tr>`;
+  const rows = s.arms.map((a) => `<tr><td>${esc(a.arm)}</td><td>${esc(a.seeds.join(", "))}</td><td>${a.params.toLocaleString("en-US")}</td>${metrics.map((m) => `<td>${esc(meanText(a.metrics[m], d(m)))}</td>`).join("")}</tr>`).join("");
+  const sig = s.comparisons.filter((c) => c.significant);
+  const tests = s.comparisons.length
+    ? `<table class="tests"><tr><th>metric</th><th>arm a</th><th>arm b</th><th>mean a - b</th><th>t</th><th>df</th><th>p</th><th>p (Holm)</th><th>significant</th></tr>${s.comparisons.map((c) => `<tr><td>${esc(c.metric)}</td><td>${esc(c.a)}</td><td>${esc(c.b)}</td><td>${c.diff.toFixed(d(c.metric))}</td><td>${c.t.toFixed(2)}</td><td>${c.df.toFixed(1)}</td><td>${c.p.toPrecision(2)}</td><td>${c.pHolm.toPrecision(2)}</td><td>${c.significant ? "<b>yes</b>" : "no"}</td></tr>`).join("")}</table>`
+    : `<p class="empty">no tests: they need 2 or more seeds in each arm</p>`;
+  return `<h2>Per arm: mean [${Math.round(s.confidence * 100)}% interval] over seeds</h2><table class="arms">${head}${rows}</table>
+<p class="muted">Interval: Student-t over the seeds. Test: Welch's two-sided t-test over the seeds for every pair of arms, p Holm-adjusted across the pairs of each metric; significant when the adjusted p &lt; ${s.alpha} (${sig.length} of ${s.comparisons.length}).</p>${tests}`;
+}
+
+export function ablationReport(dir: string, results: UnitRow[], seeds: SeedAnalysis | null = null): string {
   const units = results.map((u) => ({ u, run: readRun(join(dir, u.id), u.id) }));
   const cfgs = [...new Set(results.flatMap((r) => r.cfg.map((c) => c.cfg)))].sort((a, b) => a - b);
   const matched = results.some((r) => r.match);
@@ -247,13 +290,14 @@ export function ablationReport(dir: string, results: UnitRow[]): string {
   const head = `<tr><th>unit</th><th>spec</th><th>network</th><th>params</th>${matchHead}<th>s/step</th><th>final loss</th><th>val loss</th>${cfgs.map((c) => `<th>acc cfg ${c}</th><th>FD cfg ${c}</th>`).join("")}</tr>`;
   const rows = results.map((r) => `<tr><td>${esc(r.id)}</td><td>${esc(r.inputs?.spec ?? "")}</td><td>${esc(r.network ?? "")}</td><td>${r.params.toLocaleString("en-US")}</td>${matchCells(r.match)}<td>${r.stepSeconds.toFixed(3)}</td><td>${r.finalTrainLoss.toFixed(3)}</td><td>${r.valLoss.toFixed(3)}</td>${cfgs.map((c) => { const x = r.cfg.find((y) => y.cfg === c); return x ? `<td>${x.accuracy.toFixed(2)}</td><td>${x.frechet.toFixed(1)}</td>` : "<td></td><td></td>"; }).join("")}</tr>`);
   const parts: string[] = [`<h1>Ablation: ${esc(basename(dir))}</h1><p class="muted">${esc(dir)}; ${results.length} units</p>`];
-  parts.push(`<h2>Results</h2><table class="results">${head}${rows.join("")}</table><p class="muted">acc: prompt accuracy judged by the MNIST classifier; FD: judge-feature Fréchet distance (not Inception FID).</p>`);
+  if (seeds) parts.push(armsSection(seeds));
+  parts.push(`<h2>Results${seeds ? ", per unit" : ""}</h2><table class="results">${head}${rows.join("")}</table><p class="muted">acc: prompt accuracy judged by the MNIST classifier; FD: judge-feature Fréchet distance (not Inception FID).</p>`);
   const lossSeries = units.map(({ u, run }) => ({ name: u.id, points: run.metrics.filter((m) => m.loss !== undefined).map((m) => [m.step, m.loss!] as [number, number]) }));
   const valSeries = units.map(({ u, run }) => ({ name: u.id, points: run.metrics.filter((m) => m.val_loss !== undefined).map((m) => [m.step, m.val_loss!] as [number, number]), dots: true }));
   const accSeries = cfgs.map((c) => ({ name: `cfg ${c}`, points: results.map((r) => [r.params, r.cfg.find((x) => x.cfg === c)?.accuracy ?? NaN] as [number, number]).sort((a, b) => a[0] - b[0]), dots: true }));
   parts.push(`<h2>Curves, all units</h2><div class="charts">${lineChart("training loss", lossSeries, { xLabel: "step", yLabel: "loss" })}${valSeries.some((s) => s.points.length) ? lineChart("validation loss", valSeries, { xLabel: "step", yLabel: "val loss" }) : ""}${lineChart("prompt accuracy against parameters", accSeries, { xLabel: "parameters", yLabel: "accuracy" })}</div>`);
   const plot = join(dir, "plot.svg");
-  if (existsSync(plot)) parts.push(`<h2>The ablation's plot</h2><img alt="plot" style="max-width:900px" src="${dataUri(readFileSync(plot), "image/svg+xml")}">`);
+  if (existsSync(plot)) parts.push(`<h2>The ablation's plot</h2><img alt="plot" style="max-width:900px" src="${dataUri(readRunFile(plot), "image/svg+xml")}">`);
   parts.push(`<h2>Last sample grid of each unit</h2><div class="grids">${units.map(({ u, run }) => { const g = run.grids.at(-1); return g ? gridFigure(g, `${u.id}, step ${g.step}`) : `<p class="empty">${esc(u.id)}: no grid</p>`; }).join("")}</div>`);
   const evals = units.filter(({ run }) => run.evalReport?.cfg?.length);
   if (evals.length) parts.push(`<h2>Eval per unit</h2>${evals.map(({ u, run }) => `<h3>${esc(u.id)}</h3>${evalTable(run.evalReport!)}`).join("")}`);
@@ -266,7 +310,7 @@ export function writeReport(dir: string, o: ReportOptions = {}): string {
   const out = o.out ?? join(dir, "report.html");
   const results = readJson(join(dir, "results.json")) as unknown as UnitRow[] | null;
   let html: string;
-  if (Array.isArray(results)) html = ablationReport(dir, results);
+  if (Array.isArray(results)) html = ablationReport(dir, results, readJson(join(dir, "arms.json")) as unknown as SeedAnalysis | null);
   else if (existsSync(join(dir, "metrics.jsonl")) || existsSync(join(dir, "run", "metrics.jsonl"))) html = runReport(readRun(dir));
   else throw new InputError(`${dir} is neither a run (no metrics.jsonl) nor an ablation (no results.json)`);
   writeFileAtomic(out, html);

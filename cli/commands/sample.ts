@@ -1,17 +1,18 @@
 /** `sdc sample DIR --checkpoint C --prompt "seven" --prompt 2`: images for typed prompts. */
 import * as tf from "@tensorflow/tfjs";
-import { irHash } from "../../compiler/ir-check.ts";
+import { irHash } from "../../ir/validate.ts";
 import { initBackend } from "../../runtime/backend.ts";
 import { encodeGridPng, promptsGridText } from "../../runtime/image/png.ts";
 import { checkOutputFile, writeFileAtomic } from "../../runtime/io/atomic.ts";
 import { CheckpointError, readCheckpoint, resolveCheckpoint } from "../../runtime/train/checkpoint.ts";
 import { buildModel, sampleImages } from "../../runtime/train/trainer.ts";
-import { staticFlowNetworkFor } from "../../runtime/graph/sampler.ts";
+import { staticFlowNetworkFor } from "../../runtime/engines/static/sampler.ts";
 import { Rng } from "../../runtime/util/rng.ts";
 import { EXIT, InputError, UsageError } from "../errors.ts";
 import { loadCompiled } from "../generated.ts";
 import { Progress } from "../progress.ts";
-import { pretrainedTextOptions, sampleViewer } from "./train.ts";
+import { pretrainedTextOptions } from "./train.ts";
+import { sampleViewer } from "../../runtime/data/load.ts";
 
 export interface SampleCliOptions {
   checkpoint: string;

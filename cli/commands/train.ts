@@ -7,28 +7,28 @@
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { irHash } from "../../compiler/ir-check.ts";
+import { irHash } from "../../ir/validate.ts";
 import { initBackend } from "../../runtime/backend.ts";
 import { registerWasmConvFilterGrad } from "../../runtime/eval/wasm-kernels.ts";
-import { BatchSampler, type ImageTextDataset } from "../../runtime/data/dataset.ts";
-import { loadImageFolder } from "../../runtime/data/folder.ts";
-import { type LatentDataset, loadLatents } from "../../runtime/data/latents.ts";
-import type { ImageDecoder } from "../../runtime/eval/evaluate.ts";
-import { digitPrompt, loadMnist } from "../../runtime/data/mnist.ts";
+import { BatchSampler } from "../../runtime/data/dataset.ts";
+import { loadDataset, sampleViewer } from "../../runtime/data/load.ts";
+import { digitPrompt } from "../../runtime/data/mnist.ts";
 import { encodeGridPng, promptsGridText } from "../../runtime/image/png.ts";
-import { checkOutputDir, removeStaleTemps, writeFileAtomic } from "../../runtime/io/atomic.ts";
+import { checkOutputDir, writeFileAtomic } from "../../runtime/io/atomic.ts";
 import { CheckpointError, type HostTensors, pruneCheckpoints, readCheckpoint, resolveCheckpoint, saveCheckpoint, writeLatest } from "../../runtime/train/checkpoint.ts";
 import type { LrScheduleName } from "../../runtime/train/lr-schedule.ts";
 import { TRAIN_OPTIONAL_DEFAULTS } from "../../compiler/spec.ts";
-import { createEngine, type EngineName } from "../../runtime/train/engine.ts";
-import { buildModel, drawBatch, makeValidationSet, type ModelBundle, type StepResult, TrainingStopped } from "../../runtime/train/trainer.ts";
+import type { EngineName } from "../../runtime/engines/engine.ts";
+import { createEngine } from "../../runtime/engines/select.ts";
+import { buildModel, drawBatch, makeValidationSet, TrainingStopped } from "../../runtime/train/trainer.ts";
+import { type ModelBundle, type StepResult } from "../../runtime/bundle.ts";
 import { Rng } from "../../runtime/util/rng.ts";
 import { WordTokenizer } from "../../runtime/text/words.ts";
 import { type PretrainedTextOptions, PretrainedPromptEncoder, textEncoderOverrides } from "../../runtime/text/pretrained/prompt-encoder.ts";
 import { EXIT, InputError, UsageError } from "../errors.ts";
 import { loadCompiled } from "../generated.ts";
 import { Progress } from "../progress.ts";
-import { CONFIG_FILE, newestRun, readValLosses, readRunConfig, resolveSettings, type RunSettings, runDirOf, truncateMetrics, writeRunConfig } from "../run-config.ts";
+import { CONFIG_FILE, cleanRunFolder, newestRun, readValLosses, readRunConfig, resolveSettings, type RunSettings, runDirOf, truncateMetrics, writeRunConfig } from "../run-config.ts";
 import { SDC_VERSION } from "../version.ts";
 import { watchInterrupts, yieldToEventLoop } from "../signals.ts";
 
@@ -38,7 +38,7 @@ export interface TrainCliOptions {
   lr?: number;
   seed?: number;
   backend: "auto" | "tensorflow" | "webgpu" | "wasm" | "cpu";
-  /** training engine: auto (static on webgpu and on the CPU with the native executor, else tfjs), tfjs, static (runtime/train/engine.ts) */
+  /** training engine: auto (static on webgpu and on the CPU with the native executor, else tfjs), tfjs, static (runtime/engines/) */
   engine?: EngineName;
   out?: string;
   /** a checkpoint or run folder; "latest" or true: the newest run of this package under `runsDir` (and --out) */
@@ -100,47 +100,6 @@ export function pretrainedTextOptions(ir: ModelBundle["ir"], arg: string | undef
   }
 }
 
-export function loadDataset(ir: ModelBundle["ir"], split: "train" | "test"): ImageTextDataset {
-  const d = ir.data;
-  if (d.source === "mnist") {
-    const ds = loadMnist({ split, size: d.height });
-    if (d.width !== d.height) throw new InputError(`MNIST images are square; the spec asks for ${d.height}x${d.width}`);
-    if (d.channels === 1) return ds;
-    // a 3-channel spec on MNIST: replicate the gray channel
-    const per = d.height * d.width;
-    const tmp = new Float32Array(per);
-    return {
-      name: `${ds.name} (3 channels)`, size: ds.size, height: ds.height, width: ds.width, channels: 3,
-      image(i, out, off) {
-        ds.image(i, tmp, 0);
-        for (let p = 0; p < per; p++) out[off + 3 * p] = out[off + 3 * p + 1] = out[off + 3 * p + 2] = tmp[p];
-      },
-      caption: (i, rng) => ds.caption(i, rng),
-      label: (i) => ds.label(i),
-    };
-  }
-  if (d.source === "latents") {
-    if (!d.path) throw new InputError("data.source latents needs data.path");
-    return loadLatents(d.path, [d.height, d.width, d.channels]);
-  }
-  if (!d.path) throw new InputError("data.source folder needs data.path");
-  if (d.height !== d.width) throw new InputError(`the folder source resizes to square images; the spec asks for ${d.height}x${d.width}`);
-  return loadImageFolder(d.path, { size: d.height, channels: d.channels as 1 | 3 });
-}
-
-/**
- * How a spec's samples become pictures: identity for pixel data; for a latent dataset with a
- * decoder, the decoder (latents [n, H, W, C] -> pixels). `ds` is the loaded dataset, if any.
- */
-export function sampleViewer(ir: ModelBundle["ir"], ds?: ImageTextDataset): ImageDecoder | undefined {
-  if (ir.data.source !== "latents") return undefined;
-  const lat = (ds as LatentDataset | undefined) ?? (loadDataset(ir, "train") as LatentDataset);
-  const dec = lat.decoder;
-  if (!dec) return undefined;
-  const [h, w] = [ir.data.height, ir.data.width];
-  return { dims: dec.dims(h, w), decode: (z, n) => dec.decode(z, n, h, w) };
-}
-
 async function hostMap(vars: Iterable<[string, tf.Tensor]>, filter: (n: string) => boolean): Promise<HostTensors> {
   const out: HostTensors = new Map();
   for (const [n, v] of vars) if (filter(n)) out.set(n, { shape: [...v.shape], data: (await v.data()) as Float32Array });
@@ -175,7 +134,7 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
       throw new CheckpointError(`checkpoint ${resumeDir} is from another spec (${resumed.state.spec}, IR ${resumed.state.irHash.slice(0, 12)}) than ${dir} (${ir.spec.name}, IR ${hash.slice(0, 12)})`);
     }
   }
-  const prior = runDir ? readRunConfig(runDir) : null;
+  const prior = runDir ? readRunConfig(runDir, { spec: ir.spec.name, irHash: hash }) : null;
   if (o.precision !== undefined && o.precision !== "fp32") throw new UsageError(precisionRefusal(`--precision ${o.precision}`));
   const D = TRAIN_OPTIONAL_DEFAULTS;
   const specSettings: RunSettings = {
@@ -235,9 +194,9 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
 
   mkdirSync(join(out, "samples"), { recursive: true });
   mkdirSync(join(out, "checkpoints"), { recursive: true });
-  removeStaleTemps(join(out, "checkpoints"));
+  cleanRunFolder(out);
   const metrics = join(out, "metrics.jsonl");
-  if (!resumed) writeFileSync(metrics, "");
+  if (!resumed) writeFileAtomic(metrics, "");
   else truncateMetrics(metrics, step); // the steps after the checkpoint are redone: their lines go
   const valLosses = readValLosses(metrics); // for keep_best
   writeFileAtomic(join(out, "ir.json"), loaded.irText);

@@ -120,18 +120,9 @@ function callTs(call: A.Call, c: Ctx): string {
   };
   if (m) {
     // a layer with parameters: tensors (and forward-time sizes) go to apply()
-    const applyArgs: Record<string, string[]> = {
-      linear: ["x"], layer_norm: ["x"], rms_norm: ["x"], patch_conv: ["x"], conv2d: ["x"], embedding: ["ids"], parameter: [], sincos_2d: ["gh", "gw"],
-      conv_transpose2d: ["x"], group_norm: ["x"],
-    };
-    return `${moduleRef(m, c)}.apply(${(applyArgs[prim.name] ?? []).map((n) => argTs(n)!).join(", ")})`;
+    return `${moduleRef(m, c)}.apply(${(prim.layer?.apply ?? []).map((n) => argTs(n)!).join(", ")})`;
   }
-  const fnArgs: Record<string, [string, string[]]> = {
-    layer_norm: ["layerNorm", ["x", "eps"]],
-    rms_norm: ["rmsNorm", ["x", "eps", "heads"]],
-    group_norm: ["groupNorm", ["x", "groups", "eps"]],
-  };
-  const [fn, names] = fnArgs[prim.name] ?? [prim.runtime, prim.args.map((s) => s.name)];
+  const { name: fn, args: names } = prim.fn ?? { name: prim.runtime, args: prim.args.map((s) => s.name) };
   const list = names.map((n) => argTs(n));
   while (list.length && list[list.length - 1] === undefined) list.pop();
   // an optional argument left out before a given one
@@ -177,30 +168,9 @@ function ctorArgsTs(m: ModuleDecl, c: Ctx): string {
       .filter(([, v]) => v !== undefined)
       .map(([k, v]) => `${k}: ${v}`)
       .join(", ")} }`;
-  switch (prim.name) {
-    case "linear":
-      return obj({ inFeatures: lastDim("x"), outFeatures: arg("out"), bias: arg("bias"), init: arg("init") });
-    case "layer_norm":
-      return obj({ dim: lastDim("x"), eps: arg("eps"), affine: arg("affine") });
-    case "rms_norm":
-      return obj({ dim: lastDim("x"), eps: arg("eps"), heads: arg("heads"), affine: arg("affine") });
-    case "patch_conv":
-      return obj({ channels: lastDim("x"), outFeatures: arg("out"), patch: arg("patch") });
-    case "sincos_2d":
-      return obj({ width: arg("width"), maxGrid: arg("max_grid"), base: arg("base") });
-    case "embedding":
-      return obj({ vocab: arg("vocab"), width: arg("width") });
-    case "conv2d":
-      return obj({ channels: lastDim("x"), outFeatures: arg("out"), kernel: arg("kernel"), stride: arg("stride"), padding: arg("padding") });
-    case "parameter":
-      return obj({ shape: arg("shape") });
-    case "conv_transpose2d":
-      return obj({ channels: lastDim("x"), outFeatures: arg("out"), kernel: arg("kernel"), stride: arg("stride"), padding: arg("padding") });
-    case "group_norm":
-      return obj({ channels: lastDim("x"), groups: arg("groups"), eps: arg("eps"), affine: arg("affine") });
-    default:
-      return obj({});
-  }
+  // the layer's constructor arguments, as its entry in compiler/primitives/ maps them
+  const ctor = Object.entries(prim.layer?.ctor ?? {}).map(([field, from]) => [field, typeof from === "string" ? arg(from) : lastDim(from.lastDim)] as const);
+  return obj(Object.fromEntries(ctor));
 }
 
 function moduleClass(m: ModuleDecl, n: Names): string {

@@ -5,11 +5,11 @@
 import type { Project } from "ts-morph";
 import { tsMorph } from "./lazy.ts";
 import type { BlockAnalysis } from "../check.ts";
-import type { IR } from "../ir.ts";
+import type { IR } from "../../ir/ir.ts";
 import { generateBlock } from "./block.ts";
 import { commentText, HELPERS, Names, propKeys } from "./names.ts";
 import { renderModelCard } from "./readme.ts";
-import { irHash } from "../ir-check.ts";
+import { irHash } from "../../ir/validate.ts";
 
 export interface GenContext {
   ir: IR;
@@ -54,7 +54,7 @@ export function irJson(ir: IR): string {
   return stableJson(ir);
 }
 
-export { irHash } from "../ir-check.ts";
+export { irHash } from "../../ir/validate.ts";
 
 function generateModel(ctx: GenContext): GeneratedFile {
   const f = newSourceFile("model.ts");

@@ -18,6 +18,7 @@
  *
  * Committed specs use none of the reserved names, so their generated code is unchanged.
  */
+import { PRIMITIVES } from "../primitives.ts";
 
 /** Names a local binding must not take: keywords, strict-mode restrictions, TypeScript's contextual words. */
 const KEYWORDS = (
@@ -26,8 +27,20 @@ const KEYWORDS = (
   "any boolean number string symbol bigint object never unknown undefined of as is type keyof infer asserts unique readonly declare namespace module abstract async get set from global override satisfies accessor require constructor"
 ).split(" ");
 
+/** The layer classes in the order the committed packages import them (the table's order before it was split by family). */
+const IMPORT_ORDER = ["Linear", "LayerNorm", "RmsNorm", "PatchConv", "Conv2d", "ConvTranspose2d", "GroupNorm", "SinCos2d", "Embedding", "Parameter"];
+
 /** What the generated code itself refers to by name: imports, helpers, parameters, globals. */
-export const HELPERS = ["tf", "F", "ParamStore", "joinName", "need", "check", "Linear", "LayerNorm", "RmsNorm", "PatchConv", "Conv2d", "ConvTranspose2d", "GroupNorm", "SinCos2d", "Embedding", "Parameter"];
+export const HELPERS = ["tf", "F", "ParamStore", "joinName", "need", "check", ...layerClasses()];
+
+/** The runtime class of every primitive with parameters: those above in their order, then any other in table order. */
+function layerClasses(): string[] {
+  const rank = (n: string) => (IMPORT_ORDER.includes(n) ? IMPORT_ORDER.indexOf(n) : IMPORT_ORDER.length);
+  return Object.values(PRIMITIVES)
+    .flatMap((p) => (p.layer ? [p.runtime] : []))
+    .sort((a, b) => rank(a) - rank(b));
+}
+
 const GENERATED_LOCALS = ["store", "path", "args", "k", "_"];
 const GLOBALS = ["Array", "ReadonlyArray", "Readonly", "Object", "Math", "JSON", "Number", "String", "Boolean", "Symbol", "Promise", "Error", "Map", "Set", "NaN", "Infinity", "globalThis", "Function", "Reflect", "Proxy", "Date", "RegExp"];
 /** Names in index.ts (imports and declarations) that a class exported from model.ts must not take. */

@@ -4,7 +4,7 @@
 import type Handlebars from "handlebars";
 import { handlebars } from "./lazy.ts";
 import { fmtCount } from "../check.ts";
-import type { IR } from "../ir.ts";
+import type { IR } from "../../ir/ir.ts";
 import { htmlCommentText, markdownCode, markdownText } from "./names.ts";
 
 const TEMPLATE = `<!-- {{header}} -->

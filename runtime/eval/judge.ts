@@ -9,7 +9,7 @@
  * Pure runtime: no file access here; reads from the device are asynchronous (WebGPU has no sync read) (loading lives in cli/commands/judge.ts).
  */
 import * as tf from "@tensorflow/tfjs";
-import type { IR } from "../../compiler/ir.ts";
+import type { IR } from "../../ir/ir.ts";
 import type { ClassifierModule, ClassifierSpec, CompiledSpec } from "../model.ts";
 import { ParamStore } from "../nn/params.ts";
 import { Adam } from "../train/optim.ts";

@@ -114,6 +114,8 @@ export interface PlanOptions {
   fixed: [string, string][];
   sweeps: Sweep[];
   seed: number;
+  /** training seeds per arm and sweep combination: seed, seed + 1, ... (default 1) */
+  seeds?: number;
   steps: number;
   batch: number;
   backend: string;
@@ -122,6 +124,10 @@ export interface PlanOptions {
 
 export interface PlannedUnit {
   id: string;
+  /** the id without its seed: the units of one arm and sweep combination share it (their mean is the arm's) */
+  group: string;
+  /** "+seed=K" when the ablation has several seeds, else "" (id = group + seedTag) */
+  seedTag: string;
   inputs: UnitInputs;
   /** which arm (index into the arms, or the variants) and which sweep combination (index) it is */
   arm?: number;
@@ -132,8 +138,14 @@ export interface PlannedUnit {
   match?: UnitMatch;
 }
 
-/** Units: every arm (or variant) x every sweep combination, with the fixed overrides, then the arm's own. */
+/**
+ * Units: every arm (or variant) x every sweep combination, with the fixed overrides, then the
+ * arm's own; x every seed (o.seed + 0 .. seeds - 1) when there are several, each unit then
+ * in a folder of its own: "<group>+seed=K".
+ */
 export function planUnits(o: PlanOptions): PlannedUnit[] {
+  const seeds = o.seeds ?? 1;
+  if (!Number.isInteger(seeds) || seeds < 1) throw new SweepError(`--seeds must be a positive integer, got ${seeds}`);
   const arms: Arm[] = o.arms ?? o.variants.map((variant) => ({ spec: o.spec, specHash: o.specHash, variant, set: [] }));
   if (!arms.length) throw new SweepError("no variants to run");
   const fixedNames = new Set(o.fixed.map(([k]) => k));
@@ -150,10 +162,14 @@ export function planUnits(o: PlanOptions): PlannedUnit[] {
   for (const [arm, a] of arms.entries()) {
     for (const [combo, c] of combos.entries()) {
       const set = [...o.fixed, ...a.set, ...c].map(([k, v]) => `${k}=${v}`);
-      const id = unitId(a.variant, set, a.label);
-      if (ids.has(id)) throw new SweepError(`two units would share the folder ${id}; is ${a.label ? "an arm" : "a variant"} listed twice?`);
-      ids.add(id);
-      units.push({ id, arm, combo, ...(a.label ? { label: a.label } : {}), inputs: { spec: a.spec, specHash: a.specHash, variant: a.variant, set, seed: o.seed, steps: o.steps, batch: o.batch, backend: o.backend, eval: o.eval } });
+      const group = unitId(a.variant, set, a.label);
+      if (ids.has(group)) throw new SweepError(`two units would share the folder ${group}; is ${a.label ? "an arm" : "a variant"} listed twice?`);
+      ids.add(group);
+      for (let k = 0; k < seeds; k++) {
+        const seed = o.seed + k;
+        const seedTag = seeds > 1 ? `+seed=${seed}` : "";
+        units.push({ id: group + seedTag, group, seedTag, arm, combo, ...(a.label ? { label: a.label } : {}), inputs: { spec: a.spec, specHash: a.specHash, variant: a.variant, set, seed, steps: o.steps, batch: o.batch, backend: o.backend, eval: o.eval } });
+      }
     }
   }
   return units;
@@ -162,6 +178,8 @@ export function planUnits(o: PlanOptions): PlannedUnit[] {
 /** What a finished unit reports (unit.json). */
 export interface UnitResult {
   id: string;
+  /** the unit's arm and sweep combination (its id without "+seed=K"); absent in older files: the id */
+  group?: string;
   inputs: UnitInputs;
   /** the compiled spec's name, its network block (the architecture, e.g. mmdit) and parameter counts */
   name: string;

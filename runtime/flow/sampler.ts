@@ -9,7 +9,13 @@ import * as tf from "@tensorflow/tfjs";
 import { type FlowConfig, networkTime, samplingSigmas, velocitySign } from "./schedule.ts";
 
 /** A velocity model: x [B, ...] and the network time t [B] in, d x / d t [B, ...] out. */
-export type VelocityFn = (x: tf.Tensor, t: tf.Tensor1D) => tf.Tensor;
+/** The velocity at x and network time t; sigma is the noise level t stands for (1 = noise, 0 = data). */
+export type VelocityFn = (x: tf.Tensor, t: tf.Tensor1D, sigma: number) => tf.Tensor;
+
+/** The guidance scale at noise level sigma: `scale` inside the interval [lo, hi] (or with none), else 1 (the conditional velocity). */
+export function guidanceAt(scale: number, sigma: number, interval?: readonly [number, number] | null): number {
+  return !interval || (sigma >= interval[0] && sigma <= interval[1]) ? scale : 1;
+}
 
 export interface StepInfo {
   /** 0-based index of the step just taken. */
@@ -60,7 +66,7 @@ export function sampleFlow(velocity: VelocityFn, z: tf.Tensor, cfg: FlowConfig, 
 
   const dxds = (x: tf.Tensor, sigma: number): tf.Tensor => {
     const t = tf.fill([b], networkTime(cfg, sigma), "float32") as tf.Tensor1D;
-    const v = velocity(x, t);
+    const v = velocity(x, t, sigma);
     if (!tf.util.arraysEqual(v.shape, x.shape)) {
       throw new RangeError(`sampleFlow: velocity returned shape [${v.shape}], expected [${x.shape}]`);
     }

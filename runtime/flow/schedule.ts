@@ -62,6 +62,8 @@ export interface FlowConfig {
   shift: number;
   /** Classifier-free guidance scale at sampling time (1 = conditional only, 0 = unconditional only). */
   guidance: number;
+  /** the noise levels sigma [lo, hi] where guidance applies (absent: every step); outside, scale 1 */
+  guidanceInterval?: [number, number];
 }
 
 /** A FlowConfig with the defaults filled in; handy for tests and specs that omit fields. */
@@ -134,6 +136,12 @@ export function validateFlowConfig(cfg: FlowConfig): void {
   finite("shift", cfg.shift);
   if (cfg.shift <= 0) throw new RangeError(`shift must be > 0, got ${cfg.shift}`);
   finite("guidance", cfg.guidance);
+  if (cfg.guidanceInterval !== undefined) checkGuidanceInterval(cfg.guidanceInterval);
+}
+
+/** [lo, hi] with 0 <= lo <= hi <= 1, else a RangeError. */
+export function checkGuidanceInterval(iv: readonly number[]): void {
+  if (!Array.isArray(iv) || iv.length !== 2 || !iv.every((x) => typeof x === "number" && x >= 0 && x <= 1) || iv[0] > iv[1]) throw new RangeError(`the guidance interval must be [lo, hi] with 0 <= lo <= hi <= 1 (noise levels), got ${JSON.stringify(iv)}`);
 }
 
 /**

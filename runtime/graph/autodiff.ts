@@ -5,6 +5,7 @@
  * is fused and executed like the forward).
  */
 import { type Expr, type GemmLayout, type Graph, GraphError, type Sym, sameShape, sizeOf } from "./graph.ts";
+import { EW } from "./ops.ts";
 
 /** Check that strides over dims address every element of a buffer of `size` exactly once. */
 function isBijection(dims: number[], strides: number[], size: number): boolean {
@@ -153,82 +154,9 @@ function ewGrad(g: Graph, inputs: number[], expr: Expr, y: Sym, dy: Sym, push: (
     const a = args[i];
     if (typeof a !== "number") push(a.id, d);
   };
-  const x = args[0];
-  switch (expr.op) {
-    case "id":
-      at(0, dy);
-      break;
-    case "add":
-      at(0, dy);
-      at(1, dy);
-      break;
-    case "sub":
-      at(0, dy);
-      if (typeof args[1] !== "number") at(1, g.ew("neg", [dy]));
-      break;
-    case "mul":
-      if (typeof args[0] !== "number") at(0, g.ew("mul", [dy, args[1]]));
-      if (typeof args[1] !== "number") at(1, g.ew("mul", [dy, args[0]]));
-      break;
-    case "div":
-      if (typeof args[0] !== "number") at(0, g.ew("div", [dy, args[1]]));
-      if (typeof args[1] !== "number") at(1, g.ew("neg", [g.ew("div", [g.ew("mul", [dy, y]), args[1]])]));
-      break;
-    case "neg":
-      at(0, g.ew("neg", [dy]));
-      break;
-    case "square":
-      at(0, g.ew("mul", [g.ew("mul", [dy, x]), 2]));
-      break;
-    case "exp":
-      at(0, g.ew("mul", [dy, y]));
-      break;
-    case "log":
-      at(0, g.ew("div", [dy, x]));
-      break;
-    case "abs":
-      if (typeof x === "number") break;
-      at(0, g.ew("abs_grad", [x, dy]));
-      break;
-    case "sqrt":
-      at(0, g.ew("div", [g.ew("mul", [dy, 0.5]), y]));
-      break;
-    case "rsqrt": // d/dx x^-1/2 = -1/2 y^3
-      at(0, g.ew("mul", [g.ew("mul", [dy, -0.5]), g.ew("mul", [y, g.ew("square", [y])])]));
-      break;
-    case "min": // to a where a <= b, else to b (tfjs: lessEqual / greater)
-    case "max": {
-      // to a where a >= b, else to b (tfjs: greaterEqual / less)
-      const pick = expr.op === "max" ? g.ew("ge", [args[0], args[1]]) : g.ew("ge", [args[1], args[0]]);
-      at(0, g.ew("keep", [pick, dy]));
-      at(1, g.ew("drop", [pick, dy]));
-      break;
-    }
-    case "ge": // a step: zero almost everywhere
-      break;
-    case "keep": // the condition gets none (as tfjs's where)
-    case "drop":
-      at(1, g.ew(expr.op, [args[0], dy]));
-      break;
-    case "pow": {
-      // d/dx x^p = p x^(p-1); the exponent is a constant (the spec's pow)
-      const p = args[1];
-      if (typeof p !== "number") throw new GraphError("pow: the exponent must be a constant");
-      if (typeof x !== "number") at(0, g.ew("mul", [dy, g.ew("mul", [g.ew("pow", [x, p - 1]), p])]));
-      break;
-    }
-    case "silu":
-    case "gelu_tanh":
-    case "gelu_erf":
-    case "sigmoid":
-    case "tanh":
-    case "relu":
-      if (typeof x === "number") break;
-      at(0, g.ew(`${expr.op}_grad`, [x, dy]));
-      break;
-    default:
-      throw new GraphError(`no gradient for the elementwise ${expr.op}`);
-  }
+  const rule = EW[expr.op].grad;
+  if (!rule) throw new GraphError(`no gradient for the elementwise ${expr.op}`);
+  rule({ g, a: args, y, dy, at });
 }
 
 /**

@@ -7,7 +7,7 @@
  */
 import type { Expr, Graph, Node } from "./graph.ts";
 import { inputsOf, liveNodes, sizeOf, stridesOf } from "./graph.ts";
-import { type StepGraph, stepOutputs } from "./step.ts";
+import { type StepGraph, stepOutputs } from "./step-graph.ts";
 
 /** At most this many distinct inputs per fused kernel (8 storage buffers per stage, one output). */
 export const MAX_EW_INPUTS = 6;

@@ -1,11 +1,11 @@
 /**
  * The elementwise operators of graph.ts, each defined once in its three forms: a JS function
  * (the reference interpreter, cpu.ts), a WGSL expression (webgpu.ts) and a C expression (the
- * native CPU executor: `npm run gen:native` writes native/src/ew_ops.inc from this table, and a
+ * native CPU executor: `npm run gen:native` writes runtime/executors/native/src/ew_ops.inc from this table, and a
  * test fails when that file is stale). All use the same formulas, so the executors agree to
- * rounding. A new operator is one entry here plus its gradient rule in autodiff.ts.
+ * rounding. A new operator is one entry here, its gradient rule included.
  */
-import type { EwOp, Expr } from "./graph.ts";
+import { type EwOp, type Expr, type Graph, GraphError, type Sym } from "./graph.ts";
 
 const C = Math.sqrt(2 / Math.PI);
 const K = 0.044715;
@@ -24,31 +24,121 @@ export interface EwDef {
   arity: number;
   js: (...a: number[]) => number;
   wgsl: (...a: string[]) => string;
-  /** a C expression over float operands `a` (and `b`); helpers sdc_* are in native/src/kernels.cc */
+  /** a C expression over float operands `a` (and `b`); helpers sdc_* are in runtime/executors/native/src/kernels.cc */
   c: string;
+  /**
+   * the reverse-mode rule (autodiff.ts): given the operands, the output and its gradient, it adds
+   * each operand's gradient with `at(i, d)` (ignored for a constant operand). None for the
+   * operators only backward passes use (their uses are never differentiated).
+   */
+  grad?: (d: GradArgs) => void;
+}
+
+/** What a gradient rule sees of one elementwise node. */
+export interface GradArgs {
+  g: Graph;
+  /** the operands: graph values or constants */
+  a: (Sym | number)[];
+  /** the node's output */
+  y: Sym;
+  /** the gradient of the output */
+  dy: Sym;
+  at: (i: number, d: Sym) => void;
+}
+
+/** The rule of a unary operator whose derivative is its own `*_grad` operator of (x, dy). */
+const viaGrad =
+  (op: EwOp) =>
+  ({ g, a, dy, at }: GradArgs): void => {
+    if (typeof a[0] !== "number") at(0, g.ew(op, [a[0], dy]));
+  };
+
+/** minimum and maximum: the gradient goes to a where `pick` (a 0/1 mask) is 1, else to b. */
+function minMaxGrad(g: Graph, dy: Sym, at: GradArgs["at"], pick: Sym): void {
+  at(0, g.ew("keep", [pick, dy]));
+  at(1, g.ew("drop", [pick, dy]));
 }
 
 export const EW: Record<EwOp, EwDef> = {
-  id: { arity: 1, js: (a) => a, wgsl: (a) => a, c: "a" },
-  add: { arity: 2, js: (a, b) => a + b, wgsl: (a, b) => `(${a} + ${b})`, c: "(a + b)" },
-  sub: { arity: 2, js: (a, b) => a - b, wgsl: (a, b) => `(${a} - ${b})`, c: "(a - b)" },
-  mul: { arity: 2, js: (a, b) => a * b, wgsl: (a, b) => `(${a} * ${b})`, c: "(a * b)" },
-  div: { arity: 2, js: (a, b) => a / b, wgsl: (a, b) => `(${a} / ${b})`, c: "(a / b)" },
-  neg: { arity: 1, js: (a) => -a, wgsl: (a) => `(-${a})`, c: "(-a)" },
-  square: { arity: 1, js: (a) => a * a, wgsl: (a) => `sq(${a})`, c: "(a * a)" },
-  sqrt: { arity: 1, js: Math.sqrt, wgsl: (a) => `sqrt(${a})`, c: "std::sqrt(a)" },
-  rsqrt: { arity: 1, js: (a) => 1 / Math.sqrt(a), wgsl: (a) => `inverseSqrt(${a})`, c: "(1.0f / std::sqrt(a))" },
-  exp: { arity: 1, js: Math.exp, wgsl: (a) => `exp(${a})`, c: "sdc_exp(a)" },
-  log: { arity: 1, js: Math.log, wgsl: (a) => `log(${a})`, c: "std::log(a)" },
-  abs: { arity: 1, js: Math.abs, wgsl: (a) => `abs(${a})`, c: "std::fabs(a)" },
-  sin: { arity: 1, js: Math.sin, wgsl: (a) => `sin(${a})`, c: "std::sin(a)" },
-  cos: { arity: 1, js: Math.cos, wgsl: (a) => `cos(${a})`, c: "std::cos(a)" },
-  sigmoid: { arity: 1, js: sigmoid, wgsl: (a) => `sigm(${a})`, c: "sdc_sigmoid(a)" },
-  tanh: { arity: 1, js: Math.tanh, wgsl: (a) => `tanh_(${a})`, c: "sdc_tanh(a)" },
-  relu: { arity: 1, js: (a) => Math.max(a, 0), wgsl: (a) => `max(${a}, 0.0)`, c: "(a > 0.0f ? a : 0.0f)" },
-  silu: { arity: 1, js: (a) => a * sigmoid(a), wgsl: (a) => `silu(${a})`, c: "(a * sdc_sigmoid(a))" },
-  gelu_tanh: { arity: 1, js: (x) => 0.5 * x * (1 + Math.tanh(C * (x + K * x * x * x))), wgsl: (a) => `gelu_t(${a})`, c: "sdc_gelu_t(a)" },
-  gelu_erf: { arity: 1, js: (x) => 0.5 * x * (1 + erf(x / Math.SQRT2)), wgsl: (a) => `gelu_e(${a})`, c: "sdc_gelu_e(a)" },
+  id: { arity: 1, js: (a) => a, wgsl: (a) => a, c: "a", grad: ({ dy, at }) => at(0, dy) },
+  add: {
+    arity: 2,
+    js: (a, b) => a + b,
+    wgsl: (a, b) => `(${a} + ${b})`,
+    c: "(a + b)",
+    grad: ({ dy, at }) => {
+      at(0, dy);
+      at(1, dy);
+    },
+  },
+  sub: {
+    arity: 2,
+    js: (a, b) => a - b,
+    wgsl: (a, b) => `(${a} - ${b})`,
+    c: "(a - b)",
+    grad: ({ g, a, dy, at }) => {
+      at(0, dy);
+      if (typeof a[1] !== "number") at(1, g.ew("neg", [dy]));
+    },
+  },
+  mul: {
+    arity: 2,
+    js: (a, b) => a * b,
+    wgsl: (a, b) => `(${a} * ${b})`,
+    c: "(a * b)",
+    grad: ({ g, a, dy, at }) => {
+      if (typeof a[0] !== "number") at(0, g.ew("mul", [dy, a[1]]));
+      if (typeof a[1] !== "number") at(1, g.ew("mul", [dy, a[0]]));
+    },
+  },
+  div: {
+    arity: 2,
+    js: (a, b) => a / b,
+    wgsl: (a, b) => `(${a} / ${b})`,
+    c: "(a / b)",
+    grad: ({ g, a, y, dy, at }) => {
+      if (typeof a[0] !== "number") at(0, g.ew("div", [dy, a[1]]));
+      if (typeof a[1] !== "number") at(1, g.ew("neg", [g.ew("div", [g.ew("mul", [dy, y]), a[1]])]));
+    },
+  },
+  neg: { arity: 1, js: (a) => -a, wgsl: (a) => `(-${a})`, c: "(-a)", grad: ({ g, dy, at }) => at(0, g.ew("neg", [dy])) },
+  square: { arity: 1, js: (a) => a * a, wgsl: (a) => `sq(${a})`, c: "(a * a)", grad: ({ g, a, dy, at }) => at(0, g.ew("mul", [g.ew("mul", [dy, a[0]]), 2])) },
+  sqrt: { arity: 1, js: Math.sqrt, wgsl: (a) => `sqrt(${a})`, c: "std::sqrt(a)", grad: ({ g, y, dy, at }) => at(0, g.ew("div", [g.ew("mul", [dy, 0.5]), y])) },
+  rsqrt: {
+    arity: 1,
+    js: (a) => 1 / Math.sqrt(a),
+    wgsl: (a) => `inverseSqrt(${a})`,
+    c: "(1.0f / std::sqrt(a))",
+    // d/dx x^-1/2 = -1/2 y^3
+    grad: ({ g, y, dy, at }) => at(0, g.ew("mul", [g.ew("mul", [dy, -0.5]), g.ew("mul", [y, g.ew("square", [y])])])),
+  },
+  exp: { arity: 1, js: Math.exp, wgsl: (a) => `exp(${a})`, c: "sdc_exp(a)", grad: ({ g, y, dy, at }) => at(0, g.ew("mul", [dy, y])) },
+  log: { arity: 1, js: Math.log, wgsl: (a) => `log(${a})`, c: "std::log(a)", grad: ({ g, a, dy, at }) => at(0, g.ew("div", [dy, a[0]])) },
+  abs: { arity: 1, js: Math.abs, wgsl: (a) => `abs(${a})`, c: "std::fabs(a)", grad: viaGrad("abs_grad") },
+  sin: {
+    arity: 1,
+    js: Math.sin,
+    wgsl: (a) => `sin(${a})`,
+    c: "std::sin(a)",
+    grad: ({ g, a, dy, at }) => {
+      if (typeof a[0] !== "number") at(0, g.ew("mul", [dy, g.ew("cos", [a[0]])]));
+    },
+  },
+  cos: {
+    arity: 1,
+    js: Math.cos,
+    wgsl: (a) => `cos(${a})`,
+    c: "std::cos(a)",
+    grad: ({ g, a, dy, at }) => {
+      if (typeof a[0] !== "number") at(0, g.ew("neg", [g.ew("mul", [dy, g.ew("sin", [a[0]])])]));
+    },
+  },
+  sigmoid: { arity: 1, js: sigmoid, wgsl: (a) => `sigm(${a})`, c: "sdc_sigmoid(a)", grad: viaGrad("sigmoid_grad") },
+  tanh: { arity: 1, js: Math.tanh, wgsl: (a) => `tanh_(${a})`, c: "sdc_tanh(a)", grad: viaGrad("tanh_grad") },
+  relu: { arity: 1, js: (a) => Math.max(a, 0), wgsl: (a) => `max(${a}, 0.0)`, c: "(a > 0.0f ? a : 0.0f)", grad: viaGrad("relu_grad") },
+  silu: { arity: 1, js: (a) => a * sigmoid(a), wgsl: (a) => `silu(${a})`, c: "(a * sdc_sigmoid(a))", grad: viaGrad("silu_grad") },
+  gelu_tanh: { arity: 1, js: (x) => 0.5 * x * (1 + Math.tanh(C * (x + K * x * x * x))), wgsl: (a) => `gelu_t(${a})`, c: "sdc_gelu_t(a)", grad: viaGrad("gelu_tanh_grad") },
+  gelu_erf: { arity: 1, js: (x) => 0.5 * x * (1 + erf(x / Math.SQRT2)), wgsl: (a) => `gelu_e(${a})`, c: "sdc_gelu_e(a)", grad: viaGrad("gelu_erf_grad") },
   silu_grad: {
     arity: 2,
     js: (x, dy) => {
@@ -94,12 +184,51 @@ export const EW: Record<EwOp, EwDef> = {
   relu_grad: { arity: 2, js: (x, dy) => (x > 0 ? dy : 0), wgsl: (a, b) => `select(0.0, ${b}, ${a} > 0.0)`, c: "(a > 0.0f ? b : 0.0f)" },
   abs_grad: { arity: 2, js: (x, dy) => (x > 0 ? dy : x < 0 ? -dy : 0), wgsl: (a, b) => `select(select(0.0, -${b}, ${a} < 0.0), ${b}, ${a} > 0.0)`, c: "(a > 0.0f ? b : (a < 0.0f ? -b : 0.0f))" },
   // minimum, maximum, clamp, where, pow (and their gradients: ge, keep, drop)
-  min: { arity: 2, js: (a, b) => (a <= b ? a : b), wgsl: (a, b) => `select(${b}, ${a}, ${a} <= ${b})`, c: "(a <= b ? a : b)" },
-  max: { arity: 2, js: (a, b) => (a >= b ? a : b), wgsl: (a, b) => `select(${b}, ${a}, ${a} >= ${b})`, c: "(a >= b ? a : b)" },
-  ge: { arity: 2, js: (a, b) => (a >= b ? 1 : 0), wgsl: (a, b) => `select(0.0, 1.0, ${a} >= ${b})`, c: "(a >= b ? 1.0f : 0.0f)" },
-  keep: { arity: 2, js: (c, x) => (c !== 0 ? x : 0), wgsl: (a, b) => `select(0.0, ${b}, ${a} != 0.0)`, c: "(a != 0.0f ? b : 0.0f)" },
-  drop: { arity: 2, js: (c, x) => (c !== 0 ? 0 : x), wgsl: (a, b) => `select(${b}, 0.0, ${a} != 0.0)`, c: "(a != 0.0f ? 0.0f : b)" },
-  pow: { arity: 2, js: Math.pow, wgsl: (a, b) => `pow_(${a}, ${b})`, c: "std::pow(a, b)" },
+  min: {
+    arity: 2,
+    js: (a, b) => (a <= b ? a : b),
+    wgsl: (a, b) => `select(${b}, ${a}, ${a} <= ${b})`,
+    c: "(a <= b ? a : b)",
+    // to a where a <= b, else to b (tfjs: lessEqual / greater)
+    grad: ({ g, a, dy, at }) => minMaxGrad(g, dy, at, g.ew("ge", [a[1], a[0]])),
+  },
+  max: {
+    arity: 2,
+    js: (a, b) => (a >= b ? a : b),
+    wgsl: (a, b) => `select(${b}, ${a}, ${a} >= ${b})`,
+    c: "(a >= b ? a : b)",
+    // to a where a >= b, else to b (tfjs: greaterEqual / less)
+    grad: ({ g, a, dy, at }) => minMaxGrad(g, dy, at, g.ew("ge", [a[0], a[1]])),
+  },
+  ge: {
+    arity: 2,
+    js: (a, b) => (a >= b ? 1 : 0),
+    wgsl: (a, b) => `select(0.0, 1.0, ${a} >= ${b})`,
+    c: "(a >= b ? 1.0f : 0.0f)",
+    // a step: zero almost everywhere
+    grad: () => {},
+  },
+  keep: {
+    arity: 2,
+    js: (c, x) => (c !== 0 ? x : 0),
+    wgsl: (a, b) => `select(0.0, ${b}, ${a} != 0.0)`,
+    c: "(a != 0.0f ? b : 0.0f)",
+    // the condition gets none (as tfjs's where)
+    grad: ({ g, a, dy, at }) => at(1, g.ew("keep", [a[0], dy])),
+  },
+  drop: { arity: 2, js: (c, x) => (c !== 0 ? 0 : x), wgsl: (a, b) => `select(${b}, 0.0, ${a} != 0.0)`, c: "(a != 0.0f ? 0.0f : b)", grad: ({ g, a, dy, at }) => at(1, g.ew("drop", [a[0], dy])) },
+  pow: {
+    arity: 2,
+    js: Math.pow,
+    wgsl: (a, b) => `pow_(${a}, ${b})`,
+    c: "std::pow(a, b)",
+    grad: ({ g, a, dy, at }) => {
+      // d/dx x^p = p x^(p-1); the exponent is a constant (the spec's pow)
+      const [x, p] = a;
+      if (typeof p !== "number") throw new GraphError("pow: the exponent must be a constant");
+      if (typeof x !== "number") at(0, g.ew("mul", [dy, g.ew("mul", [g.ew("pow", [x, p - 1]), p])]));
+    },
+  },
 };
 
 /** WGSL helper functions the expressions above use (prepended to every elementwise shader). */

@@ -39,6 +39,37 @@ function halfToFloat(h: number): number {
   return s * 2 ** (e - 15) * (1 + f / 1024);
 }
 
+/** A tensor's [begin, end] byte offsets: safe integers, begin <= end. */
+function tensorOffsets(info: { data_offsets?: unknown } | null, name: string, what: string): [number, number] {
+  const offs = info?.data_offsets;
+  if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((v) => Number.isSafeInteger(v) && v >= 0) || offs[0] > offs[1]) throw new SafetensorsError(`${what}: tensor '${name}' has bad data_offsets`);
+  return [offs[0], offs[1]];
+}
+
+/**
+ * Check a safetensors file's size against its header before it is read whole: `read(offset,
+ * length)` gives byte ranges of the file, `size` is its size. The header's length must fit, and
+ * the tensors it lists must end exactly at the end of the file (the format has no trailing bytes),
+ * so a file padded, truncated or with a header that promises more than is there is refused before
+ * any allocation of its size.
+ */
+export function checkSafetensorsSize(read: (offset: number, length: number) => Uint8Array, size: number, what = "safetensors file"): void {
+  if (size < 8) throw new SafetensorsError(`${what}: truncated (${size} bytes, need at least 8)`);
+  const len = read(0, 8);
+  const headerLen = Number(new DataView(len.buffer, len.byteOffset, 8).getBigUint64(0, true));
+  if (headerLen > MAX_HEADER || 8 + headerLen > size) throw new SafetensorsError(`${what}: header length ${headerLen} exceeds the file size ${size} (truncated or not a safetensors file)`);
+  let header: unknown;
+  try {
+    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(read(8, headerLen)));
+  } catch {
+    throw new SafetensorsError(`${what}: header is not valid UTF-8 JSON`);
+  }
+  if (header === null || typeof header !== "object" || Array.isArray(header)) throw new SafetensorsError(`${what}: header is not a JSON object`);
+  let end = 0;
+  for (const [name, raw] of Object.entries(header)) if (name !== "__metadata__") end = Math.max(end, tensorOffsets(raw as { data_offsets?: unknown }, name, what)[1]);
+  if (8 + headerLen + end !== size) throw new SafetensorsError(`${what}: the header describes ${(8 + headerLen + end).toLocaleString("en-US")} bytes but the file has ${size.toLocaleString("en-US")} (${8 + headerLen + end > size ? "truncated" : "trailing bytes"})`);
+}
+
 /** Parse a safetensors file. Throws SafetensorsError with a plain message for truncated or malformed input. */
 export function readSafetensors(bytes: Uint8Array, what = "safetensors file"): SafeFile {
   if (bytes.byteLength < 8) throw new SafetensorsError(`${what}: truncated (${bytes.byteLength} bytes, need at least 8)`);
@@ -66,12 +97,10 @@ export function readSafetensors(bytes: Uint8Array, what = "safetensors file"): S
     const dtype = info?.dtype as SafeDtype;
     if (typeof dtype !== "string" || !Object.hasOwn(BYTES, dtype)) throw new SafetensorsError(`${what}: tensor '${name}' has unsupported dtype ${String(info?.dtype)}`);
     const shape = info.shape as number[];
-    const offs = info.data_offsets as number[];
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) throw new SafetensorsError(`${what}: tensor '${name}' has a bad shape`);
-    if (!Array.isArray(offs) || offs.length !== 2) throw new SafetensorsError(`${what}: tensor '${name}' has bad data_offsets`);
-    const [begin, end] = offs;
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new SafetensorsError(`${what}: tensor '${name}' has a bad shape`);
+    const [begin, end] = tensorOffsets(info, name, what);
     const count = shape.reduce((a, b) => a * b, 1);
-    if (end - begin !== count * BYTES[dtype]) throw new SafetensorsError(`${what}: tensor '${name}' byte size ${end - begin} does not match shape [${shape}] of ${dtype}`);
+    if (!Number.isSafeInteger(count * BYTES[dtype]) || end - begin !== count * BYTES[dtype]) throw new SafetensorsError(`${what}: tensor '${name}' byte size ${end - begin} does not match shape [${shape}] of ${dtype}`);
     if (begin < 0 || end > body.byteLength) throw new SafetensorsError(`${what}: tensor '${name}' lies past the end of the file (truncated)`);
     const slice = new Uint8Array(body.subarray(begin, end)); // copy: aligned, independent of the file buffer (Buffer.slice would be a view)
     const dv = new DataView(slice.buffer);

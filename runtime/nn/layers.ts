@@ -396,3 +396,21 @@ export class GroupNorm {
     });
   }
 }
+
+/**
+ * The primitives with parameters, by the compiler's names: the layer class the generated code
+ * constructs (the entry's `runtime` in compiler/primitives/). Those that can also be called
+ * without parameters (`affine: false`) have a record in functional.ts's FUNCTIONS too.
+ */
+export const LAYERS = {
+  linear: Linear,
+  embedding: Embedding,
+  parameter: Parameter,
+  layer_norm: LayerNorm,
+  rms_norm: RmsNorm,
+  group_norm: GroupNorm,
+  patch_conv: PatchConv,
+  conv2d: Conv2d,
+  conv_transpose2d: ConvTranspose2d,
+  sincos_2d: SinCos2d,
+};

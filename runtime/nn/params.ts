@@ -5,8 +5,9 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { Rng } from "../util/rng.ts";
+import type { Init } from "../../ir/ir.ts";
+export type { Init };
 
-export type Init = "torch_linear" | "zeros" | "ones" | "normal_0.02" | "fixed" | "xavier_uniform" | `normal:${number}` | `trunc_normal:${number}`;
 
 /** A spec's linear `init` string (compiler/primitives.ts linearInit checked it) as the weight's and bias's Init. */
 export function linearInits(s: string | undefined): { weight: Init; bias: Init } {

@@ -10,14 +10,19 @@
  * written without that field), and validates state.json against a JSON schema (ajv) plus what a
  * schema cannot say (no all-zero generator state) before anything in it is used, so a truncated,
  * corrupt or hand-edited checkpoint is refused with what is wrong. Checkpoints written before
- * state.json had its own checksum are accepted after the same validation.
+ * state.json had its own checksum are accepted after the same validation. No file is read before
+ * it is known to be a regular file (not a device, FIFO or symbolic link out of the run folder) of
+ * a sane size: a safetensors file's size must be what its header describes, and fit in the memory
+ * the process may use (runtime/io/read-file.ts, runtime/util/memory-limit.ts).
  */
 import { createHash } from "node:crypto";
 import AjvModule from "ajv";
-import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { join } from "node:path";
-import { readSafetensors, type SafeTensor, writeSafetensors } from "../io/safetensors.ts";
+import { existsSync, lstatSync, readdirSync, rmSync, statSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { checkSafetensorsSize, readSafetensors, type SafeTensor, writeSafetensors } from "../io/safetensors.ts";
 import { writeDirAtomic, writeFileAtomic } from "../io/atomic.ts";
+import { InputFileError, readRegularFile } from "../io/read-file.ts";
+import { memoryBudget } from "../util/memory-limit.ts";
 import type { BatchSamplerState } from "../data/dataset.ts";
 
 export class CheckpointError extends Error {
@@ -146,6 +151,33 @@ export function writeLatest(checkpointsDir: string, name: string): void {
   writeFileAtomic(join(checkpointsDir, "latest"), name + "\n");
 }
 
+/** The largest state.json, ir.json and `latest` read (a checkpoint's own are KBs). */
+const MAX_STATE = 64 << 20;
+const MAX_LATEST = 4096;
+
+/** A file of a checkpoint or run folder read as a regular file inside `root` (read-file.ts); its problems are CheckpointErrors. */
+function readInside(path: string, root: string, maxBytes: number, o: { limitWhy?: string; safetensors?: boolean } = {}): Buffer {
+  try {
+    return readRegularFile(path, { maxBytes, root, limitWhy: o.limitWhy, check: o.safetensors ? (read, size) => checkSafetensorsSize(read, size, path) : undefined });
+  } catch (e) {
+    if (e instanceof InputFileError) throw new CheckpointError(`checkpoint file ${e.message}`);
+    throw e;
+  }
+}
+
+/** The run folder of a checkpoint (RUN/checkpoints/step-N -> RUN), else the checkpoint folder: symbolic links must stay inside it. */
+function trustRoot(checkpointDir: string): string {
+  const parent = dirname(checkpointDir);
+  return basename(parent) === "checkpoints" ? dirname(parent) : checkpointDir;
+}
+
+/** The checkpoint a `latest` (or `best`) file names: one folder name, nothing else. */
+function readPointer(file: string, root: string): string {
+  const name = readInside(file, root, MAX_LATEST).toString("utf8").trim();
+  if (!/^[A-Za-z0-9._-]{1,200}$/.test(name) || name === "." || name === "..") throw new CheckpointError(`${file} does not name a checkpoint folder (${JSON.stringify(name.slice(0, 40))})`);
+  return name;
+}
+
 /** A checkpoint folder, or a run folder / checkpoints folder whose `latest` names one. */
 export function resolveCheckpoint(path: string): string {
   if (!existsSync(path)) throw new CheckpointError(`checkpoint not found: ${path}`);
@@ -154,13 +186,21 @@ export function resolveCheckpoint(path: string): string {
   for (const base of [path, join(path, "checkpoints")]) {
     const latest = join(base, "latest");
     if (existsSync(latest)) {
-      const name = readFileSync(latest, "utf8").trim();
+      const name = readPointer(latest, base === path ? dirname(path) : path);
       const dir = join(base, name);
       if (!existsSync(join(dir, "state.json"))) throw new CheckpointError(`${latest} names ${name}, which is not a complete checkpoint`);
       return dir;
     }
   }
   throw new CheckpointError(`${path} is not a checkpoint: no state.json (nor a checkpoints/latest pointing to one)`);
+}
+
+function isLink(p: string): boolean {
+  try {
+    return lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }
 
 function toHost(tensors: Map<string, SafeTensor>): HostTensors {
@@ -173,11 +213,11 @@ function toHost(tensors: Map<string, SafeTensor>): HostTensors {
 export function readCheckpoint(dir: string): CheckpointContents {
   const statePath = join(dir, "state.json");
   if (!existsSync(statePath)) throw new CheckpointError(`${dir} is not a checkpoint: state.json is missing`);
+  const root = trustRoot(dir);
   let state: CheckpointState;
-  const size = statSync(statePath).size;
-  if (size > 64 << 20) throw new CheckpointError(`${statePath} is ${size} bytes: not a checkpoint's state (refusing to read it)`);
+  const stateBytes = readInside(statePath, root, MAX_STATE, { limitWhy: "not a checkpoint's state" });
   try {
-    state = JSON.parse(readFileSync(statePath, "utf8"));
+    state = JSON.parse(stateBytes.toString("utf8"));
   } catch {
     throw new CheckpointError(`${statePath} is corrupt (not valid JSON)`);
   }
@@ -189,14 +229,17 @@ export function readCheckpoint(dir: string): CheckpointContents {
   }
   const problems = checkpointStateProblems(state);
   if (problems.length) throw new CheckpointError(`checkpoint ${dir} is invalid: state.json: ${problems.join("; ")}`);
-  const read = (name: string): Uint8Array => {
+  // each file once: kind and size checked before it is read, then its checksum
+  const budget = memoryBudget();
+  const bytes = new Map<string, Uint8Array>();
+  for (const name of Object.keys(state.files)) {
     const p = join(dir, name);
-    if (!existsSync(p)) throw new CheckpointError(`checkpoint ${dir} is incomplete: ${name} is missing`);
-    const b = readFileSync(p);
+    if (!existsSync(p) && !isLink(p)) throw new CheckpointError(`checkpoint ${dir} is incomplete: ${name} is missing`);
+    const b = name.endsWith(".safetensors") ? readInside(p, root, budget.bytes, { limitWhy: budget.why, safetensors: true }) : readInside(p, root, MAX_STATE);
     if (sha(b) !== state.files[name]) throw new CheckpointError(`checkpoint ${dir} is corrupt: ${name} does not match its checksum (truncated or modified)`);
-    return b;
-  };
-  for (const name of Object.keys(state.files)) read(name);
+    bytes.set(name, b);
+  }
+  const read = (name: string): Uint8Array => bytes.get(name)!;
   const st = (name: string) => toHost(readSafetensors(read(name), join(dir, name)).tensors);
   const { files: _files, checksum: _checksum, ...rest } = state;
   return {
@@ -232,7 +275,7 @@ export function pruneCheckpoints(dir: string, o: RetentionOptions): string[] {
     .sort((a, b) => a.step - b.step);
   const keep = new Set<string>();
   const latest = join(dir, "latest");
-  if (existsSync(latest)) keep.add(readFileSync(latest, "utf8").trim());
+  if (existsSync(latest)) keep.add(readPointer(latest, dirname(dir)));
   if (o.keepBest) {
     let best: { name: string; v: number } | null = null;
     for (const c of all) {

@@ -10,7 +10,7 @@
  * the unconditional half of guidance) is the null class `classes`.
  */
 import * as tf from "@tensorflow/tfjs";
-import { inputSources, type InputSource, type IR } from "../../compiler/ir.ts";
+import { inputSources, type InputSource, type IR } from "../../ir/ir.ts";
 import { DataError } from "../data/dataset.ts";
 import { DIGIT_WORDS } from "../data/mnist.ts";
 

@@ -6,15 +6,17 @@
  * noise, sample grids, atomic checkpoints and exact resume.
  */
 import * as tf from "@tensorflow/tfjs";
-import type { IR } from "../../compiler/ir.ts";
+import type { IR } from "../../ir/ir.ts";
 import type { BatchSampler, ImageTextDataset } from "../data/dataset.ts";
-import { guidedVelocity, sampleFlow } from "../flow/sampler.ts";
-import { type FlowConfig, lossWeight, sampleSigmas, trainingPair } from "../flow/schedule.ts";
-import type { CompiledSpec, DiffusionSpec, NetworkModule, TextEncoderModule } from "../model.ts";
+import { guidanceAt, guidedVelocity, sampleFlow } from "../flow/sampler.ts";
+import { checkGuidanceInterval, type FlowConfig, lossWeight, sampleSigmas, trainingPair } from "../flow/schedule.ts";
+import type { CompiledSpec, DiffusionSpec } from "../model.ts";
 import * as F from "../nn/functional.ts";
 import { ParamStore } from "../nn/params.ts";
 import { type PretrainedTextOptions, PretrainedPromptEncoder } from "../text/pretrained/prompt-encoder.ts";
 import { WordTokenizer } from "../text/words.ts";
+import type { FlowBatch, ModelBundle, PromptEncoder, SampleOpts, StepResult, ValidationSet } from "../bundle.ts";
+import { LearnedPromptEncoder } from "../text/learned.ts";
 import { Rng } from "../util/rng.ts";
 import { type CondTensors, networkArgs, networkSources, nullClass, promptLabels, tokenMask, velocityPart } from "./conditioning.ts";
 import { FlatAdam, type FlatEma } from "./flat-optim.ts";
@@ -26,44 +28,6 @@ export class TrainingStopped extends Error {
     super(message);
     this.name = "TrainingStopped";
   }
-}
-
-/** Prompts -> (context [B, T, D], pooled [B, P]): the learned encoder, or frozen pretrained ones. */
-export interface PromptEncoder {
-  encode(prompts: readonly string[]): [tf.Tensor3D, tf.Tensor2D];
-  /** Do any asynchronous work `encode(prompts)` needs first (frozen encoders: compute and cache the embeddings without synchronous reads, which WebGPU lacks). */
-  prepare?(prompts: readonly string[]): Promise<void>;
-  /** the tokenizer vocabulary to store in checkpoints (learned encoder), else [] */
-  readonly words: readonly string[];
-}
-
-/** The learned encoder: word tokenizer + the spec's text encoder block, trained jointly. */
-export class LearnedPromptEncoder implements PromptEncoder {
-  constructor(
-    readonly module: TextEncoderModule,
-    readonly tokenizer: WordTokenizer,
-    /** the module's forward takes the padding mask after the ids */
-    readonly masked = false,
-  ) {}
-  get words(): readonly string[] {
-    return this.tokenizer.words;
-  }
-  encode(prompts: readonly string[]): [tf.Tensor3D, tf.Tensor2D] {
-    return tf.tidy(() => {
-      const ids = this.tokenizer.encodeBatch(prompts);
-      const shape: [number, number] = [prompts.length, this.tokenizer.length];
-      return this.masked ? this.module.forward(tf.tensor2d(ids, shape, "int32"), tf.tensor2d(tokenMask(ids), shape)) : this.module.forward(tf.tensor2d(ids, shape, "int32"));
-    });
-  }
-}
-
-export interface ModelBundle {
-  /** trainable parameters (network + learned text encoder), by state-dict name */
-  store: ParamStore;
-  network: NetworkModule;
-  text: PromptEncoder;
-  flow: FlowConfig;
-  ir: IR;
 }
 
 /**
@@ -140,13 +104,6 @@ export function velocity(m: ModelBundle, x: tf.Tensor, t: tf.Tensor, cond: CondT
   return velocityPart(m.ir, m.network.forward(...networkArgs(networkSources(m.ir), x, t, cond)));
 }
 
-export interface FlowBatch {
-  x0: Float32Array; // [B, H, W, C]
-  eps: Float32Array; // [B, H, W, C]
-  sigma: Float32Array; // [B]
-  prompts: string[];
-}
-
 /** The training loss on one batch: weighted MSE between predicted and target velocity. */
 export function flowLoss(m: ModelBundle, b: FlowBatch, shape: [number, number, number, number]): tf.Scalar {
   return tf.tidy(() => {
@@ -160,14 +117,6 @@ export function flowLoss(m: ModelBundle, b: FlowBatch, shape: [number, number, n
   });
 }
 
-export interface SampleOpts {
-  steps?: number;
-  cfg?: number;
-  sampler?: "euler" | "heun";
-  /** after each sampler step: (steps done, steps in all), for progress */
-  onStep?: (done: number, steps: number) => void;
-}
-
 /** Images from noise z [B, H, W, C] for prompts, with classifier-free guidance. */
 export function sampleImages(m: ModelBundle, z: tf.Tensor4D, prompts: readonly string[], opts: SampleOpts = {}): tf.Tensor4D {
   const scale = opts.cfg ?? m.flow.guidance;
@@ -176,25 +125,18 @@ export function sampleImages(m: ModelBundle, z: tf.Tensor4D, prompts: readonly s
   const empty = new Array<string>(b).fill("");
   // conditional rows first, then the unconditional ones (the empty prompt: the null class)
   const cond = conditionOn(m, both ? [...prompts, ...empty] : scale === 0 ? empty : prompts);
-  const vel = (x: tf.Tensor, t: tf.Tensor1D): tf.Tensor => {
+  const interval = opts.cfgInterval ?? m.flow.guidanceInterval ?? null;
+  if (interval) checkGuidanceInterval(interval);
+  const vel = (x: tf.Tensor, t: tf.Tensor1D, sigma: number): tf.Tensor => {
     if (!both) return velocity(m, x, t, cond);
     const v = velocity(m, tf.concat([x, x], 0), tf.concat([t, t], 0), cond);
     const [vc, vu] = tf.split(v, 2, 0);
-    return guidedVelocity(vc, vu, scale);
+    return guidedVelocity(vc, vu, guidanceAt(scale, sigma, interval));
   };
   const onStep = opts.onStep;
   const out = sampleFlow(vel, z, m.flow, { steps: opts.steps, sampler: opts.sampler, onStep: onStep ? (i) => onStep(i.step + 1, i.steps) : undefined }) as tf.Tensor4D;
   tf.dispose(Object.values(cond));
   return out;
-}
-
-/** A fixed validation set: test images at K equidistant noise levels with fixed noise. */
-export interface ValidationSet {
-  x0: Float32Array;
-  eps: Float32Array;
-  sigma: Float32Array;
-  prompts: string[];
-  n: number;
 }
 
 export function makeValidationSet(ds: ImageTextDataset, count: number, levels = 8, seed = 1234): ValidationSet {
@@ -230,11 +172,6 @@ export async function validationLoss(m: ModelBundle, v: ValidationSet, dims: [nu
     l.dispose();
   }
   return total / v.n;
-}
-
-export interface StepResult {
-  loss: number;
-  gradNorm: number;
 }
 
 /** Optimizer, clipping and EMA around the model: one `step` per batch. */

@@ -3,7 +3,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { diffIr } from "../../compiler/diff.ts";
-import type { IR } from "../../compiler/ir.ts";
+import type { IR } from "../../ir/ir.ts";
 import { parseDiffArgs } from "../../cli/commands/diff.ts";
 
 const ir = (name: string): IR => JSON.parse(readFileSync(`generated/${name}/ir.json`, "utf8"));

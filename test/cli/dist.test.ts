@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { validateIr } from "../../compiler/ir-check.ts";
+import { validateIr } from "../../ir/validate.ts";
 // @ts-expect-error: plain JavaScript module without types
 import { distState } from "../../bin/dist.mjs";
 
@@ -28,7 +28,7 @@ describe("dist/ freshness", () => {
   it("a fresh build is fresh and lists the sources it bundled", () => {
     expect(state(OUT)).toEqual({ fresh: true });
     const m = JSON.parse(readFileSync(join(OUT, "manifest.json"), "utf8"));
-    for (const f of ["cli/main.ts", "compiler/parser.ts", "runtime/index.ts", "compiler/ir.schema.json", "package-lock.json"]) expect(Object.keys(m.inputs)).toContain(f);
+    for (const f of ["cli/main.ts", "compiler/parser.ts", "runtime/index.ts", "ir/ir.schema.json", "package-lock.json"]) expect(Object.keys(m.inputs)).toContain(f);
   });
 
   const cases: [string, (m: { inputs: Record<string, { sha256: string; size: number; mtimeMs: number }> }) => void, State | RegExp][] = [

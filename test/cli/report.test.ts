@@ -4,13 +4,15 @@
  * check (every image decoded, every chart drawn, no script error) must say "ok" in the DOM.
  */
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeReport } from "../../cli/commands/report.ts";
 import { runTrain } from "../../cli/commands/train.ts";
 import { initBackend } from "../../runtime/backend.ts";
+import { analyzeSeeds } from "../../runtime/eval/seeds.ts";
+import type { UnitResult } from "../../runtime/eval/sweep.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "sdc-report-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -70,6 +72,21 @@ describe("sdc report", () => {
     const dom = browse(out, join(tmp, "ablation.png"));
     // 2 grids + the ablation's own plot; training loss, validation loss, accuracy against parameters
     expect(dom).toMatch(/<body data-rendered="ok" data-images="3" data-charts="3">/);
+  });
+
+  it("an ablation over seeds: each arm's mean and interval and the tests between arms (arms.json)", () => {
+    const dir = join(tmp, "ablation-seeds");
+    spawnSync("cp", ["-r", "docs/ablation-example", dir]);
+    // the two units as two seeds of one arm, and a second arm shifted: a real analysis of these numbers
+    const units = JSON.parse(readFileSync(join(dir, "results.json"), "utf8")) as UnitResult[];
+    const arms = analyzeSeeds([...units.map((u, i) => ({ ...u, group: "a", inputs: { ...u.inputs, seed: i } })), ...units.map((u, i) => ({ ...u, id: `b${i}`, group: "b", valLoss: u.valLoss + 1, inputs: { ...u.inputs, seed: i } }))]);
+    writeFileSync(join(dir, "arms.json"), JSON.stringify(arms));
+    const html = readFileSync(writeReport(dir), "utf8");
+    expect(html).toContain('<table class="arms">');
+    expect(html).toContain("Welch's two-sided t-test");
+    expect(html).toMatch(/<td>val_loss<\/td><td>a<\/td><td>b<\/td><td>-1\.0000<\/td>/);
+    const dom = browse(join(dir, "report.html"), join(tmp, "ablation-seeds.png"));
+    expect(dom).toMatch(/<body data-rendered="ok"/);
   });
 
   it("refuses a folder that is neither", () => {

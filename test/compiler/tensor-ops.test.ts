@@ -25,6 +25,7 @@ describe("shape rules: a block returning the declared shape compiles", () => {
     ["constants broadcast with x", "x + zeros([B, 1, width]) + ones([width]) * full([1, 1, 1], 2) + unsqueeze(arange(N), 1)"],
     ["minimum and maximum: broadcasting, a number", "maximum(minimum(x, unsqueeze(mean(x, 1), 1)), 0.5)"],
     ["clamp, pow, square", "clamp(pow(square(x), 1.5), -1, 1)"],
+    ["sin and cos", "sin(x) * sin(x) + cos(x * 2)"],
     ["where: a broadcast mask, a number for b", "where(unsqueeze(mean(x, 2), 2), x, -1e9)"],
     ["where: numbers for both sides", "x * where(x, 1, 0)"],
   ])("%s", (_, expr) => {

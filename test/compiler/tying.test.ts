@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { differentiate } from "../../runtime/graph/autodiff.ts";
-import { evaluate } from "../../runtime/graph/cpu.ts";
+import { evaluate } from "../../runtime/executors/interp/interp.ts";
 import { Graph, type Sym } from "../../runtime/graph/graph.ts";
 import { TraceContext, withTrace } from "../../runtime/graph/trace.ts";
 import { Embedding, Linear } from "../../runtime/nn/layers.ts";

@@ -7,8 +7,8 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type AblationRecord, runAblationJobs, slurmQueue, unitStatuses } from "../../cli/commands/ablate-jobs.ts";
-import type { AblateOptions } from "../../cli/commands/ablate.ts";
+import { type AblationRecord, runAblationJobs, slurmQueue, unitStatuses } from "../../cli/ablate/jobs.ts";
+import type { AblateOptions } from "../../cli/ablate/plan.ts";
 import { parseSweep } from "../../runtime/eval/sweep.ts";
 
 // under the repository (ignored output/), as the other ablation tests

@@ -7,9 +7,10 @@
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
-import { compiledCount, matchUnit, parseMatchParams, parseMatchRange, searchClosest } from "../../cli/commands/ablate-match.ts";
-import { type AblateOptions, parseArm, planAblation, runAblation } from "../../cli/commands/ablate.ts";
-import { runAblationJobs } from "../../cli/commands/ablate-jobs.ts";
+import { compiledCount, matchUnit, parseMatchParams, parseMatchRange, searchClosest } from "../../cli/ablate/match.ts";
+import { type AblateOptions, parseArm, planAblation } from "../../cli/ablate/plan.ts";
+import { runAblation } from "../../cli/ablate/inprocess.ts";
+import { runAblationJobs } from "../../cli/ablate/jobs.ts";
 import { writeReport } from "../../cli/commands/report.ts";
 import { parseSweep, type UnitResult } from "../../runtime/eval/sweep.ts";
 

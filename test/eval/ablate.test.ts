@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
-import { runAblation, type UnitRunner } from "../../cli/commands/ablate.ts";
+import { runAblation, type UnitRunner } from "../../cli/ablate/inprocess.ts";
 import { parseSweep, type UnitResult } from "../../runtime/eval/sweep.ts";
 
 // under the repository (ignored output/), because compiled units import "sdc/runtime"
@@ -80,6 +80,41 @@ describe("sdc ablate, real units", () => {
   });
 });
 
+describe("sdc ablate --seeds", () => {
+  it("trains each arm with seeds 0 and 1 in their own folders; the table, arms.json and plot give each arm's mean and interval, and the tests between arms", async () => {
+    const out = join(root, "seeds");
+    const o = { variants: ["tiny"], sweeps: [parseSweep("depth=1,2")], steps: 2, batch: 4, seed: 0, seeds: 2, out, backend: "wasm" as const, perDigit: 1, cfg: [1], sampleSteps: 2, reference: 200, checkpointEvery: 1, log: () => {} };
+    const s = await runAblation("specs/sd3.mdl", o);
+    const ids = ["tiny+depth=1+seed=0", "tiny+depth=1+seed=1", "tiny+depth=2+seed=0", "tiny+depth=2+seed=1"];
+    expect(s.ran).toEqual(ids);
+    for (const id of ids) expect(existsSync(join(out, id, "unit.json")), id).toBe(true);
+    const units = s.results;
+    expect(units.map((u) => u.inputs.seed)).toEqual([0, 1, 0, 1]);
+    expect(units.map((u) => u.group)).toEqual(["tiny+depth=1", "tiny+depth=1", "tiny+depth=2", "tiny+depth=2"]);
+    // another seed, another training run
+    expect(units[1].finalTrainLoss).not.toBe(units[0].finalTrainLoss);
+    const arms = JSON.parse(readFileSync(join(out, "arms.json"), "utf8"));
+    expect(arms.arms.map((a: { arm: string }) => a.arm)).toEqual(["tiny+depth=1", "tiny+depth=2"]);
+    const v = arms.arms[0].metrics.val_loss;
+    expect(v.values).toEqual([units[0].valLoss, units[1].valLoss]);
+    expect(v.lo).toBeLessThan(v.mean);
+    expect(v.hi).toBeGreaterThan(v.mean);
+    expect(arms.comparisons.map((c: { metric: string }) => c.metric)).toEqual(["val_loss", "final_loss", "acc_cfg1", "fd_cfg1"]);
+    const md = readFileSync(join(out, "results.md"), "utf8");
+    expect(md).toContain("## Per arm: mean [95% interval] over seeds");
+    expect(md).toMatch(/\| tiny\+depth=2 \| 0,1 \|/);
+    expect(JSON.parse(readFileSync(join(out, "plot.vl.json"), "utf8")).title).toMatch(/mean over seeds/);
+  });
+
+  it("the job executors plan the same seeded units (slurm, prepared without submitting)", async () => {
+    const { runAblationJobs } = await import("../../cli/ablate/jobs.ts");
+    const out = join(root, "seeds-slurm");
+    const s = await runAblationJobs("specs/sd3.mdl", { variants: ["tiny"], sweeps: [], set: ["depth=1"], steps: 2, batch: 4, seed: 4, seeds: 2, out, backend: "wasm", perDigit: 1, cfg: [1], log: () => {} }, { executor: "slurm", submit: false });
+    expect(s.prepared).toEqual(["tiny+depth=1+seed=4", "tiny+depth=1+seed=5"]);
+    expect(readFileSync(join(out, "tiny+depth=1+seed=5", "task.sh"), "utf8")).toContain("--seed 5 ");
+  });
+});
+
 describe("sdc ablate executors: usage errors", () => {
   const cases: [string[], RegExp, number][] = [
     [["--jobs", "2", "--executor", "slurm"], /--jobs is for --executor local/, 2],
@@ -117,7 +152,7 @@ describe("sdc ablate executors: usage errors", () => {
 
 describe("ablate task scripts (local and slurm executors)", () => {
   it("train resumes from the latest checkpoint, is skipped when it has all steps, and quotes odd paths", async () => {
-    const { taskScript, arrayScript } = await import("../../cli/commands/ablate-jobs.ts");
+    const { taskScript, arrayScript } = await import("../../cli/ablate/jobs.ts");
     const { planUnits } = await import("../../runtime/eval/sweep.ts");
     const { writeFileSync } = await import("node:fs");
     const { spawnSync } = await import("node:child_process");
@@ -154,7 +189,7 @@ describe("ablate task scripts (local and slurm executors)", () => {
   });
 
   it("gives each local unit its share of the CPUs as SDC_THREADS (--cpus-per-unit, else SDC_THREADS, else CPUs / --jobs)", async () => {
-    const { unitThreads } = await import("../../cli/commands/ablate-jobs.ts");
+    const { unitThreads } = await import("../../cli/ablate/jobs.ts");
     const eight = () => 8;
     expect(unitThreads({ jobs: 2 }, {}, eight)).toBe(4);
     expect(unitThreads({ jobs: 3 }, {}, eight)).toBe(2);

@@ -14,10 +14,19 @@
  *               do not exist so nothing runs for long; exit codes 0/1/2 only, no stack traces
  *   safetensors headers and bytes mutated; a file is read or refused with SafetensorsError, and
  *               what is read holds exactly shape-many values inside the file
- *   checkpoint  a checkpoint's files mutated (state.json values, bytes of any file); refused with
- *               CheckpointError/SafetensorsError, or read back exactly as written
+ *   checkpoint  a checkpoint's files mutated (state.json values, bytes of any file, a file replaced
+ *               by a device, FIFO, folder or symbolic link out of the folder, a safetensors file
+ *               padded or cut with every checksum recomputed); refused with CheckpointError/
+ *               SafetensorsError, or read back exactly as written
+ *   runfolder   a trained run folder's config.json mutated (a value of any field, its checksum kept,
+ *               recomputed or dropped; bytes flipped or cut; padding; replaced by a device, FIFO,
+ *               folder or link out of the folder), then `sdc train GEN --resume RUN --steps 2`
+ *               through `main`: exit 0/1/2 and one line; accepted (the run is "already at step 2")
+ *               only when config.json is as written, or a consistent edit to a value an
+ *               independent oracle (RULES) says is valid
  */
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
@@ -26,8 +35,8 @@ import { readSafetensors, writeSafetensors } from "../../runtime/io/safetensors.
 import { type CheckpointContents, readCheckpoint, saveCheckpoint } from "../../runtime/train/checkpoint.ts";
 import { HOSTILE_NAMES, topLevelProblems } from "../compiler/hostile.ts";
 
-export type Kind = "spec" | "cli" | "safetensors" | "checkpoint";
-export const KINDS: Kind[] = ["spec", "cli", "safetensors", "checkpoint"];
+export type Kind = "spec" | "cli" | "safetensors" | "checkpoint" | "runfolder";
+export const KINDS: Kind[] = ["spec", "cli", "safetensors", "checkpoint", "runfolder"];
 
 export interface FuzzCounts {
   cases: Record<Kind, number>;
@@ -367,9 +376,10 @@ function checkpointCase(r: R, c: FuzzCounts, limitMs: number, fail: (what: strin
   cpSync(good, dir, { recursive: true });
   const files = readdirSync(dir);
   const junk = [-5, 2.5, "abc", null, true, [], {}, [0, 0, 0, 0, 0, 0], 1e300, -1, 0, 2 ** 32, "0".repeat(64), "../x", { "../../etc/passwd": "0".repeat(64) }];
-  const mode = int(r, 0, 3);
+  const mode = int(r, 0, 5);
   let changedContent = false;
   let consistentEdit = false;
+  let mustFail: string | null = null;
   if (mode === 0) {
     // a value of state.json replaced, its checksum recomputed or not
     const s = JSON.parse(readFileSync(join(dir, "state.json"), "utf8")) as Record<string, unknown>;
@@ -401,6 +411,23 @@ function checkpointCase(r: R, c: FuzzCounts, limitMs: number, fail: (what: strin
     if (r() < 0.5) rmSync(f);
     else writeFileSync(f, readFileSync(f).subarray(0, int(r, 0, 40)));
     changedContent = true;
+  } else if (mode === 3) {
+    // a file replaced by what is not a regular file of the folder (a link out: to the good copy, same bytes)
+    const name = pick(r, files);
+    const how = replaceEntry(r, join(dir, name), join(good, name), scratch);
+    mustFail = `${name} ${how}`;
+  } else if (mode === 4) {
+    // a safetensors file padded or cut, with its checksum and state.json's recomputed: only the header can tell
+    const name = pick(r, files.filter((f) => f.endsWith(".safetensors")));
+    const b = readFileSync(join(dir, name));
+    const cut = r() < 0.5 && b.length > 1;
+    const nb = cut ? b.subarray(0, int(r, 0, b.length - 1)) : Buffer.concat([b, Buffer.alloc(int(r, 1, 100_000), int(r, 0, 255))]);
+    writeFileSync(join(dir, name), nb);
+    const s = JSON.parse(readFileSync(join(dir, "state.json"), "utf8")) as Record<string, unknown> & { files: Record<string, string> };
+    delete s.checksum;
+    s.files[name] = createHash("sha256").update(nb).digest("hex");
+    writeFileSync(join(dir, "state.json"), JSON.stringify({ ...s, checksum: createHash("sha256").update(JSON.stringify(s, null, 2) + "\n").digest("hex") }, null, 2) + "\n");
+    mustFail = `${name} ${cut ? "cut" : "padded"} to ${nb.length} bytes`;
   }
   const t0 = performance.now();
   let ck;
@@ -419,6 +446,10 @@ function checkpointCase(r: R, c: FuzzCounts, limitMs: number, fail: (what: strin
     }
   }
   c.accepted.checkpoint++;
+  if (mustFail) {
+    c.wrongAcceptances++;
+    return fail(`readCheckpoint accepted ${mustFail}`);
+  }
   // accepted: it must be what was written (a change that leaves the content equal is fine), or a
   // consistent edit of state.json (its checksum recomputed or dropped) to values that are valid
   const want = goodContents();
@@ -427,6 +458,198 @@ function checkpointCase(r: R, c: FuzzCounts, limitMs: number, fail: (what: strin
   if (!same && !(consistentEdit && sameFiles && validState(ck.state as unknown as Record<string, unknown>))) {
     c.wrongAcceptances++;
     fail(`readCheckpoint accepted a changed checkpoint (mode ${mode}, changed ${changedContent}): state ${JSON.stringify(ck.state).slice(0, 200)}`);
+  }
+}
+
+/** Replace `path` by a device link, a FIFO, a folder, a dangling link or a link out of its folder (to `outside`); says which. */
+function replaceEntry(r: R, path: string, outside: string, scratch: string): string {
+  rmSync(path, { recursive: true, force: true });
+  switch (int(r, 0, 4)) {
+    case 0:
+      symlinkSync(pick(r, ["/dev/zero", "/dev/urandom", "/dev/null"]), path);
+      return "a link to a device";
+    case 1:
+      execFileSync("mkfifo", [path]);
+      return "a FIFO";
+    case 2:
+      mkdirSync(path);
+      return "a folder";
+    case 3:
+      symlinkSync(join(scratch, "nothing-here"), path);
+      return "a dangling link";
+    default:
+      symlinkSync(outside, path);
+      return "a link out of the folder";
+  }
+}
+
+// ------------------------------------------------------------------ run folders
+
+const GEN = "generated/sd3-tiny";
+const int32 = (v: unknown, min: number, max = Number.MAX_SAFE_INTEGER) => Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
+/**
+ * The oracle of config.json edits, written apart from its schema: which values each field may
+ * hold in this run (batch 4, accumulate 1, lr and seed tied to other fields). Fields not listed
+ * (and unknown keys) accept nothing but their own value.
+ */
+const RULES: Record<string, (v: unknown) => boolean> = {
+  "settings.steps": (v) => int32(v, 1, 1e9),
+  "settings.batch": (v) => int32(v, 1, 65536),
+  "settings.sampleEvery": (v) => int32(v, 0),
+  "settings.checkpointEvery": (v) => int32(v, 0),
+  "settings.samples": (v) => int32(v, 1, 1024),
+  "settings.sampleSteps": (v) => int32(v, 1, 100000),
+  "settings.warmup": (v) => int32(v, 0),
+  "settings.keepCheckpoints": (v) => int32(v, 0),
+  "settings.accumulate": (v) => v === 1 || v === 2 || v === 4,
+  "settings.lrSchedule": (v) => v === "constant" || v === "linear" || v === "cosine",
+  "settings.keepBest": (v) => typeof v === "boolean",
+  "settings.precision": (v) => v === "fp32",
+  "recipe.ema": (v) => typeof v === "number" && v >= 0 && v < 1,
+  "recipe.clip": (v) => typeof v === "number" && v >= 0,
+  "recipe.logEvery": (v) => Number.isInteger(v) && (v as number) >= 1,
+  "recipe.optimizer.beta1": (v) => typeof v === "number" && v >= 0 && v < 1,
+  "recipe.optimizer.kind": (v) => v === "adam" || v === "adamw",
+  "backend": (v) => v === "tensorflow" || v === "webgpu" || v === "wasm" || v === "cpu",
+  "engine": (v) => v === "tfjs" || v === "static",
+  "created": (v) => typeof v === "string" && v.length <= 4096,
+  "package": (v) => typeof v === "string" && v.length <= 4096,
+  "versions.node": (v) => typeof v === "string" && v.length <= 4096,
+  "command": (v) => Array.isArray(v) && v.length >= 1 && v.length <= 1000 && v.every((a) => typeof a === "string" && a.length <= 4096),
+};
+const CONFIG_PATHS = [...Object.keys(RULES), "settings.lr", "settings.seed", "seed", "version", "format", "irHash", "spec", "recipe.optimizer.lr", "command", "history", "versions.node", "settings.extra", "extra", "recipe.extra", "settings.__proto__", "__proto__", "checksum", "settings", "recipe"];
+const CONFIG_JUNK: unknown[] = [-5, -1, 0, 1, 2, 3, 4, 2.5, 0.5, 1.5, 1e9, 1e300, 100001, 65537, "4", "fp32", "fp16", "cosine", "bogus", "cpu", "static", "adamw", null, true, false, [], {}, ["sdc"], "x".repeat(5000), "0".repeat(64)];
+
+/** Set `path` (dots) in `o` to `v` (an own `__proto__` key as JSON.parse makes it); false when a parent is not an object. */
+function setPath(o: Record<string, unknown>, path: string, v: unknown): boolean {
+  const parts = path.split(".");
+  let at: unknown = o;
+  for (const p of parts.slice(0, -1)) {
+    at = (at as Record<string, unknown>)[p];
+    if (at === null || typeof at !== "object" || Array.isArray(at)) return false;
+  }
+  Object.defineProperty(at, parts.at(-1)!, { value: v, enumerable: true, configurable: true, writable: true });
+  return true;
+}
+function getPath(o: unknown, path: string): unknown {
+  let at = o;
+  for (const p of path.split(".")) at = at !== null && typeof at === "object" && Object.hasOwn(at, p) ? (at as Record<string, unknown>)[p] : undefined;
+  return at;
+}
+
+/** Train the run the runfolder cases resume: 2 steps of the tiny spec, in `dir`. */
+async function trainRun(main: (argv: string[]) => Promise<number>, dir: string): Promise<void> {
+  const { code, err } = await quietly(() => main(["train", GEN, "--steps", "2", "--batch-size", "4", "--checkpoint-every", "2", "--sample-every", "0", "--samples", "4", "--sample-steps", "2", "--backend", "cpu", "--no-progress", "--out", dir]));
+  if (code !== 0) throw new Error(`the run folder for the fuzz did not train (exit ${code}): ${err.slice(-500)}`);
+}
+
+async function quietly(f: () => Promise<number>): Promise<{ code: number; err: string }> {
+  let err = "";
+  const write = process.stderr.write.bind(process.stderr);
+  const writeOut = process.stdout.write.bind(process.stdout);
+  process.stderr.write = ((s: string | Uint8Array) => ((err += String(s)), true)) as typeof process.stderr.write;
+  process.stdout.write = (() => true) as typeof process.stdout.write;
+  try {
+    return { code: await f(), err };
+  } catch (e) {
+    return { code: -1, err: err + `threw ${(e as Error).name}: ${(e as Error).message}` };
+  } finally {
+    process.stderr.write = write;
+    process.stdout.write = writeOut;
+  }
+}
+
+async function runFolderCase(r: R, c: FuzzCounts, limitMs: number, fail: (what: string) => void, main: (argv: string[]) => Promise<number>, goodRun: string, scratch: string): Promise<void> {
+  const run = join(scratch, "run");
+  const cfg = join(run, "config.json");
+  // the working copy: config.json (and a replaced checkpoint file) restored from the good run
+  rmSync(cfg, { recursive: true, force: true });
+  cpSync(join(goodRun, "config.json"), cfg);
+  const text = readFileSync(cfg, "utf8");
+  const orig = JSON.parse(text) as Record<string, unknown>;
+  const mode = int(r, 0, 6);
+  let what = "unchanged";
+  let mayAccept = true;
+  if (mode <= 2) {
+    // a field set to a value; its checksum kept (mode 0), recomputed (1) or dropped (2, an older sdc's config)
+    const o = JSON.parse(text) as Record<string, unknown>;
+    const path = pick(r, CONFIG_PATHS);
+    const v = pick(r, CONFIG_JUNK);
+    const before = getPath(orig, path);
+    if (!setPath(o, path, v)) return runFolderCase(r, c, limitMs, fail, main, goodRun, scratch);
+    const same = JSON.stringify(before) === JSON.stringify(v) && Object.hasOwn(getParent(orig, path), path.split(".").at(-1)!);
+    delete o.checksum;
+    const body = JSON.stringify(o, null, 2) + "\n";
+    if (path === "checksum") writeFileSync(cfg, JSON.stringify({ ...o, checksum: v }, null, 2) + "\n");
+    else if (mode === 0) writeFileSync(cfg, JSON.stringify({ ...o, checksum: orig.checksum }, null, 2) + "\n");
+    else if (mode === 1) writeFileSync(cfg, JSON.stringify({ ...o, checksum: createHash("sha256").update(body).digest("hex") }, null, 2) + "\n");
+    else writeFileSync(cfg, body);
+    what = `${path} = ${JSON.stringify(v)?.slice(0, 40)} (checksum ${["kept", "recomputed", "dropped"][mode]})`;
+    mayAccept = same || (mode !== 0 && path !== "checksum" && (Object.hasOwn(RULES, path) && RULES[path](v)));
+    if (path === "checksum") mayAccept = false;
+  } else if (mode === 3) {
+    const b = Buffer.from(text);
+    const at = int(r, 0, b.length - 1);
+    b[at] ^= 1 << int(r, 0, 7);
+    writeFileSync(cfg, b);
+    what = `byte ${at} flipped`;
+    // a flip inside the checksum's own hex digits, or in white space JSON ignores, may leave it valid: only if it parses to the same
+    mayAccept = sameJson(b.toString("utf8"), orig);
+  } else if (mode === 4) {
+    const cut = int(r, 0, text.length - 1);
+    writeFileSync(cfg, text.slice(0, cut));
+    what = `cut to ${cut} bytes`;
+    mayAccept = false;
+  } else if (mode === 5) {
+    const pad = pick(r, [1 << 10, 1 << 20, 50 << 20]);
+    const padded = text.replace(/\n}\n$/, "\n" + " ".repeat(pad) + "}\n");
+    writeFileSync(cfg, padded);
+    what = `${pad} bytes of padding`;
+    // white space is not content (the checksum covers the parsed value): only the size limit refuses it
+    mayAccept = Buffer.byteLength(padded) <= 1 << 20;
+  } else {
+    what = `config.json ${replaceEntry(r, cfg, join(goodRun, "config.json"), scratch)}`;
+    mayAccept = false;
+  }
+  const t0 = performance.now();
+  const { code, err } = await quietly(() => main(["train", GEN, "--resume", run, "--steps", "2", "--backend", "cpu", "--no-progress"]));
+  if (performance.now() - t0 > limitMs) {
+    c.hangs++;
+    fail(`resume with ${what} took ${Math.round(performance.now() - t0)} ms`);
+  }
+  if (![0, 1, 2].includes(code) || /internal error|\n\s+at \S/.test(err)) {
+    c.crashes++;
+    return fail(`resume with ${what} exited ${code}: ${err.slice(0, 300)}`);
+  }
+  if (!/^error: \S/.test(err.trim().split("\n").at(-1) ?? "")) {
+    c.unpositioned++;
+    fail(`resume with ${what} exited ${code} without an error line: ${JSON.stringify(err.slice(0, 300))}`);
+  }
+  const accepted = code === 1 && /is already at step 2; ask for more --steps/.test(err);
+  if (!accepted) {
+    c.refused.runfolder++;
+    if (!/config\.json/.test(err)) fail(`resume with ${what} was refused without naming config.json: ${err.slice(0, 200)}`), c.unpositioned++;
+    return;
+  }
+  c.accepted.runfolder++;
+  if (!mayAccept) {
+    c.wrongAcceptances++;
+    fail(`resume accepted config.json with ${what}`);
+  }
+}
+
+function getParent(o: unknown, path: string): object {
+  const parts = path.split(".");
+  const p = parts.length > 1 ? getPath(o, parts.slice(0, -1).join(".")) : o;
+  return p !== null && typeof p === "object" ? p : {};
+}
+
+/** Does `text` parse to the same value as `o` (key order included)? */
+function sameJson(text: string, o: unknown): boolean {
+  try {
+    return JSON.stringify(JSON.parse(text)) === JSON.stringify(o);
+  } catch {
+    return false;
   }
 }
 
@@ -447,7 +670,7 @@ export interface FuzzOptions {
 }
 
 export async function runFuzz(o: FuzzOptions): Promise<FuzzCounts> {
-  const zero = () => ({ spec: 0, cli: 0, safetensors: 0, checkpoint: 0 });
+  const zero = () => ({ spec: 0, cli: 0, safetensors: 0, checkpoint: 0, runfolder: 0 });
   const c: FuzzCounts = { cases: zero(), accepted: zero(), refused: zero(), crashes: 0, hangs: 0, unpositioned: 0, wrongAcceptances: 0, failures: [], seconds: 0 };
   const t0 = performance.now();
   const limitMs = o.limitMs ?? 5000;
@@ -455,6 +678,11 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzCounts> {
   const good = join(scratch, "good");
   saveCheckpoint(good, goodContents());
   const { main } = await import("../../cli/main.ts");
+  const goodRun = join(scratch, "good-run");
+  if (o.cases.runfolder) {
+    await trainRun(main, goodRun);
+    cpSync(goodRun, join(scratch, "run"), { recursive: true });
+  }
   try {
     for (const kind of KINDS) {
       const n = o.cases[kind] ?? 0;
@@ -469,7 +697,8 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzCounts> {
         if (kind === "spec") specCase(r, c, limitMs, fail);
         else if (kind === "cli") await cliCase(r, c, limitMs, fail, main, scratch);
         else if (kind === "safetensors") safetensorsCase(r, c, limitMs, fail);
-        else checkpointCase(r, c, limitMs, fail, good, scratch);
+        else if (kind === "checkpoint") checkpointCase(r, c, limitMs, fail, good, scratch);
+        else await runFolderCase(r, c, limitMs, fail, main, goodRun, scratch);
         if (o.log && (i + 1) % 1000 === 0) o.log(`${kind}: ${i + 1}/${n} cases, ${c.crashes} crashes, ${c.hangs} hangs, ${c.unpositioned} unpositioned, ${c.wrongAcceptances} wrong acceptances (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
       }
     }

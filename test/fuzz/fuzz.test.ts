@@ -1,6 +1,6 @@
 /**
- * The quick fuzz run (issue 12): a few thousand seeded cases over mutated specs, command lines,
- * safetensors files and checkpoints; crashes, hangs, unpositioned diagnostics and wrong
+ * The quick fuzz run (issues 12, 24): a few thousand seeded cases over mutated specs, command
+ * lines, safetensors files, checkpoints and run folders; crashes, hangs, unpositioned diagnostics and wrong
  * acceptances must all be zero. The long run is `npx tsx bench/fuzz.ts --cases 100000`.
  */
 import { describe, expect, it } from "vitest";
@@ -18,4 +18,14 @@ describe("fuzz (seeded)", () => {
     }
     expect(c.cases.spec + c.cases.cli + c.cases.safetensors + c.cases.checkpoint).toBe(3000);
   });
+
+  it("run folders (issue 24): config.json mutations resumed through the CLI, checkpoint files that are not regular files: zero crashes, hangs, unnamed refusals, wrong acceptances", async () => {
+    const c = await runFuzz({ seed: 24, cases: { checkpoint: 300, runfolder: 150 }, limitMs: 20_000 });
+    expect(c.failures).toEqual([]);
+    expect([c.crashes, c.hangs, c.unpositioned, c.wrongAcceptances]).toEqual([0, 0, 0, 0]);
+    for (const k of ["checkpoint", "runfolder"] as const) {
+      expect(c.accepted[k], `${k} accepted`).toBeGreaterThan(0);
+      expect(c.refused[k], `${k} refused`).toBeGreaterThan(0);
+    }
+  }, 300_000);
 });

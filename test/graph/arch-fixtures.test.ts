@@ -18,14 +18,14 @@ import { runCompile } from "../../cli/commands/compile.ts";
 import { runTrain } from "../../cli/commands/train.ts";
 import { loadCompiled, type LoadedSpec } from "../../cli/generated.ts";
 import { initBackend } from "../../runtime/backend.ts";
-import { evaluate } from "../../runtime/graph/cpu.ts";
+import { evaluate } from "../../runtime/executors/interp/interp.ts";
 import { differentiate } from "../../runtime/graph/autodiff.ts";
-import { compileGraph, nativeAddon, paramArena } from "../../runtime/graph/native.ts";
-import { buildVelocityGraph } from "../../runtime/graph/step.ts";
+import { compileGraph, nativeAddon, paramArena } from "../../runtime/executors/native/native.ts";
+import { buildVelocityGraph } from "../../runtime/engines/static/step.ts";
 import { readSafetensors, type SafeTensor } from "../../runtime/io/safetensors.ts";
 import { ParamStore } from "../../runtime/nn/params.ts";
 import { networkSources } from "../../runtime/train/conditioning.ts";
-import type { InputSource } from "../../compiler/ir.ts";
+import type { InputSource } from "../../ir/ir.ts";
 
 vi.setConfig({ testTimeout: 240_000 });
 const FX = "test/fixtures/arch";

@@ -10,8 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCompile } from "../../cli/commands/compile.ts";
 import { loadCompiled } from "../../cli/generated.ts";
 import { initBackend } from "../../runtime/backend.ts";
-import { evaluate } from "../../runtime/graph/cpu.ts";
-import { buildVelocityGraph } from "../../runtime/graph/step.ts";
+import { evaluate } from "../../runtime/executors/interp/interp.ts";
+import { buildVelocityGraph } from "../../runtime/engines/static/step.ts";
 import { readSafetensors } from "../../runtime/io/safetensors.ts";
 import { ParamStore } from "../../runtime/nn/params.ts";
 

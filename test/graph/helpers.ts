@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect } from "vitest";
-import { evaluate } from "../../runtime/graph/cpu.ts";
+import { evaluate } from "../../runtime/executors/interp/interp.ts";
 import type { Graph, Sym } from "../../runtime/graph/graph.ts";
 
 /**

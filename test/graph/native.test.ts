@@ -1,5 +1,5 @@
 /**
- * The native CPU executor (native/src, runtime/graph/native.ts): every kernel against the
+ * The native CPU executor (runtime/executors/native: src/ and native.ts): every kernel against the
  * reference interpreter (cpu.ts) on small graphs that reach its edge cases (tile remainders,
  * K blocks, transposed and batched strided GEMMs, broadcasts, strided windows, every
  * elementwise operator), the whole tiny-spec step (loss, every gradient, the clipped Adam + EMA
@@ -12,14 +12,16 @@ import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadCompiled, type LoadedSpec } from "../../cli/generated.ts";
 import { initBackend } from "../../runtime/backend.ts";
-import { evaluate } from "../../runtime/graph/cpu.ts";
+import { evaluate } from "../../runtime/executors/interp/interp.ts";
 import { fuse } from "../../runtime/graph/fuse.ts";
 import { type EwOp, Graph, type Sym } from "../../runtime/graph/graph.ts";
-import { compileGraph, configure, nativeAddon, NativeSetupError, NativeStep, paramArena } from "../../runtime/graph/native.ts";
-import { collapse, ewOpsInc } from "../../runtime/graph/native-lower.ts";
+import { compileGraph, configure, nativeAddon, NativeSetupError, NativeStep, paramArena } from "../../runtime/executors/native/native.ts";
+import { collapse, ewOpsInc, opCodesInc } from "../../runtime/executors/native/lower.ts";
 import { EW } from "../../runtime/graph/ops.ts";
-import { buildStepGraph, stepFeeds } from "../../runtime/graph/step.ts";
-import { buildModel, flowLoss, type FlowBatch, LearnedPromptEncoder } from "../../runtime/train/trainer.ts";
+import { buildStepGraph, stepFeeds } from "../../runtime/engines/static/step.ts";
+import { buildModel, flowLoss } from "../../runtime/train/trainer.ts";
+import { LearnedPromptEncoder } from "../../runtime/text/learned.ts";
+import { type FlowBatch } from "../../runtime/bundle.ts";
 import { Rng } from "../../runtime/util/rng.ts";
 
 let tiny: LoadedSpec;
@@ -45,8 +47,9 @@ describe("the native executor", () => {
     expect(() => configure(addon, { SDC_ISA: "avx9" })).toThrow(NativeSetupError);
     expect(() => configure(addon, { SDC_THREADS: "two" })).toThrow(/SDC_THREADS must be a whole number/);
   });
-  it("has the elementwise operators of ops.ts (native/src/ew_ops.inc is generated; run npm run gen:native)", () => {
-    expect(readFileSync("native/src/ew_ops.inc", "utf8")).toBe(ewOpsInc());
+  it("has the elementwise operators of ops.ts and the instruction codes of lower.ts (runtime/executors/native/src/ew_ops.inc and op_codes.inc are generated; run npm run gen:native)", () => {
+    expect(readFileSync("runtime/executors/native/src/ew_ops.inc", "utf8")).toBe(ewOpsInc());
+    expect(readFileSync("runtime/executors/native/src/op_codes.inc", "utf8")).toBe(opCodesInc());
   });
   it("merges axes that every access walks as one", () => {
     expect(collapse([2, 3, 4], [[12, 4, 1]])).toEqual({ shape: [24], strides: [[1]] });

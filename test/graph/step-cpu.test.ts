@@ -7,10 +7,12 @@ import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadCompiled, type LoadedSpec } from "../../cli/generated.ts";
 import { initBackend } from "../../runtime/backend.ts";
-import { evaluate } from "../../runtime/graph/cpu.ts";
+import { evaluate } from "../../runtime/executors/interp/interp.ts";
 import { kernelCount } from "../../runtime/graph/graph.ts";
-import { buildStepGraph, stepFeeds } from "../../runtime/graph/step.ts";
-import { buildModel, flowLoss, LearnedPromptEncoder, type FlowBatch } from "../../runtime/train/trainer.ts";
+import { buildStepGraph, stepFeeds } from "../../runtime/engines/static/step.ts";
+import { buildModel, flowLoss } from "../../runtime/train/trainer.ts";
+import { LearnedPromptEncoder } from "../../runtime/text/learned.ts";
+import { type FlowBatch } from "../../runtime/bundle.ts";
 import { Rng } from "../../runtime/util/rng.ts";
 
 let tiny: LoadedSpec;

@@ -1,7 +1,7 @@
 /**
  * The layout and constant primitives (reshape, permute, transpose, slice, repeat, broadcast_to,
  * pad, squeeze, zeros, ones, full, arange) and the elementwise ones (minimum, maximum, clamp,
- * where, pow, square): each runtime function (nn/functional.ts) eagerly on tfjs and traced into
+ * where, pow, square, sin, cos): each runtime function (nn/functional.ts) eagerly on tfjs and traced into
  * the static graph (trace.ts), forward values and gradients: tfjs autodiff against the graph's
  * gradient rules, run by the reference interpreter (cpu.ts) and by the native CPU kernels; all
  * three against PyTorch's values (test/fixtures/tensor-ops); gradients of the elementwise ops
@@ -16,10 +16,10 @@ import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { initBackend } from "../../runtime/backend.ts";
 import { differentiate } from "../../runtime/graph/autodiff.ts";
-import { evaluate } from "../../runtime/graph/cpu.ts";
+import { evaluate } from "../../runtime/executors/interp/interp.ts";
 import { fuse } from "../../runtime/graph/fuse.ts";
 import { Graph, type Sym } from "../../runtime/graph/graph.ts";
-import { compileGraph, paramArena } from "../../runtime/graph/native.ts";
+import { compileGraph, paramArena } from "../../runtime/executors/native/native.ts";
 import { TraceContext, withTrace } from "../../runtime/graph/trace.ts";
 import * as F from "../../runtime/nn/functional.ts";
 import { Rng } from "../../runtime/util/rng.ts";
@@ -150,6 +150,9 @@ describe.each(["cpu", "wasm"] as const)("tfjs %s", (backend) => {
       ["pow with an integer exponent (negative bases)", ([x]) => F.pow(x, 3), [[7]]],
       ["pow with a negative even exponent", ([x]) => F.pow(F.add(F.abs(x), 0.5), -2), [[7]]],
       ["square", ([x]) => F.square(x), [[2, 4]]],
+      ["sin", ([x]) => F.sin(F.mul(x, 3)), [[2, 4]]],
+      ["cos", ([x]) => F.cos(F.mul(x, 3)), [[2, 4]]],
+      ["sin and cos of one input (Fourier features)", ([x]) => F.concat([F.sin(x), F.cos(x)], -1), [[3, 5]]],
     ])("%s", (_, fn, shapes, data) => {
       expectSame(fn, shapes, data);
     });
@@ -241,6 +244,8 @@ describe("elementwise gradients against finite differences (away from the kinks)
     ["pow 3 (negative bases)", ([x]) => F.pow(x, 3), [xs]],
     ["pow 2.5 of a positive base", ([x]) => F.pow(F.add(F.square(x), 0.2), 2.5), [xs]],
     ["square", ([x]) => F.square(x), [xs]],
+    ["sin", ([x]) => F.sin(F.mul(x, 2)), [xs]],
+    ["cos", ([x]) => F.cos(F.mul(x, 2)), [xs]],
   ])("%s", (_, fn, data) => {
     expect(finiteDifference(fn, data)).toBeLessThan(2e-3);
   });

@@ -13,7 +13,7 @@ import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { loadCompiled } from "../../cli/generated.ts";
 import { DataError } from "../../runtime/data/dataset.ts";
-import { textInputs } from "../../runtime/graph/step.ts";
+import { textInputs } from "../../runtime/engines/static/step.ts";
 import { promptLabel, tokenMask } from "../../runtime/train/conditioning.ts";
 import { buildModel, conditionOn, velocity } from "../../runtime/train/trainer.ts";
 import { expectSameMetrics, type MetricLine, readMetrics } from "../graph/helpers.ts";

@@ -17,7 +17,7 @@ import { initBackend } from "../../runtime/backend.ts";
 import { BatchSampler } from "../../runtime/data/dataset.ts";
 import { loadMnist } from "../../runtime/data/mnist.ts";
 import { pruneCheckpoints } from "../../runtime/train/checkpoint.ts";
-import { createEngine } from "../../runtime/train/engine.ts";
+import { createEngine } from "../../runtime/engines/select.ts";
 import { lrAt } from "../../runtime/train/lr-schedule.ts";
 import { buildModel, drawBatch, FlowTrainer } from "../../runtime/train/trainer.ts";
 import { Rng } from "../../runtime/util/rng.ts";

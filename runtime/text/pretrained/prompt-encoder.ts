@@ -20,8 +20,8 @@ import * as tf from "@tensorflow/tfjs";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
-import type { IR } from "../../../compiler/ir.ts";
-import type { PromptEncoder } from "../../train/trainer.ts";
+import type { IR } from "../../../ir/ir.ts";
+import type { PromptEncoder } from "../../bundle.ts";
 import { parseClipTextConfig } from "./clip-text.ts";
 import { TextEncoderError } from "./common.ts";
 import {

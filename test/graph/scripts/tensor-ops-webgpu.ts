@@ -7,12 +7,12 @@
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../../runtime/backend.ts";
 import { differentiate } from "../../../runtime/graph/autodiff.ts";
-import { evaluate } from "../../../runtime/graph/cpu.ts";
+import { evaluate } from "../../../runtime/executors/interp/interp.ts";
 import { fuse } from "../../../runtime/graph/fuse.ts";
 import { Graph, type Sym } from "../../../runtime/graph/graph.ts";
-import type { StepGraph } from "../../../runtime/graph/step.ts";
+import type { StepGraph } from "../../../runtime/graph/step-graph.ts";
 import { TraceContext, withTrace } from "../../../runtime/graph/trace.ts";
-import { WebGpuStep } from "../../../runtime/graph/webgpu.ts";
+import { WebGpuStep } from "../../../runtime/executors/webgpu/webgpu.ts";
 import * as F from "../../../runtime/nn/functional.ts";
 import { Rng } from "../../../runtime/util/rng.ts";
 

@@ -1,0 +1,707 @@
+// CPU kernels of the static graph executor. Not compiled on its own: kernels_<level>.cc include it
+// once per ISA level (baseline x86-64, AVX2 + FMA, AVX-512), each copy in namespace
+// sdc::<level> under `#pragma GCC target`, and isa.cc picks one at load (see isa.h).
+#ifndef SDC_ISA_NS
+#error "kernels.cc is included by kernels_<level>.cc, which define SDC_ISA_NS and SDC_ISA_LEVEL"
+#endif
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "isa.h"
+#include "kernels.h"
+
+#define SDC_PRAGMA_(x) _Pragma(#x)
+#define SDC_TARGET_PRAGMA(t) SDC_PRAGMA_(GCC target(t))
+
+namespace sdc {
+namespace SDC_ISA_NS {
+#ifdef SDC_ISA_TARGET
+#pragma GCC push_options
+SDC_TARGET_PRAGMA(SDC_ISA_TARGET)
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// elementwise math: float versions of runtime/graph/ops.ts, written so that loops vectorize
+// (no libm calls in the hot ones) and NaN propagates (no fmin/fmax, which drop NaNs)
+
+static inline float bits_to_float(std::uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+static inline float sdc_exp(float x) {
+  x = x < -87.3f ? -87.3f : x;
+  x = x > 88.3f ? 88.3f : x;
+  float k = std::floor(x * 1.44269504088896341f + 0.5f);
+  float r = x - k * 0.693359375f - k * -2.12194440e-4f;
+  float p = 1.9875691500E-4f;
+  p = p * r + 1.3981999507E-3f;
+  p = p * r + 8.3334519073E-3f;
+  p = p * r + 4.1665795894E-2f;
+  p = p * r + 1.6666665459E-1f;
+  p = p * r + 5.0000001201E-1f;
+  p = p * r * r + r + 1.0f;
+  std::int32_t ki = static_cast<std::int32_t>(k);
+  return p * bits_to_float(static_cast<std::uint32_t>(ki + 127) << 23);
+}
+static inline float sdc_sigmoid(float x) { return 1.0f / (1.0f + sdc_exp(-x)); }
+static inline float sdc_tanh(float x) {
+  float c = x < -15.0f ? -15.0f : (x > 15.0f ? 15.0f : x);
+  float e = sdc_exp(2.0f * c);
+  return (e - 1.0f) / (e + 1.0f);
+}
+static inline float sdc_erf(float x) {
+  float s = x < 0.0f ? -1.0f : (x > 0.0f ? 1.0f : 0.0f);
+  float a = std::fabs(x);
+  float t = 1.0f / (1.0f + 0.3275911f * a);
+  float y = 1.0f - ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t * sdc_exp(-a * a);
+  return s * y;
+}
+static constexpr float GC = 0.7978845608028654f;  // sqrt(2 / pi)
+static constexpr float GK = 0.044715f;
+static inline float sdc_gelu_t(float x) { return 0.5f * x * (1.0f + sdc_tanh(GC * (x + GK * x * x * x))); }
+static inline float sdc_gelu_t_g(float x, float dy) {
+  float t = sdc_tanh(GC * (x + GK * x * x * x));
+  return dy * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GC * (1.0f + 3.0f * GK * x * x));
+}
+static inline float sdc_gelu_e(float x) { return 0.5f * x * (1.0f + sdc_erf(x * 0.7071067811865476f)); }
+static inline float sdc_gelu_e_g(float x, float dy) { return dy * (0.5f * (1.0f + sdc_erf(x * 0.7071067811865476f)) + x * sdc_exp(-0.5f * x * x) * 0.3989422804014327f); }
+static inline float sdc_silu_g(float x, float dy) {
+  float s = sdc_sigmoid(x);
+  return dy * s * (1.0f + x * (1.0f - s));
+}
+
+// ---------------------------------------------------------------------------------------------
+// elementwise kernels
+
+static constexpr int CH = 256;  // chunk of the innermost axis evaluated at once
+
+namespace {
+struct Val {
+  const float* p;  // CH values, or null for a scalar
+  float s;
+};
+}  // namespace
+
+int ew_arity(int op) {
+  switch (op) {
+#define EW1(ID, NAME, EXPR) \
+  case ID:                  \
+    return 1;
+#define EW2(ID, NAME, EXPR) \
+  case ID:                  \
+    return 2;
+#include "ew_ops.inc"
+#undef EW1
+#undef EW2
+  }
+  return -1;
+}
+
+// Apply operator `op` to args over `len` values into dst; returns a scalar Val when every
+// argument is one.
+static inline Val ew_apply(int op, const Val* v, float* dst, int len) {
+  const Val A = v[0];
+  const Val B = v[1 < ew_arity(op) ? 1 : 0];
+  switch (op) {
+#define EW1(ID, NAME, EXPR)                          \
+  case ID: {                                         \
+    if (!A.p) {                                      \
+      float a = A.s;                                 \
+      return Val{nullptr, (EXPR)};                   \
+    }                                                \
+    const float* __restrict pa = A.p;                \
+    float* __restrict d = dst;                       \
+    _Pragma("omp simd") for (int i = 0; i < len; i++) { \
+      float a = pa[i];                               \
+      d[i] = (EXPR);                                 \
+    }                                                \
+    return Val{dst, 0.0f};                           \
+  }
+#define EW2(ID, NAME, EXPR)                                    \
+  case ID: {                                                   \
+    float* __restrict d = dst;                                 \
+    if (!A.p && !B.p) {                                        \
+      float a = A.s, b = B.s;                                  \
+      return Val{nullptr, (EXPR)};                             \
+    } else if (!A.p) {                                         \
+      const float a = A.s;                                     \
+      const float* __restrict pb = B.p;                        \
+      _Pragma("omp simd") for (int i = 0; i < len; i++) {      \
+        float b = pb[i];                                       \
+        d[i] = (EXPR);                                         \
+      }                                                        \
+    } else if (!B.p) {                                         \
+      const float b = B.s;                                     \
+      const float* __restrict pa = A.p;                        \
+      _Pragma("omp simd") for (int i = 0; i < len; i++) {      \
+        float a = pa[i];                                       \
+        d[i] = (EXPR);                                         \
+      }                                                        \
+    } else {                                                   \
+      const float* __restrict pa = A.p;                        \
+      const float* __restrict pb = B.p;                        \
+      _Pragma("omp simd") for (int i = 0; i < len; i++) {      \
+        float a = pa[i], b = pb[i];                            \
+        d[i] = (EXPR);                                         \
+      }                                                        \
+    }                                                          \
+    return Val{dst, 0.0f};                                     \
+  }
+#include "ew_ops.inc"
+#undef EW1
+#undef EW2
+  }
+  std::abort();
+}
+
+void run_ew(const EwKernel& k) {
+  const int nd = static_cast<int>(k.shape.size());
+  const std::int64_t inner = k.shape[nd - 1];
+  std::int64_t outer = 1;
+  for (int d = 0; d < nd - 1; d++) outer *= k.shape[d];
+  const std::int64_t cpr = (inner + CH - 1) / CH;
+  const std::int64_t items = outer * cpr;
+  const int nin = static_cast<int>(k.in.size());
+  const int depth = std::max(1, k.depth);
+  parallel_for(items, std::max<std::int64_t>(1, 32768 / CH), [&](std::int64_t b, std::int64_t e, int) {
+    std::vector<float> regs_v(static_cast<size_t>(depth + nin) * CH + 16);
+    float* regs = regs_v.data();
+    float* gather = regs + static_cast<size_t>(depth) * CH;
+    std::vector<Val> stack(depth + 1);
+    std::vector<Val> ins(nin);
+    std::vector<std::int64_t> idx(nd, 0);
+    for (std::int64_t it = b; it < e; it++) {
+      std::int64_t o = it / cpr, c = it % cpr;
+      // multi-index of the row
+      std::int64_t rem = o;
+      for (int d = nd - 2; d >= 0; d--) {
+        idx[d] = rem % k.shape[d];
+        rem /= k.shape[d];
+      }
+      const std::int64_t c0 = c * CH;
+      const int len = static_cast<int>(std::min<std::int64_t>(CH, inner - c0));
+      for (int j = 0; j < nin; j++) {
+        const Strided& s = k.in[j];
+        std::int64_t off = 0;
+        for (int d = 0; d < nd - 1; d++) off += idx[d] * s.st[d];
+        const std::int64_t si = s.st[nd - 1];
+        if (si == 0) {
+          ins[j] = Val{nullptr, s.p[off]};
+        } else if (si == 1) {
+          ins[j] = Val{s.p + off + c0, 0.0f};
+        } else {
+          float* g = gather + static_cast<size_t>(j) * CH;
+          const float* src = s.p + off + c0 * si;
+          for (int i = 0; i < len; i++) g[i] = src[i * si];
+          ins[j] = Val{g, 0.0f};
+        }
+      }
+      float* out = k.out + o * inner + c0;  // the output is contiguous: row o starts at o * inner
+      int sp = 0;
+      const int nc = static_cast<int>(k.code.size());
+      for (int pc = 0; pc < nc; pc++) {
+        const EwCode& ins_c = k.code[pc];
+        if (ins_c.kind == 0) {
+          stack[sp++] = ins[ins_c.op];
+        } else if (ins_c.kind == 1) {
+          stack[sp++] = Val{nullptr, ins_c.c};
+        } else {
+          const int a = ew_arity(ins_c.op);
+          sp -= a;
+          float* dst = pc == nc - 1 ? out : regs + static_cast<size_t>(sp) * CH;
+          stack[sp] = ew_apply(ins_c.op, &stack[sp], dst, len);
+          sp++;
+        }
+      }
+      const Val r = stack[0];
+      if (!r.p) {
+        for (int i = 0; i < len; i++) out[i] = r.s;
+      } else if (r.p != out) {
+        std::memcpy(out, r.p, sizeof(float) * len);
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// GEMM: packed panels and a register-blocked micro-kernel (BLIS / GotoBLAS structure)
+
+#if SDC_ISA_LEVEL >= 2
+static constexpr int VL = 16;
+static constexpr int MR = 8;
+#elif SDC_ISA_LEVEL == 1
+static constexpr int VL = 8;
+static constexpr int MR = 6;
+#else
+static constexpr int VL = 4;
+static constexpr int MR = 4;
+#endif
+static constexpr int NR = 2 * VL;
+static constexpr int KC = 256;
+static constexpr int MC = MR * (128 / MR);
+static constexpr int NB = NR * 16;
+typedef float vf __attribute__((vector_size(VL * 4)));
+
+static inline vf vload(const float* p) {
+  vf v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+static inline void vstore(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+
+// acc[MR][2] = sum_k A(k, i) * B(k, j) for a tile of MR rows and NR columns. B is read as NR
+// contiguous floats per k, `bs` apart (a packed panel: bs = NR; a row-major operand in place:
+// bs = its row stride). A is read by mode: 0 packed (A[k * MR + i]), 1 rows in place
+// (A[i * as + k]: a row-major operand), 2 k-major in place (A[k * as + i]: a transposed one).
+template <int AM>
+static inline void ukernel(int kc, const float* __restrict A, std::int64_t as, const float* __restrict B, std::int64_t bs, vf acc[MR][2]) {
+  vf c[MR][2];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = vf{};
+  for (int k = 0; k < kc; k++) {
+    const vf b0 = vload(B + k * bs);
+    const vf b1 = vload(B + k * bs + VL);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+      const float ai = AM == 0 ? A[k * MR + i] : AM == 1 ? A[i * as + k] : A[k * as + i];
+      c[i][0] += ai * b0;
+      c[i][1] += ai * b1;
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++) {
+    acc[i][0] = c[i][0];
+    acc[i][1] = c[i][1];
+  }
+}
+
+namespace {
+struct PackBuffers {
+  float* a = nullptr;
+  float* b = nullptr;
+  PackBuffers() {
+    a = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * MR * KC));
+    b = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * KC * NB));
+  }
+  ~PackBuffers() {
+    std::free(a);
+    std::free(b);
+  }
+};
+}  // namespace
+static thread_local PackBuffers t_pack;
+
+// pack B[k0 .. k0+kc, n0 .. n0+w] (w <= NR) into one panel of NR columns (zero padded)
+static void pack_b_panel(float* __restrict d, const float* B, std::int64_t sk, std::int64_t sn, std::int64_t k0, int kc, std::int64_t n0, int w) {
+  const float* s = B + k0 * sk + n0 * sn;
+  if (sn == 1) {
+    for (int k = 0; k < kc; k++) {
+      const float* row = s + k * sk;
+      float* dr = d + k * NR;
+      int j = 0;
+      for (; j < w; j++) dr[j] = row[j];
+      for (; j < NR; j++) dr[j] = 0.0f;
+    }
+  } else {
+    for (int j = 0; j < w; j++) {
+      const float* col = s + j * sn;
+      for (int k = 0; k < kc; k++) d[k * NR + j] = col[k * sk];
+    }
+    for (int j = w; j < NR; j++)
+      for (int k = 0; k < kc; k++) d[k * NR + j] = 0.0f;
+  }
+}
+
+// pack A[m0 .. m0+h, k0 .. k0+kc] (h <= MR) into one panel of MR rows (zero padded)
+static void pack_a_panel(float* __restrict d, const float* A, std::int64_t sm, std::int64_t sk, std::int64_t m0, int h, std::int64_t k0, int kc) {
+  const float* s = A + m0 * sm + k0 * sk;
+  if (sk == 1) {
+    for (int i = 0; i < h; i++) {
+      const float* row = s + i * sm;
+      for (int k = 0; k < kc; k++) d[k * MR + i] = row[k];
+    }
+  } else {
+    for (int k = 0; k < kc; k++) {
+      const float* col = s + k * sk;
+      for (int i = 0; i < h; i++) d[k * MR + i] = col[i * sm];
+    }
+  }
+  for (int i = h; i < MR; i++)
+    for (int k = 0; k < kc; k++) d[k * MR + i] = 0.0f;
+}
+
+// C tile (h x w at row mrow, column ncol) = alpha * acc (+ bias on the first K block), or += it
+static inline void store_tile(const GemmKernel& g, float* C, vf acc[MR][2], int h, int w, std::int64_t mrow, std::int64_t ncol, bool first) {
+  if (w == NR && g.cs[3] == 1) {
+    vf bias0 = vf{}, bias1 = vf{};
+    if (first && g.bias) {
+      bias0 = vload(g.bias + ncol);
+      bias1 = vload(g.bias + ncol + VL);
+    }
+    for (int i = 0; i < h; i++) {
+      float* c = C + (mrow + i) * g.cs[2] + ncol;
+      vf x0 = acc[i][0] * g.alpha, x1 = acc[i][1] * g.alpha;
+      if (first) {
+        vstore(c, x0 + bias0);
+        vstore(c + VL, x1 + bias1);
+      } else {
+        vstore(c, vload(c) + x0);
+        vstore(c + VL, vload(c + VL) + x1);
+      }
+    }
+    return;
+  }
+  alignas(64) float tile[MR][NR];
+  for (int i = 0; i < MR; i++) {
+    vstore(&tile[i][0], acc[i][0]);
+    vstore(&tile[i][VL], acc[i][1]);
+  }
+  for (int i = 0; i < h; i++) {
+    float* c = C + (mrow + i) * g.cs[2] + ncol * g.cs[3];
+    for (int j = 0; j < w; j++) {
+      float x = tile[i][j] * g.alpha;
+      if (first) c[j * g.cs[3]] = x + (g.bias ? g.bias[ncol + j] : 0.0f);
+      else c[j * g.cs[3]] += x;
+    }
+  }
+}
+
+std::int64_t gemm_scratch_floats(const GemmKernel& g) {
+  if (g.bs[3] == 1) return 0;
+  std::int64_t nbatch, panels, f;
+  if (__builtin_mul_overflow(g.batch[0], g.batch[1], &nbatch) || __builtin_mul_overflow(nbatch, (g.n + NR - 1) / NR, &panels) || __builtin_mul_overflow(panels, g.k * NR, &f)) return -1;
+  return f;
+}
+
+// Operands are read in place where their layout allows (a row-major or transposed A, a
+// row-major B: full tiles need no copy); tails and other layouts are packed. Work is split into
+// tasks (batch, row block, column block), each output element computed by one thread in a fixed
+// K order: the same bits for any thread count.
+void run_gemm(const GemmKernel& g) {
+  const std::int64_t nb1 = g.batch[0], nb2 = g.batch[1];
+  const std::int64_t nbatch = nb1 * nb2;
+  const double flops = 2.0 * g.m * g.n * g.k * nbatch;
+  const int T = threads();
+  // row blocks: at most MC rows, and small enough that there are two tasks per thread
+  std::int64_t mc = MC;
+  const std::int64_t nblocks = (g.n + NB - 1) / NB;
+  while (mc > MR && nbatch * nblocks * ((g.m + mc - 1) / mc) < 2 * T) mc -= MR;
+  const std::int64_t mblocks = (g.m + mc - 1) / mc;
+  const std::int64_t tasks = nbatch * mblocks * nblocks;
+  // below ~0.5 MFLOP the fork costs more than the second thread gains
+  const std::int64_t min_tasks = flops < 5e5 ? tasks : 1;
+  const std::int64_t as_m = g.as[2], as_k = g.as[3], bs_k = g.bs[2], bs_n = g.bs[3];
+  const int amode = as_k == 1 ? 1 : as_m == 1 ? 2 : 0;
+  const bool b_in_place = bs_n == 1;
+  // B in another layout (x W^T: a transposed weight) is packed once for all tasks: panels of NR
+  // columns, each K x NR, per batch, into the program's scratch (gemm_scratch_floats); in
+  // parallel over panels
+  const std::int64_t npanels = (g.n + NR - 1) / NR;
+  const std::int64_t panel_floats = g.k * NR;
+  float* packed_b = nullptr;
+  if (!b_in_place) {
+    packed_b = g.scratch;
+    parallel_for(nbatch * npanels, flops < 5e5 ? nbatch * npanels : 4, [&](std::int64_t b, std::int64_t e, int) {
+      for (std::int64_t q = b; q < e; q++) {
+        const std::int64_t bi = q / npanels, jp = q % npanels;
+        const float* B = g.b + (bi / nb2) * g.bs[0] + (bi % nb2) * g.bs[1];
+        const int w = static_cast<int>(std::min<std::int64_t>(NR, g.n - jp * NR));
+        pack_b_panel(packed_b + q * panel_floats, B, bs_k, bs_n, 0, static_cast<int>(g.k), jp * NR, w);
+      }
+    });
+  }
+  parallel_for(tasks, min_tasks, [&](std::int64_t tb, std::int64_t te, int) {
+    float* Ap = t_pack.a;
+    float* Bp = t_pack.b;
+    for (std::int64_t t = tb; t < te; t++) {
+      std::int64_t r = t;
+      const std::int64_t nbk = r % nblocks;
+      r /= nblocks;
+      const std::int64_t mbk = r % mblocks;
+      r /= mblocks;
+      const std::int64_t b2 = r % nb2, b1 = r / nb2;
+      const float* A = g.a + b1 * g.as[0] + b2 * g.as[1];
+      const float* B = g.b + b1 * g.bs[0] + b2 * g.bs[1];
+      float* C = g.c + b1 * g.cs[0] + b2 * g.cs[1];
+      const std::int64_t m0 = mbk * mc, n0 = nbk * NB;
+      const int ml = static_cast<int>(std::min<std::int64_t>(mc, g.m - m0));
+      const int nl = static_cast<int>(std::min<std::int64_t>(NB, g.n - n0));
+      const float* batch_panels = packed_b ? packed_b + (b1 * nb2 + b2) * npanels * panel_floats : nullptr;
+      for (std::int64_t k0 = 0; k0 < g.k; k0 += KC) {
+        const int kc = static_cast<int>(std::min<std::int64_t>(KC, g.k - k0));
+        const bool first = k0 == 0;
+        for (int jp = 0; jp < nl; jp += NR) {
+          const int w = std::min(NR, nl - jp);
+          const float* bp;
+          std::int64_t bstride;
+          if (batch_panels) {
+            bp = batch_panels + ((n0 + jp) / NR) * panel_floats + k0 * NR;
+            bstride = NR;
+          } else if (w == NR) {
+            bp = B + k0 * bs_k + (n0 + jp);
+            bstride = bs_k;
+          } else {
+            pack_b_panel(Bp, B, bs_k, bs_n, k0, kc, n0 + jp, w);
+            bp = Bp;
+            bstride = NR;
+          }
+          for (int ip = 0; ip < ml; ip += MR) {
+            const int h = std::min(MR, ml - ip);
+            const std::int64_t mrow = m0 + ip;
+            vf acc[MR][2];
+            if (h == MR && amode == 1) ukernel<1>(kc, A + mrow * as_m + k0, as_m, bp, bstride, acc);
+            else if (h == MR && amode == 2) ukernel<2>(kc, A + mrow + k0 * as_k, as_k, bp, bstride, acc);
+            else {
+              pack_a_panel(Ap, A, as_m, as_k, mrow, h, k0, kc);
+              ukernel<0>(kc, Ap, 0, bp, bstride, acc);
+            }
+            store_tile(g, C, acc, h, w, mrow, n0 + jp, first);
+          }
+        }
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// sum_to: sum of src over the axes where the output stride is 0
+
+void run_sum_to(const SumToKernel& k) {
+  const int nd = static_cast<int>(k.shape.size());
+  const std::int64_t inner = k.shape[nd - 1];
+  const std::int64_t ist = k.ost[nd - 1];
+  std::int64_t rows = 1;
+  for (int d = 0; d < nd - 1; d++) rows *= k.shape[d];
+  const bool inner_kept = ist != 0;
+  // accumulate in double: the reference interpreter does, and the loss is one of these
+  std::vector<double> acc(static_cast<size_t>(k.out_size), 0.0);
+  std::vector<std::int64_t> idx(nd, 0);
+  const float* src = k.src;
+  for (std::int64_t r = 0; r < rows; r++) {
+    std::int64_t off = 0;
+    for (int d = 0; d < nd - 1; d++) off += idx[d] * k.ost[d];
+    const float* row = src + r * inner;
+    if (inner_kept) {
+      double* a = acc.data() + off;
+      if (ist == 1) {
+#pragma omp simd
+        for (std::int64_t j = 0; j < inner; j++) a[j] += row[j];
+      } else {
+        for (std::int64_t j = 0; j < inner; j++) a[j * ist] += row[j];
+      }
+    } else {
+      double s = 0.0;
+#pragma omp simd reduction(+ : s)
+      for (std::int64_t j = 0; j < inner; j++) s += row[j];
+      acc[off] += s;
+    }
+    for (int d = nd - 2; d >= 0; d--) {
+      if (++idx[d] < k.shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  const double sc = k.scale;
+  for (std::int64_t i = 0; i < k.out_size; i++) k.out[i] = static_cast<float>(acc[i] * sc);
+}
+
+// ---------------------------------------------------------------------------------------------
+// layer norm (no affine) and softmax over the last axis, and their gradients
+
+// mean and 1 / sqrt(variance + eps) of one row (two passes, as the interpreter)
+static inline void row_stats(const float* xr, std::int64_t d, float eps, float& mean, float& rstd) {
+  float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (std::int64_t j = 0; j < d; j++) s += xr[j];
+  mean = s / d;
+  const float m = mean;
+  float v = 0.0f;
+#pragma omp simd reduction(+ : v)
+  for (std::int64_t j = 0; j < d; j++) v += (xr[j] - m) * (xr[j] - m);
+  rstd = 1.0f / std::sqrt(v / d + eps);
+}
+
+void run_layer_norm(float* out, const float* x, std::int64_t rows, std::int64_t d, float eps) {
+  if (rows <= 0 || d <= 0) return;  // nothing to normalize (and no division by d)
+  parallel_for(rows, std::max<std::int64_t>(1, 16384 / d), [&](std::int64_t b, std::int64_t e, int) {
+    for (std::int64_t r = b; r < e; r++) {
+      const float* xr = x + r * d;
+      float* o = out + r * d;
+      float mean, rstd;
+      row_stats(xr, d, eps, mean, rstd);
+#pragma omp simd
+      for (std::int64_t j = 0; j < d; j++) o[j] = (xr[j] - mean) * rstd;
+    }
+  });
+}
+
+void run_layer_norm_grad(float* out, const float* x, const float* dy, std::int64_t rows, std::int64_t d, float eps) {
+  if (rows <= 0 || d <= 0) return;  // nothing to normalize (and no division by d)
+  parallel_for(rows, std::max<std::int64_t>(1, 16384 / d), [&](std::int64_t b, std::int64_t e, int) {
+    for (std::int64_t r = b; r < e; r++) {
+      const float* xr = x + r * d;
+      const float* g = dy + r * d;
+      float* o = out + r * d;
+      float mean, rstd;
+      row_stats(xr, d, eps, mean, rstd);
+      float mdy = 0.0f, mdyx = 0.0f;
+#pragma omp simd reduction(+ : mdy, mdyx)
+      for (std::int64_t j = 0; j < d; j++) {
+        mdy += g[j];
+        mdyx += g[j] * (xr[j] - mean) * rstd;
+      }
+      mdy /= d;
+      mdyx /= d;
+#pragma omp simd
+      for (std::int64_t j = 0; j < d; j++) o[j] = rstd * (g[j] - mdy - (xr[j] - mean) * rstd * mdyx);
+    }
+  });
+}
+
+void run_softmax(float* out, const float* x, std::int64_t rows, std::int64_t d) {
+  if (rows <= 0 || d <= 0) return;  // nothing to normalize (and no division by d)
+  parallel_for(rows, std::max<std::int64_t>(1, 16384 / d), [&](std::int64_t b, std::int64_t e, int) {
+    for (std::int64_t r = b; r < e; r++) {
+      const float* xr = x + r * d;
+      float* o = out + r * d;
+      float mx = -INFINITY;
+      for (std::int64_t j = 0; j < d; j++) mx = xr[j] > mx ? xr[j] : mx;
+      float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+      for (std::int64_t j = 0; j < d; j++) {
+        const float ex = sdc_exp(xr[j] - mx);
+        o[j] = ex;
+        s += ex;
+      }
+      const float inv = 1.0f / s;
+#pragma omp simd
+      for (std::int64_t j = 0; j < d; j++) o[j] *= inv;
+    }
+  });
+}
+
+void run_softmax_grad(float* out, const float* y, const float* dy, std::int64_t rows, std::int64_t d) {
+  if (rows <= 0 || d <= 0) return;  // nothing to normalize (and no division by d)
+  parallel_for(rows, std::max<std::int64_t>(1, 16384 / d), [&](std::int64_t b, std::int64_t e, int) {
+    for (std::int64_t r = b; r < e; r++) {
+      const float* yr = y + r * d;
+      const float* g = dy + r * d;
+      float* o = out + r * d;
+      float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+      for (std::int64_t j = 0; j < d; j++) s += yr[j] * g[j];
+#pragma omp simd
+      for (std::int64_t j = 0; j < d; j++) o[j] = yr[j] * (g[j] - s);
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// data movement
+
+void run_copy(const CopyKernel& k) {
+  const int nd = static_cast<int>(k.shape.size());
+  const std::int64_t inner = k.shape[nd - 1];
+  std::int64_t rows = 1;
+  for (int d = 0; d < nd - 1; d++) rows *= k.shape[d];
+  const std::int64_t ds = k.dst_st[nd - 1], ss = k.src_st[nd - 1];
+  parallel_for(rows, std::max<std::int64_t>(1, 65536 / std::max<std::int64_t>(1, inner)), [&](std::int64_t b, std::int64_t e, int) {
+    std::vector<std::int64_t> idx(nd, 0);
+    std::int64_t rem = b;
+    for (int d = nd - 2; d >= 0; d--) {
+      idx[d] = rem % k.shape[d];
+      rem /= k.shape[d];
+    }
+    for (std::int64_t r = b; r < e; r++) {
+      std::int64_t od = 0, os = 0;
+      for (int d = 0; d < nd - 1; d++) {
+        od += idx[d] * k.dst_st[d];
+        os += idx[d] * k.src_st[d];
+      }
+      float* dst = k.dst + od;
+      const float* src = k.src + os;
+      if (ds == 1 && ss == 1) std::memcpy(dst, src, sizeof(float) * inner);
+      else
+        for (std::int64_t j = 0; j < inner; j++) dst[j * ds] = src[j * ss];
+      for (int d = nd - 2; d >= 0; d--) {
+        if (++idx[d] < k.shape[d]) break;
+        idx[d] = 0;
+      }
+    }
+  });
+}
+
+void run_fill(float* dst, std::int64_t n, float v) {
+  parallel_for(n, 1 << 16, [&](std::int64_t b, std::int64_t e, int) { std::fill(dst + b, dst + e, v); });
+}
+
+// ---------------------------------------------------------------------------------------------
+// optimizer
+
+void run_adam(const AdamKernel& k) {
+  // gradient norm: partial sums over fixed blocks, added in block order (the same bits for any
+  // thread count)
+  constexpr std::int64_t BLK = 1 << 16;
+  const std::int64_t nblk = (k.n + BLK - 1) / BLK;
+  std::vector<double> part(static_cast<size_t>(nblk), 0.0);
+  parallel_for(nblk, 1, [&](std::int64_t b, std::int64_t e, int) {
+    for (std::int64_t i = b; i < e; i++) {
+      const float* g = k.g + i * BLK;
+      const std::int64_t n = std::min(BLK, k.n - i * BLK);
+      double s = 0.0;
+      for (std::int64_t j = 0; j < n; j += 1024) {
+        float f = 0.0f;
+        const std::int64_t m = std::min<std::int64_t>(1024, n - j);
+#pragma omp simd reduction(+ : f)
+        for (std::int64_t q = 0; q < m; q++) f += g[j + q] * g[j + q];
+        s += f;
+      }
+      part[i] = s;
+    }
+  });
+  double ss = 0.0;
+  for (double p : part) ss += p;
+  const float norm = static_cast<float>(std::sqrt(ss));
+  const float factor = k.clip > 0.0f ? std::min(1.0f, k.clip / (norm + 1e-6f)) : 1.0f;
+  k.stats[0] = norm;
+  k.stats[1] = factor;
+  const float lr = k.hyper[0], bc1 = k.hyper[1], bc2s = k.hyper[2], decay = k.hyper[3];
+  const float b1 = k.beta1, b2 = k.beta2, eps = k.eps, wd = k.wd;
+  const float step = lr / bc1;
+  const bool dec = k.decoupled;
+  parallel_for(k.n, 1 << 15, [&](std::int64_t b, std::int64_t e, int) {
+    float* __restrict g = k.g;
+    float* __restrict p = k.p;
+    float* __restrict m = k.m;
+    float* __restrict v = k.v;
+    float* __restrict em = k.ema;
+#pragma omp simd
+    for (std::int64_t i = b; i < e; i++) {
+      float gi = g[i] * factor;
+      float pi = p[i];
+      if (wd != 0.0f) {
+        if (dec) pi = pi * (1.0f - lr * wd);
+        else gi = gi + pi * wd;
+      }
+      const float mi = m[i] * b1 + gi * (1.0f - b1);
+      const float vi = v[i] * b2 + gi * gi * (1.0f - b2);
+      m[i] = mi;
+      v[i] = vi;
+      pi = pi - mi / (std::sqrt(vi) / bc2s + eps) * step;
+      p[i] = pi;
+      if (em) em[i] = em[i] * decay + pi * (1.0f - decay);
+    }
+  });
+}
+
+const Kernels kernels = {run_ew, run_gemm, run_sum_to, run_layer_norm, run_layer_norm_grad, run_softmax, run_softmax_grad, run_copy, run_fill, run_adam, ew_arity, gemm_scratch_floats};
+
+#ifdef SDC_ISA_TARGET
+#pragma GCC pop_options
+#endif
+}  // namespace SDC_ISA_NS
+}  // namespace sdc

@@ -1,0 +1,89 @@
+// The CPU kernels of the static graph executor (runtime/executors/native/native.ts lowers a graph to a
+// program of these). Every kernel computes what the reference interpreter (runtime/executors/interp/interp.ts)
+// defines; test/graph/native.test.ts checks each one against it.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "threads.h"
+
+namespace sdc {
+
+struct Strided {
+  const float* p;
+  std::vector<std::int64_t> st;  // per dim (0 = broadcast)
+};
+
+// ---- elementwise: a postfix program over operands, evaluated in chunks ---------------------
+struct EwCode {
+  int kind;   // 0 = operand, 1 = constant, 2 = operator
+  int op;     // operand index or operator id (ew_ops.inc)
+  float c;    // constant
+};
+struct EwKernel {
+  float* out;
+  std::vector<std::int64_t> shape;  // collapsed
+  std::vector<Strided> in;
+  std::vector<EwCode> code;
+  int depth;  // stack depth the program needs
+};
+void run_ew(const EwKernel& k);
+// operands of elementwise operator `op` (ew_ops.inc), or -1 for an unknown one
+int ew_arity(int op);
+
+// ---- batched strided GEMM: C[b1,b2,m,n] = alpha * sum_k A[b1,b2,m,k] B[b1,b2,k,n] + bias[n] ---
+struct GemmKernel {
+  const float* a;
+  const float* b;
+  float* c;
+  const float* bias;  // or null
+  std::int64_t batch[2], m, n, k;
+  float alpha;
+  std::int64_t as[4], bs[4], cs[4];
+  float* scratch;  // gemm_scratch_floats(*this) floats, owned by the program
+};
+void run_gemm(const GemmKernel& g);
+// floats of packing scratch run_gemm needs (0 when B is read in place), or -1 if that overflows
+std::int64_t gemm_scratch_floats(const GemmKernel& g);
+
+// ---- reductions, normalization, data movement ----------------------------------------------
+struct SumToKernel {
+  float* out;
+  const float* src;
+  std::vector<std::int64_t> shape;   // of src, collapsed
+  std::vector<std::int64_t> ost;     // output strides (0 on summed axes)
+  std::int64_t out_size;
+  float scale;
+};
+void run_sum_to(const SumToKernel& k);
+
+void run_layer_norm(float* out, const float* x, std::int64_t rows, std::int64_t d, float eps);
+void run_layer_norm_grad(float* out, const float* x, const float* dy, std::int64_t rows, std::int64_t d, float eps);
+void run_softmax(float* out, const float* x, std::int64_t rows, std::int64_t d);
+void run_softmax_grad(float* out, const float* y, const float* dy, std::int64_t rows, std::int64_t d);
+
+struct CopyKernel {
+  float* dst;
+  const float* src;
+  std::vector<std::int64_t> shape, dst_st, src_st;  // collapsed
+};
+void run_copy(const CopyKernel& k);
+void run_fill(float* dst, std::int64_t n, float v);
+
+// ---- optimizer: global gradient norm, clipped Adam / AdamW, EMA over the flat buffers --------
+struct AdamKernel {
+  float* g;
+  float* p;
+  float* m;
+  float* v;
+  float* ema;       // or null
+  float* hyper;     // [lr, bc1, bc2sqrt, ema decay]
+  float* stats;     // out: [grad norm, clip factor]
+  std::int64_t n;
+  float beta1, beta2, eps, wd, clip;
+  bool decoupled;
+};
+void run_adam(const AdamKernel& k);
+
+}  // namespace sdc
