@@ -5,7 +5,8 @@
  * convention and defaults, the tokenizer's words, the null class).
  */
 import { buildVelocityGraph, frozenContext } from "../engines/static/step.ts";
-import { LearnedPromptEncoder, type ModelBundle } from "../train/trainer.ts";
+import type { ModelBundle } from "../bundle.ts";
+import { LearnedPromptEncoder } from "../text/learned.ts";
 import { nullClass } from "../train/conditioning.ts";
 import { type OnnxModel, encodeOnnx } from "./onnx-proto.ts";
 import { LOCKSTEP_BATCHES, lowerVelocity } from "./onnx.ts";
