@@ -184,6 +184,12 @@ void require_disjoint(const std::vector<std::int64_t>& shape, const std::int64_t
     reach = add(reach, mul(len - 1, s));
   }
 }
+// Whether [a, a + na) and [b, b + nb) floats share memory (arenas may be one buffer twice).
+bool overlaps(const float* a, std::int64_t na, const float* b, std::int64_t nb) {
+  if (na <= 0 || nb <= 0) return false;
+  const auto pa = reinterpret_cast<std::uintptr_t>(a), pb = reinterpret_cast<std::uintptr_t>(b);
+  return pa < pb + 4 * static_cast<std::uintptr_t>(nb) && pb < pa + 4 * static_cast<std::uintptr_t>(na);
+}
 constexpr std::int64_t MAX_RANK = 16;
 constexpr std::int64_t INT_DIM = 0x7fffffff;
 
@@ -307,8 +313,12 @@ Kernel decode(Reader& r) {
       k.src_st = r.sizes("src strides", nd);
       r.field = "dst strides";
       require_disjoint(k.shape, k.dst_st.data(), "the destination");
-      k.dst = r.resolve(dst, extent_of(k.shape, k.dst_st.data()));
-      k.src = r.resolve(src, extent_of(k.shape, k.src_st.data()));
+      const std::int64_t de = extent_of(k.shape, k.dst_st.data()), se = extent_of(k.shape, k.src_st.data());
+      k.dst = r.resolve(dst, de);
+      k.src = r.resolve(src, se);
+      // slice, pad, permute and concat read another buffer than they write
+      r.field = "src";
+      if (overlaps(k.dst, de, k.src, se)) bad("the source overlaps the destination");
       return k;
     }
     case FILL: {

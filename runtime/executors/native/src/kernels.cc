@@ -45,7 +45,7 @@ static inline float sdc_exp(float x) {
   p = p * r + 1.6666665459E-1f;
   p = p * r + 5.0000001201E-1f;
   p = p * r * r + r + 1.0f;
-  std::int32_t ki = static_cast<std::int32_t>(k);
+  std::int32_t ki = static_cast<std::int32_t>(k == k ? k : 0.0f);  // NaN: no cast of it (undefined); p is NaN already
   return p * bits_to_float(static_cast<std::uint32_t>(ki + 127) << 23);
 }
 static inline float sdc_sigmoid(float x) { return 1.0f / (1.0f + sdc_exp(-x)); }
@@ -222,7 +222,7 @@ void run_ew(const EwKernel& k) {
       if (!r.p) {
         for (int i = 0; i < len; i++) out[i] = r.s;
       } else if (r.p != out) {
-        std::memcpy(out, r.p, sizeof(float) * len);
+        std::memmove(out, r.p, sizeof(float) * len);  // an operand may overlap the output
       }
     }
   });
