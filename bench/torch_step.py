@@ -21,13 +21,24 @@ Run it with Debian's python3-torch and OpenBLAS, not a pyenv python:
   /usr/bin/python3 bench/torch_step.py --generated generated/sd3-tiny --batch 64 --context-tokens 8
 
 Threads: OpenBLAS gets --threads (default 2, through OPENBLAS_NUM_THREADS, set before torch
-loads) and torch's own intra-op pool (OpenMP: elementwise ops, softmax, the conv) gets
---torch-threads (default 1). The two pools spin on the same cores and fight: on this 2-core machine
-(one run each, under load) sd3-seed at batch 64 took 1.7 s/step with OpenBLAS 2 + torch 1, but
-25 s with OpenBLAS 1 + torch 2 and 45 s with 2 + 2; at sd3-tiny batch 64 the settings were
-within noise (26-37 ms). So the default gives the cores to OpenBLAS; try others with the flags. OPENBLAS_CORETYPE and
-OPENBLAS_L2_SIZE are removed from this process's environment (so OpenBLAS picks its own kernel
-for the CPU); --keep-openblas-env keeps them. The output says what it ran with.
+loads) and torch's own intra-op pool (OpenMP: elementwise ops, softmax, the conv, and oneDNN's
+bf16 matmuls under --autocast) gets --torch-threads (default 1). The two pools spin on the same
+cores and can fight; which split is fastest depends on the CPU and the network, so
+bench/cpu-vs-torch.ts tries several (1x1, 2x1, 1x2 as torch x OpenBLAS) and keeps the fastest.
+
+OpenBLAS's kernel: OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed from this process's
+environment (so OpenBLAS picks its own kernel for the CPU); --keep-openblas-env keeps them. When
+the OpenBLAS that torch loaded falls back to its Prescott (SSE3) kernels on a CPU with AVX-512
+(Debian's OpenBLAS 0.3.21 does so on CPUs it does not know, e.g. Emerald Rapids: sgemm 7x
+slower), the script re-executes itself once with OPENBLAS_CORETYPE=SKYLAKEX and says so
+("coreForced" in the JSON); --no-force-coretype keeps the fallback. The core is read with
+openblas_get_corename (ctypes, on the library in /proc/self/maps), and threadpoolctl's view is
+added where it is installed.
+
+Adam is the multi-tensor one (foreach=True, --no-foreach for the per-tensor loop).
+--autocast bf16 runs the forward and the loss under torch.autocast("cpu", dtype=torch.bfloat16)
+(GEMMs and the conv in bf16 with fp32 accumulation; master weights, gradients, Adam and the EMA in
+fp32). The output says what it ran with.
 
 --check WEIGHTS.safetensors (PyTorch names) with --check-inputs INPUTS.safetensors (x0, eps [B, H,
 W, C] channels last as sdc, sigma [B], context [B, T, D], pooled [B, P]) prints the loss of one
@@ -38,6 +49,7 @@ forward pass against the reference PyTorch network's recorded output instead.
 Exit codes: 0 ok, 1 user error (no torch, bad package, twin/IR mismatch), 2 usage.
 """
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -55,7 +67,9 @@ ap.add_argument("--warmup", type=int, default=3, help="untimed steps first")
 ap.add_argument("--threads", type=int, default=2, help="OpenBLAS threads (OPENBLAS_NUM_THREADS); 0 = leave the environment's setting")
 ap.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads (torch.set_num_threads)")
 ap.add_argument("--keep-openblas-env", action="store_true", help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE from the environment")
-ap.add_argument("--foreach", action="store_true", help="multi-tensor (foreach) Adam")
+ap.add_argument("--foreach", action=argparse.BooleanOptionalAction, default=True, help="multi-tensor (foreach) Adam (default; --no-foreach: per tensor)")
+ap.add_argument("--autocast", choices=["none", "bf16"], default="none", help="bf16: forward and loss under torch.autocast('cpu', dtype=torch.bfloat16)")
+ap.add_argument("--force-coretype", action=argparse.BooleanOptionalAction, default=True, help="re-run with OPENBLAS_CORETYPE=SKYLAKEX when OpenBLAS falls back to Prescott on an AVX-512 CPU (default)")
 ap.add_argument("--seed", type=int, default=0)
 ap.add_argument("--show-config", action="store_true", help="also print torch.__config__.show() and parallel_info()")
 ap.add_argument("--json", action="store_true", help="one JSON line on stdout (progress on stderr)")
@@ -79,10 +93,17 @@ if args.check and not args.check_inputs:
     fail("--check needs --check-inputs", 2)
 
 # The environment OpenBLAS reads when it loads (with torch): set before the import.
+# FORCED_CORETYPE: set by this script for its own re-execution (see force_coretype below)
+FORCED_CORETYPE = "SDC_TORCH_STEP_FORCED_CORETYPE"
+forced_core = os.environ.pop(FORCED_CORETYPE, None)
 env_before = {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS")}
+if forced_core is not None:
+    env_before = json.loads(os.environ.pop(FORCED_CORETYPE + "_ENV", "{}")) or env_before
 if not args.keep_openblas_env:
     os.environ.pop("OPENBLAS_CORETYPE", None)
     os.environ.pop("OPENBLAS_L2_SIZE", None)
+if forced_core is not None:
+    os.environ["OPENBLAS_CORETYPE"] = forced_core
 if args.threads > 0:
     os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
 
@@ -134,6 +155,30 @@ def blas_info():
     except ImportError:
         pass
     return info
+
+
+def cpu_has(flag):
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("flags"):
+                return flag in line.split(":", 1)[1].split()
+    except OSError:
+        pass
+    return False
+
+
+def force_coretype():
+    """OpenBLAS on its Prescott fallback on an AVX-512 CPU: run this script again with its SkylakeX
+    kernels (OPENBLAS_CORETYPE is read once, when the library loads, so it takes a new process)."""
+    if forced_core is not None or not args.force_coretype or args.keep_openblas_env:
+        return
+    core = blas_info()["core"]
+    if core is None or core.lower() != "prescott" or not cpu_has("avx512f"):
+        return
+    print("torch_step: OpenBLAS fell back to its Prescott kernels on this AVX-512 CPU: running again with OPENBLAS_CORETYPE=SKYLAKEX", file=sys.stderr, flush=True)
+    env = dict(os.environ, **{FORCED_CORETYPE: "SKYLAKEX", FORCED_CORETYPE + "_ENV": json.dumps(env_before)})
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable] + sys.argv, env)
 
 
 def cpu_model():
@@ -478,6 +523,7 @@ def run_fixture(prefix):
 
 
 def main():
+    force_coretype()
     if args.fixture:
         run_fixture(args.fixture)
     ir = load_ir(args.generated)
@@ -510,14 +556,17 @@ def main():
     shadow = [p.detach().clone() for p in params] if ema_decay > 0 else None
     ema_updates = 0
 
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if args.autocast == "bf16" else contextlib.nullcontext
+
     def step(x0, eps, sigma, ctx, pool):
         nonlocal ema_updates
         xt, t, target = training_pair(flow, x0, eps, sigma)
         wts = loss_weight(flow, sigma)
         t0 = time.perf_counter()
         optim.zero_grad(set_to_none=True)
-        v = model(xt, t, ctx, pool)
-        loss = ((v - target) ** 2).mean(dim=(1, 2, 3)).mul(wts).mean()
+        with autocast():
+            v = model(xt, t, ctx, pool).float()
+            loss = ((v - target) ** 2).mean(dim=(1, 2, 3)).mul(wts).mean()
         loss.backward()
         gnorm = torch.nn.utils.clip_grad_norm_(params, clip)
         optim.step()
@@ -574,7 +623,9 @@ def main():
         "openblasThreads": blas["threads"],
         "blas": {k: blas[k] for k in ("library", "config", "core")},
         "env": env_note,
-        "optimizer": kind + (" (foreach)" if args.foreach else ""),
+        "optimizer": kind + (" (foreach)" if args.foreach else " (per tensor)"),
+        "autocast": args.autocast,
+        "coreForced": None if forced_core is None else f"{forced_core} (OpenBLAS fell back to Prescott on this AVX-512 CPU)",
         "ema": ema_decay,
         "host": f"{os.cpu_count()} x {cpu_model()}",
     }
@@ -585,8 +636,9 @@ def main():
     if args.json:
         print(json.dumps(res))
     else:
-        print(f"ran with: torch {torch.__version__} ({sys.executable}), {blas['library']}: {blas['config']}, core {blas['core']}, "
-              f"OpenBLAS threads {blas['threads']}, torch intra-op threads {torch.get_num_threads()}")
+        print(f"ran with: torch {torch.__version__} ({sys.executable}), {blas['library']}: {blas['config']}, core {blas['core']}"
+              f"{' (forced: ' + res['coreForced'] + ')' if forced_core else ''}, "
+              f"OpenBLAS threads {blas['threads']}, torch intra-op threads {torch.get_num_threads()}, {res['optimizer']}, autocast {args.autocast}")
         print("environment: " + ", ".join(f"{k}={v['used'] if v['used'] is not None else 'unset'}" + (f" (was {v['inherited'] if v['inherited'] is not None else 'unset'})" if v["inherited"] != v["used"] else "") for k, v in env_note.items()))
         print(f"batch {B}, {T} context tokens: {res['msPerStep']} ms/step median, {res['minMs']} min over {args.steps} steps after {args.warmup} warmup; last loss {res['loss']}")
 
