@@ -171,7 +171,18 @@ function cpuModel(): string {
   }
   return cpus()[0]?.model ?? "?";
 }
-const host = { date: new Date().toISOString(), cpu: cpuModel(), cores: cpus().length, loadAtStart: loadavg().map((x) => Number(x.toFixed(2))) };
+/** "family 25 model 17" and the cpuinfo flags that choose kernels (sdc's ISA levels, OpenBLAS's and oneDNN's). */
+function cpuIds(): { id: string; flags: string[] } {
+  try {
+    const info = readFileSync("/proc/cpuinfo", "utf8").split("\n");
+    const field = (k: string) => info.find((l) => new RegExp(`^${k}\\s*:`).test(l))?.split(":")[1].trim() ?? "?";
+    const flags = field("flags").split(/\s+/).filter((f) => /^(avx2|fma|avx512\w*|amx\w*)$/.test(f));
+    return { id: `family ${field("cpu family")} model ${field("model")}`, flags };
+  } catch {
+    return { id: "?", flags: [] };
+  }
+}
+const host = { date: new Date().toISOString(), cpu: cpuModel(), cpuId: cpuIds().id, cpuFlags: cpuIds().flags, cores: cpus().length, loadAtStart: loadavg().map((x) => Number(x.toFixed(2))) };
 
 // the PyTorch side runs without the machine's OpenBLAS overrides (torch_step.py also drops them,
 // and forces SkylakeX itself where OpenBLAS falls back to Prescott on AVX-512) unless --torch-args
@@ -356,7 +367,7 @@ const firstTorch = results.flatMap((r) => oks(r.runs.torch))[0]?.raw;
 const firstSdc = results.flatMap((r) => oks(r.runs.sdc))[0]?.raw;
 const blas = firstTorch?.blas as { config?: string; core?: string } | undefined;
 const loadAtEnd = loadavg().map((x) => Number(x.toFixed(2)));
-console.log(`\n${host.date}, ${host.cores} x ${host.cpu}, load average ${host.loadAtStart.join(" ")} at start, ${loadAtEnd.join(" ")} at end`);
+console.log(`\n${host.date}, ${host.cores} x ${host.cpu} (${host.cpuId}; ${host.cpuFlags.join(" ") || "no AVX2/AVX-512/AMX flags"}), load average ${host.loadAtStart.join(" ")} at start, ${loadAtEnd.join(" ")} at end`);
 console.log(`${rounds} alternating rounds per configuration, each a fresh process: ${warmup} warmup + ${steps} timed steps, ${tokens} context tokens; cells: median of the per-round medians (range); ratio: median of the per-round ratios`);
 if (firstTorch)
   console.log(
