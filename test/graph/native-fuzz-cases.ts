@@ -6,7 +6,8 @@
  * shared or shrunk, and random words. Each case has its own generator (seed, case index), so a
  * failure is replayed alone. A case the decoder must refuse (a NaN or a fraction in an integer
  * field, a negative size, an arena or offset past the end, an unknown instruction, a detached
- * arena...) that builds and runs is a wrong acceptance; a child killed by a signal is a crash; a
+ * arena...) that builds and runs is a wrong acceptance; one case in 8 fills its arenas with NaN
+ * and infinities among finite values; a child killed by a signal is a crash; a
  * child that makes no progress for `hangMs` is a hang.
  */
 import { spawn } from "node:child_process";
@@ -70,7 +71,7 @@ export function bases(): Base[] {
 
 export type Tag = "op" | "arena" | "offset" | "int" | "float";
 
-/** What each word of a program is (mirrors decode() in native/src/addon.cc); `nullable` marks pointers that may be -1. */
+/** What each word of a program is (mirrors decode() in runtime/executors/native/src/addon.cc); `nullable` marks pointers that may be -1. */
 export function fieldMap(w: readonly number[]): { tags: Tag[]; nullable: boolean[]; starts: number[] } {
   const tags: Tag[] = [];
   const nullable: boolean[] = [];
@@ -177,6 +178,8 @@ export interface Case {
   /** arena to detach after build (before the run), or -1 */
   detach: number;
   async: boolean;
+  /** arenas filled with NaN and infinities among the values (the kernels' float paths) */
+  nonFinite: boolean;
   mustRefuse: boolean;
   what: string;
 }
@@ -202,7 +205,7 @@ export function makeCase(all: Base[], seed: number, index: number): Case {
   const r = rng.nextU32() % 100;
   const kind: Kind = r < 55 ? "mutate" : r < 65 ? "truncate" : r < 77 ? "random" : r < 84 ? "detach" : r < 88 ? "resizable" : r < 91 ? "shared" : r < 97 ? "shrink" : "async-detach";
   const arenas: Case["arenas"] = base.arenaBytes.map((bytes) => ({ bytes }));
-  const c: Case = { kind, base: base.name, words: [...base.words], arenas, detach: -1, async: false, mustRefuse: false, what: "" };
+  const c: Case = { kind, base: base.name, words: [...base.words], arenas, detach: -1, async: false, nonFinite: rng.nextU32() % 8 === 0, mustRefuse: false, what: "" };
   const a = rng.nextU32() % arenas.length;
   switch (kind) {
     case "mutate": {

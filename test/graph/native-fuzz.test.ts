@@ -85,6 +85,14 @@ describe("the addon refuses what used to kill the process", () => {
     refuses(k0, [new ArrayBuffer(64)], /field k .*0 is outside/);
   });
 
+  it("a copy whose source overlaps its destination (memcpy of overlapping ranges: ASan), also through one buffer passed twice", () => {
+    const ab = new ArrayBuffer(64);
+    // copy 8 floats from offset 0 to offset 4 of the same arena, contiguous
+    refuses(P(8, 0, 4, 0, 0, 1, 8, 1, 1), [ab], /kernel 0 \(copy\), field src .*overlaps the destination/);
+    refuses(P(8, 0, 0, 1, 2, 1, 8, 1, 1), [ab, ab], /overlaps the destination/);
+    expect(() => addon.run(addon.build(P(8, 0, 8, 0, 0, 1, 8, 1, 1), [ab]))).not.toThrow();
+  });
+
   it("runs layer norm and softmax with d = 0 and zero rows (nothing to do; it divided by d)", () => {
     const ab = new ArrayBuffer(64);
     for (const words of [P(4, 0, 0, 0, 0, 3, 0, 1e-5), P(6, 0, 0, 0, 0, 0, 7), P(7, 0, 0, 0, 0, 0, 0, 5, 0), P(5, 0, 0, 0, 0, 0, 0, 0, 9, 1e-5)]) {
@@ -92,6 +100,19 @@ describe("the addon refuses what used to kill the process", () => {
       expect(() => addon.run(p)).not.toThrow();
     }
     expect(addon.scratchBytes(addon.build(P(4, 0, 0, 0, 0, 3, 0, 1e-5), [ab]))).toBe(0);
+  });
+
+  it("runs exp and softmax over NaN and infinities (exp's float-to-int cast of NaN was undefined: UBSan)", () => {
+    const ab = new ArrayBuffer(256);
+    const f = new Float32Array(ab);
+    f.set([NaN, Infinity, -Infinity, 0]);
+    // softmax of the row [NaN, inf, -inf, 0] into floats 32..35; exp (operator 9) of the four into 48..51
+    addon.run(addon.build(P(6, 0, 32, 0, 0, 1, 4), [ab]));
+    addon.run(addon.build(P(1, 0, 48, 1, 4, 1, 0, 0, 1, 2, 0, 0, 0, 2, 9, 0), [ab]));
+    expect([...f.slice(32, 36)].every(Number.isNaN)).toBe(true);
+    expect(Number.isNaN(f[48])).toBe(true);
+    expect(f[50]).toBeLessThan(1e-37); // exp clamps its argument at -87.3
+    expect(f[51]).toBe(1);
   });
 
   it("arenas detached after build, resizable or shared: refused, never read", () => {

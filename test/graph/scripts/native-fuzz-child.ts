@@ -26,7 +26,8 @@ for (let i = Number(fromArg); i < Number(toArg); i++) {
   if (i === selfTest) process.kill(process.pid, "SIGSEGV");
   const c = makeCase(bases, seed, i);
   const arenas = c.arenas.map((a) => (a.shared ? new SharedArrayBuffer(a.bytes) : a.resizable ? resizableBuffer(a.bytes, 2 * a.bytes + 64) : new ArrayBuffer(a.bytes))) as ArrayBuffer[];
-  for (const a of arenas) new Float32Array(a).forEach((_, j, f) => (f[j] = ((j % 13) - 6) * 0.25));
+  const special = [NaN, Infinity, -Infinity];
+  for (const a of arenas) new Float32Array(a).forEach((_, j, f) => (f[j] = c.nonFinite && j % 7 === 3 ? special[j % 3] : ((j % 13) - 6) * 0.25));
   let outcome: string;
   let detail = c.what;
   try {

@@ -15,6 +15,7 @@
 #include <variant>
 #include <vector>
 
+#include "isa.h"
 #include "kernels.h"
 
 namespace {
@@ -183,6 +184,12 @@ void require_disjoint(const std::vector<std::int64_t>& shape, const std::int64_t
     reach = add(reach, mul(len - 1, s));
   }
 }
+// Whether [a, a + na) and [b, b + nb) floats share memory (arenas may be one buffer twice).
+bool overlaps(const float* a, std::int64_t na, const float* b, std::int64_t nb) {
+  if (na <= 0 || nb <= 0) return false;
+  const auto pa = reinterpret_cast<std::uintptr_t>(a), pb = reinterpret_cast<std::uintptr_t>(b);
+  return pa < pb + 4 * static_cast<std::uintptr_t>(nb) && pb < pa + 4 * static_cast<std::uintptr_t>(na);
+}
 constexpr std::int64_t MAX_RANK = 16;
 constexpr std::int64_t INT_DIM = 0x7fffffff;
 
@@ -306,8 +313,12 @@ Kernel decode(Reader& r) {
       k.src_st = r.sizes("src strides", nd);
       r.field = "dst strides";
       require_disjoint(k.shape, k.dst_st.data(), "the destination");
-      k.dst = r.resolve(dst, extent_of(k.shape, k.dst_st.data()));
-      k.src = r.resolve(src, extent_of(k.shape, k.src_st.data()));
+      const std::int64_t de = extent_of(k.shape, k.dst_st.data()), se = extent_of(k.shape, k.src_st.data());
+      k.dst = r.resolve(dst, de);
+      k.src = r.resolve(src, se);
+      // slice, pad, permute and concat read another buffer than they write
+      r.field = "src";
+      if (overlaps(k.dst, de, k.src, se)) bad("the source overlaps the destination");
       return k;
     }
     case FILL: {
@@ -630,8 +641,8 @@ napi_value Run(napi_env env, napi_callback_info info) {
   });
 }
 
-// runAsync(program): a Promise; the kernels run on a libuv worker thread (with their own
-// OpenMP team) while JavaScript goes on. The arenas are checked when it starts; the caller must
+// runAsync(program): a Promise; the kernels run on a libuv worker thread (with the kernels'
+// thread team) while JavaScript goes on. The arenas are checked when it starts; the caller must
 // not touch (or detach) them until the promise settles, and the program refuses a second run
 // meanwhile.
 struct AsyncRun {
@@ -713,7 +724,7 @@ napi_value Threads(napi_env env, napi_callback_info info) {
         double n;
         CHECK(napi_get_value_double(env, argv[0], &n));
         if (!(n >= 0 && n <= 1024 && n == std::trunc(n))) {
-          napi_throw_range_error(env, "SDC_NATIVE_USAGE", ("threads(n): n must be an integer in [0, 1024] (0: every core), got " + show(n)).c_str());
+          napi_throw_range_error(env, "SDC_NATIVE_USAGE", ("threads(n): n must be an integer in [0, 1024] (0: the default, the CPUs this process may use), got " + show(n)).c_str());
           return nullptr;
         }
         sdc::set_threads(static_cast<int>(n));
@@ -727,19 +738,52 @@ napi_value Threads(napi_env env, napi_callback_info info) {
   });
 }
 
-napi_value Isa(napi_env env, napi_callback_info) {
-  return entry(env, "isa", [&]() -> napi_value {
-#if defined(__AVX512F__)
-    const char* isa = "avx512";
-#elif defined(__AVX2__)
-    const char* isa = "avx2";
-#elif defined(__SSE2__)
-    const char* isa = "sse2";
-#else
-    const char* isa = "scalar";
-#endif
+napi_value DefaultThreads(napi_env env, napi_callback_info) {
+  return entry(env, "defaultThreads", [&]() -> napi_value {
     napi_value out;
-    CHECK(napi_create_string_utf8(env, isa, NAPI_AUTO_LENGTH, &out));
+    CHECK(napi_create_int32(env, sdc::default_threads(), &out));
+    return out;
+  });
+}
+
+// isa(level?: string): the ISA level the kernels use; with a level, use it (an error when unknown
+// or beyond this CPU). isas(): the levels this CPU supports, lowest first.
+napi_value Isa(napi_env env, napi_callback_info info) {
+  return entry(env, "isa", [&]() -> napi_value {
+    size_t argc = 1;
+    napi_value argv[1];
+    CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+    napi_valuetype t = napi_undefined;
+    if (argc >= 1) CHECK(napi_typeof(env, argv[0], &t));
+    if (t == napi_string) {
+      char buf[32];
+      size_t len = 0;
+      CHECK(napi_get_value_string_utf8(env, argv[0], buf, sizeof buf, &len));
+      const std::string name(buf, len);
+      const int level = sdc::isa_parse(name);
+      const std::string err = level < 0 ? "unknown ISA level '" + name + "' (x86-64, avx2 or avx512)" : sdc::set_isa(level);
+      if (!err.empty()) {
+        napi_throw_error(env, "SDC_ISA", err.c_str());
+        return nullptr;
+      }
+    } else if (t != napi_undefined) {
+      return throw_type(env, "isa(level?: string)");
+    }
+    napi_value out;
+    CHECK(napi_create_string_utf8(env, sdc::isa_name(sdc::isa_level()), NAPI_AUTO_LENGTH, &out));
+    return out;
+  });
+}
+
+napi_value Isas(napi_env env, napi_callback_info) {
+  return entry(env, "isas", [&]() -> napi_value {
+    napi_value out;
+    CHECK(napi_create_array(env, &out));
+    for (int l = 0; l <= sdc::isa_best(); l++) {
+      napi_value s;
+      CHECK(napi_create_string_utf8(env, sdc::isa_name(l), NAPI_AUTO_LENGTH, &s));
+      CHECK(napi_set_element(env, out, l, s));
+    }
     return out;
   });
 }
@@ -751,7 +795,9 @@ napi_value Init(napi_env env, napi_value exports) {
       {"runAsync", nullptr, RunAsync, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"scratchBytes", nullptr, ScratchBytes, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"defaultThreads", nullptr, DefaultThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"isa", nullptr, Isa, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"isas", nullptr, Isas, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;
