@@ -219,7 +219,7 @@ export function makeCase(all: Base[], seed: number, index: number): Case {
       const v = edgeValue(rng, old, floats);
       c.words[at] = v;
       c.what = `word ${at} (${tag}) ${old} -> ${v}`;
-      if (tag === "float") c.mustRefuse = !Number.isFinite(v) || Math.abs(v) > 3.4028234663852886e38;
+      if (tag === "float") c.mustRefuse = Number.isFinite(v) && Math.abs(v) > 3.4028234663852886e38;
       else if (!isInt(v)) c.mustRefuse = true;
       else if (tag === "op") c.mustRefuse = !OPS.has(v);
       else if (tag === "arena") c.mustRefuse = v < -1 || v >= arenas.length || (v === -1 && !map.nullable[at]);

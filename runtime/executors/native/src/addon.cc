@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -89,7 +90,10 @@ std::string show(double x) {
   if (std::isnan(x)) return "NaN";
   if (std::isinf(x)) return x > 0 ? "Infinity" : "-Infinity";
   char b[32];
-  std::snprintf(b, sizeof b, "%.17g", x);
+  for (int digits = 15; digits <= 17; digits++) {  // the shortest that reads back as x
+    std::snprintf(b, sizeof b, "%.*g", digits, x);
+    if (std::strtod(b, nullptr) == x) break;
+  }
   return b;
 }
 
@@ -119,10 +123,11 @@ struct Reader {
     return x;
   }
   std::int64_t size(const char* name) { return in(name, 0, MAX_INT); }
-  // a float field: finite and within float range
+  // a float field: a float32 value (NaN and the infinities are: a `where` fills with -Infinity);
+  // a finite double beyond float range has no float (its cast is undefined)
   float flt(const char* name) {
     const double x = next(name);
-    if (!std::isfinite(x) || std::fabs(x) > 3.4028234663852886e38) bad("expected a finite float32, got " + show(x));
+    if (std::isfinite(x) && std::fabs(x) > 3.4028234663852886e38) bad("expected a float32, got " + show(x) + " (beyond its range)");
     return static_cast<float>(x);
   }
   // pointer fields come first in the encoding, sizes after: read the pair now, check later
