@@ -4,39 +4,104 @@
  * compiled spec's step or given ones. Prints wall and process CPU GFLOP/s (the CPU figure is the
  * one to read on a loaded machine with SDC_THREADS=1).
  *
- *   npx tsx bench/native-gemm.ts --m 1024 --n 1152 --k 384 [--reps 20]
+ *   npx tsx bench/native-gemm.ts --m 1024 --n 1152 --k 384 [--reps 20] [--threads 1,2] [--openblas]
+ *
+ * --openblas: OpenBLAS's sgemm (bench/openblas_sgemm.py: Debian's libopenblas0-pthread through
+ * ctypes) on the same layouts and thread counts, measured in turn with sdc (--rounds times, the
+ * best of each kept), and the ratios sdc / OpenBLAS (wall; and CPU per thread, the figure to
+ * read on a loaded machine). When OpenBLAS does not know an AVX-512 CPU
+ * and falls back to its Prescott kernels, OPENBLAS_CORETYPE=SKYLAKEX is set (the core is printed).
  */
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { Graph } from "../runtime/graph/graph.ts";
-import { compileGraph, nativeDetail, paramArena } from "../runtime/executors/native/native.ts";
+import { compileGraph, nativeDetail, paramArena, requireNative } from "../runtime/executors/native/native.ts";
 import { Rng } from "../runtime/util/rng.ts";
 
-const { values } = parseArgs({ options: { m: { type: "string", default: "1024" }, n: { type: "string", default: "1152" }, k: { type: "string", default: "384" }, reps: { type: "string", default: "20" }, json: { type: "boolean", default: false } } });
+const { values } = parseArgs({
+  options: {
+    m: { type: "string", default: "1024" },
+    n: { type: "string", default: "1152" },
+    k: { type: "string", default: "384" },
+    reps: { type: "string", default: "20" },
+    threads: { type: "string" },
+    rounds: { type: "string", default: "3" },
+    openblas: { type: "boolean", default: false },
+    json: { type: "boolean", default: false },
+  },
+});
 const [M, N, K, reps] = [values.m, values.n, values.k, values.reps].map(Number);
+const addon = requireNative();
+const threadCounts = values.threads ? values.threads.split(",").map(Number) : [addon.threads()];
+const rounds = values.openblas ? Number(values.rounds) : 1;
 const rng = new Rng(0);
-const rows: Record<string, unknown>[] = [];
 const layouts: [string, (g: Graph) => ReturnType<Graph["gemm"]>, number[][]][] = [
   ["x W^T (forward)", (g) => g.linear(g.param("p0", [M, K]), g.param("p1", [N, K]), null), [[M, K], [N, K]]],
   ["dy W (input gradient)", (g) => g.gemm(g.param("p0", [M, K]), g.param("p1", [K, N]), [M, N], { batch: [1, 1], m: M, n: N, k: K, alpha: 1, a: [0, 0, K, 1], b: [0, 0, N, 1], c: [0, 0, N, 1] }), [[M, K], [K, N]]],
   ["dy^T x (weight gradient)", (g) => g.gemm(g.param("p0", [K, M]), g.param("p1", [K, N]), [M, N], { batch: [1, 1], m: M, n: N, k: K, alpha: 1, a: [0, 0, 1, M], b: [0, 0, N, 1], c: [0, 0, N, 1] }), [[K, M], [K, N]]],
 ];
-for (const [name, build, shapes] of layouts) {
+const compiled = layouts.map(([name, build, shapes]) => {
   const g = new Graph();
   const y = build(g);
   const params = new Map(shapes.map((s, i) => [`p${i}`, rng.normals(s[0] * s[1])]));
-  const c = compileGraph({ graph: g, v: y, batch: 1 }, paramArena(params));
-  for (let i = 0; i < Math.max(3, reps / 2); i++) c.run(new Map()); // warm: caches, clocks, pages
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  for (let i = 0; i < reps; i++) c.run(new Map());
-  const wall = (performance.now() - t0) / 1000;
-  const u = process.cpuUsage(cpu0);
-  const cpu = (u.user + u.system) / 1e6;
-  const gf = (2 * M * N * K * reps) / 1e9;
-  rows.push({ layout: name, m: M, n: N, k: K, wallGflops: Number((gf / wall).toFixed(1)), cpuGflopsPerThread: Number((gf / cpu).toFixed(1)) });
+  return { name, c: compileGraph({ graph: g, v: y, batch: 1 }, paramArena(params)) };
+});
+
+type Figures = { wallGflops: number; cpuGflopsPerThread: number };
+function sdc(threads: number): Figures[] {
+  addon.threads(threads);
+  return compiled.map(({ c }) => {
+    for (let i = 0; i < Math.max(3, reps / 2); i++) c.run(new Map()); // warm: caches, clocks, pages
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    for (let i = 0; i < reps; i++) c.run(new Map());
+    const wall = (performance.now() - t0) / 1000;
+    const u = process.cpuUsage(cpu0);
+    const gf = (2 * M * N * K * reps) / 1e9;
+    return { wallGflops: gf / wall, cpuGflopsPerThread: gf / ((u.user + u.system) / 1e6) };
+  });
 }
-if (values.json) console.log(JSON.stringify({ executor: nativeDetail(), rows }));
+
+// OpenBLAS, forced to its SkylakeX kernels where it falls back to Prescott on an AVX-512 CPU
+const avx512 = /\bavx512f\b/.test(readFileSync("/proc/cpuinfo", "utf8"));
+let coretype = process.env.OPENBLAS_CORETYPE;
+function openblas(threads: number): (Figures & { core: string })[] {
+  const r = spawnSync("/usr/bin/python3", ["bench/openblas_sgemm.py", String(M), String(N), String(K), String(reps)], { encoding: "utf8", env: { ...process.env, OPENBLAS_NUM_THREADS: String(threads), ...(coretype ? { OPENBLAS_CORETYPE: coretype } : {}) } });
+  if (r.status !== 0) throw new Error(`bench/openblas_sgemm.py failed: ${r.stderr.trim().slice(-400)}`);
+  const rows = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  if (!coretype && avx512 && rows[0].core === "Prescott") {
+    coretype = "SKYLAKEX";
+    return openblas(threads);
+  }
+  return rows;
+}
+
+const best = (a: Figures | undefined, b: Figures): Figures => (!a ? b : { wallGflops: Math.max(a.wallGflops, b.wallGflops), cpuGflopsPerThread: Math.max(a.cpuGflopsPerThread, b.cpuGflopsPerThread) });
+const rows: Record<string, unknown>[] = [];
+let core = "";
+for (const t of threadCounts) {
+  const mine: (Figures | undefined)[] = [];
+  const theirs: (Figures | undefined)[] = [];
+  for (let r = 0; r < rounds; r++) {
+    sdc(t).forEach((f, i) => (mine[i] = best(mine[i], f)));
+    if (values.openblas)
+      openblas(t).forEach((f, i) => {
+        theirs[i] = best(theirs[i], f);
+        core = f.core;
+      });
+  }
+  compiled.forEach(({ name }, i) => {
+    const a = mine[i]!;
+    const row: Record<string, unknown> = { layout: name, m: M, n: N, k: K, threads: t, wallGflops: Number(a.wallGflops.toFixed(1)), cpuGflopsPerThread: Number(a.cpuGflopsPerThread.toFixed(1)) };
+    const b = theirs[i];
+    if (b) Object.assign(row, { openblasWallGflops: Number(b.wallGflops.toFixed(1)), openblasCpuGflopsPerThread: Number(b.cpuGflopsPerThread.toFixed(1)), wallRatio: Number((a.wallGflops / b.wallGflops).toFixed(2)), cpuRatio: Number((a.cpuGflopsPerThread / b.cpuGflopsPerThread).toFixed(2)) });
+    rows.push(row);
+  });
+}
+const openblasLine = values.openblas ? `OpenBLAS ${core} kernels${coretype ? ` (OPENBLAS_CORETYPE=${coretype})` : ""}` : "";
+if (values.json) console.log(JSON.stringify({ executor: nativeDetail(), openblas: openblasLine || undefined, rows }));
 else {
-  console.log(nativeDetail());
+  console.log(nativeDetail() + (openblasLine ? `; ${openblasLine}; best of ${rounds} interleaved rounds` : ""));
   console.table(rows);
 }

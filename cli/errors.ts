@@ -27,7 +27,7 @@ export class InputError extends Error {
 /** Error classes from the runtime that describe user input, printed as plain messages. */
 export const USER_ERROR_NAMES = new Set([
   "UsageError", "InputError", "DataError", "SafetensorsError", "ParamError", "ArgumentError", "BackendError", "CheckpointError",
-  "TokenizerError", "TextEncoderError", "HfFolderError", "ImageError", "AtomicWriteError", "ShapeError", "TrainingStopped", "EngineError", "GpuMemoryError", "CpuMemoryError", "UnsupportedOpError", "Interrupted", "InputFileError",
+  "TokenizerError", "TextEncoderError", "HfFolderError", "ImageError", "AtomicWriteError", "ShapeError", "TrainingStopped", "EngineError", "GpuMemoryError", "CpuMemoryError", "NativeSetupError", "UnsupportedOpError", "Interrupted", "InputFileError",
 ]);
 
 /** Longest text of a value echoed back in a message. */

@@ -317,7 +317,7 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
     .option("--jobs <n>", "local executor: units at once (implies --executor local)")
     .option("--partition <name>", "slurm: the partition (sbatch --partition)")
     .option("--gpus-per-unit <n>", "slurm: GPUs per unit (sbatch --gres=gpu:N)")
-    .option("--cpus-per-unit <n>", "slurm: CPUs per unit (sbatch --cpus-per-task)", "1")
+    .option("--cpus-per-unit <n>", "local/slurm: CPUs per unit, each unit's kernel threads (slurm: sbatch --cpus-per-task, default 1; local: default the CPUs this process may use / --jobs)")
     .option("--time <limit>", "slurm: time limit per unit (sbatch --time, e.g. 2:00:00); a unit stopped by it resumes when resubmitted")
     .option("--sbatch-arg <arg>", "slurm: another sbatch argument, e.g. --sbatch-arg=--account=lab; repeatable", collect)
     .option("--no-submit", "slurm: compile the units and write their task scripts and the batch script, but submit nothing (e.g. to build the GPU pack with them first)")
@@ -342,12 +342,13 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
       if (o.jobs !== undefined && executor !== "local") throw new UsageError(`--jobs is for --executor local (got --executor ${executor})`);
       if (slurmOnly.length && executor !== "slurm") throw new UsageError(`--${slurmOnly[0].replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())} is for --executor slurm`);
       if (o.sdcCommand !== undefined && executor === "inprocess") throw new UsageError("--sdc-command is for --executor local or slurm");
+      if (o.cpusPerUnit !== undefined && executor === "inprocess") throw new UsageError("--cpus-per-unit is for --executor local or slurm");
       const jobs = executor === "inprocess" ? undefined : {
         executor: executor as "local" | "slurm",
         jobs: o.jobs !== undefined ? parseIntArg("--jobs", o.jobs, 1) : 1,
         partition: o.partition,
         gpusPerUnit: o.gpusPerUnit !== undefined ? parseIntArg("--gpus-per-unit", o.gpusPerUnit, 0) : undefined,
-        cpusPerUnit: parseIntArg("--cpus-per-unit", o.cpusPerUnit, 1),
+        cpusPerUnit: o.cpusPerUnit !== undefined ? parseIntArg("--cpus-per-unit", o.cpusPerUnit, 1, 1024) : executor === "slurm" ? 1 : undefined,
         time: o.time,
         sbatchArgs: o.sbatchArg,
         sdcCommand: o.sdcCommand,

@@ -103,7 +103,7 @@ export function diag(code: DiagnosticCode, span: Span, message: string, hint?: s
 
 /** A warning: reported with its position, but it does not stop compilation. */
 export function warn(code: DiagnosticCode, span: Span, message: string, hint?: string): Diagnostic {
-  return { code, severity: "warning", message, span, hint };
+  return { code, severity: "warning", message: clipMessage(message), span, hint: hint === undefined ? undefined : clipMessage(hint) };
 }
 
 /** Thrown inside a phase to abandon the current node; caught by the phase, which records it. */
@@ -139,11 +139,17 @@ export function joinSpans(a: Span, b: Span): Span {
   return { file: a.file, start: a.start.offset <= b.start.offset ? a.start : b.start, end: a.end.offset >= b.end.offset ? a.end : b.end };
 }
 
+/** Longest source line an excerpt shows whole; a longer one is cut to a window this wide around the span. */
+export const MAX_EXCERPT = 200;
+/** Characters of a long line shown before the span's start. */
+const EXCERPT_LEAD = 60;
+
 /**
  * Render a diagnostic like a compiler does:
  *   specs/sd3.mdl:12:5: error SDC500: shape mismatch ...
  *      12 |     h = a + b
  *         |         ^^^^^
+ * A long line is cut to a window around the span (a one-line 900 KB file gives a short excerpt).
  */
 export function formatDiagnostic(d: Diagnostic, sources: ReadonlyMap<string, string> | ((file: string) => string | undefined), opts: { color?: boolean } = {}): string {
   const get = typeof sources === "function" ? sources : (f: string) => sources.get(f);
@@ -154,18 +160,72 @@ export function formatDiagnostic(d: Diagnostic, sources: ReadonlyMap<string, str
   const text = get(file);
   const lines = [head];
   if (text !== undefined) {
-    const all = text.split("\n");
-    const src = (all[start.line - 1] ?? "").replace(/\r$/, "");
-    const shown = src.length > 200 ? src.slice(0, 200) + "…" : src;
-    const gutter = String(start.line).length;
+    const src = sourceLine(text, start.line).replace(/\r$/, "");
     const caretEnd = end.line === start.line ? Math.max(end.column, start.column + 1) : src.length + 1;
-    const width = Math.max(1, Math.min(caretEnd, shown.length + 1) - start.column);
+    const x = excerpt(src, start.column - 1, caretEnd - 1);
+    const gutter = String(start.line).length;
     lines.push(`${" ".repeat(gutter + 1)}|`);
-    lines.push(`${start.line} | ${shown}`);
-    lines.push(`${" ".repeat(gutter + 1)}| ${" ".repeat(Math.max(0, start.column - 1))}${red("^".repeat(width))}`);
+    lines.push(`${start.line} | ${x.shown}`);
+    lines.push(`${" ".repeat(gutter + 1)}| ${" ".repeat(x.caret)}${red("^".repeat(x.width))}`);
   }
   if (d.hint) lines.push(`  = help: ${d.hint}`);
   return lines.join("\n");
+}
+
+/**
+ * The part of a source line shown for columns [from, to) (0-based): the whole line when it is
+ * short, else at most MAX_EXCERPT characters from a little before `from`, with … where it is cut.
+ * `caret` and `width`: where the carets go under `shown`.
+ */
+export function excerpt(src: string, from: number, to: number): { shown: string; caret: number; width: number } {
+  const begin = src.length > MAX_EXCERPT && from > EXCERPT_LEAD ? Math.min(from, src.length) - EXCERPT_LEAD : 0;
+  const stop = Math.min(src.length, begin + MAX_EXCERPT);
+  const lead = begin > 0 ? "…" : "";
+  const shown = lead + src.slice(begin, stop) + (stop < src.length ? "…" : "");
+  const caret = Math.max(0, from - begin + lead.length);
+  const width = Math.max(1, Math.min(to - begin + lead.length, shown.length) - caret);
+  return { shown, caret, width };
+}
+
+/** Line starts of the last text asked for: formatting many diagnostics of one file splits it once, not once each. */
+let lineIndex: { text: string; starts: number[] } | undefined;
+
+/** The 1-based `line` of `text` without its newline ("" past the end). */
+export function sourceLine(text: string, line: number): string {
+  if (lineIndex?.text !== text) {
+    const starts = [0];
+    for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) starts.push(i + 1);
+    lineIndex = { text, starts };
+  }
+  const { starts } = lineIndex;
+  if (!(line >= 1 && line <= starts.length)) return "";
+  const next = line < starts.length ? starts[line] - 1 : text.length;
+  return text.slice(starts[line - 1], next);
+}
+
+/** Diagnostics shown per code and severity before the rest are summarized in one line. */
+export const SHOWN_PER_CODE = 20;
+
+/**
+ * The first `perCode` diagnostics of each code and severity, in order; the rest of each kind become
+ * one diagnostic at the first one left out: "... and 29,980 more SDC310 warnings".
+ */
+export function summarizeDiagnostics(ds: readonly Diagnostic[], perCode = SHOWN_PER_CODE): Diagnostic[] {
+  const seen = new Map<string, number>();
+  const firstHidden = new Map<string, Diagnostic>();
+  const out: Diagnostic[] = [];
+  for (const d of ds) {
+    const key = `${d.code} ${d.severity}`;
+    const n = (seen.get(key) ?? 0) + 1;
+    seen.set(key, n);
+    if (n <= perCode) out.push(d);
+    else if (n === perCode + 1) firstHidden.set(key, d);
+  }
+  for (const [key, d] of firstHidden) {
+    const more = seen.get(key)! - perCode;
+    out.push({ code: d.code, severity: d.severity, span: d.span, message: `... and ${more.toLocaleString("en-US")} more ${d.code} ${d.severity}${more === 1 ? "" : "s"} (the first of them here)` });
+  }
+  return out;
 }
 
 export function hasErrors(ds: readonly Diagnostic[]): boolean {

@@ -6,9 +6,9 @@
  * Every phase is pure; the host (file reads) is passed in and the CLI writes the files.
  */
 import type * as A from "./ast.ts";
-import { Checker, fmtCount, type ValueObserver } from "./check.ts";
+import { Checker, fmtCount, type ValueObserver } from "./check/index.ts";
 import { generateFiles, type GeneratedFile, reachableBlocks } from "./codegen/files.ts";
-import { type Diagnostic, diag, formatDiagnostic, hasErrors } from "./diagnostics.ts";
+import { type Diagnostic, diag, formatDiagnostic, hasErrors, summarizeDiagnostics } from "./diagnostics.ts";
 import type { IR } from "../ir/ir.ts";
 import { parseExpression } from "./parser.ts";
 import { loadProgram, type Program, type SourceHost } from "./program.ts";
@@ -16,8 +16,8 @@ import { evaluateSpec, findSpec } from "./spec.ts";
 import { validateIr } from "../ir/validate.ts";
 import { unusedInBlock, unusedInSpec } from "./lint.ts";
 
-export { formatDiagnostic, type Diagnostic } from "./diagnostics.ts";
-export type { ValueObserver } from "./check.ts";
+export { formatDiagnostic, summarizeDiagnostics, type Diagnostic } from "./diagnostics.ts";
+export type { ValueObserver } from "./check/index.ts";
 
 /**
  * The diagnostics of a file of blocks only (a library such as specs/lib/mmdit.mdl): loading and
@@ -182,6 +182,7 @@ export function summaryTable(ir: IR, opts: { depth?: number } = {}): string {
   ].join("\n");
 }
 
+/** The diagnostics as text, each kind after its first SHOWN_PER_CODE summarized in one line. */
 export function formatAll(ds: Diagnostic[], sources: ReadonlyMap<string, string>, color = false): string {
-  return ds.map((d) => formatDiagnostic(d, sources, { color })).join("\n\n");
+  return summarizeDiagnostics(ds).map((d) => formatDiagnostic(d, sources, { color })).join("\n\n");
 }

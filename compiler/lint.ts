@@ -3,7 +3,7 @@
  * (the model still compiles): a block parameter or a forward input that nothing refers to is
  * usually a typo or a leftover. A name starting with `_` says "unused on purpose" and is skipped.
  * (Weights that never reach the output and network inputs that are ignored are errors, found on
- * the elaborated model: see `Checker.reachability` in check.ts.)
+ * the elaborated model: see compiler/check/deps.ts.)
  */
 import type * as A from "./ast.ts";
 import { type Diagnostic, warn } from "./diagnostics.ts";

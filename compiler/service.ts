@@ -5,7 +5,7 @@
  * Pure: files come through a SourceHost (the server's open documents over the disk).
  */
 import type * as A from "./ast.ts";
-import { exprLabel, exprText, type ValueObserver } from "./check.ts";
+import { exprLabel, exprText, type ValueObserver } from "./check/index.ts";
 import type { Diagnostic, Span } from "./diagnostics.ts";
 import { checkBlocks, compile } from "./index.ts";
 import type { IR, ModuleNode } from "../ir/ir.ts";

@@ -17,6 +17,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { availableCpus } from "../../runtime/executors/native/native.ts";
 import { writeFileAtomic } from "../../runtime/io/atomic.ts";
 import { type PlannedUnit, resultsMarkdown, type UnitResult } from "../../runtime/eval/sweep.ts";
 import { analyzeSeeds, hasSeeds, seedsMarkdown } from "../../runtime/eval/seeds.ts";
@@ -33,7 +34,7 @@ export interface JobOptions {
   partition?: string;
   /** slurm: GPUs per unit (--gres=gpu:N) */
   gpusPerUnit?: number;
-  /** slurm: CPUs per unit (--cpus-per-task, default 1) */
+  /** CPUs per unit: each unit's thread count (SDC_THREADS); slurm: --cpus-per-task (default 1); local: default the CPUs this process may use / jobs */
   cpusPerUnit?: number;
   /** slurm: --time */
   time?: string;
@@ -187,6 +188,8 @@ export function arrayScript(out: string, units: string[], o: JobOptions & { jobN
     ...(o.gpusPerUnit ? [`#SBATCH --gres=gpu:${o.gpusPerUnit}`] : []),
     ...(o.time ? [`#SBATCH --time=${o.time}`] : []),
     `UNITS=(${units.map(q).join(" ")})`,
+    // the native CPU kernels' threads: the unit's CPUs, not the node's
+    `export SDC_THREADS=\${SLURM_CPUS_PER_TASK:-${o.cpusPerUnit ?? 1}}`,
     `exec bash ${q(out)}/"\${UNITS[$SLURM_ARRAY_TASK_ID]}"/task.sh`,
     "",
   ];
@@ -422,7 +425,7 @@ export async function runAblationJobs(specs: string | string[], o: AblateOptions
     } else {
       rec.submissions.push({ job: "local", submitted: new Date().toISOString(), tasks });
       writeFileAtomic(join(out, "ablation.json"), JSON.stringify(rec, null, 2) + "\n");
-      await runLocal(todo.map((t, i) => ({ id: t.unit.id, script: scripts[i] })), j.jobs ?? 1, j.sdcCommand, log);
+      await runLocal(todo.map((t, i) => ({ id: t.unit.id, script: scripts[i] })), j.jobs ?? 1, j.sdcCommand, unitThreads(j), log);
       for (const { unit } of todo) {
         const r = gather(unit, join(out, unit.id));
         if (r) results.set(unit.id, r);
@@ -437,8 +440,19 @@ export async function runAblationJobs(specs: string | string[], o: AblateOptions
   return { out, ran, done, active, failed, job, results: ordered, plot };
 }
 
-/** Run task scripts as child processes, `jobs` at once. */
-async function runLocal(tasks: { id: string; script: string }[], jobs: number, sdcCommand: string | undefined, log: (s: string) => void): Promise<void> {
+/**
+ * A local unit's thread count (its SDC_THREADS): --cpus-per-unit, else this process's
+ * SDC_THREADS, else the CPUs this process may use shared among the units that run at once. Pure.
+ */
+export function unitThreads(j: Pick<JobOptions, "jobs" | "cpusPerUnit">, env: NodeJS.ProcessEnv = process.env, cpus: () => number = availableCpus): number {
+  if (j.cpusPerUnit !== undefined) return j.cpusPerUnit;
+  const t = Number(env.SDC_THREADS);
+  if (Number.isInteger(t) && t > 0) return t;
+  return Math.max(1, Math.floor(cpus() / Math.max(1, j.jobs ?? 1)));
+}
+
+/** Run task scripts as child processes, `jobs` at once, each with `threads` kernel threads. */
+async function runLocal(tasks: { id: string; script: string }[], jobs: number, sdcCommand: string | undefined, threads: number, log: (s: string) => void): Promise<void> {
   let next = 0;
   let finished = 0;
   const worker = async () => {
@@ -446,7 +460,7 @@ async function runLocal(tasks: { id: string; script: string }[], jobs: number, s
       const t = tasks[next++];
       log(`[${next}/${tasks.length}] ${t.id}: started`);
       const code = await new Promise<number>((res) => {
-        const env = sdcCommand ? { ...process.env, SDC_COMMAND: sdcCommand } : process.env;
+        const env = { ...process.env, SDC_THREADS: String(threads), ...(sdcCommand ? { SDC_COMMAND: sdcCommand } : {}) };
         const child = spawn("bash", [t.script], { stdio: "ignore", env });
         child.on("error", () => res(EXIT.internal));
         child.on("exit", (c, sig) => res(c ?? (sig ? 128 : 1)));

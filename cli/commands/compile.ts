@@ -1,7 +1,7 @@
 /** `sdc compile SPEC`: check a spec and write its generated TypeScript package. */
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { basename, join } from "node:path";
-import { compile, type CompileResult, formatAll, summaryTable } from "../../compiler/index.ts";
+import { compile, type CompileResult, formatAll, summarizeDiagnostics, summaryTable } from "../../compiler/index.ts";
 import { findSpec } from "../../compiler/spec.ts";
 import { loadProgram } from "../../compiler/program.ts";
 import { writeDirAtomic } from "../../runtime/io/atomic.ts";
@@ -87,7 +87,7 @@ export function runCompile(specPath: string, opts: CompileCliOptions, out: OutSt
       const n = result.diagnostics.length - warnings;
       err.write(`\n${n} error${n === 1 ? "" : "s"}${warnings ? ` and ${warnings} warning${warnings === 1 ? "" : "s"}` : ""} in ${specPath}${variant ? ` (variant ${variant})` : ""}; nothing written\n`);
       status = EXIT.spec;
-      if (opts.json) jsonOut.push({ spec: specPath, variant: variant ?? null, ok: false, diagnostics: result.diagnostics });
+      if (opts.json) jsonOut.push({ spec: specPath, variant: variant ?? null, ok: false, diagnostics: summarizeDiagnostics(result.diagnostics) });
       continue;
     }
     if (opts.noWrite) {
@@ -110,7 +110,7 @@ export function runCompile(specPath: string, opts: CompileCliOptions, out: OutSt
     writeDirAtomic(dir, Object.fromEntries(result.files));
     if (opts.json) {
       const ir = result.ir;
-      jsonOut.push({ spec: specPath, variant: variant ?? null, ok: true, out: dir, compileMs: Math.round(ms), warnings: result.diagnostics, stats: ir.stats, modules: ir.modules, parameters: ir.parameters.map((p) => ({ name: p.name, shape: p.shape, count: p.count, buffer: p.buffer })) });
+      jsonOut.push({ spec: specPath, variant: variant ?? null, ok: true, out: dir, compileMs: Math.round(ms), warnings: summarizeDiagnostics(result.diagnostics), stats: ir.stats, modules: ir.modules, parameters: ir.parameters.map((p) => ({ name: p.name, shape: p.shape, count: p.count, buffer: p.buffer })) });
     } else if (!opts.quiet) {
       out.write(`${result.ir.spec.name}: ${result.ir.spec.title}\n\n${summaryTable(result.ir)}\n\nwrote ${dir}/ (${result.files.map(([p]) => p).join(", ")}) in ${ms.toFixed(0)} ms\n\n`);
     }

@@ -1,6 +1,6 @@
 /** `sdc primitives`: the primitive reference, from the compiler's own table (compiler/primitives.ts). */
 import { describePrimitives, primitivesMarkdown, primitivesText } from "../../compiler/primdoc.ts";
-import { suggest } from "../../compiler/check.ts";
+import { suggest } from "../../compiler/check/index.ts";
 import { EXIT, UsageError } from "../errors.ts";
 
 export interface PrimitivesCliOptions {

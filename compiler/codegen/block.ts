@@ -6,7 +6,7 @@
 import type { ClassDeclarationStructure, CodeBlockWriter, InterfaceDeclarationStructure, OptionalKind, PropertyDeclarationStructure } from "ts-morph";
 import { tsMorph } from "./lazy.ts";
 import type * as A from "../ast.ts";
-import { type BlockAnalysis, exprText, type ModuleDecl } from "../check.ts";
+import { type BlockAnalysis, exprText, type ModuleDecl } from "../check/index.ts";
 import { primitive, SUFFIX_ARGS } from "../primitives.ts";
 import { type Dim, shapeToString, type Value } from "../values.ts";
 import { commentText, moduleFields, Names, propName } from "./names.ts";

@@ -4,7 +4,7 @@
  */
 import type { Project } from "ts-morph";
 import { tsMorph } from "./lazy.ts";
-import type { BlockAnalysis } from "../check.ts";
+import type { BlockAnalysis } from "../check/index.ts";
 import type { IR } from "../../ir/ir.ts";
 import { generateBlock } from "./block.ts";
 import { commentText, HELPERS, Names, propKeys } from "./names.ts";

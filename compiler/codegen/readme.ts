@@ -3,7 +3,7 @@
  */
 import type Handlebars from "handlebars";
 import { handlebars } from "./lazy.ts";
-import { fmtCount } from "../check.ts";
+import { fmtCount } from "../check/index.ts";
 import type { IR } from "../../ir/ir.ts";
 import { htmlCommentText, markdownCode, markdownText } from "./names.ts";
 

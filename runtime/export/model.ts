@@ -33,6 +33,8 @@ export function exportMetadata(m: Pick<ModelBundle, "ir" | "text" | "flow">, inf
     "flow.shift": String(flow.shift),
     "flow.guidance": String(flow.guidance),
   };
+  // guidance only where the noise level sigma is in [lo, hi] (elsewhere the conditional velocity)
+  if (flow.guidanceInterval) meta["flow.guidance_interval"] = JSON.stringify(flow.guidanceInterval);
   if (m.text instanceof LearnedPromptEncoder) {
     // ids: word i of this list is id i + 2; 0 pads (the empty prompt is the unconditional input), 1 is an unknown word
     meta["text.words"] = JSON.stringify(m.text.tokenizer.words);

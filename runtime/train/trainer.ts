@@ -8,7 +8,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { IR } from "../../ir/ir.ts";
 import type { BatchSampler, ImageTextDataset } from "../data/dataset.ts";
-import { guidanceAt, guidedVelocity, sampleFlow } from "../flow/sampler.ts";
+import { guidanceAt, guidanceRows, guidedVelocity, sampleFlow } from "../flow/sampler.ts";
 import { checkGuidanceInterval, type FlowConfig, lossWeight, sampleSigmas, trainingPair } from "../flow/schedule.ts";
 import type { CompiledSpec, DiffusionSpec } from "../model.ts";
 import * as F from "../nn/functional.ts";
@@ -120,11 +120,9 @@ export function flowLoss(m: ModelBundle, b: FlowBatch, shape: [number, number, n
 /** Images from noise z [B, H, W, C] for prompts, with classifier-free guidance. */
 export function sampleImages(m: ModelBundle, z: tf.Tensor4D, prompts: readonly string[], opts: SampleOpts = {}): tf.Tensor4D {
   const scale = opts.cfg ?? m.flow.guidance;
-  const b = prompts.length;
-  const both = scale !== 1 && scale !== 0;
-  const empty = new Array<string>(b).fill("");
   // conditional rows first, then the unconditional ones (the empty prompt: the null class)
-  const cond = conditionOn(m, both ? [...prompts, ...empty] : scale === 0 ? empty : prompts);
+  const { rows, both } = guidanceRows(prompts, scale);
+  const cond = conditionOn(m, rows);
   const interval = opts.cfgInterval ?? m.flow.guidanceInterval ?? null;
   if (interval) checkGuidanceInterval(interval);
   const vel = (x: tf.Tensor, t: tf.Tensor1D, sigma: number): tf.Tensor => {

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type * as A from "../../compiler/ast.ts";
-import { exprLabel, exprText } from "../../compiler/check.ts";
+import { exprLabel, exprText } from "../../compiler/check/index.ts";
 import { parseExpression } from "../../compiler/parser.ts";
 import { parseSource } from "../../compiler/program.ts";
 

@@ -184,6 +184,17 @@ describe("ablate task scripts (local and slurm executors)", () => {
     const arr = arrayScript("/abl/o'dd", ["a+x=1", "b"], { executor: "slurm", jobName: "sdc-o", partition: "gpu", gpusPerUnit: 2, time: "1:00:00", cpusPerUnit: 4 });
     expect(arr).toContain("#SBATCH --partition=gpu\n#SBATCH --gres=gpu:2\n#SBATCH --time=1:00:00");
     expect(arr).toContain("#SBATCH --cpus-per-task=4");
+    expect(arr).toContain("export SDC_THREADS=${SLURM_CPUS_PER_TASK:-4}\n");
     expect(spawnSync("bash", ["-n"], { input: arr }).status).toBe(0);
+  });
+
+  it("gives each local unit its share of the CPUs as SDC_THREADS (--cpus-per-unit, else SDC_THREADS, else CPUs / --jobs)", async () => {
+    const { unitThreads } = await import("../../cli/ablate/jobs.ts");
+    const eight = () => 8;
+    expect(unitThreads({ jobs: 2 }, {}, eight)).toBe(4);
+    expect(unitThreads({ jobs: 3 }, {}, eight)).toBe(2);
+    expect(unitThreads({ jobs: 16 }, {}, eight)).toBe(1);
+    expect(unitThreads({ jobs: 2 }, { SDC_THREADS: "3" }, eight)).toBe(3);
+    expect(unitThreads({ jobs: 2, cpusPerUnit: 5 }, { SDC_THREADS: "3" }, eight)).toBe(5);
   });
 });

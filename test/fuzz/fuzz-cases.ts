@@ -690,7 +690,9 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzCounts> {
         const caseSeed = (o.seed * 1_000_003 + KINDS.indexOf(kind) * 7_919_111 + i) >>> 0;
         const r = rng(caseSeed);
         const fail = (what: string) => {
-          if (c.failures.length < 20) c.failures.push(`${kind} case ${i} (seed ${caseSeed}): ${what}`);
+          if (c.failures.length >= 20) return;
+          c.failures.push(`${kind} case ${i} (seed ${caseSeed}): ${what}`);
+          o.log?.(`failure: ${c.failures.at(-1)}`);
         };
         c.cases[kind]++;
         if (o.trace) o.trace(`${kind} case ${i} (seed ${caseSeed})`);

@@ -100,6 +100,30 @@ describe("the static engine on the CPU (native executor)", () => {
     });
   });
 
+  it("SDC_ISA=x86-64 on one thread trains the tiny spec (baseline SSE2 kernels), tracking the default ISA's run", () => {
+    const out = join(tmp, "x86-64");
+    const r = sdc(["train", "generated/sd3-tiny", "--steps", "12", "--batch-size", "8", "--seed", "3", "--engine", "static", "--backend", "wasm", "--sample-every", "0", "--checkpoint-every", "6", "--samples", "4", "--sample-steps", "2", "--no-progress", "--out", out], { SDC_ISA: "x86-64", SDC_THREADS: "1" });
+    expect(r.status, r.err.slice(-2000)).toBe(0);
+    expect(r.err).toMatch(/native CPU kernels \(x86-64, 1 threads\)/);
+    const base = metrics(join(tmp, "static"));
+    let compared = 0;
+    for (const m of metrics(out)) {
+      const b = base.find((x) => x.step === m.step && x.loss !== undefined);
+      if (m.loss === undefined || !b) continue;
+      compared++;
+      expect(Math.abs(m.loss - b.loss), `loss at step ${m.step}`).toBeLessThan(1e-4 * Math.max(1, Math.abs(b.loss)));
+    }
+    expect(compared).toBeGreaterThanOrEqual(1);
+  });
+
+  it("SDC_ISA and SDC_THREADS that cannot be used are one clear line (exit 2)", () => {
+    for (const [env, msg] of [[{ SDC_ISA: "avx9" }, /^error: SDC_ISA=avx9: unknown ISA level 'avx9'/], [{ SDC_THREADS: "lots" }, /^error: SDC_THREADS must be a whole number/]] as const) {
+      const r = sdc(["train", "generated/sd3-tiny", "--steps", "1", "--batch-size", "2", "--engine", "static", "--backend", "wasm", "--no-progress", "--out", join(tmp, "bad-env")], env);
+      expect(r.status, r.err).toBe(2);
+      expect(r.err.trim().split("\n").pop()).toMatch(msg);
+    }
+  });
+
   it("without the executor: --engine static is one clear line (exit 1), auto falls back to tfjs and says why", () => {
     const off = sdc(["train", "generated/sd3-tiny", "--steps", "1", "--batch-size", "2", "--backend", "wasm", "--engine", "static", "--no-progress", "--out", join(tmp, "off")], { SDC_NATIVE: "0" });
     expect(off.status).toBe(1);

@@ -9,13 +9,13 @@
  */
 import { readFileSync } from "node:fs";
 import * as tf from "@tensorflow/tfjs";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadCompiled, type LoadedSpec } from "../../cli/generated.ts";
 import { initBackend } from "../../runtime/backend.ts";
 import { evaluate } from "../../runtime/executors/interp/interp.ts";
 import { fuse } from "../../runtime/graph/fuse.ts";
 import { type EwOp, Graph, type Sym } from "../../runtime/graph/graph.ts";
-import { compileGraph, nativeAddon, NativeStep, paramArena } from "../../runtime/executors/native/native.ts";
+import { compileGraph, configure, nativeAddon, NativeSetupError, NativeStep, paramArena } from "../../runtime/executors/native/native.ts";
 import { collapse, ewOpsInc, opCodesInc } from "../../runtime/executors/native/lower.ts";
 import { EW } from "../../runtime/graph/ops.ts";
 import { buildStepGraph, stepFeeds } from "../../runtime/engines/static/step.ts";
@@ -34,8 +34,18 @@ describe("the native executor", () => {
   it("is built and loads (npm install builds it; CI must not test without it)", () => {
     const n = nativeAddon();
     expect(n.addon, n.why).not.toBeNull();
-    expect(["avx512", "avx2", "sse2", "scalar"]).toContain(n.addon!.isa());
     expect(n.addon!.threads()).toBeGreaterThan(0);
+  });
+  it("runs the CPU's best ISA level by default, and refuses a level that is unknown or beyond the CPU", () => {
+    const addon = nativeAddon().addon!;
+    const levels = addon.isas();
+    expect(levels[0]).toBe("x86-64");
+    expect(["x86-64", "avx2", "avx512"].slice(0, levels.length)).toEqual(levels);
+    if (!process.env.SDC_ISA) expect(addon.isa()).toBe(levels[levels.length - 1]);
+    expect(() => addon.isa("avx9")).toThrow(/unknown ISA level 'avx9'/);
+    if (levels.length < 3) expect(() => addon.isa("avx512")).toThrow(/this CPU does not support avx512/);
+    expect(() => configure(addon, { SDC_ISA: "avx9" })).toThrow(NativeSetupError);
+    expect(() => configure(addon, { SDC_THREADS: "two" })).toThrow(/SDC_THREADS must be a whole number/);
   });
   it("has the elementwise operators of ops.ts and the instruction codes of lower.ts (runtime/executors/native/src/ew_ops.inc and op_codes.inc are generated; run npm run gen:native)", () => {
     expect(readFileSync("runtime/executors/native/src/ew_ops.inc", "utf8")).toBe(ewOpsInc());
@@ -79,7 +89,24 @@ function compare(build: (g: Graph, ins: Sym[]) => Sym, shapes: number[][], seed 
 
 const attnLayout = (B: number, H: number, N: number, D: number) => ({ batch: [B, H] as [number, number], m: N, n: N, k: D, alpha: 1 / Math.sqrt(D), a: [N * H * D, D, H * D, 1] as [number, number, number, number], b: [N * H * D, D, 1, H * D] as [number, number, number, number], c: [H * N * N, N * N, N, 1] as [number, number, number, number] });
 
-describe("each kernel against the interpreter", () => {
+/** Run `body`'s tests at each ISA level this CPU has (and restore the default after). */
+function atEachIsa(body: () => void): void {
+  const levels = nativeAddon().addon?.isas() ?? [];
+  describe.each(levels)("at ISA level %s", (level) => {
+    let before = "";
+    beforeAll(() => {
+      const addon = nativeAddon().addon!;
+      before = addon.isa();
+      addon.isa(level);
+    });
+    afterAll(() => {
+      nativeAddon().addon!.isa(before);
+    });
+    body();
+  });
+}
+
+describe("each kernel against the interpreter", () => atEachIsa(() => {
   it.each<[string, (g: Graph, p: Sym[]) => Sym, number[][]]>([
     ["linear: x W^T + b, tile remainders (m 37, n 45)", (g, [x, w, b]) => g.linear(x, w, b), [[37, 20], [45, 20], [45]]],
     ["linear with K beyond one block (k 300), n beyond one panel (n 600)", (g, [x, w, b]) => g.linear(x, w, b), [[9, 300], [600, 300], [600]]],
@@ -119,7 +146,7 @@ describe("each kernel against the interpreter", () => {
     expect(compare((g, [x, y]) => g.ew(op, [op === "pow" ? base(g, y) : den(g, y), x]), [[4, 300], [4, 1]])).toBeLessThan(1e-5);
     if (op === "pow") expect(compare((g, [x]) => g.ew("add", [g.ew("pow", [x, 3]), g.ew("pow", [x, -2])]), [[300]])).toBeLessThan(1e-5);
   });
-});
+}));
 
 function batchOf(n: number, seed: number): FlowBatch {
   const rng = new Rng(seed);
@@ -193,5 +220,48 @@ describe("the tiny spec's training step on the native executor", () => {
     expect(ns.stepCount).toBe(1);
     tf.dispose([value, ...Object.values(tg)]);
     m.store.dispose();
+  });
+});
+
+describe("thread counts", () => {
+  /** Two training steps of the tiny spec (batch 8) on `threads` threads: the losses and every float of the state after. */
+  async function twoSteps(threads: number): Promise<{ losses: number[]; state: Uint8Array[] }> {
+    const addon = nativeAddon().addon!;
+    const before = addon.threads();
+    expect(addon.threads(threads)).toBe(threads);
+    try {
+      const m = buildModel(tiny.spec, tiny.ir, 3);
+      const B = 8;
+      const sg = buildStepGraph(m, B, [32, 32, 1]);
+      const enc = m.text as LearnedPromptEncoder;
+      const params = new Map<string, Float32Array>();
+      for (const [name, v] of m.store.vars) params.set(name, Float32Array.from(v.dataSync() as Float32Array));
+      fuse(sg);
+      const ns = new NativeStep(sg, { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, decoupled: true, clip: 1, ema: 0.9, emaWarmup: false });
+      ns.setParams(params);
+      const losses: number[] = [];
+      for (const seed of [5, 6]) {
+        const b = { ...batchOf(B, seed), prompts: ["7", "seven", "", "3", "1", "one", "9", ""] };
+        const feeds = stepFeeds(sg, m.flow, b, { ids: enc.tokenizer.encodeBatch(b.prompts) });
+        losses.push((await ns.step(feeds)).loss);
+      }
+      const state: Uint8Array[] = [];
+      for (const which of ["params", "m", "v", "ema", "g"] as const) for (const x of (await ns.readFlat(which))!.values()) state.push(new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
+      m.store.dispose();
+      return { losses, state };
+    } finally {
+      addon.threads(before);
+    }
+  }
+  it("gives bit-identical training steps on 1, 2 and 3 threads (losses, parameters, gradients, Adam moments, EMA)", async () => {
+    const one = await twoSteps(1);
+    for (const t of [2, 3]) {
+      const other = await twoSteps(t);
+      expect(other.losses, `losses on ${t} threads`).toEqual(one.losses);
+      expect(other.state.length).toBe(one.state.length);
+      let differ = 0;
+      for (let i = 0; i < one.state.length; i++) if (Buffer.compare(Buffer.from(one.state[i]), Buffer.from(other.state[i])) !== 0) differ++;
+      expect(differ, `buffers that differ between 1 and ${t} threads`).toBe(0);
+    }
   });
 });

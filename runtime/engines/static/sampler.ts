@@ -1,14 +1,14 @@
 /**
  * Flow sampling and validation on the static engine's forward pass: the velocity traced per
  * batch size and compiled for the WebGPU device (forward.ts) or the CPU (native.ts), classifier-free guidance and the Euler/Heun
- * integration on the host with exactly the arithmetic of runtime/flow/sampler.ts. Parameters are
+ * integration on the host by the one integrator of runtime/flow/sampler.ts (host arithmetic). Parameters are
  * read in place (a training step's flat buffers) or uploaded from a ParamStore (sdc sample,
  * sdc eval).
  */
 /* eslint-disable @typescript-eslint/no-explicit-any */
 import * as tf from "@tensorflow/tfjs";
-import { guidanceAt } from "../../flow/sampler.ts";
-import { checkGuidanceInterval, networkTime, samplingSigmas, velocitySign } from "../../flow/schedule.ts";
+import { driveAsync, flowIntegration, guidanceAt, guidanceRows, HOST_ARITH, integrateFlow } from "../../flow/sampler.ts";
+import { checkGuidanceInterval, networkTime, velocitySign } from "../../flow/schedule.ts";
 import { type FlowBatch, type ModelBundle, type SampleOpts, type ValidationSet } from "../../bundle.ts";
 import { WebGpuForward } from "../../executors/webgpu/forward.ts";
 import { fuseGraph } from "../../graph/fuse.ts";
@@ -141,50 +141,33 @@ export class StaticFlowNetwork {
     return total / v.n;
   }
 
-  /** The same integration as sampleImages (runtime/flow/sampler.ts), on host arrays. */
+  /** sampleImages (runtime/train/trainer.ts) on host arrays: the same integrator and guidance (runtime/flow/sampler.ts). */
   async sample(z: Float32Array, prompts: readonly string[], dims: [number, number, number], opts: SampleOpts): Promise<Float32Array> {
     const flow = this.m.flow;
     const scale = opts.cfg ?? flow.guidance;
-    const steps = opts.steps ?? flow.steps;
-    const sampler = opts.sampler ?? flow.sampler;
+    const plan = flowIntegration(flow, { steps: opts.steps, sampler: opts.sampler });
     const b = prompts.length;
     const per = dims[0] * dims[1] * dims[2];
-    const both = scale !== 1 && scale !== 0;
     const interval = opts.cfgInterval ?? flow.guidanceInterval ?? null;
     if (interval) checkGuidanceInterval(interval);
-    const all = both ? [...prompts, ...new Array<string>(b).fill("")] : scale === 0 ? new Array<string>(b).fill("") : [...prompts];
-    const f = await this.forward(all.length, dims);
-    const text = await textInputs(this.m, all);
-    const probe: FlowBatch = { x0: new Float32Array(all.length * per), eps: new Float32Array(all.length * per), sigma: new Float32Array(all.length), prompts: all };
+    const { rows, both } = guidanceRows(prompts, scale);
+    const f = await this.forward(rows.length, dims);
+    const text = await textInputs(this.m, rows);
+    const probe: FlowBatch = { x0: new Float32Array(rows.length * per), eps: new Float32Array(rows.length * per), sigma: new Float32Array(rows.length), prompts: rows };
     const feeds = stepFeeds(f.vg, flow, probe, text); // text inputs; xt and t are set per call
     const sign = velocitySign(flow);
-    const xin = new Float32Array(all.length * per);
-    const dxds = async (x: Float32Array, sigma: number): Promise<Float32Array> => {
+    const xin = new Float32Array(rows.length * per);
+    const slope = async (x: Float32Array, sigma: number): Promise<Float32Array> => {
       xin.set(x);
       if (both) xin.set(x, b * per);
       feeds.set("xt", xin);
-      feeds.set("t", new Float32Array(all.length).fill(networkTime(flow, sigma)));
+      feeds.set("t", new Float32Array(rows.length).fill(networkTime(flow, sigma)));
       const v = await f.run(feeds);
       const d = new Float32Array(b * per);
       const g = guidanceAt(scale, sigma, interval);
       for (let i = 0; i < d.length; i++) d[i] = sign * (both ? v[b * per + i] + (v[i] - v[b * per + i]) * g : v[i]);
       return d;
     };
-    const sigmas = samplingSigmas({ steps, shift: flow.shift });
-    let x = Float32Array.from(z);
-    for (let i = 0; i < steps; i++) {
-      const [s, sNext] = [sigmas[i], sigmas[i + 1]];
-      const h = sNext - s;
-      const d = await dxds(x, s);
-      const euler = x.map((xv, j) => xv + d[j] * h);
-      if (sampler === "euler" || sNext === 0) x = euler;
-      else {
-        const d2 = await dxds(euler, sNext);
-        x = x.map((xv, j) => xv + (d[j] + d2[j]) * (h / 2));
-      }
-      opts.onStep?.(i + 1, steps);
-    }
-    return x;
+    return driveAsync(integrateFlow(HOST_ARITH, Float32Array.from(z), plan, (i) => opts.onStep?.(i + 1, plan.steps)), slope);
   }
-
 }

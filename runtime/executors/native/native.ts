@@ -1,7 +1,8 @@
 /**
  * The native CPU executor of static graphs: the same fused step graph as the WebGPU engine,
- * lowered to a program of C++ kernels (runtime/executors/native/src, built by node-gyp at install with the
- * machine's own vector ISA and OpenMP over every core). Buffers are JS-owned ArrayBuffers
+ * lowered to a program of C++ kernels (runtime/executors/native/src, built by node-gyp at install
+ * with kernels for each x86-64 ISA level, the CPU's best chosen at load (isa.h), run by a
+ * persistent thread team (threads.h)). Buffers are JS-owned ArrayBuffers
  * (arenas) laid out once by the memory plan (memory.ts): the parameters, gradients, Adam moments
  * and EMA as one flat arena, activations in recycled slots of another. A training step is: write
  * the inputs into their arena views, one native call that runs every kernel (forward, backward,
@@ -9,6 +10,7 @@
  */
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
+import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { GraphError, liveNodes, rootOf, sizeOf } from "../../graph/graph.ts";
@@ -34,8 +36,23 @@ export interface NativeAddon {
   runAsync(program: object): Promise<void>;
   /** bytes of GEMM packing scratch the program allocates at its first run (freed with it) */
   scratchBytes(program: object): number;
+  /** the thread count; with n, set it (n <= 0: the default, from the CPUs this process may use) */
   threads(n?: number): number;
-  isa(): string;
+  /** the CPUs this process may use (affinity mask, cgroup CPU quota): the default thread count */
+  defaultThreads(): number;
+  /** the ISA level the kernels use ("x86-64", "avx2", "avx512"); with a level, use it (throws when this CPU lacks it) */
+  isa(level?: string): string;
+  /** the levels this CPU supports, lowest first */
+  isas(): string[];
+}
+
+/** SDC_ISA or SDC_THREADS asks for what cannot be: a usage error (exit 2), not a fallback. */
+export class NativeSetupError extends GraphError {
+  readonly exitCode = 2;
+  constructor(message: string) {
+    super(message);
+    this.name = "NativeSetupError";
+  }
 }
 
 /** The step or forward pass does not fit in this machine's memory (a user-facing error). */
@@ -59,22 +76,46 @@ let loaded: { addon: NativeAddon | null; why: string } | null = null;
 
 /**
  * The addon, or null with the reason (not built: no C++ compiler at install, or SDC_NATIVE=0).
- * SDC_NATIVE_ADDON overrides its path; SDC_THREADS sets the thread count (default: every core).
+ * SDC_NATIVE_ADDON overrides its path; SDC_THREADS sets the thread count (default: the CPUs this
+ * process may use: its affinity mask and cgroup quota); SDC_ISA=x86-64|avx2|avx512 forces a lower
+ * ISA level than the CPU's best (a NativeSetupError when the CPU lacks it).
  */
 export function nativeAddon(): { addon: NativeAddon | null; why: string } {
   if (loaded) return loaded;
   if (process.env.SDC_NATIVE === "0") return (loaded = { addon: null, why: "SDC_NATIVE=0" });
   const path = process.env.SDC_NATIVE_ADDON ?? join(packageRoot(), "build", "Release", "sdc_cpu.node");
   if (!existsSync(path)) return (loaded = { addon: null, why: `the native CPU executor is not built (${path} is missing; run \`npm run build:native\`, which needs a C++ compiler)` });
+  let addon: NativeAddon;
   try {
-    const addon = createRequire(import.meta.url)(path) as NativeAddon;
-    const t = Number(process.env.SDC_THREADS ?? 0);
-    if (t > 0) addon.threads(t);
-    loaded = { addon, why: "" };
+    addon = createRequire(import.meta.url)(path) as NativeAddon;
   } catch (e) {
-    loaded = { addon: null, why: `the native CPU executor failed to load: ${e instanceof Error ? e.message : String(e)}` };
+    return (loaded = { addon: null, why: `the native CPU executor failed to load: ${e instanceof Error ? e.message : String(e)}` });
   }
-  return loaded;
+  configure(addon, process.env);
+  return (loaded = { addon, why: "" });
+}
+
+/** The CPUs this process may use: its affinity mask and cgroup quota (the addon reads them), else Node's count. */
+export function availableCpus(): number {
+  const a = process.env.SDC_NATIVE === "0" ? null : nativeAddon().addon;
+  return a ? a.defaultThreads() : availableParallelism();
+}
+
+/** Apply SDC_THREADS and SDC_ISA to the addon (exported for tests). */
+export function configure(addon: NativeAddon, env: NodeJS.ProcessEnv): void {
+  const t = env.SDC_THREADS;
+  if (t !== undefined && t !== "") {
+    if (!/^\d+$/.test(t.trim()) || Number(t) < 1 || Number(t) > 1024) throw new NativeSetupError(`SDC_THREADS must be a whole number from 1 to 1024, got '${t.slice(0, 40)}'`);
+    addon.threads(Number(t));
+  }
+  const isa = env.SDC_ISA;
+  if (isa !== undefined && isa !== "") {
+    try {
+      addon.isa(isa.trim());
+    } catch (e) {
+      throw new NativeSetupError(`SDC_ISA=${isa.slice(0, 40)}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
 }
 
 export function requireNative(): NativeAddon {
@@ -83,7 +124,7 @@ export function requireNative(): NativeAddon {
   return n.addon;
 }
 
-/** One line for logs: ISA and threads. */
+/** One line for logs: ISA level and threads. */
 export function nativeDetail(): string {
   const a = requireNative();
   return `native CPU kernels (${a.isa()}, ${a.threads()} threads)`;

@@ -1,12 +1,14 @@
 /**
  * The script of the exported page (sdc export --web): sdc's own sampler arithmetic (the noise of
  * runtime/util/rng.ts, the sigmas and time convention of runtime/flow/schedule.ts, the tokenizer
- * and the labels of the training run, classifier-free guidance and Euler/Heun steps exactly as
- * runtime/graph/sampler.ts) around the exported ONNX graph run with TensorFlow.js
+ * and the labels of the training run, classifier-free guidance (with the spec's guidance interval)
+ * and Euler/Heun steps exactly as
+ * runtime/flow/sampler.ts) around the exported ONNX graph run with TensorFlow.js
  * (interpret.ts), so a seed and a prompt give `sdc sample`'s grid. Bundled by esbuild at export,
  * with `tf` the page's global TensorFlow.js (WebGPU, else WebGL, else wasm, else plain JS).
  */
 import type * as TF from "@tensorflow/tfjs";
+import { guidanceAt } from "../../flow/sampler.ts";
 import { networkTime, samplingSigmas, velocitySign } from "../../flow/schedule.ts";
 import { gridLayout, toByte } from "../../image/png.ts";
 import { WordTokenizer } from "../../text/words.ts";
@@ -25,6 +27,7 @@ const model = (globalThis as unknown as { SDC_MODEL: PageModel }).SDC_MODEL;
 const meta = model.meta;
 const [H, W, C] = JSON.parse(meta["sdc.image"]) as [number, number, number];
 const flow = { noiseAt: Number(meta["flow.noise_at"]) as 0 | 1, shift: Number(meta["flow.shift"]) };
+const interval = meta["flow.guidance_interval"] ? (JSON.parse(meta["flow.guidance_interval"]) as [number, number]) : null;
 const inputs = model.graph.inputs;
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -43,7 +46,7 @@ function textFeeds(prompts: string[]): Record<string, { data: Int32Array; dims: 
   return out;
 }
 
-/** As StaticFlowNetwork.sample (runtime/graph/sampler.ts), on the page's network. */
+/** As StaticFlowNetwork.sample (runtime/engines/static/sampler.ts), on the page's network. */
 async function sample(net: WebNetwork, z: Float32Array, prompts: string[], scale: number, steps: number, sampler: string, onStep: (i: number) => Promise<void>): Promise<Float32Array> {
   const b = prompts.length;
   const per = H * W * C;
@@ -58,7 +61,8 @@ async function sample(net: WebNetwork, z: Float32Array, prompts: string[], scale
     if (both) xin.set(x, b * per);
     const v = net.run({ ...text, [image]: { data: xin, dims: [all.length, H, W, C] }, [time]: { data: new Float32Array(all.length).fill(networkTime(flow, sigma)), dims: [all.length] } });
     const d = new Float32Array(b * per);
-    for (let i = 0; i < d.length; i++) d[i] = sign * (both ? v[b * per + i] + (v[i] - v[b * per + i]) * scale : v[i]);
+    const g = guidanceAt(scale, sigma, interval);
+    for (let i = 0; i < d.length; i++) d[i] = sign * (both ? v[b * per + i] + (v[i] - v[b * per + i]) * g : v[i]);
     return d;
   };
   const sigmas = samplingSigmas({ steps, shift: flow.shift });

@@ -16,6 +16,7 @@
 #include <variant>
 #include <vector>
 
+#include "isa.h"
 #include "kernels.h"
 
 namespace {
@@ -130,6 +131,13 @@ struct Reader {
     if (std::isfinite(x) && std::fabs(x) > 3.4028234663852886e38) bad("expected a float32, got " + show(x) + " (beyond its range)");
     return static_cast<float>(x);
   }
+  // a value field (a constant, a fill): +-Inf and NaN are values (masks fill with -Inf), a finite
+  // double outside float32's range is not (its cast would be undefined)
+  float value(const char* name) {
+    const double x = next(name);
+    if (std::isfinite(x) && std::fabs(x) > 3.4028234663852886e38) bad("expected a float32 value, got " + show(x));
+    return static_cast<float>(x);
+  }
   // pointer fields come first in the encoding, sizes after: read the pair now, check later
   struct Ptr {
     std::int64_t arena, offset;
@@ -224,15 +232,15 @@ Kernel decode(Reader& r) {
         if (e.kind == 0) {
           if (nin == 0) bad("an operand code in an instruction without operands");
           e.op = static_cast<int>(r.in("operand index", 0, nin - 1));
-          e.c = r.flt("constant");
+          e.c = r.value("constant");
           sp++;
         } else if (e.kind == 1) {
           e.op = static_cast<int>(r.in("code op", 0, 0));
-          e.c = r.flt("constant");
+          e.c = r.value("constant");
           sp++;
         } else {
           e.op = static_cast<int>(r.in("operator", 0, 1 << 20));
-          e.c = r.flt("constant");
+          e.c = r.value("constant");
           const int a = sdc::ew_arity(e.op);
           if (a < 0) bad("unknown elementwise operator " + std::to_string(e.op));
           if (sp < a) bad("the elementwise code underflows its stack");
@@ -330,7 +338,7 @@ Kernel decode(Reader& r) {
       FillArgs f{};
       const auto dst = r.raw_ptr("dst");
       f.n = r.size("n");
-      f.v = r.flt("value");
+      f.v = r.value("value");
       f.dst = r.resolve(dst, f.n);
       return f;
     }
@@ -645,8 +653,8 @@ napi_value Run(napi_env env, napi_callback_info info) {
   });
 }
 
-// runAsync(program): a Promise; the kernels run on a libuv worker thread (with their own
-// OpenMP team) while JavaScript goes on. The arenas are checked when it starts; the caller must
+// runAsync(program): a Promise; the kernels run on a libuv worker thread (with the kernels'
+// thread team) while JavaScript goes on. The arenas are checked when it starts; the caller must
 // not touch (or detach) them until the promise settles, and the program refuses a second run
 // meanwhile.
 struct AsyncRun {
@@ -728,7 +736,7 @@ napi_value Threads(napi_env env, napi_callback_info info) {
         double n;
         CHECK(napi_get_value_double(env, argv[0], &n));
         if (!(n >= 0 && n <= 1024 && n == std::trunc(n))) {
-          napi_throw_range_error(env, "SDC_NATIVE_USAGE", ("threads(n): n must be an integer in [0, 1024] (0: every core), got " + show(n)).c_str());
+          napi_throw_range_error(env, "SDC_NATIVE_USAGE", ("threads(n): n must be an integer in [0, 1024] (0: the default, the CPUs this process may use), got " + show(n)).c_str());
           return nullptr;
         }
         sdc::set_threads(static_cast<int>(n));
@@ -742,19 +750,52 @@ napi_value Threads(napi_env env, napi_callback_info info) {
   });
 }
 
-napi_value Isa(napi_env env, napi_callback_info) {
-  return entry(env, "isa", [&]() -> napi_value {
-#if defined(__AVX512F__)
-    const char* isa = "avx512";
-#elif defined(__AVX2__)
-    const char* isa = "avx2";
-#elif defined(__SSE2__)
-    const char* isa = "sse2";
-#else
-    const char* isa = "scalar";
-#endif
+napi_value DefaultThreads(napi_env env, napi_callback_info) {
+  return entry(env, "defaultThreads", [&]() -> napi_value {
     napi_value out;
-    CHECK(napi_create_string_utf8(env, isa, NAPI_AUTO_LENGTH, &out));
+    CHECK(napi_create_int32(env, sdc::default_threads(), &out));
+    return out;
+  });
+}
+
+// isa(level?: string): the ISA level the kernels use; with a level, use it (an error when unknown
+// or beyond this CPU). isas(): the levels this CPU supports, lowest first.
+napi_value Isa(napi_env env, napi_callback_info info) {
+  return entry(env, "isa", [&]() -> napi_value {
+    size_t argc = 1;
+    napi_value argv[1];
+    CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+    napi_valuetype t = napi_undefined;
+    if (argc >= 1) CHECK(napi_typeof(env, argv[0], &t));
+    if (t == napi_string) {
+      char buf[32];
+      size_t len = 0;
+      CHECK(napi_get_value_string_utf8(env, argv[0], buf, sizeof buf, &len));
+      const std::string name(buf, len);
+      const int level = sdc::isa_parse(name);
+      const std::string err = level < 0 ? "unknown ISA level '" + name + "' (x86-64, avx2 or avx512)" : sdc::set_isa(level);
+      if (!err.empty()) {
+        napi_throw_error(env, "SDC_ISA", err.c_str());
+        return nullptr;
+      }
+    } else if (t != napi_undefined) {
+      return throw_type(env, "isa(level?: string)");
+    }
+    napi_value out;
+    CHECK(napi_create_string_utf8(env, sdc::isa_name(sdc::isa_level()), NAPI_AUTO_LENGTH, &out));
+    return out;
+  });
+}
+
+napi_value Isas(napi_env env, napi_callback_info) {
+  return entry(env, "isas", [&]() -> napi_value {
+    napi_value out;
+    CHECK(napi_create_array(env, &out));
+    for (int l = 0; l <= sdc::isa_best(); l++) {
+      napi_value s;
+      CHECK(napi_create_string_utf8(env, sdc::isa_name(l), NAPI_AUTO_LENGTH, &s));
+      CHECK(napi_set_element(env, out, l, s));
+    }
     return out;
   });
 }
@@ -766,7 +807,9 @@ napi_value Init(napi_env env, napi_value exports) {
       {"runAsync", nullptr, RunAsync, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"scratchBytes", nullptr, ScratchBytes, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"defaultThreads", nullptr, DefaultThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"isa", nullptr, Isa, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"isas", nullptr, Isas, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

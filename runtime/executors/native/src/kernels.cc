@@ -1,26 +1,27 @@
-// CPU kernels of the static graph executor. Built with -O3 -march=native by node-gyp on the
-// machine that runs them, so the vector width is the machine's own (AVX-512, AVX2 or SSE).
-#include "kernels.h"
-
-#include <omp.h>
-
+// CPU kernels of the static graph executor. Not compiled on its own: kernels_<level>.cc include it
+// once per ISA level (baseline x86-64, AVX2 + FMA, AVX-512), each copy in namespace
+// sdc::<level> under `#pragma GCC target`, and isa.cc picks one at load (see isa.h).
+#ifndef SDC_ISA_NS
+#error "kernels.cc is included by kernels_<level>.cc, which define SDC_ISA_NS and SDC_ISA_LEVEL"
+#endif
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
+
+#include "isa.h"
+#include "kernels.h"
+
+#define SDC_PRAGMA_(x) _Pragma(#x)
+#define SDC_TARGET_PRAGMA(t) SDC_PRAGMA_(GCC target(t))
 
 namespace sdc {
-
-// ---------------------------------------------------------------------------------------------
-// threads
-
-static int g_threads = 0;
-int threads() {
-  if (g_threads <= 0) g_threads = std::max(1, omp_get_num_procs());
-  return g_threads;
-}
-void set_threads(int n) { g_threads = n > 0 ? n : std::max(1, omp_get_num_procs()); }
-int omp_thread() { return omp_get_thread_num(); }
+namespace SDC_ISA_NS {
+#ifdef SDC_ISA_TARGET
+#pragma GCC push_options
+SDC_TARGET_PRAGMA(SDC_ISA_TARGET)
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // elementwise math: float versions of runtime/graph/ops.ts, written so that loops vectorize
@@ -230,10 +231,10 @@ void run_ew(const EwKernel& k) {
 // ---------------------------------------------------------------------------------------------
 // GEMM: packed panels and a register-blocked micro-kernel (BLIS / GotoBLAS structure)
 
-#if defined(__AVX512F__)
+#if SDC_ISA_LEVEL >= 2
 static constexpr int VL = 16;
 static constexpr int MR = 8;
-#elif defined(__AVX2__)
+#elif SDC_ISA_LEVEL == 1
 static constexpr int VL = 8;
 static constexpr int MR = 6;
 #else
@@ -697,4 +698,10 @@ void run_adam(const AdamKernel& k) {
   });
 }
 
+const Kernels kernels = {run_ew, run_gemm, run_sum_to, run_layer_norm, run_layer_norm_grad, run_softmax, run_softmax_grad, run_copy, run_fill, run_adam, ew_arity, gemm_scratch_floats};
+
+#ifdef SDC_ISA_TARGET
+#pragma GCC pop_options
+#endif
+}  // namespace SDC_ISA_NS
 }  // namespace sdc

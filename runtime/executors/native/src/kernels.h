@@ -6,31 +6,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "threads.h"
+
 namespace sdc {
-
-int omp_thread();
-
-// A parallel region over [0, n) split into contiguous, fixed ranges per thread (deterministic:
-// the same thread count gives the same partition, so reductions are bit-identical run to run).
-int threads();
-void set_threads(int n);
-
-// f(begin, end, thread) on up to threads() threads; one range when n < 2 * min_per_thread.
-template <class F>
-inline void parallel_for(std::int64_t n, std::int64_t min_per_thread, F&& f) {
-  std::int64_t t = threads();
-  if (min_per_thread > 0 && n / min_per_thread < t) t = n / min_per_thread;
-  if (t <= 1) {
-    if (n > 0) f(std::int64_t(0), n, 0);
-    return;
-  }
-#pragma omp parallel num_threads(t)
-  {
-    std::int64_t i = omp_thread();
-    std::int64_t b = n * i / t, e = n * (i + 1) / t;
-    if (e > b) f(b, e, int(i));
-  }
-}
 
 struct Strided {
   const float* p;

@@ -1,0 +1,144 @@
+/**
+ * Modules: which calls own weights, their state-dict names (`as name`, `as blocks[i]`), and the
+ * modules a block's constructor builds (recorded in symbolic mode for the code generator).
+ */
+import type * as A from "../ast.ts";
+import { DiagnosticError, diag, fail } from "../diagnostics.ts";
+import { type Args, type Primitive, PRIMITIVES } from "../primitives.ts";
+import { typeName } from "../values.ts";
+import { exprText } from "./text.ts";
+import type { BlockAnalysis, Evaluator, ModuleDecl, Scope } from "./types.ts";
+
+/**
+ * Does a call of this block create parameters (or buffers)? Statically: some call in its
+ * forward is a named primitive (a primitive takes `as name` only when it has parameters) or
+ * calls a block that does. A block without any needs no `as name` where it is called.
+ */
+export function ownsWeights(ev: Evaluator, block: A.BlockDecl): boolean {
+  const known = ev.weighty.get(block.name);
+  if (known !== undefined) return known;
+  ev.weighty.set(block.name, false); // a cycle (SDC604 elsewhere) adds nothing
+  let found = false;
+  const visit = (e: A.Expr): void => {
+    if (found) return;
+    switch (e.kind) {
+      case "call": {
+        const b = ev.blocks.get(e.callee);
+        if (b ? ownsWeights(ev, b) : e.label !== undefined && PRIMITIVES[e.callee] !== undefined) found = true;
+        e.args.forEach((x) => visit(x.value));
+        return;
+      }
+      case "binary":
+        visit(e.left);
+        visit(e.right);
+        return;
+      case "unary":
+        visit(e.operand);
+        return;
+      case "ternary":
+        [e.cond, e.then, e.else].forEach(visit);
+        return;
+      case "list":
+        e.items.forEach(visit);
+        return;
+      default:
+        return;
+    }
+  };
+  const walk = (stmts: A.Stmt[]): void => {
+    for (const st of stmts) {
+      if (st.kind === "assign") visit(st.value);
+      else if (st.kind === "return") st.values.forEach(visit);
+      else if (st.kind === "for") walk(st.body);
+      else if (st.kind === "if") {
+        walk(st.then);
+        if (st.else) walk(st.else);
+      }
+    }
+  };
+  walk(block.forward?.body ?? []);
+  ev.weighty.set(block.name, found);
+  return found;
+}
+
+/** The label's path; index segments evaluated in concrete mode. */
+export function labelPath(ev: Evaluator, call: A.Call, scope: Scope, required: boolean): string {
+  if (!call.label) {
+    if (required) fail("SDC405", call.span, `'${call.callee}' has parameters: name it for the state dict, e.g. \`${call.callee}(...) as ${call.callee}\``);
+    return "";
+  }
+  return call.label.segments
+    .map((s) => {
+      if (s.name !== undefined) return s.name;
+      if (scope.symbolic) return `[${exprText(s.index!)}]`;
+      const v = ev.evalExpr(s.index!, scope);
+      if (v.t !== "int" || typeof v.v !== "number") fail("SDC406", s.span, `a name index must be an integer known when the model is built, got ${typeName(v)}`);
+      return String(v.v);
+    })
+    .join(".");
+}
+
+type Built = { prim?: Primitive; block?: A.BlockDecl; args: Args };
+
+/**
+ * Record (symbolic mode) a module the block's constructor builds; nothing in concrete mode.
+ * `sharedPath`: the layer is built on the parameters at that path (`share:`), relative to the block.
+ */
+export function recordModule(call: A.Call, scope: Scope, what: Built, sharedPath?: string) {
+  const a = scope.analysis;
+  if (!a) return;
+  const decl = sharedPath !== undefined ? sharedDecl(call, scope, what, sharedPath) : !call.label ? anonymousDecl(call, scope, what, a) : labeledDecl(call, call.label, scope, what);
+  a.modules.push(decl);
+  a.moduleOf.set(call, decl);
+}
+
+/** Built (per loop iteration, under the same guards) on the parameters of another call. */
+function sharedDecl(call: A.Call, scope: Scope, what: Built, path: string): ModuleDecl {
+  const inner = scope.loops[scope.loops.length - 1];
+  return { call, field: "", path, loop: inner?.stmt, guards: [...scope.guards], shared: true, ...what };
+}
+
+/** A weight-free block called without `as`: a field of its own, no state-dict path. */
+function anonymousDecl(call: A.Call, scope: Scope, what: Built, a: BlockAnalysis): ModuleDecl {
+  const inner = scope.loops[scope.loops.length - 1];
+  const base = `_${call.callee}`;
+  let field = base;
+  for (let k = 2; a.modules.some((m) => m.field === field); k++) field = `${base}_${k}`;
+  return { call, field, path: "", loop: inner?.stmt, guards: [...scope.guards], anonymous: true, ...what };
+}
+
+function labeledDecl(call: A.Call, label: A.Label, scope: Scope, what: Built): ModuleDecl {
+  const idx = label.segments.findIndex((s) => s.index);
+  let loop: A.ForStmt | undefined;
+  if (idx >= 0) {
+    const seg = label.segments[idx];
+    const inner = scope.loops[scope.loops.length - 1];
+    if (idx !== label.segments.length - 1 || seg.index!.kind !== "ident" || !inner || seg.index!.name !== inner.name) {
+      fail("SDC406", seg.span, "an indexed name must end in the innermost loop's variable, e.g. `as blocks[i]`");
+    }
+    loop = inner.stmt;
+  } else if (scope.loops.length) {
+    fail("SDC406", label.span, `inside a \`for\`, name the call by the loop index, e.g. \`as ${label.segments[0].name ?? "blocks"}[${scope.loops[scope.loops.length - 1].name}]\``);
+  }
+  const staticPath = label.segments.filter((s) => !s.index).map((s) => s.name).join(".");
+  const field = staticPath.replace(/[^A-Za-z0-9_]/g, "_").replace(/^(\d)/, "_$1");
+  return { call, field, path: staticPath, loop, guards: [...scope.guards], ...what };
+}
+
+/** Labels must be unique unless they sit in different branches of one `if`. */
+export function checkLabels(ev: Evaluator, a: BlockAnalysis) {
+  const byPath = new Map<string, ModuleDecl[]>();
+  for (const m of a.modules) {
+    if (m.anonymous || m.shared) continue;
+    const list = byPath.get(m.path) ?? [];
+    for (const other of list) {
+      const exclusive = m.guards.some((g) => other.guards.some((h) => h.cond === g.cond && h.negate !== g.negate));
+      if (!exclusive) ev.collect(new DiagnosticError(diag("SDC301", m.call.label!.span, `duplicate name '${m.path}' in block ${a.block.name}: each call with parameters needs its own name`)));
+    }
+    list.push(m);
+    byPath.set(m.path, list);
+  }
+  for (const [, list] of byPath) {
+    if (list.length > 1) list.forEach((m, k) => (m.field = `${m.field}_${k + 1}`));
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * Statements and control flow, one handler per statement kind. Concrete mode unrolls loops and
+ * takes known branches; symbolic mode runs a loop body once with its variable as a symbol and
+ * checks both branches of an `if`. A failing statement's error is collected and its targets bound
+ * to UNKNOWN, so later lines do not cascade (concrete mode stops the block instead).
+ */
+import type * as A from "../ast.ts";
+import { fail } from "../diagnostics.ts";
+import { symVar, typeName, type Value } from "../values.ts";
+import { intOf } from "./shapes.ts";
+import { Abort, type Evaluator, MAX_UNROLL, type Scope, UNKNOWN } from "./types.ts";
+
+type StmtCheck<K extends A.Stmt["kind"]> = (ev: Evaluator, s: Extract<A.Stmt, { kind: K }>, scope: Scope) => void;
+
+const STMTS: { [K in A.Stmt["kind"]]: StmtCheck<K> } = {
+  assign: execAssign,
+  return: (ev, s, scope) => {
+    scope.returned = s.values.map((e) => ev.evalExpr(e, scope));
+  },
+  if: execIf,
+  for: (ev, s, scope) => (scope.symbolic ? symbolicFor(ev, s, scope) : unrollFor(ev, s, scope)),
+};
+
+export function execStmts(ev: Evaluator, stmts: A.Stmt[], scope: Scope): void {
+  for (const s of stmts) {
+    try {
+      (STMTS[s.kind] as StmtCheck<A.Stmt["kind"]>)(ev, s, scope);
+    } catch (e) {
+      ev.collect(e);
+      // keep going: bind the targets to an unknown so later lines don't cascade
+      if (s.kind === "assign") for (const t of s.targets) scope.vars.set(t.name, UNKNOWN);
+      if (!scope.symbolic) throw new Abort();
+    }
+  }
+}
+
+function execAssign(ev: Evaluator, s: A.Assign, scope: Scope) {
+  const v = ev.evalExpr(s.value, scope);
+  let values: Value[];
+  if (s.targets.length === 1) values = [v.t === "tuple" && v.items.length === 1 ? v.items[0] : v];
+  else {
+    if (v.t !== "tuple") fail("SDC404", s.value.span, `${s.targets.length} names on the left but the right side is one ${typeName(v)}`);
+    if (v.items.length !== s.targets.length) fail("SDC404", s.value.span, `${s.targets.length} names on the left but the right side gives ${v.items.length} results`);
+    values = v.items;
+  }
+  s.targets.forEach((t, i) => {
+    if (scope.consts.has(t.name)) fail("SDC301", t.span, `'${t.name}' is a parameter of the block and cannot be reassigned`);
+    if (values[i].t === "tuple") fail("SDC404", s.value.span, `'${t.name}' would be bound to ${typeName(values[i])}; unpack it: \`a, b = ...\``);
+    scope.vars.set(t.name, values[i]);
+  });
+  scope.analysis?.assigns.set(s, values);
+}
+
+function execIf(ev: Evaluator, s: A.IfStmt, scope: Scope) {
+  const c = ev.evalExpr(s.cond, scope);
+  if (c.t !== "bool") fail("SDC401", s.cond.span, `an \`if\` condition must be a bool, got ${typeName(c)}`);
+  // both modes: a known condition takes one branch (symbolic mode still checks the other)
+  if (typeof c.v === "boolean" && !scope.symbolic) return execStmts(ev, c.v ? s.then : (s.else ?? []), scope);
+  if (!scope.symbolic) fail("SDC401", s.cond.span, "an `if` condition must be known when the model is built (a bool parameter or constant)");
+  symbolicBranches(ev, s, scope);
+}
+
+function symbolicBranches(ev: Evaluator, s: A.IfStmt, scope: Scope) {
+  const thenScope: Scope = { ...scope, vars: new Map(scope.vars), guards: [...scope.guards, { cond: s.cond, negate: false }] };
+  execStmts(ev, s.then, thenScope);
+  const elseScope: Scope = { ...scope, vars: new Map(scope.vars), guards: [...scope.guards, { cond: s.cond, negate: true }] };
+  if (s.else) execStmts(ev, s.else, elseScope);
+  for (const [k, v] of elseScope.vars) scope.vars.set(k, v);
+  for (const [k, v] of thenScope.vars) scope.vars.set(k, v);
+}
+
+/** The loop's bounds (integers, possibly symbolic) and its variable checked against the names in scope. */
+function loopBounds(ev: Evaluator, s: A.ForStmt, scope: Scope) {
+  const from = intOf(ev.evalExpr(s.from, scope), s.from.span, "a loop bound");
+  const to = intOf(ev.evalExpr(s.to, scope), s.to.span, "a loop bound");
+  if (scope.consts.has(s.variable.name) || scope.vars.has(s.variable.name)) fail("SDC301", s.variable.span, `loop variable '${s.variable.name}' shadows an existing name`);
+  return { from, to };
+}
+
+/** One pass of the body with the loop variable bound to `value`; its assignments flow out. */
+function loopBody(ev: Evaluator, s: A.ForStmt, scope: Scope, value: Value) {
+  const inner: Scope = { ...scope, consts: new Map(scope.consts), loops: [...scope.loops, { stmt: s, name: s.variable.name }] };
+  inner.consts.set(s.variable.name, value);
+  execStmts(ev, s.body, inner);
+  for (const [k, v] of inner.vars) scope.vars.set(k, v);
+}
+
+function symbolicFor(ev: Evaluator, s: A.ForStmt, scope: Scope) {
+  loopBounds(ev, s, scope);
+  loopBody(ev, s, scope, { t: "int", v: symVar(s.variable.name) });
+}
+
+function unrollFor(ev: Evaluator, s: A.ForStmt, scope: Scope) {
+  const { from, to } = loopBounds(ev, s, scope);
+  if (typeof from !== "number" || typeof to !== "number") fail("SDC401", s.span, "loop bounds must be known when the model is built");
+  const n = to - from;
+  ev.unrolled += Math.max(0, n);
+  if (n > MAX_UNROLL || ev.unrolled > MAX_UNROLL * 4) fail("SDC602", s.span, `this loop would unroll ${n} times (limit ${MAX_UNROLL}): the model is absurdly deep`);
+  for (let i = from; i < to; i++) loopBody(ev, s, scope, { t: "int", v: i });
+}
