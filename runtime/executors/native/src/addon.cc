@@ -124,11 +124,10 @@ struct Reader {
     return x;
   }
   std::int64_t size(const char* name) { return in(name, 0, MAX_INT); }
-  // a float field: a float32 value (NaN and the infinities are: a `where` fills with -Infinity);
-  // a finite double beyond float range has no float (its cast is undefined)
+  // a parameter (alpha, eps, scale, Adam's): finite and within float range
   float flt(const char* name) {
     const double x = next(name);
-    if (std::isfinite(x) && std::fabs(x) > 3.4028234663852886e38) bad("expected a float32, got " + show(x) + " (beyond its range)");
+    if (!std::isfinite(x) || std::fabs(x) > 3.4028234663852886e38) bad("expected a finite float32, got " + show(x));
     return static_cast<float>(x);
   }
   // a value field (a constant, a fill): +-Inf and NaN are values (masks fill with -Inf), a finite
