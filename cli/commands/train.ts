@@ -10,7 +10,8 @@ import * as tf from "@tensorflow/tfjs";
 import { irHash } from "../../ir/validate.ts";
 import { initBackend } from "../../runtime/backend.ts";
 import { registerWasmConvFilterGrad } from "../../runtime/eval/wasm-kernels.ts";
-import { BatchSampler } from "../../runtime/data/dataset.ts";
+import { BatchSampler, type ImageTextDataset } from "../../runtime/data/dataset.ts";
+import type { IR } from "../../ir/ir.ts";
 import { loadDataset, sampleViewer } from "../../runtime/data/load.ts";
 import { digitPrompt } from "../../runtime/data/mnist.ts";
 import { encodeGridPng, promptsGridText } from "../../runtime/image/png.ts";
@@ -18,10 +19,10 @@ import { checkOutputDir, writeFileAtomic } from "../../runtime/io/atomic.ts";
 import { CheckpointError, type HostTensors, pruneCheckpoints, readCheckpoint, resolveCheckpoint, saveCheckpoint, writeLatest } from "../../runtime/train/checkpoint.ts";
 import type { LrScheduleName } from "../../runtime/train/lr-schedule.ts";
 import { TRAIN_OPTIONAL_DEFAULTS } from "../../compiler/spec.ts";
-import type { EngineName } from "../../runtime/engines/engine.ts";
+import type { EngineName, TrainEngine } from "../../runtime/engines/engine.ts";
 import { createEngine } from "../../runtime/engines/select.ts";
 import { buildModel, drawBatch, makeValidationSet, TrainingStopped } from "../../runtime/train/trainer.ts";
-import { type ModelBundle, type StepResult } from "../../runtime/bundle.ts";
+import type { ModelBundle, StepResult, ValidationSet } from "../../runtime/bundle.ts";
 import { Rng } from "../../runtime/util/rng.ts";
 import { WordTokenizer } from "../../runtime/text/words.ts";
 import { type PretrainedTextOptions, PretrainedPromptEncoder, textEncoderOverrides } from "../../runtime/text/pretrained/prompt-encoder.ts";
@@ -106,34 +107,82 @@ async function hostMap(vars: Iterable<[string, tf.Tensor]>, filter: (n: string) 
   return out;
 }
 
-export async function runTrain(dir: string, o: TrainCliOptions): Promise<number> {
-  const log = o.log ?? ((s: string) => process.stderr.write(s + "\n"));
-  const loaded = await loadCompiled(dir);
-  const { ir, spec } = loaded;
-  const hash = irHash(loaded.irText);
+type Loaded = Awaited<ReturnType<typeof loadCompiled>>;
+type Checkpoint = ReturnType<typeof readCheckpoint>;
+
+/** The checkpoint a run resumes from (found and verified before any work) and its run folder. */
+interface ResumePoint {
+  resumed?: Checkpoint;
+  resumeDir?: string;
+  runDir: string | null;
+}
+
+/** The run's settings: the spec's, then the flags, checked against a resumed run's config.json (run-config.ts). */
+interface Settings {
+  settings: RunSettings;
+  prior: ReturnType<typeof readRunConfig> | null;
+  accumulate: number;
+  schedule: LrScheduleName;
+  out: string;
+}
+
+/** What training runs on: the backend, the datasets, the model and its engine. */
+interface Setup {
+  backend: Awaited<ReturnType<typeof initBackend>>;
+  train: ImageTextDataset;
+  test: ImageTextDataset;
+  m: ModelBundle;
+  trainer: TrainEngine;
+  dims: [number, number, number];
+  nParams: number;
+}
+
+/** Everything a run's phases share; `st` changes as it trains. */
+interface Run {
+  dir: string;
+  o: TrainCliOptions;
+  log: (s: string) => void;
+  loaded: Loaded;
+  hash: string;
+  r: ResumePoint;
+  s: Settings;
+  su: Setup;
+  metrics: string;
+  valLosses: Map<number, number>;
+  val: ValidationSet;
+  grid: { prompts: string[]; noise: Float32Array; viewer: ReturnType<typeof sampleViewer> };
+  progress: Progress;
+  interrupt: ReturnType<typeof watchInterrupts>;
+  st: { step: number; rng: Rng; sampler: BatchSampler; elapsedBefore: number; lastLoss: number; lastGood: string | null; valLoss: number | null; tensorsAtFirstStep: number; t0: number };
+}
+
+/** `--resume`: find the checkpoint (the newest run of this spec, or the folder given) and check it is of this spec. */
+function findResume(dir: string, o: TrainCliOptions, loaded: Loaded, hash: string): ResumePoint {
+  const { ir } = loaded;
+  if (o.resume === undefined || o.resume === false) return { runDir: null };
+  let resumeDir: string;
+  let runDir: string | null;
+  if (o.resume === true || o.resume === "latest") {
+    const roots = [o.runsDir ?? "output", ...(o.out ? [o.out] : [])];
+    runDir = newestRun(roots, ir.spec.name, hash, irHash);
+    if (!runDir) throw new CheckpointError(`no run of ${ir.spec.name} to resume: no folder under ${roots.join(", ")} has checkpoints/latest of this spec; give the run folder (--resume DIR) or start a run without --resume`);
+    resumeDir = resolveCheckpoint(runDir);
+  } else {
+    resumeDir = resolveCheckpoint(o.resume);
+    runDir = runDirOf(resumeDir);
+  }
+  const resumed = readCheckpoint(resumeDir);
+  if (resumed.state.irHash !== hash) {
+    throw new CheckpointError(`checkpoint ${resumeDir} is from another spec (${resumed.state.spec}, IR ${resumed.state.irHash.slice(0, 12)}) than ${dir} (${ir.spec.name}, IR ${hash.slice(0, 12)})`);
+  }
+  return { resumed, resumeDir, runDir };
+}
+
+/** The settings of the run (a flag that differs from a resumed run's config.json is refused) and its output folder, checked before any work. */
+function trainSettings(o: TrainCliOptions, ir: IR, hash: string, r: ResumePoint, log: (s: string) => void): Settings {
+  const { runDir, resumed } = r;
   const tcfg = ir.train;
   const opt = ir.train.optimizer;
-
-  // resume: find and verify the checkpoint first, before any work; its run's config.json gives
-  // the settings (a flag that differs is refused, run-config.ts)
-  let resumed: ReturnType<typeof readCheckpoint> | undefined;
-  let resumeDir: string | undefined;
-  let runDir: string | null = null;
-  if (o.resume !== undefined && o.resume !== false) {
-    if (o.resume === true || o.resume === "latest") {
-      const roots = [o.runsDir ?? "output", ...(o.out ? [o.out] : [])];
-      runDir = newestRun(roots, ir.spec.name, hash, irHash);
-      if (!runDir) throw new CheckpointError(`no run of ${ir.spec.name} to resume: no folder under ${roots.join(", ")} has checkpoints/latest of this spec; give the run folder (--resume DIR) or start a run without --resume`);
-      resumeDir = resolveCheckpoint(runDir);
-    } else {
-      resumeDir = resolveCheckpoint(o.resume);
-      runDir = runDirOf(resumeDir);
-    }
-    resumed = readCheckpoint(resumeDir);
-    if (resumed.state.irHash !== hash) {
-      throw new CheckpointError(`checkpoint ${resumeDir} is from another spec (${resumed.state.spec}, IR ${resumed.state.irHash.slice(0, 12)}) than ${dir} (${ir.spec.name}, IR ${hash.slice(0, 12)})`);
-    }
-  }
   const prior = runDir ? readRunConfig(runDir, { spec: ir.spec.name, irHash: hash }) : null;
   if (o.precision !== undefined && o.precision !== "fp32") throw new UsageError(precisionRefusal(`--precision ${o.precision}`));
   const D = TRAIN_OPTIONAL_DEFAULTS;
@@ -146,52 +195,67 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
     warmup: o.warmup, lrSchedule: o.lrSchedule, accumulate: o.accumulate, keepCheckpoints: o.keepCheckpoints, keepBest: o.keepBest, precision: o.precision,
   };
   const settings = resolveSettings(specSettings, flags, prior, runDir ? join(runDir, CONFIG_FILE) : undefined);
-  const { steps, batch, seed, sampleEvery, checkpointEvery, sampleSteps } = settings;
+  const { steps, batch } = settings;
   const accumulate = settings.accumulate as number;
   if (batch % accumulate !== 0) throw new UsageError(`--grad-accum ${accumulate} does not divide the batch size ${batch}: each step's batch is split into that many equal micro-batches`);
   const schedule = settings.lrSchedule as LrScheduleName;
   if (prior && schedule !== "constant" && prior.settings.steps !== steps) log(`note: the ${schedule} learning-rate schedule now spans ${steps} steps (the run was started for ${prior.settings.steps}); the rate changes from here`);
-  const nSamples = settings.samples;
   const out = o.out ?? runDir ?? join("output", ir.spec.name);
   // an output folder that cannot be one (a file, a device, read-only) is refused before any work
   checkOutputDir(out);
-  if (resumed && resumed.state.step >= steps) throw new InputError(`checkpoint ${resumeDir} is already at step ${resumed.state.step}; ask for more --steps (now ${steps})`);
+  if (resumed && resumed.state.step >= steps) throw new InputError(`checkpoint ${r.resumeDir} is already at step ${resumed.state.step}; ask for more --steps (now ${steps})`);
+  return { settings, prior, accumulate, schedule, out };
+}
 
+/** The backend, the datasets, the model (its parameter count checked against the compiler's) and the engine. */
+async function setUp(dir: string, o: TrainCliOptions, loaded: Loaded, r: ResumePoint, s: Settings, log: (s: string) => void): Promise<Setup> {
+  const { ir, spec } = loaded;
+  const { settings } = s;
+  const tcfg = ir.train;
+  const opt = ir.train.optimizer;
   const backend = await initBackend(o.backend, { log });
   // tfjs-backend-wasm has no conv2d filter gradient: the tfjs engine needs one for conv specs (the UNet)
   if (backend.name === "wasm") registerWasmConvFilterGrad();
   log(`backend: ${backend.detail}`);
   const train = loadDataset(ir, "train");
   const test = ir.data.source === "mnist" ? loadDataset(ir, "test") : train;
-  const words = resumed?.state.words ?? (ir.data.prompts === "digits" ? undefined : WordTokenizer.fromCaptions(Array.from({ length: train.size }, (_, i) => train.caption(i, new Rng(i))), ir.text.kind === "learned" ? ir.text.vocab : 32, ir.text.kind === "learned" ? ir.text.tokens : 8).words.slice());
-  const m = buildModel(spec, ir, seed, words, pretrainedTextOptions(ir, o.textEncoders, log));
+  const words = r.resumed?.state.words ?? (ir.data.prompts === "digits" ? undefined : WordTokenizer.fromCaptions(Array.from({ length: train.size }, (_, i) => train.caption(i, new Rng(i))), ir.text.kind === "learned" ? ir.text.vocab : 32, ir.text.kind === "learned" ? ir.text.tokens : 8).words.slice());
+  const m = buildModel(spec, ir, settings.seed, words, pretrainedTextOptions(ir, o.textEncoders, log));
   if (m.text instanceof PretrainedPromptEncoder) log(m.text.describe());
   const nParams = m.store.numParams;
   if (nParams !== ir.stats.params) throw new InputError(`built ${nParams} parameters but the compiler proved ${ir.stats.params}; recompile ${dir}`);
   log(`${ir.spec.name}: ${nParams.toLocaleString("en-US")} parameters (network ${ir.stats.networkParams.toLocaleString("en-US")}, text encoder ${ir.stats.textParams.toLocaleString("en-US")}); ${train.name}: ${train.size} images ${ir.data.height}x${ir.data.width}x${ir.data.channels}`);
   const dims: [number, number, number] = [ir.data.height, ir.data.width, ir.data.channels];
-  const trainer = await createEngine(o.engine ?? "auto", m, { lr: settings.lr, clip: tcfg.clip, ema: tcfg.ema, kind: opt.kind, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weightDecay, warmup: settings.warmup as number, schedule, steps, accumulate }, batch, dims, log);
+  const trainer = await createEngine(o.engine ?? "auto", m, { lr: settings.lr, clip: tcfg.clip, ema: tcfg.ema, kind: opt.kind, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weightDecay, warmup: settings.warmup as number, schedule: s.schedule, steps: settings.steps, accumulate: s.accumulate }, settings.batch, dims, log);
   log(`engine: ${trainer.detail}`);
+  return { backend, train, test, m, trainer, dims, nParams };
+}
 
-  let step = 0;
-  let rng = new Rng(seed);
+/** Where training starts: step 0 with fresh generators, or a resumed checkpoint's parameters, optimizer, generators and batch order. */
+async function startState(r: ResumePoint, su: Setup, settings: RunSettings, log: (s: string) => void): Promise<Pick<Run["st"], "step" | "rng" | "sampler" | "elapsedBefore">> {
+  const { batch, seed } = settings;
+  const { resumed, resumeDir } = r;
+  const { m, trainer, train } = su;
+  if (!resumed) return { step: 0, rng: new Rng(seed), sampler: new BatchSampler(train, batch, new Rng(seed + 1)), elapsedBefore: 0 };
+  m.store.load(new Map([...resumed.network, ...resumed.text]), { strict: false, what: `checkpoint ${resumeDir}` });
+  const missing = [...m.store.vars.keys()].filter((k) => !resumed.network.has(k) && !resumed.text.has(k));
+  if (missing.length) throw new CheckpointError(`checkpoint ${resumeDir} lacks ${missing.length} parameters (${missing.slice(0, 3).join(", ")})`);
+  await trainer.loadState(resumed.optimizer, resumed.state.optimizerSteps, resumed.ema, resumed.state.emaUpdates);
+  const step = resumed.state.step;
+  const rng = Rng.fromState(resumed.state.rng);
   let sampler = new BatchSampler(train, batch, new Rng(seed + 1));
-  let elapsedBefore = 0;
-  if (resumed) {
-    m.store.load(new Map([...resumed.network, ...resumed.text]), { strict: false, what: `checkpoint ${resumeDir}` });
-    const missing = [...m.store.vars.keys()].filter((k) => !resumed!.network.has(k) && !resumed!.text.has(k));
-    if (missing.length) throw new CheckpointError(`checkpoint ${resumeDir} lacks ${missing.length} parameters (${missing.slice(0, 3).join(", ")})`);
-    await trainer.loadState(resumed.optimizer, resumed.state.optimizerSteps, resumed.ema, resumed.state.emaUpdates);
-    step = resumed.state.step;
-    rng = Rng.fromState(resumed.state.rng);
-    if (resumed.state.sampler) {
-      if (resumed.state.sampler.batchSize !== batch) throw new UsageError(`checkpoint ${resumeDir} was trained at batch ${resumed.state.sampler.batchSize}, this run asks for ${batch}; resume with --batch-size ${resumed.state.sampler.batchSize}`);
-      sampler = BatchSampler.restore(train, resumed.state.sampler);
-    }
-    elapsedBefore = resumed.state.elapsedSeconds;
-    log(`resumed from ${resumeDir} at step ${step}`);
+  if (resumed.state.sampler) {
+    if (resumed.state.sampler.batchSize !== batch) throw new UsageError(`checkpoint ${resumeDir} was trained at batch ${resumed.state.sampler.batchSize}, this run asks for ${batch}; resume with --batch-size ${resumed.state.sampler.batchSize}`);
+    sampler = BatchSampler.restore(train, resumed.state.sampler);
   }
+  log(`resumed from ${resumeDir} at step ${step}`);
+  return { step, rng, sampler, elapsedBefore: resumed.state.elapsedSeconds };
+}
 
+/** The run folder: samples/, checkpoints/, metrics.jsonl (cut back to the checkpoint on resume), ir.json and config.json. */
+function prepareRunFolder(dir: string, o: TrainCliOptions, loaded: Loaded, hash: string, s: Settings, su: Setup, step: number, resumed: boolean): { metrics: string; valLosses: Map<number, number> } {
+  const { ir } = loaded;
+  const { out, settings, prior } = s;
   mkdirSync(join(out, "samples"), { recursive: true });
   mkdirSync(join(out, "checkpoints"), { recursive: true });
   cleanRunFolder(out);
@@ -203,111 +267,120 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
   const now = new Date().toISOString();
   const command = o.argv ?? ["sdc", "train", dir];
   writeRunConfig(out, {
-    format: "sdc-run-config", version: 1, package: dir, spec: ir.spec.name, irHash: hash, settings, recipe: { ...tcfg, optimizer: { ...opt, lr: settings.lr } }, command,
-    versions: { sdc: SDC_VERSION, node: process.version, tfjs: tf.version_core }, seed, backend: backend.name, engine: trainer.name, created: prior?.created ?? now,
+    format: "sdc-run-config", version: 1, package: dir, spec: ir.spec.name, irHash: hash, settings, recipe: { ...ir.train, optimizer: { ...ir.train.optimizer, lr: settings.lr } }, command,
+    versions: { sdc: SDC_VERSION, node: process.version, tfjs: tf.version_core }, seed: settings.seed, backend: su.backend.name, engine: su.trainer.name, created: prior?.created ?? now,
     history: [...(prior?.history ?? []), { command, fromStep: step, at: now }],
   });
+  return { metrics, valLosses };
+}
 
-  const progress = new Progress(steps, step, o.progress !== false && process.stderr.isTTY === true, log);
-  const val = makeValidationSet(test, Math.min(32, test.size), 8);
-  // fixed prompts and noise for every grid, so grids are comparable across steps
+/** The fixed prompts and noise of every sample grid (grids are comparable across steps), and how samples become pictures. */
+function sampleGrid(ir: IR, su: Setup, nSamples: number, seed: number): Run["grid"] {
+  const { train, dims } = su;
   const gridRng = new Rng(seed + 7);
-  const gridPrompts = Array.from({ length: nSamples }, () => (ir.data.prompts === "digits" ? digitPrompt(gridRng.int(10), gridRng) : train.caption(gridRng.int(train.size), gridRng)));
-  const gridNoise = gridRng.normals(nSamples * dims[0] * dims[1] * dims[2]);
-  const viewer = sampleViewer(ir, train);
+  const prompts = Array.from({ length: nSamples }, () => (ir.data.prompts === "digits" ? digitPrompt(gridRng.int(10), gridRng) : train.caption(gridRng.int(train.size), gridRng)));
+  const noise = gridRng.normals(nSamples * dims[0] * dims[1] * dims[2]);
+  return { prompts, noise, viewer: sampleViewer(ir, train) };
+}
 
-  let lastLoss = NaN;
-  let lastGood: string | null = resumeDir ?? null;
-  // Ctrl-C / SIGTERM: finish this step, write a checkpoint, exit 130 / 143 (cli/signals.ts)
-  const interrupt = watchInterrupts({ log: (s) => progress.note(s.replace(/^\n/, "")), then: "finishing this step and writing a checkpoint" });
+/** checkpoints/step-N (parameters, EMA, optimizer, generators), `latest`, and pruning per keep_checkpoints / keep_best. */
+async function writeCheckpoint(run: Run): Promise<void> {
+  const { su, st, s, loaded } = run;
+  const { m, trainer } = su;
+  const name = `step-${pad(st.step)}`;
+  await trainer.syncParams();
+  const vars = [...m.store.vars.entries(), ...m.store.buffers.entries()];
+  const ema = await trainer.emaState();
+  const optimizer = await trainer.optimizerState();
+  saveCheckpoint(join(s.out, "checkpoints", name), {
+    network: await hostMap(vars, (n) => !n.startsWith("text_encoder.")),
+    text: await hostMap(vars, (n) => n.startsWith("text_encoder.")),
+    ema,
+    optimizer,
+    state: { format: "sdc-checkpoint", version: 1, spec: loaded.ir.spec.name, irHash: run.hash, step: st.step, seed: s.settings.seed, rng: st.rng.state(), sampler: st.sampler.state(), words: [...m.text.words], optimizerSteps: trainer.stepCount, emaUpdates: trainer.emaUpdates, lastLoss: Number.isFinite(st.lastLoss) ? st.lastLoss : null, elapsedSeconds: st.elapsedBefore + (performance.now() - st.t0) / 1000 },
+    irText: loaded.irText,
+  });
+  writeLatest(join(s.out, "checkpoints"), name);
+  st.lastGood = join(s.out, "checkpoints", name);
+  pruneCheckpoints(join(s.out, "checkpoints"), { keep: s.settings.keepCheckpoints as number, keepBest: s.settings.keepBest === true, valLoss: run.valLosses });
+}
+
+/** The validation loss and samples/step-N.{png,txt}; returns the validation loss. */
+async function writeSamples(run: Run): Promise<number> {
+  const { su, st, s, grid } = run;
+  const { trainer, dims } = su;
+  const nSamples = s.settings.samples;
+  const vl = await trainer.validationLoss(run.val, dims, s.settings.batch);
+  const data = await trainer.sample(grid.noise, grid.prompts, dims, { steps: s.settings.sampleSteps });
+  const nrow = Math.ceil(Math.sqrt(nSamples));
+  // latent samples are drawn through the dataset's decoder, when it has one
+  const png = grid.viewer ? encodeGridPng(grid.viewer.decode(data, nSamples), nSamples, ...grid.viewer.dims, { nrow }) : dims[2] === 1 || dims[2] === 3 ? encodeGridPng(data, nSamples, ...dims, { nrow }) : null;
+  if (png) writeFileAtomic(join(s.out, "samples", `step-${pad(st.step)}.png`), png);
+  writeFileAtomic(join(s.out, "samples", `step-${pad(st.step)}.txt`), promptsGridText(grid.prompts, nrow));
+  appendFileSync(run.metrics, JSON.stringify({ step: st.step, val_loss: vl }) + "\n");
+  run.valLosses.set(st.step, vl);
+  return vl;
+}
+
+/**
+ * The steps, with samples and checkpoints at their intervals, until the last step or an interrupt.
+ * Steps that end with samples, a checkpoint or a planned stop are waited for; between them the
+ * static engine keeps one step in flight (the host prepares and encodes step n + 1 while the
+ * GPU runs step n). Numerics and the batch order are the same either way.
+ */
+async function trainLoop(run: Run): Promise<void> {
+  const { o, su, st, s, progress, interrupt } = run;
+  const { m, trainer, dims } = su;
+  const { steps, sampleEvery, checkpointEvery } = s.settings;
   const stopped = () => interrupt.requested;
-
-  const checkpoint = async () => {
-    const name = `step-${pad(step)}`;
-    await trainer.syncParams();
-    const vars = [...m.store.vars.entries(), ...m.store.buffers.entries()];
-    const ema = await trainer.emaState();
-    const optimizer = await trainer.optimizerState();
-    saveCheckpoint(join(out, "checkpoints", name), {
-      network: await hostMap(vars, (n) => !n.startsWith("text_encoder.")),
-      text: await hostMap(vars, (n) => n.startsWith("text_encoder.")),
-      ema,
-      optimizer,
-      state: { format: "sdc-checkpoint", version: 1, spec: ir.spec.name, irHash: hash, step, seed, rng: rng.state(), sampler: sampler.state(), words: [...m.text.words], optimizerSteps: trainer.stepCount, emaUpdates: trainer.emaUpdates, lastLoss: Number.isFinite(lastLoss) ? lastLoss : null, elapsedSeconds: elapsedBefore + (performance.now() - t0) / 1000 },
-      irText: loaded.irText,
-    });
-    writeLatest(join(out, "checkpoints"), name);
-    lastGood = join(out, "checkpoints", name);
-    pruneCheckpoints(join(out, "checkpoints"), { keep: settings.keepCheckpoints as number, keepBest: settings.keepBest === true, valLoss: valLosses });
-  };
-
-  const samples = async () => {
-    const vl = await trainer.validationLoss(val, dims, batch);
-    const data = await trainer.sample(gridNoise, gridPrompts, dims, { steps: sampleSteps });
-    const nrow = Math.ceil(Math.sqrt(nSamples));
-    // latent samples are drawn through the dataset's decoder, when it has one
-    const png = viewer ? encodeGridPng(viewer.decode(data, nSamples), nSamples, ...viewer.dims, { nrow }) : dims[2] === 1 || dims[2] === 3 ? encodeGridPng(data, nSamples, ...dims, { nrow }) : null;
-    if (png) writeFileAtomic(join(out, "samples", `step-${pad(step)}.png`), png);
-    writeFileAtomic(join(out, "samples", `step-${pad(step)}.txt`), promptsGridText(gridPrompts, nrow));
-    appendFileSync(metrics, JSON.stringify({ step, val_loss: vl }) + "\n");
-    valLosses.set(step, vl);
-    return vl;
-  };
-
-  const t0 = performance.now();
-  progress.restart();
-  let valLoss: number | null = null;
-  let tensorsAtFirstStep = -1;
-  // Steps that end with samples, a checkpoint or a planned stop are waited for; between them the
-  // static engine keeps one step in flight (the host prepares and encodes step n + 1 while the
-  // GPU runs step n). Numerics and the batch order are the same either way.
-  const boundary = (s: number) => s >= steps || (sampleEvery > 0 && s % sampleEvery === 0) || (checkpointEvery > 0 && s % checkpointEvery === 0) || (o.interruptAfter !== undefined && s >= o.interruptAfter);
+  const boundary = (n: number) => n >= steps || (sampleEvery > 0 && n % sampleEvery === 0) || (checkpointEvery > 0 && n % checkpointEvery === 0) || (o.interruptAfter !== undefined && n >= o.interruptAfter);
   const pipelined = trainer.name === "static";
   const submit = () => {
-    const b = drawBatch(sampler, rng, m.flow);
+    const b = drawBatch(st.sampler, st.rng, m.flow);
     return trainer.step(b, [b.prompts.length, ...dims]);
   };
-  try {
-    let pending: Promise<StepResult> | null = step < steps ? submit() : null;
-    while (pending) {
-      const current: Promise<StepResult> = pending;
-      pending = pipelined && !boundary(step + 1) && !stopped() ? submit() : null;
-      const r = await current;
-      await yieldToEventLoop(); // lets a Ctrl-C / SIGTERM handler run (the CPU backends never wait on I/O)
-      if (!Number.isFinite(r.loss)) {
-        await pending?.catch(() => undefined);
-        throw new TrainingStopped(`the loss became ${r.loss} at step ${step + 1}; stopping. The last good checkpoint is ${lastGood ?? "(none yet)"}; try a lower --lr or check the data`);
-      }
-      step++;
-      lastLoss = r.loss;
-      if (tensorsAtFirstStep < 0) tensorsAtFirstStep = tf.memory().numTensors;
-      const sps = progress.update(step, r.loss);
-      if (step % tcfg.logEvery === 0 || step === steps) {
-        appendFileSync(metrics, JSON.stringify({ step, loss: r.loss, grad_norm: r.gradNorm, lr: trainer.lr, steps_per_s: sps, tensors: tf.memory().numTensors }) + "\n");
-      }
-      if (o.interruptAfter !== undefined && step >= o.interruptAfter) interrupt.request("SIGINT");
-      if (pending) continue; // not a boundary: the next step is already running
-      const stop = stopped();
-      const last = step === steps || stop;
-      if ((sampleEvery > 0 && step % sampleEvery === 0 && !stop) || (last && !stop)) {
-        valLoss = await samples();
-        progress.note(`step ${step}: val_loss ${valLoss.toFixed(4)}, samples/step-${pad(step)}.png`);
-      }
-      if ((checkpointEvery > 0 && step % checkpointEvery === 0) || last) await checkpoint();
-      if (stop || step >= steps) break;
-      pending = submit();
+  let pending: Promise<StepResult> | null = st.step < steps ? submit() : null;
+  while (pending) {
+    const current: Promise<StepResult> = pending;
+    pending = pipelined && !boundary(st.step + 1) && !stopped() ? submit() : null;
+    const r = await current;
+    await yieldToEventLoop(); // lets a Ctrl-C / SIGTERM handler run (the CPU backends never wait on I/O)
+    if (!Number.isFinite(r.loss)) {
+      await pending?.catch(() => undefined);
+      throw new TrainingStopped(`the loss became ${r.loss} at step ${st.step + 1}; stopping. The last good checkpoint is ${st.lastGood ?? "(none yet)"}; try a lower --lr or check the data`);
     }
-  } finally {
-    interrupt.dispose();
-    progress.done();
+    st.step++;
+    st.lastLoss = r.loss;
+    if (st.tensorsAtFirstStep < 0) st.tensorsAtFirstStep = tf.memory().numTensors;
+    const sps = progress.update(st.step, r.loss);
+    if (st.step % run.loaded.ir.train.logEvery === 0 || st.step === steps) {
+      appendFileSync(run.metrics, JSON.stringify({ step: st.step, loss: r.loss, grad_norm: r.gradNorm, lr: trainer.lr, steps_per_s: sps, tensors: tf.memory().numTensors }) + "\n");
+    }
+    if (o.interruptAfter !== undefined && st.step >= o.interruptAfter) interrupt.request("SIGINT");
+    if (pending) continue; // not a boundary: the next step is already running
+    const stop = stopped();
+    const last = st.step === steps || stop;
+    if ((sampleEvery > 0 && st.step % sampleEvery === 0 && !stop) || (last && !stop)) {
+      st.valLoss = await writeSamples(run);
+      progress.note(`step ${st.step}: val_loss ${st.valLoss.toFixed(4)}, samples/step-${pad(st.step)}.png`);
+    }
+    if ((checkpointEvery > 0 && st.step % checkpointEvery === 0) || last) await writeCheckpoint(run);
+    if (stop || st.step >= steps) break;
+    pending = submit();
   }
-  const seconds = (performance.now() - t0) / 1000;
-  const summary: TrainSummary = { engine: trainer.name, steps: step, lastLoss, valLoss, seconds, stepsPerSecond: (step - (resumed?.state.step ?? 0)) / seconds, out };
-  writeFileSync(join(out, "summary.json"), JSON.stringify({ ...summary, trainStepsPerSecond: progress.rate, backend: backend.name, params: nParams, batch, tensors: tf.memory().numTensors, tensorsAtFirstStep, ...(m.text instanceof PretrainedPromptEncoder ? { textEmbeddings: m.text.stats } : {}) }, null, 2) + "\n");
-  const stop = stopped();
-  if (stop) log(`interrupted at step ${step}; checkpoint ${lastGood} (resume with --resume ${out})`);
+}
+
+/** summary.json, the last log lines, and the model and engine disposed; returns the exit code. */
+function finishRun(run: Run): number {
+  const { su, st, s, progress, interrupt, log, r } = run;
+  const { m, trainer } = su;
+  const seconds = (performance.now() - st.t0) / 1000;
+  const summary: TrainSummary = { engine: trainer.name, steps: st.step, lastLoss: st.lastLoss, valLoss: st.valLoss, seconds, stepsPerSecond: (st.step - (r.resumed?.state.step ?? 0)) / seconds, out: s.out };
+  writeFileSync(join(s.out, "summary.json"), JSON.stringify({ ...summary, trainStepsPerSecond: progress.rate, backend: su.backend.name, params: su.nParams, batch: s.settings.batch, tensors: tf.memory().numTensors, tensorsAtFirstStep: st.tensorsAtFirstStep, ...(m.text instanceof PretrainedPromptEncoder ? { textEmbeddings: m.text.stats } : {}) }, null, 2) + "\n");
+  const stop = interrupt.requested;
+  if (stop) log(`interrupted at step ${st.step}; checkpoint ${st.lastGood} (resume with --resume ${s.out})`);
   // the figures of the progress bar's last line: the last step's loss and the training rate
-  log(`${stop ? "stopped" : "done"} at step ${step}: loss ${lastLoss.toFixed(4)}${valLoss !== null ? `, val_loss ${valLoss.toFixed(4)}` : ""}, ${progress.rate.toFixed(2)} steps/s (${seconds.toFixed(1)} s in all); checkpoint ${lastGood}`);
+  log(`${stop ? "stopped" : "done"} at step ${st.step}: loss ${st.lastLoss.toFixed(4)}${st.valLoss !== null ? `, val_loss ${st.valLoss.toFixed(4)}` : ""}, ${progress.rate.toFixed(2)} steps/s (${seconds.toFixed(1)} s in all); checkpoint ${st.lastGood}`);
   if (m.text instanceof PretrainedPromptEncoder) {
     log(m.text.summary());
     m.text.dispose();
@@ -315,6 +388,35 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
   trainer.dispose();
   m.store.dispose();
   return stop ? interrupt.exitCode : EXIT.ok;
+}
+
+/** `sdc train DIR`: resume point, settings, set-up, start state, run folder, then the steps, each a phase above. */
+export async function runTrain(dir: string, o: TrainCliOptions): Promise<number> {
+  const log = o.log ?? ((s: string) => process.stderr.write(s + "\n"));
+  const loaded = await loadCompiled(dir);
+  const hash = irHash(loaded.irText);
+  // resume: find and verify the checkpoint first, before any work; its run's config.json gives
+  // the settings (a flag that differs is refused, run-config.ts)
+  const r = findResume(dir, o, loaded, hash);
+  const s = trainSettings(o, loaded.ir, hash, r, log);
+  const su = await setUp(dir, o, loaded, r, s, log);
+  const start = await startState(r, su, s.settings, log);
+  const { metrics, valLosses } = prepareRunFolder(dir, o, loaded, hash, s, su, start.step, r.resumed !== undefined);
+  const progress = new Progress(s.settings.steps, start.step, o.progress !== false && process.stderr.isTTY === true, log);
+  const val = makeValidationSet(su.test, Math.min(32, su.test.size), 8);
+  const grid = sampleGrid(loaded.ir, su, s.settings.samples, s.settings.seed);
+  // Ctrl-C / SIGTERM: finish this step, write a checkpoint, exit 130 / 143 (cli/signals.ts)
+  const interrupt = watchInterrupts({ log: (m) => progress.note(m.replace(/^\n/, "")), then: "finishing this step and writing a checkpoint" });
+  const st = { ...start, lastLoss: NaN, lastGood: r.resumeDir ?? null, valLoss: null, tensorsAtFirstStep: -1, t0: performance.now() };
+  const run: Run = { dir, o, log, loaded, hash, r, s, su, metrics, valLosses, val, grid, progress, interrupt, st };
+  progress.restart();
+  try {
+    await trainLoop(run);
+  } finally {
+    interrupt.dispose();
+    progress.done();
+  }
+  return finishRun(run);
 }
 
 export { existsSync };

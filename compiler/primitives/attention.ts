@@ -15,6 +15,7 @@ export const ATTENTION: Record<string, Primitive> = {
       { name: "causal", type: "bool", default: bool(false), doc: "causal mask: query i attends to keys j <= i + S' - S (the last queries see every key)" },
       { name: "mask", type: "tensor", optional: true, doc: "key padding mask, float32 [B, S']: 1 = attend, 0 = padding (the scores of padded keys become -1e9: a row with every key masked is the plain average of v, not NaN; combines with causal)" },
       { name: "kv_heads", type: "int", optional: true, doc: "grouped-query attention: k and v have G heads (G divides heads); query head h reads kv head floor(h / (heads / G))" },
+      { name: "scale", type: "float", optional: true, doc: "the factor of the scores q k^T (default 1 / sqrt(d), d the head width); e.g. a larger constant for cosine-similarity attention of normalised q and k" },
     ],
     runtime: "attention",
     example: { q: "[B, N, D]", k: "[B, M, D]", v: "[B, M, D]", heads: "heads" },
@@ -38,6 +39,10 @@ export const ATTENTION: Record<string, Primitive> = {
       c.expectEq("v", v.shape[1], k.shape[1], "attention: sequence length of v must match k");
       c.expectEq("v", v.shape[0], q.shape[0], "attention: batch of v must match q");
       c.expectEq("v", v.shape[2], k.shape[2], "attention: width of v must match k");
+      if (a.scale) {
+        const scale = num(a, "scale");
+        if (typeof scale === "number" && !(scale > 0 && Number.isFinite(scale))) c.fail("scale", "SDC407", `attention: scale must be a positive number, got ${scale}`);
+      }
       if (a.mask) {
         const m = tensor(a, "mask");
         if (m.dtype !== "float32") c.fail("mask", "SDC401", `attention: the mask must be float32 (1 = attend, 0 = padding), got ${m.dtype} ${shapeToString(m.shape)}`);

@@ -309,13 +309,13 @@ export const T = {
   },
 
   /**
-   * softmax(q k^T / sqrt(d) + bias) v per head, heads read in place from [B, S, H*d] (no
+   * softmax(q k^T * scale + bias) v per head (scale 1 / sqrt(d) unless given), heads read in place from [B, S, H*d] (no
    * transposes). The key padding mask sets padded keys' scores to -1e9 (scores * mask + (1 - mask)
    * * -1e9, mask as [B, 1, 1, S']); the causal mask is a constant bias.
    * Grouped kv heads (kvHeads G < heads) are broadcast to the H heads first (the gradient sums
    * them back).
    */
-  attention(q: Sym, k: Sym, v: Sym, heads: number, causal = false, mask?: Sym, kvHeads?: number): Sym {
+  attention(q: Sym, k: Sym, v: Sym, heads: number, causal = false, mask?: Sym, kvHeads?: number, scale?: number): Sym {
     const g = q.graph;
     const [b, s, dm] = q.shape;
     const sk = k.shape[1];
@@ -330,7 +330,7 @@ export const T = {
       m: s,
       n: sk,
       k: d,
-      alpha: 1 / Math.sqrt(d),
+      alpha: scale ?? 1 / Math.sqrt(d),
       a: [s * dm, d, dm, 1],
       b: [sk * dm, d, 1, dm],
       c: [heads * s * sk, s * sk, sk, 1],

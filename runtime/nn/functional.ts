@@ -291,11 +291,12 @@ export const FUNCTIONS = {
    * `mask` [B, S'] (1 = attend, 0 = padding) sets the scores of padded keys to -1e9 (scores * mask
    * + (1 - mask) * -1e9: finite, so a fully masked row is the plain average of the values, not NaN,
    * and its gradient is that function's). With `kvHeads` G, k and v are [B, S', G*d]
-   * and query head h reads kv head floor(h / (heads / G)) (PyTorch's repeat_interleave).
+   * and query head h reads kv head floor(h / (heads / G)) (PyTorch's repeat_interleave). `scale`
+   * multiplies the scores instead of 1 / sqrt(d).
    */
   attention: record({
-    prepare: (q: T, k: T, v: T, heads: number, causal = false, mask?: T, kvHeads?: number): [T, T, T, number, boolean, T | undefined, number | undefined] => [q, k, v, heads, causal, mask, kvHeads],
-    tf: (q: T, k: T, v: T, heads: number, causal?: boolean, mask?: T, kvHeads?: number): T =>
+    prepare: (q: T, k: T, v: T, heads: number, causal = false, mask?: T, kvHeads?: number, scale?: number): [T, T, T, number, boolean, T | undefined, number | undefined, number | undefined] => [q, k, v, heads, causal, mask, kvHeads, scale],
+    tf: (q: T, k: T, v: T, heads: number, causal?: boolean, mask?: T, kvHeads?: number, scale?: number): T =>
       tf.tidy(() => {
         const [b, s, dm] = q.shape as number[];
         const sk = k.shape[1] as number;
@@ -306,7 +307,7 @@ export const FUNCTIONS = {
         const qh = split(q, s);
         const kh = split(expand(k), sk);
         const vh = split(expand(v), sk);
-        let scores = tf.mul(tf.matMul(qh, kh, false, true), 1 / Math.sqrt(d)); // [B, H, S, S']
+        let scores = tf.mul(tf.matMul(qh, kh, false, true), scale ?? 1 / Math.sqrt(d)); // [B, H, S, S']
         if (causal) scores = tf.add(scores, tf.tensor2d(causalBias(s, sk), [s, sk]));
         if (mask) {
           const m = tf.reshape(mask, [b, 1, 1, sk]);

@@ -1,5 +1,5 @@
 /**
- * The checker's rules for attention's mask and kv_heads, rope and positions_2d: one bad call per
+ * The checker's rules for attention's mask, kv_heads and scale, rope and positions_2d: one bad call per
  * row, with its stable code, the exact line:column of the argument it blames and its message;
  * then good calls compile and the generated code passes the optional arguments in place.
  */
@@ -24,6 +24,9 @@ const rows: Row[] = [
   { name: "mask of rank 3", line: "a = attention(c, c, c, heads: 2, mask: c)", at: "c)", after: "mask: ", code: "SDC501", msg: "attention's mask [B, S'] needs a rank-2 tensor, got rank 3 [B, 5, 24]" },
   { name: "mask longer than the keys", line: "a = attention(c, c, c, heads: 2, mask: p)", at: "p)", code: "SDC500", msg: "attention: length of the mask must match the key length: 20 vs 5" },
   { name: "mask not a tensor", line: "a = attention(c, c, c, heads: 2, mask: 1.0)", at: "1.0", code: "SDC401", msg: "attention: argument 'mask' must be tensor, got float 1" },
+  // attention(scale:)
+  { name: "scale zero", line: "a = attention(c, c, c, heads: 2, scale: 0.0)", at: "0.0", code: "SDC407", msg: "attention: scale must be a positive number, got 0" },
+  { name: "scale negative", line: "a = attention(c, c, c, heads: 2, scale: -2.0)", at: "-2.0", code: "SDC407", msg: "attention: scale must be a positive number, got -2" },
   { name: "mask of another batch", line: "a = attention(c, c, c, heads: 2, mask: mean(mean(c, axis: 0), axis: 1))", at: "mean(mean", code: "SDC501", msg: "attention's mask [B, S'] needs a rank-2 tensor, got rank 1 [5]" },
   // attention(kv_heads:)
   { name: "kv_heads not dividing heads", line: "a = attention(c, linear(c, 12) as k, linear(c, 12) as v, heads: 4, kv_heads: 3)", at: "3)", code: "SDC502", msg: "attention: kv_heads must divide heads: 4 is not divisible by 3" },
@@ -64,6 +67,11 @@ describe("good calls compile, optional arguments passed in place", () => {
     const ts = model(["m = mean(c, axis: 2) * 0 + 1", "k, v = chunk(c, 2)", "a = attention(c, k, v, heads: 4, mask: m, kv_heads: 2)", "b = attention(c, k, v, heads: 4, kv_heads: 2, causal: true)", "y = a + b"]);
     expect(ts).toMatch(/F\.attention\(c, k, v, 4, false, m, 2\)/);
     expect(ts).toMatch(/F\.attention\(c, k, v, 4, true, undefined, 2\)/);
+  });
+  it("scale (after the optional arguments left out)", () => {
+    const ts = model(["a = attention(c, c, c, heads: 4, scale: 10.0)", "b = attention(c, c, c, heads: 4, causal: true, scale: 2)", "y = a + b"]);
+    expect(ts).toMatch(/F\.attention\(c, c, c, 4, false, undefined, undefined, 10(\.0)?\)/);
+    expect(ts).toMatch(/F\.attention\(c, c, c, 4, true, undefined, undefined, 2\)/);
   });
   it("rope at positions_2d ids, with per-sample ids, rotate-half", () => {
     const ts = model(["r = rope(c, positions_2d(1, 5), heads: 2, axes_dim: [4, 8], theta: 100.0)", "s = rope(c, unsqueeze(mean(c, axis: 2), 2), heads: 2, axes_dim: [12], interleaved: false)", "y = r + s"]);

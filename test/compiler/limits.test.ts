@@ -5,11 +5,14 @@
  * vocabulary that disagrees with its encoder's, and optimizer arguments out of range are refused
  * at their position. (Timings are in bench/compile-limits.ts, never here.)
  */
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { compile, formatAll, formatDiagnostic, memoryHost, summarizeDiagnostics } from "../../compiler/index.ts";
 import { type Diagnostic, excerpt, MAX_EXCERPT, SHOWN_PER_CODE, warn } from "../../compiler/diagnostics.ts";
-import { compileSource, expectError, lines, net, spec } from "./helpers.ts";
+import { runCompile } from "../../cli/commands/compile.ts";
+import { compileSource, expectError, lines, net, spec, ROOT } from "./helpers.ts";
 
 const SD3 = readFileSync(new URL("../../specs/sd3.mdl", import.meta.url), "utf8");
 const LIB = {
@@ -98,6 +101,32 @@ describe("diagnostics of one kind are summarized after the first 20", () => {
     expect(text).toContain("warning SDC310: ... and 29,980 more SDC310 warnings (the first of them here)");
     expect(text).toContain("specs/sd3.mdl:28:9: warning SDC310: ... and 29,980"); // p20 is on line 8 + 20
     expect(text.length).toBeLessThan(20_000);
+  });
+});
+
+describe("sdc compile on 30,000 unused parameters and one error", () => {
+  it("prints 20 warnings, the summary and the error, as text and as --json", () => {
+    const tmp = mkdtempSync(join(tmpdir(), "sdc-limits-"));
+    try {
+      const ids = Array.from({ length: 30_000 }, (_, i) => i);
+      const path = join(tmp, "many.mdl");
+      writeFileSync(path, SD3.replace("  param heads = 6 ", ids.map((i) => `  param p${i} = ${i}\n`).join("") + "  param heads = 6 ").replace("batch: 64", "batch: 0"));
+      let text = "";
+      const sink = { write: (s: string) => (text += s) };
+      expect(runCompile(path, { variant: "tiny", outDir: tmp, noWrite: true, libPath: [join(ROOT, "specs")] }, sink, sink)).toBe(1);
+      expect(text.match(/warning SDC310: parameter/g)?.length).toBe(20);
+      expect(text).toContain("warning SDC310: ... and 29,980 more SDC310 warnings");
+      expect(text).toContain("error SDC702: train.batch = 0 is out of range");
+      expect(text).toContain("1 error and 30000 warnings"); // the totals stay exact
+      expect(text.length).toBeLessThan(20_000);
+      let json = "";
+      expect(runCompile(path, { variant: "tiny", outDir: tmp, noWrite: true, json: true, libPath: [join(ROOT, "specs")] }, { write: (s: string) => (json += s) }, { write: () => true })).toBe(1);
+      const out = JSON.parse(json) as { diagnostics: Diagnostic[] };
+      expect(out.diagnostics.map((d) => d.code).sort()).toEqual([...Array(21).fill("SDC310"), "SDC702"]);
+      expect(json.length).toBeLessThan(20_000);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
   });
 });
 

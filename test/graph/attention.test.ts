@@ -141,6 +141,8 @@ const attentionCases: [string, Case][] = [
   ["grouped-query attention (4 heads, 2 kv heads)", { params: { q: [2, 3, 16], k: [2, 5, 8], v: [2, 5, 8] }, fn: (a) => F.attention(a.q, a.k, a.v, 4, false, undefined, 2) }],
   ["multi-query attention (6 heads, 1 kv head)", { params: { q: [1, 4, 12], k: [1, 3, 2], v: [1, 3, 2] }, fn: (a) => F.attention(a.q, a.k, a.v, 6, false, undefined, 1) }],
   ["grouped-query attention + mask + causal", { params: { q: [2, 3, 16], k: [2, 5, 8], v: [2, 5, 8] }, data: { m: mask2x5 }, fn: (a) => F.attention(a.q, a.k, a.v, 4, true, a.m, 2) }],
+  ["a given scale (cosine-similarity style, 3)", { params: { q: [2, 3, 8], k: [2, 5, 8], v: [2, 5, 8] }, fn: (a) => F.attention(a.q, a.k, a.v, 2, false, undefined, undefined, 3) }],
+  ["a given scale + mask + causal + grouped kv heads", { params: { q: [2, 3, 16], k: [2, 5, 8], v: [2, 5, 8] }, data: { m: mask2x5 }, fn: (a) => F.attention(a.q, a.k, a.v, 4, true, a.m, 2, 0.2) }],
 ];
 
 describe("masked and grouped-query attention: tfjs = interpreter = native, forward and gradients", () => {
@@ -157,6 +159,15 @@ describe("attention semantics", () => {
   const rng = new Rng(7);
   const [q, k, v] = [rng.normals(2 * 3 * 8), rng.normals(2 * 5 * 8), rng.normals(2 * 5 * 8)];
   const run = (m: Float32Array, kk = k, vv = v) => F.attention(tf.tensor3d(q, [2, 3, 8]), tf.tensor3d(kk, [2, 5, 8]), tf.tensor3d(vv, [2, 5, 8]), 2, false, tf.tensor2d(m, [2, 5])).dataSync() as Float32Array;
+
+  it("scale s is the default attention of q * s * sqrt(d) (d = 4); 1 / sqrt(d) is the default", () => {
+    const m = prefixMask(5, [3, 5]);
+    const at = (qq: Float32Array, scale?: number) => F.attention(tf.tensor3d(qq, [2, 3, 8]), tf.tensor3d(k, [2, 5, 8]), tf.tensor3d(v, [2, 5, 8]), 2, false, tf.tensor2d(m, [2, 5]), undefined, scale).dataSync() as Float32Array;
+    const close = (a: Float32Array, b: Float32Array) => a.every((x, i) => Math.abs(x - b[i]) < 1e-5);
+    expect(close(at(q, 0.5), at(q))).toBe(true);
+    expect(close(at(q, 3), at(q.map((x) => x * 3 * 2)))).toBe(true);
+    expect(close(at(q, 3), at(q))).toBe(false);
+  });
 
   it("masked keys and values change nothing; unmasked ones do", () => {
     const m = prefixMask(5, [3, 5]);

@@ -3,7 +3,7 @@
  * runtime/util/rng.ts, the sigmas and time convention of runtime/flow/schedule.ts, the tokenizer
  * and the labels of the training run, classifier-free guidance (with the spec's guidance interval)
  * and Euler/Heun steps exactly as
- * runtime/graph/sampler.ts) around the exported ONNX graph run with TensorFlow.js
+ * runtime/flow/sampler.ts) around the exported ONNX graph run with TensorFlow.js
  * (interpret.ts), so a seed and a prompt give `sdc sample`'s grid. Bundled by esbuild at export,
  * with `tf` the page's global TensorFlow.js (WebGPU, else WebGL, else wasm, else plain JS).
  */
@@ -46,7 +46,7 @@ function textFeeds(prompts: string[]): Record<string, { data: Int32Array; dims: 
   return out;
 }
 
-/** As StaticFlowNetwork.sample (runtime/graph/sampler.ts), on the page's network. */
+/** As StaticFlowNetwork.sample (runtime/engines/static/sampler.ts), on the page's network. */
 async function sample(net: WebNetwork, z: Float32Array, prompts: string[], scale: number, steps: number, sampler: string, onStep: (i: number) => Promise<void>): Promise<Float32Array> {
   const b = prompts.length;
   const per = H * W * C;

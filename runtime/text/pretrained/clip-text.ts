@@ -12,6 +12,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { SafeTensor } from "../../io/safetensors.ts";
 import { ACTIVATIONS, type Activation, TextEncoderError, WeightReader, activation, cfgInt, cfgNum, cfgStr, checkIds, dense, isObj, type Json } from "./common.ts";
+import * as F from "../../nn/functional.ts";
 
 export interface ClipTextConfig {
   vocabSize: number;
@@ -90,9 +91,9 @@ interface Layer {
   fc2b: tf.Tensor1D;
 }
 
+/** LayerNorm with a checkpoint's weight and bias: the runtime's layer_norm (runtime/nn/functional.ts), then the affine. */
 export function layerNorm(x: tf.Tensor, w: tf.Tensor1D, b: tf.Tensor1D, eps: number): tf.Tensor {
-  const { mean, variance } = tf.moments(x, -1, true);
-  return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, eps))), w), b);
+  return tf.add(tf.mul(F.layerNorm(x, eps), w), b);
 }
 
 export class ClipTextEncoder {

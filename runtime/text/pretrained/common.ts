@@ -4,6 +4,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { SafeTensor } from "../../io/safetensors.ts";
+import * as F from "../../nn/functional.ts";
 
 export class TextEncoderError extends Error {
   constructor(message: string) {
@@ -91,25 +92,24 @@ export function checkIds(ids: readonly (readonly number[])[], vocab: number, wha
 export type Activation = "quick_gelu" | "gelu" | "gelu_new" | "gelu_pytorch_tanh" | "relu" | "silu";
 export const ACTIVATIONS: readonly Activation[] = ["quick_gelu", "gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu"];
 
+/** The Hugging Face activation `name`, on the runtime's own primitives (runtime/nn/functional.ts). */
 export function activation(name: Activation, x: tf.Tensor): tf.Tensor {
   switch (name) {
     case "quick_gelu":
-      return tf.mul(x, tf.sigmoid(tf.mul(x, 1.702)));
+      return F.mul(x, F.sigmoid(F.mul(x, 1.702)));
     case "gelu": // exact, erf based
-      return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))));
+      return F.gelu(x);
     case "gelu_new":
-    case "gelu_pytorch_tanh": {
-      const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
-      return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(inner)));
-    }
+    case "gelu_pytorch_tanh":
+      return F.gelu(x, true);
     case "relu":
-      return tf.relu(x);
+      return F.relu(x);
     case "silu":
-      return tf.mul(x, tf.sigmoid(x));
+      return F.silu(x);
   }
 }
 
-/** x [N, in] @ w [in, out] (+ b), for any leading shape of x. */
+/** x [N, in] @ w [in, out] (+ b), for any leading shape of x (the runtime's Linear owns its parameters; these are a checkpoint's). */
 export function dense(x: tf.Tensor, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tensor {
   const inDim = w.shape[0];
   const lead = x.shape.slice(0, -1);

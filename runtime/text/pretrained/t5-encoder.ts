@@ -14,6 +14,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { SafeTensor } from "../../io/safetensors.ts";
 import { ACTIVATIONS, type Activation, TextEncoderError, WeightReader, activation, cfgInt, cfgNum, cfgStr, checkIds, dense, isObj } from "./common.ts";
+import * as F from "../../nn/functional.ts";
 
 export interface T5EncoderConfig {
   vocabSize: number;
@@ -91,9 +92,9 @@ interface Block {
   wo: tf.Tensor2D;
 }
 
+/** T5's RMSNorm with a checkpoint's weight: the runtime's rms_norm (runtime/nn/functional.ts), then the scale. */
 export function rmsNorm(x: tf.Tensor, w: tf.Tensor1D, eps: number): tf.Tensor {
-  const variance = tf.mean(tf.square(x), -1, true);
-  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), w);
+  return tf.mul(F.rmsNorm(x, eps), w);
 }
 
 export class T5Encoder {

@@ -126,6 +126,13 @@ struct Reader {
     if (!std::isfinite(x) || std::fabs(x) > 3.4028234663852886e38) bad("expected a finite float32, got " + show(x));
     return static_cast<float>(x);
   }
+  // a value field (a constant, a fill): +-Inf and NaN are values (masks fill with -Inf), a finite
+  // double outside float32's range is not (its cast would be undefined)
+  float value(const char* name) {
+    const double x = next(name);
+    if (std::isfinite(x) && std::fabs(x) > 3.4028234663852886e38) bad("expected a float32 value, got " + show(x));
+    return static_cast<float>(x);
+  }
   // pointer fields come first in the encoding, sizes after: read the pair now, check later
   struct Ptr {
     std::int64_t arena, offset;
@@ -220,15 +227,15 @@ Kernel decode(Reader& r) {
         if (e.kind == 0) {
           if (nin == 0) bad("an operand code in an instruction without operands");
           e.op = static_cast<int>(r.in("operand index", 0, nin - 1));
-          e.c = r.flt("constant");
+          e.c = r.value("constant");
           sp++;
         } else if (e.kind == 1) {
           e.op = static_cast<int>(r.in("code op", 0, 0));
-          e.c = r.flt("constant");
+          e.c = r.value("constant");
           sp++;
         } else {
           e.op = static_cast<int>(r.in("operator", 0, 1 << 20));
-          e.c = r.flt("constant");
+          e.c = r.value("constant");
           const int a = sdc::ew_arity(e.op);
           if (a < 0) bad("unknown elementwise operator " + std::to_string(e.op));
           if (sp < a) bad("the elementwise code underflows its stack");
@@ -326,7 +333,7 @@ Kernel decode(Reader& r) {
       FillArgs f{};
       const auto dst = r.raw_ptr("dst");
       f.n = r.size("n");
-      f.v = r.flt("value");
+      f.v = r.value("value");
       f.dst = r.resolve(dst, f.n);
       return f;
     }
