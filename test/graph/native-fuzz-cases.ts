@@ -113,6 +113,7 @@ export function fieldMap(w: readonly number[]): { tags: Tag[]; nullable: boolean
         break;
       }
       case Code.Gemm:
+      case Code.GemmBf16:
         ptr();
         ptr();
         ptr();
