@@ -391,7 +391,12 @@ static inline void store_tile(const GemmKernel& g, float* C, vf acc[MR][2], int 
 }
 
 std::int64_t gemm_scratch_floats(const GemmKernel& g) {
-  if (g.bf16 || g.bs[3] == 1) return 0;  // bf16: packed per task into thread-local buffers
+  if (g.bf16) {  // B packed once, rounded: per batch, panels of NR columns over K rounded up to even
+    std::int64_t nbatch, panels, f;
+    if (__builtin_mul_overflow(g.batch[0], g.batch[1], &nbatch) || __builtin_mul_overflow(nbatch, (g.n + NR - 1) / NR, &panels) || __builtin_mul_overflow(panels, (g.k + 1) / 2 * 2 * NR, &f)) return -1;
+    return f;
+  }
+  if (g.bs[3] == 1) return 0;
   std::int64_t nbatch, panels, f;
   if (__builtin_mul_overflow(g.batch[0], g.batch[1], &nbatch) || __builtin_mul_overflow(nbatch, (g.n + NR - 1) / NR, &panels) || __builtin_mul_overflow(panels, g.k * NR, &f)) return -1;
   return f;
@@ -493,24 +498,20 @@ void run_gemm(const GemmKernel& g) {
 // then one NR panel of B at a time; store_tile as the fp32 GEMM. A policy P gives the packed
 // formats and the micro-kernel: RoundedF32 (every level: rounded values as floats, the fp32
 // micro-kernel; products of bf16 values are exact in fp32, so this is the fp32 GEMM of the
-// rounded operands) and, at the avx512bf16 level, Dpbf16 (bf16 pairs, vdpbf16ps).
+// rounded operands) and, at the avx512bf16 level, Dpbf16 (bf16 pairs, vdpbf16ps). B is packed
+// once per GEMM (all of K per panel of NR columns, in parallel over panels) into the program's
+// scratch; P::b_block gives a panel's K block at k0 (k0 a multiple of KC, which is even).
 
 namespace {
 struct Bf16Buffers {
   float* a = nullptr;  // MC / MR panels of MR * KC floats
-  float* b = nullptr;  // one panel of KC * NR floats
-  Bf16Buffers() {
-    a = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * MC * KC));
-    b = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * KC * NR));
-  }
-  ~Bf16Buffers() {
-    std::free(a);
-    std::free(b);
-  }
+  Bf16Buffers() { a = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * MC * KC)); }
+  ~Bf16Buffers() { std::free(a); }
 };
 struct RoundedF32 {
   static void pack_a(float* d, const float* A, std::int64_t sm, std::int64_t sk, std::int64_t m0, int h, std::int64_t k0, int kc) { pack_a_panel<true>(d, A, sm, sk, m0, h, k0, kc); }
   static void pack_b(float* d, const float* B, std::int64_t sk, std::int64_t sn, std::int64_t k0, int kc, std::int64_t n0, int w) { pack_b_panel<true>(d, B, sk, sn, k0, kc, n0, w); }
+  static const float* b_block(const float* panel, std::int64_t k0) { return panel + k0 * NR; }
   static void kernel(int kc, const float* a, const float* b, vf acc[MR][2]) { ukernel<0>(kc, a, 0, b, NR, acc); }
 };
 }  // namespace
@@ -529,9 +530,19 @@ static void gemm_bf16_with(const GemmKernel& g) {
   const std::int64_t mblocks = (g.m + mc - 1) / mc;
   const std::int64_t tasks = nbatch * mblocks * nblocks;
   const std::int64_t min_tasks = flops < 5e5 ? tasks : 1;
+  const std::int64_t npanels = (g.n + NR - 1) / NR;
+  const std::int64_t panel_floats = (g.k + 1) / 2 * 2 * NR;
+  float* const packed_b = g.scratch;
+  parallel_for(nbatch * npanels, flops < 5e5 ? nbatch * npanels : 4, [&](std::int64_t b, std::int64_t e, int) {
+    for (std::int64_t q = b; q < e; q++) {
+      const std::int64_t bi = q / npanels, jp = q % npanels;
+      const float* B = g.b + (bi / nb2) * g.bs[0] + (bi % nb2) * g.bs[1];
+      const int w = static_cast<int>(std::min<std::int64_t>(NR, g.n - jp * NR));
+      P::pack_b(packed_b + q * panel_floats, B, g.bs[2], g.bs[3], 0, static_cast<int>(g.k), jp * NR, w);
+    }
+  });
   parallel_for(tasks, min_tasks, [&](std::int64_t tb, std::int64_t te, int) {
     float* Ap = t_bf16.a;
-    float* Bp = t_bf16.b;
     for (std::int64_t t = tb; t < te; t++) {
       std::int64_t r = t;
       const std::int64_t nbk = r % nblocks;
@@ -540,20 +551,20 @@ static void gemm_bf16_with(const GemmKernel& g) {
       r /= mblocks;
       const std::int64_t b2 = r % nb2, b1 = r / nb2;
       const float* A = g.a + b1 * g.as[0] + b2 * g.as[1];
-      const float* B = g.b + b1 * g.bs[0] + b2 * g.bs[1];
       float* C = g.c + b1 * g.cs[0] + b2 * g.cs[1];
       const std::int64_t m0 = mbk * mc, n0 = nbk * NB;
       const int ml = static_cast<int>(std::min<std::int64_t>(mc, g.m - m0));
       const int nl = static_cast<int>(std::min<std::int64_t>(NB, g.n - n0));
+      const float* batch_panels = packed_b + (b1 * nb2 + b2) * npanels * panel_floats;
       for (std::int64_t k0 = 0; k0 < g.k; k0 += KC) {
         const int kc = static_cast<int>(std::min<std::int64_t>(KC, g.k - k0));
         for (int ip = 0; ip < ml; ip += MR) P::pack_a(Ap + (ip / MR) * (MR * KC), A, g.as[2], g.as[3], m0 + ip, std::min(MR, ml - ip), k0, kc);
         for (int jp = 0; jp < nl; jp += NR) {
           const int w = std::min(NR, nl - jp);
-          P::pack_b(Bp, B, g.bs[2], g.bs[3], k0, kc, n0 + jp, w);
+          const float* bp = P::b_block(batch_panels + ((n0 + jp) / NR) * panel_floats, k0);
           for (int ip = 0; ip < ml; ip += MR) {
             vf acc[MR][2];
-            P::kernel(kc, Ap + (ip / MR) * (MR * KC), Bp, acc);
+            P::kernel(kc, Ap + (ip / MR) * (MR * KC), bp, acc);
             store_tile(g, C, acc, std::min(MR, ml - ip), w, m0 + ip, n0 + jp, k0 == 0);
           }
         }
@@ -566,7 +577,7 @@ static void run_gemm_bf16(const GemmKernel& g) { gemm_bf16_with<RoundedF32>(g); 
 
 #if SDC_ISA_LEVEL >= 2
 // AVX512-BF16: A packed as bf16 pairs (k, k+1) of each row, one 32-bit word per row and pair
-// (a[p * MR + i]); B as NR columns of such pairs per k pair (b[(p * NR + j) * 2 + t] = B(2p+t, j));
+// (a[p * MR + i]: k in the low half); B as NR such words per k pair (b[p * NR + j]);
 // an odd K ends with a zero. vdpbf16ps adds both products of a pair to an fp32 lane; it treats
 // bf16 subnormals as zero and flushes subnormal results (its fixed DAZ / FTZ), the one place
 // this path differs from the portable one.
@@ -590,30 +601,36 @@ struct Dpbf16 {
       for (int p = 0; p < kp; p++) d[p * MR + i] = 0u;
   }
   static void pack_b(float* dst, const float* B, std::int64_t sk, std::int64_t sn, std::int64_t k0, int kc, std::int64_t n0, int w) {
-    std::uint16_t* d = reinterpret_cast<std::uint16_t*>(dst);
+    std::uint32_t* d = reinterpret_cast<std::uint32_t*>(dst);
     const float* s = B + k0 * sk + n0 * sn;
     const int kp = (kc + 1) / 2;
     for (int p = 0; p < kp; p++) {
-      std::uint16_t* dr = d + p * NR * 2;
-      for (int t = 0; t < 2; t++) {
-        const int k = 2 * p + t;
-        int j = 0;
-        if (k < kc)
-          for (const float* row = s + k * sk; j < w; j++) dr[j * 2 + t] = to_bf16(row[j * sn]);
-        for (; j < NR; j++) dr[j * 2 + t] = 0;
+      std::uint32_t* __restrict dr = d + p * NR;
+      const float* r0 = s + 2 * p * sk;
+      const float* r1 = r0 + sk;
+      int j = 0;
+      if (2 * p + 1 < kc) {
+        if (sn == 1)
+          for (; j < w; j++) dr[j] = to_bf16(r0[j]) | static_cast<std::uint32_t>(to_bf16(r1[j])) << 16;
+        else
+          for (; j < w; j++) dr[j] = to_bf16(r0[j * sn]) | static_cast<std::uint32_t>(to_bf16(r1[j * sn])) << 16;
+      } else {
+        for (; j < w; j++) dr[j] = to_bf16(r0[j * sn]);
       }
+      for (; j < NR; j++) dr[j] = 0u;
     }
   }
+  static const float* b_block(const float* panel, std::int64_t k0) { return panel + k0 / 2 * NR; }
   static void kernel(int kc, const float* a, const float* b, vf acc[MR][2]) {
     const std::uint32_t* A = reinterpret_cast<const std::uint32_t*>(a);
-    const std::uint16_t* B = reinterpret_cast<const std::uint16_t*>(b);
+    const std::uint32_t* B = reinterpret_cast<const std::uint32_t*>(b);
     const int kp = (kc + 1) / 2;
     __m512 c[MR][2];
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
     for (int p = 0; p < kp; p++) {
-      const __m512bh b0 = (__m512bh)_mm512_loadu_si512(B + p * NR * 2);
-      const __m512bh b1 = (__m512bh)_mm512_loadu_si512(B + p * NR * 2 + 32);
+      const __m512bh b0 = (__m512bh)_mm512_loadu_si512(B + p * NR);
+      const __m512bh b1 = (__m512bh)_mm512_loadu_si512(B + p * NR + VL);
 #pragma GCC unroll 16
       for (int i = 0; i < MR; i++) {
         const __m512bh ai = (__m512bh)_mm512_set1_epi32(static_cast<int>(A[p * MR + i]));
