@@ -69,9 +69,10 @@ export function bases(): Base[] {
   return out;
 }
 
-export type Tag = "op" | "arena" | "offset" | "int" | "float";
+/** "float": a parameter (alpha, eps, Adam's: finite); "value": a constant or a fill value (NaN and infinities allowed) */
+export type Tag = "op" | "arena" | "offset" | "int" | "float" | "value";
 
-/** What each word of a program is (mirrors decode() in native/src/addon.cc); `nullable` marks pointers that may be -1. */
+/** What each word of a program is (mirrors decode() in runtime/executors/native/src/addon.cc); `nullable` marks pointers that may be -1. */
 export function fieldMap(w: readonly number[]): { tags: Tag[]; nullable: boolean[]; starts: number[] } {
   const tags: Tag[] = [];
   const nullable: boolean[] = [];
@@ -108,7 +109,7 @@ export function fieldMap(w: readonly number[]): { tags: Tag[]; nullable: boolean
         put("int");
         for (let j = 0; j < nc; j++) {
           put("int", 2);
-          put("float");
+          put("value");
         }
         break;
       }
@@ -152,7 +153,7 @@ export function fieldMap(w: readonly number[]): { tags: Tag[]; nullable: boolean
       case Code.Fill:
         ptr();
         put("int");
-        put("float");
+        put("value");
         break;
       case Code.Adam:
         for (let j = 0; j < 7; j++) ptr(j === 4);
@@ -221,6 +222,7 @@ export function makeCase(all: Base[], seed: number, index: number): Case {
       c.words[at] = v;
       c.what = `word ${at} (${tag}) ${old} -> ${v}`;
       if (tag === "float") c.mustRefuse = !Number.isFinite(v) || Math.abs(v) > 3.4028234663852886e38;
+      else if (tag === "value") c.mustRefuse = Number.isFinite(v) && Math.abs(v) > 3.4028234663852886e38;
       else if (!isInt(v)) c.mustRefuse = true;
       else if (tag === "op") c.mustRefuse = !OPS.has(v);
       else if (tag === "arena") c.mustRefuse = v < -1 || v >= arenas.length || (v === -1 && !map.nullable[at]);

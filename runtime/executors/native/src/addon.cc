@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -90,7 +91,10 @@ std::string show(double x) {
   if (std::isnan(x)) return "NaN";
   if (std::isinf(x)) return x > 0 ? "Infinity" : "-Infinity";
   char b[32];
-  std::snprintf(b, sizeof b, "%.17g", x);
+  for (int digits = 15; digits <= 17; digits++) {  // the shortest that reads back as x
+    std::snprintf(b, sizeof b, "%.*g", digits, x);
+    if (std::strtod(b, nullptr) == x) break;
+  }
   return b;
 }
 
@@ -120,7 +124,7 @@ struct Reader {
     return x;
   }
   std::int64_t size(const char* name) { return in(name, 0, MAX_INT); }
-  // a float field: finite and within float range
+  // a parameter (alpha, eps, scale, Adam's): finite and within float range
   float flt(const char* name) {
     const double x = next(name);
     if (!std::isfinite(x) || std::fabs(x) > 3.4028234663852886e38) bad("expected a finite float32, got " + show(x));
