@@ -4,7 +4,8 @@
  * fp32 GEMM of the bf16-rounded operands up to fp32 summation order (1e-5 of sum |a||b| per
  * element), on the layouts a training step uses (x W^T, dy W, dy^T x, batched attention, a
  * strided output, a bias) with K beyond one block and odd sizes; and the rounding itself (ties to
- * even, NaN, Inf, overflow, subnormals, signed zero) against hard-coded bit patterns.
+ * even, NaN, Inf, overflow, subnormals, signed zero) against hard-coded bit patterns; and the same
+ * bits for 1, 2 and 3 threads.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { evaluate, roundBf16 } from "../../runtime/executors/interp/interp.ts";
@@ -107,6 +108,29 @@ describe("the bf16 GEMM against the fp32 GEMM of bf16-rounded operands", () =>
       // and it is not the fp32 GEMM: rounding the operands changes the result
       const fp32 = runNative((g, [pa, pb]) => g.gemm(pa, pb, sc, { ...L, precision: undefined }), [sa, sb], [a, b]).got;
       if (!bias) expect(got.some((v, i) => Math.abs(v - fp32[i]) > 1e-4 * Math.abs(fp32[i]))).toBe(true);
+    });
+  }));
+
+describe("the bf16 GEMM's bits do not depend on the thread count", () =>
+  atEachIsa(() => {
+    it("1, 2 and 3 threads give the same bits (x W^T, dy^T x)", () => {
+      const addon = nativeAddon().addon!;
+      const before = addon.threads();
+      const rng = new Rng(3);
+      const a = rng.normals(200 * 300);
+      const b = rng.normals(300 * 90);
+      try {
+        for (const [L, sa, sb] of [[xwt(200, 90, 300), [200, 300], [90, 300]], [dyx(200, 90, 300), [300, 200], [300, 90]]] as [GemmLayout, number[], number[]][]) {
+          const runs = [1, 2, 3].map((t) => {
+            addon.threads(t);
+            return Array.from(runNative((g, [pa, pb]) => g.gemm(pa, pb, [200, 90], L), [sa, sb], [a, b]).got);
+          });
+          expect(runs[1]).toEqual(runs[0]);
+          expect(runs[2]).toEqual(runs[0]);
+        }
+      } finally {
+        addon.threads(before);
+      }
     });
   }));
 
