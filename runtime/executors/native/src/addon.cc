@@ -253,9 +253,11 @@ Kernel decode(Reader& r) {
       k.depth = depth;
       return k;
     }
-    case GEMM: {
-      r.op_name = "gemm";
+    case GEMM:
+    case GEMM_BF16: {  // the same fields; GEMM_BF16 rounds A and B to bf16
+      r.op_name = op == GEMM ? "gemm" : "gemm_bf16";
       sdc::GemmKernel g{};
+      g.bf16 = op == GEMM_BF16;
       const auto a = r.raw_ptr("a"), b = r.raw_ptr("b"), c = r.raw_ptr("c"), bias = r.raw_ptr("bias");
       g.batch[0] = r.size("batch[0]");
       g.batch[1] = r.size("batch[1]");
@@ -772,7 +774,7 @@ napi_value Isa(napi_env env, napi_callback_info info) {
       CHECK(napi_get_value_string_utf8(env, argv[0], buf, sizeof buf, &len));
       const std::string name(buf, len);
       const int level = sdc::isa_parse(name);
-      const std::string err = level < 0 ? "unknown ISA level '" + name + "' (x86-64, avx2 or avx512)" : sdc::set_isa(level);
+      const std::string err = level < 0 ? "unknown ISA level '" + name + "' (x86-64, avx2, avx512 or avx512bf16)" : sdc::set_isa(level);
       if (!err.empty()) {
         napi_throw_error(env, "SDC_ISA", err.c_str());
         return nullptr;
