@@ -11,6 +11,10 @@
  * best of each kept), and the ratios sdc / OpenBLAS (wall; and CPU per thread, the figure to
  * read on a loaded machine). When OpenBLAS does not know an AVX-512 CPU
  * and falls back to its Prescott kernels, OPENBLAS_CORETYPE=SKYLAKEX is set (the core is printed).
+ *
+ * --precision bf16: the bf16 GEMM (operands rounded to bf16, fp32 accumulation; vdpbf16ps at the
+ * avx512bf16 ISA level) beside the fp32 one on the same layouts, measured in turn (--rounds
+ * times, the best of each kept), with the ratio bf16 / fp32 (wall; CPU per thread).
  */
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -28,30 +32,40 @@ const { values } = parseArgs({
     threads: { type: "string" },
     rounds: { type: "string", default: "3" },
     openblas: { type: "boolean", default: false },
+    precision: { type: "string", default: "fp32" },
     json: { type: "boolean", default: false },
   },
 });
 const [M, N, K, reps] = [values.m, values.n, values.k, values.reps].map(Number);
 const addon = requireNative();
 const threadCounts = values.threads ? values.threads.split(",").map(Number) : [addon.threads()];
-const rounds = values.openblas ? Number(values.rounds) : 1;
+if (values.precision !== "fp32" && values.precision !== "bf16") {
+  console.error(`--precision must be fp32 or bf16 (got ${values.precision})`);
+  process.exit(2);
+}
+const bf16 = values.precision === "bf16";
+const rounds = values.openblas || bf16 ? Number(values.rounds) : 1;
 const rng = new Rng(0);
-const layouts: [string, (g: Graph) => ReturnType<Graph["gemm"]>, number[][]][] = [
-  ["x W^T (forward)", (g) => g.linear(g.param("p0", [M, K]), g.param("p1", [N, K]), null), [[M, K], [N, K]]],
-  ["dy W (input gradient)", (g) => g.gemm(g.param("p0", [M, K]), g.param("p1", [K, N]), [M, N], { batch: [1, 1], m: M, n: N, k: K, alpha: 1, a: [0, 0, K, 1], b: [0, 0, N, 1], c: [0, 0, N, 1] }), [[M, K], [K, N]]],
-  ["dy^T x (weight gradient)", (g) => g.gemm(g.param("p0", [K, M]), g.param("p1", [K, N]), [M, N], { batch: [1, 1], m: M, n: N, k: K, alpha: 1, a: [0, 0, 1, M], b: [0, 0, N, 1], c: [0, 0, N, 1] }), [[K, M], [K, N]]],
+type Prec = { precision?: "bf16" };
+const layouts: [string, (g: Graph, p: Prec) => ReturnType<Graph["gemm"]>, number[][]][] = [
+  ["x W^T (forward)", (g, p) => g.gemm(g.param("p0", [M, K]), g.param("p1", [N, K]), [M, N], { batch: [1, 1], m: M, n: N, k: K, alpha: 1, a: [0, 0, K, 1], b: [0, 0, 1, K], c: [0, 0, N, 1], ...p }), [[M, K], [N, K]]],
+  ["dy W (input gradient)", (g, p) => g.gemm(g.param("p0", [M, K]), g.param("p1", [K, N]), [M, N], { batch: [1, 1], m: M, n: N, k: K, alpha: 1, a: [0, 0, K, 1], b: [0, 0, N, 1], c: [0, 0, N, 1], ...p }), [[M, K], [K, N]]],
+  ["dy^T x (weight gradient)", (g, p) => g.gemm(g.param("p0", [K, M]), g.param("p1", [K, N]), [M, N], { batch: [1, 1], m: M, n: N, k: K, alpha: 1, a: [0, 0, 1, M], b: [0, 0, N, 1], c: [0, 0, N, 1], ...p }), [[K, M], [K, N]]],
 ];
-const compiled = layouts.map(([name, build, shapes]) => {
-  const g = new Graph();
-  const y = build(g);
-  const params = new Map(shapes.map((s, i) => [`p${i}`, rng.normals(s[0] * s[1])]));
-  return { name, c: compileGraph({ graph: g, v: y, batch: 1 }, paramArena(params)) };
-});
+const compileAll = (p: Prec) =>
+  layouts.map(([name, build, shapes]) => {
+    const g = new Graph();
+    const y = build(g, p);
+    const params = new Map(shapes.map((s, i) => [`p${i}`, rng.normals(s[0] * s[1])]));
+    return { name, c: compileGraph({ graph: g, v: y, batch: 1 }, paramArena(params)) };
+  });
+const compiled = compileAll({});
+const compiledBf16 = bf16 ? compileAll({ precision: "bf16" }) : [];
 
 type Figures = { wallGflops: number; cpuGflopsPerThread: number };
-function sdc(threads: number): Figures[] {
+function sdc(threads: number, programs = compiled): Figures[] {
   addon.threads(threads);
-  return compiled.map(({ c }) => {
+  return programs.map(({ c }) => {
     for (let i = 0; i < Math.max(3, reps / 2); i++) c.run(new Map()); // warm: caches, clocks, pages
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
@@ -83,8 +97,10 @@ let core = "";
 for (const t of threadCounts) {
   const mine: (Figures | undefined)[] = [];
   const theirs: (Figures | undefined)[] = [];
+  const mineBf16: (Figures | undefined)[] = [];
   for (let r = 0; r < rounds; r++) {
     sdc(t).forEach((f, i) => (mine[i] = best(mine[i], f)));
+    if (bf16) sdc(t, compiledBf16).forEach((f, i) => (mineBf16[i] = best(mineBf16[i], f)));
     if (values.openblas)
       openblas(t).forEach((f, i) => {
         theirs[i] = best(theirs[i], f);
@@ -95,6 +111,8 @@ for (const t of threadCounts) {
     const a = mine[i]!;
     const row: Record<string, unknown> = { layout: name, m: M, n: N, k: K, threads: t, wallGflops: Number(a.wallGflops.toFixed(1)), cpuGflopsPerThread: Number(a.cpuGflopsPerThread.toFixed(1)) };
     const b = theirs[i];
+    const h = mineBf16[i];
+    if (h) Object.assign(row, { bf16WallGflops: Number(h.wallGflops.toFixed(1)), bf16CpuGflopsPerThread: Number(h.cpuGflopsPerThread.toFixed(1)), bf16WallRatio: Number((h.wallGflops / a.wallGflops).toFixed(2)), bf16CpuRatio: Number((h.cpuGflopsPerThread / a.cpuGflopsPerThread).toFixed(2)) });
     if (b) Object.assign(row, { openblasWallGflops: Number(b.wallGflops.toFixed(1)), openblasCpuGflopsPerThread: Number(b.cpuGflopsPerThread.toFixed(1)), wallRatio: Number((a.wallGflops / b.wallGflops).toFixed(2)), cpuRatio: Number((a.cpuGflopsPerThread / b.cpuGflopsPerThread).toFixed(2)) });
     rows.push(row);
   });
@@ -102,6 +120,6 @@ for (const t of threadCounts) {
 const openblasLine = values.openblas ? `OpenBLAS ${core} kernels${coretype ? ` (OPENBLAS_CORETYPE=${coretype})` : ""}` : "";
 if (values.json) console.log(JSON.stringify({ executor: nativeDetail(), openblas: openblasLine || undefined, rows }));
 else {
-  console.log(nativeDetail() + (openblasLine ? `; ${openblasLine}; best of ${rounds} interleaved rounds` : ""));
+  console.log(nativeDetail() + (openblasLine ? `; ${openblasLine}` : "") + (bf16 ? "; bf16 beside fp32" : "") + (rounds > 1 ? `; best of ${rounds} interleaved rounds` : ""));
   console.table(rows);
 }

@@ -74,6 +74,8 @@ export interface GemmLayout {
   n: number;
   k: number;
   alpha: number;
+  /** "bf16": A and B rounded to bf16 (nearest even), products accumulated in fp32; fp32 when absent */
+  precision?: "bf16";
 }
 
 export type Op =

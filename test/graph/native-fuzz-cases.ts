@@ -33,6 +33,7 @@ const attn = (B: number, H: number, N: number, D: number) => ({ batch: [B, H] as
 const GRAPHS: [string, (g: Graph, p: Sym[]) => Sym, number[][]][] = [
   ["linear x W^T + b", (g, [x, w, b]) => g.linear(x, w, b), [[7, 20], [45, 20], [45]]],
   ["gemm x W", (g, [a, b]) => g.gemm(a, b, [13, 40], { batch: [1, 1], m: 13, n: 40, k: 9, alpha: 1, a: [0, 0, 9, 1], b: [0, 0, 40, 1], c: [0, 0, 40, 1] }), [[13, 9], [9, 40]]],
+  ["gemm x W^T in bf16", (g, [a, b]) => g.gemm(a, b, [13, 40], { batch: [1, 1], m: 13, n: 40, k: 9, alpha: 1, a: [0, 0, 9, 1], b: [0, 0, 1, 9], c: [0, 0, 40, 1], precision: "bf16" }), [[13, 9], [40, 9]]],
   ["gemm dy^T x", (g, [a, b]) => g.gemm(a, b, [6, 10], { batch: [1, 1], m: 6, n: 10, k: 5, alpha: 1, a: [0, 0, 1, 6], b: [0, 0, 10, 1], c: [0, 0, 10, 1] }), [[5, 6], [5, 10]]],
   ["batched attention scores", (g, [q, k]) => g.softmax(g.gemm(q, k, [2, 3, 5, 5], attn(2, 3, 5, 4))), [[2, 5, 12], [2, 5, 12]]],
   ["layer_norm", (g, [x]) => g.layerNorm(x, 1e-6), [[7, 33]]],
@@ -69,9 +70,10 @@ export function bases(): Base[] {
   return out;
 }
 
-export type Tag = "op" | "arena" | "offset" | "int" | "float";
+/** "float": a parameter (alpha, eps, Adam's: finite); "value": a constant or a fill value (NaN and infinities allowed) */
+export type Tag = "op" | "arena" | "offset" | "int" | "float" | "value";
 
-/** What each word of a program is (mirrors decode() in native/src/addon.cc); `nullable` marks pointers that may be -1. */
+/** What each word of a program is (mirrors decode() in runtime/executors/native/src/addon.cc); `nullable` marks pointers that may be -1. */
 export function fieldMap(w: readonly number[]): { tags: Tag[]; nullable: boolean[]; starts: number[] } {
   const tags: Tag[] = [];
   const nullable: boolean[] = [];
@@ -108,11 +110,12 @@ export function fieldMap(w: readonly number[]): { tags: Tag[]; nullable: boolean
         put("int");
         for (let j = 0; j < nc; j++) {
           put("int", 2);
-          put("float");
+          put("value");
         }
         break;
       }
       case Code.Gemm:
+      case Code.GemmBf16:
         ptr();
         ptr();
         ptr();
@@ -151,7 +154,7 @@ export function fieldMap(w: readonly number[]): { tags: Tag[]; nullable: boolean
       case Code.Fill:
         ptr();
         put("int");
-        put("float");
+        put("value");
         break;
       case Code.Adam:
         for (let j = 0; j < 7; j++) ptr(j === 4);
@@ -220,6 +223,7 @@ export function makeCase(all: Base[], seed: number, index: number): Case {
       c.words[at] = v;
       c.what = `word ${at} (${tag}) ${old} -> ${v}`;
       if (tag === "float") c.mustRefuse = !Number.isFinite(v) || Math.abs(v) > 3.4028234663852886e38;
+      else if (tag === "value") c.mustRefuse = Number.isFinite(v) && Math.abs(v) > 3.4028234663852886e38;
       else if (!isInt(v)) c.mustRefuse = true;
       else if (tag === "op") c.mustRefuse = !OPS.has(v);
       else if (tag === "arena") c.mustRefuse = v < -1 || v >= arenas.length || (v === -1 && !map.nullable[at]);

@@ -40,7 +40,7 @@ describe("the native executor", () => {
     const addon = nativeAddon().addon!;
     const levels = addon.isas();
     expect(levels[0]).toBe("x86-64");
-    expect(["x86-64", "avx2", "avx512"].slice(0, levels.length)).toEqual(levels);
+    expect(["x86-64", "avx2", "avx512", "avx512bf16"].slice(0, levels.length)).toEqual(levels);
     if (!process.env.SDC_ISA) expect(addon.isa()).toBe(levels[levels.length - 1]);
     expect(() => addon.isa("avx9")).toThrow(/unknown ISA level 'avx9'/);
     if (levels.length < 3) expect(() => addon.isa("avx512")).toThrow(/this CPU does not support avx512/);

@@ -128,6 +128,10 @@ describe("checkpoints", () => {
     const f = join(bad, "model.safetensors");
     const bytes = readFileSync(f);
     writeFileSync(f, bytes.subarray(0, bytes.length - 100));
+    expect(() => readCheckpoint(bad)).toThrow(/model.safetensors: the header describes .* \(truncated\)/);
+    const flipped = Buffer.from(bytes);
+    flipped[flipped.length - 1] ^= 0xff; // same length, one weight byte changed
+    writeFileSync(f, flipped);
     expect(() => readCheckpoint(bad)).toThrow(/corrupt: model.safetensors does not match its checksum/);
     rmSync(join(bad, "state.json"));
     expect(() => readCheckpoint(bad)).toThrow(/state.json is missing/);

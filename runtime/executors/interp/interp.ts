@@ -71,6 +71,7 @@ function evalNode(g: Graph, node: Node, v: Float32Array[], feeds: Feeds, params:
       const A = v[op.a];
       const B = v[op.b];
       const bias = op.bias === null ? null : v[op.bias];
+      const rd = L.precision === "bf16" ? roundBf16 : (x: number) => x;
       const r = out();
       for (let b1 = 0; b1 < L.batch[0]; b1++)
         for (let b2 = 0; b2 < L.batch[1]; b2++)
@@ -79,7 +80,7 @@ function evalNode(g: Graph, node: Node, v: Float32Array[], feeds: Feeds, params:
               let s = 0;
               const ao = b1 * L.a[0] + b2 * L.a[1] + m * L.a[2];
               const bo = b1 * L.b[0] + b2 * L.b[1] + j * L.b[3];
-              for (let k = 0; k < L.k; k++) s += A[ao + k * L.a[3]] * B[bo + k * L.b[2]];
+              for (let k = 0; k < L.k; k++) s += rd(A[ao + k * L.a[3]]) * rd(B[bo + k * L.b[2]]);
               s *= L.alpha;
               if (bias) s += bias[j];
               r[b1 * L.c[0] + b2 * L.c[1] + m * L.c[2] + j * L.c[3]] = s;
@@ -196,3 +197,14 @@ function evalNode(g: Graph, node: Node, v: Float32Array[], feeds: Feeds, params:
   }
 }
 
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+/** x as float32, rounded to the nearest bfloat16 (ties to even; a NaN stays NaN): what a bf16 GEMM multiplies. */
+export function roundBf16(x: number): number {
+  f32[0] = x;
+  const u = u32[0];
+  if ((u & 0x7fffffff) > 0x7f800000) return Number.NaN;
+  u32[0] = (((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) << 16) >>> 0;
+  return f32[0];
+}

@@ -31,6 +31,7 @@ export const Code = {
   Copy: 8,
   Fill: 9,
   Adam: 10,
+  GemmBf16: 11,
 } as const;
 
 /** src/op_codes.inc: one `OP(NAME, code)` line per instruction code. */
@@ -148,7 +149,7 @@ export class ProgramWriter {
       }
       case "gemm": {
         const L = op.layout;
-        this.w.push(Code.Gemm);
+        this.w.push(L.precision === "bf16" ? Code.GemmBf16 : Code.Gemm);
         this.ptr(at(op.a));
         this.ptr(at(op.b));
         this.ptr(out);

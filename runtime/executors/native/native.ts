@@ -40,7 +40,7 @@ export interface NativeAddon {
   threads(n?: number): number;
   /** the CPUs this process may use (affinity mask, cgroup CPU quota): the default thread count */
   defaultThreads(): number;
-  /** the ISA level the kernels use ("x86-64", "avx2", "avx512"); with a level, use it (throws when this CPU lacks it) */
+  /** the ISA level the kernels use ("x86-64", "avx2", "avx512", "avx512bf16"); with a level, use it (throws when this CPU lacks it) */
   isa(level?: string): string;
   /** the levels this CPU supports, lowest first */
   isas(): string[];
@@ -77,7 +77,7 @@ let loaded: { addon: NativeAddon | null; why: string } | null = null;
 /**
  * The addon, or null with the reason (not built: no C++ compiler at install, or SDC_NATIVE=0).
  * SDC_NATIVE_ADDON overrides its path; SDC_THREADS sets the thread count (default: the CPUs this
- * process may use: its affinity mask and cgroup quota); SDC_ISA=x86-64|avx2|avx512 forces a lower
+ * process may use: its affinity mask and cgroup quota); SDC_ISA=x86-64|avx2|avx512|avx512bf16 forces a lower
  * ISA level than the CPU's best (a NativeSetupError when the CPU lacks it).
  */
 export function nativeAddon(): { addon: NativeAddon | null; why: string } {

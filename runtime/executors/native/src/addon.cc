@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -90,7 +91,10 @@ std::string show(double x) {
   if (std::isnan(x)) return "NaN";
   if (std::isinf(x)) return x > 0 ? "Infinity" : "-Infinity";
   char b[32];
-  std::snprintf(b, sizeof b, "%.17g", x);
+  for (int digits = 15; digits <= 17; digits++) {  // the shortest that reads back as x
+    std::snprintf(b, sizeof b, "%.*g", digits, x);
+    if (std::strtod(b, nullptr) == x) break;
+  }
   return b;
 }
 
@@ -120,7 +124,7 @@ struct Reader {
     return x;
   }
   std::int64_t size(const char* name) { return in(name, 0, MAX_INT); }
-  // a float field: finite and within float range
+  // a parameter (alpha, eps, scale, Adam's): finite and within float range
   float flt(const char* name) {
     const double x = next(name);
     if (!std::isfinite(x) || std::fabs(x) > 3.4028234663852886e38) bad("expected a finite float32, got " + show(x));
@@ -249,9 +253,11 @@ Kernel decode(Reader& r) {
       k.depth = depth;
       return k;
     }
-    case GEMM: {
-      r.op_name = "gemm";
+    case GEMM:
+    case GEMM_BF16: {  // the same fields; GEMM_BF16 rounds A and B to bf16
+      r.op_name = op == GEMM ? "gemm" : "gemm_bf16";
       sdc::GemmKernel g{};
+      g.bf16 = op == GEMM_BF16;
       const auto a = r.raw_ptr("a"), b = r.raw_ptr("b"), c = r.raw_ptr("c"), bias = r.raw_ptr("bias");
       g.batch[0] = r.size("batch[0]");
       g.batch[1] = r.size("batch[1]");
@@ -768,7 +774,7 @@ napi_value Isa(napi_env env, napi_callback_info info) {
       CHECK(napi_get_value_string_utf8(env, argv[0], buf, sizeof buf, &len));
       const std::string name(buf, len);
       const int level = sdc::isa_parse(name);
-      const std::string err = level < 0 ? "unknown ISA level '" + name + "' (x86-64, avx2 or avx512)" : sdc::set_isa(level);
+      const std::string err = level < 0 ? "unknown ISA level '" + name + "' (x86-64, avx2, avx512 or avx512bf16)" : sdc::set_isa(level);
       if (!err.empty()) {
         napi_throw_error(env, "SDC_ISA", err.c_str());
         return nullptr;

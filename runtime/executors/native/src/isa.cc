@@ -33,14 +33,17 @@ int detect() {
   if (!(avx2 && fma && f16c && bmi1 && bmi2)) return ISA_X86_64;
   const bool f = b & (1u << 16), dq = b & (1u << 17), bw = b & (1u << 30), vl = b & (1u << 31);
   if (!(f && dq && bw && vl) || (x & 0xe6) != 0xe6) return ISA_AVX2;  // + opmask, ZMM0-15 high, ZMM16-31
-  return ISA_AVX512;
+  if (a < 1) return ISA_AVX512;  // no subleaf 1
+  __cpuid_count(7, 1, a, b, c, d);
+  if (!(a & (1u << 5))) return ISA_AVX512;  // AVX512_BF16
+  return ISA_AVX512BF16;
 }
 #else
 int detect() { return ISA_X86_64; }
 #endif
 
-const Kernels* const TABLES[ISA_LEVELS] = {&x86_64::kernels, &avx2::kernels, &avx512::kernels};
-const char* const NAMES[ISA_LEVELS] = {"x86-64", "avx2", "avx512"};
+const Kernels* const TABLES[ISA_LEVELS] = {&x86_64::kernels, &avx2::kernels, &avx512::kernels, &avx512::kernels_bf16};
+const char* const NAMES[ISA_LEVELS] = {"x86-64", "avx2", "avx512", "avx512bf16"};
 std::atomic<int> g_level{-1};
 
 inline const Kernels& K() { return *TABLES[isa_level()]; }
@@ -71,7 +74,7 @@ std::string set_isa(int level) {
 
 void run_ew(const EwKernel& k) { K().ew(k); }
 int ew_arity(int op) { return x86_64::kernels.ew_arity(op); }
-void run_gemm(const GemmKernel& g) { K().gemm(g); }
+void run_gemm(const GemmKernel& g) { g.bf16 ? K().gemm_bf16(g) : K().gemm(g); }
 // the most any level needs: a program decoded at one level may run at another (SDC_ISA, tests)
 std::int64_t gemm_scratch_floats(const GemmKernel& g) {
   std::int64_t most = 0;

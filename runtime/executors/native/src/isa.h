@@ -10,12 +10,14 @@
 
 namespace sdc {
 
-enum IsaLevel { ISA_X86_64 = 0, ISA_AVX2 = 1, ISA_AVX512 = 2, ISA_LEVELS = 3 };
+// avx512bf16: the avx512 kernels with the bf16 GEMM on AVX512-BF16 (vdpbf16ps)
+enum IsaLevel { ISA_X86_64 = 0, ISA_AVX2 = 1, ISA_AVX512 = 2, ISA_AVX512BF16 = 3, ISA_LEVELS = 4 };
 
 // One ISA level's kernels (the entry points of kernels.h).
 struct Kernels {
   void (*ew)(const EwKernel&);
   void (*gemm)(const GemmKernel&);
+  void (*gemm_bf16)(const GemmKernel&);
   void (*sum_to)(const SumToKernel&);
   void (*layer_norm)(float*, const float*, std::int64_t, std::int64_t, float);
   void (*layer_norm_grad)(float*, const float*, const float*, std::int64_t, std::int64_t, float);
@@ -35,9 +37,10 @@ extern const Kernels kernels;
 }
 namespace avx512 {
 extern const Kernels kernels;
+extern const Kernels kernels_bf16;
 }
 
-const char* isa_name(int level);         // "x86-64", "avx2", "avx512"
+const char* isa_name(int level);         // "x86-64", "avx2", "avx512", "avx512bf16"
 int isa_parse(const std::string& name);  // the level, or -1
 int isa_best();                          // the highest level this CPU and OS support
 int isa_level();                         // the level in use (default: isa_best())

@@ -10,6 +10,10 @@
 #include <cstring>
 #include <vector>
 
+#if SDC_ISA_LEVEL >= 2
+#include <immintrin.h>
+#endif
+
 #include "isa.h"
 #include "kernels.h"
 
@@ -296,7 +300,21 @@ struct PackBuffers {
 }  // namespace
 static thread_local PackBuffers t_pack;
 
-// pack B[k0 .. k0+kc, n0 .. n0+w] (w <= NR) into one panel of NR columns (zero padded)
+// fp32 -> bf16 bits, rounded to nearest even in integer arithmetic; a NaN stays a (quiet) NaN
+static inline std::uint16_t to_bf16(float x) {
+  std::uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((u >> 16) | 0x40u);
+  return static_cast<std::uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+// x rounded to the nearest bf16 value, as a float
+static inline float round_bf16(float x) { return bits_to_float(static_cast<std::uint32_t>(to_bf16(x)) << 16); }
+template <bool R>
+static inline float maybe_round(float x) { return R ? round_bf16(x) : x; }
+
+// pack B[k0 .. k0+kc, n0 .. n0+w] (w <= NR) into one panel of NR columns (zero padded); R: each
+// value rounded to bf16 (the bf16 GEMM's portable path)
+template <bool R = false>
 static void pack_b_panel(float* __restrict d, const float* B, std::int64_t sk, std::int64_t sn, std::int64_t k0, int kc, std::int64_t n0, int w) {
   const float* s = B + k0 * sk + n0 * sn;
   if (sn == 1) {
@@ -304,31 +322,32 @@ static void pack_b_panel(float* __restrict d, const float* B, std::int64_t sk, s
       const float* row = s + k * sk;
       float* dr = d + k * NR;
       int j = 0;
-      for (; j < w; j++) dr[j] = row[j];
+      for (; j < w; j++) dr[j] = maybe_round<R>(row[j]);
       for (; j < NR; j++) dr[j] = 0.0f;
     }
   } else {
     for (int j = 0; j < w; j++) {
       const float* col = s + j * sn;
-      for (int k = 0; k < kc; k++) d[k * NR + j] = col[k * sk];
+      for (int k = 0; k < kc; k++) d[k * NR + j] = maybe_round<R>(col[k * sk]);
     }
     for (int j = w; j < NR; j++)
       for (int k = 0; k < kc; k++) d[k * NR + j] = 0.0f;
   }
 }
 
-// pack A[m0 .. m0+h, k0 .. k0+kc] (h <= MR) into one panel of MR rows (zero padded)
+// pack A[m0 .. m0+h, k0 .. k0+kc] (h <= MR) into one panel of MR rows (zero padded); R: rounded to bf16
+template <bool R = false>
 static void pack_a_panel(float* __restrict d, const float* A, std::int64_t sm, std::int64_t sk, std::int64_t m0, int h, std::int64_t k0, int kc) {
   const float* s = A + m0 * sm + k0 * sk;
   if (sk == 1) {
     for (int i = 0; i < h; i++) {
       const float* row = s + i * sm;
-      for (int k = 0; k < kc; k++) d[k * MR + i] = row[k];
+      for (int k = 0; k < kc; k++) d[k * MR + i] = maybe_round<R>(row[k]);
     }
   } else {
     for (int k = 0; k < kc; k++) {
       const float* col = s + k * sk;
-      for (int i = 0; i < h; i++) d[k * MR + i] = col[i * sm];
+      for (int i = 0; i < h; i++) d[k * MR + i] = maybe_round<R>(col[i * sm]);
     }
   }
   for (int i = h; i < MR; i++)
@@ -372,6 +391,11 @@ static inline void store_tile(const GemmKernel& g, float* C, vf acc[MR][2], int 
 }
 
 std::int64_t gemm_scratch_floats(const GemmKernel& g) {
+  if (g.bf16) {  // B packed once, rounded: per batch, panels of NR columns over K rounded up to even
+    std::int64_t nbatch, panels, f;
+    if (__builtin_mul_overflow(g.batch[0], g.batch[1], &nbatch) || __builtin_mul_overflow(nbatch, (g.n + NR - 1) / NR, &panels) || __builtin_mul_overflow(panels, (g.k + 1) / 2 * 2 * NR, &f)) return -1;
+    return f;
+  }
   if (g.bs[3] == 1) return 0;
   std::int64_t nbatch, panels, f;
   if (__builtin_mul_overflow(g.batch[0], g.batch[1], &nbatch) || __builtin_mul_overflow(nbatch, (g.n + NR - 1) / NR, &panels) || __builtin_mul_overflow(panels, g.k * NR, &f)) return -1;
@@ -467,6 +491,164 @@ void run_gemm(const GemmKernel& g) {
     }
   });
 }
+
+// ---------------------------------------------------------------------------------------------
+// bf16 GEMM (mixed precision): A and B rounded to bf16 (nearest even, NaN kept) while packed,
+// products accumulated in fp32. Every K block of a task packs its rows of A (all MR panels) and
+// then one NR panel of B at a time; store_tile as the fp32 GEMM. A policy P gives the packed
+// formats and the micro-kernel: RoundedF32 (every level: rounded values as floats, the fp32
+// micro-kernel; products of bf16 values are exact in fp32, so this is the fp32 GEMM of the
+// rounded operands) and, at the avx512bf16 level, Dpbf16 (bf16 pairs, vdpbf16ps). B is packed
+// once per GEMM (all of K per panel of NR columns, in parallel over panels) into the program's
+// scratch; P::b_block gives a panel's K block at k0 (k0 a multiple of KC, which is even).
+
+namespace {
+struct Bf16Buffers {
+  float* a = nullptr;  // MC / MR panels of MR * KC floats
+  Bf16Buffers() { a = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * MC * KC)); }
+  ~Bf16Buffers() { std::free(a); }
+};
+struct RoundedF32 {
+  static void pack_a(float* d, const float* A, std::int64_t sm, std::int64_t sk, std::int64_t m0, int h, std::int64_t k0, int kc) { pack_a_panel<true>(d, A, sm, sk, m0, h, k0, kc); }
+  static void pack_b(float* d, const float* B, std::int64_t sk, std::int64_t sn, std::int64_t k0, int kc, std::int64_t n0, int w) { pack_b_panel<true>(d, B, sk, sn, k0, kc, n0, w); }
+  static const float* b_block(const float* panel, std::int64_t k0) { return panel + k0 * NR; }
+  static void kernel(int kc, const float* a, const float* b, vf acc[MR][2]) { ukernel<0>(kc, a, 0, b, NR, acc); }
+};
+}  // namespace
+static thread_local Bf16Buffers t_bf16;
+
+template <class P>
+static void gemm_bf16_with(const GemmKernel& g) {
+  const std::int64_t nb1 = g.batch[0], nb2 = g.batch[1];
+  const std::int64_t nbatch = nb1 * nb2;
+  const double flops = 2.0 * g.m * g.n * g.k * nbatch;
+  const int T = threads();
+  // tasks as the fp32 GEMM: (batch, row block, column block), two per thread at least
+  std::int64_t mc = MC;
+  const std::int64_t nblocks = (g.n + NB - 1) / NB;
+  while (mc > MR && nbatch * nblocks * ((g.m + mc - 1) / mc) < 2 * T) mc -= MR;
+  const std::int64_t mblocks = (g.m + mc - 1) / mc;
+  const std::int64_t tasks = nbatch * mblocks * nblocks;
+  const std::int64_t min_tasks = flops < 5e5 ? tasks : 1;
+  const std::int64_t npanels = (g.n + NR - 1) / NR;
+  const std::int64_t panel_floats = (g.k + 1) / 2 * 2 * NR;
+  float* const packed_b = g.scratch;
+  parallel_for(nbatch * npanels, flops < 5e5 ? nbatch * npanels : 4, [&](std::int64_t b, std::int64_t e, int) {
+    for (std::int64_t q = b; q < e; q++) {
+      const std::int64_t bi = q / npanels, jp = q % npanels;
+      const float* B = g.b + (bi / nb2) * g.bs[0] + (bi % nb2) * g.bs[1];
+      const int w = static_cast<int>(std::min<std::int64_t>(NR, g.n - jp * NR));
+      P::pack_b(packed_b + q * panel_floats, B, g.bs[2], g.bs[3], 0, static_cast<int>(g.k), jp * NR, w);
+    }
+  });
+  parallel_for(tasks, min_tasks, [&](std::int64_t tb, std::int64_t te, int) {
+    float* Ap = t_bf16.a;
+    for (std::int64_t t = tb; t < te; t++) {
+      std::int64_t r = t;
+      const std::int64_t nbk = r % nblocks;
+      r /= nblocks;
+      const std::int64_t mbk = r % mblocks;
+      r /= mblocks;
+      const std::int64_t b2 = r % nb2, b1 = r / nb2;
+      const float* A = g.a + b1 * g.as[0] + b2 * g.as[1];
+      float* C = g.c + b1 * g.cs[0] + b2 * g.cs[1];
+      const std::int64_t m0 = mbk * mc, n0 = nbk * NB;
+      const int ml = static_cast<int>(std::min<std::int64_t>(mc, g.m - m0));
+      const int nl = static_cast<int>(std::min<std::int64_t>(NB, g.n - n0));
+      const float* batch_panels = packed_b + (b1 * nb2 + b2) * npanels * panel_floats;
+      for (std::int64_t k0 = 0; k0 < g.k; k0 += KC) {
+        const int kc = static_cast<int>(std::min<std::int64_t>(KC, g.k - k0));
+        for (int ip = 0; ip < ml; ip += MR) P::pack_a(Ap + (ip / MR) * (MR * KC), A, g.as[2], g.as[3], m0 + ip, std::min(MR, ml - ip), k0, kc);
+        for (int jp = 0; jp < nl; jp += NR) {
+          const int w = std::min(NR, nl - jp);
+          const float* bp = P::b_block(batch_panels + ((n0 + jp) / NR) * panel_floats, k0);
+          for (int ip = 0; ip < ml; ip += MR) {
+            vf acc[MR][2];
+            P::kernel(kc, Ap + (ip / MR) * (MR * KC), bp, acc);
+            store_tile(g, C, acc, std::min(MR, ml - ip), w, m0 + ip, n0 + jp, k0 == 0);
+          }
+        }
+      }
+    }
+  });
+}
+
+static void run_gemm_bf16(const GemmKernel& g) { gemm_bf16_with<RoundedF32>(g); }
+
+#if SDC_ISA_LEVEL >= 2
+// AVX512-BF16: A packed as bf16 pairs (k, k+1) of each row, one 32-bit word per row and pair
+// (a[p * MR + i]: k in the low half); B as NR such words per k pair (b[p * NR + j]);
+// an odd K ends with a zero. vdpbf16ps adds both products of a pair to an fp32 lane; it treats
+// bf16 subnormals as zero and flushes subnormal results (its fixed DAZ / FTZ), the one place
+// this path differs from the portable one.
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,avx2,fma,f16c,bmi,bmi2")
+namespace {
+struct Dpbf16 {
+  static void pack_a(float* dst, const float* A, std::int64_t sm, std::int64_t sk, std::int64_t m0, int h, std::int64_t k0, int kc) {
+    std::uint32_t* d = reinterpret_cast<std::uint32_t*>(dst);
+    const float* s = A + m0 * sm + k0 * sk;
+    const int kp = (kc + 1) / 2;
+    for (int i = 0; i < h; i++) {
+      const float* row = s + i * sm;
+      for (int p = 0; p < kp; p++) {
+        const std::uint32_t lo = to_bf16(row[2 * p * sk]);
+        const std::uint32_t hi = 2 * p + 1 < kc ? to_bf16(row[(2 * p + 1) * sk]) : 0u;
+        d[p * MR + i] = lo | (hi << 16);
+      }
+    }
+    for (int i = h; i < MR; i++)
+      for (int p = 0; p < kp; p++) d[p * MR + i] = 0u;
+  }
+  static void pack_b(float* dst, const float* B, std::int64_t sk, std::int64_t sn, std::int64_t k0, int kc, std::int64_t n0, int w) {
+    std::uint32_t* d = reinterpret_cast<std::uint32_t*>(dst);
+    const float* s = B + k0 * sk + n0 * sn;
+    const int kp = (kc + 1) / 2;
+    for (int p = 0; p < kp; p++) {
+      std::uint32_t* __restrict dr = d + p * NR;
+      const float* r0 = s + 2 * p * sk;
+      const float* r1 = r0 + sk;
+      int j = 0;
+      if (2 * p + 1 < kc) {
+        if (sn == 1)
+          for (; j < w; j++) dr[j] = to_bf16(r0[j]) | static_cast<std::uint32_t>(to_bf16(r1[j])) << 16;
+        else
+          for (; j < w; j++) dr[j] = to_bf16(r0[j * sn]) | static_cast<std::uint32_t>(to_bf16(r1[j * sn])) << 16;
+      } else {
+        for (; j < w; j++) dr[j] = to_bf16(r0[j * sn]);
+      }
+      for (; j < NR; j++) dr[j] = 0u;
+    }
+  }
+  static const float* b_block(const float* panel, std::int64_t k0) { return panel + k0 / 2 * NR; }
+  static void kernel(int kc, const float* a, const float* b, vf acc[MR][2]) {
+    const std::uint32_t* A = reinterpret_cast<const std::uint32_t*>(a);
+    const std::uint32_t* B = reinterpret_cast<const std::uint32_t*>(b);
+    const int kp = (kc + 1) / 2;
+    __m512 c[MR][2];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+    for (int p = 0; p < kp; p++) {
+      const __m512bh b0 = (__m512bh)_mm512_loadu_si512(B + p * NR);
+      const __m512bh b1 = (__m512bh)_mm512_loadu_si512(B + p * NR + VL);
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; i++) {
+        const __m512bh ai = (__m512bh)_mm512_set1_epi32(static_cast<int>(A[p * MR + i]));
+        c[i][0] = _mm512_dpbf16_ps(c[i][0], ai, b0);
+        c[i][1] = _mm512_dpbf16_ps(c[i][1], ai, b1);
+      }
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+      acc[i][0] = (vf)c[i][0];
+      acc[i][1] = (vf)c[i][1];
+    }
+  }
+};
+}  // namespace
+static void run_gemm_bf16_dp(const GemmKernel& g) { gemm_bf16_with<Dpbf16>(g); }
+#pragma GCC pop_options
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // sum_to: sum of src over the axes where the output stride is 0
@@ -698,7 +880,11 @@ void run_adam(const AdamKernel& k) {
   });
 }
 
-const Kernels kernels = {run_ew, run_gemm, run_sum_to, run_layer_norm, run_layer_norm_grad, run_softmax, run_softmax_grad, run_copy, run_fill, run_adam, ew_arity, gemm_scratch_floats};
+const Kernels kernels = {run_ew, run_gemm, run_gemm_bf16, run_sum_to, run_layer_norm, run_layer_norm_grad, run_softmax, run_softmax_grad, run_copy, run_fill, run_adam, ew_arity, gemm_scratch_floats};
+#if SDC_ISA_LEVEL >= 2
+// the avx512bf16 level: these kernels with the bf16 GEMM on vdpbf16ps
+const Kernels kernels_bf16 = {run_ew, run_gemm, run_gemm_bf16_dp, run_sum_to, run_layer_norm, run_layer_norm_grad, run_softmax, run_softmax_grad, run_copy, run_fill, run_adam, ew_arity, gemm_scratch_floats};
+#endif
 
 #ifdef SDC_ISA_TARGET
 #pragma GCC pop_options

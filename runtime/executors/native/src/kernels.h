@@ -42,6 +42,7 @@ struct GemmKernel {
   float alpha;
   std::int64_t as[4], bs[4], cs[4];
   float* scratch;  // gemm_scratch_floats(*this) floats, owned by the program
+  bool bf16;       // A and B rounded to bf16 (nearest even), products accumulated in fp32
 };
 void run_gemm(const GemmKernel& g);
 // floats of packing scratch run_gemm needs (0 when B is read in place), or -1 if that overflows
