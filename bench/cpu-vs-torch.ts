@@ -17,9 +17,10 @@
  *
  * The GEMM table (--gemm auto: the shapes of the last sd3-seed-like configuration's transformer
  * GEMMs, M = batch x image tokens: q/k/v/out [M, w, w], MLP up [M, 4w, w], MLP down [M, w, 4w];
- * or --gemm MxNxK,...; --gemm none skips it): bench/native-gemm.ts --openblas (sdc fp32 against
- * OpenBLAS sgemm, 1 and 2 threads, OpenBLAS forced to SkylakeX when it falls back to Prescott) and
- * bench/torch_matmul.py (PyTorch's bf16 matmul, 1 and 2 threads) on the three layouts.
+ * or --gemm MxNxK,...; --gemm none skips it): bench/native-gemm.ts --openblas --precision bf16 (sdc
+ * fp32 against OpenBLAS sgemm, 1 and 2 threads, OpenBLAS forced to SkylakeX when it falls back to
+ * Prescott, and sdc's bf16 GEMM) and bench/torch_matmul.py (PyTorch's bf16 matmul, 1 and 2
+ * threads) on the three layouts.
  *
  *   npx tsx bench/cpu-vs-torch.ts [--configs sd3-tiny:64,sd3-seed:64,sd3-seed:64:bf16] [--rounds 3]
  *       [--splits 1x1,2x1,1x2] [--sdc-args "--engine static"] [--torch-args "..."]
@@ -414,6 +415,7 @@ interface GemmRow {
   threads: number;
   sdcFp32: number | null;
   openblasFp32: number | null;
+  sdcBf16: number | null;
   torchBf16: number | null;
 }
 const gemmRows: GemmRow[] = [];
@@ -423,9 +425,9 @@ let gemmOpenblas = "";
 let gemmTorch = "";
 for (const [m, n, k] of gemmShapes) {
   const mnk = [String(m), String(n), String(k)];
-  const sdc = spawnSync("npx", ["tsx", "bench/native-gemm.ts", "--m", mnk[0], "--n", mnk[1], "--k", mnk[2], "--reps", String(gemmReps), "--threads", "1,2", "--openblas", "--rounds", "2", "--json"], { encoding: "utf8", env: torchEnv, timeout: timeoutS * 1000 });
+  const sdc = spawnSync("npx", ["tsx", "bench/native-gemm.ts", "--m", mnk[0], "--n", mnk[1], "--k", mnk[2], "--reps", String(gemmReps), "--threads", "1,2", "--openblas", "--precision", "bf16", "--rounds", "2", "--json"], { encoding: "utf8", env: torchEnv, timeout: timeoutS * 1000 });
   const line = sdc.stdout?.trim().split("\n").reverse().find((l) => l.startsWith("{"));
-  type NativeRow = { layout: string; threads: number; wallGflops: number; openblasWallGflops?: number };
+  type NativeRow = { layout: string; threads: number; wallGflops: number; openblasWallGflops?: number; bf16WallGflops?: number };
   let native: { executor: string; openblas?: string; rows: NativeRow[] } | null = null;
   try {
     native = sdc.status === 0 && line ? JSON.parse(line) : null;
@@ -446,17 +448,17 @@ for (const [m, n, k] of gemmShapes) {
     for (const layout of ["x W^T (forward)", "dy W (input gradient)", "dy^T x (weight gradient)"]) {
       const a = native?.rows.find((r) => r.layout === layout && r.threads === threads);
       const b = torchRows.find((r) => r.layout === layout && r.threads === threads);
-      gemmRows.push({ layout, m, n, k, threads, sdcFp32: a?.wallGflops ?? null, openblasFp32: a?.openblasWallGflops ?? null, torchBf16: b?.wallGflops ?? null });
+      gemmRows.push({ layout, m, n, k, threads, sdcFp32: a?.wallGflops ?? null, openblasFp32: a?.openblasWallGflops ?? null, sdcBf16: a?.bf16WallGflops ?? null, torchBf16: b?.wallGflops ?? null });
     }
   console.error(`  GEMM ${m}x${n}x${k} measured`);
 }
 if (gemmShapes.length) {
   const f = (x: number | null) => (x === null ? "failed" : x.toFixed(1));
-  const gh = ["M x N x K", "layout", "threads", "sdc fp32", "OpenBLAS fp32", "sdc / OpenBLAS", "PyTorch bf16 matmul", "sdc bf16"];
-  const gr = gemmRows.map((r) => [`${r.m} x ${r.n} x ${r.k}`, r.layout, String(r.threads), f(r.sdcFp32), f(r.openblasFp32), r.sdcFp32 !== null && r.openblasFp32 ? `${(r.sdcFp32 / r.openblasFp32).toFixed(2)}x` : "-", f(r.torchBf16), "not yet"]);
+  const gh = ["M x N x K", "layout", "threads", "sdc fp32", "OpenBLAS fp32", "sdc / OpenBLAS", "sdc bf16", "PyTorch bf16 matmul", "sdc / PyTorch bf16"];
+  const gr = gemmRows.map((r) => [`${r.m} x ${r.n} x ${r.k}`, r.layout, String(r.threads), f(r.sdcFp32), f(r.openblasFp32), r.sdcFp32 !== null && r.openblasFp32 ? `${(r.sdcFp32 / r.openblasFp32).toFixed(2)}x` : "-", f(r.sdcBf16), f(r.torchBf16), r.sdcBf16 !== null && r.torchBf16 ? `${(r.sdcBf16 / r.torchBf16).toFixed(2)}x` : "-"]);
   const gw = gh.map((h, i) => Math.max(h.length, ...gr.map((row) => row[i].length)));
   const gl = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(gw[i])).join(" | ")} |`;
-  console.log(`GFLOP/s (wall), best of 2 interleaved rounds of ${gemmReps} calls for sdc and OpenBLAS; ${gemmExecutor}; ${gemmOpenblas}; PyTorch bf16: ${gemmTorch}, torch.set_num_threads = threads`);
+  console.log(`GFLOP/s (wall), best of 2 interleaved rounds of ${gemmReps} calls for sdc (fp32 and bf16: operands rounded to bf16, fp32 accumulation) and OpenBLAS; ${gemmExecutor}; ${gemmOpenblas}; PyTorch bf16: ${gemmTorch}, torch.set_num_threads = threads`);
   console.log(gl(gh));
   console.log(gl(gw.map((w) => "-".repeat(w))));
   for (const row of gr) console.log(gl(row));
