@@ -7,6 +7,7 @@ import { irHash, validateIr } from "../ir/validate.ts";
 import type { IR } from "../ir/ir.ts";
 import type { CompiledSpec } from "../runtime/model.ts";
 import { wasmAddressSpaceProblem } from "../bin/fatal.mjs";
+import { CheckpointError, type CheckpointContents } from "../runtime/train/checkpoint.ts";
 import { InputError } from "./errors.ts";
 
 export interface LoadedSpec {
@@ -76,4 +77,22 @@ export async function loadCompiled(dir: string): Promise<LoadedSpec> {
   if (!mod.spec) throw new InputError(`${indexPath} does not export \`spec\`; recompile it`);
   if (mod.spec.irHash !== irHash(irText)) throw new InputError(`${irPath} does not match the code in ${dir} (edited by hand or stale); recompile the spec`);
   return { dir, ir, irText, spec: mod.spec };
+}
+
+/** The compiled spec of a checkpoint: --generated, else generated/<its spec name>; refused when its IR differs. */
+export async function checkpointSpec(ckDir: string, ck: CheckpointContents, generated?: string): Promise<{ loaded: LoadedSpec; genDir: string }> {
+  let genDir = generated;
+  if (!genDir) {
+    let name: string;
+    try {
+      name = JSON.parse(ck.irText).spec.name;
+    } catch {
+      throw new CheckpointError(`${ckDir}/ir.json is not valid JSON`);
+    }
+    genDir = join("generated", name);
+    if (!existsSync(genDir)) throw new InputError(`the checkpoint is from spec ${name} but ${genDir} does not exist; compile it or pass --generated DIR`);
+  }
+  const loaded = await loadCompiled(genDir);
+  if (ck.state.irHash !== irHash(loaded.irText)) throw new CheckpointError(`checkpoint ${ckDir} is from another spec (${ck.state.spec}, IR ${ck.state.irHash.slice(0, 12)}) than ${genDir} (${loaded.ir.spec.name}); pass the matching --generated DIR`);
+  return { loaded, genDir };
 }

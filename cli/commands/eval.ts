@@ -7,15 +7,14 @@
  */
 import { appendFileSync, existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { irHash } from "../../compiler/codegen/files.ts";
 import { initBackend, type BackendName } from "../../runtime/backend.ts";
 import { type EvalResult, evaluateModel, formatEval, type ReferenceFeatures } from "../../runtime/eval/evaluate.ts";
 import { checkOutputFile, writeFileAtomic } from "../../runtime/io/atomic.ts";
-import { CheckpointError, readCheckpoint, resolveCheckpoint } from "../../runtime/train/checkpoint.ts";
+import { readCheckpoint, resolveCheckpoint } from "../../runtime/train/checkpoint.ts";
 import { buildModel } from "../../runtime/train/trainer.ts";
 import { staticFlowNetworkFor } from "../../runtime/engines/static/sampler.ts";
 import { EXIT, InputError, UsageError } from "../errors.ts";
-import { loadCompiled } from "../generated.ts";
+import { checkpointSpec } from "../generated.ts";
 import { Progress } from "../progress.ts";
 import { DEFAULT_JUDGE_DIR, DEFAULT_JUDGE_WEIGHTS, loadJudge } from "./judge.ts";
 import { loadDataset, sampleViewer } from "../../runtime/data/load.ts";
@@ -87,7 +86,7 @@ export async function evaluateRun(run: string, o: EvalCliOptions = {}): Promise<
   if (o.out) checkOutputFile(o.out);
   const ckDir = resolveCheckpoint(run);
   const ck = readCheckpoint(ckDir);
-  const { loaded, genDir } = await checkpointSpec(ckDir, ck, o.generated);
+  const { loaded } = await checkpointSpec(ckDir, ck, o.generated);
   const b = await initBackend(o.backend ?? "auto", { log });
   log(`backend: ${b.detail}`);
   const judgeDir = o.judge ?? DEFAULT_JUDGE_DIR;
@@ -127,23 +126,6 @@ export async function evaluateRun(run: string, o: EvalCliOptions = {}): Promise<
   }
 }
 
-/** The compiled spec of a checkpoint: --generated, else generated/<its spec name>; refused when its IR differs. */
-async function checkpointSpec(ckDir: string, ck: ReturnType<typeof readCheckpoint>, generated?: string): Promise<{ loaded: Awaited<ReturnType<typeof loadCompiled>>; genDir: string }> {
-  let genDir = generated;
-  if (!genDir) {
-    let name: string;
-    try {
-      name = JSON.parse(ck.irText).spec.name;
-    } catch {
-      throw new CheckpointError(`${ckDir}/ir.json is not valid JSON`);
-    }
-    genDir = join("generated", name);
-    if (!existsSync(genDir)) throw new InputError(`the checkpoint is from spec ${name} but ${genDir} does not exist; compile it or pass --generated DIR`);
-  }
-  const loaded = await loadCompiled(genDir);
-  if (ck.state.irHash !== irHash(loaded.irText)) throw new CheckpointError(`checkpoint ${ckDir} is from another spec (${ck.state.spec}, IR ${ck.state.irHash.slice(0, 12)}) than ${genDir} (${loaded.ir.spec.name}); pass the matching --generated DIR`);
-  return { loaded, genDir };
-}
 
 /** One checkpoint's eval, as a line of the run's metrics.jsonl: {"step": N, "eval": CheckpointEval}. */
 export interface CheckpointEval {

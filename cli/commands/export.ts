@@ -9,18 +9,17 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from "nod
 import { createRequire } from "node:module";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { irHash } from "../../compiler/codegen/files.ts";
 import { initBackend } from "../../runtime/backend.ts";
 import { lowerModel } from "../../runtime/export/model.ts";
 import { encodeOnnx } from "../../runtime/export/onnx-proto.ts";
 import { type ModelCard, webIndexHtml, webModelScript } from "../../runtime/export/web.ts";
 import { checkOutputFile, writeFileAtomic } from "../../runtime/io/atomic.ts";
-import { CheckpointError, readCheckpoint, resolveCheckpoint } from "../../runtime/train/checkpoint.ts";
+import { readCheckpoint, resolveCheckpoint } from "../../runtime/train/checkpoint.ts";
 import type { ModelBundle } from "../../runtime/bundle.ts";
 import { LearnedPromptEncoder } from "../../runtime/text/learned.ts";
 import { buildModel, buildTraceModel } from "../../runtime/train/trainer.ts";
 import { EXIT, InputError, UsageError } from "../errors.ts";
-import { loadCompiled } from "../generated.ts";
+import { checkpointSpec } from "../generated.ts";
 import { SDC_VERSION } from "../version.ts";
 
 export interface ExportCliOptions {
@@ -38,20 +37,8 @@ const require = createRequire(import.meta.url);
 async function loadRun(run: string, o: ExportCliOptions) {
   const ckDir = resolveCheckpoint(run);
   const ck = readCheckpoint(ckDir);
-  let genDir = o.generated;
-  if (!genDir) {
-    let name: string;
-    try {
-      name = JSON.parse(ck.irText).spec.name;
-    } catch {
-      throw new CheckpointError(`${ckDir}/ir.json is not valid JSON`);
-    }
-    genDir = join("generated", name);
-    if (!existsSync(genDir)) throw new InputError(`the checkpoint is from spec ${name} but ${genDir} does not exist; compile it or pass --generated DIR`);
-  }
-  const loaded = await loadCompiled(genDir);
+  const { loaded, genDir } = await checkpointSpec(ckDir, ck, o.generated);
   if (loaded.spec.task !== "diffusion") throw new InputError(`${genDir} is a classifier spec; sdc export takes a trained diffusion model`);
-  if (ck.state.irHash !== irHash(loaded.irText)) throw new CheckpointError(`checkpoint ${ckDir} is from another spec (${ck.state.spec}) than ${genDir} (${loaded.ir.spec.name}); pass the matching --generated DIR`);
   const weights = o.weights ?? "ema";
   if (weights === "ema" && !ck.ema) throw new InputError(`checkpoint ${ckDir} has no EMA weights (train.ema is 0); use --weights raw`);
   // a frozen (pretrained or external) encoder is not part of the export: its features are inputs
