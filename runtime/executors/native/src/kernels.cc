@@ -402,6 +402,22 @@ std::int64_t gemm_scratch_floats(const GemmKernel& g) {
   return f;
 }
 
+// The GEMM's tasks (batch, row block, column block): row blocks of at most MC rows, small enough
+// that there are two tasks per thread; below ~0.5 MFLOP one task list runs on the caller (the
+// fork costs more than the second thread gains). Shared by the fp32 and bf16 GEMMs.
+struct GemmTasks {
+  std::int64_t mc, nblocks, mblocks, tasks, min_tasks;
+};
+static GemmTasks gemm_tasks(const GemmKernel& g, std::int64_t nbatch, double flops) {
+  const int T = threads();
+  std::int64_t mc = MC;
+  const std::int64_t nblocks = (g.n + NB - 1) / NB;
+  while (mc > MR && nbatch * nblocks * ((g.m + mc - 1) / mc) < 2 * T) mc -= MR;
+  const std::int64_t mblocks = (g.m + mc - 1) / mc;
+  const std::int64_t tasks = nbatch * mblocks * nblocks;
+  return {mc, nblocks, mblocks, tasks, flops < 5e5 ? tasks : 1};
+}
+
 // Operands are read in place where their layout allows (a row-major or transposed A, a
 // row-major B: full tiles need no copy); tails and other layouts are packed. Work is split into
 // tasks (batch, row block, column block), each output element computed by one thread in a fixed
@@ -410,15 +426,8 @@ void run_gemm(const GemmKernel& g) {
   const std::int64_t nb1 = g.batch[0], nb2 = g.batch[1];
   const std::int64_t nbatch = nb1 * nb2;
   const double flops = 2.0 * g.m * g.n * g.k * nbatch;
-  const int T = threads();
-  // row blocks: at most MC rows, and small enough that there are two tasks per thread
-  std::int64_t mc = MC;
-  const std::int64_t nblocks = (g.n + NB - 1) / NB;
-  while (mc > MR && nbatch * nblocks * ((g.m + mc - 1) / mc) < 2 * T) mc -= MR;
-  const std::int64_t mblocks = (g.m + mc - 1) / mc;
-  const std::int64_t tasks = nbatch * mblocks * nblocks;
-  // below ~0.5 MFLOP the fork costs more than the second thread gains
-  const std::int64_t min_tasks = flops < 5e5 ? tasks : 1;
+  const GemmTasks part = gemm_tasks(g, nbatch, flops);
+  const std::int64_t mc = part.mc, nblocks = part.nblocks, mblocks = part.mblocks, tasks = part.tasks, min_tasks = part.min_tasks;
   const std::int64_t as_m = g.as[2], as_k = g.as[3], bs_k = g.bs[2], bs_n = g.bs[3];
   const int amode = as_k == 1 ? 1 : as_m == 1 ? 2 : 0;
   const bool b_in_place = bs_n == 1;
@@ -522,14 +531,8 @@ static void gemm_bf16_with(const GemmKernel& g) {
   const std::int64_t nb1 = g.batch[0], nb2 = g.batch[1];
   const std::int64_t nbatch = nb1 * nb2;
   const double flops = 2.0 * g.m * g.n * g.k * nbatch;
-  const int T = threads();
-  // tasks as the fp32 GEMM: (batch, row block, column block), two per thread at least
-  std::int64_t mc = MC;
-  const std::int64_t nblocks = (g.n + NB - 1) / NB;
-  while (mc > MR && nbatch * nblocks * ((g.m + mc - 1) / mc) < 2 * T) mc -= MR;
-  const std::int64_t mblocks = (g.m + mc - 1) / mc;
-  const std::int64_t tasks = nbatch * mblocks * nblocks;
-  const std::int64_t min_tasks = flops < 5e5 ? tasks : 1;
+  const GemmTasks part = gemm_tasks(g, nbatch, flops);
+  const std::int64_t mc = part.mc, nblocks = part.nblocks, mblocks = part.mblocks, tasks = part.tasks, min_tasks = part.min_tasks;
   const std::int64_t npanels = (g.n + NR - 1) / NR;
   const std::int64_t panel_floats = (g.k + 1) / 2 * 2 * NR;
   float* const packed_b = g.scratch;
