@@ -85,7 +85,7 @@ export const SETTING_SCHEMAS: Record<string, object> = {
   accumulate: INT(1, 1 << 16),
   keepCheckpoints: INT(0),
   keepBest: { type: "boolean" },
-  precision: { const: "fp32" },
+  precision: { enum: ["fp32", "bf16"] },
 };
 const SHA = { type: "string", pattern: "^[0-9a-f]{64}$" };
 const TEXT = { type: "string", maxLength: 4096 };

@@ -101,8 +101,8 @@ export interface TrainIR {
   keepCheckpoints?: number;
   /** also keep the checkpoint with the lowest validation loss */
   keepBest?: boolean;
-  /** training precision: only fp32 is supported */
-  precision?: "fp32";
+  /** training precision: fp32, or bf16 mixed precision (GEMM operands rounded to bf16, fp32 accumulation) */
+  precision?: "fp32" | "bf16";
 }
 
 export interface DataIR {
