@@ -53,7 +53,7 @@ export interface SettingFlags {
   keepCheckpoints?: number;
   /** also keep the checkpoint with the lowest validation loss */
   keepBest?: boolean;
-  /** only "fp32" is accepted; anything else is refused with what is supported */
+  /** "fp32" or "bf16" (mixed precision, the static engine on native CPU kernels); anything else is refused with what is supported */
   precision?: string;
 }
 
@@ -75,7 +75,7 @@ export const SETTINGS: Record<keyof SettingFlags, { flag: string; mayChangeOnRes
   accumulate: { flag: "--grad-accum", int: [1, 1 << 16] },
   keepCheckpoints: { flag: "--keep-checkpoints", int: [0], mayChangeOnResume: true },
   keepBest: { flag: "--keep-best", boolean: true, mayChangeOnResume: true },
-  precision: { flag: "--precision", text: true, schema: { const: "fp32" } },
+  precision: { flag: "--precision", text: true, schema: { enum: ["fp32", "bf16"] } },
 };
 
 /** commander's name of a flag's value: --batch-size -> batchSize. */
@@ -274,9 +274,9 @@ export function resolveSettings(
   return out;
 }
 
-/** What a request for another precision than fp32 gets. */
+/** What a request for a precision other than fp32 and bf16 gets. */
 export function precisionRefusal(what: string): string {
-  return `${what} is not supported: sdc trains in fp32 only (the tfjs ops and the static engine's WGSL kernels are fp32; there is no fp16/bf16 path yet); supported: fp32`;
+  return `${what} is not supported: sdc trains in fp32, or in bf16 mixed precision (the static engine on native CPU kernels); supported: fp32, bf16`;
 }
 
 /** What `sdc train` asks of a run: its settings' flags, where it goes and what it resumes. */
@@ -359,7 +359,7 @@ export function resolveRun(pkg: RunPackage, req: RunRequest): ResolvedRun {
   const resume = findResume(pkg, req);
   const { runDir, resumed } = resume;
   const prior = runDir ? readRunConfig(runDir, { spec: ir.spec.name, irHash: hash }) : null;
-  if (req.precision !== undefined && req.precision !== "fp32") throw new UsageError(precisionRefusal(`--precision ${req.precision}`));
+  if (req.precision !== undefined && req.precision !== "fp32" && req.precision !== "bf16") throw new UsageError(precisionRefusal(`--precision ${req.precision}`));
   const flags = Object.fromEntries(Object.keys(SETTINGS).map((k) => [k, req[k as keyof SettingFlags]]));
   const settings = resolveSettings(specSettings(ir), flags, prior, runDir ? join(runDir, CONFIG_FILE) : undefined);
   const { steps, batch } = settings;

@@ -112,7 +112,7 @@ interface Run {
 /** What the engine trains by: the run's recipe (its optimizer's lr is the run's) and settings. */
 function engineOptions({ recipe, settings }: ResolvedRun["config"]): EngineOptions {
   const opt = recipe.optimizer;
-  return { lr: opt.lr, clip: recipe.clip, ema: recipe.ema, kind: opt.kind, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weightDecay, warmup: settings.warmup as number, schedule: settings.lrSchedule as LrScheduleName, steps: settings.steps, accumulate: settings.accumulate as number };
+  return { lr: opt.lr, clip: recipe.clip, ema: recipe.ema, kind: opt.kind, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weightDecay, warmup: settings.warmup as number, schedule: settings.lrSchedule as LrScheduleName, steps: settings.steps, accumulate: settings.accumulate as number, precision: settings.precision as "fp32" | "bf16" };
 }
 
 /** The backend, the datasets, the model (its parameter count checked against the compiler's) and the engine. */

@@ -24,7 +24,7 @@ export function defineTrain(program: Command, { onResult, argv }: CommandContext
     .option("--grad-accum <k>", "gradient accumulation: run each step's batch as k micro-batches, gradients summed (same update, less memory; tfjs engine)")
     .option("--keep-checkpoints <n>", "keep only the last N checkpoints (0 = all; default: the spec's)")
     .option("--keep-best", "also keep the checkpoint with the lowest validation loss (checkpoints/best)")
-    .option("--precision <p>", "training precision: fp32 (the only one supported; fp16/bf16 are refused)")
+    .option("--precision <p>", "training precision: fp32, or bf16 mixed precision (GEMM operands rounded to bf16, fp32 accumulation; static engine on the CPU) (default: the spec's, fp32)")
     .option("--no-progress", "no progress bar")
     .option("--text-encoders <list>", "sd3_pretrained specs: local encoder folders clip_l=DIR,clip_g=DIR,t5=DIR (t5=none: no T5; cache=DIR|off: embedding cache); see docs/text-encoders.md")
     .action(async (dir: string, o) => {
