@@ -1,7 +1,6 @@
 /** `sdc train`: its arguments and options, and how they reach its command. */
 import { Option, type Command } from "commander";
-import { parseIntArg, parsePositiveArg } from "../errors.ts";
-import { MAX_STEPS, MAX_BATCH, type CommandContext } from "./shared.ts";
+import type { CommandContext } from "./shared.ts";
 
 export function defineTrain(program: Command, { onResult, argv }: CommandContext): void {
   program
@@ -30,30 +29,7 @@ export function defineTrain(program: Command, { onResult, argv }: CommandContext
     .option("--text-encoders <list>", "sd3_pretrained specs: local encoder folders clip_l=DIR,clip_g=DIR,t5=DIR (t5=none: no T5; cache=DIR|off: embedding cache); see docs/text-encoders.md")
     .action(async (dir: string, o) => {
       const { runTrain } = await import("../commands/train.ts");
-      onResult(
-        await runTrain(dir, {
-          steps: o.steps !== undefined ? parseIntArg("--steps", o.steps, 1, MAX_STEPS) : undefined,
-          batch: o.batchSize !== undefined ? parseIntArg("--batch-size", o.batchSize, 1, MAX_BATCH) : undefined,
-          lr: o.lr !== undefined ? parsePositiveArg("--lr", o.lr) : undefined,
-          seed: o.seed !== undefined ? parseIntArg("--seed", o.seed, 0) : undefined,
-          backend: o.backend,
-          engine: o.engine,
-          out: o.out,
-          resume: o.resume,
-          argv: ["sdc", ...argv],
-          sampleEvery: o.sampleEvery !== undefined ? parseIntArg("--sample-every", o.sampleEvery, 0) : undefined,
-          checkpointEvery: o.checkpointEvery !== undefined ? parseIntArg("--checkpoint-every", o.checkpointEvery, 0) : undefined,
-          samples: o.samples !== undefined ? parseIntArg("--samples", o.samples, 1, 1024) : undefined,
-          sampleSteps: o.sampleSteps !== undefined ? parseIntArg("--sample-steps", o.sampleSteps, 1, 100000) : undefined,
-          progress: o.progress,
-          textEncoders: o.textEncoders,
-          warmup: o.warmup !== undefined ? parseIntArg("--warmup", o.warmup, 0) : undefined,
-          lrSchedule: o.lrSchedule,
-          accumulate: o.gradAccum !== undefined ? parseIntArg("--grad-accum", o.gradAccum, 1) : undefined,
-          keepCheckpoints: o.keepCheckpoints !== undefined ? parseIntArg("--keep-checkpoints", o.keepCheckpoints, 0) : undefined,
-          keepBest: o.keepBest === true ? true : undefined,
-          precision: o.precision,
-        }),
-      );
+      const { parseSettingFlags } = await import("../run-config.ts");
+      onResult(await runTrain(dir, { ...parseSettingFlags(o), backend: o.backend, engine: o.engine, out: o.out, resume: o.resume, argv: ["sdc", ...argv], progress: o.progress, textEncoders: o.textEncoders }));
     });
 }
