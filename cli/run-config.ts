@@ -70,7 +70,7 @@ export const CONFIG_FILE = "config.json";
 export const CONFIG_MAX_BYTES = 1 << 20;
 
 const INT = (minimum: number, maximum = Number.MAX_SAFE_INTEGER) => ({ type: "integer", minimum, maximum });
-/** Each setting's type and range: what the flags of `sdc train` accept (cli/main.ts). */
+/** Each setting's type and range: what the flags of `sdc train` accept (cli/program/train.ts). */
 export const SETTING_SCHEMAS: Record<string, object> = {
   steps: INT(1, 1e9),
   batch: INT(1, 1 << 16),
@@ -85,7 +85,7 @@ export const SETTING_SCHEMAS: Record<string, object> = {
   accumulate: INT(1, 1 << 16),
   keepCheckpoints: INT(0),
   keepBest: { type: "boolean" },
-  precision: { const: "fp32" },
+  precision: { enum: ["fp32", "bf16"] },
 };
 const SHA = { type: "string", pattern: "^[0-9a-f]{64}$" };
 const TEXT = { type: "string", maxLength: 4096 };

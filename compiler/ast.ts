@@ -31,7 +31,8 @@ export interface Ident extends Node {
   kind: "ident";
   name: string;
 }
-export type BinaryOp = "+" | "-" | "*" | "/" | "%" | "==" | "!=" | "<" | "<=" | ">" | ">=" | "&&" | "||";
+/** `div`: integer floor division (`//` is a comment in .mdl); `%`: the remainder, integers only. */
+export type BinaryOp = "+" | "-" | "*" | "/" | "div" | "%" | "==" | "!=" | "<" | "<=" | ">" | ">=" | "&&" | "||";
 export interface Binary extends Node {
   kind: "binary";
   op: BinaryOp;

@@ -10,7 +10,7 @@
  *   spec      := "spec" NAME STRING? "{" (param | let | require | "network" ":" call | section | variant)* "}"
  *   section   := NAME "{" (NAME ":" expr)* "}"
  *   variant   := "variant" NAME STRING? "{" (NAME "=" expr)* "}"
- *   expr      := ternary with || && comparisons + - * / % unary; calls `f(x, name: v) as label`
+ *   expr      := ternary with || && comparisons + - * / div % unary; calls `f(x, name: v) as label`
  */
 import { EmbeddedActionsParser, type IToken } from "chevrotain";
 import * as A from "./ast.ts";
@@ -412,10 +412,19 @@ class MdlParser extends EmbeddedActionsParser {
 
   private mulExpr = this.RULE("mulExpr", (): A.Expr => {
     let left = this.SUBRULE(this.unary);
-    this.MANY(() => {
-      const op = this.OR([{ ALT: () => this.CONSUME(T.Star) }, { ALT: () => this.CONSUME(T.Slash) }, { ALT: () => this.CONSUME(T.Percent) }]);
-      const right = this.SUBRULE2(this.unary);
-      left = this.ACTION(() => bin(op.image as A.BinaryOp, left, right));
+    // gated on the loop itself: a name after an operand continues the expression only as `div`
+    this.MANY({
+      GATE: () => this.LA(1).tokenType !== T.Ident || isDivOperator(this.LA(1), this.LA(2)),
+      DEF: () => {
+        const op = this.OR([
+          { ALT: () => this.CONSUME(T.Star) },
+          { ALT: () => this.CONSUME(T.Slash) },
+          { ALT: () => this.CONSUME(T.Percent) },
+          { GATE: () => isDivOperator(this.LA(1), this.LA(2)), ALT: () => this.CONSUME(T.Ident) },
+        ]);
+        const right = this.SUBRULE2(this.unary);
+        left = this.ACTION(() => bin(op.image as A.BinaryOp, left, right));
+      },
     });
     return left;
   });
@@ -555,6 +564,14 @@ class MdlParser extends EmbeddedActionsParser {
     });
     return this.ACTION(() => ({ segments, span: joinSpans(this.sp(first), last) }));
   });
+}
+
+/**
+ * `a div b` (integer floor division): `div` is an operator where an expression continues, and
+ * stays a name elsewhere: a statement `div = ...` or `div, x = ...`, a setting `div: ...`.
+ */
+function isDivOperator(t: IToken, next: IToken): boolean {
+  return t.tokenType === T.Ident && t.image === "div" && next.tokenType !== T.Eq && next.tokenType !== T.Comma && next.tokenType !== T.Colon;
 }
 
 function bin(op: A.BinaryOp, left: A.Expr, right: A.Expr): A.Binary {

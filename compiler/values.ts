@@ -8,7 +8,10 @@
 /** A symbolic integer expression over block parameters and named dimensions. */
 export type Sym =
   | { op: "var"; name: string }
-  | { op: "+" | "-" | "*" | "/" | "%"; a: Dim; b: Dim };
+  | { op: ArithOp; a: Dim; b: Dim };
+
+/** Integer arithmetic on dimensions: `/` exact, `div` floor division, `%` the remainder. */
+export type ArithOp = "+" | "-" | "*" | "/" | "div" | "%";
 
 export type Dim = number | Sym;
 
@@ -20,29 +23,30 @@ export function symVar(name: string): Sym {
   return { op: "var", name };
 }
 
-/** Build an arithmetic dimension, folding constants and the identities x*1, x+0, x/1. */
-export function dimOp(op: "+" | "-" | "*" | "/" | "%", a: Dim, b: Dim): Dim {
+/** Build an arithmetic dimension, folding constants and the identities x*1, x+0, x/1, x div 1. */
+export function dimOp(op: ArithOp, a: Dim, b: Dim): Dim {
   if (typeof a === "number" && typeof b === "number") {
     switch (op) {
       case "+": return a + b;
       case "-": return a - b;
       case "*": return a * b;
       case "/": return a / b;
+      case "div": return Math.floor(a / b);
       case "%": return a % b;
     }
   }
   if (op === "*" && (a === 1 || b === 1)) return a === 1 ? b : a;
-  // (k * x) / k and (x * k) / k -> x
-  if (op === "/" && typeof b === "number" && typeof a === "object" && a.op === "*") {
+  // (k * x) / k and (x * k) / k -> x (also floored: k * x is a multiple of k)
+  if ((op === "/" || op === "div") && typeof b === "number" && typeof a === "object" && a.op === "*") {
     if (a.a === b) return a.b;
     if (a.b === b) return a.a;
   }
   if (op === "+" && (a === 0 || b === 0)) return a === 0 ? b : a;
-  if ((op === "-" || op === "/") && b === (op === "-" ? 0 : 1)) return a;
+  if ((op === "-" || op === "/" || op === "div") && b === (op === "-" ? 0 : 1)) return a;
   return { op, a, b };
 }
 
-const PREC: Record<string, number> = { "+": 1, "-": 1, "*": 2, "/": 2, "%": 2 };
+const PREC: Record<string, number> = { "+": 1, "-": 1, "*": 2, "/": 2, div: 2, "%": 2 };
 
 export function dimToString(d: Dim, parentPrec = 0, right = false): string {
   if (typeof d === "number") return String(d);

@@ -64,7 +64,7 @@ export interface TrainCliOptions {
   keepCheckpoints?: number;
   /** also keep the checkpoint with the lowest validation loss */
   keepBest?: boolean;
-  /** only "fp32" is accepted; anything else is refused with what is supported */
+  /** "fp32" or "bf16" (mixed precision, the static engine on native CPU kernels); anything else is refused with what is supported */
   precision?: string;
   /** for tests: stop after this many steps as if interrupted */
   interruptAfter?: number;
@@ -83,9 +83,9 @@ export interface TrainSummary {
 
 const pad = (n: number) => String(n).padStart(6, "0");
 
-/** What a request for another precision than fp32 gets. */
+/** What a request for a precision other than fp32 and bf16 gets. */
 export function precisionRefusal(what: string): string {
-  return `${what} is not supported: sdc trains in fp32 only (the tfjs ops and the static engine's WGSL kernels are fp32; there is no fp16/bf16 path yet); supported: fp32`;
+  return `${what} is not supported: sdc trains in fp32, or in bf16 mixed precision (the static engine on native CPU kernels); supported: fp32, bf16`;
 }
 
 /** Folder overrides for sd3_pretrained specs: SDC_CLIP_L/SDC_CLIP_G/SDC_T5/SDC_CACHE_DIR, then --text-encoders. */
@@ -184,7 +184,7 @@ function trainSettings(o: TrainCliOptions, ir: IR, hash: string, r: ResumePoint,
   const tcfg = ir.train;
   const opt = ir.train.optimizer;
   const prior = runDir ? readRunConfig(runDir, { spec: ir.spec.name, irHash: hash }) : null;
-  if (o.precision !== undefined && o.precision !== "fp32") throw new UsageError(precisionRefusal(`--precision ${o.precision}`));
+  if (o.precision !== undefined && o.precision !== "fp32" && o.precision !== "bf16") throw new UsageError(precisionRefusal(`--precision ${o.precision}`));
   const D = TRAIN_OPTIONAL_DEFAULTS;
   const specSettings: RunSettings = {
     steps: tcfg.steps, batch: tcfg.batch, lr: opt.lr, seed: tcfg.seed, sampleEvery: tcfg.sampleEvery, checkpointEvery: tcfg.checkpointEvery, samples: tcfg.samples, sampleSteps: ir.flow.steps,
@@ -226,7 +226,7 @@ async function setUp(dir: string, o: TrainCliOptions, loaded: Loaded, r: ResumeP
   if (nParams !== ir.stats.params) throw new InputError(`built ${nParams} parameters but the compiler proved ${ir.stats.params}; recompile ${dir}`);
   log(`${ir.spec.name}: ${nParams.toLocaleString("en-US")} parameters (network ${ir.stats.networkParams.toLocaleString("en-US")}, text encoder ${ir.stats.textParams.toLocaleString("en-US")}); ${train.name}: ${train.size} images ${ir.data.height}x${ir.data.width}x${ir.data.channels}`);
   const dims: [number, number, number] = [ir.data.height, ir.data.width, ir.data.channels];
-  const trainer = await createEngine(o.engine ?? "auto", m, { lr: settings.lr, clip: tcfg.clip, ema: tcfg.ema, kind: opt.kind, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weightDecay, warmup: settings.warmup as number, schedule: s.schedule, steps: settings.steps, accumulate: s.accumulate }, settings.batch, dims, log);
+  const trainer = await createEngine(o.engine ?? "auto", m, { lr: settings.lr, clip: tcfg.clip, ema: tcfg.ema, kind: opt.kind, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weightDecay, warmup: settings.warmup as number, schedule: s.schedule, steps: settings.steps, accumulate: s.accumulate, precision: settings.precision as "fp32" | "bf16" }, settings.batch, dims, log);
   log(`engine: ${trainer.detail}`);
   return { backend, train, test, m, trainer, dims, nParams };
 }

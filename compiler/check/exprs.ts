@@ -6,7 +6,7 @@
 import type * as A from "../ast.ts";
 import { fail } from "../diagnostics.ts";
 import { broadcastShapes } from "../primitives.ts";
-import { type Dim, dimOp, dimToString, shapeToString, type Sym, symVar, typeName, type Value } from "../values.ts";
+import { type ArithOp, type Dim, dimOp, dimToString, shapeToString, type Sym, symVar, typeName, type Value, valueToString } from "../values.ts";
 import { evalCall } from "./calls.ts";
 import { joinDeps } from "./deps.ts";
 import { exprText, fmtCount, suggest } from "./text.ts";
@@ -129,7 +129,7 @@ function compare(e: A.Binary, l: Value, r: Value): Value {
 /** Elementwise arithmetic with a tensor: shapes broadcast, the result depends on both sides. */
 function tensorArith(ev: Evaluator, e: A.Binary, l: Value, r: Value, scope: Scope): Value {
   const op = e.op;
-  if (op === "%") fail("SDC401", e.span, "'%' is not defined on tensors");
+  if (op === "%" || op === "div") fail("SDC401", e.span, `'${op}' is integer arithmetic, not defined on tensors`);
   const ls = l.t === "tensor" ? l.shape : isNum(l) ? [] : fail("SDC401", e.left.span, `'${op}' needs a number or tensor, got ${typeName(l)}`);
   const rs = r.t === "tensor" ? r.shape : isNum(r) ? [] : fail("SDC401", e.right.span, `'${op}' needs a number or tensor, got ${typeName(r)}`);
   const b = broadcastShapes(ls, rs, scope.symbolic);
@@ -146,12 +146,20 @@ function scalarArith(e: A.Binary, l: Value, r: Value): Value {
   const a = (l as { v: Dim }).v;
   const b = (r as { v: Dim }).v;
   const bothInt = l.t === "int" && r.t === "int";
-  if ((op === "/" || op === "%") && b === 0) fail("SDC603", e.right.span, "division by zero");
+  if (op === "div" || op === "%") integerOperands(e, l, r);
+  if ((op === "/" || op === "div" || op === "%") && b === 0) fail("SDC603", e.right.span, "division by zero");
   if (bothInt && op === "/" && typeof a === "number" && typeof b === "number" && a % b !== 0) {
     fail("SDC502", e.span, `${exprText(e.left)} / ${exprText(e.right)} is not exact: ${a} is not divisible by ${b}`);
   }
-  const v = dimOp(op as "+" | "-" | "*" | "/" | "%", a, b);
+  const v = dimOp(op as ArithOp, a, b);
   if (typeof v === "number" && bothInt && !Number.isSafeInteger(v)) fail("SDC601", e.span, `integer overflow: ${exprText(e)} exceeds 2^53`);
   if (typeof v === "number" && !Number.isFinite(v)) fail("SDC601", e.span, `${exprText(e)} is out of range`);
   return bothInt ? { t: "int", v } : { t: "float", v: v as number | Sym };
+}
+
+/** `div` and `%` take integers: a float operand (even a whole one, `4.0`) is refused where it is. */
+function integerOperands(e: A.Binary, l: Value, r: Value) {
+  const hint = e.op === "div" ? "; for a float quotient use '/'" : "";
+  if (l.t !== "int") fail("SDC401", e.left.span, `'${e.op}' needs integers, got ${typeName(l)} ${valueToString(l)}${hint}`);
+  if (r.t !== "int") fail("SDC401", e.right.span, `'${e.op}' needs integers, got ${typeName(r)} ${valueToString(r)}${hint}`);
 }

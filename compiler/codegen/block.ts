@@ -70,6 +70,7 @@ function ts(e: A.Expr, c: Ctx, parentPrec = 0): string {
         return `F.${fn}(${ts(e.left, c)}, ${ts(e.right, c)})`;
       }
       if (e.op === "/" && lt?.t === "int" && rt?.t === "int") return `F.idiv(${ts(e.left, c)}, ${ts(e.right, c)})`;
+      if (e.op === "div") return `F.floordiv(${ts(e.left, c)}, ${ts(e.right, c)})`;
       const op = e.op === "==" ? "===" : e.op === "!=" ? "!==" : e.op;
       const prec = { "||": 1, "&&": 2, "==": 3, "!=": 3, "<": 4, "<=": 4, ">": 4, ">=": 4, "+": 5, "-": 5, "*": 6, "/": 6, "%": 6 }[e.op];
       const s = `${ts(e.left, c, prec)} ${op} ${ts(e.right, c, prec + 1)}`;
@@ -139,6 +140,7 @@ function dimTs(d: Dim, c: Ctx): string {
   if (d.op === "var") return c.local(d.name);
   const inner = (x: Dim) => (typeof x === "object" && x.op !== "var" ? `(${dimTs(x, c)})` : dimTs(x, c));
   if (d.op === "/") return `F.idiv(${dimTs(d.a, c)}, ${dimTs(d.b, c)})`;
+  if (d.op === "div") return `F.floordiv(${dimTs(d.a, c)}, ${dimTs(d.b, c)})`;
   return `${inner(d.a)} ${d.op} ${inner(d.b)}`;
 }
 

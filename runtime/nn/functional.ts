@@ -71,6 +71,12 @@ export function idiv(a: number, b: number): number {
   return a / b;
 }
 
+/** Integer floor division (`a div b` in a spec), as the compiler folded it. */
+export function floordiv(a: number, b: number): number {
+  if (b === 0) throw new ShapeError(`${a} div 0: division by zero`);
+  return Math.floor(a / b);
+}
+
 /** Both operands broadcast to one shape first: tfjs's Maximum/Minimum gradients do not sum a broadcast back. */
 function broadcastPair(a: N, b: N): [T, T] {
   const [ta, tb] = [typeof a === "number" ? tf.scalar(a) : a, typeof b === "number" ? tf.scalar(b) : b];

@@ -514,7 +514,7 @@ const RULES: Record<string, (v: unknown) => boolean> = {
   "settings.accumulate": (v) => v === 1 || v === 2 || v === 4,
   "settings.lrSchedule": (v) => v === "constant" || v === "linear" || v === "cosine",
   "settings.keepBest": (v) => typeof v === "boolean",
-  "settings.precision": (v) => v === "fp32",
+  "settings.precision": (v) => v === "fp32" || v === "bf16",
   "recipe.ema": (v) => typeof v === "number" && v >= 0 && v < 1,
   "recipe.clip": (v) => typeof v === "number" && v >= 0,
   "recipe.logEvery": (v) => Number.isInteger(v) && (v as number) >= 1,
