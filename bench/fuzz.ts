@@ -74,7 +74,7 @@ function runRange(kind: Kind, seed: number, from: number, to: number, limitMs: n
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ["--import", "tsx", CHUNK, kind, String(seed), String(from), String(to), String(limitMs)], { stdio: ["ignore", "pipe", "pipe"] });
     let at = from;
-    let caseCpu0 = 0;
+    let caseCpu0 = Infinity; // the child's start (loading, the run folder's training) is no case: only the backstop times it
     let caseWall0 = performance.now();
     let lastCpu = 0;
     let counts: RangeEnd["counts"] = null;
@@ -87,7 +87,7 @@ function runRange(kind: Kind, seed: number, from: number, to: number, limitMs: n
       if (cpu === null) return;
       lastCpu = cpu;
       if (cpu - caseCpu0 > limitMs + 2000) kill(`case ${at} used ${Math.round(cpu - caseCpu0)} ms of CPU without ending`);
-      else if (performance.now() - caseWall0 > backstopMs) kill(`case ${at} made no progress in ${backstopMs / 1000} s of wall-clock time (${Math.round(cpu - caseCpu0)} ms of CPU)`);
+      else if (performance.now() - caseWall0 > backstopMs) kill(`case ${at} made no progress in ${backstopMs / 1000} s of wall-clock time (${Math.round(cpu - Math.min(cpu, caseCpu0))} ms of CPU)`);
     }, 1000);
     child.stdout.setEncoding("utf8");
     child.stdout.on("data", (d: string) => {
@@ -99,7 +99,7 @@ function runRange(kind: Kind, seed: number, from: number, to: number, limitMs: n
         if (line.startsWith("done ")) counts = JSON.parse(line.slice(5));
         else if (line.startsWith("case ")) {
           at = Number(line.slice(5));
-          caseCpu0 = procCpuMs(child.pid!) ?? caseCpu0;
+          caseCpu0 = procCpuMs(child.pid!) ?? lastCpu;
           caseWall0 = performance.now();
         }
       }
