@@ -92,14 +92,20 @@ class MdlParser extends EmbeddedActionsParser {
 
   private paramDecl = this.RULE("paramDecl", (): A.ParamDecl => {
     const name = this.CONSUME(T.Ident);
-    let type: A.ScalarType | undefined;
+    let type: A.ParamType | undefined;
     let def: A.Expr | undefined;
     let last = name;
     this.OPTION(() => {
       this.CONSUME(T.Colon);
       const t = this.CONSUME2(T.Ident);
-      type = t.image as A.ScalarType;
+      type = t.image as A.ParamType;
       last = t;
+      // `widths: int[]`: a list of numbers
+      this.OPTION3(() => {
+        this.CONSUME(T.LBracket);
+        last = this.CONSUME(T.RBracket);
+        type = `${t.image}[]` as A.ParamType;
+      });
     });
     this.OPTION2(() => {
       this.CONSUME(T.Eq);
@@ -464,7 +470,7 @@ class MdlParser extends EmbeddedActionsParser {
       },
       { ALT: () => { const t = this.CONSUME(T.True); return this.ACTION(() => ({ kind: "bool", value: true, span: this.sp(t) }) as A.BoolLit); } },
       { ALT: () => { const t = this.CONSUME(T.False); return this.ACTION(() => ({ kind: "bool", value: false, span: this.sp(t) }) as A.BoolLit); } },
-      { GATE: () => this.LA(1).tokenType === T.Ident && this.LA(2).tokenType === T.LBracket, ALT: () => this.SUBRULE(this.shapeType) },
+      { GATE: () => isDtype(this.LA(1)) && this.LA(2).tokenType === T.LBracket, ALT: () => this.SUBRULE(this.shapeType) },
       { ALT: () => this.SUBRULE(this.identOrCall) },
       {
         ALT: () => {
@@ -489,6 +495,13 @@ class MdlParser extends EmbeddedActionsParser {
   private identOrCall = this.RULE("identOrCall", (): A.Expr => {
     const name = this.CONSUME(T.Ident);
     let result: A.Expr = this.ACTION(() => ({ kind: "ident", name: name.image, span: this.sp(name) }) as A.Ident);
+    // `widths[i]`: an element of a list
+    this.OPTION3(() => {
+      this.CONSUME(T.LBracket);
+      const index = this.SUBRULE(this.expr);
+      const rb = this.CONSUME(T.RBracket);
+      result = this.ACTION(() => deep({ kind: "index", target: result as A.Ident, index, span: this.sp(name, rb) } as A.IndexExpr, this.sp(name), [index]));
+    });
     this.OPTION(() => {
       this.CONSUME(T.LParen);
       const args: A.Arg[] = [];
@@ -572,6 +585,11 @@ class MdlParser extends EmbeddedActionsParser {
  */
 function isDivOperator(t: IToken, next: IToken): boolean {
   return t.tokenType === T.Ident && t.image === "div" && next.tokenType !== T.Eq && next.tokenType !== T.Comma && next.tokenType !== T.Colon;
+}
+
+/** `int32[...]` / `float32[...]` in an expression is a tensor type; any other `name[...]` indexes a list. */
+function isDtype(t: IToken): boolean {
+  return t.tokenType === T.Ident && (t.image === "int32" || t.image === "float32");
 }
 
 function bin(op: A.BinaryOp, left: A.Expr, right: A.Expr): A.Binary {
