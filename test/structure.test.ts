@@ -22,7 +22,6 @@ const MAX_FUNCTION_LINES = 120;
 const KNOWN_LONG = [
   "compiler/codegen/block.ts#generateBlock",
   "runtime/executors/interp/interp.ts#evalNode",
-  "cli/commands/lsp.ts#runLsp",
   "runtime/executors/webgpu/kernels.ts#gemmKernels",
 ].sort();
 
