@@ -11,9 +11,10 @@
  * seconds of wall-clock time is killed as a hang too (the backstop). A child that dies is a crash
  * at the case it was running; the chunk goes on in a new child after it. With --log, each finished
  * chunk is appended to FILE (JSON lines) and a rerun skips the chunks already there, so a long run
- * resumes where it stopped. Exit 1 if any crash, hang, unpositioned diagnostic or wrong acceptance.
+ * resumes where it stopped; --summary prints the counts of the chunks the log holds and runs nothing.
+ * Exit 1 if any crash, hang, unpositioned diagnostic or wrong acceptance.
  */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { cpus, getPriority } from "node:os";
 import { dirname, join } from "node:path";
@@ -21,6 +22,18 @@ import { fileURLToPath } from "node:url";
 import { type FuzzCounts, type Kind, KINDS } from "../test/fuzz/fuzz-cases.ts";
 
 const CHUNK = join(dirname(fileURLToPath(import.meta.url)), "fuzz-chunk.ts");
+
+/** The commit of this checkout, with "+changes" when its tracked files differ from it. */
+function commitOf(dir: string): string {
+  try {
+    const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: dir, encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], { cwd: dir, encoding: "utf8" }).trim();
+    return dirty ? `${head}+changes` : head;
+  } catch {
+    return "unknown (not a git checkout)";
+  }
+}
+const COMMIT = commitOf(dirname(CHUNK));
 
 /** One finished chunk: a line of the log. */
 export interface ChunkResult {
@@ -43,6 +56,8 @@ export interface ChunkResult {
   cpu: string;
   nice: number;
   finished: string;
+  /** the commit the chunk ran (git rev-parse HEAD beside this script) */
+  commit: string;
 }
 
 const arg = (name: string, dflt: number) => {
@@ -121,7 +136,7 @@ function runRange(kind: Kind, seed: number, from: number, to: number, limitMs: n
 /** A chunk in as many children as it takes: after a child that dies or hangs, the cases before it rerun and the chunk goes on after it. */
 async function runChunk(kind: Kind, seed: number, cases: number, limitMs: number, backstopMs: number): Promise<ChunkResult> {
   const t0 = performance.now();
-  const r: ChunkResult = { kind, seed, cases: 0, accepted: 0, refused: 0, crashes: 0, hangs: 0, unpositioned: 0, wrongAcceptances: 0, failures: [], wallSeconds: 0, cpuSeconds: 0, restarts: 0, cpu: cpus()[0].model, nice: getPriority(), finished: "" };
+  const r: ChunkResult = { kind, seed, cases: 0, accepted: 0, refused: 0, crashes: 0, hangs: 0, unpositioned: 0, wrongAcceptances: 0, failures: [], wallSeconds: 0, cpuSeconds: 0, restarts: 0, cpu: cpus()[0].model, nice: getPriority(), finished: "", commit: COMMIT };
   const ranges: [number, number][] = [[0, cases]];
   while (ranges.length) {
     const [from, to] = ranges.shift()!;
@@ -180,8 +195,13 @@ for (const [kind, f] of Object.entries(share) as [Kind, number][]) {
 const key = (c: { kind: string; seed: number; cases: number }) => `${c.kind}:${c.seed}:${c.cases}`;
 const logged = new Map<string, ChunkResult>();
 if (logFile && existsSync(logFile)) for (const line of readFileSync(logFile, "utf8").split("\n").filter(Boolean)) logged.set(key(JSON.parse(line) as ChunkResult), JSON.parse(line));
-const todo = plan.filter((c) => !logged.has(key(c)));
-console.error(`fuzz: ${plan.length} chunks, ${plan.length - todo.length} already in the log; ${workers} at a time; nice ${getPriority()}; ${cpus()[0].model}`);
+const summaryOnly = process.argv.includes("--summary");
+if (summaryOnly && !logFile) {
+  console.error("error: --summary needs --log FILE");
+  process.exit(2);
+}
+const todo = summaryOnly ? [] : plan.filter((c) => !logged.has(key(c)));
+console.error(`fuzz: ${plan.length} chunks, ${plan.filter((c) => logged.has(key(c))).length} already in the log; ${workers} at a time; nice ${getPriority()}; ${cpus()[0].model}`);
 
 let next = 0;
 const worker = async () => {
@@ -195,9 +215,9 @@ const worker = async () => {
 };
 await Promise.all(Array.from({ length: workers }, worker));
 
-const results = plan.map((c) => logged.get(key(c))!);
+const results = plan.flatMap((c) => logged.get(key(c)) ?? []);
 let bad2 = 0;
-console.log(`fuzz seeds ${seed}..: ${results.reduce((a, r) => a + r.cases, 0)} cases in ${results.length} chunks`);
+console.log(`fuzz from seed ${seed}: ${results.reduce((a, r) => a + r.cases, 0)} cases in ${results.length} of ${plan.length} chunks (commits: ${[...new Set(results.map((r) => r.commit ?? "unrecorded"))].join(", ")})`);
 for (const kind of KINDS) {
   const rs = results.filter((r) => r.kind === kind);
   if (!rs.length) continue;

@@ -91,13 +91,23 @@ function tooSlow(c: FuzzCounts, limitMs: number, clock: () => { cpu: number; wal
 // ------------------------------------------------------------------ specs
 
 const ROOT = new URL("../../", import.meta.url).pathname;
-const SPEC_FILES = ["specs/sd3.mdl", "specs/sd3-seed.mdl", "specs/judge.mdl", "specs/lib/mmdit.mdl", "specs/lib/text.mdl", "test/specs/mmdit-tiny-a.mdl", "test/specs/mmdit-tiny-b.mdl", "test/specs/sd3-tiny-pretrained.mdl", "docs/examples/broken.mdl"];
+// every architecture's spec and library, and the test specs of the language's constructs
+const SPEC_FILES = ["specs/sd3.mdl", "specs/sd3-seed.mdl", "specs/judge.mdl", "specs/dit.mdl", "specs/flux.mdl", "specs/mmditx.mdl", "specs/unet.mdl", "specs/sd3-latent.mdl", "specs/lib/mmdit.mdl", "specs/lib/text.mdl", "specs/lib/dit.mdl", "specs/lib/flux.mdl", "specs/lib/mmditx.mdl", "specs/lib/unet.mdl", "test/specs/mmdit-tiny-a.mdl", "test/specs/mmdit-tiny-b.mdl", "test/specs/sd3-tiny-pretrained.mdl", "test/specs/elementwise.mdl", "test/specs/labels.mdl", "test/specs/masked.mdl", "test/specs/rope-gqa.mdl", "test/specs/tensor-ops.mdl", "test/specs/unet-tiny.mdl", "docs/examples/broken.mdl"];
+/** A library is compiled through a spec that imports it. */
+const ENTRY_OF_LIB: Record<string, string> = { "specs/lib/mmdit.mdl": "specs/sd3.mdl", "specs/lib/text.mdl": "specs/sd3.mdl", "specs/lib/dit.mdl": "specs/dit.mdl", "specs/lib/flux.mdl": "specs/flux.mdl", "specs/lib/mmditx.mdl": "specs/mmditx.mdl", "specs/lib/unet.mdl": "specs/unet.mdl" };
+/** Specs with a `tiny` variant, compiled as it 19 times in 20 (their full sizes are slow to elaborate). */
+const HAS_TINY = new Set(["specs/sd3.mdl", "specs/dit.mdl", "specs/flux.mdl", "specs/mmditx.mdl", "specs/unet.mdl", "specs/sd3-latent.mdl"]);
+/** The library search path of the test specs' `import "sdc/lib/..."`: the shipped library (unmutated) under LIB/sdc/lib. */
+const LIB = "fuzz-lib";
 let corpus: Record<string, string> | undefined;
 function specCorpus(): Record<string, string> {
-  corpus ??= Object.fromEntries(SPEC_FILES.map((f) => [f, readFileSync(join(ROOT, f), "utf8")]));
+  corpus ??= Object.fromEntries([
+    ...SPEC_FILES.map((f): [string, string] => [f, readFileSync(join(ROOT, f), "utf8")]),
+    ...SPEC_FILES.filter((f) => f.startsWith("specs/lib/")).map((f): [string, string] => [`${LIB}/sdc/lib/${f.slice("specs/lib/".length)}`, readFileSync(join(ROOT, f), "utf8")]),
+  ]);
   return corpus;
 }
-const TOKENS = ["{", "}", "(", ")", "[", "]", ",", ":", "=", "->", "..", ".", "+", "-", "*", "/", "%", "==", "&&", "!", "?", "as", "for", "in", "if", "else", "return", "let", "param", "block", "spec", "import", "variant", "network", "0", "1", "-1", "2.5", "1e400", "99999999999999999999", "007", '"x"', '"*/"', '"\\n"', "int32", "true", "false", "\n", "//", "/*", "*/", ...HOSTILE_NAMES];
+const TOKENS = ["{", "}", "(", ")", "[", "]", ",", ":", "=", "->", "..", ".", "+", "-", "*", "/", "%", "==", "&&", "!", "?", "as", "for", "in", "if", "else", "return", "let", "param", "block", "spec", "import", "variant", "network", "0", "1", "-1", "2.5", "1e400", "99999999999999999999", "007", '"x"', '"*/"', '"\\n"', "int32", "true", "false", "\n", "//", "/*", "*/", "div", "init:", '"zeros"', '"normal(0.02)"', '"normal(-1)"', ...HOSTILE_NAMES];
 const NUMBERS = ["0", "1", "2", "3", "-1", "0.5", "1e-3", "1e9", "4096", "65536", "1e300", "2147483648", "007", "3.0"];
 
 /** One mutation of `text`; `mustFail`: the result is surely not a valid spec. */
@@ -182,9 +192,8 @@ export function specInput(r: R): { files: Record<string, string>; target: string
   // the big reference spec (sd3-seed, 64M parameters to elaborate) now and then; the rest are small or compiled as their tiny variant
   const target = r() < 0.05 ? "specs/sd3-seed.mdl" : pick(r, SPEC_FILES.filter((f) => f !== "specs/sd3-seed.mdl"));
   const { text, mustFail } = mutate(r, files[target]);
-  const isLib = target.startsWith("specs/lib/");
-  const entry = isLib ? "specs/sd3.mdl" : target;
-  const variant = entry === "specs/sd3.mdl" && r() < 0.95 ? "tiny" : undefined;
+  const entry = ENTRY_OF_LIB[target] ?? target;
+  const variant = HAS_TINY.has(entry) && r() < 0.95 ? "tiny" : undefined;
   // now and then command-line overrides, hostile ones among them
   const sets = r() < 0.2 ? Array.from({ length: int(r, 1, 2) }, () => pick(r, SETS)) : undefined;
   return { files, target, text, mustFail, entry, variant, sets };
@@ -194,7 +203,7 @@ const SETS = ["heads=", "heads=3", "depth=1", "depth=-1", "depth=4096", "lr=0", 
 
 function specCase(r: R, c: FuzzCounts, limitMs: number, fail: (what: string) => void): void {
   const { files, target, text, mustFail, entry, variant, sets } = specInput(r);
-  const host = memoryHost({ ...files, [target]: text });
+  const host = memoryHost({ ...files, [target]: text }, { libPath: [LIB] });
   const clock = startClock();
   let result;
   try {
@@ -528,7 +537,7 @@ const RULES: Record<string, (v: unknown) => boolean> = {
   "command": (v) => Array.isArray(v) && v.length >= 1 && v.length <= 1000 && v.every((a) => typeof a === "string" && a.length <= 4096),
 };
 const CONFIG_PATHS = [...Object.keys(RULES), "settings.lr", "settings.seed", "seed", "version", "format", "irHash", "spec", "recipe.optimizer.lr", "command", "history", "versions.node", "settings.extra", "extra", "recipe.extra", "settings.__proto__", "__proto__", "checksum", "settings", "recipe"];
-const CONFIG_JUNK: unknown[] = [-5, -1, 0, 1, 2, 3, 4, 2.5, 0.5, 1.5, 1e9, 1e300, 100001, 65537, "4", "fp32", "fp16", "cosine", "bogus", "cpu", "static", "adamw", null, true, false, [], {}, ["sdc"], "x".repeat(5000), "0".repeat(64)];
+const CONFIG_JUNK: unknown[] = [-5, -1, 0, 1, 2, 3, 4, 2.5, 0.5, 1.5, 1e9, 1e300, 100001, 65537, "4", "fp32", "fp16", "bf16", "cosine", "bogus", "cpu", "static", "adamw", null, true, false, [], {}, ["sdc"], "x".repeat(5000), "0".repeat(64)];
 
 /** Set `path` (dots) in `o` to `v` (an own `__proto__` key as JSON.parse makes it); false when a parent is not an object. */
 function setPath(o: Record<string, unknown>, path: string, v: unknown): boolean {
