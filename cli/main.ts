@@ -12,6 +12,8 @@ import { SDC_VERSION } from "./version.ts";
 const MAX_STEPS = 1e9;
 const MAX_BATCH = 1 << 16;
 
+/** `sdc eval`'s and `sdc ablate`'s images per digit: runtime/eval/evaluate.ts DEFAULT_PER_DIGIT (not imported: it loads tfjs). */
+const EVAL_PER_DIGIT = "100";
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 function build(onResult: (code: number) => void, argv: string[] = []): Command {
@@ -236,7 +238,7 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
     .description("measure a trained model: prompt accuracy (judged by the MNIST classifier) with its 95% Wilson interval and per-digit counts, judge-feature Fréchet distance (not Inception FID) with a 95% bootstrap interval, validation loss, sampler time, per CFG scale")
     .argument("<run>", "a run folder (its checkpoints/latest) or a checkpoint folder")
     .option("--generated <dir>", "the compiled spec folder (default: generated/<spec name from the checkpoint's ir.json>)")
-    .option("--per-digit <n>", "generated images per digit, half prompted \"7\", half \"seven\"; 100 (1,000 images) puts the 95% interval of a 99% accuracy at 98.2-99.5%", "100")
+    .option("--per-digit <n>", "generated images per digit, half prompted \"7\", half \"seven\"; 100 (1,000 images) puts the 95% interval of a 99% accuracy at 98.2-99.5%", EVAL_PER_DIGIT)
     .option("--cfg <list>", "comma-separated CFG scales", "1,2,4")
     .option("--bootstrap <n>", "resamples of the generated images for the FD's 95% interval (FD ± 1.96 se); 0: none", "100")
     .option("--steps <n>", "sampler steps (default: the spec's)")
@@ -305,7 +307,7 @@ function build(onResult: (code: number) => void, argv: string[] = []): Command {
     .option("--seed <n>", "training seed for every unit (the first, with --seeds)", "0")
     .option("--seeds <n>", "training seeds per arm (--seed, --seed+1, ...), each unit in its own folder <unit>+seed=K; the table, plot and report then show each arm's mean with its 95% t-interval over the seeds, and Welch's t-test of every pair of arms (Holm-corrected, 0.05)", "1")
     .option("--out <dir>", "results folder (default: ablations/<spec name>; with arms from several specs ablations/<a>-vs-<b>...)")
-    .option("--per-digit <n>", "eval: generated images per digit", "10")
+    .option("--per-digit <n>", "eval: generated images per digit, as sdc eval (1,000 images per CFG scale)", EVAL_PER_DIGIT)
     .option("--cfg <list>", "eval: comma-separated CFG scales", "1,4")
     .option("--sample-steps <n>", "eval: sampler steps (default: the spec's)")
     .option("--reference <n>", "eval: MNIST test images for the reference features (default: all 10000)")
