@@ -3,7 +3,7 @@ import { Option, type Command, type OptionValues } from "commander";
 import type { JobOptions } from "../ablate/jobs.ts";
 import type { AblateOptions } from "../ablate/plan.ts";
 import { UsageError, parseIntArg } from "../errors.ts";
-import { collect, MAX_STEPS, MAX_BATCH, type CommandContext } from "./shared.ts";
+import { collect, EVAL_PER_DIGIT, MAX_STEPS, MAX_BATCH, type CommandContext } from "./shared.ts";
 
 export function defineAblate(program: Command, { onResult }: CommandContext): void {
   program
@@ -23,7 +23,7 @@ export function defineAblate(program: Command, { onResult }: CommandContext): vo
     .option("--seed <n>", "training seed for every unit (the first, with --seeds)", "0")
     .option("--seeds <n>", "training seeds per arm (--seed, --seed+1, ...), each unit in its own folder <unit>+seed=K; the table, plot and report then show each arm's mean with its 95% t-interval over the seeds, and Welch's t-test of every pair of arms (Holm-corrected, 0.05)", "1")
     .option("--out <dir>", "results folder (default: ablations/<spec name>; with arms from several specs ablations/<a>-vs-<b>...)")
-    .option("--per-digit <n>", "eval: generated images per digit", "10")
+    .option("--per-digit <n>", "eval: generated images per digit, as sdc eval (1,000 images per CFG scale)", EVAL_PER_DIGIT)
     .option("--cfg <list>", "eval: comma-separated CFG scales", "1,4")
     .option("--sample-steps <n>", "eval: sampler steps (default: the spec's)")
     .option("--reference <n>", "eval: MNIST test images for the reference features (default: all 10000)")

@@ -1,7 +1,7 @@
 /** `sdc eval`: its arguments and options, and how they reach its command. */
 import { Option, type Command } from "commander";
 import { UsageError, parseIntArg } from "../errors.ts";
-import { type CommandContext } from "./shared.ts";
+import { EVAL_PER_DIGIT, type CommandContext } from "./shared.ts";
 
 /** --bootstrap N: 0 (no FD interval) or 2 and more resamples. */
 function parseBootstrap(v: string): number {
@@ -16,7 +16,7 @@ export function defineEval(program: Command, { onResult }: CommandContext): void
     .description("measure a trained model: prompt accuracy (judged by the MNIST classifier) with its 95% Wilson interval and per-digit counts, judge-feature Fréchet distance (not Inception FID) with a 95% bootstrap interval, validation loss, sampler time, per CFG scale")
     .argument("<run>", "a run folder (its checkpoints/latest) or a checkpoint folder")
     .option("--generated <dir>", "the compiled spec folder (default: generated/<spec name from the checkpoint's ir.json>)")
-    .option("--per-digit <n>", "generated images per digit, half prompted \"7\", half \"seven\"; 100 (1,000 images) puts the 95% interval of a 99% accuracy at 98.2-99.5%", "100")
+    .option("--per-digit <n>", "generated images per digit, half prompted \"7\", half \"seven\"; 100 (1,000 images) puts the 95% interval of a 99% accuracy at 98.2-99.5%", EVAL_PER_DIGIT)
     .option("--cfg <list>", "comma-separated CFG scales", "1,2,4")
     .option("--bootstrap <n>", "resamples of the generated images for the FD's 95% interval (FD ± 1.96 se); 0: none", "100")
     .option("--steps <n>", "sampler steps (default: the spec's)")

@@ -12,3 +12,6 @@ export const MAX_BATCH = 1 << 16;
 
 /** A repeatable option's values, in order. */
 export const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/** `sdc eval`'s and `sdc ablate`'s images per digit: runtime/eval/evaluate.ts DEFAULT_PER_DIGIT (not imported: it loads tfjs). */
+export const EVAL_PER_DIGIT = "100";
