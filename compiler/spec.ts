@@ -89,7 +89,7 @@ export const SECTIONS: Record<string, Record<string, SettingSpec>> = {
     accumulate: { kind: "int", min: 1, max: 1024, doc: "gradient accumulation: each step's batch runs as this many micro-batches, their gradients summed before one optimizer step (the same update, less memory; must divide batch)" },
     keep_checkpoints: { kind: "int", min: 0, doc: "checkpoints to keep: the last N (0 = all)" },
     keep_best: { kind: "bool", doc: "also keep the checkpoint with the lowest validation loss (checkpoints/best)" },
-    precision: { kind: "enum", values: ["fp32", "fp16", "bf16"], doc: "training precision: fp32 (fp16 and bf16 are refused: every engine computes in fp32)" },
+    precision: { kind: "enum", values: ["fp32", "fp16", "bf16"], doc: "training precision: fp32, or bf16 mixed precision (GEMM operands rounded to bf16, fp32 accumulation, as torch.autocast; the static engine on native CPU kernels only); fp16 is refused" },
   },
 };
 
@@ -446,8 +446,8 @@ function trainOptional(s: Settings, train: TrainIR) {
   const prec = s.get("train", "precision");
   if (prec) {
     const p = s.word("train", "precision", "fp32");
-    if (p !== "fp32") fail("SDC702", prec.span, `train.precision ${p} is not supported: sdc trains in fp32 only (the tfjs ops and the static engine's WGSL kernels are fp32); use precision: fp32 or leave it out`);
-    train.precision = "fp32";
+    if (p !== "fp32" && p !== "bf16") fail("SDC702", prec.span, `train.precision ${p} is not supported: sdc trains in fp32, or in bf16 mixed precision on the static engine's native CPU kernels; use precision: fp32 or bf16, or leave it out`);
+    train.precision = p;
   }
 }
 

@@ -7,7 +7,20 @@
 export const IR_VERSION = 1;
 
 /** A parameter's initializer (the compiler's primitives name it, the runtime's ParamStore draws it). */
-export type Init = "torch_linear" | "zeros" | "ones" | "normal_0.02" | "fixed" | "xavier_uniform" | `normal:${number}` | `trunc_normal:${number}`;
+export type Init = "torch_linear" | "zeros" | "ones" | "normal_0.02" | "fixed" | "xavier_uniform" | `normal:${number}` | `trunc_normal:${number}` | `constant:${number}`;
+
+/**
+ * A spec's `parameter(..., init: "...")` as its initializer: "zeros", "ones", "xavier_uniform",
+ * "constant(V)" (V finite), "normal(STD)", "trunc_normal(STD)" (STD > 0, finite). Null when the
+ * string is none of these (the compiler reports it; the runtime refuses it).
+ */
+export function parameterInit(s: string): Init | null {
+  if (s === "zeros" || s === "ones" || s === "xavier_uniform") return s;
+  const m = /^(constant|normal|trunc_normal)\(\s*([-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\s*\)$/.exec(s);
+  const v = m ? Number(m[2]) : NaN;
+  if (!m || !Number.isFinite(v) || (m[1] !== "constant" && !(v > 0))) return null;
+  return `${m[1] as "constant" | "normal" | "trunc_normal"}:${v}`;
+}
 
 /** A block argument in the IR: a number, a bool or a list of numbers (`widths: int[]`). */
 export type ArgValue = number | boolean | number[];
@@ -93,8 +106,8 @@ export interface TrainIR {
   keepCheckpoints?: number;
   /** also keep the checkpoint with the lowest validation loss */
   keepBest?: boolean;
-  /** training precision: only fp32 is supported */
-  precision?: "fp32";
+  /** training precision: fp32, or bf16 mixed precision (GEMM operands rounded to bf16, fp32 accumulation) */
+  precision?: "fp32" | "bf16";
 }
 
 export interface DataIR {

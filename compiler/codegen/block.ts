@@ -115,6 +115,7 @@ function callTs(call: A.Call, c: Ctx): string {
     return `${moduleRef(m, c)}.forward(${positional.map(arg).join(", ")})`;
   }
   if (!prim) return "undefined";
+  if (prim.scalar && c.a.types.get(call)?.t === "float") return scalarCallTs(prim.scalar, call, c);
   if (prim.variadic) {
     const axis = named.get("axis");
     return `F.${prim.runtime}([${positional.map((a) => ts(a.value, c)).join(", ")}]${axis ? `, ${ts(axis.value, c)}` : ""})`;
@@ -137,6 +138,11 @@ function callTs(call: A.Call, c: Ctx): string {
   while (list.length && list[list.length - 1] === undefined) list.pop();
   // an optional argument left out before a given one
   return `F.${fn}(${list.map((x) => x ?? "undefined").join(", ")})`;
+}
+
+/** `sqrt(x)` of a number (compiler/primitives: an entry's `scalar`): JavaScript's Math function. */
+function scalarCallTs(fn: string, call: A.Call, c: Ctx): string {
+  return `Math.${fn}(${ts(call.args[0].value, c)})`;
 }
 
 function valueToTs(v: Value, c: Ctx): string {
