@@ -71,6 +71,19 @@ export function idiv(a: number, b: number): number {
   return a / b;
 }
 
+/** Integer floor division (`a div b` in a spec), as the compiler folded it. */
+export function floordiv(a: number, b: number): number {
+  if (b === 0) throw new ShapeError(`${a} div 0: division by zero`);
+  return Math.floor(a / b);
+}
+
+/** `xs[i]` in a spec: an element of a list, a negative index from the end (the compiler checked the range). */
+export function at<T>(xs: readonly T[], i: number): T {
+  const k = i < 0 ? xs.length + i : i;
+  if (!Number.isInteger(k) || k < 0 || k >= xs.length) throw new ShapeError(`index ${i} is out of range for a list of length ${xs.length}`);
+  return xs[k];
+}
+
 /** Both operands broadcast to one shape first: tfjs's Maximum/Minimum gradients do not sum a broadcast back. */
 function broadcastPair(a: N, b: N): [T, T] {
   const [ta, tb] = [typeof a === "number" ? tf.scalar(a) : a, typeof b === "number" ? tf.scalar(b) : b];
