@@ -34,6 +34,10 @@ export function exprNames(e: A.Expr, out: Set<string> = new Set()): Set<string> 
       case "list":
         x.items.forEach(walk);
         return;
+      case "index":
+        walk(x.target);
+        walk(x.index);
+        return;
       case "shape":
         x.dims.forEach(walk);
         return;

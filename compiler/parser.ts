@@ -10,7 +10,7 @@
  *   spec      := "spec" NAME STRING? "{" (param | let | require | "network" ":" call | section | variant)* "}"
  *   section   := NAME "{" (NAME ":" expr)* "}"
  *   variant   := "variant" NAME STRING? "{" (NAME ("." NAME)? "=" expr)* "}"   (a param, or section.setting)
- *   expr      := ternary with || && comparisons + - * / % unary; calls `f(x, name: v) as label`
+ *   expr      := ternary with || && comparisons + - * / div % unary; calls `f(x, name: v) as label`
  */
 import { EmbeddedActionsParser, type IToken } from "chevrotain";
 import * as A from "./ast.ts";
@@ -92,14 +92,20 @@ class MdlParser extends EmbeddedActionsParser {
 
   private paramDecl = this.RULE("paramDecl", (): A.ParamDecl => {
     const name = this.CONSUME(T.Ident);
-    let type: A.ScalarType | undefined;
+    let type: A.ParamType | undefined;
     let def: A.Expr | undefined;
     let last = name;
     this.OPTION(() => {
       this.CONSUME(T.Colon);
       const t = this.CONSUME2(T.Ident);
-      type = t.image as A.ScalarType;
+      type = t.image as A.ParamType;
       last = t;
+      // `widths: int[]`: a list of numbers
+      this.OPTION3(() => {
+        this.CONSUME(T.LBracket);
+        last = this.CONSUME(T.RBracket);
+        type = `${t.image}[]` as A.ParamType;
+      });
     });
     this.OPTION2(() => {
       this.CONSUME(T.Eq);
@@ -420,10 +426,19 @@ class MdlParser extends EmbeddedActionsParser {
 
   private mulExpr = this.RULE("mulExpr", (): A.Expr => {
     let left = this.SUBRULE(this.unary);
-    this.MANY(() => {
-      const op = this.OR([{ ALT: () => this.CONSUME(T.Star) }, { ALT: () => this.CONSUME(T.Slash) }, { ALT: () => this.CONSUME(T.Percent) }]);
-      const right = this.SUBRULE2(this.unary);
-      left = this.ACTION(() => bin(op.image as A.BinaryOp, left, right));
+    // gated on the loop itself: a name after an operand continues the expression only as `div`
+    this.MANY({
+      GATE: () => this.LA(1).tokenType !== T.Ident || isDivOperator(this.LA(1), this.LA(2)),
+      DEF: () => {
+        const op = this.OR([
+          { ALT: () => this.CONSUME(T.Star) },
+          { ALT: () => this.CONSUME(T.Slash) },
+          { ALT: () => this.CONSUME(T.Percent) },
+          { GATE: () => isDivOperator(this.LA(1), this.LA(2)), ALT: () => this.CONSUME(T.Ident) },
+        ]);
+        const right = this.SUBRULE2(this.unary);
+        left = this.ACTION(() => bin(op.image as A.BinaryOp, left, right));
+      },
     });
     return left;
   });
@@ -463,7 +478,7 @@ class MdlParser extends EmbeddedActionsParser {
       },
       { ALT: () => { const t = this.CONSUME(T.True); return this.ACTION(() => ({ kind: "bool", value: true, span: this.sp(t) }) as A.BoolLit); } },
       { ALT: () => { const t = this.CONSUME(T.False); return this.ACTION(() => ({ kind: "bool", value: false, span: this.sp(t) }) as A.BoolLit); } },
-      { GATE: () => this.LA(1).tokenType === T.Ident && this.LA(2).tokenType === T.LBracket, ALT: () => this.SUBRULE(this.shapeType) },
+      { GATE: () => isDtype(this.LA(1)) && this.LA(2).tokenType === T.LBracket, ALT: () => this.SUBRULE(this.shapeType) },
       { ALT: () => this.SUBRULE(this.identOrCall) },
       {
         ALT: () => {
@@ -488,6 +503,13 @@ class MdlParser extends EmbeddedActionsParser {
   private identOrCall = this.RULE("identOrCall", (): A.Expr => {
     const name = this.CONSUME(T.Ident);
     let result: A.Expr = this.ACTION(() => ({ kind: "ident", name: name.image, span: this.sp(name) }) as A.Ident);
+    // `widths[i]`: an element of a list
+    this.OPTION3(() => {
+      this.CONSUME(T.LBracket);
+      const index = this.SUBRULE(this.expr);
+      const rb = this.CONSUME(T.RBracket);
+      result = this.ACTION(() => deep({ kind: "index", target: result as A.Ident, index, span: this.sp(name, rb) } as A.IndexExpr, this.sp(name), [index]));
+    });
     this.OPTION(() => {
       this.CONSUME(T.LParen);
       const args: A.Arg[] = [];
@@ -563,6 +585,19 @@ class MdlParser extends EmbeddedActionsParser {
     });
     return this.ACTION(() => ({ segments, span: joinSpans(this.sp(first), last) }));
   });
+}
+
+/**
+ * `a div b` (integer floor division): `div` is an operator where an expression continues, and
+ * stays a name elsewhere: a statement `div = ...` or `div, x = ...`, a setting `div: ...`.
+ */
+function isDivOperator(t: IToken, next: IToken): boolean {
+  return t.tokenType === T.Ident && t.image === "div" && next.tokenType !== T.Eq && next.tokenType !== T.Comma && next.tokenType !== T.Colon;
+}
+
+/** `int32[...]` / `float32[...]` in an expression is a tensor type; any other `name[...]` indexes a list. */
+function isDtype(t: IToken): boolean {
+  return t.tokenType === T.Ident && (t.image === "int32" || t.image === "float32");
 }
 
 function bin(op: A.BinaryOp, left: A.Expr, right: A.Expr): A.Binary {

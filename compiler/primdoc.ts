@@ -57,7 +57,7 @@ function dimOf(e: A.Expr): Dim {
       if (e.op === "-") return dimOp("-", 0, dimOf(e.operand));
       break;
     case "binary":
-      if (e.op === "+" || e.op === "-" || e.op === "*" || e.op === "/" || e.op === "%") return dimOp(e.op, dimOf(e.left), dimOf(e.right));
+      if (e.op === "+" || e.op === "-" || e.op === "*" || e.op === "/" || e.op === "div" || e.op === "%") return dimOp(e.op, dimOf(e.left), dimOf(e.right));
       break;
     default:
       break;

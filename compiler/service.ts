@@ -134,6 +134,10 @@ export function hits(f: A.SourceFile): Hit[] {
       case "list":
         e.items.forEach(expr);
         break;
+      case "index":
+        expr(e.target);
+        expr(e.index);
+        break;
       case "shape":
         e.dims.forEach(expr);
         break;

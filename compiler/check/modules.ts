@@ -41,6 +41,9 @@ export function ownsWeights(ev: Evaluator, block: A.BlockDecl): boolean {
       case "list":
         e.items.forEach(visit);
         return;
+      case "index":
+        visit(e.index);
+        return;
       default:
         return;
     }

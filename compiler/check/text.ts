@@ -10,6 +10,8 @@ export function joinPath(a: string, b: string): string {
 export function freeDimNames(d: Dim): string[] {
   if (typeof d === "number") return [];
   if (d.op === "var") return [d.name];
+  if (d.op === "at") return [d.list, ...freeDimNames(d.a)];
+  if (d.op === "len") return [d.list];
   return [...freeDimNames(d.a), ...freeDimNames(d.b)];
 }
 
@@ -24,6 +26,7 @@ export function freeNames(e: A.Expr): Set<string> {
     else if (x.kind === "ternary") [x.cond, x.then, x.else].forEach(walk);
     else if (x.kind === "call") x.args.forEach((a) => walk(a.value));
     else if (x.kind === "list") x.items.forEach(walk);
+    else if (x.kind === "index") [x.target, x.index].forEach(walk);
   };
   walk(e);
   return out;
@@ -50,6 +53,8 @@ export function exprText(e: A.Expr): string {
       return `${exprText(e.cond)} ? ${exprText(e.then)} : ${exprText(e.else)}`;
     case "list":
       return `[${e.items.map(exprText).join(", ")}]`;
+    case "index":
+      return `${exprText(e.target)}[${exprText(e.index)}]`;
     case "shape":
       return `${e.dtype === "int32" ? "int32" : ""}[${e.dims.map(exprText).join(", ")}]`;
     case "call":

@@ -202,6 +202,12 @@ export class Graph {
   readonly nodes: Node[] = [];
   /** current tag for new nodes */
   tag = "forward";
+  /**
+   * "bf16": the GEMMs of linear layers and attention made from now on round their operands to
+   * bf16 (fp32 accumulation), as under torch.autocast("cpu", bfloat16); their gradients' GEMMs
+   * inherit it (autodiff.ts). Embeddings and tables (one-hot and RoPE GEMMs) stay fp32.
+   */
+  autocast: "bf16" | null = null;
 
   node(id: number): Node {
     const n = this.nodes[id];
@@ -272,8 +278,13 @@ export class Graph {
     if (kw !== k || w.rank !== 2) throw new GraphError(`linear: input [${x.shape}] does not match weight [${w.shape}]`);
     if (bias && (bias.rank !== 1 || bias.shape[0] !== n)) throw new GraphError(`linear: bias [${bias.shape}] does not match weight [${w.shape}]`);
     const m = x.size / k;
-    const layout: GemmLayout = { batch: [1, 1], m, n, k, alpha: 1, a: [0, 0, k, 1], b: [0, 0, 1, k], c: [0, 0, n, 1] };
+    const layout: GemmLayout = this.autocasts({ batch: [1, 1], m, n, k, alpha: 1, a: [0, 0, k, 1], b: [0, 0, 1, k], c: [0, 0, n, 1] });
     return this.add([...x.shape.slice(0, -1), n], { kind: "gemm", a: x.id, b: w.id, bias: bias?.id ?? null, layout });
+  }
+
+  /** The layout of a GEMM under the graph's autocast: with its precision when autocast is on. */
+  autocasts(layout: GemmLayout): GemmLayout {
+    return this.autocast ? { ...layout, precision: this.autocast } : layout;
   }
 
   gemm(a: Sym, b: Sym, shape: Shape, layout: GemmLayout): Sym {

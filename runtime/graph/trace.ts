@@ -325,7 +325,7 @@ export const T = {
       const expand = (x: Sym) => g.reshape(g.ew("id", [g.reshape(x, [b, sk, kvHeads, 1, d])], [b, sk, kvHeads, heads / kvHeads, d]), [b, sk, dm]);
       [k, v] = [expand(k), expand(v)];
     }
-    let scores = g.gemm(q, k, [b, heads, s, sk], {
+    let scores = g.gemm(q, k, [b, heads, s, sk], g.autocasts({
       batch: [b, heads],
       m: s,
       n: sk,
@@ -334,14 +334,14 @@ export const T = {
       a: [s * dm, d, dm, 1],
       b: [sk * dm, d, 1, dm],
       c: [heads * s * sk, s * sk, sk, 1],
-    }); // [B, H, S, S']
+    })); // [B, H, S, S']
     if (causal) scores = g.ew("add", [scores, g.constant(causalBias(s, sk), [s, sk])]);
     if (mask) {
       const m = g.reshape(mask, [b, 1, 1, sk]);
       scores = g.ew("add", [g.ew("mul", [scores, m]), g.ew("mul", [g.ew("sub", [1, m]), MASKED])]);
     }
     const p = g.softmax(scores);
-    return g.gemm(p, v, [b, s, dm], {
+    return g.gemm(p, v, [b, s, dm], g.autocasts({
       batch: [b, heads],
       m: s,
       n: d,
@@ -350,7 +350,7 @@ export const T = {
       a: [heads * s * sk, s * sk, sk, 1],
       b: [sk * dm, d, dm, 1],
       c: [s * dm, d, dm, 1],
-    }); // [B, S, H*d]
+    })); // [B, S, H*d]
   },
 
   /**

@@ -71,6 +71,19 @@ export function idiv(a: number, b: number): number {
   return a / b;
 }
 
+/** Integer floor division (`a div b` in a spec), as the compiler folded it. */
+export function floordiv(a: number, b: number): number {
+  if (b === 0) throw new ShapeError(`${a} div 0: division by zero`);
+  return Math.floor(a / b);
+}
+
+/** `xs[i]` in a spec: an element of a list, a negative index from the end (the compiler checked the range). */
+export function at<T>(xs: readonly T[], i: number): T {
+  const k = i < 0 ? xs.length + i : i;
+  if (!Number.isInteger(k) || k < 0 || k >= xs.length) throw new ShapeError(`index ${i} is out of range for a list of length ${xs.length}`);
+  return xs[k];
+}
+
 /** Both operands broadcast to one shape first: tfjs's Maximum/Minimum gradients do not sum a broadcast back. */
 function broadcastPair(a: N, b: N): [T, T] {
   const [ta, tb] = [typeof a === "number" ? tf.scalar(a) : a, typeof b === "number" ? tf.scalar(b) : b];
@@ -112,6 +125,11 @@ function squeezed(x: T, axis: number): number[] {
   const ax = axisOf(x, axis);
   if (x.shape[ax] !== 1) throw new ShapeError(`squeeze: axis ${ax} of [${x.shape}] does not have size 1`);
   return x.shape.filter((_, i) => i !== ax);
+}
+
+/** start + i * step for i < n, in float64, rounded once to float32. */
+function rampValues(n: number, start: number, step: number): Float32Array {
+  return Float32Array.from({ length: n }, (_, i) => start + i * step);
 }
 
 /** Dropout is active only inside `training` (the tfjs engine's loss): validation and sampling run it as the identity. */
@@ -282,8 +300,13 @@ export const FUNCTIONS = {
   full: record({ traced: tracing, tf: (shape: number[], value: number): T => tf.fill(shape, value, "float32"), graph: (shape: number[], value: number) => G.constant(new Float32Array(sizeOfShape(shape)).fill(value), shape) }),
   zeros: record({ traced: tracing, tf: (shape: number[]): T => tf.fill(shape, 0, "float32"), graph: (shape: number[]) => G.constant(new Float32Array(sizeOfShape(shape)), shape) }),
   ones: record({ traced: tracing, tf: (shape: number[]): T => tf.fill(shape, 1, "float32"), graph: (shape: number[]) => G.constant(new Float32Array(sizeOfShape(shape)).fill(1), shape) }),
-  /** 0, 1, ..., n - 1 as float32 [n]. */
-  arange: record({ traced: tracing, tf: (n: number): T => tf.range(0, n, 1, "float32"), graph: (n: number) => G.constant(Float32Array.from({ length: n }, (_, i) => i), [n]) }),
+  /** start, start + step, ..., start + (n - 1) step as float32 [n] (each computed in float64). */
+  arange: record({
+    traced: tracing,
+    prepare: (n: number, start = 0, step = 1): [number, number, number] => [n, start, step],
+    tf: (n: number, start?: number, step?: number): T => tf.tensor1d(rampValues(n, start!, step!), "float32"),
+    graph: (n: number, start: number, step: number) => G.constant(rampValues(n, start, step), [n]),
+  }),
 
   // ---- attention and positions
   /**

@@ -134,6 +134,20 @@ describe("sdc ablate executors: usage errors", () => {
     }
     expect(err.join("")).toMatch(msg);
   });
+  it("evaluates every unit on as many images per digit as sdc eval does by default", async () => {
+    const { main } = await import("../../cli/main.ts");
+    const { DEFAULT_PER_DIGIT } = await import("../../runtime/eval/evaluate.ts");
+    const out = join(root, "default-per-digit");
+    const spies = [vi.spyOn(process.stdout, "write").mockImplementation(() => true), vi.spyOn(process.stderr, "write").mockImplementation(() => true)];
+    try {
+      expect(await main(["ablate", "specs/sd3.mdl", "--variants", "tiny", "--set", "depth=1", "--executor", "slurm", "--no-submit", "--out", out])).toBe(0);
+    } finally {
+      for (const s of spies) s.mockRestore();
+    }
+    const inputs = JSON.parse(readFileSync(join(out, "tiny+depth=1", "inputs.json"), "utf8"));
+    expect(inputs.eval.perDigit).toBe(DEFAULT_PER_DIGIT);
+    expect(readFileSync(join(out, "tiny+depth=1", "task.sh"), "utf8")).toContain(`--per-digit ${DEFAULT_PER_DIGIT} `);
+  });
   it("--status needs an ablation folder of the local or slurm executor; a spec needs no --status", async () => {
     const { main } = await import("../../cli/main.ts");
     const err: string[] = [];
