@@ -11,7 +11,9 @@ export type Sym =
   | { op: ArithOp; a: Dim; b: Dim }
   /** `widths[i]`, `len(widths)`: an element and the length of a list-typed block parameter */
   | { op: "at"; list: string; a: Dim }
-  | { op: "len"; list: string };
+  | { op: "len"; list: string }
+  /** a size at the start of loop iteration `loop`: `a` at the first (`from`), `b` at the others */
+  | { op: "first"; loop: string; from: Dim; a: Dim; b: Dim };
 
 /** Integer arithmetic on dimensions: `/` exact, `div` floor division, `%` the remainder. */
 export type ArithOp = "+" | "-" | "*" | "/" | "div" | "%";
@@ -49,6 +51,24 @@ export function dimOp(op: ArithOp, a: Dim, b: Dim): Dim {
   return { op, a, b };
 }
 
+/** `d` with the variable `name` replaced by `by`, constants folded again. */
+export function substDim(d: Dim, name: string, by: Dim): Dim {
+  if (typeof d === "number") return d;
+  const s = (x: Dim) => substDim(x, name, by);
+  switch (d.op) {
+    case "var":
+      return d.name === name ? by : d;
+    case "len":
+      return d;
+    case "at":
+      return { op: "at", list: d.list, a: s(d.a) };
+    case "first":
+      return { op: "first", loop: d.loop, from: s(d.from), a: s(d.a), b: s(d.b) };
+    default:
+      return dimOp(d.op, s(d.a), s(d.b));
+  }
+}
+
 const PREC: Record<string, number> = { "+": 1, "-": 1, "*": 2, "/": 2, div: 2, "%": 2 };
 
 export function dimToString(d: Dim, parentPrec = 0, right = false): string {
@@ -56,6 +76,7 @@ export function dimToString(d: Dim, parentPrec = 0, right = false): string {
   if (d.op === "var") return d.name;
   if (d.op === "at") return `${d.list}[${dimToString(d.a)}]`;
   if (d.op === "len") return `len(${d.list})`;
+  if (d.op === "first") return `(${d.loop} == ${dimToString(d.from)} ? ${dimToString(d.a)} : ${dimToString(d.b)})`;
   const p = PREC[d.op];
   const s = `${dimToString(d.a, p)} ${d.op} ${dimToString(d.b, p, true)}`;
   return p < parentPrec || (right && p === parentPrec) ? `(${s})` : s;

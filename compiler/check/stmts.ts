@@ -6,9 +6,10 @@
  */
 import type * as A from "../ast.ts";
 import { fail } from "../diagnostics.ts";
-import { symVar, typeName, type Value } from "../values.ts";
+import { type Dim, dimEq, dimOp, substDim, symVar, typeName, type Value } from "../values.ts";
+import { freeDimNames } from "./text.ts";
 import { intOf } from "./shapes.ts";
-import { Abort, type Evaluator, MAX_UNROLL, type Scope, UNKNOWN } from "./types.ts";
+import { Abort, CARRIED, type Evaluator, MAX_UNROLL, type Scope, UNKNOWN } from "./types.ts";
 
 type StmtCheck<K extends A.Stmt["kind"]> = (ev: Evaluator, s: Extract<A.Stmt, { kind: K }>, scope: Scope) => void;
 
@@ -85,9 +86,76 @@ function loopBody(ev: Evaluator, s: A.ForStmt, scope: Scope, value: Value) {
   for (const [k, v] of inner.vars) scope.vars.set(k, v);
 }
 
+/**
+ * Symbolic: the body once, its variable a symbol. A tensor the body gives another shape
+ * (`x = linear(x, widths[i])`) enters pass i with the shape pass i - 1 left: found by running
+ * the body dry first, then bound to that (CARRIED where it depends on the pass before).
+ */
 function symbolicFor(ev: Evaluator, s: A.ForStmt, scope: Scope) {
-  loopBounds(ev, s, scope);
-  loopBody(ev, s, scope, { t: "int", v: symVar(s.variable.name) });
+  const { from } = loopBounds(ev, s, scope);
+  const i: Value = { t: "int", v: symVar(s.variable.name) };
+  for (const [name, v] of carriedEntries(ev, s, scope, i, from)) scope.vars.set(name, v);
+  loopBody(ev, s, scope, i);
+}
+
+type Tensor = Extract<Value, { t: "tensor" }>;
+
+/** Tensors whose shape a pass of the loop changes, with the shape each pass starts from. */
+function carriedEntries(ev: Evaluator, s: A.ForStmt, scope: Scope, i: Value, from: Dim): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
+  const changed = changedAxes(scope.vars, dryPass(ev, s, scope, i, scope.vars));
+  if (!changed.size) return out;
+  // again with each changed axis a marker: what comes out without the marker depends on i alone
+  const mark = (name: string, k: number) => symVar(`${CARRIED}${name}.${k}`);
+  const marked = new Map(scope.vars);
+  for (const [name, axes] of changed) {
+    const v = scope.vars.get(name) as Tensor;
+    marked.set(name, { ...v, shape: v.shape.map((d, k) => (axes.includes(k) ? mark(name, k) : d)) });
+  }
+  const again = dryPass(ev, s, scope, i, marked);
+  const loop = s.variable.name;
+  for (const [name, axes] of changed) {
+    const v = scope.vars.get(name) as Tensor;
+    const after = again.get(name);
+    const shape = v.shape.map((d, k) => {
+      const g = after?.t === "tensor" ? after.shape[k] : undefined;
+      if (!axes.includes(k)) return d;
+      if (g === undefined || freeDimNames(g).some((n) => n.startsWith(CARRIED))) return mark(name, k);
+      // the size pass i - 1 left; the first pass starts from the size before the loop
+      const prev = substDim(g, loop, dimOp("-", symVar(loop), 1));
+      return dimEq(substDim(prev, loop, from), d) ? prev : ({ op: "first", loop, from, a: d, b: prev } as Dim);
+    });
+    out.set(name, { ...v, shape });
+  }
+  return out;
+}
+
+/** The axes of each tensor whose size differs between `before` and `after` (same rank). */
+function changedAxes(before: Map<string, Value>, after: Map<string, Value>): Map<string, number[]> {
+  const changed = new Map<string, number[]>();
+  for (const [name, b] of before) {
+    const a = after.get(name);
+    if (b.t !== "tensor" || a?.t !== "tensor" || a.shape.length !== b.shape.length) continue;
+    const axes = b.shape.flatMap((d, k) => (dimEq(d, a.shape[k]) ? [] : [k]));
+    if (axes.length) changed.set(name, axes);
+  }
+  return changed;
+}
+
+/** One pass of the body that records nothing (no analysis, no observer, its diagnostics dropped). */
+function dryPass(ev: Evaluator, s: A.ForStmt, scope: Scope, i: Value, vars: Map<string, Value>): Map<string, Value> {
+  const n = ev.diagnostics.length;
+  const observe = ev.observe;
+  ev.observe = undefined;
+  const inner: Scope = { ...scope, analysis: undefined, vars: new Map(vars), consts: new Map(scope.consts), loops: [...scope.loops, { stmt: s, name: s.variable.name }] };
+  inner.consts.set(s.variable.name, i);
+  try {
+    execStmts(ev, s.body, inner);
+  } finally {
+    ev.diagnostics.length = n;
+    ev.observe = observe;
+  }
+  return inner.vars;
 }
 
 function unrollFor(ev: Evaluator, s: A.ForStmt, scope: Scope) {

@@ -12,6 +12,7 @@ export function freeDimNames(d: Dim): string[] {
   if (d.op === "var") return [d.name];
   if (d.op === "at") return [d.list, ...freeDimNames(d.a)];
   if (d.op === "len") return [d.list];
+  if (d.op === "first") return [d.loop, ...freeDimNames(d.from), ...freeDimNames(d.a), ...freeDimNames(d.b)];
   return [...freeDimNames(d.a), ...freeDimNames(d.b)];
 }
 

@@ -155,6 +155,7 @@ function dimTs(d: Dim, c: Ctx): string {
   if (d.op === "var") return c.local(d.name);
   if (d.op === "at") return `F.at(${c.local(d.list)}, ${dimTs(d.a, c)})`;
   if (d.op === "len") return `${c.local(d.list)}.length`;
+  if (d.op === "first") return `(${c.local(d.loop)} === ${dimTs(d.from, c)} ? ${dimTs(d.a, c)} : ${dimTs(d.b, c)})`;
   const inner = (x: Dim) => (typeof x === "object" && x.op !== "var" ? `(${dimTs(x, c)})` : dimTs(x, c));
   if (d.op === "/") return `F.idiv(${dimTs(d.a, c)}, ${dimTs(d.b, c)})`;
   if (d.op === "div") return `F.floordiv(${dimTs(d.a, c)}, ${dimTs(d.b, c)})`;
