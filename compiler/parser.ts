@@ -9,7 +9,7 @@
  *              | "if" expr "{" stmt* "}" ("else" ...)? | "return" expr ("," expr)*
  *   spec      := "spec" NAME STRING? "{" (param | let | require | "network" ":" call | section | variant)* "}"
  *   section   := NAME "{" (NAME ":" expr)* "}"
- *   variant   := "variant" NAME STRING? "{" (NAME "=" expr)* "}"
+ *   variant   := "variant" NAME STRING? "{" (NAME ("." NAME)? "=" expr)* "}"   (a param, or section.setting)
  *   expr      := ternary with || && comparisons + - * / div % unary; calls `f(x, name: v) as label`
  */
 import { EmbeddedActionsParser, type IToken } from "chevrotain";
@@ -354,10 +354,18 @@ class MdlParser extends EmbeddedActionsParser {
     const overrides: A.Override[] = [];
     this.MANY(() => {
       const key = this.CONSUME2(T.Ident);
+      let sub: IToken | undefined;
+      this.OPTION3(() => {
+        this.CONSUME(T.Dot);
+        sub = this.CONSUME3(T.Ident);
+      });
       this.CONSUME(T.Eq);
       const value = this.SUBRULE(this.expr);
       this.OPTION2(() => this.OR([{ ALT: () => this.CONSUME(T.Comma) }, { ALT: () => this.CONSUME(T.Semi) }]));
-      this.ACTION(() => overrides.push({ name: key.image, nameSpan: this.sp(key), value, span: joinSpans(this.sp(key), value.span) }));
+      this.ACTION(() => {
+        const nameSpan = sub ? this.sp(key, sub) : this.sp(key);
+        overrides.push({ name: sub ? `${key.image}.${sub.image}` : key.image, nameSpan, value, span: joinSpans(nameSpan, value.span) });
+      });
     });
     const end = this.CONSUME(T.RCurly);
     return { name: name.image, nameSpan: this.sp(name), doc, overrides, span: this.sp(k, end) };

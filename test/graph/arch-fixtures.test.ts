@@ -65,6 +65,7 @@ const ARCHS: Arch[] = [
   { spec: "specs/mmditx.mdl", name: "mmditx-tiny-train_log_every1", fixture: "mmditx" },
   { spec: "specs/dit.mdl", name: "dit-tiny-train_log_every1", fixture: "dit" },
   { spec: "specs/flux.mdl", name: "flux-tiny-train_log_every1", fixture: "flux" },
+  { spec: "specs/hdit.mdl", name: "hdit-tiny-train_log_every1", fixture: "hdit" },
   { spec: "specs/uvit.mdl", name: "uvit-tiny-train_log_every1", fixture: "uvit", backend: "cpu" },
 ];
 
@@ -122,9 +123,13 @@ async function setup(a: Arch) {
 
   // the static graph
   const frozen = { words: [], encode: () => { throw new Error("unused"); } };
-  // a network without the pooled input (U-ViT) still gets the frozen encoder's pooled features, unread: width 1
+  // a network fed the pooled prompt alone (HDiT's mapping condition): the graph's context input is unused, fed a [B, 1, 1] placeholder;
+  // one fed the tokens alone (U-ViT): the pooled input is unused, fed a [B, 1] placeholder
+  const pooledOnly = !io.tensors.has("text_embeddings") && io.tensors.has("pooled_text_embeddings");
   const pooledWidth = io.tensors.has("pooled_text_embeddings") ? t("pooled_text_embeddings").shape[1] : 1;
-  const ctxShape = io.tensors.has("text_embeddings") ? { tokens: t("text_embeddings").shape[1], width: t("text_embeddings").shape[2], pooled: pooledWidth } : undefined;
+  const ctxShape = io.tensors.has("text_embeddings")
+    ? { tokens: t("text_embeddings").shape[1], width: t("text_embeddings").shape[2], pooled: pooledWidth }
+    : pooledOnly ? { tokens: 1, width: 1, pooled: pooledWidth } : undefined;
   const vg = buildVelocityGraph({ store, network, text: frozen, ir: loaded.ir }, b, [h, w, c], ctxShape);
   // with flow.output velocity_variance the graph's v is the velocity half: compare the whole output
   const vNode = vg.graph.node(vg.v.id).op;
@@ -135,6 +140,10 @@ async function setup(a: Arch) {
   if (io.tensors.has("text_embeddings")) {
     feeds.set("context", t("text_embeddings").data as Float32Array);
     feeds.set("pooled", io.tensors.has("pooled_text_embeddings") ? (t("pooled_text_embeddings").data as Float32Array) : new Float32Array(b));
+  }
+  if (pooledOnly) {
+    feeds.set("context", new Float32Array(b));
+    feeds.set("pooled", t("pooled_text_embeddings").data as Float32Array);
   }
   if (io.tensors.has("text_mask")) feeds.set("mask", t("text_mask").data as Float32Array);
   if (io.tensors.has("label")) {
