@@ -8,10 +8,12 @@ import { tsMorph } from "./lazy.ts";
 import type * as A from "../ast.ts";
 import { type BlockAnalysis, exprText, type ModuleDecl } from "../check/index.ts";
 import { primitive, SUFFIX_ARGS } from "../primitives.ts";
-import { type Dim, shapeToString, type Value } from "../values.ts";
+import { type Dim, listType, shapeToString, type Value } from "../values.ts";
 import { commentText, moduleFields, Names, propName } from "./names.ts";
 
 export function tensorType(v: Value | undefined): string {
+  // a list made in a forward holds tensors (`skips = []`); a list of numbers is a parameter
+  if (v?.t === "list") return v.items.length && listType(v) ? "number[]" : "tf.Tensor[]";
   if (!v || v.t !== "tensor") return "tf.Tensor";
   const r = v.shape.length;
   return r >= 1 && r <= 6 ? `tf.Tensor${r}D` : "tf.Tensor";
@@ -21,6 +23,7 @@ function shapeComment(v: Value | undefined): string {
   if (!v) return "";
   if (v.t === "tensor") return commentText(shapeToString(v.shape));
   if (v.t === "tuple") return v.items.map(shapeComment).join(", ");
+  if (v.t === "list") return "a list of tensors";
   return "";
 }
 
@@ -84,6 +87,8 @@ function ts(e: A.Expr, c: Ctx, parentPrec = 0): string {
       return `[${e.items.map((x) => ts(x, c)).join(", ")}]`;
     case "index":
       return `F.at(${ts(e.target, c)}, ${ts(e.index, c)})`;
+    case "method":
+      return e.method === "append" ? `${ts(e.target, c)}.push(${ts(e.args[0], c)})` : `F.pop(${ts(e.target, c)})`;
     case "shape":
       return "undefined";
     case "call":
@@ -214,10 +219,12 @@ function usedDimVars(a: BlockAnalysis): string[] {
       e.label?.segments.forEach((s) => s.index && walkE(s.index));
     } else if (e.kind === "list") e.items.forEach(walkE);
     else if (e.kind === "index") [e.target, e.index].forEach(walkE);
+    else if (e.kind === "method") [e.target, ...e.args].forEach(walkE);
   };
   const walkS = (s: A.Stmt) => {
     if (s.kind === "assign") walkE(s.value);
     else if (s.kind === "return") s.values.forEach(walkE);
+    else if (s.kind === "method") walkE(s.call);
     else if (s.kind === "if") {
       walkE(s.cond);
       s.then.forEach(walkS);
@@ -353,6 +360,9 @@ export function generateBlock(a: BlockAnalysis, n: Names = new Names([a.block.na
           }
           break;
         }
+        case "method":
+          w.writeLine(`${ts(s.call, fwdCtx)};`);
+          break;
         case "if":
           w.write(`if (${ts(s.cond, fwdCtx)}) `).inlineBlock(() => writeStmts(w, s.then));
           if (s.else) w.write(" else ").inlineBlock(() => writeStmts(w, s.else!));
