@@ -8,10 +8,12 @@ import { tsMorph } from "./lazy.ts";
 import type * as A from "../ast.ts";
 import { type BlockAnalysis, exprText, type ModuleDecl } from "../check/index.ts";
 import { primitive, SUFFIX_ARGS } from "../primitives.ts";
-import { type Dim, shapeToString, type Value } from "../values.ts";
+import { type Dim, listType, shapeToString, type Value } from "../values.ts";
 import { commentText, moduleFields, Names, propName } from "./names.ts";
 
 export function tensorType(v: Value | undefined): string {
+  // a list made in a forward holds tensors (`skips = []`); a list of numbers is a parameter
+  if (v?.t === "list") return v.items.length && listType(v) ? "number[]" : "tf.Tensor[]";
   if (!v || v.t !== "tensor") return "tf.Tensor";
   const r = v.shape.length;
   return r >= 1 && r <= 6 ? `tf.Tensor${r}D` : "tf.Tensor";
@@ -21,11 +23,12 @@ function shapeComment(v: Value | undefined): string {
   if (!v) return "";
   if (v.t === "tensor") return commentText(shapeToString(v.shape));
   if (v.t === "tuple") return v.items.map(shapeComment).join(", ");
+  if (v.t === "list") return "a list of tensors";
   return "";
 }
 
 function paramTsType(p: A.ParamDecl): string {
-  return p.type === "bool" ? "boolean" : "number";
+  return p.type === "bool" ? "boolean" : p.type === "int[]" || p.type === "float[]" ? "readonly number[]" : "number";
 }
 
 interface Ctx {
@@ -70,6 +73,7 @@ function ts(e: A.Expr, c: Ctx, parentPrec = 0): string {
         return `F.${fn}(${ts(e.left, c)}, ${ts(e.right, c)})`;
       }
       if (e.op === "/" && lt?.t === "int" && rt?.t === "int") return `F.idiv(${ts(e.left, c)}, ${ts(e.right, c)})`;
+      if (e.op === "div") return `F.floordiv(${ts(e.left, c)}, ${ts(e.right, c)})`;
       const op = e.op === "==" ? "===" : e.op === "!=" ? "!==" : e.op;
       const prec = { "||": 1, "&&": 2, "==": 3, "!=": 3, "<": 4, "<=": 4, ">": 4, ">=": 4, "+": 5, "-": 5, "*": 6, "/": 6, "%": 6 }[e.op];
       const s = `${ts(e.left, c, prec)} ${op} ${ts(e.right, c, prec + 1)}`;
@@ -81,6 +85,10 @@ function ts(e: A.Expr, c: Ctx, parentPrec = 0): string {
     }
     case "list":
       return `[${e.items.map((x) => ts(x, c)).join(", ")}]`;
+    case "index":
+      return `F.at(${ts(e.target, c)}, ${ts(e.index, c)})`;
+    case "method":
+      return e.method === "append" ? `${ts(e.target, c)}.push(${ts(e.args[0], c)})` : `F.pop(${ts(e.target, c)})`;
     case "shape":
       return "undefined";
     case "call":
@@ -89,9 +97,15 @@ function ts(e: A.Expr, c: Ctx, parentPrec = 0): string {
 }
 
 function moduleRef(m: ModuleDecl, c: Ctx): string {
-  const base = `this.${c.fields.get(m)!}${m.loop ? `[${c.local(m.loop.variable.name)}]` : ""}`;
+  const base = `this.${c.fields.get(m)!}${m.loop ? `[${loopOffset(m.loop, c)}]` : ""}`;
   const guarded = m.guards.length > 0 || (m.loop && m.guards.length > 0);
   return guarded ? `need(${base}, ${JSON.stringify(m.path || m.field)})` : base;
+}
+
+/** The position of the loop's current iteration in a module array: `i`, or `i - (from)` for a loop not from 0. */
+function loopOffset(loop: A.ForStmt, c: Ctx): string {
+  const from = ts(loop.from, c);
+  return from === "0" ? c.local(loop.variable.name) : `${c.local(loop.variable.name)} - (${from})`;
 }
 
 function callTs(call: A.Call, c: Ctx): string {
@@ -99,12 +113,14 @@ function callTs(call: A.Call, c: Ctx): string {
   const prim = primitive(call.callee);
   const positional = call.args.filter((a) => !a.name);
   const named = new Map(call.args.filter((a) => a.name).map((a) => [a.name!, a]));
+  if (call.callee === "len" && !m) return `${ts(call.args[0].value, c)}.length`;
   if (m?.block) {
     // results of primitives are plain tf.Tensor: cast to the rank the checker proved
     const arg = (a: A.Arg) => (a.value.kind === "ident" ? ts(a.value, c) : `${ts(a.value, c)} as ${tensorType(c.a.types.get(a.value))}`);
     return `${moduleRef(m, c)}.forward(${positional.map(arg).join(", ")})`;
   }
   if (!prim) return "undefined";
+  if (prim.scalar && c.a.types.get(call)?.t === "float") return scalarCallTs(prim.scalar, call, c);
   if (prim.variadic) {
     const axis = named.get("axis");
     return `F.${prim.runtime}([${positional.map((a) => ts(a.value, c)).join(", ")}]${axis ? `, ${ts(axis.value, c)}` : ""})`;
@@ -129,6 +145,11 @@ function callTs(call: A.Call, c: Ctx): string {
   return `F.${fn}(${list.map((x) => x ?? "undefined").join(", ")})`;
 }
 
+/** `sqrt(x)` of a number (compiler/primitives: an entry's `scalar`): JavaScript's Math function. */
+function scalarCallTs(fn: string, call: A.Call, c: Ctx): string {
+  return `Math.${fn}(${ts(call.args[0].value, c)})`;
+}
+
 function valueToTs(v: Value, c: Ctx): string {
   return v.t === "int" || v.t === "float" || v.t === "bool" ? (typeof v.v === "object" ? dimTs(v.v, c) : String(v.v)) : "undefined";
 }
@@ -137,8 +158,12 @@ function valueToTs(v: Value, c: Ctx): string {
 function dimTs(d: Dim, c: Ctx): string {
   if (typeof d === "number") return String(d);
   if (d.op === "var") return c.local(d.name);
+  if (d.op === "at") return `F.at(${c.local(d.list)}, ${dimTs(d.a, c)})`;
+  if (d.op === "len") return `${c.local(d.list)}.length`;
+  if (d.op === "first") return `(${c.local(d.loop)} === ${dimTs(d.from, c)} ? ${dimTs(d.a, c)} : ${dimTs(d.b, c)})`;
   const inner = (x: Dim) => (typeof x === "object" && x.op !== "var" ? `(${dimTs(x, c)})` : dimTs(x, c));
   if (d.op === "/") return `F.idiv(${dimTs(d.a, c)}, ${dimTs(d.b, c)})`;
+  if (d.op === "div") return `F.floordiv(${dimTs(d.a, c)}, ${dimTs(d.b, c)})`;
   return `${inner(d.a)} ${d.op} ${inner(d.b)}`;
 }
 
@@ -193,10 +218,13 @@ function usedDimVars(a: BlockAnalysis): string[] {
       e.args.forEach((x) => walkE(x.value));
       e.label?.segments.forEach((s) => s.index && walkE(s.index));
     } else if (e.kind === "list") e.items.forEach(walkE);
+    else if (e.kind === "index") [e.target, e.index].forEach(walkE);
+    else if (e.kind === "method") [e.target, ...e.args].forEach(walkE);
   };
   const walkS = (s: A.Stmt) => {
     if (s.kind === "assign") walkE(s.value);
     else if (s.kind === "return") s.values.forEach(walkE);
+    else if (s.kind === "method") walkE(s.call);
     else if (s.kind === "if") {
       walkE(s.cond);
       s.then.forEach(walkS);
@@ -332,6 +360,9 @@ export function generateBlock(a: BlockAnalysis, n: Names = new Names([a.block.na
           }
           break;
         }
+        case "method":
+          w.writeLine(`${ts(s.call, fwdCtx)};`);
+          break;
         case "if":
           w.write(`if (${ts(s.cond, fwdCtx)}) `).inlineBlock(() => writeStmts(w, s.then));
           if (s.else) w.write(" else ").inlineBlock(() => writeStmts(w, s.else!));

@@ -63,6 +63,7 @@ const ARCHS: Arch[] = [
   { spec: "specs/mmditx.mdl", name: "mmditx-tiny-train_log_every1", fixture: "mmditx" },
   { spec: "specs/dit.mdl", name: "dit-tiny-train_log_every1", fixture: "dit" },
   { spec: "specs/flux.mdl", name: "flux-tiny-train_log_every1", fixture: "flux" },
+  { spec: "specs/hdit.mdl", name: "hdit-tiny-train_log_every1", fixture: "hdit" },
 ];
 
 async function compileTiny(a: Arch): Promise<LoadedSpec> {
@@ -108,7 +109,11 @@ async function setup(a: Arch) {
 
   // the static graph
   const frozen = { words: [], encode: () => { throw new Error("unused"); } };
-  const ctxShape = io.tensors.has("text_embeddings") ? { tokens: t("text_embeddings").shape[1], width: t("text_embeddings").shape[2], pooled: t("pooled_text_embeddings").shape[1] } : undefined;
+  // a network fed the pooled prompt alone (HDiT's mapping condition): the graph's context input is unused, fed a [B, 1, 1] placeholder
+  const pooledOnly = !io.tensors.has("text_embeddings") && io.tensors.has("pooled_text_embeddings");
+  const ctxShape = io.tensors.has("text_embeddings")
+    ? { tokens: t("text_embeddings").shape[1], width: t("text_embeddings").shape[2], pooled: t("pooled_text_embeddings").shape[1] }
+    : pooledOnly ? { tokens: 1, width: 1, pooled: t("pooled_text_embeddings").shape[1] } : undefined;
   const vg = buildVelocityGraph({ store, network, text: frozen, ir: loaded.ir }, b, [h, w, c], ctxShape);
   // with flow.output velocity_variance the graph's v is the velocity half: compare the whole output
   const vNode = vg.graph.node(vg.v.id).op;
@@ -118,6 +123,10 @@ async function setup(a: Arch) {
   const feeds = new Map<string, Float32Array>([["xt", xs], ["t", ts]]);
   if (io.tensors.has("text_embeddings")) {
     feeds.set("context", t("text_embeddings").data as Float32Array);
+    feeds.set("pooled", t("pooled_text_embeddings").data as Float32Array);
+  }
+  if (pooledOnly) {
+    feeds.set("context", new Float32Array(b));
     feeds.set("pooled", t("pooled_text_embeddings").data as Float32Array);
   }
   if (io.tensors.has("text_mask")) feeds.set("mask", t("text_mask").data as Float32Array);

@@ -599,11 +599,64 @@ static void run_gemm_bf16(const GemmKernel& g) { gemm_bf16_with<RoundedF32>(g); 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,avx2,fma,f16c,bmi,bmi2")
 namespace {
+static_assert(MR <= 16 && NR == 32, "the vdpbf16ps packing assumes at most 16 rows and two vectors of columns");
+// 16 floats to bf16 in the upper half of each 32-bit lane, exactly as to_bf16: nearest even in
+// integer arithmetic, a NaN kept quiet (no DAZ, unlike vcvtne2ps2bf16)
+static inline __m512i round16(__m512 x) {
+  const __m512i u = _mm512_castps_si512(x);
+  const __m512i lsb = _mm512_and_si512(_mm512_maskz_srli_epi32(0xffff, u, 16), _mm512_set1_epi32(1));
+  const __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
+  const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+  return _mm512_mask_or_epi32(r, nan, u, _mm512_set1_epi32(0x00400000));
+}
+// pair words lo | hi << 16 of two rounded vectors (lanes j of each)
+static inline __m512i pair16(__m512i lo, __m512i hi) { return _mm512_or_si512(_mm512_maskz_srli_epi32(0xffff, lo, 16), _mm512_and_si512(hi, _mm512_set1_epi32(static_cast<int>(0xffff0000u)))); }
+// pair words of 16 consecutive floats of a row: 8 words (k, k+1), (k+2, k+3), ...
+static inline __m256i row_pairs16(const float* x) {
+  const __m512i r = round16(_mm512_loadu_ps(x));  // 64-bit lane q: even k low, odd k high
+  const __m512i w = _mm512_or_si512(_mm512_and_si512(_mm512_maskz_srli_epi64(0xff, r, 16), _mm512_set1_epi64(0xffff)), _mm512_and_si512(_mm512_maskz_srli_epi64(0xff, r, 32), _mm512_set1_epi64(0xffff0000ll)));
+  return _mm512_maskz_cvtepi64_epi32(0xff, w);
+}
+
 struct Dpbf16 {
+  // the pair words of a full panel (h == MR) of A: vectorized for row-major A (sk == 1: 16 k of
+  // each row, then a transpose through a small tile) and k-major A (sm == 1: MR rows of two k at
+  // once); false where the scalar loop packs it
+  static bool pack_a_fast(std::uint32_t* d, const float* s, std::int64_t sm, std::int64_t sk, int h, int kc) {
+    const int kp = kc / 2;  // full pairs; an odd tail is left to the caller
+    if (h != MR) return false;
+    if (sk == 1) {
+      int p = 0;
+      for (; p + 8 <= kp; p += 8) {
+        alignas(32) std::uint32_t t[MR][8];
+        for (int i = 0; i < MR; i++) _mm256_store_si256(reinterpret_cast<__m256i*>(t[i]), row_pairs16(s + i * sm + 2 * p));
+        for (int q = 0; q < 8; q++)
+          for (int i = 0; i < MR; i++) d[(p + q) * MR + i] = t[i][q];
+      }
+      for (; p < kp; p++)
+        for (int i = 0; i < MR; i++) d[p * MR + i] = to_bf16(s[i * sm + 2 * p]) | static_cast<std::uint32_t>(to_bf16(s[i * sm + 2 * p + 1])) << 16;
+      return true;
+    }
+    if (sm == 1) {
+      const __mmask16 rows = static_cast<__mmask16>((1u << MR) - 1);
+      for (int p = 0; p < kp; p++) {
+        const __m512i lo = round16(_mm512_maskz_loadu_ps(rows, s + 2 * p * sk));
+        const __m512i hi = round16(_mm512_maskz_loadu_ps(rows, s + (2 * p + 1) * sk));
+        _mm512_mask_storeu_epi32(d + p * MR, rows, pair16(lo, hi));
+      }
+      return true;
+    }
+    return false;
+  }
   static void pack_a(float* dst, const float* A, std::int64_t sm, std::int64_t sk, std::int64_t m0, int h, std::int64_t k0, int kc) {
     std::uint32_t* d = reinterpret_cast<std::uint32_t*>(dst);
     const float* s = A + m0 * sm + k0 * sk;
     const int kp = (kc + 1) / 2;
+    if (pack_a_fast(d, s, sm, sk, h, kc)) {
+      if (kc % 2)
+        for (int i = 0; i < MR; i++) d[(kp - 1) * MR + i] = to_bf16(s[i * sm + (kc - 1) * sk]);
+      return;
+    }
     for (int i = 0; i < h; i++) {
       const float* row = s + i * sm;
       for (int p = 0; p < kp; p++) {
@@ -625,10 +678,16 @@ struct Dpbf16 {
       const float* r1 = r0 + sk;
       int j = 0;
       if (2 * p + 1 < kc) {
-        if (sn == 1)
-          for (; j < w; j++) dr[j] = to_bf16(r0[j]) | static_cast<std::uint32_t>(to_bf16(r1[j])) << 16;
-        else
-          for (; j < w; j++) dr[j] = to_bf16(r0[j * sn]) | static_cast<std::uint32_t>(to_bf16(r1[j * sn])) << 16;
+        if (sn == 1) {
+          // rows of B in place: 16 columns of the pair at once (masked at the panel's edge)
+          for (; j < NR; j += VL) {
+            const int left = w - j;
+            const __mmask16 cols = left >= VL ? static_cast<__mmask16>(0xffff) : left <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << left) - 1);
+            _mm512_storeu_si512(dr + j, _mm512_maskz_mov_epi32(cols, pair16(round16(_mm512_maskz_loadu_ps(cols, r0 + j)), round16(_mm512_maskz_loadu_ps(cols, r1 + j)))));
+          }
+          continue;
+        }
+        for (; j < w; j++) dr[j] = to_bf16(r0[j * sn]) | static_cast<std::uint32_t>(to_bf16(r1[j * sn])) << 16;
       } else {
         for (; j < w; j++) dr[j] = to_bf16(r0[j * sn]);
       }
