@@ -141,7 +141,7 @@ interface SpecContext {
   diagnostics: Diagnostic[];
   /** the spec's parameters and lets, evaluated */
   values: Map<string, Value>;
-  /** `--set section.key=value` */
+  /** settings set outside their section: the variant's `section.key = value`, then `--set section.key=value` */
   settingSets: Map<string, A.Expr>;
   /** the spec's settings by section and key (`inputs` apart) */
   sections: Map<string, Map<string, A.Setting>>;
@@ -245,10 +245,23 @@ function variantOverrides(ctx: SpecContext, name: string, paramDecl: Map<string,
     return undefined;
   }
   for (const o of variant.overrides) {
-    if (!paramDecl.has(o.name)) diagnostics.push(diag("SDC308", o.nameSpan, `variant ${variant.name} sets '${o.name}', which is not a \`param\` of spec ${spec.name}${suggest(o.name, paramDecl.keys())}`));
+    if (o.name.includes(".")) variantSetting(ctx, variant.name, o);
+    else if (!paramDecl.has(o.name)) diagnostics.push(diag("SDC308", o.nameSpan, `variant ${variant.name} sets '${o.name}', which is not a \`param\` of spec ${spec.name}${suggest(o.name, paramDecl.keys())}`));
     else overrideExpr.set(o.name, o.value);
   }
   return variant;
+}
+
+/** A variant's `section.key = value`: the setting as `--set section.key=value` would set it (--set, applied after, wins). */
+function variantSetting(ctx: SpecContext, variant: string, o: A.Override) {
+  const [sec, key] = o.name.split(".", 2);
+  if (settingSpec(sec, key)) ctx.settingSets.set(o.name, o.value);
+  else ctx.diagnostics.push(diag("SDC700", o.nameSpan, `variant ${variant} sets '${o.name}': no setting '${key}' in section '${sec}'${suggest(o.name, allSettingNames())}`));
+}
+
+/** Every `section.key` a spec may set. */
+function allSettingNames(): string[] {
+  return Object.entries(SECTIONS).flatMap(([n, ks]) => Object.keys(ks).map((k) => `${n}.${k}`));
 }
 
 /** `--set name=value` (a parameter) and `--set section.key=value` (a setting). */
@@ -257,7 +270,7 @@ function setOverrides(ctx: SpecContext, sets: { name: string; value: A.Expr }[],
   for (const s of sets) {
     if (s.name.includes(".")) {
       const [sec, key] = s.name.split(".", 2);
-      if (!settingSpec(sec, key)) diagnostics.push(diag("SDC700", s.value.span, `--set ${s.name}: no setting '${key}' in section '${sec}'${suggest(s.name, Object.entries(SECTIONS).flatMap(([n, ks]) => Object.keys(ks).map((k) => `${n}.${k}`)))}`));
+      if (!settingSpec(sec, key)) diagnostics.push(diag("SDC700", s.value.span, `--set ${s.name}: no setting '${key}' in section '${sec}'${suggest(s.name, allSettingNames())}`));
       else ctx.settingSets.set(s.name, s.value);
     } else if (!paramDecl.has(s.name)) diagnostics.push(diag("SDC308", s.value.span, `--set ${s.name}: spec ${spec.name} has no parameter '${s.name}'${suggest(s.name, paramDecl.keys())}; parameters: ${[...paramDecl.keys()].join(", ")}`));
     else overrideExpr.set(s.name, s.value);

@@ -11,7 +11,9 @@ export type Sym =
   | { op: ArithOp; a: Dim; b: Dim }
   /** `widths[i]`, `len(widths)`: an element and the length of a list-typed block parameter */
   | { op: "at"; list: string; a: Dim }
-  | { op: "len"; list: string };
+  | { op: "len"; list: string }
+  /** a size at the start of loop iteration `loop`: `a` at the first (`from`), `b` at the others */
+  | { op: "first"; loop: string; from: Dim; a: Dim; b: Dim };
 
 /** Integer arithmetic on dimensions: `/` exact, `div` floor division, `%` the remainder. */
 export type ArithOp = "+" | "-" | "*" | "/" | "div" | "%";
@@ -49,6 +51,24 @@ export function dimOp(op: ArithOp, a: Dim, b: Dim): Dim {
   return { op, a, b };
 }
 
+/** `d` with the variable `name` replaced by `by`, constants folded again. */
+export function substDim(d: Dim, name: string, by: Dim): Dim {
+  if (typeof d === "number") return d;
+  const s = (x: Dim) => substDim(x, name, by);
+  switch (d.op) {
+    case "var":
+      return d.name === name ? by : d;
+    case "len":
+      return d;
+    case "at":
+      return { op: "at", list: d.list, a: s(d.a) };
+    case "first":
+      return { op: "first", loop: d.loop, from: s(d.from), a: s(d.a), b: s(d.b) };
+    default:
+      return dimOp(d.op, s(d.a), s(d.b));
+  }
+}
+
 const PREC: Record<string, number> = { "+": 1, "-": 1, "*": 2, "/": 2, div: 2, "%": 2 };
 
 export function dimToString(d: Dim, parentPrec = 0, right = false): string {
@@ -56,6 +76,7 @@ export function dimToString(d: Dim, parentPrec = 0, right = false): string {
   if (d.op === "var") return d.name;
   if (d.op === "at") return `${d.list}[${dimToString(d.a)}]`;
   if (d.op === "len") return `len(${d.list})`;
+  if (d.op === "first") return `(${d.loop} == ${dimToString(d.from)} ? ${dimToString(d.a)} : ${dimToString(d.b)})`;
   const p = PREC[d.op];
   const s = `${dimToString(d.a, p)} ${d.op} ${dimToString(d.b, p, true)}`;
   return p < parentPrec || (right && p === parentPrec) ? `(${s})` : s;
@@ -81,15 +102,12 @@ export type Value =
   | { t: "list"; items: Value[]; sym?: ListSym };
 
 /** A list-typed block parameter seen symbolically: its name and element type, its items unknown. */
-export interface ListSym {
-  name: string;
-  elem: "int" | "float";
-}
+export type ListSym = { name: string; elem: "int" | "float" } | { name: string; elem: "tensor"; tensor: Extract<Value, { t: "tensor" }> };
 
 /** The element type of a list of numbers (`int[]` when every item is an int), or undefined. */
 export function listType(v: Value): "int[]" | "float[]" | undefined {
   if (v.t !== "list") return undefined;
-  if (v.sym) return `${v.sym.elem}[]`;
+  if (v.sym) return v.sym.elem === "tensor" ? undefined : `${v.sym.elem}[]`;
   if (v.items.every((x) => x.t === "int")) return "int[]";
   return v.items.every((x) => x.t === "int" || x.t === "float") ? "float[]" : undefined;
 }
@@ -101,7 +119,7 @@ export function typeName(v: Value): string {
     case "tuple":
       return `tuple of ${v.items.length}`;
     case "list":
-      return listType(v) ?? "list";
+      return listType(v) ?? (v.sym || (v.items.length && v.items.every((x) => x.t === "tensor")) ? "list of tensors" : "list");
     case "symbol":
       return `name '${v.v}'`;
     default:

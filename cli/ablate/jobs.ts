@@ -68,7 +68,7 @@ export interface AblationRecord {
   submissions: Submission[];
 }
 
-export type UnitState = "done" | "pending" | "running" | "failed" | "interrupted" | "not submitted";
+export type UnitState = "done" | "pending" | "running" | "failed" | "interrupted" | "not started" | "not submitted";
 
 export interface UnitStatus {
   id: string;
@@ -294,7 +294,9 @@ export function unitStatuses(out: string, rec: AblationRecord, queue: Map<string
       return st(exit.code === 130 || exit.code === 143 ? "interrupted" : "failed", `exit ${exit.code}: ${line}`.slice(0, 240));
     }
     if (job === "local") {
-      const pid = Number(existsSync(join(dir, "task.pid")) ? readFileSync(join(dir, "task.pid"), "utf8") : NaN);
+      // prepare() removes an old task.pid: without one the unit waits for a free --jobs slot (or its sdc ablate was stopped first)
+      if (!existsSync(join(dir, "task.pid"))) return st("not started");
+      const pid = Number(readFileSync(join(dir, "task.pid"), "utf8"));
       if (Number.isFinite(pid) && pidAlive(pid)) return st("running");
       return st("failed", `no exit recorded (killed?): ${lastLogLine(join(dir, "task.log"))}`.slice(0, 240));
     }
@@ -356,6 +358,7 @@ function prepare(unit: PlannedUnit, dir: string, o: AblateOptions, j: JobOptions
   const path = join(dir, "task.sh");
   writeFileAtomic(path, script);
   rmSync(join(dir, "task.exit"), { force: true });
+  rmSync(join(dir, "task.pid"), { force: true });
   return path;
 }
 

@@ -44,6 +44,9 @@ export function ownsWeights(ev: Evaluator, block: A.BlockDecl): boolean {
       case "index":
         visit(e.index);
         return;
+      case "method":
+        e.args.forEach(visit);
+        return;
       default:
         return;
     }
@@ -52,6 +55,7 @@ export function ownsWeights(ev: Evaluator, block: A.BlockDecl): boolean {
     for (const st of stmts) {
       if (st.kind === "assign") visit(st.value);
       else if (st.kind === "return") st.values.forEach(visit);
+      else if (st.kind === "method") visit(st.call);
       else if (st.kind === "for") walk(st.body);
       else if (st.kind === "if") {
         walk(st.then);

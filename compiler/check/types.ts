@@ -131,6 +131,12 @@ export interface Evaluator {
   withDeps(v: Value, deps: DepNode): Value;
 }
 
+/**
+ * Prefix of the symbol for a size a loop carries from one pass to the next (`~x.2`: axis 2 of
+ * `x`) when it depends on the pass before (`x = concat(x, x)`); no spec name can contain `~`.
+ */
+export const CARRIED = "~";
+
 /** Thrown to stop elaborating after the first error inside a concrete block body. */
 export class Abort extends Error {}
 

@@ -7,52 +7,14 @@
  * Every node is float32, row-major and contiguous; a `view` shares its source's storage.
  */
 
+import { GraphError } from "./error.ts";
+import type { EwOp, Expr } from "./ops.ts";
+
+// the elementwise operators are the names of ops.ts's table (one entry each)
+export type { EwOp, Expr } from "./ops.ts";
+export { GraphError } from "./error.ts";
+
 export type Shape = readonly number[];
-
-/** An elementwise expression over a node's inputs (`in`) and constants (`c`). */
-export type Expr = { op: EwOp; args: Expr[] } | { in: number } | { c: number };
-
-/** Elementwise operators, each with a WGSL and a JS form (ops.ts). */
-export type EwOp =
-  | "id"
-  | "add"
-  | "sub"
-  | "mul"
-  | "div"
-  | "neg"
-  | "square"
-  | "sqrt"
-  | "rsqrt"
-  | "exp"
-  | "log"
-  | "abs"
-  | "sin"
-  | "cos"
-  | "sigmoid"
-  | "tanh"
-  | "relu"
-  | "silu"
-  | "gelu_tanh"
-  | "gelu_erf"
-  /** d/dx f(x) * dy, as (x, dy) */
-  | "silu_grad"
-  | "gelu_tanh_grad"
-  | "gelu_erf_grad"
-  | "sigmoid_grad"
-  | "tanh_grad"
-  | "relu_grad"
-  /** sign(x) * dy, as (x, dy): the gradient of abs */
-  | "abs_grad"
-  /** the smaller / larger of (a, b) (ties: a) */
-  | "min"
-  | "max"
-  /** a >= b ? 1 : 0 (no gradient) */
-  | "ge"
-  /** (c, x): c != 0 ? x : 0, and c != 0 ? 0 : x (where(c, a, b) = keep(c, a) + drop(c, b)) */
-  | "keep"
-  | "drop"
-  /** a^b */
-  | "pow";
 
 /** An operand read through a strided window: logical shape, element offset and strides. */
 export interface InputAccess {
@@ -110,12 +72,6 @@ export interface Node {
   readonly tag: string;
 }
 
-export class GraphError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "GraphError";
-  }
-}
 
 /** The spec uses an op the static engine has no kernels for (the tfjs engine can train it). */
 export class UnsupportedOpError extends GraphError {

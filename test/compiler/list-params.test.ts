@@ -138,6 +138,50 @@ describe("blocks: a list parameter indexed by the loop variable, compiled and bu
     expect(got.parameters.find((p) => p.name === "s.last.weight")?.shape).toEqual([4, 24]);
   });
 
+  /** a block whose loop changes x's width each pass, in a network that reads its output */
+  const chain = (body: string, out = "widths[-1]") =>
+    lines(
+      `block chain(widths: int[]) {`,
+      `  forward(x: [B, N, widths[0]]) -> [B, N, ${out}] {`,
+      "    for i in 1 .. len(widths) {",
+      body,
+      "    }",
+      "    return x",
+      "  }",
+      "}",
+      "block net(ch: int, ctx: int, widths: int[]) {",
+      "  forward(x: [B, H, W, ch], t: [B], c: [B, T, ctx], p: [B, P]) -> [B, H, W, ch] {",
+      "    y = chain(c, widths: widths) as s",
+      "    return x + unsqueeze(unsqueeze(unsqueeze(t + mean(mean(y, axis: 2), axis: 1) + mean(p, axis: 1), 1), 2), 3)",
+      "  }",
+      "}",
+      "spec ch {",
+      "  data { source: mnist  image: [32, 32, 1] }",
+      "  text { encoder: external(tokens: 5, width: 24, pooled: 20) }",
+      "  network: net(ch: 1, ctx: 24, widths: [24, 32, 16])",
+      "}",
+    );
+
+  it("a loop that changes a tensor's width each pass (x = linear(x, widths[i])): each layer built at the width the pass before left", async () => {
+    const file = join(tmp, "ch.mdl");
+    writeFileSync(file, chain("      x = layer_norm(linear(x, widths[i]) as proj[i]) as norm[i]"));
+    let err = "";
+    const capture = { write: (x: string) => ((err += x), true), isTTY: false } as unknown as NodeJS.WriteStream;
+    expect(runCompile(file, { outDir: tmp, quiet: true }, sink, capture), err).toBe(0);
+    const loaded = await loadCompiled(join(tmp, "ch"));
+    expect(loaded.ir.stats.networkParams).toBe(24 * 32 + 32 + 2 * 32 + 32 * 16 + 16 + 2 * 16);
+    const store = new ParamStore(0);
+    loaded.spec.createNetwork(store);
+    for (const p of loaded.ir.parameters) expect([...store.vars.get(p.name)!.shape], p.name).toEqual(p.shape);
+    expect(store.numParams).toBe(loaded.ir.stats.networkParams);
+    store.dispose();
+  });
+
+  it("a layer whose input size depends on the pass before (x grows by a concat each pass) is refused where it is", () => {
+    const r = compileSource(chain("      x = concat(x, linear(x, widths[0]) as proj[i])", "widths[0] * 2").replace("widths: [24, 32, 16]", "widths: [24, 24]"));
+    expectError(r, { code: "SDC504", line: 4, col: 21, msg: "linear's parameters would depend on axis 2 of 'x', which each pass of the loop changes from the size the pass before left" });
+  });
+
   it("the runtime's at() counts from the end and refuses a bad index", () => {
     expect([at([1, 2, 3], 0), at([1, 2, 3], -1), at([1, 2, 3], 2)]).toEqual([1, 3, 3]);
     expect(() => at([1, 2, 3], 3)).toThrow(/out of range/);

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { runAblation, type UnitRunner } from "../../cli/ablate/inprocess.ts";
@@ -164,11 +164,21 @@ describe("sdc ablate executors: usage errors", () => {
   });
 });
 
+describe("sdc ablate --status, local executor", () => {
+  it("a unit waiting for a --jobs slot is not started, one whose task died without an exit failed", async () => {
+    const { unitStatuses } = await import("../../cli/ablate/jobs.ts");
+    const out = join(root, "status-local");
+    for (const id of ["a", "b"]) mkdirSync(join(out, id), { recursive: true });
+    writeFileSync(join(out, "b", "task.pid"), "2147483647\n");
+    const rec = { format: "sdc-ablation" as const, version: 1 as const, spec: "x.mdl", executor: "local" as const, jobName: "j", units: [{ id: "a", steps: 5 }, { id: "b", steps: 5 }], submissions: [{ job: "local", submitted: "", tasks: { "0": "a", "1": "b" } }] };
+    expect(unitStatuses(out, rec).map((u) => [u.id, u.state])).toEqual([["a", "not started"], ["b", "failed"]]);
+  });
+});
+
 describe("ablate task scripts (local and slurm executors)", () => {
   it("train resumes from the latest checkpoint, is skipped when it has all steps, and quotes odd paths", async () => {
     const { taskScript, arrayScript } = await import("../../cli/ablate/jobs.ts");
     const { planUnits } = await import("../../runtime/eval/sweep.ts");
-    const { writeFileSync } = await import("node:fs");
     const { spawnSync } = await import("node:child_process");
     const [unit] = planUnits({ spec: "specs/sd3.mdl", specHash: "x", variants: ["tiny"], fixed: [], sweeps: [], seed: 3, steps: 5, batch: 4, backend: "wasm", eval: { perDigit: 1, cfg: [1, 4], sampleSteps: null, seed: 0, reference: null } });
     const dir = join(process.cwd(), root, "task it's odd", unit.id);
