@@ -97,9 +97,8 @@ function ts(e: A.Expr, c: Ctx, parentPrec = 0): string {
 }
 
 function moduleRef(m: ModuleDecl, c: Ctx): string {
-  const base = `this.${c.fields.get(m)!}${m.loop ? `[${loopOffset(m.loop, c)}]` : ""}`;
-  const guarded = m.guards.length > 0 || (m.loop && m.guards.length > 0);
-  return guarded ? `need(${base}, ${JSON.stringify(m.path || m.field)})` : base;
+  const base = `this.${c.fields.get(m)!}${m.loops.map((l) => `[${loopOffset(l, c)}]`).join("")}`;
+  return m.guards.length > 0 ? `need(${base}, ${JSON.stringify(m.path || m.field)})` : base;
 }
 
 /** The position of the loop's current iteration in a module array: `i`, or `i - (from)` for a loop not from 0. */
@@ -312,36 +311,48 @@ function classProperties({ a, b, n, fields, tsName }: BlockGen): OptionalKind<Pr
     const elem = nullable ? `${cls} | null` : cls;
     properties.push({
       name: fields.get(m)!,
-      type: m.loop ? `ReadonlyArray<${elem}>` : elem,
+      type: m.loops.reduce((t) => `ReadonlyArray<${t}>`, elem),
       isReadonly: true,
-      docs: [`${m.anonymous ? "(no parameters, unnamed)" : m.shared ? `shares the parameters of \`${m.path}\`` : `\`${m.path}${m.loop ? `.{${m.loop.variable.name}}` : ""}\``}: ${m.block ? `block ${m.block.name}` : m.prim!.name}${m.guards.length ? ` (only when ${commentText(m.guards.map((g) => (g.negate ? `!(${exprText(g.cond)})` : exprText(g.cond))).join(" && "))})` : ""}`],
+      docs: [`${m.anonymous ? "(no parameters, unnamed)" : m.shared ? `shares the parameters of \`${m.path}\`` : `\`${m.path}${m.loops.map((l) => `.{${l.variable.name}}`).join("")}\``}: ${m.block ? `block ${m.block.name}` : m.prim!.name}${m.guards.length ? ` (only when ${commentText(m.guards.map((g) => (g.negate ? `!(${exprText(g.cond)})` : exprText(g.cond))).join(" && "))})` : ""}`],
     });
   }
   return properties;
 }
 
-/** The constructor's statement creating one module's field: one module, or an array over its loop's range; null where its guards are false. */
+/** The constructor's statement creating one module's field: one module, or an array over its loop's range (nested, one per loop); null where its guards are false. */
 function writeModule(w: CodeBlockWriter, m: ModuleDecl, k: BlockGen): void {
   const { n, fields, tsName, ctorCtx } = k;
   const cls = moduleClass(m, n);
   const field = fields.get(m)!;
-  if (!m.loop) {
+  if (!m.loops.length) {
     const make = `new ${cls}(${m.shared ? "store.shared()" : "store"}, ${m.anonymous ? "path" : `joinName(path, ${JSON.stringify(m.path)})`}, ${ctorArgsTs(m, ctorCtx)})`;
     w.writeLine(`this.${field} = ${m.guards.length ? `${guardTs(m, ctorCtx)} ? ${make} : null` : make};`);
     return;
   }
-  const iv = tsName(m.loop.variable.name);
-  const pathExpr = m.anonymous ? "path" : m.shared ? `joinName(path, ${JSON.stringify(m.path)})` : `joinName(path, \`${m.path}.\${${iv}}\`)`;
+  const ivs = m.loops.map((l) => tsName(l.variable.name));
+  const pathExpr = m.anonymous ? "path" : m.shared ? `joinName(path, ${JSON.stringify(m.path)})` : `joinName(path, \`${m.path}${ivs.map((iv) => `.\${${iv}}`).join("")}\`)`;
   const make = `new ${cls}(${m.shared ? "store.shared()" : "store"}, ${pathExpr}, ${ctorArgsTs(m, ctorCtx)})`;
-  const body = m.guards.length ? `${guardTs(m, ctorCtx)} ? ${make} : null` : make;
-  const from = ts(m.loop.from, ctorCtx);
-  const to = ts(m.loop.to, ctorCtx, 5);
-  w.writeLine(`this.${field} = Array.from({ length: ${from === "0" ? to : `${to} - (${from})`} }, (_, k) => {`);
+  w.write(`this.${field} = `);
+  writeModuleArray(w, m.loops, ivs, m.guards.length ? `${guardTs(m, ctorCtx)} ? ${make} : null` : make, ctorCtx);
+  w.write(";").newLine();
+}
+
+/** `Array.from` over the first loop's range, binding its variable, around the next loop's array or (innermost) `body`. */
+function writeModuleArray(w: CodeBlockWriter, loops: A.ForStmt[], ivs: string[], body: string, c: Ctx): void {
+  const from = ts(loops[0].from, c);
+  const to = ts(loops[0].to, c, 5);
+  w.write(`Array.from({ length: ${from === "0" ? to : `${to} - (${from})`} }, (_, k) => {`).newLine();
   w.indent(() => {
-    w.writeLine(`const ${iv} = ${from === "0" ? "k" : `${from} + k`};`);
-    w.writeLine(`return ${body};`);
+    w.writeLine(`const ${ivs[0]} = ${from === "0" ? "k" : `${from} + k`};`);
+    if (loops.length === 1) {
+      w.writeLine(`return ${body};`);
+      return;
+    }
+    w.write("return ");
+    writeModuleArray(w, loops.slice(1), ivs.slice(1), body, c);
+    w.write(";").newLine();
   });
-  w.writeLine("});");
+  w.write("})");
 }
 
 /** The constructor: parameters (defaults applied), lets, `requires` checks, `this.p`, then every module. */
