@@ -10,7 +10,7 @@ export interface Node {
 
 // ---------------------------------------------------------------- expressions
 
-export type Expr = NumberLit | StringLit | BoolLit | Ident | Binary | Unary | Ternary | Call | ListExpr | IndexExpr | ShapeExpr;
+export type Expr = NumberLit | StringLit | BoolLit | Ident | Binary | Unary | Ternary | Call | ListExpr | IndexExpr | MethodCall | ShapeExpr;
 
 export interface NumberLit extends Node {
   kind: "number";
@@ -82,6 +82,14 @@ export interface IndexExpr extends Node {
   target: Ident;
   index: Expr;
 }
+/** `skips.append(x)`, `skips.pop()`: a list's methods (the list a name in the forward). */
+export interface MethodCall extends Node {
+  kind: "method";
+  target: Ident;
+  method: string;
+  methodSpan: Span;
+  args: Expr[];
+}
 /** A tensor type in a signature: `[B, N, width]`, optionally `int32[B, T]`. */
 export interface ShapeExpr extends Node {
   kind: "shape";
@@ -91,7 +99,13 @@ export interface ShapeExpr extends Node {
 
 // ---------------------------------------------------------------- statements
 
-export type Stmt = Assign | ForStmt | IfStmt | ReturnStmt;
+export type Stmt = Assign | ForStmt | IfStmt | ReturnStmt | MethodStmt;
+
+/** A method call as a statement: `skips.append(x)`. */
+export interface MethodStmt extends Node {
+  kind: "method";
+  call: MethodCall;
+}
 
 export interface Assign extends Node {
   kind: "assign";

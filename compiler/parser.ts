@@ -5,7 +5,7 @@
  *   file      := (import | block | spec)*
  *   block     := "block" NAME "(" params ")" "{" (let | require | forward)* "}"
  *   forward   := "forward" "(" NAME ":" shape, ... ")" "->" (shape | "(" shape, ... ")") "{" stmt* "}"
- *   stmt      := NAME ("," NAME)* "=" expr | "for" NAME "in" expr ".." expr "{" stmt* "}"
+ *   stmt      := NAME ("," NAME)* "=" expr | NAME "." NAME "(" expr, ... ")" | "for" NAME "in" expr ".." expr "{" stmt* "}"
  *              | "if" expr "{" stmt* "}" ("else" ...)? | "return" expr ("," expr)*
  *   spec      := "spec" NAME STRING? "{" (param | let | require | "network" ":" call | section | variant)* "}"
  *   section   := NAME "{" (NAME ":" expr)* "}"
@@ -201,6 +201,7 @@ class MdlParser extends EmbeddedActionsParser {
 
   private stmt = this.RULE("stmt", (): A.Stmt =>
     this.OR([
+      { GATE: () => this.LA(2).tokenType === T.Dot, ALT: () => this.SUBRULE(this.methodStmt) },
       { ALT: () => this.SUBRULE(this.assignStmt) },
       { ALT: () => this.SUBRULE(this.forStmt) },
       { ALT: () => this.SUBRULE(this.ifStmt) },
@@ -220,6 +221,14 @@ class MdlParser extends EmbeddedActionsParser {
     this.CONSUME(T.Eq);
     const value = this.SUBRULE(this.expr);
     return this.ACTION(() => ({ kind: "assign", targets, value, span: joinSpans(targets[0].span, value.span) }));
+  });
+
+  private methodStmt = this.RULE("methodStmt", (): A.MethodStmt => {
+    const call = this.SUBRULE(this.identOrCall);
+    return this.ACTION(() => {
+      if (call.kind !== "method") throw Object.assign(new Error("expected a statement: a method call such as `skips.append(x)`"), { span: call.span, isMdl: true });
+      return { kind: "method", call, span: call.span } as A.MethodStmt;
+    });
   });
 
   private forStmt = this.RULE("forStmt", (): A.ForStmt => {
@@ -502,35 +511,57 @@ class MdlParser extends EmbeddedActionsParser {
 
   private identOrCall = this.RULE("identOrCall", (): A.Expr => {
     const name = this.CONSUME(T.Ident);
-    let result: A.Expr = this.ACTION(() => ({ kind: "ident", name: name.image, span: this.sp(name) }) as A.Ident);
-    // `widths[i]`: an element of a list
-    this.OPTION3(() => {
-      this.CONSUME(T.LBracket);
-      const index = this.SUBRULE(this.expr);
-      const rb = this.CONSUME(T.RBracket);
-      result = this.ACTION(() => deep({ kind: "index", target: result as A.Ident, index, span: this.sp(name, rb) } as A.IndexExpr, this.sp(name), [index]));
-    });
+    const ident = this.ACTION(() => ({ kind: "ident", name: name.image, span: this.sp(name) }) as A.Ident);
+    let result: A.Expr = ident;
     this.OPTION(() => {
-      this.CONSUME(T.LParen);
-      const args: A.Arg[] = [];
-      this.MANY_SEP({
-        SEP: T.Comma,
-        DEF: () => {
-          const a = this.SUBRULE(this.arg);
-          this.ACTION(() => args.push(a));
-        },
-      });
-      const rp = this.CONSUME(T.RParen);
-      let label: A.Label | undefined;
-      this.OPTION2(() => {
-        this.CONSUME(T.As);
-        label = this.SUBRULE(this.label);
-      });
-      result = this.ACTION(
-        () => deep({ kind: "call", callee: name.image, calleeSpan: this.sp(name), args, label, span: label ? joinSpans(this.sp(name), label.span) : this.sp(name, rp) } as A.Call, this.sp(name), args.map((a) => a.value)),
-      );
+      result = this.OR([
+        { ALT: () => this.SUBRULE(this.callRest, { ARGS: [name] }) },
+        { ALT: () => this.SUBRULE(this.methodRest, { ARGS: [name, ident] }) },
+        { ALT: () => this.SUBRULE(this.indexRest, { ARGS: [name, ident] }) },
+      ]);
     });
     return result;
+  });
+
+  /** `f(args) as label` after the name `f`. */
+  private callRest = this.RULE("callRest", (name: IToken): A.Call => {
+    this.CONSUME(T.LParen);
+    const args: A.Arg[] = [];
+    this.MANY_SEP({
+      SEP: T.Comma,
+      DEF: () => {
+        const a = this.SUBRULE(this.arg);
+        this.ACTION(() => args.push(a));
+      },
+    });
+    const rp = this.CONSUME(T.RParen);
+    let label: A.Label | undefined;
+    this.OPTION(() => {
+      this.CONSUME(T.As);
+      label = this.SUBRULE(this.label);
+    });
+    return this.ACTION(
+      () => deep({ kind: "call", callee: name.image, calleeSpan: this.sp(name), args, label, span: label ? joinSpans(this.sp(name), label.span) : this.sp(name, rp) } as A.Call, this.sp(name), args.map((a) => a.value)),
+    );
+  });
+
+  /** `.append(x)`, `.pop()` after a list's name: its methods. */
+  private methodRest = this.RULE("methodRest", (name: IToken, target: A.Ident): A.MethodCall => {
+    this.CONSUME(T.Dot);
+    const m = this.CONSUME(T.Ident);
+    this.CONSUME(T.LParen);
+    const args: A.Expr[] = [];
+    this.MANY_SEP({ SEP: T.Comma, DEF: () => { const e = this.SUBRULE(this.expr); this.ACTION(() => args.push(e)); } });
+    const rp = this.CONSUME(T.RParen);
+    return this.ACTION(() => deep({ kind: "method", target, method: m.image, methodSpan: this.sp(m), args, span: this.sp(name, rp) } as A.MethodCall, this.sp(name), args));
+  });
+
+  /** `[i]` after a list's name: an element. */
+  private indexRest = this.RULE("indexRest", (name: IToken, target: A.Ident): A.IndexExpr => {
+    this.CONSUME(T.LBracket);
+    const index = this.SUBRULE(this.expr);
+    const rb = this.CONSUME(T.RBracket);
+    return this.ACTION(() => deep({ kind: "index", target, index, span: this.sp(name, rb) } as A.IndexExpr, this.sp(name), [index]));
   });
 
   private arg = this.RULE("arg", (): A.Arg =>

@@ -102,15 +102,12 @@ export type Value =
   | { t: "list"; items: Value[]; sym?: ListSym };
 
 /** A list-typed block parameter seen symbolically: its name and element type, its items unknown. */
-export interface ListSym {
-  name: string;
-  elem: "int" | "float";
-}
+export type ListSym = { name: string; elem: "int" | "float" } | { name: string; elem: "tensor"; tensor: Extract<Value, { t: "tensor" }> };
 
 /** The element type of a list of numbers (`int[]` when every item is an int), or undefined. */
 export function listType(v: Value): "int[]" | "float[]" | undefined {
   if (v.t !== "list") return undefined;
-  if (v.sym) return `${v.sym.elem}[]`;
+  if (v.sym) return v.sym.elem === "tensor" ? undefined : `${v.sym.elem}[]`;
   if (v.items.every((x) => x.t === "int")) return "int[]";
   return v.items.every((x) => x.t === "int" || x.t === "float") ? "float[]" : undefined;
 }
@@ -122,7 +119,7 @@ export function typeName(v: Value): string {
     case "tuple":
       return `tuple of ${v.items.length}`;
     case "list":
-      return listType(v) ?? "list";
+      return listType(v) ?? (v.sym || (v.items.length && v.items.every((x) => x.t === "tensor")) ? "list of tensors" : "list");
     case "symbol":
       return `name '${v.v}'`;
     default:

@@ -8,6 +8,7 @@ import { fail } from "../diagnostics.ts";
 import { broadcastShapes } from "../primitives.ts";
 import { type ArithOp, type Dim, dimOp, dimToString, shapeToString, type Sym, symVar, typeName, listType, type Value, valueToString } from "../values.ts";
 import { evalCall } from "./calls.ts";
+import { evalMethod, symbolicElement } from "./lists.ts";
 import { joinDeps } from "./deps.ts";
 import { exprText, fmtCount, suggest } from "./text.ts";
 import { Cascade, type Evaluator, MAX_ACTIVATION, type Scope, UNKNOWN } from "./types.ts";
@@ -43,6 +44,7 @@ const EXPRS: { [K in A.Expr["kind"]]: ExprCheck<K> } = {
   ternary: evalTernary,
   list: (ev, e, scope) => ({ t: "list", items: e.items.map((x) => ev.evalExpr(x, scope)) }),
   index: evalIndex,
+  method: (ev, e, scope) => evalMethod(ev, e, scope, false),
   shape: (_ev, e) => fail("SDC401", e.span, "a tensor type is only allowed in a forward signature"),
   call: evalCall,
 };
@@ -175,6 +177,11 @@ function evalIndex(ev: Evaluator, e: A.IndexExpr, scope: Scope): Value {
   const i = ev.evalExpr(e.index, scope);
   if (i.t !== "int") fail("SDC401", e.index.span, `a list index must be an integer, got ${typeName(i)} ${valueToString(i)}`);
   if (typeof i.v === "number" && !list.sym) return listItem(e, list.items, i.v);
+  if (list.sym?.elem === "tensor" || (!list.sym && !listType(list))) {
+    const t = symbolicElement(e.target.name, list);
+    if (!t) fail("SDC401", e.target.span, `the elements of '${e.target.name}' are not all tensors: index it by a constant`);
+    return t;
+  }
   const elem = list.sym?.elem ?? listType(list)?.slice(0, -2);
   if (elem !== "int" && elem !== "float") fail("SDC401", e.index.span, `'${e.target.name}' is indexed by ${dimToString(i.v)}, known only when the model is built: index it by a constant`);
   return { t: elem, v: { op: "at", list: e.target.name, a: i.v } } as Value;

@@ -7,6 +7,7 @@
 import type * as A from "../ast.ts";
 import { fail } from "../diagnostics.ts";
 import { type Dim, dimEq, dimOp, substDim, symVar, typeName, type Value } from "../values.ts";
+import { evalMethod, symbolizeLists } from "./lists.ts";
 import { freeDimNames } from "./text.ts";
 import { intOf } from "./shapes.ts";
 import { Abort, CARRIED, type Evaluator, MAX_UNROLL, type Scope, UNKNOWN } from "./types.ts";
@@ -19,6 +20,9 @@ const STMTS: { [K in A.Stmt["kind"]]: StmtCheck<K> } = {
     scope.returned = s.values.map((e) => ev.evalExpr(e, scope));
   },
   if: execIf,
+  method: (ev, s, scope) => {
+    evalMethod(ev, s.call, scope, true);
+  },
   for: (ev, s, scope) => (scope.symbolic ? symbolicFor(ev, s, scope) : unrollFor(ev, s, scope)),
 };
 
@@ -44,6 +48,8 @@ function execAssign(ev: Evaluator, s: A.Assign, scope: Scope) {
     if (v.items.length !== s.targets.length) fail("SDC404", s.value.span, `${s.targets.length} names on the left but the right side gives ${v.items.length} results`);
     values = v.items;
   }
+  // a list is built in place: a second name for it would see the generated array change under it
+  if (values.some((x) => x.t === "list") && s.value.kind !== "list") fail("SDC401", s.value.span, `a list is only made by a list literal (\`${s.targets[0].name} = []\`) and changed by append and pop; this would give it a second name`);
   s.targets.forEach((t, i) => {
     if (scope.consts.has(t.name)) fail("SDC301", t.span, `'${t.name}' is a parameter of the block and cannot be reassigned`);
     if (values[i].t === "tuple") fail("SDC404", s.value.span, `'${t.name}' would be bound to ${typeName(values[i])}; unpack it: \`a, b = ...\``);
@@ -62,12 +68,14 @@ function execIf(ev: Evaluator, s: A.IfStmt, scope: Scope) {
 }
 
 function symbolicBranches(ev: Evaluator, s: A.IfStmt, scope: Scope) {
+  const before = new Map(scope.vars);
   const thenScope: Scope = { ...scope, vars: new Map(scope.vars), guards: [...scope.guards, { cond: s.cond, negate: false }] };
   execStmts(ev, s.then, thenScope);
   const elseScope: Scope = { ...scope, vars: new Map(scope.vars), guards: [...scope.guards, { cond: s.cond, negate: true }] };
   if (s.else) execStmts(ev, s.else, elseScope);
   for (const [k, v] of elseScope.vars) scope.vars.set(k, v);
   for (const [k, v] of thenScope.vars) scope.vars.set(k, v);
+  symbolizeLists(before, scope);
 }
 
 /** The loop's bounds (integers, possibly symbolic) and its variable checked against the names in scope. */
@@ -95,7 +103,9 @@ function symbolicFor(ev: Evaluator, s: A.ForStmt, scope: Scope) {
   const { from } = loopBounds(ev, s, scope);
   const i: Value = { t: "int", v: symVar(s.variable.name) };
   for (const [name, v] of carriedEntries(ev, s, scope, i, from)) scope.vars.set(name, v);
+  const before = new Map(scope.vars);
   loopBody(ev, s, scope, i);
+  symbolizeLists(before, scope, s.variable.name);
 }
 
 type Tensor = Extract<Value, { t: "tensor" }>;

@@ -28,6 +28,7 @@ export function freeNames(e: A.Expr): Set<string> {
     else if (x.kind === "call") x.args.forEach((a) => walk(a.value));
     else if (x.kind === "list") x.items.forEach(walk);
     else if (x.kind === "index") [x.target, x.index].forEach(walk);
+    else if (x.kind === "method") [x.target, ...x.args].forEach(walk);
   };
   walk(e);
   return out;
@@ -56,6 +57,8 @@ export function exprText(e: A.Expr): string {
       return `[${e.items.map(exprText).join(", ")}]`;
     case "index":
       return `${exprText(e.target)}[${exprText(e.index)}]`;
+    case "method":
+      return `${exprText(e.target)}.${e.method}(${e.args.map(exprText).join(", ")})`;
     case "shape":
       return `${e.dtype === "int32" ? "int32" : ""}[${e.dims.map(exprText).join(", ")}]`;
     case "call":

@@ -26,8 +26,8 @@ export interface ModuleDecl {
   field: string;
   /** state-dict path relative to the block, without the loop index (e.g. "transformer_blocks") */
   path: string;
-  /** the loop whose index names this module (`as blocks[i]`) */
-  loop?: A.ForStmt;
+  /** the loops whose indices name this module, outermost first (`as blocks[i]`: one; `as levels[l][i]`: two); [] for one module */
+  loops: A.ForStmt[];
   /** enclosing `if` conditions, with whether the module sits in the else branch */
   guards: { cond: A.Expr; negate: boolean }[];
   prim?: Primitive;

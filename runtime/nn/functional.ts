@@ -84,6 +84,12 @@ export function at<T>(xs: readonly T[], i: number): T {
   return xs[k];
 }
 
+/** `xs.pop()` in a spec: the last element, removed (the compiler checked the list is not empty). */
+export function pop<T>(xs: T[]): T {
+  if (!xs.length) throw new ShapeError("pop() of an empty list");
+  return xs.pop()!;
+}
+
 /** Both operands broadcast to one shape first: tfjs's Maximum/Minimum gradients do not sum a broadcast back. */
 function broadcastPair(a: N, b: N): [T, T] {
   const [ta, tb] = [typeof a === "number" ? tf.scalar(a) : a, typeof b === "number" ? tf.scalar(b) : b];

@@ -260,9 +260,9 @@ static inline vf vload(const float* p) {
 static inline void vstore(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
 
 // acc[MR][2] = sum_k A(k, i) * B(k, j) for a tile of MR rows and NR columns. B is packed (NR
-// contiguous floats per k: B[k * NR + j]); A packed (as = 0: MR floats per k, A[k * MR + i]) or
-// row-major in place (AR: A[i * as + k]).
-template <bool AR>
+// contiguous floats per k: B[k * NR + j]); A by mode: 0 packed (A[k * MR + i]), 1 rows in place
+// (A[i * as + k]: a row-major operand), 2 k-major in place (A[k * as + i]: a transposed one).
+template <int AM>
 static inline void ukernel(int kc, const float* __restrict A, std::int64_t as, const float* __restrict B, vf acc[MR][2]) {
   vf c[MR][2];
 #pragma GCC unroll 16
@@ -272,7 +272,7 @@ static inline void ukernel(int kc, const float* __restrict A, std::int64_t as, c
     const vf b1 = vload(B + k * NR + VL);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++) {
-      const float ai = AR ? A[i * as + k] : A[k * MR + i];
+      const float ai = AM == 1 ? A[i * as + k] : AM == 2 ? A[k * as + i] : A[k * MR + i];
       c[i][0] += ai * b0;
       c[i][1] += ai * b1;
     }
@@ -289,7 +289,7 @@ struct PackBuffers {
   float* a = nullptr;
   float* b = nullptr;
   PackBuffers() {
-    a = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * MC * KC_MAX));
+    a = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * MR * KC_MAX));
     b = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * KC_MAX * NB));
   }
   ~PackBuffers() {
@@ -321,6 +321,11 @@ static void pack_b_panel(float* __restrict d, const float* B, std::int64_t sk, s
     for (int k = 0; k < kc; k++) {
       vstore(d + k * NR, vload(s + k * sk));
       vstore(d + k * NR + VL, vload(s + k * sk + VL));
+    }
+  } else if (sn == 1 && !R) {  // a partial panel: copies the compiler cannot turn into masked loads (slow on Zen 4)
+    for (int k = 0; k < kc; k++) {
+      std::memcpy(d + k * NR, s + k * sk, sizeof(float) * w);
+      std::memset(d + k * NR + w, 0, sizeof(float) * (NR - w));
     }
   } else if (sn == 1) {
     for (int k = 0; k < kc; k++) {
@@ -380,17 +385,23 @@ static inline void store_tile(const GemmKernel& g, float* C, vf acc[MR][2], int 
     }
     return;
   }
-  alignas(64) float tile[MR][NR];
-  for (int i = 0; i < MR; i++) {
-    vstore(&tile[i][0], acc[i][0]);
-    vstore(&tile[i][VL], acc[i][1]);
-  }
+  // a partial tile: a whole first vector where the row has one, the rest element by element, in
+  // a loop kept scalar (vectorized, its masked loads of values just stored wait for the stores to
+  // retire: no store forwarding; that tripled a small batched GEMM's time on Zen 4)
+  const std::int64_t cs3 = g.cs[3];
+  const float* bias = first && g.bias ? g.bias + ncol : nullptr;
   for (int i = 0; i < h; i++) {
-    float* c = C + (mrow + i) * g.cs[2] + ncol * g.cs[3];
-    for (int j = 0; j < w; j++) {
-      float x = tile[i][j] * g.alpha;
-      if (first) c[j * g.cs[3]] = x + (g.bias ? g.bias[ncol + j] : 0.0f);
-      else c[j * g.cs[3]] += x;
+    float* c = C + (mrow + i) * g.cs[2] + ncol * cs3;
+    const vf x[2] = {acc[i][0] * g.alpha, acc[i][1] * g.alpha};
+    int j = 0;
+    if (cs3 == 1 && w >= VL) {
+      vstore(c, x[0] + (bias ? vload(bias) : first ? vf{} : vload(c)));
+      j = VL;
+    }
+    for (; j < w; j++) {
+      __asm__ volatile("" ::: "memory");
+      const float v = x[j / VL][j % VL];
+      c[j * cs3] = v + (bias ? bias[j] : first ? 0.0f : c[j * cs3]);
     }
   }
 }
@@ -429,56 +440,38 @@ static GemmTasks gemm_tasks(const GemmKernel& g, std::int64_t nbatch, double flo
   return {mc, nblocks, mblocks, tasks, flops < 5e5 ? tasks : 1};
 }
 
-// pack rows m0 .. m0+ml of A's K block k0 .. k0+kc into panels of MR rows (MR * kc floats each,
-// zero padded); a k-major A (a transposed operand: sm = 1) k by k, reading each k's rows contiguously
-static void pack_a_block(float* __restrict d, const float* A, std::int64_t sm, std::int64_t sk, std::int64_t m0, int ml, std::int64_t k0, int kc) {
-  if (sm != 1) {
-    for (int ip = 0; ip < ml; ip += MR) pack_a_panel(d + (ip / MR) * MR * kc, A, sm, sk, m0 + ip, std::min(MR, ml - ip), k0, kc);
-    return;
-  }
-  for (int k = 0; k < kc; k++) {
-    const float* src = A + (k0 + k) * sk + m0;
-    for (int ip = 0; ip < ml; ip += MR) {
-      float* __restrict dp = d + (ip / MR) * MR * kc + k * MR;
-      const int h = std::min(MR, ml - ip);
-      if (h == MR) {
-#pragma GCC unroll 16
-        for (int i = 0; i < MR; i++) dp[i] = src[ip + i];
-      } else {
-        for (int i = 0; i < MR; i++) dp[i] = i < h ? src[ip + i] : 0.0f;
-      }
-    }
-  }
-}
-
 // The fp32 GEMM's K block: all of K up to KC_MAX (C written once), else KC. Depends on K alone, so
 // every element sums its products in the same order for any thread count.
 static inline std::int64_t fp32_kc(std::int64_t k) { return k <= KC_MAX ? k : KC; }
 
 // One task of the fp32 GEMM: rows m0 .. m0+ml and columns n0 .. n0+nl of one batch (A, B, C at
-// its offsets), K block by K block. A row-major A is read in place (MR rows at a time, kept in L1
-// while the B block streams from L2; a tail of fewer rows packed into Ap), any other packed into Ap
-// (MR-row panels); the block of B packed into Bp (NR-column panels) or read from `panels` when B
-// was packed once for the whole GEMM (K x NR floats per panel).
+// its offsets), K block by K block. A is read in place, MR rows at a time (row-major or k-major:
+// kept in L1 while the B block streams from L2), where a panel is whole and its layout allows;
+// other panels are packed into Ap. The block of B is packed into Bp (NR-column panels) or read
+// from `panels` when B was packed once for the whole GEMM (K x NR floats per panel).
 static void gemm_task(const GemmKernel& g, const float* A, const float* B, float* C, const float* panels, std::int64_t m0, int ml, std::int64_t n0, int nl, float* Ap, float* Bp) {
-  const std::int64_t KB = fp32_kc(g.k), as_m = g.as[2];
-  const bool a_rows = g.as[3] == 1;
+  const std::int64_t KB = fp32_kc(g.k), as_m = g.as[2], as_k = g.as[3];
+  const int amode = as_k == 1 ? 1 : as_m == 1 ? 2 : 0;  // ukernel's: rows or k-major in place, or packed
   for (std::int64_t k0 = 0; k0 < g.k; k0 += KB) {
     const int kc = static_cast<int>(std::min<std::int64_t>(KB, g.k - k0));
-    if (!a_rows) pack_a_block(Ap, A, as_m, g.as[3], m0, ml, k0, kc);
     const float* bp = panels ? panels + (n0 / NR) * g.k * NR + k0 * NR : Bp;
     const std::int64_t pstride = panels ? g.k * NR : std::int64_t(kc) * NR;  // floats from one panel to the next
     if (!panels)
       for (int jp = 0; jp < nl; jp += NR) pack_b_panel(Bp + (jp / NR) * pstride, B, g.bs[2], g.bs[3], k0, kc, n0 + jp, std::min(NR, nl - jp));
     for (int ip = 0; ip < ml; ip += MR) {
       const int h = std::min(MR, ml - ip);
-      const bool in_place = a_rows && h == MR;
-      const float* ap = in_place ? A + (m0 + ip) * as_m + k0 : a_rows ? Ap : Ap + (ip / MR) * MR * kc;
-      if (a_rows && !in_place) pack_a_panel(Ap, A, as_m, 1, m0 + ip, h, k0, kc);
+      const int mode = h == MR ? amode : 0;
+      const float* ap = A + (m0 + ip) * as_m + k0 * as_k;
+      if (mode == 0) {
+        pack_a_panel(Ap, A, as_m, as_k, m0 + ip, h, k0, kc);
+        ap = Ap;
+      }
       for (int jp = 0; jp < nl; jp += NR) {
         vf acc[MR][2];
-        if (in_place) ukernel<true>(kc, ap, as_m, bp + (jp / NR) * pstride, acc);
-        else ukernel<false>(kc, ap, 0, bp + (jp / NR) * pstride, acc);
+        const float* b = bp + (jp / NR) * pstride;
+        if (mode == 1) ukernel<1>(kc, ap, as_m, b, acc);
+        else if (mode == 2) ukernel<2>(kc, ap, as_k, b, acc);
+        else ukernel<0>(kc, ap, 0, b, acc);
         store_tile(g, C, acc, h, std::min(NR, nl - jp), m0 + ip, n0 + jp, k0 == 0);
       }
     }
@@ -486,7 +479,7 @@ static void gemm_task(const GemmKernel& g, const float* A, const float* B, float
 }
 
 // B is packed once for the whole GEMM, in parallel over panels (fp32_prepacks_b), or per task and
-// K block (a small row-major B: a cheap copy from L2); a row-major A is read in place. Work is
+// K block (a small row-major B: a cheap copy from L2); A is read in place where it can be. Work is
 // split into tasks (batch, row block, column block), each output element computed by one thread
 // in a fixed K order: the same bits for any thread count.
 void run_gemm(const GemmKernel& g) {
@@ -540,7 +533,7 @@ struct RoundedF32 {
   static void pack_a(float* d, const float* A, std::int64_t sm, std::int64_t sk, std::int64_t m0, int h, std::int64_t k0, int kc) { pack_a_panel<true>(d, A, sm, sk, m0, h, k0, kc); }
   static void pack_b(float* d, const float* B, std::int64_t sk, std::int64_t sn, std::int64_t k0, int kc, std::int64_t n0, int w) { pack_b_panel<true>(d, B, sk, sn, k0, kc, n0, w); }
   static const float* b_block(const float* panel, std::int64_t k0) { return panel + k0 * NR; }
-  static void kernel(int kc, const float* a, const float* b, vf acc[MR][2]) { ukernel<false>(kc, a, 0, b, acc); }
+  static void kernel(int kc, const float* a, const float* b, vf acc[MR][2]) { ukernel<0>(kc, a, 0, b, acc); }
 };
 }  // namespace
 static thread_local Bf16Buffers t_bf16;
