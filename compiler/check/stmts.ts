@@ -108,6 +108,18 @@ function symbolicFor(ev: Evaluator, s: A.ForStmt, scope: Scope) {
   const before = new Map(scope.vars);
   loopBody(ev, s, scope, i);
   symbolizeLists(before, scope, s.variable.name);
+  forgetLoopVariable(scope, s.variable.name);
+}
+
+/**
+ * After a symbolic loop, a tensor's size that names the loop's variable (the width the last pass
+ * left, `widths[level]`) is no size outside it: marked CARRIED, so a layer sized by it is SDC504.
+ */
+function forgetLoopVariable(scope: Scope, loop: string) {
+  for (const [name, v] of scope.vars) {
+    if (v.t !== "tensor" || !v.shape.some((d) => freeDimNames(d).includes(loop))) continue;
+    scope.vars.set(name, { ...v, shape: v.shape.map((d, k) => (freeDimNames(d).includes(loop) ? symVar(`${CARRIED}${name}.${k}`) : d)) });
+  }
 }
 
 type Tensor = Extract<Value, { t: "tensor" }>;
