@@ -6,7 +6,7 @@
  */
 import type * as A from "../ast.ts";
 import { fail } from "../diagnostics.ts";
-import { type Dim, dimEq, dimOp, substDim, symVar, typeName, type Value } from "../values.ts";
+import { type Dim, dimEq, dimOp, substDim, symVar, typeName, type Value, valueToString } from "../values.ts";
 import { evalMethod, symbolizeLists } from "./lists.ts";
 import { freeDimNames } from "./text.ts";
 import { intOf } from "./shapes.ts";
@@ -50,6 +50,8 @@ function execAssign(ev: Evaluator, s: A.Assign, scope: Scope) {
   }
   // a list is built in place: a second name for it would see the generated array change under it
   if (values.some((x) => x.t === "list") && s.value.kind !== "list") fail("SDC401", s.value.span, `a list is only made by a list literal (\`${s.targets[0].name} = []\`) and changed by append and pop; this would give it a second name`);
+  const bad = values.find((x) => x.t === "list" && !x.sym && x.items.some((y) => y.t !== "tensor"));
+  if (bad) fail("SDC401", s.value.span, `a list in a forward holds tensors, got ${valueToString(bad)}`);
   s.targets.forEach((t, i) => {
     if (scope.consts.has(t.name)) fail("SDC301", t.span, `'${t.name}' is a parameter of the block and cannot be reassigned`);
     if (values[i].t === "tuple") fail("SDC404", s.value.span, `'${t.name}' would be bound to ${typeName(values[i])}; unpack it: \`a, b = ...\``);
@@ -106,6 +108,18 @@ function symbolicFor(ev: Evaluator, s: A.ForStmt, scope: Scope) {
   const before = new Map(scope.vars);
   loopBody(ev, s, scope, i);
   symbolizeLists(before, scope, s.variable.name);
+  forgetLoopVariable(scope, s.variable.name);
+}
+
+/**
+ * After a symbolic loop, a tensor's size that names the loop's variable (the width the last pass
+ * left, `widths[level]`) is no size outside it: marked CARRIED, so a layer sized by it is SDC504.
+ */
+function forgetLoopVariable(scope: Scope, loop: string) {
+  for (const [name, v] of scope.vars) {
+    if (v.t !== "tensor" || !v.shape.some((d) => freeDimNames(d).includes(loop))) continue;
+    scope.vars.set(name, { ...v, shape: v.shape.map((d, k) => (freeDimNames(d).includes(loop) ? symVar(`${CARRIED}${name}.${k}`) : d)) });
+  }
 }
 
 type Tensor = Extract<Value, { t: "tensor" }>;

@@ -58,6 +58,13 @@ describe("errors: code, position, message", () => {
   it.each(bad)("$name", (c) => {
     expectError(compileSource(withBody(...c.body)), c);
   });
+
+  it("a width a loop leaves (`widths[l0]`) does not size a layer after it: SDC504, not a constructor naming the loop's variable", () => {
+    const body = ["    for l0 in 0 .. 2 {", "      x = linear(x, depths[l0]) as fc[l0]", "    }", "    return linear(x, width) as out"];
+    expectError(compileSource(withBody(...body)), { code: "SDC504", line: 6, col: 12, msg: "linear's parameters would depend on axis 2 of 'x'" });
+    const pinned = ["    for l0 in 0 .. 2 {", "      x = linear(x, depths[l0]) as fc[l0]", "    }", "    return linear(reshape(x, [B, N, depths[1]]), width) as out"];
+    expect(compileSource(withBody(...pinned)).diagnostics.filter((d) => d.severity === "error")).toEqual([]);
+  });
 });
 
 describe("an hourglass's levels as a nested module array: compiled, built and run", () => {
