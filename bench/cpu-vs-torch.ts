@@ -7,8 +7,9 @@
  * and the old 1x2) for --calib-warmup + --calib-steps steps, and the fastest split is kept (all are
  * printed). bench/torch_step.py forces OpenBLAS's SkylakeX kernels when OpenBLAS falls back to
  * Prescott on an AVX-512 CPU (printed), and uses foreach Adam. A bf16 configuration runs PyTorch
- * under torch.autocast("cpu", dtype=torch.bfloat16); sdc has no bf16 yet, so its cell is sdc's fp32
- * step (said so in the table).
+ * under torch.autocast("cpu", dtype=torch.bfloat16) and sdc with `bench/step.ts --precision bf16`
+ * (the static engine's mixed precision: GEMM operands rounded to bf16, fp32 accumulation, the rest
+ * fp32; it needs --engine static in --sdc-args, the default).
  *
  * Then the two sides ALTERNATE for --rounds rounds (torch, sdc, torch, sdc, ...), each run a fresh
  * process doing --warmup + --steps steps; the table gives the median of the per-round medians of
@@ -102,6 +103,7 @@ const torchArgs = split(values["torch-args"]!);
 const sides = values.sides!.split(",").map((s) => s.trim()) as Side[];
 for (const s of sides) if (s !== "torch" && s !== "sdc") usage(`--sides takes torch and/or sdc, got "${s}"`);
 if (torchArgs.some((a) => /^--(threads|torch-threads|autocast)\b/.test(a))) usage("--torch-args may not set --threads, --torch-threads or --autocast: the driver sets them (--splits, PRECISION)");
+if (sdcArgs.some((a) => /^--precision\b/.test(a))) usage("--sdc-args may not set --precision: the driver sets it (PRECISION)");
 interface Split {
   torch: number;
   blas: number;
@@ -229,8 +231,7 @@ function command(side: Side, c: Config, split: Split, n = steps, w = warmup): [s
   const common = ["--generated", c.generated, "--batch", String(c.batch), "--context-tokens", String(tokens), "--steps", String(n), "--warmup", String(w), "--json"];
   const torchSide = ["--threads", String(split.blas), "--torch-threads", String(split.torch), "--autocast", c.precision === "bf16" ? "bf16" : "none"];
   if (side === "torch") return [values.python!, ["bench/torch_step.py", ...common, ...torchSide, ...torchArgs], torchEnv];
-  // sdc has no bf16 yet: a bf16 configuration's sdc cell is its fp32 step
-  return ["npx", ["tsx", "bench/step.ts", ...common, ...sdcArgs], process.env];
+  return ["npx", ["tsx", "bench/step.ts", ...common, "--precision", c.precision, ...sdcArgs], process.env];
 }
 
 /** The line of a failed run's stderr that says what went wrong (not its stack frames or progress). */
@@ -352,7 +353,7 @@ const summary = results.map((r) => {
   return {
     network: `${r.generated.replace(/^generated\//, "")} (${Number.isFinite(p) ? (p / 1e6).toFixed(p < 1e6 ? 3 : 1) + "M" : "?"})`,
     batch: r.batch,
-    precision: r.config.precision === "bf16" ? "PyTorch autocast bf16; sdc fp32 (no bf16 yet)" : "fp32",
+    precision: r.config.precision === "bf16" ? "bf16 (PyTorch autocast; sdc --precision bf16)" : "fp32",
     split: r.sides.includes("torch") ? `${splitName(r.config.split)}${r.config.calibration.length ? ` (of ${r.config.calibration.map((x) => `${x.split}: ${x.msPerStep === null ? "failed" : fmtMs(x.msPerStep)}`).join(", ")})` : ""}` : "-",
     torch: cell(r, "torch"),
     sdc: cell(r, "sdc"),
@@ -375,7 +376,7 @@ if (firstTorch)
     `PyTorch: torch ${String(firstTorch.torch)} (${String(firstTorch.python)}), ${blas?.config ?? "?"}, OpenBLAS core ${blas?.core ?? "?"}` +
       `${firstTorch.coreForced ? ` FORCED: OPENBLAS_CORETYPE=${String(firstTorch.coreForced)}` : " (its own choice)"}, Adam ${String(firstTorch.optimizer)}, threads per row below`,
   );
-if (firstSdc) console.log(`sdc: bench/step.ts ${sdcArgs.join(" ")}: ${String(firstSdc.executor ?? firstSdc.backend)}${firstSdc.engine ? `, engine ${String(firstSdc.engine)}` : ""}, precision fp32`);
+if (firstSdc) console.log(`sdc: bench/step.ts ${sdcArgs.join(" ")} --precision PRECISION: ${String(firstSdc.executor ?? firstSdc.backend)}${firstSdc.engine ? `, engine ${String(firstSdc.engine)}` : ""}, precision per row (bf16: GEMM operands rounded to bf16, fp32 accumulation; the rest fp32)`);
 console.log(line(header));
 console.log(line(widths.map((w) => "-".repeat(w))));
 for (const row of rows) console.log(line(row));
@@ -478,7 +479,7 @@ if (values.json) {
     torch: { python: values.python, args: torchArgs.join(" "), version: firstTorch?.torch ?? null, blas: blas ?? null, coreForced: firstTorch?.coreForced ?? null, optimizer: firstTorch?.optimizer ?? null, splits: splits.map(splitName), calibSteps, calibWarmup },
     sdcBackend: firstSdc?.backend ?? null,
     sdcExecutor: firstSdc?.executor ?? null,
-    sdcPrecision: "fp32",
+    sdcPrecision: "per config: fp32, or bf16 mixed precision (bench/step.ts --precision bf16)",
     gemm: gemmShapes.length ? { executor: gemmExecutor, openblas: gemmOpenblas, torch: gemmTorch, reps: gemmReps, rows: gemmRows, failed: gemmNotes } : null,
     configs: results.map((r, i) => ({
       generated: r.generated,

@@ -11,6 +11,10 @@
  *
  * --engine static (webgpu backend): the same step as one static graph (runtime/graph): traced,
  * differentiated and fused at start-up, then replayed as recorded WGSL dispatches.
+ *
+ * --precision bf16 (--engine static on the wasm / cpu backend): the bf16 mixed-precision step
+ * (GEMM operands rounded to bf16, fp32 accumulation; everything else fp32), as `sdc train
+ * --precision bf16` runs it.
  */
 import { cpus } from "node:os";
 import { parseArgs } from "node:util";
@@ -39,6 +43,7 @@ const { values } = parseArgs({
     warmup: { type: "string", default: "3" },
     backend: { type: "string", default: "wasm" },
     engine: { type: "string", default: "tfjs" },
+    precision: { type: "string", default: "fp32" },
     profile: { type: "boolean", default: false },
     json: { type: "boolean", default: false },
     /** tfjs environment flags, e.g. --tf-flag WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=128 (repeatable) */
@@ -48,6 +53,15 @@ const { values } = parseArgs({
 
 // per-kernel profiles need unquantized timestamps (Dawn rounds them to 65.536 us otherwise)
 if (values.profile) process.env.SDC_DAWN_TOGGLES ??= "disable-dawn-features=timestamp_quantization";
+const precision = values.precision as "fp32" | "bf16";
+if (precision !== "fp32" && precision !== "bf16") {
+  console.error(`--precision must be fp32 or bf16, got ${values.precision}`);
+  process.exit(2);
+}
+if (precision === "bf16" && (values.engine !== "static" || values.backend === "webgpu")) {
+  console.error("--precision bf16 runs on --engine static with the wasm or cpu backend (the native CPU kernels)");
+  process.exit(2);
+}
 const init = await initBackend(values.backend as "wasm", { log: (m) => console.error(m) });
 for (const f of values["tf-flag"] ?? []) {
   const [k, v] = f.split("=");
@@ -83,7 +97,7 @@ const batchData = () => {
 if (values.engine === "static" && init.name !== "webgpu") {
   // the native CPU executor of the same static step (runtime/executors/native/native.ts)
   const t0 = performance.now();
-  const sg = buildStepGraph(m, batch, [h, w, c], { tokens, width: ctxWidth, pooled: pooledWidth });
+  const sg = buildStepGraph(m, batch, [h, w, c], { tokens, width: ctxWidth, pooled: pooledWidth }, precision);
   const unfused = liveKernelCount(sg);
   fuse(sg);
   const buildMs = performance.now() - t0;
@@ -150,6 +164,7 @@ if (values.engine === "static" && init.name !== "webgpu") {
     bench: "step",
     engine: "static",
     executor: nativeDetail(),
+    precision,
     generated: values.generated,
     params: store.numParams,
     backend: `${init.name} (${init.detail})`,

@@ -10,9 +10,16 @@ import { existsSync, lstatSync, readdirSync, readFileSync, statSync } from "node
 import { basename, dirname, join } from "node:path";
 import AjvModule from "ajv";
 import irSchema from "../ir/ir.schema.json" with { type: "json" };
-import { removeStaleTemps, writeFileAtomic } from "../runtime/io/atomic.ts";
+import * as tf from "@tensorflow/tfjs";
+import { TRAIN_OPTIONAL_DEFAULTS } from "../compiler/spec.ts";
+import type { IR, TrainIR } from "../ir/ir.ts";
+import { irHash } from "../ir/validate.ts";
+import { checkOutputDir, removeStaleTemps, writeFileAtomic } from "../runtime/io/atomic.ts";
+import { type CheckpointContents, CheckpointError, readCheckpoint, resolveCheckpoint } from "../runtime/train/checkpoint.ts";
 import { readRegularFile } from "../runtime/io/read-file.ts";
-import { InputError, UsageError } from "./errors.ts";
+import type { LrScheduleName } from "../runtime/train/lr-schedule.ts";
+import { InputError, UsageError, parseIntArg, parsePositiveArg } from "./errors.ts";
+import { SDC_VERSION } from "./version.ts";
 
 /** The settings a run trains with (each one a flag of `sdc train`, or a spec setting without one). */
 export interface RunSettings {
@@ -27,23 +34,66 @@ export interface RunSettings {
   [k: string]: number | string | boolean | null;
 }
 
-/** Settings with a flag: the flag's name, and whether a resumed run may change it. */
-export const SETTING_FLAGS: Record<string, { flag: string; mayChangeOnResume?: boolean }> = {
-  steps: { flag: "--steps", mayChangeOnResume: true },
-  batch: { flag: "--batch-size" },
-  lr: { flag: "--lr" },
-  seed: { flag: "--seed" },
-  sampleEvery: { flag: "--sample-every" },
-  checkpointEvery: { flag: "--checkpoint-every" },
-  samples: { flag: "--samples" },
-  sampleSteps: { flag: "--sample-steps" },
-  warmup: { flag: "--warmup" },
-  lrSchedule: { flag: "--lr-schedule" },
-  accumulate: { flag: "--grad-accum" },
-  keepCheckpoints: { flag: "--keep-checkpoints", mayChangeOnResume: true },
-  keepBest: { flag: "--keep-best", mayChangeOnResume: true },
-  precision: { flag: "--precision" },
+/** The settings a run may be given by a flag of `sdc train` (by setting name; undefined: not given). */
+export interface SettingFlags {
+  steps?: number;
+  batch?: number;
+  lr?: number;
+  seed?: number;
+  sampleEvery?: number;
+  checkpointEvery?: number;
+  samples?: number;
+  sampleSteps?: number;
+  /** learning-rate warmup steps (default: the spec's) */
+  warmup?: number;
+  lrSchedule?: LrScheduleName;
+  /** gradient accumulation: micro-batches per step (must divide the batch) */
+  accumulate?: number;
+  /** keep the last N checkpoints (0 = all) */
+  keepCheckpoints?: number;
+  /** also keep the checkpoint with the lowest validation loss */
+  keepBest?: boolean;
+  /** "fp32" or "bf16" (mixed precision, the static engine on native CPU kernels); anything else is refused with what is supported */
+  precision?: string;
+}
+
+/** How a setting's flag is read: an integer in [min, max], a positive number, one of the choices (commander checks them), a switch, or text checked later. */
+type SettingValue = { int: [number, number?] } | { positive: true } | { choices: string[] } | { boolean: true } | { text: true; schema: object };
+
+/** Every setting with a flag, in the flags' order: the flag, what it accepts (the flag and config.json alike), and whether a resumed run may change it. */
+export const SETTINGS: Record<keyof SettingFlags, { flag: string; mayChangeOnResume?: boolean } & SettingValue> = {
+  steps: { flag: "--steps", int: [1, 1e9], mayChangeOnResume: true },
+  batch: { flag: "--batch-size", int: [1, 1 << 16] },
+  lr: { flag: "--lr", positive: true },
+  seed: { flag: "--seed", int: [0] },
+  sampleEvery: { flag: "--sample-every", int: [0] },
+  checkpointEvery: { flag: "--checkpoint-every", int: [0] },
+  samples: { flag: "--samples", int: [1, 1024] },
+  sampleSteps: { flag: "--sample-steps", int: [1, 100000] },
+  warmup: { flag: "--warmup", int: [0] },
+  lrSchedule: { flag: "--lr-schedule", choices: ["constant", "linear", "cosine"] },
+  accumulate: { flag: "--grad-accum", int: [1, 1 << 16] },
+  keepCheckpoints: { flag: "--keep-checkpoints", int: [0], mayChangeOnResume: true },
+  keepBest: { flag: "--keep-best", boolean: true, mayChangeOnResume: true },
+  precision: { flag: "--precision", text: true, schema: { enum: ["fp32", "bf16"] } },
 };
+
+/** commander's name of a flag's value: --batch-size -> batchSize. */
+const attributeOf = (flag: string) => flag.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+
+/** The settings' flags of `sdc train` as commander parsed them (text), each read and range-checked (UsageError naming the flag). */
+export function parseSettingFlags(o: Record<string, unknown>): SettingFlags {
+  const out: Record<string, number | string | boolean | undefined> = {};
+  for (const [k, s] of Object.entries(SETTINGS)) {
+    const v = o[attributeOf(s.flag)];
+    if (v === undefined) continue;
+    if ("int" in s) out[k] = parseIntArg(s.flag, String(v), s.int[0], s.int[1]);
+    else if ("positive" in s) out[k] = parsePositiveArg(s.flag, String(v));
+    else if ("boolean" in s) out[k] = v === true ? true : undefined;
+    else out[k] = String(v);
+  }
+  return out as SettingFlags;
+}
 
 export interface RunConfig {
   format: "sdc-run-config";
@@ -53,8 +103,8 @@ export interface RunConfig {
   spec: string;
   irHash: string;
   settings: Record<string, number | string | boolean | null>;
-  /** the spec's training recipe as compiled (optimizer, clip, EMA, ...) */
-  recipe: Record<string, unknown>;
+  /** the spec's training recipe as compiled (optimizer, clip, EMA, ...; the IR's TrainIR, its optimizer's lr the run's) */
+  recipe: object;
   command: string[];
   versions: { sdc: string; node: string; tfjs: string };
   seed: number;
@@ -70,23 +120,10 @@ export const CONFIG_FILE = "config.json";
 export const CONFIG_MAX_BYTES = 1 << 20;
 
 const INT = (minimum: number, maximum = Number.MAX_SAFE_INTEGER) => ({ type: "integer", minimum, maximum });
-/** Each setting's type and range: what the flags of `sdc train` accept (cli/main.ts). */
-export const SETTING_SCHEMAS: Record<string, object> = {
-  steps: INT(1, 1e9),
-  batch: INT(1, 1 << 16),
-  lr: { type: "number", exclusiveMinimum: 0 },
-  seed: INT(0),
-  sampleEvery: INT(0),
-  checkpointEvery: INT(0),
-  samples: INT(1, 1024),
-  sampleSteps: INT(1, 100000),
-  warmup: INT(0),
-  lrSchedule: { enum: ["constant", "linear", "cosine"] },
-  accumulate: INT(1, 1 << 16),
-  keepCheckpoints: INT(0),
-  keepBest: { type: "boolean" },
-  precision: { const: "fp32" },
-};
+/** Each setting's type and range in config.json: what its flag of `sdc train` accepts (SETTINGS). */
+export const SETTING_SCHEMAS: Record<string, object> = Object.fromEntries(
+  Object.entries(SETTINGS).map(([k, s]) => [k, "int" in s ? INT(s.int[0], s.int[1]) : "positive" in s ? { type: "number", exclusiveMinimum: 0 } : "choices" in s ? { enum: s.choices } : "boolean" in s ? { type: "boolean" } : s.schema]),
+);
 const SHA = { type: "string", pattern: "^[0-9a-f]{64}$" };
 const TEXT = { type: "string", maxLength: 4096 };
 const ARGV = { type: "array", minItems: 1, maxItems: 1000, items: TEXT };
@@ -227,7 +264,7 @@ export function resolveSettings(
     if (prior && before !== undefined) out[k] = before;
     const f = flags[k];
     if (f === undefined) continue;
-    const meta = SETTING_FLAGS[k];
+    const meta = SETTINGS[k as keyof SettingFlags];
     if (prior && before !== undefined && before !== f && !meta?.mayChangeOnResume) differing.push(`${meta?.flag ?? k} ${f} (the run has ${before})`);
     out[k] = f;
   }
@@ -235,6 +272,113 @@ export function resolveSettings(
     throw new UsageError(`resuming a run with other settings than it was started with: ${differing.join(", ")}; ${priorPath} records the run's settings; drop the flag${differing.length > 1 ? "s" : ""} to continue as it was, or start a new run with --out DIR`);
   }
   return out;
+}
+
+/** What a request for a precision other than fp32 and bf16 gets. */
+export function precisionRefusal(what: string): string {
+  return `${what} is not supported: sdc trains in fp32, or in bf16 mixed precision (the static engine on native CPU kernels); supported: fp32, bf16`;
+}
+
+/** What `sdc train` asks of a run: its settings' flags, where it goes and what it resumes. */
+export interface RunRequest extends SettingFlags {
+  out?: string;
+  /** a checkpoint or run folder; "latest" or true: the newest run of this package under `runsDir` (and --out) */
+  resume?: string | boolean;
+  /** where `--resume latest` looks for runs (default: output) */
+  runsDir?: string;
+  /** the command line, recorded in config.json */
+  argv?: string[];
+}
+
+/** The package a run trains: its folder as given, its IR and the IR's hash. */
+export interface RunPackage {
+  dir: string;
+  ir: IR;
+  hash: string;
+}
+
+/** The checkpoint a run resumes from (found and verified before any work) and its run folder. */
+export interface ResumePoint {
+  resumed?: CheckpointContents;
+  resumeDir?: string;
+  runDir: string | null;
+}
+
+/**
+ * A run, resolved from its request before any work: the config.json it trains by and writes
+ * (all but the backend and the engine, known once they start), the checkpoint it resumes from,
+ * the resumed run's own config, its output folder, and notes for the log.
+ */
+export interface ResolvedRun {
+  config: Omit<RunConfig, "backend" | "engine" | "recipe" | "settings"> & { recipe: TrainIR; settings: RunSettings };
+  resume: ResumePoint;
+  prior: RunConfig | null;
+  out: string;
+  notes: string[];
+}
+
+/** The settings a spec trains with when no flag and no resumed run says otherwise. */
+function specSettings(ir: IR): RunSettings {
+  const t = ir.train;
+  const D = TRAIN_OPTIONAL_DEFAULTS;
+  return {
+    steps: t.steps, batch: t.batch, lr: t.optimizer.lr, seed: t.seed, sampleEvery: t.sampleEvery, checkpointEvery: t.checkpointEvery, samples: t.samples, sampleSteps: ir.flow.steps,
+    warmup: t.warmup, lrSchedule: t.lrSchedule ?? D.lrSchedule, accumulate: t.accumulate ?? D.accumulate, keepCheckpoints: t.keepCheckpoints ?? D.keepCheckpoints, keepBest: t.keepBest ?? D.keepBest, precision: t.precision ?? D.precision,
+  };
+}
+
+/** `--resume`: find the checkpoint (the newest run of this spec, or the folder given) and check it is of this spec. */
+function findResume(pkg: RunPackage, req: RunRequest): ResumePoint {
+  const { ir, hash } = pkg;
+  if (req.resume === undefined || req.resume === false) return { runDir: null };
+  let resumeDir: string;
+  let runDir: string | null;
+  if (req.resume === true || req.resume === "latest") {
+    const roots = [req.runsDir ?? "output", ...(req.out ? [req.out] : [])];
+    runDir = newestRun(roots, ir.spec.name, hash, irHash);
+    if (!runDir) throw new CheckpointError(`no run of ${ir.spec.name} to resume: no folder under ${roots.join(", ")} has checkpoints/latest of this spec; give the run folder (--resume DIR) or start a run without --resume`);
+    resumeDir = resolveCheckpoint(runDir);
+  } else {
+    resumeDir = resolveCheckpoint(req.resume);
+    runDir = runDirOf(resumeDir);
+  }
+  const resumed = readCheckpoint(resumeDir);
+  if (resumed.state.irHash !== hash) {
+    throw new CheckpointError(`checkpoint ${resumeDir} is from another spec (${resumed.state.spec}, IR ${resumed.state.irHash.slice(0, 12)}) than ${pkg.dir} (${ir.spec.name}, IR ${hash.slice(0, 12)})`);
+  }
+  return { resumed, resumeDir, runDir };
+}
+
+/**
+ * The one resolver of `sdc train`'s options: the checkpoint resumed, then the settings (the
+ * spec's, the resumed run's config.json, the flags; a flag that differs from the run's is
+ * refused), then the output folder, each checked before any work; returns the run's config.
+ */
+export function resolveRun(pkg: RunPackage, req: RunRequest): ResolvedRun {
+  const { ir, hash } = pkg;
+  const resume = findResume(pkg, req);
+  const { runDir, resumed } = resume;
+  const prior = runDir ? readRunConfig(runDir, { spec: ir.spec.name, irHash: hash }) : null;
+  if (req.precision !== undefined && req.precision !== "fp32" && req.precision !== "bf16") throw new UsageError(precisionRefusal(`--precision ${req.precision}`));
+  const flags = Object.fromEntries(Object.keys(SETTINGS).map((k) => [k, req[k as keyof SettingFlags]]));
+  const settings = resolveSettings(specSettings(ir), flags, prior, runDir ? join(runDir, CONFIG_FILE) : undefined);
+  const { steps, batch } = settings;
+  const accumulate = settings.accumulate as number;
+  if (batch % accumulate !== 0) throw new UsageError(`--grad-accum ${accumulate} does not divide the batch size ${batch}: each step's batch is split into that many equal micro-batches`);
+  const schedule = settings.lrSchedule as LrScheduleName;
+  const notes = prior && schedule !== "constant" && prior.settings.steps !== steps ? [`note: the ${schedule} learning-rate schedule now spans ${steps} steps (the run was started for ${prior.settings.steps}); the rate changes from here`] : [];
+  const out = req.out ?? runDir ?? join("output", ir.spec.name);
+  // an output folder that cannot be one (a file, a device, read-only) is refused before any work
+  checkOutputDir(out);
+  if (resumed && resumed.state.step >= steps) throw new InputError(`checkpoint ${resume.resumeDir} is already at step ${resumed.state.step}; ask for more --steps (now ${steps})`);
+  const now = new Date().toISOString();
+  const command = req.argv ?? ["sdc", "train", pkg.dir];
+  const config: ResolvedRun["config"] = {
+    format: "sdc-run-config", version: 1, package: pkg.dir, spec: ir.spec.name, irHash: hash, settings, recipe: { ...ir.train, optimizer: { ...ir.train.optimizer, lr: settings.lr } }, command,
+    versions: { sdc: SDC_VERSION, node: process.version, tfjs: tf.version_core }, seed: settings.seed, created: prior?.created ?? now,
+    history: [...(prior?.history ?? []), { command, fromStep: resumed?.state.step ?? 0, at: now }],
+  };
+  return { config, resume, prior, out, notes };
 }
 
 /** The run folder a checkpoint belongs to (RUN/checkpoints/step-N -> RUN), or null. */

@@ -10,7 +10,7 @@ export interface Node {
 
 // ---------------------------------------------------------------- expressions
 
-export type Expr = NumberLit | StringLit | BoolLit | Ident | Binary | Unary | Ternary | Call | ListExpr | ShapeExpr;
+export type Expr = NumberLit | StringLit | BoolLit | Ident | Binary | Unary | Ternary | Call | ListExpr | IndexExpr | MethodCall | ShapeExpr;
 
 export interface NumberLit extends Node {
   kind: "number";
@@ -31,7 +31,8 @@ export interface Ident extends Node {
   kind: "ident";
   name: string;
 }
-export type BinaryOp = "+" | "-" | "*" | "/" | "%" | "==" | "!=" | "<" | "<=" | ">" | ">=" | "&&" | "||";
+/** `div`: integer floor division (`//` is a comment in .mdl); `%`: the remainder, integers only. */
+export type BinaryOp = "+" | "-" | "*" | "/" | "div" | "%" | "==" | "!=" | "<" | "<=" | ">" | ">=" | "&&" | "||";
 export interface Binary extends Node {
   kind: "binary";
   op: BinaryOp;
@@ -75,6 +76,20 @@ export interface ListExpr extends Node {
   kind: "list";
   items: Expr[];
 }
+/** `widths[i]`: an element of a list (negative indices count from the end). */
+export interface IndexExpr extends Node {
+  kind: "index";
+  target: Ident;
+  index: Expr;
+}
+/** `skips.append(x)`, `skips.pop()`: a list's methods (the list a name in the forward). */
+export interface MethodCall extends Node {
+  kind: "method";
+  target: Ident;
+  method: string;
+  methodSpan: Span;
+  args: Expr[];
+}
 /** A tensor type in a signature: `[B, N, width]`, optionally `int32[B, T]`. */
 export interface ShapeExpr extends Node {
   kind: "shape";
@@ -84,7 +99,13 @@ export interface ShapeExpr extends Node {
 
 // ---------------------------------------------------------------- statements
 
-export type Stmt = Assign | ForStmt | IfStmt | ReturnStmt;
+export type Stmt = Assign | ForStmt | IfStmt | ReturnStmt | MethodStmt;
+
+/** A method call as a statement: `skips.append(x)`. */
+export interface MethodStmt extends Node {
+  kind: "method";
+  call: MethodCall;
+}
 
 export interface Assign extends Node {
   kind: "assign";
@@ -112,11 +133,13 @@ export interface ReturnStmt extends Node {
 // ---------------------------------------------------------------- declarations
 
 export type ScalarType = "int" | "float" | "bool";
+/** A declared parameter type: a scalar or a list of numbers (`widths: int[]`). */
+export type ParamType = ScalarType | "int[]" | "float[]";
 
 export interface ParamDecl extends Node {
   name: string;
   nameSpan: Span;
-  type?: ScalarType;
+  type?: ParamType;
   default?: Expr;
   doc?: string;
 }

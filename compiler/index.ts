@@ -61,6 +61,17 @@ export interface CompileResult {
 
 export { irHash, validateIr } from "../ir/validate.ts";
 
+/** `64,128` (a comma outside any bracket) is the list `[64,128]`: `--set widths=64,128`. */
+function bareList(text: string): string {
+  let depth = 0;
+  for (const ch of text) {
+    if (ch === "(" || ch === "[") depth++;
+    else if (ch === ")" || ch === "]") depth--;
+    else if (ch === "," && depth === 0) return `[${text}]`;
+  }
+  return text;
+}
+
 export function parseSets(sets: string[]): { sets: { name: string; value: A.Expr }[]; diagnostics: Diagnostic[] } {
   const out: { name: string; value: A.Expr }[] = [];
   const diagnostics: Diagnostic[] = [];
@@ -76,7 +87,7 @@ export function parseSets(sets: string[]): { sets: { name: string; value: A.Expr
       diagnostics.push(diag("SDC200", at1, `--set ${m[1]}= needs a value after '=', e.g. --set ${m[1]}=4`));
       continue;
     }
-    const r = parseExpression(file, m[2]);
+    const r = parseExpression(file, bareList(m[2]));
     if (r.expr) out.push({ name: m[1], value: r.expr });
     // a position the parser could not place (end of input) points at the value's start
     diagnostics.push(...r.diagnostics.map((d) => (Number.isFinite(d.span.start.line) && Number.isFinite(d.span.start.column) && Number.isFinite(d.span.end.column) ? d : { ...d, span: at1 })));

@@ -34,6 +34,14 @@ export function exprNames(e: A.Expr, out: Set<string> = new Set()): Set<string> 
       case "list":
         x.items.forEach(walk);
         return;
+      case "index":
+        walk(x.target);
+        walk(x.index);
+        return;
+      case "method":
+        walk(x.target);
+        x.args.forEach(walk);
+        return;
       case "shape":
         x.dims.forEach(walk);
         return;
@@ -54,6 +62,9 @@ export function stmtNames(stmts: readonly A.Stmt[], out: Set<string> = new Set()
         break;
       case "return":
         s.values.forEach((v) => exprNames(v, out));
+        break;
+      case "method":
+        exprNames(s.call, out);
         break;
       case "for":
         exprNames(s.from, out);

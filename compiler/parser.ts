@@ -5,12 +5,12 @@
  *   file      := (import | block | spec)*
  *   block     := "block" NAME "(" params ")" "{" (let | require | forward)* "}"
  *   forward   := "forward" "(" NAME ":" shape, ... ")" "->" (shape | "(" shape, ... ")") "{" stmt* "}"
- *   stmt      := NAME ("," NAME)* "=" expr | "for" NAME "in" expr ".." expr "{" stmt* "}"
+ *   stmt      := NAME ("," NAME)* "=" expr | NAME "." NAME "(" expr, ... ")" | "for" NAME "in" expr ".." expr "{" stmt* "}"
  *              | "if" expr "{" stmt* "}" ("else" ...)? | "return" expr ("," expr)*
  *   spec      := "spec" NAME STRING? "{" (param | let | require | "network" ":" call | section | variant)* "}"
  *   section   := NAME "{" (NAME ":" expr)* "}"
- *   variant   := "variant" NAME STRING? "{" (NAME "=" expr)* "}"
- *   expr      := ternary with || && comparisons + - * / % unary; calls `f(x, name: v) as label`
+ *   variant   := "variant" NAME STRING? "{" (NAME ("." NAME)? "=" expr)* "}"   (a param, or section.setting)
+ *   expr      := ternary with || && comparisons + - * / div % unary; calls `f(x, name: v) as label`
  */
 import { EmbeddedActionsParser, type IToken } from "chevrotain";
 import * as A from "./ast.ts";
@@ -92,14 +92,20 @@ class MdlParser extends EmbeddedActionsParser {
 
   private paramDecl = this.RULE("paramDecl", (): A.ParamDecl => {
     const name = this.CONSUME(T.Ident);
-    let type: A.ScalarType | undefined;
+    let type: A.ParamType | undefined;
     let def: A.Expr | undefined;
     let last = name;
     this.OPTION(() => {
       this.CONSUME(T.Colon);
       const t = this.CONSUME2(T.Ident);
-      type = t.image as A.ScalarType;
+      type = t.image as A.ParamType;
       last = t;
+      // `widths: int[]`: a list of numbers
+      this.OPTION3(() => {
+        this.CONSUME(T.LBracket);
+        last = this.CONSUME(T.RBracket);
+        type = `${t.image}[]` as A.ParamType;
+      });
     });
     this.OPTION2(() => {
       this.CONSUME(T.Eq);
@@ -195,6 +201,7 @@ class MdlParser extends EmbeddedActionsParser {
 
   private stmt = this.RULE("stmt", (): A.Stmt =>
     this.OR([
+      { GATE: () => this.LA(2).tokenType === T.Dot, ALT: () => this.SUBRULE(this.methodStmt) },
       { ALT: () => this.SUBRULE(this.assignStmt) },
       { ALT: () => this.SUBRULE(this.forStmt) },
       { ALT: () => this.SUBRULE(this.ifStmt) },
@@ -214,6 +221,14 @@ class MdlParser extends EmbeddedActionsParser {
     this.CONSUME(T.Eq);
     const value = this.SUBRULE(this.expr);
     return this.ACTION(() => ({ kind: "assign", targets, value, span: joinSpans(targets[0].span, value.span) }));
+  });
+
+  private methodStmt = this.RULE("methodStmt", (): A.MethodStmt => {
+    const call = this.SUBRULE(this.identOrCall);
+    return this.ACTION(() => {
+      if (call.kind !== "method") throw Object.assign(new Error("expected a statement: a method call such as `skips.append(x)`"), { span: call.span, isMdl: true });
+      return { kind: "method", call, span: call.span } as A.MethodStmt;
+    });
   });
 
   private forStmt = this.RULE("forStmt", (): A.ForStmt => {
@@ -339,10 +354,18 @@ class MdlParser extends EmbeddedActionsParser {
     const overrides: A.Override[] = [];
     this.MANY(() => {
       const key = this.CONSUME2(T.Ident);
+      let sub: IToken | undefined;
+      this.OPTION3(() => {
+        this.CONSUME(T.Dot);
+        sub = this.CONSUME3(T.Ident);
+      });
       this.CONSUME(T.Eq);
       const value = this.SUBRULE(this.expr);
       this.OPTION2(() => this.OR([{ ALT: () => this.CONSUME(T.Comma) }, { ALT: () => this.CONSUME(T.Semi) }]));
-      this.ACTION(() => overrides.push({ name: key.image, nameSpan: this.sp(key), value, span: joinSpans(this.sp(key), value.span) }));
+      this.ACTION(() => {
+        const nameSpan = sub ? this.sp(key, sub) : this.sp(key);
+        overrides.push({ name: sub ? `${key.image}.${sub.image}` : key.image, nameSpan, value, span: joinSpans(nameSpan, value.span) });
+      });
     });
     const end = this.CONSUME(T.RCurly);
     return { name: name.image, nameSpan: this.sp(name), doc, overrides, span: this.sp(k, end) };
@@ -412,10 +435,19 @@ class MdlParser extends EmbeddedActionsParser {
 
   private mulExpr = this.RULE("mulExpr", (): A.Expr => {
     let left = this.SUBRULE(this.unary);
-    this.MANY(() => {
-      const op = this.OR([{ ALT: () => this.CONSUME(T.Star) }, { ALT: () => this.CONSUME(T.Slash) }, { ALT: () => this.CONSUME(T.Percent) }]);
-      const right = this.SUBRULE2(this.unary);
-      left = this.ACTION(() => bin(op.image as A.BinaryOp, left, right));
+    // gated on the loop itself: a name after an operand continues the expression only as `div`
+    this.MANY({
+      GATE: () => this.LA(1).tokenType !== T.Ident || isDivOperator(this.LA(1), this.LA(2)),
+      DEF: () => {
+        const op = this.OR([
+          { ALT: () => this.CONSUME(T.Star) },
+          { ALT: () => this.CONSUME(T.Slash) },
+          { ALT: () => this.CONSUME(T.Percent) },
+          { GATE: () => isDivOperator(this.LA(1), this.LA(2)), ALT: () => this.CONSUME(T.Ident) },
+        ]);
+        const right = this.SUBRULE2(this.unary);
+        left = this.ACTION(() => bin(op.image as A.BinaryOp, left, right));
+      },
     });
     return left;
   });
@@ -455,7 +487,7 @@ class MdlParser extends EmbeddedActionsParser {
       },
       { ALT: () => { const t = this.CONSUME(T.True); return this.ACTION(() => ({ kind: "bool", value: true, span: this.sp(t) }) as A.BoolLit); } },
       { ALT: () => { const t = this.CONSUME(T.False); return this.ACTION(() => ({ kind: "bool", value: false, span: this.sp(t) }) as A.BoolLit); } },
-      { GATE: () => this.LA(1).tokenType === T.Ident && this.LA(2).tokenType === T.LBracket, ALT: () => this.SUBRULE(this.shapeType) },
+      { GATE: () => isDtype(this.LA(1)) && this.LA(2).tokenType === T.LBracket, ALT: () => this.SUBRULE(this.shapeType) },
       { ALT: () => this.SUBRULE(this.identOrCall) },
       {
         ALT: () => {
@@ -479,28 +511,57 @@ class MdlParser extends EmbeddedActionsParser {
 
   private identOrCall = this.RULE("identOrCall", (): A.Expr => {
     const name = this.CONSUME(T.Ident);
-    let result: A.Expr = this.ACTION(() => ({ kind: "ident", name: name.image, span: this.sp(name) }) as A.Ident);
+    const ident = this.ACTION(() => ({ kind: "ident", name: name.image, span: this.sp(name) }) as A.Ident);
+    let result: A.Expr = ident;
     this.OPTION(() => {
-      this.CONSUME(T.LParen);
-      const args: A.Arg[] = [];
-      this.MANY_SEP({
-        SEP: T.Comma,
-        DEF: () => {
-          const a = this.SUBRULE(this.arg);
-          this.ACTION(() => args.push(a));
-        },
-      });
-      const rp = this.CONSUME(T.RParen);
-      let label: A.Label | undefined;
-      this.OPTION2(() => {
-        this.CONSUME(T.As);
-        label = this.SUBRULE(this.label);
-      });
-      result = this.ACTION(
-        () => deep({ kind: "call", callee: name.image, calleeSpan: this.sp(name), args, label, span: label ? joinSpans(this.sp(name), label.span) : this.sp(name, rp) } as A.Call, this.sp(name), args.map((a) => a.value)),
-      );
+      result = this.OR([
+        { ALT: () => this.SUBRULE(this.callRest, { ARGS: [name] }) },
+        { ALT: () => this.SUBRULE(this.methodRest, { ARGS: [name, ident] }) },
+        { ALT: () => this.SUBRULE(this.indexRest, { ARGS: [name, ident] }) },
+      ]);
     });
     return result;
+  });
+
+  /** `f(args) as label` after the name `f`. */
+  private callRest = this.RULE("callRest", (name: IToken): A.Call => {
+    this.CONSUME(T.LParen);
+    const args: A.Arg[] = [];
+    this.MANY_SEP({
+      SEP: T.Comma,
+      DEF: () => {
+        const a = this.SUBRULE(this.arg);
+        this.ACTION(() => args.push(a));
+      },
+    });
+    const rp = this.CONSUME(T.RParen);
+    let label: A.Label | undefined;
+    this.OPTION(() => {
+      this.CONSUME(T.As);
+      label = this.SUBRULE(this.label);
+    });
+    return this.ACTION(
+      () => deep({ kind: "call", callee: name.image, calleeSpan: this.sp(name), args, label, span: label ? joinSpans(this.sp(name), label.span) : this.sp(name, rp) } as A.Call, this.sp(name), args.map((a) => a.value)),
+    );
+  });
+
+  /** `.append(x)`, `.pop()` after a list's name: its methods. */
+  private methodRest = this.RULE("methodRest", (name: IToken, target: A.Ident): A.MethodCall => {
+    this.CONSUME(T.Dot);
+    const m = this.CONSUME(T.Ident);
+    this.CONSUME(T.LParen);
+    const args: A.Expr[] = [];
+    this.MANY_SEP({ SEP: T.Comma, DEF: () => { const e = this.SUBRULE(this.expr); this.ACTION(() => args.push(e)); } });
+    const rp = this.CONSUME(T.RParen);
+    return this.ACTION(() => deep({ kind: "method", target, method: m.image, methodSpan: this.sp(m), args, span: this.sp(name, rp) } as A.MethodCall, this.sp(name), args));
+  });
+
+  /** `[i]` after a list's name: an element. */
+  private indexRest = this.RULE("indexRest", (name: IToken, target: A.Ident): A.IndexExpr => {
+    this.CONSUME(T.LBracket);
+    const index = this.SUBRULE(this.expr);
+    const rb = this.CONSUME(T.RBracket);
+    return this.ACTION(() => deep({ kind: "index", target, index, span: this.sp(name, rb) } as A.IndexExpr, this.sp(name), [index]));
   });
 
   private arg = this.RULE("arg", (): A.Arg =>
@@ -555,6 +616,19 @@ class MdlParser extends EmbeddedActionsParser {
     });
     return this.ACTION(() => ({ segments, span: joinSpans(this.sp(first), last) }));
   });
+}
+
+/**
+ * `a div b` (integer floor division): `div` is an operator where an expression continues, and
+ * stays a name elsewhere: a statement `div = ...` or `div, x = ...`, a setting `div: ...`.
+ */
+function isDivOperator(t: IToken, next: IToken): boolean {
+  return t.tokenType === T.Ident && t.image === "div" && next.tokenType !== T.Eq && next.tokenType !== T.Comma && next.tokenType !== T.Colon;
+}
+
+/** `int32[...]` / `float32[...]` in an expression is a tensor type; any other `name[...]` indexes a list. */
+function isDtype(t: IToken): boolean {
+  return t.tokenType === T.Ident && (t.image === "int32" || t.image === "float32");
 }
 
 function bin(op: A.BinaryOp, left: A.Expr, right: A.Expr): A.Binary {

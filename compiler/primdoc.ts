@@ -57,7 +57,7 @@ function dimOf(e: A.Expr): Dim {
       if (e.op === "-") return dimOp("-", 0, dimOf(e.operand));
       break;
     case "binary":
-      if (e.op === "+" || e.op === "-" || e.op === "*" || e.op === "/" || e.op === "%") return dimOp(e.op, dimOf(e.left), dimOf(e.right));
+      if (e.op === "+" || e.op === "-" || e.op === "*" || e.op === "/" || e.op === "div" || e.op === "%") return dimOp(e.op, dimOf(e.left), dimOf(e.right));
       break;
     default:
       break;
@@ -204,7 +204,9 @@ const ADDING = [
   "   shape rule (`infer`), parameters (`weights`), the runtime name and an example call (this page",
   "   is generated from it). A primitive with parameters also gives `layer` (the layer class's",
   "   constructor and `apply()` arguments) and, if it can be called without them, `fn`; the code",
-  "   generator reads these and has no per-primitive code.",
+  "   generator reads these and has no per-primitive code. A function that means something on a",
+  "   number too gives `scalar` (a `Math` function: `sqrt(head_dim)` is then a float computed when",
+  "   the spec is checked, `Math.sqrt` in the generated code).",
   "2. **The runtime record** of the same name: in `FUNCTIONS` (`runtime/nn/functional.ts`) its tfjs",
   "   lowering and its graph lowering (the ops of `runtime/graph/trace.ts`, or `x.graph.ew(op, ...)`",
   "   for an elementwise operator), exported as `F.<runtime name>`; or, with parameters, the layer",
@@ -213,12 +215,19 @@ const ADDING = [
   "3. **The editor grammar**: the name in the primitive list of",
   "   `editors/vscode/syntaxes/mdl.tmLanguage.json` (`test/editors/grammar.test.ts` checks it).",
   "",
-  "A new elementwise graph operator is one entry in `runtime/graph/ops.ts` (its JS, WGSL and C",
-  "forms and its gradient rule) and its name in `EwOp` (`runtime/graph/graph.ts`); `npm run",
-  "gen:native` writes the C forms and the native instruction codes into",
-  "`runtime/executors/native/src/` (`ew_ops.inc`, `op_codes.inc`). Then regenerate this page",
-  "(`npx sdc primitives --markdown > docs/primitives.md`) and test the new primitive against",
-  "PyTorch (a committed fixture) or finite differences, on both engines.",
+  "A primitive built from the graph operators there are touches exactly these three hand-written",
+  "files (plus its tests and this generated page). One that needs a new elementwise graph operator",
+  "adds a fourth: one entry in `EW_TABLE` (`runtime/graph/ops.ts`: its JS, WGSL and C forms and",
+  "its gradient rule); the operator names (`EwOp`) are that table's keys, and `npm run gen:native`",
+  "writes the C forms and the native instruction codes into the generated",
+  "`runtime/executors/native/src/ew_ops.inc` and `op_codes.inc` (a test fails while they are",
+  "stale). A new kind of graph node that is not elementwise touches more: its `Op` in",
+  "`runtime/graph/graph.ts`, its gradient in `autodiff.ts`, its evaluator in",
+  "`runtime/executors/interp/interp.ts` (`EVAL`, which the type checker makes complete), its",
+  "WebGPU kernel (`runtime/executors/webgpu/kernels.ts`), its native lowering (`native/lower.ts`)",
+  "and C++ kernel (`native/src/`), and its ONNX export (`runtime/export/onnx.ts`). Then regenerate",
+  "this page (`npx sdc primitives --markdown > docs/primitives.md`) and test the new primitive",
+  "against PyTorch (a committed fixture) or finite differences, on both engines.",
 ];
 
 /** docs/primitives.md. */

@@ -134,6 +134,14 @@ export function hits(f: A.SourceFile): Hit[] {
       case "list":
         e.items.forEach(expr);
         break;
+      case "index":
+        expr(e.target);
+        expr(e.index);
+        break;
+      case "method":
+        expr(e.target);
+        e.args.forEach(expr);
+        break;
       case "shape":
         e.dims.forEach(expr);
         break;
@@ -161,7 +169,8 @@ export function hits(f: A.SourceFile): Hit[] {
         expr(s.cond);
         stmts(s.then);
         stmts(s.else ?? []);
-      } else s.values.forEach(expr);
+      } else if (s.kind === "method") expr(s.call);
+      else s.values.forEach(expr);
     }
   };
   const params = (ps: A.ParamDecl[], owner: A.BlockDecl | A.SpecDecl) =>

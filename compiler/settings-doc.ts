@@ -47,8 +47,9 @@ export function settingsMarkdown(): string {
     "",
     "Every setting of a spec's sections (`data { }`, `text { }`, `flow { }`, `train { }`, `task { }`),",
     "as the compiler checks them: its type, its default when the spec leaves it out, and its range or",
-    "values (out of range: error SDC702, an unknown name: SDC700). `--set section.key=value` overrides",
-    "any of them on the command line.",
+    "values (out of range: error SDC702, an unknown name: SDC700). A variant sets any of them as",
+    "`variant fast { train.lr_schedule = cosine }`, and `--set section.key=value` on the command line",
+    "(applied after the variant).",
     "",
   ];
   for (const section of ["data", "text", "flow", "train", "task"]) {

@@ -4,12 +4,12 @@
  * concretely, and checks that they fit together.
  */
 import type * as A from "./ast.ts";
-import { Abort, Checker, exprText, suggest, type ValueObserver } from "./check/index.ts";
+import { Abort, Checker, exprText, listParam, suggest, type ValueObserver } from "./check/index.ts";
 import { type Diagnostic, DiagnosticError, diag, fail, type Span } from "./diagnostics.ts";
-import type { DataIR, Density, FlowIR, InputSource, IR, ModuleNode, OptimizerIR, TextIR, TrainIR } from "../ir/ir.ts";
+import type { ArgValue, DataIR, Density, FlowIR, InputSource, IR, ModuleNode, OptimizerIR, ParamValue, TextIR, TrainIR } from "../ir/ir.ts";
 import { DEFAULT_INPUT_SOURCES, INPUT_SOURCES, IR_VERSION } from "../ir/ir.ts";
 import type { Program } from "./program.ts";
-import { type Dim, dimToString, shapeToString, typeName, type Value, valueToString } from "./values.ts";
+import { type Dim, dimToString, listType, shapeToString, typeName, type Value, valueToString } from "./values.ts";
 
 export interface SpecOptions {
   variant?: string;
@@ -89,7 +89,7 @@ export const SECTIONS: Record<string, Record<string, SettingSpec>> = {
     accumulate: { kind: "int", min: 1, max: 1024, doc: "gradient accumulation: each step's batch runs as this many micro-batches, their gradients summed before one optimizer step (the same update, less memory; must divide batch)" },
     keep_checkpoints: { kind: "int", min: 0, doc: "checkpoints to keep: the last N (0 = all)" },
     keep_best: { kind: "bool", doc: "also keep the checkpoint with the lowest validation loss (checkpoints/best)" },
-    precision: { kind: "enum", values: ["fp32", "fp16", "bf16"], doc: "training precision: fp32 (fp16 and bf16 are refused: every engine computes in fp32)" },
+    precision: { kind: "enum", values: ["fp32", "fp16", "bf16"], doc: "training precision: fp32, or bf16 mixed precision (GEMM operands rounded to bf16, fp32 accumulation, as torch.autocast; the static engine on native CPU kernels only); fp16 is refused" },
   },
 };
 
@@ -141,7 +141,7 @@ interface SpecContext {
   diagnostics: Diagnostic[];
   /** the spec's parameters and lets, evaluated */
   values: Map<string, Value>;
-  /** `--set section.key=value` */
+  /** settings set outside their section: the variant's `section.key = value`, then `--set section.key=value` */
   settingSets: Map<string, A.Expr>;
   /** the spec's settings by section and key (`inputs` apart) */
   sections: Map<string, Map<string, A.Setting>>;
@@ -150,7 +150,7 @@ interface SpecContext {
 /** The spec's parameters after the variant and --set: their values and which were overridden. */
 interface SpecParams {
   variant?: A.VariantDecl;
-  overrides: Record<string, number | boolean | string>;
+  overrides: Record<string, ParamValue>;
 }
 
 /** The text encoder as the network sees it: its IR, its outputs (context, pooled) and its module. */
@@ -222,7 +222,7 @@ function specParams(ctx: SpecContext, opts: SpecOptions): SpecParams | undefined
   const variant = opts.variant ? variantOverrides(ctx, opts.variant, paramDecl, overrideExpr) : undefined;
   if (opts.variant && !variant) return undefined;
   setOverrides(ctx, opts.sets ?? [], paramDecl, overrideExpr);
-  const overrides = nameRecord<number | boolean | string>();
+  const overrides = nameRecord<ParamValue>();
   for (const p of spec.params) attempt(ctx, () => evalParam(ctx, p, overrideExpr.get(p.name), overrides));
   for (const l of spec.lets) attempt(ctx, () => values.set(l.name, checker.evalConst(l.value, values)));
   for (const r of spec.requires) {
@@ -245,10 +245,23 @@ function variantOverrides(ctx: SpecContext, name: string, paramDecl: Map<string,
     return undefined;
   }
   for (const o of variant.overrides) {
-    if (!paramDecl.has(o.name)) diagnostics.push(diag("SDC308", o.nameSpan, `variant ${variant.name} sets '${o.name}', which is not a \`param\` of spec ${spec.name}${suggest(o.name, paramDecl.keys())}`));
+    if (o.name.includes(".")) variantSetting(ctx, variant.name, o);
+    else if (!paramDecl.has(o.name)) diagnostics.push(diag("SDC308", o.nameSpan, `variant ${variant.name} sets '${o.name}', which is not a \`param\` of spec ${spec.name}${suggest(o.name, paramDecl.keys())}`));
     else overrideExpr.set(o.name, o.value);
   }
   return variant;
+}
+
+/** A variant's `section.key = value`: the setting as `--set section.key=value` would set it (--set, applied after, wins). */
+function variantSetting(ctx: SpecContext, variant: string, o: A.Override) {
+  const [sec, key] = o.name.split(".", 2);
+  if (settingSpec(sec, key)) ctx.settingSets.set(o.name, o.value);
+  else ctx.diagnostics.push(diag("SDC700", o.nameSpan, `variant ${variant} sets '${o.name}': no setting '${key}' in section '${sec}'${suggest(o.name, allSettingNames())}`));
+}
+
+/** Every `section.key` a spec may set. */
+function allSettingNames(): string[] {
+  return Object.entries(SECTIONS).flatMap(([n, ks]) => Object.keys(ks).map((k) => `${n}.${k}`));
 }
 
 /** `--set name=value` (a parameter) and `--set section.key=value` (a setting). */
@@ -257,7 +270,7 @@ function setOverrides(ctx: SpecContext, sets: { name: string; value: A.Expr }[],
   for (const s of sets) {
     if (s.name.includes(".")) {
       const [sec, key] = s.name.split(".", 2);
-      if (!settingSpec(sec, key)) diagnostics.push(diag("SDC700", s.value.span, `--set ${s.name}: no setting '${key}' in section '${sec}'${suggest(s.name, Object.entries(SECTIONS).flatMap(([n, ks]) => Object.keys(ks).map((k) => `${n}.${k}`)))}`));
+      if (!settingSpec(sec, key)) diagnostics.push(diag("SDC700", s.value.span, `--set ${s.name}: no setting '${key}' in section '${sec}'${suggest(s.name, allSettingNames())}`));
       else ctx.settingSets.set(s.name, s.value);
     } else if (!paramDecl.has(s.name)) diagnostics.push(diag("SDC308", s.value.span, `--set ${s.name}: spec ${spec.name} has no parameter '${s.name}'${suggest(s.name, paramDecl.keys())}; parameters: ${[...paramDecl.keys()].join(", ")}`));
     else overrideExpr.set(s.name, s.value);
@@ -265,14 +278,15 @@ function setOverrides(ctx: SpecContext, sets: { name: string; value: A.Expr }[],
 }
 
 /** One spec parameter: its override or default, of its declared (or default's) type. */
-function evalParam(ctx: SpecContext, p: A.ParamDecl, o: A.Expr | undefined, overrides: Record<string, number | boolean | string>) {
+function evalParam(ctx: SpecContext, p: A.ParamDecl, o: A.Expr | undefined, overrides: Record<string, ParamValue>) {
   const { checker, values } = ctx;
   const expr = o ?? p.default;
   if (!expr) fail("SDC402", p.span, `spec parameter '${p.name}' needs a value: \`param ${p.name} = ...\``);
   let v = checker.evalConst(expr, values);
-  const want = p.type ?? (p.default ? checker.evalConst(p.default, values).t : v.t);
+  const want = p.type ?? (p.default ? (listType(checker.evalConst(p.default, values)) ?? checker.evalConst(p.default, values).t) : (listType(v) ?? v.t));
+  if (want === "int[]" || want === "float[]") v = listParam(want, v, `parameter '${p.name}'`, expr.span);
   if (want === "float" && v.t === "int") v = { t: "float", v: v.v };
-  if (v.t !== want) fail("SDC401", expr.span, `parameter '${p.name}' is ${want}, got ${typeName(v)} ${valueToString(v)}`);
+  if (v.t !== want && listType(v) !== want) fail("SDC401", expr.span, `parameter '${p.name}' is ${want}, got ${typeName(v)} ${valueToString(v)}`);
   values.set(p.name, v);
   if (o) overrides[p.name] = plain(v);
 }
@@ -445,8 +459,8 @@ function trainOptional(s: Settings, train: TrainIR) {
   const prec = s.get("train", "precision");
   if (prec) {
     const p = s.word("train", "precision", "fp32");
-    if (p !== "fp32") fail("SDC702", prec.span, `train.precision ${p} is not supported: sdc trains in fp32 only (the tfjs ops and the static engine's WGSL kernels are fp32); use precision: fp32 or leave it out`);
-    train.precision = "fp32";
+    if (p !== "fp32" && p !== "bf16") fail("SDC702", prec.span, `train.precision ${p} is not supported: sdc trains in fp32, or in bf16 mixed precision on the static engine's native CPU kernels; use precision: fp32 or bf16, or leave it out`);
+    train.precision = p;
   }
 }
 
@@ -694,7 +708,7 @@ function networkOutput(ctx: SpecContext, { net, block }: { net: A.Call; block: A
 interface NetworkPart {
   block: A.BlockDecl;
   fwd: A.Forward;
-  netArgs: Record<string, number | boolean>;
+  netArgs: Record<string, ArgValue>;
   inputs: Value[];
   sources: InputSource[];
   wantOut: Tensor;
@@ -778,20 +792,31 @@ function sameShape(a: Value, b: Value): boolean {
   return a.t === "tensor" && b.t === "tensor" && a.shape.length === b.shape.length && a.shape.every((d, i) => dimToString(d) === dimToString(b.shape[i]));
 }
 
-function plain(v: Value): number | boolean | string {
+function plain(v: Value): ParamValue {
   if (v.t === "int" || v.t === "float" || v.t === "bool") return typeof v.v === "object" ? dimToString(v.v) : v.v;
+  const numbers = numberList(v);
+  if (numbers) return numbers;
   if (v.t === "string" || v.t === "symbol") return v.v;
   return valueToString(v);
 }
 
 /** Named constant arguments of a call in a section (all must be named). */
-function callArgs(checker: Checker, call: A.Call, values: Map<string, Value>): Record<string, number | boolean> {
-  const out = nameRecord<number | boolean>();
+/** A list of known numbers as plain numbers (undefined for anything else). */
+function numberList(v: Value): number[] | undefined {
+  if (v.t !== "list" || v.sym || !listType(v)) return undefined;
+  const out = v.items.map((x) => (x as { v: unknown }).v);
+  return out.every((x): x is number => typeof x === "number") ? out : undefined;
+}
+
+function callArgs(checker: Checker, call: A.Call, values: Map<string, Value>): Record<string, ArgValue> {
+  const out = nameRecord<ArgValue>();
   for (const a of call.args) {
     if (!a.name) fail("SDC401", a.span, `arguments of ${call.callee} here must be named, e.g. \`${call.callee}(width: 256)\``);
     const v = checker.evalConst(a.value, values);
-    if ((v.t !== "int" && v.t !== "float" && v.t !== "bool") || typeof v.v === "object") fail("SDC401", a.value.span, `argument '${a.name}' must be a number or bool, got ${typeName(v)}`);
-    out[a.name] = v.v as number | boolean;
+    const numbers = numberList(v);
+    if (numbers) out[a.name] = numbers;
+    else if ((v.t !== "int" && v.t !== "float" && v.t !== "bool") || typeof v.v === "object") fail("SDC401", a.value.span, `argument '${a.name}' must be a number, a bool or a list of numbers, got ${typeName(v)}`);
+    else out[a.name] = v.v;
   }
   return out;
 }

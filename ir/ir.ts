@@ -7,7 +7,25 @@
 export const IR_VERSION = 1;
 
 /** A parameter's initializer (the compiler's primitives name it, the runtime's ParamStore draws it). */
-export type Init = "torch_linear" | "zeros" | "ones" | "normal_0.02" | "fixed" | "xavier_uniform" | `normal:${number}` | `trunc_normal:${number}`;
+export type Init = "torch_linear" | "zeros" | "ones" | "normal_0.02" | "fixed" | "xavier_uniform" | `normal:${number}` | `trunc_normal:${number}` | `constant:${number}`;
+
+/**
+ * A spec's `parameter(..., init: "...")` as its initializer: "zeros", "ones", "xavier_uniform",
+ * "constant(V)" (V finite), "normal(STD)", "trunc_normal(STD)" (STD > 0, finite). Null when the
+ * string is none of these (the compiler reports it; the runtime refuses it).
+ */
+export function parameterInit(s: string): Init | null {
+  if (s === "zeros" || s === "ones" || s === "xavier_uniform") return s;
+  const m = /^(constant|normal|trunc_normal)\(\s*([-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\s*\)$/.exec(s);
+  const v = m ? Number(m[2]) : NaN;
+  if (!m || !Number.isFinite(v) || (m[1] !== "constant" && !(v > 0))) return null;
+  return `${m[1] as "constant" | "normal" | "trunc_normal"}:${v}`;
+}
+
+/** A block argument in the IR: a number, a bool or a list of numbers (`widths: int[]`). */
+export type ArgValue = number | boolean | number[];
+/** A spec parameter's value in the IR (strings: a symbolic value or a name). */
+export type ParamValue = number | boolean | string | number[];
 
 export interface ParamRecord {
   name: string;
@@ -88,8 +106,8 @@ export interface TrainIR {
   keepCheckpoints?: number;
   /** also keep the checkpoint with the lowest validation loss */
   keepBest?: boolean;
-  /** training precision: only fp32 is supported */
-  precision?: "fp32";
+  /** training precision: fp32, or bf16 mixed precision (GEMM operands rounded to bf16, fp32 accumulation) */
+  precision?: "fp32" | "bf16";
 }
 
 export interface DataIR {
@@ -109,7 +127,7 @@ export type TextIR =
   | {
       kind: "learned";
       block: string;
-      args: Record<string, number | boolean>;
+      args: Record<string, ArgValue>;
       tokens: number;
       vocab: number;
       /** token sequence width and pooled width the encoder produces */
@@ -173,15 +191,15 @@ export interface IR {
     file: string;
     variant: string | null;
     /** final values of the spec's parameters and lets */
-    params: Record<string, number | boolean | string>;
+    params: Record<string, ParamValue>;
     /** what the variant and --set changed */
-    overrides: Record<string, number | boolean | string>;
+    overrides: Record<string, ParamValue>;
   };
   /** diffusion (velocity network + text) or classifier (images -> class logits, e.g. the eval judge) */
   task: { kind: "diffusion" | "classifier"; classes: number };
   data: DataIR;
   text: TextIR;
-  network: { block: string; args: Record<string, number | boolean>; inputs: InputSig[]; output: TensorSig };
+  network: { block: string; args: Record<string, ArgValue>; inputs: InputSig[]; output: TensorSig };
   flow: FlowIR;
   train: TrainIR;
   /** state-dict entries: the network's first (reference names), then text_encoder.* */

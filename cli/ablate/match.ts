@@ -16,6 +16,7 @@ import { existsSync } from "node:fs";
 import { compile, formatAll } from "../../compiler/index.ts";
 import { loadProgram } from "../../compiler/program.ts";
 import { findSpec } from "../../compiler/spec.ts";
+import type { IR } from "../../ir/ir.ts";
 import type { UnitInputs, UnitMatch } from "../../runtime/eval/sweep.ts";
 import { InputError, UsageError } from "../errors.ts";
 import { makeFsHost } from "../host.ts";
@@ -133,7 +134,7 @@ export function searchClosest(count: (v: number) => number | null, o: SearchOpti
 type Compilable = Pick<UnitInputs, "spec" | "variant" | "set">;
 
 /** The unit's exact parameter count (`on`: all parameters, or the network's), or its errors. */
-export function compiledCount(u: Compilable, on: UnitMatch["on"]): { count: number; params: Record<string, number | boolean | string> } | { error: string } {
+export function compiledCount(u: Compilable, on: UnitMatch["on"]): { count: number; params: IR["spec"]["params"] } | { error: string } {
   const r = compile(u.spec, makeFsHost(), { variant: u.variant ?? undefined, sets: u.set, specPath: u.spec, generate: false });
   if (!r.ir) return { error: formatAll(r.diagnostics.filter((d) => d.severity === "error"), r.program.sources, false) };
   return { count: on === "network" ? r.ir.stats.networkParams : r.ir.stats.params, params: r.ir.spec.params };

@@ -19,7 +19,7 @@ import { checkOutputDir, writeFileAtomic } from "../../runtime/io/atomic.ts";
 import { CheckpointError, type HostTensors, pruneCheckpoints, readCheckpoint, resolveCheckpoint, saveCheckpoint, writeLatest } from "../../runtime/train/checkpoint.ts";
 import type { LrScheduleName } from "../../runtime/train/lr-schedule.ts";
 import { TRAIN_OPTIONAL_DEFAULTS } from "../../compiler/spec.ts";
-import type { EngineName, TrainEngine } from "../../runtime/engines/engine.ts";
+import type { EngineName, EngineOptions, TrainEngine } from "../../runtime/engines/engine.ts";
 import { createEngine } from "../../runtime/engines/select.ts";
 import { buildModel, drawBatch, makeValidationSet, TrainingStopped } from "../../runtime/train/trainer.ts";
 import type { ModelBundle, StepResult, ValidationSet } from "../../runtime/bundle.ts";
@@ -29,43 +29,18 @@ import { type PretrainedTextOptions, PretrainedPromptEncoder, textEncoderOverrid
 import { EXIT, InputError, UsageError } from "../errors.ts";
 import { loadCompiled } from "../generated.ts";
 import { Progress } from "../progress.ts";
-import { CONFIG_FILE, cleanRunFolder, newestRun, readValLosses, readRunConfig, resolveSettings, type RunSettings, runDirOf, truncateMetrics, writeRunConfig } from "../run-config.ts";
+import { cleanRunFolder, readValLosses, type ResolvedRun, type ResumePoint, resolveRun, type RunRequest, type RunSettings, truncateMetrics, writeRunConfig } from "../run-config.ts";
 import { SDC_VERSION } from "../version.ts";
 import { watchInterrupts, yieldToEventLoop } from "../signals.ts";
 
-export interface TrainCliOptions {
-  steps?: number;
-  batch?: number;
-  lr?: number;
-  seed?: number;
+/** `sdc train`'s options: the run's request (its settings' flags, --out, --resume; cli/run-config.ts) and how it runs. */
+export interface TrainCliOptions extends RunRequest {
   backend: "auto" | "tensorflow" | "webgpu" | "wasm" | "cpu";
   /** training engine: auto (static on webgpu and on the CPU with the native executor, else tfjs), tfjs, static (runtime/engines/) */
   engine?: EngineName;
-  out?: string;
-  /** a checkpoint or run folder; "latest" or true: the newest run of this package under `runsDir` (and --out) */
-  resume?: string | boolean;
-  /** where `--resume latest` looks for runs (default: output) */
-  runsDir?: string;
-  /** the command line, recorded in config.json */
-  argv?: string[];
-  sampleEvery?: number;
-  checkpointEvery?: number;
-  samples?: number;
-  sampleSteps?: number;
   progress?: boolean;
   /** sd3_pretrained specs: `clip_l=DIR,clip_g=DIR,t5=DIR[,cache=DIR|off]` (overrides the spec's folders and SDC_CLIP_L/SDC_CLIP_G/SDC_T5) */
   textEncoders?: string;
-  /** learning-rate warmup steps (default: the spec's) */
-  warmup?: number;
-  lrSchedule?: LrScheduleName;
-  /** gradient accumulation: micro-batches per step (must divide the batch) */
-  accumulate?: number;
-  /** keep the last N checkpoints (0 = all) */
-  keepCheckpoints?: number;
-  /** also keep the checkpoint with the lowest validation loss */
-  keepBest?: boolean;
-  /** only "fp32" is accepted; anything else is refused with what is supported */
-  precision?: string;
   /** for tests: stop after this many steps as if interrupted */
   interruptAfter?: number;
   log?: (s: string) => void;
@@ -82,11 +57,6 @@ export interface TrainSummary {
 }
 
 const pad = (n: number) => String(n).padStart(6, "0");
-
-/** What a request for another precision than fp32 gets. */
-export function precisionRefusal(what: string): string {
-  return `${what} is not supported: sdc trains in fp32 only (the tfjs ops and the static engine's WGSL kernels are fp32; there is no fp16/bf16 path yet); supported: fp32`;
-}
 
 /** Folder overrides for sd3_pretrained specs: SDC_CLIP_L/SDC_CLIP_G/SDC_T5/SDC_CACHE_DIR, then --text-encoders. */
 export function pretrainedTextOptions(ir: ModelBundle["ir"], arg: string | undefined, log: (s: string) => void): PretrainedTextOptions | undefined {
@@ -108,23 +78,6 @@ async function hostMap(vars: Iterable<[string, tf.Tensor]>, filter: (n: string) 
 }
 
 type Loaded = Awaited<ReturnType<typeof loadCompiled>>;
-type Checkpoint = ReturnType<typeof readCheckpoint>;
-
-/** The checkpoint a run resumes from (found and verified before any work) and its run folder. */
-interface ResumePoint {
-  resumed?: Checkpoint;
-  resumeDir?: string;
-  runDir: string | null;
-}
-
-/** The run's settings: the spec's, then the flags, checked against a resumed run's config.json (run-config.ts). */
-interface Settings {
-  settings: RunSettings;
-  prior: ReturnType<typeof readRunConfig> | null;
-  accumulate: number;
-  schedule: LrScheduleName;
-  out: string;
-}
 
 /** What training runs on: the backend, the datasets, the model and its engine. */
 interface Setup {
@@ -145,7 +98,7 @@ interface Run {
   loaded: Loaded;
   hash: string;
   r: ResumePoint;
-  s: Settings;
+  s: ResolvedRun;
   su: Setup;
   metrics: string;
   valLosses: Map<number, number>;
@@ -156,63 +109,16 @@ interface Run {
   st: { step: number; rng: Rng; sampler: BatchSampler; elapsedBefore: number; lastLoss: number; lastGood: string | null; valLoss: number | null; tensorsAtFirstStep: number; t0: number };
 }
 
-/** `--resume`: find the checkpoint (the newest run of this spec, or the folder given) and check it is of this spec. */
-function findResume(dir: string, o: TrainCliOptions, loaded: Loaded, hash: string): ResumePoint {
-  const { ir } = loaded;
-  if (o.resume === undefined || o.resume === false) return { runDir: null };
-  let resumeDir: string;
-  let runDir: string | null;
-  if (o.resume === true || o.resume === "latest") {
-    const roots = [o.runsDir ?? "output", ...(o.out ? [o.out] : [])];
-    runDir = newestRun(roots, ir.spec.name, hash, irHash);
-    if (!runDir) throw new CheckpointError(`no run of ${ir.spec.name} to resume: no folder under ${roots.join(", ")} has checkpoints/latest of this spec; give the run folder (--resume DIR) or start a run without --resume`);
-    resumeDir = resolveCheckpoint(runDir);
-  } else {
-    resumeDir = resolveCheckpoint(o.resume);
-    runDir = runDirOf(resumeDir);
-  }
-  const resumed = readCheckpoint(resumeDir);
-  if (resumed.state.irHash !== hash) {
-    throw new CheckpointError(`checkpoint ${resumeDir} is from another spec (${resumed.state.spec}, IR ${resumed.state.irHash.slice(0, 12)}) than ${dir} (${ir.spec.name}, IR ${hash.slice(0, 12)})`);
-  }
-  return { resumed, resumeDir, runDir };
-}
-
-/** The settings of the run (a flag that differs from a resumed run's config.json is refused) and its output folder, checked before any work. */
-function trainSettings(o: TrainCliOptions, ir: IR, hash: string, r: ResumePoint, log: (s: string) => void): Settings {
-  const { runDir, resumed } = r;
-  const tcfg = ir.train;
-  const opt = ir.train.optimizer;
-  const prior = runDir ? readRunConfig(runDir, { spec: ir.spec.name, irHash: hash }) : null;
-  if (o.precision !== undefined && o.precision !== "fp32") throw new UsageError(precisionRefusal(`--precision ${o.precision}`));
-  const D = TRAIN_OPTIONAL_DEFAULTS;
-  const specSettings: RunSettings = {
-    steps: tcfg.steps, batch: tcfg.batch, lr: opt.lr, seed: tcfg.seed, sampleEvery: tcfg.sampleEvery, checkpointEvery: tcfg.checkpointEvery, samples: tcfg.samples, sampleSteps: ir.flow.steps,
-    warmup: tcfg.warmup, lrSchedule: tcfg.lrSchedule ?? D.lrSchedule, accumulate: tcfg.accumulate ?? D.accumulate, keepCheckpoints: tcfg.keepCheckpoints ?? D.keepCheckpoints, keepBest: tcfg.keepBest ?? D.keepBest, precision: tcfg.precision ?? D.precision,
-  };
-  const flags = {
-    steps: o.steps, batch: o.batch, lr: o.lr, seed: o.seed, sampleEvery: o.sampleEvery, checkpointEvery: o.checkpointEvery, samples: o.samples, sampleSteps: o.sampleSteps,
-    warmup: o.warmup, lrSchedule: o.lrSchedule, accumulate: o.accumulate, keepCheckpoints: o.keepCheckpoints, keepBest: o.keepBest, precision: o.precision,
-  };
-  const settings = resolveSettings(specSettings, flags, prior, runDir ? join(runDir, CONFIG_FILE) : undefined);
-  const { steps, batch } = settings;
-  const accumulate = settings.accumulate as number;
-  if (batch % accumulate !== 0) throw new UsageError(`--grad-accum ${accumulate} does not divide the batch size ${batch}: each step's batch is split into that many equal micro-batches`);
-  const schedule = settings.lrSchedule as LrScheduleName;
-  if (prior && schedule !== "constant" && prior.settings.steps !== steps) log(`note: the ${schedule} learning-rate schedule now spans ${steps} steps (the run was started for ${prior.settings.steps}); the rate changes from here`);
-  const out = o.out ?? runDir ?? join("output", ir.spec.name);
-  // an output folder that cannot be one (a file, a device, read-only) is refused before any work
-  checkOutputDir(out);
-  if (resumed && resumed.state.step >= steps) throw new InputError(`checkpoint ${r.resumeDir} is already at step ${resumed.state.step}; ask for more --steps (now ${steps})`);
-  return { settings, prior, accumulate, schedule, out };
+/** What the engine trains by: the run's recipe (its optimizer's lr is the run's) and settings. */
+function engineOptions({ recipe, settings }: ResolvedRun["config"]): EngineOptions {
+  const opt = recipe.optimizer;
+  return { lr: opt.lr, clip: recipe.clip, ema: recipe.ema, kind: opt.kind, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weightDecay, warmup: settings.warmup as number, schedule: settings.lrSchedule as LrScheduleName, steps: settings.steps, accumulate: settings.accumulate as number, precision: settings.precision as "fp32" | "bf16" };
 }
 
 /** The backend, the datasets, the model (its parameter count checked against the compiler's) and the engine. */
-async function setUp(dir: string, o: TrainCliOptions, loaded: Loaded, r: ResumePoint, s: Settings, log: (s: string) => void): Promise<Setup> {
+async function setUp(dir: string, o: TrainCliOptions, loaded: Loaded, r: ResumePoint, config: ResolvedRun["config"], log: (s: string) => void): Promise<Setup> {
   const { ir, spec } = loaded;
-  const { settings } = s;
-  const tcfg = ir.train;
-  const opt = ir.train.optimizer;
+  const { settings } = config;
   const backend = await initBackend(o.backend, { log });
   // tfjs-backend-wasm has no conv2d filter gradient: the tfjs engine needs one for conv specs (the UNet)
   if (backend.name === "wasm") registerWasmConvFilterGrad();
@@ -226,7 +132,7 @@ async function setUp(dir: string, o: TrainCliOptions, loaded: Loaded, r: ResumeP
   if (nParams !== ir.stats.params) throw new InputError(`built ${nParams} parameters but the compiler proved ${ir.stats.params}; recompile ${dir}`);
   log(`${ir.spec.name}: ${nParams.toLocaleString("en-US")} parameters (network ${ir.stats.networkParams.toLocaleString("en-US")}, text encoder ${ir.stats.textParams.toLocaleString("en-US")}); ${train.name}: ${train.size} images ${ir.data.height}x${ir.data.width}x${ir.data.channels}`);
   const dims: [number, number, number] = [ir.data.height, ir.data.width, ir.data.channels];
-  const trainer = await createEngine(o.engine ?? "auto", m, { lr: settings.lr, clip: tcfg.clip, ema: tcfg.ema, kind: opt.kind, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weightDecay, warmup: settings.warmup as number, schedule: s.schedule, steps: settings.steps, accumulate: s.accumulate }, settings.batch, dims, log);
+  const trainer = await createEngine(o.engine ?? "auto", m, engineOptions(config), settings.batch, dims, log);
   log(`engine: ${trainer.detail}`);
   return { backend, train, test, m, trainer, dims, nParams };
 }
@@ -252,10 +158,9 @@ async function startState(r: ResumePoint, su: Setup, settings: RunSettings, log:
   return { step, rng, sampler, elapsedBefore: resumed.state.elapsedSeconds };
 }
 
-/** The run folder: samples/, checkpoints/, metrics.jsonl (cut back to the checkpoint on resume), ir.json and config.json. */
-function prepareRunFolder(dir: string, o: TrainCliOptions, loaded: Loaded, hash: string, s: Settings, su: Setup, step: number, resumed: boolean): { metrics: string; valLosses: Map<number, number> } {
-  const { ir } = loaded;
-  const { out, settings, prior } = s;
+/** The run folder: samples/, checkpoints/, metrics.jsonl (cut back to the checkpoint on resume), ir.json and config.json (the resolved run's, with its backend and engine). */
+function prepareRunFolder(loaded: Loaded, s: ResolvedRun, su: Setup, step: number, resumed: boolean): { metrics: string; valLosses: Map<number, number> } {
+  const { out } = s;
   mkdirSync(join(out, "samples"), { recursive: true });
   mkdirSync(join(out, "checkpoints"), { recursive: true });
   cleanRunFolder(out);
@@ -264,13 +169,7 @@ function prepareRunFolder(dir: string, o: TrainCliOptions, loaded: Loaded, hash:
   else truncateMetrics(metrics, step); // the steps after the checkpoint are redone: their lines go
   const valLosses = readValLosses(metrics); // for keep_best
   writeFileAtomic(join(out, "ir.json"), loaded.irText);
-  const now = new Date().toISOString();
-  const command = o.argv ?? ["sdc", "train", dir];
-  writeRunConfig(out, {
-    format: "sdc-run-config", version: 1, package: dir, spec: ir.spec.name, irHash: hash, settings, recipe: { ...ir.train, optimizer: { ...ir.train.optimizer, lr: settings.lr } }, command,
-    versions: { sdc: SDC_VERSION, node: process.version, tfjs: tf.version_core }, seed: settings.seed, backend: su.backend.name, engine: su.trainer.name, created: prior?.created ?? now,
-    history: [...(prior?.history ?? []), { command, fromStep: step, at: now }],
-  });
+  writeRunConfig(out, { ...s.config, backend: su.backend.name, engine: su.trainer.name });
   return { metrics, valLosses };
 }
 
@@ -297,21 +196,21 @@ async function writeCheckpoint(run: Run): Promise<void> {
     text: await hostMap(vars, (n) => n.startsWith("text_encoder.")),
     ema,
     optimizer,
-    state: { format: "sdc-checkpoint", version: 1, spec: loaded.ir.spec.name, irHash: run.hash, step: st.step, seed: s.settings.seed, rng: st.rng.state(), sampler: st.sampler.state(), words: [...m.text.words], optimizerSteps: trainer.stepCount, emaUpdates: trainer.emaUpdates, lastLoss: Number.isFinite(st.lastLoss) ? st.lastLoss : null, elapsedSeconds: st.elapsedBefore + (performance.now() - st.t0) / 1000 },
+    state: { format: "sdc-checkpoint", version: 1, spec: loaded.ir.spec.name, irHash: run.hash, step: st.step, seed: s.config.settings.seed, rng: st.rng.state(), sampler: st.sampler.state(), words: [...m.text.words], optimizerSteps: trainer.stepCount, emaUpdates: trainer.emaUpdates, lastLoss: Number.isFinite(st.lastLoss) ? st.lastLoss : null, elapsedSeconds: st.elapsedBefore + (performance.now() - st.t0) / 1000 },
     irText: loaded.irText,
   });
   writeLatest(join(s.out, "checkpoints"), name);
   st.lastGood = join(s.out, "checkpoints", name);
-  pruneCheckpoints(join(s.out, "checkpoints"), { keep: s.settings.keepCheckpoints as number, keepBest: s.settings.keepBest === true, valLoss: run.valLosses });
+  pruneCheckpoints(join(s.out, "checkpoints"), { keep: s.config.settings.keepCheckpoints as number, keepBest: s.config.settings.keepBest === true, valLoss: run.valLosses });
 }
 
 /** The validation loss and samples/step-N.{png,txt}; returns the validation loss. */
 async function writeSamples(run: Run): Promise<number> {
   const { su, st, s, grid } = run;
   const { trainer, dims } = su;
-  const nSamples = s.settings.samples;
-  const vl = await trainer.validationLoss(run.val, dims, s.settings.batch);
-  const data = await trainer.sample(grid.noise, grid.prompts, dims, { steps: s.settings.sampleSteps });
+  const nSamples = s.config.settings.samples;
+  const vl = await trainer.validationLoss(run.val, dims, s.config.settings.batch);
+  const data = await trainer.sample(grid.noise, grid.prompts, dims, { steps: s.config.settings.sampleSteps });
   const nrow = Math.ceil(Math.sqrt(nSamples));
   // latent samples are drawn through the dataset's decoder, when it has one
   const png = grid.viewer ? encodeGridPng(grid.viewer.decode(data, nSamples), nSamples, ...grid.viewer.dims, { nrow }) : dims[2] === 1 || dims[2] === 3 ? encodeGridPng(data, nSamples, ...dims, { nrow }) : null;
@@ -331,7 +230,7 @@ async function writeSamples(run: Run): Promise<number> {
 async function trainLoop(run: Run): Promise<void> {
   const { o, su, st, s, progress, interrupt } = run;
   const { m, trainer, dims } = su;
-  const { steps, sampleEvery, checkpointEvery } = s.settings;
+  const { steps, sampleEvery, checkpointEvery } = s.config.settings;
   const stopped = () => interrupt.requested;
   const boundary = (n: number) => n >= steps || (sampleEvery > 0 && n % sampleEvery === 0) || (checkpointEvery > 0 && n % checkpointEvery === 0) || (o.interruptAfter !== undefined && n >= o.interruptAfter);
   const pipelined = trainer.name === "static";
@@ -376,7 +275,7 @@ function finishRun(run: Run): number {
   const { m, trainer } = su;
   const seconds = (performance.now() - st.t0) / 1000;
   const summary: TrainSummary = { engine: trainer.name, steps: st.step, lastLoss: st.lastLoss, valLoss: st.valLoss, seconds, stepsPerSecond: (st.step - (r.resumed?.state.step ?? 0)) / seconds, out: s.out };
-  writeFileSync(join(s.out, "summary.json"), JSON.stringify({ ...summary, trainStepsPerSecond: progress.rate, backend: su.backend.name, params: su.nParams, batch: s.settings.batch, tensors: tf.memory().numTensors, tensorsAtFirstStep: st.tensorsAtFirstStep, ...(m.text instanceof PretrainedPromptEncoder ? { textEmbeddings: m.text.stats } : {}) }, null, 2) + "\n");
+  writeFileSync(join(s.out, "summary.json"), JSON.stringify({ ...summary, trainStepsPerSecond: progress.rate, backend: su.backend.name, params: su.nParams, batch: s.config.settings.batch, tensors: tf.memory().numTensors, tensorsAtFirstStep: st.tensorsAtFirstStep, ...(m.text instanceof PretrainedPromptEncoder ? { textEmbeddings: m.text.stats } : {}) }, null, 2) + "\n");
   const stop = interrupt.requested;
   if (stop) log(`interrupted at step ${st.step}; checkpoint ${st.lastGood} (resume with --resume ${s.out})`);
   // the figures of the progress bar's last line: the last step's loss and the training rate
@@ -395,16 +294,16 @@ export async function runTrain(dir: string, o: TrainCliOptions): Promise<number>
   const log = o.log ?? ((s: string) => process.stderr.write(s + "\n"));
   const loaded = await loadCompiled(dir);
   const hash = irHash(loaded.irText);
-  // resume: find and verify the checkpoint first, before any work; its run's config.json gives
-  // the settings (a flag that differs is refused, run-config.ts)
-  const r = findResume(dir, o, loaded, hash);
-  const s = trainSettings(o, loaded.ir, hash, r, log);
-  const su = await setUp(dir, o, loaded, r, s, log);
-  const start = await startState(r, su, s.settings, log);
-  const { metrics, valLosses } = prepareRunFolder(dir, o, loaded, hash, s, su, start.step, r.resumed !== undefined);
-  const progress = new Progress(s.settings.steps, start.step, o.progress !== false && process.stderr.isTTY === true, log);
+  // resume point, settings and output folder, resolved and checked before any work (run-config.ts)
+  const s = resolveRun({ dir, ir: loaded.ir, hash }, o);
+  const r = s.resume;
+  for (const note of s.notes) log(note);
+  const su = await setUp(dir, o, loaded, r, s.config, log);
+  const start = await startState(r, su, s.config.settings, log);
+  const { metrics, valLosses } = prepareRunFolder(loaded, s, su, start.step, r.resumed !== undefined);
+  const progress = new Progress(s.config.settings.steps, start.step, o.progress !== false && process.stderr.isTTY === true, log);
   const val = makeValidationSet(su.test, Math.min(32, su.test.size), 8);
-  const grid = sampleGrid(loaded.ir, su, s.settings.samples, s.settings.seed);
+  const grid = sampleGrid(loaded.ir, su, s.config.settings.samples, s.config.settings.seed);
   // Ctrl-C / SIGTERM: finish this step, write a checkpoint, exit 130 / 143 (cli/signals.ts)
   const interrupt = watchInterrupts({ log: (m) => progress.note(m.replace(/^\n/, "")), then: "finishing this step and writing a checkpoint" });
   const st = { ...start, lastLoss: NaN, lastGood: r.resumeDir ?? null, valLoss: null, tensorsAtFirstStep: -1, t0: performance.now() };

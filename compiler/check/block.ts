@@ -48,11 +48,17 @@ function symbolicParams(ev: Evaluator, block: A.BlockDecl, scope: Scope) {
     if (seen.has(p.name)) report(ev, "SDC301", p.nameSpan, `duplicate parameter '${p.name}' in block ${block.name}`);
     seen.add(p.name);
     const ty = p.type ?? "int";
-    scope.consts.set(p.name, ty === "bool" ? { t: "bool", v: symVar(p.name) } : ty === "float" ? { t: "float", v: symVar(p.name) } : { t: "int", v: symVar(p.name) });
-    if (p.type && !["int", "float", "bool"].includes(p.type)) report(ev, "SDC401", p.span, `unknown parameter type '${p.type}': use int, float or bool`);
+    scope.consts.set(p.name, symbolicParam(p.name, ty));
+    if (p.type && !["int", "float", "bool", "int[]", "float[]"].includes(p.type)) report(ev, "SDC401", p.span, `unknown parameter type '${p.type}': use int, float, bool, int[] or float[]`);
     const dflt = p.default;
     if (dflt) attempt(ev, () => ev.evalExpr(dflt, { ...scope, consts: new Map() }));
   }
+}
+
+/** A parameter of type `ty` as a symbol; a list's items unknown (its elements and length are symbols too). */
+function symbolicParam(name: string, ty: A.ParamType): Value {
+  if (ty === "int[]" || ty === "float[]") return { t: "list", items: [], sym: { name, elem: ty === "int[]" ? "int" : "float" } };
+  return ty === "bool" ? { t: "bool", v: symVar(name) } : ty === "float" ? { t: "float", v: symVar(name) } : { t: "int", v: symVar(name) };
 }
 
 /** Each let a symbol of its value's type (a non-scalar value kept as it is). */

@@ -6,7 +6,7 @@
 import type * as A from "../ast.ts";
 import { fail } from "../diagnostics.ts";
 import { primitive, PRIMITIVES } from "../primitives.ts";
-import { typeName, type Value, valueToString } from "../values.ts";
+import { listType, typeName, type Value, valueToString } from "../values.ts";
 import { labelPath, ownsWeights, recordModule } from "./modules.ts";
 import { callPrimitive } from "./prims.ts";
 import { bindShape, bindSymbolicInputs, checkReturned, symbolicOutputs } from "./shapes.ts";
@@ -28,6 +28,7 @@ export function evalNamedArgs(ev: Evaluator, call: A.Call, scope: Scope): NamedA
 export function evalCall(ev: Evaluator, call: A.Call, scope: Scope): Value {
   const prim = primitive(call.callee);
   const block = ev.blocks.get(call.callee);
+  if (call.callee === "len" && !block) return evalLen(ev, call, scope);
   if (!prim && !block) {
     fail("SDC304", call.calleeSpan, `unknown block or primitive '${call.callee}'${suggest(call.callee, [...Object.keys(PRIMITIVES), ...ev.blocks.keys()])}`);
   }
@@ -35,6 +36,16 @@ export function evalCall(ev: Evaluator, call: A.Call, scope: Scope): Value {
   const named = evalNamedArgs(ev, call, scope);
   if (prim) return callPrimitive(ev, call, prim, positional, named, scope);
   return callBlockFromForward(ev, call, block!, positional, named, scope);
+}
+
+/** `len(xs)`: the length of a list (a symbol for a list-typed block parameter seen symbolically). */
+function evalLen(ev: Evaluator, call: A.Call, scope: Scope): Value {
+  const [arg, extra] = call.args;
+  if (!arg || arg.name || extra) fail("SDC400", call.span, "len takes one list: `len(widths)`");
+  if (call.label) fail("SDC406", call.label.span, "len(...) has no parameters, so it takes no name");
+  const v = ev.evalExpr(arg.value, scope);
+  if (v.t !== "list") fail("SDC401", arg.value.span, `len needs a list, got ${typeName(v)}`);
+  return { t: "int", v: v.sym ? { op: "len", list: v.sym.name } : v.items.length };
 }
 
 function evalPositional(ev: Evaluator, call: A.Call, scope: Scope): ArgValue[] {
@@ -89,6 +100,7 @@ function paramValue(ev: Evaluator, call: A.Call, block: A.BlockDecl, p: A.ParamD
   else fail("SDC402", call.span, `missing argument '${p.name}' of block ${block.name} (declared at ${p.span.file}:${p.span.start.line})`);
   const want = p.type ?? (p.default ? ev.evalExpr(p.default, inner).t : "int");
   const span = given?.arg.value.span ?? p.span;
+  if (want === "int[]" || want === "float[]") return listParam(want, v, `parameter '${p.name}' of ${block.name}`, span);
   if (want === "float" && v.t === "int") v = { t: "float", v: v.v };
   if (v.t !== want) fail("SDC401", span, `parameter '${p.name}' of ${block.name} is ${want}, got ${typeName(v)} ${valueToString(v)}`);
   if (want === "int" && v.t === "int" && typeof v.v === "number" && !Number.isInteger(v.v)) fail("SDC401", span, `parameter '${p.name}' must be an integer, got ${valueToString(v)}`);
@@ -144,4 +156,12 @@ function symbolicBlockCall(ev: Evaluator, call: A.Call, block: A.BlockDecl, posi
   recordModule(call, scope, { block, args: Object.fromEntries([...consts].filter(([k]) => declared.has(k))) });
   const outs = symbolicOutputs(ev, fwd, inner);
   return outs.length === 1 ? outs[0] : { t: "tuple", items: outs };
+}
+
+/** A value for an `int[]` or `float[]` parameter: a list of numbers of that type (ints widen to floats). */
+export function listParam(want: "int[]" | "float[]", v: Value, what: string, span: A.Node["span"]): Value {
+  const got = listType(v);
+  if (!got || (want === "int[]" && got !== "int[]")) fail("SDC401", span, `${what} is ${want}, got ${typeName(v)} ${valueToString(v)}`);
+  if (want === "int[]" || v.t !== "list" || v.sym) return v;
+  return { t: "list", items: v.items.map((x) => (x.t === "int" ? { t: "float", v: x.v } : x)) };
 }

@@ -6,8 +6,9 @@
 import type * as A from "../ast.ts";
 import { fail } from "../diagnostics.ts";
 import { broadcastShapes } from "../primitives.ts";
-import { type Dim, dimOp, dimToString, shapeToString, type Sym, symVar, typeName, type Value } from "../values.ts";
+import { type ArithOp, type Dim, dimOp, dimToString, shapeToString, type Sym, symVar, typeName, listType, type Value, valueToString } from "../values.ts";
 import { evalCall } from "./calls.ts";
+import { evalMethod, symbolicElement } from "./lists.ts";
 import { joinDeps } from "./deps.ts";
 import { exprText, fmtCount, suggest } from "./text.ts";
 import { Cascade, type Evaluator, MAX_ACTIVATION, type Scope, UNKNOWN } from "./types.ts";
@@ -42,6 +43,8 @@ const EXPRS: { [K in A.Expr["kind"]]: ExprCheck<K> } = {
   binary: evalBinary,
   ternary: evalTernary,
   list: (ev, e, scope) => ({ t: "list", items: e.items.map((x) => ev.evalExpr(x, scope)) }),
+  index: evalIndex,
+  method: (ev, e, scope) => evalMethod(ev, e, scope, false),
   shape: (_ev, e) => fail("SDC401", e.span, "a tensor type is only allowed in a forward signature"),
   call: evalCall,
 };
@@ -129,7 +132,7 @@ function compare(e: A.Binary, l: Value, r: Value): Value {
 /** Elementwise arithmetic with a tensor: shapes broadcast, the result depends on both sides. */
 function tensorArith(ev: Evaluator, e: A.Binary, l: Value, r: Value, scope: Scope): Value {
   const op = e.op;
-  if (op === "%") fail("SDC401", e.span, "'%' is not defined on tensors");
+  if (op === "%" || op === "div") fail("SDC401", e.span, `'${op}' is integer arithmetic, not defined on tensors`);
   const ls = l.t === "tensor" ? l.shape : isNum(l) ? [] : fail("SDC401", e.left.span, `'${op}' needs a number or tensor, got ${typeName(l)}`);
   const rs = r.t === "tensor" ? r.shape : isNum(r) ? [] : fail("SDC401", e.right.span, `'${op}' needs a number or tensor, got ${typeName(r)}`);
   const b = broadcastShapes(ls, rs, scope.symbolic);
@@ -146,12 +149,46 @@ function scalarArith(e: A.Binary, l: Value, r: Value): Value {
   const a = (l as { v: Dim }).v;
   const b = (r as { v: Dim }).v;
   const bothInt = l.t === "int" && r.t === "int";
-  if ((op === "/" || op === "%") && b === 0) fail("SDC603", e.right.span, "division by zero");
+  if (op === "div" || op === "%") integerOperands(e, l, r);
+  if ((op === "/" || op === "div" || op === "%") && b === 0) fail("SDC603", e.right.span, "division by zero");
   if (bothInt && op === "/" && typeof a === "number" && typeof b === "number" && a % b !== 0) {
     fail("SDC502", e.span, `${exprText(e.left)} / ${exprText(e.right)} is not exact: ${a} is not divisible by ${b}`);
   }
-  const v = dimOp(op as "+" | "-" | "*" | "/" | "%", a, b);
+  const v = dimOp(op as ArithOp, a, b);
   if (typeof v === "number" && bothInt && !Number.isSafeInteger(v)) fail("SDC601", e.span, `integer overflow: ${exprText(e)} exceeds 2^53`);
   if (typeof v === "number" && !Number.isFinite(v)) fail("SDC601", e.span, `${exprText(e)} is out of range`);
   return bothInt ? { t: "int", v } : { t: "float", v: v as number | Sym };
+}
+
+/** `div` and `%` take integers: a float operand (even a whole one, `4.0`) is refused where it is. */
+function integerOperands(e: A.Binary, l: Value, r: Value) {
+  const hint = e.op === "div" ? "; for a float quotient use '/'" : "";
+  if (l.t !== "int") fail("SDC401", e.left.span, `'${e.op}' needs integers, got ${typeName(l)} ${valueToString(l)}${hint}`);
+  if (r.t !== "int") fail("SDC401", e.right.span, `'${e.op}' needs integers, got ${typeName(r)} ${valueToString(r)}${hint}`);
+}
+
+/**
+ * `xs[i]`: an element of a list, a negative index counting from the end. A list-typed block
+ * parameter seen symbolically, or a symbolic index, gives the element as a symbol (`widths[i]`).
+ */
+function evalIndex(ev: Evaluator, e: A.IndexExpr, scope: Scope): Value {
+  const list = ev.evalExpr(e.target, scope);
+  if (list.t !== "list") fail("SDC401", e.target.span, `'${e.target.name}' is ${typeName(list)}, not a list: only lists are indexed`);
+  const i = ev.evalExpr(e.index, scope);
+  if (i.t !== "int") fail("SDC401", e.index.span, `a list index must be an integer, got ${typeName(i)} ${valueToString(i)}`);
+  if (typeof i.v === "number" && !list.sym) return listItem(e, list.items, i.v);
+  if (list.sym?.elem === "tensor" || (!list.sym && !listType(list))) {
+    const t = symbolicElement(e.target.name, list);
+    if (!t) fail("SDC401", e.target.span, `the elements of '${e.target.name}' are not all tensors: index it by a constant`);
+    return t;
+  }
+  const elem = list.sym?.elem ?? listType(list)?.slice(0, -2);
+  if (elem !== "int" && elem !== "float") fail("SDC401", e.index.span, `'${e.target.name}' is indexed by ${dimToString(i.v)}, known only when the model is built: index it by a constant`);
+  return { t: elem, v: { op: "at", list: e.target.name, a: i.v } } as Value;
+}
+
+function listItem(e: A.IndexExpr, items: Value[], i: number): Value {
+  const n = items.length;
+  if (i >= n || i < -n) fail("SDC407", e.index.span, `index ${i} is out of range for '${e.target.name}' of length ${n}${n ? ` (indices 0 .. ${n - 1}, or -${n} .. -1 from the end)` : ""}`);
+  return items[i < 0 ? n + i : i];
 }

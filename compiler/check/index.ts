@@ -1,4 +1,5 @@
 /** The static checker (phase 4): see checker.ts for the two modes and the files by concern. */
+export { listParam } from "./calls.ts";
 export { Checker } from "./checker.ts";
 export { type DepNode, flattenDeps, joinDeps } from "./deps.ts";
 export { exprLabel, exprText, fmtCount, joinPath, suggest } from "./text.ts";

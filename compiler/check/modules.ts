@@ -41,6 +41,12 @@ export function ownsWeights(ev: Evaluator, block: A.BlockDecl): boolean {
       case "list":
         e.items.forEach(visit);
         return;
+      case "index":
+        visit(e.index);
+        return;
+      case "method":
+        e.args.forEach(visit);
+        return;
       default:
         return;
     }
@@ -49,6 +55,7 @@ export function ownsWeights(ev: Evaluator, block: A.BlockDecl): boolean {
     for (const st of stmts) {
       if (st.kind === "assign") visit(st.value);
       else if (st.kind === "return") st.values.forEach(visit);
+      else if (st.kind === "method") visit(st.call);
       else if (st.kind === "for") walk(st.body);
       else if (st.kind === "if") {
         walk(st.then);
@@ -95,7 +102,7 @@ export function recordModule(call: A.Call, scope: Scope, what: Built, sharedPath
 /** Built (per loop iteration, under the same guards) on the parameters of another call. */
 function sharedDecl(call: A.Call, scope: Scope, what: Built, path: string): ModuleDecl {
   const inner = scope.loops[scope.loops.length - 1];
-  return { call, field: "", path, loop: inner?.stmt, guards: [...scope.guards], shared: true, ...what };
+  return { call, field: "", path, loops: inner ? [inner.stmt] : [], guards: [...scope.guards], shared: true, ...what };
 }
 
 /** A weight-free block called without `as`: a field of its own, no state-dict path. */
@@ -104,25 +111,41 @@ function anonymousDecl(call: A.Call, scope: Scope, what: Built, a: BlockAnalysis
   const base = `_${call.callee}`;
   let field = base;
   for (let k = 2; a.modules.some((m) => m.field === field); k++) field = `${base}_${k}`;
-  return { call, field, path: "", loop: inner?.stmt, guards: [...scope.guards], anonymous: true, ...what };
+  return { call, field, path: "", loops: inner ? [inner.stmt] : [], guards: [...scope.guards], anonymous: true, ...what };
 }
 
 function labeledDecl(call: A.Call, label: A.Label, scope: Scope, what: Built): ModuleDecl {
-  const idx = label.segments.findIndex((s) => s.index);
-  let loop: A.ForStmt | undefined;
-  if (idx >= 0) {
-    const seg = label.segments[idx];
-    const inner = scope.loops[scope.loops.length - 1];
-    if (idx !== label.segments.length - 1 || seg.index!.kind !== "ident" || !inner || seg.index!.name !== inner.name) {
-      fail("SDC406", seg.span, "an indexed name must end in the innermost loop's variable, e.g. `as blocks[i]`");
-    }
-    loop = inner.stmt;
-  } else if (scope.loops.length) {
-    fail("SDC406", label.span, `inside a \`for\`, name the call by the loop index, e.g. \`as ${label.segments[0].name ?? "blocks"}[${scope.loops[scope.loops.length - 1].name}]\``);
-  }
+  const loops = indexedLoops(label, scope);
   const staticPath = label.segments.filter((s) => !s.index).map((s) => s.name).join(".");
   const field = staticPath.replace(/[^A-Za-z0-9_]/g, "_").replace(/^(\d)/, "_$1");
-  return { call, field, path: staticPath, loop, guards: [...scope.guards], ...what };
+  return { call, field, path: staticPath, loops, guards: [...scope.guards], ...what };
+}
+
+/**
+ * The loops a label's trailing indices name, outermost first: `as blocks[i]` the innermost loop,
+ * `as levels[l][i]` the innermost two (a module array per loop, nested). A call inside a loop
+ * must be indexed by at least the innermost loop's variable.
+ */
+function indexedLoops(label: A.Label, scope: Scope): A.ForStmt[] {
+  const first = label.segments.findIndex((s) => s.index);
+  const innerName = scope.loops[scope.loops.length - 1]?.name;
+  if (first < 0) {
+    if (innerName !== undefined) fail("SDC406", label.span, `inside a \`for\`, name the call by the loop index, e.g. \`as ${label.segments[0].name ?? "blocks"}[${innerName}]\``);
+    return [];
+  }
+  const idx = label.segments.slice(first);
+  if (idx.some((s) => !s.index)) fail("SDC406", idx[0].span, "an indexed name must end in the innermost loop's variable, e.g. `as blocks[i]`");
+  const loops = scope.loops.slice(Math.max(0, scope.loops.length - idx.length));
+  for (let k = 1; k <= idx.length; k++) {
+    const seg = idx[idx.length - k];
+    const loop = scope.loops[scope.loops.length - k];
+    if (seg.index!.kind === "ident" && loop && seg.index!.name === loop.name) continue;
+    if (k === 1) fail("SDC406", seg.span, "an indexed name must end in the innermost loop's variable, e.g. `as blocks[i]`");
+    if (!loop) fail("SDC406", seg.span, `${idx.length} indices name ${idx.length} nested loops, but this call is inside ${scope.loops.length}`);
+    const inner = idx.slice(idx.length - k + 1).map((s) => `[${exprText(s.index!)}]`).join("");
+    fail("SDC406", seg.span, `a nested module array's indices are the enclosing loops' variables, outermost first: here \`[${loop.name}]${inner}\``);
+  }
+  return loops.map((l) => l.stmt);
 }
 
 /** Labels must be unique unless they sit in different branches of one `if`. */

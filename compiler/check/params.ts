@@ -8,7 +8,7 @@ import type { Primitive, WeightSpec } from "../primitives.ts";
 import { dimToString } from "../values.ts";
 import { fmtCount, fmtSpan, freeDimNames, joinPath, suggest } from "./text.ts";
 import type { ParamRecord } from "../../ir/ir.ts";
-import { type Evaluator, MAX_PARAMS, type Scope } from "./types.ts";
+import { CARRIED, type Evaluator, MAX_PARAMS, type Scope } from "./types.ts";
 
 /**
  * Create the parameters of a named primitive call at state-dict path `full` (concrete): each
@@ -54,6 +54,12 @@ function concreteShape(prim: Primitive, span: Span, w: WeightSpec, name: string)
 export function constructorSizes(prim: Primitive, call: A.Call, weights: WeightSpec[], scope: Scope) {
   for (const w of weights) {
     for (const d of w.shape) {
+      // (a dry pass of a loop, without analysis, is finding out which sizes are carried)
+      const carried = scope.analysis && freeDimNames(d).find((n) => n.startsWith(CARRIED));
+      if (carried) {
+        const [name, axis] = carried.slice(CARRIED.length).split(".");
+        fail("SDC504", call.span, `${prim.name}'s parameters would depend on axis ${axis} of '${name}', which each pass of the loop changes from the size the pass before left: the constructor cannot know it; give this layer a size from the block's parameters`);
+      }
       const free = freeDimNames(d).filter((n) => scope.dims.has(n));
       if (free.length) {
         fail("SDC504", call.span, `${prim.name}'s parameters would depend on '${free[0]}', a dimension bound from an input, not a block parameter: declare that axis with a parameter (e.g. \`x: [B, N, in_dim]\`)`);

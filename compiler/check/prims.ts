@@ -5,7 +5,7 @@
 import type * as A from "../ast.ts";
 import { fail, type Span } from "../diagnostics.ts";
 import { type Args, isStateDictName, type PrimArg, type PrimContext, type Primitive, SHARE_ARG, SUFFIX_ARGS, type WeightSpec } from "../primitives.ts";
-import { dimEq, dimOp, dimToString, isSym, typeName, type Value, valueToString } from "../values.ts";
+import { dimEq, dimOp, dimToString, isSym, type Sym, symVar, typeName, type Value, valueToString } from "../values.ts";
 import { type DepNode, joinDeps, NO_DEPS } from "./deps.ts";
 import { labelPath, recordModule } from "./modules.ts";
 import { constructorSizes, createParams, renameWeights, shareWeights } from "./params.ts";
@@ -23,6 +23,8 @@ interface BoundArgs {
 }
 
 export function callPrimitive(ev: Evaluator, call: A.Call, prim: Primitive, positional: ArgValue[], named: NamedArgs, scope: Scope): Value {
+  const only = positional.length + named.size === 1 ? (positional[0] ?? named.get("x")) : undefined;
+  if (prim.scalar && (only?.value.t === "int" || only?.value.t === "float")) return scalarCall(call, prim, prim.scalar, only);
   const bound = bindPositional(call, prim, positional);
   bindNamed(prim, named, bound);
   checkArgs(prim, call, bound);
@@ -39,6 +41,16 @@ export function callPrimitive(ev: Evaluator, call: A.Call, prim: Primitive, posi
   }
   if (ownTag) deps = joinDeps(deps, { tag: ownTag });
   return ev.withDeps(out, deps);
+}
+
+/** sqrt, sin, cos, exp, log of a number: a float now (concrete) or a symbolic one (a block checked on its own). */
+function scalarCall(call: A.Call, prim: Primitive, fn: NonNullable<Primitive["scalar"]>, x: ArgValue): Value {
+  noWeights(call, prim);
+  const v = (x.value as { v: number | Sym }).v;
+  if (typeof v !== "number") return { t: "float", v: symVar(`${fn}(${dimToString(v)})`) };
+  const r = Math[fn](v);
+  if (!Number.isFinite(r)) fail("SDC601", call.span, `${fn}(${v}) is ${Number.isNaN(r) ? "not a number" : r}: out of ${fn}'s domain or range`);
+  return { t: "float", v: r };
 }
 
 function bindPositional(call: A.Call, prim: Primitive, positional: ArgValue[]): BoundArgs {

@@ -10,6 +10,9 @@ export function joinPath(a: string, b: string): string {
 export function freeDimNames(d: Dim): string[] {
   if (typeof d === "number") return [];
   if (d.op === "var") return [d.name];
+  if (d.op === "at") return [d.list, ...freeDimNames(d.a)];
+  if (d.op === "len") return [d.list];
+  if (d.op === "first") return [d.loop, ...freeDimNames(d.from), ...freeDimNames(d.a), ...freeDimNames(d.b)];
   return [...freeDimNames(d.a), ...freeDimNames(d.b)];
 }
 
@@ -24,6 +27,8 @@ export function freeNames(e: A.Expr): Set<string> {
     else if (x.kind === "ternary") [x.cond, x.then, x.else].forEach(walk);
     else if (x.kind === "call") x.args.forEach((a) => walk(a.value));
     else if (x.kind === "list") x.items.forEach(walk);
+    else if (x.kind === "index") [x.target, x.index].forEach(walk);
+    else if (x.kind === "method") [x.target, ...x.args].forEach(walk);
   };
   walk(e);
   return out;
@@ -50,6 +55,10 @@ export function exprText(e: A.Expr): string {
       return `${exprText(e.cond)} ? ${exprText(e.then)} : ${exprText(e.else)}`;
     case "list":
       return `[${e.items.map(exprText).join(", ")}]`;
+    case "index":
+      return `${exprText(e.target)}[${exprText(e.index)}]`;
+    case "method":
+      return `${exprText(e.target)}.${e.method}(${e.args.map(exprText).join(", ")})`;
     case "shape":
       return `${e.dtype === "int32" ? "int32" : ""}[${e.dims.map(exprText).join(", ")}]`;
     case "call":

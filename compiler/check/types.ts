@@ -26,8 +26,8 @@ export interface ModuleDecl {
   field: string;
   /** state-dict path relative to the block, without the loop index (e.g. "transformer_blocks") */
   path: string;
-  /** the loop whose index names this module (`as blocks[i]`) */
-  loop?: A.ForStmt;
+  /** the loops whose indices name this module, outermost first (`as blocks[i]`: one; `as levels[l][i]`: two); [] for one module */
+  loops: A.ForStmt[];
   /** enclosing `if` conditions, with whether the module sits in the else branch */
   guards: { cond: A.Expr; negate: boolean }[];
   prim?: Primitive;
@@ -130,6 +130,12 @@ export interface Evaluator {
   depNode(v: Value): DepNode;
   withDeps(v: Value, deps: DepNode): Value;
 }
+
+/**
+ * Prefix of the symbol for a size a loop carries from one pass to the next (`~x.2`: axis 2 of
+ * `x`) when it depends on the pass before (`x = concat(x, x)`); no spec name can contain `~`.
+ */
+export const CARRIED = "~";
 
 /** Thrown to stop elaborating after the first error inside a concrete block body. */
 export class Abort extends Error {}

@@ -1,7 +1,7 @@
 /** Attention and rotary position embedding. */
 import { type Dim, dimOp, shapeToString, type Value } from "../values.ts";
 import { flt, bool, tensor, num, rank, floatTensor, positive, X } from "./rules.ts";
-import { type Primitive } from "./types.ts";
+import { type PrimContext, type Primitive } from "./types.ts";
 
 export const ATTENTION: Record<string, Primitive> = {
   attention: {
@@ -13,7 +13,7 @@ export const ATTENTION: Record<string, Primitive> = {
       { name: "v", type: "tensor", doc: "values" },
       { name: "heads", type: "int", doc: "number of heads" },
       { name: "causal", type: "bool", default: bool(false), doc: "causal mask: query i attends to keys j <= i + S' - S (the last queries see every key)" },
-      { name: "mask", type: "tensor", optional: true, doc: "key padding mask, float32 [B, S']: 1 = attend, 0 = padding (the scores of padded keys become -1e9: a row with every key masked is the plain average of v, not NaN; combines with causal)" },
+      { name: "mask", type: "tensor", optional: true, doc: "float32, 1 = attend, 0 = not: a key padding mask [B, S'], or a mask per query [B, S, S'] or [1, S, S'] (e.g. neighbourhood_mask); masked scores become -1e9: a row with every key masked is the plain average of v, not NaN; combines with causal" },
       { name: "kv_heads", type: "int", optional: true, doc: "grouped-query attention: k and v have G heads (G divides heads); query head h reads kv head floor(h / (heads / G))" },
       { name: "scale", type: "float", optional: true, doc: "the factor of the scores q k^T (default 1 / sqrt(d), d the head width); e.g. a larger constant for cosine-similarity attention of normalised q and k" },
     ],
@@ -43,14 +43,31 @@ export const ATTENTION: Record<string, Primitive> = {
         const scale = num(a, "scale");
         if (typeof scale === "number" && !(scale > 0 && Number.isFinite(scale))) c.fail("scale", "SDC407", `attention: scale must be a positive number, got ${scale}`);
       }
-      if (a.mask) {
-        const m = tensor(a, "mask");
-        if (m.dtype !== "float32") c.fail("mask", "SDC401", `attention: the mask must be float32 (1 = attend, 0 = padding), got ${m.dtype} ${shapeToString(m.shape)}`);
-        rank(c, "mask", m.shape, 2, "attention's mask [B, S']");
-        c.expectEq("mask", m.shape[0], k.shape[0], "attention: batch of the mask must match k");
-        c.expectEq("mask", m.shape[1], k.shape[1], "attention: length of the mask must match the key length");
-      }
+      if (a.mask) checkMask(c, tensor(a, "mask"), q.shape, k.shape);
       return floatTensor([q.shape[0], q.shape[1], q.shape[2]]);
+    },
+  },
+  neighbourhood_mask: {
+    name: "neighbourhood_mask",
+    doc: "the k x k neighbourhood attention mask of an h x w token grid (tokens row-major), as NATTEN's windows: query (i, j) attends to rows clamp(i - k // 2, 0, h - k) .. + k - 1 and the columns likewise (shifted inside the grid at the borders, always k x k keys); float32 [1, h*w, h*w], 1 = attend, for attention's mask",
+    args: [
+      { name: "h", type: "int", doc: "grid rows" },
+      { name: "w", type: "int", doc: "grid columns" },
+      { name: "kernel", type: "int", doc: "window side k (odd, at most h and w)" },
+    ],
+    runtime: "neighbourhoodMask",
+    example: { h: "H", w: "W", kernel: "7" },
+    infer(a, c) {
+      const [h, w, k] = [num(a, "h"), num(a, "w"), num(a, "kernel")];
+      positive(c, "h", h, "neighbourhood_mask: h");
+      positive(c, "w", w, "neighbourhood_mask: w");
+      positive(c, "kernel", k, "neighbourhood_mask: kernel");
+      if (typeof k === "number" && k % 2 === 0) c.fail("kernel", "SDC407", `neighbourhood_mask: kernel must be odd (a window centred on its query), got ${k}`);
+      for (const [arg, side] of [["h", h], ["w", w]] as const) {
+        if (typeof k === "number" && typeof side === "number" && k > side) c.fail("kernel", "SDC407", `neighbourhood_mask: kernel ${k} is larger than the grid's ${arg} = ${side}`);
+      }
+      const n = dimOp("*", h, w);
+      return floatTensor([1, n, n]);
     },
   },
   rope: {
@@ -93,3 +110,14 @@ export const ATTENTION: Record<string, Primitive> = {
     },
   },
 };
+
+/** attention's mask: float32, [B, S'] (key padding) or [B or 1, S, S'] (per query). */
+function checkMask(c: PrimContext, m: { dtype: string; shape: Dim[] }, q: Dim[], k: Dim[]) {
+  if (m.dtype !== "float32") c.fail("mask", "SDC401", `attention: the mask must be float32 (1 = attend, 0 = not), got ${m.dtype} ${shapeToString(m.shape)}`);
+  if (m.shape.length !== 2 && m.shape.length !== 3) c.fail("mask", "SDC501", `attention's mask needs [B, S'] (key padding) or [B, S, S'] (per query), got rank ${m.shape.length} ${shapeToString(m.shape)}`);
+  if (m.shape.length === 3) {
+    if (m.shape[0] !== 1) c.expectEq("mask", m.shape[0], k[0], "attention: batch of the mask must be 1 or match k");
+    c.expectEq("mask", m.shape[1], q[1], "attention: the mask's rows must match the query length");
+  } else c.expectEq("mask", m.shape[0], k[0], "attention: batch of the mask must match k");
+  c.expectEq("mask", m.shape[m.shape.length - 1], k[1], "attention: length of the mask must match the key length");
+}

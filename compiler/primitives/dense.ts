@@ -1,6 +1,7 @@
 /** Dense layers and learned tensors: linear, embedding, parameter. */
 import { type Dim, shapeToString, type Value } from "../values.ts";
 import { bool, str, tensor, num, flag, last, minRank, floatTensor, positive, X } from "./rules.ts";
+import { parameterInit } from "../../ir/ir.ts";
 import { type Primitive, type WeightSpec, linearInit } from "./types.ts";
 
 export const DENSE: Record<string, Primitive> = {
@@ -44,12 +45,20 @@ export const DENSE: Record<string, Primitive> = {
   },
   parameter: {
     name: "parameter",
-    doc: "a learned tensor of the given shape (e.g. learned positions), N(0, 0.02) init",
-    args: [{ name: "shape", type: "ints", doc: "shape" }],
+    doc: "a learned tensor of the given shape (e.g. learned positions, a learned scale), initialized by `init`",
+    args: [
+      { name: "shape", type: "ints", doc: "shape" },
+      { name: "init", type: "string", optional: true, doc: 'initial values: N(0, 0.02) when left out, or "zeros", "ones", "constant(V)", "normal(STD)", "trunc_normal(STD)" (redrawn outside +-2 STD), "xavier_uniform" (fans from the first two axes, as torch.nn.init)' },
+    ],
     runtime: "Parameter",
-    layer: { ctor: { shape: "shape" }, apply: [] },
+    layer: { ctor: { shape: "shape", init: "init" }, apply: [] },
     example: { shape: "[N, D]" },
     infer: (a) => floatTensor((a.shape as { items: Value[] }).items.map((v) => (v as { v: Dim }).v)),
-    weights: (a) => [{ suffix: null, shape: (a.shape as { items: Value[] }).items.map((v) => (v as { v: Dim }).v), init: "normal_0.02", buffer: false }],
+    weights(a, c) {
+      const init = a.init?.t === "string" ? parameterInit(a.init.v) : "normal_0.02";
+      if (!init) return c.fail("init", "SDC407", `parameter: init must be "zeros", "ones", "constant(V)", "normal(STD)", "trunc_normal(STD)" or "xavier_uniform" with STD > 0 and V finite, got ${JSON.stringify((a.init as { v: string }).v)}`);
+      return [{ suffix: null, shape: (a.shape as { items: Value[] }).items.map((v) => (v as { v: Dim }).v), init, buffer: false }];
+    },
   },
 };
+

@@ -285,8 +285,12 @@ export const SHAPE: Record<string, Primitive> = {
   full: constantPrim("full", "a tensor filled with one value"),
   arange: {
     name: "arange",
-    doc: "0, 1, ..., n - 1 as a float32 [n] tensor",
-    args: [{ name: "n", type: "int", doc: "length" }],
+    doc: "n evenly spaced values start, start + step, ..., start + (n - 1) step as a float32 [n] tensor (0, 1, ..., n - 1 by default; computed in float64, then rounded)",
+    args: [
+      { name: "n", type: "int", doc: "length" },
+      { name: "start", type: "float", optional: true, doc: "the first value (default 0)" },
+      { name: "step", type: "float", optional: true, doc: "the spacing (default 1; may be negative or fractional)" },
+    ],
     runtime: "arange",
     example: { n: "N" },
     infer(a, c) {

@@ -93,6 +93,12 @@ export interface Primitive {
   infer(a: Args, c: PrimContext): Value;
   /** parameter tensors this call creates; none = stateless */
   weights?(a: Args, c: PrimContext): WeightSpec[];
+  /**
+   * On a number (one positional argument, an int or a float), the call is this JavaScript `Math`
+   * function evaluated at compile time (`sqrt(head_dim)`, `log(theta)`): a float, and `Math.NAME`
+   * in the generated code. Elementwise on a tensor otherwise.
+   */
+  scalar?: "sqrt" | "sin" | "cos" | "exp" | "log";
   /** runtime name: a layer class when weights() can be non-empty, else a function in `F` */
   runtime: string;
   /** how the generated code builds the layer (`runtime`), for a primitive with parameters */

@@ -38,6 +38,8 @@ export interface EngineOptions {
   steps?: number;
   /** micro-batches per step, gradients summed (absent: 1); the tfjs engine only */
   accumulate?: number;
+  /** "bf16": mixed precision (GEMM operands rounded to bf16, fp32 accumulation; absent: fp32); the static engine on native CPU kernels only */
+  precision?: "fp32" | "bf16";
 }
 
 export interface TrainEngine {

@@ -13,6 +13,7 @@ import { TfjsEngine } from "./tfjs/engine.ts";
  * spec uses an op the static engine lacks), else tfjs.
  */
 export async function createEngine(which: EngineName, m: ModelBundle, opts: EngineOptions, batch: number, dims: [number, number, number], log: (s: string) => void): Promise<TrainEngine> {
+  if (opts.precision === "bf16") return bf16Engine(which, m, opts, batch, dims);
   if (which === "tfjs") return new TfjsEngine(m, opts);
   const backend = tf.getBackend();
   if (backend !== "webgpu" && backend !== "wasm" && backend !== "cpu") {
@@ -38,5 +39,24 @@ export async function createEngine(which: EngineName, m: ModelBundle, opts: Engi
     if (which === "static") throw new EngineError(e.message);
     log(`static engine unavailable (${e.message}); training with tfjs`);
     return new TfjsEngine(m, opts);
+  }
+}
+
+/**
+ * bf16 mixed precision runs on the static engine's native CPU kernels only (the tfjs ops and the
+ * WGSL kernels are fp32): anything else is refused with the reason, never trained in fp32.
+ */
+async function bf16Engine(which: EngineName, m: ModelBundle, opts: EngineOptions, batch: number, dims: [number, number, number]): Promise<TrainEngine> {
+  const why = "bf16 mixed precision runs on the static engine's native CPU kernels only";
+  const backend = tf.getBackend();
+  if (which === "tfjs") throw new EngineError(`precision bf16 with --engine tfjs: ${why} (the tfjs ops are fp32); use --engine static (or auto) on the wasm or cpu backend, or --precision fp32`);
+  if (backend !== "wasm" && backend !== "cpu") throw new EngineError(`precision bf16 on the ${backend} backend: ${why} (the WGSL kernels are fp32); use --backend wasm or cpu, or --precision fp32`);
+  if ((opts.accumulate ?? 1) > 1) throw new EngineError(`precision bf16 with gradient accumulation (accumulate ${opts.accumulate}): ${why}, which compiles one step for the whole batch; use accumulate 1 or --precision fp32`);
+  if (!nativeAddon().addon) throw new EngineError(`precision bf16: ${why}, and the native executor is not available: ${nativeAddon().why}`);
+  try {
+    return await StaticEngine.create(m, opts, batch, dims);
+  } catch (e) {
+    if (e instanceof UnsupportedOpError) throw new EngineError(`precision bf16: ${why}, and ${e.message.replace(/; train this spec with --engine tfjs$/, "")}; use --precision fp32 (the tfjs engine)`);
+    throw e;
   }
 }

@@ -125,17 +125,19 @@ export function differentiate(g: Graph, loss: Sym): GradResult {
 
 function gemmGrad(g: Graph, a: number, b: number, bias: number | null, L: GemmLayout, dy: Sym, needs: boolean[], push: (id: number, d: Sym) => void): void {
   const [b1, b2] = L.batch;
+  // a bf16 GEMM's gradients are bf16 GEMMs (as autocast's backward of a bf16 matmul)
+  const prec = L.precision ? { precision: L.precision } : {};
   const A = g.node(a);
   const B = g.node(b);
   if (needs[a]) {
     if (!isBijection([b1, b2, L.m, L.k], L.a, sizeOf(A.shape))) throw new GraphError(`gemm gradient: input ${a} is not addressed one-to-one`);
     // dA[m, k] = alpha * sum_n dC[m, n] B[k, n]
-    push(a, g.gemm(dy, g.sym(b), A.shape, { batch: [b1, b2], m: L.m, n: L.k, k: L.n, alpha: L.alpha, a: [L.c[0], L.c[1], L.c[2], L.c[3]], b: [L.b[0], L.b[1], L.b[3], L.b[2]], c: L.a }));
+    push(a, g.gemm(dy, g.sym(b), A.shape, { batch: [b1, b2], m: L.m, n: L.k, k: L.n, alpha: L.alpha, a: [L.c[0], L.c[1], L.c[2], L.c[3]], b: [L.b[0], L.b[1], L.b[3], L.b[2]], c: L.a, ...prec }));
   }
   if (needs[b]) {
     if (!isBijection([b1, b2, L.k, L.n], L.b, sizeOf(B.shape))) throw new GraphError(`gemm gradient: input ${b} is not addressed one-to-one`);
     // dB[k, n] = alpha * sum_m A[m, k] dC[m, n]
-    push(b, g.gemm(g.sym(a), dy, B.shape, { batch: [b1, b2], m: L.k, n: L.n, k: L.m, alpha: L.alpha, a: [L.a[0], L.a[1], L.a[3], L.a[2]], b: [L.c[0], L.c[1], L.c[2], L.c[3]], c: L.b }));
+    push(b, g.gemm(g.sym(a), dy, B.shape, { batch: [b1, b2], m: L.k, n: L.n, k: L.m, alpha: L.alpha, a: [L.a[0], L.a[1], L.a[3], L.a[2]], b: [L.c[0], L.c[1], L.c[2], L.c[3]], c: L.b, ...prec }));
   }
   if (bias !== null && needs[bias]) {
     if (L.c[3] !== 1 || L.batch[0] * L.batch[1] !== 1) throw new GraphError("gemm gradient: a bias needs a plain row-major product");

@@ -7,52 +7,14 @@
  * Every node is float32, row-major and contiguous; a `view` shares its source's storage.
  */
 
+import { GraphError } from "./error.ts";
+import type { EwOp, Expr } from "./ops.ts";
+
+// the elementwise operators are the names of ops.ts's table (one entry each)
+export type { EwOp, Expr } from "./ops.ts";
+export { GraphError } from "./error.ts";
+
 export type Shape = readonly number[];
-
-/** An elementwise expression over a node's inputs (`in`) and constants (`c`). */
-export type Expr = { op: EwOp; args: Expr[] } | { in: number } | { c: number };
-
-/** Elementwise operators, each with a WGSL and a JS form (ops.ts). */
-export type EwOp =
-  | "id"
-  | "add"
-  | "sub"
-  | "mul"
-  | "div"
-  | "neg"
-  | "square"
-  | "sqrt"
-  | "rsqrt"
-  | "exp"
-  | "log"
-  | "abs"
-  | "sin"
-  | "cos"
-  | "sigmoid"
-  | "tanh"
-  | "relu"
-  | "silu"
-  | "gelu_tanh"
-  | "gelu_erf"
-  /** d/dx f(x) * dy, as (x, dy) */
-  | "silu_grad"
-  | "gelu_tanh_grad"
-  | "gelu_erf_grad"
-  | "sigmoid_grad"
-  | "tanh_grad"
-  | "relu_grad"
-  /** sign(x) * dy, as (x, dy): the gradient of abs */
-  | "abs_grad"
-  /** the smaller / larger of (a, b) (ties: a) */
-  | "min"
-  | "max"
-  /** a >= b ? 1 : 0 (no gradient) */
-  | "ge"
-  /** (c, x): c != 0 ? x : 0, and c != 0 ? 0 : x (where(c, a, b) = keep(c, a) + drop(c, b)) */
-  | "keep"
-  | "drop"
-  /** a^b */
-  | "pow";
 
 /** An operand read through a strided window: logical shape, element offset and strides. */
 export interface InputAccess {
@@ -110,12 +72,6 @@ export interface Node {
   readonly tag: string;
 }
 
-export class GraphError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "GraphError";
-  }
-}
 
 /** The spec uses an op the static engine has no kernels for (the tfjs engine can train it). */
 export class UnsupportedOpError extends GraphError {
@@ -202,6 +158,12 @@ export class Graph {
   readonly nodes: Node[] = [];
   /** current tag for new nodes */
   tag = "forward";
+  /**
+   * "bf16": the GEMMs of linear layers and attention made from now on round their operands to
+   * bf16 (fp32 accumulation), as under torch.autocast("cpu", bfloat16); their gradients' GEMMs
+   * inherit it (autodiff.ts). Embeddings and tables (one-hot and RoPE GEMMs) stay fp32.
+   */
+  autocast: "bf16" | null = null;
 
   node(id: number): Node {
     const n = this.nodes[id];
@@ -272,8 +234,13 @@ export class Graph {
     if (kw !== k || w.rank !== 2) throw new GraphError(`linear: input [${x.shape}] does not match weight [${w.shape}]`);
     if (bias && (bias.rank !== 1 || bias.shape[0] !== n)) throw new GraphError(`linear: bias [${bias.shape}] does not match weight [${w.shape}]`);
     const m = x.size / k;
-    const layout: GemmLayout = { batch: [1, 1], m, n, k, alpha: 1, a: [0, 0, k, 1], b: [0, 0, 1, k], c: [0, 0, n, 1] };
+    const layout: GemmLayout = this.autocasts({ batch: [1, 1], m, n, k, alpha: 1, a: [0, 0, k, 1], b: [0, 0, 1, k], c: [0, 0, n, 1] });
     return this.add([...x.shape.slice(0, -1), n], { kind: "gemm", a: x.id, b: w.id, bias: bias?.id ?? null, layout });
+  }
+
+  /** The layout of a GEMM under the graph's autocast: with its precision when autocast is on. */
+  autocasts(layout: GemmLayout): GemmLayout {
+    return this.autocast ? { ...layout, precision: this.autocast } : layout;
   }
 
   gemm(a: Sym, b: Sym, shape: Shape, layout: GemmLayout): Sym {

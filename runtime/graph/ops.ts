@@ -5,7 +5,7 @@
  * test fails when that file is stale). All use the same formulas, so the executors agree to
  * rounding. A new operator is one entry here, its gradient rule included.
  */
-import { type EwOp, type Expr, type Graph, GraphError, type Sym } from "./graph.ts";
+import { GraphError } from "./error.ts";
 
 const C = Math.sqrt(2 / Math.PI);
 const K = 0.044715;
@@ -20,6 +20,14 @@ function erf(x: number): number {
 }
 const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
 
+/** An elementwise expression over a node's inputs (`in`) and constants (`c`). */
+export type Expr = { op: EwOp; args: Expr[] } | { in: number } | { c: number };
+
+/** What a gradient rule builds with: elementwise nodes of the graph being differentiated (graph.ts's Graph, its values S = Sym). */
+export interface EwGraph<S> {
+  ew(op: EwOp, args: (S | number)[]): S;
+}
+
 export interface EwDef {
   arity: number;
   js: (...a: number[]) => number;
@@ -31,35 +39,37 @@ export interface EwDef {
    * each operand's gradient with `at(i, d)` (ignored for a constant operand). None for the
    * operators only backward passes use (their uses are never differentiated).
    */
-  grad?: (d: GradArgs) => void;
+  grad?: <S extends object>(d: GradArgs<S>) => void;
 }
 
-/** What a gradient rule sees of one elementwise node. */
-export interface GradArgs {
-  g: Graph;
+/** What a gradient rule sees of one elementwise node (S: the graph's values). */
+export interface GradArgs<S> {
+  g: EwGraph<S>;
   /** the operands: graph values or constants */
-  a: (Sym | number)[];
+  a: (S | number)[];
   /** the node's output */
-  y: Sym;
+  y: S;
   /** the gradient of the output */
-  dy: Sym;
-  at: (i: number, d: Sym) => void;
+  dy: S;
+  at: (i: number, d: S) => void;
 }
 
 /** The rule of a unary operator whose derivative is its own `*_grad` operator of (x, dy). */
-const viaGrad =
-  (op: EwOp) =>
-  ({ g, a, dy, at }: GradArgs): void => {
-    if (typeof a[0] !== "number") at(0, g.ew(op, [a[0], dy]));
-  };
+function viaGrad<S extends object>(op: EwOp, { g, a, dy, at }: GradArgs<S>): void {
+  if (typeof a[0] !== "number") at(0, g.ew(op, [a[0], dy]));
+}
 
 /** minimum and maximum: the gradient goes to a where `pick` (a 0/1 mask) is 1, else to b. */
-function minMaxGrad(g: Graph, dy: Sym, at: GradArgs["at"], pick: Sym): void {
+function minMaxGrad<S extends object>(g: EwGraph<S>, dy: S, at: GradArgs<S>["at"], pick: S): void {
   at(0, g.ew("keep", [pick, dy]));
   at(1, g.ew("drop", [pick, dy]));
 }
 
-export const EW: Record<EwOp, EwDef> = {
+/**
+ * The operators by name; the name's order gives the native instruction codes (ew_ops.inc). A
+ * `*_grad` operator is d/dx f(x) * dy of its operator f, as (x, dy).
+ */
+const EW_TABLE = {
   id: { arity: 1, js: (a) => a, wgsl: (a) => a, c: "a", grad: ({ dy, at }) => at(0, dy) },
   add: {
     arity: 2,
@@ -114,7 +124,7 @@ export const EW: Record<EwOp, EwDef> = {
   },
   exp: { arity: 1, js: Math.exp, wgsl: (a) => `exp(${a})`, c: "sdc_exp(a)", grad: ({ g, y, dy, at }) => at(0, g.ew("mul", [dy, y])) },
   log: { arity: 1, js: Math.log, wgsl: (a) => `log(${a})`, c: "std::log(a)", grad: ({ g, a, dy, at }) => at(0, g.ew("div", [dy, a[0]])) },
-  abs: { arity: 1, js: Math.abs, wgsl: (a) => `abs(${a})`, c: "std::fabs(a)", grad: viaGrad("abs_grad") },
+  abs: { arity: 1, js: Math.abs, wgsl: (a) => `abs(${a})`, c: "std::fabs(a)", grad: (d) => viaGrad("abs_grad", d) },
   sin: {
     arity: 1,
     js: Math.sin,
@@ -133,12 +143,12 @@ export const EW: Record<EwOp, EwDef> = {
       if (typeof a[0] !== "number") at(0, g.ew("neg", [g.ew("mul", [dy, g.ew("sin", [a[0]])])]));
     },
   },
-  sigmoid: { arity: 1, js: sigmoid, wgsl: (a) => `sigm(${a})`, c: "sdc_sigmoid(a)", grad: viaGrad("sigmoid_grad") },
-  tanh: { arity: 1, js: Math.tanh, wgsl: (a) => `tanh_(${a})`, c: "sdc_tanh(a)", grad: viaGrad("tanh_grad") },
-  relu: { arity: 1, js: (a) => Math.max(a, 0), wgsl: (a) => `max(${a}, 0.0)`, c: "(a > 0.0f ? a : 0.0f)", grad: viaGrad("relu_grad") },
-  silu: { arity: 1, js: (a) => a * sigmoid(a), wgsl: (a) => `silu(${a})`, c: "(a * sdc_sigmoid(a))", grad: viaGrad("silu_grad") },
-  gelu_tanh: { arity: 1, js: (x) => 0.5 * x * (1 + Math.tanh(C * (x + K * x * x * x))), wgsl: (a) => `gelu_t(${a})`, c: "sdc_gelu_t(a)", grad: viaGrad("gelu_tanh_grad") },
-  gelu_erf: { arity: 1, js: (x) => 0.5 * x * (1 + erf(x / Math.SQRT2)), wgsl: (a) => `gelu_e(${a})`, c: "sdc_gelu_e(a)", grad: viaGrad("gelu_erf_grad") },
+  sigmoid: { arity: 1, js: sigmoid, wgsl: (a) => `sigm(${a})`, c: "sdc_sigmoid(a)", grad: (d) => viaGrad("sigmoid_grad", d) },
+  tanh: { arity: 1, js: Math.tanh, wgsl: (a) => `tanh_(${a})`, c: "sdc_tanh(a)", grad: (d) => viaGrad("tanh_grad", d) },
+  relu: { arity: 1, js: (a) => Math.max(a, 0), wgsl: (a) => `max(${a}, 0.0)`, c: "(a > 0.0f ? a : 0.0f)", grad: (d) => viaGrad("relu_grad", d) },
+  silu: { arity: 1, js: (a) => a * sigmoid(a), wgsl: (a) => `silu(${a})`, c: "(a * sdc_sigmoid(a))", grad: (d) => viaGrad("silu_grad", d) },
+  gelu_tanh: { arity: 1, js: (x) => 0.5 * x * (1 + Math.tanh(C * (x + K * x * x * x))), wgsl: (a) => `gelu_t(${a})`, c: "sdc_gelu_t(a)", grad: (d) => viaGrad("gelu_tanh_grad", d) },
+  gelu_erf: { arity: 1, js: (x) => 0.5 * x * (1 + erf(x / Math.SQRT2)), wgsl: (a) => `gelu_e(${a})`, c: "sdc_gelu_e(a)", grad: (d) => viaGrad("gelu_erf_grad", d) },
   silu_grad: {
     arity: 2,
     js: (x, dy) => {
@@ -229,7 +239,11 @@ export const EW: Record<EwOp, EwDef> = {
       if (typeof x !== "number") at(0, g.ew("mul", [dy, g.ew("mul", [g.ew("pow", [x, p - 1]), p])]));
     },
   },
-};
+} satisfies Record<string, EwDef>;
+
+/** The elementwise operators: the table's names (a new operator is one entry of EW_TABLE). */
+export type EwOp = keyof typeof EW_TABLE;
+export const EW: Record<EwOp, EwDef> = EW_TABLE;
 
 /** WGSL helper functions the expressions above use (prepended to every elementwise shader). */
 export const WGSL_EW_PRELUDE = /* wgsl */ `

@@ -310,8 +310,9 @@ export const T = {
 
   /**
    * softmax(q k^T * scale + bias) v per head (scale 1 / sqrt(d) unless given), heads read in place from [B, S, H*d] (no
-   * transposes). The key padding mask sets padded keys' scores to -1e9 (scores * mask + (1 - mask)
-   * * -1e9, mask as [B, 1, 1, S']); the causal mask is a constant bias.
+   * transposes). The mask sets masked scores to -1e9 (scores * mask + (1 - mask) * -1e9, a key
+   * padding mask [B, S'] as [B, 1, 1, S'], a mask per query [B or 1, S, S'] as [B or 1, 1, S, S']);
+   * the causal mask is a constant bias.
    * Grouped kv heads (kvHeads G < heads) are broadcast to the H heads first (the gradient sums
    * them back).
    */
@@ -325,7 +326,7 @@ export const T = {
       const expand = (x: Sym) => g.reshape(g.ew("id", [g.reshape(x, [b, sk, kvHeads, 1, d])], [b, sk, kvHeads, heads / kvHeads, d]), [b, sk, dm]);
       [k, v] = [expand(k), expand(v)];
     }
-    let scores = g.gemm(q, k, [b, heads, s, sk], {
+    let scores = g.gemm(q, k, [b, heads, s, sk], g.autocasts({
       batch: [b, heads],
       m: s,
       n: sk,
@@ -334,14 +335,14 @@ export const T = {
       a: [s * dm, d, dm, 1],
       b: [sk * dm, d, 1, dm],
       c: [heads * s * sk, s * sk, sk, 1],
-    }); // [B, H, S, S']
+    })); // [B, H, S, S']
     if (causal) scores = g.ew("add", [scores, g.constant(causalBias(s, sk), [s, sk])]);
     if (mask) {
-      const m = g.reshape(mask, [b, 1, 1, sk]);
+      const m = mask.rank === 3 ? g.reshape(mask, [mask.shape[0], 1, s, sk]) : g.reshape(mask, [b, 1, 1, sk]);
       scores = g.ew("add", [g.ew("mul", [scores, m]), g.ew("mul", [g.ew("sub", [1, m]), MASKED])]);
     }
     const p = g.softmax(scores);
-    return g.gemm(p, v, [b, s, dm], {
+    return g.gemm(p, v, [b, s, dm], g.autocasts({
       batch: [b, heads],
       m: s,
       n: d,
@@ -350,7 +351,7 @@ export const T = {
       a: [heads * s * sk, s * sk, sk, 1],
       b: [sk * dm, d, dm, 1],
       c: [s * dm, d, dm, 1],
-    }); // [B, S, H*d]
+    })); // [B, S, H*d]
   },
 
   /**

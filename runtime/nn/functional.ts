@@ -71,6 +71,25 @@ export function idiv(a: number, b: number): number {
   return a / b;
 }
 
+/** Integer floor division (`a div b` in a spec), as the compiler folded it. */
+export function floordiv(a: number, b: number): number {
+  if (b === 0) throw new ShapeError(`${a} div 0: division by zero`);
+  return Math.floor(a / b);
+}
+
+/** `xs[i]` in a spec: an element of a list, a negative index from the end (the compiler checked the range). */
+export function at<T>(xs: readonly T[], i: number): T {
+  const k = i < 0 ? xs.length + i : i;
+  if (!Number.isInteger(k) || k < 0 || k >= xs.length) throw new ShapeError(`index ${i} is out of range for a list of length ${xs.length}`);
+  return xs[k];
+}
+
+/** `xs.pop()` in a spec: the last element, removed (the compiler checked the list is not empty). */
+export function pop<T>(xs: T[]): T {
+  if (!xs.length) throw new ShapeError("pop() of an empty list");
+  return xs.pop()!;
+}
+
 /** Both operands broadcast to one shape first: tfjs's Maximum/Minimum gradients do not sum a broadcast back. */
 function broadcastPair(a: N, b: N): [T, T] {
   const [ta, tb] = [typeof a === "number" ? tf.scalar(a) : a, typeof b === "number" ? tf.scalar(b) : b];
@@ -112,6 +131,30 @@ function squeezed(x: T, axis: number): number[] {
   const ax = axisOf(x, axis);
   if (x.shape[ax] !== 1) throw new ShapeError(`squeeze: axis ${ax} of [${x.shape}] does not have size 1`);
   return x.shape.filter((_, i) => i !== ax);
+}
+
+/** start + i * step for i < n, in float64, rounded once to float32. */
+function rampValues(n: number, start: number, step: number): Float32Array {
+  return Float32Array.from({ length: n }, (_, i) => start + i * step);
+}
+
+/**
+ * The neighbourhood attention mask of an h x w grid (row-major tokens), NATTEN's windows: along
+ * each axis of length L the window of index i starts at clamp(i - floor(k / 2), 0, L - k) and
+ * has k entries. [h*w, h*w]: row = query, column = key, 1 inside the window.
+ */
+function neighbourhoodTable(h: number, w: number, k: number): Float32Array {
+  if (k > h || k > w || k % 2 === 0) throw new ShapeError(`neighbourhood_mask: kernel ${k} must be odd and at most the grid's sides ${h} x ${w}`);
+  const start = (i: number, len: number) => Math.min(Math.max(i - (k >> 1), 0), len - k);
+  const n = h * w;
+  const m = new Float32Array(n * n);
+  for (let i = 0; i < h; i++) {
+    for (let j = 0; j < w; j++) {
+      const [r0, c0] = [start(i, h), start(j, w)];
+      for (let r = r0; r < r0 + k; r++) m.fill(1, (i * w + j) * n + r * w + c0, (i * w + j) * n + r * w + c0 + k);
+    }
+  }
+  return m;
 }
 
 /** Dropout is active only inside `training` (the tfjs engine's loss): validation and sampling run it as the identity. */
@@ -282,8 +325,13 @@ export const FUNCTIONS = {
   full: record({ traced: tracing, tf: (shape: number[], value: number): T => tf.fill(shape, value, "float32"), graph: (shape: number[], value: number) => G.constant(new Float32Array(sizeOfShape(shape)).fill(value), shape) }),
   zeros: record({ traced: tracing, tf: (shape: number[]): T => tf.fill(shape, 0, "float32"), graph: (shape: number[]) => G.constant(new Float32Array(sizeOfShape(shape)), shape) }),
   ones: record({ traced: tracing, tf: (shape: number[]): T => tf.fill(shape, 1, "float32"), graph: (shape: number[]) => G.constant(new Float32Array(sizeOfShape(shape)).fill(1), shape) }),
-  /** 0, 1, ..., n - 1 as float32 [n]. */
-  arange: record({ traced: tracing, tf: (n: number): T => tf.range(0, n, 1, "float32"), graph: (n: number) => G.constant(Float32Array.from({ length: n }, (_, i) => i), [n]) }),
+  /** start, start + step, ..., start + (n - 1) step as float32 [n] (each computed in float64). */
+  arange: record({
+    traced: tracing,
+    prepare: (n: number, start = 0, step = 1): [number, number, number] => [n, start, step],
+    tf: (n: number, start?: number, step?: number): T => tf.tensor1d(rampValues(n, start!, step!), "float32"),
+    graph: (n: number, start: number, step: number) => G.constant(rampValues(n, start, step), [n]),
+  }),
 
   // ---- attention and positions
   /**
@@ -310,7 +358,7 @@ export const FUNCTIONS = {
         let scores = tf.mul(tf.matMul(qh, kh, false, true), scale ?? 1 / Math.sqrt(d)); // [B, H, S, S']
         if (causal) scores = tf.add(scores, tf.tensor2d(causalBias(s, sk), [s, sk]));
         if (mask) {
-          const m = tf.reshape(mask, [b, 1, 1, sk]);
+          const m = mask.rank === 3 ? tf.reshape(mask, [mask.shape[0], 1, s, sk]) : tf.reshape(mask, [b, 1, 1, sk]);
           scores = tf.add(tf.mul(scores, m), tf.mul(tf.sub(1, m), MASKED));
         }
         const o = tf.matMul(tf.softmax(scores, -1), vh); // [B, H, S, d]
@@ -341,6 +389,12 @@ export const FUNCTIONS = {
         return tf.reshape(tf.concat([o0, o1], ax), [b, n, dm]);
       }),
     graph: G.rope,
+  }),
+  /** NATTEN's k x k neighbourhoods of an h x w grid as an attention mask [1, h*w, h*w] (1 = attend). */
+  neighbourhood_mask: record({
+    traced: tracing,
+    tf: (h: number, w: number, k: number): T => tf.tensor3d(neighbourhoodTable(h, w, k), [1, h * w, h * w]),
+    graph: (h: number, w: number, k: number) => G.constant(neighbourhoodTable(h, w, k), [1, h * w, h * w]),
   }),
   /** The position ids of a gh x gw grid: [gh*gw, 2], (row, column) per token, row-major. */
   positions_2d: record({ traced: tracing, tf: (gh: number, gw: number): T => tf.tensor2d(gridPositions(gh, gw), [gh * gw, 2]), graph: (gh: number, gw: number) => G.constant(gridPositions(gh, gw), [gh * gw, 2]) }),
@@ -422,6 +476,7 @@ export const arange = FUNCTIONS.arange.call;
 export const attention = FUNCTIONS.attention.call;
 export const rope = FUNCTIONS.rope.call;
 export const positions2d = FUNCTIONS.positions_2d.call;
+export const neighbourhoodMask = FUNCTIONS.neighbourhood_mask.call;
 export const timestepEmbedding = FUNCTIONS.timestep_embedding.call;
 export const upsampleNearest = FUNCTIONS.upsample_nearest.call;
 export const avgPool = FUNCTIONS.avg_pool.call;

@@ -7,6 +7,7 @@ import * as tf from "@tensorflow/tfjs";
 import * as F from "./functional.ts";
 import { joinName, linearInits, type ParamStore } from "./params.ts";
 import { UnsupportedOpError } from "../graph/graph.ts";
+import { parameterInit } from "../../ir/ir.ts";
 import { activeTrace, isSym, T as G } from "../graph/trace.ts";
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -272,13 +273,17 @@ export class Embedding {
 
 export interface ParameterArgs {
   shape: number[];
+  /** "zeros", "ones", "constant(V)", "normal(STD)", "trunc_normal(STD)", "xavier_uniform"; default N(0, 0.02) */
+  init?: string;
 }
 
 export class Parameter {
   readonly value: tf.Variable;
   constructor(store: ParamStore, path: string, readonly args: ParameterArgs) {
     args.shape.forEach((d, i) => positiveInt("Parameter", `shape[${i}]`, d));
-    this.value = store.param(path, args.shape, "normal_0.02");
+    const init = args.init === undefined ? "normal_0.02" : parameterInit(args.init);
+    if (!init) throw new ArgumentError("Parameter", "init", args.init, '"zeros", "ones", "constant(V)", "normal(STD)", "trunc_normal(STD)" or "xavier_uniform"');
+    this.value = store.param(path, args.shape, init);
   }
   apply(): tf.Tensor {
     if (activeTrace()) return G.param(this.value) as Any;

@@ -88,7 +88,8 @@ export class ParamStore {
         break;
       }
       default:
-        if (init.startsWith("normal:") || init.startsWith("trunc_normal:")) {
+        if (init.startsWith("constant:")) data.fill(Number(init.slice("constant:".length)));
+        else if (init.startsWith("normal:") || init.startsWith("trunc_normal:")) {
           const std = Number(init.slice(init.indexOf(":") + 1));
           const trunc = init.startsWith("trunc");
           for (let i = 0; i < n; i++) {

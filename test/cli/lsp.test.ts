@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { compile, type Diagnostic } from "../../compiler/index.ts";
+import { compile, type Diagnostic, summarizeDiagnostics } from "../../compiler/index.ts";
 import { fsHost } from "../../cli/host.ts";
 import type { SourceHost } from "../../compiler/program.ts";
 import { LspClient, positionOf, uriOf } from "./lsp-client.ts";
@@ -88,6 +88,20 @@ describe("diagnostics", () => {
     // and back: clean again
     lsp.change(uriOf(SD3), ++version, [{ text: sd3 }]);
     expect(await lsp.diagnostics(uriOf(SD3), version)).toEqual([]);
+  });
+
+  it("warnings of one kind after the first 20 are one line, as sdc compile prints them", async () => {
+    // 30 unused spec parameters: 30 SDC310 warnings
+    const path = "specs/lsp-unused.mdl";
+    const text = sd3.replace("param depth = 12", `param depth = 12\n${Array.from({ length: 30 }, (_, k) => `  param unused_${k} = ${k}\n`).join("")}`);
+    const all = compile(path, overlay({ [path]: text }), { generate: false }).diagnostics;
+    expect(all.filter((d) => d.code === "SDC310").length).toBe(30);
+    lsp.open(uriOf(path), text);
+    const got = shown(await lsp.diagnostics(uriOf(path)));
+    expect(got).toEqual(summarizeDiagnostics(all).map(expected));
+    expect(got.filter((d) => d.code === "SDC310").length).toBe(21);
+    expect(got.at(-1)).toMatchObject({ code: "SDC310", message: "... and 10 more SDC310 warnings (the first of them here)" });
+    expect(got.at(-1)!.range).toEqual({ start: positionOf(text, "param unused_20", 6), end: positionOf(text, "param unused_20", 15) });
   });
 
   it("a mistake in the open library: on the library's line, and on the spec's import", async () => {

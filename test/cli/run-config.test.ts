@@ -10,7 +10,8 @@ import { join, resolve } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runTrain } from "../../cli/commands/train.ts";
-import { type RunConfig, resolveSettings, type RunSettings, truncateMetrics } from "../../cli/run-config.ts";
+import { DEFAULT_TRAIN as TRAIN } from "../../compiler/spec.ts";
+import { parseSettingFlags, type RunConfig, resolveSettings, runConfigProblems, type RunSettings, SETTINGS, truncateMetrics } from "../../cli/run-config.ts";
 import { SDC_VERSION } from "../../cli/version.ts";
 import { initBackend } from "../../runtime/backend.ts";
 import { readCheckpoint } from "../../runtime/train/checkpoint.ts";
@@ -46,6 +47,33 @@ describe("resolveSettings", () => {
     [{ sampleSteps: 2 }, { sampleSteps: 3 }, /--sample-steps 3 \(the run has 2\)/],
   ] as const)("resume of %j with %j is refused", (run, flags, msg) => {
     expect(() => resolveSettings(spec, flags, prior(run), "RUN/config.json")).toThrow(msg);
+  });
+});
+
+describe("parseSettingFlags", () => {
+  it("reads each setting's flag by the range config.json allows, naming the flag", () => {
+    expect(parseSettingFlags({ steps: "300", batchSize: "32", lr: "5e-4", gradAccum: "2", lrSchedule: "cosine", keepBest: true, precision: "fp32" })).toEqual({ steps: 300, batch: 32, lr: 5e-4, accumulate: 2, lrSchedule: "cosine", keepBest: true, precision: "fp32" });
+    expect(parseSettingFlags({})).toEqual({});
+    expect(() => parseSettingFlags({ samples: "1025" })).toThrow("--samples must be at most 1,024, got 1,025");
+    expect(() => parseSettingFlags({ batchSize: "0" })).toThrow("--batch-size must be at least 1, got 0");
+    expect(() => parseSettingFlags({ lr: "-1" })).toThrow("--lr must be positive, got -1");
+    expect(() => parseSettingFlags({ warmup: "x" })).toThrow("--warmup must be an integer, got 'x'");
+  });
+
+  it("accepts on the command line exactly what config.json accepts", () => {
+    const config = (settings: RunSettings) => ({ ...prior({}), irHash: "0".repeat(64), seed: settings.seed, recipe: { ...TRAIN, optimizer: { ...TRAIN.optimizer, lr: settings.lr } }, command: ["sdc"], history: [{ command: ["sdc"], fromStep: 0, at: "" }], settings });
+    // a batch the accumulation divides, so that only the range is judged
+    const inRange = (k: string, v: number) => runConfigProblems(config({ ...spec, [k]: v, ...(k === "accumulate" ? { batch: Math.min(Math.max(v, 1), 1 << 16) } : {}) })).length === 0;
+    expect(inRange("steps", 100)).toBe(true);
+    for (const [k, s] of Object.entries(SETTINGS)) {
+      if (!("int" in s)) continue;
+      const attr = s.flag.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+      const [min, max = Number.MAX_SAFE_INTEGER] = s.int;
+      for (const v of [min - 1, min, max, max + 1]) {
+        const flagOk = (() => { try { parseSettingFlags({ [attr]: String(v) }); return true; } catch { return false; } })();
+        expect([k, v, flagOk]).toEqual([k, v, inRange(k, v)]);
+      }
+    }
   });
 });
 

@@ -76,7 +76,7 @@ const rows: [what: string, edit: (c: Config) => void, field: RegExp][] = [
   ["keepCheckpoints -2", (c) => (c.settings.keepCheckpoints = -2), /\/settings\/keepCheckpoints must be >= 0/],
   ["accumulate 3 (does not divide the batch)", (c) => (c.settings.accumulate = 3), /\/settings\/accumulate 3 does not divide \/settings\/batch 4/],
   ["lrSchedule \"bogus\"", (c) => (c.settings.lrSchedule = "bogus"), /\/settings\/lrSchedule must be equal to one of the allowed values \(constant, linear, cosine\), found "bogus"/],
-  ["precision \"fp16\"", (c) => (c.settings.precision = "fp16"), /\/settings\/precision must be equal to constant "fp32", found "fp16"/],
+  ["precision \"fp16\"", (c) => (c.settings.precision = "fp16"), /\/settings\/precision must be equal to one of the allowed values \(fp32, bf16\), found "fp16"/],
   ["keepBest \"yes\"", (c) => (c.settings.keepBest = "yes"), /\/settings\/keepBest must be boolean/],
   ["an unknown setting", (c) => (c.settings.turbo = 1), /\/settings\/turbo is not a known key/],
   ["a __proto__ key in settings", (c) => protoKey(c.settings), /\/settings\/__proto__ is not a known key/],

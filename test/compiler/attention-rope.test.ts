@@ -21,13 +21,19 @@ interface Row {
 
 const rows: Row[] = [
   // attention(mask:)
-  { name: "mask of rank 3", line: "a = attention(c, c, c, heads: 2, mask: c)", at: "c)", after: "mask: ", code: "SDC501", msg: "attention's mask [B, S'] needs a rank-2 tensor, got rank 3 [B, 5, 24]" },
+  { name: "mask of rank 4", line: "a = attention(c, c, c, heads: 2, mask: unsqueeze(c, 1))", at: "unsqueeze", code: "SDC501", msg: "attention's mask needs [B, S'] (key padding) or [B, S, S'] (per query), got rank 4 [B, 1, 5, 24]" },
+  { name: "per-query mask with more keys than k", line: "a = attention(c, c, c, heads: 2, mask: c)", at: "c)", after: "mask: ", code: "SDC500", msg: "attention: length of the mask must match the key length: 24 vs 5" },
+  { name: "per-query mask with more rows than queries", line: "a = attention(c, c, c, heads: 2, mask: neighbourhood_mask(2, 3, 1))", at: "neighbourhood_mask", code: "SDC500", msg: "attention: the mask's rows must match the query length: 6 vs 5" },
+  // neighbourhood_mask
+  { name: "neighbourhood_mask: an even kernel", line: "m = neighbourhood_mask(4, 4, 2)", at: "2)", code: "SDC407", msg: "neighbourhood_mask: kernel must be odd (a window centred on its query), got 2" },
+  { name: "neighbourhood_mask: a kernel wider than the grid", line: "m = neighbourhood_mask(4, 2, 3)", at: "3)", code: "SDC407", msg: "neighbourhood_mask: kernel 3 is larger than the grid's w = 2" },
+  { name: "neighbourhood_mask: a zero side", line: "m = neighbourhood_mask(0, 4, 1)", at: "0,", code: "SDC407", msg: "neighbourhood_mask: h must be a positive integer, got 0" },
   { name: "mask longer than the keys", line: "a = attention(c, c, c, heads: 2, mask: p)", at: "p)", code: "SDC500", msg: "attention: length of the mask must match the key length: 20 vs 5" },
   { name: "mask not a tensor", line: "a = attention(c, c, c, heads: 2, mask: 1.0)", at: "1.0", code: "SDC401", msg: "attention: argument 'mask' must be tensor, got float 1" },
   // attention(scale:)
   { name: "scale zero", line: "a = attention(c, c, c, heads: 2, scale: 0.0)", at: "0.0", code: "SDC407", msg: "attention: scale must be a positive number, got 0" },
   { name: "scale negative", line: "a = attention(c, c, c, heads: 2, scale: -2.0)", at: "-2.0", code: "SDC407", msg: "attention: scale must be a positive number, got -2" },
-  { name: "mask of another batch", line: "a = attention(c, c, c, heads: 2, mask: mean(mean(c, axis: 0), axis: 1))", at: "mean(mean", code: "SDC501", msg: "attention's mask [B, S'] needs a rank-2 tensor, got rank 1 [5]" },
+  { name: "mask of another batch", line: "a = attention(c, c, c, heads: 2, mask: mean(mean(c, axis: 0), axis: 1))", at: "mean(mean", code: "SDC501", msg: "attention's mask needs [B, S'] (key padding) or [B, S, S'] (per query), got rank 1 [5]" },
   // attention(kv_heads:)
   { name: "kv_heads not dividing heads", line: "a = attention(c, linear(c, 12) as k, linear(c, 12) as v, heads: 4, kv_heads: 3)", at: "3)", code: "SDC502", msg: "attention: kv_heads must divide heads: 4 is not divisible by 3" },
   { name: "kv_heads zero", line: "a = attention(c, c, c, heads: 4, kv_heads: 0)", at: "0)", code: "SDC407", msg: "kv_heads must be a positive integer, got 0" },

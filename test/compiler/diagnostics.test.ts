@@ -317,6 +317,12 @@ const specs: Case[] = [
     code: "SDC308", line: 13, col: 19, msg: "variant small sets 'd2', which is not a `param` of spec s",
   },
   {
+    name: "a variant setting an unknown setting, with suggestion",
+    src: lines(net(), spec(undefined, ["  param depth = 2", "  variant small { train.lr_shedule = cosine }"])),
+    opts: { variant: "small" },
+    code: "SDC700", line: 12, col: 19, msg: "variant small sets 'train.lr_shedule': no setting 'lr_shedule' in section 'train' (did you mean 'train.lr_schedule'?)",
+  },
+  {
     name: "--set of an unknown param",
     src: lines(net(), spec(undefined, ["  param depth = 2"])),
     opts: { sets: ["dpeth=3"] },

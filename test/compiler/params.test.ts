@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { compile, summaryTable } from "../../compiler/index.ts";
 import { fsHost } from "../../cli/host.ts";
+import { compileSource, lines, net, spec } from "./helpers.ts";
 import { runCompile } from "../../cli/commands/compile.ts";
 
 type Entry = [name: string, shape: number[]];
@@ -141,6 +142,18 @@ describe("the product spec (specs/sd3.mdl, learned text encoder)", () => {
     expect(r.ir!.stats.networkParams).toBe(count(net));
     expect(r.ir!.stats.textParams).toBe(count(text));
     expect(r.ir!.spec.name).toBe("sd3-tiny");
+  });
+
+  it("a variant sets settings as `section.key = value`; --set, applied after, wins", () => {
+    const src = lines(net(), spec(undefined, ["  param lr = 1e-3", "  train { optimizer: adam(lr: lr), warmup: 10 }", "  variant fast { lr = 2e-3, train.lr_schedule = cosine, train.warmup = 200, flow.shift = 3 }"]));
+    const base = compileSource(src);
+    expect(base.diagnostics).toEqual([]);
+    expect([base.ir!.train.warmup, base.ir!.train.lrSchedule, base.ir!.flow.shift]).toEqual([10, undefined, 1]);
+    const fast = compileSource(src, { variant: "fast" });
+    expect(fast.diagnostics).toEqual([]);
+    expect([fast.ir!.train.optimizer.lr, fast.ir!.train.warmup, fast.ir!.train.lrSchedule, fast.ir!.flow.shift]).toEqual([2e-3, 200, "cosine", 3]);
+    const set = compileSource(src, { variant: "fast", sets: ["train.warmup=50"] });
+    expect([set.ir!.train.warmup, set.ir!.train.lrSchedule]).toEqual([50, "cosine"]);
   });
 });
 

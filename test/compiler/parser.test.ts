@@ -68,7 +68,7 @@ describe("declarations", () => {
         "  network: mmdit(heads: heads, depth: 2)",
         "  flow { steps: 50, sampler: euler; guidance: 4.0 }",
         '  variant small "fewer" { heads = 4, depth = 6 }',
-        "  variant tiny { heads = 2; }",
+        "  variant tiny { heads = 2; train.lr_schedule = cosine }",
         "}",
       ].join("\n"),
     );
@@ -86,9 +86,12 @@ describe("declarations", () => {
     expect(s.sections[0].settings.map((x) => `${x.key}=${exprText(x.value)}`)).toEqual(["steps=50", "sampler=euler", "guidance=4.0"]);
     expect(s.variants.map((v) => [v.name, v.doc ?? null, v.overrides.map((o) => `${o.name}=${exprText(o.value)}`)])).toEqual([
       ["small", "fewer", ["heads=4", "depth=6"]],
-      ["tiny", null, ["heads=2"]],
+      ["tiny", null, ["heads=2", "train.lr_schedule=cosine"]],
     ]);
     expect(s.variants[0].overrides[1].nameSpan.start).toMatchObject({ line: 8, column: 38 });
+    // a setting's name spans section, dot and key
+    expect(s.variants[1].overrides[1].nameSpan.start).toMatchObject({ line: 9, column: 29 });
+    expect(s.variants[1].overrides[1].nameSpan.end).toMatchObject({ line: 9, column: 46 });
   });
 });
 

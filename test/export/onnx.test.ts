@@ -27,7 +27,7 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const ARCHS = ["sd3", "dit", "mmditx", "flux", "unet", "sd3-latent"];
+const ARCHS = ["sd3", "dit", "mmditx", "flux", "unet", "sd3-latent", "hdit"];
 const BATCH = 4;
 
 describe.each(ARCHS)("%s tiny as ONNX", (spec) => {

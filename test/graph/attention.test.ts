@@ -363,6 +363,50 @@ describe("PyTorch fixtures (test/fixtures/rope-attention/make.py)", () => {
   });
 });
 
+describe("neighbourhood attention (neighbourhood_mask as attention's mask [1, S, S'])", () => {
+  it("PyTorch's gather form of NATTEN's na2d (5 x 6 grid, k = 3, 2 heads): output and d/dq, d/dk, d/dv within 1e-4 on tfjs, the interpreter and the native executor", () => {
+    const c = REF.cases.neighbourhood;
+    const [gh, gw] = c.grid;
+    const fn = (a: Record<string, Any>) => F.attention(a.q, a.k, a.v, c.heads, false, F.neighbourhoodMask(gh, gw, c.kernel));
+    const b = build({ params: { q: c.q.shape, k: c.k.shape, v: c.v.shape }, fn }, 1);
+    for (const n of ["q", "k", "v"]) b.params.set(n, Float32Array.from(c[n].values));
+    const g = b.g;
+    const loss = g.sumTo(g.ew("mul", [b.y, g.constant(Float32Array.from(c.w), b.y.shape)]), [1]);
+    const { grads } = differentiate(g, loss);
+    const names = ["q", "k", "v"];
+    const out = g.concat([g.reshape(b.y, [b.y.size]), ...names.map((n) => g.reshape(grads.get(n)!, [grads.get(n)!.size]))], 0);
+    const want = Float32Array.from([...c.y, ...names.flatMap((n) => c[`d${n}`])]);
+    // tfjs: forward and autodiff
+    const ts = names.map((n) => t32(c[n]));
+    const w = tf.tensor(Float32Array.from(c.w), c.q.shape);
+    const y = fn({ q: ts[0], k: ts[1], v: ts[2] }) as tf.Tensor;
+    const tg = tf.grads((q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => tf.sum(tf.mul(fn({ q, k, v }), w)))(ts);
+    expect(relErr(Float32Array.from([...y.dataSync(), ...tg.flatMap((x) => [...x.dataSync()])]), want), "tfjs").toBeLessThan(1e-4);
+    expect(relErr(evaluate(g, b.feeds, b.params)[out.id], want), "interpreter").toBeLessThan(1e-4);
+    fuseGraph(g, [out.id]);
+    expect(relErr(compileGraph({ graph: g, v: out, batch: 1 }, paramArena(b.params)).run(b.feeds), want), "native").toBeLessThan(1e-4);
+  });
+
+  it("the windows are NATTEN's: k x k keys, shifted inside the grid at the borders", () => {
+    const m = F.neighbourhoodMask(4, 5, 3).dataSync();
+    const keys = (i: number, j: number) => [...m.subarray((i * 5 + j) * 20, (i * 5 + j + 1) * 20)].flatMap((x, n) => (x ? [[Math.floor(n / 5), n % 5]] : []));
+    // corner (0, 0): rows 0-2, columns 0-2 (not a 2 x 2 clipped window)
+    expect(keys(0, 0)).toEqual([0, 1, 2].flatMap((r) => [0, 1, 2].map((col) => [r, col])));
+    // interior (2, 2): centred; last column 4 of row 3: rows 1-3, columns 2-4
+    expect(keys(2, 2)).toEqual([1, 2, 3].flatMap((r) => [1, 2, 3].map((col) => [r, col])));
+    expect(keys(3, 4)).toEqual([1, 2, 3].flatMap((r) => [2, 3, 4].map((col) => [r, col])));
+    expect(() => F.neighbourhoodMask(4, 5, 2)).toThrow(/must be odd/);
+  });
+
+  it("a per-query mask [B, S, S'] (neighbourhoods times key padding) is the same on both engines, forward and gradients", () => {
+    const pad = prefixMask(12, [12, 7]);
+    const nb = F.neighbourhoodMask(3, 4, 3).dataSync() as Float32Array;
+    const m = new Float32Array(2 * 12 * 12);
+    for (let b = 0; b < 2; b++) for (let i = 0; i < 12; i++) for (let j = 0; j < 12; j++) m[(b * 12 + i) * 12 + j] = nb[i * 12 + j] * pad[b * 12 + j];
+    compareEngines({ params: { q: [2, 12, 8], k: [2, 12, 8], v: [2, 12, 8] }, data: { m: { shape: [2, 12, 12], values: m } }, fn: (a) => F.attention(a.q, a.k, a.v, 2, false, a.m) });
+  });
+});
+
 describe("rope in the graph", () => {
   it("computes the cos/sin tables once per positions node (q and k of every block share them)", () => {
     const g = new Graph();

@@ -109,10 +109,12 @@ function atEachIsa(body: () => void): void {
 describe("each kernel against the interpreter", () => atEachIsa(() => {
   it.each<[string, (g: Graph, p: Sym[]) => Sym, number[][]]>([
     ["linear: x W^T + b, tile remainders (m 37, n 45)", (g, [x, w, b]) => g.linear(x, w, b), [[37, 20], [45, 20], [45]]],
-    ["linear with K beyond one block (k 300), n beyond one panel (n 600)", (g, [x, w, b]) => g.linear(x, w, b), [[9, 300], [600, 300], [600]]],
+    ["linear with K in three blocks (k 700), n beyond one panel (n 600)", (g, [x, w, b]) => g.linear(x, w, b), [[9, 700], [600, 700], [600]]],
     ["linear with m beyond one block (m 300)", (g, [x, w]) => g.linear(x, w, null), [[300, 16], [33, 16]]],
     ["gemm, both operands plain (x W)", (g, [a, b]) => g.gemm(a, b, [13, 70], { batch: [1, 1], m: 13, n: 70, k: 29, alpha: 1, a: [0, 0, 29, 1], b: [0, 0, 70, 1], c: [0, 0, 70, 1] }), [[13, 29], [29, 70]]],
     ["gemm, A transposed (dy^T x: weight gradients)", (g, [a, b]) => g.gemm(a, b, [24, 40], { batch: [1, 1], m: 24, n: 40, k: 50, alpha: 1, a: [0, 0, 1, 24], b: [0, 0, 40, 1], c: [0, 0, 40, 1] }), [[50, 24], [50, 40]]],
+    ["gemm, A transposed, m beyond one block (300), K in two blocks (k 390)", (g, [a, b]) => g.gemm(a, b, [300, 40], { batch: [1, 1], m: 300, n: 40, k: 390, alpha: 1, a: [0, 0, 1, 300], b: [0, 0, 40, 1], c: [0, 0, 40, 1] }), [[390, 300], [390, 40]]],
+    ["gemm, both plain, K in two blocks (k 390), n beyond one column block (n 530)", (g, [a, b]) => g.gemm(a, b, [13, 530], { batch: [1, 1], m: 13, n: 530, k: 390, alpha: 1, a: [0, 0, 390, 1], b: [0, 0, 530, 1], c: [0, 0, 530, 1] }), [[13, 390], [390, 530]]],
     ["batched strided gemm (attention scores, alpha)", (g, [q, k]) => g.gemm(q, k, [2, 3, 5, 5], attnLayout(2, 3, 5, 4)), [[2, 5, 12], [2, 5, 12]]],
     ["gemm into a strided output (transposed C)", (g, [a, b]) => g.gemm(a, b, [6, 9], { batch: [1, 1], m: 9, n: 6, k: 7, alpha: 2, a: [0, 0, 7, 1], b: [0, 0, 1, 7], c: [0, 0, 1, 9] }), [[9, 7], [6, 7]]],
     ["layer_norm", (g, [x]) => g.layerNorm(x, 1e-6), [[7, 33]]],

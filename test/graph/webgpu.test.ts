@@ -33,12 +33,13 @@ function node(args: string[], env: Record<string, string> = {}, gpu = true) {
 /**
  * The language's architectures and primitives on the WGSL kernels: each spec's step (one kernel
  * at a time) against the CPU interpreter, compiled into a temp dir. The committed DiT, MMDiT-X,
- * Flux and latent specs (tiny variants) and the test specs of the newer primitives and inputs.
+ * Flux, HDiT and latent specs (tiny variants) and the test specs of the newer primitives and inputs.
  */
 const LANGUAGE_SPECS: [string, string[], string][] = [
   ["specs/dit.mdl", ["--variant", "tiny"], "dit-tiny"],
   ["specs/mmditx.mdl", ["--variant", "tiny"], "mmditx-tiny"],
   ["specs/flux.mdl", ["--variant", "tiny"], "flux-tiny"],
+  ["specs/hdit.mdl", ["--variant", "tiny"], "hdit-tiny"],
   ["specs/sd3-latent.mdl", ["--variant", "tiny"], "sd3-latent-tiny"],
   ["test/specs/elementwise.mdl", [], "elementwise"],
   ["test/specs/tensor-ops.mdl", [], "tensor-ops"],
@@ -66,7 +67,7 @@ describe.skipIf(!available)("the language's specs on WebGPU (lavapipe)", () => {
     expect(Math.abs(res.loss - res.lossCpu)).toBeLessThan(1e-5);
   });
 
-  it.each(LANGUAGE_SPECS.slice(0, 3))("%s %j: sdc train on WebGPU tracks the tfjs engine for the same seed", (_, __, name) => {
+  it.each(LANGUAGE_SPECS.slice(0, 4))("%s %j: sdc train on WebGPU tracks the tfjs engine for the same seed", (_, __, name) => {
     const dir = join(gen, name);
     const losses: Record<string, number[]> = {};
     for (const engine of ["tfjs", "static"]) {

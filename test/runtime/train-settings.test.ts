@@ -69,11 +69,12 @@ describe("train settings in the spec", () => {
     const r = compileTiny(["train.lr_schedule=cosine", "train.accumulate=4", "train.keep_checkpoints=3", "train.keep_best=true", "train.precision=fp32"]);
     expect(r.ir?.train).toMatchObject({ lrSchedule: "cosine", accumulate: 4, keepCheckpoints: 3, keepBest: true, precision: "fp32" });
     expect(Object.keys(tiny.ir.train)).not.toContain("lrSchedule");
+    expect(compileTiny(["train.precision=bf16"]).ir?.train.precision).toBe("bf16");
   });
 
   it.each([
-    [["train.precision=fp16"], /train.precision fp16 is not supported: sdc trains in fp32 only/],
-    [["train.precision=bf16"], /train.precision bf16 is not supported/],
+    [["train.precision=fp16"], /train.precision fp16 is not supported: sdc trains in fp32, or in bf16 mixed precision on the static engine's native CPU kernels; use precision: fp32 or bf16/],
+    [["train.precision=int8"], /train.precision must be one of fp32, fp16, bf16/],
     [["train.accumulate=3"], /train.accumulate = 3 does not divide train.batch = 64/],
     [["train.lr_schedule=step"], /train.lr_schedule must be one of constant, linear, cosine/],
     [["train.keep_checkpoints=-1"], /train.keep_checkpoints = -1 is out of range \[0, inf\]/],
@@ -179,11 +180,43 @@ describe("checkpoint retention", () => {
   });
 });
 
-describe("precision requests", () => {
-  it.each(["fp16", "bf16"])("sdc train --precision %s exits 2 and says fp32 is what is supported", (p) => {
-    const r = spawnSync(process.execPath, ["bin/sdc.mjs", "train", GEN, "--precision", p, "--out", join(tmp, "prec")], { encoding: "utf8" });
+describe("precision", () => {
+  it("sdc train --precision fp16 exits 2 and says what is supported", () => {
+    const r = spawnSync(process.execPath, ["bin/sdc.mjs", "train", GEN, "--precision", "fp16", "--out", join(tmp, "prec")], { encoding: "utf8" });
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(new RegExp(`--precision ${p} is not supported: sdc trains in fp32 only.*supported: fp32`));
+    expect(r.stderr).toMatch(/--precision fp16 is not supported: sdc trains in fp32, or in bf16 mixed precision.*supported: fp32, bf16/);
     expect(existsSync(join(tmp, "prec"))).toBe(false);
+  });
+
+  it("bf16 on the tfjs engine is refused with one line (exit 1), before any run folder", () => {
+    const r = spawnSync(process.execPath, ["bin/sdc.mjs", "train", GEN, "--precision", "bf16", "--engine", "tfjs", "--backend", "wasm", "--out", join(tmp, "prec-tfjs")], { encoding: "utf8" });
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim().split("\n").filter((l) => l.startsWith("error:"))).toEqual([expect.stringMatching(/precision bf16 with --engine tfjs: bf16 mixed precision runs on the static engine's native CPU kernels only/)]);
+    expect(r.stderr).not.toMatch(/\bat .*\.ts:\d+/);
+    expect(existsSync(join(tmp, "prec-tfjs", "config.json"))).toBe(false);
+  });
+
+  it("bf16 with gradient accumulation is refused, never trained in fp32", async () => {
+    const m = buildModel(tiny.spec, tiny.ir, 0);
+    const o = tiny.ir.train.optimizer;
+    const opts = { lr: 1e-3, clip: 1, ema: 0, kind: o.kind, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: 0, warmup: 0, accumulate: 4, precision: "bf16" as const };
+    await expect(createEngine("auto", m, opts, 16, [32, 32, 1], () => {})).rejects.toThrow(/precision bf16 with gradient accumulation \(accumulate 4\)/);
+    m.store.dispose();
+  });
+
+  it("a bf16 run names its precision on the engine line and in config.json, and a resume keeps it (another precision is refused)", async () => {
+    const out = join(tmp, "bf16-run");
+    const lines: string[] = [];
+    const base = { batch: 8, backend: "wasm", checkpointEvery: 2, sampleEvery: 0, samples: 4, sampleSteps: 1, progress: false, out } as const;
+    expect(await runTrain(GEN, { ...base, steps: 2, precision: "bf16", log: (l) => lines.push(l) })).toBe(0);
+    expect(lines.join("\n")).toMatch(/engine: static graph on the CPU, native CPU kernels \(.*\): \d+ kernels per step.*, precision bf16 \(mixed: GEMM operands rounded to bf16, fp32 accumulation/);
+    const config = () => JSON.parse(readFileSync(join(out, "config.json"), "utf8")) as { settings: { precision: string } };
+    expect(config().settings.precision).toBe("bf16");
+    await expect(runTrain(GEN, { ...base, steps: 4, precision: "fp32", resume: out, log: () => {} })).rejects.toThrow(/resuming a run with other settings than it was started with: --precision fp32 \(the run has bf16\)/);
+    const resumed: string[] = [];
+    expect(await runTrain(GEN, { ...base, steps: 4, resume: out, log: (l) => resumed.push(l) })).toBe(0);
+    expect(resumed.join("\n")).toMatch(/resumed from .*step-000002/);
+    expect(resumed.join("\n")).toMatch(/engine: .*precision bf16 \(mixed/);
+    expect(config().settings.precision).toBe("bf16");
   });
 });

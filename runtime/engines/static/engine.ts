@@ -18,6 +18,11 @@ import type { FlowBatch, ModelBundle, SampleOpts, StepResult, ValidationSet } fr
 import { EngineError, type EngineOptions, type TrainEngine } from "../engine.ts";
 import { StaticFlowNetwork } from "./sampler.ts";
 
+/** The engine line's words for a precision. */
+function precisionDetail(p: "fp32" | "bf16"): string {
+  return p === "bf16" ? "precision bf16 (mixed: GEMM operands rounded to bf16, fp32 accumulation, weights and optimizer fp32; samples and validation in fp32)" : "precision fp32";
+}
+
 /** What StaticEngine needs of an executor of the step graph (WebGpuStep, NativeStep). */
 export interface StepExecutor {
   lr: number;
@@ -51,7 +56,9 @@ export class StaticEngine implements TrainEngine {
     const onGpu = backend === "webgpu";
     if (!onGpu && !nativeAddon().addon) throw new EngineError(`the static engine on the ${backend} backend needs the native CPU executor: ${nativeAddon().why}`);
     const t0 = performance.now();
-    const sg = buildStepGraph(m, batch, dims, frozenContext(m));
+    const precision = opts.precision ?? "fp32";
+    if (onGpu && precision !== "fp32") throw new EngineError(`precision ${precision} runs on the native CPU kernels only (the WGSL kernels are fp32); use the wasm or cpu backend, or fp32`);
+    const sg = buildStepGraph(m, batch, dims, frozenContext(m), precision);
     const before = liveKernelCount(sg);
     fuse(sg);
     const adam = {
@@ -70,11 +77,11 @@ export class StaticEngine implements TrainEngine {
       const device = (tf.backend() as unknown as { device: unknown }).device;
       const gpu = await WebGpuStep.create(device, sg, adam, kernelOptionsFromEnv());
       e = new StaticEngine(m, opts, sg, gpu, (which) => StaticFlowNetwork.webgpu(m, gpu.device, (name) => gpu.paramBinding(name, which)));
-      e.detail = `static graph: ${gpu.kernels.length + 3} kernels per step (${before} before fusion), ${Math.round(gpu.bytes.activations / 2 ** 20)} MiB of activations`;
+      e.detail = `static graph: ${gpu.kernels.length + 3} kernels per step (${before} before fusion), ${Math.round(gpu.bytes.activations / 2 ** 20)} MiB of activations, ${precisionDetail(precision)}`;
     } else {
       const cpu = new NativeStep(sg, adam);
       e = new StaticEngine(m, opts, sg, cpu, (which) => StaticFlowNetwork.native(m, (name) => cpu.paramPlace(name, which)));
-      e.detail = `static graph on the CPU, ${nativeDetail()}: ${cpu.kernels} kernels per step (${before} before fusion), ${Math.round(cpu.bytes.activations / 2 ** 20)} MiB of activations`;
+      e.detail = `static graph on the CPU, ${nativeDetail()}: ${cpu.kernels} kernels per step (${before} before fusion), ${Math.round(cpu.bytes.activations / 2 ** 20)} MiB of activations, ${precisionDetail(precision)}`;
     }
     await e.upload();
     e.detail += `, built in ${((performance.now() - t0) / 1000).toFixed(1)} s`;

@@ -16,6 +16,9 @@ import type { StepGraph, VelocityGraph } from "../../graph/step-graph.ts";
 import { type DropoutInput, TraceContext, withTrace } from "../../graph/trace.ts";
 import { Rng } from "../../util/rng.ts";
 
+/** The training precision of a step graph: fp32, or bf16 mixed precision (autocast's). */
+export type StepPrecision = "fp32" | "bf16";
+
 /** Names of the store's variables, for the trace. */
 function paramTable(store: ParamStore): Map<object, { name: string; shape: number[] }> {
   const t = new Map<object, { name: string; shape: number[] }>();
@@ -77,9 +80,12 @@ export function buildVelocityGraph(m: Pick<ModelBundle, "store" | "network" | "t
 /**
  * Build the step graph. `context` gives [tokens, width] and the pooled width when the text is
  * external (frozen encoders: the caller feeds their features); a learned encoder is traced.
+ * `precision` "bf16": the GEMMs of linear layers and attention and their gradients round their
+ * operands to bf16 (Graph.autocast); everything else (norms, softmax, loss, optimizer) is fp32.
  */
-export function buildStepGraph(m: Pick<ModelBundle, "store" | "network" | "text" | "ir">, batch: number, dims: [number, number, number], context?: { tokens: number; width: number; pooled: number }): StepGraph {
+export function buildStepGraph(m: Pick<ModelBundle, "store" | "network" | "text" | "ir">, batch: number, dims: [number, number, number], context?: { tokens: number; width: number; pooled: number }, precision: StepPrecision = "fp32"): StepGraph {
   const g = new Graph();
+  g.autocast = precision === "bf16" ? "bf16" : null;
   const tc = new TraceContext(g, paramTable(m.store));
   tc.training = true;
   const [h, w, c] = dims;

@@ -15,7 +15,7 @@ const toTensors = (h: HostTensors) => new Map([...h].map(([k, v]) => [k, tf.tens
 
 export class TfjsEngine implements TrainEngine {
   readonly name = "tfjs";
-  readonly detail = "tfjs (eager ops + autodiff)";
+  readonly detail = "tfjs (eager ops + autodiff), precision fp32";
   readonly t: FlowTrainer;
   constructor(m: ModelBundle, opts: EngineOptions) {
     this.t = new FlowTrainer(m, opts);

@@ -151,37 +151,32 @@ export function gemmKey(L: GemmLayout): string {
 /** Special binding id of the shared split-K scratch buffer (the executor resolves it). */
 export const SCRATCH = -(2 ** 30);
 
+/** What the GEMM kernel's pieces share: the layout, the tiling, the split and the operands' directions. */
+interface GemmShape {
+  L: GemmLayout;
+  tile: GemmTile;
+  split: number;
+  /** A contiguous along k: neighbouring threads load neighbouring k */
+  aK1: boolean;
+  /** B contiguous along n */
+  bN1: boolean;
+  /** loads per thread of one K slice of A, of B */
+  la: number;
+  lb: number;
+}
+
 /**
- * Tiled strided batched GEMM, fully unrolled: each thread owns TM x TN outputs at rows
- * ty + 16 i and columns tx + 16 j (interleaved, so shared-memory reads and global writes are
- * contiguous across a warp). With split > 1, workgroup z also selects a K range and the
- * partial products go to the scratch buffer, summed (with alpha and bias) by a second kernel.
+ * The loads of one K slice starting at `k0`: straight into shared memory (the measured H200
+ * kernels), or into registers ra_e / rb_e that gemmStash then writes to shared memory
+ * (prefetching tilings).
  */
-function gemmKernels(node: Node, tile: GemmTile, split: number): Kernel[] {
-  const op = node.op;
-  if (op.kind !== "gemm") throw new GraphError("not gemm");
-  const L = op.layout;
+function gemmLoads({ L, tile, aK1, bN1, la, lb }: GemmShape, k0: string, into: "shared" | "registers"): string {
   const { bm, bn, bk } = tile;
-  const tm = bm / 16;
-  const tn = bn / 16;
-  const nb = L.batch[0] * L.batch[1];
-  const hasBias = op.bias !== null;
-  const ab = [op.a, op.b];
-  const inputs = hasBias && split === 1 ? [...ab, op.bias!] : ab;
-  const out = `b${inputs.length}`;
-  const aK1 = L.a[3] === 1; // A contiguous along k: neighbouring threads load neighbouring k
-  const bN1 = L.b[3] === 1; // B contiguous along n
-  const kChunk = split > 1 ? Math.ceil(L.k / split / bk) * bk : L.k;
-  const la = (bm * bk) / 256;
-  const lb = (bn * bk) / 256;
-  // loads of one K slice: straight into shared memory (the measured H200 kernels), or into
-  // registers ra_e / rb_e that `stash` then writes to shared memory (prefetching tilings)
-  const loads = (k0: string, into: "shared" | "registers") => {
-    const shared = into === "shared";
-    let f = "";
-    for (let e = 0; e < la; e++) {
-      const r = shared ? "va" : `ra${e}`;
-      f += `    {
+  const shared = into === "shared";
+  let f = "";
+  for (let e = 0; e < la; e++) {
+    const r = shared ? "va" : `ra${e}`;
+    f += `    {
       let idx = lid + ${u(e * 256)};
       let am = ${aK1 ? `idx / ${u(bk)}` : `idx % ${u(bm)}`};
       let ak = ${aK1 ? `idx % ${u(bk)}` : `idx / ${u(bm)}`};
@@ -189,10 +184,10 @@ function gemmKernels(node: Node, tile: GemmTile, split: number): Kernel[] {
       if (m0 + am < ${u(L.m)} && ${k0} + ak < kEnd) { ${r} = b0[aBase + (m0 + am) * ${u(L.a[2])} + (${k0} + ak) * ${u(L.a[3])}]; }
 ${shared ? `      As[ak * ${u(bm)} + am] = va;\n` : ""}    }
 `;
-    }
-    for (let e = 0; e < lb; e++) {
-      const r = shared ? "vb" : `rb${e}`;
-      f += `    {
+  }
+  for (let e = 0; e < lb; e++) {
+    const r = shared ? "vb" : `rb${e}`;
+    f += `    {
       let idx = lid + ${u(e * 256)};
       let bk_ = ${bN1 ? `idx / ${u(bn)}` : `idx % ${u(bk)}`};
       let bn_ = ${bN1 ? `idx % ${u(bn)}` : `idx / ${u(bk)}`};
@@ -200,36 +195,58 @@ ${shared ? `      As[ak * ${u(bm)} + am] = va;\n` : ""}    }
       if (n0 + bn_ < ${u(L.n)} && ${k0} + bk_ < kEnd) { ${r} = b1[bBase + (${k0} + bk_) * ${u(L.b[2])} + (n0 + bn_) * ${u(L.b[3])}]; }
 ${shared ? `      Bs[bk_ * ${u(bn)} + bn_] = vb;\n` : ""}    }
 `;
-    }
-    return f;
-  };
+  }
+  return f;
+}
+
+/**
+ * The K loop's head: without prefetch, load slice k0 and compute; with prefetch (tile.prefetch),
+ * the registers declared, the loads of slice k0 + BK issued before the arithmetic on slice k0,
+ * hiding their latency.
+ */
+function gemmLoopHead(g: GemmShape): string {
+  const { tile, aK1, bN1, la, lb } = g;
+  const { bm, bn, bk } = tile;
+  if (!tile.prefetch) {
+    return `  for (var k0 = kBegin; k0 < kEnd; k0 = k0 + ${u(bk)}) {
+${gemmLoads(g, "k0", "shared")}    workgroupBarrier();
+`;
+  }
   let stash = "";
   for (let e = 0; e < la; e++) stash += `    { let idx = lid + ${u(e * 256)}; As[${aK1 ? `(idx % ${u(bk)}) * ${u(bm)} + idx / ${u(bk)}` : `(idx / ${u(bm)}) * ${u(bm)} + idx % ${u(bm)}`}] = ra${e}; }
 `;
   for (let e = 0; e < lb; e++) stash += `    { let idx = lid + ${u(e * 256)}; Bs[${bN1 ? `(idx / ${u(bn)}) * ${u(bn)} + idx % ${u(bn)}` : `(idx % ${u(bk)}) * ${u(bn)} + idx / ${u(bk)}`}] = rb${e}; }
 `;
-  let regs = "";
-  for (let e = 0; e < la; e++) regs += `  var ra${e} = 0.0;
-`;
-  for (let e = 0; e < lb; e++) regs += `  var rb${e} = 0.0;
-`;
-  // without prefetch: load slice k0, compute; with prefetch (tile.prefetch): the loads of slice
-  // k0 + BK are issued before the arithmetic on slice k0, hiding their latency
-  const loop = tile.prefetch
-    ? `${loads("kBegin", "registers")}  for (var k0 = kBegin; k0 < kEnd; k0 = k0 + ${u(bk)}) {
+  return `${gemmLoads(g, "kBegin", "registers")}  for (var k0 = kBegin; k0 < kEnd; k0 = k0 + ${u(bk)}) {
 ${stash}    workgroupBarrier();
     let kn = k0 + ${u(bk)};
-${loads("kn", "registers")}`
-    : `  for (var k0 = kBegin; k0 < kEnd; k0 = k0 + ${u(bk)}) {
-${loads("k0", "shared")}    workgroupBarrier();
-`;
+${gemmLoads(g, "kn", "registers")}`;
+}
+
+/** The accumulators c{i}_{j} (and, prefetching, the load registers), and the unrolled multiply-adds of one k. */
+function gemmArithmetic({ tile, la, lb }: GemmShape): { decl: string; inner: string } {
+  const { bm, bn } = tile;
+  const tm = bm / 16;
+  const tn = bn / 16;
   let decl = "";
   for (let i = 0; i < tm; i++) for (let j = 0; j < tn; j++) decl += `  var c${i}_${j} = 0.0;\n`;
+  if (tile.prefetch) {
+    for (let e = 0; e < la; e++) decl += `  var ra${e} = 0.0;
+`;
+    for (let e = 0; e < lb; e++) decl += `  var rb${e} = 0.0;
+`;
+  }
   let inner = "";
   for (let i = 0; i < tm; i++) inner += `      let a${i} = As[kk * ${u(bm)} + ty + ${u(16 * i)}];\n`;
   for (let j = 0; j < tn; j++) inner += `      let w${j} = Bs[kk * ${u(bn)} + tx + ${u(16 * j)}];\n`;
   for (let i = 0; i < tm; i++) for (let j = 0; j < tn; j++) inner += `      c${i}_${j} = fma(a${i}, w${j}, c${i}_${j});\n`;
-  // split: partial sums to scratch[(s * batches + b) * M * N + m * N + n]
+  return { decl, inner };
+}
+
+/** The stores of a thread's outputs: alpha and bias applied, or (split) the partial sums to scratch[(s * batches + b) * M * N + m * N + n]. */
+function gemmStore({ L, tile, split }: GemmShape, out: string, hasBias: boolean): string {
+  const tm = tile.bm / 16;
+  const tn = tile.bn / 16;
   const dst = split > 1 ? `${out}[pBase + gm * ${u(L.n)} + gn]` : `${out}[cBase + gm * ${u(L.c[2])} + gn * ${u(L.c[3])}]`;
   const val = (i: number, j: number) => (split > 1 ? `c${i}_${j}` : `c${i}_${j} * f32(${L.alpha})${hasBias ? " + b2[gn]" : ""}`);
   let store = "";
@@ -241,7 +258,17 @@ ${loads("k0", "shared")}    workgroupBarrier();
     for (let j = 0; j < tn; j++) store += `      { let gn = n0 + tx + ${u(16 * j)}; if (gn < ${u(L.n)}) { ${dst} = ${val(i, j)}; } }\n`;
     store += "    }\n  }\n";
   }
-  const code = `${header(inputs.length + 1)}
+  return store;
+}
+
+/** The tiled kernel's WGSL: indices of the workgroup's batch, K range and tile, the K loop, the stores. */
+function gemmCode(g: GemmShape, nInputs: number, hasBias: boolean): string {
+  const { L, tile, split } = g;
+  const { bm, bn, bk } = tile;
+  const nb = L.batch[0] * L.batch[1];
+  const kChunk = split > 1 ? Math.ceil(L.k / split / bk) * bk : L.k;
+  const { decl, inner } = gemmArithmetic(g);
+  return `${header(nInputs + 1)}
 var<workgroup> As: array<f32, ${bm * bk}>;
 var<workgroup> Bs: array<f32, ${bn * bk}>;
 @compute @workgroup_size(256)
@@ -260,18 +287,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let n0 = wid.x * ${u(bn)};
   let ty = lid / 16u;
   let tx = lid % 16u;
-${decl}${tile.prefetch ? regs : ""}${loop}    for (var kk = 0u; kk < ${u(bk)}; kk = kk + 1u) {
+${decl}${gemmLoopHead(g)}    for (var kk = 0u; kk < ${u(bk)}; kk = kk + 1u) {
 ${inner}    }
     workgroupBarrier();
   }
-${store}}
+${gemmStore(g, `b${nInputs}`, hasBias)}}
 `;
-  const groups: [number, number, number] = [Math.ceil(L.n / bn), Math.ceil(L.m / bm), nb * split];
-  if (split === 1) return [{ code, inputs, output: node.id, groups, label: "gemm" }];
-  const total = nb * L.m * L.n;
-  const partial: Kernel = { code, inputs, output: SCRATCH, groups, label: "gemm", scratchFloats: split * total };
-  // reduce: out[c-layout(b, m, n)] = alpha * sum_s scratch[s][b][m][n] (+ bias[n])
-  const rin = hasBias ? [SCRATCH, op.bias!] : [SCRATCH];
+}
+
+/** The split-K reduction: out[c-layout(b, m, n)] = alpha * sum_s scratch[s][b][m][n] (+ bias[n]). */
+function gemmReduceKernel(node: Node, L: GemmLayout, split: number, bias: number | null): Kernel {
+  const total = L.batch[0] * L.batch[1] * L.m * L.n;
+  const rin = bias !== null ? [SCRATCH, bias] : [SCRATCH];
   const ro = `b${rin.length}`;
   let sum = "";
   for (let t = 0; t < split; t++) sum += `${t ? " + " : ""}b0[i + ${u(t * total)}]`;
@@ -282,10 +309,31 @@ ${LINEAR_256}
   let m = (i / ${u(L.n)}) % ${u(L.m)};
   let bz = i / ${u(L.m * L.n)};
   let c = (bz / ${u(L.batch[1])}) * ${u(L.c[0])} + (bz % ${u(L.batch[1])}) * ${u(L.c[1])} + m * ${u(L.c[2])} + n * ${u(L.c[3])};
-  ${ro}[c] = (${sum}) * f32(${L.alpha})${hasBias ? " + b1[n]" : ""};
+  ${ro}[c] = (${sum}) * f32(${L.alpha})${bias !== null ? " + b1[n]" : ""};
 }
 `;
-  return [partial, { code: reduce, inputs: rin, output: node.id, groups: grid(Math.ceil(total / 256)), label: "gemm_reduce" }];
+  return { code: reduce, inputs: rin, output: node.id, groups: grid(Math.ceil(total / 256)), label: "gemm_reduce" };
+}
+
+/**
+ * Tiled strided batched GEMM, fully unrolled: each thread owns TM x TN outputs at rows
+ * ty + 16 i and columns tx + 16 j (interleaved, so shared-memory reads and global writes are
+ * contiguous across a warp). With split > 1, workgroup z also selects a K range and the
+ * partial products go to the scratch buffer, summed (with alpha and bias) by a second kernel.
+ */
+function gemmKernels(node: Node, tile: GemmTile, split: number): Kernel[] {
+  const op = node.op;
+  if (op.kind !== "gemm") throw new GraphError("not gemm");
+  const L = op.layout;
+  const nb = L.batch[0] * L.batch[1];
+  const hasBias = op.bias !== null;
+  const inputs = hasBias && split === 1 ? [op.a, op.b, op.bias!] : [op.a, op.b];
+  const g: GemmShape = { L, tile, split, aK1: L.a[3] === 1, bN1: L.b[3] === 1, la: (tile.bm * tile.bk) / 256, lb: (tile.bn * tile.bk) / 256 };
+  const code = gemmCode(g, inputs.length, hasBias);
+  const groups: [number, number, number] = [Math.ceil(L.n / tile.bn), Math.ceil(L.m / tile.bm), nb * split];
+  if (split === 1) return [{ code, inputs, output: node.id, groups, label: "gemm" }];
+  const partial: Kernel = { code, inputs, output: SCRATCH, groups, label: "gemm", scratchFloats: split * nb * L.m * L.n };
+  return [partial, gemmReduceKernel(node, L, split, op.bias)];
 }
 
 function sumToKernel(g: Graph, node: Node): Kernel {

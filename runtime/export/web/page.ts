@@ -2,13 +2,13 @@
  * The script of the exported page (sdc export --web): sdc's own sampler arithmetic (the noise of
  * runtime/util/rng.ts, the sigmas and time convention of runtime/flow/schedule.ts, the tokenizer
  * and the labels of the training run, classifier-free guidance (with the spec's guidance interval)
- * and Euler/Heun steps exactly as
- * runtime/flow/sampler.ts) around the exported ONNX graph run with TensorFlow.js
- * (interpret.ts), so a seed and a prompt give `sdc sample`'s grid. Bundled by esbuild at export,
- * with `tf` the page's global TensorFlow.js (WebGPU, else WebGL, else wasm, else plain JS).
+ * and the Euler/Heun integrator of runtime/flow/sampler.ts itself) around the exported ONNX graph
+ * run with TensorFlow.js (interpret.ts), so a seed and a prompt give `sdc sample`'s grid. Bundled
+ * by esbuild at export, with `tf` the page's global TensorFlow.js (WebGPU, else WebGL, else wasm,
+ * else plain JS).
  */
 import type * as TF from "@tensorflow/tfjs";
-import { guidanceAt } from "../../flow/sampler.ts";
+import { driveAsync, guidanceAt, guidanceRows, HOST_ARITH, integrateFlow } from "../../flow/sampler.ts";
 import { networkTime, samplingSigmas, velocitySign } from "../../flow/schedule.ts";
 import { gridLayout, toByte } from "../../image/png.ts";
 import { WordTokenizer } from "../../text/words.ts";
@@ -46,12 +46,15 @@ function textFeeds(prompts: string[]): Record<string, { data: Int32Array; dims: 
   return out;
 }
 
-/** As StaticFlowNetwork.sample (runtime/engines/static/sampler.ts), on the page's network. */
+/**
+ * As StaticFlowNetwork.sample (runtime/engines/static/sampler.ts), on the page's network: the
+ * guided rows and the integrator of runtime/flow/sampler.ts on host arrays. `onStep(i)` is
+ * awaited after step i (1-based), before the next slope (the page redraws its progress).
+ */
 async function sample(net: WebNetwork, z: Float32Array, prompts: string[], scale: number, steps: number, sampler: string, onStep: (i: number) => Promise<void>): Promise<Float32Array> {
   const b = prompts.length;
   const per = H * W * C;
-  const both = scale !== 1 && scale !== 0;
-  const all = both ? [...prompts, ...new Array<string>(b).fill("")] : scale === 0 ? new Array<string>(b).fill("") : [...prompts];
+  const { rows: all, both } = guidanceRows(prompts, scale);
   const text = textFeeds(all);
   const [image, time] = [inputs[0].name, inputs[1].name];
   const sign = velocitySign(flow);
@@ -65,20 +68,14 @@ async function sample(net: WebNetwork, z: Float32Array, prompts: string[], scale
     for (let i = 0; i < d.length; i++) d[i] = sign * (both ? v[b * per + i] + (v[i] - v[b * per + i]) * g : v[i]);
     return d;
   };
-  const sigmas = samplingSigmas({ steps, shift: flow.shift });
-  let x = Float32Array.from(z);
-  for (let i = 0; i < steps; i++) {
-    const [s, sNext] = [sigmas[i], sigmas[i + 1]];
-    const h = sNext - s;
-    const d = dxds(x, s);
-    const euler = x.map((xv, j) => xv + d[j] * h);
-    if (sampler === "euler" || sNext === 0) x = euler;
-    else {
-      const d2 = dxds(euler, sNext);
-      x = x.map((xv, j) => xv + (d[j] + d2[j]) * (h / 2));
-    }
-    await onStep(i + 1);
-  }
+  const plan = { steps, sampler: sampler === "euler" ? ("euler" as const) : ("heun" as const), sigmas: samplingSigmas({ steps, shift: flow.shift }) };
+  let done = 0;
+  let shown = 0;
+  const x = await driveAsync(integrateFlow(HOST_ARITH, Float32Array.from(z), plan, (i) => (done = i + 1)), async (x, sigma) => {
+    for (; shown < done; ) await onStep(++shown);
+    return dxds(x, sigma);
+  });
+  for (; shown < done; ) await onStep(++shown);
   return x;
 }
 

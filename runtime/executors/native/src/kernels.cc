@@ -247,6 +247,7 @@ static constexpr int MR = 4;
 #endif
 static constexpr int NR = 2 * VL;
 static constexpr int KC = 256;
+static constexpr int KC_MAX = 384;  // the fp32 GEMM's K block: all of K up to this (one pass over C), else KC
 static constexpr int MC = MR * (128 / MR);
 static constexpr int NB = NR * 16;
 typedef float vf __attribute__((vector_size(VL * 4)));
@@ -258,21 +259,20 @@ static inline vf vload(const float* p) {
 }
 static inline void vstore(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
 
-// acc[MR][2] = sum_k A(k, i) * B(k, j) for a tile of MR rows and NR columns. B is read as NR
-// contiguous floats per k, `bs` apart (a packed panel: bs = NR; a row-major operand in place:
-// bs = its row stride). A is read by mode: 0 packed (A[k * MR + i]), 1 rows in place
+// acc[MR][2] = sum_k A(k, i) * B(k, j) for a tile of MR rows and NR columns. B is packed (NR
+// contiguous floats per k: B[k * NR + j]); A by mode: 0 packed (A[k * MR + i]), 1 rows in place
 // (A[i * as + k]: a row-major operand), 2 k-major in place (A[k * as + i]: a transposed one).
 template <int AM>
-static inline void ukernel(int kc, const float* __restrict A, std::int64_t as, const float* __restrict B, std::int64_t bs, vf acc[MR][2]) {
+static inline void ukernel(int kc, const float* __restrict A, std::int64_t as, const float* __restrict B, vf acc[MR][2]) {
   vf c[MR][2];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = vf{};
   for (int k = 0; k < kc; k++) {
-    const vf b0 = vload(B + k * bs);
-    const vf b1 = vload(B + k * bs + VL);
+    const vf b0 = vload(B + k * NR);
+    const vf b1 = vload(B + k * NR + VL);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++) {
-      const float ai = AM == 0 ? A[k * MR + i] : AM == 1 ? A[i * as + k] : A[k * as + i];
+      const float ai = AM == 1 ? A[i * as + k] : AM == 2 ? A[k * as + i] : A[k * MR + i];
       c[i][0] += ai * b0;
       c[i][1] += ai * b1;
     }
@@ -289,8 +289,8 @@ struct PackBuffers {
   float* a = nullptr;
   float* b = nullptr;
   PackBuffers() {
-    a = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * MR * KC));
-    b = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * KC * NB));
+    a = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * MR * KC_MAX));
+    b = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * KC_MAX * NB));
   }
   ~PackBuffers() {
     std::free(a);
@@ -317,7 +317,17 @@ static inline float maybe_round(float x) { return R ? round_bf16(x) : x; }
 template <bool R = false>
 static void pack_b_panel(float* __restrict d, const float* B, std::int64_t sk, std::int64_t sn, std::int64_t k0, int kc, std::int64_t n0, int w) {
   const float* s = B + k0 * sk + n0 * sn;
-  if (sn == 1) {
+  if (sn == 1 && w == NR && !R) {  // full panels of the fp32 GEMM: two vector copies per k
+    for (int k = 0; k < kc; k++) {
+      vstore(d + k * NR, vload(s + k * sk));
+      vstore(d + k * NR + VL, vload(s + k * sk + VL));
+    }
+  } else if (sn == 1 && !R) {  // a partial panel: copies the compiler cannot turn into masked loads (slow on Zen 4)
+    for (int k = 0; k < kc; k++) {
+      std::memcpy(d + k * NR, s + k * sk, sizeof(float) * w);
+      std::memset(d + k * NR + w, 0, sizeof(float) * (NR - w));
+    }
+  } else if (sn == 1) {
     for (int k = 0; k < kc; k++) {
       const float* row = s + k * sk;
       float* dr = d + k * NR;
@@ -375,20 +385,32 @@ static inline void store_tile(const GemmKernel& g, float* C, vf acc[MR][2], int 
     }
     return;
   }
-  alignas(64) float tile[MR][NR];
-  for (int i = 0; i < MR; i++) {
-    vstore(&tile[i][0], acc[i][0]);
-    vstore(&tile[i][VL], acc[i][1]);
-  }
+  // a partial tile: a whole first vector where the row has one, the rest element by element, in
+  // a loop kept scalar (vectorized, its masked loads of values just stored wait for the stores to
+  // retire: no store forwarding; that tripled a small batched GEMM's time on Zen 4)
+  const std::int64_t cs3 = g.cs[3];
+  const float* bias = first && g.bias ? g.bias + ncol : nullptr;
   for (int i = 0; i < h; i++) {
-    float* c = C + (mrow + i) * g.cs[2] + ncol * g.cs[3];
-    for (int j = 0; j < w; j++) {
-      float x = tile[i][j] * g.alpha;
-      if (first) c[j * g.cs[3]] = x + (g.bias ? g.bias[ncol + j] : 0.0f);
-      else c[j * g.cs[3]] += x;
+    float* c = C + (mrow + i) * g.cs[2] + ncol * cs3;
+    const vf x[2] = {acc[i][0] * g.alpha, acc[i][1] * g.alpha};
+    int j = 0;
+    if (cs3 == 1 && w >= VL) {
+      vstore(c, x[0] + (bias ? vload(bias) : first ? vf{} : vload(c)));
+      j = VL;
+    }
+    for (; j < w; j++) {
+      __asm__ volatile("" ::: "memory");
+      const float v = x[j / VL][j % VL];
+      c[j * cs3] = v + (bias ? bias[j] : first ? 0.0f : c[j * cs3]);
     }
   }
 }
+
+// The fp32 GEMM packs B once for the whole GEMM (into the program's scratch) when B is not
+// row-major (x W^T: a transposed weight) or too large to stay in L2 (more than B_L2_FLOATS, half of
+// a Zen 4 core's), where every row block's task packing it again would read it from L3 each time.
+static constexpr std::int64_t B_L2_FLOATS = std::int64_t(1) << 17;
+static inline bool fp32_prepacks_b(const GemmKernel& g) { return g.bs[3] != 1 || g.n > B_L2_FLOATS / std::max<std::int64_t>(1, g.k); }
 
 std::int64_t gemm_scratch_floats(const GemmKernel& g) {
   if (g.bf16) {  // B packed once, rounded: per batch, panels of NR columns over K rounded up to even
@@ -396,7 +418,7 @@ std::int64_t gemm_scratch_floats(const GemmKernel& g) {
     if (__builtin_mul_overflow(g.batch[0], g.batch[1], &nbatch) || __builtin_mul_overflow(nbatch, (g.n + NR - 1) / NR, &panels) || __builtin_mul_overflow(panels, (g.k + 1) / 2 * 2 * NR, &f)) return -1;
     return f;
   }
-  if (g.bs[3] == 1) return 0;
+  if (!fp32_prepacks_b(g)) return 0;
   std::int64_t nbatch, panels, f;
   if (__builtin_mul_overflow(g.batch[0], g.batch[1], &nbatch) || __builtin_mul_overflow(nbatch, (g.n + NR - 1) / NR, &panels) || __builtin_mul_overflow(panels, g.k * NR, &f)) return -1;
   return f;
@@ -418,85 +440,75 @@ static GemmTasks gemm_tasks(const GemmKernel& g, std::int64_t nbatch, double flo
   return {mc, nblocks, mblocks, tasks, flops < 5e5 ? tasks : 1};
 }
 
-// Operands are read in place where their layout allows (a row-major or transposed A, a
-// row-major B: full tiles need no copy); tails and other layouts are packed. Work is split into
-// tasks (batch, row block, column block), each output element computed by one thread in a fixed
-// K order: the same bits for any thread count.
+// The fp32 GEMM's K block: all of K up to KC_MAX (C written once), else KC. Depends on K alone, so
+// every element sums its products in the same order for any thread count.
+static inline std::int64_t fp32_kc(std::int64_t k) { return k <= KC_MAX ? k : KC; }
+
+// One task of the fp32 GEMM: rows m0 .. m0+ml and columns n0 .. n0+nl of one batch (A, B, C at
+// its offsets), K block by K block. A is read in place, MR rows at a time (row-major or k-major:
+// kept in L1 while the B block streams from L2), where a panel is whole and its layout allows;
+// other panels are packed into Ap. The block of B is packed into Bp (NR-column panels) or read
+// from `panels` when B was packed once for the whole GEMM (K x NR floats per panel).
+static void gemm_task(const GemmKernel& g, const float* A, const float* B, float* C, const float* panels, std::int64_t m0, int ml, std::int64_t n0, int nl, float* Ap, float* Bp) {
+  const std::int64_t KB = fp32_kc(g.k), as_m = g.as[2], as_k = g.as[3];
+  const int amode = as_k == 1 ? 1 : as_m == 1 ? 2 : 0;  // ukernel's: rows or k-major in place, or packed
+  for (std::int64_t k0 = 0; k0 < g.k; k0 += KB) {
+    const int kc = static_cast<int>(std::min<std::int64_t>(KB, g.k - k0));
+    const float* bp = panels ? panels + (n0 / NR) * g.k * NR + k0 * NR : Bp;
+    const std::int64_t pstride = panels ? g.k * NR : std::int64_t(kc) * NR;  // floats from one panel to the next
+    if (!panels)
+      for (int jp = 0; jp < nl; jp += NR) pack_b_panel(Bp + (jp / NR) * pstride, B, g.bs[2], g.bs[3], k0, kc, n0 + jp, std::min(NR, nl - jp));
+    for (int ip = 0; ip < ml; ip += MR) {
+      const int h = std::min(MR, ml - ip);
+      const int mode = h == MR ? amode : 0;
+      const float* ap = A + (m0 + ip) * as_m + k0 * as_k;
+      if (mode == 0) {
+        pack_a_panel(Ap, A, as_m, as_k, m0 + ip, h, k0, kc);
+        ap = Ap;
+      }
+      for (int jp = 0; jp < nl; jp += NR) {
+        vf acc[MR][2];
+        const float* b = bp + (jp / NR) * pstride;
+        if (mode == 1) ukernel<1>(kc, ap, as_m, b, acc);
+        else if (mode == 2) ukernel<2>(kc, ap, as_k, b, acc);
+        else ukernel<0>(kc, ap, 0, b, acc);
+        store_tile(g, C, acc, h, std::min(NR, nl - jp), m0 + ip, n0 + jp, k0 == 0);
+      }
+    }
+  }
+}
+
+// B is packed once for the whole GEMM, in parallel over panels (fp32_prepacks_b), or per task and
+// K block (a small row-major B: a cheap copy from L2); A is read in place where it can be. Work is
+// split into tasks (batch, row block, column block), each output element computed by one thread
+// in a fixed K order: the same bits for any thread count.
 void run_gemm(const GemmKernel& g) {
   const std::int64_t nb1 = g.batch[0], nb2 = g.batch[1];
   const std::int64_t nbatch = nb1 * nb2;
   const double flops = 2.0 * g.m * g.n * g.k * nbatch;
   const GemmTasks part = gemm_tasks(g, nbatch, flops);
-  const std::int64_t mc = part.mc, nblocks = part.nblocks, mblocks = part.mblocks, tasks = part.tasks, min_tasks = part.min_tasks;
-  const std::int64_t as_m = g.as[2], as_k = g.as[3], bs_k = g.bs[2], bs_n = g.bs[3];
-  const int amode = as_k == 1 ? 1 : as_m == 1 ? 2 : 0;
-  const bool b_in_place = bs_n == 1;
-  // B in another layout (x W^T: a transposed weight) is packed once for all tasks: panels of NR
-  // columns, each K x NR, per batch, into the program's scratch (gemm_scratch_floats); in
-  // parallel over panels
   const std::int64_t npanels = (g.n + NR - 1) / NR;
   const std::int64_t panel_floats = g.k * NR;
-  float* packed_b = nullptr;
-  if (!b_in_place) {
-    packed_b = g.scratch;
+  float* packed_b = fp32_prepacks_b(g) ? g.scratch : nullptr;
+  if (packed_b) {
     parallel_for(nbatch * npanels, flops < 5e5 ? nbatch * npanels : 4, [&](std::int64_t b, std::int64_t e, int) {
       for (std::int64_t q = b; q < e; q++) {
         const std::int64_t bi = q / npanels, jp = q % npanels;
         const float* B = g.b + (bi / nb2) * g.bs[0] + (bi % nb2) * g.bs[1];
         const int w = static_cast<int>(std::min<std::int64_t>(NR, g.n - jp * NR));
-        pack_b_panel(packed_b + q * panel_floats, B, bs_k, bs_n, 0, static_cast<int>(g.k), jp * NR, w);
+        pack_b_panel(packed_b + q * panel_floats, B, g.bs[2], g.bs[3], 0, static_cast<int>(g.k), jp * NR, w);
       }
     });
   }
-  parallel_for(tasks, min_tasks, [&](std::int64_t tb, std::int64_t te, int) {
-    float* Ap = t_pack.a;
-    float* Bp = t_pack.b;
+  parallel_for(part.tasks, part.min_tasks, [&](std::int64_t tb, std::int64_t te, int) {
     for (std::int64_t t = tb; t < te; t++) {
-      std::int64_t r = t;
-      const std::int64_t nbk = r % nblocks;
-      r /= nblocks;
-      const std::int64_t mbk = r % mblocks;
-      r /= mblocks;
-      const std::int64_t b2 = r % nb2, b1 = r / nb2;
-      const float* A = g.a + b1 * g.as[0] + b2 * g.as[1];
-      const float* B = g.b + b1 * g.bs[0] + b2 * g.bs[1];
-      float* C = g.c + b1 * g.cs[0] + b2 * g.cs[1];
-      const std::int64_t m0 = mbk * mc, n0 = nbk * NB;
-      const int ml = static_cast<int>(std::min<std::int64_t>(mc, g.m - m0));
+      const std::int64_t nbk = t % part.nblocks, mbk = t / part.nblocks % part.mblocks, bi = t / part.nblocks / part.mblocks;
+      const std::int64_t b1 = bi / nb2, b2 = bi % nb2;
+      const std::int64_t m0 = mbk * part.mc, n0 = nbk * NB;
+      const int ml = static_cast<int>(std::min<std::int64_t>(part.mc, g.m - m0));
       const int nl = static_cast<int>(std::min<std::int64_t>(NB, g.n - n0));
-      const float* batch_panels = packed_b ? packed_b + (b1 * nb2 + b2) * npanels * panel_floats : nullptr;
-      for (std::int64_t k0 = 0; k0 < g.k; k0 += KC) {
-        const int kc = static_cast<int>(std::min<std::int64_t>(KC, g.k - k0));
-        const bool first = k0 == 0;
-        for (int jp = 0; jp < nl; jp += NR) {
-          const int w = std::min(NR, nl - jp);
-          const float* bp;
-          std::int64_t bstride;
-          if (batch_panels) {
-            bp = batch_panels + ((n0 + jp) / NR) * panel_floats + k0 * NR;
-            bstride = NR;
-          } else if (w == NR) {
-            bp = B + k0 * bs_k + (n0 + jp);
-            bstride = bs_k;
-          } else {
-            pack_b_panel(Bp, B, bs_k, bs_n, k0, kc, n0 + jp, w);
-            bp = Bp;
-            bstride = NR;
-          }
-          for (int ip = 0; ip < ml; ip += MR) {
-            const int h = std::min(MR, ml - ip);
-            const std::int64_t mrow = m0 + ip;
-            vf acc[MR][2];
-            if (h == MR && amode == 1) ukernel<1>(kc, A + mrow * as_m + k0, as_m, bp, bstride, acc);
-            else if (h == MR && amode == 2) ukernel<2>(kc, A + mrow + k0 * as_k, as_k, bp, bstride, acc);
-            else {
-              pack_a_panel(Ap, A, as_m, as_k, mrow, h, k0, kc);
-              ukernel<0>(kc, Ap, 0, bp, bstride, acc);
-            }
-            store_tile(g, C, acc, h, w, mrow, n0 + jp, first);
-          }
-        }
-      }
+      const float* panels = packed_b ? packed_b + bi * npanels * panel_floats : nullptr;
+      gemm_task(g, g.a + b1 * g.as[0] + b2 * g.as[1], g.b + b1 * g.bs[0] + b2 * g.bs[1], g.c + b1 * g.cs[0] + b2 * g.cs[1], panels, m0, ml, n0, nl, t_pack.a, t_pack.b);
     }
   });
 }
@@ -521,7 +533,7 @@ struct RoundedF32 {
   static void pack_a(float* d, const float* A, std::int64_t sm, std::int64_t sk, std::int64_t m0, int h, std::int64_t k0, int kc) { pack_a_panel<true>(d, A, sm, sk, m0, h, k0, kc); }
   static void pack_b(float* d, const float* B, std::int64_t sk, std::int64_t sn, std::int64_t k0, int kc, std::int64_t n0, int w) { pack_b_panel<true>(d, B, sk, sn, k0, kc, n0, w); }
   static const float* b_block(const float* panel, std::int64_t k0) { return panel + k0 * NR; }
-  static void kernel(int kc, const float* a, const float* b, vf acc[MR][2]) { ukernel<0>(kc, a, 0, b, NR, acc); }
+  static void kernel(int kc, const float* a, const float* b, vf acc[MR][2]) { ukernel<0>(kc, a, 0, b, acc); }
 };
 }  // namespace
 static thread_local Bf16Buffers t_bf16;
@@ -587,11 +599,64 @@ static void run_gemm_bf16(const GemmKernel& g) { gemm_bf16_with<RoundedF32>(g); 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,avx2,fma,f16c,bmi,bmi2")
 namespace {
+static_assert(MR <= 16 && NR == 32, "the vdpbf16ps packing assumes at most 16 rows and two vectors of columns");
+// 16 floats to bf16 in the upper half of each 32-bit lane, exactly as to_bf16: nearest even in
+// integer arithmetic, a NaN kept quiet (no DAZ, unlike vcvtne2ps2bf16)
+static inline __m512i round16(__m512 x) {
+  const __m512i u = _mm512_castps_si512(x);
+  const __m512i lsb = _mm512_and_si512(_mm512_maskz_srli_epi32(0xffff, u, 16), _mm512_set1_epi32(1));
+  const __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
+  const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+  return _mm512_mask_or_epi32(r, nan, u, _mm512_set1_epi32(0x00400000));
+}
+// pair words lo | hi << 16 of two rounded vectors (lanes j of each)
+static inline __m512i pair16(__m512i lo, __m512i hi) { return _mm512_or_si512(_mm512_maskz_srli_epi32(0xffff, lo, 16), _mm512_and_si512(hi, _mm512_set1_epi32(static_cast<int>(0xffff0000u)))); }
+// pair words of 16 consecutive floats of a row: 8 words (k, k+1), (k+2, k+3), ...
+static inline __m256i row_pairs16(const float* x) {
+  const __m512i r = round16(_mm512_loadu_ps(x));  // 64-bit lane q: even k low, odd k high
+  const __m512i w = _mm512_or_si512(_mm512_and_si512(_mm512_maskz_srli_epi64(0xff, r, 16), _mm512_set1_epi64(0xffff)), _mm512_and_si512(_mm512_maskz_srli_epi64(0xff, r, 32), _mm512_set1_epi64(0xffff0000ll)));
+  return _mm512_maskz_cvtepi64_epi32(0xff, w);
+}
+
 struct Dpbf16 {
+  // the pair words of a full panel (h == MR) of A: vectorized for row-major A (sk == 1: 16 k of
+  // each row, then a transpose through a small tile) and k-major A (sm == 1: MR rows of two k at
+  // once); false where the scalar loop packs it
+  static bool pack_a_fast(std::uint32_t* d, const float* s, std::int64_t sm, std::int64_t sk, int h, int kc) {
+    const int kp = kc / 2;  // full pairs; an odd tail is left to the caller
+    if (h != MR) return false;
+    if (sk == 1) {
+      int p = 0;
+      for (; p + 8 <= kp; p += 8) {
+        alignas(32) std::uint32_t t[MR][8];
+        for (int i = 0; i < MR; i++) _mm256_store_si256(reinterpret_cast<__m256i*>(t[i]), row_pairs16(s + i * sm + 2 * p));
+        for (int q = 0; q < 8; q++)
+          for (int i = 0; i < MR; i++) d[(p + q) * MR + i] = t[i][q];
+      }
+      for (; p < kp; p++)
+        for (int i = 0; i < MR; i++) d[p * MR + i] = to_bf16(s[i * sm + 2 * p]) | static_cast<std::uint32_t>(to_bf16(s[i * sm + 2 * p + 1])) << 16;
+      return true;
+    }
+    if (sm == 1) {
+      const __mmask16 rows = static_cast<__mmask16>((1u << MR) - 1);
+      for (int p = 0; p < kp; p++) {
+        const __m512i lo = round16(_mm512_maskz_loadu_ps(rows, s + 2 * p * sk));
+        const __m512i hi = round16(_mm512_maskz_loadu_ps(rows, s + (2 * p + 1) * sk));
+        _mm512_mask_storeu_epi32(d + p * MR, rows, pair16(lo, hi));
+      }
+      return true;
+    }
+    return false;
+  }
   static void pack_a(float* dst, const float* A, std::int64_t sm, std::int64_t sk, std::int64_t m0, int h, std::int64_t k0, int kc) {
     std::uint32_t* d = reinterpret_cast<std::uint32_t*>(dst);
     const float* s = A + m0 * sm + k0 * sk;
     const int kp = (kc + 1) / 2;
+    if (pack_a_fast(d, s, sm, sk, h, kc)) {
+      if (kc % 2)
+        for (int i = 0; i < MR; i++) d[(kp - 1) * MR + i] = to_bf16(s[i * sm + (kc - 1) * sk]);
+      return;
+    }
     for (int i = 0; i < h; i++) {
       const float* row = s + i * sm;
       for (int p = 0; p < kp; p++) {
@@ -613,10 +678,16 @@ struct Dpbf16 {
       const float* r1 = r0 + sk;
       int j = 0;
       if (2 * p + 1 < kc) {
-        if (sn == 1)
-          for (; j < w; j++) dr[j] = to_bf16(r0[j]) | static_cast<std::uint32_t>(to_bf16(r1[j])) << 16;
-        else
-          for (; j < w; j++) dr[j] = to_bf16(r0[j * sn]) | static_cast<std::uint32_t>(to_bf16(r1[j * sn])) << 16;
+        if (sn == 1) {
+          // rows of B in place: 16 columns of the pair at once (masked at the panel's edge)
+          for (; j < NR; j += VL) {
+            const int left = w - j;
+            const __mmask16 cols = left >= VL ? static_cast<__mmask16>(0xffff) : left <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << left) - 1);
+            _mm512_storeu_si512(dr + j, _mm512_maskz_mov_epi32(cols, pair16(round16(_mm512_maskz_loadu_ps(cols, r0 + j)), round16(_mm512_maskz_loadu_ps(cols, r1 + j)))));
+          }
+          continue;
+        }
+        for (; j < w; j++) dr[j] = to_bf16(r0[j * sn]) | static_cast<std::uint32_t>(to_bf16(r1[j * sn])) << 16;
       } else {
         for (; j < w; j++) dr[j] = to_bf16(r0[j * sn]);
       }
