@@ -6,7 +6,7 @@
  */
 import type * as A from "../ast.ts";
 import { fail } from "../diagnostics.ts";
-import { type Dim, dimEq, dimOp, substDim, symVar, typeName, type Value } from "../values.ts";
+import { type Dim, dimEq, dimOp, substDim, symVar, typeName, type Value, valueToString } from "../values.ts";
 import { evalMethod, symbolizeLists } from "./lists.ts";
 import { freeDimNames } from "./text.ts";
 import { intOf } from "./shapes.ts";
@@ -50,6 +50,8 @@ function execAssign(ev: Evaluator, s: A.Assign, scope: Scope) {
   }
   // a list is built in place: a second name for it would see the generated array change under it
   if (values.some((x) => x.t === "list") && s.value.kind !== "list") fail("SDC401", s.value.span, `a list is only made by a list literal (\`${s.targets[0].name} = []\`) and changed by append and pop; this would give it a second name`);
+  const bad = values.find((x) => x.t === "list" && !x.sym && x.items.some((y) => y.t !== "tensor"));
+  if (bad) fail("SDC401", s.value.span, `a list in a forward holds tensors, got ${valueToString(bad)}`);
   s.targets.forEach((t, i) => {
     if (scope.consts.has(t.name)) fail("SDC301", t.span, `'${t.name}' is a parameter of the block and cannot be reassigned`);
     if (values[i].t === "tuple") fail("SDC404", s.value.span, `'${t.name}' would be bound to ${typeName(values[i])}; unpack it: \`a, b = ...\``);

@@ -42,6 +42,7 @@ const bad: (Expected & { name: string; body: string[] })[] = [
   { name: "a list escaping the block", body: ["    s = [x]", "    return s"], code: "SDC503", line: 4, col: 12, msg: "output 1 of b must be a tensor, got list of tensors" },
   { name: "a list passed to a primitive", body: ["    s = [x]", "    return layer_norm(s)"], code: "SDC401", line: 4, col: 23, msg: "got list of tensors" },
   { name: "a second name for a list", body: ["    s = [x]", "    t = s", "    return x"], code: "SDC401", line: 4, col: 9, msg: "a list is only made by a list literal" },
+  { name: "a list of numbers in a forward", body: ["    s = [x, 1]", "    return x"], code: "SDC401", line: 3, col: 9, msg: "a list in a forward holds tensors, got [[B, 5, 24], 1]" },
   { name: "append of a number", body: ["    s = []", "    s.append(2)", "    return x"], code: "SDC401", line: 4, col: 14, msg: "append takes a tensor, got int 2" },
   { name: "append in an expression", body: ["    s = []", "    y = s.append(x)", "    return x"], code: "SDC401", line: 4, col: 9, msg: "s.append(...) gives nothing: write it as a statement of its own" },
   { name: "an unknown method", body: ["    s = [x]", "    s.push(x)", "    return x"], code: "SDC304", line: 4, col: 7, msg: "lists have no method 'push': use append(x) or pop()" },

@@ -252,5 +252,5 @@ describe.each(ARCHS)("$name vs the PyTorch reference", (a) => {
     for (const m of tfjs) expect(Number.isFinite(m.loss) && m.loss > 0, `tfjs loss ${m.loss} at step ${m.step}`).toBe(true);
     expect(stat.map((m) => m.step)).toEqual([1, 2]);
     stat.forEach((m, i) => expect(Math.abs(m.loss - tfjs[i].loss), `static vs tfjs loss at step ${m.step}`).toBeLessThan(1e-4 * Math.max(1, tfjs[i].loss)));
-  });
+  }, a.backend ? 600_000 : undefined); // tfjs on its CPU backend (U-ViT) trains far slower than on wasm
 });

@@ -183,6 +183,41 @@ describe("bf16 rounding", () => {
         expect(want, `${what} via A`).toContain(bitsOf(viaA[i]));
       });
     });
+    it("full panels (16 rows, K 37: 16 k at a time, then the tail) round every element as the scalar path does: A row-major and k-major, B row-major and transposed", () => {
+      // finite patterns of ROUNDING (ties, subnormals, the largest bf16 ...), either sign, times an
+      // identity: each output element is one rounded operand (the zeros add nothing)
+      const finite = ROUNDING.map(([u, r]) => [u, r]).filter(([u]) => (u & 0x7f800000) !== 0x7f800000 && u !== 0x7f7f8000 && u !== 0x7f7fffff && u !== 0xff7fffff);
+      const M = 16;
+      const K = 37;
+      const vals = new Float32Array(M * K);
+      const want = new Uint32Array(M * K);
+      for (let i = 0; i < M * K; i++) {
+        const [u, r] = finite[i % finite.length]; // K = 37 and 14 patterns: every pattern at every position of a panel
+        const neg = i % 3 === 0 ? 0x80000000 : 0;
+        vals[i] = bits((u | neg) >>> 0);
+        want[i] = (r | neg) >>> 0;
+      }
+      const eye = new Float32Array(K * K).map((_, i) => (i % (K + 1) === 0 ? 1 : 0));
+      const transpose = (x: Float32Array, rows: number, cols: number) => Float32Array.from({ length: rows * cols }, (_, i) => x[(i % rows) * cols + Math.floor(i / rows)]);
+      const L = (a: L4, b: L4, m: number, n: number): GemmLayout => ({ batch: [1, 1], m, n, k: K, alpha: 1, a, b, c: [0, 0, n, 1], precision: "bf16" });
+      const runs: [string, Float32Array][] = [
+        ["A row-major", runNative((g, [a, b]) => g.gemm(a, b, [M, K], L([0, 0, K, 1], [0, 0, K, 1], M, K)), [[M, K], [K, K]], [vals, eye]).got],
+        ["A k-major", runNative((g, [a, b]) => g.gemm(a, b, [M, K], L([0, 0, 1, M], [0, 0, K, 1], M, K)), [[K, M], [K, K]], [transpose(vals, M, K), eye]).got],
+        // C^T = I B^T: B's rows are A's columns (K x M, row-major), and transposed (M x K)
+        ["B row-major", transpose(runNative((g, [a, b]) => g.gemm(a, b, [K, M], L([0, 0, K, 1], [0, 0, M, 1], K, M)), [[K, K], [K, M]], [eye, transpose(vals, M, K)]).got, K, M)],
+        ["B transposed", transpose(runNative((g, [a, b]) => g.gemm(a, b, [K, M], L([0, 0, K, 1], [0, 0, 1, K], K, M)), [[K, K], [M, K]], [eye, vals]).got, K, M)],
+      ];
+      for (const [what, got] of runs) {
+        let bad = 0;
+        for (let i = 0; i < M * K; i++) {
+          const r = want[i];
+          const zero = (r & 0x7fffffff) === 0 || (level === "avx512bf16" && SUBNORMAL(r));
+          const ok = zero ? (bitsOf(got[i]) & 0x7fffffff) === 0 : bitsOf(got[i]) === r;
+          if (!ok) bad++;
+        }
+        expect(bad, `${what}: elements not rounded as to_bf16`).toBe(0);
+      }
+    });
     it("NaN operands give NaN, Inf operands Inf", () => {
       const vals = new Float32Array([bits(0x7fc00000), bits(0x7f800001), Infinity, -Infinity]);
       const got = runNative((g, [a, b]) => g.gemm(a, b, [1, 4], plain(1, 4, 1)), [[1, 1], [1, 4]], [new Float32Array([2]), vals]).got;
