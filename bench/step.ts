@@ -12,6 +12,11 @@
  * --engine static (webgpu backend): the same step as one static graph (runtime/graph): traced,
  * differentiated and fused at start-up, then replayed as recorded WGSL dispatches.
  *
+ * --profile (--engine static on the wasm / cpu backend: the native CPU executor): --steps more steps
+ * with every kernel timed; prints to stderr the milliseconds per step by kernel kind (GEMMs against
+ * everything else, wall and the calling thread's CPU time) and the GEMMs by shape with their
+ * GFLOP/s (bench/step-profile.ts), and adds them to the JSON.
+ *
  * --precision bf16 (--engine static on the wasm / cpu backend): the bf16 mixed-precision step
  * (GEMM operands rounded to bf16, fp32 accumulation; everything else fp32), as `sdc train
  * --precision bf16` runs it.
@@ -28,11 +33,11 @@ import { Rng } from "../runtime/util/rng.ts";
 import { sampleSigmas } from "../runtime/flow/schedule.ts";
 import { fuse } from "../runtime/graph/fuse.ts";
 import { buildStepGraph, stepFeeds } from "../runtime/engines/static/step.ts";
-import { liveKernelCount, stepOutputs } from "../runtime/graph/step-graph.ts";
+import { liveKernelCount } from "../runtime/graph/step-graph.ts";
 import { WebGpuStep } from "../runtime/executors/webgpu/webgpu.ts";
 import { NativeStep, nativeDetail } from "../runtime/executors/native/native.ts";
-import { liveNodes } from "../runtime/graph/graph.ts";
 import { kernelOptionsFromEnv } from "../runtime/executors/webgpu/gemm-table.ts";
+import { type StepProfile, profileTables, stepProfile } from "./step-profile.ts";
 
 const { values } = parseArgs({
   options: {
@@ -130,34 +135,19 @@ if (values.engine === "static" && init.name !== "webgpu") {
   // that a loaded machine does not inflate
   const used = process.cpuUsage(cpu0);
   const cpuMsPerStep = (used.user + used.system) / 1000 / Number(values.steps);
-  // per-kernel profile over --steps more steps: seconds by kernel kind, and the GEMM rate
-  let byLabel: Record<string, { ms: number; cpuMs?: number; count: number }> | null = null;
-  let gemmGflops: number | null = null;
-  let gemmGflopPerStep: number | null = null;
+  // per-kernel profile over --steps more steps: milliseconds by kernel kind and by GEMM shape
+  // (printed as tables on stderr), and the GEMM rate
+  let profile: StepProfile | null = null;
   if (values.profile) {
     // wall time per kernel, and the main thread's CPU time (the figure to read on a loaded machine
     // with SDC_THREADS=1: it does not count time the thread waited for a core)
     const prof = new Float64Array(2 * cpu.kernels);
     const n = Number(values.steps);
     for (let i = 0; i < n; i++) await cpu.step(stepFeeds(sg, m.flow, batchData(), { context: ctxData, pooled: pooledData }), prof);
-    byLabel = {};
-    cpu.labels.forEach((l, i) => {
-      const kind = l.split(":")[1];
-      const e = (byLabel![kind] ??= { ms: 0, cpuMs: 0, count: 0 });
-      e.ms += (prof[i] * 1000) / n;
-      e.cpuMs! += (prof[cpu.kernels + i] * 1000) / n;
-      e.count++;
-    });
-    for (const e of Object.values(byLabel)) [e.ms, e.cpuMs] = [Number(e.ms.toFixed(2)), Number(e.cpuMs!.toFixed(2))];
-    const live = liveNodes(sg.graph, stepOutputs(sg));
-    let flops = 0;
-    for (const id of live) {
-      const op = sg.graph.node(id).op;
-      if (op.kind === "gemm") flops += 2 * op.layout.batch[0] * op.layout.batch[1] * op.layout.m * op.layout.n * op.layout.k;
-    }
-    if (byLabel.gemm) gemmGflops = Number((flops / (byLabel.gemm.ms / 1000) / 1e9).toFixed(1));
-    gemmGflopPerStep = Number((flops / 1e9).toFixed(3));
+    profile = stepProfile(sg.graph, cpu.labels, cpu.kernelNodes, prof, n);
+    console.error(["", `profile of ${n} steps (${nativeDetail()}, ${precision}):`, ...profileTables(profile)].join("\n"));
   }
+  const round2 = (x: number) => Number(x.toFixed(2));
   times.sort((a, b) => a - b);
   run.sort((a, b) => a - b);
   const result = {
@@ -181,9 +171,10 @@ if (values.engine === "static" && init.name !== "webgpu") {
     buildMs: Math.round(buildMs),
     compileMs: Math.round(compileMs),
     activationMiB: Math.round(cpu.bytes.activations / 2 ** 20),
-    kernelMsByKind: byLabel,
-    gemmGflops,
-    gemmGflopPerStep,
+    kernelMsByKind: profile ? Object.fromEntries(profile.kinds.map((k) => [k.kind, { ms: round2(k.ms), cpuMs: round2(k.cpuMs), count: k.count }])) : null,
+    gemmMsByShape: profile ? Object.fromEntries(profile.gemms.map((r) => [r.shape, { ms: round2(r.ms), count: r.count, gflop: Number(r.gflop.toFixed(3)) }])) : null,
+    gemmGflops: profile ? Number((profile.gemmGflop / (profile.gemmMs / 1000)).toFixed(1)) : null,
+    gemmGflopPerStep: profile ? Number(profile.gemmGflop.toFixed(3)) : null,
     loss: Number(last.toFixed(4)),
   };
   console.log(values.json ? JSON.stringify(result) : JSON.stringify(result, null, 2));

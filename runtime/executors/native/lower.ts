@@ -107,6 +107,8 @@ export class ProgramWriter {
   private readonly w: number[] = [];
   /** one label per kernel, for profiles */
   readonly labels: string[] = [];
+  /** the graph node of each kernel (-1: the optimizer), for profiles */
+  readonly nodes: number[] = [];
 
   get kernels(): number {
     return this.labels.length;
@@ -194,7 +196,7 @@ export class ProgramWriter {
         const src = shapeOf(op.src);
         const ost = stridesOf(node.shape);
         this.fill(out, sizeOf(node.shape), 0);
-        this.labels.push(label);
+        this.mark(label, node.id);
         this.copy(out, op.start * ost[op.axis], ost, at(op.src), 0, stridesOf(src), src);
         break;
       }
@@ -209,7 +211,7 @@ export class ProgramWriter {
         op.inputs.forEach((id, i) => {
           const s = shapeOf(id);
           this.copy(out, start * ost[op.axis], ost, at(id), 0, stridesOf(s), s);
-          if (i < op.inputs.length - 1) this.labels.push(label);
+          if (i < op.inputs.length - 1) this.mark(label, node.id);
           start += s[op.axis];
         });
         break;
@@ -217,7 +219,12 @@ export class ProgramWriter {
       default:
         throw new GraphError(`no native kernel for ${(op as Op).kind}`);
     }
+    this.mark(label, node.id);
+  }
+
+  private mark(label: string, node: number): void {
     this.labels.push(label);
+    this.nodes.push(node);
   }
 
   private copy(dst: Place, dstPlus: number, dstSt: readonly number[], src: Place, srcPlus: number, srcSt: readonly number[], shape: readonly number[]): void {
@@ -239,6 +246,6 @@ export class ProgramWriter {
     this.w.push(Code.Adam);
     for (const p of [a.g, a.p, a.m, a.v, a.ema ?? NULL_PLACE, a.hyper, a.stats]) this.ptr(p);
     this.w.push(a.n, a.beta1, a.beta2, a.eps, a.weightDecay, a.clip, a.decoupled ? 1 : 0);
-    this.labels.push("optimizer:adam");
+    this.mark("optimizer:adam", -1);
   }
 }

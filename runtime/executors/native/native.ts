@@ -209,6 +209,8 @@ export class NativeStep {
   readonly bytes: { activations: number; flat: number; scratch: number };
   readonly kernels: number;
   readonly labels: string[];
+  /** the graph node of each kernel (-1: the optimizer) */
+  readonly kernelNodes: number[];
   private readonly flat: ArrayBuffer;
   private readonly act: ArrayBuffer;
   private readonly region: { p: Float32Array; g: Float32Array; m: Float32Array; v: Float32Array; ema: Float32Array | null; hyper: Float32Array; stats: Float32Array };
@@ -287,6 +289,7 @@ export class NativeStep {
     });
     this.kernels = w.kernels;
     this.labels = w.labels;
+    this.kernelNodes = w.nodes;
     this.program = this.addon.build(w.finish(), arenas);
     this.bytes = { activations: act.floats * 4, flat: flatFloats * 4, scratch: this.addon.scratchBytes(this.program) };
     checkMemory(this.bytes.activations + this.bytes.flat + this.bytes.scratch, what);

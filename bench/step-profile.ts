@@ -1,0 +1,83 @@
+/**
+ * The per-kernel profile of bench/step.ts on the native CPU executor: the seconds the addon
+ * measured around each kernel of a step (wall, and the calling thread's CPU time), summed by
+ * kernel kind (GEMM against everything else) and, for the GEMMs, by shape, printed as tables.
+ */
+import type { Graph } from "../runtime/graph/graph.ts";
+
+export interface KindRow {
+  kind: string;
+  count: number;
+  /** wall milliseconds per step */
+  ms: number;
+  /** the calling thread's CPU milliseconds per step */
+  cpuMs: number;
+}
+
+export interface GemmShapeRow {
+  /** "b1 x b2 x M x N x K, A op B" */
+  shape: string;
+  count: number;
+  ms: number;
+  gflop: number;
+}
+
+export interface StepProfile {
+  kinds: KindRow[];
+  gemms: GemmShapeRow[];
+  /** milliseconds per step over all kernels */
+  totalMs: number;
+  gemmMs: number;
+  gemmGflop: number;
+}
+
+/** "A B^T" (x W^T), "A B" (dy W), "A^T B" (dy^T x): which operand is read transposed (its stride over k, or n, is not 1). */
+function layoutName(a: readonly number[], b: readonly number[]): string {
+  const at = a[3] !== 1 ? "A^T" : "A";
+  const bt = b[3] !== 1 ? "B^T" : "B";
+  return `${at} ${bt}`;
+}
+
+/** Sums a profile (`prof`: wall seconds per kernel, then CPU seconds per kernel, over `steps` steps). */
+export function stepProfile(g: Graph, labels: readonly string[], nodes: readonly number[], prof: Float64Array, steps: number): StepProfile {
+  const n = labels.length;
+  const kinds = new Map<string, KindRow>();
+  const gemms = new Map<string, GemmShapeRow>();
+  let totalMs = 0;
+  for (let i = 0; i < n; i++) {
+    const kind = labels[i].split(":")[1];
+    const ms = (prof[i] * 1000) / steps;
+    const cpuMs = (prof[n + i] * 1000) / steps;
+    totalMs += ms;
+    const k = kinds.get(kind) ?? { kind, count: 0, ms: 0, cpuMs: 0 };
+    kinds.set(kind, { ...k, count: k.count + 1, ms: k.ms + ms, cpuMs: k.cpuMs + cpuMs });
+    const op = nodes[i] >= 0 ? g.node(nodes[i]).op : null;
+    if (op?.kind !== "gemm") continue;
+    const L = op.layout;
+    const shape = `${L.batch[0]} x ${L.batch[1]} x ${L.m} x ${L.n} x ${L.k}, ${layoutName(L.a, L.b)}${L.precision === "bf16" ? " bf16" : ""}`;
+    const flop = 2 * L.batch[0] * L.batch[1] * L.m * L.n * L.k;
+    const r = gemms.get(shape) ?? { shape, count: 0, ms: 0, gflop: 0 };
+    gemms.set(shape, { shape, count: r.count + 1, ms: r.ms + ms, gflop: r.gflop + flop / 1e9 });
+  }
+  const gemmMs = [...gemms.values()].reduce((s, r) => s + r.ms, 0);
+  const gemmGflop = [...gemms.values()].reduce((s, r) => s + r.gflop, 0);
+  return { kinds: [...kinds.values()].sort((a, b) => b.ms - a.ms), gemms: [...gemms.values()].sort((a, b) => b.ms - a.ms), totalMs, gemmMs, gemmGflop };
+}
+
+function table(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(" | ")} |`;
+  return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)];
+}
+
+/** The tables: kinds (GEMM against the rest), then the `top` GEMM shapes by time. */
+export function profileTables(p: StepProfile, top = 12): string[] {
+  const pct = (ms: number) => `${((100 * ms) / p.totalMs).toFixed(1)}%`;
+  const rest = p.totalMs - p.gemmMs;
+  const out = [`kernel time per step: ${p.totalMs.toFixed(2)} ms; GEMMs ${p.gemmMs.toFixed(2)} ms (${pct(p.gemmMs)}, ${(p.gemmGflop / (p.gemmMs / 1000)).toFixed(1)} GFLOP/s), everything else ${rest.toFixed(2)} ms (${pct(rest)})`];
+  out.push(...table(["kind", "kernels", "wall ms", "share", "caller CPU ms"], p.kinds.map((k) => [k.kind, String(k.count), k.ms.toFixed(2), pct(k.ms), k.cpuMs.toFixed(2)])));
+  out.push("", `GEMMs by shape (batch x batch x M x N x K, operand layout), the ${Math.min(top, p.gemms.length)} slowest of ${p.gemms.length}:`);
+  const rows = p.gemms.slice(0, top).map((r) => [r.shape, String(r.count), r.ms.toFixed(2), pct(r.ms), (r.gflop / (r.ms / 1000)).toFixed(1)]);
+  out.push(...table(["shape", "kernels", "wall ms", "share", "GFLOP/s"], rows));
+  return out;
+}
