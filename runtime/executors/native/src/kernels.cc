@@ -898,6 +898,52 @@ void run_fill(float* dst, std::int64_t n, float v) {
 // ---------------------------------------------------------------------------------------------
 // optimizer
 
+namespace {
+struct AdamScalars {
+  float factor, lr, bc1, bc2s, decay, b1, b2, eps, wd;
+};
+}  // namespace
+
+// a * b + c rounded once where the level has FMA, as -ffp-contract=fast contracts it (at the
+// baseline level nothing is contracted: two roundings)
+#if SDC_ISA_LEVEL >= 1
+#define SDC_FMA(a, b, c) __builtin_fmaf(a, b, c)
+#else
+#define SDC_FMA(a, b, c) ((a) * (b) + (c))
+#endif
+
+// Adam (WD: 0 no weight decay, 1 L2 added to the gradient, 2 decoupled) and, with EMA, the EMA
+// update of elements [b, e), in one pass over each array. Every scalar is a local and every array
+// restrict, so the loop vectorizes. Contraction is off here and every fused multiply-add is
+// written out: the same roundings as the scalar loop this replaced (bit-identical results), and
+// the same for every element whichever range and thread computes it.
+template <bool EMA, int WD>
+__attribute__((optimize("fp-contract=off"))) static void adam_update(const AdamKernel& k, const AdamScalars& s, std::int64_t b, std::int64_t e) {
+  const float* __restrict g = k.g;
+  float* __restrict p = k.p;
+  float* __restrict m = k.m;
+  float* __restrict v = k.v;
+  float* __restrict em = k.ema;
+  const float factor = s.factor, b1 = s.b1, b2 = s.b2, bc2s = s.bc2s, eps = s.eps, wd = s.wd, decay = s.decay;
+  const float step = s.lr / s.bc1;
+  const float shrink = SDC_FMA(-s.lr, wd, 1.0f);  // decoupled weight decay: p * (1 - lr * wd)
+#pragma omp simd
+  for (std::int64_t i = b; i < e; i++) {
+    float gi = g[i] * factor;
+    float pi = p[i];
+    if (WD == 2) pi = pi * shrink;
+    if (WD == 1) gi = SDC_FMA(wd, pi, gi);
+    const float mi = SDC_FMA(b1, m[i], (1.0f - b1) * gi);
+    const float vi = SDC_FMA(b2, v[i], (1.0f - b2) * (gi * gi));
+    m[i] = mi;
+    v[i] = vi;
+    pi = SDC_FMA(-(mi / (std::sqrt(vi) / bc2s + eps)), step, pi);
+    p[i] = pi;
+    if (EMA) em[i] = SDC_FMA(decay, em[i], (1.0f - decay) * pi);
+  }
+}
+#undef SDC_FMA
+
 void run_adam(const AdamKernel& k) {
   // gradient norm: partial sums over fixed blocks, added in block order (the same bits for any
   // thread count)
@@ -925,33 +971,13 @@ void run_adam(const AdamKernel& k) {
   const float factor = k.clip > 0.0f ? std::min(1.0f, k.clip / (norm + 1e-6f)) : 1.0f;
   k.stats[0] = norm;
   k.stats[1] = factor;
-  const float lr = k.hyper[0], bc1 = k.hyper[1], bc2s = k.hyper[2], decay = k.hyper[3];
-  const float b1 = k.beta1, b2 = k.beta2, eps = k.eps, wd = k.wd;
-  const float step = lr / bc1;
-  const bool dec = k.decoupled;
-  parallel_for(k.n, 1 << 15, [&](std::int64_t b, std::int64_t e, int) {
-    float* __restrict g = k.g;
-    float* __restrict p = k.p;
-    float* __restrict m = k.m;
-    float* __restrict v = k.v;
-    float* __restrict em = k.ema;
-#pragma omp simd
-    for (std::int64_t i = b; i < e; i++) {
-      float gi = g[i] * factor;
-      float pi = p[i];
-      if (wd != 0.0f) {
-        if (dec) pi = pi * (1.0f - lr * wd);
-        else gi = gi + pi * wd;
-      }
-      const float mi = m[i] * b1 + gi * (1.0f - b1);
-      const float vi = v[i] * b2 + gi * gi * (1.0f - b2);
-      m[i] = mi;
-      v[i] = vi;
-      pi = pi - mi / (std::sqrt(vi) / bc2s + eps) * step;
-      p[i] = pi;
-      if (em) em[i] = em[i] * decay + pi * (1.0f - decay);
-    }
-  });
+  const AdamScalars s{factor, k.hyper[0], k.hyper[1], k.hyper[2], k.hyper[3], k.beta1, k.beta2, k.eps, k.wd};
+  // the variant for this configuration: weight decay none / coupled (L2) / decoupled, EMA or not
+  const int wd = k.wd == 0.0f ? 0 : k.decoupled ? 2 : 1;
+  using Update = void (*)(const AdamKernel&, const AdamScalars&, std::int64_t, std::int64_t);
+  static constexpr Update updates[2][3] = {{adam_update<false, 0>, adam_update<false, 1>, adam_update<false, 2>}, {adam_update<true, 0>, adam_update<true, 1>, adam_update<true, 2>}};
+  const Update update = updates[k.ema ? 1 : 0][wd];
+  parallel_for(k.n, 1 << 15, [&](std::int64_t b, std::int64_t e, int) { update(k, s, b, e); });
 }
 
 const Kernels kernels = {run_ew, run_gemm, run_gemm_bf16, run_sum_to, run_layer_norm, run_layer_norm_grad, run_softmax, run_softmax_grad, run_copy, run_fill, run_adam, ew_arity, gemm_scratch_floats};
