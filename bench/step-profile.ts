@@ -1,9 +1,11 @@
 /**
  * The per-kernel profile of bench/step.ts on the native CPU executor: the seconds the addon
  * measured around each kernel of a step (wall, and the calling thread's CPU time), summed by
- * kernel kind (GEMM against everything else) and, for the GEMMs, by shape, printed as tables.
+ * kernel kind (GEMM against everything else) and, for the GEMMs, by shape, printed as tables. On
+ * a loaded machine read the CPU columns with SDC_THREADS=1 (one thread does all the work, and its
+ * CPU time leaves out the time it waited for a core).
  */
-import type { Graph } from "../runtime/graph/graph.ts";
+import { type Graph, inputsOf, sizeOf } from "../runtime/graph/graph.ts";
 
 export interface KindRow {
   kind: string;
@@ -19,12 +21,23 @@ export interface GemmShapeRow {
   shape: string;
   count: number;
   ms: number;
+  cpuMs: number;
   gflop: number;
+}
+
+/** One node's kernels other than a GEMM: what they read and write (whole operands: an upper bound of the bytes moved). */
+export interface NodeRow {
+  node: string;
+  ms: number;
+  cpuMs: number;
+  bytes: number;
 }
 
 export interface StepProfile {
   kinds: KindRow[];
   gemms: GemmShapeRow[];
+  /** the nodes other than GEMMs, slowest first */
+  others: NodeRow[];
   /** milliseconds per step over all kernels */
   totalMs: number;
   gemmMs: number;
@@ -43,6 +56,7 @@ export function stepProfile(g: Graph, labels: readonly string[], nodes: readonly
   const n = labels.length;
   const kinds = new Map<string, KindRow>();
   const gemms = new Map<string, GemmShapeRow>();
+  const others = new Map<number, NodeRow>();
   let totalMs = 0;
   for (let i = 0; i < n; i++) {
     const kind = labels[i].split(":")[1];
@@ -52,16 +66,28 @@ export function stepProfile(g: Graph, labels: readonly string[], nodes: readonly
     const k = kinds.get(kind) ?? { kind, count: 0, ms: 0, cpuMs: 0 };
     kinds.set(kind, { ...k, count: k.count + 1, ms: k.ms + ms, cpuMs: k.cpuMs + cpuMs });
     const op = nodes[i] >= 0 ? g.node(nodes[i]).op : null;
-    if (op?.kind !== "gemm") continue;
+    if (op?.kind !== "gemm") {
+      const o = others.get(nodes[i]) ?? { node: labels[i], ms: 0, cpuMs: 0, bytes: nodeBytes(g, nodes[i]) };
+      others.set(nodes[i], { ...o, ms: o.ms + ms, cpuMs: o.cpuMs + cpuMs });
+      continue;
+    }
     const L = op.layout;
     const shape = `${L.batch[0]} x ${L.batch[1]} x ${L.m} x ${L.n} x ${L.k}, ${layoutName(L.a, L.b)}${L.precision === "bf16" ? " bf16" : ""}`;
     const flop = 2 * L.batch[0] * L.batch[1] * L.m * L.n * L.k;
-    const r = gemms.get(shape) ?? { shape, count: 0, ms: 0, gflop: 0 };
-    gemms.set(shape, { shape, count: r.count + 1, ms: r.ms + ms, gflop: r.gflop + flop / 1e9 });
+    const r = gemms.get(shape) ?? { shape, count: 0, ms: 0, cpuMs: 0, gflop: 0 };
+    gemms.set(shape, { shape, count: r.count + 1, ms: r.ms + ms, cpuMs: r.cpuMs + cpuMs, gflop: r.gflop + flop / 1e9 });
   }
   const gemmMs = [...gemms.values()].reduce((s, r) => s + r.ms, 0);
   const gemmGflop = [...gemms.values()].reduce((s, r) => s + r.gflop, 0);
-  return { kinds: [...kinds.values()].sort((a, b) => b.ms - a.ms), gemms: [...gemms.values()].sort((a, b) => b.ms - a.ms), totalMs, gemmMs, gemmGflop };
+  const others_ = [...others.values()].sort((a, b) => b.cpuMs - a.cpuMs);
+  return { kinds: [...kinds.values()].sort((a, b) => b.ms - a.ms), gemms: [...gemms.values()].sort((a, b) => b.ms - a.ms), others: others_, totalMs, gemmMs, gemmGflop };
+}
+
+/** Bytes a node's kernels read and write at most: each distinct input whole, and the output ("tag:kind, [shape]"). */
+function nodeBytes(g: Graph, id: number): number {
+  if (id < 0) return 0;
+  const node = g.node(id);
+  return 4 * [...new Set(inputsOf(node.op))].reduce((s, i) => s + sizeOf(g.node(i).shape), sizeOf(node.shape));
 }
 
 function table(header: string[], rows: string[][]): string[] {
@@ -77,7 +103,10 @@ export function profileTables(p: StepProfile, top = 12): string[] {
   const out = [`kernel time per step: ${p.totalMs.toFixed(2)} ms; GEMMs ${p.gemmMs.toFixed(2)} ms (${pct(p.gemmMs)}, ${(p.gemmGflop / (p.gemmMs / 1000)).toFixed(1)} GFLOP/s), everything else ${rest.toFixed(2)} ms (${pct(rest)})`];
   out.push(...table(["kind", "kernels", "wall ms", "share", "caller CPU ms"], p.kinds.map((k) => [k.kind, String(k.count), k.ms.toFixed(2), pct(k.ms), k.cpuMs.toFixed(2)])));
   out.push("", `GEMMs by shape (batch x batch x M x N x K, operand layout), the ${Math.min(top, p.gemms.length)} slowest of ${p.gemms.length}:`);
-  const rows = p.gemms.slice(0, top).map((r) => [r.shape, String(r.count), r.ms.toFixed(2), pct(r.ms), (r.gflop / (r.ms / 1000)).toFixed(1)]);
-  out.push(...table(["shape", "kernels", "wall ms", "share", "GFLOP/s"], rows));
+  const rows = p.gemms.slice(0, top).map((r) => [r.shape, String(r.count), r.ms.toFixed(2), pct(r.ms), (r.gflop / (r.ms / 1000)).toFixed(1), r.cpuMs.toFixed(2)]);
+  out.push(...table(["shape", "kernels", "wall ms", "share", "GFLOP/s (wall)", "caller CPU ms"], rows));
+  out.push("", `the ${Math.min(top, p.others.length)} slowest other nodes by caller CPU time (bytes: their operands and output, whole):`);
+  const orows = p.others.slice(0, top).map((r) => [r.node, r.ms.toFixed(3), r.cpuMs.toFixed(3), (r.bytes / 2 ** 20).toFixed(2), r.cpuMs > 0 ? (r.bytes / (r.cpuMs / 1000) / 1e9).toFixed(1) : "-"]);
+  out.push(...table(["node", "wall ms", "caller CPU ms", "MiB", "GB/s (CPU)"], orows));
   return out;
 }

@@ -172,7 +172,7 @@ if (values.engine === "static" && init.name !== "webgpu") {
     compileMs: Math.round(compileMs),
     activationMiB: Math.round(cpu.bytes.activations / 2 ** 20),
     kernelMsByKind: profile ? Object.fromEntries(profile.kinds.map((k) => [k.kind, { ms: round2(k.ms), cpuMs: round2(k.cpuMs), count: k.count }])) : null,
-    gemmMsByShape: profile ? Object.fromEntries(profile.gemms.map((r) => [r.shape, { ms: round2(r.ms), count: r.count, gflop: Number(r.gflop.toFixed(3)) }])) : null,
+    gemmMsByShape: profile ? Object.fromEntries(profile.gemms.map((r) => [r.shape, { ms: round2(r.ms), cpuMs: round2(r.cpuMs), count: r.count, gflop: Number(r.gflop.toFixed(3)) }])) : null,
     gemmGflops: profile ? Number((profile.gemmGflop / (profile.gemmMs / 1000)).toFixed(1)) : null,
     gemmGflopPerStep: profile ? Number(profile.gemmGflop.toFixed(3)) : null,
     loss: Number(last.toFixed(4)),
