@@ -16,7 +16,7 @@ import { evaluate } from "../../runtime/executors/interp/interp.ts";
 import { fuse } from "../../runtime/graph/fuse.ts";
 import { type EwOp, Graph, type Sym } from "../../runtime/graph/graph.ts";
 import { compileGraph, configure, nativeAddon, NativeSetupError, NativeStep, paramArena } from "../../runtime/executors/native/native.ts";
-import { collapse, ewOpsInc, opCodesInc, ProgramWriter } from "../../runtime/executors/native/lower.ts";
+import { collapse, ewOpsInc, opCodesInc, ProgramWriter, transposedGemm, writesColumns } from "../../runtime/executors/native/lower.ts";
 import { EW } from "../../runtime/graph/ops.ts";
 import { buildStepGraph, stepFeeds } from "../../runtime/engines/static/step.ts";
 import { buildModel, flowLoss } from "../../runtime/train/trainer.ts";
@@ -117,6 +117,8 @@ describe("each kernel against the interpreter", () => atEachIsa(() => {
     ["gemm, both plain, K in two blocks (k 390), n beyond one column block (n 530)", (g, [a, b]) => g.gemm(a, b, [13, 530], { batch: [1, 1], m: 13, n: 530, k: 390, alpha: 1, a: [0, 0, 390, 1], b: [0, 0, 530, 1], c: [0, 0, 530, 1] }), [[13, 390], [390, 530]]],
     ["batched strided gemm (attention scores, alpha)", (g, [q, k]) => g.gemm(q, k, [2, 3, 5, 5], attnLayout(2, 3, 5, 4)), [[2, 5, 12], [2, 5, 12]]],
     ["gemm into a strided output (transposed C)", (g, [a, b]) => g.gemm(a, b, [6, 9], { batch: [1, 1], m: 9, n: 6, k: 7, alpha: 2, a: [0, 0, 7, 1], b: [0, 0, 1, 7], c: [0, 0, 1, 9] }), [[9, 7], [6, 7]]],
+    ["gemm into a column-major C (a weight gradient stored [in, out]), m and n past a block, K in two blocks", (g, [a, b]) => g.gemm(a, b, [45, 300], { batch: [1, 1], m: 300, n: 45, k: 390, alpha: 1, a: [0, 0, 1, 300], b: [0, 0, 45, 1], c: [0, 0, 1, 300] }), [[390, 300], [390, 45]]],
+    ["batched gemm into a column-major C (attention's dK)", (g, [a, b]) => g.gemm(a, b, [2, 3, 5, 4], { batch: [2, 3], m: 4, n: 5, k: 6, alpha: 0.5, a: [72, 24, 1, 4], b: [90, 30, 5, 1], c: [60, 20, 1, 4] }), [[2, 3, 6, 4], [2, 3, 6, 5]]],
     ["layer_norm", (g, [x]) => g.layerNorm(x, 1e-6), [[7, 33]]],
     ["layer_norm_grad", (g, [x, dy]) => g.add(x.shape, { kind: "layer_norm_grad", x: x.id, dy: dy.id, eps: 1e-5 }), [[5, 19], [5, 19]]],
     ["softmax", (g, [x]) => g.softmax(x), [[6, 29]]],
@@ -138,6 +140,23 @@ describe("each kernel against the interpreter", () => atEachIsa(() => {
     // sqrt / rsqrt of |x| + 0.1, exp of small values: the domains where the operators are used
     const arg = (g: Graph, x: Sym) => (op === "sqrt" || op === "rsqrt" || op === "log" ? g.ew("add", [g.ew("square", [x]), 0.1]) : x);
     expect(compare((g, [x]) => g.ew(op, [arg(g, x)]), [[517]])).toBeLessThan(op === "exp" || op === "sin" || op === "cos" ? 2e-6 : 1e-5);
+  });
+  it("computes a column-major C as C^T = B^T A^T, to the bits of the same GEMM unswapped (one with a zero bias)", () => {
+    const [m, n, k] = [70, 45, 390];
+    const layout = { batch: [1, 1] as [number, number], m, n, k, alpha: 1, a: [0, 0, 1, m] as [number, number, number, number], b: [0, 0, n, 1] as [number, number, number, number], c: [0, 0, 1, m] as [number, number, number, number] };
+    expect(writesColumns(layout)).toBe(true);
+    expect(transposedGemm(layout)).toEqual({ ...layout, m: n, n: m, a: [0, 0, 1, n], b: [0, 0, m, 1], c: [0, 0, m, 1] });
+    const rng = new Rng(4);
+    const params = new Map([["a", rng.normals(k * m)], ["b", rng.normals(k * n)], ["zero", new Float32Array(n)]]);
+    const run = (bias: boolean) => {
+      const g = new Graph();
+      const y = g.add([n, m], { kind: "gemm", a: g.param("a", [k, m]).id, b: g.param("b", [k, n]).id, bias: bias ? g.param("zero", [n]).id : null, layout });
+      return compileGraph({ graph: g, v: y, batch: 1 }, paramArena(params)).run(new Map());
+    };
+    const [swapped, plain] = [run(false), run(true)];
+    let differ = 0;
+    for (let i = 0; i < swapped.length; i++) if (swapped[i] !== plain[i]) differ++;
+    expect(differ).toBe(0);
   });
   it.each(binary)("binary %s (vector-vector, vector-scalar, scalar-vector)", (op) => {
     const den = (g: Graph, y: Sym) => (op === "div" ? g.ew("add", [g.ew("square", [y]), 0.5]) : y);

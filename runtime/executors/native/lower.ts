@@ -5,7 +5,7 @@
  * addon, only where each node lives (`Place`). The kernels compute what the reference interpreter
  * (cpu.ts) defines; the elementwise operators come from the one table in ops.ts.
  */
-import { type Expr, type Graph, GraphError, type Node, type Op, broadcastStrides, broadcastStridesOf, operandLayout, sizeOf, stridesOf } from "../../graph/graph.ts";
+import { type Expr, type GemmLayout, type Graph, GraphError, type Node, type Op, broadcastStrides, broadcastStridesOf, operandLayout, sizeOf, stridesOf } from "../../graph/graph.ts";
 import { EW } from "../../graph/ops.ts";
 
 /** Where a tensor lives: an arena (index into the program's ArrayBuffers) and a float offset. */
@@ -83,6 +83,22 @@ export function postfix(e: Expr, out: number[] = []): number[] {
   return out;
 }
 
+/** A GEMM whose C is stored column by column (C[m, n] at m + n * ldc: a weight gradient of the [out, in] weight). */
+export function writesColumns(L: GemmLayout): boolean {
+  return L.c[2] === 1 && L.c[3] !== 1 && L.n > 1;
+}
+
+/**
+ * The same product as C^T = B^T A^T: M and N swapped, A and B swapped (the caller swaps the
+ * operands), every stride pair of (m, k), (k, n), (m, n) read the other way round. The kernels
+ * then store C row by row (contiguous tiles) instead of scattering each tile's columns. Every
+ * element is the same sum of the same products in the same K order: the same bits.
+ */
+export function transposedGemm(L: GemmLayout): GemmLayout {
+  const t = (s: readonly number[]): [number, number, number, number] => [s[0], s[1], s[3], s[2]];
+  return { ...L, m: L.n, n: L.m, a: t(L.b), b: t(L.a), c: t(L.c) };
+}
+
 export interface AdamArgs {
   g: Place;
   p: Place;
@@ -150,10 +166,11 @@ export class ProgramWriter {
         break;
       }
       case "gemm": {
-        const L = op.layout;
+        const swap = op.bias === null && writesColumns(op.layout);
+        const L = swap ? transposedGemm(op.layout) : op.layout;
         this.w.push(L.precision === "bf16" ? Code.GemmBf16 : Code.Gemm);
-        this.ptr(at(op.a));
-        this.ptr(at(op.b));
+        this.ptr(at(swap ? op.b : op.a));
+        this.ptr(at(swap ? op.a : op.b));
         this.ptr(out);
         this.ptr(op.bias === null ? NULL_PLACE : at(op.bias));
         this.w.push(L.batch[0], L.batch[1], L.m, L.n, L.k, L.alpha, ...L.a, ...L.b, ...L.c);
