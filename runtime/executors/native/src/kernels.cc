@@ -919,6 +919,9 @@ struct AdamScalars {
 // the same for every element whichever range and thread computes it.
 template <bool EMA, int WD>
 __attribute__((optimize("fp-contract=off"))) static void adam_update(const AdamKernel& k, const AdamScalars& s, std::int64_t b, std::int64_t e) {
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
   const float* __restrict g = k.g;
   float* __restrict p = k.p;
   float* __restrict m = k.m;
