@@ -2,7 +2,7 @@
  * Modules: which calls own weights, their state-dict names (`as name`, `as blocks[i]`), and the
  * modules a block's constructor builds (recorded in symbolic mode for the code generator).
  */
-import type * as A from "../ast.ts";
+import * as A from "../ast.ts";
 import { DiagnosticError, diag, fail } from "../diagnostics.ts";
 import { type Args, type Primitive, PRIMITIVES } from "../primitives.ts";
 import { typeName } from "../values.ts";
@@ -19,38 +19,13 @@ export function ownsWeights(ev: Evaluator, block: A.BlockDecl): boolean {
   if (known !== undefined) return known;
   ev.weighty.set(block.name, false); // a cycle (SDC604 elsewhere) adds nothing
   let found = false;
-  const visit = (e: A.Expr): void => {
-    if (found) return;
-    switch (e.kind) {
-      case "call": {
-        const b = ev.blocks.get(e.callee);
-        if (b ? ownsWeights(ev, b) : e.label !== undefined && PRIMITIVES[e.callee] !== undefined) found = true;
-        e.args.forEach((x) => visit(x.value));
-        return;
-      }
-      case "binary":
-        visit(e.left);
-        visit(e.right);
-        return;
-      case "unary":
-        visit(e.operand);
-        return;
-      case "ternary":
-        [e.cond, e.then, e.else].forEach(visit);
-        return;
-      case "list":
-        e.items.forEach(visit);
-        return;
-      case "index":
-        visit(e.index);
-        return;
-      case "method":
-        e.args.forEach(visit);
-        return;
-      default:
-        return;
-    }
-  };
+  const visit = (root: A.Expr): void =>
+    A.walkExpr(root, (e) => {
+      if (found) return false;
+      if (e.kind !== "call") return;
+      const b = ev.blocks.get(e.callee);
+      if (b ? ownsWeights(ev, b) : e.label !== undefined && PRIMITIVES[e.callee] !== undefined) found = true;
+    });
   const walk = (stmts: A.Stmt[]): void => {
     for (const st of stmts) {
       if (st.kind === "assign") visit(st.value);

@@ -5,7 +5,7 @@
  */
 import type { ClassDeclarationStructure, CodeBlockWriter, InterfaceDeclarationStructure, OptionalKind, PropertyDeclarationStructure } from "ts-morph";
 import { tsMorph } from "./lazy.ts";
-import type * as A from "../ast.ts";
+import * as A from "../ast.ts";
 import { type BlockAnalysis, exprText, type ModuleDecl } from "../check/index.ts";
 import { primitive, SUFFIX_ARGS } from "../primitives.ts";
 import { type Dim, listType, shapeToString, type Value } from "../values.ts";
@@ -209,16 +209,7 @@ function guardTs(m: ModuleDecl, c: Ctx): string {
 function usedDimVars(a: BlockAnalysis): string[] {
   const used = new Set<string>();
   const walkE = (e: A.Expr) => {
-    if (e.kind === "ident" && a.dimVars.has(e.name)) used.add(e.name);
-    else if (e.kind === "binary") [e.left, e.right].forEach(walkE);
-    else if (e.kind === "unary") walkE(e.operand);
-    else if (e.kind === "ternary") [e.cond, e.then, e.else].forEach(walkE);
-    else if (e.kind === "call") {
-      e.args.forEach((x) => walkE(x.value));
-      e.label?.segments.forEach((s) => s.index && walkE(s.index));
-    } else if (e.kind === "list") e.items.forEach(walkE);
-    else if (e.kind === "index") [e.target, e.index].forEach(walkE);
-    else if (e.kind === "method") [e.target, ...e.args].forEach(walkE);
+    for (const name of A.exprNames(e)) if (a.dimVars.has(name)) used.add(name);
   };
   const walkS = (s: A.Stmt) => {
     if (s.kind === "assign") walkE(s.value);
