@@ -142,13 +142,13 @@ export function forEachChildExpr(e: Expr, visit: (child: Expr) => void): void {
       for (const d of e.dims) visit(d);
       return;
     default:
-      unhandledExpr(e);
+      unhandledKind(e);
   }
 }
 
-/** The default of a switch over every expression kind: `e` is `never` there, unless a kind is left unhandled. */
-export function unhandledExpr(e: never): never {
-  throw new Error(`internal error: expression kind '${(e as { kind?: unknown }).kind}' has no case`);
+/** The default of a switch over every kind of a node union: `node` is `never` there, unless a kind is left unhandled. */
+export function unhandledKind(node: never): never {
+  throw new Error(`internal error: node kind '${(node as { kind?: unknown }).kind}' has no case`);
 }
 
 /**
@@ -199,6 +199,41 @@ export interface IfStmt extends Node {
 export interface ReturnStmt extends Node {
   kind: "return";
   values: Expr[];
+}
+
+/**
+ * Walks statements and the bodies inside them in source order: `stmt` (if given) on each
+ * statement first, then `expr` on each of its own expressions with the statement they belong to
+ * (not their subexpressions: walk those with walkExpr), an `if`'s condition before its branches,
+ * a `for`'s bounds before its body.
+ */
+export function walkStmts(stmts: readonly Stmt[], expr: (e: Expr, owner: Stmt) => void, stmt?: (s: Stmt) => void): void {
+  for (const s of stmts) {
+    stmt?.(s);
+    switch (s.kind) {
+      case "assign":
+        expr(s.value, s);
+        break;
+      case "method":
+        expr(s.call, s);
+        break;
+      case "return":
+        for (const v of s.values) expr(v, s);
+        break;
+      case "for":
+        expr(s.from, s);
+        expr(s.to, s);
+        walkStmts(s.body, expr, stmt);
+        break;
+      case "if":
+        expr(s.cond, s);
+        walkStmts(s.then, expr, stmt);
+        if (s.else) walkStmts(s.else, expr, stmt);
+        break;
+      default:
+        unhandledKind(s);
+    }
+  }
 }
 
 // ---------------------------------------------------------------- declarations

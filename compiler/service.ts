@@ -126,24 +126,11 @@ export function hits(f: A.SourceFile): Hit[] {
       if (e.label) out.push({ kind: "label", span: e.label.span, call: e });
     });
   };
-  const stmts = (ss: A.Stmt[]): void => {
-    for (const s of ss) {
-      if (s.kind === "assign") {
-        s.targets.forEach((t, index) => out.push({ kind: "target", span: t.span, assign: s, index }));
-        expr(s.value);
-      } else if (s.kind === "for") {
-        out.push({ kind: "loopvar", span: s.variable.span, stmt: s });
-        expr(s.from);
-        expr(s.to);
-        stmts(s.body);
-      } else if (s.kind === "if") {
-        expr(s.cond);
-        stmts(s.then);
-        stmts(s.else ?? []);
-      } else if (s.kind === "method") expr(s.call);
-      else s.values.forEach(expr);
-    }
-  };
+  const stmts = (ss: A.Stmt[]): void =>
+    A.walkStmts(ss, expr, (s) => {
+      if (s.kind === "assign") s.targets.forEach((t, index) => out.push({ kind: "target", span: t.span, assign: s, index }));
+      else if (s.kind === "for") out.push({ kind: "loopvar", span: s.variable.span, stmt: s });
+    });
   const params = (ps: A.ParamDecl[], owner: A.BlockDecl | A.SpecDecl) =>
     ps.forEach((p) => {
       out.push({ kind: "param", span: p.nameSpan, param: p, owner });

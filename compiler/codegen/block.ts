@@ -205,28 +205,11 @@ function guardTs(m: ModuleDecl, c: Ctx): string {
   return m.guards.map((g) => (g.negate ? `!(${ts(g.cond, c)})` : ts(g.cond, c, 3))).join(" && ");
 }
 
-/** Names of dim variables the forward body refers to. */
+/** Names of dim variables the forward body refers to, in the order first read. */
 function usedDimVars(a: BlockAnalysis): string[] {
-  const used = new Set<string>();
-  const walkE = (e: A.Expr) => {
-    for (const name of A.exprNames(e)) if (a.dimVars.has(name)) used.add(name);
-  };
-  const walkS = (s: A.Stmt) => {
-    if (s.kind === "assign") walkE(s.value);
-    else if (s.kind === "return") s.values.forEach(walkE);
-    else if (s.kind === "method") walkE(s.call);
-    else if (s.kind === "if") {
-      walkE(s.cond);
-      s.then.forEach(walkS);
-      s.else?.forEach(walkS);
-    } else {
-      walkE(s.from);
-      walkE(s.to);
-      s.body.forEach(walkS);
-    }
-  };
-  a.block.forward?.body.forEach(walkS);
-  return [...used];
+  const read = new Set<string>();
+  A.walkStmts(a.block.forward?.body ?? [], (e) => A.exprNames(e, read));
+  return [...read].filter((name) => a.dimVars.has(name));
 }
 
 /** Variables of every `for` in a forward body (they name modules, so the constructor binds them). */

@@ -1,12 +1,14 @@
 /**
- * The one expression walker beside the AST (compiler/ast.ts): every expression kind's children
- * are visited, in source order; walkExpr goes parents first and can skip a subtree; a kind with
- * no case does not compile (and, forced past the compiler, throws an internal error).
+ * The walkers beside the AST (compiler/ast.ts): every expression kind's children are visited, in
+ * source order; walkExpr goes parents first and can skip a subtree; walkStmts reaches every
+ * statement kind's expressions and nested bodies; a kind with no case does not compile (and,
+ * forced past the compiler, throws an internal error).
  */
 import { describe, expect, it } from "vitest";
 import * as A from "../../compiler/ast.ts";
 import { exprText } from "../../compiler/check/index.ts";
 import { parseExpression } from "../../compiler/parser.ts";
+import { parseSource } from "../../compiler/program.ts";
 
 function expr(src: string): A.Expr {
   const r = parseExpression("e", src);
@@ -57,12 +59,12 @@ describe("forEachChildExpr", () => {
 
   it("has a case for every kind: a kind left over does not compile, and throws if forced", () => {
     const leftOver = expr("int32[B, n]") as A.ShapeExpr;
-    // forEachChildExpr's default case passes `e` to unhandledExpr, which takes only `never`:
+    // forEachChildExpr's default case passes `e` to unhandledKind, which takes only `never`:
     // the type left once every kind has had its case. A kind without a case is not `never`:
     // @ts-expect-error: a ShapeExpr reaching the default case (its case missing) is a compile error
-    expect(() => A.unhandledExpr(leftOver)).toThrow("internal error: expression kind 'shape' has no case");
+    expect(() => A.unhandledKind(leftOver)).toThrow("internal error: node kind 'shape' has no case");
     const alien = { kind: "lambda", span: leftOver.span } as unknown as A.Expr;
-    expect(() => A.forEachChildExpr(alien, () => {})).toThrow("internal error: expression kind 'lambda' has no case");
+    expect(() => A.forEachChildExpr(alien, () => {})).toThrow("internal error: node kind 'lambda' has no case");
   });
 });
 
@@ -89,5 +91,44 @@ describe("exprNames", () => {
     expect([...A.exprNames(expr("f(a, b * a, k: c) as m[i]"), out)]).toEqual(["z", "a", "b", "c", "i"]);
     expect([...A.exprNames(expr("xs.pop()"))]).toEqual(["xs"]);
     expect([...A.exprNames(expr("int32[B, ws[n - 1]]"))]).toEqual(["B", "ws", "n"]);
+  });
+});
+
+describe("walkStmts", () => {
+  it("visits each statement, then its own expressions with their owner, bodies in source order", () => {
+    const src = [
+      "block b(width: int, depth: int) {",
+      "  forward(x: [B, N, width]) -> [B, N, width] {",
+      "    skips = []",
+      "    for i in 0..depth {",
+      "      skips.append(x)",
+      "      if i > 1 {",
+      "        x = x + skips.pop()",
+      "      } else {",
+      "        x = -x",
+      "      }",
+      "    }",
+      "    return x, x * 2",
+      "  }",
+      "}",
+    ].join("\n");
+    const r = parseSource("t.mdl", src);
+    expect(r.diagnostics).toEqual([]);
+    const seen: string[] = [];
+    A.walkStmts(r.ast!.blocks[0].forward!.body, (e, owner) => void seen.push(`${owner.kind}: ${exprText(e)}`), (s) => void seen.push(s.kind));
+    expect(seen).toEqual([
+      "assign", "assign: []",
+      "for", "for: 0", "for: depth",
+      "method", "method: skips.append(x)",
+      "if", "if: i > 1",
+      "assign", "assign: x + skips.pop()",
+      "assign", "assign: -x",
+      "return", "return: x", "return: x * 2",
+    ]);
+  });
+
+  it("has a case for every statement kind: one forced past the compiler throws", () => {
+    const alien = { kind: "while", span: expr("1").span } as unknown as A.Stmt;
+    expect(() => A.walkStmts([alien], () => {})).toThrow("internal error: node kind 'while' has no case");
   });
 });
