@@ -20,6 +20,7 @@ import { lowerGraph, paramArena } from "../../runtime/executors/native/native.ts
 import { Code, ProgramWriter } from "../../runtime/executors/native/lower.ts";
 import { Rng } from "../../runtime/util/rng.ts";
 import { onLines } from "../fuzz/lines.ts";
+import { normalParams } from "./random-params.ts";
 
 /** A real lowered program and the byte lengths of its arenas. */
 export interface Base {
@@ -50,13 +51,7 @@ export function bases(): Base[] {
   const out: Base[] = [];
   for (const [name, build, shapes] of GRAPHS) {
     const g = new Graph();
-    const rng = new Rng(7);
-    const params = new Map<string, Float32Array>();
-    const ins = shapes.map((s, i) => {
-      const p = g.param(`p${i}`, s);
-      params.set(`p${i}`, rng.normals(p.size));
-      return p;
-    });
+    const { ins, params } = normalParams(g, shapes, new Rng(7));
     const y = build(g, ins);
     const l = lowerGraph({ graph: g, v: y, batch: 1 }, paramArena(params));
     out.push({ name, words: Array.from(l.program), arenaBytes: l.arenas.map((a) => a.byteLength) });

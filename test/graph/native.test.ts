@@ -23,6 +23,7 @@ import { buildModel, flowLoss } from "../../runtime/train/trainer.ts";
 import { LearnedPromptEncoder } from "../../runtime/text/learned.ts";
 import { type FlowBatch } from "../../runtime/bundle.ts";
 import { Rng } from "../../runtime/util/rng.ts";
+import { normalParams } from "./random-params.ts";
 
 let tiny: LoadedSpec;
 beforeAll(async () => {
@@ -69,12 +70,7 @@ describe("the native executor", () => {
 function compare(build: (g: Graph, ins: Sym[]) => Sym, shapes: number[][], seed = 1): number {
   const rng = new Rng(seed);
   const g = new Graph();
-  const params = new Map<string, Float32Array>();
-  const ins = shapes.map((s, i) => {
-    const p = g.param(`p${i}`, s);
-    params.set(`p${i}`, rng.normals(p.size));
-    return p;
-  });
+  const { ins, params } = normalParams(g, shapes, rng);
   const y = build(g, ins);
   const want = evaluate(g, new Map(), params)[y.id];
   fuse({ graph: g, loss: y, grads: new Map(), params: [], oneHots: [], batch: 1, dims: [1, 1, 1], text: "learned" });
