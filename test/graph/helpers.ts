@@ -1,12 +1,14 @@
 /**
  * Shared checks of the graph tests: a traced graph's gradients against central differences of its
- * own loss, and two training runs (tfjs and the static engine) agreeing line by line.
+ * own loss, two training runs (tfjs and the static engine) agreeing line by line, and tests run at
+ * each ISA level of the native addon.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { expect } from "vitest";
+import { afterAll, beforeAll, describe, expect } from "vitest";
 import { evaluate } from "../../runtime/executors/interp/interp.ts";
 import type { Graph, Sym } from "../../runtime/graph/graph.ts";
+import { nativeAddon } from "../../runtime/executors/native/native.ts";
 
 /**
  * The worst error of the graph's gradient of `loss` against central differences (step 1e-2),
@@ -51,4 +53,21 @@ export function expectSameMetrics(metrics: { tfjs: MetricLine[]; static: MetricL
     }
   });
   expect(compared).toBeGreaterThanOrEqual(3);
+}
+
+/** Run `body`'s tests at each ISA level this CPU has (and restore the default after). */
+export function atEachIsa(body: (level: string) => void): void {
+  const levels = nativeAddon().addon?.isas() ?? [];
+  describe.each(levels)("at ISA level %s", (level) => {
+    let before = "";
+    beforeAll(() => {
+      const addon = nativeAddon().addon!;
+      before = addon.isa();
+      addon.isa(level);
+    });
+    afterAll(() => {
+      nativeAddon().addon!.isa(before);
+    });
+    body(level);
+  });
 }

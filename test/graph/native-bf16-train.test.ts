@@ -20,6 +20,7 @@ import { buildModel } from "../../runtime/train/trainer.ts";
 import { LearnedPromptEncoder } from "../../runtime/text/learned.ts";
 import { type FlowBatch } from "../../runtime/bundle.ts";
 import { Rng } from "../../runtime/util/rng.ts";
+import { atEachIsa } from "./helpers.ts";
 
 let tiny: LoadedSpec;
 const tmp = mkdtempSync(join(tmpdir(), "sdc-bf16-train-"));
@@ -103,22 +104,6 @@ describe("the bf16 step graph", () => {
     m.store.dispose();
   });
 });
-
-/** Run `body`'s tests at each ISA level this CPU has (and restore the default after). */
-function atEachIsa(body: (level: string) => void): void {
-  const levels = nativeAddon().addon?.isas() ?? [];
-  describe.each(levels)("at ISA level %s", (level) => {
-    let before = "";
-    beforeAll(() => {
-      before = nativeAddon().addon!.isa();
-      nativeAddon().addon!.isa(level);
-    });
-    afterAll(() => {
-      nativeAddon().addon!.isa(before);
-    });
-    body(level);
-  });
-}
 
 describe("the native bf16 step against the interpreter's", () =>
   atEachIsa(() => {

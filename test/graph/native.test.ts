@@ -9,7 +9,7 @@
  */
 import { readFileSync } from "node:fs";
 import * as tf from "@tensorflow/tfjs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { loadCompiled, type LoadedSpec } from "../../cli/generated.ts";
 import { initBackend } from "../../runtime/backend.ts";
 import { evaluate } from "../../runtime/executors/interp/interp.ts";
@@ -23,6 +23,7 @@ import { buildModel, flowLoss } from "../../runtime/train/trainer.ts";
 import { LearnedPromptEncoder } from "../../runtime/text/learned.ts";
 import { type FlowBatch } from "../../runtime/bundle.ts";
 import { Rng } from "../../runtime/util/rng.ts";
+import { atEachIsa } from "./helpers.ts";
 import { normalParams } from "./random-params.ts";
 
 let tiny: LoadedSpec;
@@ -84,23 +85,6 @@ function compare(build: (g: Graph, ins: Sym[]) => Sym, shapes: number[][], seed 
 }
 
 const attnLayout = (B: number, H: number, N: number, D: number) => ({ batch: [B, H] as [number, number], m: N, n: N, k: D, alpha: 1 / Math.sqrt(D), a: [N * H * D, D, H * D, 1] as [number, number, number, number], b: [N * H * D, D, 1, H * D] as [number, number, number, number], c: [H * N * N, N * N, N, 1] as [number, number, number, number] });
-
-/** Run `body`'s tests at each ISA level this CPU has (and restore the default after). */
-function atEachIsa(body: () => void): void {
-  const levels = nativeAddon().addon?.isas() ?? [];
-  describe.each(levels)("at ISA level %s", (level) => {
-    let before = "";
-    beforeAll(() => {
-      const addon = nativeAddon().addon!;
-      before = addon.isa();
-      addon.isa(level);
-    });
-    afterAll(() => {
-      nativeAddon().addon!.isa(before);
-    });
-    body();
-  });
-}
 
 describe("each kernel against the interpreter", () => atEachIsa(() => {
   it.each<[string, (g: Graph, p: Sym[]) => Sym, number[][]]>([
