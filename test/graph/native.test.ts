@@ -21,9 +21,8 @@ import { EW } from "../../runtime/graph/ops.ts";
 import { buildStepGraph, stepFeeds } from "../../runtime/engines/static/step.ts";
 import { buildModel, flowLoss } from "../../runtime/train/trainer.ts";
 import { LearnedPromptEncoder } from "../../runtime/text/learned.ts";
-import { type FlowBatch } from "../../runtime/bundle.ts";
 import { Rng } from "../../runtime/util/rng.ts";
-import { atEachIsa } from "./helpers.ts";
+import { atEachIsa, batchOf } from "./helpers.ts";
 import { normalParams } from "./random-params.ts";
 
 let tiny: LoadedSpec;
@@ -130,13 +129,6 @@ describe("each kernel against the interpreter", () => atEachIsa(() => {
   });
 }));
 
-function batchOf(n: number, seed: number): FlowBatch {
-  const rng = new Rng(seed);
-  const per = 32 * 32;
-  const x0 = new Float32Array(n * per).map(() => rng.uniform() * 2 - 1);
-  return { x0, eps: rng.normals(n * per), sigma: Float32Array.from({ length: n }, () => 0.05 + 0.9 * rng.uniform()), prompts: ["7", "seven", "", "3"].slice(0, n) };
-}
-
 describe("the tiny spec's training step on the native executor", () => {
   it("gives the interpreter's and tfjs autodiff's loss and gradients, and the same clipped Adam + EMA update", async () => {
     const m = buildModel(tiny.spec, tiny.ir, 3);
@@ -223,7 +215,7 @@ describe("thread counts", () => {
       ns.setParams(params);
       const losses: number[] = [];
       for (const seed of [5, 6]) {
-        const b = { ...batchOf(B, seed), prompts: ["7", "seven", "", "3", "1", "one", "9", ""] };
+        const b = batchOf(B, seed);
         const feeds = stepFeeds(sg, m.flow, b, { ids: enc.tokenizer.encodeBatch(b.prompts) });
         losses.push((await ns.step(feeds)).loss);
       }
