@@ -896,6 +896,71 @@ void run_fill(float* dst, std::int64_t n, float v) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// convolution windows: im2col copies each window row's in-image part (contiguous in both: the
+// window's columns j are adjacent pixels) and zero-fills the rest; col2im gathers, for each
+// image row, the window blocks that cover it (in (oh, ow) order), so each output is written by
+// one thread in a fixed order. The work is bounded by the columns' and the image's sizes.
+
+void run_im2col(const WindowKernel& q) {
+  if (q.b == 0 || q.c == 0 || q.ho == 0 || q.wo == 0) return;
+  const std::int64_t kc = q.k * q.c, row = q.wo * q.k * kc;  // floats of a window row, of an output row
+  parallel_for(q.b * q.ho, std::max<std::int64_t>(1, 65536 / row), [&](std::int64_t lo, std::int64_t hi, int) {
+    for (std::int64_t r = lo; r < hi; r++) {
+      const std::int64_t b = r / q.ho, oh = r % q.ho;
+      float* out = q.dst + r * row;
+      for (std::int64_t ow = 0; ow < q.wo; ow++) {
+        const std::int64_t x0 = ow * q.stride - q.pad;
+        const std::int64_t j0 = std::clamp<std::int64_t>(-x0, 0, q.k), j1 = std::clamp<std::int64_t>(q.w - x0, j0, q.k);
+        for (std::int64_t i = 0; i < q.k; i++, out += kc) {
+          const std::int64_t y = oh * q.stride - q.pad + i;
+          if (y < 0 || y >= q.h || j0 == j1) {
+            std::fill(out, out + kc, 0.0f);
+            continue;
+          }
+          std::fill(out, out + j0 * q.c, 0.0f);
+          std::memcpy(out + j0 * q.c, q.src + ((b * q.h + y) * q.w + x0 + j0) * q.c, sizeof(float) * static_cast<std::size_t>((j1 - j0) * q.c));
+          std::fill(out + j1 * q.c, out + kc, 0.0f);
+        }
+      }
+    }
+  });
+}
+
+// The window positions o in [lo, hi] whose window covers image coordinate t - pad: o*stride <= t < o*stride + k.
+static inline void covering(std::int64_t t, std::int64_t k, std::int64_t stride, std::int64_t n, std::int64_t& lo, std::int64_t& hi) {
+  lo = t < k ? 0 : (t - k) / stride + 1;
+  hi = std::min(n - 1, t / stride);
+}
+
+void run_col2im(const WindowKernel& q) {
+  if (q.b == 0 || q.h == 0 || q.w == 0 || q.c == 0) return;
+  const std::int64_t c = q.c, kc = q.k * c, kkc = q.k * kc, row = q.w * c;
+  parallel_for(q.b * q.h, std::max<std::int64_t>(1, 65536 / row), [&](std::int64_t lo, std::int64_t hi, int) {
+    for (std::int64_t r = lo; r < hi; r++) {
+      const std::int64_t b = r / q.h, t = r % q.h + q.pad;
+      float* __restrict out = q.dst + r * row;
+      std::fill(out, out + row, 0.0f);
+      std::int64_t oh0, oh1;
+      covering(t, q.k, q.stride, q.ho, oh0, oh1);
+      for (std::int64_t x = 0; x < q.w; x++) {
+        float* __restrict o = out + x * c;
+        const std::int64_t u = x + q.pad;
+        std::int64_t ow0, ow1;
+        covering(u, q.k, q.stride, q.wo, ow0, ow1);
+        for (std::int64_t oh = oh0; oh <= oh1; oh++) {
+          const float* blocks = q.src + (b * q.ho + oh) * q.wo * kkc + (t - oh * q.stride) * kc;
+          for (std::int64_t ow = ow0; ow <= ow1; ow++) {
+            const float* __restrict s = blocks + ow * kkc + (u - ow * q.stride) * c;
+#pragma omp simd
+            for (std::int64_t ch = 0; ch < c; ch++) o[ch] += s[ch];
+          }
+        }
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // optimizer
 
 void run_adam(const AdamKernel& k) {
@@ -954,10 +1019,10 @@ void run_adam(const AdamKernel& k) {
   });
 }
 
-const Kernels kernels = {run_ew, run_gemm, run_gemm_bf16, run_sum_to, run_layer_norm, run_layer_norm_grad, run_softmax, run_softmax_grad, run_copy, run_fill, run_adam, ew_arity, gemm_scratch_floats};
+const Kernels kernels = {run_ew, run_gemm, run_gemm_bf16, run_sum_to, run_layer_norm, run_layer_norm_grad, run_softmax, run_softmax_grad, run_copy, run_fill, run_adam, run_im2col, run_col2im, ew_arity, gemm_scratch_floats};
 #if SDC_ISA_LEVEL >= 2
 // the avx512bf16 level: these kernels with the bf16 GEMM on vdpbf16ps
-const Kernels kernels_bf16 = {run_ew, run_gemm, run_gemm_bf16_dp, run_sum_to, run_layer_norm, run_layer_norm_grad, run_softmax, run_softmax_grad, run_copy, run_fill, run_adam, ew_arity, gemm_scratch_floats};
+const Kernels kernels_bf16 = {run_ew, run_gemm, run_gemm_bf16_dp, run_sum_to, run_layer_norm, run_layer_norm_grad, run_softmax, run_softmax_grad, run_copy, run_fill, run_adam, run_im2col, run_col2im, ew_arity, gemm_scratch_floats};
 #endif
 
 #ifdef SDC_ISA_TARGET
