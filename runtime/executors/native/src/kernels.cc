@@ -897,9 +897,10 @@ void run_fill(float* dst, std::int64_t n, float v) {
 
 // ---------------------------------------------------------------------------------------------
 // convolution windows: im2col copies each window row's in-image part (contiguous in both: the
-// window's columns j are adjacent pixels) and zero-fills the rest; col2im gathers, for each
-// image row, the window blocks that cover it (in (oh, ow) order), so each output is written by
-// one thread in a fixed order. The work is bounded by the columns' and the image's sizes.
+// window's columns j are adjacent pixels) and zero-fills the rest; col2im adds, for each image
+// row, the window rows that cover it (in (oh, ow) order: each pixel's terms are summed in that
+// order), so each output is written by one thread in a fixed order. The work is bounded by the
+// columns' and the image's sizes.
 
 void run_im2col(const WindowKernel& q) {
   if (q.b == 0 || q.c == 0 || q.ho == 0 || q.wo == 0) return;
@@ -942,18 +943,17 @@ void run_col2im(const WindowKernel& q) {
       std::fill(out, out + row, 0.0f);
       std::int64_t oh0, oh1;
       covering(t, q.k, q.stride, q.ho, oh0, oh1);
-      for (std::int64_t x = 0; x < q.w; x++) {
-        float* __restrict o = out + x * c;
-        const std::int64_t u = x + q.pad;
-        std::int64_t ow0, ow1;
-        covering(u, q.k, q.stride, q.wo, ow0, ow1);
-        for (std::int64_t oh = oh0; oh <= oh1; oh++) {
-          const float* blocks = q.src + (b * q.ho + oh) * q.wo * kkc + (t - oh * q.stride) * kc;
-          for (std::int64_t ow = ow0; ow <= ow1; ow++) {
-            const float* __restrict s = blocks + ow * kkc + (u - ow * q.stride) * c;
+      for (std::int64_t oh = oh0; oh <= oh1; oh++) {
+        const float* wrow = q.src + (b * q.ho + oh) * q.wo * kkc + (t - oh * q.stride) * kc;  // window row i of column (oh, 0)
+        for (std::int64_t ow = 0; ow < q.wo; ow++) {
+          // the window row's in-image pixels j0 .. j1 - 1 are adjacent: one run of (j1 - j0) C floats
+          const std::int64_t x0 = ow * q.stride - q.pad;
+          const std::int64_t j0 = std::clamp<std::int64_t>(-x0, 0, q.k), j1 = std::clamp<std::int64_t>(q.w - x0, j0, q.k);
+          const float* __restrict s = wrow + ow * kkc + j0 * c;
+          float* __restrict o = out + (x0 + j0) * c;
+          const std::int64_t n = (j1 - j0) * c;
 #pragma omp simd
-            for (std::int64_t ch = 0; ch < c; ch++) o[ch] += s[ch];
-          }
+          for (std::int64_t e = 0; e < n; e++) o[e] += s[e];
         }
       }
     }
