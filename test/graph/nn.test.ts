@@ -1,7 +1,7 @@
 /**
  * The UNet building blocks (conv2d, conv_transpose2d, group_norm, upsample_nearest): each layer's
- * tfjs form and its traced static-graph form (composed from pad, strided slices, concat,
- * permute, layer_norm and one GEMM) against PyTorch's outputs and gradients
+ * tfjs form and its traced static-graph form (convolutions as im2col and one GEMM, transposed
+ * ones as one GEMM and col2im; group norm as permutes and layer_norm) against PyTorch's outputs and gradients
  * (test/fixtures/nn-fixtures/make.py), the traced gradients against finite differences, and the
  * native CPU executor against the interpreter on the forward and every gradient.
  */

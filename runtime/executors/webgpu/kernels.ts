@@ -599,7 +599,7 @@ export function kernelsFor(g: Graph, node: Node, opts: KernelOptions = {}): Kern
 export const MAX_CONCAT_INPUTS = 7;
 
 /**
- * A concat of more inputs than one kernel may bind (the gradient of a 9-way chunk, an im2col):
+ * A concat of more inputs than one kernel may bind (the gradient of a 9-way chunk):
  * one kernel per group of MAX_CONCAT_INPUTS inputs, each writing its own range of the output
  * along the axis (the ranges are disjoint, so the kernels may run in any order).
  */
