@@ -22,6 +22,7 @@ import { cpus, getPriority } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type FuzzCounts, type Kind, KINDS } from "../test/fuzz/fuzz-cases.ts";
+import { onLines } from "../test/fuzz/lines.ts";
 
 const CHUNK = join(dirname(fileURLToPath(import.meta.url)), "fuzz-chunk.ts");
 
@@ -96,7 +97,6 @@ function runRange(kind: Kind, seed: number, from: number, to: number, limitMs: n
     let lastCpu = 0;
     let counts: RangeEnd["counts"] = null;
     let killed = "";
-    let buf = "";
     let stderr = "";
     const kill = (why: string) => ((killed = why), child.kill("SIGKILL"));
     const poll = setInterval(() => {
@@ -106,19 +106,12 @@ function runRange(kind: Kind, seed: number, from: number, to: number, limitMs: n
       if (cpu - caseCpu0 > limitMs + 2000) kill(`case ${at} used ${Math.round(cpu - caseCpu0)} ms of CPU without ending`);
       else if (performance.now() - caseWall0 > backstopMs) kill(`case ${at} made no progress in ${backstopMs / 1000} s of wall-clock time (${Math.round(cpu - Math.min(cpu, caseCpu0))} ms of CPU)`);
     }, 1000);
-    child.stdout.setEncoding("utf8");
-    child.stdout.on("data", (d: string) => {
-      buf += d;
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (line.startsWith("done ")) counts = JSON.parse(line.slice(5));
-        else if (line.startsWith("case ")) {
-          at = Number(line.slice(5));
-          caseCpu0 = procCpuMs(child.pid!) ?? lastCpu;
-          caseWall0 = performance.now();
-        }
+    onLines(child.stdout, (line) => {
+      if (line.startsWith("done ")) counts = JSON.parse(line.slice(5));
+      else if (line.startsWith("case ")) {
+        at = Number(line.slice(5));
+        caseCpu0 = procCpuMs(child.pid!) ?? lastCpu;
+        caseWall0 = performance.now();
       }
     });
     child.stderr.setEncoding("utf8");

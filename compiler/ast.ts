@@ -97,6 +97,77 @@ export interface ShapeExpr extends Node {
   dims: Expr[];
 }
 
+// ---------------------------------------------------------------- walking expressions
+
+/**
+ * Calls `visit` on each direct child expression of `e`, in source order (a call's argument
+ * values, then its label's index expressions). The one place that knows which fields of each
+ * node kind hold expressions: a new kind does not compile until it is handled here.
+ */
+export function forEachChildExpr(e: Expr, visit: (child: Expr) => void): void {
+  switch (e.kind) {
+    case "number":
+    case "string":
+    case "bool":
+    case "ident":
+      return;
+    case "binary":
+      visit(e.left);
+      visit(e.right);
+      return;
+    case "unary":
+      visit(e.operand);
+      return;
+    case "ternary":
+      visit(e.cond);
+      visit(e.then);
+      visit(e.else);
+      return;
+    case "call":
+      for (const a of e.args) visit(a.value);
+      for (const s of e.label?.segments ?? []) if (s.index) visit(s.index);
+      return;
+    case "list":
+      for (const x of e.items) visit(x);
+      return;
+    case "index":
+      visit(e.target);
+      visit(e.index);
+      return;
+    case "method":
+      visit(e.target);
+      for (const x of e.args) visit(x);
+      return;
+    case "shape":
+      for (const d of e.dims) visit(d);
+      return;
+    default:
+      unhandledKind(e);
+  }
+}
+
+/** The default of a switch over every kind of a node union: `node` is `never` there, unless a kind is left unhandled. */
+export function unhandledKind(node: never): never {
+  throw new Error(`internal error: node kind '${(node as { kind?: unknown }).kind}' has no case`);
+}
+
+/**
+ * Calls `visit` on `e` and on every expression inside it, parents before children, in source
+ * order; where `visit` returns false, the node's children are skipped.
+ */
+export function walkExpr(e: Expr, visit: (x: Expr) => boolean | void): void {
+  if (visit(e) === false) return;
+  forEachChildExpr(e, (child) => walkExpr(child, visit));
+}
+
+/** Every identifier an expression reads (calls' arguments, label indices and shape dims included). */
+export function exprNames(e: Expr, out: Set<string> = new Set()): Set<string> {
+  walkExpr(e, (x) => {
+    if (x.kind === "ident") out.add(x.name);
+  });
+  return out;
+}
+
 // ---------------------------------------------------------------- statements
 
 export type Stmt = Assign | ForStmt | IfStmt | ReturnStmt | MethodStmt;
@@ -128,6 +199,41 @@ export interface IfStmt extends Node {
 export interface ReturnStmt extends Node {
   kind: "return";
   values: Expr[];
+}
+
+/**
+ * Walks statements and the bodies inside them in source order: `stmt` (if given) on each
+ * statement first, then `expr` on each of its own expressions with the statement they belong to
+ * (not their subexpressions: walk those with walkExpr), an `if`'s condition before its branches,
+ * a `for`'s bounds before its body.
+ */
+export function walkStmts(stmts: readonly Stmt[], expr: (e: Expr, owner: Stmt) => void, stmt?: (s: Stmt) => void): void {
+  for (const s of stmts) {
+    stmt?.(s);
+    switch (s.kind) {
+      case "assign":
+        expr(s.value, s);
+        break;
+      case "method":
+        expr(s.call, s);
+        break;
+      case "return":
+        for (const v of s.values) expr(v, s);
+        break;
+      case "for":
+        expr(s.from, s);
+        expr(s.to, s);
+        walkStmts(s.body, expr, stmt);
+        break;
+      case "if":
+        expr(s.cond, s);
+        walkStmts(s.then, expr, stmt);
+        if (s.else) walkStmts(s.else, expr, stmt);
+        break;
+      default:
+        unhandledKind(s);
+    }
+  }
 }
 
 // ---------------------------------------------------------------- declarations

@@ -6,80 +6,8 @@
  * the elaborated model: see compiler/check/deps.ts.)
  */
 import type * as A from "./ast.ts";
+import { exprNames, walkStmts } from "./ast.ts";
 import { type Diagnostic, warn } from "./diagnostics.ts";
-
-/** Every identifier an expression reads (calls' arguments and label indices included). */
-export function exprNames(e: A.Expr, out: Set<string> = new Set()): Set<string> {
-  const walk = (x: A.Expr): void => {
-    switch (x.kind) {
-      case "ident":
-        out.add(x.name);
-        return;
-      case "binary":
-        walk(x.left);
-        walk(x.right);
-        return;
-      case "unary":
-        walk(x.operand);
-        return;
-      case "ternary":
-        walk(x.cond);
-        walk(x.then);
-        walk(x.else);
-        return;
-      case "call":
-        for (const a of x.args) walk(a.value);
-        for (const s of x.label?.segments ?? []) if (s.index) walk(s.index);
-        return;
-      case "list":
-        x.items.forEach(walk);
-        return;
-      case "index":
-        walk(x.target);
-        walk(x.index);
-        return;
-      case "method":
-        walk(x.target);
-        x.args.forEach(walk);
-        return;
-      case "shape":
-        x.dims.forEach(walk);
-        return;
-      default:
-        return;
-    }
-  };
-  walk(e);
-  return out;
-}
-
-/** Every identifier read anywhere in a list of statements. */
-export function stmtNames(stmts: readonly A.Stmt[], out: Set<string> = new Set()): Set<string> {
-  for (const s of stmts) {
-    switch (s.kind) {
-      case "assign":
-        exprNames(s.value, out);
-        break;
-      case "return":
-        s.values.forEach((v) => exprNames(v, out));
-        break;
-      case "method":
-        exprNames(s.call, out);
-        break;
-      case "for":
-        exprNames(s.from, out);
-        exprNames(s.to, out);
-        stmtNames(s.body, out);
-        break;
-      case "if":
-        exprNames(s.cond, out);
-        stmtNames(s.then, out);
-        if (s.else) stmtNames(s.else, out);
-        break;
-    }
-  }
-  return out;
-}
 
 /** SDC310 warnings: parameters and forward inputs of `block` that nothing reads. */
 export function unusedInBlock(block: A.BlockDecl): Diagnostic[] {
@@ -91,7 +19,7 @@ export function unusedInBlock(block: A.BlockDecl): Diagnostic[] {
   if (fwd) {
     for (const i of fwd.inputs) exprNames(i.shape, read);
     for (const o of fwd.outputs) exprNames(o, read);
-    stmtNames(fwd.body, read);
+    walkStmts(fwd.body, (e) => exprNames(e, read));
   }
   const out: Diagnostic[] = [];
   // a `let` reads the parameters it is derived from; an unused `let` is harmless and not reported

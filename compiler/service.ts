@@ -4,7 +4,7 @@
  * per block, concrete from the spec), and from those hover text, definitions and completions.
  * Pure: files come through a SourceHost (the server's open documents over the disk).
  */
-import type * as A from "./ast.ts";
+import * as A from "./ast.ts";
 import { exprLabel, exprText, type ValueObserver } from "./check/index.ts";
 import type { Diagnostic, Span } from "./diagnostics.ts";
 import { checkBlocks, compile } from "./index.ts";
@@ -114,65 +114,23 @@ export type Hit =
   | { kind: "override"; span: Span; override: A.Override }
   | { kind: "import"; span: Span; decl: A.ImportDecl };
 
-/** Every hover target of a file, in source order (outer before inner). */
+/** Every hover target of a file, in source order (outer before inner; a call's callee and label before its arguments). */
 export function hits(f: A.SourceFile): Hit[] {
   const out: Hit[] = [];
-  const expr = (e: A.Expr | undefined): void => {
-    if (!e) return;
-    out.push({ kind: "expr", span: e.span, e });
-    switch (e.kind) {
-      case "binary":
-        expr(e.left);
-        expr(e.right);
-        break;
-      case "unary":
-        expr(e.operand);
-        break;
-      case "ternary":
-        [e.cond, e.then, e.else].forEach(expr);
-        break;
-      case "list":
-        e.items.forEach(expr);
-        break;
-      case "index":
-        expr(e.target);
-        expr(e.index);
-        break;
-      case "method":
-        expr(e.target);
-        e.args.forEach(expr);
-        break;
-      case "shape":
-        e.dims.forEach(expr);
-        break;
-      case "call":
-        out.push({ kind: "callee", span: e.calleeSpan, call: e });
-        e.args.forEach((a) => expr(a.value));
-        if (e.label) {
-          out.push({ kind: "label", span: e.label.span, call: e });
-          e.label.segments.forEach((s) => expr(s.index));
-        }
-        break;
-    }
+  const expr = (root: A.Expr | undefined): void => {
+    if (!root) return;
+    A.walkExpr(root, (e) => {
+      out.push({ kind: "expr", span: e.span, e });
+      if (e.kind !== "call") return;
+      out.push({ kind: "callee", span: e.calleeSpan, call: e });
+      if (e.label) out.push({ kind: "label", span: e.label.span, call: e });
+    });
   };
-  const stmts = (ss: A.Stmt[]): void => {
-    for (const s of ss) {
-      if (s.kind === "assign") {
-        s.targets.forEach((t, index) => out.push({ kind: "target", span: t.span, assign: s, index }));
-        expr(s.value);
-      } else if (s.kind === "for") {
-        out.push({ kind: "loopvar", span: s.variable.span, stmt: s });
-        expr(s.from);
-        expr(s.to);
-        stmts(s.body);
-      } else if (s.kind === "if") {
-        expr(s.cond);
-        stmts(s.then);
-        stmts(s.else ?? []);
-      } else if (s.kind === "method") expr(s.call);
-      else s.values.forEach(expr);
-    }
-  };
+  const stmts = (ss: A.Stmt[]): void =>
+    A.walkStmts(ss, expr, (s) => {
+      if (s.kind === "assign") s.targets.forEach((t, index) => out.push({ kind: "target", span: t.span, assign: s, index }));
+      else if (s.kind === "for") out.push({ kind: "loopvar", span: s.variable.span, stmt: s });
+    });
   const params = (ps: A.ParamDecl[], owner: A.BlockDecl | A.SpecDecl) =>
     ps.forEach((p) => {
       out.push({ kind: "param", span: p.nameSpan, param: p, owner });

@@ -4,6 +4,7 @@
  * the inputs' ranks and records the module for the constructor.
  */
 import type * as A from "../ast.ts";
+import { exprNames } from "../ast.ts";
 import { fail } from "../diagnostics.ts";
 import { primitive, PRIMITIVES } from "../primitives.ts";
 import { listType, typeName, type Value, valueToString } from "../values.ts";
@@ -11,7 +12,7 @@ import { labelPath, ownsWeights, recordModule } from "./modules.ts";
 import { callPrimitive } from "./prims.ts";
 import { bindShape, bindSymbolicInputs, checkReturned, symbolicOutputs } from "./shapes.ts";
 import { execStmts } from "./stmts.ts";
-import { exprText, freeNames, joinPath, suggest } from "./text.ts";
+import { exprText, joinPath, suggest } from "./text.ts";
 import type { ModuleNode } from "../../ir/ir.ts";
 import { type ArgValue, emptyScope, type Evaluator, MAX_CALL_DEPTH, type NamedArgs, type Scope } from "./types.ts";
 
@@ -112,7 +113,7 @@ function checkRequire(ev: Evaluator, call: A.Call, block: A.BlockDecl, r: A.Requ
   if (c.t !== "bool") fail("SDC401", r.cond.span, "`require` needs a bool condition");
   if (c.v !== false) return;
   const consts = inner.consts;
-  const vals = [...freeNames(r.cond)].filter((n) => consts.has(n)).map((n) => `${n} = ${valueToString(consts.get(n)!)}`);
+  const vals = [...exprNames(r.cond)].filter((n) => consts.has(n)).map((n) => `${n} = ${valueToString(consts.get(n)!)}`);
   fail("SDC600", call.span, `constraint of block ${block.name} failed: ${r.message ?? exprText(r.cond)} (${exprText(r.cond)}${vals.length ? ` with ${vals.join(", ")}` : ""})`, `the constraint is declared at ${r.span.file}:${r.span.start.line}:${r.span.start.column}`);
 }
 

@@ -2,7 +2,7 @@
  * Modules: which calls own weights, their state-dict names (`as name`, `as blocks[i]`), and the
  * modules a block's constructor builds (recorded in symbolic mode for the code generator).
  */
-import type * as A from "../ast.ts";
+import * as A from "../ast.ts";
 import { DiagnosticError, diag, fail } from "../diagnostics.ts";
 import { type Args, type Primitive, PRIMITIVES } from "../primitives.ts";
 import { typeName } from "../values.ts";
@@ -19,51 +19,18 @@ export function ownsWeights(ev: Evaluator, block: A.BlockDecl): boolean {
   if (known !== undefined) return known;
   ev.weighty.set(block.name, false); // a cycle (SDC604 elsewhere) adds nothing
   let found = false;
-  const visit = (e: A.Expr): void => {
-    if (found) return;
-    switch (e.kind) {
-      case "call": {
-        const b = ev.blocks.get(e.callee);
-        if (b ? ownsWeights(ev, b) : e.label !== undefined && PRIMITIVES[e.callee] !== undefined) found = true;
-        e.args.forEach((x) => visit(x.value));
-        return;
-      }
-      case "binary":
-        visit(e.left);
-        visit(e.right);
-        return;
-      case "unary":
-        visit(e.operand);
-        return;
-      case "ternary":
-        [e.cond, e.then, e.else].forEach(visit);
-        return;
-      case "list":
-        e.items.forEach(visit);
-        return;
-      case "index":
-        visit(e.index);
-        return;
-      case "method":
-        e.args.forEach(visit);
-        return;
-      default:
-        return;
-    }
-  };
-  const walk = (stmts: A.Stmt[]): void => {
-    for (const st of stmts) {
-      if (st.kind === "assign") visit(st.value);
-      else if (st.kind === "return") st.values.forEach(visit);
-      else if (st.kind === "method") visit(st.call);
-      else if (st.kind === "for") walk(st.body);
-      else if (st.kind === "if") {
-        walk(st.then);
-        if (st.else) walk(st.else);
-      }
-    }
-  };
-  walk(block.forward?.body ?? []);
+  const visit = (root: A.Expr): void =>
+    A.walkExpr(root, (e) => {
+      if (found) return false;
+      if (e.kind !== "call") return;
+      const b = ev.blocks.get(e.callee);
+      if (b ? ownsWeights(ev, b) : e.label !== undefined && PRIMITIVES[e.callee] !== undefined) found = true;
+      // a label's index is a number known when the model is built: a call there is refused elsewhere
+      for (const a of e.args) visit(a.value);
+      return false;
+    });
+  // an `if`'s condition and a `for`'s bounds are numbers: a call there is refused elsewhere (SDC401)
+  A.walkStmts(block.forward?.body ?? [], (e, owner) => owner.kind !== "if" && owner.kind !== "for" && visit(e));
   ev.weighty.set(block.name, found);
   return found;
 }

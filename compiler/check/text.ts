@@ -16,24 +16,6 @@ export function freeDimNames(d: Dim): string[] {
   return [...freeDimNames(d.a), ...freeDimNames(d.b)];
 }
 
-export function freeNames(e: A.Expr): Set<string> {
-  const out = new Set<string>();
-  const walk = (x: A.Expr) => {
-    if (x.kind === "ident") out.add(x.name);
-    else if (x.kind === "binary") {
-      walk(x.left);
-      walk(x.right);
-    } else if (x.kind === "unary") walk(x.operand);
-    else if (x.kind === "ternary") [x.cond, x.then, x.else].forEach(walk);
-    else if (x.kind === "call") x.args.forEach((a) => walk(a.value));
-    else if (x.kind === "list") x.items.forEach(walk);
-    else if (x.kind === "index") [x.target, x.index].forEach(walk);
-    else if (x.kind === "method") [x.target, ...x.args].forEach(walk);
-  };
-  walk(e);
-  return out;
-}
-
 /** Source-like text of an expression (for messages and generated comments). */
 export function exprText(e: A.Expr): string {
   switch (e.kind) {

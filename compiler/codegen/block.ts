@@ -5,7 +5,7 @@
  */
 import type { ClassDeclarationStructure, CodeBlockWriter, InterfaceDeclarationStructure, OptionalKind, PropertyDeclarationStructure } from "ts-morph";
 import { tsMorph } from "./lazy.ts";
-import type * as A from "../ast.ts";
+import * as A from "../ast.ts";
 import { type BlockAnalysis, exprText, type ModuleDecl } from "../check/index.ts";
 import { primitive, SUFFIX_ARGS } from "../primitives.ts";
 import { type Dim, listType, shapeToString, type Value } from "../values.ts";
@@ -205,37 +205,11 @@ function guardTs(m: ModuleDecl, c: Ctx): string {
   return m.guards.map((g) => (g.negate ? `!(${ts(g.cond, c)})` : ts(g.cond, c, 3))).join(" && ");
 }
 
-/** Names of dim variables the forward body refers to. */
+/** Names of dim variables the forward body refers to, in the order first read. */
 function usedDimVars(a: BlockAnalysis): string[] {
-  const used = new Set<string>();
-  const walkE = (e: A.Expr) => {
-    if (e.kind === "ident" && a.dimVars.has(e.name)) used.add(e.name);
-    else if (e.kind === "binary") [e.left, e.right].forEach(walkE);
-    else if (e.kind === "unary") walkE(e.operand);
-    else if (e.kind === "ternary") [e.cond, e.then, e.else].forEach(walkE);
-    else if (e.kind === "call") {
-      e.args.forEach((x) => walkE(x.value));
-      e.label?.segments.forEach((s) => s.index && walkE(s.index));
-    } else if (e.kind === "list") e.items.forEach(walkE);
-    else if (e.kind === "index") [e.target, e.index].forEach(walkE);
-    else if (e.kind === "method") [e.target, ...e.args].forEach(walkE);
-  };
-  const walkS = (s: A.Stmt) => {
-    if (s.kind === "assign") walkE(s.value);
-    else if (s.kind === "return") s.values.forEach(walkE);
-    else if (s.kind === "method") walkE(s.call);
-    else if (s.kind === "if") {
-      walkE(s.cond);
-      s.then.forEach(walkS);
-      s.else?.forEach(walkS);
-    } else {
-      walkE(s.from);
-      walkE(s.to);
-      s.body.forEach(walkS);
-    }
-  };
-  a.block.forward?.body.forEach(walkS);
-  return [...used];
+  const read = new Set<string>();
+  A.walkStmts(a.block.forward?.body ?? [], (e) => A.exprNames(e, read));
+  return [...read].filter((name) => a.dimVars.has(name));
 }
 
 /** Variables of every `for` in a forward body (they name modules, so the constructor binds them). */

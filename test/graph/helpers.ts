@@ -1,12 +1,16 @@
 /**
  * Shared checks of the graph tests: a traced graph's gradients against central differences of its
- * own loss, and two training runs (tfjs and the static engine) agreeing line by line.
+ * own loss, two training runs (tfjs and the static engine) agreeing line by line, tests run at each
+ * ISA level of the native addon, and a batch for the tiny spec's step tests.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { expect } from "vitest";
+import { afterAll, beforeAll, describe, expect } from "vitest";
 import { evaluate } from "../../runtime/executors/interp/interp.ts";
+import type { FlowBatch } from "../../runtime/bundle.ts";
 import type { Graph, Sym } from "../../runtime/graph/graph.ts";
+import { Rng } from "../../runtime/util/rng.ts";
+import { nativeAddon } from "../../runtime/executors/native/native.ts";
 
 /**
  * The worst error of the graph's gradient of `loss` against central differences (step 1e-2),
@@ -51,4 +55,31 @@ export function expectSameMetrics(metrics: { tfjs: MetricLine[]; static: MetricL
     }
   });
   expect(compared).toBeGreaterThanOrEqual(3);
+}
+
+/** Run `body`'s tests at each ISA level this CPU has (and restore the default after). */
+export function atEachIsa(body: (level: string) => void): void {
+  const levels = nativeAddon().addon?.isas() ?? [];
+  describe.each(levels)("at ISA level %s", (level) => {
+    let before = "";
+    beforeAll(() => {
+      const addon = nativeAddon().addon!;
+      before = addon.isa();
+      addon.isa(level);
+    });
+    afterAll(() => {
+      nativeAddon().addon!.isa(before);
+    });
+    body(level);
+  });
+}
+
+const PROMPTS = ["7", "seven", "", "3", "1", "one", "9", ""];
+
+/** A flow-matching batch of `n` 32x32x1 images for the tiny spec's step tests: uniform images, normal noise, sigma in [0.05, 0.95], prompts in turn. */
+export function batchOf(n: number, seed: number): FlowBatch {
+  const rng = new Rng(seed);
+  const per = 32 * 32;
+  const x0 = new Float32Array(n * per).map(() => rng.uniform() * 2 - 1);
+  return { x0, eps: rng.normals(n * per), sigma: Float32Array.from({ length: n }, () => 0.05 + 0.9 * rng.uniform()), prompts: Array.from({ length: n }, (_, i) => PROMPTS[i % PROMPTS.length]) };
 }

@@ -19,7 +19,7 @@ import { buildStepGraph, stepFeeds, type StepPrecision } from "../../runtime/eng
 import { buildModel } from "../../runtime/train/trainer.ts";
 import { LearnedPromptEncoder } from "../../runtime/text/learned.ts";
 import { type FlowBatch } from "../../runtime/bundle.ts";
-import { Rng } from "../../runtime/util/rng.ts";
+import { atEachIsa, batchOf } from "./helpers.ts";
 
 let tiny: LoadedSpec;
 const tmp = mkdtempSync(join(tmpdir(), "sdc-bf16-train-"));
@@ -28,14 +28,6 @@ beforeAll(async () => {
   tiny = await loadCompiled("generated/sd3-tiny");
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-const PROMPTS = ["7", "seven", "", "3", "1", "one", "9", ""];
-function batchOf(n: number, seed: number): FlowBatch {
-  const rng = new Rng(seed);
-  const per = 32 * 32;
-  const x0 = new Float32Array(n * per).map(() => rng.uniform() * 2 - 1);
-  return { x0, eps: rng.normals(n * per), sigma: Float32Array.from({ length: n }, () => 0.05 + 0.9 * rng.uniform()), prompts: Array.from({ length: n }, (_, i) => PROMPTS[i % PROMPTS.length]) };
-}
 
 const ADAM = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, decoupled: false, clip: 1, ema: 0.9, emaWarmup: false };
 
@@ -103,22 +95,6 @@ describe("the bf16 step graph", () => {
     m.store.dispose();
   });
 });
-
-/** Run `body`'s tests at each ISA level this CPU has (and restore the default after). */
-function atEachIsa(body: (level: string) => void): void {
-  const levels = nativeAddon().addon?.isas() ?? [];
-  describe.each(levels)("at ISA level %s", (level) => {
-    let before = "";
-    beforeAll(() => {
-      before = nativeAddon().addon!.isa();
-      nativeAddon().addon!.isa(level);
-    });
-    afterAll(() => {
-      nativeAddon().addon!.isa(before);
-    });
-    body(level);
-  });
-}
 
 describe("the native bf16 step against the interpreter's", () =>
   atEachIsa(() => {

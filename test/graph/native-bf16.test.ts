@@ -7,32 +7,16 @@
  * even, NaN, Inf, overflow, subnormals, signed zero) against hard-coded bit patterns; and the same
  * bits for 1, 2 and 3 threads.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { evaluate, roundBf16 } from "../../runtime/executors/interp/interp.ts";
 import { type GemmLayout, Graph, type Sym } from "../../runtime/graph/graph.ts";
 import { compileGraph, nativeAddon, paramArena } from "../../runtime/executors/native/native.ts";
 import { Rng } from "../../runtime/util/rng.ts";
+import { atEachIsa } from "./helpers.ts";
 
 type L4 = [number, number, number, number];
 const bits = (u: number) => new Float32Array(new Uint32Array([u]).buffer)[0];
 const bitsOf = (x: number) => new Uint32Array(new Float32Array([x]).buffer)[0];
-
-/** Run `body`'s tests at each ISA level this CPU has (and restore the default after). */
-function atEachIsa(body: (level: string) => void): void {
-  const levels = nativeAddon().addon?.isas() ?? [];
-  describe.each(levels)("at ISA level %s", (level) => {
-    let before = "";
-    beforeAll(() => {
-      const addon = nativeAddon().addon!;
-      before = addon.isa();
-      addon.isa(level);
-    });
-    afterAll(() => {
-      nativeAddon().addon!.isa(before);
-    });
-    body(level);
-  });
-}
 
 /** The native result of `build` and the graph, on the given parameter values. */
 function runNative(build: (g: Graph, ins: Sym[]) => Sym, shapes: number[][], values: Float32Array[]): { got: Float32Array; g: Graph; y: Sym; params: Map<string, Float32Array> } {

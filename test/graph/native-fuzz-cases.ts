@@ -19,6 +19,8 @@ import { Graph, type Sym } from "../../runtime/graph/graph.ts";
 import { lowerGraph, paramArena } from "../../runtime/executors/native/native.ts";
 import { Code, ProgramWriter } from "../../runtime/executors/native/lower.ts";
 import { Rng } from "../../runtime/util/rng.ts";
+import { onLines } from "../fuzz/lines.ts";
+import { normalParams } from "./random-params.ts";
 
 /** A real lowered program and the byte lengths of its arenas. */
 export interface Base {
@@ -50,13 +52,7 @@ export function bases(): Base[] {
   const out: Base[] = [];
   for (const [name, build, shapes] of GRAPHS) {
     const g = new Graph();
-    const rng = new Rng(7);
-    const params = new Map<string, Float32Array>();
-    const ins = shapes.map((s, i) => {
-      const p = g.param(`p${i}`, s);
-      params.set(`p${i}`, rng.normals(p.size));
-      return p;
-    });
+    const { ins, params } = normalParams(g, shapes, new Rng(7));
     const y = build(g, ins);
     const l = lowerGraph({ graph: g, v: y, batch: 1 }, paramArena(params));
     out.push({ name, words: Array.from(l.program), arenaBytes: l.arenas.map((a) => a.byteLength) });
@@ -331,36 +327,28 @@ export async function runNativeFuzz(o: { seed: number; cases: number; perChild?:
       const env = { ...process.env, SDC_FUZZ_SELFTEST: o.selfTestSignal === undefined ? "" : String(o.selfTestSignal) };
       const child = spawn(process.execPath, ["--import", "tsx", CHILD, basesFile, String(o.seed), String(from), String(to)], { env, stdio: ["ignore", "pipe", "pipe"] });
       let next = from; // the first case without a result
-      let buf = "";
       let stderr = "";
       let hung = false;
       let timer = setTimeout(() => ((hung = true), child.kill("SIGKILL")), hangMs + 10_000); // + the child's start
-      child.stdout.setEncoding("utf8");
-      child.stdout.on("data", (d: string) => {
-        buf += d;
-        let nl: number;
-        while ((nl = buf.indexOf("\n")) >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          const [idx, kind, outcome, must, ...rest] = line.split("\t");
-          if (Number(idx) !== next) continue;
-          next++;
-          c.cases++;
-          c.byKind[kind as Kind]++;
-          if (must === "1") c.mustRefuse++;
-          if (outcome === "ran") c.ran++;
-          else if (outcome === "refused") c.refused++;
-          else if (outcome === "scratch") c.bigScratch++;
-          else if (outcome === "wrong") {
-            c.wrongAcceptances++;
-            fail(`wrong acceptance: case ${idx} (seed ${o.seed}): ${rest.join(" ")}`);
-          } else {
-            c.errors++;
-            fail(`error: case ${idx} (seed ${o.seed}): ${rest.join(" ")}`);
-          }
-          clearTimeout(timer);
-          timer = setTimeout(() => ((hung = true), child.kill("SIGKILL")), hangMs);
+      onLines(child.stdout, (line) => {
+        const [idx, kind, outcome, must, ...rest] = line.split("\t");
+        if (Number(idx) !== next) return;
+        next++;
+        c.cases++;
+        c.byKind[kind as Kind]++;
+        if (must === "1") c.mustRefuse++;
+        if (outcome === "ran") c.ran++;
+        else if (outcome === "refused") c.refused++;
+        else if (outcome === "scratch") c.bigScratch++;
+        else if (outcome === "wrong") {
+          c.wrongAcceptances++;
+          fail(`wrong acceptance: case ${idx} (seed ${o.seed}): ${rest.join(" ")}`);
+        } else {
+          c.errors++;
+          fail(`error: case ${idx} (seed ${o.seed}): ${rest.join(" ")}`);
         }
+        clearTimeout(timer);
+        timer = setTimeout(() => ((hung = true), child.kill("SIGKILL")), hangMs);
       });
       child.stderr.setEncoding("utf8");
       child.stderr.on("data", (d: string) => (stderr = (stderr + d).slice(-65536)));

@@ -9,7 +9,7 @@
  */
 import { readFileSync } from "node:fs";
 import * as tf from "@tensorflow/tfjs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { loadCompiled, type LoadedSpec } from "../../cli/generated.ts";
 import { initBackend } from "../../runtime/backend.ts";
 import { evaluate } from "../../runtime/executors/interp/interp.ts";
@@ -21,8 +21,9 @@ import { EW } from "../../runtime/graph/ops.ts";
 import { buildStepGraph, stepFeeds } from "../../runtime/engines/static/step.ts";
 import { buildModel, flowLoss } from "../../runtime/train/trainer.ts";
 import { LearnedPromptEncoder } from "../../runtime/text/learned.ts";
-import { type FlowBatch } from "../../runtime/bundle.ts";
 import { Rng } from "../../runtime/util/rng.ts";
+import { atEachIsa, batchOf } from "./helpers.ts";
+import { normalParams } from "./random-params.ts";
 
 let tiny: LoadedSpec;
 beforeAll(async () => {
@@ -69,12 +70,7 @@ describe("the native executor", () => {
 function compare(build: (g: Graph, ins: Sym[]) => Sym, shapes: number[][], seed = 1): number {
   const rng = new Rng(seed);
   const g = new Graph();
-  const params = new Map<string, Float32Array>();
-  const ins = shapes.map((s, i) => {
-    const p = g.param(`p${i}`, s);
-    params.set(`p${i}`, rng.normals(p.size));
-    return p;
-  });
+  const { ins, params } = normalParams(g, shapes, rng);
   const y = build(g, ins);
   const want = evaluate(g, new Map(), params)[y.id];
   fuse({ graph: g, loss: y, grads: new Map(), params: [], oneHots: [], batch: 1, dims: [1, 1, 1], text: "learned" });
@@ -88,23 +84,6 @@ function compare(build: (g: Graph, ins: Sym[]) => Sym, shapes: number[][], seed 
 }
 
 const attnLayout = (B: number, H: number, N: number, D: number) => ({ batch: [B, H] as [number, number], m: N, n: N, k: D, alpha: 1 / Math.sqrt(D), a: [N * H * D, D, H * D, 1] as [number, number, number, number], b: [N * H * D, D, 1, H * D] as [number, number, number, number], c: [H * N * N, N * N, N, 1] as [number, number, number, number] });
-
-/** Run `body`'s tests at each ISA level this CPU has (and restore the default after). */
-function atEachIsa(body: () => void): void {
-  const levels = nativeAddon().addon?.isas() ?? [];
-  describe.each(levels)("at ISA level %s", (level) => {
-    let before = "";
-    beforeAll(() => {
-      const addon = nativeAddon().addon!;
-      before = addon.isa();
-      addon.isa(level);
-    });
-    afterAll(() => {
-      nativeAddon().addon!.isa(before);
-    });
-    body();
-  });
-}
 
 describe("each kernel against the interpreter", () => atEachIsa(() => {
   it.each<[string, (g: Graph, p: Sym[]) => Sym, number[][]]>([
@@ -149,13 +128,6 @@ describe("each kernel against the interpreter", () => atEachIsa(() => {
     if (op === "pow") expect(compare((g, [x]) => g.ew("add", [g.ew("pow", [x, 3]), g.ew("pow", [x, -2])]), [[300]])).toBeLessThan(1e-5);
   });
 }));
-
-function batchOf(n: number, seed: number): FlowBatch {
-  const rng = new Rng(seed);
-  const per = 32 * 32;
-  const x0 = new Float32Array(n * per).map(() => rng.uniform() * 2 - 1);
-  return { x0, eps: rng.normals(n * per), sigma: Float32Array.from({ length: n }, () => 0.05 + 0.9 * rng.uniform()), prompts: ["7", "seven", "", "3"].slice(0, n) };
-}
 
 describe("the tiny spec's training step on the native executor", () => {
   it("gives the interpreter's and tfjs autodiff's loss and gradients, and the same clipped Adam + EMA update", async () => {
@@ -243,7 +215,7 @@ describe("thread counts", () => {
       ns.setParams(params);
       const losses: number[] = [];
       for (const seed of [5, 6]) {
-        const b = { ...batchOf(B, seed), prompts: ["7", "seven", "", "3", "1", "one", "9", ""] };
+        const b = batchOf(B, seed);
         const feeds = stepFeeds(sg, m.flow, b, { ids: enc.tokenizer.encodeBatch(b.prompts) });
         losses.push((await ns.step(feeds)).loss);
       }

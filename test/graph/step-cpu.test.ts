@@ -12,21 +12,13 @@ import { kernelCount } from "../../runtime/graph/graph.ts";
 import { buildStepGraph, stepFeeds } from "../../runtime/engines/static/step.ts";
 import { buildModel, flowLoss } from "../../runtime/train/trainer.ts";
 import { LearnedPromptEncoder } from "../../runtime/text/learned.ts";
-import { type FlowBatch } from "../../runtime/bundle.ts";
-import { Rng } from "../../runtime/util/rng.ts";
+import { batchOf } from "./helpers.ts";
 
 let tiny: LoadedSpec;
 beforeAll(async () => {
   await initBackend("cpu", { log: () => {} });
   tiny = await loadCompiled("generated/sd3-tiny");
 });
-
-function batchOf(n: number, seed: number): FlowBatch {
-  const rng = new Rng(seed);
-  const per = 32 * 32;
-  const x0 = new Float32Array(n * per).map(() => rng.uniform() * 2 - 1);
-  return { x0, eps: rng.normals(n * per), sigma: Float32Array.from({ length: n }, () => 0.05 + 0.9 * rng.uniform()), prompts: ["7", "seven", "", "3"].slice(0, n) };
-}
 
 describe("static step graph (CPU interpreter) vs tfjs autodiff", () => {
   it("gives the same loss and gradients on the tiny spec", async () => {
