@@ -8,7 +8,7 @@
  * threads; the shape rules; and the native decoder on zero sizes and malformed windows.
  * (PyTorch's own outputs for these layers: test/graph/nn.test.ts.)
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { differentiate } from "../../runtime/graph/autodiff.ts";
 import { evaluate } from "../../runtime/executors/interp/interp.ts";
 import { fuseGraph } from "../../runtime/graph/fuse.ts";
@@ -17,6 +17,7 @@ import { compileGraph, nativeAddon, paramArena } from "../../runtime/executors/n
 import { Code } from "../../runtime/executors/native/lower.ts";
 import { T, TraceContext, withTrace } from "../../runtime/graph/trace.ts";
 import { Rng } from "../../runtime/util/rng.ts";
+import { atEachIsa, worstRel } from "./helpers.ts";
 
 // ---- the lowering these ops replaced (runtime/graph/trace.ts before them), as the reference ----
 
@@ -80,8 +81,8 @@ const CONV: Case[] = [[3, 1, 1], [3, 2, 1], [3, 2, 0], [2, 2, 0], [1, 2, 0], [5,
 const CONV_T: Case[] = [[4, 2, 1], [3, 2, 2], [2, 2, 0], [3, 1, 0], [5, 3, 1], [1, 2, 0], [3, 2, 3]];
 const [B, H, W, C, OUT] = [2, 7, 5, 3, 4];
 
-/** Values for x [B, H, W, C], the weight and bias of a (transposed) convolution, and the loss weights of its output. */
-function values(transposed: boolean, k: number, seed: number): Map<string, Float32Array> {
+/** Values for x [B, H, W, C] and the weight (OUT * C * k * k values, either layout) and bias of a (transposed) convolution. */
+function values(k: number, seed: number): Map<string, Float32Array> {
   const rng = new Rng(seed);
   return new Map([
     ["x", rng.normals(B * H * W * C)],
@@ -119,15 +120,6 @@ function reference(transposed: boolean, [k, s, p]: Case): { g: Graph; outs: Sym[
   return { g, outs: withGrads(g, y, k * 10 + s) };
 }
 
-const worstRel = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  expect(a.length).toBe(b.length);
-  let scale = 1e-6;
-  for (let i = 0; i < b.length; i++) scale = Math.max(scale, Math.abs(b[i]));
-  let w = 0;
-  for (let i = 0; i < b.length; i++) w = Math.max(w, Math.abs(a[i] - b[i]) / scale);
-  return w;
-};
-
 /** The native executor's values of `outs` (fused first, as the engines run them). */
 function native(g: Graph, outs: Sym[], params: Map<string, Float32Array>): Float32Array[] {
   fuseGraph(g, outs.map((o) => o.id));
@@ -141,7 +133,7 @@ describe.each([
   ["conv_transpose2d", true, CONV_T],
 ] as const)("%s on im2col / col2im", (_, transposed, cases) => {
   it.each(cases)("k %i stride %i padding %i: the replaced lowering's output and gradients (interpreter)", (k, s, p) => {
-    const params = values(transposed, k, k + s + p);
+    const params = values(k, k + s + p);
     const a = traced(transposed, [k, s, p]);
     const b = reference(transposed, [k, s, p]);
     const kinds = new Set(a.g.nodes.map((n) => n.op.kind));
@@ -154,7 +146,7 @@ describe.each([
   });
 
   it.each(cases)("k %i stride %i padding %i: native output and gradients = the interpreter's", (k, s, p) => {
-    const params = values(transposed, k, k + s + p);
+    const params = values(k, k + s + p);
     const a = traced(transposed, [k, s, p]);
     const want = evaluate(a.g, new Map(), params);
     const got = native(a.g, a.outs, params);
@@ -162,16 +154,7 @@ describe.each([
   });
 });
 
-/** Each ISA level this CPU has, then the default restored. */
-describe.each(nativeAddon().addon?.isas() ?? [])("the native window kernels at ISA level %s", (level) => {
-  let before = "";
-  beforeAll(() => {
-    before = nativeAddon().addon!.isa();
-    nativeAddon().addon!.isa(level);
-  });
-  afterAll(() => {
-    nativeAddon().addon!.isa(before);
-  });
+describe("the native window kernels", () => atEachIsa(() => {
   it.each<[string, number[], Case]>([
     ["im2col, wide image, C = 1", [3, 9, 31, 1], [3, 2, 1]],
     ["im2col, kernel as large as the padded image", [2, 4, 3, 5], [5, 1, 1]],
@@ -190,7 +173,7 @@ describe.each(nativeAddon().addon?.isas() ?? [])("the native window kernels at I
     expect(got[0]).toEqual(want[cols.id]); // a copy: exact
     expect(worstRel(got[1], want[dx.id])).toBeLessThan(1e-6);
   });
-});
+}));
 
 describe("the window ops' results do not depend on the thread count", () => {
   it("im2col and col2im of a 64-channel image are bit-identical on 1 and 3 threads", () => {
