@@ -478,11 +478,55 @@ static void gemm_task(const GemmKernel& g, const float* A, const float* B, float
   }
 }
 
+// A matrix-vector product (n == 1: a one-channel output conv, its weight gradient), which the
+// 8x32 micro-kernel would run on one of its 32 columns: blocks of up to 256 outputs per task, each
+// output one sum over all of K in a fixed order (the same bits for any thread count). A k-major A
+// (a weight gradient's x^T) adds whole rows of A scaled by B[k]; otherwise one dot product per row.
+static void gemv(const GemmKernel& g) {
+  constexpr std::int64_t MB = 256;
+  const std::int64_t nb2 = g.batch[1], nbatch = g.batch[0] * nb2, blocks = (g.m + MB - 1) / MB;
+  const std::int64_t sm = g.as[2], sk = g.as[3], bk = g.bs[2];
+  const float bias = g.bias ? g.bias[0] : 0.0f;
+  const std::int64_t tasks = nbatch * blocks;
+  parallel_for(tasks, 2.0 * g.m * g.k * nbatch < 5e5 ? tasks : 1, [&](std::int64_t lo, std::int64_t hi, int) {
+    float acc[MB];
+    for (std::int64_t t = lo; t < hi; t++) {
+      const std::int64_t bi = t / blocks, m0 = t % blocks * MB, ml = std::min(MB, g.m - m0);
+      const float* A = g.a + bi / nb2 * g.as[0] + bi % nb2 * g.as[1] + m0 * sm;
+      const float* B = g.b + bi / nb2 * g.bs[0] + bi % nb2 * g.bs[1];
+      float* C = g.c + bi / nb2 * g.cs[0] + bi % nb2 * g.cs[1] + m0 * g.cs[2];
+      if (sm == 1 && sk != 1) {
+        std::fill(acc, acc + ml, 0.0f);
+        for (std::int64_t k = 0; k < g.k; k++) {
+          const float* __restrict a = A + k * sk;
+          const float bv = B[k * bk];
+#pragma omp simd
+          for (std::int64_t i = 0; i < ml; i++) acc[i] += a[i] * bv;
+        }
+      } else {
+        for (std::int64_t i = 0; i < ml; i++) {
+          const float* a = A + i * sm;
+          float s = 0.0f;
+          if (sk == 1 && bk == 1) {
+#pragma omp simd reduction(+ : s)
+            for (std::int64_t k = 0; k < g.k; k++) s += a[k] * B[k];
+          } else {
+            for (std::int64_t k = 0; k < g.k; k++) s += a[k * sk] * B[k * bk];
+          }
+          acc[i] = s;
+        }
+      }
+      for (std::int64_t i = 0; i < ml; i++) C[i * g.cs[2]] = acc[i] * g.alpha + bias;
+    }
+  });
+}
+
 // B is packed once for the whole GEMM, in parallel over panels (fp32_prepacks_b), or per task and
 // K block (a small row-major B: a cheap copy from L2); A is read in place where it can be. Work is
 // split into tasks (batch, row block, column block), each output element computed by one thread
 // in a fixed K order: the same bits for any thread count.
 void run_gemm(const GemmKernel& g) {
+  if (g.n == 1) return gemv(g);
   const std::int64_t nb1 = g.batch[0], nb2 = g.batch[1];
   const std::int64_t nbatch = nb1 * nb2;
   const double flops = 2.0 * g.m * g.n * g.k * nbatch;
