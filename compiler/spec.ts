@@ -61,7 +61,8 @@ export const SECTIONS: Record<string, Record<string, SettingSpec>> = {
   flow: {
     path: { kind: "enum", values: ["linear"], doc: "interpolation between data and noise" },
     noise_at: { kind: "int", min: 0, max: 1, doc: "which end of t is noise: 0 (reference: t=1 data) or 1 (SD3 paper)" },
-    predict: { kind: "enum", values: ["velocity"], doc: "network target" },
+    predict: { kind: "enum", values: ["velocity", "data"], doc: "what the network returns: the velocity, or the clean image (x-prediction, JiT), turned into the velocity (x0_hat - x_t) / max(sigma, sigma_floor) for the loss and the samplers", dflt: "velocity" },
+    sigma_floor: { kind: "float", min: 1e-6, max: 1, doc: "predict data: the least noise level the velocity divides by", dflt: "0.05" },
     density: { kind: "raw", doc: "training t density: uniform, uniform_clipped(eps), logit_normal(m, s), mode(s), cosmap", dflt: "uniform_clipped(1e-3)" },
     loss: { kind: "enum", values: ["mse"], doc: "loss" },
     weighting: { kind: "enum", values: ["none", "x0", "eps", "snr_clip"], doc: "loss weighting" },
@@ -398,7 +399,13 @@ function flowSection(ctx: SpecContext, s: Settings): FlowIR {
   const flow: FlowIR = { ...DEFAULT_FLOW };
   flow.noiseAt = s.num("flow", "noise_at", flow.noiseAt) as 0 | 1;
   flow.path = s.word("flow", "path", flow.path) as "linear";
-  flow.predict = s.word("flow", "predict", flow.predict) as "velocity";
+  flow.predict = s.word("flow", "predict", flow.predict) as FlowIR["predict"];
+  attempt(ctx, () => {
+    const e = s.get("flow", "sigma_floor");
+    if (!e) return;
+    flow.sigmaFloor = s.num("flow", "sigma_floor", 0.05);
+    if (flow.predict !== "data") fail("SDC702", e.span, `flow.sigma_floor applies only with predict: data (the network predicts ${flow.predict})`);
+  });
   flow.loss = s.word("flow", "loss", flow.loss) as "mse";
   flow.weighting = s.word("flow", "weighting", flow.weighting) as FlowIR["weighting"];
   flow.cfgDrop = s.num("flow", "cfg_drop", flow.cfgDrop);

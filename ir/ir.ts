@@ -51,7 +51,14 @@ export interface FlowIR {
   /** which end of the network's time t is pure noise (reference lesson: 0) */
   noiseAt: 0 | 1;
   path: "linear";
-  predict: "velocity";
+  /**
+   * what the network's output stands for: the velocity itself, or the clean image x0 ("data",
+   * JiT's x-prediction), turned into the velocity (x0_hat - x_t) / sigma (signed for the network's
+   * time) with sigma floored at `sigmaFloor`, so the loss and the samplers still see a velocity
+   */
+  predict: "velocity" | "data";
+  /** predict "data": the least noise level the velocity divides by (absent: 0.05) */
+  sigmaFloor?: number;
   density: Density;
   loss: "mse";
   weighting: "none" | "x0" | "eps" | "snr_clip";

@@ -46,7 +46,10 @@ export interface FlowConfig {
    */
   noiseAt: 0 | 1;
   path: "linear";
-  predict: "velocity";
+  /** what the network returns: the velocity, or the clean image x0 ("data"; see `dataVelocity`) */
+  predict: "velocity" | "data";
+  /** predict "data": the least noise level the velocity divides by (absent: 0.05) */
+  sigmaFloor?: number;
   density: Density;
   loss: "mse";
   /** Loss weighting; "none" by default. */
@@ -121,7 +124,11 @@ export function validateDensity(d: Density): void {
 export function validateFlowConfig(cfg: FlowConfig): void {
   if (cfg.noiseAt !== 0 && cfg.noiseAt !== 1) throw new RangeError(`noiseAt must be 0 or 1, got ${String(cfg.noiseAt)}`);
   if (cfg.path !== "linear") throw new RangeError(`path must be "linear", got ${String(cfg.path)}`);
-  if (cfg.predict !== "velocity") throw new RangeError(`predict must be "velocity", got ${String(cfg.predict)}`);
+  if (cfg.predict !== "velocity" && cfg.predict !== "data") throw new RangeError(`predict must be "velocity" or "data", got ${String(cfg.predict)}`);
+  if (cfg.sigmaFloor !== undefined) {
+    finite("sigmaFloor", cfg.sigmaFloor);
+    if (!(cfg.sigmaFloor > 0 && cfg.sigmaFloor <= 1)) throw new RangeError(`sigmaFloor must be in (0, 1], got ${cfg.sigmaFloor}`);
+  }
   if (cfg.loss !== "mse") throw new RangeError(`loss must be "mse", got ${String(cfg.loss)}`);
   if (!["none", "x0", "eps", "snr_clip"].includes(cfg.weighting)) throw new RangeError(`weighting must be one of none, x0, eps, snr_clip, got ${String(cfg.weighting)}`);
   if (cfg.snrGamma !== undefined) {
@@ -190,6 +197,19 @@ export function networkTime(cfg: Pick<FlowConfig, "noiseAt">, sigma: number | Fl
   if (cfg.noiseAt !== 0 && cfg.noiseAt !== 1) throw new RangeError(`noiseAt must be 0 or 1, got ${String(cfg.noiseAt)}`);
   if (typeof sigma === "number") return cfg.noiseAt === 1 ? sigma : 1 - sigma;
   return cfg.noiseAt === 1 ? Float32Array.from(sigma) : sigma.map((s) => 1 - s);
+}
+
+/** The least noise level a data prediction's velocity divides by (`predict: data`). */
+export const DEFAULT_SIGMA_FLOOR = 0.05;
+
+/**
+ * The velocity (in the network's time) implied by a data prediction x0_hat at x_t and noise level
+ * sigma: x_t = (1 - sigma) x0 + sigma eps gives d x / d sigma = eps - x0 = (x_t - x0) / sigma, so the
+ * velocity is -velocitySign(cfg) * (x0_hat - x_t) / max(sigma, floor). The scalar rule both engines
+ * trace elementwise (JiT's x-prediction: the network outputs a clean image, the loss stays on v).
+ */
+export function dataVelocity(cfg: Pick<FlowConfig, "noiseAt" | "sigmaFloor">, x0hat: number, xt: number, sigma: number): number {
+  return (-velocitySign(cfg) * (x0hat - xt)) / Math.max(sigma, cfg.sigmaFloor ?? DEFAULT_SIGMA_FLOOR);
 }
 
 /**

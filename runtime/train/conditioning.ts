@@ -13,6 +13,7 @@ import * as tf from "@tensorflow/tfjs";
 import { inputSources, type InputSource, type IR } from "../../ir/ir.ts";
 import { DataError } from "../data/dataset.ts";
 import { DIGIT_WORDS } from "../data/mnist.ts";
+import { DEFAULT_SIGMA_FLOOR, velocitySign } from "../flow/schedule.ts";
 
 /** A conditioning source: what the prompts give, besides the image and the timestep. */
 export type CondSource = Exclude<InputSource, "image" | "timestep">;
@@ -91,4 +92,20 @@ export function velocityPart(ir: Pick<IR, "flow">, out: tf.Tensor4D): tf.Tensor4
   if (ir.flow.output !== "velocity_variance") return out;
   const c = out.shape[3] / 2;
   return tf.slice(out, [0, 0, 0, 0], [-1, -1, -1, c]);
+}
+
+/**
+ * The velocity a network's output stands for at x [B, H, W, C] and network times t [B]: its
+ * velocity part, and with `flow.predict: data` that part read as the clean image x0_hat and
+ * turned into -velocitySign * (x0_hat - x) / max(sigma, floor) (runtime/flow/schedule.ts
+ * `dataVelocity`; the static engine traces the same rule).
+ */
+export function outputVelocity(ir: Pick<IR, "flow">, out: tf.Tensor4D, x: tf.Tensor, t: tf.Tensor): tf.Tensor4D {
+  const v = velocityPart(ir, out);
+  if (ir.flow.predict !== "data") return v;
+  return tf.tidy(() => {
+    const sigma = ir.flow.noiseAt === 1 ? t : tf.sub(1, t); // [B]
+    const s = tf.reshape(tf.maximum(sigma, ir.flow.sigmaFloor ?? DEFAULT_SIGMA_FLOOR), [-1, 1, 1, 1]); // [B, 1, 1, 1]
+    return tf.div(tf.mul(tf.sub(v, x), -velocitySign(ir.flow)), s) as tf.Tensor4D; // [B, H, W, C]
+  });
 }

@@ -18,7 +18,7 @@ import { WordTokenizer } from "../text/words.ts";
 import type { FlowBatch, ModelBundle, PromptEncoder, SampleOpts, StepResult, ValidationSet } from "../bundle.ts";
 import { LearnedPromptEncoder } from "../text/learned.ts";
 import { Rng } from "../util/rng.ts";
-import { type CondTensors, networkArgs, networkSources, nullClass, promptLabels, tokenMask, velocityPart } from "./conditioning.ts";
+import { type CondTensors, networkArgs, networkSources, nullClass, outputVelocity, promptLabels, tokenMask } from "./conditioning.ts";
 import { FlatAdam, type FlatEma } from "./flat-optim.ts";
 import { type LrScheduleName, lrAt } from "./lr-schedule.ts";
 
@@ -101,7 +101,7 @@ export function conditionOn(m: ModelBundle, prompts: readonly string[]): CondTen
 
 /** The network's velocity for x_t [B, H, W, C] at network times t [B] under `cond`. */
 export function velocity(m: ModelBundle, x: tf.Tensor, t: tf.Tensor, cond: CondTensors): tf.Tensor4D {
-  return velocityPart(m.ir, m.network.forward(...networkArgs(networkSources(m.ir), x, t, cond)));
+  return outputVelocity(m.ir, m.network.forward(...networkArgs(networkSources(m.ir), x, t, cond)), x, t);
 }
 
 /** The training loss on one batch: weighted MSE between predicted and target velocity. */

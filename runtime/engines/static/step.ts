@@ -6,7 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { ParamStore } from "../../nn/params.ts";
-import { lossWeight, networkTime, type FlowConfig } from "../../flow/schedule.ts";
+import { DEFAULT_SIGMA_FLOOR, lossWeight, networkTime, type FlowConfig } from "../../flow/schedule.ts";
 import type { FlowBatch, ModelBundle } from "../../bundle.ts";
 import { LearnedPromptEncoder } from "../../text/learned.ts";
 import { type CondArrays, networkSources, nullClass, promptLabels, tokenMask, usesTextFeatures } from "../../train/conditioning.ts";
@@ -66,8 +66,16 @@ function traceVelocity(g: Graph, m: Pick<ModelBundle, "network" | "text" | "ir">
   const out = m.network.forward(...(args as unknown as tf.Tensor[])) as unknown as Sym;
   if (!isSym(out)) throw new GraphError("the network did not return a traced tensor");
   // flow.output velocity_variance: the first half of the channels is the velocity
-  const v = m.ir.flow.output === "velocity_variance" ? g.slice(out, 3, 0, c) : out;
-  return { v, text };
+  const part = m.ir.flow.output === "velocity_variance" ? g.slice(out, 3, 0, c) : out; // [B, H, W, C]
+  return { v: m.ir.flow.predict === "data" ? dataVelocityGraph(g, m.ir.flow, part, xt, t) : part, text };
+}
+
+/** flow.predict data: the traced `dataVelocity` rule, -velocitySign * (x0_hat - xt) / max(sigma, floor). */
+function dataVelocityGraph(g: Graph, flow: ModelBundle["ir"]["flow"], x0hat: Sym, xt: Sym, t: Sym): Sym {
+  const sigma = flow.noiseAt === 1 ? t : g.ew("sub", [1, t]); // [B]
+  const s = g.reshape(g.ew("max", [sigma, flow.sigmaFloor ?? DEFAULT_SIGMA_FLOOR]), [t.shape[0], 1, 1, 1]); // [B, 1, 1, 1]
+  const d = flow.noiseAt === 1 ? g.ew("sub", [xt, x0hat]) : g.ew("sub", [x0hat, xt]); // [B, H, W, C]
+  return g.ew("div", [d, s]);
 }
 
 export function buildVelocityGraph(m: Pick<ModelBundle, "store" | "network" | "text" | "ir">, batch: number, dims: [number, number, number], context?: { tokens: number; width: number; pooled: number }): VelocityGraph {
