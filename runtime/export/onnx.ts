@@ -238,6 +238,44 @@ function lowerGemm(L: Lowering, p: Pair, ops: [Extract<Op, { kind: "gemm" }>, Ex
   return L.emit("Reshape", [t, L.dims(s1, s2, `node ${p[0].id}`, true)]);
 }
 
+/** im2col as ONNX: the zero-padded image, one strided Slice per window offset (i, j), concatenated. */
+function lowerIm2col(L: Lowering, src: string, op: Extract<Op, { kind: "im2col" }>, cols: readonly number[]): string {
+  const { k, stride: s, pad: p } = op;
+  const [ho, wo] = [cols[1], cols[2]];
+  const padded = p ? L.emit("Pad", [src, L.ints([0, p, p, 0, 0, p, p, 0]), L.scalar(0)]) : src;
+  const blocks: string[] = [];
+  for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) blocks.push(L.emit("Slice", [padded, L.ints([i, j]), L.ints([i + (ho - 1) * s + 1, j + (wo - 1) * s + 1]), L.ints([1, 2]), L.ints([s, s])]));
+  return blocks.length === 1 ? blocks[0] : L.emit("Concat", blocks, { axis: 3 });
+}
+
+/**
+ * col2im as ONNX: each window offset's block of C channels spread to stride s (zeros between),
+ * cropped and padded into place (pixel oh*s - p + i), and the blocks summed.
+ */
+function lowerCol2im(L: Lowering, src: string, op: Extract<Op, { kind: "col2im" }>, cols: readonly number[], img: readonly number[]): string {
+  const { k, stride: s, pad: p } = op;
+  const [, h, w, c] = img;
+  const [ho, wo] = [cols[1], cols[2]];
+  const terms: string[] = [];
+  for (let i = 0; i < k; i++) {
+    for (let j = 0; j < k; j++) {
+      // rows r of the spread block land on r + i - p: keep r in [p - i, h + p - i) of [0, ho * s)
+      const [r0, r1] = [Math.max(0, p - i), Math.min(ho * s, h + p - i)];
+      const [q0, q1] = [Math.max(0, p - j), Math.min(wo * s, w + p - j)];
+      if (r1 <= r0 || q1 <= q0) continue;
+      let b = L.emit("Slice", [src, L.ints([(i * k + j) * c]), L.ints([(i * k + j + 1) * c]), L.ints([3])]); // [B, Ho, Wo, C]
+      if (s > 1) {
+        const wide = L.emit("Pad", [L.emit("Unsqueeze", [b, L.ints([2, 4])]), L.ints([0, 0, 0, 0, 0, 0, 0, 0, s - 1, 0, s - 1, 0]), L.scalar(0)]); // [B, Ho, s, Wo, s, C]
+        b = L.emit("Reshape", [wide, L.ints([0, ho * s, wo * s, c])]);
+      }
+      const cut = L.emit("Slice", [b, L.ints([r0, q0]), L.ints([r1, q1]), L.ints([1, 2])]);
+      const [top, left] = [r0 + i - p, q0 + j - p];
+      terms.push(L.emit("Pad", [cut, L.ints([0, top, left, 0, 0, h - top - (r1 - r0), w - left - (q1 - q0), 0]), L.scalar(0)]));
+    }
+  }
+  return terms.length === 1 ? terms[0] : L.emit("Sum", terms);
+}
+
 /** An input of the traced graph from the exported model's inputs. */
 function lowerInput(L: Lowering, p: Pair, name: string, io: OnnxInterface, declare: (v: OnnxValue) => string): string {
   const bySource = (src: InputSig["source"]) => io.inputs.find((i) => i.source === src);
@@ -374,6 +412,12 @@ export function lowerVelocity(vgs: [VelocityGraph, VelocityGraph], params: Map<s
         break;
       case "concat":
         name = L.emit("Concat", op.inputs.map((i) => L.name(i)), { axis: op.axis }, out);
+        break;
+      case "im2col":
+        name = L.emit("Identity", [lowerIm2col(L, L.name(op.src), op, s1)], undefined, out);
+        break;
+      case "col2im":
+        name = L.emit("Identity", [lowerCol2im(L, L.name(op.src), op, g1.node(op.src).shape, s1)], undefined, out);
         break;
       default:
         throw new GraphError(`onnx: the forward graph has a ${op.kind} node (node ${n1.id}), which only training steps use`);

@@ -109,6 +109,14 @@ export function differentiate(g: Graph, loss: Sym): GradResult {
         }
         break;
       }
+      case "im2col": {
+        const [, h, w] = g.node(op.src).shape;
+        push(op.src, g.col2im(dy, h, w, op));
+        break;
+      }
+      case "col2im":
+        push(op.src, g.im2col(dy, op));
+        break;
       case "gemm":
         gemmGrad(g, op.a, op.b, op.bias, op.layout, dy, needs, push);
         break;

@@ -62,7 +62,31 @@ export type Op =
   /** the inverse of slice: src placed at `start` along `axis`, zeros elsewhere */
   | { kind: "pad"; src: number; axis: number; start: number }
   | { kind: "permute"; src: number; perm: number[] }
-  | { kind: "concat"; inputs: number[]; axis: number };
+  | { kind: "concat"; inputs: number[]; axis: number }
+  /**
+   * The k x k windows of src [B, H, W, C] at stride s with zero padding p as columns
+   * [B, Ho, Wo, k*k*C] (Ho = floor((H + 2p - k) / s) + 1): block (i, j) of column (oh, ow), C
+   * channels, holds src[b, oh*s - p + i, ow*s - p + j, :], zeros where that is outside src.
+   */
+  | ({ kind: "im2col"; src: number } & Window)
+  /** The adjoint of im2col: each column of src [B, Ho, Wo, k*k*C] added into its window of this node [B, H, W, C]. */
+  | ({ kind: "col2im"; src: number } & Window);
+
+/** A convolution window: square kernel k, stride, symmetric zero padding. */
+export interface Window {
+  k: number;
+  stride: number;
+  pad: number;
+}
+
+/** Output side of a window over an input side n: floor((n + 2 pad - k) / stride) + 1; an error when the padded input is shorter than k. */
+export function windowOut(n: number, w: Window, where: string): number {
+  for (const [name, v, lo] of [["kernel", w.k, 1], ["stride", w.stride, 1], ["padding", w.pad, 0]] as const) {
+    if (!Number.isInteger(v) || v < lo) throw new GraphError(`${where}: ${name} ${v} must be an integer >= ${lo}`);
+  }
+  if (n + 2 * w.pad < w.k) throw new GraphError(`${where}: kernel ${w.k} is larger than the padded input side ${n} + 2 * ${w.pad}`);
+  return Math.floor((n + 2 * w.pad - w.k) / w.stride) + 1;
+}
 
 export interface Node {
   readonly id: number;
@@ -288,6 +312,24 @@ export class Graph {
     }, 0);
     return this.add(shape, { kind: "concat", inputs: xs.map((x) => x.id), axis: ax });
   }
+
+  /** im2col of x [B, H, W, C]: [B, Ho, Wo, k*k*C] (see the op). */
+  im2col(x: Sym, w: Window): Sym {
+    if (x.rank !== 4) throw new GraphError(`im2col: input [${x.shape}] is not [B, H, W, C]`);
+    const [b, h, wd, c] = x.shape;
+    const shape = [b, windowOut(h, w, "im2col"), windowOut(wd, w, "im2col"), w.k * w.k * c];
+    return this.add(shape, { kind: "im2col", src: x.id, k: w.k, stride: w.stride, pad: w.pad });
+  }
+
+  /** col2im of cols [B, Ho, Wo, k*k*C] into [B, h, w, C]: the adjoint of im2col on [B, h, w, C], whose output must be [B, Ho, Wo, ..]. */
+  col2im(cols: Sym, h: number, wd: number, w: Window): Sym {
+    const [b, ho, wo, kkc] = cols.shape;
+    const kk = w.k * w.k;
+    if (cols.rank !== 4 || kkc % kk !== 0) throw new GraphError(`col2im: input [${cols.shape}] is not [B, Ho, Wo, ${w.k}*${w.k}*C]`);
+    const [eh, ew] = [windowOut(h, w, "col2im"), windowOut(wd, w, "col2im")];
+    if (eh !== ho || ew !== wo) throw new GraphError(`col2im: windows of a ${h} x ${wd} input give ${eh} x ${ew} columns, not ${ho} x ${wo}`);
+    return this.add([b, h, wd, kkc / kk], { kind: "col2im", src: cols.id, k: w.k, stride: w.stride, pad: w.pad });
+  }
 }
 
 /** The node ids an op reads. */
@@ -304,6 +346,8 @@ export function inputsOf(op: Op): number[] {
     case "slice":
     case "pad":
     case "permute":
+    case "im2col":
+    case "col2im":
       return [op.src];
     case "ew":
     case "concat":

@@ -112,51 +112,6 @@ export function gridPositions(gh: number, gw: number): Float32Array {
 /** The score bias of a masked key: finite, so a row with every key masked stays a (uniform) softmax, not NaN. */
 export const MASKED = -1e9;
 
-/** Zero-pad axis `ax` of x by `before` and `after` elements (a negative amount crops instead). */
-function padAxis(x: Sym, ax: number, before: number, after: number): Sym {
-  const g = x.graph;
-  let y = x;
-  if (before < 0) y = g.slice(y, ax, -before, y.shape[ax] + before);
-  if (after < 0) y = g.slice(y, ax, 0, y.shape[ax] + after);
-  const [b, a] = [Math.max(0, before), Math.max(0, after)];
-  return b || a ? g.pad(y, ax, b, y.shape[ax] + b + a) : y;
-}
-
-/** Elements start, start + s, ..., start + (n - 1) s of axis `ax` (slice, reshape, slice: no gather). */
-function strided(x: Sym, ax: number, start: number, n: number, s: number): Sym {
-  const g = x.graph;
-  if (s === 1) return g.slice(x, ax, start, n);
-  const need = start + n * s;
-  const y = g.slice(x.shape[ax] < need ? padAxis(x, ax, 0, need - x.shape[ax]) : x, ax, start, n * s);
-  const pre = y.shape.slice(0, ax);
-  const post = y.shape.slice(ax + 1);
-  return g.reshape(g.slice(g.reshape(y, [...pre, n, s, ...post]), ax + 1, 0, 1), [...pre, n, ...post]);
-}
-
-/** s - 1 zeros between the elements of axis `ax`: [.., n, ..] -> [.., (n - 1) s + 1, ..]. */
-function dilate(x: Sym, ax: number, s: number): Sym {
-  if (s === 1) return x;
-  const g = x.graph;
-  const pre = x.shape.slice(0, ax + 1);
-  const post = x.shape.slice(ax + 1);
-  const n = x.shape[ax];
-  const spread = g.pad(g.reshape(x, [...pre, 1, ...post]), ax + 1, 0, s); // [.., n, s, ..], the element first
-  return g.slice(g.reshape(spread, [...x.shape.slice(0, ax), n * s, ...post]), ax, 0, (n - 1) * s + 1);
-}
-
-/**
- * im2col on [B, H, W, C]: the k x k windows at stride s as columns [B, Ho, Wo, k*k*C], block
- * (i, j) (C channels each, row-major) holding the window at offset `at(i, j)`.
- */
-function im2col(x: Sym, k: number, s: number, ho: number, wo: number, at: (i: number, j: number) => [number, number]): Sym {
-  const cols: Sym[] = [];
-  for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) {
-    const [oi, oj] = at(i, j);
-    cols.push(strided(strided(x, 1, oi, ho, s), 2, oj, wo, s));
-  }
-  return x.graph.concat(cols, 3);
-}
-
 /** RoPE's cos and sin tables for `pos` (constants when pos is one, else computed in the graph), shaped `table`. */
 function ropeCosSin(g: Graph, pos: Sym, rows: number, half: number, axesDim: number[], theta: number, table: number[]): [Sym, Sym] {
   const axes = axesDim.length;
@@ -412,35 +367,34 @@ export const T = {
     return x.graph.linear(x, c.param(weight), bias ? c.param(bias) : null);
   },
   /**
-   * 2-D convolution on [B, H, W, C], weight [out, C, k, k] (PyTorch): zero padding, then im2col
-   * (strided slices and one concat) and one GEMM against the weight as [out, k*k*C].
+   * 2-D convolution on [B, H, W, C], weight [out, C, k, k] (PyTorch): im2col (the padded
+   * windows as columns [B, Ho, Wo, k*k*C]; none for a 1x1 kernel at stride 1) and one GEMM
+   * against the weight as [out, k*k*C].
    */
   conv2d(x: Sym, weight: VarLike, bias: VarLike, k: number, s: number, p: number): Sym {
     const c = ctx();
     const g = x.graph;
-    const [, h, w, ch] = x.shape;
-    const [ho, wo] = [Math.floor((h + 2 * p - k) / s) + 1, Math.floor((w + 2 * p - k) / s) + 1];
-    const cols = im2col(padAxis(padAxis(x, 1, p, p), 2, p, p), k, s, ho, wo, (i, j) => [i, j]);
+    const ch = x.shape[3];
+    const cols = k === 1 && s === 1 && p === 0 ? x : g.im2col(x, { k, stride: s, pad: p });
     const wt = c.param(weight);
     const out = wt.shape[0];
     return g.linear(cols, g.reshape(g.permute(wt, [0, 2, 3, 1]), [out, k * k * ch]), c.param(bias));
   },
   /**
    * Transposed 2-D convolution on [B, H, W, C], weight [C, out, k, k] (PyTorch ConvTranspose2d):
-   * the input dilated by the stride and padded by k - 1 - p, then a stride-1 convolution with
-   * the flipped kernel (the columns taken in reverse window order, so the weight is not flipped).
+   * one GEMM gives each input position's k x k block of outputs [B, H, W, k*k*out], and col2im
+   * adds the blocks into the output at stride s, cropped by the padding (out side
+   * (H - 1) s - 2p + k); then the bias.
    */
   convTranspose2d(x: Sym, weight: VarLike, bias: VarLike, k: number, s: number, p: number): Sym {
     const c = ctx();
     const g = x.graph;
     const [, h, w, ch] = x.shape;
-    const [ho, wo] = [(h - 1) * s - 2 * p + k, (w - 1) * s - 2 * p + k];
-    const q = k - 1 - p;
-    const xd = padAxis(padAxis(dilate(dilate(x, 1, s), 2, s), 1, q, q), 2, q, q);
-    const cols = im2col(xd, k, 1, ho, wo, (i, j) => [k - 1 - i, k - 1 - j]);
     const wt = c.param(weight); // [C, out, k, k]
     const out = wt.shape[1];
-    return g.linear(cols, g.reshape(g.permute(wt, [1, 2, 3, 0]), [out, k * k * ch]), c.param(bias));
+    const blocks = g.linear(x, g.reshape(g.permute(wt, [2, 3, 1, 0]), [k * k * out, ch]), null); // [B, H, W, k*k*out]
+    const y = g.col2im(blocks, (h - 1) * s - 2 * p + k, (w - 1) * s - 2 * p + k, { k, stride: s, pad: p }); // [B, Ho, Wo, out]
+    return g.ew("add", [y, c.param(bias)]);
   },
   /** GroupNorm without affine on [B, ..., C]: each group's channels and positions as one row of a layer_norm. */
   groupNorm(x: Sym, groups: number, eps: number): Sym {

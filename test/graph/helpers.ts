@@ -1,6 +1,6 @@
 /**
- * Shared checks of the graph tests: a traced graph's gradients against central differences of its
- * own loss, two training runs (tfjs and the static engine) agreeing line by line, tests run at each
+ * Shared checks of the graph tests: the worst relative error of two arrays, a traced graph's
+ * gradients against central differences of its own loss, two training runs (tfjs and the static engine) agreeing line by line, tests run at each
  * ISA level of the native addon, and a batch for the tiny spec's step tests.
  */
 import { readFileSync } from "node:fs";
@@ -11,6 +11,16 @@ import type { FlowBatch } from "../../runtime/bundle.ts";
 import type { Graph, Sym } from "../../runtime/graph/graph.ts";
 import { Rng } from "../../runtime/util/rng.ts";
 import { nativeAddon } from "../../runtime/executors/native/native.ts";
+
+/** The worst |a - b| relative to the largest |b| (at least 1e-6); the lengths must agree. */
+export function worstRel(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let scale = 1e-6;
+  for (let i = 0; i < b.length; i++) scale = Math.max(scale, Math.abs(b[i]));
+  let w = 0;
+  for (let i = 0; i < b.length; i++) w = Math.max(w, Math.abs(a[i] - b[i]) / scale);
+  return w;
+}
 
 /**
  * The worst error of the graph's gradient of `loss` against central differences (step 1e-2),

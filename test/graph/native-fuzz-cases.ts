@@ -31,7 +31,7 @@ export interface Base {
 
 const attn = (B: number, H: number, N: number, D: number) => ({ batch: [B, H] as [number, number], m: N, n: N, k: D, alpha: 1 / Math.sqrt(D), a: [N * H * D, D, H * D, 1] as [number, number, number, number], b: [N * H * D, D, 1, H * D] as [number, number, number, number], c: [H * N * N, N * N, N, 1] as [number, number, number, number] });
 
-/** Graphs reaching every instruction: GEMM layouts, norms and their gradients, sums, copies, elementwise codes. */
+/** Graphs reaching every instruction: GEMM layouts, norms and their gradients, sums, copies, convolution windows, elementwise codes. */
 const GRAPHS: [string, (g: Graph, p: Sym[]) => Sym, number[][]][] = [
   ["linear x W^T + b", (g, [x, w, b]) => g.linear(x, w, b), [[7, 20], [45, 20], [45]]],
   ["gemm x W", (g, [a, b]) => g.gemm(a, b, [13, 40], { batch: [1, 1], m: 13, n: 40, k: 9, alpha: 1, a: [0, 0, 9, 1], b: [0, 0, 40, 1], c: [0, 0, 40, 1] }), [[13, 9], [9, 40]]],
@@ -43,6 +43,7 @@ const GRAPHS: [string, (g: Graph, p: Sym[]) => Sym, number[][]][] = [
   ["softmax_grad", (g, [y, dy]) => g.add(y.shape, { kind: "softmax_grad", y: y.id, dy: dy.id }), [[4, 9], [4, 9]]],
   ["sum_to", (g, [x]) => g.ew("add", [g.sumTo(x, [3, 1, 17], 0.5), 1]), [[3, 11, 17]]],
   ["slice, pad, permute, concat", (g, [x]) => g.concat([g.permute(g.pad(g.slice(x, 1, 2, 3), 1, 1, 6), [0, 2, 1]), g.permute(x, [0, 2, 1])], 2), [[2, 7, 5]]],
+  ["im2col and col2im", (g, [x]) => g.col2im(g.ew("mul", [g.im2col(x, { k: 3, stride: 2, pad: 1 }), 0.5]), 7, 5, { k: 3, stride: 2, pad: 1 }), [[2, 7, 5, 3]]],
   ["broadcast ew", (g, [x, m]) => g.ew("add", [g.ew("mul", [x, g.ew("tanh", [g.reshape(g.slice(m, 1, 8, 8), [2, 1, 8])])]), g.reshape(g.slice(m, 1, 0, 8), [2, 1, 8])]), [[2, 30, 8], [2, 24]]],
 ];
 
@@ -151,6 +152,12 @@ export function fieldMap(w: readonly number[]): { tags: Tag[]; nullable: boolean
         ptr();
         put("int");
         put("value");
+        break;
+      case Code.Im2col:
+      case Code.Col2im:
+        ptr();
+        ptr();
+        put("int", 9);
         break;
       case Code.Adam:
         for (let j = 0; j < 7; j++) ptr(j === 4);

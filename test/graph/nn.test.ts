@@ -1,7 +1,7 @@
 /**
  * The UNet building blocks (conv2d, conv_transpose2d, group_norm, upsample_nearest): each layer's
- * tfjs form and its traced static-graph form (composed from pad, strided slices, concat,
- * permute, layer_norm and one GEMM) against PyTorch's outputs and gradients
+ * tfjs form and its traced static-graph form (convolutions as im2col and one GEMM, transposed
+ * ones as one GEMM and col2im; group norm as permutes and layer_norm) against PyTorch's outputs and gradients
  * (test/fixtures/nn-fixtures/make.py), the traced gradients against finite differences, and the
  * native CPU executor against the interpreter on the forward and every gradient.
  */
@@ -18,7 +18,7 @@ import { TraceContext, withTrace } from "../../runtime/graph/trace.ts";
 import * as F from "../../runtime/nn/functional.ts";
 import { Conv2d, ConvTranspose2d, GroupNorm } from "../../runtime/nn/layers.ts";
 import { ParamStore } from "../../runtime/nn/params.ts";
-import { finiteDifferenceError } from "./helpers.ts";
+import { finiteDifferenceError, worstRel } from "./helpers.ts";
 
 beforeAll(async () => {
   await initBackend("cpu", { log: () => {} });
@@ -59,15 +59,6 @@ function build(name: string, store: ParamStore, ch: number): (x: tf.Tensor) => t
   if (m) return (x) => F.upsampleNearest(x, +m![1]);
   throw new Error(`no layer for fixture ${name}`);
 }
-
-const worstRel = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let scale = 1e-6;
-  for (let i = 0; i < b.length; i++) scale = Math.max(scale, Math.abs(b[i]));
-  let w = 0;
-  for (let i = 0; i < b.length; i++) w = Math.max(w, Math.abs(a[i] - b[i]) / scale);
-  expect(a.length).toBe(b.length);
-  return w;
-};
 
 describe.each(FIX.cases.map((c) => [c.name, c] as const))("%s", (_, fx) => {
   // tfjs variable names are global: one store at a time

@@ -47,4 +47,10 @@ describe("the UNet baseline", () => {
     expect(Number.isFinite(loss)).toBe(true);
     expect(Math.abs(loss - m.static.find((r) => r.loss !== undefined)!.loss!)).toBeGreaterThan(1e-4);
   });
+
+  it("odd convolution windows (test/specs/conv-windows.mdl: k 3 s 2 p 0, k 5 p 3, transposed k 3 s 2 p 2 and k 2) train identically on both engines", () => {
+    expect(runCompile("test/specs/conv-windows.mdl", { outDir: join(tmp, "gen2"), quiet: true }, sink, sink), lines.join("")).toBe(0);
+    const dir = join(tmp, "gen2", "conv-windows");
+    expectSameMetrics({ tfjs: train(dir, "tfjs", "cw-tfjs"), static: train(dir, "static", "cw-static") });
+  });
 });

@@ -33,7 +33,8 @@ function node(args: string[], env: Record<string, string> = {}, gpu = true) {
 /**
  * The language's architectures and primitives on the WGSL kernels: each spec's step (one kernel
  * at a time) against the CPU interpreter, compiled into a temp dir. The committed DiT, MMDiT-X,
- * Flux, HDiT and latent specs (tiny variants) and the test specs of the newer primitives and inputs.
+ * Flux, HDiT and latent specs (tiny variants) and the test specs of the newer primitives and inputs
+ * (conv-windows: im2col and col2im on odd kernels, strides and paddings).
  */
 const LANGUAGE_SPECS: [string, string[], string][] = [
   ["specs/dit.mdl", ["--variant", "tiny"], "dit-tiny"],
@@ -46,6 +47,7 @@ const LANGUAGE_SPECS: [string, string[], string][] = [
   ["test/specs/rope-gqa.mdl", [], "rope-gqa"],
   ["test/specs/labels.mdl", [], "labels"],
   ["test/specs/masked.mdl", [], "masked"],
+  ["test/specs/conv-windows.mdl", [], "conv-windows"],
 ];
 
 describe.skipIf(!available)("the language's specs on WebGPU (lavapipe)", () => {

@@ -204,6 +204,36 @@ function evalConcat({ g, node, v, n }: EvalCtx, op: OpOf<"concat">): Float32Arra
   return r;
 }
 
+/**
+ * im2col: column (b, oh, ow) block (i, j) is src[b, oh*s - p + i, ow*s - p + j, :] (zeros
+ * outside); col2im: each output element the sum (in float64) of the column entries that im2col
+ * would copy from it.
+ */
+function evalWindows({ g, node, v, n }: EvalCtx, op: OpOf<"im2col" | "col2im">): Float32Array {
+  const { k, stride: s, pad: p } = op;
+  const img = op.kind === "im2col" ? g.node(op.src).shape : node.shape; // [B, H, W, C]
+  const cols = op.kind === "im2col" ? node.shape : g.node(op.src).shape; // [B, Ho, Wo, k*k*C]
+  const [bs, h, w, c] = img;
+  const [, ho, wo, kkc] = cols;
+  const src = v[op.src];
+  const r = op.kind === "im2col" ? new Float32Array(n) : new Float64Array(n);
+  for (let b = 0; b < bs; b++)
+    for (let oh = 0; oh < ho; oh++)
+      for (let ow = 0; ow < wo; ow++)
+        for (let i = 0; i < k; i++)
+          for (let j = 0; j < k; j++) {
+            const [y, x] = [oh * s - p + i, ow * s - p + j];
+            if (y < 0 || y >= h || x < 0 || x >= w) continue;
+            const at = ((b * h + y) * w + x) * c;
+            const col = ((b * ho + oh) * wo + ow) * kkc + (i * k + j) * c;
+            for (let ch = 0; ch < c; ch++) {
+              if (op.kind === "im2col") r[col + ch] = src[at + ch];
+              else r[at + ch] += src[col + ch];
+            }
+          }
+  return r instanceof Float32Array ? r : Float32Array.from(r);
+}
+
 /** Each op kind's evaluator: what every kernel computes. */
 const EVAL: { [K in Op["kind"]]: (c: EvalCtx, op: OpOf<K>) => Float32Array } = {
   input: (c, op) => need(c, c.feeds, op.name, "input"),
@@ -221,6 +251,8 @@ const EVAL: { [K in Op["kind"]]: (c: EvalCtx, op: OpOf<K>) => Float32Array } = {
   pad: evalSliceOrPad,
   permute: evalPermute,
   concat: evalConcat,
+  im2col: evalWindows,
+  col2im: evalWindows,
 };
 
 function evalNode(g: Graph, node: Node, v: Float32Array[], feeds: Feeds, params: Feeds): Float32Array {

@@ -32,6 +32,8 @@ export const Code = {
   Fill: 9,
   Adam: 10,
   GemmBf16: 11,
+  Im2col: 12,
+  Col2im: 13,
 } as const;
 
 /** src/op_codes.inc: one `OP(NAME, code)` line per instruction code. */
@@ -231,6 +233,15 @@ export class ProgramWriter {
           if (i < op.inputs.length - 1) this.mark(label, node.id);
           start += s[op.axis];
         });
+        break;
+      }
+      case "im2col":
+      case "col2im": {
+        const [img, cols] = op.kind === "im2col" ? [shapeOf(op.src), node.shape] : [node.shape, shapeOf(op.src)];
+        this.w.push(op.kind === "im2col" ? Code.Im2col : Code.Col2im);
+        this.ptr(out);
+        this.ptr(at(op.src));
+        this.w.push(...img, cols[1], cols[2], op.k, op.stride, op.pad);
         break;
       }
       default:

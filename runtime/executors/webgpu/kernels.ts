@@ -514,6 +514,44 @@ function copyKernel(g: Graph, node: Node): Kernel {
   }
 }
 
+/**
+ * im2col (one thread per column entry: the pixel it copies, or zero) and col2im (one thread per
+ * pixel: the sum of the column entries taken from it, in (oh, ow) order, as the CPU kernels).
+ */
+function windowKernel(g: Graph, node: Node): Kernel {
+  const op = node.op;
+  if (op.kind !== "im2col" && op.kind !== "col2im") throw new GraphError(`not a window op: ${op.kind}`);
+  const [, h, w, c] = op.kind === "im2col" ? g.node(op.src).shape : node.shape;
+  const [, ho, wo] = op.kind === "im2col" ? node.shape : g.node(op.src).shape;
+  const [k, s, p] = [op.k, op.stride, op.pad];
+  const n = sizeOf(node.shape);
+  if (op.kind === "im2col") {
+    const body = `  let blk = c3 / ${u(c)};
+  let y = i32(c1 * ${u(s)} + blk / ${u(k)}) - ${p};
+  let x = i32(c2 * ${u(s)} + blk % ${u(k)}) - ${p};
+  var v = 0.0;
+  if (y >= 0 && y < ${h} && x >= 0 && x < ${w}) { v = b0[((c0 * ${u(h)} + u32(y)) * ${u(w)} + u32(x)) * ${u(c)} + c3 % ${u(c)}]; }
+  b1[i] = v;`;
+    return pointwise(n, [op.src], node.id, "im2col", node.shape, body);
+  }
+  const body = `  let t = c1 + ${u(p)};
+  let q = c2 + ${u(p)};
+  var oh0 = 0u;
+  if (t >= ${u(k)}) { oh0 = (t - ${u(k)}) / ${u(s)} + 1u; }
+  var ow0 = 0u;
+  if (q >= ${u(k)}) { ow0 = (q - ${u(k)}) / ${u(s)} + 1u; }
+  let oh1 = min(${u(ho - 1)}, t / ${u(s)});
+  let ow1 = min(${u(wo - 1)}, q / ${u(s)});
+  var acc = 0.0;
+  for (var oh = oh0; oh <= oh1; oh = oh + 1u) {
+    for (var ow = ow0; ow <= ow1; ow = ow + 1u) {
+      acc = acc + b0[((c0 * ${u(ho)} + oh) * ${u(wo)} + ow) * ${u(k * k * c)} + ((t - oh * ${u(s)}) * ${u(k)} + q - ow * ${u(s)}) * ${u(c)} + c3];
+    }
+  }
+  b1[i] = acc;`;
+  return pointwise(n, [op.src], node.id, "col2im", node.shape, body);
+}
+
 /** The kernel of a node, or null for nodes that need none (inputs, params, constants, views). */
 export interface KernelOptions {
   /** pin one GEMM tiling (GEMM_TILES names) instead of choosing per shape */
@@ -561,7 +599,7 @@ export function kernelsFor(g: Graph, node: Node, opts: KernelOptions = {}): Kern
 export const MAX_CONCAT_INPUTS = 7;
 
 /**
- * A concat of more inputs than one kernel may bind (the gradient of a 9-way chunk, an im2col):
+ * A concat of more inputs than one kernel may bind (the gradient of a 9-way chunk):
  * one kernel per group of MAX_CONCAT_INPUTS inputs, each writing its own range of the output
  * along the axis (the ranges are disjoint, so the kernels may run in any order).
  */
@@ -615,6 +653,9 @@ function kernelFor(g: Graph, node: Node): Kernel | null {
     case "permute":
     case "concat":
       return copyKernel(g, node);
+    case "im2col":
+    case "col2im":
+      return windowKernel(g, node);
   }
 }
 

@@ -13,6 +13,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <variant>
 #include <vector>
 
@@ -43,7 +44,7 @@ struct FillArgs {
   float v;
 };
 
-using Kernel = std::variant<sdc::EwKernel, sdc::GemmKernel, sdc::SumToKernel, sdc::CopyKernel, sdc::AdamKernel, FillArgs, std::pair<int, LnArgs>>;
+using Kernel = std::variant<sdc::EwKernel, sdc::GemmKernel, sdc::SumToKernel, sdc::CopyKernel, sdc::AdamKernel, FillArgs, std::pair<int, LnArgs>, std::pair<int, sdc::WindowKernel>>;
 
 struct Arena {
   float* data;
@@ -204,6 +205,35 @@ bool overlaps(const float* a, std::int64_t na, const float* b, std::int64_t nb) 
 constexpr std::int64_t MAX_RANK = 16;
 constexpr std::int64_t INT_DIM = 0x7fffffff;
 
+// im2col / col2im: dst, src, then the image [B, H, W, C], the columns' Ho, Wo, and the window
+// k, stride, pad; Ho and Wo must be what the window gives (so the two are adjoint).
+sdc::WindowKernel decode_window(Reader& r, bool im2col) {
+  r.op_name = im2col ? "im2col" : "col2im";
+  sdc::WindowKernel q{};
+  const auto dst = r.raw_ptr("dst"), src = r.raw_ptr("src");
+  q.b = r.in("batch", 0, INT_DIM);
+  q.h = r.in("height", 0, INT_DIM);
+  q.w = r.in("width", 0, INT_DIM);
+  q.c = r.in("channels", 0, INT_DIM);
+  q.ho = r.in("output height", 1, INT_DIM);
+  q.wo = r.in("output width", 1, INT_DIM);
+  q.k = r.in("kernel", 1, INT_DIM);
+  q.stride = r.in("stride", 1, INT_DIM);
+  q.pad = r.in("pad", 0, INT_DIM);
+  for (const auto& [name, n, o] : {std::make_tuple("output height", q.h, q.ho), std::make_tuple("output width", q.w, q.wo)}) {
+    r.field = name;
+    const std::int64_t span = add(n, mul(2, q.pad)) - q.k;
+    if (span < 0 || span / q.stride + 1 != o) bad(std::to_string(o) + " is not what a window of " + std::to_string(q.k) + " at stride " + std::to_string(q.stride) + " and padding " + std::to_string(q.pad) + " gives on " + std::to_string(n));
+  }
+  r.field = "channels";
+  const std::int64_t image = mul(mul(mul(q.b, q.h), q.w), q.c), cols = mul(mul(mul(mul(q.b, q.ho), q.wo), mul(q.k, q.k)), q.c);
+  q.dst = r.resolve(dst, im2col ? cols : image);
+  q.src = r.resolve(src, im2col ? image : cols);
+  r.field = "src";
+  if (overlaps(q.dst, im2col ? cols : image, q.src, im2col ? image : cols)) bad("the source overlaps the destination");
+  return q;
+}
+
 Kernel decode(Reader& r) {
   const std::int64_t op = r.int_("op");
   switch (op) {
@@ -334,6 +364,9 @@ Kernel decode(Reader& r) {
       if (overlaps(k.dst, de, k.src, se)) bad("the source overlaps the destination");
       return k;
     }
+    case IM2COL:
+    case COL2IM:
+      return std::make_pair(static_cast<int>(op), decode_window(r, op == IM2COL));
     case FILL: {
       r.op_name = "fill";
       FillArgs f{};
@@ -375,6 +408,7 @@ void run_kernel(const Kernel& k) {
     void operator()(const sdc::CopyKernel& x) const { sdc::run_copy(x); }
     void operator()(const sdc::AdamKernel& x) const { sdc::run_adam(x); }
     void operator()(const FillArgs& x) const { sdc::run_fill(x.dst, x.n, x.v); }
+    void operator()(const std::pair<int, sdc::WindowKernel>& x) const { x.first == IM2COL ? sdc::run_im2col(x.second) : sdc::run_col2im(x.second); }
     void operator()(const std::pair<int, LnArgs>& x) const {
       const LnArgs& a = x.second;
       switch (x.first) {

@@ -93,5 +93,7 @@ void run_softmax_grad(float* out, const float* y, const float* dy, std::int64_t 
 void run_copy(const CopyKernel& k) { K().copy(k); }
 void run_fill(float* dst, std::int64_t n, float v) { K().fill(dst, n, v); }
 void run_adam(const AdamKernel& k) { K().adam(k); }
+void run_im2col(const WindowKernel& k) { K().im2col(k); }
+void run_col2im(const WindowKernel& k) { K().col2im(k); }
 
 }  // namespace sdc

@@ -26,6 +26,8 @@ struct Kernels {
   void (*copy)(const CopyKernel&);
   void (*fill)(float*, std::int64_t, float);
   void (*adam)(const AdamKernel&);
+  void (*im2col)(const WindowKernel&);
+  void (*col2im)(const WindowKernel&);
   int (*ew_arity)(int);
   std::int64_t (*gemm_scratch_floats)(const GemmKernel&);
 };

@@ -478,11 +478,55 @@ static void gemm_task(const GemmKernel& g, const float* A, const float* B, float
   }
 }
 
+// A matrix-vector product (n == 1: a one-channel output conv, its weight gradient), which the
+// 8x32 micro-kernel would run on one of its 32 columns: blocks of up to 256 outputs per task, each
+// output one sum over all of K in a fixed order (the same bits for any thread count). A k-major A
+// (a weight gradient's x^T) adds whole rows of A scaled by B[k]; otherwise one dot product per row.
+static void gemv(const GemmKernel& g) {
+  constexpr std::int64_t MB = 256;
+  const std::int64_t nb2 = g.batch[1], nbatch = g.batch[0] * nb2, blocks = (g.m + MB - 1) / MB;
+  const std::int64_t sm = g.as[2], sk = g.as[3], bk = g.bs[2];
+  const float bias = g.bias ? g.bias[0] : 0.0f;
+  const std::int64_t tasks = nbatch * blocks;
+  parallel_for(tasks, 2.0 * g.m * g.k * nbatch < 5e5 ? tasks : 1, [&](std::int64_t lo, std::int64_t hi, int) {
+    float acc[MB];
+    for (std::int64_t t = lo; t < hi; t++) {
+      const std::int64_t bi = t / blocks, m0 = t % blocks * MB, ml = std::min(MB, g.m - m0);
+      const float* A = g.a + bi / nb2 * g.as[0] + bi % nb2 * g.as[1] + m0 * sm;
+      const float* B = g.b + bi / nb2 * g.bs[0] + bi % nb2 * g.bs[1];
+      float* C = g.c + bi / nb2 * g.cs[0] + bi % nb2 * g.cs[1] + m0 * g.cs[2];
+      if (sm == 1 && sk != 1) {
+        std::fill(acc, acc + ml, 0.0f);
+        for (std::int64_t k = 0; k < g.k; k++) {
+          const float* __restrict a = A + k * sk;
+          const float bv = B[k * bk];
+#pragma omp simd
+          for (std::int64_t i = 0; i < ml; i++) acc[i] += a[i] * bv;
+        }
+      } else {
+        for (std::int64_t i = 0; i < ml; i++) {
+          const float* a = A + i * sm;
+          float s = 0.0f;
+          if (sk == 1 && bk == 1) {
+#pragma omp simd reduction(+ : s)
+            for (std::int64_t k = 0; k < g.k; k++) s += a[k] * B[k];
+          } else {
+            for (std::int64_t k = 0; k < g.k; k++) s += a[k * sk] * B[k * bk];
+          }
+          acc[i] = s;
+        }
+      }
+      for (std::int64_t i = 0; i < ml; i++) C[i * g.cs[2]] = acc[i] * g.alpha + bias;
+    }
+  });
+}
+
 // B is packed once for the whole GEMM, in parallel over panels (fp32_prepacks_b), or per task and
 // K block (a small row-major B: a cheap copy from L2); A is read in place where it can be. Work is
 // split into tasks (batch, row block, column block), each output element computed by one thread
 // in a fixed K order: the same bits for any thread count.
 void run_gemm(const GemmKernel& g) {
+  if (g.n == 1) return gemv(g);
   const std::int64_t nb1 = g.batch[0], nb2 = g.batch[1];
   const std::int64_t nbatch = nb1 * nb2;
   const double flops = 2.0 * g.m * g.n * g.k * nbatch;
@@ -896,6 +940,71 @@ void run_fill(float* dst, std::int64_t n, float v) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// convolution windows: im2col copies each window row's in-image part (contiguous in both: the
+// window's columns j are adjacent pixels) and zero-fills the rest; col2im adds, for each image
+// row, the window rows that cover it (in (oh, ow) order: each pixel's terms are summed in that
+// order), so each output is written by one thread in a fixed order. The work is bounded by the
+// columns' and the image's sizes.
+
+void run_im2col(const WindowKernel& q) {
+  if (q.b == 0 || q.c == 0 || q.ho == 0 || q.wo == 0) return;
+  const std::int64_t kc = q.k * q.c, row = q.wo * q.k * kc;  // floats of a window row, of an output row
+  parallel_for(q.b * q.ho, std::max<std::int64_t>(1, 65536 / row), [&](std::int64_t lo, std::int64_t hi, int) {
+    for (std::int64_t r = lo; r < hi; r++) {
+      const std::int64_t b = r / q.ho, oh = r % q.ho;
+      float* out = q.dst + r * row;
+      for (std::int64_t ow = 0; ow < q.wo; ow++) {
+        const std::int64_t x0 = ow * q.stride - q.pad;
+        const std::int64_t j0 = std::clamp<std::int64_t>(-x0, 0, q.k), j1 = std::clamp<std::int64_t>(q.w - x0, j0, q.k);
+        for (std::int64_t i = 0; i < q.k; i++, out += kc) {
+          const std::int64_t y = oh * q.stride - q.pad + i;
+          if (y < 0 || y >= q.h || j0 == j1) {
+            std::fill(out, out + kc, 0.0f);
+            continue;
+          }
+          std::fill(out, out + j0 * q.c, 0.0f);
+          std::memcpy(out + j0 * q.c, q.src + ((b * q.h + y) * q.w + x0 + j0) * q.c, sizeof(float) * static_cast<std::size_t>((j1 - j0) * q.c));
+          std::fill(out + j1 * q.c, out + kc, 0.0f);
+        }
+      }
+    }
+  });
+}
+
+// The window positions o in [lo, hi] whose window covers image coordinate t - pad: o*stride <= t < o*stride + k.
+static inline void covering(std::int64_t t, std::int64_t k, std::int64_t stride, std::int64_t n, std::int64_t& lo, std::int64_t& hi) {
+  lo = t < k ? 0 : (t - k) / stride + 1;
+  hi = std::min(n - 1, t / stride);
+}
+
+void run_col2im(const WindowKernel& q) {
+  if (q.b == 0 || q.h == 0 || q.w == 0 || q.c == 0) return;
+  const std::int64_t c = q.c, kc = q.k * c, kkc = q.k * kc, row = q.w * c;
+  parallel_for(q.b * q.h, std::max<std::int64_t>(1, 65536 / row), [&](std::int64_t lo, std::int64_t hi, int) {
+    for (std::int64_t r = lo; r < hi; r++) {
+      const std::int64_t b = r / q.h, t = r % q.h + q.pad;
+      float* __restrict out = q.dst + r * row;
+      std::fill(out, out + row, 0.0f);
+      std::int64_t oh0, oh1;
+      covering(t, q.k, q.stride, q.ho, oh0, oh1);
+      for (std::int64_t oh = oh0; oh <= oh1; oh++) {
+        const float* wrow = q.src + (b * q.ho + oh) * q.wo * kkc + (t - oh * q.stride) * kc;  // window row i of column (oh, 0)
+        for (std::int64_t ow = 0; ow < q.wo; ow++) {
+          // the window row's in-image pixels j0 .. j1 - 1 are adjacent: one run of (j1 - j0) C floats
+          const std::int64_t x0 = ow * q.stride - q.pad;
+          const std::int64_t j0 = std::clamp<std::int64_t>(-x0, 0, q.k), j1 = std::clamp<std::int64_t>(q.w - x0, j0, q.k);
+          const float* __restrict s = wrow + ow * kkc + j0 * c;
+          float* __restrict o = out + (x0 + j0) * c;
+          const std::int64_t n = (j1 - j0) * c;
+#pragma omp simd
+          for (std::int64_t e = 0; e < n; e++) o[e] += s[e];
+        }
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // optimizer
 
 namespace {
@@ -983,10 +1092,10 @@ void run_adam(const AdamKernel& k) {
   parallel_for(k.n, 1 << 15, [&](std::int64_t b, std::int64_t e, int) { update(k, s, b, e); });
 }
 
-const Kernels kernels = {run_ew, run_gemm, run_gemm_bf16, run_sum_to, run_layer_norm, run_layer_norm_grad, run_softmax, run_softmax_grad, run_copy, run_fill, run_adam, ew_arity, gemm_scratch_floats};
+const Kernels kernels = {run_ew, run_gemm, run_gemm_bf16, run_sum_to, run_layer_norm, run_layer_norm_grad, run_softmax, run_softmax_grad, run_copy, run_fill, run_adam, run_im2col, run_col2im, ew_arity, gemm_scratch_floats};
 #if SDC_ISA_LEVEL >= 2
 // the avx512bf16 level: these kernels with the bf16 GEMM on vdpbf16ps
-const Kernels kernels_bf16 = {run_ew, run_gemm, run_gemm_bf16_dp, run_sum_to, run_layer_norm, run_layer_norm_grad, run_softmax, run_softmax_grad, run_copy, run_fill, run_adam, ew_arity, gemm_scratch_floats};
+const Kernels kernels_bf16 = {run_ew, run_gemm, run_gemm_bf16_dp, run_sum_to, run_layer_norm, run_layer_norm_grad, run_softmax, run_softmax_grad, run_copy, run_fill, run_adam, run_im2col, run_col2im, ew_arity, gemm_scratch_floats};
 #endif
 
 #ifdef SDC_ISA_TARGET

@@ -72,6 +72,17 @@ struct CopyKernel {
 void run_copy(const CopyKernel& k);
 void run_fill(float* dst, std::int64_t n, float v);
 
+// ---- convolution windows on channels-last images (the graph's im2col and col2im) -----------
+// The image is [B, H, W, C], the columns [B, Ho, Wo, k*k*C]; block (i, j) of column (oh, ow) is
+// pixel (oh*stride - pad + i, ow*stride - pad + j) of the image (zero padding outside).
+struct WindowKernel {
+  float* dst;
+  const float* src;
+  std::int64_t b, h, w, c, ho, wo, k, stride, pad;
+};
+void run_im2col(const WindowKernel& k);  // columns (dst) from the image (src)
+void run_col2im(const WindowKernel& k);  // the image (dst): each pixel the sum of the column entries taken from it
+
 // ---- optimizer: global gradient norm, clipped Adam / AdamW, EMA over the flat buffers --------
 struct AdamKernel {
   float* g;
