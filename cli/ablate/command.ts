@@ -1,4 +1,4 @@
-/** `sdc ablate` and `sdc ablate --status`: plan and run (in process or as jobs), print the summary. */
+/** `sdc ablate`, `sdc ablate --status` and `--combine`: plan and run (in process or as jobs), print the summary. */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { analyzeSeeds, hasSeeds, seedsMarkdown } from "../../runtime/eval/seeds.ts";
@@ -29,5 +29,14 @@ export async function runAblateStatusCli(dir: string, o: { json?: boolean; stdou
   const { ablationStatus, formatStatus } = await import("./jobs.ts");
   const rows = ablationStatus(dir);
   out(o.json ? JSON.stringify(rows, null, 2) + "\n" : formatStatus(rows));
+  return EXIT.ok;
+}
+
+/** `sdc ablate --combine DIR --combine DIR ... --out OUT` */
+export async function runAblateCombineCli(dirs: string[], out: string, o: { stdout?: (s: string) => void; log?: (s: string) => void } = {}): Promise<number> {
+  const write = o.stdout ?? ((s: string) => process.stdout.write(s));
+  const { combineAblations } = await import("./combine.ts");
+  const s = await combineAblations(dirs, out, o.log ?? ((l) => process.stderr.write(l + "\n")));
+  write(`${resultsMarkdown(s.results)}${hasSeeds(s.results) ? `\n${seedsMarkdown(analyzeSeeds(s.results))}` : ""}\ncombined ${s.results.length} units from ${dirs.length} folders; results in ${out}/results.{md,csv,json}${s.plot.svg ? `, plot ${s.plot.png ?? s.plot.svg}` : ""}\n`);
   return EXIT.ok;
 }

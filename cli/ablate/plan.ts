@@ -277,12 +277,14 @@ export function clearStaleUnit(unit: PlannedUnit, dir: string): boolean {
 /**
  * OUT/results.{md,csv,json} and OUT/plot.{svg,png,vl.json}; with several seeds per arm also
  * OUT/arms.json (runtime/eval/seeds.ts: mean and interval per arm, the pairwise tests), its
- * tables in results.md, and the plot of the arms' means with their intervals.
+ * tables in results.md, and the plot of the arms' means with their intervals. `note`: a line under
+ * the title (where the units came from, for --combine).
  */
-export async function writeResults(out: string, specs: string | string[], o: AblateOptions, results: UnitResult[], log: (s: string) => void): Promise<AblationSummary["plot"]> {
-  const matched = results.some((r) => r.match) ? ` match: the parameter set to the value whose exact ${o.match?.on === "network" ? "network " : ""}parameter count is closest to target_params (achieved_params, match_err).` : "";
+export async function writeResults(out: string, specs: string | string[], o: Pick<AblateOptions, "steps" | "batch" | "cfg" | "plotCfg">, results: UnitResult[], log: (s: string) => void, note?: string): Promise<AblationSummary["plot"]> {
+  const on = results.find((r) => r.match)?.match?.on;
+  const matched = on ? ` match: the parameter set to the value whose exact ${on === "network" ? "network " : ""}parameter count is closest to target_params (achieved_params, match_err).` : "";
   const seeds = hasSeeds(results) ? analyzeSeeds(results) : null;
-  writeFileAtomic(join(out, "results.md"), `# Ablation: ${ablationTitle(specs)}\n\n${resultsMarkdown(results)}\nFD: judge-feature Fréchet distance (not Inception FID). acc: prompt accuracy judged by the MNIST classifier.${matched}\n${seeds ? `\n${seedsMarkdown(seeds)}` : ""}`);
+  writeFileAtomic(join(out, "results.md"), `# Ablation: ${ablationTitle(specs)}\n\n${note ? `${note}\n\n` : ""}${resultsMarkdown(results)}\nFD: judge-feature Fréchet distance (not Inception FID). acc: prompt accuracy judged by the MNIST classifier.${matched}\n${seeds ? `\n${seedsMarkdown(seeds)}` : ""}`);
   writeFileAtomic(join(out, "results.csv"), resultsCsv(results));
   writeFileAtomic(join(out, "results.json"), JSON.stringify(results, null, 2) + "\n");
   if (seeds) writeFileAtomic(join(out, "arms.json"), JSON.stringify(seeds, null, 2) + "\n");

@@ -42,9 +42,16 @@ export function defineAblate(program: Command, { onResult }: CommandContext): vo
     .option("--sdc-command <cmd>", "local/slurm: how a unit's task starts sdc (default: node <this package>/bin/sdc.mjs), e.g. 'bash /shared/sdc-gpu/run.sh' for the offline GPU pack")
     .option("--status <dir>", "show each unit's state in an ablation folder of --executor local|slurm (pending, running with its step, done, failed with its last log line)")
     .option("--json", "--status: print JSON")
+    .option("--combine <dir>", "combine finished ablation folders (repeat: --combine DIR --combine DIR) into --out DIR: one table, plot and set of tests over all their arms (the units must share steps, batch, backend and eval settings)", collect)
     .action(async (specs: string[], o) => {
       const spec: string | string[] | undefined = specs.length === 0 ? undefined : specs.length === 1 ? specs[0] : specs;
-      const { runAblateStatusCli } = await import("../ablate/command.ts");
+      const { runAblateStatusCli, runAblateCombineCli } = await import("../ablate/command.ts");
+      if (o.combine !== undefined) {
+        if (spec !== undefined || o.status !== undefined) throw new UsageError("--combine DIR... takes no spec and no --status; run `sdc ablate --combine DIR --combine DIR --out DIR`");
+        if (o.out === undefined) throw new UsageError("--combine needs --out DIR, the folder for the combined results");
+        onResult(await runAblateCombineCli(o.combine, o.out));
+        return;
+      }
       if (o.status !== undefined) {
         if (spec !== undefined) throw new UsageError("--status DIR takes no spec; run `sdc ablate --status DIR`");
         onResult(await runAblateStatusCli(o.status, { json: o.json }));
