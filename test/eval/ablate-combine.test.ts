@@ -26,7 +26,8 @@ function twoSpecFolder(): UnitResult[] {
 
 /** A folder of one spec file's arm: `sdc ablate` does not prefix its ids with the spec's name. */
 function oneSpecFolder(over: Partial<UnitInputs> = {}): UnitResult[] {
-  return [0.3, 0.31, 0.305].map((v, s) => unit(`tiny+ch=20+seed=${s}`, "tiny+ch=20", inputs("specs/unet.mdl", "tiny", s, { set: ["ch=20"], ...over }), v, 0.12, 700 + 3 * s));
+  const match = { param: "ch", value: 20, from: 16, on: "network" as const, target: 288400, achieved: 263041, compiled: 13 };
+  return [0.3, 0.31, 0.305].map((v, s) => ({ ...unit(`tiny+ch=20+seed=${s}`, "tiny+ch=20", inputs("specs/unet.mdl", "tiny", s, { set: ["ch=20"], ...over }), v, 0.12, 700 + 3 * s), match }));
 }
 
 function folder(name: string, results: UnitResult[]): string {
@@ -55,6 +56,9 @@ describe("sdc ablate --combine", () => {
     expect(md).toContain("# Ablation: specs/a.mdl specs/b.mdl specs/unet.mdl");
     expect(md).toContain(`from ${join(root, "two")} (6 units), ${join(root, "one")} (3 units)`);
     expect(md).toMatch(/\| unet\.tiny\+ch=20 \| 0,1,2 \| 1000 \| 0\.3050 \[/);
+    // the match columns and note come from the units (matched on the network's count)
+    expect(md).toContain("| unet.tiny+ch=20+seed=0 | specs/unet.mdl |  | tiny | ch=20 | 1000 | 900 | ch=20 | 288400 | 263041 | -8.79% |");
+    expect(md).toContain("whose exact network parameter count is closest to target_params");
     expect(readFileSync(join(out, "results.csv"), "utf8").trim().split("\n")).toHaveLength(10);
     const plot = JSON.parse(readFileSync(join(out, "plot.vl.json"), "utf8"));
     expect(plot.title).toMatch(/^a\.mdl vs b\.mdl vs unet\.mdl: 500 steps, batch 64 \(mean over seeds/);
