@@ -14,7 +14,7 @@ export * from "./model.ts";
  * @param pooled [B, 64] (pooled)
  */
 export function createNetwork(store: ParamStore): Mmdit {
-  return new Mmdit(store, "", {"heads":2,"head_dim":32,"depth":2,"mlp_ratio":4,"patch":4,"channels":1,"max_grid":8,"context_dim":64,"pooled_dim":64});
+  return new Mmdit(store, "", {"heads":3,"head_dim":32,"depth":2,"mlp_ratio":4,"patch":4,"channels":1,"max_grid":8,"context_dim":64,"pooled_dim":64});
 }
 
 /** The learned text encoder `text_encoder`: ids [B, 8] -> (context [B, 8, 64], pooled [B, 64]). */
@@ -26,12 +26,12 @@ export function createTextEncoder(store: ParamStore): TextEncoder & TextEncoderM
 export const spec: DiffusionSpec = {
     task: "diffusion",
     name: "sd3-cpu",
-    irHash: "dc53498b5c2d196de30c4ad5591a2c929bb8b55d59bfeae20eff1d7649013e07",
+    irHash: "b09261f45c92ec1bef28c6ebcce3d70d366ea713de4044a8c2cf07710a39c60d",
     data: {"source":"mnist","path":null,"height":32,"width":32,"channels":1,"prompts":"digits","classes":10},
     text: {"kind":"learned","block":"text_encoder","args":{"vocab":32,"tokens":8,"width":64,"depth":1,"heads":4},"tokens":8,"vocab":32,"width":64,"pooled":64,"words":["0","1","2","3","4","5","6","7","8","9","zero","one","two","three","four","five","six","seven","eight","nine"]},
-    flow: {"noiseAt":0,"path":"linear","predict":"velocity","density":{"kind":"logit_normal","m":0,"s":1},"loss":"mse","weighting":"none","cfgDrop":0.2,"sampler":"euler","steps":50,"shift":1,"guidance":4},
-    train: {"optimizer":{"kind":"adam","lr":0.001,"beta1":0.9,"beta2":0.999,"eps":1e-8,"weightDecay":0},"clip":1,"batch":64,"steps":20000,"ema":0.999,"sampleEvery":1000,"checkpointEvery":1000,"logEvery":10,"samples":64,"seed":0,"warmup":0},
-    params: 341072,
+    flow: {"noiseAt":0,"path":"linear","predict":"data","density":{"kind":"logit_normal","m":1,"s":1},"loss":"mse","weighting":"none","cfgDrop":0.2,"sampler":"euler","steps":50,"shift":1,"guidance":2},
+    train: {"optimizer":{"kind":"adam","lr":0.002,"beta1":0.9,"beta2":0.999,"eps":1e-8,"weightDecay":0},"clip":1,"batch":64,"steps":3000,"ema":0.999,"sampleEvery":1000,"checkpointEvery":1000,"logEvery":10,"samples":64,"seed":0,"warmup":200},
+    params: 678800,
     createNetwork,
     createTextEncoder,
   };
