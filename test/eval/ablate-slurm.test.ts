@@ -49,8 +49,10 @@ const table = (out: string) => {
 
 const A = "tiny+train.log_every=2+depth=1";
 const B = "tiny+train.log_every=2+depth=2";
+/** long enough that the poll (every 50 ms) catches the deeper unit mid-run on a fast idle machine (40 was not) */
+const STEPS = 200;
 const units: AblateOptions = {
-  base: "tiny", sweeps: [parseSweep("depth=1,2")], set: ["train.log_every=2"], steps: 40, batch: 4, seed: 0, backend: "wasm",
+  base: "tiny", sweeps: [parseSweep("depth=1,2")], set: ["train.log_every=2"], steps: STEPS, batch: 4, seed: 0, backend: "wasm",
   perDigit: 1, cfg: [1], sampleSteps: 2, reference: 200, checkpointEvery: 1000, log: () => {},
 };
 
@@ -72,7 +74,7 @@ describe("sdc ablate --executor slurm", () => {
     // the deeper (slower) unit, mid-run: SIGTERM to every process of its task, as Slurm does at a time limit or on preemption
     const victim = B;
     const running = await waitFor("unit 1 running past step 4", () => unitStatuses(out, record(out)).find((u) => u.id === victim && u.state === "running" && u.step >= 4), 180_000, 50);
-    expect(running.step).toBeLessThan(40);
+    expect(running.step).toBeLessThan(STEPS);
     const c = spawnSync("scancel", ["--full", "--signal=TERM", `${s.job}_1`], { encoding: "utf8" });
     expect(c.status, c.stderr).toBe(0);
     await idle(out);
@@ -82,7 +84,7 @@ describe("sdc ablate --executor slurm", () => {
     const stopped = Number(readFileSync(join(out, victim, "run", "checkpoints", "latest"), "utf8").trim().replace("step-", ""));
     // no periodic checkpoints (every 1000 steps): this one was written on SIGTERM
     expect(stopped).toBeGreaterThanOrEqual(running.step);
-    expect(stopped).toBeLessThan(40);
+    expect(stopped).toBeLessThan(STEPS);
 
     // the rerun gathers the finished unit and resubmits only the interrupted one, which resumes
     const again = await runAblationJobs("specs/sd3.mdl", { ...units, out }, { executor: "slurm" });
