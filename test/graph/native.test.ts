@@ -104,6 +104,7 @@ describe("each kernel against the interpreter", () => atEachIsa(() => {
     ["layer_norm", (g, [x]) => g.layerNorm(x, 1e-6), [[7, 33]]],
     ["layer_norm_grad", (g, [x, dy]) => g.add(x.shape, { kind: "layer_norm_grad", x: x.id, dy: dy.id, eps: 1e-5 }), [[5, 19], [5, 19]]],
     ["softmax", (g, [x]) => g.softmax(x), [[6, 29]]],
+    ["softmax, rows of attention's 72 (a tail past the last whole vector at every level)", (g, [x]) => g.softmax(x), [[2, 3, 72]]],
     ["softmax_grad", (g, [y, dy]) => g.add(y.shape, { kind: "softmax_grad", y: y.id, dy: dy.id }), [[4, 9], [4, 9]]],
     ["sum_to: over rows (bias gradient)", (g, [x]) => g.sumTo(x, [17]), [[3, 11, 17]]],
     ["sum_to: over the last axis, scaled", (g, [x]) => g.sumTo(x, [3, 11, 1], 0.5), [[3, 11, 17]]],
@@ -122,6 +123,24 @@ describe("each kernel against the interpreter", () => atEachIsa(() => {
     // sqrt / rsqrt of |x| + 0.1, exp of small values: the domains where the operators are used
     const arg = (g: Graph, x: Sym) => (op === "sqrt" || op === "rsqrt" || op === "log" ? g.ew("add", [g.ew("square", [x]), 0.1]) : x);
     expect(compare((g, [x]) => g.ew(op, [arg(g, x)]), [[517]])).toBeLessThan(op === "exp" || op === "sin" || op === "cos" ? 2e-6 : 1e-5);
+  });
+  it("finds each softmax row's maximum wherever it is (rows shorter than a vector, of one, past one), and makes a row with a NaN all NaN", () => {
+    // row p: small values but 300 at p and 250 at p + 1; a maximum that missed them would clamp
+    // both exps (exp(x - max) beyond 88.3) and give 0.5 and 0.5 instead of 1 and e^-50
+    for (const d of [5, 16, 17, 72]) {
+      const rows = d;
+      const x = new Float32Array(rows * d).map((_, i) => Math.sin(i));
+      for (let p = 0; p < d - 1; p++) [x[p * d + p], x[p * d + p + 1]] = [300, 250];
+      x[(rows - 1) * d + 1] = NaN;
+      const g = new Graph();
+      const y = g.softmax(g.constant(x, [rows, d]));
+      const got = compileGraph({ graph: g, v: y, batch: 1 }, paramArena(new Map())).run(new Map());
+      const want = evaluate(g, new Map(), new Map())[y.id];
+      for (let i = 0; i < rows * d; i++) {
+        if (i >= (rows - 1) * d) expect(got[i], `the NaN row, d ${d}`).toBeNaN();
+        else expect(Math.abs(got[i] - want[i]), `row ${Math.floor(i / d)}, column ${i % d}, d ${d}`).toBeLessThan(1e-6);
+      }
+    }
   });
   it("computes a column-major C as C^T = B^T A^T, to the bits of the same GEMM unswapped (one with a zero bias)", () => {
     const [m, n, k] = [70, 45, 390];

@@ -862,14 +862,40 @@ void run_layer_norm_grad(float* out, const float* x, const float* dy, std::int64
   });
 }
 
+// The largest value of a row, NaNs passed over (the exp of a NaN then makes the row NaN): lane-wise
+// maxima over whole vectors (one running maximum does not vectorize), the tail as the row's last
+// whole vector (overlapping: a value counted twice does not change a maximum), then the lanes in
+// a tree. A maximum is exact, so this is the value one running maximum gave.
+static inline float row_max(const float* xr, std::int64_t d) {
+  float mx = -INFINITY;
+  if (d < VL) {
+    for (std::int64_t j = 0; j < d; j++) mx = xr[j] > mx ? xr[j] : mx;
+    return mx;
+  }
+  vf lane = vf{} - INFINITY;
+  std::int64_t j = 0;
+  for (; j + VL <= d; j += VL) {
+    const vf x = vload(xr + j);
+    lane = x > lane ? x : lane;
+  }
+  if (j < d) {
+    const vf x = vload(xr + d - VL);
+    lane = x > lane ? x : lane;
+  }
+  float m[VL];
+  vstore(m, lane);
+  for (int w = VL / 2; w > 0; w /= 2)
+    for (int l = 0; l < w; l++) m[l] = m[l + w] > m[l] ? m[l + w] : m[l];
+  return m[0];
+}
+
 void run_softmax(float* out, const float* x, std::int64_t rows, std::int64_t d) {
   if (rows <= 0 || d <= 0) return;  // nothing to normalize (and no division by d)
   parallel_for(rows, std::max<std::int64_t>(1, 16384 / d), [&](std::int64_t b, std::int64_t e, int) {
     for (std::int64_t r = b; r < e; r++) {
       const float* xr = x + r * d;
       float* o = out + r * d;
-      float mx = -INFINITY;
-      for (std::int64_t j = 0; j < d; j++) mx = xr[j] > mx ? xr[j] : mx;
+      const float mx = row_max(xr, d);
       float s = 0.0f;
 #pragma omp simd reduction(+ : s)
       for (std::int64_t j = 0; j < d; j++) {
