@@ -6,7 +6,11 @@
  * each kernel's GFLOP/s (GEMMs) or GB/s (the rest: operands and output, once).
  *
  *   npx tsx bench/native-attention.ts [--b 64 --h 3 --n 72 --d 32] [--threads 1,2] [--reps 30]
- *       [--against build-old/sdc_cpu.node] [--rounds 3]
+ *       [--against build-old/sdc_cpu.node] [--rounds 3] [--cold]
+ *
+ * --cold: before each timed call, a 64 MiB elementwise pass (not timed) evicts the caches, so the
+ * operands come from memory as they do inside a step (whose activations outgrow the L3), not from
+ * the L2 and L3 where the previous call left them.
  *
  * --against ADDON: the same kernels on another build of the addon (a copy of build/Release/sdc_cpu.node
  * made before a change), measured in turn with this one (--rounds times, each in its own process,
@@ -29,6 +33,7 @@ const { values } = parseArgs({
     threads: { type: "string" },
     against: { type: "string" },
     rounds: { type: "string", default: "3" },
+    cold: { type: "boolean", default: false },
     json: { type: "boolean", default: false },
   },
 });
@@ -69,6 +74,16 @@ const build = (bf16: boolean) =>
       return { name: `${name}${bf16 ? " bf16" : ""}`, work, unit, run: () => addon.run(program) };
     });
 const programs = [...build(false), ...build(true)];
+/** a pass over 2 x 64 MiB (y = 2 x), run before each timed call with --cold */
+const evict = (() => {
+  if (!values.cold) return () => {};
+  const g = new Graph();
+  const n = 1 << 24;
+  const y = g.ew("mul", [g.param("x", [n]), 2]);
+  const l = lowerGraph({ graph: g, v: y, batch: 1 }, paramArena(new Map([["x", new Float32Array(n)]])));
+  const program = addon.build(l.program, l.arenas);
+  return () => addon.run(program);
+})();
 
 /** the fastest call of each kernel (ms) on `threads` threads */
 function measure(threads: number): number[] {
@@ -77,6 +92,7 @@ function measure(threads: number): number[] {
     for (let i = 0; i < 5; i++) run();
     let best = Infinity;
     for (let i = 0; i < reps; i++) {
+      evict();
       const t0 = performance.now();
       run();
       best = Math.min(best, performance.now() - t0);
@@ -93,7 +109,7 @@ if (values.json) {
 }
 /** the other addon's figures: this script in a child process with SDC_NATIVE_ADDON set */
 function theirs(): { executor: string; ms: number[][] } {
-  const args = [process.argv[1], "--json", "--b", String(B), "--h", String(H), "--n", String(N), "--d", String(D), "--reps", String(reps), "--threads", threadCounts.join(",")];
+  const args = [process.argv[1], "--json", ...(values.cold ? ["--cold"] : []), "--b", String(B), "--h", String(H), "--n", String(N), "--d", String(D), "--reps", String(reps), "--threads", threadCounts.join(",")];
   const r = spawnSync(process.execPath, [...process.execArgv, ...args], { encoding: "utf8", env: { ...process.env, SDC_NATIVE_ADDON: values.against } });
   if (r.status !== 0) throw new Error(`the run with --against ${values.against} failed: ${r.stderr.trim().slice(-400)}`);
   return JSON.parse(r.stdout.trim().split("\n").pop()!);
@@ -111,7 +127,7 @@ for (let r = 0; r < rounds; r++) {
   }
 }
 const rate = (work: number, unit: string, ms: number) => `${(work / ms / 1e6).toFixed(1)} ${unit === "gflop" ? "GFLOP/s" : "GB/s"}`;
-console.log(`${isaLine()}; B ${B} x H ${H} x N ${N} x D ${D}; best of ${reps} calls${values.against ? `, ${rounds} interleaved rounds against ${values.against} (${otherExecutor})` : ""}`);
+console.log(`${isaLine()}; B ${B} x H ${H} x N ${N} x D ${D}; best of ${reps} calls${values.cold ? " (caches evicted before each)" : ""}${values.against ? `, ${rounds} interleaved rounds against ${values.against} (${otherExecutor})` : ""}`);
 const rows = threadCounts.flatMap((t, ti) =>
   programs.map(({ name, work, unit }, i) => ({
     kernel: name,

@@ -67,6 +67,8 @@ const CASES: [string, GemmLayout, number[], number[], number[], boolean][] = [
   ["dy W (input gradient), n beyond one column block (600), odd k", plain(19, 600, 33), [19, 33], [33, 600], [19, 600], false],
   ["dy^T x (weight gradient), m beyond one row block (300), odd k", dyx(300, 40, 257), [257, 300], [257, 40], [300, 40], false],
   ["batched strided attention scores (alpha, batch 2 x 3 heads)", attn(2, 3, 17, 8), [2, 17, 24], [2, 17, 24], [2, 3, 17, 17], false],
+  ["batched attention scores, 12 batches, a last column panel of one vector at every level (35 tokens)", attn(4, 3, 35, 20), [4, 35, 60], [4, 35, 60], [4, 3, 35, 35], false],
+  ["x W^T + b with a last column panel of at most one vector at every level (n 35)", xwt(37, 35, 40), [37, 40], [35, 40], [37, 35], true],
   ["strided output (transposed C), alpha 2", { batch: [1, 1], m: 9, n: 6, k: 7, alpha: 2, a: [0, 0, 7, 1], b: [0, 0, 1, 7], c: [0, 0, 1, 9], precision: "bf16" }, [9, 7], [6, 7], [6, 9], false],
   ["k = 1", plain(5, 70, 1), [5, 1], [1, 70], [5, 70], false],
 ];

@@ -98,6 +98,8 @@ describe("each kernel against the interpreter", () => atEachIsa(() => {
     ["gemm with n = 1, A k-major (its weight gradient dy^T x), k 1000", (g, [a, b]) => g.gemm(a, b, [45, 1], { batch: [1, 1], m: 45, n: 1, k: 1000, alpha: 0.5, a: [0, 0, 1, 45], b: [0, 0, 1, 1], c: [0, 0, 1, 1] }), [[1000, 45], [1000, 1]]],
     ["batched gemm with n = 1 into a strided output", (g, [a, b]) => g.gemm(a, b, [3, 1, 2, 7], { batch: [3, 2], m: 7, n: 1, k: 5, alpha: 1, a: [70, 35, 5, 1], b: [10, 5, 1, 1], c: [14, 1, 2, 1] }), [[3, 2, 7, 5], [3, 2, 5]]],
     ["batched strided gemm (attention scores, alpha)", (g, [q, k]) => g.gemm(q, k, [2, 3, 5, 5], attnLayout(2, 3, 5, 4)), [[2, 5, 12], [2, 5, 12]]],
+    ["batched attention scores, 12 batches (each task packs its batch's B), m past a panel, a last panel of one vector at every level (35)", (g, [q, k]) => g.gemm(q, k, [4, 3, 35, 35], attnLayout(4, 3, 35, 20)), [[4, 35, 60], [4, 35, 60]]],
+    ["linear with a last column panel of at most one vector at every level (n 35), bias", (g, [x, w, b]) => g.linear(x, w, b), [[37, 20], [35, 20], [35]]],
     ["gemm into a strided output (transposed C)", (g, [a, b]) => g.gemm(a, b, [6, 9], { batch: [1, 1], m: 9, n: 6, k: 7, alpha: 2, a: [0, 0, 7, 1], b: [0, 0, 1, 7], c: [0, 0, 1, 9] }), [[9, 7], [6, 7]]],
     ["gemm into a column-major C (a weight gradient stored [in, out]), m and n past a block, K in two blocks", (g, [a, b]) => g.gemm(a, b, [45, 300], { batch: [1, 1], m: 300, n: 45, k: 390, alpha: 1, a: [0, 0, 1, 300], b: [0, 0, 45, 1], c: [0, 0, 1, 300] }), [[390, 300], [390, 45]]],
     ["batched gemm into a column-major C (attention's dK)", (g, [a, b]) => g.gemm(a, b, [2, 3, 5, 4], { batch: [2, 3], m: 4, n: 5, k: 6, alpha: 0.5, a: [72, 24, 1, 4], b: [90, 30, 5, 1], c: [60, 20, 1, 4] }), [[2, 3, 6, 4], [2, 3, 6, 5]]],
@@ -141,6 +143,23 @@ describe("each kernel against the interpreter", () => atEachIsa(() => {
         else expect(Math.abs(got[i] - want[i]), `row ${Math.floor(i / d)}, column ${i % d}, d ${d}`).toBeLessThan(1e-6);
       }
     }
+  });
+  it.each([undefined, "bf16"] as const)("computes a last column panel of at most one vector to the bits of a full panel's columns (precision %s)", (precision) => {
+    // x W^T with n 35 (columns 32..34 in a narrow last panel at every level) and with n 64 (the
+    // same columns in a full panel); alpha 1 and no bias: the stores add nothing
+    const [m, k] = [21, 50];
+    const rng = new Rng(5);
+    const x = rng.normals(m * k);
+    const w64 = rng.normals(64 * k);
+    const run = (n: number) => {
+      const g = new Graph();
+      const y = g.gemm(g.param("x", [m, k]), g.param("w", [n, k]), [m, n], { batch: [1, 1], m, n, k, alpha: 1, a: [0, 0, k, 1], b: [0, 0, 1, k], c: [0, 0, n, 1], ...(precision ? { precision } : {}) });
+      return compileGraph({ graph: g, v: y, batch: 1 }, paramArena(new Map([["x", x], ["w", w64.slice(0, n * k)]]))).run(new Map());
+    };
+    const [narrow, full] = [run(35), run(64)];
+    let differ = 0;
+    for (let i = 0; i < m; i++) for (let j = 0; j < 35; j++) if (narrow[i * 35 + j] !== full[i * 64 + j]) differ++;
+    expect(differ).toBe(0);
   });
   it("computes a column-major C as C^T = B^T A^T, to the bits of the same GEMM unswapped (one with a zero bias)", () => {
     const [m, n, k] = [70, 45, 390];

@@ -262,26 +262,36 @@ static inline void vstore(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
 // acc[MR][2] = sum_k A(k, i) * B(k, j) for a tile of MR rows and NR columns. B is packed (NR
 // contiguous floats per k: B[k * NR + j]); A by mode: 0 packed (A[k * MR + i]), 1 rows in place
 // (A[i * as + k]: a row-major operand), 2 k-major in place (A[k * as + i]: a transposed one).
-template <int AM>
+// NV 1: the panel's first VL columns alone (a panel of at most VL columns: the last of N = 72, say),
+// acc[i][1] zero; each column's sum is the same sequence of operations either way (the same bits).
+template <int AM, int NV = 2>
 static inline void ukernel(int kc, const float* __restrict A, std::int64_t as, const float* __restrict B, vf acc[MR][2]) {
-  vf c[MR][2];
+  static_assert(NV == 1 || NV == 2, "one or two vectors of columns");
+  vf c[MR][NV];
 #pragma GCC unroll 16
-  for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = vf{};
+  for (int i = 0; i < MR; i++)
+    for (int v = 0; v < NV; v++) c[i][v] = vf{};
   for (int k = 0; k < kc; k++) {
     const vf b0 = vload(B + k * NR);
-    const vf b1 = vload(B + k * NR + VL);
+    const vf b1 = NV == 2 ? vload(B + k * NR + VL) : vf{};
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++) {
       const float ai = AM == 1 ? A[i * as + k] : AM == 2 ? A[k * as + i] : A[k * MR + i];
       c[i][0] += ai * b0;
-      c[i][1] += ai * b1;
+      if (NV == 2) c[i][NV - 1] += ai * b1;
     }
   }
 #pragma GCC unroll 16
   for (int i = 0; i < MR; i++) {
     acc[i][0] = c[i][0];
-    acc[i][1] = c[i][1];
+    acc[i][1] = NV == 2 ? c[i][NV - 1] : vf{};
   }
+}
+// ukernel for a panel of w columns: one vector of them where w <= VL
+template <int AM>
+static inline void ukernel_w(int w, int kc, const float* A, std::int64_t as, const float* B, vf acc[MR][2]) {
+  if (w <= VL) ukernel<AM, 1>(kc, A, as, B, acc);
+  else ukernel<AM, 2>(kc, A, as, B, acc);
 }
 
 namespace {
@@ -409,8 +419,14 @@ static inline void store_tile(const GemmKernel& g, float* C, vf acc[MR][2], int 
 // The fp32 GEMM packs B once for the whole GEMM (into the program's scratch) when B is not
 // row-major (x W^T: a transposed weight) or too large to stay in L2 (more than B_L2_FLOATS, half of
 // a Zen 4 core's), where every row block's task packing it again would read it from L3 each time.
+// Not for a batched GEMM whose rows fit one row block (attention's: a batch is a task, which packs
+// its B once, into a buffer that stays in L1 and L2, where a whole-GEMM scratch is written to
+// memory and read back).
 static constexpr std::int64_t B_L2_FLOATS = std::int64_t(1) << 17;
-static inline bool fp32_prepacks_b(const GemmKernel& g) { return g.bs[3] != 1 || g.n > B_L2_FLOATS / std::max<std::int64_t>(1, g.k); }
+static inline bool fp32_prepacks_b(const GemmKernel& g) {
+  if (g.batch[0] * g.batch[1] >= 8 && g.m <= MC && g.k <= KC_MAX && g.n <= NB) return false;
+  return g.bs[3] != 1 || g.n > B_L2_FLOATS / std::max<std::int64_t>(1, g.k);
+}
 
 std::int64_t gemm_scratch_floats(const GemmKernel& g) {
   if (g.bf16) {  // B packed once, rounded: per batch, panels of NR columns over K rounded up to even
@@ -438,6 +454,17 @@ static GemmTasks gemm_tasks(const GemmKernel& g, std::int64_t nbatch, double flo
   const std::int64_t mblocks = (g.m + mc - 1) / mc;
   const std::int64_t tasks = nbatch * mblocks * nblocks;
   return {mc, nblocks, mblocks, tasks, flops < 5e5 ? tasks : 1};
+}
+
+// Task t's batch (bi = b1 * batch[1] + b2) and block of rows and columns.
+struct TaskBlock {
+  std::int64_t bi, b1, b2, m0, n0;
+  int ml, nl;
+};
+static inline TaskBlock task_block(const GemmKernel& g, const GemmTasks& part, std::int64_t t) {
+  const std::int64_t nbk = t % part.nblocks, mbk = t / part.nblocks % part.mblocks, bi = t / part.nblocks / part.mblocks;
+  const std::int64_t m0 = mbk * part.mc, n0 = nbk * NB;
+  return {bi, bi / g.batch[1], bi % g.batch[1], m0, n0, static_cast<int>(std::min<std::int64_t>(part.mc, g.m - m0)), static_cast<int>(std::min<std::int64_t>(NB, g.n - n0))};
 }
 
 // The fp32 GEMM's K block: all of K up to KC_MAX (C written once), else KC. Depends on K alone, so
@@ -469,10 +496,11 @@ static void gemm_task(const GemmKernel& g, const float* A, const float* B, float
       for (int jp = 0; jp < nl; jp += NR) {
         vf acc[MR][2];
         const float* b = bp + (jp / NR) * pstride;
-        if (mode == 1) ukernel<1>(kc, ap, as_m, b, acc);
-        else if (mode == 2) ukernel<2>(kc, ap, as_k, b, acc);
-        else ukernel<0>(kc, ap, 0, b, acc);
-        store_tile(g, C, acc, h, std::min(NR, nl - jp), m0 + ip, n0 + jp, k0 == 0);
+        const int w = std::min(NR, nl - jp);
+        if (mode == 1) ukernel_w<1>(w, kc, ap, as_m, b, acc);
+        else if (mode == 2) ukernel_w<2>(w, kc, ap, as_k, b, acc);
+        else ukernel_w<0>(w, kc, ap, 0, b, acc);
+        store_tile(g, C, acc, h, w, m0 + ip, n0 + jp, k0 == 0);
       }
     }
   }
@@ -546,13 +574,9 @@ void run_gemm(const GemmKernel& g) {
   }
   parallel_for(part.tasks, part.min_tasks, [&](std::int64_t tb, std::int64_t te, int) {
     for (std::int64_t t = tb; t < te; t++) {
-      const std::int64_t nbk = t % part.nblocks, mbk = t / part.nblocks % part.mblocks, bi = t / part.nblocks / part.mblocks;
-      const std::int64_t b1 = bi / nb2, b2 = bi % nb2;
-      const std::int64_t m0 = mbk * part.mc, n0 = nbk * NB;
-      const int ml = static_cast<int>(std::min<std::int64_t>(part.mc, g.m - m0));
-      const int nl = static_cast<int>(std::min<std::int64_t>(NB, g.n - n0));
-      const float* panels = packed_b ? packed_b + bi * npanels * panel_floats : nullptr;
-      gemm_task(g, g.a + b1 * g.as[0] + b2 * g.as[1], g.b + b1 * g.bs[0] + b2 * g.bs[1], g.c + b1 * g.cs[0] + b2 * g.cs[1], panels, m0, ml, n0, nl, t_pack.a, t_pack.b);
+      const TaskBlock q = task_block(g, part, t);
+      const float* panels = packed_b ? packed_b + q.bi * npanels * panel_floats : nullptr;
+      gemm_task(g, g.a + q.b1 * g.as[0] + q.b2 * g.as[1], g.b + q.b1 * g.bs[0] + q.b2 * g.bs[1], g.c + q.b1 * g.cs[0] + q.b2 * g.cs[1], panels, q.m0, q.ml, q.n0, q.nl, t_pack.a, t_pack.b);
     }
   });
 }
@@ -577,7 +601,7 @@ struct RoundedF32 {
   static void pack_a(float* d, const float* A, std::int64_t sm, std::int64_t sk, std::int64_t m0, int h, std::int64_t k0, int kc) { pack_a_panel<true>(d, A, sm, sk, m0, h, k0, kc); }
   static void pack_b(float* d, const float* B, std::int64_t sk, std::int64_t sn, std::int64_t k0, int kc, std::int64_t n0, int w) { pack_b_panel<true>(d, B, sk, sn, k0, kc, n0, w); }
   static const float* b_block(const float* panel, std::int64_t k0) { return panel + k0 * NR; }
-  static void kernel(int kc, const float* a, const float* b, vf acc[MR][2]) { ukernel<0>(kc, a, 0, b, acc); }
+  static void kernel(int w, int kc, const float* a, const float* b, vf acc[MR][2]) { ukernel_w<0>(w, kc, a, 0, b, acc); }
 };
 }  // namespace
 static thread_local Bf16Buffers t_bf16;
@@ -623,7 +647,7 @@ static void gemm_bf16_with(const GemmKernel& g) {
           const float* bp = P::b_block(batch_panels + ((n0 + jp) / NR) * panel_floats, k0);
           for (int ip = 0; ip < ml; ip += MR) {
             vf acc[MR][2];
-            P::kernel(kc, Ap + (ip / MR) * (MR * KC), bp, acc);
+            P::kernel(w, kc, Ap + (ip / MR) * (MR * KC), bp, acc);
             store_tile(g, C, acc, std::min(MR, ml - ip), w, m0 + ip, n0 + jp, k0 == 0);
           }
         }
@@ -739,28 +763,35 @@ struct Dpbf16 {
     }
   }
   static const float* b_block(const float* panel, std::int64_t k0) { return panel + k0 / 2 * NR; }
-  static void kernel(int kc, const float* a, const float* b, vf acc[MR][2]) {
+  // NV 1: the panel's first VL columns alone (w <= VL), acc[i][1] zero (as ukernel)
+  template <int NV>
+  static void kernel_nv(int kc, const float* a, const float* b, vf acc[MR][2]) {
     const std::uint32_t* A = reinterpret_cast<const std::uint32_t*>(a);
     const std::uint32_t* B = reinterpret_cast<const std::uint32_t*>(b);
     const int kp = (kc + 1) / 2;
-    __m512 c[MR][2];
+    __m512 c[MR][NV];
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+    for (int i = 0; i < MR; i++)
+      for (int v = 0; v < NV; v++) c[i][v] = _mm512_setzero_ps();
     for (int p = 0; p < kp; p++) {
       const __m512bh b0 = (__m512bh)_mm512_loadu_si512(B + p * NR);
-      const __m512bh b1 = (__m512bh)_mm512_loadu_si512(B + p * NR + VL);
+      const __m512bh b1 = (__m512bh)(NV == 2 ? _mm512_loadu_si512(B + p * NR + VL) : _mm512_setzero_si512());
 #pragma GCC unroll 16
       for (int i = 0; i < MR; i++) {
         const __m512bh ai = (__m512bh)_mm512_set1_epi32(static_cast<int>(A[p * MR + i]));
         c[i][0] = _mm512_dpbf16_ps(c[i][0], ai, b0);
-        c[i][1] = _mm512_dpbf16_ps(c[i][1], ai, b1);
+        if (NV == 2) c[i][NV - 1] = _mm512_dpbf16_ps(c[i][NV - 1], ai, b1);
       }
     }
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++) {
       acc[i][0] = (vf)c[i][0];
-      acc[i][1] = (vf)c[i][1];
+      acc[i][1] = NV == 2 ? (vf)c[i][NV - 1] : vf{};
     }
+  }
+  static void kernel(int w, int kc, const float* a, const float* b, vf acc[MR][2]) {
+    if (w <= VL) kernel_nv<1>(kc, a, b, acc);
+    else kernel_nv<2>(kc, a, b, acc);
   }
 };
 }  // namespace
