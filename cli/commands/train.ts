@@ -119,7 +119,10 @@ function engineOptions({ recipe, settings }: ResolvedRun["config"]): EngineOptio
 async function setUp(dir: string, o: TrainCliOptions, loaded: Loaded, r: ResumePoint, config: ResolvedRun["config"], log: (s: string) => void): Promise<Setup> {
   const { ir, spec } = loaded;
   const { settings } = config;
-  const backend = await initBackend(o.backend, { log });
+  // bf16 mixed precision runs on the native CPU kernels only: `auto` then picks among the CPU backends
+  const cpuOnly = settings.precision === "bf16" && o.backend === "auto";
+  if (cpuOnly) log("backend: auto picks a CPU backend (wasm, cpu) for bf16 mixed precision, which runs on the native CPU kernels only");
+  const backend = await initBackend(o.backend, { log, candidates: cpuOnly ? ["wasm", "cpu"] : undefined });
   // tfjs-backend-wasm has no conv2d filter gradient: the tfjs engine needs one for conv specs (the UNet)
   if (backend.name === "wasm") registerWasmConvFilterGrad();
   log(`backend: ${backend.detail}`);
