@@ -23,6 +23,11 @@ function precisionDetail(p: "fp32" | "bf16"): string {
   return p === "bf16" ? "precision bf16 (mixed: GEMM operands rounded to bf16, fp32 accumulation, weights and optimizer fp32; samples and validation in fp32)" : "precision fp32";
 }
 
+/** The engine line's warning where the kernels' ISA level has no bf16 instructions (the portable path rounds in software: slower than fp32). */
+export function emulatedBf16Note(isa: string): string {
+  return isa === "avx512bf16" || isa === "amx" ? "" : ` [this CPU's kernels (${isa}) have no bf16 instructions: bf16 is emulated, slower than fp32 here]`;
+}
+
 /** What StaticEngine needs of an executor of the step graph (WebGpuStep, NativeStep). */
 export interface StepExecutor {
   lr: number;
@@ -81,7 +86,7 @@ export class StaticEngine implements TrainEngine {
     } else {
       const cpu = new NativeStep(sg, adam);
       e = new StaticEngine(m, opts, sg, cpu, (which) => StaticFlowNetwork.native(m, (name) => cpu.paramPlace(name, which)));
-      e.detail = `static graph on the CPU, ${nativeDetail()}: ${cpu.kernels} kernels per step (${before} before fusion), ${Math.round(cpu.bytes.activations / 2 ** 20)} MiB of activations, ${precisionDetail(precision)}`;
+      e.detail = `static graph on the CPU, ${nativeDetail()}: ${cpu.kernels} kernels per step (${before} before fusion), ${Math.round(cpu.bytes.activations / 2 ** 20)} MiB of activations, ${precisionDetail(precision)}${precision === "bf16" ? emulatedBf16Note(nativeAddon().addon!.isa()) : ""}`;
     }
     await e.upload();
     e.detail += `, built in ${((performance.now() - t0) / 1000).toFixed(1)} s`;
