@@ -35,6 +35,8 @@ export interface BackendOptions {
   log?: (msg: string) => void;
   /** WASM thread count (only honoured by a threaded WASM build; tfjs-backend-wasm 4.22 runs single-threaded in Node). */
   threads?: number;
+  /** For `auto`: the backends to try, in this order (default: all four); e.g. bf16 training, which runs on the CPU only. */
+  candidates?: readonly Exclude<BackendName, "auto">[];
 }
 
 export interface BackendInit {
@@ -371,7 +373,7 @@ export async function initBackend(name: BackendName, opts: BackendOptions = {}):
   }
 
   const skipped: string[] = [];
-  for (const cand of ["tensorflow", "webgpu", "wasm", "cpu"] as const) {
+  for (const cand of opts.candidates ?? (["tensorflow", "webgpu", "wasm", "cpu"] as const)) {
     try {
       const { detail } = await initOne(cand, opts.threads, true);
       state = { ...(state?.name === cand ? state : {}), name: cand, detail };

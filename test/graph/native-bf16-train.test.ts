@@ -17,6 +17,7 @@ import { fuse } from "../../runtime/graph/fuse.ts";
 import { NativeStep, nativeAddon } from "../../runtime/executors/native/native.ts";
 import { buildStepGraph, stepFeeds, type StepPrecision } from "../../runtime/engines/static/step.ts";
 import { buildModel } from "../../runtime/train/trainer.ts";
+import { emulatedBf16Note } from "../../runtime/engines/static/engine.ts";
 import { LearnedPromptEncoder } from "../../runtime/text/learned.ts";
 import { type FlowBatch } from "../../runtime/bundle.ts";
 import { atEachIsa, batchOf } from "./helpers.ts";
@@ -190,6 +191,12 @@ describe("bf16 training", () => {
     const r = spawnSync(process.execPath, ["bin/sdc.mjs", "train", "generated/sd3-tiny", "--precision", "bf16", "--steps", "3", "--batch-size", "8", "--sample-every", "0", "--samples", "4", "--sample-steps", "1", "--backend", "wasm", "--no-progress", "--out", out], { encoding: "utf8", env: { ...process.env, SDC_ISA: "x86-64" } });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr + r.stdout).toMatch(/engine: static graph on the CPU, native CPU kernels \(x86-64, \d+ threads?\).*precision bf16/);
+    expect(r.stderr + r.stdout).toMatch(/precision bf16 .*\[this CPU's kernels \(x86-64\) have no bf16 instructions: bf16 is emulated, slower than fp32 here\]/);
     expect(r.stderr + r.stdout).toMatch(/done at step 3: loss \d/);
+  });
+
+  it("the engine line warns where bf16 is emulated (no bf16 instructions at the kernels' ISA level), and only there", () => {
+    for (const isa of ["x86-64", "avx2", "avx512"]) expect(emulatedBf16Note(isa)).toContain(`kernels (${isa}) have no bf16 instructions: bf16 is emulated, slower than fp32 here`);
+    for (const isa of ["avx512bf16", "amx"]) expect(emulatedBf16Note(isa)).toBe("");
   });
 });

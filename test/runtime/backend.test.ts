@@ -38,6 +38,17 @@ describe("runtime/backend", () => {
     expect(msg).toContain("@tensorflow/tfjs-node");
   });
 
+  it("auto with candidates tries only those, in their order (bf16 training: the CPU backends)", async () => {
+    const lines: string[] = [];
+    const r = await initBackend("auto", { log: (m) => lines.push(m), candidates: ["cpu", "wasm"] });
+    expect(r.name).toBe("cpu");
+    expect(r.skipped).toEqual([]);
+    expect(lines).toEqual([]);
+    await shutdownBackend();
+    const w = await initBackend("auto", { candidates: ["wasm", "cpu"] });
+    expect(w.name).toBe("wasm");
+  });
+
   it("auto picks the first backend that starts and says why the earlier ones were skipped", async () => {
     const lines: string[] = [];
     const r = await initBackend("auto", { log: (m) => lines.push(m) });

@@ -196,6 +196,15 @@ describe("precision", () => {
     expect(existsSync(join(tmp, "prec-tfjs", "config.json"))).toBe(false);
   });
 
+  it("bf16 with the default backend (auto) trains on a CPU backend and says why", () => {
+    const out = join(tmp, "prec-auto");
+    const r = spawnSync(process.execPath, ["bin/sdc.mjs", "train", GEN, "--precision", "bf16", "--steps", "2", "--sample-every", "0", "--checkpoint-every", "0", "--samples", "4", "--no-progress", "--out", out], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/backend: auto picks a CPU backend \(wasm, cpu\) for bf16 mixed precision/);
+    expect(r.stderr).toMatch(/engine: static graph on the CPU, native CPU kernels .*precision bf16/);
+    expect(JSON.parse(readFileSync(join(out, "config.json"), "utf8")).backend).toMatch(/^(wasm|cpu)/);
+  });
+
   it("bf16 with gradient accumulation is refused, never trained in fp32", async () => {
     const m = buildModel(tiny.spec, tiny.ir, 0);
     const o = tiny.ir.train.optimizer;

@@ -23,6 +23,11 @@ function precisionDetail(p: "fp32" | "bf16"): string {
   return p === "bf16" ? "precision bf16 (mixed: GEMM operands rounded to bf16, fp32 accumulation, weights and optimizer fp32; samples and validation in fp32)" : "precision fp32";
 }
 
+/** The engine line's warning where the kernels' ISA level has no bf16 instructions (the portable path rounds in software: slower than fp32). */
+export function emulatedBf16Note(isa: string): string {
+  return isa === "avx512bf16" || isa === "amx" ? "" : ` [this CPU's kernels (${isa}) have no bf16 instructions: bf16 is emulated, slower than fp32 here]`;
+}
+
 /** What StaticEngine needs of an executor of the step graph (WebGpuStep, NativeStep). */
 export interface StepExecutor {
   lr: number;
@@ -81,7 +86,7 @@ export class StaticEngine implements TrainEngine {
     } else {
       const cpu = new NativeStep(sg, adam);
       e = new StaticEngine(m, opts, sg, cpu, (which) => StaticFlowNetwork.native(m, (name) => cpu.paramPlace(name, which)));
-      e.detail = `static graph on the CPU, ${nativeDetail()}: ${cpu.kernels} kernels per step (${before} before fusion), ${Math.round(cpu.bytes.activations / 2 ** 20)} MiB of activations, ${precisionDetail(precision)}`;
+      e.detail = `static graph on the CPU, ${nativeDetail()}: ${cpu.kernels} kernels per step (${before} before fusion), ${Math.round(cpu.bytes.activations / 2 ** 20)} MiB of activations, ${precisionDetail(precision)}${precision === "bf16" ? emulatedBf16Note(nativeAddon().addon!.isa()) : ""}`;
     }
     await e.upload();
     e.detail += `, built in ${((performance.now() - t0) / 1000).toFixed(1)} s`;
@@ -113,6 +118,9 @@ export class StaticEngine implements TrainEngine {
   /** resolves when the previous step() has been submitted: steps reach the GPU in call order */
   private turn: Promise<void> = Promise.resolve();
 
+  /** the feeds of a finished step (its inputs were copied and it has run): the next step refills their arrays */
+  private spareFeeds: Map<string, Float32Array> | undefined;
+
   async step(b: FlowBatch, shape: [number, number, number, number]): Promise<StepResult> {
     if (shape[0] !== this.sg.batch) throw new GraphError(`the static step was built for batch ${this.sg.batch}, got ${shape[0]}`);
     // the optimizer step this batch is for (dropout masks are drawn from it), counted as steps are called
@@ -123,12 +131,15 @@ export class StaticEngine implements TrainEngine {
     this.turn = new Promise((r) => (submitted = r));
     try {
       // frozen encoders: their features are computed (and awaited) before this step's turn
-      const feeds = stepFeeds(this.sg, this.m.flow, b, await textInputs(this.m, b.prompts), step);
+      const text = await textInputs(this.m, b.prompts);
+      const feeds = stepFeeds(this.sg, this.m.flow, b, text, step, this.spareFeeds);
+      this.spareFeeds = undefined;
       await mine;
       this.gpu.lr = lrAt(this.opts, this.gpu.stepCount + 1);
       const pending = this.gpu.step(feeds); // submits synchronously, then waits for the read
       submitted();
       const r = await pending;
+      this.spareFeeds = feeds;
       return { loss: r.loss, gradNorm: r.gradNorm };
     } finally {
       submitted();
