@@ -322,6 +322,43 @@ static inline float round_bf16(float x) { return bits_to_float(static_cast<std::
 template <bool R>
 static inline float maybe_round(float x) { return R ? round_bf16(x) : x; }
 
+#if SDC_ISA_LEVEL >= 2
+// A transposed B (x W^T, attention's k^T: column j of B contiguous over k, sn apart) into a panel:
+// 16 x 16 blocks (16 columns' runs of 16 k, loaded as vectors, masked at the ends) transposed in
+// registers (unpacks, then 128-bit lane shuffles), 16 k rows of 16 columns stored at once, where
+// the scalar loop stores one float at a time.
+static void pack_b_transposed(float* __restrict d, const float* s, std::int64_t sn, int kc, int w) {
+  static_assert(VL == 16 && NR % 16 == 0, "16 x 16 blocks of a panel");
+  for (int j0 = 0; j0 < NR; j0 += 16) {
+    for (int kb = 0; kb < kc; kb += 16) {
+      const int kn = std::min(16, kc - kb);
+      const __mmask16 km = static_cast<__mmask16>((1u << kn) - 1);
+      __m512 r[16], t[16];
+      for (int i = 0; i < 16; i++) r[i] = j0 + i < w ? _mm512_maskz_loadu_ps(km, s + (j0 + i) * sn + kb) : _mm512_setzero_ps();
+      for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+      }
+      for (int i = 0; i < 16; i += 4) {  // r[i + c]: rows i .. i+3 at k = 4 l + c in 128-bit lane l
+        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+      }
+      for (int c = 0; c < 4; c++) {  // k = 4 l + c: lane l of r[c], r[4 + c], r[8 + c], r[12 + c]
+        const __m512 v0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x44), v1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xee);
+        const __m512 v2 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x44), v3 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xee);
+        t[c] = _mm512_shuffle_f32x4(v0, v2, 0x88);
+        t[4 + c] = _mm512_shuffle_f32x4(v0, v2, 0xdd);
+        t[8 + c] = _mm512_shuffle_f32x4(v1, v3, 0x88);
+        t[12 + c] = _mm512_shuffle_f32x4(v1, v3, 0xdd);
+      }
+      for (int k = 0; k < kn; k++) _mm512_storeu_ps(d + (kb + k) * NR + j0, t[k]);
+    }
+  }
+}
+#endif
+
 // pack B[k0 .. k0+kc, n0 .. n0+w] (w <= NR) into one panel of NR columns (zero padded); R: each
 // value rounded to bf16 (the bf16 GEMM's portable path)
 template <bool R = false>
@@ -346,6 +383,9 @@ static void pack_b_panel(float* __restrict d, const float* B, std::int64_t sk, s
       for (; j < NR; j++) dr[j] = 0.0f;
     }
   } else {
+#if SDC_ISA_LEVEL >= 2
+    if (sk == 1 && !R) return pack_b_transposed(d, s, sn, kc, w);
+#endif
     for (int j = 0; j < w; j++) {
       const float* col = s + j * sn;
       for (int k = 0; k < kc; k++) d[k * NR + j] = maybe_round<R>(col[k * sk]);
@@ -739,6 +779,15 @@ struct Dpbf16 {
   static void pack_b(float* dst, const float* B, std::int64_t sk, std::int64_t sn, std::int64_t k0, int kc, std::int64_t n0, int w) {
     std::uint32_t* d = reinterpret_cast<std::uint32_t*>(dst);
     const float* s = B + k0 * sk + n0 * sn;
+    if (sk == 1 && sn != 1) {  // a transposed B: 32 k at a time transposed into a tile of rows, then packed as rows are
+      alignas(64) float tile[32 * NR];
+      for (int kb = 0; kb < kc; kb += 32) {
+        const int kn = std::min(32, kc - kb);
+        pack_b_transposed(tile, s + kb, sn, kn, w);
+        pack_b(dst + (kb / 2) * NR, tile, NR, 1, 0, kn, 0, NR);
+      }
+      return;
+    }
     const int kp = (kc + 1) / 2;
     for (int p = 0; p < kp; p++) {
       std::uint32_t* __restrict dr = d + p * NR;
