@@ -112,6 +112,8 @@ describe("each kernel against the interpreter", () => atEachIsa(() => {
     ["sum_to: over the last axis, scaled", (g, [x]) => g.sumTo(x, [3, 11, 1], 0.5), [[3, 11, 17]]],
     ["sum_to: middle axis (per-sample sums)", (g, [x]) => g.sumTo(x, [3, 1, 17]), [[3, 11, 17]]],
     ["sum_to: everything (the loss)", (g, [x]) => g.sumTo(x, [1]), [[5, 300]]],
+    ["sum_to: over rows in several fixed row blocks, one partial (bias gradient of 600 rows)", (g, [x]) => g.sumTo(x, [40]), [[2, 300, 40]]],
+    ["sum_to: per-sample sums, big enough to split by samples across threads", (g, [x]) => g.sumTo(x, [64, 1, 24], 0.25), [[64, 64, 24]]],
     ["slice, pad, permute, concat", (g, [x]) => g.concat([g.permute(g.pad(g.slice(x, 1, 2, 3), 1, 1, 6), [0, 2, 1]), g.permute(x, [0, 2, 1])], 2), [[2, 7, 5]]],
     ["broadcast ew over strided windows (adaLN modulate of chunks)", (g, [x, m]) => g.ew("add", [g.ew("mul", [x, g.ew("add", [g.reshape(g.slice(m, 1, 8, 8), [2, 1, 8]), 1])]), g.reshape(g.slice(m, 1, 0, 8), [2, 1, 8])]), [[2, 300, 8], [2, 24]]],
     ["ew with a long inner axis (chunk remainders)", (g, [x, y]) => g.ew("mul", [g.ew("sub", [x, y]), 3]), [[1000], [1000]]],
@@ -321,6 +323,31 @@ describe("thread counts", () => {
       let differ = 0;
       for (let i = 0; i < one.state.length; i++) if (Buffer.compare(Buffer.from(one.state[i]), Buffer.from(other.state[i])) !== 0) differ++;
       expect(differ, `buffers that differ between 1 and ${t} threads`).toBe(0);
+    }
+  });
+  it("sums (sum_to) split across threads to the same bits as on one (bias gradients by fixed row blocks, per-sample sums by samples)", () => {
+    const addon = nativeAddon().addon!;
+    const before = addon.threads();
+    const rng = new Rng(9);
+    const cases: [number[], number[]][] = [[[4100, 40], [40]], [[64, 64, 24], [64, 1, 24]], [[3, 500, 33], [3, 500, 1]]];
+    try {
+      for (const [shape, to] of cases) {
+        // rows 0 and 300 of each column +-1e30: the float64 sum loses the terms added between them, so
+        // a different grouping of the terms (blocks that depended on the thread count) shows
+        const x = rng.normals(shape.reduce((a, b) => a * b, 1));
+        const inner = shape[shape.length - 1];
+        for (let j = 0; j < inner; j++) [x[j], x[300 * inner + j]] = [1e30, -1e30];
+        const runs = [1, 2, 3].map((t) => {
+          addon.threads(t);
+          const g = new Graph();
+          const y = g.sumTo(g.param("x", shape), to);
+          return Array.from(compileGraph({ graph: g, v: y, batch: 1 }, paramArena(new Map([["x", x]]))).run(new Map()));
+        });
+        expect(runs[1], `${shape} -> ${to} on 2 threads`).toEqual(runs[0]);
+        expect(runs[2], `${shape} -> ${to} on 3 threads`).toEqual(runs[0]);
+      }
+    } finally {
+      addon.threads(before);
     }
   });
   // Printed by the scalar loop the vectorized one replaced (main at 691559e), on an AMD EPYC

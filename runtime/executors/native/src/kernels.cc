@@ -851,23 +851,23 @@ static void run_gemm_bf16_dp(const GemmKernel& g) { gemm_bf16_with<Dpbf16>(g); }
 // ---------------------------------------------------------------------------------------------
 // sum_to: sum of src over the axes where the output stride is 0
 
-void run_sum_to(const SumToKernel& k) {
+// The sums over rows lo .. hi of src (rows: every index of the axes before the last, in order)
+// into acc (float64, at the output's offsets), each output element's terms in row order.
+static void sum_to_rows(const SumToKernel& k, double* acc, std::int64_t lo, std::int64_t hi) {
   const int nd = static_cast<int>(k.shape.size());
-  const std::int64_t inner = k.shape[nd - 1];
-  const std::int64_t ist = k.ost[nd - 1];
-  std::int64_t rows = 1;
-  for (int d = 0; d < nd - 1; d++) rows *= k.shape[d];
-  const bool inner_kept = ist != 0;
-  // accumulate in double: the reference interpreter does, and the loss is one of these
-  std::vector<double> acc(static_cast<size_t>(k.out_size), 0.0);
+  const std::int64_t inner = k.shape[nd - 1], ist = k.ost[nd - 1];
   std::vector<std::int64_t> idx(nd, 0);
-  const float* src = k.src;
-  for (std::int64_t r = 0; r < rows; r++) {
+  std::int64_t rem = lo;
+  for (int d = nd - 2; d >= 0; d--) {
+    idx[d] = rem % k.shape[d];
+    rem /= k.shape[d];
+  }
+  for (std::int64_t r = lo; r < hi; r++) {
     std::int64_t off = 0;
     for (int d = 0; d < nd - 1; d++) off += idx[d] * k.ost[d];
-    const float* row = src + r * inner;
-    if (inner_kept) {
-      double* a = acc.data() + off;
+    const float* row = k.src + r * inner;
+    if (ist != 0) {
+      double* a = acc + off;
       if (ist == 1) {
 #pragma omp simd
         for (std::int64_t j = 0; j < inner; j++) a[j] += row[j];
@@ -884,6 +884,50 @@ void run_sum_to(const SumToKernel& k) {
       if (++idx[d] < k.shape[d]) break;
       idx[d] = 0;
     }
+  }
+}
+
+// Column sums (every axis but a contiguous last one summed: bias gradients [R, D] to [D]) in
+// fixed blocks of SUM_ROWS rows, each block's sums in row order, then the blocks' sums added in
+// block order: the same bits for any thread count (the blocks do not depend on it).
+static constexpr std::int64_t SUM_ROWS = 256;
+static void sum_to_columns(const SumToKernel& k, double* acc, std::int64_t rows) {
+  const std::int64_t inner = k.shape[k.shape.size() - 1], blocks = (rows + SUM_ROWS - 1) / SUM_ROWS;
+  std::vector<double> part(static_cast<size_t>(blocks * inner), 0.0);
+  parallel_for(blocks, std::max<std::int64_t>(1, 16384 / (SUM_ROWS * inner)), [&](std::int64_t b, std::int64_t e, int) {
+    for (std::int64_t q = b; q < e; q++) {
+      double* __restrict a = part.data() + q * inner;
+      for (std::int64_t r = q * SUM_ROWS; r < std::min(rows, (q + 1) * SUM_ROWS); r++) {
+        const float* __restrict row = k.src + r * inner;
+#pragma omp simd
+        for (std::int64_t j = 0; j < inner; j++) a[j] += row[j];
+      }
+    }
+  });
+  for (std::int64_t q = 0; q < blocks; q++)
+    for (std::int64_t j = 0; j < inner; j++) acc[j] += part[q * inner + j];
+}
+
+// Column sums in row blocks; sums per slice of a kept leading axis (per-sample sums: [B, N, D] to
+// [B, 1, D]) in parallel by slices; one pass otherwise (the loss). Accumulates in double, as the
+// reference interpreter does.
+void run_sum_to(const SumToKernel& k) {
+  const int nd = static_cast<int>(k.shape.size());
+  const std::int64_t inner = k.shape[nd - 1];
+  std::int64_t rows = 1;
+  bool columns = nd >= 2 && k.ost[nd - 1] == 1;
+  for (int d = 0; d < nd - 1; d++) {
+    rows *= k.shape[d];
+    columns = columns && k.ost[d] == 0;
+  }
+  std::vector<double> acc(static_cast<size_t>(k.out_size), 0.0);
+  if (columns) {
+    sum_to_columns(k, acc.data(), rows);
+  } else if (nd >= 2 && k.ost[0] != 0) {
+    const std::int64_t lead = k.shape[0], per = rows / lead;
+    parallel_for(lead, std::max<std::int64_t>(1, 16384 / std::max<std::int64_t>(1, per * inner)), [&](std::int64_t b, std::int64_t e, int) { sum_to_rows(k, acc.data(), b * per, e * per); });
+  } else {
+    sum_to_rows(k, acc.data(), 0, rows);
   }
   const double sc = k.scale;
   for (std::int64_t i = 0; i < k.out_size; i++) k.out[i] = static_cast<float>(acc[i] * sc);
