@@ -440,6 +440,20 @@ static inline void store_tile(const GemmKernel& g, float* C, vf acc[MR][2], int 
   // retire: no store forwarding; that tripled a small batched GEMM's time on Zen 4)
   const std::int64_t cs3 = g.cs[3];
   const float* bias = first && g.bias ? g.bias + ncol : nullptr;
+#if SDC_ISA_LEVEL >= 2
+  if (first && cs3 == 1) {  // nothing of C read: masked stores of the row's last vector (no store forwarding involved)
+    for (int i = 0; i < h; i++) {
+      float* c = C + (mrow + i) * g.cs[2] + ncol;
+      for (int v = 0; v * VL < w; v++) {
+        const int left = w - v * VL;
+        const __mmask16 cols = left >= VL ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1);
+        const vf x = acc[i][v] * g.alpha + (bias ? (vf)_mm512_maskz_loadu_ps(cols, bias + v * VL) : vf{});
+        _mm512_mask_storeu_ps(c + v * VL, cols, (__m512)x);
+      }
+    }
+    return;
+  }
+#endif
   for (int i = 0; i < h; i++) {
     float* c = C + (mrow + i) * g.cs[2] + ncol * cs3;
     const vf x[2] = {acc[i][0] * g.alpha, acc[i][1] * g.alpha};
