@@ -20,6 +20,11 @@
  * --precision bf16 (--engine static on the wasm / cpu backend): the bf16 mixed-precision step
  * (GEMM operands rounded to bf16, fp32 accumulation; everything else fp32), as `sdc train
  * --precision bf16` runs it.
+ *
+ * --text spec (--engine static on the wasm / cpu backend): the spec's own learned text encoder
+ * traced into the step and fed token ids, as `sdc train` runs a spec with a learned encoder (the
+ * README job's), instead of the fixed random context; the figure is then `sdc train`'s step, not
+ * one to set beside PyTorch's (whose twin takes a frozen context).
  */
 import { cpus } from "node:os";
 import { parseArgs } from "node:util";
@@ -27,12 +32,12 @@ import * as tf from "@tensorflow/tfjs";
 import { loadCompiled } from "../cli/generated.ts";
 import { initBackend, shutdownBackend } from "../runtime/backend.ts";
 import { ParamStore } from "../runtime/nn/params.ts";
-import { FlowTrainer } from "../runtime/train/trainer.ts";
+import { buildModel, FlowTrainer } from "../runtime/train/trainer.ts";
 import { type ModelBundle, type PromptEncoder } from "../runtime/bundle.ts";
 import { Rng } from "../runtime/util/rng.ts";
 import { sampleSigmas } from "../runtime/flow/schedule.ts";
 import { fuse } from "../runtime/graph/fuse.ts";
-import { buildStepGraph, stepFeeds } from "../runtime/engines/static/step.ts";
+import { buildStepGraph, frozenContext, stepFeeds, textInputs } from "../runtime/engines/static/step.ts";
 import { liveKernelCount } from "../runtime/graph/step-graph.ts";
 import { WebGpuStep } from "../runtime/executors/webgpu/webgpu.ts";
 import { NativeStep, nativeDetail } from "../runtime/executors/native/native.ts";
@@ -49,6 +54,7 @@ const { values } = parseArgs({
     backend: { type: "string", default: "wasm" },
     engine: { type: "string", default: "tfjs" },
     precision: { type: "string", default: "fp32" },
+    text: { type: "string", default: "context" },
     profile: { type: "boolean", default: false },
     json: { type: "boolean", default: false },
     /** tfjs environment flags, e.g. --tf-flag WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=128 (repeatable) */
@@ -61,6 +67,10 @@ if (values.profile) process.env.SDC_DAWN_TOGGLES ??= "disable-dawn-features=time
 const precision = values.precision as "fp32" | "bf16";
 if (precision !== "fp32" && precision !== "bf16") {
   console.error(`--precision must be fp32 or bf16, got ${values.precision}`);
+  process.exit(2);
+}
+if (values.text !== "context" && (values.text !== "spec" || values.engine !== "static" || values.backend === "webgpu")) {
+  console.error(`--text must be context (a fixed random context, the default) or spec (the spec's learned text encoder, --engine static on the wasm or cpu backend), got ${values.text}`);
   process.exit(2);
 }
 if (precision === "bf16" && (values.engine !== "static" || values.backend === "webgpu")) {
@@ -102,17 +112,25 @@ const batchData = () => {
 if (values.engine === "static" && init.name !== "webgpu") {
   // the native CPU executor of the same static step (runtime/executors/native/native.ts)
   const t0 = performance.now();
-  const sg = buildStepGraph(m, batch, [h, w, c], { tokens, width: ctxWidth, pooled: pooledWidth }, precision);
+  // --text spec: the spec's model with its learned encoder, whose parameters are the step's (the
+  // network of the context-fed model above is disposed first: its variables have the same names)
+  if (values.text === "spec") store.dispose();
+  const sm = values.text === "spec" ? buildModel(loaded.spec, ir, 0) : m;
+  if (values.text === "spec" && frozenContext(sm)) throw new Error(`--text spec: ${values.generated} has a frozen text encoder, not a learned one; its step already takes a context`);
+  const sg = buildStepGraph(sm, batch, [h, w, c], values.text === "spec" ? undefined : { tokens, width: ctxWidth, pooled: pooledWidth }, precision);
   const unfused = liveKernelCount(sg);
   fuse(sg);
   const buildMs = performance.now() - t0;
   const cpu = new NativeStep(sg, { lr: opt.lr, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weightDecay, decoupled: opt.kind === "adamw", clip: ir.train.clip || 1, ema: ir.train.ema, emaWarmup: true });
   const compileMs = performance.now() - t0 - buildMs;
   const params = new Map<string, Float32Array>();
-  for (const [name, v] of store.vars) params.set(name, (await v.data()) as Float32Array);
+  for (const [name, v] of sm.store.vars) params.set(name, (await v.data()) as Float32Array);
   cpu.setParams(params);
   const ctxData = (await context.data()) as Float32Array;
   const pooledData = (await pooled.data()) as Float32Array;
+  const prompts = Array.from({ length: batch }, (_, i) => ["7", "seven", ""][i % 3]);
+  const textIn = values.text === "spec" ? await textInputs(sm, prompts) : { context: ctxData, pooled: pooledData };
+  const stepBatch = () => ({ ...batchData(), prompts });
   const times: number[] = [];
   const run: number[] = [];
   let last = NaN;
@@ -120,7 +138,7 @@ if (values.engine === "static" && init.name !== "webgpu") {
   let cpu0 = process.cpuUsage();
   for (let i = 0; i < total; i++) {
     if (i === Number(values.warmup)) cpu0 = process.cpuUsage();
-    const feeds = stepFeeds(sg, m.flow, batchData(), { context: ctxData, pooled: pooledData });
+    const feeds = stepFeeds(sg, sm.flow, stepBatch(), textIn);
     const s0 = performance.now();
     const r = await cpu.step(feeds);
     const dt = performance.now() - s0;
@@ -143,7 +161,7 @@ if (values.engine === "static" && init.name !== "webgpu") {
     // with SDC_THREADS=1: it does not count time the thread waited for a core)
     const prof = new Float64Array(2 * cpu.kernels);
     const n = Number(values.steps);
-    for (let i = 0; i < n; i++) await cpu.step(stepFeeds(sg, m.flow, batchData(), { context: ctxData, pooled: pooledData }), prof);
+    for (let i = 0; i < n; i++) await cpu.step(stepFeeds(sg, sm.flow, stepBatch(), textIn), prof);
     profile = stepProfile(sg.graph, cpu.labels, cpu.kernelNodes, prof, n);
     console.error(["", `profile of ${n} steps (${nativeDetail()}, ${precision}):`, ...profileTables(profile)].join("\n"));
   }
@@ -156,7 +174,8 @@ if (values.engine === "static" && init.name !== "webgpu") {
     executor: nativeDetail(),
     precision,
     generated: values.generated,
-    params: store.numParams,
+    params: sm.store.numParams,
+    text: values.text === "spec" ? "the spec's learned encoder" : "a fixed random context",
     backend: `${init.name} (${init.detail})`,
     host: `${cpus().length} x ${cpus()[0]?.model ?? "?"}`,
     batch,
@@ -178,7 +197,7 @@ if (values.engine === "static" && init.name !== "webgpu") {
     loss: Number(last.toFixed(4)),
   };
   console.log(values.json ? JSON.stringify(result) : JSON.stringify(result, null, 2));
-  store.dispose();
+  sm.store.dispose();
   await shutdownBackend();
   process.exit(0);
 }
