@@ -26,11 +26,11 @@ export function createTextEncoder(store: ParamStore): TextEncoder & TextEncoderM
 export const spec: DiffusionSpec = {
     task: "diffusion",
     name: "sd3-cpu",
-    irHash: "b09261f45c92ec1bef28c6ebcce3d70d366ea713de4044a8c2cf07710a39c60d",
+    irHash: "c13e433d98786d6ec380bc1d44311a2187d9866aa2437e76ab11e687531f52dc",
     data: {"source":"mnist","path":null,"height":32,"width":32,"channels":1,"prompts":"digits","classes":10},
     text: {"kind":"learned","block":"text_encoder","args":{"vocab":32,"tokens":8,"width":64,"depth":1,"heads":4},"tokens":8,"vocab":32,"width":64,"pooled":64,"words":["0","1","2","3","4","5","6","7","8","9","zero","one","two","three","four","five","six","seven","eight","nine"]},
     flow: {"noiseAt":0,"path":"linear","predict":"data","density":{"kind":"logit_normal","m":1,"s":1},"loss":"mse","weighting":"none","cfgDrop":0.2,"sampler":"euler","steps":50,"shift":1,"guidance":2},
-    train: {"optimizer":{"kind":"adam","lr":0.002,"beta1":0.9,"beta2":0.999,"eps":1e-8,"weightDecay":0},"clip":1,"batch":64,"steps":3000,"ema":0.999,"sampleEvery":1000,"checkpointEvery":1000,"logEvery":10,"samples":64,"seed":0,"warmup":200},
+    train: {"optimizer":{"kind":"adam","lr":0.002,"beta1":0.9,"beta2":0.999,"eps":1e-8,"weightDecay":0},"clip":1,"batch":64,"steps":3000,"ema":0.999,"sampleEvery":1500,"checkpointEvery":1500,"logEvery":10,"samples":64,"seed":0,"warmup":200,"precision":"bf16"},
     params: 678800,
     createNetwork,
     createTextEncoder,
