@@ -6,7 +6,7 @@
  * region: (time at t threads) - (time on one thread) / t, the time the fork/join and the idle
  * waiting add to a region that would split perfectly.
  *
- *   npx tsx bench/native-team.ts [--rows 512,2048] [--d 64] [--kernels 400] [--reps 50] [--threads 2] [--json]
+ *   npx tsx bench/native-team.ts [--rows 512,1024,2048] [--d 64] [--kernels 400] [--reps 50] [--threads 2] [--json]
  */
 import { parseArgs } from "node:util";
 import { Graph } from "../runtime/graph/graph.ts";
@@ -15,7 +15,7 @@ import { Rng } from "../runtime/util/rng.ts";
 
 const { values } = parseArgs({
   options: {
-    rows: { type: "string", default: "256,512,2048" },
+    rows: { type: "string", default: "512,1024,2048" },
     d: { type: "string", default: "64" },
     kernels: { type: "string", default: "400" },
     reps: { type: "string", default: "50" },
