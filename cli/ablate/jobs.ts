@@ -338,8 +338,8 @@ function gather(unit: PlannedUnit, dir: string): UnitResult | null {
   const gen = join(dir, "generated");
   const name = existsSync(gen) ? readdirSync(gen).find((d) => existsSync(join(gen, d, "ir.json"))) : undefined;
   if (!name) return null;
-  const ir = JSON.parse(readFileSync(join(gen, name, "ir.json"), "utf8")) as { spec: { name: string }; network?: { block: string }; stats: { params: number; networkParams: number } };
-  const model: UnitModel = { name: ir.spec.name, network: ir.network?.block, params: ir.stats.params, networkParams: ir.stats.networkParams };
+  const ir = JSON.parse(readFileSync(join(gen, name, "ir.json"), "utf8")) as { spec: { name: string }; network?: { block: string }; stats: { params: number; networkParams: number }; train?: { precision?: "fp32" | "bf16" } };
+  const model: UnitModel = { name: ir.spec.name, network: ir.network?.block, params: ir.stats.params, networkParams: ir.stats.networkParams, precision: ir.train?.precision ?? "fp32" };
   const r = unitResult(unit, join(dir, "run"), model, ev, exit.end - exit.start);
   writeFileAtomic(join(dir, "unit.json"), JSON.stringify(r, null, 2) + "\n");
   return r;

@@ -113,6 +113,8 @@ export interface UnitModel {
   network?: string;
   params: number;
   networkParams: number;
+  /** the spec's training precision (train.precision) */
+  precision: "fp32" | "bf16";
 }
 
 /** Compile the unit's spec (variant + overrides) into DIR/generated/<name>/. */
@@ -123,7 +125,7 @@ export function compileUnit(unit: PlannedUnit, dir: string): { genDir: string; m
     throw new InputError(`unit ${unit.id}: the spec does not compile:\n${formatAll(result.diagnostics, result.program.sources, false)}`);
   }
   writeDirAtomic(genDir, Object.fromEntries(result.files));
-  return { genDir, model: { name: result.ir.spec.name, network: result.ir.network.block, params: result.ir.stats.params, networkParams: result.ir.stats.networkParams } };
+  return { genDir, model: { name: result.ir.spec.name, network: result.ir.network.block, params: result.ir.stats.params, networkParams: result.ir.stats.networkParams, precision: result.ir.train.precision ?? "fp32" } };
 }
 
 /** A unit's result from its finished run folder and eval report (every executor assembles unit.json this way). */
@@ -139,7 +141,7 @@ export function unitResult(unit: PlannedUnit, run: string, model: UnitModel, ev:
   const lastLoss = [...metrics].reverse().find((m) => m.loss !== undefined)?.loss ?? summary.lastLoss;
 
   return {
-    id: unit.id, group: unit.group, inputs: unit.inputs, name: model.name, ...(model.network ? { network: model.network } : {}), params: model.params, networkParams: model.networkParams, ...(unit.match ? { match: unit.match } : {}),
+    id: unit.id, group: unit.group, inputs: unit.inputs, name: model.name, ...(model.network ? { network: model.network } : {}), params: model.params, networkParams: model.networkParams, precision: model.precision, ...(unit.match ? { match: unit.match } : {}),
     stepSeconds: 1 / summary.stepsPerSecond, trainSeconds: summary.seconds, finalTrainLoss: lastLoss, valLoss: ev.valLoss,
     cfg: ev.cfg.map((c) => ({ cfg: c.cfg, accuracy: c.accuracy, frechet: c.frechet, sampleSeconds: c.sampleSeconds })),
     wallSeconds,

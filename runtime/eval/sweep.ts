@@ -186,6 +186,8 @@ export interface UnitResult {
   network?: string;
   params: number;
   networkParams: number;
+  /** the training precision (train.precision); absent in older files: fp32 */
+  precision?: "fp32" | "bf16";
   /** when its parameter count was matched to a target (--match-params) */
   match?: UnitMatch;
   /** mean seconds per training step (this unit's backend and machine) */
@@ -215,9 +217,10 @@ export function archLabel(r: Pick<UnitResult, "inputs" | "network">): string {
 function columns(results: UnitResult[]): { head: string[]; rows: string[][] } {
   const scales = [...new Set(results.flatMap((r) => r.cfg.map((c) => c.cfg)))].sort((a, b) => a - b);
   const matched = results.some((r) => r.match);
-  const head = ["unit", "spec", "network", "variant", "overrides", "params", "network_params", ...(matched ? ["match", "target_params", "achieved_params", "match_err"] : []), "step_s", "final_loss", "val_loss", ...scales.flatMap((s) => [`acc_cfg${s}`, `fd_cfg${s}`])];
+  const mixed = results.some((r) => precisionOf(r) !== "fp32"); // the column where any unit is not fp32
+  const head = ["unit", "spec", "network", "variant", "overrides", "params", "network_params", ...(mixed ? ["precision"] : []), ...(matched ? ["match", "target_params", "achieved_params", "match_err"] : []), "step_s", "final_loss", "val_loss", ...scales.flatMap((s) => [`acc_cfg${s}`, `fd_cfg${s}`])];
   const rows = results.map((r) => [
-    r.id, r.inputs.spec, r.network ?? "", r.inputs.variant ?? "", r.inputs.set.join(" "), String(r.params), String(r.networkParams),
+    r.id, r.inputs.spec, r.network ?? "", r.inputs.variant ?? "", r.inputs.set.join(" "), String(r.params), String(r.networkParams), ...(mixed ? [precisionOf(r)] : []),
     ...(matched ? (r.match ? [`${r.match.param}=${r.match.value}`, String(r.match.target), String(r.match.achieved), matchError(r.match)] : ["", "", "", ""]) : []),
     num(r.stepSeconds, 3), num(r.finalTrainLoss, 4), num(r.valLoss, 4),
     ...scales.flatMap((s) => {
@@ -228,10 +231,21 @@ function columns(results: UnitResult[]): { head: string[]; rows: string[][] } {
   return { head, rows };
 }
 
+const precisionOf = (r: UnitResult) => r.precision ?? "fp32";
+
+/** A line saying which units trained in which precision, where they differ (their step times and losses then differ for that reason too); "" where all are alike. */
+export function precisionNote(results: UnitResult[]): string {
+  const by = new Map<string, string[]>();
+  for (const r of results) by.set(precisionOf(r), [...(by.get(precisionOf(r)) ?? []), r.id]);
+  if (by.size < 2) return "";
+  const lists = [...by].map(([p, ids]) => `${p}: ${ids.join(", ")}`).join("; ");
+  return `note: the units train in different precisions (${lists}), so step times and losses differ for that reason too; to train them alike add --set train.precision=fp32 (or bf16)\n`;
+}
+
 export function resultsMarkdown(results: UnitResult[]): string {
   const { head, rows } = columns(results);
   const esc = (s: string) => s.replace(/\|/g, "\\|");
-  return [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.map(esc).join(" | ")} |`)].join("\n") + "\n";
+  return [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.map(esc).join(" | ")} |`)].join("\n") + "\n" + precisionNote(results);
 }
 
 export function resultsCsv(results: UnitResult[]): string {

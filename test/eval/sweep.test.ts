@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseCfgList } from "../../cli/commands/eval.ts";
-import { expandSweeps, parseSet, parseSweep, planUnits, resultsCsv, resultsMarkdown, resultsPlotSpec, SweepError, unitId, type UnitResult } from "../../runtime/eval/sweep.ts";
+import { expandSweeps, parseSet, parseSweep, planUnits, precisionNote, resultsCsv, resultsMarkdown, resultsPlotSpec, SweepError, unitId, type UnitResult } from "../../runtime/eval/sweep.ts";
 
 const plan = (over: Partial<Parameters<typeof planUnits>[0]> = {}) =>
   planUnits({ spec: "specs/sd3.mdl", specHash: "h", variants: ["tiny"], fixed: [], sweeps: [], seed: 0, steps: 2, batch: 4, backend: "cpu", eval: { perDigit: 1, cfg: [1], sampleSteps: 2, seed: 0, reference: null }, ...over });
@@ -110,5 +110,18 @@ describe("sweeps", () => {
     const xField = (v: unknown) => (v as { hconcat: { layer: { encoding: { x: { field: string } } }[] }[] }).hconcat[0].layer[0].encoding.x.field;
     expect(xField(vl)).toBe("params");
     expect(xField(resultsPlotSpec([rs[0], { ...rs[1], match: { ...rs[1].match!, on: "network" } }], 1, "t"))).toBe("network_params");
+  });
+
+  it("shows each unit's precision and says where units differ in it (older unit files: fp32)", () => {
+    const base = { stepSeconds: 0.5, trainSeconds: 1, finalTrainLoss: 1, valLoss: 1.5, cfg: [{ cfg: 1, accuracy: 0.5, frechet: 1, sampleSeconds: 1 }], wallSeconds: 2, params: 10, networkParams: 9 };
+    const u = (id: string, precision?: "fp32" | "bf16"): UnitResult => ({ ...base, id, inputs: plan()[0].inputs, name: id, ...(precision ? { precision } : {}) });
+    const mixed = resultsMarkdown([u("sd3.cpu", "bf16"), u("dit.tiny"), u("unet.tiny", "fp32")]).split("\n");
+    expect(mixed[0]).toBe("| unit | spec | network | variant | overrides | params | network_params | precision | step_s | final_loss | val_loss | acc_cfg1 | fd_cfg1 |");
+    expect(mixed.slice(2, 5).map((l) => l.split(" | ")[7])).toEqual(["bf16", "fp32", "fp32"]);
+    expect(mixed[5]).toBe("note: the units train in different precisions (bf16: sd3.cpu; fp32: dit.tiny, unet.tiny), so step times and losses differ for that reason too; to train them alike add --set train.precision=fp32 (or bf16)");
+    expect(precisionNote([u("a", "bf16"), u("b", "bf16")])).toBe("");
+    expect(resultsMarkdown([u("a", "bf16"), u("b", "bf16")]).split("\n")[0]).toContain("| precision |");
+    expect(resultsMarkdown([u("a"), u("b", "fp32")])).not.toMatch(/precision/);
+    expect(resultsCsv([u("a", "bf16"), u("b")]).split("\n")[0]).toContain(",precision,");
   });
 });
