@@ -6,20 +6,11 @@
 // wakes late never runs a chunk of a region that has ended (the slot it read may have been
 // rewritten only after the counter moved on). The caller counts finished chunks and returns when
 // all are done. Threads that find nothing to do spin ~10 us (between the kernels of one step) and
-// then sleep on a futex word (`wake_`, bumped by each region) with no lock: the caller publishes a
-// region without a mutex and makes a wake-up system call only when a worker has gone to sleep
-// since the last one (with a mutex and condition variable it locked and notified whenever a worker
-// had not yet come back from its wake-up). Over 30 sd3-tiny steps on the 2-core Zen 4, idle:
-// 999 wake-ups instead of 1,723, ~7 us each on the caller instead of ~14; on a loaded machine a
-// wake-up still costs the caller ~85 us (the time it is descheduled), as before.
+// then sleep on a condition variable.
 #include "threads.h"
 
 #include <sched.h>
 #include <unistd.h>
-#if defined(__linux__)
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#endif
 
 #include <algorithm>
 #include <atomic>
@@ -113,28 +104,6 @@ double cgroup_cpus() {
 
 // ---- the team -------------------------------------------------------------------------------
 
-// Sleeping on a 32-bit word until it no longer holds `seen` (spurious returns allowed), and waking
-// every sleeper: a futex on Linux, a mutex and condition variable elsewhere.
-#if defined(__linux__)
-void word_wait(std::atomic<std::uint32_t>& w, std::uint32_t seen) {
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&w), FUTEX_WAIT_PRIVATE, seen, nullptr, nullptr, 0);
-}
-void word_wake_all(std::atomic<std::uint32_t>& w) {
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&w), FUTEX_WAKE_PRIVATE, 0x7fffffff, nullptr, nullptr, 0);
-}
-#else
-std::mutex g_word_mu;
-std::condition_variable g_word_cv;
-void word_wait(std::atomic<std::uint32_t>& w, std::uint32_t seen) {
-  std::unique_lock<std::mutex> lk(g_word_mu);
-  g_word_cv.wait(lk, [&] { return w.load() != seen; });
-}
-void word_wake_all(std::atomic<std::uint32_t>&) {
-  { std::lock_guard<std::mutex> lk(g_word_mu); }
-  g_word_cv.notify_all();
-}
-#endif
-
 struct Job {
   std::atomic<RangeFn> fn{nullptr};
   std::atomic<void*> ctx{nullptr};
@@ -154,12 +123,14 @@ class Team {
   // the caller's thread count; workers are (re)started when it changes
   void resize(int workers) {
     if (static_cast<int>(pool_.size()) == workers) return;
-    stop_.store(true, std::memory_order_seq_cst);
-    wake_.fetch_add(1, std::memory_order_seq_cst);
-    word_wake_all(wake_);
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+    }
+    cv_work_.notify_all();
     for (auto& t : pool_) t.join();
     pool_.clear();
-    stop_.store(false, std::memory_order_seq_cst);
+    stop_ = false;
     for (int i = 0; i < workers; i++) pool_.emplace_back([this, i] { worker(i + 1); });
   }
 
@@ -172,10 +143,10 @@ class Team {
     j.chunks.store(chunks, std::memory_order_relaxed);
     done_.store(0, std::memory_order_relaxed);
     counter_.store(std::uint64_t(g) << 32, std::memory_order_seq_cst);
-    // a worker that set sleeping_ before this either sees the new wake_ (and does not sleep) or
-    // sleeps on the old one and is woken here; one that sets it later sees the new generation
-    wake_.fetch_add(1, std::memory_order_seq_cst);
-    if (sleeping_.exchange(false, std::memory_order_seq_cst)) word_wake_all(wake_);
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+      { std::lock_guard<std::mutex> lk(mu_); }
+      cv_work_.notify_all();
+    }
     work(g, 0);
     // wait for the chunks other threads hold: spin briefly, then sleep
     const auto t0 = std::chrono::steady_clock::now();
@@ -238,12 +209,12 @@ class Team {
         cpu_relax();
         if ((i & 63) == 63 && std::chrono::steady_clock::now() - t0 > SPIN) break;
       }
-      while (g == seen) {
-        if (stop_.load(std::memory_order_seq_cst)) return;
-        sleeping_.store(true, std::memory_order_seq_cst);
-        const std::uint32_t w = wake_.load(std::memory_order_seq_cst);
-        g = std::uint32_t(counter_.load(std::memory_order_seq_cst) >> 32);
-        if (g == seen && !stop_.load(std::memory_order_seq_cst)) word_wait(wake_, w);
+      if (g == seen) {
+        std::unique_lock<std::mutex> lk(mu_);
+        sleepers_.fetch_add(1, std::memory_order_seq_cst);
+        cv_work_.wait(lk, [&] { return stop_ || std::uint32_t(counter_.load(std::memory_order_seq_cst) >> 32) != seen; });
+        sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+        if (stop_) return;
         g = std::uint32_t(counter_.load(std::memory_order_acquire) >> 32);
       }
       seen = g;
@@ -256,13 +227,12 @@ class Team {
   std::atomic<std::uint64_t> counter_{0};
   std::atomic<std::uint32_t> gen_{0};
   std::atomic<std::int64_t> done_{0};
-  std::atomic<std::uint32_t> wake_{0};  // the futex word workers sleep on: bumped by each region
-  std::atomic<bool> sleeping_{false};    // a worker may be asleep on wake_ (cleared by whoever wakes it)
-  std::atomic<bool> stop_{false};
+  std::atomic<int> sleepers_{0};
   std::mutex mu_;
-  std::condition_variable cv_done_;
+  std::condition_variable cv_work_, cv_done_;
   std::exception_ptr error_;  // the first a chunk threw, rethrown by the caller
   bool main_sleeping_ = false;
+  bool stop_ = false;
 };
 
 std::mutex g_run_mu;  // one region on the team at a time; also guards resizing it
