@@ -22,7 +22,7 @@ import { TRAIN_OPTIONAL_DEFAULTS } from "../../compiler/spec.ts";
 import type { EngineName, EngineOptions, TrainEngine } from "../../runtime/engines/engine.ts";
 import { createEngine } from "../../runtime/engines/select.ts";
 import { buildModel, drawBatch, makeValidationSet, TrainingStopped } from "../../runtime/train/trainer.ts";
-import type { FlowBatch, ModelBundle, StepResult, ValidationSet } from "../../runtime/bundle.ts";
+import type { ModelBundle, StepResult, ValidationSet } from "../../runtime/bundle.ts";
 import { Rng } from "../../runtime/util/rng.ts";
 import { WordTokenizer } from "../../runtime/text/words.ts";
 import { type PretrainedTextOptions, PretrainedPromptEncoder, textEncoderOverrides } from "../../runtime/text/pretrained/prompt-encoder.ts";
@@ -237,23 +237,15 @@ async function trainLoop(run: Run): Promise<void> {
   const stopped = () => interrupt.requested;
   const boundary = (n: number) => n >= steps || (sampleEvery > 0 && n % sampleEvery === 0) || (checkpointEvery > 0 && n % checkpointEvery === 0) || (o.interruptAfter !== undefined && n >= o.interruptAfter);
   const pipelined = trainer.name === "static";
-  // the batch of a finished step, whose arrays the next batch refills (nothing reads them any more)
-  let spare: FlowBatch | undefined;
-  const inFlight = new Map<Promise<StepResult>, FlowBatch>();
   const submit = () => {
-    const b = drawBatch(st.sampler, st.rng, m.flow, spare);
-    spare = undefined;
-    const p = trainer.step(b, [b.prompts.length, ...dims]);
-    inFlight.set(p, b);
-    return p;
+    const b = drawBatch(st.sampler, st.rng, m.flow);
+    return trainer.step(b, [b.prompts.length, ...dims]);
   };
   let pending: Promise<StepResult> | null = st.step < steps ? submit() : null;
   while (pending) {
     const current: Promise<StepResult> = pending;
     pending = pipelined && !boundary(st.step + 1) && !stopped() ? submit() : null;
     const r = await current;
-    spare = inFlight.get(current);
-    inFlight.delete(current);
     await yieldToEventLoop(); // lets a Ctrl-C / SIGTERM handler run (the CPU backends never wait on I/O)
     if (!Number.isFinite(r.loss)) {
       await pending?.catch(() => undefined);

@@ -20,7 +20,7 @@ export interface ImageTextDataset {
   readonly height: number;
   readonly width: number;
   readonly channels: number;
-  /** copy image i ([H, W, C], values in [-1, 1]) into out at offset, writing every one of its values (out may hold an earlier batch) */
+  /** copy image i ([H, W, C], values in [-1, 1]) into out at offset */
   image(i: number, out: Float32Array, offset: number): void;
   /** the caption/prompt for item i; may use rng (MNIST: numeral or word) */
   caption(i: number, rng: Rng): string;
@@ -190,12 +190,10 @@ export class BatchSampler {
     return Math.ceil(this.ds.size / this.batchSize);
   }
 
-  /** The next batch; `into` (batchSize images long) is reused for its images instead of a new array. */
-  next(into?: Float32Array): Batch {
+  next(): Batch {
     const { ds, batchSize } = this;
     const per = ds.height * ds.width * ds.channels;
-    if (into && into.length !== batchSize * per) throw new DataError(`BatchSampler.next: the reused image buffer holds ${into.length} values, a batch has ${batchSize * per}`);
-    const images = into ?? new Float32Array(batchSize * per);
+    const images = new Float32Array(batchSize * per);
     const indices = new Int32Array(batchSize);
     const prompts: string[] = new Array(batchSize);
     const labels = ds.label ? new Int32Array(batchSize) : undefined;

@@ -249,16 +249,12 @@ export class FlowTrainer {
   }
 }
 
-/**
- * Everything random in a training batch, drawn on the CPU from one seeded stream. With `reuse`
- * (an earlier batch from this sampler that nothing reads any more), its image and noise arrays are
- * refilled instead of new ones allocated: the same values, less garbage a step.
- */
-export function drawBatch(sampler: BatchSampler, rng: Rng, flow: FlowConfig, reuse?: FlowBatch): FlowBatch {
-  const b = sampler.next(reuse?.x0);
+/** Everything random in a training batch, drawn on the CPU from one seeded stream. */
+export function drawBatch(sampler: BatchSampler, rng: Rng, flow: FlowConfig): FlowBatch {
+  const b = sampler.next();
   const n = b.prompts.length;
   const sigma = sampleSigmas(flow.density, n, rng);
-  const eps = rng.normals(b.images.length, reuse?.eps);
+  const eps = rng.normals(b.images.length);
   const prompts = b.prompts.map((p) => (rng.uniform() < flow.cfgDrop ? "" : p));
   return { x0: b.images, eps, sigma, prompts };
 }

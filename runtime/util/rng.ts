@@ -76,12 +76,11 @@ export class Rng {
     return r * Math.cos(2 * Math.PI * v);
   }
 
-  /** Fill an array with n standard normal deviates: a new one, or `into` (n long, reused). */
-  normals(n: number, into?: Float32Array): Float32Array {
+  /** Fill an array with standard normal deviates. */
+  normals(n: number): Float32Array {
     // normal() n times, unrolled: the same stream to the bit (tested), without a call and
     // typed-array traffic per value (this makes a training batch's noise)
-    if (into && into.length !== n) throw new RangeError(`Rng.normals: the reused buffer holds ${into.length} values, not ${n}`);
-    const out = into ?? new Float32Array(n);
+    const out = new Float32Array(n);
     let i = 0;
     if (n > 0 && this.spare !== null) {
       out[i++] = this.spare;

@@ -55,27 +55,3 @@ describe("static step graph (CPU interpreter) vs tfjs autodiff", () => {
     m.store.dispose();
   });
 });
-
-describe("stepFeeds with a finished step's feeds to reuse", () => {
-  it("refills their xt and target arrays with the values new ones would hold", () => {
-    const m = buildModel(tiny.spec, tiny.ir, 3);
-    const sg = buildStepGraph(m, 3, [32, 32, 1]);
-    const enc = m.text as LearnedPromptEncoder;
-    const feedsOf = (seed: number, reuse?: Map<string, Float32Array>) => {
-      const b = batchOf(3, seed);
-      return stepFeeds(sg, m.flow, b, { ids: enc.tokenizer.encodeBatch(b.prompts) }, 0, reuse);
-    };
-    const first = feedsOf(5);
-    const kept = { xt: first.get("xt")!, target: first.get("target")! };
-    const fresh = feedsOf(6);
-    const refilled = feedsOf(6, first);
-    expect(refilled.get("xt")).toBe(kept.xt);
-    expect(refilled.get("target")).toBe(kept.target);
-    expect([...refilled.keys()]).toEqual([...fresh.keys()]);
-    for (const [k, v] of fresh) expect(Array.from(refilled.get(k)!), k).toEqual(Array.from(v));
-    // arrays of another size are not reused
-    const other = feedsOf(6, new Map([["xt", new Float32Array(7)]]));
-    expect(other.get("xt")!.length).toBe(fresh.get("xt")!.length);
-    m.store.dispose();
-  });
-});

@@ -74,36 +74,6 @@ describe("training the tiny spec", () => {
   });
 });
 
-describe("batches refilled in place", () => {
-  it("drawBatch with an earlier batch to reuse gives the same values in that batch's arrays", () => {
-    const m = buildModel(tiny.spec, tiny.ir, 0);
-    const draw = (reuse: boolean) => {
-      const rng = new Rng(3);
-      const sampler = new BatchSampler(mnist, 8, new Rng(4));
-      const out: { x0: Float32Array; eps: Float32Array; sigma: Float32Array; prompts: string[] }[] = [];
-      let spare: ReturnType<typeof drawBatch> | undefined;
-      for (let i = 0; i < 4; i++) {
-        const b = drawBatch(sampler, rng, m.flow, reuse ? spare : undefined);
-        out.push({ x0: b.x0.slice(), eps: b.eps.slice(), sigma: b.sigma.slice(), prompts: [...b.prompts] });
-        if (reuse && spare) {
-          expect(b.x0).toBe(spare.x0); // the same arrays, refilled
-          expect(b.eps).toBe(spare.eps);
-        }
-        spare = b;
-      }
-      return out;
-    };
-    expect(draw(true)).toEqual(draw(false));
-    m.store.dispose();
-  });
-
-  it("a reused buffer of the wrong size is refused, not silently resized", () => {
-    const sampler = new BatchSampler(mnist, 8, new Rng(4));
-    expect(() => sampler.next(new Float32Array(10))).toThrow(/reused image buffer holds 10 values, a batch has 8192/);
-    expect(() => new Rng(0).normals(5, new Float32Array(4))).toThrow(/reused buffer holds 4 values, not 5/);
-  });
-});
-
 describe("text conditioning", () => {
   it("gives different contexts for different prompts on the default CPU backend (wasm)", () => {
     const { m, t } = trainer(0, 1e-3);

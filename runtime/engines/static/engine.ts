@@ -118,9 +118,6 @@ export class StaticEngine implements TrainEngine {
   /** resolves when the previous step() has been submitted: steps reach the GPU in call order */
   private turn: Promise<void> = Promise.resolve();
 
-  /** the feeds of a finished step (its inputs were copied and it has run): the next step refills their arrays */
-  private spareFeeds: Map<string, Float32Array> | undefined;
-
   async step(b: FlowBatch, shape: [number, number, number, number]): Promise<StepResult> {
     if (shape[0] !== this.sg.batch) throw new GraphError(`the static step was built for batch ${this.sg.batch}, got ${shape[0]}`);
     // the optimizer step this batch is for (dropout masks are drawn from it), counted as steps are called
@@ -131,15 +128,12 @@ export class StaticEngine implements TrainEngine {
     this.turn = new Promise((r) => (submitted = r));
     try {
       // frozen encoders: their features are computed (and awaited) before this step's turn
-      const text = await textInputs(this.m, b.prompts);
-      const feeds = stepFeeds(this.sg, this.m.flow, b, text, step, this.spareFeeds);
-      this.spareFeeds = undefined;
+      const feeds = stepFeeds(this.sg, this.m.flow, b, await textInputs(this.m, b.prompts), step);
       await mine;
       this.gpu.lr = lrAt(this.opts, this.gpu.stepCount + 1);
       const pending = this.gpu.step(feeds); // submits synchronously, then waits for the read
       submitted();
       const r = await pending;
-      this.spareFeeds = feeds;
       return { loss: r.loss, gradNorm: r.gradNorm };
     } finally {
       submitted();

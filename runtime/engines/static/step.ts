@@ -158,17 +158,14 @@ function inputNames(g: Graph): Set<string> {
 /**
  * The host-side inputs of one step from a FlowBatch: the same arithmetic as flowLoss
  * (xt = (1 - sigma) x0 + sigma eps, target, network time, loss weights / (B * pixels)), and the
- * step's dropout masks (`step`: the optimizer step it is for). `reuse`: the feeds of a finished
- * step, whose xt and target arrays are refilled instead of new ones allocated.
+ * step's dropout masks (`step`: the optimizer step it is for).
  */
-export function stepFeeds(sg: Pick<StepGraph, "graph" | "batch" | "dims" | "text" | "oneHots"> & { dropouts?: DropoutInput[] }, flow: FlowConfig, b: FlowBatch, text: TextInputs, step = 0, reuse?: Map<string, Float32Array>): Map<string, Float32Array> {
+export function stepFeeds(sg: Pick<StepGraph, "graph" | "batch" | "dims" | "text" | "oneHots"> & { dropouts?: DropoutInput[] }, flow: FlowConfig, b: FlowBatch, text: TextInputs, step = 0): Map<string, Float32Array> {
   const n = sg.batch;
   const per = sg.dims[0] * sg.dims[1] * sg.dims[2];
   if (b.sigma.length !== n || b.x0.length !== n * per || b.eps.length !== n * per) throw new GraphError(`the batch does not match the step graph (batch ${n}, ${per} values per image)`);
-  // every value of xt and target is written below: an earlier step's arrays (`reuse`) serve as well as new ones
-  const again = (name: string) => (reuse?.get(name)?.length === n * per ? reuse.get(name)! : new Float32Array(n * per));
-  const xt = again("xt"); // [B, H, W, C]
-  const target = again("target"); // [B, H, W, C]
+  const xt = new Float32Array(n * per);
+  const target = new Float32Array(n * per);
   for (let i = 0; i < n; i++) {
     const s = b.sigma[i];
     for (let j = i * per; j < (i + 1) * per; j++) {
