@@ -86,40 +86,8 @@ export class Rng {
       out[i++] = this.spare;
       this.spare = null;
     }
-    const st = this.s;
-    let s0 = st[0] | 0;
-    let s1 = st[1] | 0;
-    let s2 = st[2] | 0;
-    let s3 = st[3] | 0;
-    const TWO_PI = 2 * Math.PI;
-    while (i < n) {
-      let u = 0;
-      let v = 0;
-      for (let draw = 0; draw < 2; ) {
-        const x = (Math.imul(rotl(Math.imul(s1, 5) >>> 0, 7), 9) >>> 0) / 4294967296;
-        const t = s1 << 9;
-        s2 ^= s0;
-        s3 ^= s1;
-        s1 ^= s2;
-        s0 ^= s3;
-        s2 ^= t;
-        s3 = rotl(s3, 11) | 0;
-        if (draw === 0) {
-          if (x <= 0) continue; // as normal(): redraw u until it is positive
-          u = x;
-        } else v = x;
-        draw++;
-      }
-      const r = Math.sqrt(-2 * Math.log(u));
-      out[i++] = r * Math.cos(TWO_PI * v);
-      const sp = r * Math.sin(TWO_PI * v);
-      if (i < n) out[i++] = sp;
-      else this.spare = sp;
-    }
-    st[0] = s0;
-    st[1] = s1;
-    st[2] = s2;
-    st[3] = s3;
+    const sp = boxMullerFill(out, i, this.s);
+    if (sp === sp) this.spare = sp;
     return out;
   }
 
@@ -137,4 +105,44 @@ export class Rng {
 
 function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
+}
+
+/**
+ * Box-Muller pairs into out[i ..] from the xoshiro128** state `st` (advanced in place, as
+ * normal() would): the second deviate of the last pair when it does not fit (an odd count), else
+ * NaN. A leaf whose hot loop is last (the state is kept in `st` itself, not written back after the
+ * loop): V8 optimizes it once and keeps it, where code after the loop, seen only after the loop's
+ * on-stack replacement, bailed out of the optimized code every call and the method was recompiled
+ * on a background thread during training steps.
+ */
+function boxMullerFill(out: Float32Array, i: number, st: Uint32Array): number {
+  const n = out.length;
+  const TWO_PI = 2 * Math.PI;
+  let spare = NaN;
+  while (i < n) {
+    let u = 0;
+    let v = 0;
+    for (let draw = 0; draw < 2; ) {
+      const s0 = st[0] | 0;
+      const s1 = st[1] | 0;
+      const x = (Math.imul(rotl(Math.imul(s1, 5) >>> 0, 7), 9) >>> 0) / 4294967296;
+      const s2 = (st[2] | 0) ^ s0;
+      const s3 = (st[3] | 0) ^ s1;
+      st[1] = s1 ^ s2;
+      st[0] = s0 ^ s3;
+      st[2] = s2 ^ (s1 << 9);
+      st[3] = rotl(s3, 11);
+      if (draw === 0) {
+        if (x <= 0) continue; // as normal(): redraw u until it is positive
+        u = x;
+      } else v = x;
+      draw++;
+    }
+    const r = Math.sqrt(-2 * Math.log(u));
+    out[i++] = r * Math.cos(TWO_PI * v);
+    const sp = r * Math.sin(TWO_PI * v);
+    if (i < n) out[i++] = sp;
+    else spare = sp;
+  }
+  return spare;
 }
