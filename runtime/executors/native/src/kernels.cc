@@ -259,21 +259,22 @@ static inline vf vload(const float* p) {
 }
 static inline void vstore(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
 
-// acc[MR][2] = sum_k A(k, i) * B(k, j) for a tile of MR rows and NR columns. B is packed (NR
-// contiguous floats per k: B[k * NR + j]); A by mode: 0 packed (A[k * MR + i]), 1 rows in place
+// acc[MR][2] = sum_k A(k, i) * B(k, j) for a tile of MR rows and NR columns. B's NR columns are
+// contiguous, its rows bs floats apart: B[k * bs + j] (bs = NR: a packed panel; a row-major B read
+// in place: its row stride); A by mode: 0 packed (A[k * MR + i]), 1 rows in place
 // (A[i * as + k]: a row-major operand), 2 k-major in place (A[k * as + i]: a transposed one).
 // NV 1: the panel's first VL columns alone (a panel of at most VL columns: the last of N = 72, say),
 // acc[i][1] zero; each column's sum is the same sequence of operations either way (the same bits).
 template <int AM, int NV = 2>
-static inline void ukernel(int kc, const float* __restrict A, std::int64_t as, const float* __restrict B, vf acc[MR][2]) {
+static inline void ukernel(int kc, const float* __restrict A, std::int64_t as, const float* __restrict B, std::int64_t bs, vf acc[MR][2]) {
   static_assert(NV == 1 || NV == 2, "one or two vectors of columns");
   vf c[MR][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; i++)
     for (int v = 0; v < NV; v++) c[i][v] = vf{};
   for (int k = 0; k < kc; k++) {
-    const vf b0 = vload(B + k * NR);
-    const vf b1 = NV == 2 ? vload(B + k * NR + VL) : vf{};
+    const vf b0 = vload(B + k * bs);
+    const vf b1 = NV == 2 ? vload(B + k * bs + VL) : vf{};
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++) {
       const float ai = AM == 1 ? A[i * as + k] : AM == 2 ? A[k * as + i] : A[k * MR + i];
@@ -289,9 +290,9 @@ static inline void ukernel(int kc, const float* __restrict A, std::int64_t as, c
 }
 // ukernel for a panel of w columns: one vector of them where w <= VL
 template <int AM>
-static inline void ukernel_w(int w, int kc, const float* A, std::int64_t as, const float* B, vf acc[MR][2]) {
-  if (w <= VL) ukernel<AM, 1>(kc, A, as, B, acc);
-  else ukernel<AM, 2>(kc, A, as, B, acc);
+static inline void ukernel_w(int w, int kc, const float* A, std::int64_t as, const float* B, std::int64_t bs, vf acc[MR][2]) {
+  if (w <= VL) ukernel<AM, 1>(kc, A, as, B, bs, acc);
+  else ukernel<AM, 2>(kc, A, as, B, bs, acc);
 }
 
 namespace {
@@ -528,17 +529,20 @@ static inline std::int64_t fp32_kc(std::int64_t k) { return k <= KC_MAX ? k : KC
 // One task of the fp32 GEMM: rows m0 .. m0+ml and columns n0 .. n0+nl of one batch (A, B, C at
 // its offsets), K block by K block. A is read in place, MR rows at a time (row-major or k-major:
 // kept in L1 while the B block streams from L2), where a panel is whole and its layout allows;
-// other panels are packed into Ap. The block of B is packed into Bp (NR-column panels) or read
-// from `panels` when B was packed once for the whole GEMM (K x NR floats per panel).
+// other panels are packed into Ap. B is read from `panels` when it was packed once for the whole
+// GEMM (K x NR floats per panel); else a row-major B's whole panels are read in place (B is then
+// small: fp32_prepacks_b) and the other panels of the block are packed into Bp.
 static void gemm_task(const GemmKernel& g, const float* A, const float* B, float* C, const float* panels, std::int64_t m0, int ml, std::int64_t n0, int nl, float* Ap, float* Bp) {
   const std::int64_t KB = fp32_kc(g.k), as_m = g.as[2], as_k = g.as[3];
   const int amode = as_k == 1 ? 1 : as_m == 1 ? 2 : 0;  // ukernel's: rows or k-major in place, or packed
+  const bool b_rows = !panels && g.bs[3] == 1;  // whole panels of B read in place
   for (std::int64_t k0 = 0; k0 < g.k; k0 += KB) {
     const int kc = static_cast<int>(std::min<std::int64_t>(KB, g.k - k0));
     const float* bp = panels ? panels + (n0 / NR) * g.k * NR + k0 * NR : Bp;
     const std::int64_t pstride = panels ? g.k * NR : std::int64_t(kc) * NR;  // floats from one panel to the next
     if (!panels)
-      for (int jp = 0; jp < nl; jp += NR) pack_b_panel(Bp + (jp / NR) * pstride, B, g.bs[2], g.bs[3], k0, kc, n0 + jp, std::min(NR, nl - jp));
+      for (int jp = 0; jp < nl; jp += NR)
+        if (!b_rows || nl - jp < NR) pack_b_panel(Bp + (jp / NR) * pstride, B, g.bs[2], g.bs[3], k0, kc, n0 + jp, std::min(NR, nl - jp));
     for (int ip = 0; ip < ml; ip += MR) {
       const int h = std::min(MR, ml - ip);
       const int mode = h == MR ? amode : 0;
@@ -549,11 +553,13 @@ static void gemm_task(const GemmKernel& g, const float* A, const float* B, float
       }
       for (int jp = 0; jp < nl; jp += NR) {
         vf acc[MR][2];
-        const float* b = bp + (jp / NR) * pstride;
         const int w = std::min(NR, nl - jp);
-        if (mode == 1) ukernel_w<1>(w, kc, ap, as_m, b, acc);
-        else if (mode == 2) ukernel_w<2>(w, kc, ap, as_k, b, acc);
-        else ukernel_w<0>(w, kc, ap, 0, b, acc);
+        const bool in_place = b_rows && w == NR;
+        const float* b = in_place ? B + k0 * g.bs[2] + n0 + jp : bp + (jp / NR) * pstride;
+        const std::int64_t bs = in_place ? g.bs[2] : NR;
+        if (mode == 1) ukernel_w<1>(w, kc, ap, as_m, b, bs, acc);
+        else if (mode == 2) ukernel_w<2>(w, kc, ap, as_k, b, bs, acc);
+        else ukernel_w<0>(w, kc, ap, 0, b, bs, acc);
         store_tile(g, C, acc, h, w, m0 + ip, n0 + jp, k0 == 0);
       }
     }
@@ -655,7 +661,7 @@ struct RoundedF32 {
   static void pack_a(float* d, const float* A, std::int64_t sm, std::int64_t sk, std::int64_t m0, int h, std::int64_t k0, int kc) { pack_a_panel<true>(d, A, sm, sk, m0, h, k0, kc); }
   static void pack_b(float* d, const float* B, std::int64_t sk, std::int64_t sn, std::int64_t k0, int kc, std::int64_t n0, int w) { pack_b_panel<true>(d, B, sk, sn, k0, kc, n0, w); }
   static const float* b_block(const float* panel, std::int64_t k0) { return panel + k0 * NR; }
-  static void kernel(int w, int kc, const float* a, const float* b, vf acc[MR][2]) { ukernel_w<0>(w, kc, a, 0, b, acc); }
+  static void kernel(int w, int kc, const float* a, const float* b, vf acc[MR][2]) { ukernel_w<0>(w, kc, a, 0, b, NR, acc); }
 };
 }  // namespace
 static thread_local Bf16Buffers t_bf16;
