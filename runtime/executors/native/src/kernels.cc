@@ -163,6 +163,100 @@ static inline Val ew_apply(int op, const Val* v, float* dst, int len) {
   std::abort();
 }
 
+// Per-thread buffers of the elementwise kernels (the stack's chunks, gathered operands, the row
+// index and the operands' offsets), grown as needed and kept: no allocation per kernel.
+namespace {
+struct EwScratch {
+  std::vector<float> regs;
+  std::vector<Val> stack, ins;
+  std::vector<std::int64_t> idx, off;
+};
+}  // namespace
+static thread_local EwScratch t_ew;
+
+// Evaluates chunks b .. e of the kernel: row o = it / cpr (every index but the last axis), columns
+// c0 .. c0 + len of it. The row's multi-index and each operand's offset are computed once and then
+// moved row by row (an odometer), not divided out per chunk.
+static void ew_chunks(const EwKernel& k, std::int64_t b, std::int64_t e, std::int64_t cpr) {
+  const int nd = static_cast<int>(k.shape.size());
+  const std::int64_t inner = k.shape[nd - 1];
+  const int nin = static_cast<int>(k.in.size());
+  const int depth = std::max(1, k.depth);
+  EwScratch& t = t_ew;
+  if (t.regs.size() < static_cast<size_t>(depth + nin) * CH + 16) t.regs.resize(static_cast<size_t>(depth + nin) * CH + 16);
+  if (t.stack.size() < static_cast<size_t>(depth + 1)) t.stack.resize(depth + 1);
+  if (t.ins.size() < static_cast<size_t>(nin)) t.ins.resize(nin);
+  if (t.idx.size() < static_cast<size_t>(nd)) t.idx.resize(nd);
+  if (t.off.size() < static_cast<size_t>(nin)) t.off.resize(nin);
+  float* regs = t.regs.data();
+  float* gather = regs + static_cast<size_t>(depth) * CH;
+  Val* stack = t.stack.data();
+  Val* ins = t.ins.data();
+  std::int64_t* idx = t.idx.data();
+  std::int64_t* off = t.off.data();
+  std::int64_t o = b / cpr, c = b % cpr;
+  std::int64_t rem = o;
+  for (int d = nd - 2; d >= 0; d--) {
+    idx[d] = rem % k.shape[d];
+    rem /= k.shape[d];
+  }
+  for (int j = 0; j < nin; j++) {
+    off[j] = 0;
+    for (int d = 0; d < nd - 1; d++) off[j] += idx[d] * k.in[j].st[d];
+  }
+  const int nc = static_cast<int>(k.code.size());
+  for (std::int64_t it = b; it < e; it++) {
+    const std::int64_t c0 = c * CH;
+    const int len = static_cast<int>(std::min<std::int64_t>(CH, inner - c0));
+    for (int j = 0; j < nin; j++) {
+      const Strided& s = k.in[j];
+      const std::int64_t si = s.st[nd - 1];
+      if (si == 0) {
+        ins[j] = Val{nullptr, s.p[off[j]]};
+      } else if (si == 1) {
+        ins[j] = Val{s.p + off[j] + c0, 0.0f};
+      } else {
+        float* g = gather + static_cast<size_t>(j) * CH;
+        const float* src = s.p + off[j] + c0 * si;
+        for (int i = 0; i < len; i++) g[i] = src[i * si];
+        ins[j] = Val{g, 0.0f};
+      }
+    }
+    float* out = k.out + o * inner + c0;  // the output is contiguous: row o starts at o * inner
+    int sp = 0;
+    for (int pc = 0; pc < nc; pc++) {
+      const EwCode& ins_c = k.code[pc];
+      if (ins_c.kind == 0) {
+        stack[sp++] = ins[ins_c.op];
+      } else if (ins_c.kind == 1) {
+        stack[sp++] = Val{nullptr, ins_c.c};
+      } else {
+        const int a = ew_arity(ins_c.op);
+        sp -= a;
+        float* dst = pc == nc - 1 ? out : regs + static_cast<size_t>(sp) * CH;
+        stack[sp] = ew_apply(ins_c.op, &stack[sp], dst, len);
+        sp++;
+      }
+    }
+    const Val r = stack[0];
+    if (!r.p) {
+      for (int i = 0; i < len; i++) out[i] = r.s;
+    } else if (r.p != out) {
+      std::memmove(out, r.p, sizeof(float) * len);  // an operand may overlap the output
+    }
+    if (++c < cpr) continue;
+    // the next row: advance the multi-index, and each operand's offset with it
+    c = 0;
+    o++;
+    for (int d = nd - 2; d >= 0; d--) {
+      for (int j = 0; j < nin; j++) off[j] += k.in[j].st[d];
+      if (++idx[d] < k.shape[d]) break;
+      for (int j = 0; j < nin; j++) off[j] -= k.shape[d] * k.in[j].st[d];
+      idx[d] = 0;
+    }
+  }
+}
+
 void run_ew(const EwKernel& k) {
   const int nd = static_cast<int>(k.shape.size());
   const std::int64_t inner = k.shape[nd - 1];
@@ -170,66 +264,8 @@ void run_ew(const EwKernel& k) {
   for (int d = 0; d < nd - 1; d++) outer *= k.shape[d];
   const std::int64_t cpr = (inner + CH - 1) / CH;
   const std::int64_t items = outer * cpr;
-  const int nin = static_cast<int>(k.in.size());
-  const int depth = std::max(1, k.depth);
-  parallel_for(items, std::max<std::int64_t>(1, 32768 / CH), [&](std::int64_t b, std::int64_t e, int) {
-    std::vector<float> regs_v(static_cast<size_t>(depth + nin) * CH + 16);
-    float* regs = regs_v.data();
-    float* gather = regs + static_cast<size_t>(depth) * CH;
-    std::vector<Val> stack(depth + 1);
-    std::vector<Val> ins(nin);
-    std::vector<std::int64_t> idx(nd, 0);
-    for (std::int64_t it = b; it < e; it++) {
-      std::int64_t o = it / cpr, c = it % cpr;
-      // multi-index of the row
-      std::int64_t rem = o;
-      for (int d = nd - 2; d >= 0; d--) {
-        idx[d] = rem % k.shape[d];
-        rem /= k.shape[d];
-      }
-      const std::int64_t c0 = c * CH;
-      const int len = static_cast<int>(std::min<std::int64_t>(CH, inner - c0));
-      for (int j = 0; j < nin; j++) {
-        const Strided& s = k.in[j];
-        std::int64_t off = 0;
-        for (int d = 0; d < nd - 1; d++) off += idx[d] * s.st[d];
-        const std::int64_t si = s.st[nd - 1];
-        if (si == 0) {
-          ins[j] = Val{nullptr, s.p[off]};
-        } else if (si == 1) {
-          ins[j] = Val{s.p + off + c0, 0.0f};
-        } else {
-          float* g = gather + static_cast<size_t>(j) * CH;
-          const float* src = s.p + off + c0 * si;
-          for (int i = 0; i < len; i++) g[i] = src[i * si];
-          ins[j] = Val{g, 0.0f};
-        }
-      }
-      float* out = k.out + o * inner + c0;  // the output is contiguous: row o starts at o * inner
-      int sp = 0;
-      const int nc = static_cast<int>(k.code.size());
-      for (int pc = 0; pc < nc; pc++) {
-        const EwCode& ins_c = k.code[pc];
-        if (ins_c.kind == 0) {
-          stack[sp++] = ins[ins_c.op];
-        } else if (ins_c.kind == 1) {
-          stack[sp++] = Val{nullptr, ins_c.c};
-        } else {
-          const int a = ew_arity(ins_c.op);
-          sp -= a;
-          float* dst = pc == nc - 1 ? out : regs + static_cast<size_t>(sp) * CH;
-          stack[sp] = ew_apply(ins_c.op, &stack[sp], dst, len);
-          sp++;
-        }
-      }
-      const Val r = stack[0];
-      if (!r.p) {
-        for (int i = 0; i < len; i++) out[i] = r.s;
-      } else if (r.p != out) {
-        std::memmove(out, r.p, sizeof(float) * len);  // an operand may overlap the output
-      }
-    }
-  });
+  if (items == 0) return;
+  parallel_for(items, std::max<std::int64_t>(1, 32768 / CH), [&](std::int64_t b, std::int64_t e, int) { ew_chunks(k, b, e, cpr); });
 }
 
 // ---------------------------------------------------------------------------------------------
