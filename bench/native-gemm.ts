@@ -15,6 +15,10 @@
  * --precision bf16: the bf16 GEMM (operands rounded to bf16, fp32 accumulation; vdpbf16ps at the
  * avx512bf16 ISA level) beside the fp32 one on the same layouts, measured in turn (--rounds
  * times, the best of each kept), with the ratio bf16 / fp32 (wall; CPU per thread).
+ *
+ * --cold: before each timed call, a pass over 2 x 64 MiB (not timed) evicts the caches, so the
+ * operands come from memory as they do inside a training step (where the GEMM's inputs were
+ * written many kernels earlier); the figures are then sums over the calls alone.
  */
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -34,6 +38,7 @@ const { values } = parseArgs({
     openblas: { type: "boolean", default: false },
     precision: { type: "string", default: "fp32" },
     json: { type: "boolean", default: false },
+    cold: { type: "boolean", default: false },
   },
 });
 const [M, N, K, reps] = [values.m, values.n, values.k, values.reps].map(Number);
@@ -65,18 +70,41 @@ const compileAll = (p: Prec) =>
 const compiled = compileAll({});
 const compiledBf16 = bf16 ? compileAll({ precision: "bf16" }) : [];
 
+/** --cold: a pass over 2 x 64 MiB (y = 2 x), run before each timed call */
+const evict = (() => {
+  if (!values.cold) return null;
+  const g = new Graph();
+  const n = 1 << 24;
+  const y = g.ew("mul", [g.param("x", [n]), 2]);
+  const l = lowerGraph({ graph: g, v: y, batch: 1 }, paramArena(new Map([["x", new Float32Array(n)]])));
+  const program = addon.build(l.program, l.arenas);
+  return () => addon.run(program);
+})();
+
 type Figures = { wallGflops: number; cpuGflopsPerThread: number };
+/** seconds of wall and process CPU time of `reps` calls (each after an eviction with --cold) */
+function timeCalls(run: () => void): { wall: number; cpu: number } {
+  let wall = 0;
+  let cpu = 0;
+  const calls = evict ? reps : 1;
+  for (let c = 0; c < calls; c++) {
+    evict?.();
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    for (let i = 0; i < reps / calls; i++) run();
+    wall += (performance.now() - t0) / 1000;
+    const u = process.cpuUsage(cpu0);
+    cpu += (u.user + u.system) / 1e6;
+  }
+  return { wall, cpu };
+}
 function sdc(threads: number, programs = compiled): Figures[] {
   addon.threads(threads);
   return programs.map(({ run }) => {
-    for (let i = 0; i < Math.max(3, reps / 2); i++) run(); // warm: caches, clocks, pages
-    const cpu0 = process.cpuUsage();
-    const t0 = performance.now();
-    for (let i = 0; i < reps; i++) run();
-    const wall = (performance.now() - t0) / 1000;
-    const u = process.cpuUsage(cpu0);
+    for (let i = 0; i < Math.max(3, reps / 2); i++) run(); // warm: clocks, pages
+    const { wall, cpu } = timeCalls(run);
     const gf = (2 * M * N * K * reps) / 1e9;
-    return { wallGflops: gf / wall, cpuGflopsPerThread: gf / ((u.user + u.system) / 1e6) };
+    return { wallGflops: gf / wall, cpuGflopsPerThread: gf / cpu };
   });
 }
 
@@ -123,6 +151,6 @@ for (const t of threadCounts) {
 const openblasLine = values.openblas ? `OpenBLAS ${core} kernels${coretype ? ` (OPENBLAS_CORETYPE=${coretype})` : ""}` : "";
 if (values.json) console.log(JSON.stringify({ executor: nativeDetail(), openblas: openblasLine || undefined, rows }));
 else {
-  console.log(nativeDetail() + (openblasLine ? `; ${openblasLine}` : "") + (bf16 ? "; bf16 beside fp32" : "") + (rounds > 1 ? `; best of ${rounds} interleaved rounds` : ""));
+  console.log(nativeDetail() + (evict ? "; caches evicted before each call" : "") + (openblasLine ? `; ${openblasLine}` : "") + (bf16 ? "; bf16 beside fp32" : "") + (rounds > 1 ? `; best of ${rounds} interleaved rounds` : ""));
   console.table(rows);
 }
