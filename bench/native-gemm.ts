@@ -1,7 +1,8 @@
 /**
- * bench/native-gemm: GFLOP/s of the native executor's GEMM for the layouts a training step uses
- * (x W^T forward, dy W backward, dy^T x weight gradients, batched attention), at the shapes of a
- * compiled spec's step or given ones. Prints wall and process CPU GFLOP/s (the CPU figure is the
+ * bench/native-gemm: GFLOP/s of the native executor's GEMM for the three GEMMs a training step runs
+ * for one linear layer of M tokens, K inputs and N outputs, each at its own shape: x W^T (forward,
+ * C[M, N], K summed), dy W (input gradient, C[M, K], N summed) and dy^T x (weight gradient,
+ * C[N, K], the M tokens summed). The rows give each GEMM's own m x n x k; all three are 2MNK FLOPs. Prints wall and process CPU GFLOP/s (the CPU figure is the
  * one to read on a loaded machine with SDC_THREADS=1).
  *
  *   npx tsx bench/native-gemm.ts --m 1024 --n 1152 --k 384 [--reps 20] [--threads 1,2] [--openblas]
@@ -52,10 +53,11 @@ const bf16 = values.precision === "bf16";
 const rounds = values.openblas || bf16 ? Number(values.rounds) : 1;
 const rng = new Rng(0);
 type Prec = { precision?: "bf16" };
-const layouts: [string, (g: Graph, p: Prec) => ReturnType<Graph["gemm"]>, number[][]][] = [
-  ["x W^T (forward)", (g, p) => g.gemm(g.param("p0", [M, K]), g.param("p1", [N, K]), [M, N], { batch: [1, 1], m: M, n: N, k: K, alpha: 1, a: [0, 0, K, 1], b: [0, 0, 1, K], c: [0, 0, N, 1], ...p }), [[M, K], [N, K]]],
-  ["dy W (input gradient)", (g, p) => g.gemm(g.param("p0", [M, K]), g.param("p1", [K, N]), [M, N], { batch: [1, 1], m: M, n: N, k: K, alpha: 1, a: [0, 0, K, 1], b: [0, 0, N, 1], c: [0, 0, N, 1], ...p }), [[M, K], [K, N]]],
-  ["dy^T x (weight gradient)", (g, p) => g.gemm(g.param("p0", [K, M]), g.param("p1", [K, N]), [M, N], { batch: [1, 1], m: M, n: N, k: K, alpha: 1, a: [0, 0, 1, M], b: [0, 0, N, 1], c: [0, 0, N, 1], ...p }), [[K, M], [K, N]]],
+// one linear layer (M tokens, K inputs, N outputs): its three GEMMs at their own shapes [m, n, k]
+const layouts: [string, (g: Graph, p: Prec) => ReturnType<Graph["gemm"]>, number[][], [number, number, number]][] = [
+  ["x W^T (forward)", (g, p) => g.gemm(g.param("p0", [M, K]), g.param("p1", [N, K]), [M, N], { batch: [1, 1], m: M, n: N, k: K, alpha: 1, a: [0, 0, K, 1], b: [0, 0, 1, K], c: [0, 0, N, 1], ...p }), [[M, K], [N, K]], [M, N, K]],
+  ["dy W (input gradient)", (g, p) => g.gemm(g.param("p0", [M, N]), g.param("p1", [N, K]), [M, K], { batch: [1, 1], m: M, n: K, k: N, alpha: 1, a: [0, 0, N, 1], b: [0, 0, K, 1], c: [0, 0, K, 1], ...p }), [[M, N], [N, K]], [M, K, N]],
+  ["dy^T x (weight gradient)", (g, p) => g.gemm(g.param("p0", [M, N]), g.param("p1", [M, K]), [N, K], { batch: [1, 1], m: N, n: K, k: M, alpha: 1, a: [0, 0, 1, N], b: [0, 0, K, 1], c: [0, 0, K, 1], ...p }), [[M, N], [M, K]], [N, K, M]],
 ];
 const compileAll = (p: Prec) =>
   layouts.map(([name, build, shapes]) => {
@@ -140,7 +142,8 @@ for (const t of threadCounts) {
   }
   compiled.forEach(({ name }, i) => {
     const a = mine[i]!;
-    const row: Record<string, unknown> = { layout: name, m: M, n: N, k: K, threads: t, wallGflops: Number(a.wallGflops.toFixed(1)), cpuGflopsPerThread: Number(a.cpuGflopsPerThread.toFixed(1)) };
+    const [m, n, k] = layouts[i][3];
+    const row: Record<string, unknown> = { layout: name, m, n, k, threads: t, wallGflops: Number(a.wallGflops.toFixed(1)), cpuGflopsPerThread: Number(a.cpuGflopsPerThread.toFixed(1)) };
     const b = theirs[i];
     const h = mineBf16[i];
     if (h) Object.assign(row, { bf16WallGflops: Number(h.wallGflops.toFixed(1)), bf16CpuGflopsPerThread: Number(h.cpuGflopsPerThread.toFixed(1)), bf16WallRatio: Number((h.wallGflops / a.wallGflops).toFixed(2)), bf16CpuRatio: Number((h.cpuGflopsPerThread / a.cpuGflopsPerThread).toFixed(2)) });
