@@ -16,9 +16,11 @@
  * each side and the median of the per-round ratios sdc / PyTorch (so a drift in the machine's load
  * hits both sides of a ratio alike).
  *
- * The GEMM table (--gemm auto: the shapes of the last sd3-seed-like configuration's transformer
- * GEMMs, M = batch x image tokens: q/k/v/out [M, w, w], MLP up [M, 4w, w], MLP down [M, w, 4w];
- * or --gemm MxNxK,...; --gemm none skips it): bench/native-gemm.ts --openblas --precision bf16 (sdc
+ * The GEMM table (--gemm auto: the linear layers of the last sd3-seed-like configuration's
+ * transformer, M = batch x image tokens: q/k/v/out [M, w, w], MLP up [M, 4w, w], MLP down [M, w, 4w];
+ * or --gemm MxNxK,... (M tokens, N outputs, K inputs); --gemm none skips it), each layer's three
+ * GEMMs at their own shapes (forward M x N x K, input gradient M x K x N, weight gradient N x K x M):
+ * bench/native-gemm.ts --openblas --precision bf16 (sdc
  * fp32 against OpenBLAS sgemm, 1 and 2 threads, OpenBLAS forced to SkylakeX when it falls back to
  * Prescott, and sdc's bf16 GEMM) and bench/torch_matmul.py (PyTorch's bf16 matmul, 1 and 2
  * threads) on the three layouts.
@@ -445,11 +447,13 @@ for (const [m, n, k] of gemmShapes) {
   if (tb.status === 0) for (const l of tb.stdout.trim().split("\n")) if (l.startsWith("{")) torchRows.push(JSON.parse(l));
   if (tb.status !== 0) gemmNotes.push(`${m}x${n}x${k}: bench/torch_matmul.py failed: ${errorLine(tb.stderr ?? "") || `exit ${tb.status}`}`);
   if (torchRows[0]) gemmTorch = torchRows[0].engine;
+  // the layer's three GEMMs at their own shapes (M tokens, N outputs, K inputs)
+  const own: [string, [number, number, number]][] = [["x W^T (forward)", [m, n, k]], ["dy W (input gradient)", [m, k, n]], ["dy^T x (weight gradient)", [n, k, m]]];
   for (const threads of [1, 2])
-    for (const layout of ["x W^T (forward)", "dy W (input gradient)", "dy^T x (weight gradient)"]) {
+    for (const [layout, [gm, gn, gk]] of own) {
       const a = native?.rows.find((r) => r.layout === layout && r.threads === threads);
       const b = torchRows.find((r) => r.layout === layout && r.threads === threads);
-      gemmRows.push({ layout, m, n, k, threads, sdcFp32: a?.wallGflops ?? null, openblasFp32: a?.openblasWallGflops ?? null, sdcBf16: a?.bf16WallGflops ?? null, torchBf16: b?.wallGflops ?? null });
+      gemmRows.push({ layout, m: gm, n: gn, k: gk, threads, sdcFp32: a?.wallGflops ?? null, openblasFp32: a?.openblasWallGflops ?? null, sdcBf16: a?.bf16WallGflops ?? null, torchBf16: b?.wallGflops ?? null });
     }
   console.error(`  GEMM ${m}x${n}x${k} measured`);
 }

@@ -1,7 +1,8 @@
 /**
- * bench/native-gemm: GFLOP/s of the native executor's GEMM for the layouts a training step uses
- * (x W^T forward, dy W backward, dy^T x weight gradients, batched attention), at the shapes of a
- * compiled spec's step or given ones. Prints wall and process CPU GFLOP/s (the CPU figure is the
+ * bench/native-gemm: GFLOP/s of the native executor's GEMM for the three GEMMs a training step runs
+ * for one linear layer of M tokens, K inputs and N outputs, each at its own shape: x W^T (forward,
+ * C[M, N], K summed), dy W (input gradient, C[M, K], N summed) and dy^T x (weight gradient,
+ * C[N, K], the M tokens summed). The rows give each GEMM's own m x n x k; all three are 2MNK FLOPs. Prints wall and process CPU GFLOP/s (the CPU figure is the
  * one to read on a loaded machine with SDC_THREADS=1).
  *
  *   npx tsx bench/native-gemm.ts --m 1024 --n 1152 --k 384 [--reps 20] [--threads 1,2] [--openblas]
@@ -15,6 +16,10 @@
  * --precision bf16: the bf16 GEMM (operands rounded to bf16, fp32 accumulation; vdpbf16ps at the
  * avx512bf16 ISA level) beside the fp32 one on the same layouts, measured in turn (--rounds
  * times, the best of each kept), with the ratio bf16 / fp32 (wall; CPU per thread).
+ *
+ * --cold: before each timed call, a pass over 2 x 64 MiB (not timed) evicts the caches, so the
+ * operands come from memory as they do inside a training step (where the GEMM's inputs were
+ * written many kernels earlier); the figures are then sums over the calls alone.
  */
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -34,6 +39,7 @@ const { values } = parseArgs({
     openblas: { type: "boolean", default: false },
     precision: { type: "string", default: "fp32" },
     json: { type: "boolean", default: false },
+    cold: { type: "boolean", default: false },
   },
 });
 const [M, N, K, reps] = [values.m, values.n, values.k, values.reps].map(Number);
@@ -47,10 +53,11 @@ const bf16 = values.precision === "bf16";
 const rounds = values.openblas || bf16 ? Number(values.rounds) : 1;
 const rng = new Rng(0);
 type Prec = { precision?: "bf16" };
-const layouts: [string, (g: Graph, p: Prec) => ReturnType<Graph["gemm"]>, number[][]][] = [
-  ["x W^T (forward)", (g, p) => g.gemm(g.param("p0", [M, K]), g.param("p1", [N, K]), [M, N], { batch: [1, 1], m: M, n: N, k: K, alpha: 1, a: [0, 0, K, 1], b: [0, 0, 1, K], c: [0, 0, N, 1], ...p }), [[M, K], [N, K]]],
-  ["dy W (input gradient)", (g, p) => g.gemm(g.param("p0", [M, K]), g.param("p1", [K, N]), [M, N], { batch: [1, 1], m: M, n: N, k: K, alpha: 1, a: [0, 0, K, 1], b: [0, 0, N, 1], c: [0, 0, N, 1], ...p }), [[M, K], [K, N]]],
-  ["dy^T x (weight gradient)", (g, p) => g.gemm(g.param("p0", [K, M]), g.param("p1", [K, N]), [M, N], { batch: [1, 1], m: M, n: N, k: K, alpha: 1, a: [0, 0, 1, M], b: [0, 0, N, 1], c: [0, 0, N, 1], ...p }), [[K, M], [K, N]]],
+// one linear layer (M tokens, K inputs, N outputs): its three GEMMs at their own shapes [m, n, k]
+const layouts: [string, (g: Graph, p: Prec) => ReturnType<Graph["gemm"]>, number[][], [number, number, number]][] = [
+  ["x W^T (forward)", (g, p) => g.gemm(g.param("p0", [M, K]), g.param("p1", [N, K]), [M, N], { batch: [1, 1], m: M, n: N, k: K, alpha: 1, a: [0, 0, K, 1], b: [0, 0, 1, K], c: [0, 0, N, 1], ...p }), [[M, K], [N, K]], [M, N, K]],
+  ["dy W (input gradient)", (g, p) => g.gemm(g.param("p0", [M, N]), g.param("p1", [N, K]), [M, K], { batch: [1, 1], m: M, n: K, k: N, alpha: 1, a: [0, 0, N, 1], b: [0, 0, K, 1], c: [0, 0, K, 1], ...p }), [[M, N], [N, K]], [M, K, N]],
+  ["dy^T x (weight gradient)", (g, p) => g.gemm(g.param("p0", [M, N]), g.param("p1", [M, K]), [N, K], { batch: [1, 1], m: N, n: K, k: M, alpha: 1, a: [0, 0, 1, N], b: [0, 0, K, 1], c: [0, 0, K, 1], ...p }), [[M, N], [M, K]], [N, K, M]],
 ];
 const compileAll = (p: Prec) =>
   layouts.map(([name, build, shapes]) => {
@@ -65,18 +72,41 @@ const compileAll = (p: Prec) =>
 const compiled = compileAll({});
 const compiledBf16 = bf16 ? compileAll({ precision: "bf16" }) : [];
 
+/** --cold: a pass over 2 x 64 MiB (y = 2 x), run before each timed call */
+const evict = (() => {
+  if (!values.cold) return null;
+  const g = new Graph();
+  const n = 1 << 24;
+  const y = g.ew("mul", [g.param("x", [n]), 2]);
+  const l = lowerGraph({ graph: g, v: y, batch: 1 }, paramArena(new Map([["x", new Float32Array(n)]])));
+  const program = addon.build(l.program, l.arenas);
+  return () => addon.run(program);
+})();
+
 type Figures = { wallGflops: number; cpuGflopsPerThread: number };
+/** seconds of wall and process CPU time of `reps` calls (each after an eviction with --cold) */
+function timeCalls(run: () => void): { wall: number; cpu: number } {
+  let wall = 0;
+  let cpu = 0;
+  const calls = evict ? reps : 1;
+  for (let c = 0; c < calls; c++) {
+    evict?.();
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    for (let i = 0; i < reps / calls; i++) run();
+    wall += (performance.now() - t0) / 1000;
+    const u = process.cpuUsage(cpu0);
+    cpu += (u.user + u.system) / 1e6;
+  }
+  return { wall, cpu };
+}
 function sdc(threads: number, programs = compiled): Figures[] {
   addon.threads(threads);
   return programs.map(({ run }) => {
-    for (let i = 0; i < Math.max(3, reps / 2); i++) run(); // warm: caches, clocks, pages
-    const cpu0 = process.cpuUsage();
-    const t0 = performance.now();
-    for (let i = 0; i < reps; i++) run();
-    const wall = (performance.now() - t0) / 1000;
-    const u = process.cpuUsage(cpu0);
+    for (let i = 0; i < Math.max(3, reps / 2); i++) run(); // warm: clocks, pages
+    const { wall, cpu } = timeCalls(run);
     const gf = (2 * M * N * K * reps) / 1e9;
-    return { wallGflops: gf / wall, cpuGflopsPerThread: gf / ((u.user + u.system) / 1e6) };
+    return { wallGflops: gf / wall, cpuGflopsPerThread: gf / cpu };
   });
 }
 
@@ -112,7 +142,8 @@ for (const t of threadCounts) {
   }
   compiled.forEach(({ name }, i) => {
     const a = mine[i]!;
-    const row: Record<string, unknown> = { layout: name, m: M, n: N, k: K, threads: t, wallGflops: Number(a.wallGflops.toFixed(1)), cpuGflopsPerThread: Number(a.cpuGflopsPerThread.toFixed(1)) };
+    const [m, n, k] = layouts[i][3];
+    const row: Record<string, unknown> = { layout: name, m, n, k, threads: t, wallGflops: Number(a.wallGflops.toFixed(1)), cpuGflopsPerThread: Number(a.cpuGflopsPerThread.toFixed(1)) };
     const b = theirs[i];
     const h = mineBf16[i];
     if (h) Object.assign(row, { bf16WallGflops: Number(h.wallGflops.toFixed(1)), bf16CpuGflopsPerThread: Number(h.cpuGflopsPerThread.toFixed(1)), bf16WallRatio: Number((h.wallGflops / a.wallGflops).toFixed(2)), bf16CpuRatio: Number((h.cpuGflopsPerThread / a.cpuGflopsPerThread).toFixed(2)) });
@@ -123,6 +154,6 @@ for (const t of threadCounts) {
 const openblasLine = values.openblas ? `OpenBLAS ${core} kernels${coretype ? ` (OPENBLAS_CORETYPE=${coretype})` : ""}` : "";
 if (values.json) console.log(JSON.stringify({ executor: nativeDetail(), openblas: openblasLine || undefined, rows }));
 else {
-  console.log(nativeDetail() + (openblasLine ? `; ${openblasLine}` : "") + (bf16 ? "; bf16 beside fp32" : "") + (rounds > 1 ? `; best of ${rounds} interleaved rounds` : ""));
+  console.log(nativeDetail() + (evict ? "; caches evicted before each call" : "") + (openblasLine ? `; ${openblasLine}` : "") + (bf16 ? "; bf16 beside fp32" : "") + (rounds > 1 ? `; best of ${rounds} interleaved rounds` : ""));
   console.table(rows);
 }

@@ -1,5 +1,6 @@
-"""OpenBLAS sgemm (Debian's libopenblas0-pthread, through ctypes) on the three layouts of a training
-step's GEMMs, for bench/native-gemm.ts --openblas. Prints one JSON line per layout:
+"""OpenBLAS sgemm (Debian's libopenblas0-pthread, through ctypes) on the three GEMMs of one linear
+layer of a training step (M tokens, K inputs, N outputs), each at its own shape, for
+bench/native-gemm.ts --openblas. Prints one JSON line per layout:
 {"layout", "m", "n", "k", "threads", "core", "wallGflops", "cpuGflopsPerThread"}.
 
     OPENBLAS_NUM_THREADS=1 python3 bench/openblas_sgemm.py M N K REPS
@@ -35,15 +36,16 @@ def buf(n):
     return a
 
 
-# C[M,N] = op(A) op(B) with the row-major layouts of bench/native-gemm.ts
+# the three GEMMs of a linear layer at their own shapes, row-major as in bench/native-gemm.ts:
+# (name, op(A), op(B), m, n, k, A size, B size, lda, ldb)
 layouts = [
-    ("x W^T (forward)", NoTrans, Trans, M * K, N * K, K, K),
-    ("dy W (input gradient)", NoTrans, NoTrans, M * K, K * N, K, N),
-    ("dy^T x (weight gradient)", Trans, NoTrans, K * M, K * N, M, N),
+    ("x W^T (forward)", NoTrans, Trans, M, N, K, M * K, N * K, K, K),
+    ("dy W (input gradient)", NoTrans, NoTrans, M, K, N, M * N, N * K, N, K),
+    ("dy^T x (weight gradient)", Trans, NoTrans, N, K, M, M * N, M * K, N, K),
 ]
-for name, ta, tb, na, nb, lda, ldb in layouts:
-    a, b, c = buf(na), buf(nb), (F * (M * N))()
-    call = lambda: lib.cblas_sgemm(RowMajor, ta, tb, M, N, K, F(1.0), a, lda, b, ldb, F(0.0), c, N)
+for name, ta, tb, m, n, k, na, nb, lda, ldb in layouts:
+    a, b, c = buf(na), buf(nb), (F * (m * n))()
+    call = lambda: lib.cblas_sgemm(RowMajor, ta, tb, m, n, k, F(1.0), a, lda, b, ldb, F(0.0), c, n)
     for _ in range(max(3, REPS // 2)):
         call()
     c0, t0 = time.process_time(), time.perf_counter()
@@ -51,4 +53,4 @@ for name, ta, tb, na, nb, lda, ldb in layouts:
         call()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     gf = 2.0 * M * N * K * REPS / 1e9
-    print(json.dumps({"layout": name, "m": M, "n": N, "k": K, "threads": threads, "core": core, "wallGflops": round(gf / wall, 1), "cpuGflopsPerThread": round(gf / cpu, 1)}))
+    print(json.dumps({"layout": name, "m": m, "n": n, "k": k, "threads": threads, "core": core, "wallGflops": round(gf / wall, 1), "cpuGflopsPerThread": round(gf / cpu, 1)}))

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""bench/torch_matmul.py: PyTorch's matmul GFLOP/s on the three layouts of a training step's GEMMs
-(the layouts of bench/native-gemm.ts and bench/openblas_sgemm.py), for the GEMM table of
+"""bench/torch_matmul.py: PyTorch's matmul GFLOP/s on the three GEMMs of one linear layer of a
+training step (M tokens, K inputs, N outputs), each at its own shape (as bench/native-gemm.ts and
+bench/openblas_sgemm.py run them), for the GEMM table of
 bench/cpu-vs-torch.ts. One JSON line per layout and thread count:
 {"layout", "m", "n", "k", "dtype", "threads", "wallGflops", "engine"}.
 
@@ -43,16 +44,16 @@ M, N, K = args.m, args.n, args.k
 dt = torch.bfloat16 if args.dtype == "bf16" else torch.float32
 g = torch.Generator().manual_seed(0)
 r = lambda *s: torch.randn(*s, generator=g).to(dt)
-# C[M, N] = op(A) op(B), the row-major layouts of bench/native-gemm.ts
+# the three GEMMs of a linear layer at their own shapes (name, A, B, f, [m, n, k])
 layouts = [
-    ("x W^T (forward)", r(M, K), r(N, K), lambda a, b: torch.matmul(a, b.t())),
-    ("dy W (input gradient)", r(M, K), r(K, N), lambda a, b: torch.matmul(a, b)),
-    ("dy^T x (weight gradient)", r(K, M), r(K, N), lambda a, b: torch.matmul(a.t(), b)),
+    ("x W^T (forward)", r(M, K), r(N, K), lambda a, b: torch.matmul(a, b.t()), (M, N, K)),
+    ("dy W (input gradient)", r(M, N), r(N, K), lambda a, b: torch.matmul(a, b), (M, K, N)),
+    ("dy^T x (weight gradient)", r(M, N), r(M, K), lambda a, b: torch.matmul(a.t(), b), (N, K, M)),
 ]
 engine = f"torch {torch.__version__}, mkldnn {'on' if torch.backends.mkldnn.is_available() else 'off'}"
 for t in threads:
     torch.set_num_threads(t)
-    for name, a, b, f in layouts:
+    for name, a, b, f, (m, n, k) in layouts:
         for _ in range(max(3, args.reps // 2)):
             f(a, b)
         t0 = time.perf_counter()
@@ -60,4 +61,4 @@ for t in threads:
             f(a, b)
         wall = time.perf_counter() - t0
         gf = 2.0 * M * N * K * args.reps / 1e9
-        print(json.dumps({"layout": name, "m": M, "n": N, "k": K, "dtype": args.dtype, "threads": t, "wallGflops": round(gf / wall, 1), "engine": engine}), flush=True)
+        print(json.dumps({"layout": name, "m": m, "n": n, "k": k, "dtype": args.dtype, "threads": t, "wallGflops": round(gf / wall, 1), "engine": engine}), flush=True)

@@ -353,6 +353,33 @@ describe("thread counts", () => {
       addon.threads(before);
     }
   });
+  it("computes GEMMs whose row blocks depend on the thread count (weight-gradient shapes) to the same bits on 1, 2 and 3 threads, fp32 and bf16", () => {
+    const addon = nativeAddon().addon!;
+    const before = addon.threads();
+    const rng = new Rng(10);
+    // [m, n, k]: dy^T x with M = 384 (3 blocks of 128 rows on one thread; 4 of 96 on two; 6 of 64 on
+    // three), 200 (not a multiple of MR), 1536 x 384 and 384 x 1536 (K 1024: four K blocks)
+    const cases: [number, number, number][] = [[384, 384, 1024], [200, 96, 300], [1536, 384, 1024], [384, 1536, 1024]];
+    try {
+      for (const [m, n, k] of cases)
+        for (const precision of [undefined, "bf16"] as const) {
+          const [a, b] = [rng.normals(k * m), rng.normals(k * n)];
+          const runs = [1, 2, 3].map((t) => {
+            addon.threads(t);
+            const g = new Graph();
+            const y = g.gemm(g.param("a", [k, m]), g.param("b", [k, n]), [m, n], { batch: [1, 1], m, n, k, alpha: 1, a: [0, 0, 1, m], b: [0, 0, n, 1], c: [0, 0, n, 1], ...(precision ? { precision } : {}) });
+            return compileGraph({ graph: g, v: y, batch: 1 }, paramArena(new Map([["a", a], ["b", b]]))).run(new Map());
+          });
+          const label = `${m} x ${n} x ${k} ${precision ?? "fp32"}`;
+          const bytes = (x: Float32Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLength);
+          expect(runs[0].length).toBe(m * n);
+          expect(bytes(runs[1]).equals(bytes(runs[0])), `${label} on 2 threads`).toBe(true);
+          expect(bytes(runs[2]).equals(bytes(runs[0])), `${label} on 3 threads`).toBe(true);
+        }
+    } finally {
+      addon.threads(before);
+    }
+  });
   // Printed by the scalar loop the vectorized one replaced (main at 691559e), on an AMD EPYC
   // (Zen 4): the variants no / L2 / decoupled weight decay, each without and with the EMA. Every
   // level with FMA (avx2 and up) gives the same bits here; the baseline rounds a * b + c twice.

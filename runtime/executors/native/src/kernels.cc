@@ -531,20 +531,30 @@ std::int64_t gemm_scratch_floats(const GemmKernel& g) {
   return f;
 }
 
-// The GEMM's tasks (batch, row block, column block): row blocks of at most MC rows, small enough
-// that there are two tasks per thread; below ~0.5 MFLOP one task list runs on the caller (the
-// fork costs more than the second thread gains). Shared by the fp32 and bf16 GEMMs.
+// The GEMM's tasks (batch, row block, column block): row blocks of equal height (at most MC rows,
+// a multiple of MR), as many as make at least two tasks per thread and, while there are fewer
+// than eight per thread, a multiple of the thread count: tasks are claimed one at a time
+// (parallel_tasks), so the threads end together (a weight gradient's M = 384 made 3 blocks of
+// 120 rows and one of 24, one thread doing 240 rows and the other 144). Below ~0.5 MFLOP one task
+// list runs on the caller (the fork costs more than the second thread gains). Shared by the fp32
+// and bf16 GEMMs. The row blocks depend on the thread count, but each output element's sum does
+// not (the same bits for any count).
 struct GemmTasks {
-  std::int64_t mc, nblocks, mblocks, tasks, min_tasks;
+  std::int64_t mc, nblocks, mblocks, tasks;
+  bool serial;
 };
 static GemmTasks gemm_tasks(const GemmKernel& g, std::int64_t nbatch, double flops) {
-  const int T = threads();
-  std::int64_t mc = MC;
-  const std::int64_t nblocks = (g.n + NB - 1) / NB;
-  while (mc > MR && nbatch * nblocks * ((g.m + mc - 1) / mc) < 2 * T) mc -= MR;
-  const std::int64_t mblocks = (g.m + mc - 1) / mc;
-  const std::int64_t tasks = nbatch * mblocks * nblocks;
-  return {mc, nblocks, mblocks, tasks, flops < 5e5 ? tasks : 1};
+  const std::int64_t T = threads();
+  const std::int64_t nblocks = (g.n + NB - 1) / NB, most = (g.m + MR - 1) / MR;
+  std::int64_t mblocks = (g.m + MC - 1) / MC;
+  const auto few = [&](std::int64_t mb) {
+    const std::int64_t t = nbatch * nblocks * mb;
+    return t < 2 * T || (t < 8 * T && t % T != 0);
+  };
+  while (mblocks < most && few(mblocks)) mblocks++;
+  const std::int64_t mc = ((g.m + mblocks - 1) / mblocks + MR - 1) / MR * MR;
+  mblocks = (g.m + mc - 1) / mc;
+  return {mc, nblocks, mblocks, nbatch * mblocks * nblocks, flops < 5e5};
 }
 
 // Task t's batch (bi = b1 * batch[1] + b2) and block of rows and columns.
@@ -668,7 +678,7 @@ void run_gemm(const GemmKernel& g) {
       }
     });
   }
-  parallel_for(part.tasks, part.min_tasks, [&](std::int64_t tb, std::int64_t te, int) {
+  parallel_tasks(part.tasks, part.serial, [&](std::int64_t tb, std::int64_t te, int) {
     for (std::int64_t t = tb; t < te; t++) {
       const TaskBlock q = task_block(g, part, t);
       const float* panels = packed_b ? packed_b + q.bi * npanels * panel_floats : nullptr;
@@ -708,7 +718,7 @@ static void gemm_bf16_with(const GemmKernel& g) {
   const std::int64_t nbatch = nb1 * nb2;
   const double flops = 2.0 * g.m * g.n * g.k * nbatch;
   const GemmTasks part = gemm_tasks(g, nbatch, flops);
-  const std::int64_t mc = part.mc, nblocks = part.nblocks, mblocks = part.mblocks, tasks = part.tasks, min_tasks = part.min_tasks;
+  const std::int64_t mc = part.mc, nblocks = part.nblocks, mblocks = part.mblocks, tasks = part.tasks;
   const std::int64_t npanels = (g.n + NR - 1) / NR;
   const std::int64_t panel_floats = (g.k + 1) / 2 * 2 * NR;
   float* const packed_b = g.scratch;
@@ -720,7 +730,7 @@ static void gemm_bf16_with(const GemmKernel& g) {
       P::pack_b(packed_b + q * panel_floats, B, g.bs[2], g.bs[3], 0, static_cast<int>(g.k), jp * NR, w);
     }
   });
-  parallel_for(tasks, min_tasks, [&](std::int64_t tb, std::int64_t te, int) {
+  parallel_tasks(tasks, part.serial, [&](std::int64_t tb, std::int64_t te, int) {
     float* Ap = t_bf16.a;
     for (std::int64_t t = tb; t < te; t++) {
       std::int64_t r = t;

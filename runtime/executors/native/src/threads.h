@@ -40,4 +40,15 @@ inline void parallel_for(std::int64_t n, std::int64_t min_per_thread, F&& f) {
   run_chunks(n, chunks, [](void* c, std::int64_t b, std::int64_t e, int tid) { (*static_cast<Fn*>(c))(b, e, tid); }, const_cast<void*>(static_cast<const void*>(&f)));
 }
 
+// f(begin, end, tid) over [0, n) coarse tasks (each worth tens of microseconds or more), each
+// claimed on its own while there are at most 16 per thread (a thread that ends its task takes the
+// next: the threads end within one task of each other), else as parallel_for(n, 1, f); all on the
+// calling thread when `serial`.
+template <class F>
+inline void parallel_tasks(std::int64_t n, bool serial, F&& f) {
+  if (serial || n <= 1 || threads() <= 1 || n > 16 * std::int64_t(threads())) return parallel_for(n, serial ? n : 1, f);
+  using Fn = typename std::remove_reference<F>::type;
+  run_chunks(n, n, [](void* c, std::int64_t b, std::int64_t e, int tid) { (*static_cast<Fn*>(c))(b, e, tid); }, const_cast<void*>(static_cast<const void*>(&f)));
+}
+
 }  // namespace sdc
