@@ -117,6 +117,7 @@ describe("each kernel against the interpreter", () => atEachIsa(() => {
     ["sum_to: over rows in several fixed row blocks, one partial (bias gradient of 600 rows)", (g, [x]) => g.sumTo(x, [40]), [[2, 300, 40]]],
     ["sum_to: per-sample sums, big enough to split by samples across threads", (g, [x]) => g.sumTo(x, [64, 1, 24], 0.25), [[64, 64, 24]]],
     ["slice, pad, permute, concat", (g, [x]) => g.concat([g.permute(g.pad(g.slice(x, 1, 2, 3), 1, 1, 6), [0, 2, 1]), g.permute(x, [0, 2, 1])], 2), [[2, 7, 5]]],
+    ["concat, slice and permute big enough to split across threads (joint attention's token concat, 64 x 24 x 64)", (g, [a, b]) => g.permute(g.slice(g.concat([a, b], 1), 1, 4, 20), [1, 0, 2]), [[64, 16, 64], [64, 8, 64]]],
     ["broadcast ew over strided windows (adaLN modulate of chunks)", (g, [x, m]) => g.ew("add", [g.ew("mul", [x, g.ew("add", [g.reshape(g.slice(m, 1, 8, 8), [2, 1, 8]), 1])]), g.reshape(g.slice(m, 1, 0, 8), [2, 1, 8])]), [[2, 300, 8], [2, 24]]],
     ["ew over rows of three chunks, a broadcast and a transposed window, split across threads mid-row (the row index moved row by row)", (g, [x, y, z]) => g.ew("add", [g.ew("mul", [x, y]), g.permute(z, [0, 2, 1])]), [[3, 29, 600], [3, 1, 600], [3, 600, 29]]],
     ["ew with a long inner axis (chunk remainders)", (g, [x, y]) => g.ew("mul", [g.ew("sub", [x, y]), 3]), [[1000], [1000]]],

@@ -1154,13 +1154,15 @@ void run_softmax_grad(float* out, const float* y, const float* dy, std::int64_t 
 // ---------------------------------------------------------------------------------------------
 // data movement
 
+// Rows of at least 16384 floats (64 KB) a thread: a step's concats, slices and permutes (256 KB on
+// sd3-tiny, from L3: as long as an elementwise pass) are split between two threads.
 void run_copy(const CopyKernel& k) {
   const int nd = static_cast<int>(k.shape.size());
   const std::int64_t inner = k.shape[nd - 1];
   std::int64_t rows = 1;
   for (int d = 0; d < nd - 1; d++) rows *= k.shape[d];
   const std::int64_t ds = k.dst_st[nd - 1], ss = k.src_st[nd - 1];
-  parallel_for(rows, std::max<std::int64_t>(1, 65536 / std::max<std::int64_t>(1, inner)), [&](std::int64_t b, std::int64_t e, int) {
+  parallel_for(rows, std::max<std::int64_t>(1, 16384 / std::max<std::int64_t>(1, inner)), [&](std::int64_t b, std::int64_t e, int) {
     std::vector<std::int64_t> idx(nd, 0);
     std::int64_t rem = b;
     for (int d = nd - 2; d >= 0; d--) {
