@@ -576,12 +576,15 @@ static inline std::int64_t fp32_kc(std::int64_t k) { return k <= KC_MAX ? k : KC
 // its offsets), K block by K block. A is read in place, MR rows at a time (row-major or k-major:
 // kept in L1 while the B block streams from L2), where a panel is whole and its layout allows;
 // other panels are packed into Ap. B is read from `panels` when it was packed once for the whole
-// GEMM (K x NR floats per panel); else a row-major B's whole panels are read in place (B is then
-// small: fp32_prepacks_b) and the other panels of the block are packed into Bp.
+// GEMM (K x NR floats per panel); else a row-major B's whole panels are read in place when its
+// rows are at most B_ROWS_IN_PLACE floats apart (B is then small, fp32_prepacks_b: the K block's
+// rows spread over L1's sets; rows 1,536 floats apart fall in 4 of its 64 sets, where a packed
+// panel is faster), and the other panels of the block are packed into Bp.
+static constexpr std::int64_t B_ROWS_IN_PLACE = 256;
 static void gemm_task(const GemmKernel& g, const float* A, const float* B, float* C, const float* panels, std::int64_t m0, int ml, std::int64_t n0, int nl, float* Ap, float* Bp) {
   const std::int64_t KB = fp32_kc(g.k), as_m = g.as[2], as_k = g.as[3];
   const int amode = as_k == 1 ? 1 : as_m == 1 ? 2 : 0;  // ukernel's: rows or k-major in place, or packed
-  const bool b_rows = !panels && g.bs[3] == 1;  // whole panels of B read in place
+  const bool b_rows = !panels && g.bs[3] == 1 && g.bs[2] <= B_ROWS_IN_PLACE;  // whole panels of B read in place
   for (std::int64_t k0 = 0; k0 < g.k; k0 += KB) {
     const int kc = static_cast<int>(std::min<std::int64_t>(KB, g.k - k0));
     const float* bp = panels ? panels + (n0 / NR) * g.k * NR + k0 * NR : Bp;
