@@ -1075,43 +1075,12 @@ static inline float row_max(const float* xr, std::int64_t d) {
     const vf x = vload(xr + d - VL);
     lane = x > lane ? x : lane;
   }
-#if SDC_ISA_LEVEL >= 2
-  return _mm512_reduce_max_ps(static_cast<__m512>(lane));  // the lanes hold no NaN: the same maximum
-#else
   float m[VL];
   vstore(m, lane);
   for (int w = VL / 2; w > 0; w /= 2)
     for (int l = 0; l < w; l++) m[l] = m[l + w] > m[l] ? m[l + w] : m[l];
   return m[0];
-#endif
 }
-
-#if SDC_ISA_LEVEL >= 2
-// One softmax row on AVX-512: VL exponentials at a time, the row's tail through masked loads and
-// stores (one vector of exponentials, where the loop below computes d % VL of them one by one:
-// attention's rows of 24 or 72 spent most of their time there), the sum's lanes added in a tree.
-static inline void softmax_row(const float* xr, float* o, std::int64_t d) {
-  const float mx = row_max(xr, d);
-  __m512 acc = _mm512_setzero_ps();
-  alignas(64) float t[VL];
-  for (std::int64_t j = 0; j < d; j += VL) {
-    const std::int64_t n = std::min<std::int64_t>(VL, d - j);
-    const __mmask16 m = n == VL ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << n) - 1);
-    _mm512_store_ps(t, _mm512_mask_loadu_ps(_mm512_set1_ps(mx), m, xr + j));
-#pragma omp simd
-    for (int l = 0; l < VL; l++) t[l] = sdc_exp(t[l] - mx);
-    const __m512 e = _mm512_maskz_load_ps(m, t);
-    _mm512_mask_storeu_ps(o + j, m, e);
-    acc = _mm512_add_ps(acc, e);
-  }
-  const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(acc));
-  for (std::int64_t j = 0; j < d; j += VL) {
-    const std::int64_t n = std::min<std::int64_t>(VL, d - j);
-    const __mmask16 m = n == VL ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << n) - 1);
-    _mm512_mask_storeu_ps(o + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, o + j), inv));
-  }
-}
-#endif
 
 void run_softmax(float* out, const float* x, std::int64_t rows, std::int64_t d) {
   if (rows <= 0 || d <= 0) return;  // nothing to normalize (and no division by d)
@@ -1119,10 +1088,6 @@ void run_softmax(float* out, const float* x, std::int64_t rows, std::int64_t d) 
     for (std::int64_t r = b; r < e; r++) {
       const float* xr = x + r * d;
       float* o = out + r * d;
-#if SDC_ISA_LEVEL >= 2
-      softmax_row(xr, o, d);
-      continue;
-#endif
       const float mx = row_max(xr, d);
       float s = 0.0f;
 #pragma omp simd reduction(+ : s)
