@@ -22,6 +22,7 @@ import { parseArgs } from "node:util";
 import { Graph, type GemmLayout, type Sym } from "../runtime/graph/graph.ts";
 import { lowerGraph, paramArena, requireNative } from "../runtime/executors/native/native.ts";
 import { Rng } from "../runtime/util/rng.ts";
+import { cacheEvictor } from "./evict.ts";
 
 const { values } = parseArgs({
   options: {
@@ -75,15 +76,7 @@ const build = (bf16: boolean) =>
     });
 const programs = [...build(false), ...build(true)];
 /** a pass over 2 x 64 MiB (y = 2 x), run before each timed call with --cold */
-const evict = (() => {
-  if (!values.cold) return () => {};
-  const g = new Graph();
-  const n = 1 << 24;
-  const y = g.ew("mul", [g.param("x", [n]), 2]);
-  const l = lowerGraph({ graph: g, v: y, batch: 1 }, paramArena(new Map([["x", new Float32Array(n)]])));
-  const program = addon.build(l.program, l.arenas);
-  return () => addon.run(program);
-})();
+const evict = values.cold ? cacheEvictor(addon) : () => {};
 
 /** the fastest call of each kernel (ms) on `threads` threads */
 function measure(threads: number): number[] {

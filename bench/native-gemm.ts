@@ -27,6 +27,7 @@ import { parseArgs } from "node:util";
 import { Graph } from "../runtime/graph/graph.ts";
 import { lowerGraph, nativeDetail, paramArena, requireNative } from "../runtime/executors/native/native.ts";
 import { Rng } from "../runtime/util/rng.ts";
+import { cacheEvictor } from "./evict.ts";
 
 const { values } = parseArgs({
   options: {
@@ -73,15 +74,7 @@ const compiled = compileAll({});
 const compiledBf16 = bf16 ? compileAll({ precision: "bf16" }) : [];
 
 /** --cold: a pass over 2 x 64 MiB (y = 2 x), run before each timed call */
-const evict = (() => {
-  if (!values.cold) return null;
-  const g = new Graph();
-  const n = 1 << 24;
-  const y = g.ew("mul", [g.param("x", [n]), 2]);
-  const l = lowerGraph({ graph: g, v: y, batch: 1 }, paramArena(new Map([["x", new Float32Array(n)]])));
-  const program = addon.build(l.program, l.arenas);
-  return () => addon.run(program);
-})();
+const evict = values.cold ? cacheEvictor(addon) : null;
 
 type Figures = { wallGflops: number; cpuGflopsPerThread: number };
 /** seconds of wall and process CPU time of `reps` calls (each after an eviction with --cold) */
