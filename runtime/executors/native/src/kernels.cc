@@ -777,23 +777,24 @@ static void run_gemm_bf16(const GemmKernel& g) { gemm_bf16_with<RoundedF32>(g); 
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,avx2,fma,f16c,bmi,bmi2")
 namespace {
 static_assert(MR <= 16 && NR == 32, "the vdpbf16ps packing assumes at most 16 rows and two vectors of columns");
-// 16 floats to bf16 in the upper half of each 32-bit lane, exactly as to_bf16: nearest even in
-// integer arithmetic, a NaN kept quiet (no DAZ, unlike vcvtne2ps2bf16)
-static inline __m512i round16(__m512 x) {
-  const __m512i u = _mm512_castps_si512(x);
-  const __m512i lsb = _mm512_and_si512(_mm512_maskz_srli_epi32(0xffff, u, 16), _mm512_set1_epi32(1));
-  const __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
-  const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
-  return _mm512_mask_or_epi32(r, nan, u, _mm512_set1_epi32(0x00400000));
+// The avx512bf16 path rounds with the instructions (vcvtne2ps2bf16, vcvtneps2bf16): nearest
+// even, a NaN kept quiet (as to_bf16), and an fp32 subnormal to a signed zero (their fixed DAZ,
+// where to_bf16 keeps a bf16 subnormal or rounds the largest ones up to the smallest normal).
+// vdpbf16ps treats bf16 subnormals as zero anyway, so this path treats every operand below the
+// smallest normal as zero; its scalar tails round the same way (to_bf16_daz).
+static inline std::uint32_t to_bf16_daz(float x) {
+  std::uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  return (u & 0x7f800000u) == 0 ? (u >> 16) & 0x8000u : to_bf16(x);
 }
-// pair words lo | hi << 16 of two rounded vectors (lanes j of each)
-static inline __m512i pair16(__m512i lo, __m512i hi) { return _mm512_or_si512(_mm512_maskz_srli_epi32(0xffff, lo, 16), _mm512_and_si512(hi, _mm512_set1_epi32(static_cast<int>(0xffff0000u)))); }
+// pair words lo[j] | hi[j] << 16 of 16 lanes of two vectors, rounded
+static inline __m512i pairs16(__m512 lo, __m512 hi) {
+  const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);  // 16-bit elements: lo's 16, then hi's 16
+  const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  return _mm512_permutexvar_epi16(idx, both);
+}
 // pair words of 16 consecutive floats of a row: 8 words (k, k+1), (k+2, k+3), ...
-static inline __m256i row_pairs16(const float* x) {
-  const __m512i r = round16(_mm512_loadu_ps(x));  // 64-bit lane q: even k low, odd k high
-  const __m512i w = _mm512_or_si512(_mm512_and_si512(_mm512_maskz_srli_epi64(0xff, r, 16), _mm512_set1_epi64(0xffff)), _mm512_and_si512(_mm512_maskz_srli_epi64(0xff, r, 32), _mm512_set1_epi64(0xffff0000ll)));
-  return _mm512_maskz_cvtepi64_epi32(0xff, w);
-}
+static inline __m256i row_pairs16(const float* x) { return (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x)); }
 
 struct Dpbf16 {
   // the pair words of a full panel (h == MR) of A: vectorized for row-major A (sk == 1: 16 k of
@@ -804,22 +805,34 @@ struct Dpbf16 {
     if (h != MR) return false;
     if (sk == 1) {
       int p = 0;
-      for (; p + 8 <= kp; p += 8) {
-        alignas(32) std::uint32_t t[MR][8];
-        for (int i = 0; i < MR; i++) _mm256_store_si256(reinterpret_cast<__m256i*>(t[i]), row_pairs16(s + i * sm + 2 * p));
-        for (int q = 0; q < 8; q++)
-          for (int i = 0; i < MR; i++) d[(p + q) * MR + i] = t[i][q];
+      static_assert(MR == 8, "the row-major A panel is transposed 8 x 8 words at a time");
+      for (; p + 8 <= kp; p += 8) {  // 8 pair words of each of the 8 rows, transposed in registers
+        __m256 r[8], t[8];
+        for (int i = 0; i < 8; i++) r[i] = _mm256_castsi256_ps(row_pairs16(s + i * sm + 2 * p));
+        for (int i = 0; i < 8; i += 2) {
+          t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+          t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+        }
+        for (int i = 0; i < 8; i += 4) {
+          r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+          r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+          r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+          r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+        }
+        // r[0..3]: words 0-3 of rows 0-3 (word q in r[q]'s low lane) and 4-7 in the high lane; r[4..7] rows 4-7
+        for (int q = 0; q < 4; q++) {
+          _mm256_storeu_ps(reinterpret_cast<float*>(d + (p + q) * MR), _mm256_permute2f128_ps(r[q], r[q + 4], 0x20));
+          _mm256_storeu_ps(reinterpret_cast<float*>(d + (p + q + 4) * MR), _mm256_permute2f128_ps(r[q], r[q + 4], 0x31));
+        }
       }
       for (; p < kp; p++)
-        for (int i = 0; i < MR; i++) d[p * MR + i] = to_bf16(s[i * sm + 2 * p]) | static_cast<std::uint32_t>(to_bf16(s[i * sm + 2 * p + 1])) << 16;
+        for (int i = 0; i < MR; i++) d[p * MR + i] = to_bf16_daz(s[i * sm + 2 * p]) | static_cast<std::uint32_t>(to_bf16_daz(s[i * sm + 2 * p + 1])) << 16;
       return true;
     }
     if (sm == 1) {
       const __mmask16 rows = static_cast<__mmask16>((1u << MR) - 1);
       for (int p = 0; p < kp; p++) {
-        const __m512i lo = round16(_mm512_maskz_loadu_ps(rows, s + 2 * p * sk));
-        const __m512i hi = round16(_mm512_maskz_loadu_ps(rows, s + (2 * p + 1) * sk));
-        _mm512_mask_storeu_epi32(d + p * MR, rows, pair16(lo, hi));
+        _mm512_mask_storeu_epi32(d + p * MR, rows, pairs16(_mm512_maskz_loadu_ps(rows, s + 2 * p * sk), _mm512_maskz_loadu_ps(rows, s + (2 * p + 1) * sk)));
       }
       return true;
     }
@@ -831,14 +844,14 @@ struct Dpbf16 {
     const int kp = (kc + 1) / 2;
     if (pack_a_fast(d, s, sm, sk, h, kc)) {
       if (kc % 2)
-        for (int i = 0; i < MR; i++) d[(kp - 1) * MR + i] = to_bf16(s[i * sm + (kc - 1) * sk]);
+        for (int i = 0; i < MR; i++) d[(kp - 1) * MR + i] = to_bf16_daz(s[i * sm + (kc - 1) * sk]);
       return;
     }
     for (int i = 0; i < h; i++) {
       const float* row = s + i * sm;
       for (int p = 0; p < kp; p++) {
-        const std::uint32_t lo = to_bf16(row[2 * p * sk]);
-        const std::uint32_t hi = 2 * p + 1 < kc ? to_bf16(row[(2 * p + 1) * sk]) : 0u;
+        const std::uint32_t lo = to_bf16_daz(row[2 * p * sk]);
+        const std::uint32_t hi = 2 * p + 1 < kc ? to_bf16_daz(row[(2 * p + 1) * sk]) : 0u;
         d[p * MR + i] = lo | (hi << 16);
       }
     }
@@ -869,13 +882,13 @@ struct Dpbf16 {
           for (; j < NR; j += VL) {
             const int left = w - j;
             const __mmask16 cols = left >= VL ? static_cast<__mmask16>(0xffff) : left <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << left) - 1);
-            _mm512_storeu_si512(dr + j, _mm512_maskz_mov_epi32(cols, pair16(round16(_mm512_maskz_loadu_ps(cols, r0 + j)), round16(_mm512_maskz_loadu_ps(cols, r1 + j)))));
+            _mm512_storeu_si512(dr + j, _mm512_maskz_mov_epi32(cols, pairs16(_mm512_maskz_loadu_ps(cols, r0 + j), _mm512_maskz_loadu_ps(cols, r1 + j))));
           }
           continue;
         }
-        for (; j < w; j++) dr[j] = to_bf16(r0[j * sn]) | static_cast<std::uint32_t>(to_bf16(r1[j * sn])) << 16;
+        for (; j < w; j++) dr[j] = to_bf16_daz(r0[j * sn]) | static_cast<std::uint32_t>(to_bf16_daz(r1[j * sn])) << 16;
       } else {
-        for (; j < w; j++) dr[j] = to_bf16(r0[j * sn]);
+        for (; j < w; j++) dr[j] = to_bf16_daz(r0[j * sn]);
       }
       for (; j < NR; j++) dr[j] = 0u;
     }
