@@ -87,7 +87,7 @@ export class Rng {
       this.spare = null;
     }
     const sp = boxMullerFill(out, i, this.s);
-    if (sp === sp) this.spare = sp;
+    if (!Number.isNaN(sp)) this.spare = sp; // an odd count: the last pair's second deviate
     return out;
   }
 

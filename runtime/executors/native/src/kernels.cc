@@ -798,8 +798,8 @@ static inline __m256i row_pairs16(const float* x) { return (__m256i)_mm512_cvtne
 
 struct Dpbf16 {
   // the pair words of a full panel (h == MR) of A: vectorized for row-major A (sk == 1: 16 k of
-  // each row, then a transpose through a small tile) and k-major A (sm == 1: MR rows of two k at
-  // once); false where the scalar loop packs it
+  // each row, then an 8 x 8 transpose of the words in registers) and k-major A (sm == 1: MR rows
+  // of two k at once); false where the scalar loop packs it
   static bool pack_a_fast(std::uint32_t* d, const float* s, std::int64_t sm, std::int64_t sk, int h, int kc) {
     const int kp = kc / 2;  // full pairs; an odd tail is left to the caller
     if (h != MR) return false;
