@@ -66,7 +66,7 @@ export function stepProfile(g: Graph, labels: readonly string[], nodes: readonly
     const k = kinds.get(kind) ?? { kind, count: 0, ms: 0, cpuMs: 0 };
     kinds.set(kind, { ...k, count: k.count + 1, ms: k.ms + ms, cpuMs: k.cpuMs + cpuMs });
     const op = nodes[i] >= 0 ? g.node(nodes[i]).op : null;
-    if (op?.kind !== "gemm") {
+    if (op?.kind !== "gemm" || kind !== "gemm") {  // a chain (kind attention or chain) starts with a GEMM node: counted apart
       const o = others.get(nodes[i]) ?? { node: labels[i], ms: 0, cpuMs: 0, bytes: nodeBytes(g, nodes[i]) };
       others.set(nodes[i], { ...o, ms: o.ms + ms, cpuMs: o.cpuMs + cpuMs });
       continue;

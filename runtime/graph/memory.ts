@@ -3,6 +3,7 @@
  * Kernels run in node order; a node's buffer goes back to a pool after the last kernel that reads
  * it (directly or through a view), and a later node takes the smallest free buffer that holds it
  * without wasting more than half. A node never receives the buffer of one of its own inputs.
+ * `hold` (node -> node) keeps a buffer past its last reader.
  */
 import { type Graph, inputsOf, rootOf, sizeOf } from "./graph.ts";
 
@@ -19,13 +20,19 @@ export interface BufferPlan {
  * Plan buffers for the `live` nodes for which `pooled(id)` holds (the others keep buffers of
  * their own: inputs, constants, parameters, results read after the pass).
  */
-export function planBuffers(g: Graph, live: Set<number>, pooled: (id: number) => boolean): BufferPlan {
+export function planBuffers(g: Graph, live: Set<number>, pooled: (id: number) => boolean, hold?: ReadonlyMap<number, number>): BufferPlan {
   const lastUse = new Map<number, number>();
   for (const id of live) {
     for (const i of inputsOf(g.node(id).op)) {
       const r = rootOf(g, i);
       lastUse.set(r, Math.max(lastUse.get(r) ?? -1, id));
     }
+  }
+  // held nodes keep their buffers at least until the node given (an executor that runs a range of
+  // kernels interleaved: runtime/executors/native/chains.ts)
+  for (const [id, until] of hold ?? []) {
+    const r = rootOf(g, id);
+    lastUse.set(r, Math.max(lastUse.get(r) ?? -1, until));
   }
   const releaseAt = new Map<number, number[]>();
   for (const [r, at] of lastUse) releaseAt.set(at, [...(releaseAt.get(at) ?? []), r]);

@@ -31,13 +31,27 @@ export interface Base {
 
 const attn = (B: number, H: number, N: number, D: number) => ({ batch: [B, H] as [number, number], m: N, n: N, k: D, alpha: 1 / Math.sqrt(D), a: [N * H * D, D, H * D, 1] as [number, number, number, number], b: [N * H * D, D, 1, H * D] as [number, number, number, number], c: [H * N * N, N * N, N, 1] as [number, number, number, number] });
 
+/** softmax(q k^T / sqrt(d)) v over 3 heads of 4 and the GEMMs and softmax gradient of its backward pass, in bf16: a chain each (chains.ts). */
+function attentionAndGradient(g: Graph, q: Sym, k: Sym, v: Sym, dO: Sym): Sym {
+  const [B, H, N, D] = [2, 3, 5, 4];
+  const rows: [number, number, number, number] = [N * H * D, D, H * D, 1]; // a head of [B, N, H * D]
+  const pv = { batch: [B, H] as [number, number], m: N, n: D, k: N, alpha: 1, a: [H * N * N, N * N, N, 1] as [number, number, number, number], b: rows, c: rows, precision: "bf16" as const };
+  const p = g.softmax(g.gemm(q, k, [B, H, N, N], { ...attn(B, H, N, D), precision: "bf16" }));
+  const o = g.gemm(p, v, [B, N, H * D], pv);
+  const dP = g.gemm(dO, v, [B, H, N, N], { ...attn(B, H, N, D), alpha: 1, precision: "bf16" });
+  const dS = g.add(dP.shape, { kind: "softmax_grad", y: p.id, dy: dP.id });
+  return g.ew("add", [o, g.gemm(dS, k, [B, N, H * D], { ...pv, alpha: 1 / Math.sqrt(D) })]);
+}
+
 /** Graphs reaching every instruction: GEMM layouts, norms and their gradients, sums, copies, convolution windows, elementwise codes. */
 const GRAPHS: [string, (g: Graph, p: Sym[]) => Sym, number[][]][] = [
   ["linear x W^T + b", (g, [x, w, b]) => g.linear(x, w, b), [[7, 20], [45, 20], [45]]],
   ["gemm x W", (g, [a, b]) => g.gemm(a, b, [13, 40], { batch: [1, 1], m: 13, n: 40, k: 9, alpha: 1, a: [0, 0, 9, 1], b: [0, 0, 40, 1], c: [0, 0, 40, 1] }), [[13, 9], [9, 40]]],
   ["gemm x W^T in bf16", (g, [a, b]) => g.gemm(a, b, [13, 40], { batch: [1, 1], m: 13, n: 40, k: 9, alpha: 1, a: [0, 0, 9, 1], b: [0, 0, 1, 9], c: [0, 0, 40, 1], precision: "bf16" }), [[13, 9], [40, 9]]],
   ["gemm dy^T x", (g, [a, b]) => g.gemm(a, b, [6, 10], { batch: [1, 1], m: 6, n: 10, k: 5, alpha: 1, a: [0, 0, 1, 6], b: [0, 0, 10, 1], c: [0, 0, 10, 1] }), [[5, 6], [5, 10]]],
-  ["batched attention scores", (g, [q, k]) => g.softmax(g.gemm(q, k, [2, 3, 5, 5], attn(2, 3, 5, 4))), [[2, 5, 12], [2, 5, 12]]],
+  ["batched attention scores (a chain)", (g, [q, k]) => g.softmax(g.gemm(q, k, [2, 3, 5, 5], attn(2, 3, 5, 4))), [[2, 5, 12], [2, 5, 12]]],
+  ["attention in bf16, its gradient (chains)", (g, [q, k, v, dO]) => attentionAndGradient(g, q, k, v, dO), [[2, 5, 12], [2, 5, 12], [2, 5, 12], [2, 5, 12]]],
+  ["softmax", (g, [x]) => g.softmax(x), [[4, 9]]],
   ["layer_norm", (g, [x]) => g.layerNorm(x, 1e-6), [[7, 33]]],
   ["layer_norm_grad", (g, [x, dy]) => g.add(x.shape, { kind: "layer_norm_grad", x: x.id, dy: dy.id, eps: 1e-5 }), [[5, 19], [5, 19]]],
   ["softmax_grad", (g, [y, dy]) => g.add(y.shape, { kind: "softmax_grad", y: y.id, dy: dy.id }), [[4, 9], [4, 9]]],
@@ -87,8 +101,9 @@ export function fieldMap(w: readonly number[]): { tags: Tag[]; nullable: boolean
     put("arena", 1, nul);
     put("offset", 1, nul);
   };
-  while (i < w.length) {
-    starts.push(i);
+  // one instruction; a chain's steps are instructions inside it (not starts: a program cut there is malformed)
+  const instr = (top: boolean) => {
+    if (top) starts.push(i);
     const op = w[i];
     put("op");
     switch (op) {
@@ -165,10 +180,18 @@ export function fieldMap(w: readonly number[]): { tags: Tag[]; nullable: boolean
         put("float", 5);
         put("int");
         break;
+      case Code.Chain: {
+        put("int");
+        const n = w[i];
+        put("int");
+        for (let j = 0; j < n; j++) instr(false);
+        break;
+      }
       default:
         throw new Error(`fieldMap: unknown instruction ${op} at ${i - 1}`);
     }
-  }
+  };
+  while (i < w.length) instr(true);
   return { tags, nullable, starts };
 }
 

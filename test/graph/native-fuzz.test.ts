@@ -87,6 +87,17 @@ describe("the addon refuses what used to kill the process", () => {
     refuses(k0, [new ArrayBuffer(64)], /field k .*0 is outside/);
   });
 
+  it("a GEMM with no rows and a sum over an axis of 0 (integer divisions by zero: SIGFPE, found by the fuzz's 30,000-case run)", () => {
+    const ab = new ArrayBuffer(4 * 64);
+    const f = new Float32Array(ab).fill(7);
+    // a GEMM of m = 0 (fp32 and bf16): its task split divided by zero row blocks; C untouched
+    for (const code of [2, 11]) expect(() => addon.run(addon.build(P(code, 0, 0, 0, 8, 0, 16, -1, 0, 1, 1, 0, 2, 2, 1, 0, 0, 2, 1, 0, 0, 2, 1, 0, 0, 2, 1), [ab]))).not.toThrow();
+    expect(f[16]).toBe(7);
+    // sum_to of [0, 11, 17] to [11 * 0 + ..., 17] per leading slice: rows / shape[0] divided by zero; the sums of nothing are 0
+    addon.run(addon.build(P(3, 0, 0, 0, 0, 3, 0, 11, 17, 17, 0, 1, 51, 0.5), [ab]));
+    expect([...f.slice(0, 51)].every((x) => x === 0)).toBe(true);
+  });
+
   it("a copy whose source overlaps its destination (memcpy of overlapping ranges: ASan), also through one buffer passed twice", () => {
     const ab = new ArrayBuffer(64);
     // copy 8 floats from offset 0 to offset 4 of the same arena, contiguous

@@ -34,6 +34,7 @@ export const Code = {
   GemmBf16: 11,
   Im2col: 12,
   Col2im: 13,
+  Chain: 14,
 } as const;
 
 /** src/op_codes.inc: one `OP(NAME, code)` line per instruction code. */
@@ -142,6 +143,24 @@ export class ProgramWriter {
 
   /** The kernels of one node (none for inputs, parameters, constants and views). */
   node(g: Graph, node: Node, at: (id: number) => Place): void {
+    if (this.emit(g, node, at)) this.mark(`${node.tag}:${node.op.kind}`, node.id);
+  }
+
+  /**
+   * One instruction for a chain's nodes (chains.ts): CHAIN, the batch count, the step count, then
+   * each node's own instruction; labelled `attention` when it has a softmax, else `chain`.
+   */
+  chain(g: Graph, nodes: readonly Node[], nbatch: number, at: (id: number) => Place): void {
+    this.w.push(Code.Chain, nbatch, nodes.length);
+    for (const n of nodes) {
+      if (n.op.kind !== "gemm" && n.op.kind !== "softmax" && n.op.kind !== "softmax_grad") throw new GraphError(`a chain step must be a GEMM, a softmax or its gradient, not ${n.op.kind}`);
+      this.emit(g, n, at);
+    }
+    this.mark(`${nodes[0].tag}:${nodes.some((n) => n.op.kind === "softmax" || n.op.kind === "softmax_grad") ? "attention" : "chain"}`, nodes[0].id);
+  }
+
+  /** Writes a node's instructions; false when it has none. Nodes of several kernels mark all but their last. */
+  private emit(g: Graph, node: Node, at: (id: number) => Place): boolean {
     const op = node.op;
     const label = `${node.tag}:${op.kind}`;
     const out = at(node.id);
@@ -151,7 +170,7 @@ export class ProgramWriter {
       case "param":
       case "const":
       case "view":
-        return;
+        return false;
       case "ew": {
         const layouts = op.inputs.map((_, j) => operandLayout(g, op, j));
         const st = layouts.map((L) => broadcastStridesOf(L.shape, L.strides, node.shape));
@@ -247,7 +266,7 @@ export class ProgramWriter {
       default:
         throw new GraphError(`no native kernel for ${(op as Op).kind}`);
     }
-    this.mark(label, node.id);
+    return true;
   }
 
   private mark(label: string, node: number): void {

@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { GraphError, liveNodes, rootOf, sizeOf } from "../../graph/graph.ts";
 import { planBuffers } from "../../graph/memory.ts";
 import { type Place, ProgramWriter } from "./lower.ts";
+import { type Chain, chainHolds, findChains } from "./chains.ts";
 import { type StepGraph, type VelocityGraph, gradientRoots, stepOutputs } from "../../graph/step-graph.ts";
 import type { AdamConfig } from "../webgpu/webgpu.ts";
 import { gib, memoryBudget } from "../../util/memory-limit.ts";
@@ -153,8 +154,8 @@ class Layout {
 }
 
 /** Place the live nodes of `g`: the ones `fixed` places, views with their source, the rest in `arena`. */
-function placeGraph(g: StepGraph["graph"], live: Set<number>, arena: number, layout: Layout, fixed: (id: number) => Place | undefined, pooled: (id: number) => boolean): Map<number, Place> {
-  const plan = planBuffers(g, live, (id) => fixed(id) === undefined && pooled(id));
+function placeGraph(g: StepGraph["graph"], live: Set<number>, arena: number, layout: Layout, fixed: (id: number) => Place | undefined, pooled: (id: number) => boolean, chains: readonly Chain[]): Map<number, Place> {
+  const plan = planBuffers(g, live, (id) => fixed(id) === undefined && pooled(id), chainHolds(g, chains));
   const slots = plan.slotFloats.map((f) => layout.take(f));
   const at = new Map<number, Place>();
   for (const node of g.nodes) {
@@ -167,6 +168,29 @@ function placeGraph(g: StepGraph["graph"], live: Set<number>, arena: number, lay
   }
   for (const node of g.nodes) if (live.has(node.id) && node.op.kind === "view") at.set(node.id, at.get(rootOf(g, node.id))!);
   return at;
+}
+
+/**
+ * How a graph is lowered: `chains` (default: on unless SDC_CHAINS=0) runs attention's batched
+ * kernels batch by batch as one instruction (chains.ts), with the same bits as one by one.
+ */
+export interface LowerOptions {
+  chains?: boolean;
+}
+function chainsOf(g: StepGraph["graph"], live: Set<number>, o: LowerOptions | undefined): Chain[] {
+  return (o?.chains ?? process.env.SDC_CHAINS !== "0") ? findChains(g, live) : [];
+}
+
+/** The program's instructions: one per node, or one per chain (at its first node). */
+function writeProgram(w: ProgramWriter, g: StepGraph["graph"], live: Set<number>, chains: readonly Chain[], at: (id: number) => Place): void {
+  const first = new Map(chains.map((c) => [c.nodes[0], c] as const));
+  const inChain = new Set(chains.flatMap((c) => c.nodes));
+  for (const node of g.nodes) {
+    if (!live.has(node.id)) continue;
+    const c = first.get(node.id);
+    if (c) w.chain(g, c.nodes.map((id) => g.node(id)), c.nbatch, at);
+    else if (!inChain.has(node.id)) w.node(g, node, at);
+  }
 }
 
 /** Views of the inputs (by name) and constants written once. */
@@ -222,6 +246,7 @@ export class NativeStep {
   constructor(
     readonly sg: StepGraph,
     readonly adam: AdamConfig,
+    lowering?: LowerOptions,
   ) {
     this.addon = requireNative();
     this.lr = adam.lr;
@@ -237,6 +262,7 @@ export class NativeStep {
     const g = sg.graph;
     const live = liveNodes(g, stepOutputs(sg));
     const gradAt = gradientRoots(sg, this.offsets);
+    const chains = chainsOf(g, live, lowering);
     const act = new Layout();
     const place = placeGraph(
       g,
@@ -257,6 +283,7 @@ export class NativeStep {
         const k = g.node(id).op.kind;
         return k !== "input" && k !== "const" && id !== sg.loss.id;
       },
+      chains,
     );
     const what = `the training step at batch ${sg.batch}`;
     checkMemory(act.floats * 4 + flatFloats * 4, what);
@@ -270,7 +297,7 @@ export class NativeStep {
     this.inputs = bindInputs(g, live, place, view);
     this.loss = view(place.get(sg.loss.id)!, 1);
     const w = new ProgramWriter();
-    for (const node of g.nodes) if (live.has(node.id)) w.node(g, node, (id) => place.get(id)!);
+    writeProgram(w, g, live, chains, (id) => place.get(id)!);
     w.adam({
       g: { arena: 0, offset: P },
       p: { arena: 0, offset: 0 },
@@ -431,9 +458,10 @@ export interface LoweredGraph {
 }
 
 /** Lower any graph with one output `v`: places, the activation arena (memory-checked), the program. */
-export function lowerGraph(vg: Pick<VelocityGraph, "graph" | "v" | "batch">, param: (name: string) => { buffer: ArrayBuffer; offset: number }): LoweredGraph {
+export function lowerGraph(vg: Pick<VelocityGraph, "graph" | "v" | "batch">, param: (name: string) => { buffer: ArrayBuffer; offset: number }, lowering?: LowerOptions): LoweredGraph {
   const g = vg.graph;
   const live = liveNodes(g, [vg.v.id]);
+  const chains = chainsOf(g, live, lowering);
   const arenas: ArrayBuffer[] = [new ArrayBuffer(0)];
   const arenaOf = new Map<ArrayBuffer, number>();
   const layout = new Layout();
@@ -457,6 +485,7 @@ export function lowerGraph(vg: Pick<VelocityGraph, "graph" | "v" | "batch">, par
       const k = g.node(id).op.kind;
       return k !== "input" && k !== "const" && id !== vg.v.id;
     },
+    chains,
   );
   const bytes = Math.max(ALIGN, layout.floats) * 4;
   checkMemory(bytes, `the forward pass at batch ${vg.batch}`);
@@ -467,14 +496,14 @@ export function lowerGraph(vg: Pick<VelocityGraph, "graph" | "v" | "batch">, par
   if (!vp) throw new GraphError("the output of the graph has no place");
   const out = view(vp, vg.v.size);
   const w = new ProgramWriter();
-  for (const node of g.nodes) if (live.has(node.id)) w.node(g, node, (id) => place.get(id)!);
+  writeProgram(w, g, live, chains, (id) => place.get(id)!);
   return { program: w.finish(), arenas, kernels: w.kernels, inputs, out, bytes };
 }
 
 /** Compile any graph with one output `v` (the velocity, or a test graph). */
-export function compileGraph(vg: Pick<VelocityGraph, "graph" | "v" | "batch">, param: (name: string) => { buffer: ArrayBuffer; offset: number }): CompiledGraph {
+export function compileGraph(vg: Pick<VelocityGraph, "graph" | "v" | "batch">, param: (name: string) => { buffer: ArrayBuffer; offset: number }, lowering?: LowerOptions): CompiledGraph {
   const addon = requireNative();
-  const l = lowerGraph(vg, param);
+  const l = lowerGraph(vg, param, lowering);
   const program = addon.build(l.program, l.arenas);
   // the parameters' arenas are the caller's, already in memory: the new one and the scratch count
   checkMemory(l.bytes + addon.scratchBytes(program), `the forward pass at batch ${vg.batch}`);

@@ -44,7 +44,7 @@ struct FillArgs {
   float v;
 };
 
-using Kernel = std::variant<sdc::EwKernel, sdc::GemmKernel, sdc::SumToKernel, sdc::CopyKernel, sdc::AdamKernel, FillArgs, std::pair<int, LnArgs>, std::pair<int, sdc::WindowKernel>>;
+using Kernel = std::variant<sdc::EwKernel, sdc::GemmKernel, sdc::SumToKernel, sdc::CopyKernel, sdc::AdamKernel, FillArgs, std::pair<int, LnArgs>, std::pair<int, sdc::WindowKernel>, sdc::ChainKernel>;
 
 struct Arena {
   float* data;
@@ -376,6 +376,41 @@ Kernel decode(Reader& r) {
       f.dst = r.resolve(dst, f.n);
       return f;
     }
+    case CHAIN: {
+      // CHAIN nbatch steps, then each step as its own instruction (GEMM, GEMM_BF16, SOFTMAX or
+      // SOFTMAX_GRAD), every one checked as it is on its own; a step is one batch's share of it
+      r.op_name = "chain";
+      sdc::ChainKernel k;
+      k.nbatch = r.in("batches", 1, MAX_INT);
+      const std::int64_t n = r.in("steps", 1, 64);
+      for (std::int64_t j = 0; j < n; j++) {
+        r.field = "step";
+        if (r.i < r.n && r.p[r.i] == CHAIN) bad("a chain inside a chain");  // no recursion deeper than one
+        Kernel sub = decode(r);
+        r.op_name = "chain";
+        r.field = "step";
+        sdc::ChainStep st{};
+        if (auto* g = std::get_if<sdc::GemmKernel>(&sub)) {
+          if (mul(g->batch[0], g->batch[1]) != k.nbatch) bad("a GEMM step of " + std::to_string(g->batch[0] * g->batch[1]) + " batches in a chain of " + std::to_string(k.nbatch));
+          if (g->n < 2) bad("a GEMM step with n < 2 (a matrix-vector product) in a chain");
+          st.kind = sdc::ChainStep::GEMM;
+          st.g = *g;
+        } else if (auto* a = std::get_if<std::pair<int, LnArgs>>(&sub); a && (a->first == SOFTMAX || a->first == SOFTMAX_GRAD)) {
+          if (a->second.rows % k.nbatch != 0) bad(std::to_string(a->second.rows) + " rows are not a whole number of rows for each of " + std::to_string(k.nbatch) + " batches");
+          st.kind = a->first == SOFTMAX ? sdc::ChainStep::SOFTMAX : sdc::ChainStep::SOFTMAX_GRAD;
+          st.out = a->second.out;
+          st.x = a->second.x;
+          st.dy = a->second.dy;
+          st.rows = a->second.rows;
+          st.d = a->second.d;
+        } else {
+          bad("a chain step must be a GEMM, a softmax or a softmax gradient");
+        }
+        if (st.kind == sdc::ChainStep::GEMM && st.g.bf16 && mul(add(st.g.n, 31), add(st.g.k, 1)) > sdc::CHAIN_B_FLOATS) bad("a bf16 GEMM step whose B of one batch, packed, passes " + std::to_string(sdc::CHAIN_B_FLOATS) + " floats");
+        k.steps.push_back(st);
+      }
+      return k;
+    }
     case ADAM: {
       r.op_name = "adam";
       sdc::AdamKernel k{};
@@ -408,6 +443,7 @@ void run_kernel(const Kernel& k) {
     void operator()(const sdc::CopyKernel& x) const { sdc::run_copy(x); }
     void operator()(const sdc::AdamKernel& x) const { sdc::run_adam(x); }
     void operator()(const FillArgs& x) const { sdc::run_fill(x.dst, x.n, x.v); }
+    void operator()(const sdc::ChainKernel& x) const { sdc::run_chain(x); }
     void operator()(const std::pair<int, sdc::WindowKernel>& x) const { x.first == IM2COL ? sdc::run_im2col(x.second) : sdc::run_col2im(x.second); }
     void operator()(const std::pair<int, LnArgs>& x) const {
       const LnArgs& a = x.second;

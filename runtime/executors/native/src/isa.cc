@@ -95,5 +95,6 @@ void run_fill(float* dst, std::int64_t n, float v) { K().fill(dst, n, v); }
 void run_adam(const AdamKernel& k) { K().adam(k); }
 void run_im2col(const WindowKernel& k) { K().im2col(k); }
 void run_col2im(const WindowKernel& k) { K().col2im(k); }
+void run_chain(const ChainKernel& k) { K().chain(k); }
 
 }  // namespace sdc

@@ -30,6 +30,7 @@ struct Kernels {
   void (*col2im)(const WindowKernel&);
   int (*ew_arity)(int);
   std::int64_t (*gemm_scratch_floats)(const GemmKernel&);
+  void (*chain)(const ChainKernel&);
 };
 namespace x86_64 {
 extern const Kernels kernels;

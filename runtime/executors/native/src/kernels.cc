@@ -544,6 +544,7 @@ struct GemmTasks {
   bool serial;
 };
 static GemmTasks gemm_tasks(const GemmKernel& g, std::int64_t nbatch, double flops) {
+  if (g.m <= 0 || g.n <= 0 || nbatch <= 0) return {MR, 1, 1, 0, true};  // no output element: no task (m = 0 divided by zero blocks)
   const std::int64_t T = threads();
   const std::int64_t nblocks = (g.n + NB - 1) / NB, most = (g.m + MR - 1) / MR;
   std::int64_t mblocks = (g.m + MC - 1) / MC;
@@ -715,57 +716,124 @@ struct RoundedF32 {
 }  // namespace
 static thread_local Bf16Buffers t_bf16;
 
+// B of batch bi packed (rounded) into `dst`: its panels of NR columns over all of K, panel_floats apart.
+template <class P>
+static void bf16_pack_b(const GemmKernel& g, std::int64_t bi, std::int64_t jp, float* dst) {
+  const float* B = g.b + (bi / g.batch[1]) * g.bs[0] + (bi % g.batch[1]) * g.bs[1];
+  const int w = static_cast<int>(std::min<std::int64_t>(NR, g.n - jp * NR));
+  P::pack_b(dst, B, g.bs[2], g.bs[3], 0, static_cast<int>(g.k), jp * NR, w);
+}
+
+// One task of the bf16 GEMM: rows m0 .. m0+ml and columns n0 .. n0+nl of batch bi, B read from
+// that batch's packed panels.
+template <class P>
+static void bf16_task(const GemmKernel& g, std::int64_t bi, const float* batch_panels, std::int64_t panel_floats, std::int64_t m0, int ml, std::int64_t n0, int nl, float* Ap) {
+  const std::int64_t b1 = bi / g.batch[1], b2 = bi % g.batch[1];
+  const float* A = g.a + b1 * g.as[0] + b2 * g.as[1];
+  float* C = g.c + b1 * g.cs[0] + b2 * g.cs[1];
+  for (std::int64_t k0 = 0; k0 < g.k; k0 += KC) {
+    const int kc = static_cast<int>(std::min<std::int64_t>(KC, g.k - k0));
+    for (int ip = 0; ip < ml; ip += MR) P::pack_a(Ap + (ip / MR) * (MR * KC), A, g.as[2], g.as[3], m0 + ip, std::min(MR, ml - ip), k0, kc);
+    for (int jp = 0; jp < nl; jp += NR) {
+      const int w = std::min(NR, nl - jp);
+      const float* bp = P::b_block(batch_panels + ((n0 + jp) / NR) * panel_floats, k0);
+      for (int ip = 0; ip < ml; ip += MR) {
+        vf acc[MR][2];
+        P::kernel(w, kc, Ap + (ip / MR) * (MR * KC), bp, acc);
+        store_tile(g, C, acc, std::min(MR, ml - ip), w, m0 + ip, n0 + jp, k0 == 0);
+      }
+    }
+  }
+}
+
+static inline std::int64_t bf16_panel_floats(const GemmKernel& g) { return (g.k + 1) / 2 * 2 * NR; }
+
 template <class P>
 static void gemm_bf16_with(const GemmKernel& g) {
-  const std::int64_t nb1 = g.batch[0], nb2 = g.batch[1];
-  const std::int64_t nbatch = nb1 * nb2;
+  const std::int64_t nbatch = g.batch[0] * g.batch[1];
   const double flops = 2.0 * g.m * g.n * g.k * nbatch;
   const GemmTasks part = gemm_tasks(g, nbatch, flops);
-  const std::int64_t mc = part.mc, nblocks = part.nblocks, mblocks = part.mblocks, tasks = part.tasks;
   const std::int64_t npanels = (g.n + NR - 1) / NR;
-  const std::int64_t panel_floats = (g.k + 1) / 2 * 2 * NR;
+  const std::int64_t panel_floats = bf16_panel_floats(g);
   float* const packed_b = g.scratch;
   parallel_for(nbatch * npanels, flops < 5e5 ? nbatch * npanels : 4, [&](std::int64_t b, std::int64_t e, int) {
-    for (std::int64_t q = b; q < e; q++) {
-      const std::int64_t bi = q / npanels, jp = q % npanels;
-      const float* B = g.b + (bi / nb2) * g.bs[0] + (bi % nb2) * g.bs[1];
-      const int w = static_cast<int>(std::min<std::int64_t>(NR, g.n - jp * NR));
-      P::pack_b(packed_b + q * panel_floats, B, g.bs[2], g.bs[3], 0, static_cast<int>(g.k), jp * NR, w);
-    }
+    for (std::int64_t q = b; q < e; q++) bf16_pack_b<P>(g, q / npanels, q % npanels, packed_b + q * panel_floats);
   });
-  parallel_tasks(tasks, part.serial, [&](std::int64_t tb, std::int64_t te, int) {
-    float* Ap = t_bf16.a;
+  parallel_tasks(part.tasks, part.serial, [&](std::int64_t tb, std::int64_t te, int) {
     for (std::int64_t t = tb; t < te; t++) {
-      std::int64_t r = t;
-      const std::int64_t nbk = r % nblocks;
-      r /= nblocks;
-      const std::int64_t mbk = r % mblocks;
-      r /= mblocks;
-      const std::int64_t b2 = r % nb2, b1 = r / nb2;
-      const float* A = g.a + b1 * g.as[0] + b2 * g.as[1];
-      float* C = g.c + b1 * g.cs[0] + b2 * g.cs[1];
-      const std::int64_t m0 = mbk * mc, n0 = nbk * NB;
-      const int ml = static_cast<int>(std::min<std::int64_t>(mc, g.m - m0));
-      const int nl = static_cast<int>(std::min<std::int64_t>(NB, g.n - n0));
-      const float* batch_panels = packed_b + (b1 * nb2 + b2) * npanels * panel_floats;
-      for (std::int64_t k0 = 0; k0 < g.k; k0 += KC) {
-        const int kc = static_cast<int>(std::min<std::int64_t>(KC, g.k - k0));
-        for (int ip = 0; ip < ml; ip += MR) P::pack_a(Ap + (ip / MR) * (MR * KC), A, g.as[2], g.as[3], m0 + ip, std::min(MR, ml - ip), k0, kc);
-        for (int jp = 0; jp < nl; jp += NR) {
-          const int w = std::min(NR, nl - jp);
-          const float* bp = P::b_block(batch_panels + ((n0 + jp) / NR) * panel_floats, k0);
-          for (int ip = 0; ip < ml; ip += MR) {
-            vf acc[MR][2];
-            P::kernel(w, kc, Ap + (ip / MR) * (MR * KC), bp, acc);
-            store_tile(g, C, acc, std::min(MR, ml - ip), w, m0 + ip, n0 + jp, k0 == 0);
-          }
-        }
-      }
+      const TaskBlock q = task_block(g, part, t);
+      bf16_task<P>(g, q.bi, packed_b + q.bi * npanels * panel_floats, panel_floats, q.m0, q.ml, q.n0, q.nl, t_bf16.a);
     }
   });
 }
 
 static void run_gemm_bf16(const GemmKernel& g) { gemm_bf16_with<RoundedF32>(g); }
+
+// ---------------------------------------------------------------------------------------------
+// chains: batched GEMMs, softmaxes and softmax gradients that touch, for each batch, only what the
+// chain's earlier kernels wrote for that batch (attention: S = q k^T, P = softmax(S), O = P v; and
+// its gradient). Each thread takes whole batches and runs every kernel of the chain on one batch
+// before the next, so a batch's S and P are read back from L1 and L2 instead of memory, with one
+// fork and join for the chain. runtime/executors/native/chains.ts finds them and proves that
+// batch-locality. Each kernel computes every element as its own instruction does (the same tasks,
+// packing and K order): the same bits as the kernels one by one.
+
+static void softmax_rows(float* out, const float* x, std::int64_t b, std::int64_t e, std::int64_t d);
+static void softmax_grad_rows(float* out, const float* y, const float* dy, std::int64_t b, std::int64_t e, std::int64_t d);
+
+namespace {
+// one batch's B of a bf16 GEMM step, packed (at most CHAIN_B_FLOATS: the decoder checks)
+struct ChainBuffers {
+  float* b = nullptr;
+  ChainBuffers() { b = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * CHAIN_B_FLOATS)); }
+  ~ChainBuffers() { std::free(b); }
+};
+}  // namespace
+static thread_local ChainBuffers t_chain;
+
+// Row blocks of at most MC rows (a multiple of MR), column blocks of NB: the unfused GEMM's
+// tasks, whose split does not change any element's sum.
+template <class F>
+static void batch_blocks(const GemmKernel& g, F&& f) {
+  for (std::int64_t m0 = 0; m0 < g.m; m0 += MC)
+    for (std::int64_t n0 = 0; n0 < g.n; n0 += NB) f(m0, static_cast<int>(std::min<std::int64_t>(MC, g.m - m0)), n0, static_cast<int>(std::min<std::int64_t>(NB, g.n - n0)));
+}
+
+template <class P>
+static void chain_batch(const ChainKernel& k, std::int64_t bi) {
+  for (const ChainStep& s : k.steps) {
+    if (s.kind == ChainStep::GEMM) {
+      const GemmKernel& g = s.g;
+      if (g.bf16) {
+        // B of this batch packed into the thread's buffer (the unfused GEMM packs all batches into
+        // its scratch first: written to memory and read back), where it stays in L1 and L2
+        const std::int64_t npanels = (g.n + NR - 1) / NR, panel_floats = bf16_panel_floats(g);
+        float* panels = t_chain.b;
+        for (std::int64_t jp = 0; jp < npanels; jp++) bf16_pack_b<P>(g, bi, jp, panels + jp * panel_floats);
+        batch_blocks(g, [&](std::int64_t m0, int ml, std::int64_t n0, int nl) { bf16_task<P>(g, bi, panels, panel_floats, m0, ml, n0, nl, t_bf16.a); });
+      } else {
+        const std::int64_t b1 = bi / g.batch[1], b2 = bi % g.batch[1];
+        batch_blocks(g, [&](std::int64_t m0, int ml, std::int64_t n0, int nl) { gemm_task(g, g.a + b1 * g.as[0] + b2 * g.as[1], g.b + b1 * g.bs[0] + b2 * g.bs[1], g.c + b1 * g.cs[0] + b2 * g.cs[1], nullptr, m0, ml, n0, nl, t_pack.a, t_pack.b); });
+      }
+    } else {
+      const std::int64_t per = s.rows / k.nbatch;
+      if (s.kind == ChainStep::SOFTMAX) softmax_rows(s.out, s.x, bi * per, (bi + 1) * per, s.d);
+      else softmax_grad_rows(s.out, s.x, s.dy, bi * per, (bi + 1) * per, s.d);
+    }
+  }
+}
+
+// Batches split between the threads (one batch a task); all on the caller below ~0.5 MFLOP.
+template <class P>
+static void run_chain_with(const ChainKernel& k) {
+  double flops = 0;
+  for (const ChainStep& s : k.steps)
+    if (s.kind == ChainStep::GEMM) flops += 2.0 * s.g.m * s.g.n * s.g.k * k.nbatch;
+  parallel_for(k.nbatch, flops < 5e5 ? k.nbatch : 1, [&](std::int64_t b, std::int64_t e, int) {
+    for (std::int64_t bi = b; bi < e; bi++) chain_batch<P>(k, bi);
+  });
+}
+static void run_chain(const ChainKernel& k) { run_chain_with<RoundedF32>(k); }
 
 #if SDC_ISA_LEVEL >= 2
 // AVX512-BF16: A packed as bf16 pairs (k, k+1) of each row, one 32-bit word per row and pair
@@ -927,6 +995,7 @@ struct Dpbf16 {
 };
 }  // namespace
 static void run_gemm_bf16_dp(const GemmKernel& g) { gemm_bf16_with<Dpbf16>(g); }
+static void run_chain_dp(const ChainKernel& k) { run_chain_with<Dpbf16>(k); }
 #pragma GCC pop_options
 #endif
 
@@ -1003,7 +1072,9 @@ void run_sum_to(const SumToKernel& k) {
     columns = columns && k.ost[d] == 0;
   }
   std::vector<double> acc(static_cast<size_t>(k.out_size), 0.0);
-  if (columns) {
+  if (rows == 0 || inner == 0) {
+    // nothing to add (an axis of 0): the output is zeros (rows / shape[0] divided by zero)
+  } else if (columns) {
     sum_to_columns(k, acc.data(), rows);
   } else if (nd >= 2 && k.ost[0] != 0) {
     const std::int64_t lead = k.shape[0], per = rows / lead;
@@ -1095,41 +1166,47 @@ static inline float row_max(const float* xr, std::int64_t d) {
   return m[0];
 }
 
+// Rows b .. e of a softmax (each row normalized on its own: any split of the rows gives the same bits).
+static void softmax_rows(float* out, const float* x, std::int64_t b, std::int64_t e, std::int64_t d) {
+  for (std::int64_t r = b; r < e; r++) {
+    const float* xr = x + r * d;
+    float* o = out + r * d;
+    const float mx = row_max(xr, d);
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (std::int64_t j = 0; j < d; j++) {
+      const float ex = sdc_exp(xr[j] - mx);
+      o[j] = ex;
+      s += ex;
+    }
+    const float inv = 1.0f / s;
+#pragma omp simd
+    for (std::int64_t j = 0; j < d; j++) o[j] *= inv;
+  }
+}
+
 void run_softmax(float* out, const float* x, std::int64_t rows, std::int64_t d) {
   if (rows <= 0 || d <= 0) return;  // nothing to normalize (and no division by d)
-  parallel_for(rows, std::max<std::int64_t>(1, 16384 / d), [&](std::int64_t b, std::int64_t e, int) {
-    for (std::int64_t r = b; r < e; r++) {
-      const float* xr = x + r * d;
-      float* o = out + r * d;
-      const float mx = row_max(xr, d);
-      float s = 0.0f;
+  parallel_for(rows, std::max<std::int64_t>(1, 16384 / d), [&](std::int64_t b, std::int64_t e, int) { softmax_rows(out, x, b, e, d); });
+}
+
+// Rows b .. e of softmax's gradient.
+static void softmax_grad_rows(float* out, const float* y, const float* dy, std::int64_t b, std::int64_t e, std::int64_t d) {
+  for (std::int64_t r = b; r < e; r++) {
+    const float* yr = y + r * d;
+    const float* g = dy + r * d;
+    float* o = out + r * d;
+    float s = 0.0f;
 #pragma omp simd reduction(+ : s)
-      for (std::int64_t j = 0; j < d; j++) {
-        const float ex = sdc_exp(xr[j] - mx);
-        o[j] = ex;
-        s += ex;
-      }
-      const float inv = 1.0f / s;
+    for (std::int64_t j = 0; j < d; j++) s += yr[j] * g[j];
 #pragma omp simd
-      for (std::int64_t j = 0; j < d; j++) o[j] *= inv;
-    }
-  });
+    for (std::int64_t j = 0; j < d; j++) o[j] = yr[j] * (g[j] - s);
+  }
 }
 
 void run_softmax_grad(float* out, const float* y, const float* dy, std::int64_t rows, std::int64_t d) {
   if (rows <= 0 || d <= 0) return;  // nothing to normalize (and no division by d)
-  parallel_for(rows, std::max<std::int64_t>(1, 16384 / d), [&](std::int64_t b, std::int64_t e, int) {
-    for (std::int64_t r = b; r < e; r++) {
-      const float* yr = y + r * d;
-      const float* g = dy + r * d;
-      float* o = out + r * d;
-      float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-      for (std::int64_t j = 0; j < d; j++) s += yr[j] * g[j];
-#pragma omp simd
-      for (std::int64_t j = 0; j < d; j++) o[j] = yr[j] * (g[j] - s);
-    }
-  });
+  parallel_for(rows, std::max<std::int64_t>(1, 16384 / d), [&](std::int64_t b, std::int64_t e, int) { softmax_grad_rows(out, y, dy, b, e, d); });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1326,10 +1403,10 @@ void run_adam(const AdamKernel& k) {
   parallel_for(k.n, 1 << 15, [&](std::int64_t b, std::int64_t e, int) { update(k, s, b, e); });
 }
 
-const Kernels kernels = {run_ew, run_gemm, run_gemm_bf16, run_sum_to, run_layer_norm, run_layer_norm_grad, run_softmax, run_softmax_grad, run_copy, run_fill, run_adam, run_im2col, run_col2im, ew_arity, gemm_scratch_floats};
+const Kernels kernels = {run_ew, run_gemm, run_gemm_bf16, run_sum_to, run_layer_norm, run_layer_norm_grad, run_softmax, run_softmax_grad, run_copy, run_fill, run_adam, run_im2col, run_col2im, ew_arity, gemm_scratch_floats, run_chain};
 #if SDC_ISA_LEVEL >= 2
 // the avx512bf16 level: these kernels with the bf16 GEMM on vdpbf16ps
-const Kernels kernels_bf16 = {run_ew, run_gemm, run_gemm_bf16_dp, run_sum_to, run_layer_norm, run_layer_norm_grad, run_softmax, run_softmax_grad, run_copy, run_fill, run_adam, run_im2col, run_col2im, ew_arity, gemm_scratch_floats};
+const Kernels kernels_bf16 = {run_ew, run_gemm, run_gemm_bf16_dp, run_sum_to, run_layer_norm, run_layer_norm_grad, run_softmax, run_softmax_grad, run_copy, run_fill, run_adam, run_im2col, run_col2im, ew_arity, gemm_scratch_floats, run_chain_dp};
 #endif
 
 #ifdef SDC_ISA_TARGET

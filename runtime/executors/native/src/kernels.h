@@ -48,6 +48,27 @@ void run_gemm(const GemmKernel& g);
 // floats of packing scratch run_gemm needs (0 when B is read in place), or -1 if that overflows
 std::int64_t gemm_scratch_floats(const GemmKernel& g);
 
+// ---- chains: batched kernels run batch by batch (one thread a batch), each batch through every
+// step before the next; the steps of a batch touch only what earlier steps wrote for that batch
+// (runtime/executors/native/chains.ts). GEMM steps have n > 1; softmax steps rows divisible by nbatch.
+struct ChainStep {
+  enum Kind { GEMM = 0, SOFTMAX = 1, SOFTMAX_GRAD = 2 };
+  int kind;
+  GemmKernel g;        // GEMM (batch[0] * batch[1] == nbatch); a bf16 one has scratch of its own
+  float* out;          // SOFTMAX, SOFTMAX_GRAD: rows x d
+  const float* x;      // its input (SOFTMAX_GRAD: y, the softmax's output)
+  const float* dy;     // SOFTMAX_GRAD
+  std::int64_t rows, d;
+};
+struct ChainKernel {
+  std::int64_t nbatch;
+  std::vector<ChainStep> steps;
+};
+// The most floats of one batch's packed B of a bf16 GEMM step, (n + 31) * (k + 1) at most (a
+// thread's buffer; runtime/executors/native/chains.ts keeps larger GEMMs out of chains).
+constexpr std::int64_t CHAIN_B_FLOATS = std::int64_t(1) << 16;
+void run_chain(const ChainKernel& k);
+
 // ---- reductions, normalization, data movement ----------------------------------------------
 struct SumToKernel {
   float* out;
