@@ -40,6 +40,9 @@ describe("findChains", () => {
     expect(kinds.filter((k) => k === "gemm softmax gemm").length).toBeGreaterThan(0);
     expect(kinds.filter((k) => k === "gemm gemm softmax_grad gemm gemm").length).toBe(kinds.filter((k) => k === "gemm softmax gemm").length);
     for (const c of chains) expect(c.nbatch % 4, `${c.nbatch} batches: 4 samples x heads`).toBe(0);
+    // local (never stored): the scores S, and in the backward pass dP and dS; P and the products are read after
+    const localKinds = chains.map((c) => c.locals.map((l) => g.node(l.node).op.kind).join(" "));
+    for (let i = 0; i < chains.length; i++) expect(localKinds[i], kinds[i]).toBe(kinds[i] === "gemm softmax gemm" ? "gemm" : "gemm softmax_grad");
   });
 
   it("keeps a run apart whose reader takes another batch's elements, and one without a link", () => {
@@ -168,16 +171,16 @@ describe("the decoder", () => {
   const gemm = (batch = 2, code = 2) => [code, 0, 0, 0, 8, 0, 16, -1, 0, batch, 1, 2, 2, 2, 1, 4, 0, 2, 1, 4, 0, 2, 1, 4, 0, 2, 1];
   it("runs a chain, and refuses a step of other batches, a step that is not a GEMM or softmax, a chain in a chain, a matrix-vector step", () => {
     const a = [new ArrayBuffer(4 * 64)];
-    expect(() => addon().run(addon().build(P(14, 2, 2, ...gemm(), 6, 0, 32, 0, 16, 4, 2), a))).not.toThrow();
-    expect(() => addon().build(P(14, 2, 1, ...gemm(3)), a)).toThrow(/kernel 0 \(chain\), field step .*a GEMM step of 3 batches in a chain of 2/);
-    expect(() => addon().build(P(14, 2, 1, 9, 0, 0, 4, 0), a)).toThrow(/kernel 0 \(chain\), field step .*must be a GEMM, a softmax or a softmax gradient/);
-    expect(() => addon().build(P(14, 2, 1, 14, 2, 1, ...gemm()), a)).toThrow(/a chain inside a chain/);
-    expect(() => addon().build(P(14, 2, 1, 6, 0, 32, 0, 16, 3, 2), a)).toThrow(/3 rows are not a whole number of rows for each of 2 batches/);
+    expect(() => addon().run(addon().build(P(14, 2, 2, 0, ...gemm(), 6, 0, 32, 0, 16, 4, 2), a))).not.toThrow();
+    expect(() => addon().build(P(14, 2, 1, 0, ...gemm(3)), a)).toThrow(/kernel 0 \(chain\), field step .*a GEMM step of 3 batches in a chain of 2/);
+    expect(() => addon().build(P(14, 2, 1, 0, 9, 0, 0, 4, 0), a)).toThrow(/kernel 0 \(chain\), field step .*must be a GEMM, a softmax or a softmax gradient/);
+    expect(() => addon().build(P(14, 2, 1, 0, 14, 2, 1, 0, ...gemm()), a)).toThrow(/a chain inside a chain/);
+    expect(() => addon().build(P(14, 2, 1, 0, 6, 0, 32, 0, 16, 3, 2), a)).toThrow(/3 rows are not a whole number of rows for each of 2 batches/);
     const gemv = gemm();
     gemv[12] = 1; // n = 1
-    expect(() => addon().build(P(14, 2, 1, ...gemv), a)).toThrow(/n < 2/);
+    expect(() => addon().build(P(14, 2, 1, 0, ...gemv), a)).toThrow(/n < 2/);
     // a bf16 step whose one batch's B, packed, passes the thread buffer
     const big = [11, 0, 0, 0, 0, 0, 0, -1, 0, 2, 1, 2, 2048, 64, 1, 0, 0, 64, 1, 0, 0, 1, 64, 4096, 0, 2048, 1];
-    expect(() => addon().build(P(14, 2, 1, ...big), [new ArrayBuffer(4 * 2048 * 64 * 2)])).toThrow(/passes 65536 floats/);
+    expect(() => addon().build(P(14, 2, 1, 0, ...big), [new ArrayBuffer(4 * 2048 * 64 * 2)])).toThrow(/passes 65536 floats/);
   });
 });

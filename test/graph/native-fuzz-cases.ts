@@ -184,6 +184,12 @@ export function fieldMap(w: readonly number[]): { tags: Tag[]; nullable: boolean
         put("int");
         const n = w[i];
         put("int");
+        const nl = w[i];
+        put("int");
+        for (let j = 0; j < nl; j++) {
+          ptr();
+          put("int");
+        }
         for (let j = 0; j < n; j++) instr(false);
         break;
       }

@@ -20,6 +20,12 @@ export interface Chain {
   nodes: number[];
   /** batches: every GEMM's batch[0] * batch[1]; each softmax's rows split evenly between them */
   nbatch: number;
+  /**
+   * the chain's local tensors: nodes of the run that only the run reads (attention's scores and
+   * their gradients), batch i at i * floats; the executor keeps one batch of each in a thread's
+   * buffer and never stores them in memory
+   */
+  locals: { node: number; floats: number }[];
 }
 
 /** nodes that emit no kernel: a run goes on past them */
@@ -30,6 +36,8 @@ const MAX_FOOTPRINT = 1 << 18;
 const MAX_TENSOR = 1 << 24;
 /** src/kernels.h CHAIN_B_FLOATS: a bf16 GEMM step packs one batch's B, (n + 31) * (k + 1) floats at most, into a thread's buffer */
 export const CHAIN_B_FLOATS = 1 << 16;
+/** src/kernels.h CHAIN_LOCAL_FLOATS: one batch of each local tensor, each rounded up to 16 floats, in a thread's buffer */
+export const CHAIN_LOCAL_FLOATS = 1 << 16;
 
 /** One batch's access to a tensor: the offset of batch i, and the element offsets of batch 0. */
 interface Access {
@@ -121,15 +129,18 @@ function chainable(node: Node): boolean {
  * The chains among the `live` nodes, in node (program) order: maximal runs that start with a
  * batched GEMM and in which at least one kernel reads what an earlier one wrote.
  */
-export function findChains(g: Graph, live: ReadonlySet<number>): Chain[] {
+export function findChains(g: Graph, live: ReadonlySet<number>, outputs: readonly number[] = []): Chain[] {
   const chains: Chain[] = [];
+  const readers = new Map<number, number[]>();
+  for (const id of live) for (const i of inputsOf(g.node(id).op)) readers.set(i, [...(readers.get(i) ?? []), id]);
+  const out = new Set(outputs);
   let run: Node[] = [];
   let nbatch = 0;
   let linked = false;
   const members = new Set<number>();
   const onceChecked = new Map<number, boolean>();
   const flush = () => {
-    if (run.length >= 2 && linked) chains.push({ nodes: run.map((n) => n.id), nbatch });
+    if (run.length >= 2 && linked) chains.push({ nodes: run.map((n) => n.id), nbatch, locals: localsOf(g, run, nbatch, readers, out) });
     run = [];
     members.clear();
     linked = false;
@@ -179,6 +190,31 @@ export function findChains(g: Graph, live: ReadonlySet<number>): Chain[] {
   }
   flush();
   return chains;
+}
+
+/**
+ * The run's nodes that only the run reads (every reader in the run, no view of them, not an
+ * output) and whose batch i is the block of floats at i * floats (the same offsets for every
+ * reader: sameBatches), while their blocks fit CHAIN_LOCAL_FLOATS.
+ */
+function localsOf(g: Graph, run: readonly Node[], nbatch: number, readers: ReadonlyMap<number, number[]>, outputs: ReadonlySet<number>): Chain["locals"] {
+  const inRun = new Set(run.map((n) => n.id));
+  const locals: Chain["locals"] = [];
+  let used = 0;
+  for (const node of run) {
+    const rs = readers.get(node.id) ?? [];
+    if (outputs.has(node.id) || rs.length === 0 || !rs.every((r) => inRun.has(r))) continue;
+    const w = writeAccess(node, nbatch);
+    const floats = sizeOf(node.shape) / nbatch;
+    const f = w.footprint();
+    if (!f || f.length !== floats || !f.every((e, j) => e === j)) continue;
+    let blocks = true;
+    for (let i = 0; i < nbatch && blocks; i++) blocks = w.batchOffset(i) === i * floats;
+    if (!blocks || used + floats > CHAIN_LOCAL_FLOATS) continue;
+    locals.push({ node: node.id, floats });
+    used += Math.ceil(floats / 16) * 16;
+  }
+  return locals;
 }
 
 /** Whether view `id` reads (through views) node `of`. */

@@ -147,11 +147,16 @@ export class ProgramWriter {
   }
 
   /**
-   * One instruction for a chain's nodes (chains.ts): CHAIN, the batch count, the step count, then
-   * each node's own instruction; labelled `attention` when it has a softmax, else `chain`.
+   * One instruction for a chain's nodes (chains.ts): CHAIN, the batch count, the step count, the
+   * local tensors' count, each local tensor (where, floats of one batch), then each node's own
+   * instruction; labelled `attention` when it has a softmax, else `chain`.
    */
-  chain(g: Graph, nodes: readonly Node[], nbatch: number, at: (id: number) => Place): void {
-    this.w.push(Code.Chain, nbatch, nodes.length);
+  chain(g: Graph, nodes: readonly Node[], nbatch: number, locals: readonly { node: number; floats: number }[], at: (id: number) => Place): void {
+    this.w.push(Code.Chain, nbatch, nodes.length, locals.length);
+    for (const l of locals) {
+      this.ptr(at(l.node));
+      this.w.push(l.floats);
+    }
     for (const n of nodes) {
       if (n.op.kind !== "gemm" && n.op.kind !== "softmax" && n.op.kind !== "softmax_grad") throw new GraphError(`a chain step must be a GEMM, a softmax or its gradient, not ${n.op.kind}`);
       this.emit(g, n, at);

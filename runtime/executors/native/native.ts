@@ -177,8 +177,8 @@ function placeGraph(g: StepGraph["graph"], live: Set<number>, arena: number, lay
 export interface LowerOptions {
   chains?: boolean;
 }
-function chainsOf(g: StepGraph["graph"], live: Set<number>, o: LowerOptions | undefined): Chain[] {
-  return (o?.chains ?? process.env.SDC_CHAINS !== "0") ? findChains(g, live) : [];
+function chainsOf(g: StepGraph["graph"], live: Set<number>, outputs: readonly number[], o: LowerOptions | undefined): Chain[] {
+  return (o?.chains ?? process.env.SDC_CHAINS !== "0") ? findChains(g, live, outputs) : [];
 }
 
 /** The program's instructions: one per node, or one per chain (at its first node). */
@@ -188,7 +188,7 @@ function writeProgram(w: ProgramWriter, g: StepGraph["graph"], live: Set<number>
   for (const node of g.nodes) {
     if (!live.has(node.id)) continue;
     const c = first.get(node.id);
-    if (c) w.chain(g, c.nodes.map((id) => g.node(id)), c.nbatch, at);
+    if (c) w.chain(g, c.nodes.map((id) => g.node(id)), c.nbatch, c.locals, at);
     else if (!inChain.has(node.id)) w.node(g, node, at);
   }
 }
@@ -262,7 +262,7 @@ export class NativeStep {
     const g = sg.graph;
     const live = liveNodes(g, stepOutputs(sg));
     const gradAt = gradientRoots(sg, this.offsets);
-    const chains = chainsOf(g, live, lowering);
+    const chains = chainsOf(g, live, stepOutputs(sg), lowering);
     const act = new Layout();
     const place = placeGraph(
       g,
@@ -461,7 +461,7 @@ export interface LoweredGraph {
 export function lowerGraph(vg: Pick<VelocityGraph, "graph" | "v" | "batch">, param: (name: string) => { buffer: ArrayBuffer; offset: number }, lowering?: LowerOptions): LoweredGraph {
   const g = vg.graph;
   const live = liveNodes(g, [vg.v.id]);
-  const chains = chainsOf(g, live, lowering);
+  const chains = chainsOf(g, live, [vg.v.id], lowering);
   const arenas: ArrayBuffer[] = [new ArrayBuffer(0)];
   const arenaOf = new Map<ArrayBuffer, number>();
   const layout = new Layout();

@@ -377,12 +377,47 @@ Kernel decode(Reader& r) {
       return f;
     }
     case CHAIN: {
-      // CHAIN nbatch steps, then each step as its own instruction (GEMM, GEMM_BF16, SOFTMAX or
-      // SOFTMAX_GRAD), every one checked as it is on its own; a step is one batch's share of it
+      // CHAIN nbatch steps locals, each local (pointer, floats of one batch), then each step as its
+      // own instruction (GEMM, GEMM_BF16, SOFTMAX or SOFTMAX_GRAD), every one checked as it is on
+      // its own; a step is one batch's share of it. A local tensor is nbatch blocks of `floats`,
+      // batch i at i * floats, that only the steps read and write: each thread keeps its batch of
+      // it in a buffer of its own, and the steps' operands at its address read and write there.
       r.op_name = "chain";
       sdc::ChainKernel k;
       k.nbatch = r.in("batches", 1, MAX_INT);
       const std::int64_t n = r.in("steps", 1, 64);
+      const std::int64_t nl = r.in("locals", 0, 16);
+      struct Local {
+        const float* p;
+        std::int64_t floats, at;
+        bool written;
+      };
+      std::vector<Local> locals;
+      std::int64_t used = 0;
+      for (std::int64_t j = 0; j < nl; j++) {
+        const auto p = r.raw_ptr("local");
+        const std::int64_t floats = r.in("local floats", 1, sdc::CHAIN_LOCAL_FLOATS);
+        const float* q = r.resolve(p, mul(k.nbatch, floats));
+        r.field = "local floats";
+        if (add(used, floats) > sdc::CHAIN_LOCAL_FLOATS) bad("the chain's local tensors pass " + std::to_string(sdc::CHAIN_LOCAL_FLOATS) + " floats");
+        for (const Local& l : locals)
+          if (l.p == q) bad("a local tensor listed twice");
+        locals.push_back({q, floats, used, false});
+        used = add(used, (floats + 15) / 16 * 16);  // each on a cache line
+      }
+      // operand `p` of a step: its local's offset (the step's batch j at j * floats, its one batch
+      // within them) or -1; `write`: the step writes it (a local is written before it is read)
+      const auto localOf = [&](const float* p, bool write, std::int64_t b0, std::int64_t b1, std::int64_t s0, std::int64_t s1, std::int64_t per_batch) -> std::int64_t {
+        for (Local& l : locals) {
+          if (l.p != p || !p) continue;
+          if (!write && !l.written) bad("a step reads a local tensor before a step writes it");
+          l.written = l.written || write;
+          const bool rows = b1 <= 1 ? (b0 <= 1 || s0 == l.floats) : (s1 == l.floats && (b0 <= 1 || s0 == mul(b1, l.floats)));
+          if (!rows || per_batch > l.floats) bad("a step's batch of a local tensor is not its block of " + std::to_string(l.floats) + " floats");
+          return l.at;
+        }
+        return -1;
+      };
       for (std::int64_t j = 0; j < n; j++) {
         r.field = "step";
         if (r.i < r.n && r.p[r.i] == CHAIN) bad("a chain inside a chain");  // no recursion deeper than one
@@ -395,6 +430,10 @@ Kernel decode(Reader& r) {
           if (g->n < 2) bad("a GEMM step with n < 2 (a matrix-vector product) in a chain");
           st.kind = sdc::ChainStep::GEMM;
           st.g = *g;
+          const auto one = [&](const std::int64_t* st4, std::int64_t rows, std::int64_t cols) { return extent_of({rows, cols}, st4 + 2); };
+          st.local[0] = localOf(g->a, false, g->batch[0], g->batch[1], g->as[0], g->as[1], one(g->as, g->m, g->k));
+          st.local[1] = localOf(g->b, false, g->batch[0], g->batch[1], g->bs[0], g->bs[1], one(g->bs, g->k, g->n));
+          st.local[2] = localOf(g->c, true, g->batch[0], g->batch[1], g->cs[0], g->cs[1], one(g->cs, g->m, g->n));
         } else if (auto* a = std::get_if<std::pair<int, LnArgs>>(&sub); a && (a->first == SOFTMAX || a->first == SOFTMAX_GRAD)) {
           if (a->second.rows % k.nbatch != 0) bad(std::to_string(a->second.rows) + " rows are not a whole number of rows for each of " + std::to_string(k.nbatch) + " batches");
           st.kind = a->first == SOFTMAX ? sdc::ChainStep::SOFTMAX : sdc::ChainStep::SOFTMAX_GRAD;
@@ -403,6 +442,10 @@ Kernel decode(Reader& r) {
           st.dy = a->second.dy;
           st.rows = a->second.rows;
           st.d = a->second.d;
+          const std::int64_t block = mul(a->second.rows / k.nbatch, a->second.d);
+          st.local[0] = localOf(st.x, false, k.nbatch, 1, block, 0, block);
+          if (st.kind == sdc::ChainStep::SOFTMAX_GRAD) st.local[1] = localOf(st.dy, false, k.nbatch, 1, block, 0, block);
+          st.local[2] = localOf(st.out, true, k.nbatch, 1, block, 0, block);
         } else {
           bad("a chain step must be a GEMM, a softmax or a softmax gradient");
         }

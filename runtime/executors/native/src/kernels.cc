@@ -782,11 +782,19 @@ static void softmax_rows(float* out, const float* x, std::int64_t b, std::int64_
 static void softmax_grad_rows(float* out, const float* y, const float* dy, std::int64_t b, std::int64_t e, std::int64_t d);
 
 namespace {
-// one batch's B of a bf16 GEMM step, packed (at most CHAIN_B_FLOATS: the decoder checks)
+// one batch's B of a bf16 GEMM step, packed (at most CHAIN_B_FLOATS), and of each chain-local
+// tensor (at most CHAIN_LOCAL_FLOATS in all): the decoder checks both
 struct ChainBuffers {
   float* b = nullptr;
-  ChainBuffers() { b = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * CHAIN_B_FLOATS)); }
-  ~ChainBuffers() { std::free(b); }
+  float* local = nullptr;  // one batch of each chain-local tensor
+  ChainBuffers() {
+    b = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * CHAIN_B_FLOATS));
+    local = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * CHAIN_LOCAL_FLOATS));
+  }
+  ~ChainBuffers() {
+    std::free(b);
+    std::free(local);
+  }
 };
 }  // namespace
 static thread_local ChainBuffers t_chain;
@@ -801,24 +809,32 @@ static void batch_blocks(const GemmKernel& g, F&& f) {
 
 template <class P>
 static void chain_batch(const ChainKernel& k, std::int64_t bi) {
+  float* const local = t_chain.local;
   for (const ChainStep& s : k.steps) {
     if (s.kind == ChainStep::GEMM) {
-      const GemmKernel& g = s.g;
+      // this batch of the GEMM, as a GEMM of one batch: its operands in the arena or the local buffer
+      GemmKernel g = s.g;
+      const std::int64_t b1 = bi / g.batch[1], b2 = bi % g.batch[1];
+      g.a = s.local[0] >= 0 ? local + s.local[0] : g.a + b1 * g.as[0] + b2 * g.as[1];
+      g.b = s.local[1] >= 0 ? local + s.local[1] : g.b + b1 * g.bs[0] + b2 * g.bs[1];
+      g.c = s.local[2] >= 0 ? local + s.local[2] : g.c + b1 * g.cs[0] + b2 * g.cs[1];
+      g.batch[0] = g.batch[1] = 1;
       if (g.bf16) {
         // B of this batch packed into the thread's buffer (the unfused GEMM packs all batches into
         // its scratch first: written to memory and read back), where it stays in L1 and L2
         const std::int64_t npanels = (g.n + NR - 1) / NR, panel_floats = bf16_panel_floats(g);
         float* panels = t_chain.b;
-        for (std::int64_t jp = 0; jp < npanels; jp++) bf16_pack_b<P>(g, bi, jp, panels + jp * panel_floats);
-        batch_blocks(g, [&](std::int64_t m0, int ml, std::int64_t n0, int nl) { bf16_task<P>(g, bi, panels, panel_floats, m0, ml, n0, nl, t_bf16.a); });
+        for (std::int64_t jp = 0; jp < npanels; jp++) bf16_pack_b<P>(g, 0, jp, panels + jp * panel_floats);
+        batch_blocks(g, [&](std::int64_t m0, int ml, std::int64_t n0, int nl) { bf16_task<P>(g, 0, panels, panel_floats, m0, ml, n0, nl, t_bf16.a); });
       } else {
-        const std::int64_t b1 = bi / g.batch[1], b2 = bi % g.batch[1];
-        batch_blocks(g, [&](std::int64_t m0, int ml, std::int64_t n0, int nl) { gemm_task(g, g.a + b1 * g.as[0] + b2 * g.as[1], g.b + b1 * g.bs[0] + b2 * g.bs[1], g.c + b1 * g.cs[0] + b2 * g.cs[1], nullptr, m0, ml, n0, nl, t_pack.a, t_pack.b); });
+        batch_blocks(g, [&](std::int64_t m0, int ml, std::int64_t n0, int nl) { gemm_task(g, g.a, g.b, g.c, nullptr, m0, ml, n0, nl, t_pack.a, t_pack.b); });
       }
     } else {
-      const std::int64_t per = s.rows / k.nbatch;
-      if (s.kind == ChainStep::SOFTMAX) softmax_rows(s.out, s.x, bi * per, (bi + 1) * per, s.d);
-      else softmax_grad_rows(s.out, s.x, s.dy, bi * per, (bi + 1) * per, s.d);
+      const std::int64_t per = s.rows / k.nbatch, at = bi * per * s.d;
+      const float* x = s.local[0] >= 0 ? local + s.local[0] : s.x + at;
+      float* out = s.local[2] >= 0 ? local + s.local[2] : s.out + at;
+      if (s.kind == ChainStep::SOFTMAX) softmax_rows(out, x, 0, per, s.d);
+      else softmax_grad_rows(out, x, s.local[1] >= 0 ? local + s.local[1] : s.dy + at, 0, per, s.d);
     }
   }
 }

@@ -59,11 +59,17 @@ struct ChainStep {
   const float* x;      // its input (SOFTMAX_GRAD: y, the softmax's output)
   const float* dy;     // SOFTMAX_GRAD
   std::int64_t rows, d;
+  // a (softmax: x), b (softmax_grad: dy), c (out): where the operand is a chain-local tensor, its
+  // offset in the thread's local buffer (one batch of it, batch strides ignored); else -1
+  std::int64_t local[3] = {-1, -1, -1};
 };
 struct ChainKernel {
   std::int64_t nbatch;
   std::vector<ChainStep> steps;
 };
+// Chain-local tensors (one batch of each, in a thread's buffer of this many floats): written and
+// read only by the chain's steps (attention's scores, their gradient), so never stored in memory.
+constexpr std::int64_t CHAIN_LOCAL_FLOATS = std::int64_t(1) << 16;
 // The most floats of one batch's packed B of a bf16 GEMM step, (n + 31) * (k + 1) at most (a
 // thread's buffer; runtime/executors/native/chains.ts keeps larger GEMMs out of chains).
 constexpr std::int64_t CHAIN_B_FLOATS = std::int64_t(1) << 16;
