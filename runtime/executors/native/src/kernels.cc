@@ -877,40 +877,47 @@ static inline __m512i pairs16(__m512 lo, __m512 hi) {
   const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   return _mm512_permutexvar_epi16(idx, both);
 }
-// pair words of 16 consecutive floats of a row: 8 words (k, k+1), (k+2, k+3), ...
-static inline __m256i row_pairs16(const float* x) { return (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x)); }
+
+// The pair words of `rows` (at most 8) rows of fp32 values, kc of each (s: row i at s + i * sm,
+// contiguous), stored transposed: word p of row i at d[p * ds + i] for i < 8, rows past `rows`
+// as zeros, (kc + 1) / 2 words (an odd kc's last word has a zero high half). 16 values of each row
+// at a time: rounded by vcvtneps2bf16 (masked loads past the end), then an 8 x 8 transpose of the
+// words in registers.
+static void pair_words8(std::uint32_t* d, std::int64_t ds, const float* s, std::int64_t sm, int rows, int kc) {
+  const int kp = (kc + 1) / 2;
+  for (int p = 0; p < kp; p += 8) {
+    const int np = std::min(8, kp - p);  // words of this block
+    const __mmask16 fl = static_cast<__mmask16>((1u << std::min(16, kc - 2 * p)) - 1);
+    __m256 r[8], t[8];
+    for (int i = 0; i < 8; i++) r[i] = i < rows ? _mm256_castsi256_ps((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(fl, s + i * sm + 2 * p))) : _mm256_setzero_ps();
+    for (int i = 0; i < 8; i += 2) {
+      t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+      t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+      r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+      r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+      r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+      r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+    }
+    // r[0..3]: words 0-3 of rows 0-3 (word q in r[q]'s low lane) and 4-7 in the high lane; r[4..7] rows 4-7
+    for (int q = 0; q < 4; q++) {
+      if (q < np) _mm256_storeu_ps(reinterpret_cast<float*>(d + (p + q) * ds), _mm256_permute2f128_ps(r[q], r[q + 4], 0x20));
+      if (q + 4 < np) _mm256_storeu_ps(reinterpret_cast<float*>(d + (p + q + 4) * ds), _mm256_permute2f128_ps(r[q], r[q + 4], 0x31));
+    }
+  }
+}
 
 struct Dpbf16 {
-  // the pair words of a full panel (h == MR) of A: vectorized for row-major A (sk == 1: 16 k of
-  // each row, then an 8 x 8 transpose of the words in registers) and k-major A (sm == 1: MR rows
-  // of two k at once); false where the scalar loop packs it
+  // the pair words of a full panel (h == MR) of A: vectorized for row-major A (sk == 1:
+  // pair_words8, K = 72's last 4 pairs too) and k-major A (sm == 1: MR rows of two k at once);
+  // false where the scalar loop packs it
   static bool pack_a_fast(std::uint32_t* d, const float* s, std::int64_t sm, std::int64_t sk, int h, int kc) {
     const int kp = kc / 2;  // full pairs; an odd tail is left to the caller
     if (h != MR) return false;
     if (sk == 1) {
-      int p = 0;
       static_assert(MR == 8, "the row-major A panel is transposed 8 x 8 words at a time");
-      for (; p + 8 <= kp; p += 8) {  // 8 pair words of each of the 8 rows, transposed in registers
-        __m256 r[8], t[8];
-        for (int i = 0; i < 8; i++) r[i] = _mm256_castsi256_ps(row_pairs16(s + i * sm + 2 * p));
-        for (int i = 0; i < 8; i += 2) {
-          t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-          t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-        }
-        for (int i = 0; i < 8; i += 4) {
-          r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-          r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
-          r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-          r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
-        }
-        // r[0..3]: words 0-3 of rows 0-3 (word q in r[q]'s low lane) and 4-7 in the high lane; r[4..7] rows 4-7
-        for (int q = 0; q < 4; q++) {
-          _mm256_storeu_ps(reinterpret_cast<float*>(d + (p + q) * MR), _mm256_permute2f128_ps(r[q], r[q + 4], 0x20));
-          _mm256_storeu_ps(reinterpret_cast<float*>(d + (p + q + 4) * MR), _mm256_permute2f128_ps(r[q], r[q + 4], 0x31));
-        }
-      }
-      for (; p < kp; p++)
-        for (int i = 0; i < MR; i++) d[p * MR + i] = to_bf16_daz(s[i * sm + 2 * p]) | static_cast<std::uint32_t>(to_bf16_daz(s[i * sm + 2 * p + 1])) << 16;
+      pair_words8(d, MR, s, sm, MR, 2 * kp);
       return true;
     }
     if (sm == 1) {
@@ -945,13 +952,8 @@ struct Dpbf16 {
   static void pack_b(float* dst, const float* B, std::int64_t sk, std::int64_t sn, std::int64_t k0, int kc, std::int64_t n0, int w) {
     std::uint32_t* d = reinterpret_cast<std::uint32_t*>(dst);
     const float* s = B + k0 * sk + n0 * sn;
-    if (sk == 1 && sn != 1) {  // a transposed B: 32 k at a time transposed into a tile of rows, then packed as rows are
-      alignas(64) float tile[32 * NR];
-      for (int kb = 0; kb < kc; kb += 32) {
-        const int kn = std::min(32, kc - kb);
-        pack_b_transposed(tile, s + kb, sn, kn, w);
-        pack_b(dst + (kb / 2) * NR, tile, NR, 1, 0, kn, 0, NR);
-      }
+    if (sk == 1 && sn != 1) {  // a transposed B (x W^T, k^T): its columns are rows of the source, 8 at a time
+      for (int j = 0; j < NR; j += 8) pair_words8(d + j, NR, s + j * sn, sn, std::max(0, std::min(8, w - j)), kc);
       return;
     }
     const int kp = (kc + 1) / 2;
