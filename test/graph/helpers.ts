@@ -1,7 +1,7 @@
 /**
  * Shared checks of the graph tests: the worst relative error of two arrays, a traced graph's
  * gradients against central differences of its own loss, two training runs (tfjs and the static engine) agreeing line by line, tests run at each
- * ISA level of the native addon, and a batch for the tiny spec's step tests.
+ * ISA level of the native addon, a batch for the tiny spec's step tests, and two native steps of it.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -10,7 +10,12 @@ import { evaluate } from "../../runtime/executors/interp/interp.ts";
 import type { FlowBatch } from "../../runtime/bundle.ts";
 import type { Graph, Sym } from "../../runtime/graph/graph.ts";
 import { Rng } from "../../runtime/util/rng.ts";
-import { nativeAddon } from "../../runtime/executors/native/native.ts";
+import { type LowerOptions, nativeAddon, NativeStep } from "../../runtime/executors/native/native.ts";
+import type { LoadedSpec } from "../../cli/generated.ts";
+import { buildStepGraph, stepFeeds } from "../../runtime/engines/static/step.ts";
+import { fuse } from "../../runtime/graph/fuse.ts";
+import type { LearnedPromptEncoder } from "../../runtime/text/learned.ts";
+import { buildModel } from "../../runtime/train/trainer.ts";
 
 /** The worst |a - b| relative to the largest |b| (at least 1e-6); the lengths must agree. */
 export function worstRel(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -92,4 +97,38 @@ export function batchOf(n: number, seed: number): FlowBatch {
   const per = 32 * 32;
   const x0 = new Float32Array(n * per).map(() => rng.uniform() * 2 - 1);
   return { x0, eps: rng.normals(n * per), sigma: Float32Array.from({ length: n }, () => 0.05 + 0.9 * rng.uniform()), prompts: Array.from({ length: n }, (_, i) => PROMPTS[i % PROMPTS.length]) };
+}
+
+/**
+ * Two native training steps of the tiny spec (batch 8, on the threads and ISA level set now): the
+ * losses, every float of the state after (parameters, Adam moments, EMA, gradients) and the kernels a step.
+ */
+export async function tinyTwoSteps(tiny: LoadedSpec, precision: "fp32" | "bf16" = "fp32", lowering?: LowerOptions): Promise<{ losses: number[]; state: Uint8Array[]; kernels: number }> {
+  const m = buildModel(tiny.spec, tiny.ir, 3);
+  const B = 8;
+  const sg = buildStepGraph(m, B, [32, 32, 1], undefined, precision);
+  const enc = m.text as LearnedPromptEncoder;
+  const params = new Map<string, Float32Array>();
+  for (const [name, v] of m.store.vars) params.set(name, Float32Array.from(v.dataSync() as Float32Array));
+  fuse(sg);
+  const ns = new NativeStep(sg, { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, decoupled: true, clip: 1, ema: 0.9, emaWarmup: false }, lowering);
+  ns.setParams(params);
+  const losses: number[] = [];
+  for (const seed of [5, 6]) {
+    const b = batchOf(B, seed);
+    const feeds = stepFeeds(sg, m.flow, b, { ids: enc.tokenizer.encodeBatch(b.prompts) });
+    losses.push((await ns.step(feeds)).loss);
+  }
+  const state: Uint8Array[] = [];
+  for (const which of ["params", "m", "v", "ema", "g"] as const) for (const x of (await ns.readFlat(which))!.values()) state.push(new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
+  m.store.dispose();
+  return { losses, state, kernels: ns.kernels };
+}
+
+/** How many of two lists of buffers differ, byte for byte (the lists as long as each other). */
+export function differingBuffers(a: readonly Uint8Array[], b: readonly Uint8Array[]): number {
+  expect(b.length).toBe(a.length);
+  let differ = 0;
+  for (let i = 0; i < a.length; i++) if (Buffer.compare(Buffer.from(a[i]), Buffer.from(b[i])) !== 0) differ++;
+  return differ;
 }

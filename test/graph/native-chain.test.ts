@@ -11,14 +11,13 @@ import { initBackend } from "../../runtime/backend.ts";
 import { fuse } from "../../runtime/graph/fuse.ts";
 import { Graph, inputsOf, liveNodes } from "../../runtime/graph/graph.ts";
 import { CHAIN_B_FLOATS, chainHolds, findChains } from "../../runtime/executors/native/chains.ts";
-import { compileGraph, nativeAddon, NativeStep, paramArena } from "../../runtime/executors/native/native.ts";
+import { compileGraph, nativeAddon, paramArena } from "../../runtime/executors/native/native.ts";
 import { planBuffers } from "../../runtime/graph/memory.ts";
-import { buildStepGraph, stepFeeds } from "../../runtime/engines/static/step.ts";
+import { buildStepGraph } from "../../runtime/engines/static/step.ts";
 import { stepOutputs } from "../../runtime/graph/step-graph.ts";
 import { buildModel } from "../../runtime/train/trainer.ts";
-import { LearnedPromptEncoder } from "../../runtime/text/learned.ts";
 import { Rng } from "../../runtime/util/rng.ts";
-import { batchOf } from "./helpers.ts";
+import { differingBuffers, tinyTwoSteps } from "./helpers.ts";
 
 let tiny: LoadedSpec;
 beforeAll(async () => {
@@ -94,29 +93,6 @@ describe("findChains", () => {
 });
 
 describe("a chained step", () => {
-  /** Two training steps of the tiny spec (batch 8): the losses and every float of the state after. */
-  async function twoSteps(chains: boolean, precision: "fp32" | "bf16"): Promise<{ losses: number[]; state: Uint8Array[]; kernels: number }> {
-    const m = buildModel(tiny.spec, tiny.ir, 3);
-    const B = 8;
-    const sg = buildStepGraph(m, B, [32, 32, 1], undefined, precision);
-    const enc = m.text as LearnedPromptEncoder;
-    const params = new Map<string, Float32Array>();
-    for (const [name, v] of m.store.vars) params.set(name, Float32Array.from(v.dataSync() as Float32Array));
-    fuse(sg);
-    const ns = new NativeStep(sg, { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, decoupled: true, clip: 1, ema: 0.9, emaWarmup: false }, { chains });
-    ns.setParams(params);
-    const losses: number[] = [];
-    for (const seed of [5, 6]) {
-      const b = batchOf(B, seed);
-      const feeds = stepFeeds(sg, m.flow, b, { ids: enc.tokenizer.encodeBatch(b.prompts) });
-      losses.push((await ns.step(feeds)).loss);
-    }
-    const state: Uint8Array[] = [];
-    for (const which of ["params", "m", "v", "ema", "g"] as const) for (const x of (await ns.readFlat(which))!.values()) state.push(new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
-    m.store.dispose();
-    return { losses, state, kernels: ns.kernels };
-  }
-
   it("gives the bits of the kernels one by one (losses, parameters, gradients, Adam moments, EMA): fp32 and bf16, 1 to 3 threads, every ISA level", async () => {
     const addon = nativeAddon().addon!;
     const [isa, threads] = [addon.isa(), addon.threads()];
@@ -125,16 +101,14 @@ describe("a chained step", () => {
         for (const precision of ["fp32", "bf16"] as const) {
           addon.isa(level);
           addon.threads(1);
-          const plain = await twoSteps(false, precision);
+          const plain = await tinyTwoSteps(tiny, precision, { chains: false });
           for (const t of [1, 2, 3]) {
             addon.threads(t);
-            const chained = await twoSteps(true, precision);
+            const chained = await tinyTwoSteps(tiny, precision, { chains: true });
             const label = `${level}, ${precision}, ${t} threads`;
             expect(chained.kernels, label).toBeLessThan(plain.kernels);
             expect(chained.losses, label).toEqual(plain.losses);
-            let differ = 0;
-            for (let i = 0; i < plain.state.length; i++) if (Buffer.compare(Buffer.from(plain.state[i]), Buffer.from(chained.state[i])) !== 0) differ++;
-            expect(differ, `buffers that differ, ${label}`).toBe(0);
+            expect(differingBuffers(plain.state, chained.state), `buffers that differ, ${label}`).toBe(0);
           }
         }
     } finally {

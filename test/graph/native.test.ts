@@ -22,7 +22,7 @@ import { buildStepGraph, stepFeeds } from "../../runtime/engines/static/step.ts"
 import { buildModel, flowLoss } from "../../runtime/train/trainer.ts";
 import { LearnedPromptEncoder } from "../../runtime/text/learned.ts";
 import { Rng } from "../../runtime/util/rng.ts";
-import { atEachIsa, batchOf } from "./helpers.ts";
+import { atEachIsa, batchOf, differingBuffers, tinyTwoSteps } from "./helpers.ts";
 import { normalParams } from "./random-params.ts";
 
 let tiny: LoadedSpec;
@@ -296,25 +296,7 @@ describe("thread counts", () => {
     const before = addon.threads();
     expect(addon.threads(threads)).toBe(threads);
     try {
-      const m = buildModel(tiny.spec, tiny.ir, 3);
-      const B = 8;
-      const sg = buildStepGraph(m, B, [32, 32, 1]);
-      const enc = m.text as LearnedPromptEncoder;
-      const params = new Map<string, Float32Array>();
-      for (const [name, v] of m.store.vars) params.set(name, Float32Array.from(v.dataSync() as Float32Array));
-      fuse(sg);
-      const ns = new NativeStep(sg, { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, decoupled: true, clip: 1, ema: 0.9, emaWarmup: false });
-      ns.setParams(params);
-      const losses: number[] = [];
-      for (const seed of [5, 6]) {
-        const b = batchOf(B, seed);
-        const feeds = stepFeeds(sg, m.flow, b, { ids: enc.tokenizer.encodeBatch(b.prompts) });
-        losses.push((await ns.step(feeds)).loss);
-      }
-      const state: Uint8Array[] = [];
-      for (const which of ["params", "m", "v", "ema", "g"] as const) for (const x of (await ns.readFlat(which))!.values()) state.push(new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
-      m.store.dispose();
-      return { losses, state };
+      return await tinyTwoSteps(tiny);
     } finally {
       addon.threads(before);
     }
@@ -324,10 +306,7 @@ describe("thread counts", () => {
     for (const t of [2, 3]) {
       const other = await twoSteps(t);
       expect(other.losses, `losses on ${t} threads`).toEqual(one.losses);
-      expect(other.state.length).toBe(one.state.length);
-      let differ = 0;
-      for (let i = 0; i < one.state.length; i++) if (Buffer.compare(Buffer.from(one.state[i]), Buffer.from(other.state[i])) !== 0) differ++;
-      expect(differ, `buffers that differ between 1 and ${t} threads`).toBe(0);
+      expect(differingBuffers(one.state, other.state), `buffers that differ between 1 and ${t} threads`).toBe(0);
     }
   });
   it("sums (sum_to) split across threads to the same bits as on one (bias gradients by fixed row blocks, per-sample sums by samples)", () => {
