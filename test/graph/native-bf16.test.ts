@@ -71,6 +71,7 @@ const CASES: [string, GemmLayout, number[], number[], number[], boolean][] = [
   ["x W^T + b with a last column panel of at most one vector at every level (n 35)", xwt(37, 35, 40), [37, 40], [35, 40], [37, 35], true],
   ["strided output (transposed C), alpha 2", { batch: [1, 1], m: 9, n: 6, k: 7, alpha: 2, a: [0, 0, 7, 1], b: [0, 0, 1, 7], c: [0, 0, 1, 9], precision: "bf16" }, [9, 7], [6, 7], [6, 9], false],
   ["k = 1", plain(5, 70, 1), [5, 1], [1, 70], [5, 70], false],
+  ["dy^T x over a long, odd K (k 1037: B packed in three parts of K, the last odd), few panels (n 70)", dyx(24, 70, 1037), [1037, 24], [1037, 70], [24, 70], false],
 ];
 
 describe("the bf16 GEMM against the fp32 GEMM of bf16-rounded operands", () =>

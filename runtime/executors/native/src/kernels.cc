@@ -659,6 +659,21 @@ static void gemv(const GemmKernel& g) {
   });
 }
 
+// B packed once for a whole GEMM, in parts: (batch, panel, K chunk of B_PART k), each its own range
+// of its panel, in parallel. By panels alone, a weight gradient's long K over few panels (the
+// README job's 96 x 96 x 4,096: 3 panels) was packed on one thread while the other waited.
+static constexpr std::int64_t B_PART = 512;  // even: a part starts on a pair
+template <class F>
+static void pack_b_parts(const GemmKernel& g, std::int64_t nbatch, std::int64_t npanels, double flops, F&& pack) {
+  const std::int64_t nch = (g.k + B_PART - 1) / B_PART, parts = nbatch * npanels * nch;
+  parallel_for(parts, flops < 5e5 ? parts : std::max<std::int64_t>(1, 4 / nch), [&](std::int64_t b, std::int64_t e, int) {
+    for (std::int64_t q = b; q < e; q++) {
+      const std::int64_t panel = q / nch, k0 = q % nch * B_PART;
+      pack(panel / npanels, panel % npanels, k0, static_cast<int>(std::min(B_PART, g.k - k0)));
+    }
+  });
+}
+
 // B is packed once for the whole GEMM, in parallel over panels (fp32_prepacks_b), or per task and
 // K block (a small row-major B: a cheap copy from L2); A is read in place where it can be. Work is
 // split into tasks (batch, row block, column block), each output element computed by one thread
@@ -673,13 +688,10 @@ void run_gemm(const GemmKernel& g) {
   const std::int64_t panel_floats = g.k * NR;
   float* packed_b = fp32_prepacks_b(g) ? g.scratch : nullptr;
   if (packed_b) {
-    parallel_for(nbatch * npanels, flops < 5e5 ? nbatch * npanels : 4, [&](std::int64_t b, std::int64_t e, int) {
-      for (std::int64_t q = b; q < e; q++) {
-        const std::int64_t bi = q / npanels, jp = q % npanels;
-        const float* B = g.b + (bi / nb2) * g.bs[0] + (bi % nb2) * g.bs[1];
-        const int w = static_cast<int>(std::min<std::int64_t>(NR, g.n - jp * NR));
-        pack_b_panel(packed_b + q * panel_floats, B, g.bs[2], g.bs[3], 0, static_cast<int>(g.k), jp * NR, w);
-      }
+    pack_b_parts(g, nbatch, npanels, flops, [&](std::int64_t bi, std::int64_t jp, std::int64_t k0, int kc) {
+      const float* B = g.b + (bi / nb2) * g.bs[0] + (bi % nb2) * g.bs[1];
+      const int w = static_cast<int>(std::min<std::int64_t>(NR, g.n - jp * NR));
+      pack_b_panel(packed_b + (bi * npanels + jp) * panel_floats + k0 * NR, B, g.bs[2], g.bs[3], k0, kc, jp * NR, w);
     });
   }
   parallel_tasks(part.tasks, part.serial, [&](std::int64_t tb, std::int64_t te, int) {
@@ -716,12 +728,12 @@ struct RoundedF32 {
 }  // namespace
 static thread_local Bf16Buffers t_bf16;
 
-// B of batch bi packed (rounded) into `dst`: its panels of NR columns over all of K, panel_floats apart.
+// Rows k0 .. k0+kc of panel jp of batch bi's B packed (rounded) into the panel at `panel` (all of K).
 template <class P>
-static void bf16_pack_b(const GemmKernel& g, std::int64_t bi, std::int64_t jp, float* dst) {
+static void bf16_pack_b(const GemmKernel& g, std::int64_t bi, std::int64_t jp, std::int64_t k0, int kc, float* panel) {
   const float* B = g.b + (bi / g.batch[1]) * g.bs[0] + (bi % g.batch[1]) * g.bs[1];
   const int w = static_cast<int>(std::min<std::int64_t>(NR, g.n - jp * NR));
-  P::pack_b(dst, B, g.bs[2], g.bs[3], 0, static_cast<int>(g.k), jp * NR, w);
+  P::pack_b(const_cast<float*>(P::b_block(panel, k0)), B, g.bs[2], g.bs[3], k0, kc, jp * NR, w);
 }
 
 // One task of the bf16 GEMM: rows m0 .. m0+ml and columns n0 .. n0+nl of batch bi, B read from
@@ -756,9 +768,7 @@ static void gemm_bf16_with(const GemmKernel& g) {
   const std::int64_t npanels = (g.n + NR - 1) / NR;
   const std::int64_t panel_floats = bf16_panel_floats(g);
   float* const packed_b = g.scratch;
-  parallel_for(nbatch * npanels, flops < 5e5 ? nbatch * npanels : 4, [&](std::int64_t b, std::int64_t e, int) {
-    for (std::int64_t q = b; q < e; q++) bf16_pack_b<P>(g, q / npanels, q % npanels, packed_b + q * panel_floats);
-  });
+  pack_b_parts(g, nbatch, npanels, flops, [&](std::int64_t bi, std::int64_t jp, std::int64_t k0, int kc) { bf16_pack_b<P>(g, bi, jp, k0, kc, packed_b + (bi * npanels + jp) * panel_floats); });
   parallel_tasks(part.tasks, part.serial, [&](std::int64_t tb, std::int64_t te, int) {
     for (std::int64_t t = tb; t < te; t++) {
       const TaskBlock q = task_block(g, part, t);
@@ -824,7 +834,7 @@ static void chain_batch(const ChainKernel& k, std::int64_t bi) {
         // its scratch first: written to memory and read back), where it stays in L1 and L2
         const std::int64_t npanels = (g.n + NR - 1) / NR, panel_floats = bf16_panel_floats(g);
         float* panels = t_chain.b;
-        for (std::int64_t jp = 0; jp < npanels; jp++) bf16_pack_b<P>(g, 0, jp, panels + jp * panel_floats);
+        for (std::int64_t jp = 0; jp < npanels; jp++) bf16_pack_b<P>(g, 0, jp, 0, static_cast<int>(g.k), panels + jp * panel_floats);
         batch_blocks(g, [&](std::int64_t m0, int ml, std::int64_t n0, int nl) { bf16_task<P>(g, 0, panels, panel_floats, m0, ml, n0, nl, t_bf16.a); });
       } else {
         batch_blocks(g, [&](std::int64_t m0, int ml, std::int64_t n0, int nl) { gemm_task(g, g.a, g.b, g.c, nullptr, m0, ml, n0, nl, t_pack.a, t_pack.b); });
