@@ -132,7 +132,12 @@ function chainable(node: Node): boolean {
 export function findChains(g: Graph, live: ReadonlySet<number>, outputs: readonly number[] = []): Chain[] {
   const chains: Chain[] = [];
   const readers = new Map<number, number[]>();
-  for (const id of live) for (const i of inputsOf(g.node(id).op)) readers.set(i, [...(readers.get(i) ?? []), id]);
+  for (const id of live)
+    for (const i of inputsOf(g.node(id).op)) {
+      const rs = readers.get(i);
+      if (rs) rs.push(id);
+      else readers.set(i, [id]);
+    }
   const out = new Set(outputs);
   let run: Node[] = [];
   let nbatch = 0;

@@ -260,9 +260,10 @@ export class NativeStep {
     const regions = adam.ema > 0 ? 5 : 4;
     const flatFloats = P * regions + 2 * ALIGN;
     const g = sg.graph;
-    const live = liveNodes(g, stepOutputs(sg));
+    const outputs = stepOutputs(sg);
+    const live = liveNodes(g, outputs);
     const gradAt = gradientRoots(sg, this.offsets);
-    const chains = chainsOf(g, live, stepOutputs(sg), lowering);
+    const chains = chainsOf(g, live, outputs, lowering);
     const act = new Layout();
     const place = placeGraph(
       g,
