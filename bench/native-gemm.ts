@@ -2,7 +2,10 @@
  * bench/native-gemm: GFLOP/s of the native executor's GEMM for the three GEMMs a training step runs
  * for one linear layer of M tokens, K inputs and N outputs, each at its own shape: x W^T (forward,
  * C[M, N], K summed), dy W (input gradient, C[M, K], N summed) and dy^T x (weight gradient,
- * C[N, K], the M tokens summed). The rows give each GEMM's own m x n x k; all three are 2MNK FLOPs. Prints wall and process CPU GFLOP/s (the CPU figure is the
+ * C[N, K], the M tokens summed), and the weight gradient as a training step runs it: x^T dy (C[K, N],
+ * row by row: the step's weight gradient is stored [out, in] column by column, which the lowering
+ * turns into C^T = x^T dy; lower.ts transposedGemm). The rows give each GEMM's own m x n x k; all
+ * are 2MNK FLOPs. Prints wall and process CPU GFLOP/s (the CPU figure is the
  * one to read on a loaded machine with SDC_THREADS=1).
  *
  *   npx tsx bench/native-gemm.ts --m 1024 --n 1152 --k 384 [--reps 20] [--threads 1,2] [--openblas]
@@ -59,6 +62,7 @@ const layouts: [string, (g: Graph, p: Prec) => ReturnType<Graph["gemm"]>, number
   ["x W^T (forward)", (g, p) => g.gemm(g.param("p0", [M, K]), g.param("p1", [N, K]), [M, N], { batch: [1, 1], m: M, n: N, k: K, alpha: 1, a: [0, 0, K, 1], b: [0, 0, 1, K], c: [0, 0, N, 1], ...p }), [[M, K], [N, K]], [M, N, K]],
   ["dy W (input gradient)", (g, p) => g.gemm(g.param("p0", [M, N]), g.param("p1", [N, K]), [M, K], { batch: [1, 1], m: M, n: K, k: N, alpha: 1, a: [0, 0, N, 1], b: [0, 0, K, 1], c: [0, 0, K, 1], ...p }), [[M, N], [N, K]], [M, K, N]],
   ["dy^T x (weight gradient)", (g, p) => g.gemm(g.param("p0", [M, N]), g.param("p1", [M, K]), [N, K], { batch: [1, 1], m: N, n: K, k: M, alpha: 1, a: [0, 0, 1, N], b: [0, 0, K, 1], c: [0, 0, K, 1], ...p }), [[M, N], [M, K]], [N, K, M]],
+  ["x^T dy (weight gradient, as a step runs it)", (g, p) => g.gemm(g.param("p0", [M, K]), g.param("p1", [M, N]), [K, N], { batch: [1, 1], m: K, n: N, k: M, alpha: 1, a: [0, 0, 1, K], b: [0, 0, N, 1], c: [0, 0, N, 1], ...p }), [[M, K], [M, N]], [K, N, M]],
 ];
 const compileAll = (p: Prec) =>
   layouts.map(([name, build, shapes]) => {

@@ -1,5 +1,5 @@
-"""OpenBLAS sgemm (Debian's libopenblas0-pthread, through ctypes) on the three GEMMs of one linear
-layer of a training step (M tokens, K inputs, N outputs), each at its own shape, for
+"""OpenBLAS sgemm (Debian's libopenblas0-pthread, through ctypes) on the GEMMs of one linear
+layer of a training step (M tokens, K inputs, N outputs), each at its own shape, as bench/native-gemm.ts lists them, for
 bench/native-gemm.ts --openblas. Prints one JSON line per layout:
 {"layout", "m", "n", "k", "threads", "core", "wallGflops", "cpuGflopsPerThread"}.
 
@@ -36,12 +36,13 @@ def buf(n):
     return a
 
 
-# the three GEMMs of a linear layer at their own shapes, row-major as in bench/native-gemm.ts:
+# the GEMMs of a linear layer at their own shapes, row-major as in bench/native-gemm.ts:
 # (name, op(A), op(B), m, n, k, A size, B size, lda, ldb)
 layouts = [
     ("x W^T (forward)", NoTrans, Trans, M, N, K, M * K, N * K, K, K),
     ("dy W (input gradient)", NoTrans, NoTrans, M, K, N, M * N, N * K, N, K),
     ("dy^T x (weight gradient)", Trans, NoTrans, N, K, M, M * N, M * K, N, K),
+    ("x^T dy (weight gradient, as a step runs it)", Trans, NoTrans, K, N, M, M * K, M * N, K, N),
 ]
 for name, ta, tb, m, n, k, na, nb, lda, ldb in layouts:
     a, b, c = buf(na), buf(nb), (F * (m * n))()

@@ -5,7 +5,7 @@
  * a loaded machine read the CPU columns with SDC_THREADS=1 (one thread does all the work, and its
  * CPU time leaves out the time it waited for a core).
  */
-import { type Graph, inputsOf, sizeOf } from "../runtime/graph/graph.ts";
+import { type Expr, type Graph, inputsOf, sizeOf } from "../runtime/graph/graph.ts";
 
 export interface KindRow {
   kind: string;
@@ -31,6 +31,8 @@ export interface NodeRow {
   ms: number;
   cpuMs: number;
   bytes: number;
+  /** an elementwise node's expression and shape ("mul(in0, add(in1, 1)) [1024, 384]"), else "" */
+  what?: string;
 }
 
 export interface StepProfile {
@@ -67,7 +69,7 @@ export function stepProfile(g: Graph, labels: readonly string[], nodes: readonly
     kinds.set(kind, { ...k, count: k.count + 1, ms: k.ms + ms, cpuMs: k.cpuMs + cpuMs });
     const op = nodes[i] >= 0 ? g.node(nodes[i]).op : null;
     if (op?.kind !== "gemm" || kind !== "gemm") {  // a chain (kind attention or chain) starts with a GEMM node: counted apart
-      const o = others.get(nodes[i]) ?? { node: labels[i], ms: 0, cpuMs: 0, bytes: nodeBytes(g, nodes[i]) };
+      const o = others.get(nodes[i]) ?? { node: labels[i], ms: 0, cpuMs: 0, bytes: nodeBytes(g, nodes[i]), what: op?.kind === "ew" ? `${exprText(op.expr)} [${g.node(nodes[i]).shape}]` : "" };
       others.set(nodes[i], { ...o, ms: o.ms + ms, cpuMs: o.cpuMs + cpuMs });
       continue;
     }
@@ -81,6 +83,12 @@ export function stepProfile(g: Graph, labels: readonly string[], nodes: readonly
   const gemmGflop = [...gemms.values()].reduce((s, r) => s + r.gflop, 0);
   const others_ = [...others.values()].sort((a, b) => b.cpuMs - a.cpuMs);
   return { kinds: [...kinds.values()].sort((a, b) => b.ms - a.ms), gemms: [...gemms.values()].sort((a, b) => b.ms - a.ms), others: others_, totalMs, gemmMs, gemmGflop };
+}
+
+function exprText(e: Expr): string {
+  if ("in" in e) return `in${e.in}`;
+  if ("c" in e) return String(e.c);
+  return `${e.op}(${e.args.map(exprText).join(", ")})`;
 }
 
 /** Bytes a node's kernels read and write at most: each distinct input whole, and the output ("tag:kind, [shape]"). */
@@ -108,5 +116,14 @@ export function profileTables(p: StepProfile, top = 12): string[] {
   out.push("", `the ${Math.min(top, p.others.length)} slowest other nodes by caller CPU time (bytes: their operands and output, whole):`);
   const orows = p.others.slice(0, top).map((r) => [r.node, r.ms.toFixed(3), r.cpuMs.toFixed(3), (r.bytes / 2 ** 20).toFixed(2), r.cpuMs > 0 ? (r.bytes / (r.cpuMs / 1000) / 1e9).toFixed(1) : "-"]);
   out.push(...table(["node", "wall ms", "caller CPU ms", "MiB", "GB/s (CPU)"], orows));
+  const groups = new Map<string, NodeRow & { count: number }>();
+  for (const r of p.others) {
+    const key = r.what ? `${r.node} ${r.what}` : r.node;
+    const e = groups.get(key) ?? { node: key, ms: 0, cpuMs: 0, bytes: 0, count: 0 };
+    groups.set(key, { ...e, ms: e.ms + r.ms, cpuMs: e.cpuMs + r.cpuMs, bytes: e.bytes + r.bytes, count: e.count + 1 });
+  }
+  const grouped = [...groups.values()].sort((a, b) => b.cpuMs - a.cpuMs).slice(0, top);
+  out.push("", `the other nodes by label, the ${grouped.length} slowest of ${groups.size} labels:`);
+  out.push(...table(["label", "nodes", "wall ms", "caller CPU ms", "MiB", "GB/s (CPU)"], grouped.map((r) => [r.node, String(r.count), r.ms.toFixed(2), r.cpuMs.toFixed(2), (r.bytes / 2 ** 20).toFixed(1), r.cpuMs > 0 ? (r.bytes / (r.cpuMs / 1000) / 1e9).toFixed(1) : "-"])));
   return out;
 }

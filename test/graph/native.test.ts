@@ -7,7 +7,7 @@
  * ops.ts. The CLI runs (training against the tfjs engine, checkpoints both ways, bit-identical
  * resume, sampling) are in test/graph/native-cli.test.ts.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadCompiled, type LoadedSpec } from "../../cli/generated.ts";
@@ -63,6 +63,27 @@ describe("the native executor", () => {
     const bad = Float64Array.from([9, 0, 10, 5, 0]); // fill 5 floats at offset 10 of a 4-float arena
     expect(() => addon.build(bad, [new ArrayBuffer(16)])).toThrow(/outside its arena/);
     expect(() => addon.build(Float64Array.from([42]), [])).toThrow(/unknown instruction/);
+  });
+  it("asks the kernel for transparent huge pages over its arenas (the 2 MiB pages inside them: the 'hg' flag of their mappings)", () => {
+    const addon = nativeAddon().addon!;
+    // kB of this process's mappings advised MADV_HUGEPAGE
+    const advisedKb = () => {
+      let kb = 0;
+      let size = 0;
+      for (const line of readFileSync("/proc/self/smaps", "utf8").split("\n")) {
+        if (line.startsWith("Size:")) size = Number(line.split(/\s+/)[1]);
+        else if (line.startsWith("VmFlags:") && line.split(/\s+/).includes("hg")) kb += size;
+      }
+      return kb;
+    };
+    const thp = existsSync("/sys/kernel/mm/transparent_hugepage/enabled");
+    const arena = new ArrayBuffer(32 << 20);
+    const before = advisedKb();
+    const program = addon.build(Float64Array.from([9, 0, 0, 16, 0]), [arena]); // fill 16 floats at 0
+    addon.run(program);
+    // every whole 2 MiB page of the 32 MiB arena: at least 30 MiB (both ends may be partial pages)
+    if (thp) expect(advisedKb() - before).toBeGreaterThanOrEqual(30 << 10);
+    else expect(advisedKb()).toBe(before);
   });
 });
 
