@@ -12,7 +12,9 @@
  * fp32; it needs --engine static in --sdc-args, the default).
  *
  * Then the two sides ALTERNATE for --rounds rounds (torch, sdc, torch, sdc, ...), each run a fresh
- * process doing --warmup + --steps steps; the table gives the median of the per-round medians of
+ * process doing --warmup + --steps steps (where PyTorch's calibrated step is short, enough timed
+ * steps for --min-round-seconds, default 1, and at least half as many warmup steps: a 10-step round
+ * of a 10 ms step measured the host's hiccups more than the step); the table gives the median of the per-round medians of
  * each side and the median of the per-round ratios sdc / PyTorch (so a drift in the machine's load
  * hits both sides of a ratio alike).
  *
@@ -64,6 +66,7 @@ const options = {
   rounds: { type: "string", default: "3" },
   steps: { type: "string", default: "10" },
   warmup: { type: "string", default: "3" },
+  "min-round-seconds": { type: "string", default: "1" },
   "context-tokens": { type: "string", default: "8" },
   "sdc-args": { type: "string", default: "--engine static" },
   "torch-args": { type: "string", default: "" },
@@ -98,6 +101,8 @@ const steps = posInt("steps", values.steps!);
 const warmup = Number(values.warmup);
 if (!Number.isInteger(warmup) || warmup < 0) usage(`--warmup must be a non-negative integer, got "${values.warmup}"`);
 const tokens = posInt("context-tokens", values["context-tokens"]!);
+const minRoundS = Number(values["min-round-seconds"]);
+if (!(minRoundS >= 0)) usage(`--min-round-seconds must be a non-negative number, got "${values["min-round-seconds"]}"`);
 const timeoutS = posInt("timeout", values.timeout!);
 const split = (s: string): string[] => s.split(/\s+/).filter((x) => x.length > 0);
 const sdcArgs = split(values["sdc-args"]!);
@@ -135,6 +140,9 @@ interface Config {
   /** the PyTorch thread split the rounds use (the fastest of --splits) */
   split: Split;
   calibration: { split: string; msPerStep: number | null; error?: string }[];
+  /** timed and warmup steps a round: --steps and --warmup, more for a fast step (--min-round-seconds) */
+  steps: number;
+  warmup: number;
 }
 const configs: Config[] = values.configs!.split(",").map((c) => {
   const m = /^([^:]+):(\d+)(?::(fp32|bf16))?(?::(torch|sdc))?$/.exec(c.trim());
@@ -162,6 +170,8 @@ const configs: Config[] = values.configs!.split(",").map((c) => {
     image,
     split: splits[0],
     calibration: [],
+    steps,
+    warmup,
   };
   return config;
 });
@@ -243,7 +253,7 @@ function errorLine(stderr: string): string {
   return (err.at(-1) ?? lines.at(-1) ?? "").slice(0, 400);
 }
 
-function runOnce(side: Side, c: Config, split = c.split, n = steps, w = warmup): Promise<Run> {
+function runOnce(side: Side, c: Config, split = c.split, n = c.steps, w = c.warmup): Promise<Run> {
   const [cmd, argv, env] = command(side, c, split, n, w);
   const t0 = performance.now();
   return new Promise((resolve) => {
@@ -310,6 +320,13 @@ for (const c of configs) {
     if (ok.length) {
       const best = ok.reduce((a, b) => (b.msPerStep! < a.msPerStep! ? b : a));
       c.split = splits[c.calibration.indexOf(best)];
+      // a fast step: enough timed steps for --min-round-seconds of PyTorch's, and half as many warmup
+      // steps (sdc's host code and both sides' caches settle over the first tens of steps)
+      const n = Math.ceil((minRoundS * 1000) / best.msPerStep!);
+      if (n > c.steps) {
+        c.steps = n;
+        c.warmup = Math.max(c.warmup, Math.ceil(n / 2));
+      }
     }
   }
   const r: Result = { generated: c.generated, batch: c.batch, runs: { torch: [], sdc: [] }, failed: {}, ratios: [], sides: c.sides, params: c.params, config: c };
@@ -372,7 +389,8 @@ const firstSdc = results.flatMap((r) => oks(r.runs.sdc))[0]?.raw;
 const blas = firstTorch?.blas as { config?: string; core?: string } | undefined;
 const loadAtEnd = loadavg().map((x) => Number(x.toFixed(2)));
 console.log(`\n${host.date}, ${host.cores} x ${host.cpu} (${host.cpuId}; ${host.cpuFlags.join(" ") || "no AVX2/AVX-512/AMX flags"}), load average ${host.loadAtStart.join(" ")} at start, ${loadAtEnd.join(" ")} at end`);
-console.log(`${rounds} alternating rounds per configuration, each a fresh process: ${warmup} warmup + ${steps} timed steps, ${tokens} context tokens; cells: median of the per-round medians (range); ratio: median of the per-round ratios`);
+const stepsLine = results.map((r) => `${r.generated.replace(/^generated\//, "")}:${r.batch}:${r.config.precision} ${r.config.warmup} + ${r.config.steps}`).join(", ");
+console.log(`${rounds} alternating rounds per configuration, each a fresh process doing warmup + timed steps (--warmup ${warmup} + --steps ${steps}, more where PyTorch's step is short: at least ${minRoundS} s of timed steps): ${stepsLine}; ${tokens} context tokens; cells: median of the per-round medians (range); ratio: median of the per-round ratios`);
 if (firstTorch)
   console.log(
     `PyTorch: torch ${String(firstTorch.torch)} (${String(firstTorch.python)}), ${blas?.config ?? "?"}, OpenBLAS core ${blas?.core ?? "?"}` +
@@ -447,8 +465,9 @@ for (const [m, n, k] of gemmShapes) {
   if (tb.status === 0) for (const l of tb.stdout.trim().split("\n")) if (l.startsWith("{")) torchRows.push(JSON.parse(l));
   if (tb.status !== 0) gemmNotes.push(`${m}x${n}x${k}: bench/torch_matmul.py failed: ${errorLine(tb.stderr ?? "") || `exit ${tb.status}`}`);
   if (torchRows[0]) gemmTorch = torchRows[0].engine;
-  // the layer's three GEMMs at their own shapes (M tokens, N outputs, K inputs)
-  const own: [string, [number, number, number]][] = [["x W^T (forward)", [m, n, k]], ["dy W (input gradient)", [m, k, n]], ["dy^T x (weight gradient)", [n, k, m]]];
+  // the layer's three GEMMs at their own shapes (M tokens, N outputs, K inputs), and the weight
+  // gradient as the step runs it (lowered as C^T = x^T dy: lower.ts transposedGemm)
+  const own: [string, [number, number, number]][] = [["x W^T (forward)", [m, n, k]], ["dy W (input gradient)", [m, k, n]], ["dy^T x (weight gradient)", [n, k, m]], ["x^T dy (weight gradient, as a step runs it)", [k, n, m]]];
   for (const threads of [1, 2])
     for (const [layout, [gm, gn, gk]] of own) {
       const a = native?.rows.find((r) => r.layout === layout && r.threads === threads);
@@ -488,6 +507,8 @@ if (values.json) {
     configs: results.map((r, i) => ({
       generated: r.generated,
       batch: r.batch,
+      steps: r.config.steps,
+      warmup: r.config.warmup,
       precision: r.config.precision,
       torchSplit: splitName(r.config.split),
       torchCalibration: r.config.calibration,

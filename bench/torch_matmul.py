@@ -44,11 +44,12 @@ M, N, K = args.m, args.n, args.k
 dt = torch.bfloat16 if args.dtype == "bf16" else torch.float32
 g = torch.Generator().manual_seed(0)
 r = lambda *s: torch.randn(*s, generator=g).to(dt)
-# the three GEMMs of a linear layer at their own shapes (name, A, B, f, [m, n, k])
+# the GEMMs of a linear layer at their own shapes, as bench/native-gemm.ts lists them (name, A, B, f, [m, n, k])
 layouts = [
     ("x W^T (forward)", r(M, K), r(N, K), lambda a, b: torch.matmul(a, b.t()), (M, N, K)),
     ("dy W (input gradient)", r(M, N), r(N, K), lambda a, b: torch.matmul(a, b), (M, K, N)),
     ("dy^T x (weight gradient)", r(M, N), r(M, K), lambda a, b: torch.matmul(a.t(), b), (N, K, M)),
+    ("x^T dy (weight gradient, as a step runs it)", r(M, K), r(M, N), lambda a, b: torch.matmul(a.t(), b), (K, N, M)),
 ]
 engine = f"torch {torch.__version__}, mkldnn {'on' if torch.backends.mkldnn.is_available() else 'off'}"
 for t in threads:
