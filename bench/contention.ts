@@ -9,10 +9,10 @@
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { cpus } from "node:os";
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.ts";
 import { availableCpus, nativeDetail } from "../runtime/executors/native/native.ts";
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     generated: { type: "string", default: "generated/sd3-tiny" },
     batch: { type: "string", default: "64" },

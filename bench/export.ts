@@ -6,7 +6,7 @@
  * largest difference of the outputs.
  *   npx tsx bench/export.ts [--generated generated/sd3-cpu] [--batch 32] [--runs 10]
  */
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.ts";
 import * as ort from "onnxruntime-node";
 import { loadCompiled } from "../cli/generated.ts";
 import { initBackend } from "../runtime/backend.ts";
@@ -17,7 +17,7 @@ import { fuseGraph } from "../runtime/graph/fuse.ts";
 import { buildModel } from "../runtime/train/trainer.ts";
 import { Rng } from "../runtime/util/rng.ts";
 
-const { values } = parseArgs({ options: { generated: { type: "string", default: "generated/sd3-cpu" }, batch: { type: "string", default: "32" }, runs: { type: "string", default: "10" } } });
+const { values } = benchArgs(import.meta.url, { options: { generated: { type: "string", default: "generated/sd3-cpu" }, batch: { type: "string", default: "32" }, runs: { type: "string", default: "10" } } });
 const batch = Number(values.batch);
 const runs = Number(values.runs);
 await initBackend("cpu", { log: () => {} });

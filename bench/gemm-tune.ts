@@ -7,7 +7,7 @@
  *   npx tsx bench/gemm-tune.ts --generated generated/sd3-seed --batch 64 --context-tokens 8,205 --out table.json
  */
 import { writeFileSync } from "node:fs";
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.ts";
 import * as tf from "@tensorflow/tfjs";
 import { loadCompiled } from "../cli/generated.ts";
 import { initBackend, shutdownBackend } from "../runtime/backend.ts";
@@ -19,7 +19,7 @@ import { stepOutputs } from "../runtime/graph/step-graph.ts";
 import { buildTraceModel } from "../runtime/train/trainer.ts";
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     generated: { type: "string", multiple: true, default: ["generated/sd3-seed"] },
     batch: { type: "string", default: "64" },

@@ -7,7 +7,7 @@
  *
  *   SDC_WEBGPU_ALLOW_SOFTWARE=1 npx tsx bench/graph-check.ts --generated generated/sd3-tiny --batch 2
  */
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.ts";
 import * as tf from "@tensorflow/tfjs";
 import { loadCompiled } from "../cli/generated.ts";
 import { initBackend, shutdownBackend } from "../runtime/backend.ts";
@@ -23,7 +23,7 @@ import { buildTraceModel } from "../runtime/train/trainer.ts";
 import { type FlowBatch } from "../runtime/bundle.ts";
 import { Rng } from "../runtime/util/rng.ts";
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     generated: { type: "string", default: "generated/sd3-tiny" },
     batch: { type: "string", default: "2" },

@@ -8,12 +8,12 @@
  *
  *   npx tsx bench/native-adam.ts [--n 64231744] [--reps 10] [--threads 1,2]
  */
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.ts";
 import { ProgramWriter } from "../runtime/executors/native/lower.ts";
 import { lowerGraph, nativeDetail, requireNative } from "../runtime/executors/native/native.ts";
 import { Graph } from "../runtime/graph/graph.ts";
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     n: { type: "string", default: "64231744" },
     reps: { type: "string", default: "10" },

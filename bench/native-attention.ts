@@ -18,13 +18,13 @@
  * needs.
  */
 import { spawnSync } from "node:child_process";
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.ts";
 import { Graph, type GemmLayout, type Sym } from "../runtime/graph/graph.ts";
 import { lowerGraph, paramArena, requireNative } from "../runtime/executors/native/native.ts";
 import { Rng } from "../runtime/util/rng.ts";
 import { cacheEvictor } from "./evict.ts";
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     b: { type: "string", default: "64" },
     h: { type: "string", default: "3" },

@@ -26,13 +26,13 @@
  */
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.ts";
 import { Graph } from "../runtime/graph/graph.ts";
 import { lowerGraph, nativeDetail, paramArena, requireNative } from "../runtime/executors/native/native.ts";
 import { Rng } from "../runtime/util/rng.ts";
 import { cacheEvictor } from "./evict.ts";
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     m: { type: "string", default: "1024" },
     n: { type: "string", default: "1152" },

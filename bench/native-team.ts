@@ -8,12 +8,12 @@
  *
  *   npx tsx bench/native-team.ts [--rows 512,1024,2048] [--d 64] [--kernels 400] [--reps 50] [--threads 2] [--json]
  */
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.ts";
 import { Graph } from "../runtime/graph/graph.ts";
 import { lowerGraph, nativeDetail, paramArena, requireNative } from "../runtime/executors/native/native.ts";
 import { Rng } from "../runtime/util/rng.ts";
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     rows: { type: "string", default: "512,1024,2048" },
     d: { type: "string", default: "64" },

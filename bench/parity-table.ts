@@ -8,7 +8,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.ts";
 
 interface Scale {
   cfg: number;
@@ -19,7 +19,7 @@ interface Scale {
   frechetInterval: { lo: number; hi: number };
 }
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { cfg: { type: "string", default: "2" } } });
+const { values, positionals } = benchArgs(import.meta.url, { allowPositionals: true, options: { cfg: { type: "string", default: "2" } } });
 const dir = positionals[0];
 if (!dir || !existsSync(dir)) {
   process.stderr.write("usage: npx tsx bench/parity-table.ts DIR [--cfg 2]  (DIR holds {fp32,bf16}-seedK-{metrics.jsonl,eval.json})\n");

@@ -27,7 +27,7 @@
  * one to set beside PyTorch's (whose twin takes a frozen context).
  */
 import { cpus } from "node:os";
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.ts";
 import * as tf from "@tensorflow/tfjs";
 import { loadCompiled } from "../cli/generated.ts";
 import { initBackend, shutdownBackend } from "../runtime/backend.ts";
@@ -44,7 +44,7 @@ import { NativeStep, nativeDetail } from "../runtime/executors/native/native.ts"
 import { kernelOptionsFromEnv } from "../runtime/executors/webgpu/gemm-table.ts";
 import { type StepProfile, profileTables, stepProfile } from "./step-profile.ts";
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     generated: { type: "string", default: "generated/sd3-seed" },
     batch: { type: "string", default: "64" },

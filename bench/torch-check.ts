@@ -15,7 +15,7 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.ts";
 import * as tf from "@tensorflow/tfjs";
 import { loadCompiled } from "../cli/generated.ts";
 import { initBackend, shutdownBackend } from "../runtime/backend.ts";
@@ -26,7 +26,7 @@ import { flowLoss } from "../runtime/train/trainer.ts";
 import { type ModelBundle, type PromptEncoder } from "../runtime/bundle.ts";
 import { Rng } from "../runtime/util/rng.ts";
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     generated: { type: "string", default: "generated/sd3-tiny" },
     batch: { type: "string", default: "4" },

@@ -8,10 +8,10 @@
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.ts";
 import { runTrain } from "../cli/commands/train.ts";
 
-const { values } = parseArgs({ options: { steps: { type: "string", default: "1500" }, batch: { type: "string", default: "64" }, backend: { type: "string", default: "wasm" }, out: { type: "string", default: "output/bench-train-tiny" }, "sample-every": { type: "string", default: "500" }, resume: { type: "boolean", default: false } } });
+const { values } = benchArgs(import.meta.url, { options: { steps: { type: "string", default: "1500" }, batch: { type: "string", default: "64" }, backend: { type: "string", default: "wasm" }, out: { type: "string", default: "output/bench-train-tiny" }, "sample-every": { type: "string", default: "500" }, resume: { type: "boolean", default: false } } });
 const steps = Number(values.steps);
 const batch = Number(values.batch);
 const out = values.out!;
