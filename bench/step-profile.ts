@@ -114,7 +114,8 @@ export function profileTables(p: StepProfile, top = 12): string[] {
   const rows = p.gemms.slice(0, top).map((r) => [r.shape, String(r.count), r.ms.toFixed(2), pct(r.ms), (r.gflop / (r.ms / 1000)).toFixed(1), r.cpuMs.toFixed(2)]);
   out.push(...table(["shape", "kernels", "wall ms", "share", "GFLOP/s (wall)", "caller CPU ms"], rows));
   out.push("", `the ${Math.min(top, p.others.length)} slowest other nodes by caller CPU time (bytes: their operands and output, whole):`);
-  const orows = p.others.slice(0, top).map((r) => [r.node, r.ms.toFixed(3), r.cpuMs.toFixed(3), (r.bytes / 2 ** 20).toFixed(2), r.cpuMs > 0 ? (r.bytes / (r.cpuMs / 1000) / 1e9).toFixed(1) : "-"]);
+  const gbps = (r: NodeRow) => (r.cpuMs > 0 ? (r.bytes / (r.cpuMs / 1000) / 1e9).toFixed(1) : "-");
+  const orows = p.others.slice(0, top).map((r) => [r.node, r.ms.toFixed(3), r.cpuMs.toFixed(3), (r.bytes / 2 ** 20).toFixed(2), gbps(r)]);
   out.push(...table(["node", "wall ms", "caller CPU ms", "MiB", "GB/s (CPU)"], orows));
   const groups = new Map<string, NodeRow & { count: number }>();
   for (const r of p.others) {
@@ -124,6 +125,6 @@ export function profileTables(p: StepProfile, top = 12): string[] {
   }
   const grouped = [...groups.values()].sort((a, b) => b.cpuMs - a.cpuMs).slice(0, top);
   out.push("", `the other nodes by label, the ${grouped.length} slowest of ${groups.size} labels:`);
-  out.push(...table(["label", "nodes", "wall ms", "caller CPU ms", "MiB", "GB/s (CPU)"], grouped.map((r) => [r.node, String(r.count), r.ms.toFixed(2), r.cpuMs.toFixed(2), (r.bytes / 2 ** 20).toFixed(1), r.cpuMs > 0 ? (r.bytes / (r.cpuMs / 1000) / 1e9).toFixed(1) : "-"])));
+  out.push(...table(["label", "nodes", "wall ms", "caller CPU ms", "MiB", "GB/s (CPU)"], grouped.map((r) => [r.node, String(r.count), r.ms.toFixed(2), r.cpuMs.toFixed(2), (r.bytes / 2 ** 20).toFixed(1), gbps(r)])));
   return out;
 }

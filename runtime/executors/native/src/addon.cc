@@ -609,9 +609,9 @@ bool check_arenas(napi_env env, Program* prog) {
 }
 
 // Asks the kernel for transparent huge pages over the whole 2 MiB pages inside [p, p + bytes) (THP
-// "madvise" mode: none without it): a step streams through hundreds of MiB of arenas, and with 4
-// KiB pages its GEMMs' strided operand reads miss the TLB. Advice only: where it is refused or THP
-// is off, nothing changes.
+// "madvise" mode: none without it): a step streams through hundreds of MiB of arenas in 4 KiB
+// pages otherwise (docs/cpu.md: the README job's two-thread step ~2% faster with it; one thread
+// unchanged). Advice only: where it is refused or THP is off, nothing changes.
 void advise_huge(void* p, std::size_t bytes) {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   constexpr std::uintptr_t H = std::uintptr_t(1) << 21;
