@@ -40,7 +40,7 @@ import { fuse } from "../runtime/graph/fuse.ts";
 import { buildStepGraph, frozenContext, stepFeeds, textInputs } from "../runtime/engines/static/step.ts";
 import { liveKernelCount } from "../runtime/graph/step-graph.ts";
 import { WebGpuStep } from "../runtime/executors/webgpu/webgpu.ts";
-import { NativeStep, nativeDetail } from "../runtime/executors/native/native.ts";
+import { NativeStep, nativeDetail, requireNative } from "../runtime/executors/native/native.ts";
 import { kernelOptionsFromEnv } from "../runtime/executors/webgpu/gemm-table.ts";
 import { type StepProfile, profileTables, stepProfile } from "./step-profile.ts";
 
@@ -193,6 +193,8 @@ if (values.engine === "static" && init.name !== "webgpu") {
     minMs: Number(times[0].toFixed(1)),
     nativeMs: Number(run[Math.floor(run.length / 2)].toFixed(1)),
     cpuMsPerStep: Number(cpuMsPerStep.toFixed(1)),
+    /** times a kernel worker moved off the caller's CPU in the whole run (SDC_WORKERS=apart) */
+    workerMoves: requireNative().workerMoves(),
     steps: Number(values.steps),
     kernelsPerStep: cpu.kernels,
     kernelsBeforeFusion: unfused,

@@ -116,8 +116,8 @@ describe("the static engine on the CPU (native executor)", () => {
     expect(compared).toBeGreaterThanOrEqual(1);
   });
 
-  it("SDC_ISA and SDC_THREADS that cannot be used are one clear line (exit 2)", () => {
-    for (const [env, msg] of [[{ SDC_ISA: "avx9" }, /^error: SDC_ISA=avx9: unknown ISA level 'avx9'/], [{ SDC_THREADS: "lots" }, /^error: SDC_THREADS must be a whole number/]] as const) {
+  it("SDC_ISA, SDC_THREADS and SDC_WORKERS that cannot be used are one clear line (exit 2)", () => {
+    for (const [env, msg] of [[{ SDC_ISA: "avx9" }, /^error: SDC_ISA=avx9: unknown ISA level 'avx9'/], [{ SDC_THREADS: "lots" }, /^error: SDC_THREADS must be a whole number/], [{ SDC_WORKERS: "near" }, /^error: SDC_WORKERS must be apart/]] as const) {
       const r = sdc(["train", "generated/sd3-tiny", "--steps", "1", "--batch-size", "2", "--engine", "static", "--backend", "wasm", "--no-progress", "--out", join(tmp, "bad-env")], env);
       expect(r.status, r.err).toBe(2);
       expect(r.err.trim().split("\n").pop()).toMatch(msg);

@@ -7,7 +7,7 @@
  * ops.ts. The CLI runs (training against the tfjs engine, checkpoints both ways, bit-identical
  * resume, sampling) are in test/graph/native-cli.test.ts.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadCompiled, type LoadedSpec } from "../../cli/generated.ts";
@@ -47,6 +47,8 @@ describe("the native executor", () => {
     if (levels.length < 3) expect(() => addon.isa("avx512")).toThrow(/this CPU does not support avx512/);
     expect(() => configure(addon, { SDC_ISA: "avx9" })).toThrow(NativeSetupError);
     expect(() => configure(addon, { SDC_THREADS: "two" })).toThrow(/SDC_THREADS must be a whole number/);
+    expect(() => configure(addon, { SDC_WORKERS: "near" })).toThrow(/SDC_WORKERS must be apart .* or anywhere, got 'near'/);
+    expect(() => addon.workers("near" as "apart")).toThrow(/'apart' or 'anywhere', got 'near'/);
   });
   it("has the elementwise operators of ops.ts and the instruction codes of lower.ts (runtime/executors/native/src/ew_ops.inc and op_codes.inc are generated; run npm run gen:native)", () => {
     expect(readFileSync("runtime/executors/native/src/ew_ops.inc", "utf8")).toBe(ewOpsInc());
@@ -329,6 +331,51 @@ describe("thread counts", () => {
       const other = await twoSteps(t);
       expect(other.losses, `losses on ${t} threads`).toEqual(one.losses);
       expect(differingBuffers(one.state, other.state), `buffers that differ between 1 and ${t} threads`).toBe(0);
+    }
+  });
+  /** "0-3,6" -> [0, 1, 2, 3, 6] */
+  const cpuList = (l: string) => l.split(",").flatMap((r) => {
+    const [lo, hi] = r.split("-").map(Number);
+    return Array.from({ length: (hi ?? lo) - lo + 1 }, (_, i) => lo + i);
+  });
+  /** The CPUs each thread of this process may run on (Cpus_allowed_list of /proc/self/task/T/status). */
+  function masks(): number[][] {
+    return readdirSync("/proc/self/task").flatMap((t) => {
+      try {
+        return [cpuList(/^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync(`/proc/self/task/${t}/status`, "utf8"))![1])];
+      } catch {
+        return []; // the thread ended while the folder was read
+      }
+    });
+  }
+  it("keeps the team's workers off the caller's CPU (SDC_WORKERS=apart, the default) or lets the OS place them (anywhere), to the same bits", async () => {
+    const addon = nativeAddon().addon!;
+    const [before, placement] = [addon.threads(), addon.workers()];
+    expect(placement).toBe(process.env.SDC_WORKERS || "apart");
+    const all = cpuList(/^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync("/proc/self/status", "utf8"))![1]);
+    try {
+      expect(addon.workers("apart")).toBe("apart");
+      const moves0 = addon.workerMoves();
+      const apart = await twoSteps(3);
+      // a worker that moved may run on every CPU of the process but one; nothing else changes
+      const narrowed = masks().filter((m) => m.length !== all.length || m.some((c, i) => c !== all[i]));
+      for (const m of narrowed) {
+        expect(m.length).toBe(all.length - 1);
+        expect(m.every((c) => all.includes(c))).toBe(true);
+      }
+      expect(narrowed.length).toBeLessThanOrEqual(2);
+      if (narrowed.length > 0) expect(addon.workerMoves()).toBeGreaterThan(moves0);
+      // anywhere: new workers with the caller's mask, never moved
+      expect(addon.workers("anywhere")).toBe("anywhere");
+      const moves1 = addon.workerMoves();
+      const anywhere = await twoSteps(3);
+      expect(masks().every((m) => m.length === all.length)).toBe(true);
+      expect(addon.workerMoves()).toBe(moves1);
+      expect(anywhere.losses).toEqual(apart.losses);
+      expect(differingBuffers(apart.state, anywhere.state)).toBe(0);
+    } finally {
+      addon.workers(placement);
+      addon.threads(before);
     }
   });
   it("sums (sum_to) split across threads to the same bits as on one (bias gradients by fixed row blocks, per-sample sums by samples)", () => {

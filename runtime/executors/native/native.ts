@@ -45,9 +45,19 @@ export interface NativeAddon {
   isa(level?: string): string;
   /** the levels this CPU supports, lowest first */
   isas(): string[];
+  /**
+   * where the team's workers run: "apart" (the default: a worker that finds itself on the caller's
+   * CPU moves to another of the process's CPUs) or "anywhere" (the OS places them); with a
+   * placement, use it from the next parallel region on
+   */
+  workers(placement?: WorkerPlacement): WorkerPlacement;
+  /** how many times a worker has moved off the caller's CPU */
+  workerMoves(): number;
 }
 
-/** SDC_ISA or SDC_THREADS asks for what cannot be: a usage error (exit 2), not a fallback. */
+export type WorkerPlacement = "apart" | "anywhere";
+
+/** SDC_ISA, SDC_THREADS or SDC_WORKERS asks for what cannot be: a usage error (exit 2), not a fallback. */
 export class NativeSetupError extends GraphError {
   readonly exitCode = 2;
   constructor(message: string) {
@@ -79,7 +89,8 @@ let loaded: { addon: NativeAddon | null; why: string } | null = null;
  * The addon, or null with the reason (not built: no C++ compiler at install, or SDC_NATIVE=0).
  * SDC_NATIVE_ADDON overrides its path; SDC_THREADS sets the thread count (default: the CPUs this
  * process may use: its affinity mask and cgroup quota); SDC_ISA=x86-64|avx2|avx512|avx512bf16 forces a lower
- * ISA level than the CPU's best (a NativeSetupError when the CPU lacks it).
+ * ISA level than the CPU's best (a NativeSetupError when the CPU lacks it); SDC_WORKERS=anywhere
+ * lets the OS place the kernels' worker threads (the default, apart, keeps them off the caller's CPU: threads.h).
  */
 export function nativeAddon(): { addon: NativeAddon | null; why: string } {
   if (loaded) return loaded;
@@ -102,12 +113,17 @@ export function availableCpus(): number {
   return a ? a.defaultThreads() : availableParallelism();
 }
 
-/** Apply SDC_THREADS and SDC_ISA to the addon (exported for tests). */
+/** Apply SDC_THREADS, SDC_ISA and SDC_WORKERS to the addon (exported for tests). */
 export function configure(addon: NativeAddon, env: NodeJS.ProcessEnv): void {
   const t = env.SDC_THREADS;
   if (t !== undefined && t !== "") {
     if (!/^\d+$/.test(t.trim()) || Number(t) < 1 || Number(t) > 1024) throw new NativeSetupError(`SDC_THREADS must be a whole number from 1 to 1024, got '${t.slice(0, 40)}'`);
     addon.threads(Number(t));
+  }
+  const w = env.SDC_WORKERS;
+  if (w !== undefined && w !== "") {
+    if (w.trim() !== "apart" && w.trim() !== "anywhere") throw new NativeSetupError(`SDC_WORKERS must be apart (the default: the kernels' worker threads keep off the CPU the caller runs on) or anywhere, got '${w.slice(0, 40)}'`);
+    addon.workers(w.trim() as WorkerPlacement);
   }
   const isa = env.SDC_ISA;
   if (isa !== undefined && isa !== "") {

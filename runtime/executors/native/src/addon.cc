@@ -921,6 +921,44 @@ napi_value Isa(napi_env env, napi_callback_info info) {
   });
 }
 
+// workers(placement?: "apart" | "anywhere"): where the team's workers run (threads.h); with a
+// placement, use it from the next region on. workerMoves(): how often a worker moved off the
+// caller's CPU.
+napi_value Workers(napi_env env, napi_callback_info info) {
+  return entry(env, "workers", [&]() -> napi_value {
+    size_t argc = 1;
+    napi_value argv[1];
+    CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+    napi_valuetype t = napi_undefined;
+    if (argc >= 1) CHECK(napi_typeof(env, argv[0], &t));
+    if (t == napi_string) {
+      char buf[16];
+      size_t len = 0;
+      CHECK(napi_get_value_string_utf8(env, argv[0], buf, sizeof buf, &len));
+      const std::string name(buf, len);
+      if (name == "apart") sdc::set_placement(sdc::Placement::Apart);
+      else if (name == "anywhere") sdc::set_placement(sdc::Placement::Anywhere);
+      else {
+        napi_throw_error(env, "SDC_NATIVE_USAGE", ("workers(placement): 'apart' or 'anywhere', got '" + name + "'").c_str());
+        return nullptr;
+      }
+    } else if (t != napi_undefined) {
+      return throw_type(env, "workers(placement?: 'apart' | 'anywhere')");
+    }
+    napi_value out;
+    CHECK(napi_create_string_utf8(env, sdc::placement() == sdc::Placement::Apart ? "apart" : "anywhere", NAPI_AUTO_LENGTH, &out));
+    return out;
+  });
+}
+
+napi_value WorkerMoves(napi_env env, napi_callback_info) {
+  return entry(env, "workerMoves", [&]() -> napi_value {
+    napi_value out;
+    CHECK(napi_create_double(env, static_cast<double>(sdc::placement_moves()), &out));
+    return out;
+  });
+}
+
 napi_value Isas(napi_env env, napi_callback_info) {
   return entry(env, "isas", [&]() -> napi_value {
     napi_value out;
@@ -944,6 +982,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"defaultThreads", nullptr, DefaultThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"isa", nullptr, Isa, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"isas", nullptr, Isas, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"workers", nullptr, Workers, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"workerMoves", nullptr, WorkerMoves, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -17,6 +17,18 @@ void set_threads(int n);
 // (cgroup v2 cpu.max, or v1 cpu.cfs_quota_us), rounded up; at least 1.
 int default_threads();
 
+// Where the workers run. Apart (the default): a worker that finds itself, when a region starts, on
+// the CPU the caller last ran on restricts its own affinity to the process's CPUs but that one
+// (and so moves), so the OS cannot keep the caller and a worker time-sharing one core while
+// another process has the other: with one CPU-bound process beside a 2-CPU team that placement
+// made two threads slower than one. Anywhere: the OS alone places them. The caller's thread is
+// never moved; results are the same bits either way. A no-op where the OS has no affinity.
+enum class Placement { Apart, Anywhere };
+Placement placement();
+void set_placement(Placement p);
+// How many times a worker has moved off the caller's CPU (since the process started).
+long placement_moves();
+
 using RangeFn = void (*)(void* ctx, std::int64_t begin, std::int64_t end, int tid);
 // fn(ctx, b, e, tid) over `chunks` contiguous, fixed ranges covering [0, n) (chunk c is
 // [n * c / chunks, n * (c + 1) / chunks)), on the team; returns when all are done. Runs inline on
