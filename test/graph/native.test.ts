@@ -49,6 +49,8 @@ describe("the native executor", () => {
     expect(() => configure(addon, { SDC_THREADS: "two" })).toThrow(/SDC_THREADS must be a whole number/);
     expect(() => configure(addon, { SDC_WORKERS: "near" })).toThrow(/SDC_WORKERS must be apart .* or anywhere, got 'near'/);
     expect(() => addon.workers("near" as "apart")).toThrow(/'apart' or 'anywhere', got 'near'/);
+    expect(() => addon.workers(2 as unknown as "apart")).toThrow(TypeError);
+    expect(() => addon.isa(2 as unknown as string)).toThrow(TypeError);
   });
   it("has the elementwise operators of ops.ts and the instruction codes of lower.ts (runtime/executors/native/src/ew_ops.inc and op_codes.inc are generated; run npm run gen:native)", () => {
     expect(readFileSync("runtime/executors/native/src/ew_ops.inc", "utf8")).toBe(ewOpsInc());
@@ -354,6 +356,8 @@ describe("thread counts", () => {
     expect(placement).toBe(process.env.SDC_WORKERS || "apart");
     const all = cpuList(/^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync("/proc/self/status", "utf8"))![1]);
     try {
+      // fresh workers (earlier tests' workers may have moved already): a change of placement restarts them
+      addon.workers("anywhere");
       expect(addon.workers("apart")).toBe("apart");
       const moves0 = addon.workerMoves();
       const apart = await twoSteps(3);

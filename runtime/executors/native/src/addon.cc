@@ -562,6 +562,27 @@ napi_value throw_error(napi_env env, const char* code, const std::string& msg) {
   return nullptr;
 }
 
+// The optional string argument of a getter-setter (isa(level?), workers(placement?)): 1 with it
+// in *s, 0 when absent, -1 after throwing a TypeError (`usage`) for any other type. Longer
+// strings are cut at 31 bytes (they name nothing either way).
+int optional_string(napi_env env, napi_callback_info info, const char* usage, std::string* s) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  napi_valuetype t = napi_undefined;
+  if (argc >= 1) CHECK(napi_typeof(env, argv[0], &t));
+  if (t == napi_undefined) return 0;
+  if (t != napi_string) {
+    throw_type(env, usage);
+    return -1;
+  }
+  char buf[32];
+  size_t len = 0;
+  CHECK(napi_get_value_string_utf8(env, argv[0], buf, sizeof buf, &len));
+  *s = std::string(buf, len);
+  return 1;
+}
+
 // Tags the externals this addon makes, so that another addon's external is never read as a program.
 const napi_type_tag PROGRAM_TAG = {0x5dc0a11ce1f0b0a5ULL, 0x9e3779b97f4a7c15ULL};
 
@@ -896,24 +917,16 @@ napi_value DefaultThreads(napi_env env, napi_callback_info) {
 // or beyond this CPU). isas(): the levels this CPU supports, lowest first.
 napi_value Isa(napi_env env, napi_callback_info info) {
   return entry(env, "isa", [&]() -> napi_value {
-    size_t argc = 1;
-    napi_value argv[1];
-    CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-    napi_valuetype t = napi_undefined;
-    if (argc >= 1) CHECK(napi_typeof(env, argv[0], &t));
-    if (t == napi_string) {
-      char buf[32];
-      size_t len = 0;
-      CHECK(napi_get_value_string_utf8(env, argv[0], buf, sizeof buf, &len));
-      const std::string name(buf, len);
+    std::string name;
+    const int given = optional_string(env, info, "isa(level?: string)", &name);
+    if (given < 0) return nullptr;
+    if (given > 0) {
       const int level = sdc::isa_parse(name);
       const std::string err = level < 0 ? "unknown ISA level '" + name + "' (x86-64, avx2, avx512 or avx512bf16)" : sdc::set_isa(level);
       if (!err.empty()) {
         napi_throw_error(env, "SDC_ISA", err.c_str());
         return nullptr;
       }
-    } else if (t != napi_undefined) {
-      return throw_type(env, "isa(level?: string)");
     }
     napi_value out;
     CHECK(napi_create_string_utf8(env, sdc::isa_name(sdc::isa_level()), NAPI_AUTO_LENGTH, &out));
@@ -926,24 +939,16 @@ napi_value Isa(napi_env env, napi_callback_info info) {
 // caller's CPU.
 napi_value Workers(napi_env env, napi_callback_info info) {
   return entry(env, "workers", [&]() -> napi_value {
-    size_t argc = 1;
-    napi_value argv[1];
-    CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-    napi_valuetype t = napi_undefined;
-    if (argc >= 1) CHECK(napi_typeof(env, argv[0], &t));
-    if (t == napi_string) {
-      char buf[16];
-      size_t len = 0;
-      CHECK(napi_get_value_string_utf8(env, argv[0], buf, sizeof buf, &len));
-      const std::string name(buf, len);
+    std::string name;
+    const int given = optional_string(env, info, "workers(placement?: 'apart' | 'anywhere')", &name);
+    if (given < 0) return nullptr;
+    if (given > 0) {
       if (name == "apart") sdc::set_placement(sdc::Placement::Apart);
       else if (name == "anywhere") sdc::set_placement(sdc::Placement::Anywhere);
       else {
         napi_throw_error(env, "SDC_NATIVE_USAGE", ("workers(placement): 'apart' or 'anywhere', got '" + name + "'").c_str());
         return nullptr;
       }
-    } else if (t != napi_undefined) {
-      return throw_type(env, "workers(placement?: 'apart' | 'anywhere')");
     }
     napi_value out;
     CHECK(napi_create_string_utf8(env, sdc::placement() == sdc::Placement::Apart ? "apart" : "anywhere", NAPI_AUTO_LENGTH, &out));
