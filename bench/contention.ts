@@ -36,7 +36,8 @@ const cpusHere = availableCpus();
 const load = values.load !== undefined ? Number(values.load) : cpusHere;
 const rounds = Number(values.rounds);
 type Workers = "apart" | "anywhere";
-type Timing = { ms: number; moves: number };
+/** ms per step or image; the worker moves of the run (null: the command does not report them) */
+type Timing = { ms: number; moves: number | null };
 
 function cli(args: string[], env: NodeJS.ProcessEnv, what: string): string {
   const r = spawnSync(process.execPath, args, { encoding: "utf8", env: { ...process.env, ...env } });
@@ -57,7 +58,7 @@ function sample(threads: number, workers: Workers): Timing {
   const out = cli(["bin/sdc.mjs", "sample", values["sample-generated"]!, "--checkpoint", ckpt, "--prompt", "7", "--prompt", "seven", "--n", values["sample-n"]!, "--backend", "cpu", "--out", join(ckpt, "grid.png")], { SDC_THREADS: String(threads), SDC_WORKERS: workers }, "sdc sample");
   const m = /\((\d+) images, .*?, ([\d.]+) s\)/.exec(out);
   if (!m) throw new Error(`sdc sample printed no timing: ${out.slice(-300)}`);
-  return { ms: (1000 * Number(m[2])) / Number(m[1]), moves: NaN };
+  return { ms: (1000 * Number(m[2])) / Number(m[1]), moves: null };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -67,7 +68,7 @@ function measure(task: string, run: (threads: number, w: Workers) => Timing, con
   const one: number[] = [];
   const all: number[] = [];
   const anywhere: number[] = [];
-  const moves: number[] = [];
+  const moves: (number | null)[] = [];
   for (let i = 0; i < rounds; i++) {
     one.push(run(1, "apart").ms);
     const a = run(cpusHere, "apart");
@@ -76,7 +77,7 @@ function measure(task: string, run: (threads: number, w: Workers) => Timing, con
     anywhere.push(run(cpusHere, "anywhere").ms);
   }
   const [o, d, w] = [median(one), median(all), median(anywhere)];
-  return { task, condition, oneThreadMs: o, defaultMs: d, ratio: d / o, workerMoves: Number.isNaN(moves[0]) ? null : median(moves), anywhereMs: w, anywhereRatio: w / o };
+  return { task, condition, oneThreadMs: o, defaultMs: d, ratio: d / o, workerMoves: moves.includes(null) ? null : median(moves as number[]), anywhereMs: w, anywhereRatio: w / o };
 }
 
 function startLoad(n: number): ChildProcess[] {

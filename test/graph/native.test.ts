@@ -340,11 +340,13 @@ describe("thread counts", () => {
     const [lo, hi] = r.split("-").map(Number);
     return Array.from({ length: (hi ?? lo) - lo + 1 }, (_, i) => lo + i);
   });
-  /** The CPUs each thread of this process may run on (Cpus_allowed_list of /proc/self/task/T/status). */
+  /** The CPUs a thread may run on (the Cpus_allowed_list of its status file). */
+  const allowed = (status: string) => cpuList(/^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync(status, "utf8"))![1]);
+  /** The CPUs each thread of this process may run on. */
   function masks(): number[][] {
     return readdirSync("/proc/self/task").flatMap((t) => {
       try {
-        return [cpuList(/^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync(`/proc/self/task/${t}/status`, "utf8"))![1])];
+        return [allowed(`/proc/self/task/${t}/status`)];
       } catch {
         return []; // the thread ended while the folder was read
       }
@@ -354,7 +356,7 @@ describe("thread counts", () => {
     const addon = nativeAddon().addon!;
     const [before, placement] = [addon.threads(), addon.workers()];
     expect(placement).toBe(process.env.SDC_WORKERS || "apart");
-    const all = cpuList(/^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync("/proc/self/status", "utf8"))![1]);
+    const all = allowed("/proc/self/status");
     try {
       // fresh workers (earlier tests' workers may have moved already): a change of placement restarts them
       addon.workers("anywhere");

@@ -120,10 +120,10 @@ export function configure(addon: NativeAddon, env: NodeJS.ProcessEnv): void {
     if (!/^\d+$/.test(t.trim()) || Number(t) < 1 || Number(t) > 1024) throw new NativeSetupError(`SDC_THREADS must be a whole number from 1 to 1024, got '${t.slice(0, 40)}'`);
     addon.threads(Number(t));
   }
-  const w = env.SDC_WORKERS;
-  if (w !== undefined && w !== "") {
-    if (w.trim() !== "apart" && w.trim() !== "anywhere") throw new NativeSetupError(`SDC_WORKERS must be apart (the default: the kernels' worker threads keep off the CPU the caller runs on) or anywhere, got '${w.slice(0, 40)}'`);
-    addon.workers(w.trim() as WorkerPlacement);
+  const w = env.SDC_WORKERS?.trim();
+  if (w) {
+    if (w !== "apart" && w !== "anywhere") throw new NativeSetupError(`SDC_WORKERS must be apart (the default: the kernels' worker threads keep off the CPU the caller runs on) or anywhere, got '${w.slice(0, 40)}'`);
+    addon.workers(w);
   }
   const isa = env.SDC_ISA;
   if (isa !== undefined && isa !== "") {

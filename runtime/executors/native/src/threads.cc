@@ -110,8 +110,8 @@ std::atomic<long> g_moves{0};
 #if defined(__linux__)
 // Apart: when this worker runs on the caller's CPU, restrict it to `allowed` but that CPU (the
 // kernel moves it before the call returns). Measured on the tiny step and on sampling, 2-CPU
-// Zen 4, beside one and two busy loops (docs/cpu.md): the moves are rare (~20 in 60 steps) and
-// the team then beats one thread where it used to lose.
+// Zen 4, beside one and two busy loops (docs/cpu.md): the moves are rare (3-6 in 63 idle steps,
+// ~30 beside a busy loop) and the team then beats one thread where it used to lose.
 void keep_apart(int caller_cpu, const cpu_set_t& allowed) {
   if (caller_cpu < 0 || caller_cpu >= CPU_SETSIZE || sched_getcpu() != caller_cpu) return;
   cpu_set_t set = allowed;
