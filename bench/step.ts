@@ -40,7 +40,7 @@ import { fuse } from "../runtime/graph/fuse.ts";
 import { buildStepGraph, frozenContext, stepFeeds, textInputs } from "../runtime/engines/static/step.ts";
 import { liveKernelCount } from "../runtime/graph/step-graph.ts";
 import { WebGpuStep } from "../runtime/executors/webgpu/webgpu.ts";
-import { NativeStep, nativeDetail, requireNative } from "../runtime/executors/native/native.ts";
+import { NativeStep, addonAt, nativeDetail, requireNative } from "../runtime/executors/native/native.ts";
 import { kernelOptionsFromEnv } from "../runtime/executors/webgpu/gemm-table.ts";
 import { type StepProfile, profileTables, stepProfile } from "./step-profile.ts";
 
@@ -57,6 +57,8 @@ const { values } = benchArgs(import.meta.url, {
     text: { type: "string", default: "context" },
     profile: { type: "boolean", default: false },
     json: { type: "boolean", default: false },
+    /** --engine static on the native CPU kernels: another build of the addon, its steps alternated with this build's in this process */
+    against: { type: "string" },
     /** tfjs environment flags, e.g. --tf-flag WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=128 (repeatable) */
     "tf-flag": { type: "string", multiple: true, default: [] },
   },
@@ -144,8 +146,30 @@ if (values.engine === "static" && init.name !== "webgpu") {
   const run: number[] = [];
   let last = NaN;
   const total = Number(values.warmup) + Number(values.steps);
+  // --against: the other build's step beside this one, over the same graph and parameters; both
+  // warm up, then --steps pairs run in alternating order (AB, BA, ...), so a shared machine's
+  // drift falls on both sides alike; the ratio is this build's native time over the other's, per pair
+  const other = values.against ? new NativeStep(sg, cpu.adam, undefined, addonAt(values.against)) : null;
+  const againstRun: number[] = [];
+  const ratios: number[] = [];
+  if (other) {
+    other.setParams(params);
+    for (let i = 0; i < Number(values.warmup); i++) for (const x of [cpu, other]) await x.step(stepFeeds(sg, sm.flow, stepBatch(), textIn));
+  }
   let cpu0 = process.cpuUsage();
-  for (let i = 0; i < total; i++) {
+  for (let i = 0; other && i < Number(values.steps); i++) {
+    const pair: number[] = [];
+    for (const x of i % 2 === 0 ? [cpu, other] : [other, cpu]) {
+      const r = await x.step(stepFeeds(sg, sm.flow, stepBatch(), textIn));
+      (x === cpu ? run : againstRun).push(r.runMs);
+      if (x === cpu) last = r.loss;
+      pair[x === cpu ? 0 : 1] = r.runMs;
+    }
+    ratios.push(pair[0] / pair[1]);
+    console.error(`pair ${i + 1}/${values.steps}: this ${pair[0].toFixed(1)} ms, against ${pair[1].toFixed(1)} ms, ratio ${(pair[0] / pair[1]).toFixed(3)}`);
+  }
+  if (other) times.push(...run);
+  for (let i = 0; !other && i < total; i++) {
     if (i === Number(values.warmup)) cpu0 = process.cpuUsage();
     const feeds = stepFeeds(sg, sm.flow, stepBatch(), textIn);
     const s0 = performance.now();
@@ -177,6 +201,18 @@ if (values.engine === "static" && init.name !== "webgpu") {
   const round2 = (x: number) => Number(x.toFixed(2));
   times.sort((a, b) => a - b);
   run.sort((a, b) => a - b);
+  const q = (xs: number[], f: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(f * xs.length))];
+  const against = other
+    ? {
+        addon: values.against,
+        executor: `native CPU kernels (${other.addonDetail()})`,
+        nativeMs: Number(q(againstRun, 0.5).toFixed(1)),
+        minMs: Number(q(againstRun, 0).toFixed(1)),
+        /** this build's native ms over the other's, per pair: median and quartiles */
+        ratio: { median: Number(q(ratios, 0.5).toFixed(4)), q1: Number(q(ratios, 0.25).toFixed(4)), q3: Number(q(ratios, 0.75).toFixed(4)), pairs: ratios.length },
+      }
+    : null;
+  if (against) console.error(`this / against (native ms, ${against.ratio.pairs} pairs): median ${against.ratio.median}, quartiles ${against.ratio.q1} - ${against.ratio.q3}; this ${q(run, 0.5).toFixed(1)} ms, against ${against.nativeMs} ms`);
   const result = {
     bench: "step",
     engine: "static",
@@ -206,6 +242,7 @@ if (values.engine === "static" && init.name !== "webgpu") {
     gemmGflops: profile ? Number((profile.gemmGflop / (profile.gemmMs / 1000)).toFixed(1)) : null,
     gemmGflopPerStep: profile ? Number(profile.gemmGflop.toFixed(3)) : null,
     loss: Number(last.toFixed(4)),
+    against,
   };
   console.log(values.json ? JSON.stringify(result) : JSON.stringify(result, null, 2));
   sm.store.dispose();

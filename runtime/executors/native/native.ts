@@ -135,6 +135,19 @@ export function configure(addon: NativeAddon, env: NodeJS.ProcessEnv): void {
   }
 }
 
+/**
+ * Another build of the addon, loaded beside the default one and configured from the same
+ * environment (bench/step.ts --against: two builds' steps alternated in one process). Its own
+ * copy of the kernels and thread team: Node loads an addon without RTLD_GLOBAL, so each copy
+ * binds its own symbols.
+ */
+export function addonAt(path: string): NativeAddon {
+  if (!existsSync(path)) throw new NativeSetupError(`no addon at ${path}`);
+  const addon = createRequire(import.meta.url)(path) as NativeAddon;
+  configure(addon, process.env);
+  return addon;
+}
+
 export function requireNative(): NativeAddon {
   const n = nativeAddon();
   if (!n.addon) throw new GraphError(n.why);
@@ -263,8 +276,10 @@ export class NativeStep {
     readonly sg: StepGraph,
     readonly adam: AdamConfig,
     lowering?: LowerOptions,
+    /** the addon to run on (default: requireNative()'s) */
+    addon?: NativeAddon,
   ) {
-    this.addon = requireNative();
+    this.addon = addon ?? requireNative();
     this.lr = adam.lr;
     let at = 0;
     for (const p of sg.params) {
@@ -346,6 +361,11 @@ export class NativeStep {
     if (off === undefined || !p) throw new GraphError(`no parameter ${name}`);
     const r = which === "ema" && this.region.ema ? this.region.ema : this.region.p;
     return r.subarray(off, off + sizeOf(p.shape));
+  }
+
+  /** The ISA level and thread count of the addon this step runs on. */
+  addonDetail(): string {
+    return `${this.addon.isa()}, ${this.addon.threads()} threads`;
   }
 
   /** The arena and offset of a parameter (a forward pass reads it in place). */
