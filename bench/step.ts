@@ -25,6 +25,18 @@
  * traced into the step and fed token ids, as `sdc train` runs a spec with a learned encoder (the
  * README job's), instead of the fixed random context; the figure is then `sdc train`'s step, not
  * one to set beside PyTorch's (whose twin takes a frozen context).
+ *
+ * --against ADDON (--engine static on the wasm / cpu backend): a change to the native kernels
+ * measured on a shared machine. ADDON is another build of the addon (a copy of
+ * build/Release/sdc_cpu.node made before the change); both builds run the same step over the same
+ * parameters in this process, --steps pairs in alternating order (AB, BA, ...), and the bench
+ * prints each pair's ratio (this build's native ms over the other's) and their median and
+ * quartiles. Separate processes in turn left 2-3% differences inside the host's drift (the 64M
+ * step's medians ranged 1,150-1,340 ms for one build within minutes); pairs of steps a second
+ * apart cancel most of it. A build against a copy of itself gives 0.99-1.00.
+ *
+ *   cp build/Release/sdc_cpu.node /tmp/before.node   # then change, npm run build:native
+ *   npx tsx bench/step.ts --generated generated/sd3-seed --batch 64 --context-tokens 8 --backend cpu --engine static --steps 16 --warmup 2 --against /tmp/before.node
  */
 import { cpus } from "node:os";
 import { benchArgs } from "./args.ts";
