@@ -10,7 +10,7 @@ import { evaluate } from "../../runtime/executors/interp/interp.ts";
 import type { FlowBatch } from "../../runtime/bundle.ts";
 import type { Graph, Sym } from "../../runtime/graph/graph.ts";
 import { Rng } from "../../runtime/util/rng.ts";
-import { type LowerOptions, nativeAddon, NativeStep } from "../../runtime/executors/native/native.ts";
+import { type LowerOptions, type NativeAddon, nativeAddon, NativeStep } from "../../runtime/executors/native/native.ts";
 import type { LoadedSpec } from "../../cli/generated.ts";
 import { buildStepGraph, stepFeeds } from "../../runtime/engines/static/step.ts";
 import { fuse } from "../../runtime/graph/fuse.ts";
@@ -103,7 +103,7 @@ export function batchOf(n: number, seed: number): FlowBatch {
  * Two native training steps of the tiny spec (batch 8, on the threads and ISA level set now): the
  * losses, every float of the state after (parameters, Adam moments, EMA, gradients) and the kernels a step.
  */
-export async function tinyTwoSteps(tiny: LoadedSpec, precision: "fp32" | "bf16" = "fp32", lowering?: LowerOptions): Promise<{ losses: number[]; state: Uint8Array[]; kernels: number }> {
+export async function tinyTwoSteps(tiny: LoadedSpec, precision: "fp32" | "bf16" = "fp32", lowering?: LowerOptions, addon?: NativeAddon): Promise<{ losses: number[]; state: Uint8Array[]; kernels: number }> {
   const m = buildModel(tiny.spec, tiny.ir, 3);
   const B = 8;
   const sg = buildStepGraph(m, B, [32, 32, 1], undefined, precision);
@@ -111,7 +111,7 @@ export async function tinyTwoSteps(tiny: LoadedSpec, precision: "fp32" | "bf16" 
   const params = new Map<string, Float32Array>();
   for (const [name, v] of m.store.vars) params.set(name, Float32Array.from(v.dataSync() as Float32Array));
   fuse(sg);
-  const ns = new NativeStep(sg, { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, decoupled: true, clip: 1, ema: 0.9, emaWarmup: false }, lowering);
+  const ns = new NativeStep(sg, { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, decoupled: true, clip: 1, ema: 0.9, emaWarmup: false }, lowering, addon);
   ns.setParams(params);
   const losses: number[] = [];
   for (const seed of [5, 6]) {

@@ -85,6 +85,11 @@ function packageRoot(): string {
 }
 let loaded: { addon: NativeAddon | null; why: string } | null = null;
 
+/** Where the addon is loaded from: SDC_NATIVE_ADDON, else the build's. */
+export function nativeAddonPath(): string {
+  return process.env.SDC_NATIVE_ADDON ?? join(packageRoot(), "build", "Release", "sdc_cpu.node");
+}
+
 /**
  * The addon, or null with the reason (not built: no C++ compiler at install, or SDC_NATIVE=0).
  * SDC_NATIVE_ADDON overrides its path; SDC_THREADS sets the thread count (default: the CPUs this
@@ -95,7 +100,7 @@ let loaded: { addon: NativeAddon | null; why: string } | null = null;
 export function nativeAddon(): { addon: NativeAddon | null; why: string } {
   if (loaded) return loaded;
   if (process.env.SDC_NATIVE === "0") return (loaded = { addon: null, why: "SDC_NATIVE=0" });
-  const path = process.env.SDC_NATIVE_ADDON ?? join(packageRoot(), "build", "Release", "sdc_cpu.node");
+  const path = nativeAddonPath();
   if (!existsSync(path)) return (loaded = { addon: null, why: `the native CPU executor is not built (${path} is missing; run \`npm run build:native\`, which needs a C++ compiler)` });
   let addon: NativeAddon;
   try {
