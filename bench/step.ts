@@ -178,7 +178,7 @@ if (values.engine === "static" && init.name !== "webgpu") {
       pair[x === cpu ? 0 : 1] = r.runMs;
     }
     ratios.push(pair[0] / pair[1]);
-    console.error(`pair ${i + 1}/${values.steps}: this ${pair[0].toFixed(1)} ms, against ${pair[1].toFixed(1)} ms, ratio ${(pair[0] / pair[1]).toFixed(3)}`);
+    console.error(`pair ${i + 1}/${values.steps}: this ${pair[0].toFixed(1)} ms, against ${pair[1].toFixed(1)} ms, ratio ${(pair[0] / pair[1]).toFixed(3)}, this build's loss ${last.toFixed(4)}`);
   }
   if (other) times.push(...run);
   for (let i = 0; !other && i < total; i++) {
