@@ -38,6 +38,7 @@
  *   cp build/Release/sdc_cpu.node /tmp/before.node   # then change, npm run build:native
  *   npx tsx bench/step.ts --generated generated/sd3-seed --batch 64 --context-tokens 8 --backend cpu --engine static --steps 16 --warmup 2 --against /tmp/before.node
  */
+import { existsSync } from "node:fs";
 import { cpus } from "node:os";
 import { benchArgs } from "./args.ts";
 import * as tf from "@tensorflow/tfjs";
@@ -85,6 +86,14 @@ if (precision !== "fp32" && precision !== "bf16") {
 }
 if (values.text !== "context" && (values.text !== "spec" || values.engine !== "static" || values.backend === "webgpu")) {
   console.error(`--text must be context (a fixed random context, the default) or spec (the spec's learned text encoder, --engine static on the wasm or cpu backend), got ${values.text}`);
+  process.exit(2);
+}
+if (values.against !== undefined && (values.engine !== "static" || values.backend === "webgpu")) {
+  console.error("--against ADDON runs on --engine static with the wasm or cpu backend (the native CPU kernels)");
+  process.exit(2);
+}
+if (values.against !== undefined && !existsSync(values.against)) {
+  console.error(`--against: no addon at ${values.against} (a copy of build/Release/sdc_cpu.node)`);
   process.exit(2);
 }
 if (precision === "bf16" && (values.engine !== "static" || values.backend === "webgpu")) {
