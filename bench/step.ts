@@ -206,7 +206,8 @@ if (values.engine === "static" && init.name !== "webgpu") {
   // CPU time of the whole process per step (host work included): with SDC_THREADS=1 the figure
   // that a loaded machine does not inflate
   const used = process.cpuUsage(cpu0);
-  const cpuMsPerStep = (used.user + used.system) / 1000 / Number(values.steps);
+  // (with --against the process ran both builds' steps: its CPU time is not this build's, so none)
+  const cpuMsPerStep = other ? null : (used.user + used.system) / 1000 / Number(values.steps);
   // per-kernel profile over --steps more steps: milliseconds by kernel kind and by GEMM shape
   // (printed as tables on stderr), and the GEMM rate
   let profile: StepProfile | null = null;
@@ -249,7 +250,7 @@ if (values.engine === "static" && init.name !== "webgpu") {
     msPerStep: Number(times[Math.floor(times.length / 2)].toFixed(1)),
     minMs: Number(times[0].toFixed(1)),
     nativeMs: Number(run[Math.floor(run.length / 2)].toFixed(1)),
-    cpuMsPerStep: Number(cpuMsPerStep.toFixed(1)),
+    cpuMsPerStep: cpuMsPerStep === null ? null : Number(cpuMsPerStep.toFixed(1)),
     /** times a kernel worker moved off the caller's CPU in the whole run (SDC_WORKERS=apart) */
     workerMoves: requireNative().workerMoves(),
     steps: Number(values.steps),
