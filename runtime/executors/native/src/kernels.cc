@@ -519,12 +519,25 @@ static inline bool fp32_prepacks_b(const GemmKernel& g) {
   return g.bs[3] != 1 || g.n > B_L2_FLOATS / std::max<std::int64_t>(1, g.k);
 }
 
+// A skinny GEMM: few rows (M <= SKINNY_M: the batch, in the adaLN modulations and the
+// conditioning MLPs) against a large weight. Run as gemm_task would, its B (the weight, K x N:
+// 3.5 MB for sd3-seed's modulations) would be packed once per GEMM, written to memory and read
+// back for a product that uses each weight once per row, so the packing costs as much as the
+// arithmetic. Computed instead as its transpose, C^T = B^T A^T (run_gemm_skinny): the weight is
+// the micro-kernel's A operand, read in place MR rows at a time (streamed from memory once), and
+// only the activations (M x K) are packed, into at most two NR panels.
+static constexpr std::int64_t SKINNY_M = 2 * NR;
+static inline bool fp32_skinny(const GemmKernel& g) {
+  return !g.bf16 && g.batch[0] * g.batch[1] == 1 && g.m <= SKINNY_M && g.n >= 128 && g.k >= 32 && (g.bs[2] == 1 || g.bs[3] == 1);
+}
+
 std::int64_t gemm_scratch_floats(const GemmKernel& g) {
   if (g.bf16) {  // B packed once, rounded: per batch, panels of NR columns over K rounded up to even
     std::int64_t nbatch, panels, f;
     if (__builtin_mul_overflow(g.batch[0], g.batch[1], &nbatch) || __builtin_mul_overflow(nbatch, (g.n + NR - 1) / NR, &panels) || __builtin_mul_overflow(panels, (g.k + 1) / 2 * 2 * NR, &f)) return -1;
     return f;
   }
+  if (fp32_skinny(g)) return (g.m + NR - 1) / NR * g.k * NR;  // A^T's panels (A: M x K, M <= SKINNY_M, K an int32)
   if (!fp32_prepacks_b(g)) return 0;
   std::int64_t nbatch, panels, f;
   if (__builtin_mul_overflow(g.batch[0], g.batch[1], &nbatch) || __builtin_mul_overflow(nbatch, (g.n + NR - 1) / NR, &panels) || __builtin_mul_overflow(panels, g.k * NR, &f)) return -1;
@@ -674,12 +687,86 @@ static void pack_b_parts(const GemmKernel& g, std::int64_t nbatch, std::int64_t 
   });
 }
 
+// The skinny GEMM as its transpose (fp32_skinny): tasks of rows of C^T (columns of C), each
+// K block by K block into a local block of C^T (at most MC rows of SKINNY_M), then stored
+// transposed into C. Every element sums the same products in the same order as gemm_task's (the
+// same K blocks, k order, alpha and bias), so the results are the same bits.
+namespace {
+struct SkinnyBuffer {
+  float* c = nullptr;  // MC x SKINNY_M: a task's block of C^T
+  SkinnyBuffer() { c = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * MC * SKINNY_M)); }
+  ~SkinnyBuffer() { std::free(c); }
+};
+}  // namespace
+static thread_local SkinnyBuffer t_skinny;
+
+static void run_gemm_skinny(const GemmKernel& g) {
+  // the transposed problem: m' = n rows (A' = B^T), n' = m columns (B' = A^T), C' = C^T
+  GemmKernel t = g;
+  t.m = g.n;
+  t.n = g.m;
+  t.as[2] = g.bs[3];  // A'(i, k) = B(k, i)
+  t.as[3] = g.bs[2];
+  const double flops = 2.0 * g.m * g.n * g.k;
+  const GemmTasks part = gemm_tasks(t, 1, flops);
+  const std::int64_t npanels = (g.m + NR - 1) / NR, K = g.k, KB = fp32_kc(K);
+  float* panels = g.scratch;
+  pack_b_parts(g, 1, npanels, flops, [&](std::int64_t, std::int64_t jp, std::int64_t k0, int kc) {
+    // B'(k, j) = A(j, k): K x NR per panel
+    pack_b_panel(panels + jp * K * NR + k0 * NR, g.a, g.as[3], g.as[2], k0, kc, jp * NR, static_cast<int>(std::min<std::int64_t>(NR, g.m - jp * NR)));
+  });
+  const std::int64_t as_m = t.as[2], as_k = t.as[3];
+  const int amode = as_k == 1 ? 1 : as_m == 1 ? 2 : 0;
+  parallel_tasks(part.tasks, part.serial, [&](std::int64_t tb, std::int64_t te, int) {
+    float* L = t_skinny.c;  // L[r * SKINNY_M + j] = C(j, m0 + r)
+    float* Ap = t_pack.a;
+    for (std::int64_t task = tb; task < te; task++) {
+      const std::int64_t m0 = task * part.mc;  // nblocks == 1: a task is a block of rows of C^T
+      const int ml = static_cast<int>(std::min<std::int64_t>(part.mc, t.m - m0));
+      for (std::int64_t k0 = 0; k0 < K; k0 += KB) {
+        const int kc = static_cast<int>(std::min<std::int64_t>(KB, K - k0));
+        const bool first = k0 == 0;
+        for (int ip = 0; ip < ml; ip += MR) {
+          const int h = std::min(MR, ml - ip);
+          const int mode = h == MR ? amode : 0;
+          const float* ap = g.b + (m0 + ip) * as_m + k0 * as_k;
+          if (mode == 0) {
+            pack_a_panel(Ap, g.b, as_m, as_k, m0 + ip, h, k0, kc);
+            ap = Ap;
+          }
+          for (int jp = 0; jp < t.n; jp += NR) {
+            vf acc[MR][2];
+            const int w = static_cast<int>(std::min<std::int64_t>(NR, t.n - jp));
+            const float* b = panels + (jp / NR) * K * NR + k0 * NR;
+            if (mode == 1) ukernel_w<1>(w, kc, ap, as_m, b, NR, acc);
+            else if (mode == 2) ukernel_w<2>(w, kc, ap, as_k, b, NR, acc);
+            else ukernel_w<0>(w, kc, ap, 0, b, NR, acc);
+            for (int i = 0; i < h; i++) {  // as store_tile: alpha * acc, plus the bias (C's column m0 + ip + i) on the first K block
+              float* l = L + (ip + i) * SKINNY_M + jp;
+              const float bias = first && g.bias ? g.bias[m0 + ip + i] : 0.0f;
+              for (int j = 0; j < w; j++) {
+                const float x = acc[i][j / VL][j % VL] * g.alpha;
+                l[j] = first ? x + bias : l[j] + x;
+              }
+            }
+          }
+        }
+      }
+      for (std::int64_t j = 0; j < g.m; j++) {  // C(j, m0 .. m0 + ml) from column j of the block
+        float* c = g.c + j * g.cs[2] + m0 * g.cs[3];
+        for (int r = 0; r < ml; r++) c[r * g.cs[3]] = L[r * SKINNY_M + j];
+      }
+    }
+  });
+}
+
 // B is packed once for the whole GEMM, in parallel over panels (fp32_prepacks_b), or per task and
 // K block (a small row-major B: a cheap copy from L2); A is read in place where it can be. Work is
 // split into tasks (batch, row block, column block), each output element computed by one thread
 // in a fixed K order: the same bits for any thread count.
 void run_gemm(const GemmKernel& g) {
   if (g.n == 1) return gemv(g);
+  if (fp32_skinny(g)) return run_gemm_skinny(g);
   const std::int64_t nb1 = g.batch[0], nb2 = g.batch[1];
   const std::int64_t nbatch = nb1 * nb2;
   const double flops = 2.0 * g.m * g.n * g.k * nbatch;
