@@ -132,6 +132,9 @@ describe("each kernel against the interpreter", () => atEachIsa(() => {
     ["gemm into a strided output (transposed C)", (g, [a, b]) => g.gemm(a, b, [6, 9], { batch: [1, 1], m: 9, n: 6, k: 7, alpha: 2, a: [0, 0, 7, 1], b: [0, 0, 1, 7], c: [0, 0, 1, 9] }), [[9, 7], [6, 7]]],
     ["gemm into a column-major C (a weight gradient stored [in, out]), m and n past a block, K in two blocks", (g, [a, b]) => g.gemm(a, b, [45, 300], { batch: [1, 1], m: 300, n: 45, k: 390, alpha: 1, a: [0, 0, 1, 300], b: [0, 0, 45, 1], c: [0, 0, 1, 300] }), [[390, 300], [390, 45]]],
     ["batched gemm into a column-major C (attention's dK)", (g, [a, b]) => g.gemm(a, b, [2, 3, 5, 4], { batch: [2, 3], m: 4, n: 5, k: 6, alpha: 0.5, a: [72, 24, 1, 4], b: [90, 30, 5, 1], c: [60, 20, 1, 4] }), [[2, 3, 6, 4], [2, 3, 6, 5]]],
+    ["a skinny linear (m 64 rows against a weight of 301 x 390: run as its transpose, the weight read in place by rows, a last partial row panel), bias", (g, [x, w, b]) => g.linear(x, w, b), [[64, 390], [301, 390], [301]]],
+    ["a skinny linear of 13 rows (one partial column panel of the transpose at every level)", (g, [x, w]) => g.linear(x, w, null), [[13, 40], [150, 40]]],
+    ["a skinny dy W (m 40 against a row-major weight of 700 x 130: the weight read k-major in place, K in three blocks), alpha", (g, [a, b]) => g.gemm(a, b, [40, 130], { batch: [1, 1], m: 40, n: 130, k: 700, alpha: 0.5, a: [0, 0, 700, 1], b: [0, 0, 130, 1], c: [0, 0, 130, 1] }), [[40, 700], [700, 130]]],
     ["layer_norm", (g, [x]) => g.layerNorm(x, 1e-6), [[7, 33]]],
     ["layer_norm_grad", (g, [x, dy]) => g.add(x.shape, { kind: "layer_norm_grad", x: x.id, dy: dy.id, eps: 1e-5 }), [[5, 19], [5, 19]]],
     ["softmax", (g, [x]) => g.softmax(x), [[6, 29]]],
@@ -193,6 +196,37 @@ describe("each kernel against the interpreter", () => atEachIsa(() => {
     let differ = 0;
     for (let i = 0; i < m; i++) for (let j = 0; j < 35; j++) if (narrow[i * 35 + j] !== full[i * 64 + j]) differ++;
     expect(differ).toBe(0);
+  });
+  it.each([
+    ["x W^T with a bias, K in one block", "xwt", 390, 300],
+    ["dy W (a row-major weight), K in three blocks, alpha 0.5", "dyw", 700, 130],
+  ] as const)("computes a skinny GEMM (few rows against a weight: run as its transpose) to the bits of the general path's rows: %s", (_, layout, k, n) => {
+    // the first m rows of a 72-row GEMM (the general path at every level) against the same GEMM
+    // of m rows (skinny where m <= 2 NR: 64 rows at the avx512 level, 32 at avx2, 16 at x86-64)
+    const rng = new Rng(6);
+    const x = rng.normals(72 * k);
+    const w = rng.normals(n * k);
+    const bias = rng.normals(n);
+    const alpha = layout === "xwt" ? 1 : 0.5;
+    const run = (m: number) => {
+      const g = new Graph();
+      const shape = layout === "xwt" ? [n, k] : [k, n];
+      const y = g.add([m, n], {
+        kind: "gemm",
+        a: g.param("x", [m, k]).id,
+        b: g.param("w", shape).id,
+        bias: layout === "xwt" ? g.param("bias", [n]).id : null,
+        layout: { batch: [1, 1], m, n, k, alpha, a: [0, 0, k, 1], b: layout === "xwt" ? [0, 0, 1, k] : [0, 0, n, 1], c: [0, 0, n, 1] },
+      });
+      return compileGraph({ graph: g, v: y, batch: 1 }, paramArena(new Map([["x", x.slice(0, m * k)], ["w", w], ["bias", bias]]))).run(new Map());
+    };
+    const general = run(72);
+    for (const m of [64, 40, 13, 1]) {
+      const skinny = run(m);
+      let differ = 0;
+      for (let i = 0; i < m * n; i++) if (skinny[i] !== general[i]) differ++;
+      expect(differ, `${m} rows`).toBe(0);
+    }
   });
   it("computes a column-major C as C^T = B^T A^T, to the bits of the same GEMM unswapped (one with a zero bias)", () => {
     const [m, n, k] = [70, 45, 390];
