@@ -744,6 +744,18 @@ static void run_gemm_skinny(const GemmKernel& g) {
             for (int i = 0; i < h; i++) {  // as store_tile: alpha * acc, plus the bias (C's column m0 + ip + i) on the first K block
               float* l = L + (ip + i) * SKINNY_M + jp;
               const float bias = first && g.bias ? g.bias[m0 + ip + i] : 0.0f;
+              if (w == NR) {
+                const vf x0 = acc[i][0] * g.alpha, x1 = acc[i][1] * g.alpha;
+                if (first) {
+                  const vf b = vf{} + bias;
+                  vstore(l, x0 + b);
+                  vstore(l + VL, x1 + b);
+                } else {
+                  vstore(l, vload(l) + x0);
+                  vstore(l + VL, vload(l + VL) + x1);
+                }
+                continue;
+              }
               for (int j = 0; j < w; j++) {
                 const float x = acc[i][j / VL][j % VL] * g.alpha;
                 l[j] = first ? x + bias : l[j] + x;
