@@ -451,6 +451,20 @@ static void pack_a_panel(float* __restrict d, const float* A, std::int64_t sm, s
     for (int k = 0; k < kc; k++) d[k * MR + i] = 0.0f;
 }
 
+// One row of a whole tile (NR floats at c): alpha * acc plus the bias on the first K block, or
+// added to what c holds; the one definition of a stored sum (store_tile, run_gemm_skinny), so
+// every path rounds it the same way.
+static inline void store_row(float* c, const vf acc[2], float alpha, vf bias0, vf bias1, bool first) {
+  const vf x0 = acc[0] * alpha, x1 = acc[1] * alpha;
+  if (first) {
+    vstore(c, x0 + bias0);
+    vstore(c + VL, x1 + bias1);
+  } else {
+    vstore(c, vload(c) + x0);
+    vstore(c + VL, vload(c + VL) + x1);
+  }
+}
+
 // C tile (h x w at row mrow, column ncol) = alpha * acc (+ bias on the first K block), or += it
 static inline void store_tile(const GemmKernel& g, float* C, vf acc[MR][2], int h, int w, std::int64_t mrow, std::int64_t ncol, bool first) {
   if (w == NR && g.cs[3] == 1) {
@@ -459,17 +473,7 @@ static inline void store_tile(const GemmKernel& g, float* C, vf acc[MR][2], int 
       bias0 = vload(g.bias + ncol);
       bias1 = vload(g.bias + ncol + VL);
     }
-    for (int i = 0; i < h; i++) {
-      float* c = C + (mrow + i) * g.cs[2] + ncol;
-      vf x0 = acc[i][0] * g.alpha, x1 = acc[i][1] * g.alpha;
-      if (first) {
-        vstore(c, x0 + bias0);
-        vstore(c + VL, x1 + bias1);
-      } else {
-        vstore(c, vload(c) + x0);
-        vstore(c + VL, vload(c + VL) + x1);
-      }
-    }
+    for (int i = 0; i < h; i++) store_row(C + (mrow + i) * g.cs[2] + ncol, acc[i], g.alpha, bias0, bias1, first);
     return;
   }
   // a partial tile: a whole first vector where the row has one, the rest element by element, in
@@ -745,15 +749,7 @@ static void run_gemm_skinny(const GemmKernel& g) {
               float* l = L + (ip + i) * SKINNY_M + jp;
               const float bias = first && g.bias ? g.bias[m0 + ip + i] : 0.0f;
               if (w == NR) {
-                const vf x0 = acc[i][0] * g.alpha, x1 = acc[i][1] * g.alpha;
-                if (first) {
-                  const vf b = vf{} + bias;
-                  vstore(l, x0 + b);
-                  vstore(l + VL, x1 + b);
-                } else {
-                  vstore(l, vload(l) + x0);
-                  vstore(l + VL, vload(l + VL) + x1);
-                }
+                store_row(l, acc[i], g.alpha, vf{} + bias, vf{} + bias, first);
                 continue;
               }
               for (int j = 0; j < w; j++) {
