@@ -331,6 +331,16 @@ static inline void ukernel_w(int w, int kc, const float* A, std::int64_t as, con
   else ukernel<AM, 2>(kc, A, as, B, bs, acc);
 }
 
+// ukernel's A mode for an operand with row stride as_m and k stride as_k: 1 rows in place, 2
+// k-major in place, 0 packed (neither stride 1)
+static inline int a_mode(std::int64_t as_m, std::int64_t as_k) { return as_k == 1 ? 1 : as_m == 1 ? 2 : 0; }
+// ukernel_w in A mode `mode` (a panel packed into MR rows where it is 0)
+static inline void ukernel_mode(int mode, int w, int kc, const float* ap, std::int64_t as_m, std::int64_t as_k, const float* b, std::int64_t bs, vf acc[MR][2]) {
+  if (mode == 1) ukernel_w<1>(w, kc, ap, as_m, b, bs, acc);
+  else if (mode == 2) ukernel_w<2>(w, kc, ap, as_k, b, bs, acc);
+  else ukernel_w<0>(w, kc, ap, 0, b, bs, acc);
+}
+
 namespace {
 struct PackBuffers {
   float* a = nullptr;
@@ -601,7 +611,7 @@ static inline std::int64_t fp32_kc(std::int64_t k) { return k <= KC_MAX ? k : KC
 static constexpr std::int64_t B_ROWS_IN_PLACE = 256;
 static void gemm_task(const GemmKernel& g, const float* A, const float* B, float* C, const float* panels, std::int64_t m0, int ml, std::int64_t n0, int nl, float* Ap, float* Bp) {
   const std::int64_t KB = fp32_kc(g.k), as_m = g.as[2], as_k = g.as[3];
-  const int amode = as_k == 1 ? 1 : as_m == 1 ? 2 : 0;  // ukernel's: rows or k-major in place, or packed
+  const int amode = a_mode(as_m, as_k);
   const bool b_rows = !panels && g.bs[3] == 1 && g.bs[2] <= B_ROWS_IN_PLACE;  // whole panels of B read in place
   for (std::int64_t k0 = 0; k0 < g.k; k0 += KB) {
     const int kc = static_cast<int>(std::min<std::int64_t>(KB, g.k - k0));
@@ -624,9 +634,7 @@ static void gemm_task(const GemmKernel& g, const float* A, const float* B, float
         const bool in_place = b_rows && w == NR;
         const float* b = in_place ? B + k0 * g.bs[2] + n0 + jp : bp + (jp / NR) * pstride;
         const std::int64_t bs = in_place ? g.bs[2] : NR;
-        if (mode == 1) ukernel_w<1>(w, kc, ap, as_m, b, bs, acc);
-        else if (mode == 2) ukernel_w<2>(w, kc, ap, as_k, b, bs, acc);
-        else ukernel_w<0>(w, kc, ap, 0, b, bs, acc);
+        ukernel_mode(mode, w, kc, ap, as_m, as_k, b, bs, acc);
         store_tile(g, C, acc, h, w, m0 + ip, n0 + jp, k0 == 0);
       }
     }
@@ -720,7 +728,7 @@ static void run_gemm_skinny(const GemmKernel& g) {
     pack_b_panel(panels + jp * K * NR + k0 * NR, g.a, g.as[3], g.as[2], k0, kc, jp * NR, static_cast<int>(std::min<std::int64_t>(NR, g.m - jp * NR)));
   });
   const std::int64_t as_m = t.as[2], as_k = t.as[3];
-  const int amode = as_k == 1 ? 1 : as_m == 1 ? 2 : 0;
+  const int amode = a_mode(as_m, as_k);
   parallel_tasks(part.tasks, part.serial, [&](std::int64_t tb, std::int64_t te, int) {
     float* L = t_skinny.c;  // L[r * SKINNY_M + j] = C(j, m0 + r)
     float* Ap = t_pack.a;
@@ -742,9 +750,7 @@ static void run_gemm_skinny(const GemmKernel& g) {
             vf acc[MR][2];
             const int w = static_cast<int>(std::min<std::int64_t>(NR, t.n - jp));
             const float* b = panels + (jp / NR) * K * NR + k0 * NR;
-            if (mode == 1) ukernel_w<1>(w, kc, ap, as_m, b, NR, acc);
-            else if (mode == 2) ukernel_w<2>(w, kc, ap, as_k, b, NR, acc);
-            else ukernel_w<0>(w, kc, ap, 0, b, NR, acc);
+            ukernel_mode(mode, w, kc, ap, as_m, as_k, b, NR, acc);
             for (int i = 0; i < h; i++) {  // as store_tile: alpha * acc, plus the bias (C's column m0 + ip + i) on the first K block
               float* l = L + (ip + i) * SKINNY_M + jp;
               const float bias = first && g.bias ? g.bias[m0 + ip + i] : 0.0f;
