@@ -815,9 +815,20 @@ void run_gemm(const GemmKernel& g) {
 // scratch; P::b_block gives a panel's K block at k0 (k0 a multiple of KC, which is even).
 
 namespace {
+// The bf16 GEMM's K block: all of K up to KC_BF16 (C written once), else K in equal even blocks of
+// at most KC_BF16 (K = 512: 2 x 256; 1,024: 3 x 342 and 340; 1,536: 4 x 384). A packed B panel's
+// block is then at most 24 KiB of bf16 pairs, beside an A panel in L1. Depends on K alone (the same
+// bits for any thread count). Against 256-deep blocks: the sd3-seed batch-64 bf16 step 0.967x
+// (40 pairs, bench/step.ts --against, Zen 5); blocks of up to 512: 1.016x this.
+static constexpr std::int64_t KC_BF16 = KC_MAX;
+static inline int bf16_kc(std::int64_t k) {
+  if (k <= KC_BF16) return static_cast<int>(k);
+  const std::int64_t blocks = (k + KC_BF16 - 1) / KC_BF16;
+  return static_cast<int>(((k + blocks - 1) / blocks + 1) / 2 * 2);
+}
 struct Bf16Buffers {
-  float* a = nullptr;  // MC / MR panels of MR * KC floats
-  Bf16Buffers() { a = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * MC * KC)); }
+  float* a = nullptr;  // MC / MR panels of MR * KC_MAX floats (bf16 pairs: MR * KC_BF16 / 2 words)
+  Bf16Buffers() { a = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * MC * KC_MAX)); }
   ~Bf16Buffers() { std::free(a); }
 };
 struct RoundedF32 {
@@ -844,15 +855,16 @@ static void bf16_task(const GemmKernel& g, std::int64_t bi, const float* batch_p
   const std::int64_t b1 = bi / g.batch[1], b2 = bi % g.batch[1];
   const float* A = g.a + b1 * g.as[0] + b2 * g.as[1];
   float* C = g.c + b1 * g.cs[0] + b2 * g.cs[1];
-  for (std::int64_t k0 = 0; k0 < g.k; k0 += KC) {
-    const int kc = static_cast<int>(std::min<std::int64_t>(KC, g.k - k0));
-    for (int ip = 0; ip < ml; ip += MR) P::pack_a(Ap + (ip / MR) * (MR * KC), A, g.as[2], g.as[3], m0 + ip, std::min(MR, ml - ip), k0, kc);
+  const int kb = bf16_kc(g.k);
+  for (std::int64_t k0 = 0; k0 < g.k; k0 += kb) {
+    const int kc = static_cast<int>(std::min<std::int64_t>(kb, g.k - k0));
+    for (int ip = 0; ip < ml; ip += MR) P::pack_a(Ap + (ip / MR) * (MR * KC_MAX), A, g.as[2], g.as[3], m0 + ip, std::min(MR, ml - ip), k0, kc);
     for (int jp = 0; jp < nl; jp += NR) {
       const int w = std::min(NR, nl - jp);
       const float* bp = P::b_block(batch_panels + ((n0 + jp) / NR) * panel_floats, k0);
       for (int ip = 0; ip < ml; ip += MR) {
         vf acc[MR][2];
-        P::kernel(w, kc, Ap + (ip / MR) * (MR * KC), bp, acc);
+        P::kernel(w, kc, Ap + (ip / MR) * (MR * KC_MAX), bp, acc);
         store_tile(g, C, acc, std::min(MR, ml - ip), w, m0 + ip, n0 + jp, k0 == 0);
       }
     }
