@@ -1032,45 +1032,71 @@ static void pair_words8(std::uint32_t* d, std::int64_t ds, const float* s, std::
 }
 
 struct Dpbf16 {
-  // the pair words of a full panel (h == MR) of A: vectorized for row-major A (sk == 1:
-  // pair_words8, K = 72's last 4 pairs too) and k-major A (sm == 1: MR rows of two k at once);
-  // false where the scalar loop packs it
-  static bool pack_a_fast(std::uint32_t* d, const float* s, std::int64_t sm, std::int64_t sk, int h, int kc) {
-    const int kp = kc / 2;  // full pairs; an odd tail is left to the caller
-    if (h != MR) return false;
-    if (sk == 1) {
-      static_assert(MR == 8, "the row-major A panel is transposed 8 x 8 words at a time");
-      pair_words8(d, MR, s, sm, MR, 2 * kp);
-      return true;
-    }
-    if (sm == 1) {
-      const __mmask16 rows = static_cast<__mmask16>((1u << MR) - 1);
-      for (int p = 0; p < kp; p++) {
-        _mm512_mask_storeu_epi32(d + p * MR, rows, pairs16(_mm512_maskz_loadu_ps(rows, s + 2 * p * sk), _mm512_maskz_loadu_ps(rows, s + (2 * p + 1) * sk)));
-      }
-      return true;
-    }
-    return false;
-  }
+  // A panel: row i's pair words at d[i * AP + p] (rows past the panel's height zero), so a
+  // row-major A is rounded in place order, 32 values to 16 words by one vcvtne2ps2bf16, and never
+  // transposed; the micro-kernel broadcasts word p of each of the MR rows. AP: the words of the
+  // deepest K block (bf16_kc).
+  static constexpr int AP = KC_MAX / 2;
+  static_assert(KC_BF16 <= 2 * AP, "a packed A row holds a whole K block");
   static void pack_a(float* dst, const float* A, std::int64_t sm, std::int64_t sk, std::int64_t m0, int h, std::int64_t k0, int kc) {
     std::uint32_t* d = reinterpret_cast<std::uint32_t*>(dst);
     const float* s = A + m0 * sm + k0 * sk;
     const int kp = (kc + 1) / 2;
-    if (pack_a_fast(d, s, sm, sk, h, kc)) {
-      if (kc % 2)
-        for (int i = 0; i < MR; i++) d[(kp - 1) * MR + i] = to_bf16_daz(s[i * sm + (kc - 1) * sk]);
-      return;
-    }
-    for (int i = 0; i < h; i++) {
-      const float* row = s + i * sm;
-      for (int p = 0; p < kp; p++) {
-        const std::uint32_t lo = to_bf16_daz(row[2 * p * sk]);
-        const std::uint32_t hi = 2 * p + 1 < kc ? to_bf16_daz(row[(2 * p + 1) * sk]) : 0u;
-        d[p * MR + i] = lo | (hi << 16);
+    if (sk == 1) {
+      // row-major: 32 values (16 words) of a row at a time, masked past kc (an odd kc's last word
+      // gets a zero high half)
+      for (int i = 0; i < h; i++) {
+        const float* row = s + i * sm;
+        for (int p = 0; p < kp; p += VL) {
+          const int left = kc - 2 * p;
+          const __mmask16 lo = static_cast<__mmask16>(left >= VL ? 0xffff : (1u << left) - 1);
+          const __mmask16 hi = static_cast<__mmask16>(left >= 2 * VL ? 0xffff : left <= VL ? 0 : (1u << (left - VL)) - 1);
+          const __m512i w = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, row + 2 * p + VL), _mm512_maskz_loadu_ps(lo, row + 2 * p));
+          _mm512_mask_storeu_epi32(d + i * AP + p, static_cast<__mmask16>(kp - p >= VL ? 0xffff : (1u << (kp - p)) - 1), w);
+        }
+      }
+    } else if (sm == 1) {
+      // k-major: the h rows of two k at once (one pair word a row), 8 pairs transposed 8 x 8 in
+      // registers into 8 words of each row
+      const __mmask16 rows = static_cast<__mmask16>((1u << h) - 1);
+      for (int p0 = 0; p0 < kp; p0 += 8) {
+        const int np = std::min(8, kp - p0);
+        __m256 r[8], t[8];
+        for (int q = 0; q < 8; q++) {
+          const int k = 2 * (p0 + q);
+          const __m512 lo = q < np ? _mm512_maskz_loadu_ps(rows, s + k * sk) : _mm512_setzero_ps();
+          const __m512 hi = q < np && k + 1 < kc ? _mm512_maskz_loadu_ps(rows, s + (k + 1) * sk) : _mm512_setzero_ps();
+          r[q] = _mm256_castsi256_ps(_mm512_castsi512_si256(pairs16(lo, hi)));  // word i: row i's pair
+        }
+        for (int q = 0; q < 8; q += 2) {
+          t[q] = _mm256_unpacklo_ps(r[q], r[q + 1]);
+          t[q + 1] = _mm256_unpackhi_ps(r[q], r[q + 1]);
+        }
+        for (int q = 0; q < 8; q += 4) {
+          r[q] = _mm256_shuffle_ps(t[q], t[q + 2], 0x44);
+          r[q + 1] = _mm256_shuffle_ps(t[q], t[q + 2], 0xee);
+          r[q + 2] = _mm256_shuffle_ps(t[q + 1], t[q + 3], 0x44);
+          r[q + 3] = _mm256_shuffle_ps(t[q + 1], t[q + 3], 0xee);
+        }
+        // r[0..3]: words of rows 0-3 (row i in r[i]'s low lane) and rows 4-7 in the high lane
+        const __mmask8 words = static_cast<__mmask8>((1u << np) - 1);
+        for (int i = 0; i < 4; i++) {
+          if (i < h) _mm256_mask_storeu_epi32(d + i * AP + p0, words, _mm256_castps_si256(_mm256_permute2f128_ps(r[i], r[i + 4], 0x20)));
+          if (i + 4 < h) _mm256_mask_storeu_epi32(d + (i + 4) * AP + p0, words, _mm256_castps_si256(_mm256_permute2f128_ps(r[i], r[i + 4], 0x31)));
+        }
+      }
+    } else {
+      for (int i = 0; i < h; i++) {
+        const float* row = s + i * sm;
+        for (int p = 0; p < kp; p++) {
+          const std::uint32_t lo = to_bf16_daz(row[2 * p * sk]);
+          const std::uint32_t hi = 2 * p + 1 < kc ? to_bf16_daz(row[(2 * p + 1) * sk]) : 0u;
+          d[i * AP + p] = lo | (hi << 16);
+        }
       }
     }
     for (int i = h; i < MR; i++)
-      for (int p = 0; p < kp; p++) d[p * MR + i] = 0u;
+      for (int p = 0; p < kp; p++) d[i * AP + p] = 0u;
   }
   static void pack_b(float* dst, const float* B, std::int64_t sk, std::int64_t sn, std::int64_t k0, int kc, std::int64_t n0, int w) {
     std::uint32_t* d = reinterpret_cast<std::uint32_t*>(dst);
@@ -1118,7 +1144,7 @@ struct Dpbf16 {
       const __m512bh b1 = (__m512bh)(NV == 2 ? _mm512_loadu_si512(B + p * NR + VL) : _mm512_setzero_si512());
 #pragma GCC unroll 16
       for (int i = 0; i < MR; i++) {
-        const __m512bh ai = (__m512bh)_mm512_set1_epi32(static_cast<int>(A[p * MR + i]));
+        const __m512bh ai = (__m512bh)_mm512_set1_epi32(static_cast<int>(A[i * AP + p]));
         c[i][0] = _mm512_dpbf16_ps(c[i][0], ai, b0);
         if (NV == 2) c[i][NV - 1] = _mm512_dpbf16_ps(c[i][NV - 1], ai, b1);
       }
