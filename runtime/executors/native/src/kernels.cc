@@ -1001,6 +1001,27 @@ static inline __m512i pairs16(__m512 lo, __m512 hi) {
   return _mm512_permutexvar_epi16(idx, both);
 }
 
+// An 8 x 8 transpose of 32-bit words in registers: r[i]'s word j becomes r[j]'s word i.
+static inline void transpose8x8(__m256 r[8]) {
+  __m256 t[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+  }
+  // r[0..3]: words 0-3 of columns 0-3 (column q in r[q]'s low lane) and 4-7 in the high lane; r[4..7] rows 4-7
+  for (int q = 0; q < 4; q++) {
+    t[q] = _mm256_permute2f128_ps(r[q], r[q + 4], 0x20);
+    t[q + 4] = _mm256_permute2f128_ps(r[q], r[q + 4], 0x31);
+  }
+  for (int q = 0; q < 8; q++) r[q] = t[q];
+}
+
 // The pair words of `rows` (at most 8) rows of fp32 values, kc of each (s: row i at s + i * sm,
 // contiguous), stored transposed: word p of row i at d[p * ds + i] for i < 8, rows past `rows`
 // as zeros, (kc + 1) / 2 words (an odd kc's last word has a zero high half). 16 values of each row
@@ -1011,23 +1032,10 @@ static void pair_words8(std::uint32_t* d, std::int64_t ds, const float* s, std::
   for (int p = 0; p < kp; p += 8) {
     const int np = std::min(8, kp - p);  // words of this block
     const __mmask16 fl = static_cast<__mmask16>((1u << std::min(16, kc - 2 * p)) - 1);
-    __m256 r[8], t[8];
+    __m256 r[8];
     for (int i = 0; i < 8; i++) r[i] = i < rows ? _mm256_castsi256_ps((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(fl, s + i * sm + 2 * p))) : _mm256_setzero_ps();
-    for (int i = 0; i < 8; i += 2) {
-      t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-      t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-      r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-      r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
-      r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-      r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
-    }
-    // r[0..3]: words 0-3 of rows 0-3 (word q in r[q]'s low lane) and 4-7 in the high lane; r[4..7] rows 4-7
-    for (int q = 0; q < 4; q++) {
-      if (q < np) _mm256_storeu_ps(reinterpret_cast<float*>(d + (p + q) * ds), _mm256_permute2f128_ps(r[q], r[q + 4], 0x20));
-      if (q + 4 < np) _mm256_storeu_ps(reinterpret_cast<float*>(d + (p + q + 4) * ds), _mm256_permute2f128_ps(r[q], r[q + 4], 0x31));
-    }
+    transpose8x8(r);
+    for (int q = 0; q < np; q++) _mm256_storeu_ps(reinterpret_cast<float*>(d + (p + q) * ds), r[q]);
   }
 }
 
@@ -1061,29 +1069,16 @@ struct Dpbf16 {
       const __mmask16 rows = static_cast<__mmask16>((1u << h) - 1);
       for (int p0 = 0; p0 < kp; p0 += 8) {
         const int np = std::min(8, kp - p0);
-        __m256 r[8], t[8];
+        __m256 r[8];
         for (int q = 0; q < 8; q++) {
           const int k = 2 * (p0 + q);
           const __m512 lo = q < np ? _mm512_maskz_loadu_ps(rows, s + k * sk) : _mm512_setzero_ps();
           const __m512 hi = q < np && k + 1 < kc ? _mm512_maskz_loadu_ps(rows, s + (k + 1) * sk) : _mm512_setzero_ps();
           r[q] = _mm256_castsi256_ps(_mm512_castsi512_si256(pairs16(lo, hi)));  // word i: row i's pair
         }
-        for (int q = 0; q < 8; q += 2) {
-          t[q] = _mm256_unpacklo_ps(r[q], r[q + 1]);
-          t[q + 1] = _mm256_unpackhi_ps(r[q], r[q + 1]);
-        }
-        for (int q = 0; q < 8; q += 4) {
-          r[q] = _mm256_shuffle_ps(t[q], t[q + 2], 0x44);
-          r[q + 1] = _mm256_shuffle_ps(t[q], t[q + 2], 0xee);
-          r[q + 2] = _mm256_shuffle_ps(t[q + 1], t[q + 3], 0x44);
-          r[q + 3] = _mm256_shuffle_ps(t[q + 1], t[q + 3], 0xee);
-        }
-        // r[0..3]: words of rows 0-3 (row i in r[i]'s low lane) and rows 4-7 in the high lane
+        transpose8x8(r);  // r[i]: row i's 8 words
         const __mmask8 words = static_cast<__mmask8>((1u << np) - 1);
-        for (int i = 0; i < 4; i++) {
-          if (i < h) _mm256_mask_storeu_epi32(d + i * AP + p0, words, _mm256_castps_si256(_mm256_permute2f128_ps(r[i], r[i + 4], 0x20)));
-          if (i + 4 < h) _mm256_mask_storeu_epi32(d + (i + 4) * AP + p0, words, _mm256_castps_si256(_mm256_permute2f128_ps(r[i], r[i + 4], 0x31)));
-        }
+        for (int i = 0; i < h; i++) _mm256_mask_storeu_epi32(d + i * AP + p0, words, _mm256_castps_si256(r[i]));
       }
     } else {
       for (int i = 0; i < h; i++) {
