@@ -812,7 +812,7 @@ void run_gemm(const GemmKernel& g) {
 // micro-kernel; products of bf16 values are exact in fp32, so this is the fp32 GEMM of the
 // rounded operands) and, at the avx512bf16 level, Dpbf16 (bf16 pairs, vdpbf16ps). B is packed
 // once per GEMM (all of K per panel of NR columns, in parallel over panels) into the program's
-// scratch; P::b_block gives a panel's K block at k0 (k0 a multiple of KC, which is even).
+// scratch; P::b_block gives a panel's K block at k0 (k0 a multiple of bf16_kc, which is even).
 
 namespace {
 // The bf16 GEMM's K block: all of K up to KC_BF16 (C written once), else K in equal even blocks of
