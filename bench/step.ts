@@ -69,6 +69,8 @@ const { values } = benchArgs(import.meta.url, {
     precision: { type: "string", default: "fp32" },
     text: { type: "string", default: "context" },
     profile: { type: "boolean", default: false },
+    /** with --profile: how many rows each table lists */
+    top: { type: "string", default: "12" },
     json: { type: "boolean", default: false },
     /** --engine static on the native CPU kernels: another build of the addon, its steps alternated with this build's in this process */
     against: { type: "string" },
@@ -218,7 +220,7 @@ if (values.engine === "static" && init.name !== "webgpu") {
     const n = Number(values.steps);
     for (let i = 0; i < n; i++) await cpu.step(stepFeeds(sg, sm.flow, stepBatch(), textIn), prof);
     profile = stepProfile(sg.graph, cpu.labels, cpu.kernelNodes, prof, n);
-    console.error(["", `profile of ${n} steps (${nativeDetail()}, ${precision}):`, ...profileTables(profile)].join("\n"));
+    console.error(["", `profile of ${n} steps (${nativeDetail()}, ${precision}):`, ...profileTables(profile, Number(values.top))].join("\n"));
   }
   const round2 = (x: number) => Number(x.toFixed(2));
   times.sort((a, b) => a - b);

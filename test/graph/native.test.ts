@@ -325,6 +325,29 @@ describe("the tiny spec's training step on the native executor", () => {
 });
 
 /** The optimizer kernel alone (gradient norm, clipping, Adam, EMA), two steps on fixed data: FNV-1a of every word of its arena after (p, g, m, v, EMA, hyper, stats). */
+/**
+ * FNV-1a of gelu_tanh and of gelu_tanh_grad (against a fixed dy) on every 4,096th fp32 bit
+ * pattern (each nudged within its block), +-0, the smallest subnormals, +-inf, NaNs and 37 more
+ * values: a length that ends in a chunk no multiple of a vector.
+ */
+function geluBits(): string[] {
+  const u = new Uint32Array((1 << 20) + 8 + 37);
+  let i = 0;
+  for (let b = 0; b < 2 ** 32; b += 4096) u[i++] = (b + (Math.imul(b >>> 12, 2654435761) & 4095)) >>> 0;
+  for (const x of [0, 0x80000000, 1, 0x80000001, 0x7f800000, 0xff800000, 0x7fc00000, 0xffc00001]) u[i++] = x;
+  const x = new Float32Array(u.buffer);
+  for (; i < u.length; i++) x[i] = Math.sin(i) * 6;
+  const dy = new Float32Array(x.length).map((_, j) => Math.cos(j * 0.77) * 3.5);
+  return (["gelu_tanh", "gelu_tanh_grad"] as const).map((op) => {
+    const g = new Graph();
+    const [a, b] = [g.param("x", [x.length]), g.param("dy", [x.length])];
+    const y = compileGraph({ graph: g, v: op === "gelu_tanh" ? g.ew(op, [a]) : g.ew(op, [a, b]), batch: 1 }, paramArena(new Map([["x", x], ["dy", dy]]))).run(new Map());
+    let h = 0x811c9dc5;
+    for (const w of new Uint32Array(y.buffer, y.byteOffset, y.length)) h = Math.imul(h ^ w, 0x01000193) >>> 0;
+    return h.toString(16).padStart(8, "0");
+  });
+}
+
 function adamBits(wd: number, decoupled: boolean, ema: boolean): string {
   const addon = nativeAddon().addon!;
   const n = 98347; // three chunks of 2^15 and a remainder that is no multiple of a vector
@@ -468,6 +491,22 @@ describe("thread counts", () => {
         }
     } finally {
       addon.threads(before);
+    }
+  });
+  // Printed by the compiled `omp simd` loops (main at 383c722) on an AMD EPYC (Zen 5), the same
+  // on every level with FMA; the avx512 levels now run gelu_tanh and its gradient hand-vectorized
+  // (kernels.cc v_gelu_t, v_gelu_t_g), which must keep these bits.
+  const GELU_BITS = { baseline: "232cf731 48fee4ba", fma: "d8368f6e 9cea7f21" };
+  it("runs gelu_tanh and its gradient to the same bits as the compiled scalar formula, on every ISA level", () => {
+    const addon = nativeAddon().addon!;
+    const isa = addon.isa();
+    try {
+      for (const level of addon.isas()) {
+        addon.isa(level);
+        expect(geluBits().join(" "), level).toBe(level === "x86-64" ? GELU_BITS.baseline : GELU_BITS.fma);
+      }
+    } finally {
+      addon.isa(isa);
     }
   });
   // Printed by the scalar loop the vectorized one replaced (main at 691559e), on an AMD EPYC
