@@ -1433,6 +1433,39 @@ static inline float row_max(const float* xr, std::int64_t d) {
 
 // Rows b .. e of a softmax (each row normalized on its own: any split of the rows gives the same bits).
 static void softmax_rows(float* out, const float* x, std::int64_t b, std::int64_t e, std::int64_t d) {
+#if SDC_ISA_LEVEL >= 2
+  // in registers: the maximum lane-wise and then across the lanes (row_max stores its lanes and
+  // reduces them in memory), each exp as sdc_exp computes it (v_exp), summed lane-wise over the
+  // row's vectors (the tail masked) and then across the lanes. Not the bits of the compiled loop
+  // below (its sum adds the lanes in order, then a scalar tail); 0.46-0.48x its time on rows of
+  // 72 and 0.32x on rows of 24 (bench/native-attention.ts, Zen 5)
+  for (std::int64_t r = b; r < e; r++) {
+    const float* xr = x + r * d;
+    float* o = out + r * d;
+    // the row's maximum, NaNs passed over (max(x, m) returns m where x is NaN), as row_max
+    const __mmask16 tail = static_cast<__mmask16>((1u << (d % VL)) - 1);
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    std::int64_t j = 0;
+    for (; j + VL <= d; j += VL) m = _mm512_max_ps(_mm512_loadu_ps(xr + j), m);
+    if (tail) m = _mm512_mask_max_ps(m, tail, _mm512_maskz_loadu_ps(tail, xr + j), m);
+    const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(m));
+    __m512 acc = _mm512_setzero_ps();
+    for (j = 0; j + VL <= d; j += VL) {
+      const __m512 ex = v_exp(_mm512_sub_ps(_mm512_loadu_ps(xr + j), mx));
+      _mm512_storeu_ps(o + j, ex);
+      acc = _mm512_add_ps(acc, ex);
+    }
+    if (tail) {
+      const __m512 ex = v_exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, xr + j), mx));
+      _mm512_mask_storeu_ps(o + j, tail, ex);
+      acc = _mm512_mask_add_ps(acc, tail, acc, ex);
+    }
+    const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(acc));
+    for (j = 0; j + VL <= d; j += VL) _mm512_storeu_ps(o + j, _mm512_mul_ps(_mm512_loadu_ps(o + j), inv));
+    if (tail) _mm512_mask_storeu_ps(o + j, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, o + j), inv));
+  }
+  return;
+#endif
   for (std::int64_t r = b; r < e; r++) {
     const float* xr = x + r * d;
     float* o = out + r * d;
