@@ -1355,6 +1355,81 @@ void run_sum_to(const SumToKernel& k) {
 // layer norm (no affine) and softmax over the last axis, and their gradients
 
 // mean and 1 / sqrt(variance + eps) of one row (two passes, as the interpreter)
+#if SDC_ISA_LEVEL >= 2
+// Layer norm's rows in AVX-512 registers: every sum lane-wise over the row's vectors (the tail
+// masked: its missing lanes add zero) and then across the lanes (_mm512_reduce_add_ps), where the
+// compiled `omp simd` loops below end each of their three sums a row by adding the 16 lanes one
+// after another from memory. Other bits than those loops.
+static inline __mmask16 row_tail(std::int64_t d) { return static_cast<__mmask16>((1u << (d % VL)) - 1); }
+static inline void row_stats(const float* xr, std::int64_t d, float eps, float& mean, float& rstd) {
+  const __mmask16 tail = row_tail(d);
+  const std::int64_t whole = d - d % VL;
+  __m512 s = _mm512_setzero_ps();
+  for (std::int64_t j = 0; j < whole; j += VL) s = _mm512_add_ps(s, _mm512_loadu_ps(xr + j));
+  if (tail) s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(tail, xr + whole));
+  mean = _mm512_reduce_add_ps(s) / d;
+  const __m512 m = _mm512_set1_ps(mean);
+  __m512 v = _mm512_setzero_ps();
+  for (std::int64_t j = 0; j < whole; j += VL) {
+    const __m512 t = _mm512_sub_ps(_mm512_loadu_ps(xr + j), m);
+    v = _mm512_fmadd_ps(t, t, v);
+  }
+  if (tail) {
+    const __m512 t = _mm512_maskz_sub_ps(tail, _mm512_maskz_loadu_ps(tail, xr + whole), m);
+    v = _mm512_fmadd_ps(t, t, v);
+  }
+  rstd = 1.0f / std::sqrt(_mm512_reduce_add_ps(v) / d + eps);
+}
+
+void run_layer_norm(float* out, const float* x, std::int64_t rows, std::int64_t d, float eps) {
+  if (rows <= 0 || d <= 0) return;  // nothing to normalize (and no division by d)
+  parallel_for(rows, std::max<std::int64_t>(1, 16384 / d), [&](std::int64_t b, std::int64_t e, int) {
+    const __mmask16 tail = row_tail(d);
+    const std::int64_t whole = d - d % VL;
+    for (std::int64_t r = b; r < e; r++) {
+      const float* xr = x + r * d;
+      float* o = out + r * d;
+      float mean, rstd;
+      row_stats(xr, d, eps, mean, rstd);
+      const __m512 m = _mm512_set1_ps(mean), rs = _mm512_set1_ps(rstd);
+      for (std::int64_t j = 0; j < whole; j += VL) _mm512_storeu_ps(o + j, _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(xr + j), m), rs));
+      if (tail) _mm512_mask_storeu_ps(o + whole, tail, _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, xr + whole), m), rs));
+    }
+  });
+}
+
+void run_layer_norm_grad(float* out, const float* x, const float* dy, std::int64_t rows, std::int64_t d, float eps) {
+  if (rows <= 0 || d <= 0) return;  // nothing to normalize (and no division by d)
+  parallel_for(rows, std::max<std::int64_t>(1, 16384 / d), [&](std::int64_t b, std::int64_t e, int) {
+    const __mmask16 tail = row_tail(d);
+    const std::int64_t whole = d - d % VL;
+    for (std::int64_t r = b; r < e; r++) {
+      const float* xr = x + r * d;
+      const float* g = dy + r * d;
+      float* o = out + r * d;
+      float mean, rstd;
+      row_stats(xr, d, eps, mean, rstd);
+      const __m512 m = _mm512_set1_ps(mean), rs = _mm512_set1_ps(rstd);
+      __m512 sdy = _mm512_setzero_ps(), sdyx = _mm512_setzero_ps();
+      for (std::int64_t j = 0; j < whole; j += VL) {
+        const __m512 gj = _mm512_loadu_ps(g + j);
+        sdy = _mm512_add_ps(sdy, gj);
+        sdyx = _mm512_fmadd_ps(_mm512_mul_ps(gj, _mm512_sub_ps(_mm512_loadu_ps(xr + j), m)), rs, sdyx);
+      }
+      if (tail) {
+        const __m512 gj = _mm512_maskz_loadu_ps(tail, g + whole);
+        sdy = _mm512_add_ps(sdy, gj);
+        sdyx = _mm512_fmadd_ps(_mm512_mul_ps(gj, _mm512_maskz_sub_ps(tail, _mm512_maskz_loadu_ps(tail, xr + whole), m)), rs, sdyx);
+      }
+      const __m512 mdy = _mm512_set1_ps(_mm512_reduce_add_ps(sdy) / d), mdyx = _mm512_set1_ps(_mm512_reduce_add_ps(sdyx) / d);
+      // rstd (g - mdy - (x - mean) rstd mdyx)
+      const auto at = [&](__m512 gj, __m512 xj) { return _mm512_mul_ps(rs, _mm512_sub_ps(_mm512_sub_ps(gj, mdy), _mm512_mul_ps(_mm512_mul_ps(_mm512_sub_ps(xj, m), rs), mdyx))); };
+      for (std::int64_t j = 0; j < whole; j += VL) _mm512_storeu_ps(o + j, at(_mm512_loadu_ps(g + j), _mm512_loadu_ps(xr + j)));
+      if (tail) _mm512_mask_storeu_ps(o + whole, tail, at(_mm512_maskz_loadu_ps(tail, g + whole), _mm512_maskz_loadu_ps(tail, xr + whole)));
+    }
+  });
+}
+#else
 static inline void row_stats(const float* xr, std::int64_t d, float eps, float& mean, float& rstd) {
   float s = 0.0f;
 #pragma omp simd reduction(+ : s)
@@ -1403,6 +1478,7 @@ void run_layer_norm_grad(float* out, const float* x, const float* dy, std::int64
     }
   });
 }
+#endif
 
 // The largest value of a row, NaNs passed over (the exp of a NaN then makes the row NaN): lane-wise
 // maxima over whole vectors (one running maximum does not vectorize), the tail as the row's last
