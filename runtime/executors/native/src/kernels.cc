@@ -1519,7 +1519,7 @@ static void softmax_rows(float* out, const float* x, std::int64_t b, std::int64_
     const float* xr = x + r * d;
     float* o = out + r * d;
     // the row's maximum, NaNs passed over (max(x, m) returns m where x is NaN), as row_max
-    const __mmask16 tail = static_cast<__mmask16>((1u << (d % VL)) - 1);
+    const __mmask16 tail = row_tail(d);
     __m512 m = _mm512_set1_ps(-INFINITY);
     std::int64_t j = 0;
     for (; j + VL <= d; j += VL) m = _mm512_max_ps(_mm512_loadu_ps(xr + j), m);
@@ -1566,6 +1566,24 @@ void run_softmax(float* out, const float* x, std::int64_t rows, std::int64_t d) 
 
 // Rows b .. e of softmax's gradient.
 static void softmax_grad_rows(float* out, const float* y, const float* dy, std::int64_t b, std::int64_t e, std::int64_t d) {
+#if SDC_ISA_LEVEL >= 2
+  // in registers, as softmax_rows: the row's sum of y dy lane-wise (the tail masked) and then
+  // across the lanes (new bits)
+  const __mmask16 tail = row_tail(d);
+  const std::int64_t whole = d - d % VL;
+  for (std::int64_t r = b; r < e; r++) {
+    const float* yr = y + r * d;
+    const float* g = dy + r * d;
+    float* o = out + r * d;
+    __m512 acc = _mm512_setzero_ps();
+    for (std::int64_t j = 0; j < whole; j += VL) acc = _mm512_fmadd_ps(_mm512_loadu_ps(yr + j), _mm512_loadu_ps(g + j), acc);
+    if (tail) acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, yr + whole), _mm512_maskz_loadu_ps(tail, g + whole), acc);
+    const __m512 s = _mm512_set1_ps(_mm512_reduce_add_ps(acc));
+    for (std::int64_t j = 0; j < whole; j += VL) _mm512_storeu_ps(o + j, _mm512_mul_ps(_mm512_loadu_ps(yr + j), _mm512_sub_ps(_mm512_loadu_ps(g + j), s)));
+    if (tail) _mm512_mask_storeu_ps(o + whole, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, yr + whole), _mm512_sub_ps(_mm512_maskz_loadu_ps(tail, g + whole), s)));
+  }
+  return;
+#endif
   for (std::int64_t r = b; r < e; r++) {
     const float* yr = y + r * d;
     const float* g = dy + r * d;
