@@ -27,10 +27,11 @@ namespace SDC_ISA_NS {
 SDC_TARGET_PRAGMA(SDC_ISA_TARGET)
 #endif
 #if SDC_ISA_LEVEL >= 2
-// GCC 12's AVX-512 intrinsics start from _mm512_undefined_*(), which -Wmaybe-uninitialized
-// reports once they are inlined (GCC bug 105593, fixed in GCC 13); the x86-64 level, the same
-// code without intrinsics, keeps the warning
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_*(), which -Wmaybe-uninitialized (or,
+// inlined some ways, -Wuninitialized) reports once they are inlined (GCC bug 105593, fixed in
+// GCC 13); the x86-64 level, the same code without intrinsics, keeps both warnings
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
 // ---------------------------------------------------------------------------------------------
@@ -1355,6 +1356,10 @@ void run_sum_to(const SumToKernel& k) {
 // layer norm (no affine) and softmax over the last axis, and their gradients
 
 // mean and 1 / sqrt(variance + eps) of one row (two passes, as the interpreter)
+// Rows of a layer norm split between the threads: f(r, mean, rstd) for each row r of x.
+template <class F>
+static void normalized_rows(const float* x, std::int64_t rows, std::int64_t d, float eps, F&& f);
+
 #if SDC_ISA_LEVEL >= 2
 // Layer norm's rows in AVX-512 registers: every sum lane-wise over the row's vectors (the tail
 // masked: its missing lanes add zero) and then across the lanes (_mm512_reduce_add_ps), where the
@@ -1382,51 +1387,41 @@ static inline void row_stats(const float* xr, std::int64_t d, float eps, float& 
 }
 
 void run_layer_norm(float* out, const float* x, std::int64_t rows, std::int64_t d, float eps) {
-  if (rows <= 0 || d <= 0) return;  // nothing to normalize (and no division by d)
-  parallel_for(rows, std::max<std::int64_t>(1, 16384 / d), [&](std::int64_t b, std::int64_t e, int) {
-    const __mmask16 tail = row_tail(d);
-    const std::int64_t whole = d - d % VL;
-    for (std::int64_t r = b; r < e; r++) {
-      const float* xr = x + r * d;
-      float* o = out + r * d;
-      float mean, rstd;
-      row_stats(xr, d, eps, mean, rstd);
-      const __m512 m = _mm512_set1_ps(mean), rs = _mm512_set1_ps(rstd);
-      for (std::int64_t j = 0; j < whole; j += VL) _mm512_storeu_ps(o + j, _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(xr + j), m), rs));
-      if (tail) _mm512_mask_storeu_ps(o + whole, tail, _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, xr + whole), m), rs));
-    }
+  const __mmask16 tail = row_tail(d);
+  const std::int64_t whole = d - d % VL;
+  normalized_rows(x, rows, d, eps, [&](std::int64_t r, float mean, float rstd) {
+    const float* xr = x + r * d;
+    float* o = out + r * d;
+    const __m512 m = _mm512_set1_ps(mean), rs = _mm512_set1_ps(rstd);
+    for (std::int64_t j = 0; j < whole; j += VL) _mm512_storeu_ps(o + j, _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(xr + j), m), rs));
+    if (tail) _mm512_mask_storeu_ps(o + whole, tail, _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, xr + whole), m), rs));
   });
 }
 
 void run_layer_norm_grad(float* out, const float* x, const float* dy, std::int64_t rows, std::int64_t d, float eps) {
-  if (rows <= 0 || d <= 0) return;  // nothing to normalize (and no division by d)
-  parallel_for(rows, std::max<std::int64_t>(1, 16384 / d), [&](std::int64_t b, std::int64_t e, int) {
-    const __mmask16 tail = row_tail(d);
-    const std::int64_t whole = d - d % VL;
-    for (std::int64_t r = b; r < e; r++) {
-      const float* xr = x + r * d;
-      const float* g = dy + r * d;
-      float* o = out + r * d;
-      float mean, rstd;
-      row_stats(xr, d, eps, mean, rstd);
-      const __m512 m = _mm512_set1_ps(mean), rs = _mm512_set1_ps(rstd);
-      __m512 sdy = _mm512_setzero_ps(), sdyx = _mm512_setzero_ps();
-      for (std::int64_t j = 0; j < whole; j += VL) {
-        const __m512 gj = _mm512_loadu_ps(g + j);
-        sdy = _mm512_add_ps(sdy, gj);
-        sdyx = _mm512_fmadd_ps(_mm512_mul_ps(gj, _mm512_sub_ps(_mm512_loadu_ps(xr + j), m)), rs, sdyx);
-      }
-      if (tail) {
-        const __m512 gj = _mm512_maskz_loadu_ps(tail, g + whole);
-        sdy = _mm512_add_ps(sdy, gj);
-        sdyx = _mm512_fmadd_ps(_mm512_mul_ps(gj, _mm512_maskz_sub_ps(tail, _mm512_maskz_loadu_ps(tail, xr + whole), m)), rs, sdyx);
-      }
-      const __m512 mdy = _mm512_set1_ps(_mm512_reduce_add_ps(sdy) / d), mdyx = _mm512_set1_ps(_mm512_reduce_add_ps(sdyx) / d);
-      // rstd (g - mdy - (x - mean) rstd mdyx)
-      const auto at = [&](__m512 gj, __m512 xj) { return _mm512_mul_ps(rs, _mm512_sub_ps(_mm512_sub_ps(gj, mdy), _mm512_mul_ps(_mm512_mul_ps(_mm512_sub_ps(xj, m), rs), mdyx))); };
-      for (std::int64_t j = 0; j < whole; j += VL) _mm512_storeu_ps(o + j, at(_mm512_loadu_ps(g + j), _mm512_loadu_ps(xr + j)));
-      if (tail) _mm512_mask_storeu_ps(o + whole, tail, at(_mm512_maskz_loadu_ps(tail, g + whole), _mm512_maskz_loadu_ps(tail, xr + whole)));
+  const __mmask16 tail = row_tail(d);
+  const std::int64_t whole = d - d % VL;
+  normalized_rows(x, rows, d, eps, [&](std::int64_t r, float mean, float rstd) {
+    const float* xr = x + r * d;
+    const float* g = dy + r * d;
+    float* o = out + r * d;
+    const __m512 m = _mm512_set1_ps(mean), rs = _mm512_set1_ps(rstd);
+    __m512 sdy = _mm512_setzero_ps(), sdyx = _mm512_setzero_ps();
+    for (std::int64_t j = 0; j < whole; j += VL) {
+      const __m512 gj = _mm512_loadu_ps(g + j);
+      sdy = _mm512_add_ps(sdy, gj);
+      sdyx = _mm512_fmadd_ps(_mm512_mul_ps(gj, _mm512_sub_ps(_mm512_loadu_ps(xr + j), m)), rs, sdyx);
     }
+    if (tail) {
+      const __m512 gj = _mm512_maskz_loadu_ps(tail, g + whole);
+      sdy = _mm512_add_ps(sdy, gj);
+      sdyx = _mm512_fmadd_ps(_mm512_mul_ps(gj, _mm512_maskz_sub_ps(tail, _mm512_maskz_loadu_ps(tail, xr + whole), m)), rs, sdyx);
+    }
+    const __m512 mdy = _mm512_set1_ps(_mm512_reduce_add_ps(sdy) / d), mdyx = _mm512_set1_ps(_mm512_reduce_add_ps(sdyx) / d);
+    // rstd (g - mdy - (x - mean) rstd mdyx)
+    const auto at = [&](__m512 gj, __m512 xj) { return _mm512_mul_ps(rs, _mm512_sub_ps(_mm512_sub_ps(gj, mdy), _mm512_mul_ps(_mm512_mul_ps(_mm512_sub_ps(xj, m), rs), mdyx))); };
+    for (std::int64_t j = 0; j < whole; j += VL) _mm512_storeu_ps(o + j, at(_mm512_loadu_ps(g + j), _mm512_loadu_ps(xr + j)));
+    if (tail) _mm512_mask_storeu_ps(o + whole, tail, at(_mm512_maskz_loadu_ps(tail, g + whole), _mm512_maskz_loadu_ps(tail, xr + whole)));
   });
 }
 #else
@@ -1443,42 +1438,44 @@ static inline void row_stats(const float* xr, std::int64_t d, float eps, float& 
 }
 
 void run_layer_norm(float* out, const float* x, std::int64_t rows, std::int64_t d, float eps) {
-  if (rows <= 0 || d <= 0) return;  // nothing to normalize (and no division by d)
-  parallel_for(rows, std::max<std::int64_t>(1, 16384 / d), [&](std::int64_t b, std::int64_t e, int) {
-    for (std::int64_t r = b; r < e; r++) {
-      const float* xr = x + r * d;
-      float* o = out + r * d;
-      float mean, rstd;
-      row_stats(xr, d, eps, mean, rstd);
+  normalized_rows(x, rows, d, eps, [&](std::int64_t r, float mean, float rstd) {
+    const float* xr = x + r * d;
+    float* o = out + r * d;
 #pragma omp simd
-      for (std::int64_t j = 0; j < d; j++) o[j] = (xr[j] - mean) * rstd;
-    }
+    for (std::int64_t j = 0; j < d; j++) o[j] = (xr[j] - mean) * rstd;
   });
 }
 
 void run_layer_norm_grad(float* out, const float* x, const float* dy, std::int64_t rows, std::int64_t d, float eps) {
-  if (rows <= 0 || d <= 0) return;  // nothing to normalize (and no division by d)
-  parallel_for(rows, std::max<std::int64_t>(1, 16384 / d), [&](std::int64_t b, std::int64_t e, int) {
-    for (std::int64_t r = b; r < e; r++) {
-      const float* xr = x + r * d;
-      const float* g = dy + r * d;
-      float* o = out + r * d;
-      float mean, rstd;
-      row_stats(xr, d, eps, mean, rstd);
-      float mdy = 0.0f, mdyx = 0.0f;
+  normalized_rows(x, rows, d, eps, [&](std::int64_t r, float mean, float rstd) {
+    const float* xr = x + r * d;
+    const float* g = dy + r * d;
+    float* o = out + r * d;
+    float mdy = 0.0f, mdyx = 0.0f;
 #pragma omp simd reduction(+ : mdy, mdyx)
-      for (std::int64_t j = 0; j < d; j++) {
-        mdy += g[j];
-        mdyx += g[j] * (xr[j] - mean) * rstd;
-      }
-      mdy /= d;
-      mdyx /= d;
-#pragma omp simd
-      for (std::int64_t j = 0; j < d; j++) o[j] = rstd * (g[j] - mdy - (xr[j] - mean) * rstd * mdyx);
+    for (std::int64_t j = 0; j < d; j++) {
+      mdy += g[j];
+      mdyx += g[j] * (xr[j] - mean) * rstd;
     }
+    mdy /= d;
+    mdyx /= d;
+#pragma omp simd
+    for (std::int64_t j = 0; j < d; j++) o[j] = rstd * (g[j] - mdy - (xr[j] - mean) * rstd * mdyx);
   });
 }
 #endif
+
+template <class F>
+static void normalized_rows(const float* x, std::int64_t rows, std::int64_t d, float eps, F&& f) {
+  if (rows <= 0 || d <= 0) return;  // nothing to normalize (and no division by d)
+  parallel_for(rows, std::max<std::int64_t>(1, 16384 / d), [&](std::int64_t b, std::int64_t e, int) {
+    for (std::int64_t r = b; r < e; r++) {
+      float mean, rstd;
+      row_stats(x + r * d, d, eps, mean, rstd);
+      f(r, mean, rstd);
+    }
+  });
+}
 
 // The largest value of a row, NaNs passed over (the exp of a NaN then makes the row NaN): lane-wise
 // maxima over whole vectors (one running maximum does not vectorize), the tail as the row's last
