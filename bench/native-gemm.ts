@@ -13,8 +13,11 @@
  * --openblas: OpenBLAS's sgemm (bench/openblas_sgemm.py: Debian's libopenblas0-pthread through
  * ctypes) on the same layouts and thread counts, measured in turn with sdc (--rounds times, the
  * best of each kept), and the ratios sdc / OpenBLAS (wall; and CPU per thread, the figure to
- * read on a loaded machine). When OpenBLAS does not know an AVX-512 CPU
- * and falls back to its Prescott kernels, OPENBLAS_CORETYPE=SKYLAKEX is set (the core is printed).
+ * read on a loaded machine). OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE of the environment are
+ * dropped for OpenBLAS, as bench/cpu-vs-torch.ts does (said on the first line; --keep-openblas-env
+ * keeps them): a machine-wide OPENBLAS_CORETYPE=Haswell halves its rate on an AVX-512 CPU. When
+ * OpenBLAS does not know an AVX-512 CPU and falls back to its Prescott kernels,
+ * OPENBLAS_CORETYPE=SKYLAKEX is set (the core is printed).
  *
  * --precision bf16: the bf16 GEMM (operands rounded to bf16, fp32 accumulation; vdpbf16ps at the
  * avx512bf16 ISA level) beside the fp32 one on the same layouts, measured in turn (--rounds
@@ -41,6 +44,8 @@ const { values } = benchArgs(import.meta.url, {
     threads: { type: "string" },
     rounds: { type: "string", default: "3" },
     openblas: { type: "boolean", default: false },
+    /** keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE from the environment for OpenBLAS (default: dropped, as bench/cpu-vs-torch.ts does) */
+    "keep-openblas-env": { type: "boolean", default: false },
     precision: { type: "string", default: "fp32" },
     json: { type: "boolean", default: false },
     cold: { type: "boolean", default: false },
@@ -107,11 +112,20 @@ function sdc(threads: number, programs = compiled): Figures[] {
   });
 }
 
-// OpenBLAS, forced to its SkylakeX kernels where it falls back to Prescott on an AVX-512 CPU
+// OpenBLAS at its best: without the machine's overrides (an OPENBLAS_CORETYPE=Haswell in the
+// environment halves its rate on an AVX-512 CPU, and nothing in the table would show why), unless
+// --keep-openblas-env; forced to its SkylakeX kernels where it falls back to Prescott on an
+// AVX-512 CPU
 const avx512 = /\bavx512f\b/.test(readFileSync("/proc/cpuinfo", "utf8"));
-let coretype = process.env.OPENBLAS_CORETYPE;
+const openblasEnv: NodeJS.ProcessEnv = { ...process.env };
+const dropped = values["keep-openblas-env"] ? [] : ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"].filter((k) => openblasEnv[k] !== undefined).map((k) => `${k}=${openblasEnv[k]}`);
+if (!values["keep-openblas-env"]) {
+  delete openblasEnv.OPENBLAS_CORETYPE;
+  delete openblasEnv.OPENBLAS_L2_SIZE;
+}
+let coretype = openblasEnv.OPENBLAS_CORETYPE;
 function openblas(threads: number): (Figures & { core: string })[] {
-  const r = spawnSync("/usr/bin/python3", ["bench/openblas_sgemm.py", String(M), String(N), String(K), String(reps)], { encoding: "utf8", env: { ...process.env, OPENBLAS_NUM_THREADS: String(threads), ...(coretype ? { OPENBLAS_CORETYPE: coretype } : {}) } });
+  const r = spawnSync("/usr/bin/python3", ["bench/openblas_sgemm.py", String(M), String(N), String(K), String(reps)], { encoding: "utf8", env: { ...openblasEnv, OPENBLAS_NUM_THREADS: String(threads), ...(coretype ? { OPENBLAS_CORETYPE: coretype } : {}) } });
   if (r.status !== 0) throw new Error(`bench/openblas_sgemm.py failed: ${r.stderr.trim().slice(-400)}`);
   const rows = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
   if (!coretype && avx512 && rows[0].core === "Prescott") {
@@ -148,7 +162,7 @@ for (const t of threadCounts) {
     rows.push(row);
   });
 }
-const openblasLine = values.openblas ? `OpenBLAS ${core} kernels${coretype ? ` (OPENBLAS_CORETYPE=${coretype})` : ""}` : "";
+const openblasLine = values.openblas ? `OpenBLAS ${core} kernels${coretype ? ` (OPENBLAS_CORETYPE=${coretype})` : " (its own choice)"}${dropped.length ? `, ${dropped.join(" ")} of the environment dropped (--keep-openblas-env keeps it)` : ""}` : "";
 if (values.json) console.log(JSON.stringify({ executor: nativeDetail(), openblas: openblasLine || undefined, rows }));
 else {
   console.log(nativeDetail() + (evict ? "; caches evicted before each call" : "") + (openblasLine ? `; ${openblasLine}` : "") + (bf16 ? "; bf16 beside fp32" : "") + (rounds > 1 ? `; best of ${rounds} interleaved rounds` : ""));
