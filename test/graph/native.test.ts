@@ -348,6 +348,29 @@ function geluBits(): string[] {
   });
 }
 
+/** FNV-1a of sum_to over 10 shapes that keep the last axis: bias gradients, per-sample sums, other kept axes, scaled or not. */
+function sumToBits(): string {
+  const rng = new Rng(3);
+  // (sums along the last axis are left out: their compiled loop's order is the vectorizer's, so
+  // it differs between ISA levels and builds)
+  const cases: [number[], number[]][] = [[[4096, 96], [96]], [[64, 64, 96], [64, 1, 96]], [[3, 11, 17], [3, 1, 17]], [[3, 11, 17], [1, 11, 17]], [[64, 8, 96], [64, 1, 96]], [[2, 3, 130, 70], [2, 1, 1, 70]], [[2, 3, 130, 70], [1, 3, 1, 70]], [[64, 64, 384], [64, 1, 384]], [[513, 71], [71]], [[7, 5, 3], [7, 1, 3]]];
+  return cases
+    .map(([shape, to], i) => {
+      // rows 8r and 8r + 1 hold +2^60 and -2^60, the rest normals: summed in row order the pair
+      // cancels and the normals after it survive, in another order they are lost (a double sum of
+      // floats of one scale is exact in any order, which would hide the order)
+      const d = shape[shape.length - 1];
+      const x = rng.normals(shape.reduce((a, b) => a * b, 1)).map((v, j) => (Math.floor(j / d) % 8 === 0 ? 2 ** 60 : Math.floor(j / d) % 8 === 1 ? -(2 ** 60) : v));
+      const g = new Graph();
+      const y = g.sumTo(g.param("x", shape), to, i % 3 === 0 ? 1 : 0.5);
+      const r = compileGraph({ graph: g, v: y, batch: 1 }, paramArena(new Map([["x", x]]))).run(new Map());
+      let h = 0x811c9dc5;
+      for (const w of new Uint32Array(r.buffer, r.byteOffset, r.length)) h = Math.imul(h ^ w, 0x01000193) >>> 0;
+      return h.toString(16);
+    })
+    .join(" ");
+}
+
 function adamBits(wd: number, decoupled: boolean, ema: boolean): string {
   const addon = nativeAddon().addon!;
   const n = 98347; // three chunks of 2^15 and a remainder that is no multiple of a vector
@@ -508,6 +531,23 @@ describe("thread counts", () => {
         if (level === "avx2") continue;
         addon.isa(level);
         expect(geluBits().join(" "), level).toBe(level === "x86-64" ? GELU_BITS.baseline : GELU_BITS.fma);
+      }
+    } finally {
+      addon.isa(isa);
+    }
+  });
+  // Printed by the loops that loaded and stored each double sum once a row (main at 383c722), on an
+  // AMD EPYC (Zen 5), the same on every level and in the sanitizer build: the avx512 levels now hold
+  // 64 columns' sums in registers over the rows (kernels.cc add_rows), which must add in the same
+  // order (adding a block's rows in reverse fails this).
+  const SUM_TO_BITS = "33f607b f3b2990e c14074b7 a22c1a32 ff9c95cd c9fd5d92 bd9da652 3a06c910 99da7b27 67acb0d";
+  it("sums (sum_to) to the same bits as before the sums were held in registers, on every ISA level", () => {
+    const addon = nativeAddon().addon!;
+    const isa = addon.isa();
+    try {
+      for (const level of addon.isas()) {
+        addon.isa(level);
+        expect(sumToBits(), level).toBe(SUM_TO_BITS);
       }
     } finally {
       addon.isa(isa);

@@ -1270,6 +1270,30 @@ static void run_chain_dp(const ChainKernel& k) { run_chain_with<Dpbf16>(k); }
 
 // The sums over rows lo .. hi of src (rows: every index of the axes before the last, in order)
 // into acc (float64, at the output's offsets), each output element's terms in row order.
+#if SDC_ISA_LEVEL >= 2
+// a[0 .. inner) += rows r0 .. r1 of src (rows inner floats apart), each column's additions in row
+// order as the loops below make them: 64 columns at a time, their double sums in 8 registers
+// over the rows (loaded from a first, stored once) instead of loaded and stored every row.
+static void add_rows(double* a, const float* src, std::int64_t inner, std::int64_t r0, std::int64_t r1) {
+  for (std::int64_t j0 = 0; j0 < inner; j0 += 64) {
+    const int w = static_cast<int>(std::min<std::int64_t>(64, inner - j0)), nv = (w + 7) / 8;
+    const __mmask8 last = static_cast<__mmask8>(w % 8 ? (1u << (w % 8)) - 1 : 0xff);
+    __m512d sum[8];
+#pragma GCC unroll 8
+    for (int v = 0; v < 8; v++) sum[v] = v < nv ? _mm512_maskz_loadu_pd(v == nv - 1 ? last : __mmask8(0xff), a + j0 + 8 * v) : _mm512_setzero_pd();
+    for (std::int64_t r = r0; r < r1; r++) {
+      const float* row = src + r * inner + j0;
+#pragma GCC unroll 8
+      for (int v = 0; v < 8; v++)
+        if (v < nv) sum[v] = _mm512_add_pd(sum[v], _mm512_cvtps_pd(_mm256_maskz_loadu_ps(v == nv - 1 ? last : __mmask8(0xff), row + 8 * v)));
+    }
+#pragma GCC unroll 8
+    for (int v = 0; v < 8; v++)
+      if (v < nv) _mm512_mask_storeu_pd(a + j0 + 8 * v, v == nv - 1 ? last : __mmask8(0xff), sum[v]);
+  }
+}
+#endif
+
 static void sum_to_rows(const SumToKernel& k, double* acc, std::int64_t lo, std::int64_t hi) {
   const int nd = static_cast<int>(k.shape.size());
   const std::int64_t inner = k.shape[nd - 1], ist = k.ost[nd - 1];
@@ -1279,10 +1303,30 @@ static void sum_to_rows(const SumToKernel& k, double* acc, std::int64_t lo, std:
     idx[d] = rem % k.shape[d];
     rem /= k.shape[d];
   }
-  for (std::int64_t r = lo; r < hi; r++) {
+  const auto offset = [&]() {
     std::int64_t off = 0;
     for (int d = 0; d < nd - 1; d++) off += idx[d] * k.ost[d];
+    return off;
+  };
+  const auto next = [&]() {
+    for (int d = nd - 2; d >= 0; d--) {
+      if (++idx[d] < k.shape[d]) break;
+      idx[d] = 0;
+    }
+  };
+  for (std::int64_t r = lo; r < hi; r++) {
+    const std::int64_t off = offset();
     const float* row = k.src + r * inner;
+#if SDC_ISA_LEVEL >= 2
+    if (ist == 1) {
+      // the rows that follow into the same output row (per-sample sums: a sample's tokens) at once
+      std::int64_t r2 = r + 1;
+      for (next(); r2 < hi && offset() == off; next()) r2++;
+      add_rows(acc + off, k.src, inner, r, r2);
+      r = r2 - 1;
+      continue;
+    }
+#endif
     if (ist != 0) {
       double* a = acc + off;
       if (ist == 1) {
@@ -1297,10 +1341,7 @@ static void sum_to_rows(const SumToKernel& k, double* acc, std::int64_t lo, std:
       for (std::int64_t j = 0; j < inner; j++) s += row[j];
       acc[off] += s;
     }
-    for (int d = nd - 2; d >= 0; d--) {
-      if (++idx[d] < k.shape[d]) break;
-      idx[d] = 0;
-    }
+    next();
   }
 }
 
@@ -1316,24 +1357,7 @@ static void sum_to_columns(const SumToKernel& k, double* acc, std::int64_t rows)
       double* __restrict a = part.data() + q * inner;
       const std::int64_t r0 = q * SUM_ROWS, r1 = std::min(rows, (q + 1) * SUM_ROWS);
 #if SDC_ISA_LEVEL >= 2
-      // 64 columns at a time, their sums in 8 registers over the block's rows (the loop below
-      // loads, adds and stores every sum once a row): the same additions in the same order
-      for (std::int64_t j0 = 0; j0 < inner; j0 += 64) {
-        const int w = static_cast<int>(std::min<std::int64_t>(64, inner - j0)), nv = (w + 7) / 8;
-        const __mmask8 last = static_cast<__mmask8>(w % 8 ? (1u << (w % 8)) - 1 : 0xff);
-        __m512d sum[8];
-#pragma GCC unroll 8
-        for (int v = 0; v < 8; v++) sum[v] = _mm512_setzero_pd();
-        for (std::int64_t r = r0; r < r1; r++) {
-          const float* row = k.src + r * inner + j0;
-#pragma GCC unroll 8
-          for (int v = 0; v < 8; v++)
-            if (v < nv) sum[v] = _mm512_add_pd(sum[v], _mm512_cvtps_pd(_mm256_maskz_loadu_ps(v == nv - 1 ? last : __mmask8(0xff), row + 8 * v)));
-        }
-#pragma GCC unroll 8
-        for (int v = 0; v < 8; v++)
-          if (v < nv) _mm512_mask_storeu_pd(a + j0 + 8 * v, v == nv - 1 ? last : __mmask8(0xff), sum[v]);
-      }
+      add_rows(a, k.src, inner, r0, r1);
       continue;
 #endif
       for (std::int64_t r = r0; r < r1; r++) {
