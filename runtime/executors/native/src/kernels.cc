@@ -1268,8 +1268,6 @@ static void run_chain_dp(const ChainKernel& k) { run_chain_with<Dpbf16>(k); }
 // ---------------------------------------------------------------------------------------------
 // sum_to: sum of src over the axes where the output stride is 0
 
-// The sums over rows lo .. hi of src (rows: every index of the axes before the last, in order)
-// into acc (float64, at the output's offsets), each output element's terms in row order.
 #if SDC_ISA_LEVEL >= 2
 // a[0 .. inner) += rows r0 .. r1 of src (rows inner floats apart), each column's additions in row
 // order as the loops below make them: 64 columns at a time, their double sums in 8 registers
@@ -1294,6 +1292,8 @@ static void add_rows(double* a, const float* src, std::int64_t inner, std::int64
 }
 #endif
 
+// The sums over rows lo .. hi of src (rows: every index of the axes before the last, in order)
+// into acc (float64, at the output's offsets), each output element's terms in row order.
 static void sum_to_rows(const SumToKernel& k, double* acc, std::int64_t lo, std::int64_t hi) {
   const int nd = static_cast<int>(k.shape.size());
   const std::int64_t inner = k.shape[nd - 1], ist = k.ost[nd - 1];
@@ -1358,13 +1358,13 @@ static void sum_to_columns(const SumToKernel& k, double* acc, std::int64_t rows)
       const std::int64_t r0 = q * SUM_ROWS, r1 = std::min(rows, (q + 1) * SUM_ROWS);
 #if SDC_ISA_LEVEL >= 2
       add_rows(a, k.src, inner, r0, r1);
-      continue;
-#endif
+#else
       for (std::int64_t r = r0; r < r1; r++) {
         const float* __restrict row = k.src + r * inner;
 #pragma omp simd
         for (std::int64_t j = 0; j < inner; j++) a[j] += row[j];
       }
+#endif
     }
   });
   for (std::int64_t q = 0; q < blocks; q++)
@@ -1401,7 +1401,6 @@ void run_sum_to(const SumToKernel& k) {
 // ---------------------------------------------------------------------------------------------
 // layer norm (no affine) and softmax over the last axis, and their gradients
 
-// mean and 1 / sqrt(variance + eps) of one row (two passes, as the interpreter)
 // Rows of a layer norm split between the threads: f(r, mean, rstd) for each row r of x.
 template <class F>
 static void normalized_rows(const float* x, std::int64_t rows, std::int64_t d, float eps, F&& f);
@@ -1412,6 +1411,7 @@ static void normalized_rows(const float* x, std::int64_t rows, std::int64_t d, f
 // compiled `omp simd` loops below end each of their three sums a row by adding the 16 lanes one
 // after another from memory. Other bits than those loops.
 static inline __mmask16 row_tail(std::int64_t d) { return static_cast<__mmask16>((1u << (d % VL)) - 1); }
+// mean and 1 / sqrt(variance + eps) of one row (two passes, as the interpreter)
 static inline void row_stats(const float* xr, std::int64_t d, float eps, float& mean, float& rstd) {
   const __mmask16 tail = row_tail(d);
   const std::int64_t whole = d - d % VL;
@@ -1471,6 +1471,7 @@ void run_layer_norm_grad(float* out, const float* x, const float* dy, std::int64
   });
 }
 #else
+// mean and 1 / sqrt(variance + eps) of one row (two passes, as the interpreter)
 static inline void row_stats(const float* xr, std::int64_t d, float eps, float& mean, float& rstd) {
   float s = 0.0f;
 #pragma omp simd reduction(+ : s)
@@ -1558,33 +1559,32 @@ static void softmax_rows(float* out, const float* x, std::int64_t b, std::int64_
   // row's vectors (the tail masked) and then across the lanes. Not the bits of the compiled loop
   // below (its sum adds the lanes in order, then a scalar tail); 0.46-0.48x its time on rows of
   // 72 and 0.32x on rows of 24 (bench/native-attention.ts, Zen 5)
+  const __mmask16 tail = row_tail(d);
+  const std::int64_t whole = d - d % VL;
   for (std::int64_t r = b; r < e; r++) {
     const float* xr = x + r * d;
     float* o = out + r * d;
     // the row's maximum, NaNs passed over (max(x, m) returns m where x is NaN), as row_max
-    const __mmask16 tail = row_tail(d);
     __m512 m = _mm512_set1_ps(-INFINITY);
-    std::int64_t j = 0;
-    for (; j + VL <= d; j += VL) m = _mm512_max_ps(_mm512_loadu_ps(xr + j), m);
-    if (tail) m = _mm512_mask_max_ps(m, tail, _mm512_maskz_loadu_ps(tail, xr + j), m);
+    for (std::int64_t j = 0; j < whole; j += VL) m = _mm512_max_ps(_mm512_loadu_ps(xr + j), m);
+    if (tail) m = _mm512_mask_max_ps(m, tail, _mm512_maskz_loadu_ps(tail, xr + whole), m);
     const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(m));
     __m512 acc = _mm512_setzero_ps();
-    for (j = 0; j + VL <= d; j += VL) {
+    for (std::int64_t j = 0; j < whole; j += VL) {
       const __m512 ex = v_exp(_mm512_sub_ps(_mm512_loadu_ps(xr + j), mx));
       _mm512_storeu_ps(o + j, ex);
       acc = _mm512_add_ps(acc, ex);
     }
     if (tail) {
-      const __m512 ex = v_exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, xr + j), mx));
-      _mm512_mask_storeu_ps(o + j, tail, ex);
+      const __m512 ex = v_exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, xr + whole), mx));
+      _mm512_mask_storeu_ps(o + whole, tail, ex);
       acc = _mm512_mask_add_ps(acc, tail, acc, ex);
     }
     const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(acc));
-    for (j = 0; j + VL <= d; j += VL) _mm512_storeu_ps(o + j, _mm512_mul_ps(_mm512_loadu_ps(o + j), inv));
-    if (tail) _mm512_mask_storeu_ps(o + j, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, o + j), inv));
+    for (std::int64_t j = 0; j < whole; j += VL) _mm512_storeu_ps(o + j, _mm512_mul_ps(_mm512_loadu_ps(o + j), inv));
+    if (tail) _mm512_mask_storeu_ps(o + whole, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, o + whole), inv));
   }
-  return;
-#endif
+#else
   for (std::int64_t r = b; r < e; r++) {
     const float* xr = x + r * d;
     float* o = out + r * d;
@@ -1600,6 +1600,7 @@ static void softmax_rows(float* out, const float* x, std::int64_t b, std::int64_
 #pragma omp simd
     for (std::int64_t j = 0; j < d; j++) o[j] *= inv;
   }
+#endif
 }
 
 void run_softmax(float* out, const float* x, std::int64_t rows, std::int64_t d) {
@@ -1625,8 +1626,7 @@ static void softmax_grad_rows(float* out, const float* y, const float* dy, std::
     for (std::int64_t j = 0; j < whole; j += VL) _mm512_storeu_ps(o + j, _mm512_mul_ps(_mm512_loadu_ps(yr + j), _mm512_sub_ps(_mm512_loadu_ps(g + j), s)));
     if (tail) _mm512_mask_storeu_ps(o + whole, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, yr + whole), _mm512_sub_ps(_mm512_maskz_loadu_ps(tail, g + whole), s)));
   }
-  return;
-#endif
+#else
   for (std::int64_t r = b; r < e; r++) {
     const float* yr = y + r * d;
     const float* g = dy + r * d;
@@ -1637,6 +1637,7 @@ static void softmax_grad_rows(float* out, const float* y, const float* dy, std::
 #pragma omp simd
     for (std::int64_t j = 0; j < d; j++) o[j] = yr[j] * (g[j] - s);
   }
+#endif
 }
 
 void run_softmax_grad(float* out, const float* y, const float* dy, std::int64_t rows, std::int64_t d) {
